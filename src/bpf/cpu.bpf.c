@@ -1,0 +1,197 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * CPU sampling: a perf_event program on a cpu-clock software event per CPU. Each sample is
+ * counted in the kernel per (pid, tid, comm, user stack, kernel stack), so the agent's cost
+ * does not grow with run length.
+ *
+ * Draining without losing samples: counts and stacks are double-buffered. The agent flips
+ * `active_slot`, waits for in-flight programs to finish, then reads and clears the inactive
+ * pair while new samples go to the other one.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+
+#include "cpu.h"
+
+#define EEXIST 17
+#define EFAULT 14
+
+const volatile bool cfg_filter_pids = false;
+const volatile bool cfg_include_idle = false;
+const volatile bool cfg_user_stacks = true;
+const volatile bool cfg_kernel_stacks = true;
+
+/* Which counts/stacks pair samples go to; flipped by the agent when it drains. */
+__u32 active_slot = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);   /* tgid */
+	__type(value, __u8);
+} target_pids SEC(".maps");
+
+struct stack_map {
+	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(max_entries, 4096); /* resized by the loader */
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, AP_MAX_STACK_DEPTH * sizeof(__u64));
+};
+
+struct count_map {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096); /* resized by the loader */
+	__type(key, struct ap_cpu_key);
+	__type(value, __u64);
+};
+
+struct stack_map stacks_0 SEC(".maps");
+struct stack_map stacks_1 SEC(".maps");
+struct count_map counts_0 SEC(".maps");
+struct count_map counts_1 SEC(".maps");
+
+/* Processes already announced to the agent. LRU so that it never fills up. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, __u8);
+} seen_pids SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 * 1024);
+} proc_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, AP_CPU_STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} cpu_stats SEC(".maps");
+
+static __always_inline void stat_inc(__u32 which)
+{
+	__u64 *v = bpf_map_lookup_elem(&cpu_stats, &which);
+
+	if (v)
+		*v += 1; /* per-CPU slot: no atomic needed */
+}
+
+static __always_inline void emit_proc_event(__u32 kind, __u32 pid)
+{
+	struct ap_proc_event *e = bpf_ringbuf_reserve(&proc_events, sizeof(*e), 0);
+
+	if (!e) {
+		stat_inc(AP_CPU_STAT_EVENTS_DROPPED);
+		return;
+	}
+	e->ts_ns = bpf_ktime_get_ns();
+	e->kind = kind;
+	e->pid = pid;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	bpf_ringbuf_submit(e, 0);
+}
+
+static __always_inline bool pid_wanted(__u32 tgid)
+{
+	return !cfg_filter_pids || bpf_map_lookup_elem(&target_pids, &tgid);
+}
+
+static __always_inline __s32 capture_stack(void *ctx, void *map, __u64 flags, __u32 err_stat)
+{
+	long id = bpf_get_stackid(ctx, map, flags);
+
+	if (id >= 0)
+		return (__s32)id;
+	if (id == -EEXIST)
+		stat_inc(AP_CPU_STAT_STACK_COLLISION);
+	else if (id != -EFAULT) /* -EFAULT: no stack of this kind (user-mode or kernel thread) */
+		stat_inc(err_stat);
+	return -1;
+}
+
+SEC("perf_event")
+int cpu_sample(struct bpf_perf_event_data *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32, tid = (__u32)id;
+	struct ap_cpu_key key = {};
+	void *stacks, *counts;
+	__u64 one = 1, *count;
+	__u8 yes = 1;
+
+	if (tid == 0 && !cfg_include_idle) {
+		stat_inc(AP_CPU_STAT_IDLE);
+		return 0;
+	}
+	if (!pid_wanted(tgid)) {
+		stat_inc(AP_CPU_STAT_FILTERED);
+		return 0;
+	}
+	stat_inc(AP_CPU_STAT_SAMPLES);
+
+	if (active_slot) {
+		stacks = &stacks_1;
+		counts = &counts_1;
+	} else {
+		stacks = &stacks_0;
+		counts = &counts_0;
+	}
+
+	key.pid = tgid;
+	key.tid = tid;
+	bpf_get_current_comm(key.comm, sizeof(key.comm));
+	key.kern_stack_id = cfg_kernel_stacks ? capture_stack(ctx, stacks, 0, AP_CPU_STAT_KERN_STACK_ERR) : -1;
+	key.user_stack_id = cfg_user_stacks && tgid ?
+		capture_stack(ctx, stacks, BPF_F_USER_STACK, AP_CPU_STAT_USER_STACK_ERR) : -1;
+
+	count = bpf_map_lookup_elem(counts, &key);
+	if (count) {
+		__sync_fetch_and_add(count, 1);
+	} else if (bpf_map_update_elem(counts, &key, &one, BPF_NOEXIST)) {
+		/* lost a race with another CPU inserting the same key, or the map is full */
+		count = bpf_map_lookup_elem(counts, &key);
+		if (count)
+			__sync_fetch_and_add(count, 1);
+		else
+			stat_inc(AP_CPU_STAT_COUNTS_FULL);
+	}
+
+	if (tgid && !bpf_map_lookup_elem(&seen_pids, &tgid)) {
+		bpf_map_update_elem(&seen_pids, &tgid, &yes, BPF_ANY);
+		emit_proc_event(AP_PROC_NEW, tgid);
+	}
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(cpu_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+
+	if (!pid_wanted(tgid))
+		return 0;
+	/* the next sample re-announces it; tell the agent now so the new image is snapshotted */
+	bpf_map_delete_elem(&seen_pids, &tgid);
+	emit_proc_event(AP_PROC_EXEC, tgid);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(cpu_exit, struct task_struct *p)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32;
+
+	/* one event per process: when its main thread exits, and only if it was ever sampled */
+	if ((__u32)id != tgid || !bpf_map_lookup_elem(&seen_pids, &tgid))
+		return 0;
+	bpf_map_delete_elem(&seen_pids, &tgid);
+	emit_proc_event(AP_PROC_EXIT, tgid);
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

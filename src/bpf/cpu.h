@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* Shared by cpu.bpf.c and its loader. Fixed-width fields only, largest first, padding named. */
+#ifndef AP_BPF_CPU_H
+#define AP_BPF_CPU_H
+
+#define AP_TASK_COMM_LEN 16
+/* Frames kept per stack (kernel.perf_event_max_stack defaults to 127). */
+#define AP_MAX_STACK_DEPTH 127
+
+/* In-kernel aggregation key: one count per (process, thread, user stack, kernel stack). */
+struct ap_cpu_key {
+	__u32 pid; /* thread group id */
+	__u32 tid;
+	__s32 user_stack_id; /* <0: no user stack (kernel thread, or capture failed) */
+	__s32 kern_stack_id; /* <0: no kernel stack (sample taken in user mode) */
+	char comm[AP_TASK_COMM_LEN];
+};
+
+/* Control events from BPF to the agent through the ring buffer. */
+enum ap_proc_event_kind {
+	AP_PROC_NEW = 1,  /* first sample of a process: snapshot its mappings now */
+	AP_PROC_EXEC = 2, /* the process replaced its image */
+	AP_PROC_EXIT = 3, /* the process exited (thread group leader) */
+};
+
+struct ap_proc_event {
+	__u64 ts_ns;
+	__u32 kind; /* enum ap_proc_event_kind */
+	__u32 pid;
+	char comm[AP_TASK_COMM_LEN];
+};
+
+/* Failure counters, one slot each in the per-CPU `cpu_stats` array; reported by the agent. */
+enum ap_cpu_stat {
+	AP_CPU_STAT_SAMPLES = 0,	    /* samples seen (after the pid filter) */
+	AP_CPU_STAT_IDLE,		    /* samples of the idle task, skipped unless asked for */
+	AP_CPU_STAT_FILTERED,	    /* samples of processes outside --pid */
+	AP_CPU_STAT_USER_STACK_ERR,    /* user stack capture failed (not "no user stack") */
+	AP_CPU_STAT_KERN_STACK_ERR,    /* kernel stack capture failed */
+	AP_CPU_STAT_STACK_COLLISION,   /* stack map bucket taken by another stack (-EEXIST) */
+	AP_CPU_STAT_COUNTS_FULL,	    /* aggregation map full: sample lost */
+	AP_CPU_STAT_EVENTS_DROPPED,    /* ring buffer full: process event lost */
+	AP_CPU_STAT_MAX,
+};
+
+#endif

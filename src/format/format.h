@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: MIT */
+/* Output and input formats of profiles. Every writer reads only the profile model. */
+#ifndef AP_FORMAT_H
+#define AP_FORMAT_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "profile.h"
+
+enum ap_format {
+	AP_FORMAT_NONE = 0,
+	AP_FORMAT_SVG,	  /* interactive flamegraph, self-contained */
+	AP_FORMAT_FOLDED, /* comm;root;...;leaf COUNT (flamegraph.pl / inferno) */
+	AP_FORMAT_PPROF,  /* gzipped profile.proto */
+	AP_FORMAT_JSON,	  /* documented in docs/json-format.md */
+	AP_FORMAT_TEXT,	  /* top-N table for humans */
+};
+
+struct ap_write_opts {
+	int value_index; /* value that weights folded/svg/text output; -1 = last value type */
+	size_t top_n;	 /* rows in the text table; 0 = default (25) */
+	const char *title; /* flamegraph title; NULL = derived from the profile's "mode" meta */
+};
+
+/* "svg", "folded", "pprof", "json", "text" -> format. Returns 0 or -EINVAL. */
+int ap_format_from_name(const char *name, enum ap_format *out);
+/* By file extension: .svg, .folded/.txt, .pb.gz/.pprof/.pb, .json. Returns 0 or -EINVAL. */
+int ap_format_from_path(const char *path, enum ap_format *out);
+const char *ap_format_name(enum ap_format fmt);
+
+/* Write the profile in `fmt`. Returns 0 or -errno (e.g. -EIO when the stream failed). */
+int ap_format_write(const struct ap_profile *p, enum ap_format fmt, FILE *out,
+		    const struct ap_write_opts *opts);
+
+int ap_write_folded(const struct ap_profile *p, FILE *out, const struct ap_write_opts *opts);
+int ap_write_svg(const struct ap_profile *p, FILE *out, const struct ap_write_opts *opts);
+int ap_write_pprof(const struct ap_profile *p, FILE *out, const struct ap_write_opts *opts);
+int ap_write_json(const struct ap_profile *p, FILE *out, const struct ap_write_opts *opts);
+int ap_write_text(const struct ap_profile *p, FILE *out, const struct ap_write_opts *opts);
+
+/* Readers fill an empty profile. On failure they return -EINVAL (bad data) or -ENOMEM and
+ * write a human reason (with a line number or byte offset) into err. */
+int ap_read_folded(FILE *in, struct ap_profile *p, char *err, size_t errlen);
+/* buf holds a pprof profile, gzipped or not. */
+int ap_read_pprof(const void *buf, size_t len, struct ap_profile *p, char *err, size_t errlen);
+/* Reads a file, detecting pprof (gzip magic or protobuf) vs folded text. */
+int ap_read_profile_file(const char *path, struct ap_profile **out, char *err, size_t errlen);
+
+/* Display name of a frame as used in folded/svg/text: the function name, kernel frames
+ * suffixed "_[k]", unresolved frames as "[unknown] (module)". Writes into buf, returns buf. */
+const char *ap_frame_display_name(const struct ap_profile *p, uint32_t frame_id, char *buf,
+				  size_t len);
+
+#endif

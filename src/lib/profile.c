@@ -1,0 +1,688 @@
+// SPDX-License-Identifier: MIT
+#include "profile.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+/*
+ * Interning index: an open-addressing table of (hash, id) over an entry array owned by the
+ * caller. Equality is decided by a callback so one implementation serves strings, frames,
+ * mappings, stacks, label sets and sample keys.
+ */
+struct idx {
+	uint64_t *hashes; /* 0 = empty slot; real hashes are forced non-zero */
+	uint32_t *ids;
+	size_t cap;	  /* power of two */
+	size_t used;
+};
+
+typedef bool (*idx_eq_fn)(const struct ap_profile *p, uint32_t id, const void *key);
+
+static uint64_t hash_bytes(const void *data, size_t len, uint64_t h)
+{
+	const unsigned char *b = data;
+
+	/* FNV-1a, 64-bit; then a final mix so low bits are usable as a table index */
+	for (size_t i = 0; i < len; i++) {
+		h ^= b[i];
+		h *= 0x100000001b3ULL;
+	}
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	return h ? h : 1;
+}
+
+#define HASH_SEED 0xcbf29ce484222325ULL
+
+static int idx_grow(struct idx *x)
+{
+	size_t ncap = x->cap ? x->cap * 2 : 64;
+	uint64_t *nh = calloc(ncap, sizeof(*nh));
+	uint32_t *ni = calloc(ncap, sizeof(*ni));
+
+	if (!nh || !ni) {
+		free(nh);
+		free(ni);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < x->cap; i++) {
+		size_t j;
+
+		if (!x->hashes[i])
+			continue;
+		for (j = x->hashes[i] & (ncap - 1); nh[j]; j = (j + 1) & (ncap - 1))
+			;
+		nh[j] = x->hashes[i];
+		ni[j] = x->ids[i];
+	}
+	free(x->hashes);
+	free(x->ids);
+	x->hashes = nh;
+	x->ids = ni;
+	x->cap = ncap;
+	return 0;
+}
+
+/* Finds key; on a miss returns UINT32_MAX and the slot to insert at in *slot. */
+static uint32_t idx_find(const struct ap_profile *p, const struct idx *x, uint64_t h,
+			 const void *key, idx_eq_fn eq, size_t *slot)
+{
+	size_t j;
+
+	if (!x->cap) {
+		*slot = SIZE_MAX;
+		return UINT32_MAX;
+	}
+	for (j = h & (x->cap - 1); x->hashes[j]; j = (j + 1) & (x->cap - 1))
+		if (x->hashes[j] == h && eq(p, x->ids[j], key))
+			return x->ids[j];
+	*slot = j;
+	return UINT32_MAX;
+}
+
+static int idx_insert(struct idx *x, uint64_t h, uint32_t id, size_t slot)
+{
+	/* keep the load factor under 1/2 */
+	if (slot == SIZE_MAX || (x->used + 1) * 2 > x->cap) {
+		int err = idx_grow(x);
+
+		if (err)
+			return err;
+		for (slot = h & (x->cap - 1); x->hashes[slot]; slot = (slot + 1) & (x->cap - 1))
+			;
+	}
+	x->hashes[slot] = h;
+	x->ids[slot] = id;
+	x->used++;
+	return 0;
+}
+
+static void idx_free(struct idx *x)
+{
+	free(x->hashes);
+	free(x->ids);
+}
+
+/* Grow a dynamic array so that it holds at least `need` elements of `size` bytes. */
+static int grow(void **arr, size_t *cap, size_t need, size_t size)
+{
+	size_t ncap;
+	void *n;
+
+	if (need <= *cap)
+		return 0;
+	ncap = *cap ? *cap * 2 : 16;
+	while (ncap < need)
+		ncap *= 2;
+	n = realloc(*arr, ncap * size);
+	if (!n)
+		return -ENOMEM;
+	*arr = n;
+	*cap = ncap;
+	return 0;
+}
+
+struct stack_ref {
+	size_t off;
+	size_t len;
+};
+
+struct labelset_ref {
+	size_t off;
+	size_t len;
+};
+
+struct meta {
+	char *key;
+	char *value;
+};
+
+struct ap_profile {
+	/* strings */
+	char **strs;
+	size_t nstrs, cap_strs;
+	struct idx str_idx;
+
+	struct ap_value_type vtypes[AP_MAX_VALUES];
+	size_t nvtypes;
+	struct ap_value_type period_type;
+	uint64_t period;
+	uint64_t start_ns, duration_ns;
+
+	struct ap_mapping *maps;
+	size_t nmaps, cap_maps;
+	struct idx map_idx;
+
+	struct ap_frame *frames;
+	size_t nframes, cap_frames;
+	struct idx frame_idx;
+
+	uint32_t *stack_pool;
+	size_t pool_len, pool_cap;
+	struct stack_ref *stacks;
+	size_t nstacks, cap_stacks;
+	struct idx stack_idx;
+
+	struct ap_label *label_pool;
+	size_t lpool_len, lpool_cap;
+	struct labelset_ref *lsets;
+	size_t nlsets, cap_lsets;
+	struct idx lset_idx;
+
+	struct ap_sample *samples;
+	size_t nsamples, cap_samples;
+	struct idx sample_idx;
+
+	struct ap_stat *stats;
+	size_t nstats, cap_stats;
+
+	struct meta *meta;
+	size_t nmeta, cap_meta;
+};
+
+struct str_key {
+	const char *s;
+	size_t len;
+};
+
+static bool str_eq(const struct ap_profile *p, uint32_t id, const void *key)
+{
+	const struct str_key *k = key;
+	const char *s = p->strs[id];
+
+	return strncmp(s, k->s, k->len) == 0 && s[k->len] == '\0';
+}
+
+uint32_t ap_profile_intern_n(struct ap_profile *p, const char *s, size_t len)
+{
+	struct str_key k = { s ? s : "", s ? len : 0 };
+	uint64_t h = hash_bytes(k.s, k.len, HASH_SEED);
+	size_t slot = SIZE_MAX;
+	uint32_t id = idx_find(p, &p->str_idx, h, &k, str_eq, &slot);
+	char *copy;
+
+	if (id != UINT32_MAX)
+		return id;
+	if (grow((void **)&p->strs, &p->cap_strs, p->nstrs + 1, sizeof(*p->strs)))
+		return UINT32_MAX;
+	copy = malloc(k.len + 1);
+	if (!copy)
+		return UINT32_MAX;
+	memcpy(copy, k.s, k.len);
+	copy[k.len] = '\0';
+	id = (uint32_t)p->nstrs;
+	if (idx_insert(&p->str_idx, h, id, slot)) {
+		free(copy);
+		return UINT32_MAX;
+	}
+	p->strs[p->nstrs++] = copy;
+	return id;
+}
+
+uint32_t ap_profile_intern(struct ap_profile *p, const char *s)
+{
+	return ap_profile_intern_n(p, s, s ? strlen(s) : 0);
+}
+
+const char *ap_profile_str(const struct ap_profile *p, uint32_t id)
+{
+	return id < p->nstrs ? p->strs[id] : "";
+}
+
+size_t ap_profile_nstrings(const struct ap_profile *p)
+{
+	return p->nstrs;
+}
+
+struct ap_profile *ap_profile_new(void)
+{
+	struct ap_profile *p = calloc(1, sizeof(*p));
+	struct ap_mapping none = { 0 };
+
+	if (!p)
+		return NULL;
+	/* string 0 is "", mapping 0 and label set 0 are "none" */
+	if (ap_profile_intern(p, "") != 0 ||
+	    grow((void **)&p->maps, &p->cap_maps, 1, sizeof(*p->maps)) ||
+	    grow((void **)&p->lsets, &p->cap_lsets, 1, sizeof(*p->lsets))) {
+		ap_profile_free(p);
+		errno = ENOMEM;
+		return NULL;
+	}
+	p->maps[p->nmaps++] = none;
+	p->lsets[p->nlsets++] = (struct labelset_ref){ 0, 0 };
+	return p;
+}
+
+void ap_profile_free(struct ap_profile *p)
+{
+	if (!p)
+		return;
+	for (size_t i = 0; i < p->nstrs; i++)
+		free(p->strs[i]);
+	for (size_t i = 0; i < p->nstats; i++)
+		free((char *)p->stats[i].name);
+	for (size_t i = 0; i < p->nmeta; i++) {
+		free(p->meta[i].key);
+		free(p->meta[i].value);
+	}
+	free(p->strs);
+	free(p->maps);
+	free(p->frames);
+	free(p->stack_pool);
+	free(p->stacks);
+	free(p->label_pool);
+	free(p->lsets);
+	free(p->samples);
+	free(p->stats);
+	free(p->meta);
+	idx_free(&p->str_idx);
+	idx_free(&p->map_idx);
+	idx_free(&p->frame_idx);
+	idx_free(&p->stack_idx);
+	idx_free(&p->lset_idx);
+	idx_free(&p->sample_idx);
+	free(p);
+}
+
+int ap_profile_add_value_type(struct ap_profile *p, const char *type, const char *unit)
+{
+	uint32_t t, u;
+
+	if (p->nvtypes >= AP_MAX_VALUES)
+		return -E2BIG;
+	t = ap_profile_intern(p, type);
+	u = ap_profile_intern(p, unit);
+	if (t == UINT32_MAX || u == UINT32_MAX)
+		return -ENOMEM;
+	p->vtypes[p->nvtypes].type = t;
+	p->vtypes[p->nvtypes].unit = u;
+	p->nvtypes++;
+	return 0;
+}
+
+size_t ap_profile_nvalues(const struct ap_profile *p)
+{
+	return p->nvtypes;
+}
+
+const struct ap_value_type *ap_profile_value_type(const struct ap_profile *p, size_t i)
+{
+	return i < p->nvtypes ? &p->vtypes[i] : NULL;
+}
+
+int ap_profile_value_index(const struct ap_profile *p, const char *type)
+{
+	for (size_t i = 0; i < p->nvtypes; i++)
+		if (strcmp(p->strs[p->vtypes[i].type], type) == 0)
+			return (int)i;
+	return -1;
+}
+
+void ap_profile_set_period(struct ap_profile *p, const char *type, const char *unit,
+			   uint64_t period)
+{
+	uint32_t t = ap_profile_intern(p, type), u = ap_profile_intern(p, unit);
+
+	p->period_type.type = t == UINT32_MAX ? 0 : t;
+	p->period_type.unit = u == UINT32_MAX ? 0 : u;
+	p->period = period;
+}
+
+const struct ap_value_type *ap_profile_period_type(const struct ap_profile *p)
+{
+	return &p->period_type;
+}
+
+uint64_t ap_profile_period(const struct ap_profile *p)
+{
+	return p->period;
+}
+
+void ap_profile_set_time(struct ap_profile *p, uint64_t start_ns, uint64_t duration_ns)
+{
+	p->start_ns = start_ns;
+	p->duration_ns = duration_ns;
+}
+
+uint64_t ap_profile_start_ns(const struct ap_profile *p)
+{
+	return p->start_ns;
+}
+
+uint64_t ap_profile_duration_ns(const struct ap_profile *p)
+{
+	return p->duration_ns;
+}
+
+static bool map_eq(const struct ap_profile *p, uint32_t id, const void *key)
+{
+	return memcmp(&p->maps[id], key, sizeof(struct ap_mapping)) == 0;
+}
+
+uint32_t ap_profile_add_mapping(struct ap_profile *p, const struct ap_mapping *m)
+{
+	uint64_t h = hash_bytes(m, sizeof(*m), HASH_SEED);
+	size_t slot = SIZE_MAX;
+	uint32_t id = idx_find(p, &p->map_idx, h, m, map_eq, &slot);
+
+	if (id != UINT32_MAX)
+		return id;
+	if (grow((void **)&p->maps, &p->cap_maps, p->nmaps + 1, sizeof(*p->maps)))
+		return UINT32_MAX;
+	id = (uint32_t)p->nmaps;
+	if (idx_insert(&p->map_idx, h, id, slot))
+		return UINT32_MAX;
+	p->maps[p->nmaps++] = *m;
+	return id;
+}
+
+size_t ap_profile_nmappings(const struct ap_profile *p)
+{
+	return p->nmaps;
+}
+
+const struct ap_mapping *ap_profile_mapping(const struct ap_profile *p, uint32_t id)
+{
+	return id < p->nmaps ? &p->maps[id] : NULL;
+}
+
+static bool frame_eq(const struct ap_profile *p, uint32_t id, const void *key)
+{
+	return memcmp(&p->frames[id], key, sizeof(struct ap_frame)) == 0;
+}
+
+uint32_t ap_profile_add_frame(struct ap_profile *p, const struct ap_frame *f)
+{
+	uint64_t h = hash_bytes(f, sizeof(*f), HASH_SEED);
+	size_t slot = SIZE_MAX;
+	uint32_t id = idx_find(p, &p->frame_idx, h, f, frame_eq, &slot);
+
+	if (id != UINT32_MAX)
+		return id;
+	if (grow((void **)&p->frames, &p->cap_frames, p->nframes + 1, sizeof(*p->frames)))
+		return UINT32_MAX;
+	id = (uint32_t)p->nframes;
+	if (idx_insert(&p->frame_idx, h, id, slot))
+		return UINT32_MAX;
+	p->frames[p->nframes++] = *f;
+	return id;
+}
+
+uint32_t ap_profile_add_named_frame(struct ap_profile *p, const char *name, const char *module,
+				    enum ap_frame_kind kind)
+{
+	struct ap_frame f = { 0 };
+
+	f.name = ap_profile_intern(p, name);
+	f.module = ap_profile_intern(p, module);
+	f.kind = kind;
+	if (f.name == UINT32_MAX || f.module == UINT32_MAX)
+		return UINT32_MAX;
+	return ap_profile_add_frame(p, &f);
+}
+
+size_t ap_profile_nframes(const struct ap_profile *p)
+{
+	return p->nframes;
+}
+
+const struct ap_frame *ap_profile_frame(const struct ap_profile *p, uint32_t id)
+{
+	return id < p->nframes ? &p->frames[id] : NULL;
+}
+
+struct stack_key {
+	const uint32_t *frames;
+	size_t n;
+};
+
+static bool stack_eq(const struct ap_profile *p, uint32_t id, const void *key)
+{
+	const struct stack_key *k = key;
+	const struct stack_ref *r = &p->stacks[id];
+
+	return r->len == k->n &&
+	       (k->n == 0 || memcmp(&p->stack_pool[r->off], k->frames, k->n * sizeof(uint32_t)) == 0);
+}
+
+uint32_t ap_profile_add_stack(struct ap_profile *p, const uint32_t *frames, size_t n)
+{
+	struct stack_key k = { frames, n };
+	uint64_t h = hash_bytes(frames, n * sizeof(*frames), HASH_SEED ^ n);
+	size_t slot = SIZE_MAX;
+	uint32_t id = idx_find(p, &p->stack_idx, h, &k, stack_eq, &slot);
+
+	if (id != UINT32_MAX)
+		return id;
+	if (grow((void **)&p->stacks, &p->cap_stacks, p->nstacks + 1, sizeof(*p->stacks)) ||
+	    grow((void **)&p->stack_pool, &p->pool_cap, p->pool_len + n, sizeof(*p->stack_pool)))
+		return UINT32_MAX;
+	id = (uint32_t)p->nstacks;
+	if (idx_insert(&p->stack_idx, h, id, slot))
+		return UINT32_MAX;
+	if (n)
+		memcpy(&p->stack_pool[p->pool_len], frames, n * sizeof(*frames));
+	p->stacks[p->nstacks++] = (struct stack_ref){ p->pool_len, n };
+	p->pool_len += n;
+	return id;
+}
+
+size_t ap_profile_nstacks(const struct ap_profile *p)
+{
+	return p->nstacks;
+}
+
+const uint32_t *ap_profile_stack(const struct ap_profile *p, uint32_t id, size_t *n)
+{
+	if (id >= p->nstacks) {
+		*n = 0;
+		return NULL;
+	}
+	*n = p->stacks[id].len;
+	return &p->stack_pool[p->stacks[id].off];
+}
+
+struct lset_key {
+	const struct ap_label *labels;
+	size_t n;
+};
+
+static bool lset_eq(const struct ap_profile *p, uint32_t id, const void *key)
+{
+	const struct lset_key *k = key;
+	const struct labelset_ref *r = &p->lsets[id];
+
+	return r->len == k->n &&
+	       memcmp(&p->label_pool[r->off], k->labels, k->n * sizeof(struct ap_label)) == 0;
+}
+
+static int label_cmp(const void *a, const void *b)
+{
+	const struct ap_label *x = a, *y = b;
+
+	return x->key < y->key ? -1 : x->key > y->key;
+}
+
+uint32_t ap_profile_add_labels(struct ap_profile *p, const struct ap_label *labels, size_t n)
+{
+	struct ap_label sorted[AP_MAX_LABELS];
+	struct lset_key k = { sorted, n };
+	uint64_t h;
+	size_t slot = SIZE_MAX;
+	uint32_t id;
+
+	if (n == 0)
+		return 0;
+	if (n > AP_MAX_LABELS)
+		return UINT32_MAX;
+	memcpy(sorted, labels, n * sizeof(*labels));
+	for (size_t i = 0; i < n; i++)
+		sorted[i].pad = 0;
+	qsort(sorted, n, sizeof(*sorted), label_cmp);
+	h = hash_bytes(sorted, n * sizeof(*sorted), HASH_SEED);
+	id = idx_find(p, &p->lset_idx, h, &k, lset_eq, &slot);
+	if (id != UINT32_MAX)
+		return id;
+	if (grow((void **)&p->lsets, &p->cap_lsets, p->nlsets + 1, sizeof(*p->lsets)) ||
+	    grow((void **)&p->label_pool, &p->lpool_cap, p->lpool_len + n, sizeof(*p->label_pool)))
+		return UINT32_MAX;
+	id = (uint32_t)p->nlsets;
+	if (idx_insert(&p->lset_idx, h, id, slot))
+		return UINT32_MAX;
+	memcpy(&p->label_pool[p->lpool_len], sorted, n * sizeof(*sorted));
+	p->lsets[p->nlsets++] = (struct labelset_ref){ p->lpool_len, n };
+	p->lpool_len += n;
+	return id;
+}
+
+const struct ap_label *ap_profile_labels(const struct ap_profile *p, uint32_t id, size_t *n)
+{
+	if (id == 0 || id >= p->nlsets) {
+		*n = 0;
+		return NULL;
+	}
+	*n = p->lsets[id].len;
+	return &p->label_pool[p->lsets[id].off];
+}
+
+/* The sample key is everything but the values. */
+#define SAMPLE_KEY_OFF offsetof(struct ap_sample, stack)
+#define SAMPLE_KEY_LEN (sizeof(struct ap_sample) - SAMPLE_KEY_OFF)
+
+static bool sample_eq(const struct ap_profile *p, uint32_t id, const void *key)
+{
+	return memcmp((const char *)&p->samples[id] + SAMPLE_KEY_OFF,
+		      (const char *)key + SAMPLE_KEY_OFF, SAMPLE_KEY_LEN) == 0;
+}
+
+int ap_profile_add_sample(struct ap_profile *p, const struct ap_sample *s)
+{
+	struct ap_sample k = *s;
+	uint64_t h;
+	size_t slot = SIZE_MAX;
+	uint32_t id;
+
+	k.pad = 0;
+	h = hash_bytes((const char *)&k + SAMPLE_KEY_OFF, SAMPLE_KEY_LEN, HASH_SEED);
+	id = idx_find(p, &p->sample_idx, h, &k, sample_eq, &slot);
+	if (id != UINT32_MAX) {
+		for (size_t i = 0; i < AP_MAX_VALUES; i++)
+			p->samples[id].values[i] += k.values[i];
+		return 0;
+	}
+	if (grow((void **)&p->samples, &p->cap_samples, p->nsamples + 1, sizeof(*p->samples)))
+		return -ENOMEM;
+	id = (uint32_t)p->nsamples;
+	if (idx_insert(&p->sample_idx, h, id, slot))
+		return -ENOMEM;
+	p->samples[p->nsamples++] = k;
+	return 0;
+}
+
+size_t ap_profile_nsamples(const struct ap_profile *p)
+{
+	return p->nsamples;
+}
+
+const struct ap_sample *ap_profile_sample(const struct ap_profile *p, size_t i)
+{
+	return i < p->nsamples ? &p->samples[i] : NULL;
+}
+
+uint64_t ap_profile_total(const struct ap_profile *p, size_t vi)
+{
+	uint64_t total = 0;
+
+	if (vi >= AP_MAX_VALUES)
+		return 0;
+	for (size_t i = 0; i < p->nsamples; i++)
+		total += p->samples[i].values[vi];
+	return total;
+}
+
+int ap_profile_set_stat(struct ap_profile *p, const char *name, uint64_t value)
+{
+	char *copy;
+
+	for (size_t i = 0; i < p->nstats; i++) {
+		if (strcmp(p->stats[i].name, name) == 0) {
+			p->stats[i].value = value;
+			return 0;
+		}
+	}
+	if (grow((void **)&p->stats, &p->cap_stats, p->nstats + 1, sizeof(*p->stats)))
+		return -ENOMEM;
+	copy = strdup(name);
+	if (!copy)
+		return -ENOMEM;
+	p->stats[p->nstats].name = copy;
+	p->stats[p->nstats].value = value;
+	p->nstats++;
+	return 0;
+}
+
+size_t ap_profile_nstats(const struct ap_profile *p)
+{
+	return p->nstats;
+}
+
+const struct ap_stat *ap_profile_stat(const struct ap_profile *p, size_t i)
+{
+	return i < p->nstats ? &p->stats[i] : NULL;
+}
+
+uint64_t ap_profile_get_stat(const struct ap_profile *p, const char *name)
+{
+	for (size_t i = 0; i < p->nstats; i++)
+		if (strcmp(p->stats[i].name, name) == 0)
+			return p->stats[i].value;
+	return 0;
+}
+
+int ap_profile_set_meta(struct ap_profile *p, const char *key, const char *value)
+{
+	char *v = strdup(value ? value : ""), *k;
+
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < p->nmeta; i++) {
+		if (strcmp(p->meta[i].key, key) == 0) {
+			free(p->meta[i].value);
+			p->meta[i].value = v;
+			return 0;
+		}
+	}
+	k = strdup(key);
+	if (!k || grow((void **)&p->meta, &p->cap_meta, p->nmeta + 1, sizeof(*p->meta))) {
+		free(k);
+		free(v);
+		return -ENOMEM;
+	}
+	p->meta[p->nmeta].key = k;
+	p->meta[p->nmeta].value = v;
+	p->nmeta++;
+	return 0;
+}
+
+const char *ap_profile_get_meta(const struct ap_profile *p, const char *key)
+{
+	for (size_t i = 0; i < p->nmeta; i++)
+		if (strcmp(p->meta[i].key, key) == 0)
+			return p->meta[i].value;
+	return NULL;
+}
+
+size_t ap_profile_nmeta(const struct ap_profile *p)
+{
+	return p->nmeta;
+}
+
+void ap_profile_meta(const struct ap_profile *p, size_t i, const char **key, const char **value)
+{
+	*key = i < p->nmeta ? p->meta[i].key : NULL;
+	*value = i < p->nmeta ? p->meta[i].value : NULL;
+}

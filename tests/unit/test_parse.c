@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "parse.h"
+
+static void test_duration_units(void **state)
+{
+	uint64_t ns = 0;
+
+	assert_int_equal(ap_parse_duration_ns("10s", &ns), 0);
+	assert_int_equal(ns, 10000000000ULL);
+	assert_int_equal(ap_parse_duration_ns("10", &ns), 0);
+	assert_int_equal(ns, 10000000000ULL);
+	assert_int_equal(ap_parse_duration_ns("250ms", &ns), 0);
+	assert_int_equal(ns, 250000000ULL);
+	assert_int_equal(ap_parse_duration_ns("1.5s", &ns), 0);
+	assert_int_equal(ns, 1500000000ULL);
+	assert_int_equal(ap_parse_duration_ns("2m", &ns), 0);
+	assert_int_equal(ns, 120000000000ULL);
+	assert_int_equal(ap_parse_duration_ns("1h", &ns), 0);
+	assert_int_equal(ns, 3600000000000ULL);
+	assert_int_equal(ap_parse_duration_ns("0.5ms", &ns), 0);
+	assert_int_equal(ns, 500000ULL);
+	assert_int_equal(ap_parse_duration_ns("1.25m", &ns), 0);
+	assert_int_equal(ns, 75000000000ULL);
+	assert_int_equal(ap_parse_duration_ns("750us", &ns), 0);
+	assert_int_equal(ns, 750000ULL);
+}
+
+static void test_duration_rejects(void **state)
+{
+	uint64_t ns = 7;
+
+	assert_int_equal(ap_parse_duration_ns("", &ns), -EINVAL);
+	assert_int_equal(ap_parse_duration_ns("s", &ns), -EINVAL);
+	assert_int_equal(ap_parse_duration_ns("10x", &ns), -EINVAL);
+	assert_int_equal(ap_parse_duration_ns("-1s", &ns), -EINVAL);
+	assert_int_equal(ap_parse_duration_ns("1.s", &ns), -EINVAL);
+	assert_int_equal(ap_parse_duration_ns("10 s", &ns), -EINVAL);
+	assert_int_equal(ap_parse_duration_ns("0s", &ns), -ERANGE);
+	assert_int_equal(ap_parse_duration_ns("99999999999999999999h", &ns), -ERANGE);
+	assert_int_equal(ap_parse_duration_ns("9999999h", &ns), -ERANGE);
+	assert_int_equal(ns, 7);
+}
+
+static void test_u64_and_pid(void **state)
+{
+	uint64_t v;
+	int pid;
+
+	assert_int_equal(ap_parse_u64("99", 1, 100000, &v), 0);
+	assert_int_equal(v, 99);
+	assert_int_equal(ap_parse_u64("0", 1, 100000, &v), -ERANGE);
+	assert_int_equal(ap_parse_u64("100001", 1, 100000, &v), -ERANGE);
+	assert_int_equal(ap_parse_u64("12a", 1, 100000, &v), -EINVAL);
+	assert_int_equal(ap_parse_u64("+5", 1, 100000, &v), -EINVAL);
+	assert_int_equal(ap_parse_u64("18446744073709551616", 0, UINT64_MAX, &v), -ERANGE);
+	assert_int_equal(ap_parse_pid("1234", &pid), 0);
+	assert_int_equal(pid, 1234);
+	assert_int_equal(ap_parse_pid("0", &pid), -ERANGE);
+	assert_int_equal(ap_parse_pid("4294967296", &pid), -ERANGE);
+	assert_int_equal(ap_parse_pid("abc", &pid), -EINVAL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_duration_units),
+		cmocka_unit_test(test_duration_rejects),
+		cmocka_unit_test(test_u64_and_pid),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
