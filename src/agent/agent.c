@@ -1,1 +1,299 @@
-/* agent run loop: in progress */
+// SPDX-License-Identifier: MIT
+/* The run loop: start collectors, drain them periodically, stop on time or signal, write. */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bpf/libbpf.h>
+
+#include "agent.h"
+#include "collector.h"
+#include "log.h"
+#include "parse.h"
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+static uint64_t now_ns(clockid_t clk)
+{
+	struct timespec ts;
+
+	clock_gettime(clk, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list args)
+{
+	if (level == LIBBPF_DEBUG && ap_log_get_level() < AP_LOG_DEBUG)
+		return 0;
+	if (level == LIBBPF_INFO && ap_log_get_level() < AP_LOG_INFO)
+		return 0;
+	if (level == LIBBPF_WARN && ap_log_get_level() < AP_LOG_INFO)
+		return 0; /* the agent explains failures itself; libbpf's detail is for -v */
+	return vfprintf(stderr, fmt, args);
+}
+
+static const struct ap_collector_ops *const all_collectors[] = {
+	&ap_cpu_collector_ops,
+};
+
+#define NCOLLECTORS (sizeof(all_collectors) / sizeof(all_collectors[0]))
+
+static void add_run_meta(struct ap_profile *p, const struct ap_agent_opts *opts)
+{
+	struct utsname u;
+	char buf[64];
+
+	if (uname(&u) == 0) {
+		ap_profile_set_meta(p, "host", u.nodename);
+		ap_profile_set_meta(p, "kernel", u.release);
+		ap_profile_set_meta(p, "arch", u.machine);
+	}
+	snprintf(buf, sizeof(buf), "%llu", (unsigned long long)opts->sample_rate_hz);
+	ap_profile_set_meta(p, "sample_rate_hz", buf);
+	if (opts->npids) {
+		char pids[AP_MAX_PIDS * 12] = "";
+		size_t off = 0;
+
+		for (size_t i = 0; i < opts->npids && off < sizeof(pids); i++)
+			off += (size_t)snprintf(pids + off, sizeof(pids) - off, "%s%d", i ? "," : "",
+						opts->pids[i]);
+		ap_profile_set_meta(p, "pids", pids);
+	}
+}
+
+static void add_symbolizer_stats(struct ap_profile *p, const struct ap_symbolizer *sym)
+{
+	struct ap_symbolizer_stats st;
+
+	ap_symbolizer_get_stats(sym, &st);
+	ap_profile_set_stat(p, "processes_snapshotted", st.pids_snapshotted);
+	ap_profile_set_stat(p, "processes_missed", st.pids_missed);
+	ap_profile_set_stat(p, "elf_files_loaded", st.elf_loaded);
+	ap_profile_set_stat(p, "elf_files_unreadable", st.elf_failed);
+	ap_profile_set_stat(p, "frames_unresolved", st.frames_unresolved);
+}
+
+/*
+ * Open the output before recording, so a bad path fails in a second, not after the run. The
+ * profile goes to a temporary file renamed over the output at the end: a failed run never
+ * leaves a truncated file or destroys an older one.
+ */
+static int open_output(const struct ap_agent_opts *opts, FILE **out, char *tmp, size_t len)
+{
+	tmp[0] = '\0';
+	if (!opts->output || strcmp(opts->output, "-") == 0) {
+		*out = stdout;
+		return 0;
+	}
+	snprintf(tmp, len, "%s.tmp.%d", opts->output, (int)getpid());
+	*out = fopen(tmp, "wb");
+	if (!*out) {
+		fprintf(stderr, "%s: cannot write output '%s': %s\n", opts->prog, opts->output,
+			strerror(errno));
+		tmp[0] = '\0';
+		return AP_EXIT_USAGE;
+	}
+	return 0;
+}
+
+/* Close the output; rename it into place on success, remove it on failure. */
+static int close_output(const struct ap_agent_opts *opts, FILE *out, const char *tmp, int ret)
+{
+	if (!out || out == stdout)
+		return ret;
+	if (fclose(out) != 0 && ret == AP_EXIT_OK) {
+		fprintf(stderr, "%s: writing '%s' failed: %s\n", opts->prog, opts->output,
+			strerror(errno));
+		ret = AP_EXIT_FAILURE;
+	}
+	if (ret == AP_EXIT_OK && rename(tmp, opts->output) != 0) {
+		fprintf(stderr, "%s: cannot move the profile to '%s': %s\n", opts->prog,
+			opts->output, strerror(errno));
+		ret = AP_EXIT_FAILURE;
+	}
+	if (ret != AP_EXIT_OK)
+		unlink(tmp);
+	return ret;
+}
+
+static int write_output(const struct ap_agent_opts *opts, const struct ap_profile *p, FILE *out)
+{
+	struct ap_write_opts wo = { .value_index = 0, .top_n = opts->top_n };
+	int err = ap_format_write(p, opts->format, out, &wo);
+
+	if (!err && fflush(out) != 0)
+		err = -errno;
+	if (err) {
+		fprintf(stderr, "%s: writing %s output to '%s' failed: %s\n", opts->prog,
+			ap_format_name(opts->format), opts->output ? opts->output : "stdout",
+			strerror(-err));
+		return AP_EXIT_FAILURE;
+	}
+	if (opts->top_n && opts->format != AP_FORMAT_TEXT && out != stdout) {
+		err = ap_write_text(p, stdout, &wo);
+		fflush(stdout);
+	}
+	return err ? AP_EXIT_FAILURE : AP_EXIT_OK;
+}
+
+static void print_summary(const struct ap_agent_opts *opts, const struct ap_profile *p)
+{
+	static const char *const drop_stats[] = {
+		"user_stack_errors",	"kernel_stack_errors", "stack_map_collisions",
+		"counts_map_full",	"proc_events_dropped", "drain_errors",
+		"processes_missed",
+	};
+	char dur[32];
+
+	ap_format_duration(ap_profile_duration_ns(p), dur, sizeof(dur));
+	ap_info("%s: %s: %llu samples in %s, %zu distinct stacks", opts->prog,
+		ap_profile_get_meta(p, "mode"), (unsigned long long)ap_profile_total(p, 0), dur,
+		ap_profile_nstacks(p));
+	for (size_t i = 0; i < sizeof(drop_stats) / sizeof(drop_stats[0]); i++) {
+		uint64_t v = ap_profile_get_stat(p, drop_stats[i]);
+
+		if (v)
+			ap_warn("%s: %s = %llu", ap_profile_get_meta(p, "mode"), drop_stats[i],
+				(unsigned long long)v);
+	}
+}
+
+/* Wait for events until the next drain, the deadline or a signal. */
+static void wait_events(struct ap_collector *cols, size_t n, uint64_t until_ns)
+{
+	struct pollfd pfds[NCOLLECTORS];
+	uint64_t now = now_ns(CLOCK_MONOTONIC);
+	int timeout_ms = until_ns > now ? (int)((until_ns - now + 999999) / 1000000) : 0;
+	size_t np = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		pfds[np].fd = cols[i].ops->poll_fd(&cols[i]);
+		pfds[np].events = POLLIN;
+		np++;
+	}
+	if (poll(pfds, np, timeout_ms) <= 0)
+		return;
+	for (size_t i = 0; i < np; i++)
+		if (pfds[i].revents & POLLIN)
+			cols[i].ops->consume(&cols[i]);
+}
+
+int ap_agent_run(const struct ap_agent_opts *opts)
+{
+	struct ap_collector cols[NCOLLECTORS] = { 0 };
+	struct ap_symbolizer *sym = NULL;
+	struct sigaction sa = { 0 };
+	uint64_t start_mono, start_wall, deadline, next_drain;
+	size_t ncols = 0;
+	FILE *out = NULL;
+	char msg[512] = "", tmp_path[4096];
+	int ret = AP_EXIT_FAILURE, err;
+
+	ap_log_set_level(opts->verbose >= 2 ? AP_LOG_DEBUG :
+			 opts->verbose == 1 ? AP_LOG_INFO : AP_LOG_WARN);
+	libbpf_set_print(libbpf_log);
+
+	ret = open_output(opts, &out, tmp_path, sizeof(tmp_path));
+	if (ret)
+		return ret;
+	ret = AP_EXIT_FAILURE;
+
+	sym = ap_symbolizer_new();
+	if (!sym) {
+		fprintf(stderr, "%s: out of memory\n", opts->prog);
+		goto cleanup;
+	}
+	stop_requested = 0;
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+
+	for (size_t i = 0; i < NCOLLECTORS; i++) {
+		const struct ap_collector_ops *ops = all_collectors[i];
+
+		if (!(opts->modes & (1u << i)))
+			continue;
+		cols[ncols].ops = ops;
+		cols[ncols].sym = sym;
+		cols[ncols].profile = ap_profile_new();
+		if (!cols[ncols].profile) {
+			fprintf(stderr, "%s: out of memory\n", opts->prog);
+			goto cleanup;
+		}
+		ncols++;
+		err = ops->start(&cols[ncols - 1], opts, msg, sizeof(msg));
+		if (err) {
+			fprintf(stderr, "%s: %s mode: %s\n", opts->prog, ops->name,
+				msg[0] ? msg : strerror(-err));
+			goto cleanup;
+		}
+		add_run_meta(cols[ncols - 1].profile, opts);
+	}
+
+	start_mono = now_ns(CLOCK_MONOTONIC);
+	start_wall = now_ns(CLOCK_REALTIME);
+	deadline = opts->duration_ns ? start_mono + opts->duration_ns : UINT64_MAX;
+	next_drain = start_mono + opts->drain_interval_ns;
+	if (opts->verbose)
+		ap_info("%s: recording%s; Ctrl-C to stop", opts->prog,
+			opts->duration_ns ? "" : " until interrupted");
+
+	while (!stop_requested) {
+		uint64_t now = now_ns(CLOCK_MONOTONIC);
+
+		if (now >= deadline)
+			break;
+		if (now >= next_drain) {
+			for (size_t i = 0; i < ncols; i++)
+				cols[i].ops->drain(&cols[i]);
+			ap_symbolizer_gc(sym);
+			next_drain = now + opts->drain_interval_ns;
+		}
+		wait_events(cols, ncols, next_drain < deadline ? next_drain : deadline);
+	}
+
+	for (size_t i = 0; i < ncols; i++) {
+		struct ap_profile *p = cols[i].profile;
+
+		cols[i].ops->drain(&cols[i]);
+		ap_profile_set_time(p, start_wall, now_ns(CLOCK_MONOTONIC) - start_mono);
+		cols[i].ops->report_stats(&cols[i]);
+		add_symbolizer_stats(p, sym);
+		print_summary(opts, p);
+	}
+	/* one profile per run for now; several modes at once come with their own outputs */
+	ret = ncols ? write_output(opts, cols[0].profile, out) : AP_EXIT_FAILURE;
+
+cleanup:
+	for (size_t i = 0; i < ncols; i++) {
+		cols[i].ops->destroy(&cols[i]);
+		ap_profile_free(cols[i].profile);
+	}
+	ap_symbolizer_free(sym);
+	ret = close_output(opts, out, tmp_path, ret);
+	return ret;
+}
+
+int ap_agent_main(int argc, char **argv, const char *prog)
+{
+	struct ap_agent_opts opts = { .prog = prog };
+	int ret = ap_agent_parse_args(argc, argv, &opts);
+
+	if (ret < 0)
+		return AP_EXIT_OK; /* --help */
+	if (ret)
+		return ret;
+	return ap_agent_run(&opts);
+}

@@ -52,4 +52,23 @@ int ap_read_profile_file(const char *path, struct ap_profile **out, char *err, s
 const char *ap_frame_display_name(const struct ap_profile *p, uint32_t frame_id, char *buf,
 				  size_t len);
 
+/*
+ * Helpers shared by the writers (folded, svg, json, text).
+ */
+
+/* Like ap_frame_display_name() but never truncates. Caller frees; NULL with errno on ENOMEM. */
+char *ap_frame_display_dup(const struct ap_profile *p, uint32_t frame_id);
+
+/* The value index that weights output: opts->value_index, or the last value type when it is
+ * negative (or opts is NULL). Returns the index (0 when the profile has no value types) or
+ * -EINVAL when it names no value type. */
+int ap_format_value_index(const struct ap_profile *p, const struct ap_write_opts *opts);
+
+/* Length (1-4) of the valid UTF-8 sequence at s (n bytes available), or 0 when the bytes at s
+ * are not valid UTF-8 (overlong, surrogate, truncated, > U+10FFFF). */
+size_t ap_utf8_seq_len(const char *s, size_t n);
+
+/* v with thousands separators ("1,234,567") into buf. Returns buf. */
+const char *ap_format_count(uint64_t v, char *buf, size_t len);
+
 #endif

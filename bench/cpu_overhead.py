@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""CPU profiler overhead benchmark (not a test).
+
+Runs a fixed amount of CPU-bound work on every CPU, alternating unprofiled and profiled runs
+(whole-system `aperture-agent --mode cpu`) in one session, and reports per rate:
+  - slowdown ratio profiled/baseline wall time (median, min, max over the pairs),
+  - the agent's own CPU time (user+sys) per second of profiling and its peak RSS.
+
+Usage: bench/cpu_overhead.py [--reps N] [--calls N] [--rates 99,999] [--build DIR]
+"""
+import argparse
+import os
+import resource
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+
+def run_workload(binary, calls, ncpu):
+    """Run `ncpu` copies of the fixed workload at once; return wall seconds."""
+    t0 = time.monotonic()
+    procs = [subprocess.Popen([binary, "-n", str(calls)], stdout=subprocess.DEVNULL)
+             for _ in range(ncpu)]
+    for p in procs:
+        p.wait()
+    return time.monotonic() - t0
+
+
+def profiled(agent, binary, calls, ncpu, rate):
+    ag = subprocess.Popen([agent, "--mode", "cpu", "--sample-rate", str(rate),
+                           "--output", "/dev/null", "--format", "folded"],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(1.0)  # let it load and attach before the clock starts
+    if ag.poll() is not None:
+        sys.exit(f"agent failed: {ag.stderr.read().decode()}")
+    t0 = time.monotonic()
+    wall = run_workload(binary, calls, ncpu)
+    ag.send_signal(signal.SIGINT)
+    _, status, ru = os.wait4(ag.pid, 0)
+    elapsed = time.monotonic() - t0 + 1.0
+    ag.returncode = os.waitstatus_to_exitcode(status)
+    if ag.returncode != 0:
+        sys.exit(f"agent exited {ag.returncode}: {ag.stderr.read().decode()}")
+    return wall, (ru.ru_utime + ru.ru_stime) / elapsed, ru.ru_maxrss / 1024.0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reps", type=int, default=7)
+    ap.add_argument("--calls", type=int, default=400)
+    ap.add_argument("--rates", default="99,999")
+    ap.add_argument("--build", default=os.path.join(os.path.dirname(__file__), "..", "build"))
+    a = ap.parse_args()
+    agent = os.path.join(a.build, "bin", "aperture-agent")
+    binary = os.path.join(a.build, "tests", "bin", "ap_chain")
+    ncpu = os.cpu_count()
+    if os.geteuid() != 0:
+        sys.exit("run as root (the agent loads BPF programs)")
+    print(f"workload: {ncpu} x ap_chain -n {a.calls}; {a.reps} interleaved pairs per rate")
+    run_workload(binary, a.calls, ncpu)  # warm-up
+    for rate in map(int, a.rates.split(",")):
+        ratios, cpu, rss, base = [], [], [], []
+        for _ in range(a.reps):
+            b = run_workload(binary, a.calls, ncpu)
+            w, c, r = profiled(agent, binary, a.calls, ncpu, rate)
+            base.append(b)
+            ratios.append(w / b)
+            cpu.append(c)
+            rss.append(r)
+        print(f"\n{rate} Hz, whole system:")
+        print(f"  baseline wall        median {statistics.median(base):.3f} s")
+        print(f"  slowdown ratio       median {statistics.median(ratios):.4f}  "
+              f"min {min(ratios):.4f}  max {max(ratios):.4f}")
+        print(f"  agent CPU            median {100 * statistics.median(cpu):.3f}% of one CPU")
+        print(f"  agent peak RSS       max {max(rss):.1f} MiB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,5 @@
+#!/bin/sh
+# Run every benchmark (root). Figures are ratios against an unprofiled baseline in the same run.
+set -eu
+cd "$(dirname "$0")/.."
+python3 bench/cpu_overhead.py "$@"

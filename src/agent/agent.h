@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: MIT */
+/* The agent: options, and the run loop that drives the collectors and writes the output. */
+#ifndef AP_AGENT_H
+#define AP_AGENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "format.h"
+
+enum ap_mode {
+	AP_MODE_CPU = 1u << 0,
+};
+
+#define AP_MAX_PIDS 256
+
+struct ap_agent_opts {
+	const char *prog;	 /* name used in messages ("aperture-agent", "aperture record") */
+	unsigned int modes;	 /* enum ap_mode bits */
+	int pids[AP_MAX_PIDS];	 /* --pid, empty = whole system */
+	size_t npids;
+	uint64_t duration_ns;	 /* 0 = until SIGINT/SIGTERM */
+	uint64_t sample_rate_hz; /* cpu-clock samples per second per CPU */
+	uint64_t drain_interval_ns;
+	const char *output;	 /* NULL = stdout */
+	enum ap_format format;	 /* from --format, else from the output's extension */
+	size_t top_n;		 /* --top: also print the top functions to stdout */
+	bool include_idle;
+	int verbose;
+};
+
+/* Exit codes, shared by the agent and the CLI. */
+enum ap_exit {
+	AP_EXIT_OK = 0,
+	AP_EXIT_FAILURE = 1, /* runtime failure: not root, BPF unsupported, I/O error */
+	AP_EXIT_USAGE = 2,   /* bad flags or arguments */
+};
+
+/*
+ * Parse agent flags (argv[0] is skipped). On a usage error prints the reason and a hint to
+ * stderr and returns AP_EXIT_USAGE; after --help returns -1 (caller exits 0); else 0.
+ */
+int ap_agent_parse_args(int argc, char **argv, struct ap_agent_opts *opts);
+void ap_agent_usage(FILE *out, const char *prog);
+
+/* Record with the given options and write the output. Returns an enum ap_exit code. */
+int ap_agent_run(const struct ap_agent_opts *opts);
+
+/* parse + run: the whole `aperture-agent` / `aperture record` command. */
+int ap_agent_main(int argc, char **argv, const char *prog);
+
+#endif

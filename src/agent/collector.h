@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A collector owns one BPF skeleton and fills one profile. The run loop talks to every mode
+ * through this table, so adding a mode adds a collector, not a new pipeline.
+ */
+#ifndef AP_COLLECTOR_H
+#define AP_COLLECTOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agent.h"
+#include "profile.h"
+#include "symbolizer.h"
+
+struct ap_collector;
+
+struct ap_collector_ops {
+	const char *name; /* the mode name: "cpu" */
+	/* Open, load and attach. On failure returns -errno and a human reason in err. */
+	int (*start)(struct ap_collector *c, const struct ap_agent_opts *opts, char *err,
+		     size_t errlen);
+	/* Fd to poll for per-event data (a ring buffer's epoll fd), or -1. */
+	int (*poll_fd)(struct ap_collector *c);
+	/* Consume whatever is ready on poll_fd without blocking. Returns 0 or -errno. */
+	int (*consume)(struct ap_collector *c);
+	/* Move what the kernel aggregated so far into the profile. Returns 0 or -errno. */
+	int (*drain)(struct ap_collector *c);
+	/* Copy the run's counters (drops, failures) into the profile's stats. */
+	void (*report_stats)(struct ap_collector *c);
+	void (*destroy)(struct ap_collector *c);
+};
+
+struct ap_collector {
+	const struct ap_collector_ops *ops;
+	struct ap_profile *profile; /* owned by the collector */
+	struct ap_symbolizer *sym;  /* shared, owned by the run loop */
+	void *priv;
+};
+
+extern const struct ap_collector_ops ap_cpu_collector_ops;
+
+#endif

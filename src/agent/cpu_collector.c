@@ -1,0 +1,387 @@
+// SPDX-License-Identifier: MIT
+/* CPU profiling: owns the cpu skeleton, its per-CPU perf events and its drains. */
+#include <errno.h>
+#include <linux/perf_event.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "collector.h"
+#include "cpu.skel.h"
+#include "cpu_record.h"
+#include "log.h"
+
+_Static_assert(sizeof(struct ap_cpu_key) == 32, "ap_cpu_key layout changed");
+_Static_assert(sizeof(struct ap_proc_event) == 32, "ap_proc_event layout changed");
+
+/* Bounds of the per-slot map sizes, which scale with CPUs x rate x drain interval. */
+#define MIN_MAP_ENTRIES 1024u
+#define MAX_MAP_ENTRIES 65536u
+
+struct cpu_collector {
+	struct cpu_bpf *skel;
+	struct ring_buffer *events;
+	struct bpf_link **links;
+	int *perf_fds;
+	int nperf;
+	struct bpf_link *exec_link, *exit_link;
+	struct ap_cpu_record_stats rec;
+	uint64_t drain_errors;
+	/* scratch for one drain */
+	struct ap_cpu_key *keys;
+	uint64_t *counts;
+	size_t cap;
+	struct ap_collector *owner;
+	__u64 kstack[AP_MAX_STACK_DEPTH];
+	__u64 ustack[AP_MAX_STACK_DEPTH];
+};
+
+static int perf_event_open(struct perf_event_attr *attr, int cpu)
+{
+	return (int)syscall(__NR_perf_event_open, attr, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC);
+}
+
+static unsigned int map_entries(const struct ap_agent_opts *opts, int ncpus)
+{
+	double per_slot = (double)ncpus * (double)opts->sample_rate_hz *
+			  ((double)opts->drain_interval_ns / 1e9) * 2.0;
+	unsigned int n = MIN_MAP_ENTRIES;
+
+	while (n < per_slot && n < MAX_MAP_ENTRIES)
+		n *= 2;
+	return n;
+}
+
+static int handle_proc_event(void *ctx, void *data, size_t size)
+{
+	struct cpu_collector *cc = ctx;
+	const struct ap_proc_event *e = data;
+
+	if (size < sizeof(*e))
+		return 0;
+	switch (e->kind) {
+	case AP_PROC_NEW:
+	case AP_PROC_EXEC:
+		/* the process may already be gone: the symbolizer counts that */
+		ap_symbolizer_snapshot_pid(cc->owner->sym, (int)e->pid);
+		break;
+	case AP_PROC_EXIT:
+		ap_symbolizer_pid_exited(cc->owner->sym, (int)e->pid);
+		break;
+	}
+	return 0;
+}
+
+static void explain_open_error(int err, char *msg, size_t len)
+{
+	if (err == -EPERM || err == -EACCES)
+		snprintf(msg, len,
+			 "permission denied loading BPF programs: run as root "
+			 "(needs CAP_BPF and CAP_PERFMON)");
+	else
+		snprintf(msg, len, "cannot load the CPU sampler BPF program: %s (is BPF with BTF "
+			 "supported by this kernel?)", strerror(-err));
+}
+
+static int attach_perf_events(struct cpu_collector *cc, const struct ap_agent_opts *opts,
+			      char *msg, size_t len)
+{
+	int ncpus = libbpf_num_possible_cpus(), err = 0;
+	struct perf_event_attr attr = {
+		.type = PERF_TYPE_SOFTWARE,
+		.config = PERF_COUNT_SW_CPU_CLOCK,
+		.size = sizeof(attr),
+		.freq = 1,
+		.sample_freq = opts->sample_rate_hz,
+	};
+
+	if (ncpus <= 0) {
+		snprintf(msg, len, "cannot count CPUs: %s", strerror(-ncpus));
+		return ncpus ? ncpus : -EINVAL;
+	}
+	cc->links = calloc((size_t)ncpus, sizeof(*cc->links));
+	cc->perf_fds = calloc((size_t)ncpus, sizeof(*cc->perf_fds));
+	if (!cc->links || !cc->perf_fds)
+		return -ENOMEM;
+	for (int cpu = 0; cpu < ncpus; cpu++) {
+		int fd = perf_event_open(&attr, cpu);
+
+		if (fd < 0) {
+			if (errno == ENODEV) /* possible but offline CPU */
+				continue;
+			err = -errno;
+			snprintf(msg, len, "perf_event_open(cpu-clock) on CPU %d failed: %s%s", cpu,
+				 strerror(errno),
+				 errno == EACCES || errno == EPERM ? " (run as root)" : "");
+			return err;
+		}
+		cc->perf_fds[cc->nperf] = fd;
+		cc->links[cc->nperf] = bpf_program__attach_perf_event(cc->skel->progs.cpu_sample, fd);
+		cc->nperf++;
+		if (!cc->links[cc->nperf - 1]) {
+			err = -errno;
+			cc->links[cc->nperf - 1] = NULL;
+			snprintf(msg, len, "attaching the sampler to CPU %d failed: %s", cpu,
+				 strerror(-err));
+			return err;
+		}
+	}
+	if (cc->nperf == 0) {
+		snprintf(msg, len, "no online CPU accepted a cpu-clock perf event");
+		return -ENODEV;
+	}
+	return 0;
+}
+
+static int cpu_start(struct ap_collector *c, const struct ap_agent_opts *opts, char *msg,
+		     size_t len)
+{
+	struct cpu_collector *cc = calloc(1, sizeof(*cc));
+	unsigned int entries;
+	int err;
+
+	if (!cc)
+		return -ENOMEM;
+	c->priv = cc;
+	cc->owner = c;
+	err = ap_cpu_profile_init(c->profile, opts->sample_rate_hz);
+	if (err)
+		return err;
+
+	cc->skel = cpu_bpf__open();
+	if (!cc->skel) {
+		err = -errno;
+		explain_open_error(err, msg, len);
+		return err;
+	}
+	cc->skel->rodata->cfg_filter_pids = opts->npids > 0;
+	cc->skel->rodata->cfg_include_idle = opts->include_idle;
+	entries = map_entries(opts, libbpf_num_possible_cpus());
+	bpf_map__set_max_entries(cc->skel->maps.stacks_0, entries);
+	bpf_map__set_max_entries(cc->skel->maps.stacks_1, entries);
+	bpf_map__set_max_entries(cc->skel->maps.counts_0, entries);
+	bpf_map__set_max_entries(cc->skel->maps.counts_1, entries);
+	if (opts->npids > AP_MAX_PIDS)
+		return -E2BIG;
+
+	err = cpu_bpf__load(cc->skel);
+	if (err) {
+		explain_open_error(err, msg, len);
+		return err;
+	}
+	for (size_t i = 0; i < opts->npids; i++) {
+		__u32 pid = (__u32)opts->pids[i];
+		__u8 yes = 1;
+
+		err = bpf_map_update_elem(bpf_map__fd(cc->skel->maps.target_pids), &pid, &yes, 0);
+		if (err) {
+			snprintf(msg, len, "cannot add pid %u to the filter: %s", pid, strerror(errno));
+			return -errno;
+		}
+	}
+
+	cc->events = ring_buffer__new(bpf_map__fd(cc->skel->maps.proc_events), handle_proc_event,
+				      cc, NULL);
+	if (!cc->events) {
+		err = -errno;
+		snprintf(msg, len, "cannot open the process-event ring buffer: %s", strerror(-err));
+		return err;
+	}
+	/* Exec/exit tracking improves symbolization of short-lived processes but is optional. */
+	cc->exec_link = bpf_program__attach(cc->skel->progs.cpu_exec);
+	if (!cc->exec_link)
+		ap_warn("cpu: sched_process_exec tracking unavailable (%s): processes that exec "
+			"during the run may be symbolized late", strerror(errno));
+	cc->exit_link = bpf_program__attach(cc->skel->progs.cpu_exit);
+	if (!cc->exit_link)
+		ap_warn("cpu: sched_process_exit tracking unavailable (%s)", strerror(errno));
+
+	return attach_perf_events(cc, opts, msg, len);
+}
+
+static int cpu_poll_fd(struct ap_collector *c)
+{
+	struct cpu_collector *cc = c->priv;
+
+	return cc && cc->events ? ring_buffer__epoll_fd(cc->events) : -1;
+}
+
+static int cpu_consume(struct ap_collector *c)
+{
+	struct cpu_collector *cc = c->priv;
+	int n = ring_buffer__consume(cc->events);
+
+	return n < 0 ? n : 0;
+}
+
+static int grow_scratch(struct cpu_collector *cc, size_t need)
+{
+	struct ap_cpu_key *k;
+	uint64_t *v;
+	size_t ncap;
+
+	if (need <= cc->cap)
+		return 0;
+	ncap = cc->cap ? cc->cap * 2 : 1024;
+	while (ncap < need)
+		ncap *= 2;
+	k = realloc(cc->keys, ncap * sizeof(*k));
+	if (!k)
+		return -ENOMEM;
+	cc->keys = k;
+	v = realloc(cc->counts, ncap * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	cc->counts = v;
+	cc->cap = ncap;
+	return 0;
+}
+
+/* Read every (key, count) of a counts map into the scratch arrays, deleting as we go. */
+static int collect_counts(struct cpu_collector *cc, int counts_fd, size_t *n)
+{
+	struct ap_cpu_key key, next;
+	void *prev = NULL;
+	int err;
+
+	*n = 0;
+	while (bpf_map_get_next_key(counts_fd, prev, &next) == 0) {
+		err = grow_scratch(cc, *n + 1);
+		if (err)
+			return err;
+		if (bpf_map_lookup_elem(counts_fd, &next, &cc->counts[*n]) == 0)
+			cc->keys[(*n)++] = next;
+		key = next;
+		prev = &key;
+	}
+	for (size_t i = 0; i < *n; i++)
+		bpf_map_delete_elem(counts_fd, &cc->keys[i]);
+	return 0;
+}
+
+static void clear_stacks(int stacks_fd)
+{
+	__u32 id, next;
+	void *prev = NULL;
+
+	/* stack ids are bucket indexes: get_next_key moves past a deleted id */
+	while (bpf_map_get_next_key(stacks_fd, prev, &next) == 0) {
+		bpf_map_delete_elem(stacks_fd, &next);
+		id = next;
+		prev = &id;
+	}
+}
+
+static int cpu_drain(struct ap_collector *c)
+{
+	struct cpu_collector *cc = c->priv;
+	struct timespec settle = { 0, 2 * 1000 * 1000 };
+	int counts_fd, stacks_fd, err;
+	__u32 slot;
+	size_t n;
+
+	/* learn about new processes first, so their mappings are known before symbolizing */
+	cpu_consume(c);
+
+	slot = cc->skel->bss->active_slot;
+	cc->skel->bss->active_slot = !slot;
+	__sync_synchronize();
+	/* a sample that read the old slot just before the flip finishes within microseconds */
+	nanosleep(&settle, NULL);
+
+	counts_fd = bpf_map__fd(slot ? cc->skel->maps.counts_1 : cc->skel->maps.counts_0);
+	stacks_fd = bpf_map__fd(slot ? cc->skel->maps.stacks_1 : cc->skel->maps.stacks_0);
+	err = collect_counts(cc, counts_fd, &n);
+	for (size_t i = 0; !err && i < n; i++) {
+		const struct ap_cpu_key *k = &cc->keys[i];
+		const __u64 *ks = NULL, *us = NULL;
+
+		if (k->kern_stack_id >= 0 &&
+		    bpf_map_lookup_elem(stacks_fd, &k->kern_stack_id, cc->kstack) == 0)
+			ks = cc->kstack;
+		if (k->user_stack_id >= 0 &&
+		    bpf_map_lookup_elem(stacks_fd, &k->user_stack_id, cc->ustack) == 0)
+			us = cc->ustack;
+		err = ap_cpu_record(c->profile, c->sym, k, cc->counts[i], ks, us, &cc->rec);
+	}
+	clear_stacks(stacks_fd);
+	if (err)
+		cc->drain_errors++;
+	return err;
+}
+
+static const char *const bpf_stat_names[AP_CPU_STAT_MAX] = {
+	[AP_CPU_STAT_SAMPLES] = "bpf_samples",
+	[AP_CPU_STAT_IDLE] = "idle_samples_skipped",
+	[AP_CPU_STAT_FILTERED] = "samples_filtered_out",
+	[AP_CPU_STAT_USER_STACK_ERR] = "user_stack_errors",
+	[AP_CPU_STAT_KERN_STACK_ERR] = "kernel_stack_errors",
+	[AP_CPU_STAT_STACK_COLLISION] = "stack_map_collisions",
+	[AP_CPU_STAT_COUNTS_FULL] = "counts_map_full",
+	[AP_CPU_STAT_EVENTS_DROPPED] = "proc_events_dropped",
+};
+
+static void cpu_report_stats(struct ap_collector *c)
+{
+	struct cpu_collector *cc = c->priv;
+	int ncpus = libbpf_num_possible_cpus();
+	__u64 *vals;
+
+	if (!cc || !cc->skel || ncpus <= 0)
+		return;
+	vals = calloc((size_t)ncpus, sizeof(*vals));
+	if (!vals)
+		return;
+	for (__u32 i = 0; i < AP_CPU_STAT_MAX; i++) {
+		__u64 sum = 0;
+
+		if (bpf_map_lookup_elem(bpf_map__fd(cc->skel->maps.cpu_stats), &i, vals))
+			continue;
+		for (int cpu = 0; cpu < ncpus; cpu++)
+			sum += vals[cpu];
+		ap_profile_set_stat(c->profile, bpf_stat_names[i], sum);
+	}
+	free(vals);
+	ap_profile_set_stat(c->profile, "samples", cc->rec.samples);
+	ap_profile_set_stat(c->profile, "user_stacks_truncated", cc->rec.user_truncated);
+	ap_profile_set_stat(c->profile, "kernel_stacks_truncated", cc->rec.kernel_truncated);
+	ap_profile_set_stat(c->profile, "samples_without_stack", cc->rec.no_stack);
+	ap_profile_set_stat(c->profile, "drain_errors", cc->drain_errors);
+}
+
+static void cpu_destroy(struct ap_collector *c)
+{
+	struct cpu_collector *cc = c->priv;
+
+	if (!cc)
+		return;
+	for (int i = 0; i < cc->nperf; i++) {
+		bpf_link__destroy(cc->links[i]);
+		close(cc->perf_fds[i]);
+	}
+	bpf_link__destroy(cc->exec_link);
+	bpf_link__destroy(cc->exit_link);
+	ring_buffer__free(cc->events);
+	cpu_bpf__destroy(cc->skel);
+	free(cc->links);
+	free(cc->perf_fds);
+	free(cc->keys);
+	free(cc->counts);
+	free(cc);
+	c->priv = NULL;
+}
+
+const struct ap_collector_ops ap_cpu_collector_ops = {
+	.name = "cpu",
+	.start = cpu_start,
+	.poll_fd = cpu_poll_fd,
+	.consume = cpu_consume,
+	.drain = cpu_drain,
+	.report_stats = cpu_report_stats,
+	.destroy = cpu_destroy,
+};

@@ -1,0 +1,194 @@
+// SPDX-License-Identifier: MIT
+/* Command-line flags of `aperture-agent` and `aperture record`. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "agent.h"
+#include "parse.h"
+
+#define DEFAULT_SAMPLE_RATE 99
+#define MAX_SAMPLE_RATE 100000
+#define DEFAULT_DRAIN_INTERVAL_NS 1000000000ULL
+
+enum long_only_opt {
+	OPT_FORMAT = 0x100,
+	OPT_TOP,
+	OPT_INCLUDE_IDLE,
+	OPT_DRAIN_INTERVAL,
+};
+
+static const struct option long_opts[] = {
+	{ "mode", required_argument, NULL, 'm' },
+	{ "pid", required_argument, NULL, 'p' },
+	{ "duration", required_argument, NULL, 'd' },
+	{ "sample-rate", required_argument, NULL, 's' },
+	{ "output", required_argument, NULL, 'o' },
+	{ "format", required_argument, NULL, OPT_FORMAT },
+	{ "top", required_argument, NULL, OPT_TOP },
+	{ "include-idle", no_argument, NULL, OPT_INCLUDE_IDLE },
+	{ "drain-interval", required_argument, NULL, OPT_DRAIN_INTERVAL },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+void ap_agent_usage(FILE *out, const char *prog)
+{
+	fprintf(out,
+		"Usage: %s --mode cpu [options]\n"
+		"\n"
+		"Sample the running system with eBPF and write a profile.\n"
+		"\n"
+		"  -m, --mode MODE          what to profile: cpu\n"
+		"  -p, --pid PID            only this process and all its threads (repeatable)\n"
+		"  -d, --duration TIME      stop after TIME (e.g. 500ms, 10s, 5m, 1h);\n"
+		"                           default: until SIGINT/SIGTERM\n"
+		"  -s, --sample-rate HZ     samples per second per CPU (default %d)\n"
+		"  -o, --output FILE        write here (default: text report to stdout)\n"
+		"      --format FMT         svg | folded | pprof | json | text\n"
+		"                           (default: from the output's extension: .svg,\n"
+		"                           .folded/.txt, .pb.gz/.pprof, .json)\n"
+		"      --top N              also print the N hottest functions to stdout\n"
+		"      --include-idle       keep samples of idle CPUs (the swapper task)\n"
+		"  -v, --verbose            more diagnostics (repeat for debug)\n"
+		"  -h, --help               this help\n",
+		prog, DEFAULT_SAMPLE_RATE);
+}
+
+static int usage_error(const struct ap_agent_opts *opts, const char *fmt, const char *arg)
+{
+	fprintf(stderr, "%s: ", opts->prog);
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\nTry '%s --help' for more information.\n", opts->prog);
+	return AP_EXIT_USAGE;
+}
+
+static int parse_modes(struct ap_agent_opts *opts, const char *arg)
+{
+	char *copy = strdup(arg), *save = NULL, *tok;
+	int ret = 0;
+
+	if (!copy)
+		return -ENOMEM;
+	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		if (strcmp(tok, "cpu") == 0 || strcmp(tok, "all") == 0) {
+			opts->modes |= AP_MODE_CPU;
+		} else {
+			ret = usage_error(opts, "unknown mode '%s' (available: cpu)", tok);
+			break;
+		}
+	}
+	free(copy);
+	return ret;
+}
+
+static int check_pid_exists(const struct ap_agent_opts *opts, int pid, const char *arg)
+{
+	char path[64];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "/proc/%d", pid);
+	if (stat(path, &st) != 0)
+		return usage_error(opts, "no such process: %s", arg);
+	return 0;
+}
+
+int ap_agent_parse_args(int argc, char **argv, struct ap_agent_opts *opts)
+{
+	const char *prog = opts->prog ? opts->prog : "aperture-agent";
+	uint64_t v;
+	int c, err, pid;
+
+	memset(opts, 0, sizeof(*opts));
+	opts->prog = prog;
+	opts->sample_rate_hz = DEFAULT_SAMPLE_RATE;
+	opts->drain_interval_ns = DEFAULT_DRAIN_INTERVAL_NS;
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":m:p:d:s:o:vh", long_opts, NULL)) != -1) {
+		switch (c) {
+		case 'm':
+			err = parse_modes(opts, optarg);
+			if (err)
+				return err < 0 ? AP_EXIT_FAILURE : err;
+			break;
+		case 'p':
+			if (ap_parse_pid(optarg, &pid))
+				return usage_error(opts, "invalid pid '%s': expected a positive number",
+						   optarg);
+			if (check_pid_exists(opts, pid, optarg))
+				return AP_EXIT_USAGE;
+			if (opts->npids == AP_MAX_PIDS)
+				return usage_error(opts, "too many --pid (at most %s)", "256");
+			opts->pids[opts->npids++] = pid;
+			break;
+		case 'd':
+			if (ap_parse_duration_ns(optarg, &opts->duration_ns))
+				return usage_error(opts,
+						   "invalid duration '%s': use a positive number with "
+						   "an optional unit ms, s, m or h (e.g. 10s)",
+						   optarg);
+			break;
+		case 's':
+			if (ap_parse_u64(optarg, 1, MAX_SAMPLE_RATE, &v))
+				return usage_error(opts,
+						   "invalid sample rate '%s': expected 1..100000 (Hz)",
+						   optarg);
+			opts->sample_rate_hz = v;
+			break;
+		case 'o':
+			opts->output = optarg;
+			break;
+		case OPT_FORMAT:
+			if (ap_format_from_name(optarg, &opts->format))
+				return usage_error(opts,
+						   "unknown format '%s' (svg, folded, pprof, json, text)",
+						   optarg);
+			break;
+		case OPT_TOP:
+			if (ap_parse_u64(optarg, 1, 100000, &v))
+				return usage_error(opts, "invalid --top '%s': expected a positive number",
+						   optarg);
+			opts->top_n = v;
+			break;
+		case OPT_INCLUDE_IDLE:
+			opts->include_idle = true;
+			break;
+		case OPT_DRAIN_INTERVAL:
+			if (ap_parse_duration_ns(optarg, &opts->drain_interval_ns) ||
+			    opts->drain_interval_ns < 10000000ULL)
+				return usage_error(opts, "invalid drain interval '%s' (at least 10ms)",
+						   optarg);
+			break;
+		case 'v':
+			opts->verbose++;
+			break;
+		case 'h':
+			ap_agent_usage(stdout, prog);
+			return -1;
+		case ':':
+			return usage_error(opts, "option '%s' needs a value", argv[optind - 1]);
+		default:
+			return usage_error(opts, "unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return usage_error(opts, "unexpected argument '%s'", argv[optind]);
+	if (!opts->modes)
+		return usage_error(opts, "%s", "no --mode given (use --mode cpu)");
+	if (opts->format == AP_FORMAT_NONE) {
+		if (!opts->output)
+			opts->format = AP_FORMAT_TEXT;
+		else if (ap_format_from_path(opts->output, &opts->format))
+			return usage_error(opts,
+					   "cannot tell the format of '%s' from its extension: "
+					   "use --format svg|folded|pprof|json|text",
+					   opts->output);
+	}
+	return 0;
+}

@@ -1,0 +1,107 @@
+// SPDX-License-Identifier: MIT
+/* aperture report FILE [-o OUT] [--format FMT] [--top N]: read a pprof or folded profile. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent.h"
+#include "cli.h"
+#include "format.h"
+#include "parse.h"
+
+static void report_usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: aperture report FILE [-o OUT] [--format FMT] [--top N]\n"
+		"\n"
+		"Read a pprof (.pb.gz) or folded profile. Without -o, print the top functions\n"
+		"(self and cumulative); with -o, convert it (format from --format or OUT's\n"
+		"extension: svg, folded, pprof, json, text).\n");
+}
+
+static int report_error(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "aperture report: ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\nTry 'aperture report --help' for more information.\n");
+	return AP_EXIT_USAGE;
+}
+
+int ap_cli_report(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "output", required_argument, NULL, 'o' },
+		{ "format", required_argument, NULL, 'f' },
+		{ "top", required_argument, NULL, 'n' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct ap_write_opts wo = { .value_index = -1 };
+	enum ap_format fmt = AP_FORMAT_NONE;
+	const char *output = NULL;
+	struct ap_profile *p = NULL;
+	char err[512] = "";
+	FILE *out = stdout;
+	uint64_t v;
+	int c, ret;
+
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":o:f:n:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'o':
+			output = optarg;
+			break;
+		case 'f':
+			if (ap_format_from_name(optarg, &fmt))
+				return report_error("unknown format '%s'", optarg);
+			break;
+		case 'n':
+			if (ap_parse_u64(optarg, 1, 100000, &v))
+				return report_error("invalid --top '%s'", optarg);
+			wo.top_n = v;
+			break;
+		case 'h':
+			report_usage(stdout);
+			return AP_EXIT_OK;
+		case ':':
+			return report_error("option '%s' needs a value", argv[optind - 1]);
+		default:
+			return report_error("unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind != argc - 1)
+		return report_error("%s", optind >= argc ? "missing FILE" : "too many arguments");
+	if (fmt == AP_FORMAT_NONE) {
+		if (!output)
+			fmt = AP_FORMAT_TEXT;
+		else if (ap_format_from_path(output, &fmt))
+			return report_error("cannot tell the format of '%s': use --format", output);
+	}
+
+	ret = ap_read_profile_file(argv[optind], &p, err, sizeof(err));
+	if (ret) {
+		fprintf(stderr, "aperture report: %s\n", err[0] ? err : strerror(-ret));
+		return ret == -ENOENT || ret == -EACCES || ret == -EINVAL ? AP_EXIT_USAGE
+									 : AP_EXIT_FAILURE;
+	}
+	if (output && strcmp(output, "-") != 0) {
+		out = fopen(output, "wb");
+		if (!out) {
+			fprintf(stderr, "aperture report: cannot write '%s': %s\n", output,
+				strerror(errno));
+			ap_profile_free(p);
+			return AP_EXIT_USAGE;
+		}
+	}
+	ret = ap_format_write(p, fmt, out, &wo);
+	if (out != stdout && fclose(out) != 0 && !ret)
+		ret = -errno;
+	if (ret)
+		fprintf(stderr, "aperture report: writing %s failed: %s\n",
+			output ? output : "stdout", strerror(-ret));
+	ap_profile_free(p);
+	return ret ? AP_EXIT_FAILURE : AP_EXIT_OK;
+}
