@@ -48,6 +48,13 @@ static const struct ap_collector_ops *const all_collectors[] = {
 	&ap_cpu_collector_ops,
 };
 
+/* Where one mode's profile goes: a temporary file renamed into place at the end. */
+struct run_output {
+	FILE *f;
+	char path[4096];
+	char tmp[4200];
+};
+
 #define NCOLLECTORS (sizeof(all_collectors) / sizeof(all_collectors[0]))
 
 static void add_run_meta(struct ap_profile *p, const struct ap_agent_opts *opts)
@@ -86,63 +93,99 @@ static void add_symbolizer_stats(struct ap_profile *p, const struct ap_symbolize
 }
 
 /*
+ * With several modes each writes its own file: "out.svg" becomes "out.cpu.svg",
+ * "out.lock.svg", ... (the mode goes before the extension, ".pb.gz" counting as one).
+ */
+static void output_path(const char *output, const char *mode, bool several, char *buf,
+			size_t len)
+{
+	const char *base = strrchr(output, '/'), *ext;
+
+	if (!several) {
+		snprintf(buf, len, "%s", output);
+		return;
+	}
+	base = base ? base + 1 : output;
+	ext = strstr(base, ".pb.gz");
+	if (!ext)
+		ext = strrchr(base, '.');
+	if (!ext || ext == base)
+		snprintf(buf, len, "%s.%s", output, mode);
+	else
+		snprintf(buf, len, "%.*s.%s%s", (int)(ext - output), output, mode, ext);
+}
+
+/*
  * Open the output before recording, so a bad path fails in a second, not after the run. The
  * profile goes to a temporary file renamed over the output at the end: a failed run never
  * leaves a truncated file or destroys an older one.
  */
-static int open_output(const struct ap_agent_opts *opts, FILE **out, char *tmp, size_t len)
+static int open_output(const struct ap_agent_opts *opts, const char *mode, bool several,
+		       struct run_output *o)
 {
-	tmp[0] = '\0';
 	if (!opts->output || strcmp(opts->output, "-") == 0) {
-		*out = stdout;
+		o->f = stdout;
 		return 0;
 	}
-	snprintf(tmp, len, "%s.tmp.%d", opts->output, (int)getpid());
-	*out = fopen(tmp, "wb");
-	if (!*out) {
-		fprintf(stderr, "%s: cannot write output '%s': %s\n", opts->prog, opts->output,
+	output_path(opts->output, mode, several, o->path, sizeof(o->path));
+	snprintf(o->tmp, sizeof(o->tmp), "%s.tmp.%d", o->path, (int)getpid());
+	o->f = fopen(o->tmp, "wb");
+	if (!o->f) {
+		fprintf(stderr, "%s: cannot write output '%s': %s\n", opts->prog, o->path,
 			strerror(errno));
-		tmp[0] = '\0';
 		return AP_EXIT_USAGE;
 	}
 	return 0;
 }
 
 /* Close the output; rename it into place on success, remove it on failure. */
-static int close_output(const struct ap_agent_opts *opts, FILE *out, const char *tmp, int ret)
+static int close_output(const struct ap_agent_opts *opts, struct run_output *o, int ret)
 {
-	if (!out || out == stdout)
+	if (!o->f || o->f == stdout)
 		return ret;
-	if (fclose(out) != 0 && ret == AP_EXIT_OK) {
-		fprintf(stderr, "%s: writing '%s' failed: %s\n", opts->prog, opts->output,
+	if (fclose(o->f) != 0 && ret == AP_EXIT_OK) {
+		fprintf(stderr, "%s: writing '%s' failed: %s\n", opts->prog, o->path,
 			strerror(errno));
 		ret = AP_EXIT_FAILURE;
 	}
-	if (ret == AP_EXIT_OK && rename(tmp, opts->output) != 0) {
-		fprintf(stderr, "%s: cannot move the profile to '%s': %s\n", opts->prog,
-			opts->output, strerror(errno));
+	o->f = NULL;
+	if (ret == AP_EXIT_OK && rename(o->tmp, o->path) != 0) {
+		fprintf(stderr, "%s: cannot move the profile to '%s': %s\n", opts->prog, o->path,
+			strerror(errno));
 		ret = AP_EXIT_FAILURE;
 	}
 	if (ret != AP_EXIT_OK)
-		unlink(tmp);
+		unlink(o->tmp);
 	return ret;
 }
 
-static int write_output(const struct ap_agent_opts *opts, const struct ap_profile *p, FILE *out)
+static int write_output(const struct ap_agent_opts *opts, struct ap_collector *c,
+			struct run_output *o)
 {
-	struct ap_write_opts wo = { .value_index = 0, .top_n = opts->top_n };
-	int err = ap_format_write(p, opts->format, out, &wo);
+	struct ap_write_opts wo = {
+		.value_index = (int)ap_profile_default_value(c->profile),
+		.top_n = opts->top_n,
+	};
+	const char *where = o->f == stdout ? "stdout" : o->path;
+	int err = -ENOTSUP;
 
-	if (!err && fflush(out) != 0)
+	if (c->ops->write)
+		err = c->ops->write(c, opts->format, o->f, &wo);
+	if (err == -ENOTSUP)
+		err = ap_format_write(c->profile, opts->format, o->f, &wo);
+	if (!err && fflush(o->f) != 0)
 		err = -errno;
 	if (err) {
 		fprintf(stderr, "%s: writing %s output to '%s' failed: %s\n", opts->prog,
-			ap_format_name(opts->format), opts->output ? opts->output : "stdout",
-			strerror(-err));
+			ap_format_name(opts->format), where, strerror(-err));
 		return AP_EXIT_FAILURE;
 	}
-	if (opts->top_n && opts->format != AP_FORMAT_TEXT && out != stdout) {
-		err = ap_write_text(p, stdout, &wo);
+	if (opts->top_n && opts->format != AP_FORMAT_TEXT && o->f != stdout) {
+		err = -ENOTSUP;
+		if (c->ops->write)
+			err = c->ops->write(c, AP_FORMAT_TEXT, stdout, &wo);
+		if (err == -ENOTSUP)
+			err = ap_write_text(c->profile, stdout, &wo);
 		fflush(stdout);
 	}
 	return err ? AP_EXIT_FAILURE : AP_EXIT_OK;
@@ -193,21 +236,27 @@ static void wait_events(struct ap_collector *cols, size_t n, uint64_t until_ns)
 int ap_agent_run(const struct ap_agent_opts *opts)
 {
 	struct ap_collector cols[NCOLLECTORS] = { 0 };
+	struct run_output outs[NCOLLECTORS] = { 0 };
 	struct ap_symbolizer *sym = NULL;
 	struct sigaction sa = { 0 };
 	uint64_t start_mono, start_wall, deadline, next_drain;
-	size_t ncols = 0;
-	FILE *out = NULL;
-	char msg[512] = "", tmp_path[4096];
+	size_t ncols = 0, nwanted = 0;
+	char msg[512] = "";
 	int ret = AP_EXIT_FAILURE, err;
 
 	ap_log_set_level(opts->verbose >= 2 ? AP_LOG_DEBUG :
 			 opts->verbose == 1 ? AP_LOG_INFO : AP_LOG_WARN);
 	libbpf_set_print(libbpf_log);
 
-	ret = open_output(opts, &out, tmp_path, sizeof(tmp_path));
-	if (ret)
-		return ret;
+	for (size_t i = 0; i < NCOLLECTORS; i++)
+		nwanted += (opts->modes & all_collectors[i]->mode) != 0;
+	for (size_t i = 0, j = 0; i < NCOLLECTORS; i++) {
+		if (!(opts->modes & all_collectors[i]->mode))
+			continue;
+		ret = open_output(opts, all_collectors[i]->name, nwanted > 1, &outs[j++]);
+		if (ret)
+			goto cleanup;
+	}
 	ret = AP_EXIT_FAILURE;
 
 	sym = ap_symbolizer_new();
@@ -223,7 +272,7 @@ int ap_agent_run(const struct ap_agent_opts *opts)
 	for (size_t i = 0; i < NCOLLECTORS; i++) {
 		const struct ap_collector_ops *ops = all_collectors[i];
 
-		if (!(opts->modes & (1u << i)))
+		if (!(opts->modes & ops->mode))
 			continue;
 		cols[ncols].ops = ops;
 		cols[ncols].sym = sym;
@@ -273,8 +322,9 @@ int ap_agent_run(const struct ap_agent_opts *opts)
 		add_symbolizer_stats(p, sym);
 		print_summary(opts, p);
 	}
-	/* one profile per run for now; several modes at once come with their own outputs */
-	ret = ncols ? write_output(opts, cols[0].profile, out) : AP_EXIT_FAILURE;
+	ret = AP_EXIT_OK;
+	for (size_t i = 0; i < ncols && ret == AP_EXIT_OK; i++)
+		ret = write_output(opts, &cols[i], &outs[i]);
 
 cleanup:
 	for (size_t i = 0; i < ncols; i++) {
@@ -282,7 +332,8 @@ cleanup:
 		ap_profile_free(cols[i].profile);
 	}
 	ap_symbolizer_free(sym);
-	ret = close_output(opts, out, tmp_path, ret);
+	for (size_t i = 0; i < NCOLLECTORS; i++)
+		ret = close_output(opts, &outs[i], ret);
 	return ret;
 }
 

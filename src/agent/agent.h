@@ -11,9 +11,14 @@
 
 enum ap_mode {
 	AP_MODE_CPU = 1u << 0,
+	AP_MODE_LOCK = 1u << 1,
+	AP_MODE_SYSCALL = 1u << 2,
 };
 
 #define AP_MAX_PIDS 256
+#define AP_MAX_COMMS 16
+#define AP_COMM_LEN 16
+#define AP_MAX_SYSCALL_FILTER 64
 
 struct ap_agent_opts {
 	const char *prog;	 /* name used in messages ("aperture-agent", "aperture record") */
@@ -28,6 +33,16 @@ struct ap_agent_opts {
 	size_t top_n;		 /* --top: also print the top functions to stdout */
 	bool include_idle;
 	int verbose;
+
+	/* --comm: only tasks whose comm is one of these (syscall, lock) */
+	char comms[AP_MAX_COMMS][AP_COMM_LEN];
+	size_t ncomms;
+	/* --syscall NAME[,NAME]: syscall numbers to trace (syscall mode), empty = all */
+	int syscalls[AP_MAX_SYSCALL_FILTER];
+	size_t nsyscalls;
+	uint64_t min_latency_ns; /* --min-latency: calls at least this slow are "slow events" */
+	bool slow_stacks;	 /* --slow-stacks: record user stacks of slow calls */
+	bool histograms;	 /* --hist: print latency histograms in text reports */
 };
 
 /* Exit codes, shared by the agent and the CLI. */

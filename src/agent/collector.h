@@ -16,7 +16,8 @@
 struct ap_collector;
 
 struct ap_collector_ops {
-	const char *name; /* the mode name: "cpu" */
+	const char *name;  /* the mode name: "cpu" */
+	unsigned int mode; /* enum ap_mode bit */
 	/* Open, load and attach. On failure returns -errno and a human reason in err. */
 	int (*start)(struct ap_collector *c, const struct ap_agent_opts *opts, char *err,
 		     size_t errlen);
@@ -28,6 +29,12 @@ struct ap_collector_ops {
 	int (*drain)(struct ap_collector *c);
 	/* Copy the run's counters (drops, failures) into the profile's stats. */
 	void (*report_stats)(struct ap_collector *c);
+	/*
+	 * Optional: write the mode's own presentation of `fmt` (e.g. the per-lock text report or
+	 * JSON). Return -ENOTSUP to let the generic writer handle the profile, 0 or -errno.
+	 */
+	int (*write)(struct ap_collector *c, enum ap_format fmt, FILE *out,
+		     const struct ap_write_opts *opts);
 	void (*destroy)(struct ap_collector *c);
 };
 
@@ -39,5 +46,7 @@ struct ap_collector {
 };
 
 extern const struct ap_collector_ops ap_cpu_collector_ops;
+extern const struct ap_collector_ops ap_lock_collector_ops;
+extern const struct ap_collector_ops ap_syscall_collector_ops;
 
 #endif

@@ -378,6 +378,7 @@ static void cpu_destroy(struct ap_collector *c)
 
 const struct ap_collector_ops ap_cpu_collector_ops = {
 	.name = "cpu",
+	.mode = AP_MODE_CPU,
 	.start = cpu_start,
 	.poll_fd = cpu_poll_fd,
 	.consume = cpu_consume,

@@ -12,6 +12,8 @@ int ap_cpu_profile_init(struct ap_profile *p, uint64_t rate_hz)
 	    ap_profile_add_value_type(p, "cpu", "nanoseconds"))
 		return -ENOMEM;
 	ap_profile_set_period(p, "cpu", "nanoseconds", period_ns);
+	/* flamegraphs and tables count samples, as perf and flamegraph.pl do */
+	ap_profile_set_default_value(p, AP_CPU_VALUE_SAMPLES);
 	return ap_profile_set_meta(p, "mode", "cpu");
 }
 

@@ -20,6 +20,11 @@ enum long_only_opt {
 	OPT_TOP,
 	OPT_INCLUDE_IDLE,
 	OPT_DRAIN_INTERVAL,
+	OPT_COMM,
+	OPT_SYSCALL,
+	OPT_MIN_LATENCY,
+	OPT_SLOW_STACKS,
+	OPT_HIST,
 };
 
 static const struct option long_opts[] = {
@@ -32,6 +37,11 @@ static const struct option long_opts[] = {
 	{ "top", required_argument, NULL, OPT_TOP },
 	{ "include-idle", no_argument, NULL, OPT_INCLUDE_IDLE },
 	{ "drain-interval", required_argument, NULL, OPT_DRAIN_INTERVAL },
+	{ "comm", required_argument, NULL, OPT_COMM },
+	{ "syscall", required_argument, NULL, OPT_SYSCALL },
+	{ "min-latency", required_argument, NULL, OPT_MIN_LATENCY },
+	{ "slow-stacks", no_argument, NULL, OPT_SLOW_STACKS },
+	{ "hist", no_argument, NULL, OPT_HIST },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -40,11 +50,12 @@ static const struct option long_opts[] = {
 void ap_agent_usage(FILE *out, const char *prog)
 {
 	fprintf(out,
-		"Usage: %s --mode cpu [options]\n"
+		"Usage: %s --mode MODE[,MODE...] [options]\n"
 		"\n"
 		"Sample the running system with eBPF and write a profile.\n"
 		"\n"
-		"  -m, --mode MODE          what to profile: cpu\n"
+		"  -m, --mode MODE          what to profile: cpu, lock, syscall, all\n"
+		"                           (comma-separated; several modes write one file each)\n"
 		"  -p, --pid PID            only this process and all its threads (repeatable)\n"
 		"  -d, --duration TIME      stop after TIME (e.g. 500ms, 10s, 5m, 1h);\n"
 		"                           default: until SIGINT/SIGTERM\n"
@@ -55,6 +66,11 @@ void ap_agent_usage(FILE *out, const char *prog)
 		"                           .folded/.txt, .pb.gz/.pprof, .json)\n"
 		"      --top N              also print the N hottest functions to stdout\n"
 		"      --include-idle       keep samples of idle CPUs (the swapper task)\n"
+		"      --comm NAME          only tasks with this name (repeatable; lock, syscall)\n"
+		"      --syscall NAME[,..]  only these syscalls (syscall mode)\n"
+		"      --min-latency TIME   calls at least this slow count as slow events (syscall)\n"
+		"      --slow-stacks        record the user stacks of slow calls (syscall)\n"
+		"      --hist               print latency histograms in the text report\n"
 		"  -v, --verbose            more diagnostics (repeat for debug)\n"
 		"  -h, --help               this help\n",
 		prog, DEFAULT_SAMPLE_RATE);
@@ -76,15 +92,29 @@ static int parse_modes(struct ap_agent_opts *opts, const char *arg)
 	if (!copy)
 		return -ENOMEM;
 	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		if (strcmp(tok, "cpu") == 0 || strcmp(tok, "all") == 0) {
+		if (strcmp(tok, "cpu") == 0) {
 			opts->modes |= AP_MODE_CPU;
+		} else if (strcmp(tok, "lock") == 0) {
+			opts->modes |= AP_MODE_LOCK;
+		} else if (strcmp(tok, "syscall") == 0) {
+			opts->modes |= AP_MODE_SYSCALL;
+		} else if (strcmp(tok, "all") == 0) {
+			opts->modes |= AP_MODE_CPU | AP_MODE_LOCK | AP_MODE_SYSCALL;
 		} else {
-			ret = usage_error(opts, "unknown mode '%s' (available: cpu)", tok);
+			ret = usage_error(opts, "unknown mode '%s' (available: cpu, lock, syscall, all)",
+					  tok);
 			break;
 		}
 	}
 	free(copy);
 	return ret;
+}
+
+/* --syscall read,write: names from the build's syscall table for this architecture. */
+static int parse_syscalls(struct ap_agent_opts *opts, const char *arg)
+{
+	/* TODO(syscall mode): resolve names with the syscall table */
+	return usage_error(opts, "--syscall '%s': syscall filtering is not available yet", arg);
 }
 
 static int check_pid_exists(const struct ap_agent_opts *opts, int pid, const char *arg)
@@ -164,6 +194,32 @@ int ap_agent_parse_args(int argc, char **argv, struct ap_agent_opts *opts)
 			    opts->drain_interval_ns < 10000000ULL)
 				return usage_error(opts, "invalid drain interval '%s' (at least 10ms)",
 						   optarg);
+			break;
+		case OPT_COMM:
+			if (!optarg[0] || strlen(optarg) >= AP_COMM_LEN)
+				return usage_error(opts,
+						   "invalid --comm '%s': a task name has 1 to 15 characters",
+						   optarg);
+			if (opts->ncomms == AP_MAX_COMMS)
+				return usage_error(opts, "too many --comm (at most %s)", "16");
+			strcpy(opts->comms[opts->ncomms++], optarg);
+			break;
+		case OPT_SYSCALL:
+			err = parse_syscalls(opts, optarg);
+			if (err)
+				return err;
+			break;
+		case OPT_MIN_LATENCY:
+			if (ap_parse_duration_ns(optarg, &opts->min_latency_ns))
+				return usage_error(opts,
+						   "invalid --min-latency '%s': use e.g. 500us, 1ms, 2s",
+						   optarg);
+			break;
+		case OPT_SLOW_STACKS:
+			opts->slow_stacks = true;
+			break;
+		case OPT_HIST:
+			opts->histograms = true;
 			break;
 		case 'v':
 			opts->verbose++;

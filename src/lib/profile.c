@@ -148,6 +148,7 @@ struct ap_profile {
 
 	struct ap_value_type vtypes[AP_MAX_VALUES];
 	size_t nvtypes;
+	size_t default_value; /* index + 1; 0 = not set (last value type) */
 	struct ap_value_type period_type;
 	uint64_t period;
 	uint64_t start_ns, duration_ns;
@@ -302,6 +303,18 @@ int ap_profile_add_value_type(struct ap_profile *p, const char *type, const char
 	p->vtypes[p->nvtypes].unit = u;
 	p->nvtypes++;
 	return 0;
+}
+
+void ap_profile_set_default_value(struct ap_profile *p, size_t i)
+{
+	p->default_value = i + 1;
+}
+
+size_t ap_profile_default_value(const struct ap_profile *p)
+{
+	if (p->default_value && p->default_value <= p->nvtypes)
+		return p->default_value - 1;
+	return p->nvtypes ? p->nvtypes - 1 : 0;
 }
 
 size_t ap_profile_nvalues(const struct ap_profile *p)

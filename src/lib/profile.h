@@ -142,6 +142,11 @@ const char *ap_profile_get_meta(const struct ap_profile *p, const char *key);
 size_t ap_profile_nmeta(const struct ap_profile *p);
 void ap_profile_meta(const struct ap_profile *p, size_t i, const char **key, const char **value);
 
+/* The value that weights flamegraphs and tables when the user does not choose one
+ * (CPU: samples). Defaults to the last value type, as pprof's default_sample_type does. */
+void ap_profile_set_default_value(struct ap_profile *p, size_t i);
+size_t ap_profile_default_value(const struct ap_profile *p);
+
 /* Convenience: intern a user/kernel frame by name and module only (no address). */
 uint32_t ap_profile_add_named_frame(struct ap_profile *p, const char *name, const char *module,
 				    enum ap_frame_kind kind);

@@ -1,0 +1,450 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Function symbols of one ELF file, copied out of the file into compact arrays so the file
+ * can be closed and unmapped right after loading (the process it belongs to may be gone by
+ * the time its samples are symbolized, and an agent cannot hold thousands of mappings).
+ *
+ * Each symbol costs 16 bytes plus its name once in a pool; aliases (several names at one
+ * address) keep a single name.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "symbol_internal.h"
+#include "symbolizer.h"
+
+/* A candidate symbol while loading; names point into the ELF image. */
+struct raw_sym {
+	uint64_t addr;
+	uint64_t size;
+	const char *name;
+	int rank;
+};
+
+struct raw_syms {
+	struct raw_sym *v;
+	size_t n;
+	size_t cap;
+};
+
+static int elf_init(void)
+{
+	/* libelf refuses to work until told which ELF version the caller understands */
+	return elf_version(EV_CURRENT) == EV_NONE ? -ENOEXEC : 0;
+}
+
+static int bind_rank(unsigned char bind)
+{
+	switch (bind) {
+	case STB_GLOBAL:
+		return 0;
+	case STB_WEAK:
+		return 1;
+	default:
+		return 2;
+	}
+}
+
+static int raw_cmp(const void *a, const void *b)
+{
+	const struct raw_sym *x = a, *y = b;
+
+	if (x->addr != y->addr)
+		return x->addr < y->addr ? -1 : 1;
+	/* among aliases, prefer one whose size is known, then the most visible binding; the
+	 * name decides last so the choice does not depend on symbol table order */
+	if (!x->size != !y->size)
+		return x->size ? -1 : 1;
+	if (x->rank != y->rank)
+		return x->rank - y->rank;
+	return strcmp(x->name, y->name);
+}
+
+static int raw_push(struct raw_syms *r, const struct raw_sym *s)
+{
+	if (r->n == r->cap) {
+		size_t ncap = r->cap ? r->cap * 2 : 256;
+		struct raw_sym *v = realloc(r->v, ncap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		r->v = v;
+		r->cap = ncap;
+	}
+	r->v[r->n++] = *s;
+	return 0;
+}
+
+/* Append the defined function symbols of one symbol table section. */
+static int collect_syms(Elf *elf, Elf_Scn *scn, const GElf_Shdr *sh, struct raw_syms *r)
+{
+	Elf_Data *d = elf_getdata(scn, NULL);
+	size_t count;
+
+	if (!d || !sh->sh_entsize)
+		return 0;
+	count = sh->sh_size / sh->sh_entsize;
+	/* entry 0 is the reserved null symbol */
+	for (size_t i = 1; i < count; i++) {
+		struct raw_sym rs;
+		GElf_Sym sym;
+		unsigned char type;
+		int err;
+
+		if (!gelf_getsym(d, (int)i, &sym))
+			break;
+		type = GELF_ST_TYPE(sym.st_info);
+		if (type != STT_FUNC && type != STT_GNU_IFUNC)
+			continue;
+		if (sym.st_shndx == SHN_UNDEF || !sym.st_value)
+			continue;
+		rs.name = elf_strptr(elf, sh->sh_link, sym.st_name);
+		if (!rs.name || !rs.name[0])
+			continue;
+		rs.addr = sym.st_value;
+		rs.size = sym.st_size;
+		rs.rank = bind_rank(GELF_ST_BIND(sym.st_info));
+		err = raw_push(r, &rs);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/* .symtab when it has functions, else .dynsym (what a stripped file still exports). */
+static int read_syms(Elf *elf, struct raw_syms *r)
+{
+	Elf_Scn *scn = NULL, *symtab = NULL, *dynsym = NULL;
+	GElf_Shdr sh_symtab, sh_dynsym, sh;
+	int err;
+
+	while ((scn = elf_nextscn(elf, scn))) {
+		if (!gelf_getshdr(scn, &sh))
+			continue;
+		if (sh.sh_type == SHT_SYMTAB && !symtab) {
+			symtab = scn;
+			sh_symtab = sh;
+		} else if (sh.sh_type == SHT_DYNSYM && !dynsym) {
+			dynsym = scn;
+			sh_dynsym = sh;
+		}
+	}
+	if (symtab) {
+		err = collect_syms(elf, symtab, &sh_symtab, r);
+		if (err || r->n)
+			return err;
+	}
+	if (dynsym)
+		return collect_syms(elf, dynsym, &sh_dynsym, r);
+	return 0;
+}
+
+/* Sort, drop aliases, and copy the survivors into t's compact arrays. */
+static int build_table(struct raw_syms *r, struct ap_symtab *t)
+{
+	size_t n = 0, pool = 0, off = 0;
+
+	if (!r->n)
+		return 0;
+	qsort(r->v, r->n, sizeof(*r->v), raw_cmp);
+	for (size_t i = 0; i < r->n; i++) {
+		if (i && r->v[i].addr == r->v[n - 1].addr)
+			continue;
+		r->v[n++] = r->v[i];
+		pool += strlen(r->v[n - 1].name) + 1;
+	}
+	t->syms = malloc(n * sizeof(*t->syms));
+	t->names = malloc(pool);
+	if (!t->syms || !t->names)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		size_t len = strlen(r->v[i].name) + 1;
+
+		t->syms[i].addr = r->v[i].addr;
+		t->syms[i].size = r->v[i].size > UINT32_MAX ? UINT32_MAX : (uint32_t)r->v[i].size;
+		t->syms[i].name = (uint32_t)off;
+		memcpy(t->names + off, r->v[i].name, len);
+		off += len;
+	}
+	t->nsyms = n;
+	t->names_len = pool;
+	return 0;
+}
+
+static int read_segments(Elf *elf, struct ap_symtab *t)
+{
+	size_t phnum, n = 0;
+	GElf_Phdr ph;
+
+	if (elf_getphdrnum(elf, &phnum))
+		return 0;
+	for (size_t i = 0; i < phnum; i++)
+		if (gelf_getphdr(elf, (int)i, &ph) && ph.p_type == PT_LOAD)
+			n++;
+	if (!n)
+		return 0;
+	t->segs = calloc(n, sizeof(*t->segs));
+	if (!t->segs)
+		return -ENOMEM;
+	for (size_t i = 0; i < phnum && t->nsegs < n; i++) {
+		struct ap_symtab_seg *s = &t->segs[t->nsegs];
+
+		if (!gelf_getphdr(elf, (int)i, &ph) || ph.p_type != PT_LOAD)
+			continue;
+		s->offset = ph.p_offset;
+		s->vaddr = ph.p_vaddr;
+		s->filesz = ph.p_filesz;
+		s->flags = ph.p_flags;
+		t->nsegs++;
+	}
+	return 0;
+}
+
+static int note_build_id(Elf_Data *d, char *hex, size_t len)
+{
+	size_t off = 0, next, name_off, desc_off;
+	GElf_Nhdr nh;
+
+	while (off < d->d_size && (next = gelf_getnote(d, off, &nh, &name_off, &desc_off)) > 0) {
+		const unsigned char *desc = (const unsigned char *)d->d_buf + desc_off;
+		size_t n = nh.n_descsz;
+
+		if (nh.n_type == NT_GNU_BUILD_ID && nh.n_namesz == 4 &&
+		    !memcmp((const char *)d->d_buf + name_off, "GNU", 4) && n) {
+			if (n > AP_BUILD_ID_MAX)
+				n = AP_BUILD_ID_MAX;
+			if (n > (len - 1) / 2)
+				n = (len - 1) / 2;
+			for (size_t i = 0; i < n; i++)
+				snprintf(hex + 2 * i, 3, "%02x", desc[i]);
+			hex[2 * n] = '\0';
+			return 0;
+		}
+		off = next;
+	}
+	return -ENOENT;
+}
+
+int ap_symtab_build_id(Elf *elf, char *hex, size_t len)
+{
+	Elf_Scn *scn = NULL;
+	size_t phnum;
+	GElf_Shdr sh;
+	GElf_Phdr ph;
+
+	if (len < 3)
+		return -ENOENT;
+	while ((scn = elf_nextscn(elf, scn))) {
+		Elf_Data *d;
+
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_NOTE)
+			continue;
+		d = elf_getdata(scn, NULL);
+		if (d && !note_build_id(d, hex, len))
+			return 0;
+	}
+	/* files whose section headers were removed still have their notes in PT_NOTE */
+	if (elf_getphdrnum(elf, &phnum))
+		return -ENOENT;
+	for (size_t i = 0; i < phnum; i++) {
+		Elf_Data *d;
+
+		if (!gelf_getphdr(elf, (int)i, &ph) || ph.p_type != PT_NOTE)
+			continue;
+		d = elf_getdata_rawchunk(elf, ph.p_offset, ph.p_filesz,
+					 ph.p_align == 8 ? ELF_T_NHDR8 : ELF_T_NHDR);
+		if (d && !note_build_id(d, hex, len))
+			return 0;
+	}
+	return -ENOENT;
+}
+
+int ap_symtab_load_elf(Elf *elf, struct ap_symtab *t)
+{
+	char hex[2 * AP_BUILD_ID_MAX + 1];
+	struct raw_syms r = { 0 };
+	GElf_Ehdr eh;
+	int err;
+
+	memset(t, 0, sizeof(*t));
+	if (elf_kind(elf) != ELF_K_ELF || !gelf_getehdr(elf, &eh))
+		return -ENOEXEC;
+	if (eh.e_type != ET_EXEC && eh.e_type != ET_DYN)
+		return -ENOEXEC;
+	err = read_segments(elf, t);
+	if (err)
+		goto out;
+	if (!ap_symtab_build_id(elf, hex, sizeof(hex))) {
+		t->build_id = strdup(hex);
+		if (!t->build_id) {
+			err = -ENOMEM;
+			goto out;
+		}
+	}
+	err = read_syms(elf, &r);
+	if (err)
+		goto out;
+	err = build_table(&r, t);
+out:
+	free(r.v);
+	if (err)
+		ap_symtab_release(t);
+	return err;
+}
+
+int ap_symtab_load_path(const char *path, struct ap_symtab *t)
+{
+	Elf *elf = NULL;
+	int fd = -1, err;
+
+	memset(t, 0, sizeof(*t));
+	err = elf_init();
+	if (err)
+		return err;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+	if (!elf) {
+		err = -ENOEXEC;
+		goto out;
+	}
+	err = ap_symtab_load_elf(elf, t);
+out:
+	elf_end(elf);
+	close(fd);
+	return err;
+}
+
+int ap_symtab_load_mem(const void *image, size_t size, struct ap_symtab *t)
+{
+	Elf *elf = NULL;
+	char *copy;
+	int err;
+
+	memset(t, 0, sizeof(*t));
+	err = elf_init();
+	if (err)
+		return err;
+	/* elf_memory() wants writable memory; the vDSO is mapped read-only */
+	copy = malloc(size);
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, image, size);
+	elf = elf_memory(copy, size);
+	err = elf ? ap_symtab_load_elf(elf, t) : -ENOEXEC;
+	elf_end(elf);
+	free(copy);
+	return err;
+}
+
+void ap_symtab_release(struct ap_symtab *t)
+{
+	if (!t)
+		return;
+	free(t->syms);
+	free(t->names);
+	free(t->segs);
+	free(t->build_id);
+	free(t->path);
+	memset(t, 0, sizeof(*t));
+}
+
+/* End (exclusive) of the PT_LOAD segment that holds vaddr, or UINT64_MAX if none does. */
+static uint64_t segment_end(const struct ap_symtab *t, uint64_t vaddr)
+{
+	for (uint32_t i = 0; i < t->nsegs; i++) {
+		const struct ap_symtab_seg *s = &t->segs[i];
+
+		if (vaddr >= s->vaddr && vaddr - s->vaddr < s->filesz)
+			return s->vaddr + s->filesz;
+	}
+	return UINT64_MAX;
+}
+
+const struct ap_symtab_sym *ap_symtab_find(const struct ap_symtab *t, uint64_t vaddr)
+{
+	const struct ap_symtab_sym *s;
+	size_t lo = 0, hi = t->nsyms;
+
+	/* last symbol starting at or below vaddr */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (t->syms[mid].addr <= vaddr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (!lo)
+		return NULL;
+	s = &t->syms[lo - 1];
+	if (s->size)
+		return vaddr - s->addr < s->size ? s : NULL;
+	/* size unknown (hand-written assembly): it runs until the next symbol, which the
+	 * search already guarantees, but not past the end of its segment */
+	return vaddr < segment_end(t, s->addr) ? s : NULL;
+}
+
+bool ap_symtab_file_to_vaddr(const struct ap_symtab *t, uint64_t file_off, uint64_t *vaddr)
+{
+	const struct ap_symtab_seg *exec = NULL;
+
+	for (uint32_t i = 0; i < t->nsegs; i++) {
+		const struct ap_symtab_seg *s = &t->segs[i];
+
+		if (file_off >= s->offset && file_off - s->offset < s->filesz) {
+			*vaddr = file_off - s->offset + s->vaddr;
+			return true;
+		}
+		if (!exec && (s->flags & PF_X))
+			exec = s;
+	}
+	/* past every segment's file contents (e.g. a mapping rounded up to a page): the
+	 * executable segment is the one the code came from */
+	if (!exec)
+		return false;
+	*vaddr = file_off - exec->offset + exec->vaddr;
+	return true;
+}
+
+size_t ap_symtab_bytes(const struct ap_symtab *t)
+{
+	size_t n = t->nsyms * sizeof(*t->syms) + t->names_len + t->nsegs * sizeof(*t->segs);
+
+	if (t->build_id)
+		n += strlen(t->build_id) + 1;
+	if (t->path)
+		n += strlen(t->path) + 1;
+	return n;
+}
+
+int ap_elf_lookup(const char *path, uint64_t vaddr, char *name, size_t len, uint64_t *sym_start)
+{
+	const struct ap_symtab_sym *sym;
+	struct ap_symtab t;
+	int err;
+
+	if (!path)
+		return -EINVAL;
+	err = ap_symtab_load_path(path, &t);
+	if (err)
+		return err;
+	sym = ap_symtab_find(&t, vaddr);
+	if (!sym) {
+		err = -ENOENT;
+		goto out;
+	}
+	if (name && len)
+		snprintf(name, len, "%s", ap_symtab_name(&t, sym));
+	if (sym_start)
+		*sym_start = sym->addr;
+out:
+	ap_symtab_release(&t);
+	return err;
+}
