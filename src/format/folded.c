@@ -71,17 +71,19 @@ static int build_line(const struct ap_profile *p, const struct ap_sample *s, cha
 		      struct sbuf *b)
 {
 	const uint32_t *frames;
+	const char *comm;
+	char *copy;
 	size_t n;
-	char *comm;
 	int err;
 
 	b->len = 0;
-	comm = strdup(s->comm ? ap_profile_str(p, s->comm) : "[unknown]");
-	if (!comm)
+	comm = ap_profile_str(p, s->comm);
+	copy = strdup(*comm ? comm : "[unknown]");
+	if (!copy)
 		return -ENOMEM;
-	sanitize(comm);
-	err = sbuf_add(b, comm, strlen(comm));
-	free(comm);
+	sanitize(copy);
+	err = sbuf_add(b, copy, strlen(copy));
+	free(copy);
 	if (err)
 		return err;
 	frames = ap_profile_stack(p, s->stack, &n);

@@ -115,8 +115,7 @@ static int build_names(struct svg_ctx *c)
 	for (size_t i = 0; i < ap_profile_nsamples(p); i++) {
 		uint32_t comm = ap_profile_sample(p, i)->comm;
 
-		if (comm < nstr)
-			is_comm[comm] = true;
+		is_comm[comm < nstr ? comm : 0] = true; /* a bad id shows as [unknown] */
 	}
 	ents = calloc(nframes + nstr + 1, sizeof(*ents));
 	if (!ents)
@@ -202,16 +201,12 @@ static int build_paths(struct svg_ctx *c)
 			continue;
 		frames = ap_profile_stack(p, s->stack, &n);
 		path->off = c->pool_len;
-		path->len = n + 1;
 		path->w = s->values[c->vi];
 		c->pool[c->pool_len++] = c->comm_name[s->comm < ap_profile_nstrings(p) ? s->comm : 0];
-		for (size_t j = n; j-- > 0;) {
-			uint32_t f = frames[j];
-
-			/* a dangling frame id cannot come from the model's API; show it as unknown */
-			c->pool[c->pool_len++] =
-				f < ap_profile_nframes(p) ? c->frame_name[f] : c->frame_name[0];
-		}
+		for (size_t j = n; j-- > 0;)
+			if (frames[j] < ap_profile_nframes(p)) /* the model does not check ids */
+				c->pool[c->pool_len++] = c->frame_name[frames[j]];
+		path->len = c->pool_len - path->off;
 		c->total += path->w;
 		c->npaths++;
 	}
