@@ -18,6 +18,7 @@
  * - Run stats and meta travel as comments "stat NAME=VALUE" and "meta KEY=VALUE".
  * pprof has no field for rel_addr; frames read back have rel_addr 0.
  */
+#define _GNU_SOURCE /* asprintf */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
