@@ -89,7 +89,8 @@ static int build_line(const struct ap_profile *p, const struct ap_sample *s, cha
 	frames = ap_profile_stack(p, s->stack, &n);
 	/* leaf first in the model, root first on the line */
 	for (size_t i = n; i-- > 0;) {
-		const char *name = frames[i] < ap_profile_nframes(p) ? names[frames[i]] : "[unknown]";
+		const char *name =
+		    frames[i] < ap_profile_nframes(p) ? names[frames[i]] : "[unknown]";
 
 		if (sbuf_add(b, ";", 1) || sbuf_add(b, name, strlen(name)))
 			return -ENOMEM;
@@ -101,7 +102,7 @@ int ap_write_folded(const struct ap_profile *p, FILE *out, const struct ap_write
 {
 	size_t nframes = ap_profile_nframes(p), nsamples = ap_profile_nsamples(p), nlines = 0;
 	struct folded_line *lines = NULL;
-	struct sbuf b = { 0 };
+	struct sbuf b = {0};
 	char **names = NULL;
 	int vi, err = 0;
 
@@ -165,7 +166,7 @@ out:
 static uint32_t parse_frame(struct ap_profile *p, const char *s, size_t len)
 {
 	size_t klen = strlen(KERNEL_SUFFIX), plen = strlen(UNKNOWN_PREFIX);
-	struct ap_frame f = { 0 };
+	struct ap_frame f = {0};
 	const char *module = "";
 	size_t mlen = 0;
 
@@ -208,16 +209,13 @@ static int id_push(struct id_buf *b, uint32_t id)
 	return 0;
 }
 
-static bool is_blank(char c)
-{
-	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
+static bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
 /* Parses one line (len bytes, NUL-terminated). Returns 0, -EINVAL with a reason, or -ENOMEM. */
-static int parse_line(struct ap_profile *p, char *line, size_t len, struct id_buf *ids,
-		      char *why, size_t whylen)
+static int parse_line(struct ap_profile *p, char *line, size_t len, struct id_buf *ids, char *why,
+		      size_t whylen)
 {
-	struct ap_sample smp = { 0 };
+	struct ap_sample smp = {0};
 	size_t field = 0, stack_len;
 	char *sp, *start, *end;
 	uint64_t count;
@@ -302,7 +300,7 @@ nomem:
 
 int ap_read_folded(FILE *in, struct ap_profile *p, char *err, size_t errlen)
 {
-	struct id_buf ids = { 0 };
+	struct id_buf ids = {0};
 	char *line = NULL, why[160];
 	size_t cap = 0, lineno = 0;
 	ssize_t n;

@@ -19,8 +19,8 @@ static const struct {
 	const char *name;
 	enum ap_format fmt;
 } format_names[] = {
-	{ "svg", AP_FORMAT_SVG },   { "folded", AP_FORMAT_FOLDED }, { "pprof", AP_FORMAT_PPROF },
-	{ "json", AP_FORMAT_JSON }, { "text", AP_FORMAT_TEXT },
+    {"svg", AP_FORMAT_SVG},   {"folded", AP_FORMAT_FOLDED}, {"pprof", AP_FORMAT_PPROF},
+    {"json", AP_FORMAT_JSON}, {"text", AP_FORMAT_TEXT},
 };
 
 /* Checked in order, so ".pb.gz" wins over a shorter suffix of the same name. */
@@ -28,9 +28,9 @@ static const struct {
 	const char *ext;
 	enum ap_format fmt;
 } format_exts[] = {
-	{ ".svg", AP_FORMAT_SVG },	{ ".folded", AP_FORMAT_FOLDED }, { ".txt", AP_FORMAT_FOLDED },
-	{ ".pb.gz", AP_FORMAT_PPROF }, { ".pprof", AP_FORMAT_PPROF },   { ".pb", AP_FORMAT_PPROF },
-	{ ".json", AP_FORMAT_JSON },
+    {".svg", AP_FORMAT_SVG},	 {".folded", AP_FORMAT_FOLDED}, {".txt", AP_FORMAT_FOLDED},
+    {".pb.gz", AP_FORMAT_PPROF}, {".pprof", AP_FORMAT_PPROF},	{".pb", AP_FORMAT_PPROF},
+    {".json", AP_FORMAT_JSON},
 };
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -76,7 +76,7 @@ const char *ap_format_name(enum ap_format fmt)
 int ap_format_write(const struct ap_profile *p, enum ap_format fmt, FILE *out,
 		    const struct ap_write_opts *opts)
 {
-	struct ap_write_opts defaults = { .value_index = -1 };
+	struct ap_write_opts defaults = {.value_index = -1};
 
 	if (!opts)
 		opts = &defaults;
@@ -302,9 +302,9 @@ static int parse_folded_buf(const char *buf, size_t len, struct ap_profile *p, c
 int ap_read_profile_file(const char *path, struct ap_profile **out, char *err, size_t errlen)
 {
 	struct ap_profile *p = NULL;
-	char *buf = NULL, msg[512] = "", msg2[512] = "";
+	char *buf = NULL, msg[512] = "";
 	size_t len = 0;
-	bool gzip, text;
+	bool gzip;
 	int ret;
 
 	*out = NULL;
@@ -313,36 +313,25 @@ int ap_read_profile_file(const char *path, struct ap_profile **out, char *err, s
 		snprintf(err, errlen, "%s: %s", path, strerror(-ret));
 		return ret;
 	}
-	gzip = len >= 2 && (unsigned char)buf[0] == 0x1f && (unsigned char)buf[1] == 0x8b;
-	text = !gzip && looks_like_text(buf, len);
-
 	p = ap_profile_new();
 	if (!p) {
 		ret = -ENOMEM;
 		snprintf(err, errlen, "%s: out of memory", path);
 		goto out;
 	}
-	if (text) {
+	/*
+	 * pprof is gzipped, or a raw protobuf, which always holds control bytes (field tags and
+	 * small varints); folded text never does. Text is not tried as pprof: the protobuf
+	 * decoder skips unknown fields, so a garbled text file could "succeed" as an empty
+	 * profile instead of failing with a line number.
+	 */
+	gzip = len >= 2 && (unsigned char)buf[0] == 0x1f && (unsigned char)buf[1] == 0x8b;
+	if (!gzip && looks_like_text(buf, len))
 		ret = parse_folded_buf(buf, len, p, msg, sizeof(msg));
-		if (ret != -EINVAL)
-			goto done;
-		/* not folded after all: give pprof a chance before blaming the folded syntax */
-		ap_profile_free(p);
-		p = ap_profile_new();
-		if (!p) {
-			ret = -ENOMEM;
-			snprintf(msg, sizeof(msg), "out of memory");
-			goto done;
-		}
-		if (ap_read_pprof(buf, len, p, msg2, sizeof(msg2)) == 0)
-			ret = 0;
-	} else {
+	else
 		ret = ap_read_pprof(buf, len, p, msg, sizeof(msg));
-	}
-done:
 	if (ret) {
-		snprintf(err, errlen, "%s: %s%s", path, text ? "not a folded profile: " : "",
-			 msg[0] ? msg : strerror(-ret));
+		snprintf(err, errlen, "%s: %s", path, msg[0] ? msg : strerror(-ret));
 		goto out;
 	}
 	*out = p;

@@ -47,10 +47,7 @@ static void json_str(FILE *out, const char *s)
 
 /* Addresses are hex strings: they often exceed 2^53, where JSON numbers lose precision in
  * most parsers (JavaScript's among them). */
-static void json_addr(FILE *out, uint64_t v)
-{
-	fprintf(out, "\"0x%" PRIx64 "\"", v);
-}
+static void json_addr(FILE *out, uint64_t v) { fprintf(out, "\"0x%" PRIx64 "\"", v); }
 
 static void json_key(FILE *out, const char *indent, const char *key)
 {
@@ -59,10 +56,7 @@ static void json_key(FILE *out, const char *indent, const char *key)
 	fputs(": ", out);
 }
 
-static const char *sep(size_t i)
-{
-	return i ? ",\n" : "\n";
-}
+static const char *sep(size_t i) { return i ? ",\n" : "\n"; }
 
 static void write_header(FILE *out, const struct ap_profile *p)
 {

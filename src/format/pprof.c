@@ -90,7 +90,7 @@ static bool map_get(const struct u64map *m, uint64_t key, uint32_t *val)
 
 static int map_grow(struct u64map *m)
 {
-	struct u64map n = { 0 };
+	struct u64map n = {0};
 
 	n.cap = m->cap ? m->cap * 2 : 64;
 	n.keys = malloc(n.cap * sizeof(*n.keys));
@@ -556,8 +556,8 @@ int ap_write_pprof(const struct ap_profile *p, FILE *out, const struct ap_write_
 	Perftools__Profiles__Function **func_ptrs = NULL;
 	Perftools__Profiles__Location *locs = NULL, **loc_ptrs = NULL;
 	Perftools__Profiles__Line *lines = NULL, **line_ptrs = NULL;
-	struct wr_samples ws = { 0 };
-	struct writer w = { 0 };
+	struct wr_samples ws = {0};
+	struct writer w = {0};
 	const struct ap_value_type *pt = ap_profile_period_type(p);
 	size_t nframes = ap_profile_nframes(p), nv = ap_profile_nvalues(p);
 	int64_t *comments = NULL;
@@ -726,7 +726,7 @@ static uint32_t le32(const uint8_t *b)
 static int gunzip(const uint8_t *buf, size_t len, uint8_t **out, size_t *outlen, char *err,
 		  size_t errlen)
 {
-	z_stream zs = { 0 };
+	z_stream zs = {0};
 	uint8_t *data = NULL, *n;
 	size_t cap, have = 0, fed = 0;
 	uint32_t claim = len >= 18 ? le32(buf + len - 4) : 0;
@@ -737,8 +737,8 @@ static int gunzip(const uint8_t *buf, size_t len, uint8_t **out, size_t *outlen,
 	 * inflating anything. A small claim is only an allocation hint. */
 	if (claim > PPROF_MAX_DECOMPRESSED)
 		return fail(err, errlen,
-			    "pprof: gzip trailer claims %u bytes uncompressed, over the %llu byte "
-			    "limit",
+			    "pprof: gzip trailer claims %u bytes uncompressed: over the %llu byte "
+			    "limit, or not a complete gzip file",
 			    claim, (unsigned long long)PPROF_MAX_DECOMPRESSED);
 	cap = claim && claim / 1100 <= len ? (size_t)claim + 1 : len * 4;
 	if (cap < 4096)
@@ -784,8 +784,8 @@ static int gunzip(const uint8_t *buf, size_t len, uint8_t **out, size_t *outlen,
 				inflateReset(&zs);
 				continue;
 			}
-			ret = fail(err, errlen, "pprof: trailing garbage after gzip data at byte %zu",
-				   used);
+			ret = fail(err, errlen,
+				   "pprof: trailing garbage after gzip data at byte %zu", used);
 			goto out;
 		}
 		if (rc == Z_MEM_ERROR) {
@@ -862,8 +862,8 @@ static int rd_str(struct reader *r, int64_t idx, uint32_t *out)
 
 static bool rd_kernel_mapping(const char *name, uint64_t start, uint64_t limit)
 {
-	static const char *const user[] = { "[vdso]",  "[vsyscall]", "[vvar]",	"[heap]",
-					    "[stack]", "[uprobes]",  "[unknown]" };
+	static const char *const user[] = {"[vdso]",  "[vsyscall]", "[vvar]",	"[heap]",
+					   "[stack]", "[uprobes]",  "[unknown]"};
 	size_t len = strlen(name);
 
 	if (strncmp(name, PPROF_KERNEL_MAPPING, strlen(PPROF_KERNEL_MAPPING)) == 0)
@@ -918,8 +918,8 @@ static int rd_header(struct reader *r)
 		uint64_t v = 0;
 
 		if (!rd_str_ok(r, m->comment[i]))
-			return fail(r->err, r->errlen, "pprof: comment %zu: string index out of range",
-				    i);
+			return fail(r->err, r->errlen,
+				    "pprof: comment %zu: string index out of range", i);
 		c = m->string_table[m->comment[i]];
 		/* comments that are not ours are free text for humans: skip them */
 		if (strncmp(c, "stat ", 5) == 0) {
@@ -982,11 +982,11 @@ static int rd_mappings(struct reader *r)
 		if (rm->module == UINT32_MAX)
 			return -ENOMEM;
 		rm->kind = rd_kernel_mapping(name, mm->memory_start, mm->memory_limit)
-				   ? AP_FRAME_KERNEL
-				   : AP_FRAME_USER;
+			       ? AP_FRAME_KERNEL
+			       : AP_FRAME_USER;
 		/* range-less mappings only name a module (see the top of this file) */
 		if (mm->memory_start || mm->memory_limit) {
-			struct ap_mapping am = { 0 };
+			struct ap_mapping am = {0};
 
 			am.start = mm->memory_start;
 			am.limit = mm->memory_limit;
@@ -1061,7 +1061,7 @@ static int rd_locations(struct reader *r)
 	for (size_t i = 0; i < m->n_location; i++) {
 		const Perftools__Profiles__Location *l = m->location[i];
 		const struct rd_map *rm = NULL;
-		struct ap_frame f = { 0 };
+		struct ap_frame f = {0};
 		uint32_t idx;
 
 		if (!l->id)
@@ -1098,11 +1098,12 @@ static int rd_locations(struct reader *r)
 			f.file = 0;
 			if (ln->function_id) {
 				if (!map_get(&r->func_idx, ln->function_id, &idx))
-					return fail(r->err, r->errlen,
-						    "pprof: location %llu: function id %llu does not "
-						    "exist",
-						    (unsigned long long)l->id,
-						    (unsigned long long)ln->function_id);
+					return fail(
+					    r->err, r->errlen,
+					    "pprof: location %llu: function id %llu does not "
+					    "exist",
+					    (unsigned long long)l->id,
+					    (unsigned long long)ln->function_id);
 				f.name = r->funcs[idx].name;
 				f.file = r->funcs[idx].file;
 			}
@@ -1172,7 +1173,7 @@ static int rd_samples(struct reader *r)
 
 	for (size_t i = 0; i < m->n_sample; i++) {
 		const Perftools__Profiles__Sample *s = m->sample[i];
-		struct ap_sample as = { 0 };
+		struct ap_sample as = {0};
 		size_t depth = 0;
 
 		if (s->n_value != m->n_sample_type)
@@ -1229,7 +1230,7 @@ static int rd_samples(struct reader *r)
 int ap_read_pprof(const void *buf, size_t len, struct ap_profile *p, char *err, size_t errlen)
 {
 	Perftools__Profiles__Profile *m = NULL;
-	struct reader r = { 0 };
+	struct reader r = {0};
 	const uint8_t *b = buf;
 	uint8_t *raw = NULL;
 	size_t rawlen = len;

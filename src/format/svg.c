@@ -42,7 +42,7 @@ enum name_class {
 struct name_ent {
 	char *s;
 	uint32_t cls;
-	uint32_t src;	/* frame id, or string id of a comm */
+	uint32_t src; /* frame id, or string id of a comm */
 	bool is_comm;
 };
 
@@ -143,7 +143,13 @@ static int build_names(struct svg_ctx *c)
 	if (!c->names || !c->cls)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
-		if (!c->nnames || ent_cmp(&ents[i], &ents[i - 1]) != 0) {
+		struct name_ent last = {0};
+
+		if (c->nnames) {
+			last.s = c->names[c->nnames - 1];
+			last.cls = c->cls[c->nnames - 1];
+		}
+		if (!c->nnames || ent_cmp(&ents[i], &last) != 0) {
 			c->names[c->nnames] = ents[i].s;
 			c->cls[c->nnames++] = ents[i].cls;
 			ents[i].s = NULL; /* now owned by c->names */
@@ -202,7 +208,8 @@ static int build_paths(struct svg_ctx *c)
 		frames = ap_profile_stack(p, s->stack, &n);
 		path->off = c->pool_len;
 		path->w = s->values[c->vi];
-		c->pool[c->pool_len++] = c->comm_name[s->comm < ap_profile_nstrings(p) ? s->comm : 0];
+		c->pool[c->pool_len++] =
+		    c->comm_name[s->comm < ap_profile_nstrings(p) ? s->comm : 0];
 		for (size_t j = n; j-- > 0;)
 			if (frames[j] < ap_profile_nframes(p)) /* the model does not check ids */
 				c->pool[c->pool_len++] = c->frame_name[frames[j]];
@@ -237,7 +244,7 @@ static int build_tree(struct svg_ctx *c)
 		free(open);
 		return -ENOMEM;
 	}
-	c->nodes[0] = (struct node){ .x = 0, .w = c->total, .name = UINT32_MAX, .depth = 0 };
+	c->nodes[0] = (struct node){.x = 0, .w = c->total, .name = UINT32_MAX, .depth = 0};
 	c->nnodes = 1;
 	for (size_t i = 0; i < c->npaths; i++) {
 		const struct path *cur = &c->paths[i], *prev = i ? &c->paths[i - 1] : NULL;
@@ -248,9 +255,8 @@ static int build_tree(struct svg_ctx *c)
 			common++;
 		for (size_t k = 0; k < cur->len; k++) {
 			if (k >= common) {
-				c->nodes[c->nnodes] = (struct node){ .x = cursor,
-								     .name = cur->ids[k],
-								     .depth = (uint32_t)k + 1 };
+				c->nodes[c->nnodes] = (struct node){
+				    .x = cursor, .name = cur->ids[k], .depth = (uint32_t)k + 1};
 				open[k] = (uint32_t)c->nnodes++;
 			}
 			c->nodes[open[k]].w += cur->w;
@@ -332,8 +338,7 @@ static void put_label(FILE *out, const char *name, double width)
 }
 
 /* "1,234 samples" or "12.30 ms", after the weight's value type. */
-static const char *fmt_weight(const struct ap_profile *p, int vi, uint64_t v, char *buf,
-			      size_t len)
+static const char *fmt_weight(const struct ap_profile *p, int vi, uint64_t v, char *buf, size_t len)
 {
 	const struct ap_value_type *vt = ap_profile_value_type(p, (size_t)vi);
 	const char *type = vt ? ap_profile_str(p, vt->type) : "";
@@ -399,8 +404,7 @@ static void put_frame(FILE *out, const struct svg_ctx *c, const struct node *n, 
 	fprintf(out, "<g class=\"f\" data-s=\"%llu\" data-v=\"%llu\" data-d=\"%u\"><title>",
 		(unsigned long long)n->x, (unsigned long long)n->w, n->depth);
 	xml_put(out, name, SIZE_MAX);
-	fprintf(out, " (%s, %.2f%%)</title>",
-		fmt_weight(c->p, c->vi, n->w, wbuf, sizeof(wbuf)),
+	fprintf(out, " (%s, %.2f%%)</title>", fmt_weight(c->p, c->vi, n->w, wbuf, sizeof(wbuf)),
 		100.0 * (double)n->w / (double)c->total);
 	fprintf(out, "<rect x=\"%.2f\" y=\"%d\" width=\"%.2f\" height=\"%d\" rx=\"2\" fill=\"", x,
 		y, w, FRAME_H - 1);
@@ -411,118 +415,120 @@ static void put_frame(FILE *out, const struct svg_ctx *c, const struct node *n, 
 }
 
 static const char svg_style[] =
-	"text{font-family:Verdana,'DejaVu Sans',sans-serif;font-size:12px;fill:#000}\n"
-	".title{font-size:17px;text-anchor:middle}\n"
-	".sub{fill:#444;text-anchor:middle}\n"
-	".btn{cursor:pointer;fill:#1a4fb4;text-decoration:underline}\n"
-	".hide{display:none}\n"
-	".f{cursor:pointer}\n"
-	".f text{pointer-events:none}\n"
-	".f:hover rect{stroke:#222;stroke-width:1}\n"
-	".f.hl rect{fill:rgb(230,0,230)}\n"
-	".f.anc{opacity:0.55}\n";
+    "text{font-family:Verdana,'DejaVu Sans',sans-serif;font-size:12px;fill:#000}\n"
+    ".title{font-size:17px;text-anchor:middle}\n"
+    ".sub{fill:#444;text-anchor:middle}\n"
+    ".btn{cursor:pointer;fill:#1a4fb4;text-decoration:underline}\n"
+    ".hide{display:none}\n"
+    ".f{cursor:pointer}\n"
+    ".f text{pointer-events:none}\n"
+    ".f:hover rect{stroke:#222;stroke-width:1}\n"
+    ".f.hl rect{fill:rgb(230,0,230)}\n"
+    ".f.anc{opacity:0.55}\n";
 
 /* No backslashes and no double quotes below, so the C literal stays readable. */
 static const char svg_script[] =
-	"'use strict';\n"
-	"var W, PAD, CW, TOTAL, F = [], details, matched, unzoomBtn, clearBtn;\n"
-	"var zoomed = null, term = '', hint = '';\n"
-	"function init(evt) {\n"
-	"  var svg = document.documentElement;\n"
-	"  W = +svg.getAttribute('data-fw'); PAD = +svg.getAttribute('data-pad');\n"
-	"  CW = +svg.getAttribute('data-cw'); TOTAL = +svg.getAttribute('data-total');\n"
-	"  details = document.getElementById('details'); hint = details.textContent;\n"
-	"  matched = document.getElementById('matched');\n"
-	"  unzoomBtn = document.getElementById('unzoom'); clearBtn = document.getElementById('clear');\n"
-	"  var gs = document.getElementById('frames').getElementsByTagName('g');\n"
-	"  for (var i = 0; i < gs.length; i++) {\n"
-	"    var g = gs[i], t = g.getElementsByTagName('title')[0].textContent;\n"
-	"    F.push({ g: g, rect: g.getElementsByTagName('rect')[0],\n"
-	"      text: g.getElementsByTagName('text')[0], info: t,\n"
-	"      name: t.substring(0, t.lastIndexOf(' (')), s: +g.getAttribute('data-s'),\n"
-	"      v: +g.getAttribute('data-v'), d: +g.getAttribute('data-d') });\n"
-	"    g.frame = F[F.length - 1];\n"
-	"  }\n"
-	"  var fr = document.getElementById('frames');\n"
-	"  fr.addEventListener('mouseover', function (e) {\n"
-	"    var f = frameOf(e.target); if (f) details.textContent = f.info; });\n"
-	"  fr.addEventListener('mouseout', function () { details.textContent = hint; });\n"
-	"  fr.addEventListener('click', function (e) {\n"
-	"    var f = frameOf(e.target); if (f) zoom(f); });\n"
-	"  unzoomBtn.addEventListener('click', function () { zoom(null); });\n"
-	"  document.getElementById('search').addEventListener('click', askSearch);\n"
-	"  clearBtn.addEventListener('click', function () { search(''); });\n"
-	"  document.addEventListener('keydown', function (e) {\n"
-	"    if ((e.ctrlKey || e.metaKey) && (e.key === 'f' || e.key === 'F')) {\n"
-	"      e.preventDefault(); askSearch();\n"
-	"    } else if (e.key === 'Escape') { zoom(null); search(''); }\n"
-	"  });\n"
-	"}\n"
-	"function frameOf(el) {\n"
-	"  for (; el && el.nodeType === 1; el = el.parentNode) if (el.frame) return el.frame;\n"
-	"  return null;\n"
-	"}\n"
-	"function cls(el, c, on) { if (on) el.classList.add(c); else el.classList.remove(c); }\n"
-	"function fit(name, w) {\n"
-	"  var n = Math.floor((w - 6) / CW);\n"
-	"  if (n < 3) return '';\n"
-	"  return name.length <= n ? name : name.substring(0, n - 2) + '..';\n"
-	"}\n"
-	"function place(f, x, w) {\n"
-	"  f.rect.setAttribute('x', (PAD + x).toFixed(2));\n"
-	"  f.rect.setAttribute('width', w.toFixed(2));\n"
-	"  f.text.setAttribute('x', (PAD + x + 3).toFixed(2));\n"
-	"  f.text.textContent = fit(f.name, w);\n"
-	"}\n"
-	/* Zooming into f: its ancestors span the full width, faded; frames outside its range
-	 * (siblings and their subtrees) are hidden; its subtree is rescaled to the full width. */
-	"function zoom(f) {\n"
-	"  if (f && f.d === 0) f = null;\n"
-	"  zoomed = f;\n"
-	"  var s0 = f ? f.s : 0, v0 = f ? f.v : TOTAL, d0 = f ? f.d : 0;\n"
-	"  for (var i = 0; i < F.length; i++) {\n"
-	"    var g = F[i], e = g.s + g.v, show = true, anc = false;\n"
-	"    if (g.d < d0) { show = g.s <= s0 && e >= s0 + v0; anc = show; }\n"
-	"    else show = g.s >= s0 && e <= s0 + v0;\n"
-	"    cls(g.g, 'hide', !show); cls(g.g, 'anc', anc);\n"
-	"    if (!show) continue;\n"
-	"    if (anc) place(g, 0, W); else place(g, (g.s - s0) / v0 * W, g.v / v0 * W);\n"
-	"  }\n"
-	"  cls(unzoomBtn, 'hide', !f);\n"
-	"  if (term) search(term);\n"
-	"}\n"
-	"function askSearch() {\n"
-	"  var t = window.prompt('Search frames (regular expression, or plain text):', term);\n"
-	"  if (t !== null) search(t);\n"
-	"}\n"
-	/* Matched share: union of the matching frames' ranges, so nested matches (recursion,
-	 * a caller and its callee) are counted once; relative to the zoomed frame if any. */
-	"function search(t) {\n"
-	"  term = t;\n"
-	"  var test = null, iv = [];\n"
-	"  if (t) {\n"
-	"    try { var re = new RegExp(t); test = function (s) { return re.test(s); }; }\n"
-	"    catch (err) { test = function (s) { return s.indexOf(t) >= 0; }; }\n"
-	"  }\n"
-	"  for (var i = 0; i < F.length; i++) {\n"
-	"    var hit = test !== null && test(F[i].name);\n"
-	"    cls(F[i].g, 'hl', hit);\n"
-	"    if (hit) iv.push([F[i].s, F[i].s + F[i].v]);\n"
-	"  }\n"
-	"  cls(clearBtn, 'hide', !t);\n"
-	"  if (!t) { matched.textContent = ' '; return; }\n"
-	"  var lo = zoomed ? zoomed.s : 0, hi = zoomed ? zoomed.s + zoomed.v : TOTAL;\n"
-	"  iv.sort(function (a, b) { return a[0] - b[0]; });\n"
-	"  var sum = 0, cs = 0, ce = -1;\n"
-	"  for (var j = 0; j < iv.length; j++) {\n"
-	"    var a = Math.max(iv[j][0], lo), b = Math.min(iv[j][1], hi);\n"
-	"    if (b <= a) continue;\n"
-	"    if (a > ce) { if (ce > cs) sum += ce - cs; cs = a; ce = b; }\n"
-	"    else if (b > ce) ce = b;\n"
-	"  }\n"
-	"  if (ce > cs) sum += ce - cs;\n"
-	"  matched.textContent = 'Matched: ' + (hi > lo ? 100 * sum / (hi - lo) : 0).toFixed(1) + '%';\n"
-	"}\n";
+    "'use strict';\n"
+    "var W, PAD, CW, TOTAL, F = [], details, matched, unzoomBtn, clearBtn;\n"
+    "var zoomed = null, term = '', hint = '';\n"
+    "function init(evt) {\n"
+    "  var svg = document.documentElement;\n"
+    "  W = +svg.getAttribute('data-fw'); PAD = +svg.getAttribute('data-pad');\n"
+    "  CW = +svg.getAttribute('data-cw'); TOTAL = +svg.getAttribute('data-total');\n"
+    "  details = document.getElementById('details'); hint = details.textContent;\n"
+    "  matched = document.getElementById('matched');\n"
+    "  unzoomBtn = document.getElementById('unzoom'); clearBtn = "
+    "document.getElementById('clear');\n"
+    "  var gs = document.getElementById('frames').getElementsByTagName('g');\n"
+    "  for (var i = 0; i < gs.length; i++) {\n"
+    "    var g = gs[i], t = g.getElementsByTagName('title')[0].textContent;\n"
+    "    F.push({ g: g, rect: g.getElementsByTagName('rect')[0],\n"
+    "      text: g.getElementsByTagName('text')[0], info: t,\n"
+    "      name: t.substring(0, t.lastIndexOf(' (')), s: +g.getAttribute('data-s'),\n"
+    "      v: +g.getAttribute('data-v'), d: +g.getAttribute('data-d') });\n"
+    "    g.frame = F[F.length - 1];\n"
+    "  }\n"
+    "  var fr = document.getElementById('frames');\n"
+    "  fr.addEventListener('mouseover', function (e) {\n"
+    "    var f = frameOf(e.target); if (f) details.textContent = f.info; });\n"
+    "  fr.addEventListener('mouseout', function () { details.textContent = hint; });\n"
+    "  fr.addEventListener('click', function (e) {\n"
+    "    var f = frameOf(e.target); if (f) zoom(f); });\n"
+    "  unzoomBtn.addEventListener('click', function () { zoom(null); });\n"
+    "  document.getElementById('search').addEventListener('click', askSearch);\n"
+    "  clearBtn.addEventListener('click', function () { search(''); });\n"
+    "  document.addEventListener('keydown', function (e) {\n"
+    "    if ((e.ctrlKey || e.metaKey) && (e.key === 'f' || e.key === 'F')) {\n"
+    "      e.preventDefault(); askSearch();\n"
+    "    } else if (e.key === 'Escape') { zoom(null); search(''); }\n"
+    "  });\n"
+    "}\n"
+    "function frameOf(el) {\n"
+    "  for (; el && el.nodeType === 1; el = el.parentNode) if (el.frame) return el.frame;\n"
+    "  return null;\n"
+    "}\n"
+    "function cls(el, c, on) { if (on) el.classList.add(c); else el.classList.remove(c); }\n"
+    "function fit(name, w) {\n"
+    "  var n = Math.floor((w - 6) / CW);\n"
+    "  if (n < 3) return '';\n"
+    "  return name.length <= n ? name : name.substring(0, n - 2) + '..';\n"
+    "}\n"
+    "function place(f, x, w) {\n"
+    "  f.rect.setAttribute('x', (PAD + x).toFixed(2));\n"
+    "  f.rect.setAttribute('width', w.toFixed(2));\n"
+    "  f.text.setAttribute('x', (PAD + x + 3).toFixed(2));\n"
+    "  f.text.textContent = fit(f.name, w);\n"
+    "}\n"
+    /* Zooming into f: its ancestors span the full width, faded; frames outside its range
+     * (siblings and their subtrees) are hidden; its subtree is rescaled to the full width. */
+    "function zoom(f) {\n"
+    "  if (f && f.d === 0) f = null;\n"
+    "  zoomed = f;\n"
+    "  var s0 = f ? f.s : 0, v0 = f ? f.v : TOTAL, d0 = f ? f.d : 0;\n"
+    "  for (var i = 0; i < F.length; i++) {\n"
+    "    var g = F[i], e = g.s + g.v, show = true, anc = false;\n"
+    "    if (g.d < d0) { show = g.s <= s0 && e >= s0 + v0; anc = show; }\n"
+    "    else show = g.s >= s0 && e <= s0 + v0;\n"
+    "    cls(g.g, 'hide', !show); cls(g.g, 'anc', anc);\n"
+    "    if (!show) continue;\n"
+    "    if (anc) place(g, 0, W); else place(g, (g.s - s0) / v0 * W, g.v / v0 * W);\n"
+    "  }\n"
+    "  cls(unzoomBtn, 'hide', !f);\n"
+    "  if (term) search(term);\n"
+    "}\n"
+    "function askSearch() {\n"
+    "  var t = window.prompt('Search frames (regular expression, or plain text):', term);\n"
+    "  if (t !== null) search(t);\n"
+    "}\n"
+    /* Matched share: union of the matching frames' ranges, so nested matches (recursion,
+     * a caller and its callee) are counted once; relative to the zoomed frame if any. */
+    "function search(t) {\n"
+    "  term = t;\n"
+    "  var test = null, iv = [];\n"
+    "  if (t) {\n"
+    "    try { var re = new RegExp(t); test = function (s) { return re.test(s); }; }\n"
+    "    catch (err) { test = function (s) { return s.indexOf(t) >= 0; }; }\n"
+    "  }\n"
+    "  for (var i = 0; i < F.length; i++) {\n"
+    "    var hit = test !== null && test(F[i].name);\n"
+    "    cls(F[i].g, 'hl', hit);\n"
+    "    if (hit) iv.push([F[i].s, F[i].s + F[i].v]);\n"
+    "  }\n"
+    "  cls(clearBtn, 'hide', !t);\n"
+    "  if (!t) { matched.textContent = ' '; return; }\n"
+    "  var lo = zoomed ? zoomed.s : 0, hi = zoomed ? zoomed.s + zoomed.v : TOTAL;\n"
+    "  iv.sort(function (a, b) { return a[0] - b[0]; });\n"
+    "  var sum = 0, cs = 0, ce = -1;\n"
+    "  for (var j = 0; j < iv.length; j++) {\n"
+    "    var a = Math.max(iv[j][0], lo), b = Math.min(iv[j][1], hi);\n"
+    "    if (b <= a) continue;\n"
+    "    if (a > ce) { if (ce > cs) sum += ce - cs; cs = a; ce = b; }\n"
+    "    else if (b > ce) ce = b;\n"
+    "  }\n"
+    "  if (ce > cs) sum += ce - cs;\n"
+    "  matched.textContent = 'Matched: ' + (hi > lo ? 100 * sum / (hi - lo) : 0).toFixed(1) + "
+    "'%';\n"
+    "}\n";
 
 /* "cpu" -> "CPU profile"; no mode -> "Flame Graph". */
 static void put_title(FILE *out, const struct ap_profile *p, const struct ap_write_opts *opts)
@@ -616,7 +622,7 @@ static void write_document(FILE *out, const struct svg_ctx *c, const struct ap_w
 
 int ap_write_svg(const struct ap_profile *p, FILE *out, const struct ap_write_opts *opts)
 {
-	struct svg_ctx c = { .p = p };
+	struct svg_ctx c = {.p = p};
 	int err;
 
 	c.vi = ap_format_value_index(p, opts);

@@ -46,8 +46,8 @@ static int fn_cmp(const void *a, const void *b)
 		return x->self > y->self ? -1 : 1;
 	if (x->cum != y->cum)
 		return x->cum > y->cum ? -1 : 1;
-	return frame_ent_cmp(&(struct frame_ent){ x->name, x->module, 0 },
-			     &(struct frame_ent){ y->name, y->module, 0 });
+	return frame_ent_cmp(&(struct frame_ent){x->name, x->module, 0},
+			     &(struct frame_ent){y->name, y->module, 0});
 }
 
 /* Terminal output: control bytes (escape sequences from a hostile binary) become '?'. */
@@ -87,7 +87,10 @@ static int build_functions(const struct ap_profile *p, struct fn **fns_out, size
 	}
 	qsort(ents, nframes, sizeof(*ents), frame_ent_cmp);
 	for (size_t i = 0; i < nframes; i++) {
-		if (!nfns || frame_ent_cmp(&ents[i], &ents[i - 1]) != 0) {
+		/* compare with the last function: ents[i - 1].name may have moved into it */
+		if (!nfns ||
+		    frame_ent_cmp(&ents[i], &(struct frame_ent){fns[nfns - 1].name,
+								fns[nfns - 1].module, 0}) != 0) {
 			fns[nfns].name = ents[i].name;
 			fns[nfns++].module = ents[i].module;
 			ents[i].name = NULL; /* owned by fns now */
@@ -145,8 +148,7 @@ static double pct(uint64_t v, uint64_t total)
 	return total ? 100.0 * (double)v / (double)total : 0.0;
 }
 
-static void write_header(FILE *out, const struct ap_profile *p, int vi, uint64_t total,
-			 size_t nfns)
+static void write_header(FILE *out, const struct ap_profile *p, int vi, uint64_t total, size_t nfns)
 {
 	const struct ap_value_type *vt = ap_profile_value_type(p, (size_t)vi);
 	const char *type = vt ? ap_profile_str(p, vt->type) : "samples";

@@ -320,7 +320,7 @@ static size_t vdso_size(const ElfW(Ehdr) * eh)
 	return size;
 }
 
-const struct ap_symtab *ap_elf_cache_vdso(struct ap_elf_cache *c)
+struct ap_symtab *ap_elf_cache_vdso(struct ap_elf_cache *c)
 {
 	unsigned long base;
 	size_t size;

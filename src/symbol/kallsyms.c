@@ -34,10 +34,8 @@ struct ap_kallsyms {
 
 struct ktmp {
 	uint64_t addr;
-	uint32_t name;
+	uint32_t name; /* names are appended in line order, so this also orders by line */
 	uint32_t module;
-	uint32_t seq; /* line number: keeps the first of several names at one address */
-	uint32_t pad;
 };
 
 struct loader {
@@ -52,6 +50,9 @@ struct loader {
 
 static int pool_add(struct loader *l, const char *s, size_t len, uint32_t *off)
 {
+	/* offsets are 32-bit */
+	if (l->pool_len > UINT32_MAX - len - 1)
+		return -E2BIG;
 	if (l->pool_len + len + 1 > l->pool_cap) {
 		size_t ncap = l->pool_cap ? l->pool_cap * 2 : 1 << 16;
 		char *p;
@@ -64,8 +65,6 @@ static int pool_add(struct loader *l, const char *s, size_t len, uint32_t *off)
 		l->pool = p;
 		l->pool_cap = ncap;
 	}
-	if (l->pool_len > UINT32_MAX - len - 1)
-		return -E2BIG;
 	memcpy(l->pool + l->pool_len, s, len);
 	l->pool[l->pool_len + len] = '\0';
 	*off = (uint32_t)l->pool_len;
@@ -133,7 +132,6 @@ static int parse_line(struct loader *l, char *line)
 		l->v = v;
 		l->cap = ncap;
 	}
-	k.seq = (uint32_t)l->n;
 	l->v[l->n++] = k;
 	return 0;
 }
@@ -142,9 +140,10 @@ static int ktmp_cmp(const void *a, const void *b)
 {
 	const struct ktmp *x = a, *y = b;
 
+	/* of several names at one address the first listed is kept */
 	if (x->addr != y->addr)
 		return x->addr < y->addr ? -1 : 1;
-	return x->seq < y->seq ? -1 : x->seq > y->seq;
+	return x->name < y->name ? -1 : x->name > y->name;
 }
 
 /* Sort, drop aliases and move into the final arrays. */

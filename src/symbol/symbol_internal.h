@@ -143,7 +143,7 @@ int ap_elf_cache_get(struct ap_elf_cache *c, const char *const *paths, size_t np
 		     const char *display_path, struct ap_symtab **out);
 void ap_elf_cache_put(struct ap_elf_cache *c, struct ap_symtab *t);
 /* The vDSO of this machine, read from the agent's own; owned by the cache. NULL if unusable. */
-const struct ap_symtab *ap_elf_cache_vdso(struct ap_elf_cache *c);
+struct ap_symtab *ap_elf_cache_vdso(struct ap_elf_cache *c);
 void ap_elf_cache_counts(const struct ap_elf_cache *c, uint64_t *loaded, uint64_t *failed);
 
 #endif

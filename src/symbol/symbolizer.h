@@ -33,7 +33,9 @@ void ap_symbolizer_free(struct ap_symbolizer *s);
 
 /* Take (or refresh) the snapshot of a process: its executable mappings and their ELF
  * symbol tables. Call when a pid is first seen, after exec, and when an address falls outside
- * every known mapping (dlopen). Returns 0, -ESRCH when the process is gone, or -errno. */
+ * every known mapping (dlopen). Returns 0, -ESRCH when the process is gone (or has no user
+ * mappings: a zombie, a kernel thread), or -errno. A failed refresh keeps the previous
+ * snapshot. */
 int ap_symbolizer_snapshot_pid(struct ap_symbolizer *s, int pid);
 
 /* The process exited: its snapshot is released at the next ap_symbolizer_gc(). */
@@ -57,6 +59,10 @@ uint32_t ap_symbolizer_kernel_frame(struct ap_symbolizer *s, struct ap_profile *
 				    bool is_return_addr);
 
 void ap_symbolizer_get_stats(const struct ap_symbolizer *s, struct ap_symbolizer_stats *out);
+
+/* Read kernel symbols from `path` instead of /proc/kallsyms (tests, offline use). A table
+ * already loaded is dropped; the next kernel frame loads the new file. Returns 0 or -ENOMEM. */
+int ap_symbolizer_set_kallsyms_path(struct ap_symbolizer *s, const char *path);
 
 /* Lower-level lookup used by tests and the CLI: symbol of `addr` (a vaddr in the ELF's own
  * address space) in the ELF file at `path`. Writes the name into name[len]; returns 0,

@@ -1,0 +1,712 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Lock contention, user and kernel, aggregated in the kernel.
+ *
+ * User locks: futex waits. sys_enter classifies the wait (from the futex operation, the
+ * expected value and the glibc object around the futex word), reads the holder tid and
+ * stores a start record per thread; sys_exit decides whether the thread slept (its voluntary
+ * context-switch count moved), and if so adds the wait to the (lock, waiter, stacks)
+ * aggregate and to the per-lock holder table. Nothing runs on the uncontended fast path:
+ * glibc only enters the kernel when a lock is contended.
+ *
+ * The syscall hooks exist twice with one body: tracepoint/syscalls/sys_{enter,exit}_futex*
+ * (run only for futex calls; need tracefs to attach) and tp_btf/sys_{enter,exit} (raw syscall
+ * tracepoints filtered by number; need only BTF). The loader autoloads one pair.
+ *
+ * Kernel locks: tp_btf lock:contention_begin/end. Spinning locks keep their start in a
+ * per-CPU slot (they cannot sleep), sleeping locks per thread; nested contention is ignored.
+ *
+ * Draining without losing waits: waits/holders/stacks are double-buffered; the agent flips
+ * `active_slot`, lets in-flight programs finish, then reads and clears the other slot.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+
+#include "hist_bits.h"
+#include "lock.h"
+
+#define EINTR 4
+#define EAGAIN 11
+#define EFAULT 14
+#define EEXIST 17
+#define ETIMEDOUT 110
+#define ERESTARTSYS 512
+#define ERESTART_RESTARTBLOCK 516
+
+#define FUTEX_WAIT 0
+#define FUTEX_WAKE 1
+#define FUTEX_WAKE_OP 5
+#define FUTEX_LOCK_PI 6
+#define FUTEX_UNLOCK_PI 7
+#define FUTEX_WAIT_BITSET 9
+#define FUTEX_WAKE_BITSET 10
+#define FUTEX_WAIT_REQUEUE_PI 11
+#define FUTEX_LOCK_PI2 13
+#define FUTEX_CMD_MASK 0x7f
+#define FUTEX_TID_MASK 0x3fffffff
+#define PID_MAX_LIMIT (4 * 1024 * 1024)
+
+/* glibc (2.26+) object layout, x86_64 and aarch64 */
+#define RWLOCK_FUTEX_USED 0x80000000u
+#define MUTEX_KIND_ALLOWED 0x393u /* kind bits of a futex-word mutex: type|robust|pshared|elision */
+
+#if defined(__TARGET_ARCH_x86)
+#define NR_FUTEX 202
+#define NR_FUTEX_WAITV 449
+#define NR_FUTEX_WAIT 455
+#elif defined(__TARGET_ARCH_arm64)
+#define NR_FUTEX 98
+#define NR_FUTEX_WAITV 449
+#define NR_FUTEX_WAIT 455
+#endif
+
+/* Which syscall a start record belongs to. */
+enum { SC_FUTEX = 0, SC_FUTEX_WAITV = 1, SC_FUTEX_WAIT = 2 };
+
+const volatile bool cfg_filter_pids = false;
+const volatile bool cfg_filter_comms = false;
+const volatile bool cfg_user_stacks = true;
+const volatile bool cfg_kernel_stacks = true;
+const volatile __u32 cfg_self_pid = 0; /* the agent: never profiled */
+
+/* Which waits/holders/stacks set the programs write; flipped by the agent when it drains. */
+__u32 active_slot = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32); /* tgid */
+	__type(value, __u8);
+} target_pids SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16);
+	__type(key, struct ap_lock_comm);
+	__type(value, __u8);
+} target_comms SEC(".maps");
+
+struct stack_map {
+	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(max_entries, 4096); /* resized by the loader */
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, AP_LOCK_STACK_DEPTH * sizeof(__u64));
+};
+
+struct waits_map {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192); /* resized by the loader */
+	__type(key, struct ap_lock_key);
+	__type(value, struct ap_lock_val);
+};
+
+struct holders_map {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct ap_lock_holder_key);
+	__type(value, struct ap_lock_holder_val);
+};
+
+struct stack_map stacks_0 SEC(".maps");
+struct stack_map stacks_1 SEC(".maps");
+struct waits_map waits_0 SEC(".maps");
+struct waits_map waits_1 SEC(".maps");
+struct holders_map holders_0 SEC(".maps");
+struct holders_map holders_1 SEC(".maps");
+
+/* A futex wait in progress, per thread. LRU: a thread killed inside the wait never reaches
+ * sys_exit, and its record must not pin a slot forever. */
+struct futex_start {
+	__u64 ts;
+	__u64 addr;  /* lock object address (see struct ap_lock_key) */
+	__u64 nvcsw; /* voluntary switches at entry: moved at exit = the thread slept */
+	__u64 waitv; /* futex_waitv: user pointer to the waiters array */
+	__u32 holder;
+	__u32 kind;
+	__u32 op;
+	__u32 nr; /* futex_waitv: number of waiters */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 32768);
+	__type(key, __u32); /* tid */
+	__type(value, struct futex_start);
+} futex_starts SEC(".maps");
+
+/* A kernel lock contention in progress. */
+struct klock_start {
+	__u64 ts;
+	__u64 lock;
+	__u32 flags;
+	__u32 lclass;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32); /* tid */
+	__type(value, struct klock_start);
+} klock_starts SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct klock_start);
+} klock_cpu SEC(".maps");
+
+/* Threads that released a contended futex: tid -> comm (holder names after they exit). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u32);
+	__type(value, struct ap_lock_comm);
+} waker_comms SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, AP_LOCK_STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} lock_stats SEC(".maps");
+
+/* Initial value of a new aggregate (too big for the BPF stack). */
+static const struct ap_lock_val zero_val;
+
+static __always_inline void stat_inc(__u32 which)
+{
+	__u64 *v = bpf_map_lookup_elem(&lock_stats, &which);
+
+	if (v)
+		*v += 1; /* per-CPU slot: no atomic needed */
+}
+
+/* --pid / --comm / the agent itself. */
+static __always_inline bool task_wanted(__u32 tgid)
+{
+	if (cfg_self_pid && tgid == cfg_self_pid)
+		return false;
+	if (cfg_filter_pids && !bpf_map_lookup_elem(&target_pids, &tgid))
+		return false;
+	if (cfg_filter_comms) {
+		struct ap_lock_comm c = {};
+
+		bpf_get_current_comm(c.comm, sizeof(c.comm));
+		if (!bpf_map_lookup_elem(&target_comms, &c))
+			return false;
+	}
+	return true;
+}
+
+static __always_inline __u64 current_nvcsw(void)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+
+	return BPF_CORE_READ(t, nvcsw);
+}
+
+/* ---- classification of a futex wait ---- */
+
+/* FUTEX_WAIT(_BITSET) with expected value 2: the "locked, with waiters" lock protocol. */
+static __always_inline void classify_lock_word(struct futex_start *s, __u64 uaddr)
+{
+	/* pthread_mutex_t: __lock, __count, __owner, __nusers, __kind */
+	__u32 m[5];
+
+	s->kind = AP_LOCK_FUTEX_LOCK;
+	if ((uaddr & 7) || bpf_probe_read_user(m, sizeof(m), (void *)uaddr)) {
+		if (uaddr & 7)
+			return;
+		stat_inc(AP_LOCK_STAT_USER_READ_ERR);
+		return;
+	}
+	if (m[4] & ~MUTEX_KIND_ALLOWED)
+		return; /* not a mutex kind (or PI/PP, which never wait like this) */
+	if (m[2] > 0 && m[2] < PID_MAX_LIMIT) {
+		s->kind = AP_LOCK_MUTEX;
+		s->holder = m[2];
+	} else if (m[2] == 0 && m[3] > 0 && m[3] < PID_MAX_LIMIT) {
+		/* owner field not written yet / already cleared: a mutex, holder unknown */
+		s->kind = AP_LOCK_MUTEX;
+	}
+}
+
+/*
+ * pthread_rwlock_t waits: expected value 0 or 1 with PTHREAD_RWLOCK_FUTEX_USED. The object is
+ * 8-byte aligned, so __wrphase_futex (+8) is 8-aligned and __writers_futex (+12) is not.
+ * Layout: __readers, __writers, __wrphase_futex, __writers_futex, __pad3, __pad4,
+ * __cur_writer (+24), __shared.
+ */
+static __always_inline bool classify_rwlock(struct futex_start *s, __u64 uaddr, __u32 val)
+{
+	__u64 base = (uaddr & 4) ? uaddr - 12 : uaddr - 8;
+	__u32 r[8];
+
+	if (bpf_probe_read_user(r, sizeof(r), (void *)base)) {
+		stat_inc(AP_LOCK_STAT_USER_READ_ERR);
+		return false;
+	}
+	if (r[4] || r[5]) /* __pad3, __pad4 are never written */
+		return false;
+	if ((r[2] & ~(RWLOCK_FUTEX_USED | 1)) || (r[3] & ~(RWLOCK_FUTEX_USED | 1)))
+		return false;
+	s->kind = AP_LOCK_RWLOCK;
+	s->addr = base;
+	if (!(uaddr & 4) && val == RWLOCK_FUTEX_USED)
+		s->holder = AP_HOLDER_READERS; /* a writer waits for the read phase to end */
+	else if (r[6] > 0 && r[6] < PID_MAX_LIMIT)
+		s->holder = (__u32)r[6]; /* __cur_writer */
+	return true;
+}
+
+/*
+ * pthread_cond_t waits (glibc 2.25+): expected value 0 on __g_signals[g] (+40 or +44 of an
+ * 8-byte aligned object, so g = bit 2 of the address). The waiter took a reference in
+ * __wrefs (+36, units of 8) and in __g_refs[g] (+16/+20, units of 2) before sleeping.
+ */
+static __always_inline bool classify_condvar(struct futex_start *s, __u64 uaddr)
+{
+	__u64 g = (uaddr >> 2) & 1, base = uaddr - 40 - 4 * g;
+	__u32 c[10];
+
+	if (bpf_probe_read_user(c, sizeof(c), (void *)base)) {
+		stat_inc(AP_LOCK_STAT_USER_READ_ERR);
+		return false;
+	}
+	if (c[9] < 8 || c[4 + g] < 2)
+		return false;
+	s->kind = AP_LOCK_CONDVAR;
+	s->addr = base;
+	return true;
+}
+
+static __always_inline void classify(struct futex_start *s, __u64 uaddr, __u32 cmd, __u32 val)
+{
+	s->addr = uaddr;
+	s->holder = AP_HOLDER_UNKNOWN;
+	s->kind = AP_LOCK_OTHER;
+	switch (cmd) {
+	case FUTEX_LOCK_PI:
+	case FUTEX_LOCK_PI2: {
+		__u32 word = 0;
+
+		s->kind = AP_LOCK_PI_MUTEX;
+		if (bpf_probe_read_user(&word, sizeof(word), (void *)uaddr) == 0)
+			s->holder = word & FUTEX_TID_MASK;
+		else
+			stat_inc(AP_LOCK_STAT_USER_READ_ERR);
+		return;
+	}
+	case FUTEX_WAIT_REQUEUE_PI:
+		s->kind = AP_LOCK_CONDVAR;
+		return;
+	case FUTEX_WAIT:
+	case FUTEX_WAIT_BITSET:
+		if (val == 2)
+			classify_lock_word(s, uaddr);
+		else if ((val & ~1u) == RWLOCK_FUTEX_USED)
+			classify_rwlock(s, uaddr, val);
+		else if (val == 0)
+			classify_condvar(s, uaddr);
+		return;
+	}
+}
+
+static __always_inline bool is_wait_cmd(__u32 cmd)
+{
+	return cmd == FUTEX_WAIT || cmd == FUTEX_WAIT_BITSET || cmd == FUTEX_LOCK_PI ||
+	       cmd == FUTEX_LOCK_PI2 || cmd == FUTEX_WAIT_REQUEUE_PI;
+}
+
+static __always_inline bool is_release_cmd(__u32 cmd)
+{
+	return cmd == FUTEX_WAKE || cmd == FUTEX_WAKE_BITSET || cmd == FUTEX_UNLOCK_PI ||
+	       cmd == FUTEX_WAKE_OP;
+}
+
+/* Remember the comm of a thread releasing a contended futex (a holder). */
+static __always_inline void note_releaser(__u32 tid)
+{
+	struct ap_lock_comm c = {};
+
+	if (bpf_map_lookup_elem(&waker_comms, &tid))
+		return;
+	bpf_get_current_comm(c.comm, sizeof(c.comm));
+	bpf_map_update_elem(&waker_comms, &tid, &c, BPF_ANY);
+}
+
+/* Start of futex(), futex_wait() or futex_waitv(). */
+static __always_inline int futex_enter(__u32 which, __u64 uaddr, __u32 op, __u32 val, __u32 nr)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32, tid = (__u32)id, cmd = op & FUTEX_CMD_MASK;
+	struct futex_start s = {};
+
+	if (which == SC_FUTEX && !is_wait_cmd(cmd)) {
+		if (is_release_cmd(cmd) && task_wanted(tgid))
+			note_releaser(tid);
+		return 0;
+	}
+	if (!task_wanted(tgid)) {
+		stat_inc(AP_LOCK_STAT_FUTEX_FILTERED);
+		return 0;
+	}
+	stat_inc(AP_LOCK_STAT_FUTEX_WAITS);
+	s.op = which == SC_FUTEX_WAITV ? AP_FUTEX_OP_WAITV :
+	       which == SC_FUTEX_WAIT  ? AP_FUTEX_OP_FUTEX_WAIT : cmd;
+	if (which == SC_FUTEX_WAITV) {
+		/* a wait on any of nr futexes: which one is known at exit */
+		s.kind = AP_LOCK_OTHER;
+		s.waitv = uaddr;
+		s.nr = nr;
+	} else {
+		classify(&s, uaddr, which == SC_FUTEX_WAIT ? FUTEX_WAIT_BITSET : cmd, val);
+	}
+	s.nvcsw = current_nvcsw();
+	s.ts = bpf_ktime_get_ns();
+	if (bpf_map_update_elem(&futex_starts, &tid, &s, BPF_ANY))
+		stat_inc(AP_LOCK_STAT_INFLIGHT_FULL);
+	return 0;
+}
+
+static __always_inline __s32 capture_stack(void *ctx, void *map, __u64 flags, __u32 err_stat)
+{
+	long id = bpf_get_stackid(ctx, map, flags);
+
+	if (id >= 0)
+		return (__s32)id;
+	if (id == -EEXIST)
+		stat_inc(AP_LOCK_STAT_STACK_COLLISION);
+	else if (id != -EFAULT) /* -EFAULT: no stack of this kind (kernel thread) */
+		stat_inc(err_stat);
+	return -1;
+}
+
+/* Result of a wait from the syscall's return value: where it is counted. */
+static __always_inline void count_result(struct ap_lock_val *v, long ret)
+{
+	if (ret >= 0)
+		return; /* acquired / woken: count - the others */
+	if (ret == -ETIMEDOUT)
+		__sync_fetch_and_add(&v->timeout, 1);
+	else if (ret == -EINTR || (ret <= -ERESTARTSYS && ret >= -ERESTART_RESTARTBLOCK))
+		__sync_fetch_and_add(&v->interrupted, 1);
+	else
+		__sync_fetch_and_add(&v->error, 1);
+}
+
+static __always_inline void add_wait(struct ap_lock_key *key, __u64 ns, long ret, void *waits)
+{
+	struct ap_lock_val *v = bpf_map_lookup_elem(waits, key);
+	__u32 slot;
+
+	if (!v) {
+		/* EEXIST: another CPU inserted the same key first, which is fine */
+		bpf_map_update_elem(waits, key, &zero_val, BPF_NOEXIST);
+		v = bpf_map_lookup_elem(waits, key);
+		if (!v) {
+			stat_inc(AP_LOCK_STAT_WAITS_FULL);
+			return;
+		}
+	}
+	__sync_fetch_and_add(&v->count, 1);
+	__sync_fetch_and_add(&v->total_ns, ns);
+	if (ns > v->max_ns)
+		v->max_ns = ns; /* racy by design: two CPUs can only lose a near-equal max */
+	slot = ap_log2_u64(ns);
+	if (slot >= AP_LOCK_HIST_SLOTS)
+		slot = AP_LOCK_HIST_SLOTS - 1;
+	__sync_fetch_and_add(&v->hist[slot], 1);
+	count_result(v, ret);
+}
+
+static __always_inline void add_holder(struct ap_lock_holder_key *hk, __u64 ns, bool eagain)
+{
+	void *holders = active_slot ? (void *)&holders_1 : (void *)&holders_0;
+	struct ap_lock_holder_val *h = bpf_map_lookup_elem(holders, hk), zero = {};
+
+	if (!h) {
+		bpf_map_update_elem(holders, hk, &zero, BPF_NOEXIST);
+		h = bpf_map_lookup_elem(holders, hk);
+		if (!h) {
+			stat_inc(AP_LOCK_STAT_HOLDERS_FULL);
+			return;
+		}
+	}
+	if (eagain) {
+		__sync_fetch_and_add(&h->eagain, 1);
+	} else {
+		__sync_fetch_and_add(&h->count, 1);
+		__sync_fetch_and_add(&h->wait_ns, ns);
+	}
+}
+
+/* End of a futex wait syscall. */
+static __always_inline int futex_exit(void *ctx, long ret)
+{
+	__u64 id = bpf_get_current_pid_tgid(), now = bpf_ktime_get_ns();
+	__u32 tid = (__u32)id;
+	struct ap_lock_holder_key hk = {};
+	struct ap_lock_key key = {};
+	struct futex_start *sp, s;
+	void *stacks, *waits;
+
+	sp = bpf_map_lookup_elem(&futex_starts, &tid);
+	if (!sp)
+		return 0;
+	s = *sp;
+	bpf_map_delete_elem(&futex_starts, &tid);
+
+	if (s.nr) {
+		/* futex_waitv returns the index of the futex that woke it */
+		__u64 i = ret >= 0 && ret < s.nr ? (__u64)ret : 0;
+
+		bpf_probe_read_user(&s.addr, sizeof(s.addr),
+				    (void *)(s.waitv + i * sizeof(struct futex_waitv) +
+					     offsetof(struct futex_waitv, uaddr)));
+	}
+	hk.addr = s.addr;
+	hk.pid = id >> 32;
+	hk.holder_tid = s.holder;
+	hk.kind = s.kind;
+	if (ret == -EAGAIN) {
+		stat_inc(AP_LOCK_STAT_FUTEX_EAGAIN);
+		add_holder(&hk, 0, true);
+		return 0;
+	}
+	if (current_nvcsw() == s.nvcsw) {
+		stat_inc(AP_LOCK_STAT_FUTEX_NO_SLEEP);
+		return 0;
+	}
+	stat_inc(AP_LOCK_STAT_FUTEX_BLOCKED);
+
+	if (active_slot) {
+		stacks = &stacks_1;
+		waits = &waits_1;
+	} else {
+		stacks = &stacks_0;
+		waits = &waits_0;
+	}
+	key.addr = s.addr;
+	key.pid = id >> 32;
+	key.tid = tid;
+	key.kind = s.kind;
+	key.flags = s.op;
+	bpf_get_current_comm(key.comm, sizeof(key.comm));
+	key.user_stack_id = cfg_user_stacks ?
+		capture_stack(ctx, stacks, BPF_F_USER_STACK, AP_LOCK_STAT_USER_STACK_ERR) : -1;
+	key.kern_stack_id = cfg_kernel_stacks ?
+		capture_stack(ctx, stacks, 0, AP_LOCK_STAT_KERN_STACK_ERR) : -1;
+	add_wait(&key, now - s.ts, ret, waits);
+	add_holder(&hk, now - s.ts, false);
+	return 0;
+}
+
+/* ---- syscall hooks: per-syscall tracepoints (preferred) ---- */
+
+SEC("tracepoint/syscalls/sys_enter_futex")
+int futex_enter_tp(struct trace_event_raw_sys_enter *ctx)
+{
+	return futex_enter(SC_FUTEX, ctx->args[0], (__u32)ctx->args[1], (__u32)ctx->args[2], 0);
+}
+
+SEC("tracepoint/syscalls/sys_exit_futex")
+int futex_exit_tp(struct trace_event_raw_sys_exit *ctx)
+{
+	return futex_exit(ctx, ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_enter_futex_waitv")
+int futex_waitv_enter_tp(struct trace_event_raw_sys_enter *ctx)
+{
+	return futex_enter(SC_FUTEX_WAITV, ctx->args[0], 0, 0, (__u32)ctx->args[1]);
+}
+
+SEC("tracepoint/syscalls/sys_exit_futex_waitv")
+int futex_waitv_exit_tp(struct trace_event_raw_sys_exit *ctx)
+{
+	return futex_exit(ctx, ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_enter_futex_wait")
+int futex_wait_enter_tp(struct trace_event_raw_sys_enter *ctx)
+{
+	return futex_enter(SC_FUTEX_WAIT, ctx->args[0], 0, (__u32)ctx->args[1], 0);
+}
+
+SEC("tracepoint/syscalls/sys_exit_futex_wait")
+int futex_wait_exit_tp(struct trace_event_raw_sys_exit *ctx)
+{
+	return futex_exit(ctx, ctx->ret);
+}
+
+/* ---- syscall hooks: raw syscall tracepoints (fallback when tracefs is absent) ---- */
+
+#if defined(__TARGET_ARCH_x86)
+#define SC_ARG0(r) BPF_CORE_READ(r, di)
+#define SC_ARG1(r) BPF_CORE_READ(r, si)
+#define SC_ARG2(r) BPF_CORE_READ(r, dx)
+#define SC_NR(r) BPF_CORE_READ(r, orig_ax)
+#elif defined(__TARGET_ARCH_arm64)
+#define SC_ARG0(r) BPF_CORE_READ(r, orig_x0)
+#define SC_ARG1(r) BPF_CORE_READ(r, regs[1])
+#define SC_ARG2(r) BPF_CORE_READ(r, regs[2])
+#define SC_NR(r) BPF_CORE_READ(r, syscallno)
+#endif
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(futex_enter_raw, struct pt_regs *regs, long nr)
+{
+	switch (nr) {
+	case NR_FUTEX:
+		return futex_enter(SC_FUTEX, SC_ARG0(regs), (__u32)SC_ARG1(regs),
+				   (__u32)SC_ARG2(regs), 0);
+	case NR_FUTEX_WAITV:
+		return futex_enter(SC_FUTEX_WAITV, SC_ARG0(regs), 0, 0, (__u32)SC_ARG1(regs));
+	case NR_FUTEX_WAIT:
+		return futex_enter(SC_FUTEX_WAIT, SC_ARG0(regs), 0, (__u32)SC_ARG1(regs), 0);
+	}
+	return 0;
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(futex_exit_raw, struct pt_regs *regs, long ret)
+{
+	long nr = SC_NR(regs);
+
+	if (nr != NR_FUTEX && nr != NR_FUTEX_WAITV && nr != NR_FUTEX_WAIT)
+		return 0;
+	return futex_exit(ctx, ret);
+}
+
+/* ---- kernel locks ---- */
+
+static __always_inline __u32 klock_kind(__u32 flags)
+{
+	if (flags & AP_LCB_F_PERCPU)
+		return AP_LOCK_K_PERCPU_RWSEM;
+	if (flags & AP_LCB_F_RT)
+		return AP_LOCK_K_RTMUTEX;
+	if (flags & AP_LCB_F_MUTEX)
+		return AP_LOCK_K_MUTEX;
+	if (flags & AP_LCB_F_SPIN)
+		return flags & (AP_LCB_F_READ | AP_LCB_F_WRITE) ? AP_LOCK_K_RWLOCK :
+								  AP_LOCK_K_SPINLOCK;
+	if (flags & (AP_LCB_F_READ | AP_LCB_F_WRITE))
+		return AP_LOCK_K_RWSEM;
+	return flags ? AP_LOCK_K_OTHER : AP_LOCK_K_SEMAPHORE;
+}
+
+/* Locks that can be named from the waiter's own task. */
+static __always_inline __u32 klock_class(__u64 lock)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct sighand_struct *sh;
+	struct mm_struct *mm;
+
+	mm = BPF_CORE_READ(t, mm);
+	if (mm && lock == (__u64)&mm->mmap_lock)
+		return AP_LCLASS_MMAP_LOCK;
+	sh = BPF_CORE_READ(t, sighand);
+	if (sh && lock == (__u64)&sh->siglock)
+		return AP_LCLASS_SIGLOCK;
+	return AP_LCLASS_NONE;
+}
+
+SEC("tp_btf/contention_begin")
+int BPF_PROG(klock_begin, void *lock, unsigned int flags)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)id, zero = 0;
+	struct klock_start *cur, s = {};
+
+	if (!task_wanted(id >> 32))
+		return 0;
+	/* spinning locks cannot sleep: one per CPU at a time */
+	if ((flags & (AP_LCB_F_SPIN | AP_LCB_F_MUTEX)) == AP_LCB_F_SPIN) {
+		cur = bpf_map_lookup_elem(&klock_cpu, &zero);
+		if (!cur)
+			return 0;
+		if (cur->lock) {
+			if (cur->lock != (__u64)lock)
+				stat_inc(AP_LOCK_STAT_KLOCK_NESTED);
+			return 0;
+		}
+		cur->ts = bpf_ktime_get_ns();
+		cur->lock = (__u64)lock;
+		cur->flags = flags;
+		cur->lclass = klock_class((__u64)lock);
+		stat_inc(AP_LOCK_STAT_KLOCK_BEGIN);
+		return 0;
+	}
+	cur = bpf_map_lookup_elem(&klock_starts, &tid);
+	if (cur) {
+		/* a mutex reports begin again when it stops spinning and sleeps: keep the first */
+		if (cur->lock != (__u64)lock)
+			stat_inc(AP_LOCK_STAT_KLOCK_NESTED);
+		return 0;
+	}
+	s.ts = bpf_ktime_get_ns();
+	s.lock = (__u64)lock;
+	s.flags = flags;
+	s.lclass = klock_class((__u64)lock);
+	if (bpf_map_update_elem(&klock_starts, &tid, &s, BPF_NOEXIST))
+		stat_inc(AP_LOCK_STAT_INFLIGHT_FULL);
+	else
+		stat_inc(AP_LOCK_STAT_KLOCK_BEGIN);
+	return 0;
+}
+
+SEC("tp_btf/contention_end")
+int BPF_PROG(klock_end, void *lock, int ret)
+{
+	__u64 id = bpf_get_current_pid_tgid(), now = bpf_ktime_get_ns();
+	__u32 tid = (__u32)id, zero = 0;
+	struct ap_lock_key key = {};
+	struct klock_start *cur, s;
+	void *stacks, *waits;
+
+	/* contention_end has no flags: a spinning contention on this CPU comes first, since
+	 * a task cannot go to sleep on a lock while it spins on another */
+	cur = bpf_map_lookup_elem(&klock_cpu, &zero);
+	if (cur && cur->lock) {
+		if (cur->lock != (__u64)lock)
+			return 0;
+		s = *cur;
+		cur->lock = 0;
+	} else {
+		cur = bpf_map_lookup_elem(&klock_starts, &tid);
+		if (!cur || cur->lock != (__u64)lock) {
+			if (!cur && task_wanted(id >> 32))
+				stat_inc(AP_LOCK_STAT_KLOCK_UNMATCHED);
+			return 0;
+		}
+		s = *cur;
+		bpf_map_delete_elem(&klock_starts, &tid);
+	}
+
+	if (active_slot) {
+		stacks = &stacks_1;
+		waits = &waits_1;
+	} else {
+		stacks = &stacks_0;
+		waits = &waits_0;
+	}
+	key.addr = s.lock;
+	key.pid = id >> 32;
+	key.tid = tid;
+	key.kind = klock_kind(s.flags);
+	key.flags = s.flags;
+	key.lclass = s.lclass;
+	key.user_stack_id = -1;
+	bpf_get_current_comm(key.comm, sizeof(key.comm));
+	key.kern_stack_id = cfg_kernel_stacks ?
+		capture_stack(ctx, stacks, 0, AP_LOCK_STAT_KERN_STACK_ERR) : -1;
+	add_wait(&key, now - s.ts, ret, waits);
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

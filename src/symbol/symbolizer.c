@@ -1,0 +1,528 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Per-process snapshots and frame construction.
+ *
+ * A snapshot is the list of a process's executable mappings, each pointing at a symbol table
+ * of the shared ELF cache. Symbol tables are loaded when the snapshot is taken, not at the
+ * first lookup: samples are drained after the fact, and by then a short-lived process (and
+ * with it /proc/PID/map_files, the only way to reach a deleted or namespaced file) may be
+ * gone. The cost is bounded by sharing: a file already in the cache costs one stat().
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "symbol_internal.h"
+#include "symbolizer.h"
+
+#define UNKNOWN "[unknown]"
+#define KERNEL_MODULE "[kernel.kallsyms]"
+#define DEFAULT_KALLSYMS "/proc/kallsyms"
+/* an address outside every mapping re-reads the maps (dlopen) at most this often per pid,
+ * unless a drain (ap_symbolizer_gc) happened since the last snapshot */
+#define RESNAP_MIN_NS 1000000000ULL
+/* symbol tables no live snapshot uses, kept for processes that are started again */
+#define IDLE_CACHE_BYTES (4u << 20)
+#define PATH_IN_TAB UINT32_MAX
+
+enum map_kind {
+	MAP_FILE = 0,
+	MAP_VDSO,
+	MAP_OTHER, /* anonymous (JIT), [vsyscall], ...: no symbols */
+};
+
+struct snap_map {
+	uint64_t start;
+	uint64_t end;
+	uint64_t offset;
+	struct ap_symtab *tab; /* NULL: no symbols; MAP_FILE tables hold a cache reference */
+	uint32_t path;	       /* offset in the snapshot's pool, or PATH_IN_TAB: tab->path */
+	uint8_t kind;
+};
+
+struct snapshot {
+	struct ap_hnode node;
+	struct snap_map *maps; /* sorted by start, as /proc/PID/maps lists them */
+	char *pool;	       /* paths that differ from their table's */
+	size_t nmaps;
+	uint64_t taken_ns;
+	uint64_t gen;	   /* drain generation of the last snapshot attempt */
+	uint64_t gone_gen; /* drain in which the process was found gone */
+	int pid;
+	bool exited; /* ap_symbolizer_pid_exited() was called */
+	bool missed; /* no data: the first snapshot failed */
+	bool gone;   /* the process vanished; the last snapshot is kept for its samples */
+};
+
+struct ap_symbolizer {
+	struct ap_htab pids;
+	struct ap_elf_cache *cache;
+	struct ap_kallsyms *ksyms;
+	char *kallsyms_path;
+	struct snapshot *last; /* consecutive frames are usually of one pid */
+	uint64_t gen;
+	bool ksyms_tried;
+	struct ap_symbolizer_stats st;
+};
+
+struct builder {
+	struct ap_symbolizer *s;
+	struct snap_map *maps;
+	char *pool;
+	size_t n, cap;
+	size_t pool_len, pool_cap;
+	int pid;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t pid_hash(int pid)
+{
+	return ap_hash_bytes(&pid, sizeof(pid), 2);
+}
+
+static void maps_release(struct ap_symbolizer *s, struct snap_map *maps, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (maps[i].kind == MAP_FILE)
+			ap_elf_cache_put(s->cache, maps[i].tab);
+	free(maps);
+}
+
+static int pool_add(struct builder *b, const char *str, uint32_t *off)
+{
+	size_t len = strlen(str) + 1;
+
+	if (b->pool_len + len > UINT32_MAX - 1)
+		return -E2BIG;
+	if (b->pool_len + len > b->pool_cap) {
+		size_t ncap = b->pool_cap ? b->pool_cap * 2 : 256;
+		char *p;
+
+		while (ncap < b->pool_len + len)
+			ncap *= 2;
+		p = realloc(b->pool, ncap);
+		if (!p)
+			return -ENOMEM;
+		b->pool = p;
+		b->pool_cap = ncap;
+	}
+	memcpy(b->pool + b->pool_len, str, len);
+	*off = (uint32_t)b->pool_len;
+	b->pool_len += len;
+	return 0;
+}
+
+/* Symbols of a file mapping, reached through map_files first: it works for deleted files
+ * and for files in another mount namespace, where the path in maps means nothing to us. */
+static struct ap_symtab *file_symtab(struct builder *b, const struct ap_maps_entry *e, int *err)
+{
+	char map_files[96], root[PATH_MAX + 32];
+	const char *paths[2] = { map_files, root };
+	struct ap_symtab *t = NULL;
+	size_t n = 1;
+
+	snprintf(map_files, sizeof(map_files), "/proc/%d/map_files/%llx-%llx", b->pid,
+		 (unsigned long long)e->start, (unsigned long long)e->end);
+	/* a deleted file's path may by now name a different file (an upgrade): never guess */
+	if (!e->deleted &&
+	    snprintf(root, sizeof(root), "/proc/%d/root%s", b->pid, e->path) < (int)sizeof(root))
+		n = 2;
+	*err = ap_elf_cache_get(b->s->cache, paths, n, e->path, &t);
+	return t;
+}
+
+static int on_mapping(const struct ap_maps_entry *e, void *ctx)
+{
+	struct builder *b = ctx;
+	struct snap_map m = { 0 };
+	const char *path;
+	int err = 0;
+
+	if (e->perms[2] != 'x')
+		return 0;
+	m.start = e->start;
+	m.end = e->end;
+	m.offset = e->offset;
+	if (e->path[0] == '/') {
+		m.kind = MAP_FILE;
+		path = e->path;
+		m.tab = file_symtab(b, e, &err);
+		/* an unreadable file leaves the mapping without symbols; only running out of
+		 * memory fails the snapshot */
+		if (err == -ENOMEM)
+			return err;
+		err = 0;
+	} else if (!strcmp(e->path, "[vdso]")) {
+		m.kind = MAP_VDSO;
+		path = e->path;
+		m.tab = ap_elf_cache_vdso(b->s->cache);
+	} else {
+		m.kind = MAP_OTHER;
+		path = e->path[0] ? e->path : "[anon]";
+	}
+	/* most mappings show the path their table was first loaded from: share that string */
+	if (m.tab && m.tab->path && !strcmp(m.tab->path, path))
+		m.path = PATH_IN_TAB;
+	else
+		err = pool_add(b, path, &m.path);
+	if (!err && b->n == b->cap) {
+		size_t ncap = b->cap ? b->cap * 2 : 16;
+		struct snap_map *v = realloc(b->maps, ncap * sizeof(*v));
+
+		if (v) {
+			b->maps = v;
+			b->cap = ncap;
+		} else {
+			err = -ENOMEM;
+		}
+	}
+	if (err) {
+		if (m.kind == MAP_FILE)
+			ap_elf_cache_put(b->s->cache, m.tab);
+		return err;
+	}
+	b->maps[b->n++] = m;
+	return 0;
+}
+
+/* Re-read the maps of snap->pid; on failure the previous snapshot (if any) stays. */
+static int refresh(struct ap_symbolizer *s, struct snapshot *snap)
+{
+	struct builder b = { .s = s, .pid = snap->pid };
+	int err;
+
+	snap->taken_ns = now_ns();
+	snap->gen = s->gen;
+	err = ap_maps_read(snap->pid, on_mapping, &b);
+	/* a zombie's maps are empty (so are a kernel thread's): nothing that could ever
+	 * resolve, and a previous snapshot is better kept than replaced */
+	if (!err && !b.n)
+		err = -ESRCH;
+	if (err) {
+		maps_release(s, b.maps, b.n);
+		free(b.pool);
+		if (snap->nmaps) {
+			if (err == -ESRCH && !snap->gone) {
+				snap->gone = true;
+				snap->gone_gen = s->gen;
+			}
+		} else if (!snap->missed) {
+			snap->missed = true;
+			if (err == -ESRCH)
+				s->st.pids_missed++;
+		}
+		return err;
+	}
+	maps_release(s, snap->maps, snap->nmaps);
+	free(snap->pool);
+	/* give the doubling slack back: snapshots live as long as their processes */
+	if (b.n && b.n < b.cap) {
+		struct snap_map *v = realloc(b.maps, b.n * sizeof(*v));
+
+		if (v)
+			b.maps = v;
+	}
+	snap->maps = b.maps;
+	snap->nmaps = b.n;
+	snap->pool = b.pool;
+	snap->missed = false;
+	snap->gone = false;
+	snap->exited = false;
+	s->st.pids_snapshotted++;
+	return 0;
+}
+
+static struct snapshot *find_snapshot(struct ap_symbolizer *s, int pid)
+{
+	struct ap_hnode *n;
+
+	if (s->last && s->last->pid == pid)
+		return s->last;
+	for (n = ap_htab_first(&s->pids, pid_hash(pid)); n; n = ap_htab_next(n)) {
+		struct snapshot *snap = AP_CONTAINER_OF(n, struct snapshot, node);
+
+		if (snap->pid == pid) {
+			s->last = snap;
+			return snap;
+		}
+	}
+	return NULL;
+}
+
+static struct snapshot *new_snapshot(struct ap_symbolizer *s, int pid)
+{
+	struct snapshot *snap = calloc(1, sizeof(*snap));
+
+	if (!snap)
+		return NULL;
+	snap->pid = pid;
+	if (ap_htab_insert(&s->pids, &snap->node, pid_hash(pid))) {
+		free(snap);
+		return NULL;
+	}
+	return snap;
+}
+
+static void snapshot_free(struct ap_symbolizer *s, struct snapshot *snap)
+{
+	if (s->last == snap)
+		s->last = NULL;
+	maps_release(s, snap->maps, snap->nmaps);
+	free(snap->pool);
+	free(snap);
+}
+
+int ap_symbolizer_snapshot_pid(struct ap_symbolizer *s, int pid)
+{
+	struct snapshot *snap;
+
+	if (!s || pid <= 0)
+		return -EINVAL;
+	snap = find_snapshot(s, pid);
+	if (!snap) {
+		snap = new_snapshot(s, pid);
+		if (!snap)
+			return -ENOMEM;
+	}
+	return refresh(s, snap);
+}
+
+void ap_symbolizer_pid_exited(struct ap_symbolizer *s, int pid)
+{
+	struct snapshot *snap = s ? find_snapshot(s, pid) : NULL;
+
+	if (snap)
+		snap->exited = true;
+}
+
+static bool gc_drop(struct ap_hnode *n, void *ctx)
+{
+	struct snapshot *snap = AP_CONTAINER_OF(n, struct snapshot, node);
+	struct ap_symbolizer *s = ctx;
+
+	/* a process found gone without an exit notice is kept for one more drain, in case
+	 * samples taken before it died are still queued */
+	if (!snap->exited && !snap->missed && !(snap->gone && snap->gone_gen != s->gen))
+		return false;
+	snapshot_free(s, snap);
+	return true;
+}
+
+void ap_symbolizer_gc(struct ap_symbolizer *s)
+{
+	if (!s)
+		return;
+	ap_htab_sweep(&s->pids, gc_drop, s);
+	s->gen++;
+}
+
+static const struct snap_map *find_map(const struct snapshot *snap, uint64_t addr)
+{
+	size_t lo = 0, hi = snap->nmaps;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (snap->maps[mid].start <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (!lo || addr >= snap->maps[lo - 1].end)
+		return NULL;
+	return &snap->maps[lo - 1];
+}
+
+static bool may_refresh(const struct ap_symbolizer *s, const struct snapshot *snap)
+{
+	if (snap->exited || snap->gone)
+		return false;
+	return snap->gen != s->gen || now_ns() - snap->taken_ns >= RESNAP_MIN_NS;
+}
+
+static const char *map_path(const struct snapshot *snap, const struct snap_map *m)
+{
+	return m->path == PATH_IN_TAB ? m->tab->path : snap->pool + m->path;
+}
+
+static const char *base_name(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return slash && slash[1] ? slash + 1 : path;
+}
+
+/* Fill name, rel_addr and mapping of a frame in mapping m; returns the symbol name or NULL. */
+static const char *resolve_in_map(struct ap_profile *p, const struct snapshot *snap,
+				  const struct snap_map *m, uint64_t addr, uint64_t look,
+				  struct ap_frame *f)
+{
+	const struct ap_symtab_sym *sym = NULL;
+	const char *path = map_path(snap, m);
+	struct ap_mapping mp = { 0 };
+	uint64_t vaddr;
+
+	mp.start = m->start;
+	mp.limit = m->end;
+	mp.offset = m->offset;
+	mp.file = ap_profile_intern(p, path);
+	if (m->tab && m->tab->build_id)
+		mp.build_id = ap_profile_intern(p, m->tab->build_id);
+	f->module = ap_profile_intern(p, base_name(path));
+	if (mp.file == UINT32_MAX || mp.build_id == UINT32_MAX)
+		f->mapping = UINT32_MAX;
+	else
+		f->mapping = ap_profile_add_mapping(p, &mp);
+	/* without segments to translate through, the file offset is the best offline key */
+	f->rel_addr = addr - m->start + m->offset;
+	if (!m->tab)
+		return NULL;
+	ap_symtab_file_to_vaddr(m->tab, addr - m->start + m->offset, &f->rel_addr);
+	if (ap_symtab_file_to_vaddr(m->tab, look - m->start + m->offset, &vaddr))
+		sym = ap_symtab_find(m->tab, vaddr);
+	return sym ? ap_symtab_name(m->tab, sym) : NULL;
+}
+
+static uint32_t add_frame(struct ap_symbolizer *s, struct ap_profile *p, struct ap_frame *f,
+			  const char *name)
+{
+	if (name)
+		s->st.frames_resolved++;
+	else
+		s->st.frames_unresolved++;
+	f->name = ap_profile_intern(p, name ? name : UNKNOWN);
+	if (f->name == UINT32_MAX || f->module == UINT32_MAX || f->mapping == UINT32_MAX)
+		return UINT32_MAX;
+	return ap_profile_add_frame(p, f);
+}
+
+uint32_t ap_symbolizer_user_frame(struct ap_symbolizer *s, struct ap_profile *p, int pid,
+				  uint64_t addr, bool is_return_addr)
+{
+	/* a return address points after the call, possibly at the next function already */
+	uint64_t look = is_return_addr && addr ? addr - 1 : addr;
+	const struct snap_map *m = NULL;
+	struct ap_frame f = { 0 };
+	struct snapshot *snap;
+	const char *name = NULL;
+
+	f.addr = addr;
+	f.kind = AP_FRAME_USER;
+	snap = pid > 0 ? find_snapshot(s, pid) : NULL;
+	if (!snap && pid > 0) {
+		snap = new_snapshot(s, pid);
+		if (!snap)
+			return UINT32_MAX;
+		s->last = snap;
+		refresh(s, snap);
+	}
+	if (snap) {
+		m = find_map(snap, look);
+		/* code mapped after the snapshot (dlopen, exec): look again, but rarely */
+		if (!m && may_refresh(s, snap) && !refresh(s, snap))
+			m = find_map(snap, look);
+	}
+	if (m) {
+		name = resolve_in_map(p, snap, m, addr, look, &f);
+	} else {
+		f.module = ap_profile_intern(p, UNKNOWN);
+	}
+	return add_frame(s, p, &f, name);
+}
+
+static void load_kallsyms(struct ap_symbolizer *s)
+{
+	s->ksyms_tried = true;
+	/* unreadable kallsyms leaves every kernel frame "[unknown]", which is what a user
+	 * without the privilege would get anyway */
+	if (ap_kallsyms_load(s->kallsyms_path ? s->kallsyms_path : DEFAULT_KALLSYMS, &s->ksyms))
+		s->ksyms = NULL;
+}
+
+uint32_t ap_symbolizer_kernel_frame(struct ap_symbolizer *s, struct ap_profile *p, uint64_t addr,
+				    bool is_return_addr)
+{
+	uint64_t look = is_return_addr && addr ? addr - 1 : addr;
+	const char *name = NULL, *module = KERNEL_MODULE;
+	struct ap_frame f = { 0 };
+
+	if (!s->ksyms_tried)
+		load_kallsyms(s);
+	if (ap_kallsyms_find(s->ksyms, look, &name, &module, NULL)) {
+		name = NULL;
+		module = KERNEL_MODULE;
+	}
+	f.addr = addr;
+	f.rel_addr = addr;
+	f.kind = AP_FRAME_KERNEL;
+	f.module = ap_profile_intern(p, module);
+	return add_frame(s, p, &f, name);
+}
+
+int ap_symbolizer_set_kallsyms_path(struct ap_symbolizer *s, const char *path)
+{
+	char *copy = NULL;
+
+	if (path) {
+		copy = strdup(path);
+		if (!copy)
+			return -ENOMEM;
+	}
+	free(s->kallsyms_path);
+	s->kallsyms_path = copy;
+	ap_kallsyms_free(s->ksyms);
+	s->ksyms = NULL;
+	s->ksyms_tried = false;
+	return 0;
+}
+
+void ap_symbolizer_get_stats(const struct ap_symbolizer *s, struct ap_symbolizer_stats *out)
+{
+	*out = s->st;
+	ap_elf_cache_counts(s->cache, &out->elf_loaded, &out->elf_failed);
+}
+
+struct ap_symbolizer *ap_symbolizer_new(void)
+{
+	struct ap_symbolizer *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->cache = ap_elf_cache_new(IDLE_CACHE_BYTES);
+	if (!s->cache) {
+		int err = errno;
+
+		free(s);
+		errno = err;
+		return NULL;
+	}
+	return s;
+}
+
+static bool drop_all(struct ap_hnode *n, void *ctx)
+{
+	snapshot_free(ctx, AP_CONTAINER_OF(n, struct snapshot, node));
+	return true;
+}
+
+void ap_symbolizer_free(struct ap_symbolizer *s)
+{
+	if (!s)
+		return;
+	ap_htab_sweep(&s->pids, drop_all, s);
+	ap_htab_release(&s->pids);
+	ap_elf_cache_free(s->cache);
+	ap_kallsyms_free(s->ksyms);
+	free(s->kallsyms_path);
+	free(s);
+}
