@@ -194,7 +194,7 @@ static int write_output(const struct ap_agent_opts *opts, struct ap_collector *c
 static void print_summary(const struct ap_agent_opts *opts, const struct ap_profile *p)
 {
 	static const char *const drop_stats[] = {
-		"user_stack_errors",	"kernel_stack_errors", "stack_map_collisions",
+		"user_stack_errors",	"kernel_stack_errors", "stack_map_full",
 		"counts_map_full",	"proc_events_dropped", "drain_errors",
 		"processes_missed",
 	};

@@ -16,12 +16,13 @@
 #include "cpu_record.h"
 #include "log.h"
 
-_Static_assert(sizeof(struct ap_cpu_key) == 32, "ap_cpu_key layout changed");
+_Static_assert(sizeof(struct ap_cpu_key) == 40, "ap_cpu_key layout changed");
+_Static_assert(sizeof(struct ap_stack) == AP_MAX_STACK_DEPTH * 8, "ap_stack layout changed");
 _Static_assert(sizeof(struct ap_proc_event) == 32, "ap_proc_event layout changed");
 
 /* Bounds of the per-slot map sizes, which scale with CPUs x rate x drain interval. */
 #define MIN_MAP_ENTRIES 1024u
-#define MAX_MAP_ENTRIES 65536u
+#define MAX_MAP_ENTRIES 16384u /* ~17 MiB of preallocated stacks per slot */
 
 struct cpu_collector {
 	struct cpu_bpf *skel;
@@ -37,8 +38,8 @@ struct cpu_collector {
 	uint64_t *counts;
 	size_t cap;
 	struct ap_collector *owner;
-	__u64 kstack[AP_MAX_STACK_DEPTH];
-	__u64 ustack[AP_MAX_STACK_DEPTH];
+	struct ap_stack kstack;
+	struct ap_stack ustack;
 };
 
 static int perf_event_open(struct perf_event_attr *attr, int cpu)
@@ -264,17 +265,33 @@ static int collect_counts(struct cpu_collector *cc, int counts_fd, size_t *n)
 	return 0;
 }
 
-static void clear_stacks(int stacks_fd)
+static int clear_stacks(struct cpu_collector *cc, int stacks_fd)
 {
-	__u32 id, next;
+	__u64 key, next, *keys = NULL;
+	size_t n = 0, cap = 0;
 	void *prev = NULL;
 
-	/* stack ids are bucket indexes: get_next_key moves past a deleted id */
+	/* collect first: get_next_key from a deleted hash key restarts the walk */
 	while (bpf_map_get_next_key(stacks_fd, prev, &next) == 0) {
-		bpf_map_delete_elem(stacks_fd, &next);
-		id = next;
-		prev = &id;
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 256;
+			__u64 *nk = realloc(keys, ncap * sizeof(*nk));
+
+			if (!nk) {
+				free(keys);
+				return -ENOMEM;
+			}
+			keys = nk;
+			cap = ncap;
+		}
+		keys[n++] = next;
+		key = next;
+		prev = &key;
 	}
+	for (size_t i = 0; i < n; i++)
+		bpf_map_delete_elem(stacks_fd, &keys[i]);
+	free(keys);
+	return 0;
 }
 
 static int cpu_drain(struct ap_collector *c)
@@ -301,15 +318,16 @@ static int cpu_drain(struct ap_collector *c)
 		const struct ap_cpu_key *k = &cc->keys[i];
 		const __u64 *ks = NULL, *us = NULL;
 
-		if (k->kern_stack_id >= 0 &&
-		    bpf_map_lookup_elem(stacks_fd, &k->kern_stack_id, cc->kstack) == 0)
-			ks = cc->kstack;
-		if (k->user_stack_id >= 0 &&
-		    bpf_map_lookup_elem(stacks_fd, &k->user_stack_id, cc->ustack) == 0)
-			us = cc->ustack;
+		if (k->kern_stack && bpf_map_lookup_elem(stacks_fd, &k->kern_stack, &cc->kstack) == 0)
+			ks = cc->kstack.ips;
+		if (k->user_stack && bpf_map_lookup_elem(stacks_fd, &k->user_stack, &cc->ustack) == 0)
+			us = cc->ustack.ips;
 		err = ap_cpu_record(c->profile, c->sym, k, cc->counts[i], ks, us, &cc->rec);
 	}
-	clear_stacks(stacks_fd);
+	if (!err)
+		err = clear_stacks(cc, stacks_fd);
+	else
+		clear_stacks(cc, stacks_fd);
 	if (err)
 		cc->drain_errors++;
 	return err;
@@ -321,7 +339,7 @@ static const char *const bpf_stat_names[AP_CPU_STAT_MAX] = {
 	[AP_CPU_STAT_FILTERED] = "samples_filtered_out",
 	[AP_CPU_STAT_USER_STACK_ERR] = "user_stack_errors",
 	[AP_CPU_STAT_KERN_STACK_ERR] = "kernel_stack_errors",
-	[AP_CPU_STAT_STACK_COLLISION] = "stack_map_collisions",
+	[AP_CPU_STAT_STACKS_FULL] = "stack_map_full",
 	[AP_CPU_STAT_COUNTS_FULL] = "counts_map_full",
 	[AP_CPU_STAT_EVENTS_DROPPED] = "proc_events_dropped",
 };

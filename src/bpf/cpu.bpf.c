@@ -15,7 +15,6 @@
 
 #include "cpu.h"
 
-#define EEXIST 17
 #define EFAULT 14
 
 const volatile bool cfg_filter_pids = false;
@@ -34,11 +33,21 @@ struct {
 } target_pids SEC(".maps");
 
 struct stack_map {
-	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	/* Preallocated: allocating in the sampling interrupt can fail when the allocator's
+	 * per-CPU cache runs dry, and a lost stack is worse than ~1 KiB per entry. */
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096); /* resized by the loader */
-	__uint(key_size, sizeof(__u32));
-	__uint(value_size, AP_MAX_STACK_DEPTH * sizeof(__u64));
+	__type(key, __u64);	   /* stack_hash() of the frames */
+	__type(value, struct ap_stack);
 };
+
+/* Scratch space for capturing a stack: too big for the 512-byte BPF stack. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ap_stack);
+} stack_scratch SEC(".maps");
 
 struct count_map {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -100,17 +109,44 @@ static __always_inline bool pid_wanted(__u32 tgid)
 	return !cfg_filter_pids || bpf_map_lookup_elem(&target_pids, &tgid);
 }
 
-static __always_inline __s32 capture_stack(void *ctx, void *map, __u64 flags, __u32 err_stat)
+/* FNV-1a over the frames; 0 is reserved for "no stack". */
+static __always_inline __u64 stack_hash(const struct ap_stack *st, __u32 n)
 {
-	long id = bpf_get_stackid(ctx, map, flags);
+	__u64 h = 0xcbf29ce484222325ULL;
 
-	if (id >= 0)
-		return (__s32)id;
-	if (id == -EEXIST)
-		stat_inc(AP_CPU_STAT_STACK_COLLISION);
-	else if (id != -EFAULT) /* -EFAULT: no stack of this kind (user-mode or kernel thread) */
-		stat_inc(err_stat);
-	return -1;
+	for (__u32 i = 0; i < AP_MAX_STACK_DEPTH; i++) {
+		if (i >= n)
+			break;
+		h ^= st->ips[i];
+		h *= 0x100000001b3ULL;
+	}
+	return h ? h : 1;
+}
+
+/* Capture the current kernel or user stack into `stacks`; returns its hash, 0 if none. */
+static __always_inline __u64 capture_stack(void *ctx, void *stacks, __u64 flags, __u32 err_stat)
+{
+	__u32 zero = 0;
+	struct ap_stack *st = bpf_map_lookup_elem(&stack_scratch, &zero);
+	long len;
+	__u64 h;
+
+	if (!st)
+		return 0;
+	/* the helper zeroes the unused tail, so equal stacks are equal values */
+	len = bpf_get_stack(ctx, st->ips, sizeof(st->ips), flags);
+	if (len <= 0) {
+		if (len != -EFAULT && len != 0) /* -EFAULT: no stack of this kind here */
+			stat_inc(err_stat);
+		return 0;
+	}
+	h = stack_hash(st, (__u32)len / sizeof(__u64));
+	if (bpf_map_update_elem(stacks, &h, st, BPF_NOEXIST) &&
+	    !bpf_map_lookup_elem(stacks, &h)) {
+		stat_inc(AP_CPU_STAT_STACKS_FULL);
+		return 0;
+	}
+	return h;
 }
 
 SEC("perf_event")
@@ -144,9 +180,10 @@ int cpu_sample(struct bpf_perf_event_data *ctx)
 	key.pid = tgid;
 	key.tid = tid;
 	bpf_get_current_comm(key.comm, sizeof(key.comm));
-	key.kern_stack_id = cfg_kernel_stacks ? capture_stack(ctx, stacks, 0, AP_CPU_STAT_KERN_STACK_ERR) : -1;
-	key.user_stack_id = cfg_user_stacks && tgid ?
-		capture_stack(ctx, stacks, BPF_F_USER_STACK, AP_CPU_STAT_USER_STACK_ERR) : -1;
+	key.kern_stack = cfg_kernel_stacks ?
+		capture_stack(ctx, stacks, 0, AP_CPU_STAT_KERN_STACK_ERR) : 0;
+	key.user_stack = cfg_user_stacks && tgid ?
+		capture_stack(ctx, stacks, BPF_F_USER_STACK, AP_CPU_STAT_USER_STACK_ERR) : 0;
 
 	count = bpf_map_lookup_elem(counts, &key);
 	if (count) {

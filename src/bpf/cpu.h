@@ -7,12 +7,20 @@
 /* Frames kept per stack (kernel.perf_event_max_stack defaults to 127). */
 #define AP_MAX_STACK_DEPTH 127
 
+/*
+ * Stacks are stored in a hash map keyed by a 64-bit hash of their frames, computed in BPF:
+ * unlike a stack trace map (keyed by bucket), two different stacks practically never collide.
+ */
+struct ap_stack {
+	__u64 ips[AP_MAX_STACK_DEPTH]; /* leaf first; unused tail zeroed */
+};
+
 /* In-kernel aggregation key: one count per (process, thread, user stack, kernel stack). */
 struct ap_cpu_key {
-	__u32 pid; /* thread group id */
+	__u64 user_stack; /* stack hash; 0: no user stack (kernel thread, or capture failed) */
+	__u64 kern_stack; /* stack hash; 0: no kernel stack (sample taken in user mode) */
+	__u32 pid;	  /* thread group id */
 	__u32 tid;
-	__s32 user_stack_id; /* <0: no user stack (kernel thread, or capture failed) */
-	__s32 kern_stack_id; /* <0: no kernel stack (sample taken in user mode) */
 	char comm[AP_TASK_COMM_LEN];
 };
 
@@ -37,7 +45,7 @@ enum ap_cpu_stat {
 	AP_CPU_STAT_FILTERED,	    /* samples of processes outside --pid */
 	AP_CPU_STAT_USER_STACK_ERR,    /* user stack capture failed (not "no user stack") */
 	AP_CPU_STAT_KERN_STACK_ERR,    /* kernel stack capture failed */
-	AP_CPU_STAT_STACK_COLLISION,   /* stack map bucket taken by another stack (-EEXIST) */
+	AP_CPU_STAT_STACKS_FULL,    /* stack map full: the sample keeps no stack */
 	AP_CPU_STAT_COUNTS_FULL,	    /* aggregation map full: sample lost */
 	AP_CPU_STAT_EVENTS_DROPPED,    /* ring buffer full: process event lost */
 	AP_CPU_STAT_MAX,

@@ -437,8 +437,8 @@ static const char svg_script[] =
     "  CW = +svg.getAttribute('data-cw'); TOTAL = +svg.getAttribute('data-total');\n"
     "  details = document.getElementById('details'); hint = details.textContent;\n"
     "  matched = document.getElementById('matched');\n"
-    "  unzoomBtn = document.getElementById('unzoom'); clearBtn = "
-    "document.getElementById('clear');\n"
+    "  unzoomBtn = document.getElementById('unzoom');\n"
+    "  clearBtn = document.getElementById('clear');\n"
     "  var gs = document.getElementById('frames').getElementsByTagName('g');\n"
     "  for (var i = 0; i < gs.length; i++) {\n"
     "    var g = gs[i], t = g.getElementsByTagName('title')[0].textContent;\n"
@@ -526,8 +526,8 @@ static const char svg_script[] =
     "    else if (b > ce) ce = b;\n"
     "  }\n"
     "  if (ce > cs) sum += ce - cs;\n"
-    "  matched.textContent = 'Matched: ' + (hi > lo ? 100 * sum / (hi - lo) : 0).toFixed(1) + "
-    "'%';\n"
+    "  var share = hi > lo ? 100 * sum / (hi - lo) : 0;\n"
+    "  matched.textContent = 'Matched: ' + share.toFixed(1) + '%';\n"
     "}\n";
 
 /* "cpu" -> "CPU profile"; no mode -> "Flame Graph". */

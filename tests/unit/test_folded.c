@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: MIT
 /* Folded stacks: writer, reader, round trip, plus the format.c helpers they rely on. */
-#include <cmocka.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -11,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+/* cmocka.h needs the headers above */
+#include <cmocka.h>
 
 #include "format.h"
 #include "profile.h"

@@ -4,7 +4,6 @@
  * profile that was written (totals, frames, stacks leaf first, labels, strings byte-exact or
  * with U+FFFD where the input was not UTF-8).
  */
-#include <cmocka.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+/* cmocka.h needs the headers above */
+#include <cmocka.h>
 
 #include "format.h"
 #include "profile.h"

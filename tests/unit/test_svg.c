@@ -4,7 +4,6 @@
  * graph with widths proportional to weight, names escaped, and, when node is installed, the
  * inline script's zoom and search run against a small DOM stand-in.
  */
-#include <cmocka.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+/* cmocka.h needs the headers above */
+#include <cmocka.h>
 
 #include "format.h"
 #include "profile.h"

@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: MIT
 /* Top-N text table: self and cumulative weights, recursion counted once, header with stats. */
-#include <cmocka.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+/* cmocka.h needs the headers above */
+#include <cmocka.h>
 
 #include "format.h"
 #include "profile.h"
