@@ -101,8 +101,8 @@ int ap_format_value_index(const struct ap_profile *p, const struct ap_write_opts
 	size_t n = ap_profile_nvalues(p);
 	int vi = opts ? opts->value_index : -1;
 
-	if (vi < 0)
-		return n ? (int)n - 1 : 0;
+	if (vi < 0) /* the profile's default weight (CPU: samples), else the last value */
+		return (int)ap_profile_default_value(p);
 	/* a profile without value types still carries values[0] (hand-built ones do) */
 	if ((n == 0 && vi == 0) || (size_t)vi < n)
 		return vi;

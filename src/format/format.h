@@ -18,7 +18,7 @@ enum ap_format {
 };
 
 struct ap_write_opts {
-	int value_index; /* value that weights folded/svg/text output; -1 = last value type */
+	int value_index; /* value that weights folded/svg/text output; -1 = profile default */
 	size_t top_n;	 /* rows in the text table; 0 = default (25) */
 	const char *title; /* flamegraph title; NULL = derived from the profile's "mode" meta */
 };

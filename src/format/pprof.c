@@ -677,7 +677,7 @@ int ap_write_pprof(const struct ap_profile *p, FILE *out, const struct ap_write_
 	msg.n_comment = ncomments;
 	msg.comment = comments;
 	if (nv)
-		msg.default_sample_type = vtypes[nv - 1].type;
+		msg.default_sample_type = vtypes[ap_profile_default_value(p)].type;
 
 	err = wr_emit(&msg, out);
 out:
@@ -906,6 +906,10 @@ static int rd_header(struct reader *r)
 		return fail(r->err, r->errlen, "pprof: string index out of range in the header");
 	if (m->period < 0 || m->time_nanos < 0 || m->duration_nanos < 0)
 		return fail(r->err, r->errlen, "pprof: negative period, time or duration");
+	/* the default sample type names one of the value types; keep it as the default weight */
+	for (size_t i = 0; m->default_sample_type && i < m->n_sample_type; i++)
+		if (m->sample_type[i]->type == m->default_sample_type)
+			ap_profile_set_default_value(r->p, i);
 	if (pt || m->period)
 		ap_profile_set_period(r->p, pt ? m->string_table[pt->type] : "",
 				      pt ? m->string_table[pt->unit] : "", (uint64_t)m->period);
