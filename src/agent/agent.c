@@ -46,6 +46,7 @@ static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ar
 
 static const struct ap_collector_ops *const all_collectors[] = {
 	&ap_cpu_collector_ops,
+	&ap_syscall_collector_ops,
 };
 
 /* Where one mode's profile goes: a temporary file renamed into place at the end. */
@@ -264,6 +265,9 @@ int ap_agent_run(const struct ap_agent_opts *opts)
 		fprintf(stderr, "%s: out of memory\n", opts->prog);
 		goto cleanup;
 	}
+	if (ap_symbolizer_load_kernel(sym))
+		ap_warn("%s: cannot read /proc/kallsyms: kernel frames will show as [unknown]",
+			opts->prog);
 	stop_requested = 0;
 	sa.sa_handler = on_signal;
 	sigaction(SIGINT, &sa, NULL);

@@ -449,6 +449,13 @@ static void load_kallsyms(struct ap_symbolizer *s)
 		s->ksyms = NULL;
 }
 
+int ap_symbolizer_load_kernel(struct ap_symbolizer *s)
+{
+	if (!s->ksyms_tried)
+		load_kallsyms(s);
+	return s->ksyms ? 0 : -ENOENT;
+}
+
 uint32_t ap_symbolizer_kernel_frame(struct ap_symbolizer *s, struct ap_profile *p, uint64_t addr,
 				    bool is_return_addr)
 {

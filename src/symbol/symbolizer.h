@@ -58,6 +58,11 @@ uint32_t ap_symbolizer_user_frame(struct ap_symbolizer *s, struct ap_profile *p,
 uint32_t ap_symbolizer_kernel_frame(struct ap_symbolizer *s, struct ap_profile *p, uint64_t addr,
 				    bool is_return_addr);
 
+/* Load kernel symbols now rather than at the first kernel frame, so that the work happens
+ * before sampling starts (and the agent does not profile itself reading kallsyms).
+ * Returns 0, or -ENOENT when kallsyms is unreadable (kernel frames stay "[unknown]"). */
+int ap_symbolizer_load_kernel(struct ap_symbolizer *s);
+
 void ap_symbolizer_get_stats(const struct ap_symbolizer *s, struct ap_symbolizer_stats *out);
 
 /* Read kernel symbols from `path` instead of /proc/kallsyms (tests, offline use). A table
