@@ -124,12 +124,16 @@ static void output_path(const char *output, const char *mode, bool several, char
 static int open_output(const struct ap_agent_opts *opts, const char *mode, bool several,
 		       struct run_output *o)
 {
+	size_t len;
+
 	if (!opts->output || strcmp(opts->output, "-") == 0) {
 		o->f = stdout;
 		return 0;
 	}
 	output_path(opts->output, mode, several, o->path, sizeof(o->path));
-	snprintf(o->tmp, sizeof(o->tmp), "%s.tmp.%d", o->path, (int)getpid());
+	len = strlen(o->path);
+	memcpy(o->tmp, o->path, len);
+	snprintf(o->tmp + len, sizeof(o->tmp) - len, ".tmp.%d", (int)getpid());
 	o->f = fopen(o->tmp, "wb");
 	if (!o->f) {
 		fprintf(stderr, "%s: cannot write output '%s': %s\n", opts->prog, o->path,
