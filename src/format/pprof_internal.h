@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: MIT */
+/* Internal to the pprof writer and reader: shared limits and a small u64 -> u32 hash map. */
+#ifndef AP_PPROF_INTERNAL_H
+#define AP_PPROF_INTERNAL_H
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "format.h"
+#include "parse.h"
+#include "profile.pb-c.h"
+
+#define PPROF_KERNEL_MAPPING "[kernel.kallsyms]"
+#define PPROF_UNKNOWN "[unknown]"
+
+/* Reader limits: decompressed size, frames in one sample after expanding inlined lines, and
+ * frames over all samples (inlined lines multiply, so a small file could otherwise expand into
+ * an enormous model). */
+#define PPROF_MAX_DECOMPRESSED (1ULL << 30)
+#define PPROF_MAX_DEPTH 65536
+#define PPROF_MAX_TOTAL_FRAMES (1ULL << 28)
+
+/* zlib counts in uInt; feed it at most this much at a time. */
+#define ZCHUNK (1U << 30)
+
+struct u64map {
+	uint64_t *keys;
+	uint32_t *vals;
+	uint8_t *used;
+	size_t cap; /* power of two */
+	size_t n;
+};
+
+bool ap_pprof_map_get(const struct u64map *m, uint64_t key, uint32_t *val);
+/* Returns 0, -EEXIST when the key is already there, or -ENOMEM. */
+int ap_pprof_map_put(struct u64map *m, uint64_t key, uint32_t val);
+void ap_pprof_map_free(struct u64map *m);
+int ap_pprof_grow_array(void **arr, size_t *cap, size_t need, size_t size);
+
+#endif
