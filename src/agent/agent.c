@@ -46,6 +46,7 @@ static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ar
 
 static const struct ap_collector_ops *const all_collectors[] = {
 	&ap_cpu_collector_ops,
+	&ap_lock_collector_ops,
 	&ap_syscall_collector_ops,
 };
 
@@ -201,6 +202,7 @@ static void print_summary(const struct ap_agent_opts *opts, const struct ap_prof
 	static const char *const drop_stats[] = {
 		"user_stack_errors",	"kernel_stack_errors", "stack_map_full",
 		"counts_map_full",	"proc_events_dropped", "drain_errors",
+		"sample_events_dropped",
 		"processes_missed",
 	};
 	char dur[32];
@@ -321,9 +323,14 @@ int ap_agent_run(const struct ap_agent_opts *opts)
 		wait_events(cols, ncols, next_drain < deadline ? next_drain : deadline);
 	}
 
+	/* stop every probe first, then drain both slots: nothing recorded is left behind */
+	for (size_t i = 0; i < ncols; i++)
+		if (cols[i].ops->stop)
+			cols[i].ops->stop(&cols[i]);
 	for (size_t i = 0; i < ncols; i++) {
 		struct ap_profile *p = cols[i].profile;
 
+		cols[i].ops->drain(&cols[i]);
 		cols[i].ops->drain(&cols[i]);
 		ap_profile_set_time(p, start_wall, now_ns(CLOCK_MONOTONIC) - start_mono);
 		cols[i].ops->report_stats(&cols[i]);

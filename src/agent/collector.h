@@ -25,6 +25,9 @@ struct ap_collector_ops {
 	int (*poll_fd)(struct ap_collector *c);
 	/* Consume whatever is ready on poll_fd without blocking. Returns 0 or -errno. */
 	int (*consume)(struct ap_collector *c);
+	/* Optional: stop producing events (detach the probes) so that the final drains see
+	 * everything that was recorded. Maps stay readable. */
+	void (*stop)(struct ap_collector *c);
 	/* Move what the kernel aggregated so far into the profile. Returns 0 or -errno. */
 	int (*drain)(struct ap_collector *c);
 	/* Copy the run's counters (drops, failures) into the profile's stats. */

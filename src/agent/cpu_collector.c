@@ -19,6 +19,7 @@
 _Static_assert(sizeof(struct ap_cpu_key) == 40, "ap_cpu_key layout changed");
 _Static_assert(sizeof(struct ap_stack) == AP_MAX_STACK_DEPTH * 8, "ap_stack layout changed");
 _Static_assert(sizeof(struct ap_proc_event) == 32, "ap_proc_event layout changed");
+_Static_assert(sizeof(struct ap_cpu_event) == 56, "ap_cpu_event layout changed");
 
 /* Bounds of the per-slot map sizes, which scale with CPUs x rate x drain interval. */
 #define MIN_MAP_ENTRIES 1024u
@@ -33,6 +34,8 @@ struct cpu_collector {
 	struct bpf_link *exec_link, *exit_link;
 	struct ap_cpu_record_stats rec;
 	uint64_t drain_errors;
+	uint64_t record_errors; /* per-event records that could not be added (no memory) */
+	bool per_event;
 	/* scratch for one drain */
 	struct ap_cpu_key *keys;
 	uint64_t *counts;
@@ -75,6 +78,35 @@ static int handle_proc_event(void *ctx, void *data, size_t size)
 		ap_symbolizer_pid_exited(cc->owner->sym, (int)e->pid);
 		break;
 	}
+	return 0;
+}
+
+/* Look up the stacks of a key in the slot's stack map; NULL where it has none. */
+static void lookup_stacks(struct cpu_collector *cc, int stacks_fd, const struct ap_cpu_key *k,
+			  const __u64 **ks, const __u64 **us)
+{
+	*ks = NULL;
+	*us = NULL;
+	if (k->kern_stack && bpf_map_lookup_elem(stacks_fd, &k->kern_stack, &cc->kstack) == 0)
+		*ks = cc->kstack.ips;
+	if (k->user_stack && bpf_map_lookup_elem(stacks_fd, &k->user_stack, &cc->ustack) == 0)
+		*us = cc->ustack.ips;
+}
+
+/* Per-event mode: one sample, aggregated here instead of in the kernel. */
+static int handle_sample_event(void *ctx, void *data, size_t size)
+{
+	struct cpu_collector *cc = ctx;
+	const struct ap_cpu_event *e = data;
+	const __u64 *ks, *us;
+	int stacks_fd;
+
+	if (size < sizeof(*e))
+		return 0;
+	stacks_fd = bpf_map__fd(e->slot ? cc->skel->maps.stacks_1 : cc->skel->maps.stacks_0);
+	lookup_stacks(cc, stacks_fd, &e->key, &ks, &us);
+	if (ap_cpu_record(cc->owner->profile, cc->owner->sym, &e->key, 1, ks, us, &cc->rec))
+		cc->record_errors++;
 	return 0;
 }
 
@@ -162,6 +194,10 @@ static int cpu_start(struct ap_collector *c, const struct ap_agent_opts *opts, c
 	}
 	cc->skel->rodata->cfg_filter_pids = opts->npids > 0;
 	cc->skel->rodata->cfg_include_idle = opts->include_idle;
+	cc->skel->rodata->cfg_per_event = opts->per_event;
+	cc->per_event = opts->per_event;
+	if (!opts->per_event) /* unused: keep it at one page */
+		bpf_map__set_max_entries(cc->skel->maps.sample_events, (__u32)getpagesize());
 	entries = map_entries(opts, libbpf_num_possible_cpus());
 	bpf_map__set_max_entries(cc->skel->maps.stacks_0, entries);
 	bpf_map__set_max_entries(cc->skel->maps.stacks_1, entries);
@@ -192,6 +228,14 @@ static int cpu_start(struct ap_collector *c, const struct ap_agent_opts *opts, c
 		err = -errno;
 		snprintf(msg, len, "cannot open the process-event ring buffer: %s", strerror(-err));
 		return err;
+	}
+	if (cc->per_event) {
+		err = ring_buffer__add(cc->events, bpf_map__fd(cc->skel->maps.sample_events),
+				       handle_sample_event, cc);
+		if (err) {
+			snprintf(msg, len, "cannot open the sample ring buffer: %s", strerror(-err));
+			return err;
+		}
 	}
 	/* Exec/exit tracking improves symbolization of short-lived processes but is optional. */
 	cc->exec_link = bpf_program__attach(cc->skel->progs.cpu_exec);
@@ -310,18 +354,18 @@ static int cpu_drain(struct ap_collector *c)
 	__sync_synchronize();
 	/* a sample that read the old slot just before the flip finishes within microseconds */
 	nanosleep(&settle, NULL);
+	/* per-event mode: the old slot's last events, while their stacks are still there */
+	if (cc->per_event)
+		cpu_consume(c);
 
 	counts_fd = bpf_map__fd(slot ? cc->skel->maps.counts_1 : cc->skel->maps.counts_0);
 	stacks_fd = bpf_map__fd(slot ? cc->skel->maps.stacks_1 : cc->skel->maps.stacks_0);
 	err = collect_counts(cc, counts_fd, &n);
 	for (size_t i = 0; !err && i < n; i++) {
 		const struct ap_cpu_key *k = &cc->keys[i];
-		const __u64 *ks = NULL, *us = NULL;
+		const __u64 *ks, *us;
 
-		if (k->kern_stack && bpf_map_lookup_elem(stacks_fd, &k->kern_stack, &cc->kstack) == 0)
-			ks = cc->kstack.ips;
-		if (k->user_stack && bpf_map_lookup_elem(stacks_fd, &k->user_stack, &cc->ustack) == 0)
-			us = cc->ustack.ips;
+		lookup_stacks(cc, stacks_fd, k, &ks, &us);
 		err = ap_cpu_record(c->profile, c->sym, k, cc->counts[i], ks, us, &cc->rec);
 	}
 	if (!err)
@@ -333,6 +377,18 @@ static int cpu_drain(struct ap_collector *c)
 	return err;
 }
 
+static void cpu_stop(struct ap_collector *c)
+{
+	struct cpu_collector *cc = c->priv;
+
+	for (int i = 0; cc && i < cc->nperf; i++) {
+		bpf_link__destroy(cc->links[i]);
+		cc->links[i] = NULL;
+		close(cc->perf_fds[i]);
+		cc->perf_fds[i] = -1;
+	}
+}
+
 static const char *const bpf_stat_names[AP_CPU_STAT_MAX] = {
 	[AP_CPU_STAT_SAMPLES] = "bpf_samples",
 	[AP_CPU_STAT_IDLE] = "idle_samples_skipped",
@@ -342,6 +398,7 @@ static const char *const bpf_stat_names[AP_CPU_STAT_MAX] = {
 	[AP_CPU_STAT_STACKS_FULL] = "stack_map_full",
 	[AP_CPU_STAT_COUNTS_FULL] = "counts_map_full",
 	[AP_CPU_STAT_EVENTS_DROPPED] = "proc_events_dropped",
+	[AP_CPU_STAT_SAMPLE_EVENTS_DROPPED] = "sample_events_dropped",
 };
 
 static void cpu_report_stats(struct ap_collector *c)
@@ -369,7 +426,7 @@ static void cpu_report_stats(struct ap_collector *c)
 	ap_profile_set_stat(c->profile, "user_stacks_truncated", cc->rec.user_truncated);
 	ap_profile_set_stat(c->profile, "kernel_stacks_truncated", cc->rec.kernel_truncated);
 	ap_profile_set_stat(c->profile, "samples_without_stack", cc->rec.no_stack);
-	ap_profile_set_stat(c->profile, "drain_errors", cc->drain_errors);
+	ap_profile_set_stat(c->profile, "drain_errors", cc->drain_errors + cc->record_errors);
 }
 
 static void cpu_destroy(struct ap_collector *c)
@@ -378,10 +435,7 @@ static void cpu_destroy(struct ap_collector *c)
 
 	if (!cc)
 		return;
-	for (int i = 0; i < cc->nperf; i++) {
-		bpf_link__destroy(cc->links[i]);
-		close(cc->perf_fds[i]);
-	}
+	cpu_stop(c);
 	bpf_link__destroy(cc->exec_link);
 	bpf_link__destroy(cc->exit_link);
 	ring_buffer__free(cc->events);
@@ -400,6 +454,7 @@ const struct ap_collector_ops ap_cpu_collector_ops = {
 	.start = cpu_start,
 	.poll_fd = cpu_poll_fd,
 	.consume = cpu_consume,
+	.stop = cpu_stop,
 	.drain = cpu_drain,
 	.report_stats = cpu_report_stats,
 	.destroy = cpu_destroy,

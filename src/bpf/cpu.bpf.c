@@ -21,6 +21,8 @@ const volatile bool cfg_filter_pids = false;
 const volatile bool cfg_include_idle = false;
 const volatile bool cfg_user_stacks = true;
 const volatile bool cfg_kernel_stacks = true;
+/* Send every sample to the agent (for user filters) instead of counting it in the kernel. */
+const volatile bool cfg_per_event = false;
 
 /* Which counts/stacks pair samples go to; flipped by the agent when it drains. */
 __u32 active_slot = 0;
@@ -73,6 +75,12 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 256 * 1024);
 } proc_events SEC(".maps");
+
+/* Per-event mode only (resized to a page when unused). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1024 * 1024);
+} sample_events SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -149,14 +157,45 @@ static __always_inline __u64 capture_stack(void *ctx, void *stacks, __u64 flags,
 	return h;
 }
 
+static __always_inline void count_sample(void *counts, const struct ap_cpu_key *key)
+{
+	__u64 one = 1, *count = bpf_map_lookup_elem(counts, key);
+
+	if (count) {
+		__sync_fetch_and_add(count, 1);
+	} else if (bpf_map_update_elem(counts, key, &one, BPF_NOEXIST)) {
+		/* lost a race with another CPU inserting the same key, or the map is full */
+		count = bpf_map_lookup_elem(counts, key);
+		if (count)
+			__sync_fetch_and_add(count, 1);
+		else
+			stat_inc(AP_CPU_STAT_COUNTS_FULL);
+	}
+}
+
+static __always_inline void emit_sample(const struct ap_cpu_key *key, __u32 slot)
+{
+	struct ap_cpu_event *e = bpf_ringbuf_reserve(&sample_events, sizeof(*e), 0);
+
+	if (!e) {
+		stat_inc(AP_CPU_STAT_SAMPLE_EVENTS_DROPPED);
+		return;
+	}
+	e->key = *key;
+	e->ts_ns = bpf_ktime_get_ns();
+	e->cpu = bpf_get_smp_processor_id();
+	e->slot = slot;
+	bpf_ringbuf_submit(e, 0);
+}
+
 SEC("perf_event")
 int cpu_sample(struct bpf_perf_event_data *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tgid = id >> 32, tid = (__u32)id;
 	struct ap_cpu_key key = {};
+	__u32 slot = active_slot;
 	void *stacks, *counts;
-	__u64 one = 1, *count;
 	__u8 yes = 1;
 
 	if (tid == 0 && !cfg_include_idle) {
@@ -169,7 +208,7 @@ int cpu_sample(struct bpf_perf_event_data *ctx)
 	}
 	stat_inc(AP_CPU_STAT_SAMPLES);
 
-	if (active_slot) {
+	if (slot) {
 		stacks = &stacks_1;
 		counts = &counts_1;
 	} else {
@@ -185,17 +224,10 @@ int cpu_sample(struct bpf_perf_event_data *ctx)
 	key.user_stack = cfg_user_stacks && tgid ?
 		capture_stack(ctx, stacks, BPF_F_USER_STACK, AP_CPU_STAT_USER_STACK_ERR) : 0;
 
-	count = bpf_map_lookup_elem(counts, &key);
-	if (count) {
-		__sync_fetch_and_add(count, 1);
-	} else if (bpf_map_update_elem(counts, &key, &one, BPF_NOEXIST)) {
-		/* lost a race with another CPU inserting the same key, or the map is full */
-		count = bpf_map_lookup_elem(counts, &key);
-		if (count)
-			__sync_fetch_and_add(count, 1);
-		else
-			stat_inc(AP_CPU_STAT_COUNTS_FULL);
-	}
+	if (cfg_per_event)
+		emit_sample(&key, slot);
+	else
+		count_sample(counts, &key);
 
 	if (tgid && !bpf_map_lookup_elem(&seen_pids, &tgid)) {
 		bpf_map_update_elem(&seen_pids, &tgid, &yes, BPF_ANY);

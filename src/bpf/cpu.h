@@ -24,6 +24,17 @@ struct ap_cpu_key {
 	char comm[AP_TASK_COMM_LEN];
 };
 
+/*
+ * Per-event delivery (when a filter must see every sample): the sample's key and the slot
+ * whose stack map holds its stacks, instead of a count in the kernel.
+ */
+struct ap_cpu_event {
+	struct ap_cpu_key key;
+	__u64 ts_ns;
+	__u32 cpu;
+	__u32 slot; /* stacks are in stacks_<slot> until the drain that flips away from it */
+};
+
 /* Control events from BPF to the agent through the ring buffer. */
 enum ap_proc_event_kind {
 	AP_PROC_NEW = 1,  /* first sample of a process: snapshot its mappings now */
@@ -48,6 +59,7 @@ enum ap_cpu_stat {
 	AP_CPU_STAT_STACKS_FULL,    /* stack map full: the sample keeps no stack */
 	AP_CPU_STAT_COUNTS_FULL,	    /* aggregation map full: sample lost */
 	AP_CPU_STAT_EVENTS_DROPPED,    /* ring buffer full: process event lost */
+	AP_CPU_STAT_SAMPLE_EVENTS_DROPPED, /* per-event mode: sample ring buffer full */
 	AP_CPU_STAT_MAX,
 };
 
