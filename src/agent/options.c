@@ -10,6 +10,7 @@
 
 #include "agent.h"
 #include "parse.h"
+#include "syscalls.h"
 
 #define DEFAULT_SAMPLE_RATE 99
 #define MAX_SAMPLE_RATE 100000
@@ -25,6 +26,7 @@ enum long_only_opt {
 	OPT_MIN_LATENCY,
 	OPT_SLOW_STACKS,
 	OPT_HIST,
+	OPT_PER_EVENT,
 };
 
 static const struct option long_opts[] = {
@@ -42,6 +44,7 @@ static const struct option long_opts[] = {
 	{ "min-latency", required_argument, NULL, OPT_MIN_LATENCY },
 	{ "slow-stacks", no_argument, NULL, OPT_SLOW_STACKS },
 	{ "hist", no_argument, NULL, OPT_HIST },
+	{ "per-event", no_argument, NULL, OPT_PER_EVENT },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -71,6 +74,8 @@ void ap_agent_usage(FILE *out, const char *prog)
 		"      --min-latency TIME   calls at least this slow count as slow events (syscall)\n"
 		"      --slow-stacks        record the user stacks of slow calls (syscall)\n"
 		"      --hist               print latency histograms in the text report\n"
+		"      --per-event          aggregate in the agent, event by event, instead of in\n"
+		"                           the kernel (what filters use; for checking and debugging)\n"
 		"  -v, --verbose            more diagnostics (repeat for debug)\n"
 		"  -h, --help               this help\n",
 		prog, DEFAULT_SAMPLE_RATE);
@@ -110,11 +115,41 @@ static int parse_modes(struct ap_agent_opts *opts, const char *arg)
 	return ret;
 }
 
-/* --syscall read,write: names from the build's syscall table for this architecture. */
+/* --syscall read,write: names from the build's syscall table for this architecture
+ * (repeatable; a name given twice counts once). */
 static int parse_syscalls(struct ap_agent_opts *opts, const char *arg)
 {
-	/* TODO(syscall mode): resolve names with the syscall table */
-	return usage_error(opts, "--syscall '%s': syscall filtering is not available yet", arg);
+	char *copy = strdup(arg), *save = NULL, *tok, msg[128];
+	size_t named = 0;
+	int ret = 0, nr;
+
+	if (!copy)
+		return AP_EXIT_FAILURE;
+	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		size_t i;
+
+		nr = ap_syscall_from_name(tok);
+		if (nr < 0) {
+			snprintf(msg, sizeof(msg), "unknown syscall '%.40s' (not in the %s syscall table)",
+				 tok, ap_syscall_arch());
+			ret = usage_error(opts, "%s", msg);
+			break;
+		}
+		named++;
+		for (i = 0; i < opts->nsyscalls && opts->syscalls[i] != nr; i++)
+			;
+		if (i < opts->nsyscalls)
+			continue;
+		if (opts->nsyscalls == AP_MAX_SYSCALL_FILTER) {
+			ret = usage_error(opts, "too many --syscall names (at most %s)", "64");
+			break;
+		}
+		opts->syscalls[opts->nsyscalls++] = nr;
+	}
+	if (!ret && !named)
+		ret = usage_error(opts, "--syscall needs names, e.g. --syscall %s", "read,openat");
+	free(copy);
+	return ret;
 }
 
 static int check_pid_exists(const struct ap_agent_opts *opts, int pid, const char *arg)
@@ -221,6 +256,9 @@ int ap_agent_parse_args(int argc, char **argv, struct ap_agent_opts *opts)
 		case OPT_HIST:
 			opts->histograms = true;
 			break;
+		case OPT_PER_EVENT:
+			opts->per_event = true;
+			break;
 		case 'v':
 			opts->verbose++;
 			break;
@@ -237,6 +275,9 @@ int ap_agent_parse_args(int argc, char **argv, struct ap_agent_opts *opts)
 		return usage_error(opts, "unexpected argument '%s'", argv[optind]);
 	if (!opts->modes)
 		return usage_error(opts, "%s", "no --mode given (use --mode cpu)");
+	if (opts->slow_stacks && !opts->min_latency_ns)
+		return usage_error(opts, "%s",
+				   "--slow-stacks needs --min-latency (e.g. --min-latency 1ms)");
 	if (opts->format == AP_FORMAT_NONE) {
 		if (!opts->output)
 			opts->format = AP_FORMAT_TEXT;

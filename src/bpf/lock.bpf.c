@@ -49,7 +49,7 @@
 #define PID_MAX_LIMIT (4 * 1024 * 1024)
 
 /* glibc (2.26+) object layout, x86_64 and aarch64 */
-#define RWLOCK_FUTEX_USED 0x80000000u
+#define RWLOCK_FUTEX_USED 2u /* PTHREAD_RWLOCK_FUTEX_USED: waiters on this futex */
 #define MUTEX_KIND_ALLOWED 0x393u /* kind bits of a futex-word mutex: type|robust|pshared|elision */
 
 #if defined(__TARGET_ARCH_x86)
@@ -210,32 +210,37 @@ static __always_inline __u64 current_nvcsw(void)
 
 /* ---- classification of a futex wait ---- */
 
-/* FUTEX_WAIT(_BITSET) with expected value 2: the "locked, with waiters" lock protocol. */
-static __always_inline void classify_lock_word(struct futex_start *s, __u64 uaddr)
+/*
+ * FUTEX_WAIT(_BITSET) with expected value 2: the "locked, with waiters" lock protocol.
+ * pthread_mutex_t: __lock, __count, __owner (+8), __nusers, __kind (+16). Returns false when
+ * the owner field is empty: the caller then tries the rwlock layout (a writer waiting for
+ * readers also waits for 2) before settling for a bare futex lock.
+ */
+static __always_inline bool classify_mutex(struct futex_start *s, __u64 uaddr, bool *maybe)
 {
-	/* pthread_mutex_t: __lock, __count, __owner, __nusers, __kind */
 	__u32 m[5];
 
-	s->kind = AP_LOCK_FUTEX_LOCK;
-	if ((uaddr & 7) || bpf_probe_read_user(m, sizeof(m), (void *)uaddr)) {
-		if (uaddr & 7)
-			return;
+	*maybe = false;
+	if (uaddr & 7)
+		return false;
+	if (bpf_probe_read_user(m, sizeof(m), (void *)uaddr)) {
 		stat_inc(AP_LOCK_STAT_USER_READ_ERR);
-		return;
+		return false;
 	}
 	if (m[4] & ~MUTEX_KIND_ALLOWED)
-		return; /* not a mutex kind (or PI/PP, which never wait like this) */
+		return false; /* not a mutex kind (or PI/PP, which never wait like this) */
 	if (m[2] > 0 && m[2] < PID_MAX_LIMIT) {
 		s->kind = AP_LOCK_MUTEX;
 		s->holder = m[2];
-	} else if (m[2] == 0 && m[3] > 0 && m[3] < PID_MAX_LIMIT) {
-		/* owner field not written yet / already cleared: a mutex, holder unknown */
-		s->kind = AP_LOCK_MUTEX;
+		return true;
 	}
+	/* owner not written yet / already cleared while users remain: a mutex, holder unknown */
+	*maybe = m[3] > 0 && m[3] < PID_MAX_LIMIT;
+	return false;
 }
 
 /*
- * pthread_rwlock_t waits: expected value 0 or 1 with PTHREAD_RWLOCK_FUTEX_USED. The object is
+ * pthread_rwlock_t waits: expected value 0 or 1 with PTHREAD_RWLOCK_FUTEX_USED (2). The object is
  * 8-byte aligned, so __wrphase_futex (+8) is 8-aligned and __writers_futex (+12) is not.
  * Layout: __readers, __writers, __wrphase_futex, __writers_futex, __pad3, __pad4,
  * __cur_writer (+24), __shared.
@@ -251,8 +256,8 @@ static __always_inline bool classify_rwlock(struct futex_start *s, __u64 uaddr, 
 	}
 	if (r[4] || r[5]) /* __pad3, __pad4 are never written */
 		return false;
-	if ((r[2] & ~(RWLOCK_FUTEX_USED | 1)) || (r[3] & ~(RWLOCK_FUTEX_USED | 1)))
-		return false;
+	if (r[2] > (RWLOCK_FUTEX_USED | 1) || r[3] > (RWLOCK_FUTEX_USED | 1))
+		return false; /* __wrphase_futex, __writers_futex: 0/1 | FUTEX_USED */
 	s->kind = AP_LOCK_RWLOCK;
 	s->addr = base;
 	if (!(uaddr & 4) && val == RWLOCK_FUTEX_USED)
@@ -304,14 +309,19 @@ static __always_inline void classify(struct futex_start *s, __u64 uaddr, __u32 c
 		s->kind = AP_LOCK_CONDVAR;
 		return;
 	case FUTEX_WAIT:
-	case FUTEX_WAIT_BITSET:
+	case FUTEX_WAIT_BITSET: {
+		bool maybe_mutex = false;
+
+		if (val == 2 && classify_mutex(s, uaddr, &maybe_mutex))
+			return;
+		if ((val & ~1u) == RWLOCK_FUTEX_USED && classify_rwlock(s, uaddr, val))
+			return;
 		if (val == 2)
-			classify_lock_word(s, uaddr);
-		else if ((val & ~1u) == RWLOCK_FUTEX_USED)
-			classify_rwlock(s, uaddr, val);
+			s->kind = maybe_mutex ? AP_LOCK_MUTEX : AP_LOCK_FUTEX_LOCK;
 		else if (val == 0)
 			classify_condvar(s, uaddr);
 		return;
+	}
 	}
 }
 

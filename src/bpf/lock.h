@@ -79,8 +79,8 @@ struct ap_lock_key {
 	char comm[AP_LOCK_COMM_LEN];
 };
 
-/* Aggregated waits of one key. count = waits that blocked; acquired = count - timeout -
- * interrupted - error. eagain: the futex value had changed, the thread did not sleep. */
+/* Aggregated waits of one key. count = waits that blocked; acquired (or woken) = count -
+ * timeout - interrupted - error. EAGAIN returns (no sleep) are counted per holder. */
 struct ap_lock_val {
 	__u64 count;
 	__u64 total_ns;
@@ -88,8 +88,7 @@ struct ap_lock_val {
 	__u64 timeout;
 	__u64 interrupted;
 	__u64 error;
-	__u64 eagain;
-	__u64 pad;
+	__u64 pad[2];
 	__u64 hist[AP_LOCK_HIST_SLOTS]; /* log2 of wait ns */
 };
 

@@ -6,7 +6,8 @@
  * by failing or slow calls, so the common path is two task-storage accesses, two clock reads
  * and one per-CPU hash update.
  *
- * Both programs load as tp_btf; the loader switches them to raw_tp where tp_btf is refused.
+ * Both programs are declared raw_tp; the loader turns them into tp_btf (same body, same
+ * context: an array of u64 arguments) and keeps raw_tp only where tp_btf is refused.
  * Filters run at sys_enter: a filtered-out task never gets task storage, so its sys_exit
  * returns after one failed storage lookup.
  *
@@ -199,7 +200,7 @@ static __always_inline void record_slow(void *ctx, const struct ap_sys_key *key,
 	__sync_fetch_and_add(&v->total_ns, delta);
 }
 
-SEC("tp_btf/sys_enter")
+SEC("raw_tp/sys_enter")
 int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 {
 	struct task_struct *task;
@@ -245,7 +246,7 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 	return 0;
 }
 
-SEC("tp_btf/sys_exit")
+SEC("raw_tp/sys_exit")
 int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 {
 	struct ap_sys_task *t;

@@ -62,19 +62,26 @@ const char *ap_syscall_compat_name(int nr)
 	return ap_syscalls_gen_compat[nr];
 }
 
-int ap_syscall_from_name(const char *name)
+static int lookup(const char *const *table, unsigned int size, const char *name)
 {
 	if (!name)
 		return -ENOENT;
 	if (strncmp(name, "sys_", 4) == 0 && name[4])
 		name += 4;
-	for (unsigned int i = 0; i < ap_syscalls_gen_native_size; i++) {
-		const char *s = ap_syscalls_gen_native[i];
-
-		if (s && strcmp(s, name) == 0)
+	for (unsigned int i = 0; i < size; i++)
+		if (table[i] && strcmp(table[i], name) == 0)
 			return (int)i;
-	}
 	return -ENOENT;
+}
+
+int ap_syscall_from_name(const char *name)
+{
+	return lookup(ap_syscalls_gen_native, ap_syscalls_gen_native_size, name);
+}
+
+int ap_syscall_compat_from_name(const char *name)
+{
+	return lookup(ap_syscalls_gen_compat, ap_syscalls_gen_compat_size, name);
 }
 
 const char *ap_syscall_key_abi(uint32_t key_nr)

@@ -32,6 +32,8 @@ const char *ap_syscall_name(int nr);
 const char *ap_syscall_compat_name(int nr);
 /* Native syscall number of `name` ("read", also "sys_read"), or -ENOENT. */
 int ap_syscall_from_name(const char *name);
+/* Compat-ABI syscall number of `name`, or -ENOENT (also when there is no compat table). */
+int ap_syscall_compat_from_name(const char *name);
 
 /*
  * Display name of a BPF key's nr: "getppid", "ia32:getpid", "x32:read", and for numbers the

@@ -1,0 +1,461 @@
+// SPDX-License-Identifier: MIT
+/* Lock contention: owns the lock skeleton, its attachments, its drains and the lock table. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "collector.h"
+#include "lock.skel.h"
+#include "lock_record.h"
+#include "log.h"
+
+_Static_assert(sizeof(struct ap_lock_key) == 56, "ap_lock_key layout changed");
+_Static_assert(sizeof(struct ap_lock_val) == 64 + 8 * AP_LOCK_HIST_SLOTS,
+	       "ap_lock_val layout changed");
+_Static_assert(sizeof(struct ap_lock_holder_key) == 24, "ap_lock_holder_key layout changed");
+_Static_assert(sizeof(struct ap_lock_holder_val) == 32, "ap_lock_holder_val layout changed");
+_Static_assert(sizeof(struct ap_lock_comm) == AP_LOCK_COMM_LEN, "ap_lock_comm layout changed");
+_Static_assert(AP_LOCK_COMM_LEN == AP_COMM_LEN, "comm lengths differ");
+
+#define WAITS_ENTRIES 8192u
+#define STACK_ENTRIES 4096u
+#define MAX_LINKS 8
+
+struct lock_collector {
+	struct lock_bpf *skel;
+	struct bpf_link *links[MAX_LINKS];
+	size_t nlinks;
+	const char *futex_hook; /* "tracepoint" or "raw_syscalls" */
+	char klock_status[160]; /* "on", or why kernel locks are not traced */
+	struct ap_lock_table *table;
+	struct ap_lock_names *names;
+	struct ap_lock_record_stats rec;
+	uint64_t drain_errors;
+	bool histograms;
+	/* scratch for one drain */
+	struct ap_lock_key *keys;
+	struct ap_lock_val *vals;
+	size_t cap;
+	__u64 kstack[AP_LOCK_STACK_DEPTH];
+	__u64 ustack[AP_LOCK_STACK_DEPTH];
+};
+
+static void explain_open_error(int err, char *msg, size_t len)
+{
+	if (err == -EPERM || err == -EACCES)
+		snprintf(msg, len,
+			 "permission denied loading BPF programs: run as root "
+			 "(needs CAP_BPF and CAP_PERFMON)");
+	else
+		snprintf(msg, len, "cannot load the lock BPF programs: %s (is BPF with BTF "
+			 "supported by this kernel?)", strerror(-err));
+}
+
+/* Comm of a thread that released a contended futex, for holders that are gone. */
+static void waker_comm(void *ctx, uint32_t tid, char *buf, size_t len)
+{
+	struct lock_collector *lc = ctx;
+	struct ap_lock_comm c;
+
+	if (bpf_map_lookup_elem(bpf_map__fd(lc->skel->maps.waker_comms), &tid, &c) == 0)
+		snprintf(buf, len, "%.*s", AP_LOCK_COMM_LEN, c.comm);
+}
+
+static int add_link(struct lock_collector *lc, struct bpf_program *prog)
+{
+	struct bpf_link *l;
+
+	if (lc->nlinks == MAX_LINKS)
+		return -E2BIG;
+	l = bpf_program__attach(prog);
+	if (!l)
+		return -errno;
+	lc->links[lc->nlinks++] = l;
+	return 0;
+}
+
+static void drop_links_from(struct lock_collector *lc, size_t from)
+{
+	while (lc->nlinks > from)
+		bpf_link__destroy(lc->links[--lc->nlinks]);
+}
+
+/*
+ * Futex hooks: the per-syscall tracepoints when tracefs lets libbpf find them (the programs
+ * then run for futex calls only), else the raw syscall tracepoints filtered by number.
+ */
+static int attach_futex(struct lock_collector *lc, char *msg, size_t len)
+{
+	struct lock_bpf *s = lc->skel;
+	size_t mark = lc->nlinks;
+	int err;
+
+	err = add_link(lc, s->progs.futex_exit_tp);
+	if (!err)
+		err = add_link(lc, s->progs.futex_enter_tp);
+	if (!err) {
+		lc->futex_hook = "tracepoint";
+		/* futex_waitv (5.16+) and futex_wait (6.7+): optional */
+		size_t m2 = lc->nlinks;
+
+		if (add_link(lc, s->progs.futex_waitv_exit_tp) ||
+		    add_link(lc, s->progs.futex_waitv_enter_tp))
+			drop_links_from(lc, m2);
+		m2 = lc->nlinks;
+		if (add_link(lc, s->progs.futex_wait_exit_tp) ||
+		    add_link(lc, s->progs.futex_wait_enter_tp))
+			drop_links_from(lc, m2);
+		return 0;
+	}
+	drop_links_from(lc, mark);
+	ap_debug("lock: syscalls:sys_enter_futex unavailable (%s; is tracefs mounted?), "
+		 "using raw syscall tracepoints", strerror(-err));
+	err = add_link(lc, s->progs.futex_exit_raw);
+	if (!err)
+		err = add_link(lc, s->progs.futex_enter_raw);
+	if (err) {
+		drop_links_from(lc, mark);
+		snprintf(msg, len, "cannot attach to the futex syscall tracepoints: %s",
+			 strerror(-err));
+		return err;
+	}
+	lc->futex_hook = "raw_syscalls";
+	return 0;
+}
+
+static int fill_filters(struct lock_collector *lc, const struct ap_agent_opts *opts, char *msg,
+			size_t len)
+{
+	__u8 yes = 1;
+
+	for (size_t i = 0; i < opts->npids; i++) {
+		__u32 pid = (__u32)opts->pids[i];
+
+		if (bpf_map_update_elem(bpf_map__fd(lc->skel->maps.target_pids), &pid, &yes, 0)) {
+			snprintf(msg, len, "cannot add pid %u to the filter: %s", pid,
+				 strerror(errno));
+			return -errno;
+		}
+	}
+	for (size_t i = 0; i < opts->ncomms; i++) {
+		struct ap_lock_comm c = { { 0 } };
+
+		strncpy(c.comm, opts->comms[i], sizeof(c.comm) - 1);
+		if (bpf_map_update_elem(bpf_map__fd(lc->skel->maps.target_comms), &c, &yes, 0)) {
+			snprintf(msg, len, "cannot add comm '%s' to the filter: %s", c.comm,
+				 strerror(errno));
+			return -errno;
+		}
+	}
+	return 0;
+}
+
+static int lock_start(struct ap_collector *c, const struct ap_agent_opts *opts, char *msg,
+		      size_t len)
+{
+	struct lock_collector *lc = calloc(1, sizeof(*lc));
+	struct ap_lock_resolver res;
+	bool klocks;
+	int err;
+
+	if (!lc)
+		return -ENOMEM;
+	c->priv = lc;
+	lc->histograms = opts->histograms;
+	err = ap_lock_profile_init(c->profile);
+	if (err)
+		return err;
+
+	lc->skel = lock_bpf__open();
+	if (!lc->skel) {
+		err = -errno;
+		explain_open_error(err, msg, len);
+		return err;
+	}
+	lc->names = ap_lock_names_new(waker_comm, lc);
+	if (!lc->names)
+		return -ENOMEM;
+	ap_lock_names_resolver(lc->names, &res);
+	lc->table = ap_lock_table_new(&res);
+	if (!lc->table)
+		return -ENOMEM;
+
+	lc->skel->rodata->cfg_filter_pids = opts->npids > 0;
+	lc->skel->rodata->cfg_filter_comms = opts->ncomms > 0;
+	lc->skel->rodata->cfg_self_pid = (__u32)getpid();
+	bpf_map__set_max_entries(lc->skel->maps.waits_0, WAITS_ENTRIES);
+	bpf_map__set_max_entries(lc->skel->maps.waits_1, WAITS_ENTRIES);
+	bpf_map__set_max_entries(lc->skel->maps.stacks_0, STACK_ENTRIES);
+	bpf_map__set_max_entries(lc->skel->maps.stacks_1, STACK_ENTRIES);
+
+	/* kernel lock tracepoints exist since 5.19; without them user locks still work */
+	klocks = libbpf_find_vmlinux_btf_id("contention_begin", BPF_TRACE_RAW_TP) > 0 &&
+		 libbpf_find_vmlinux_btf_id("contention_end", BPF_TRACE_RAW_TP) > 0;
+	if (!klocks)
+		snprintf(lc->klock_status, sizeof(lc->klock_status),
+			 "kernel has no lock:contention_begin/end tracepoints (Linux 5.19+)");
+	bpf_program__set_autoload(lc->skel->progs.klock_begin, klocks);
+	bpf_program__set_autoload(lc->skel->progs.klock_end, klocks);
+
+	err = lock_bpf__load(lc->skel);
+	if (err) {
+		explain_open_error(err, msg, len);
+		return err;
+	}
+	err = fill_filters(lc, opts, msg, len);
+	if (err)
+		return err;
+	err = attach_futex(lc, msg, len);
+	if (err)
+		return err;
+	if (klocks) {
+		size_t mark = lc->nlinks;
+
+		err = add_link(lc, lc->skel->progs.klock_end);
+		if (!err)
+			err = add_link(lc, lc->skel->progs.klock_begin);
+		if (err) {
+			drop_links_from(lc, mark);
+			snprintf(lc->klock_status, sizeof(lc->klock_status),
+				 "attaching lock:contention_begin/end failed: %s", strerror(-err));
+		} else {
+			snprintf(lc->klock_status, sizeof(lc->klock_status), "on");
+		}
+	}
+	if (strcmp(lc->klock_status, "on") != 0)
+		ap_warn("lock: kernel locks not traced: %s", lc->klock_status);
+	ap_profile_set_meta(c->profile, "futex_hook", lc->futex_hook);
+	ap_profile_set_meta(c->profile, "kernel_locks", lc->klock_status);
+	return 0;
+}
+
+static int lock_poll_fd(struct ap_collector *c)
+{
+	return -1;
+}
+
+static int lock_consume(struct ap_collector *c)
+{
+	return 0;
+}
+
+static int grow_scratch(struct lock_collector *lc, size_t need)
+{
+	struct ap_lock_key *k;
+	struct ap_lock_val *v;
+	size_t ncap;
+
+	if (need <= lc->cap)
+		return 0;
+	ncap = lc->cap ? lc->cap * 2 : 256;
+	while (ncap < need)
+		ncap *= 2;
+	k = realloc(lc->keys, ncap * sizeof(*k));
+	if (!k)
+		return -ENOMEM;
+	lc->keys = k;
+	v = realloc(lc->vals, ncap * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	lc->vals = v;
+	lc->cap = ncap;
+	return 0;
+}
+
+/* Read every (key, value) of a waits map into the scratch arrays, deleting as we go. */
+static int collect_waits(struct lock_collector *lc, int fd, size_t *n)
+{
+	struct ap_lock_key key, next;
+	void *prev = NULL;
+	int err;
+
+	*n = 0;
+	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+		err = grow_scratch(lc, *n + 1);
+		if (err)
+			return err;
+		if (bpf_map_lookup_elem(fd, &next, &lc->vals[*n]) == 0)
+			lc->keys[(*n)++] = next;
+		key = next;
+		prev = &key;
+	}
+	for (size_t i = 0; i < *n; i++)
+		bpf_map_delete_elem(fd, &lc->keys[i]);
+	return 0;
+}
+
+static int drain_holders(struct lock_collector *lc, int fd)
+{
+	struct ap_lock_holder_key key, next;
+	struct ap_lock_holder_val val;
+	void *prev = NULL;
+	int err = 0;
+
+	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+		if (!err && bpf_map_lookup_elem(fd, &next, &val) == 0)
+			err = ap_lock_record_holder(lc->table, &next, &val);
+		key = next;
+		prev = &key;
+	}
+	/* delete after the walk: deleting the current key restarts get_next_key */
+	prev = NULL;
+	while (bpf_map_get_next_key(fd, NULL, &next) == 0)
+		if (bpf_map_delete_elem(fd, &next))
+			break;
+	return err;
+}
+
+static void clear_stacks(int fd)
+{
+	__u32 id, next;
+	void *prev = NULL;
+
+	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+		bpf_map_delete_elem(fd, &next);
+		id = next;
+		prev = &id;
+	}
+}
+
+static int lock_drain(struct ap_collector *c)
+{
+	struct lock_collector *lc = c->priv;
+	struct timespec settle = { 0, 2 * 1000 * 1000 };
+	int waits_fd, stacks_fd, holders_fd, err;
+	struct lock_bpf *s = lc->skel;
+	__u32 slot;
+	size_t n;
+
+	slot = s->bss->active_slot;
+	s->bss->active_slot = !slot;
+	__sync_synchronize();
+	/* a program that read the old slot just before the flip finishes within microseconds */
+	nanosleep(&settle, NULL);
+
+	waits_fd = bpf_map__fd(slot ? s->maps.waits_1 : s->maps.waits_0);
+	stacks_fd = bpf_map__fd(slot ? s->maps.stacks_1 : s->maps.stacks_0);
+	holders_fd = bpf_map__fd(slot ? s->maps.holders_1 : s->maps.holders_0);
+	err = collect_waits(lc, waits_fd, &n);
+	for (size_t i = 0; !err && i < n; i++) {
+		const struct ap_lock_key *k = &lc->keys[i];
+		const __u64 *ks = NULL, *us = NULL;
+
+		if (k->kern_stack_id >= 0 &&
+		    bpf_map_lookup_elem(stacks_fd, &k->kern_stack_id, lc->kstack) == 0)
+			ks = lc->kstack;
+		if (k->user_stack_id >= 0 &&
+		    bpf_map_lookup_elem(stacks_fd, &k->user_stack_id, lc->ustack) == 0)
+			us = lc->ustack;
+		err = ap_lock_record(c->profile, c->sym, lc->table, k, &lc->vals[i], ks, us,
+				     &lc->rec);
+	}
+	clear_stacks(stacks_fd);
+	if (!err)
+		err = drain_holders(lc, holders_fd);
+	if (err)
+		lc->drain_errors++;
+	return err;
+}
+
+static const char *const bpf_stat_names[AP_LOCK_STAT_MAX] = {
+	[AP_LOCK_STAT_FUTEX_WAITS] = "futex_waits_seen",
+	[AP_LOCK_STAT_FUTEX_BLOCKED] = "futex_waits_blocked",
+	[AP_LOCK_STAT_FUTEX_NO_SLEEP] = "futex_waits_no_sleep",
+	[AP_LOCK_STAT_FUTEX_EAGAIN] = "futex_waits_eagain",
+	[AP_LOCK_STAT_FUTEX_FILTERED] = "futex_waits_filtered_out",
+	[AP_LOCK_STAT_USER_READ_ERR] = "lock_object_read_errors",
+	[AP_LOCK_STAT_INFLIGHT_FULL] = "inflight_map_full",
+	[AP_LOCK_STAT_KLOCK_BEGIN] = "kernel_contentions_seen",
+	[AP_LOCK_STAT_KLOCK_NESTED] = "kernel_contentions_nested",
+	[AP_LOCK_STAT_KLOCK_UNMATCHED] = "kernel_contentions_unmatched",
+	[AP_LOCK_STAT_USER_STACK_ERR] = "user_stack_errors",
+	[AP_LOCK_STAT_KERN_STACK_ERR] = "kernel_stack_errors",
+	[AP_LOCK_STAT_STACK_COLLISION] = "stack_map_collisions",
+	[AP_LOCK_STAT_WAITS_FULL] = "waits_map_full",
+	[AP_LOCK_STAT_HOLDERS_FULL] = "holders_map_full",
+};
+
+static void lock_report_stats(struct ap_collector *c)
+{
+	struct lock_collector *lc = c->priv;
+	struct ap_profile *p = c->profile;
+	int ncpus = libbpf_num_possible_cpus();
+	__u64 *vals;
+
+	if (!lc || !lc->skel || ncpus <= 0)
+		return;
+	vals = calloc((size_t)ncpus, sizeof(*vals));
+	if (!vals)
+		return;
+	for (__u32 i = 0; i < AP_LOCK_STAT_MAX; i++) {
+		__u64 sum = 0;
+
+		if (bpf_map_lookup_elem(bpf_map__fd(lc->skel->maps.lock_stats), &i, vals))
+			continue;
+		for (int cpu = 0; cpu < ncpus; cpu++)
+			sum += vals[cpu];
+		ap_profile_set_stat(p, bpf_stat_names[i], sum);
+	}
+	free(vals);
+	ap_profile_set_stat(p, "lock_waits", lc->rec.lock_waits);
+	ap_profile_set_stat(p, "lock_wait_ns", lc->rec.lock_wait_ns);
+	ap_profile_set_stat(p, "kernel_lock_waits", lc->rec.kernel_waits);
+	ap_profile_set_stat(p, "kernel_lock_wait_ns", lc->rec.kernel_wait_ns);
+	ap_profile_set_stat(p, "condvar_waits", lc->rec.condvar_waits);
+	ap_profile_set_stat(p, "condvar_wait_ns", lc->rec.condvar_wait_ns);
+	ap_profile_set_stat(p, "other_futex_waits", lc->rec.other_waits);
+	ap_profile_set_stat(p, "other_futex_wait_ns", lc->rec.other_wait_ns);
+	ap_profile_set_stat(p, "user_stacks_truncated", lc->rec.user_truncated);
+	ap_profile_set_stat(p, "kernel_stacks_truncated", lc->rec.kernel_truncated);
+	ap_profile_set_stat(p, "kernel_locks_unavailable", strcmp(lc->klock_status, "on") != 0);
+	ap_profile_set_stat(p, "drain_errors", lc->drain_errors);
+}
+
+static int lock_write(struct ap_collector *c, enum ap_format fmt, FILE *out,
+		      const struct ap_write_opts *opts)
+{
+	struct lock_collector *lc = c->priv;
+
+	switch (fmt) {
+	case AP_FORMAT_TEXT:
+		return ap_lock_write_text(lc->table, c->profile, out, opts ? opts->top_n : 0,
+					  lc->histograms);
+	case AP_FORMAT_JSON:
+		return ap_lock_write_json(lc->table, c->profile, out);
+	default:
+		return -ENOTSUP; /* folded, svg, pprof: the generic writers, weighted by delay */
+	}
+}
+
+static void lock_destroy(struct ap_collector *c)
+{
+	struct lock_collector *lc = c->priv;
+
+	if (!lc)
+		return;
+	drop_links_from(lc, 0);
+	ap_lock_table_free(lc->table);
+	ap_lock_names_free(lc->names);
+	lock_bpf__destroy(lc->skel);
+	free(lc->keys);
+	free(lc->vals);
+	free(lc);
+	c->priv = NULL;
+}
+
+const struct ap_collector_ops ap_lock_collector_ops = {
+	.name = "lock",
+	.mode = AP_MODE_LOCK,
+	.start = lock_start,
+	.poll_fd = lock_poll_fd,
+	.consume = lock_consume,
+	.drain = lock_drain,
+	.report_stats = lock_report_stats,
+	.write = lock_write,
+	.destroy = lock_destroy,
+};

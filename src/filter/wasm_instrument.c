@@ -1,0 +1,406 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Metering rewrite of a parsed filter module (see wasm_module.h). Both engines run the
+ * rewritten module, so a fuel budget or a call-depth limit trips at the same instruction in
+ * each, and neither engine's own counters need to be trusted or configured.
+ *
+ * Fuel: each function body and each loop body is a region; an instruction belongs to its
+ * innermost enclosing loop, else to its function. On entry to a region (function entry, and
+ * every iteration of a loop) the region's static instruction count plus the meter's own cost
+ * is subtracted from the i64 fuel global, and `unreachable` runs when it goes negative. So
+ * fuel spent >= instructions executed, and straight-line code between meters is bounded by
+ * the size of one region.
+ *
+ * Depth: function i that calls a defined function (or call_indirect) is replaced, at the same
+ * index, by a wrapper that increments the i32 depth global, traps past the limit, calls the
+ * original body (moved to a new index at the end) and decrements. Leaf functions are not
+ * wrapped: they add at most one frame.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wasm_module.h"
+#include "wasm_reader.h"
+
+/* Instructions in one fuel meter, and in a wrapper besides its local.gets. */
+#define METER_COST 10
+#define WRAP_COST 17
+
+struct buf {
+	uint8_t *p;
+	size_t len, cap;
+	int err;
+};
+
+static void put(struct buf *b, const void *data, size_t n)
+{
+	if (b->err)
+		return;
+	if (b->len + n > b->cap) {
+		size_t cap = b->cap ? b->cap : 4096;
+		uint8_t *np;
+		while (cap < b->len + n)
+			cap *= 2;
+		np = realloc(b->p, cap);
+		if (!np) {
+			b->err = -ENOMEM;
+			return;
+		}
+		b->p = np;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, data, n);
+	b->len += n;
+}
+
+static void put_u8(struct buf *b, uint8_t v)
+{
+	put(b, &v, 1);
+}
+
+static void put_uleb(struct buf *b, uint64_t v)
+{
+	do {
+		uint8_t c = v & 0x7f;
+		v >>= 7;
+		put_u8(b, (uint8_t)(c | (v ? 0x80 : 0)));
+	} while (v);
+}
+
+static void put_sleb(struct buf *b, int64_t v)
+{
+	for (;;) {
+		uint8_t c = v & 0x7f;
+		v >>= 7; /* arithmetic shift on gcc/clang */
+		if ((v == 0 && !(c & 0x40)) || (v == -1 && (c & 0x40))) {
+			put_u8(b, c);
+			return;
+		}
+		put_u8(b, c | 0x80);
+	}
+}
+
+/* Append section `id` with the contents of `body`. */
+static void put_section(struct buf *b, uint8_t id, const struct buf *body)
+{
+	if (body->err) {
+		b->err = body->err;
+		return;
+	}
+	put_u8(b, id);
+	put_uleb(b, body->len);
+	put(b, body->p, body->len);
+}
+
+static void put_meter(struct buf *b, uint32_t gfuel, int64_t cost)
+{
+	put_u8(b, 0x23); /* global.get fuel */
+	put_uleb(b, gfuel);
+	put_u8(b, 0x42); /* i64.const cost */
+	put_sleb(b, cost);
+	put_u8(b, 0x7d); /* i64.sub */
+	put_u8(b, 0x24); /* global.set fuel */
+	put_uleb(b, gfuel);
+	put_u8(b, 0x23); /* global.get fuel */
+	put_uleb(b, gfuel);
+	put_u8(b, 0x42); /* i64.const 0 */
+	put_u8(b, 0x00);
+	put_u8(b, 0x53);			/* i64.lt_s */
+	put(b, "\x04\x40\x00\x0b", 4); /* if unreachable end */
+}
+
+static void put_depth_step(struct buf *b, uint32_t gdepth, uint8_t op)
+{
+	put_u8(b, 0x23); /* global.get depth */
+	put_uleb(b, gdepth);
+	put(b, "\x41\x01", 2); /* i32.const 1 */
+	put_u8(b, op);	       /* i32.add / i32.sub */
+	put_u8(b, 0x24);       /* global.set depth */
+	put_uleb(b, gdepth);
+}
+
+static void put_wrapper(struct buf *b, const struct wasm_type *t, uint32_t inner,
+			uint32_t gdepth, uint32_t limit)
+{
+	struct buf body = { 0 };
+	put_u8(&body, 0x00); /* no locals */
+	put_depth_step(&body, gdepth, 0x6a);
+	put_u8(&body, 0x23);
+	put_uleb(&body, gdepth);
+	put_u8(&body, 0x41); /* i32.const limit */
+	put_sleb(&body, limit);
+	put_u8(&body, 0x4b);			  /* i32.gt_u */
+	put(&body, "\x04\x40\x00\x0b", 4); /* if unreachable end */
+	for (uint32_t i = 0; i < t->nparams; i++) {
+		put_u8(&body, 0x20); /* local.get i */
+		put_uleb(&body, i);
+	}
+	put_u8(&body, 0x10); /* call inner */
+	put_uleb(&body, inner);
+	put_depth_step(&body, gdepth, 0x6b);
+	put_u8(&body, 0x0b);
+	if (body.err)
+		b->err = body.err;
+	put_uleb(b, body.len);
+	put(b, body.p, body.len);
+	free(body.p);
+}
+
+struct regions {
+	int64_t *loop_cost; /* per loop, in order of appearance */
+	int32_t *stack;	    /* enclosing loop id per open block, -1 for the function */
+	size_t nloops, cap_loops, depth, cap_stack;
+};
+
+static int grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+	void *np;
+	size_t c = *cap ? *cap : 64;
+	if (need <= *cap)
+		return 0;
+	while (c < need)
+		c *= 2;
+	np = realloc(*p, c * elem);
+	if (!np)
+		return -ENOMEM;
+	*p = np;
+	*cap = c;
+	return 0;
+}
+
+/* Pass 1: the static cost of the function region (returned) and of each loop region. */
+static int count_regions(const struct wasm_module *m, const struct wasm_func *f,
+			 struct regions *rg, int64_t *func_cost, char *err, size_t errlen)
+{
+	struct wasm_reader r = { .base = m->bytes,
+				 .p = m->bytes + f->body_off + f->locals_len,
+				 .end = m->bytes + f->body_off + f->body_len };
+	struct wasm_insn in;
+	int32_t cur = -1;
+
+	rg->nloops = 0;
+	rg->depth = 0;
+	*func_cost = METER_COST;
+	while (r.p < r.end) {
+		if (wasm_next_insn(&r, &in, err, errlen))
+			return -EINVAL;
+		if (cur < 0)
+			(*func_cost)++;
+		else
+			rg->loop_cost[cur]++;
+		if (in.kind == WASM_INSN_BLOCK || in.kind == WASM_INSN_LOOP) {
+			if (grow((void **)&rg->stack, &rg->cap_stack, rg->depth + 1,
+				 sizeof(*rg->stack)))
+				return -ENOMEM;
+			rg->stack[rg->depth++] = cur;
+			if (in.kind == WASM_INSN_LOOP) {
+				if (grow((void **)&rg->loop_cost, &rg->cap_loops, rg->nloops + 1,
+					 sizeof(*rg->loop_cost)))
+					return -ENOMEM;
+				rg->loop_cost[rg->nloops] = METER_COST;
+				cur = (int32_t)rg->nloops++;
+			}
+		} else if (in.kind == WASM_INSN_END && rg->depth > 0) {
+			cur = rg->stack[--rg->depth];
+		}
+	}
+	return 0;
+}
+
+/* Pass 2: the body with meters at its entry and at the top of every loop. */
+static int put_body(struct buf *b, const struct wasm_module *m, const struct wasm_func *f,
+		    struct regions *rg, int64_t extra, uint32_t gfuel, char *err, size_t errlen)
+{
+	struct wasm_reader r = { .base = m->bytes,
+				 .p = m->bytes + f->body_off + f->locals_len,
+				 .end = m->bytes + f->body_off + f->body_len };
+	struct buf body = { 0 };
+	struct wasm_insn in;
+	int64_t func_cost;
+	size_t loop = 0;
+	int ret;
+
+	ret = count_regions(m, f, rg, &func_cost, err, errlen);
+	if (ret)
+		return ret;
+	put(&body, m->bytes + f->body_off, f->locals_len);
+	put_meter(&body, gfuel, func_cost + extra);
+	while (r.p < r.end) {
+		const uint8_t *start = r.p;
+		if (wasm_next_insn(&r, &in, err, errlen)) {
+			free(body.p);
+			return -EINVAL;
+		}
+		put(&body, start, (size_t)(r.p - start));
+		if (in.kind == WASM_INSN_LOOP)
+			put_meter(&body, gfuel, rg->loop_cost[loop++]);
+	}
+	ret = body.err;
+	put_uleb(b, body.len);
+	put(b, body.p, body.len);
+	free(body.p);
+	return ret;
+}
+
+/* Contents of section `id` after its leading count. */
+static const uint8_t *after_count(const struct wasm_module *m, int id, uint32_t *count,
+				  size_t *rest)
+{
+	struct wasm_reader r = { .base = m->bytes,
+				 .p = m->bytes + m->sec[id].off,
+				 .end = m->bytes + m->sec[id].off + m->sec[id].len };
+	*count = 0;
+	if (!m->sec[id].present || wasm_rd_u32(&r, count))
+		return NULL;
+	*rest = (size_t)(r.end - r.p);
+	return r.p;
+}
+
+static int put_code(struct buf *out, const struct wasm_module *m, const uint32_t *wrapped,
+		    uint32_t nwrap, uint32_t gfuel, uint32_t gdepth, uint32_t limit, char *err,
+		    size_t errlen)
+{
+	struct regions rg = { 0 };
+	struct buf s = { 0 };
+	uint32_t inner = m->nfunc_imports + m->nfuncs, k = 0;
+	int ret = 0;
+
+	put_uleb(&s, (uint64_t)m->nfuncs + nwrap);
+	for (uint32_t i = 0; i < m->nfuncs && !ret; i++) {
+		const struct wasm_type *t = &m->types[m->funcs[i].type];
+		if (m->funcs[i].calls)
+			put_wrapper(&s, t, inner + k++, gdepth, limit);
+		else
+			ret = put_body(&s, m, &m->funcs[i], &rg, 0, gfuel, err, errlen);
+	}
+	for (uint32_t k2 = 0; k2 < nwrap && !ret; k2++) {
+		const struct wasm_func *f = &m->funcs[wrapped[k2]];
+		int64_t extra = WRAP_COST + m->types[f->type].nparams;
+		ret = put_body(&s, m, f, &rg, extra, gfuel, err, errlen);
+	}
+	if (!ret)
+		put_section(out, 10, &s);
+	free(rg.loop_cost);
+	free(rg.stack);
+	free(s.p);
+	return ret;
+}
+
+static void put_globals(struct buf *out, const struct wasm_module *m)
+{
+	struct buf s = { 0 };
+	uint32_t n;
+	size_t rest = 0;
+	const uint8_t *p = after_count(m, 6, &n, &rest);
+
+	put_uleb(&s, (uint64_t)n + 2);
+	if (p)
+		put(&s, p, rest);
+	put(&s, "\x7e\x01\x42\x00\x0b", 5); /* fuel: mut i64 = 0 */
+	put(&s, "\x7f\x01\x41\x00\x0b", 5); /* depth: mut i32 = 0 */
+	put_section(out, 6, &s);
+	free(s.p);
+}
+
+static void put_exports(struct buf *out, const struct wasm_module *m, uint32_t gfuel,
+			uint32_t gdepth)
+{
+	struct buf s = { 0 };
+	uint32_t n;
+	size_t rest = 0;
+	const uint8_t *p = after_count(m, 7, &n, &rest);
+	static const char fuel[] = AP_METER_FUEL_EXPORT, depth[] = AP_METER_DEPTH_EXPORT;
+
+	put_uleb(&s, (uint64_t)n + 2);
+	if (p)
+		put(&s, p, rest);
+	put_uleb(&s, sizeof(fuel) - 1);
+	put(&s, fuel, sizeof(fuel) - 1);
+	put_u8(&s, 0x03);
+	put_uleb(&s, gfuel);
+	put_uleb(&s, sizeof(depth) - 1);
+	put(&s, depth, sizeof(depth) - 1);
+	put_u8(&s, 0x03);
+	put_uleb(&s, gdepth);
+	put_section(out, 7, &s);
+	free(s.p);
+}
+
+int wasm_instrument(const struct wasm_module *m, const struct wasm_instrument_opts *o,
+		    uint8_t **out, size_t *outlen, char *err, size_t errlen)
+{
+	/* Section ids in binary order; globals and exports are always written. */
+	static const uint8_t order[] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 10, 11 };
+	struct buf b = { 0 };
+	uint32_t *wrapped = NULL, nwrap = 0;
+	uint32_t gfuel = m->nglobals, gdepth = m->nglobals + 1;
+	int ret = 0;
+
+	*out = NULL;
+	*outlen = 0;
+	wrapped = calloc(m->nfuncs ? m->nfuncs : 1, sizeof(*wrapped));
+	if (!wrapped)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < m->nfuncs; i++)
+		if (m->funcs[i].calls)
+			wrapped[nwrap++] = i;
+
+	put(&b, "\0asm\x01\0\0\0", 8);
+	for (size_t oi = 0; oi < sizeof(order) && !ret; oi++) {
+		uint8_t id = order[oi];
+		struct buf s = { 0 };
+		switch (id) {
+		case 3: /* functions: the moved bodies get their original types */
+			put_uleb(&s, (uint64_t)m->nfuncs + nwrap);
+			for (uint32_t i = 0; i < m->nfuncs; i++)
+				put_uleb(&s, m->funcs[i].type);
+			for (uint32_t k = 0; k < nwrap; k++)
+				put_uleb(&s, m->funcs[wrapped[k]].type);
+			put_section(&b, 3, &s);
+			break;
+		case 5: { /* the one memory, maximum clamped to the cap */
+			uint32_t max = m->mem_max < o->max_memory_pages ? m->mem_max
+									 : o->max_memory_pages;
+			put(&s, "\x01\x01", 2);
+			put_uleb(&s, m->mem_min);
+			put_uleb(&s, max);
+			put_section(&b, 5, &s);
+			break;
+		}
+		case 6:
+			put_globals(&b, m);
+			break;
+		case 7:
+			put_exports(&b, m, gfuel, gdepth);
+			break;
+		case 10:
+			if (m->nfuncs)
+				ret = put_code(&b, m, wrapped, nwrap, gfuel, gdepth,
+					       o->max_call_depth, err, errlen);
+			break;
+		default:
+			if (m->sec[id].present) {
+				put_u8(&b, id);
+				put_uleb(&b, m->sec[id].len);
+				put(&b, m->bytes + m->sec[id].off, m->sec[id].len);
+			}
+			break;
+		}
+		free(s.p);
+	}
+	free(wrapped);
+	if (!ret)
+		ret = b.err;
+	if (ret) {
+		free(b.p);
+		if (ret == -ENOMEM && err && errlen)
+			snprintf(err, errlen, "out of memory while instrumenting the module");
+		return ret;
+	}
+	*out = b.p;
+	*outlen = b.len;
+	return 0;
+}
