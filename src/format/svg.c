@@ -557,12 +557,26 @@ static void put_title(FILE *out, const struct ap_profile *p, const struct ap_wri
 	xml_put(out, buf, SIZE_MAX);
 }
 
-/* "1,234 samples in 10.00 s" and the run's non-zero stats (drops must not go unnoticed). */
+/* Stats that mean something was lost or is missing; the others are informational. */
+static bool stat_is_loss(const char *name)
+{
+	static const char *const words[] = { "error", "drop", "full", "missed", "truncat",
+					     "fail", "lost", "unwindable" };
+
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		if (strstr(name, words[i]))
+			return true;
+	return false;
+}
+
+/* "1,234 samples in 10.00 s" and the run's non-zero loss counters (drops must not go
+ * unnoticed); every stat is in the JSON and pprof outputs. */
 static void put_subtitle(FILE *out, const struct svg_ctx *c)
 {
 	uint64_t dur = ap_profile_duration_ns(c->p);
 	char buf[64];
 	bool first = true;
+	size_t shown = 0;
 
 	fputs(fmt_weight(c->p, c->vi, c->total, buf, sizeof(buf)), out);
 	if (dur)
@@ -570,8 +584,12 @@ static void put_subtitle(FILE *out, const struct svg_ctx *c)
 	for (size_t i = 0; i < ap_profile_nstats(c->p); i++) {
 		const struct ap_stat *st = ap_profile_stat(c->p, i);
 
-		if (!st->value)
+		if (!st->value || !stat_is_loss(st->name))
 			continue;
+		if (++shown > 4) { /* keep the line inside the image */
+			fputs(", \xe2\x80\xa6", out);
+			break;
+		}
 		fputs(first ? " \xe2\x80\x94 " : ", ", out);
 		xml_put(out, st->name, SIZE_MAX);
 		fprintf(out, ": %s", ap_format_count(st->value, buf, sizeof(buf)));
