@@ -3,3 +3,5 @@
 set -eu
 cd "$(dirname "$0")/.."
 python3 bench/cpu_overhead.py "$@"
+python3 bench/lock_overhead.py "$@"
+python3 bench/syscall_overhead.py "$@"

@@ -3,8 +3,9 @@
 """Syscall tracer overhead benchmark (not a test).
 
 Times a tight loop of a cheap syscall (`ap_syscalls --loop N`: N getppid() calls, mean ns per
-call) under several tracers, interleaved in one session, and reports each as a ratio to the
-unprofiled loop of the same repetition (median, min, max over the repetitions):
+call) under several tracers, interleaved in one session. Each traced run is paired with an
+unprofiled run just before it, and reported as the ratio of the two (median, min, max over the
+repetitions), since the baseline of this kind of VM drifts by 2x within minutes:
 
   baseline        nothing attached
   floor           two empty tp_btf programs on sys_enter/sys_exit (ap_bench_floor): what
@@ -120,32 +121,35 @@ def main():
     if a.only:
         names = [n for n in names if n in a.only.split(",")]
 
-    print(f"workload: ap_syscalls --loop {a.calls} (getppid), {a.reps} repetitions, "
-          f"tracers interleaved; ratio = traced ns/call / baseline ns/call of the same "
-          f"repetition")
+    print(f"workload: ap_syscalls --loop {a.calls} (getppid), {a.reps} repetitions; each "
+          f"traced run is paired with an unprofiled run just before it, tracers interleaved")
     loop_ns(binary, a.calls // 4)  # warm-up
     base, ns = [], {n: [] for n in names}
     ratios = {n: [] for n in names}
     for rep in range(a.reps):
-        b = loop_ns(binary, a.calls)
-        base.append(b)
         order = names[rep % len(names):] + names[:rep % len(names)]
         for n in order:
+            b = loop_ns(binary, a.calls)
+            base.append(b)
             with Tracer(n, tracers[n]):
                 v = loop_ns(binary, a.calls)
             ns[n].append(v)
             ratios[n].append(v / b)
+    report(names, base, ns, ratios)
+
+
+def report(names, base, ns, ratios):
+    mb = statistics.median(base)
     print(f"\n{'tracer':<16} {'ns/call':>9} {'added ns':>9} {'ratio':>7} {'min':>7} {'max':>7}")
-    print(f"{'baseline':<16} {statistics.median(base):9.1f} {'':>9} {1.0:7.2f}")
+    print(f"{'baseline':<16} {mb:9.1f} {'':>9} {1.0:7.2f}")
     for n in names:
         med = statistics.median(ns[n])
-        print(f"{n:<16} {med:9.1f} {med - statistics.median(base):9.1f} "
-              f"{statistics.median(ratios[n]):7.2f} {min(ratios[n]):7.2f} "
-              f"{max(ratios[n]):7.2f}")
+        print(f"{n:<16} {med:9.1f} {med - mb:9.1f} {statistics.median(ratios[n]):7.2f} "
+              f"{min(ratios[n]):7.2f} {max(ratios[n]):7.2f}")
     if "floor" in ratios and "aperture" in ratios:
-        print(f"\naperture / floor: {statistics.median(ratios['aperture']):.2f}x vs "
-              f"{statistics.median(ratios['floor']):.2f}x (the floor is two empty programs "
-              f"on the same tracepoints)")
+        print(f"\naperture {statistics.median(ratios['aperture']):.2f}x, floor "
+              f"{statistics.median(ratios['floor']):.2f}x (two empty programs on the same "
+              f"tracepoints): ratios are medians of per-pair ratios")
 
 
 if __name__ == "__main__":

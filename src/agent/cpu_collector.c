@@ -15,6 +15,7 @@
 #include "cpu.skel.h"
 #include "cpu_record.h"
 #include "log.h"
+#include "unwinder.h"
 
 _Static_assert(sizeof(struct ap_cpu_key) == 40, "ap_cpu_key layout changed");
 _Static_assert(sizeof(struct ap_stack) == AP_MAX_STACK_DEPTH * 8, "ap_stack layout changed");
@@ -41,6 +42,7 @@ struct cpu_collector {
 	uint64_t *counts;
 	size_t cap;
 	struct ap_collector *owner;
+	struct ap_unwinder *unwinder; /* CFI tables for the BPF stack walker; NULL: FP only */
 	struct ap_stack kstack;
 	struct ap_stack ustack;
 };
@@ -71,11 +73,19 @@ static int handle_proc_event(void *ctx, void *data, size_t size)
 	switch (e->kind) {
 	case AP_PROC_NEW:
 	case AP_PROC_EXEC:
+		/* unwind tables first: until they are in, its samples use frame pointers */
+		ap_unwinder_load_pid(cc->unwinder, (int)e->pid);
 		/* the process may already be gone: the symbolizer counts that */
 		ap_symbolizer_snapshot_pid(cc->owner->sym, (int)e->pid);
 		break;
 	case AP_PROC_EXIT:
+		ap_unwinder_pid_exited(cc->unwinder, (int)e->pid);
 		ap_symbolizer_pid_exited(cc->owner->sym, (int)e->pid);
+		break;
+	case AP_PROC_UNKNOWN_PC:
+		/* it ran code outside its known mappings: a library it dlopen()ed */
+		if (ap_unwinder_rescan_pid(cc->unwinder, (int)e->pid) > 0)
+			ap_symbolizer_snapshot_pid(cc->owner->sym, (int)e->pid);
 		break;
 	}
 	return 0;
@@ -205,6 +215,15 @@ static int cpu_start(struct ap_collector *c, const struct ap_agent_opts *opts, c
 	bpf_map__set_max_entries(cc->skel->maps.counts_1, entries);
 	if (opts->npids > AP_MAX_PIDS)
 		return -E2BIG;
+	/* user stacks: in-kernel CFI unwinding, or the kernel's frame-pointer walk without it */
+	cc->unwinder = ap_unwinder_new(NULL);
+	if (!cc->unwinder || (err = ap_unwinder_bind(cc->unwinder, cc->skel->obj))) {
+		ap_warn("cpu: unwind tables unavailable (%s): user stacks use frame pointers only",
+			strerror(cc->unwinder ? -err : errno));
+		ap_unwinder_free(cc->unwinder);
+		cc->unwinder = NULL;
+		cc->skel->rodata->cfg_unwind_tables = false;
+	}
 
 	err = cpu_bpf__load(cc->skel);
 	if (err) {
@@ -220,6 +239,8 @@ static int cpu_start(struct ap_collector *c, const struct ap_agent_opts *opts, c
 			snprintf(msg, len, "cannot add pid %u to the filter: %s", pid, strerror(errno));
 			return -errno;
 		}
+		/* the targets' tables before their first sample (other processes: when seen) */
+		ap_unwinder_load_pid(cc->unwinder, (int)pid);
 	}
 
 	cc->events = ring_buffer__new(bpf_map__fd(cc->skel->maps.proc_events), handle_proc_event,
@@ -374,6 +395,7 @@ static int cpu_drain(struct ap_collector *c)
 		clear_stacks(cc, stacks_fd);
 	if (err)
 		cc->drain_errors++;
+	ap_unwinder_gc(cc->unwinder);
 	return err;
 }
 
@@ -401,6 +423,44 @@ static const char *const bpf_stat_names[AP_CPU_STAT_MAX] = {
 	[AP_CPU_STAT_SAMPLE_EVENTS_DROPPED] = "sample_events_dropped",
 };
 
+/* How complete the user stacks were (BPF walker counters) and what the tables cost. */
+static void report_unwind_stats(struct cpu_collector *cc, struct ap_profile *p)
+{
+	uint64_t v[AP_UNWIND_STAT_MAX], walked, fails;
+	struct ap_unwinder_stats us;
+
+	if (!cc->unwinder ||
+	    ap_unwind_read_bpf_stats(bpf_map__fd(cc->skel->maps.unwind_stats), v))
+		return;
+	for (unsigned int i = 0; i < AP_UNWIND_STAT_MAX; i++)
+		ap_profile_set_stat(p, ap_unwind_stat_name(i), v[i]);
+	ap_unwinder_get_stats(cc->unwinder, &us);
+	ap_profile_set_stat(p, "unwind_processes_loaded", us.pids_loaded);
+	ap_profile_set_stat(p, "unwind_processes_missed", us.pids_missed);
+	ap_profile_set_stat(p, "unwind_rescans", us.rescans);
+	ap_profile_set_stat(p, "unwind_files_compiled", us.files_compiled);
+	ap_profile_set_stat(p, "unwind_files_shared_by_build_id", us.files_shared);
+	ap_profile_set_stat(p, "unwind_files_without_cfi", us.files_no_cfi);
+	ap_profile_set_stat(p, "unwind_files_failed", us.files_failed);
+	ap_profile_set_stat(p, "unwind_table_rows", us.rows);
+	ap_profile_set_stat(p, "unwind_table_bytes_peak", us.table_bytes_peak);
+	ap_profile_set_stat(p, "unwind_compile_us", us.compile_ns / 1000);
+
+	walked = v[AP_UNWIND_STAT_STACKS];
+	fails = v[AP_UNWIND_STAT_FAIL_READ] + v[AP_UNWIND_STAT_FAIL_CFA] +
+		v[AP_UNWIND_STAT_FAIL_NO_MAPPING];
+	if (walked)
+		ap_info("cpu: user stacks: %llu walked, %.1f%% complete (%llu using frame "
+			"pointers), %llu truncated at %d frames, %llu not unwindable, %llu before "
+			"tables were loaded (frame pointers)",
+			(unsigned long long)walked,
+			100.0 * (double)(v[AP_UNWIND_STAT_COMPLETE] + v[AP_UNWIND_STAT_COMPLETE_FP]) /
+				(double)walked,
+			(unsigned long long)v[AP_UNWIND_STAT_COMPLETE_FP],
+			(unsigned long long)v[AP_UNWIND_STAT_TRUNCATED], AP_UNWIND_MAX_FRAMES,
+			(unsigned long long)fails, (unsigned long long)v[AP_UNWIND_STAT_NO_TABLES]);
+}
+
 static void cpu_report_stats(struct ap_collector *c)
 {
 	struct cpu_collector *cc = c->priv;
@@ -427,6 +487,7 @@ static void cpu_report_stats(struct ap_collector *c)
 	ap_profile_set_stat(c->profile, "kernel_stacks_truncated", cc->rec.kernel_truncated);
 	ap_profile_set_stat(c->profile, "samples_without_stack", cc->rec.no_stack);
 	ap_profile_set_stat(c->profile, "drain_errors", cc->drain_errors + cc->record_errors);
+	report_unwind_stats(cc, c->profile);
 }
 
 static void cpu_destroy(struct ap_collector *c)
@@ -440,6 +501,7 @@ static void cpu_destroy(struct ap_collector *c)
 	bpf_link__destroy(cc->exit_link);
 	ring_buffer__free(cc->events);
 	cpu_bpf__destroy(cc->skel);
+	ap_unwinder_free(cc->unwinder);
 	free(cc->links);
 	free(cc->perf_fds);
 	free(cc->keys);

@@ -14,7 +14,9 @@
 #include "lock_record.h"
 #include "log.h"
 
-_Static_assert(sizeof(struct ap_lock_key) == 56, "ap_lock_key layout changed");
+_Static_assert(sizeof(struct ap_lock_key) == 64, "ap_lock_key layout changed");
+_Static_assert(sizeof(struct ap_lock_stack_ips) == 8 * AP_LOCK_STACK_DEPTH,
+	       "ap_lock_stack_ips layout changed");
 _Static_assert(sizeof(struct ap_lock_val) == 64 + 8 * AP_LOCK_HIST_SLOTS,
 	       "ap_lock_val layout changed");
 _Static_assert(sizeof(struct ap_lock_holder_key) == 24, "ap_lock_holder_key layout changed");
@@ -303,7 +305,6 @@ static int drain_holders(struct lock_collector *lc, int fd)
 		prev = &key;
 	}
 	/* delete after the walk: deleting the current key restarts get_next_key */
-	prev = NULL;
 	while (bpf_map_get_next_key(fd, NULL, &next) == 0)
 		if (bpf_map_delete_elem(fd, &next))
 			break;
@@ -312,14 +313,12 @@ static int drain_holders(struct lock_collector *lc, int fd)
 
 static void clear_stacks(int fd)
 {
-	__u32 id, next;
-	void *prev = NULL;
+	__u64 key;
 
-	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-		bpf_map_delete_elem(fd, &next);
-		id = next;
-		prev = &id;
-	}
+	/* nothing writes this set now: take the first key until none is left */
+	while (bpf_map_get_next_key(fd, NULL, &key) == 0)
+		if (bpf_map_delete_elem(fd, &key))
+			break;
 }
 
 static int lock_drain(struct ap_collector *c)
@@ -345,11 +344,11 @@ static int lock_drain(struct ap_collector *c)
 		const struct ap_lock_key *k = &lc->keys[i];
 		const __u64 *ks = NULL, *us = NULL;
 
-		if (k->kern_stack_id >= 0 &&
-		    bpf_map_lookup_elem(stacks_fd, &k->kern_stack_id, lc->kstack) == 0)
+		if (k->kern_stack &&
+		    bpf_map_lookup_elem(stacks_fd, &k->kern_stack, lc->kstack) == 0)
 			ks = lc->kstack;
-		if (k->user_stack_id >= 0 &&
-		    bpf_map_lookup_elem(stacks_fd, &k->user_stack_id, lc->ustack) == 0)
+		if (k->user_stack &&
+		    bpf_map_lookup_elem(stacks_fd, &k->user_stack, lc->ustack) == 0)
 			us = lc->ustack;
 		err = ap_lock_record(c->profile, c->sym, lc->table, k, &lc->vals[i], ks, us,
 				     &lc->rec);
@@ -375,7 +374,7 @@ static const char *const bpf_stat_names[AP_LOCK_STAT_MAX] = {
 	[AP_LOCK_STAT_KLOCK_UNMATCHED] = "kernel_contentions_unmatched",
 	[AP_LOCK_STAT_USER_STACK_ERR] = "user_stack_errors",
 	[AP_LOCK_STAT_KERN_STACK_ERR] = "kernel_stack_errors",
-	[AP_LOCK_STAT_STACK_COLLISION] = "stack_map_collisions",
+	[AP_LOCK_STAT_STACKS_FULL] = "stacks_map_full",
 	[AP_LOCK_STAT_WAITS_FULL] = "waits_map_full",
 	[AP_LOCK_STAT_HOLDERS_FULL] = "holders_map_full",
 };

@@ -181,6 +181,8 @@ static void resolve_name(struct ap_lock_table *t, struct ap_lock_entry *e)
 		snprintf(e->name, sizeof(e->name), "mmap_lock");
 	else if (e->kernel && e->lclass == AP_LCLASS_SIGLOCK)
 		snprintf(e->name, sizeof(e->name), "siglock");
+	else if (e->kernel && e->lclass == AP_LCLASS_RQ_LOCK)
+		snprintf(e->name, sizeof(e->name), "rq_lock");
 	else if (t->res.lock_name)
 		t->res.lock_name(t->res.ctx, e->pid, e->addr, e->kernel, e->name, sizeof(e->name));
 }
@@ -321,6 +323,21 @@ static size_t stack_len(const __u64 *ips)
 	return n;
 }
 
+/* Frames of the tracing machinery at the leaf of a stack taken from a BPF program. */
+static bool is_tracing_frame(const struct ap_profile *p, uint32_t frame)
+{
+	static const char *const prefixes[] = {
+		"[unknown]", "bpf_", "__bpf_", "perf_trace_", "perf_syscall_", "trace_call_bpf",
+		"__traceiter_", "__probestub_",
+	};
+	const char *name = ap_profile_str(p, ap_profile_frame(p, frame)->name);
+
+	for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+		if (!strncmp(name, prefixes[i], strlen(prefixes[i])))
+			return true;
+	return false;
+}
+
 static uint32_t raw_frame(struct ap_profile *p, uint64_t addr, bool kernel)
 {
 	struct ap_frame f = { 0 };
@@ -347,9 +364,10 @@ static uint32_t lock_frame(struct ap_profile *p, const struct ap_lock_entry *e)
 	else
 		snprintf(name, sizeof(name), "[%s 0x%" PRIx64 "]", ap_lock_kind_name(e->kind),
 			 e->addr);
-	f.addr = e->addr;
+	/* no address and no module: nothing for a symbolizer to resolve, and no "[module]"
+	 * that pprof readers would take for a kernel module */
 	f.name = ap_profile_intern(p, name);
-	f.module = ap_profile_intern(p, "[lock]");
+	f.module = ap_profile_intern(p, "");
 	f.kind = AP_FRAME_USER;
 	if (f.name == UINT32_MAX || f.module == UINT32_MAX)
 		return UINT32_MAX;
@@ -438,8 +456,12 @@ int ap_lock_record(struct ap_profile *p, struct ap_symbolizer *sym, struct ap_lo
 	for (size_t i = 0; i < nk; i++) {
 		frames[n] = sym ? ap_symbolizer_kernel_frame(sym, p, kstack[i], i > 0) :
 				  raw_frame(p, kstack[i], true);
-		if (frames[n++] == UINT32_MAX)
+		if (frames[n] == UINT32_MAX)
 			return -ENOMEM;
+		/* the BPF program and the tracing glue that called it are not the waiter's */
+		if (n == 0 && sym && is_tracing_frame(p, frames[n]))
+			continue;
+		n++;
 	}
 	for (size_t i = 0; i < nu; i++) {
 		frames[n] = sym ? ap_symbolizer_user_frame(sym, p, (int)key->pid, ustack[i], i > 0) :

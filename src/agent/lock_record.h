@@ -138,7 +138,7 @@ int ap_lock_write_text(const struct ap_lock_table *t, const struct ap_profile *p
 		       size_t top_n, bool histograms);
 int ap_lock_write_json(const struct ap_lock_table *t, const struct ap_profile *p, FILE *out);
 
-/* Live resolvers (lock_report.c): kernel data symbols from /proc/kallsyms, user objects from
+/* Live resolvers (lock_names.c): kernel data symbols from /proc/kallsyms, user objects from
  * /proc/PID/maps and ELF .symtab/.dynsym OBJECT symbols, comms from /proc and from `extra`
  * (a callback for threads that are gone, may be NULL). Free with ap_lock_names_free(). */
 struct ap_lock_names;

@@ -1,392 +1,13 @@
 // SPDX-License-Identifier: MIT
-/*
- * Lock mode presentation: lock-object names (kernel data symbols, user ELF objects), holder
- * comms, and the per-lock text and JSON reports.
- */
+/* Lock mode presentation: the per-lock text and JSON reports. */
 #include <errno.h>
-#include <fcntl.h>
-#include <gelf.h>
 #include <inttypes.h>
-#include <libelf.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "format.h"
 #include "hist.h"
 #include "lock_record.h"
-
-/* ---- names ---- */
-
-struct ksym {
-	uint64_t addr;
-	char *name; /* "sym" or "sym [module]" */
-};
-
-/* Data (OBJECT) symbols of one ELF file plus its PT_LOAD layout. */
-struct elf_objs {
-	char *path;
-	struct ksym *syms; /* addr = st_value; sizes in sizes[] */
-	uint64_t *sizes;
-	size_t n;
-	GElf_Phdr *loads;
-	size_t nloads;
-	struct elf_objs *next;
-};
-
-struct ap_lock_names {
-	struct ksym *ksyms;
-	size_t nksyms;
-	int ksyms_err; /* 0 = not loaded yet, 1 = loaded, -errno = failed */
-	struct elf_objs *elves;
-	void (*extra)(void *ctx, uint32_t tid, char *buf, size_t len);
-	void *extra_ctx;
-};
-
-struct ap_lock_names *ap_lock_names_new(void (*extra)(void *ctx, uint32_t tid, char *buf,
-						      size_t len),
-					void *extra_ctx)
-{
-	struct ap_lock_names *n = calloc(1, sizeof(*n));
-
-	if (!n)
-		return NULL;
-	n->extra = extra;
-	n->extra_ctx = extra_ctx;
-	return n;
-}
-
-static void free_syms(struct ksym *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		free(s[i].name);
-	free(s);
-}
-
-void ap_lock_names_free(struct ap_lock_names *n)
-{
-	if (!n)
-		return;
-	free_syms(n->ksyms, n->nksyms);
-	while (n->elves) {
-		struct elf_objs *e = n->elves;
-
-		n->elves = e->next;
-		free_syms(e->syms, e->n);
-		free(e->sizes);
-		free(e->loads);
-		free(e->path);
-		free(e);
-	}
-	free(n);
-}
-
-static int cmp_ksym(const void *a, const void *b)
-{
-	const struct ksym *x = a, *y = b;
-
-	return x->addr < y->addr ? -1 : x->addr > y->addr;
-}
-
-/* Kernel data symbols (d, D, b, B, r, R) of a kallsyms-format file. */
-static int load_ksyms(struct ap_lock_names *n, const char *path)
-{
-	FILE *f = fopen(path, "re");
-	char line[512];
-	size_t cap = 0;
-	int err = 0;
-
-	if (!f)
-		return -errno;
-	while (fgets(line, sizeof(line), f)) {
-		char type, name[256], mod[128] = "";
-		unsigned long long addr;
-		struct ksym *nv;
-
-		if (sscanf(line, "%llx %c %255s %127s", &addr, &type, name, mod) < 3 || !addr)
-			continue;
-		if (!strchr("dDbBrR", type))
-			continue;
-		if (n->nksyms == cap) {
-			cap = cap ? cap * 2 : 4096;
-			nv = realloc(n->ksyms, cap * sizeof(*nv));
-			if (!nv) {
-				err = -ENOMEM;
-				break;
-			}
-			n->ksyms = nv;
-		}
-		n->ksyms[n->nksyms].addr = addr;
-		if (mod[0])
-			strncat(strncat(name, " ", sizeof(name) - strlen(name) - 1), mod,
-				sizeof(name) - strlen(name) - 1);
-		n->ksyms[n->nksyms].name = strdup(name);
-		if (!n->ksyms[n->nksyms].name) {
-			err = -ENOMEM;
-			break;
-		}
-		n->nksyms++;
-	}
-	fclose(f);
-	if (!err && !n->nksyms)
-		err = -ENOENT; /* kptr_restrict hides addresses */
-	if (!err)
-		qsort(n->ksyms, n->nksyms, sizeof(*n->ksyms), cmp_ksym);
-	return err;
-}
-
-/* Greatest symbol start <= addr, or -1. */
-static long find_le(const struct ksym *s, size_t n, uint64_t addr)
-{
-	size_t lo = 0, hi = n;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (s[mid].addr <= addr)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return (long)lo - 1;
-}
-
-int ap_lock_ksym_lookup(struct ap_lock_names *n, const char *kallsyms_path, uint64_t addr,
-			char *buf, size_t len)
-{
-	long i;
-
-	if (!n->ksyms_err)
-		n->ksyms_err = load_ksyms(n, kallsyms_path) ?: 1;
-	if (n->ksyms_err < 0)
-		return n->ksyms_err;
-	i = find_le(n->ksyms, n->nksyms, addr);
-	/* kallsyms has no sizes: the next symbol bounds this one; stray heap addresses are far
-	 * away from the image and stay unnamed */
-	if (i < 0 || addr - n->ksyms[i].addr >= (1u << 20) ||
-	    ((size_t)i + 1 == n->nksyms && addr - n->ksyms[i].addr >= 4096))
-		return -ENOENT;
-	if (addr == n->ksyms[i].addr)
-		snprintf(buf, len, "%s", n->ksyms[i].name);
-	else
-		snprintf(buf, len, "%s+0x%" PRIx64, n->ksyms[i].name, addr - n->ksyms[i].addr);
-	return 0;
-}
-
-static struct elf_objs *load_elf_objs(struct ap_lock_names *n, const char *path)
-{
-	struct elf_objs *e;
-	Elf_Scn *scn = NULL;
-	size_t cap = 0, nph = 0, want = SHT_SYMTAB;
-	Elf *elf = NULL;
-	int fd;
-
-	for (e = n->elves; e; e = e->next)
-		if (!strcmp(e->path, path))
-			return e;
-	e = calloc(1, sizeof(*e));
-	if (!e || !(e->path = strdup(path))) {
-		free(e);
-		return NULL;
-	}
-	e->next = n->elves;
-	n->elves = e;
-	elf_version(EV_CURRENT);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return e;
-	elf = elf_begin(fd, ELF_C_READ, NULL);
-	if (!elf || elf_getphdrnum(elf, &nph))
-		goto out;
-	e->loads = calloc(nph ? nph : 1, sizeof(*e->loads));
-	for (size_t i = 0; e->loads && i < nph; i++) {
-		GElf_Phdr ph;
-
-		if (gelf_getphdr(elf, (int)i, &ph) && ph.p_type == PT_LOAD)
-			e->loads[e->nloads++] = ph;
-	}
-retry:
-	while ((scn = elf_nextscn(elf, scn))) {
-		GElf_Shdr sh;
-		Elf_Data *d;
-
-		if (!gelf_getshdr(scn, &sh) || sh.sh_type != want || !sh.sh_entsize)
-			continue;
-		d = elf_getdata(scn, NULL);
-		for (size_t i = 0; d && i < sh.sh_size / sh.sh_entsize; i++) {
-			GElf_Sym s;
-			const char *name;
-
-			if (!gelf_getsym(d, (int)i, &s) || GELF_ST_TYPE(s.st_info) != STT_OBJECT ||
-			    !s.st_value)
-				continue;
-			name = elf_strptr(elf, sh.sh_link, s.st_name);
-			if (!name || !name[0])
-				continue;
-			if (e->n == cap) {
-				size_t ncap = cap ? cap * 2 : 256;
-				struct ksym *ns = realloc(e->syms, ncap * sizeof(*ns));
-				uint64_t *nz = ns ? realloc(e->sizes, ncap * sizeof(*nz)) : NULL;
-
-				if (ns)
-					e->syms = ns;
-				if (!nz)
-					goto out;
-				e->sizes = nz;
-				cap = ncap;
-			}
-			e->syms[e->n].addr = s.st_value;
-			e->syms[e->n].name = strdup(name);
-			e->sizes[e->n] = s.st_size;
-			if (e->syms[e->n].name)
-				e->n++;
-		}
-	}
-	if (!e->n && want == SHT_SYMTAB) {
-		want = SHT_DYNSYM; /* stripped: exported objects only */
-		scn = NULL;
-		goto retry;
-	}
-out:
-	if (elf)
-		elf_end(elf);
-	close(fd);
-	return e;
-}
-
-/* OBJECT symbol of `path` covering ELF vaddr, into buf. */
-static int elf_obj_name(struct elf_objs *e, uint64_t vaddr, char *buf, size_t len)
-{
-	for (size_t i = 0; i < e->n; i++) {
-		uint64_t lo = e->syms[i].addr, sz = e->sizes[i] ? e->sizes[i] : 1;
-
-		if (vaddr < lo || vaddr - lo >= sz)
-			continue;
-		if (vaddr == lo)
-			snprintf(buf, len, "%s", e->syms[i].name);
-		else
-			snprintf(buf, len, "%s+0x%" PRIx64, e->syms[i].name, vaddr - lo);
-		return 0;
-	}
-	return -ENOENT;
-}
-
-/* Map a runtime address to the ELF vaddr through the mapping (start, file offset). */
-static int to_vaddr(const struct elf_objs *e, uint64_t map_start, uint64_t map_off,
-		    uint64_t addr, uint64_t *vaddr)
-{
-	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
-
-	for (size_t i = 0; i < e->nloads; i++) {
-		const GElf_Phdr *ph = &e->loads[i];
-		uint64_t bias;
-
-		if ((ph->p_offset & ~(page - 1)) != map_off)
-			continue;
-		bias = map_start - (ph->p_vaddr & ~(page - 1));
-		*vaddr = addr - bias;
-		if (*vaddr >= ph->p_vaddr && *vaddr < ph->p_vaddr + ph->p_memsz)
-			return 0;
-	}
-	return -ENOENT;
-}
-
-static void user_lock_name(struct ap_lock_names *n, uint32_t pid, uint64_t addr, char *buf,
-			   size_t len)
-{
-	char path[64], line[4352], prev_path[4096] = "", exe[4096] = "";
-	uint64_t prev_start = 0, prev_off = 0, prev_end = 0;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%u/maps", pid);
-	f = fopen(path, "re");
-	if (!f)
-		return;
-	snprintf(path, sizeof(path), "/proc/%u/exe", pid);
-	if (readlink(path, exe, sizeof(exe) - 1) < 0)
-		exe[0] = '\0';
-	while (fgets(line, sizeof(line), f)) {
-		unsigned long long start, end, off;
-		char file[4096] = "", full[4200];
-		struct elf_objs *e;
-		uint64_t vaddr;
-		const char *base;
-
-		if (sscanf(line, "%llx-%llx %*s %llx %*s %*s %4095[^\n]", &start, &end, &off,
-			   file) < 3)
-			continue;
-		if (addr < start || addr >= end) {
-			if (file[0] == '/') {
-				snprintf(prev_path, sizeof(prev_path), "%s", file);
-				prev_start = start;
-				prev_off = off;
-			} else if (start != prev_end) {
-				prev_path[0] = '\0';
-			}
-			prev_end = end;
-			continue;
-		}
-		if (file[0] == '/') {
-			snprintf(prev_path, sizeof(prev_path), "%s", file);
-			prev_start = start;
-			prev_off = off;
-		} else if (file[0] || start != prev_end || !prev_path[0]) {
-			snprintf(buf, len, "%s", file[0] ? file : "[anon]");
-			break;
-		}
-		/* a file mapping, or the anonymous .bss right after one */
-		snprintf(full, sizeof(full), "/proc/%u/root%s", pid, prev_path);
-		e = load_elf_objs(n, full);
-		if (e && !to_vaddr(e, prev_start, prev_off, addr, &vaddr) &&
-		    !elf_obj_name(e, vaddr, buf, len)) {
-			base = strrchr(prev_path, '/');
-			if (strcmp(prev_path, exe) != 0 && strlen(buf) + strlen(base) + 3 < len)
-				strcat(strcat(strcat(buf, " ("), base + 1), ")");
-		} else {
-			base = strrchr(prev_path, '/');
-			snprintf(buf, len, "[%s]", base + 1);
-		}
-		break;
-	}
-	fclose(f);
-}
-
-static void names_lock_name(void *ctx, uint32_t pid, uint64_t addr, bool kernel, char *buf,
-			    size_t len)
-{
-	struct ap_lock_names *n = ctx;
-
-	buf[0] = '\0';
-	if (kernel)
-		ap_lock_ksym_lookup(n, "/proc/kallsyms", addr, buf, len);
-	else
-		user_lock_name(n, pid, addr, buf, len);
-}
-
-static void names_thread_comm(void *ctx, uint32_t pid, uint32_t tid, char *buf, size_t len)
-{
-	struct ap_lock_names *n = ctx;
-	char path[64];
-	FILE *f;
-
-	buf[0] = '\0';
-	snprintf(path, sizeof(path), "/proc/%u/task/%u/comm", pid, tid);
-	f = fopen(path, "re");
-	if (f) {
-		if (fgets(buf, (int)len, f))
-			buf[strcspn(buf, "\n")] = '\0';
-		fclose(f);
-	}
-	if (!buf[0] && n->extra)
-		n->extra(n->extra_ctx, tid, buf, len);
-}
-
-void ap_lock_names_resolver(struct ap_lock_names *n, struct ap_lock_resolver *out)
-{
-	out->ctx = n;
-	out->lock_name = names_lock_name;
-	out->thread_comm = names_thread_comm;
-}
 
 /* ---- shared report helpers ---- */
 
@@ -400,6 +21,48 @@ static const char *dur(uint64_t ns, char *buf, size_t len)
 		snprintf(buf, len, "%.1fus", (double)ns / 1e3);
 	else
 		snprintf(buf, len, "%" PRIu64 "ns", ns);
+	return buf;
+}
+
+/*
+ * The kernel function that contended a kernel lock: the first frame of its heaviest stack
+ * below the lock primitives (perf lock's "caller"). Names unnamed heap locks usefully.
+ */
+static const char *kernel_caller(const struct ap_profile *p, const struct ap_lock_entry *e,
+				 char *buf, size_t len)
+{
+	static const char *const prims[] = {
+		"_raw_", "__raw_", "raw_spin", "queued_", "__pv_queued", "native_queued",
+		"pv_queued", "do_raw_", "rwsem_", "down_", "__down", "mutex_lock", "__mutex_lock",
+		"mutex_spin", "rt_mutex", "__rt_mutex", "rtlock", "rt_spin", "rwbase_", "__rwbase",
+		"percpu_down", "__percpu_down", "osq_lock", "schedule", "__schedule",
+		"preempt_schedule", "[unknown]", "bpf_", "__bpf_", "_raw", "spin_lock", "read_lock",
+		"write_lock", "lock_acquire", "__lock_",
+	};
+	const struct ap_lock_stack *best = NULL;
+	const uint32_t *frames;
+	size_t n;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < e->nstacks; i++) {
+		ap_profile_stack(p, e->stacks[i].stack, &n);
+		if (n && (!best || e->stacks[i].wait_ns > best->wait_ns))
+			best = &e->stacks[i];
+	}
+	if (!best)
+		return buf;
+	frames = ap_profile_stack(p, best->stack, &n);
+	for (size_t i = 0; i < n; i++) {
+		const char *name = ap_profile_str(p, ap_profile_frame(p, frames[i])->name);
+		bool prim = false;
+
+		for (size_t j = 0; j < sizeof(prims) / sizeof(prims[0]) && !prim; j++)
+			prim = !strncmp(name, prims[j], strlen(prims[j]));
+		if (!prim) {
+			snprintf(buf, len, "%s", name);
+			break;
+		}
+	}
 	return buf;
 }
 
@@ -483,13 +146,13 @@ static void text_holders(FILE *out, const struct ap_lock_entry *e)
 
 		if (!h->count)
 			continue;
+		fprintf(out, "%s", shown++ ? ", " : " ");
 		if (h->tid == AP_HOLDER_UNKNOWN)
-			fprintf(out, " unknown %.1f%%", pct);
+			fprintf(out, "unknown %.1f%%", pct);
 		else if (h->tid == AP_HOLDER_READERS)
-			fprintf(out, " readers %.1f%%", pct);
+			fprintf(out, "readers %.1f%%", pct);
 		else
-			fprintf(out, " %u (%s) %.1f%%", h->tid, h->comm[0] ? h->comm : "?", pct);
-		fprintf(out, "%s", ++shown < 5 && i + 1 < e->nholders ? "," : "");
+			fprintf(out, "%u (%s) %.1f%%", h->tid, h->comm[0] ? h->comm : "?", pct);
 	}
 	fprintf(out, "\n");
 }
@@ -516,17 +179,20 @@ static void text_entry(FILE *out, const struct ap_profile *p, const struct ap_lo
 		       size_t rank, bool hist)
 {
 	const struct ap_lock_waiter *w = top_waiter(e);
-	char a[32], b[32], c[32], q50[32], q99[32], fl[64];
+	char a[32], b[32], c[32], q50[32], q99[32], fl[64], caller[128];
 
 	sort_entry(e);
 	fprintf(out, "#%zu %s 0x%" PRIx64 "%s%s", rank, ap_lock_kind_name(e->kind), e->addr,
 		e->name[0] ? " " : "", e->name);
+	if (e->kernel && kernel_caller(p, e, caller, sizeof(caller))[0])
+		fprintf(out, " (in %s)", caller);
 	if (e->kernel)
 		fprintf(out, "  flags %s", ap_lock_flags_str(e->flags, fl, sizeof(fl)));
 	if (!e->kernel)
-		fprintf(out, "  pid %u (%s)", e->pid, w ? w->comm : "?");
-	else if (w)
-		fprintf(out, "  top waiter pid %u (%s)", w->pid, w->comm);
+		fprintf(out, "  pid %u", e->pid);
+	if (w)
+		fprintf(out, "  top waiter %s%u (%s)", e->kernel ? "pid " : "tid ",
+			e->kernel ? w->pid : w->tid, w->comm);
 	fprintf(out, "\n    contentions %" PRIu64 "  total %s  avg %s  max %s  p50 %s  p99 %s\n",
 		e->count, dur(e->total_ns, a, sizeof(a)),
 		dur(e->count ? e->total_ns / e->count : 0, b, sizeof(b)),
@@ -659,8 +325,12 @@ static void json_entry(FILE *out, const struct ap_profile *p, const struct ap_lo
 	else
 		fputs("null", out);
 	if (e->kernel) {
+		char caller[128];
+
 		fputs(",\"flags\":", out);
 		json_str(out, ap_lock_flags_str(e->flags, buf, sizeof(buf)));
+		fputs(",\"caller\":", out);
+		json_str(out, kernel_caller(p, e, caller, sizeof(caller)));
 	}
 	fprintf(out, ",\"pid\":%u,\"comm\":", w ? w->pid : e->pid);
 	json_str(out, w ? w->comm : "");
@@ -754,10 +424,22 @@ int ap_lock_write_json(const struct ap_lock_table *t, const struct ap_profile *p
 {
 	int err;
 
-	fprintf(out, "{\"mode\":\"lock\",\"start_ns\":%" PRIu64 ",\"duration_ns\":%" PRIu64
+	fprintf(out, "{\"format\":\"aperture-lock-report\",\"version\":1,\"mode\":\"lock\","
+		"\"start_ns\":%" PRIu64 ",\"duration_ns\":%" PRIu64
 		",\"hist_unit\":\"ns\",\"hist_slots\":\"log2: slot i counts waits in [2^i, "
 		"2^(i+1)) ns, slot 0 also 0\"",
 		ap_profile_start_ns(p), ap_profile_duration_ns(p));
+	for (size_t i = 0; i < ap_profile_nmeta(p); i++) {
+		const char *k, *v;
+
+		ap_profile_meta(p, i, &k, &v);
+		if (strcmp(k, "futex_hook") && strcmp(k, "kernel_locks"))
+			continue;
+		fputc(',', out);
+		json_str(out, k);
+		fputc(':', out);
+		json_str(out, v);
+	}
 	err = json_group(out, t, p, AP_LOCK_GROUP_LOCK, "locks");
 	if (!err)
 		err = json_group(out, t, p, AP_LOCK_GROUP_CONDVAR, "condvars");

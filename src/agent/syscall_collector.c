@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
  * Syscall mode: owns the syscall skeleton. The BPF side aggregates per (process, syscall) in
- * cumulative per-CPU maps; each drain reads them into the userspace table, turns new slow-call
- * stacks into profile samples, and deletes the kernel entries of processes that have exited.
- * At the end the programs are detached first, so the last read is final and consistent.
+ * per-CPU caches; aggregates evicted while tracing, errnos that did not fit and slow calls
+ * arrive through the ring buffer, and at the end the programs are detached and what is left
+ * in the caches is read, so the totals are exact and nothing is counted twice.
  *
  * The programs load as tp_btf (BTF-typed, cheaper context access) and fall back to raw_tp when
  * the kernel refuses tp_btf: the object declares raw_tp programs and the loader upgrades them,
@@ -11,9 +11,10 @@
  * AP_SYSCALL_ATTACH=raw_tp in the environment forces the fallback (tests, benchmarks).
  */
 #include <errno.h>
-#include <signal.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -26,42 +27,39 @@
 #include "syscalls.h"
 
 _Static_assert(sizeof(struct ap_sys_key) == 8, "ap_sys_key layout changed");
-_Static_assert(sizeof(struct ap_sys_stats) == 7 * 8 + AP_SYS_HIST_SLOTS * 8 + AP_SYS_COMM_LEN,
-	       "ap_sys_stats layout changed");
-_Static_assert(sizeof(struct ap_sys_stats) % 8 == 0, "per-CPU values must be 8-byte multiples");
-_Static_assert(sizeof(struct ap_sys_err_key) == 16, "ap_sys_err_key layout changed");
-_Static_assert(sizeof(struct ap_sys_slow_key) == 16, "ap_sys_slow_key layout changed");
-_Static_assert(sizeof(struct ap_sys_slow_val) == 16, "ap_sys_slow_val layout changed");
-_Static_assert(sizeof(struct ap_sys_task) == 16, "ap_sys_task layout changed");
+_Static_assert(sizeof(struct ap_sys_agg) ==
+		       8 + 8 * 8 + AP_SYS_HIST_SLOTS * 8 + AP_SYS_ERRNO_SLOTS * 16 + 8 +
+			       AP_SYS_COMM_LEN,
+	       "ap_sys_agg layout changed");
+_Static_assert(sizeof(struct ap_sys_agg) % 8 == 0, "per-CPU values must be 8-byte multiples");
+_Static_assert(sizeof(struct ap_sys_errno_event) == 16, "ap_sys_errno_event layout changed");
+_Static_assert(sizeof(struct ap_sys_slow_event) == 40, "ap_sys_slow_event layout changed");
+_Static_assert(sizeof(struct ap_sys_inflight) == 24, "ap_sys_inflight layout changed");
+_Static_assert(offsetof(struct ap_sys_agg, kind) == 0 && offsetof(struct ap_sys_errno_event, kind) == 0 &&
+		       offsetof(struct ap_sys_slow_event, kind) == 0,
+	       "ring buffer records must start with their kind");
 _Static_assert(AP_MAX_COMMS <= AP_SYS_MAX_COMMS && AP_COMM_LEN == AP_SYS_COMM_LEN,
 	       "--comm filter does not fit the BPF side");
 
-#define STATS_ENTRIES 16384u
+/* Per-CPU cache: 2 ways x CACHE_SETS aggregates (~670 bytes each) per CPU. */
+#define CACHE_SETS 256u
+#define RINGBUF_BYTES (4u << 20)
 #define STACK_ENTRIES 4096u
-
-/* Keys of one map read in one drain. */
-struct keybuf {
-	void *keys;
-	size_t n, cap, size;
-};
 
 struct sys_collector {
 	struct syscall_bpf *skel;
-	struct bpf_link *enter_link, *exit_link;
+	struct bpf_link *links[3]; /* sched_switch, sys_exit, sys_enter: attach order */
+	struct ring_buffer *events;
 	struct ap_sys_table *table;
 	struct ap_collector *owner;
 	bool raw_tp;
-	bool slow_stacks;
 	bool histograms;
 	bool finished;
 	uint64_t min_latency_ns;
 	int ncpus;
-	struct ap_sys_stats *percpu;	/* ncpus values */
-	__u64 *percpu_u64;		/* ncpus counters */
-	struct keybuf stats_keys, errno_keys, slow_keys;
-	uint32_t *dead;			/* pids found gone in this drain */
-	size_t ndead, dead_cap;
-	uint64_t drain_errors, slow_unresolved, processes_retired;
+	struct ap_sys_agg *percpu; /* ncpus aggregates */
+	__u64 *percpu_u64;	    /* ncpus counters */
+	uint64_t drain_errors, slow_unresolved, bad_events;
 	__u64 ustack[AP_SYS_STACK_DEPTH];
 };
 
@@ -73,6 +71,12 @@ static void configure(struct syscall_bpf *skel, const struct ap_agent_opts *opts
 	struct syscall_bpf__rodata *ro = skel->rodata;
 
 	ro->cfg_filter_pids = opts->npids > 0;
+	ro->cfg_filter_pids_map = opts->npids > AP_SYS_INLINE_PIDS;
+	if (opts->npids <= AP_SYS_INLINE_PIDS) {
+		ro->cfg_npids_inline = (__u32)opts->npids;
+		for (size_t i = 0; i < opts->npids; i++)
+			ro->cfg_pids[i] = (__u32)opts->pids[i];
+	}
 	ro->cfg_filter_syscalls = opts->nsyscalls > 0;
 	for (size_t i = 0; i < opts->nsyscalls; i++) {
 		unsigned int nr = (unsigned int)opts->syscalls[i];
@@ -89,12 +93,13 @@ static void configure(struct syscall_bpf *skel, const struct ap_agent_opts *opts
 	ro->cfg_noreturn[1] = group_nr >= 0 ? (__u32)group_nr : ~0u;
 	ro->cfg_noreturn[2] = cexit >= 0 ? (__u32)cexit | AP_SYS_ABI_COMPAT : ~0u;
 	ro->cfg_noreturn[3] = cgroup >= 0 ? (__u32)cgroup | AP_SYS_ABI_COMPAT : ~0u;
+	ro->cfg_set_mask = CACHE_SETS - 1;
+	ro->cfg_wakeup_bytes = RINGBUF_BYTES / 4;
 
-	bpf_map__set_max_entries(skel->maps.sys_stats, STATS_ENTRIES);
-	bpf_map__set_max_entries(skel->maps.sys_errnos, STATS_ENTRIES);
+	bpf_map__set_max_entries(skel->maps.sys_cache, 2 * CACHE_SETS);
+	bpf_map__set_max_entries(skel->maps.sys_events, RINGBUF_BYTES);
 	/* the stack map is preallocated: keep it tiny unless stacks are wanted */
 	bpf_map__set_max_entries(skel->maps.sys_stacks, opts->slow_stacks ? STACK_ENTRIES : 1);
-	bpf_map__set_max_entries(skel->maps.sys_slow, opts->slow_stacks ? STATS_ENTRIES : 1);
 }
 
 static int open_and_load(struct sys_collector *sc, const struct ap_agent_opts *opts)
@@ -107,10 +112,11 @@ static int open_and_load(struct sys_collector *sc, const struct ap_agent_opts *o
 	configure(sc->skel, opts);
 	/* the object declares raw_tp programs; tp_btf is the same body with a BTF attach point */
 	if (!sc->raw_tp) {
-		struct bpf_program *progs[] = { sc->skel->progs.sys_enter, sc->skel->progs.sys_exit };
-		const char *tps[] = { "sys_enter", "sys_exit" };
+		struct bpf_program *progs[] = { sc->skel->progs.sys_enter, sc->skel->progs.sys_exit,
+						sc->skel->progs.sys_switch };
+		const char *tps[] = { "sys_enter", "sys_exit", "sched_switch" };
 
-		for (size_t i = 0; i < 2; i++) {
+		for (size_t i = 0; i < 3; i++) {
 			bpf_program__set_type(progs[i], BPF_PROG_TYPE_TRACING);
 			bpf_program__set_expected_attach_type(progs[i], BPF_TRACE_RAW_TP);
 			err = bpf_program__set_attach_target(progs[i], 0, tps[i]);
@@ -145,18 +151,51 @@ static void explain_load_error(int err, char *msg, size_t len)
 			 "Linux 5.11 or later)", strerror(-err));
 }
 
+static int handle_event(void *ctx, void *data, size_t size)
+{
+	struct ap_collector *c = ctx;
+	struct sys_collector *sc = c->priv;
+	__u32 kind = size >= sizeof(__u32) ? *(const __u32 *)data : 0;
+	int err = 0;
+
+	if (kind == AP_SYS_EV_STATS && size >= sizeof(struct ap_sys_agg)) {
+		err = ap_sys_table_add_agg(sc->table, data);
+	} else if (kind == AP_SYS_EV_ERRNO && size >= sizeof(struct ap_sys_errno_event)) {
+		const struct ap_sys_errno_event *e = data;
+
+		err = ap_sys_table_add_errno(sc->table, e->pid, e->nr, e->err, 1);
+	} else if (kind == AP_SYS_EV_SLOW && size >= sizeof(struct ap_sys_slow_event)) {
+		const struct ap_sys_slow_event *e = data;
+		const __u64 *us = NULL;
+
+		if (e->stack_id >= 0 &&
+		    bpf_map_lookup_elem(bpf_map__fd(sc->skel->maps.sys_stacks), &e->stack_id,
+					sc->ustack) == 0)
+			us = sc->ustack;
+		else
+			sc->slow_unresolved++;
+		err = ap_sys_record_slow(c->profile, c->sym, sc->table, e, us);
+	} else {
+		sc->bad_events++;
+	}
+	if (err)
+		sc->drain_errors++;
+	return 0; /* keep consuming: one failed record is counted, not fatal */
+}
+
 static int sys_start(struct ap_collector *c, const struct ap_agent_opts *opts, char *msg,
 		     size_t len)
 {
 	struct sys_collector *sc = calloc(1, sizeof(*sc));
 	const char *force = getenv("AP_SYSCALL_ATTACH");
+	struct bpf_program *progs[3];
+	const char *tps[3] = { "sched_switch", "sys_exit", "sys_enter" };
 	int err;
 
 	if (!sc)
 		return -ENOMEM;
 	c->priv = sc;
 	sc->owner = c;
-	sc->slow_stacks = opts->slow_stacks;
 	sc->histograms = opts->histograms;
 	sc->min_latency_ns = opts->min_latency_ns;
 	if (opts->slow_stacks && !opts->min_latency_ns) {
@@ -197,7 +236,7 @@ static int sys_start(struct ap_collector *c, const struct ap_agent_opts *opts, c
 	}
 	ap_profile_set_meta(c->profile, "attach", sc->raw_tp ? "raw_tp" : "tp_btf");
 
-	for (size_t i = 0; i < opts->npids; i++) {
+	for (size_t i = 0; opts->npids > AP_SYS_INLINE_PIDS && i < opts->npids; i++) {
 		__u32 pid = (__u32)opts->pids[i];
 		__u8 yes = 1;
 
@@ -207,220 +246,70 @@ static int sys_start(struct ap_collector *c, const struct ap_agent_opts *opts, c
 			return err;
 		}
 	}
-	/* exit first: an exit without its enter is ignored, an enter without exit is not */
-	sc->exit_link = attach_one(sc, sc->skel->progs.sys_exit, "sys_exit");
-	if (!sc->exit_link) {
+	sc->events = ring_buffer__new(bpf_map__fd(sc->skel->maps.sys_events), handle_event, c,
+				      NULL);
+	if (!sc->events) {
 		err = -errno;
-		snprintf(msg, len, "attaching to sys_exit failed: %s", strerror(-err));
+		snprintf(msg, len, "cannot open the syscall ring buffer: %s", strerror(-err));
 		return err;
 	}
-	sc->enter_link = attach_one(sc, sc->skel->progs.sys_enter, "sys_enter");
-	if (!sc->enter_link) {
-		err = -errno;
-		snprintf(msg, len, "attaching to sys_enter failed: %s", strerror(-err));
-		return err;
+	/*
+	 * sched_switch first, so a call can never be in flight unseen by it; then sys_exit, so
+	 * that an enter never misses its exit (an exit without its enter is ignored).
+	 */
+	progs[0] = sc->skel->progs.sys_switch;
+	progs[1] = sc->skel->progs.sys_exit;
+	progs[2] = sc->skel->progs.sys_enter;
+	for (int i = 0; i < 3; i++) {
+		sc->links[i] = attach_one(sc, progs[i], tps[i]);
+		if (!sc->links[i]) {
+			err = -errno;
+			snprintf(msg, len, "attaching to %s failed: %s", tps[i], strerror(-err));
+			return err;
+		}
 	}
 	return 0;
 }
 
 static int sys_poll_fd(struct ap_collector *c)
 {
-	return -1;
+	struct sys_collector *sc = c->priv;
+
+	return sc && sc->events ? ring_buffer__epoll_fd(sc->events) : -1;
 }
 
 static int sys_consume(struct ap_collector *c)
 {
-	return 0;
+	struct sys_collector *sc = c->priv;
+	int n;
+
+	if (!sc || !sc->events)
+		return 0;
+	n = ring_buffer__consume(sc->events);
+	return n < 0 ? n : 0;
 }
 
-static int keybuf_push(struct keybuf *kb, const void *key)
-{
-	if (kb->n == kb->cap) {
-		size_t ncap = kb->cap ? kb->cap * 2 : 256;
-		void *nk = realloc(kb->keys, ncap * kb->size);
-
-		if (!nk)
-			return -ENOMEM;
-		kb->keys = nk;
-		kb->cap = ncap;
-	}
-	memcpy((char *)kb->keys + kb->n * kb->size, key, kb->size);
-	kb->n++;
-	return 0;
-}
-
-static void *keybuf_at(struct keybuf *kb, size_t i)
-{
-	return (char *)kb->keys + i * kb->size;
-}
-
-/* Every key of a map. Keys are pid first, so keys of one process stay comparable. */
-static int collect_keys(int fd, struct keybuf *kb)
-{
-	char key[32], next[32];
-	void *prev = NULL;
-	int err;
-
-	kb->n = 0;
-	while (bpf_map_get_next_key(fd, prev, next) == 0) {
-		err = keybuf_push(kb, next);
-		if (err)
-			return err;
-		memcpy(key, next, kb->size);
-		prev = key;
-	}
-	return 0;
-}
-
-static bool is_dead(const struct sys_collector *sc, uint32_t pid)
-{
-	for (size_t i = 0; i < sc->ndead; i++)
-		if (sc->dead[i] == pid)
-			return true;
-	return false;
-}
-
-/* Pids of `kb` whose process is gone, checked before their values are read: a process that
- * is gone makes no more calls, so its last read is final and its entries can go. */
-static int find_dead(struct sys_collector *sc, struct keybuf *kb)
-{
-	for (size_t i = 0; i < kb->n; i++) {
-		uint32_t pid = *(uint32_t *)keybuf_at(kb, i);
-
-		if (is_dead(sc, pid) || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
-			continue;
-		if (sc->ndead == sc->dead_cap) {
-			size_t ncap = sc->dead_cap ? sc->dead_cap * 2 : 64;
-			uint32_t *nd = realloc(sc->dead, ncap * sizeof(*nd));
-
-			if (!nd)
-				return -ENOMEM;
-			sc->dead = nd;
-			sc->dead_cap = ncap;
-		}
-		sc->dead[sc->ndead++] = pid;
-	}
-	return 0;
-}
-
-static int read_stats(struct sys_collector *sc, int fd)
-{
-	struct ap_sys_totals live;
-	char comm[AP_SYS_COMM_LEN + 1];
-	int err;
-
-	for (size_t i = 0; i < sc->stats_keys.n; i++) {
-		const struct ap_sys_key *k = keybuf_at(&sc->stats_keys, i);
-
-		if (bpf_map_lookup_elem(fd, k, sc->percpu))
-			continue;
-		ap_sys_totals_from_percpu(&live, comm, sc->percpu, sc->ncpus);
-		err = ap_sys_table_set(sc->table, k, comm, &live);
-		if (err)
-			return err;
-	}
-	return 0;
-}
-
-static int read_errnos(struct sys_collector *sc, int fd)
-{
-	for (size_t i = 0; i < sc->errno_keys.n; i++) {
-		const struct ap_sys_err_key *k = keybuf_at(&sc->errno_keys, i);
-		__u64 sum = 0;
-		int err;
-
-		if (bpf_map_lookup_elem(fd, k, sc->percpu_u64))
-			continue;
-		for (int cpu = 0; cpu < sc->ncpus; cpu++)
-			sum += sc->percpu_u64[cpu];
-		err = ap_sys_table_set_errno(sc->table, k, sum);
-		if (err)
-			return err;
-	}
-	return 0;
-}
-
-static int read_slow(struct sys_collector *sc, struct ap_collector *c, int fd)
-{
-	int stacks_fd = bpf_map__fd(sc->skel->maps.sys_stacks);
-
-	for (size_t i = 0; i < sc->slow_keys.n; i++) {
-		const struct ap_sys_slow_key *k = keybuf_at(&sc->slow_keys, i);
-		struct ap_sys_slow_val v;
-		uint64_t dcount, dns;
-		const __u64 *us = NULL;
-		int err;
-
-		/* the key's entry names the sample; a brand-new one waits for the next drain */
-		if (!ap_sys_table_find(sc->table, k->pid, k->nr) ||
-		    bpf_map_lookup_elem(fd, k, &v))
-			continue;
-		err = ap_sys_table_slow_delta(sc->table, k, v.count, v.total_ns, &dcount, &dns);
-		if (err)
-			return err;
-		if (!dcount)
-			continue;
-		if (k->stack_id >= 0 && bpf_map_lookup_elem(stacks_fd, &k->stack_id, sc->ustack) == 0)
-			us = sc->ustack;
-		else
-			sc->slow_unresolved += dcount;
-		err = ap_sys_record_slow(c->profile, c->sym, sc->table, k, dcount, dns, us);
-		if (err)
-			return err;
-	}
-	return 0;
-}
-
-static void delete_dead(struct sys_collector *sc, int fd, struct keybuf *kb)
-{
-	for (size_t i = 0; i < kb->n; i++) {
-		void *k = keybuf_at(kb, i);
-
-		if (is_dead(sc, *(uint32_t *)k))
-			bpf_map_delete_elem(fd, k);
-	}
-}
-
+/* While tracing, everything that leaves the kernel comes through the ring buffer. */
 static int sys_drain(struct ap_collector *c)
 {
+	return sys_consume(c);
+}
+
+/* Add what is left in every CPU's cache (after detaching: nothing changes any more). */
+static int read_caches(struct ap_collector *c)
+{
 	struct sys_collector *sc = c->priv;
-	int stats_fd, errno_fd, slow_fd, err;
+	int fd = bpf_map__fd(sc->skel->maps.sys_cache), err;
 
-	if (!sc || !sc->skel)
-		return 0;
-	stats_fd = bpf_map__fd(sc->skel->maps.sys_stats);
-	errno_fd = bpf_map__fd(sc->skel->maps.sys_errnos);
-	slow_fd = bpf_map__fd(sc->skel->maps.sys_slow);
-	sc->stats_keys.size = sizeof(struct ap_sys_key);
-	sc->errno_keys.size = sizeof(struct ap_sys_err_key);
-	sc->slow_keys.size = sizeof(struct ap_sys_slow_key);
-	sc->ndead = 0;
-
-	err = collect_keys(stats_fd, &sc->stats_keys);
-	if (!err)
-		err = collect_keys(errno_fd, &sc->errno_keys);
-	if (!err && sc->slow_stacks)
-		err = collect_keys(slow_fd, &sc->slow_keys);
-	if (!err)
-		err = find_dead(sc, &sc->stats_keys);
-	if (!err)
-		err = read_stats(sc, stats_fd);
-	if (!err)
-		err = read_errnos(sc, errno_fd);
-	if (!err && sc->slow_stacks)
-		err = read_slow(sc, c, slow_fd);
-	if (err) {
-		sc->drain_errors++;
-		return err;
+	for (__u32 i = 0; i < bpf_map__max_entries(sc->skel->maps.sys_cache); i++) {
+		if (bpf_map_lookup_elem(fd, &i, sc->percpu))
+			return -errno;
+		for (int cpu = 0; cpu < sc->ncpus; cpu++) {
+			err = ap_sys_table_add_agg(sc->table, &sc->percpu[cpu]);
+			if (err)
+				return err;
+		}
 	}
-	/* everything of the dead is read: keep it as a base, free the kernel entries */
-	for (size_t i = 0; i < sc->ndead; i++)
-		ap_sys_table_retire_pid(sc->table, sc->dead[i]);
-	sc->processes_retired += sc->ndead;
-	delete_dead(sc, stats_fd, &sc->stats_keys);
-	delete_dead(sc, errno_fd, &sc->errno_keys);
-	if (sc->slow_stacks)
-		delete_dead(sc, slow_fd, &sc->slow_keys);
 	return 0;
 }
 
@@ -435,31 +324,38 @@ static uint64_t recursion_misses(const struct bpf_program *prog)
 	return info.recursion_misses;
 }
 
-/* Once, after the run loop's last drain: stop tracing, read the final values, build the
- * profile's per-syscall samples. */
+/* Once, after the run loop's last drain: stop tracing, collect the rest, build the profile's
+ * per-syscall samples. */
 static void finish(struct ap_collector *c)
 {
 	struct sys_collector *sc = c->priv;
+	struct timespec settle = { 0, 5 * 1000 * 1000 };
 
 	if (!sc || sc->finished || !sc->skel)
 		return;
 	sc->finished = true;
-	bpf_link__destroy(sc->enter_link);
-	sc->enter_link = NULL;
-	bpf_link__destroy(sc->exit_link);
-	sc->exit_link = NULL;
-	sys_drain(c);
+	for (int i = 2; i >= 0; i--) {
+		bpf_link__destroy(sc->links[i]);
+		sc->links[i] = NULL;
+	}
+	/* a program that started before the detach finishes within microseconds */
+	nanosleep(&settle, NULL);
+	if (sys_consume(c) || read_caches(c) || sys_consume(c))
+		sc->drain_errors++;
 	ap_sys_table_sort_errnos(sc->table);
 	if (ap_sys_profile_finish(c->profile, sc->table))
 		sc->drain_errors++;
 }
 
 static const char *const bpf_stat_names[AP_SYS_STAT_MAX] = {
+	[AP_SYS_STAT_SPILLED] = "calls_spilled",
 	[AP_SYS_STAT_TASK_STORAGE_ERR] = "task_storage_errors",
 	[AP_SYS_STAT_UNMATCHED_EXIT] = "unmatched_exits",
-	[AP_SYS_STAT_STATS_FULL] = "counts_map_full",
-	[AP_SYS_STAT_ERRNO_FULL] = "errno_map_full",
-	[AP_SYS_STAT_SLOW_FULL] = "slow_map_full",
+	[AP_SYS_STAT_STALE_INFLIGHT] = "stale_inflight",
+	[AP_SYS_STAT_EVICTIONS] = "cache_evictions",
+	[AP_SYS_STAT_CALLS_LOST] = "calls_lost",
+	[AP_SYS_STAT_ERRNO_LOST] = "errno_lost",
+	[AP_SYS_STAT_SLOW_LOST] = "slow_events_lost",
 	[AP_SYS_STAT_STACK_ERR] = "user_stack_errors",
 	[AP_SYS_STAT_STACK_COLLISION] = "stack_map_collisions",
 };
@@ -467,7 +363,7 @@ static const char *const bpf_stat_names[AP_SYS_STAT_MAX] = {
 static void sys_report_stats(struct ap_collector *c)
 {
 	struct sys_collector *sc = c->priv;
-	uint64_t calls = 0, errors = 0, slow = 0;
+	uint64_t calls = 0, errors = 0, slow = 0, misses = 0;
 	int fd;
 
 	if (!sc || !sc->skel)
@@ -494,11 +390,12 @@ static void sys_report_stats(struct ap_collector *c)
 	ap_profile_set_stat(c->profile, "errors", errors);
 	ap_profile_set_stat(c->profile, "slow_calls", slow);
 	/* a program that finds itself already running on its CPU skips the event */
-	ap_profile_set_stat(c->profile, "recursion_misses",
-			    recursion_misses(sc->skel->progs.sys_enter) +
-				    recursion_misses(sc->skel->progs.sys_exit));
+	misses = recursion_misses(sc->skel->progs.sys_enter) +
+		 recursion_misses(sc->skel->progs.sys_exit) +
+		 recursion_misses(sc->skel->progs.sys_switch);
+	ap_profile_set_stat(c->profile, "recursion_misses", misses);
 	ap_profile_set_stat(c->profile, "slow_stacks_unresolved", sc->slow_unresolved);
-	ap_profile_set_stat(c->profile, "processes_retired", sc->processes_retired);
+	ap_profile_set_stat(c->profile, "bad_events", sc->bad_events);
 	ap_profile_set_stat(c->profile, "drain_errors", sc->drain_errors);
 }
 
@@ -527,16 +424,13 @@ static void sys_destroy(struct ap_collector *c)
 
 	if (!sc)
 		return;
-	bpf_link__destroy(sc->enter_link);
-	bpf_link__destroy(sc->exit_link);
+	for (int i = 2; i >= 0; i--)
+		bpf_link__destroy(sc->links[i]);
+	ring_buffer__free(sc->events);
 	syscall_bpf__destroy(sc->skel);
 	ap_sys_table_free(sc->table);
 	free(sc->percpu);
 	free(sc->percpu_u64);
-	free(sc->stats_keys.keys);
-	free(sc->errno_keys.keys);
-	free(sc->slow_keys.keys);
-	free(sc->dead);
 	free(sc);
 	c->priv = NULL;
 }

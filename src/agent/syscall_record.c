@@ -11,13 +11,6 @@ _Static_assert(AP_SYS_HIST_SLOTS == AP_HIST_SLOTS, "syscall.h and hist_bits.h di
 _Static_assert(AP_SYS_ABI_COMPAT == AP_SYSCALL_ABI_COMPAT && AP_SYS_ABI_X32 == AP_SYSCALL_ABI_X32,
 	       "syscall.h and syscalls.h disagree on the ABI bits");
 
-/* What was last read for one slow-stack key (the kernel's values are cumulative). */
-struct slow_seen {
-	struct ap_sys_slow_key key;
-	uint64_t count;
-	uint64_t ns;
-};
-
 /* Open-addressing index: slot holds position + 1, 0 = empty; capacity a power of two. */
 struct index {
 	uint32_t *slots;
@@ -28,9 +21,6 @@ struct ap_sys_table {
 	struct ap_sys_entry *entries;
 	size_t n, cap;
 	struct index entry_index;
-	struct slow_seen *slow;
-	size_t nslow, slow_cap;
-	struct index slow_index;
 };
 
 static uint64_t mix(uint64_t h)
@@ -43,9 +33,9 @@ static uint64_t mix(uint64_t h)
 	return h;
 }
 
-static uint64_t key_hash(uint32_t pid, uint32_t nr, uint32_t extra)
+static uint64_t key_hash(uint32_t pid, uint32_t nr)
 {
-	return mix(((uint64_t)pid << 32 | nr) ^ mix(extra + 0x9e3779b97f4a7c15ULL));
+	return mix((uint64_t)pid << 32 | nr);
 }
 
 /* Rebuild the index over items[0..n) with room for at least `need` items. */
@@ -77,14 +67,7 @@ static uint64_t entry_hash_at(const void *items, size_t i)
 {
 	const struct ap_sys_entry *e = (const struct ap_sys_entry *)items + i;
 
-	return key_hash(e->pid, e->nr, 0);
-}
-
-static uint64_t slow_hash_at(const void *items, size_t i)
-{
-	const struct slow_seen *s = (const struct slow_seen *)items + i;
-
-	return key_hash(s->key.pid, s->key.nr, (uint32_t)s->key.stack_id);
+	return key_hash(e->pid, e->nr);
 }
 
 struct ap_sys_table *ap_sys_table_new(void)
@@ -100,8 +83,6 @@ void ap_sys_table_free(struct ap_sys_table *t)
 		free(t->entries[i].errnos);
 	free(t->entries);
 	free(t->entry_index.slots);
-	free(t->slow);
-	free(t->slow_index.slots);
 	free(t);
 }
 
@@ -121,7 +102,7 @@ static struct ap_sys_entry *find(const struct ap_sys_table *t, uint32_t pid, uin
 
 	if (!t->entry_index.cap)
 		return NULL;
-	s = key_hash(pid, nr, 0) & (t->entry_index.cap - 1);
+	s = key_hash(pid, nr) & (t->entry_index.cap - 1);
 	for (; t->entry_index.slots[s]; s = (s + 1) & (t->entry_index.cap - 1)) {
 		struct ap_sys_entry *e = &t->entries[t->entry_index.slots[s] - 1];
 
@@ -160,7 +141,7 @@ static struct ap_sys_entry *get(struct ap_sys_table *t, uint32_t pid, uint32_t n
 	memset(e, 0, sizeof(*e));
 	e->pid = pid;
 	e->nr = nr;
-	s = key_hash(pid, nr, 0) & (t->entry_index.cap - 1);
+	s = key_hash(pid, nr) & (t->entry_index.cap - 1);
 	while (t->entry_index.slots[s])
 		s = (s + 1) & (t->entry_index.cap - 1);
 	t->entry_index.slots[s] = (uint32_t)t->n;
@@ -184,59 +165,17 @@ void ap_sys_totals_add(struct ap_sys_totals *a, const struct ap_sys_totals *b)
 		a->hist[i] += b->hist[i];
 }
 
-void ap_sys_totals_from_percpu(struct ap_sys_totals *out, char comm[AP_SYS_COMM_LEN + 1],
-			       const struct ap_sys_stats *percpu, int ncpu)
+int ap_sys_table_add_errno(struct ap_sys_table *t, uint32_t pid, uint32_t nr, uint32_t err,
+			   uint64_t count)
 {
-	memset(out, 0, sizeof(*out));
-	comm[0] = '\0';
-	for (int c = 0; c < ncpu; c++) {
-		const struct ap_sys_stats *v = &percpu[c];
-		struct ap_sys_totals one = {
-			.count = v->count,
-			.errors = v->errors,
-			.total_ns = v->total_ns,
-			.min_ns = v->min_ns,
-			.max_ns = v->max_ns,
-			.slow = v->slow,
-			.noreturn = v->noreturn,
-		};
-
-		memcpy(one.hist, v->hist, sizeof(one.hist));
-		ap_sys_totals_add(out, &one);
-		/* only the CPU that created the key wrote the name */
-		if (!comm[0] && v->comm[0]) {
-			memcpy(comm, v->comm, AP_SYS_COMM_LEN);
-			comm[AP_SYS_COMM_LEN] = '\0';
-		}
-	}
-}
-
-int ap_sys_table_set(struct ap_sys_table *t, const struct ap_sys_key *key, const char *comm,
-		     const struct ap_sys_totals *live)
-{
-	struct ap_sys_entry *e = get(t, key->pid, key->nr);
-
-	if (!e)
-		return -ENOMEM;
-	if (comm && comm[0])
-		snprintf(e->comm, sizeof(e->comm), "%s", comm);
-	e->live = *live;
-	e->sum = e->base;
-	ap_sys_totals_add(&e->sum, &e->live);
-	return 0;
-}
-
-int ap_sys_table_set_errno(struct ap_sys_table *t, const struct ap_sys_err_key *key,
-			   uint64_t live)
-{
-	struct ap_sys_entry *e = get(t, key->pid, key->nr);
+	struct ap_sys_entry *e = get(t, pid, nr);
 	struct ap_sys_errno_count *ec;
 
 	if (!e)
 		return -ENOMEM;
 	for (size_t i = 0; i < e->nerrnos; i++) {
-		if (e->errnos[i].err == key->err) {
-			e->errnos[i].count = e->errnos[i].base + live;
+		if (e->errnos[i].err == err) {
+			e->errnos[i].count += count;
 			return 0;
 		}
 	}
@@ -251,78 +190,45 @@ int ap_sys_table_set_errno(struct ap_sys_table *t, const struct ap_sys_err_key *
 	}
 	ec = &e->errnos[e->nerrnos++];
 	memset(ec, 0, sizeof(*ec));
-	ec->err = key->err;
-	ec->count = live;
+	ec->err = err;
+	ec->count = count;
 	return 0;
 }
 
-int ap_sys_table_slow_delta(struct ap_sys_table *t, const struct ap_sys_slow_key *key,
-			    uint64_t count, uint64_t total_ns, uint64_t *dcount, uint64_t *dns)
+int ap_sys_table_add_agg(struct ap_sys_table *t, const struct ap_sys_agg *a)
 {
-	struct index *ix = &t->slow_index;
-	struct slow_seen *s = NULL;
-	size_t pos;
+	struct ap_sys_totals v = {
+		.count = a->count,
+		.errors = a->errors,
+		.total_ns = a->total_ns,
+		.min_ns = a->min_ns,
+		.max_ns = a->max_ns,
+		.slow = a->slow,
+		.noreturn = a->noreturn,
+	};
+	struct ap_sys_entry *e;
+	int err;
 
-	if (ix->cap) {
-		pos = key_hash(key->pid, key->nr, (uint32_t)key->stack_id) & (ix->cap - 1);
-		for (; ix->slots[pos]; pos = (pos + 1) & (ix->cap - 1)) {
-			struct slow_seen *c = &t->slow[ix->slots[pos] - 1];
-
-			if (c->key.pid == key->pid && c->key.nr == key->nr &&
-			    c->key.stack_id == key->stack_id) {
-				s = c;
-				break;
-			}
-		}
+	if (!a->key.pid || (!a->count && !a->noreturn))
+		return 0; /* a way never used, or emptied */
+	e = get(t, a->key.pid, a->key.nr);
+	if (!e)
+		return -ENOMEM;
+	if (!e->comm[0]) {
+		memcpy(e->comm, a->comm, AP_SYS_COMM_LEN);
+		e->comm[AP_SYS_COMM_LEN] = '\0';
 	}
-	if (!s) {
-		if (t->nslow == t->slow_cap) {
-			size_t ncap = t->slow_cap ? t->slow_cap * 2 : 64;
-			struct slow_seen *ns = realloc(t->slow, ncap * sizeof(*ns));
-
-			if (!ns)
-				return -ENOMEM;
-			t->slow = ns;
-			t->slow_cap = ncap;
-		}
-		if ((t->nslow + 1) * 2 > ix->cap &&
-		    index_grow(ix, t->nslow + 1, t->nslow, slow_hash_at, t->slow))
-			return -ENOMEM;
-		s = &t->slow[t->nslow++];
-		memset(s, 0, sizeof(*s));
-		s->key = *key;
-		s->key.pad = 0;
-		pos = key_hash(key->pid, key->nr, (uint32_t)key->stack_id) & (ix->cap - 1);
-		while (ix->slots[pos])
-			pos = (pos + 1) & (ix->cap - 1);
-		ix->slots[pos] = (uint32_t)t->nslow;
+	memcpy(v.hist, a->hist, sizeof(v.hist));
+	ap_sys_totals_add(&e->sum, &v);
+	for (int i = 0; i < AP_SYS_ERRNO_SLOTS; i++) {
+		if (!a->errnos[i].err)
+			break;
+		err = ap_sys_table_add_errno(t, a->key.pid, a->key.nr, a->errnos[i].err,
+					     a->errnos[i].count);
+		if (err)
+			return err;
 	}
-	/* a counter never goes back; if it seems to, the kernel entry was recreated */
-	*dcount = count >= s->count ? count - s->count : count;
-	*dns = total_ns >= s->ns ? total_ns - s->ns : total_ns;
-	s->count = count;
-	s->ns = total_ns;
 	return 0;
-}
-
-void ap_sys_table_retire_pid(struct ap_sys_table *t, uint32_t pid)
-{
-	for (size_t i = 0; i < t->n; i++) {
-		struct ap_sys_entry *e = &t->entries[i];
-
-		if (e->pid != pid)
-			continue;
-		e->base = e->sum;
-		memset(&e->live, 0, sizeof(e->live));
-		for (size_t j = 0; j < e->nerrnos; j++)
-			e->errnos[j].base = e->errnos[j].count;
-	}
-	for (size_t i = 0; i < t->nslow; i++) {
-		if (t->slow[i].key.pid == pid) {
-			t->slow[i].count = 0;
-			t->slow[i].ns = 0;
-		}
-	}
 }
 
 static int errno_cmp(const void *a, const void *b)
@@ -377,36 +283,39 @@ static int syscall_frame(struct ap_profile *p, uint32_t nr, uint32_t *frame, uin
 }
 
 int ap_sys_record_slow(struct ap_profile *p, struct ap_symbolizer *sym, struct ap_sys_table *t,
-		       const struct ap_sys_slow_key *key, uint64_t count, uint64_t total_ns,
-		       const __u64 *ustack)
+		       const struct ap_sys_slow_event *ev, const __u64 *ustack)
 {
 	uint32_t frames[AP_SYS_STACK_DEPTH + 1];
-	struct ap_sys_entry *e = find(t, key->pid, key->nr);
+	struct ap_sys_entry *e = get(t, ev->pid, ev->nr);
 	struct ap_sample s = { 0 };
 	size_t n = 0;
 	int err;
 
 	if (!e)
-		return -ENOENT;
+		return -ENOMEM;
+	if (!e->comm[0]) {
+		memcpy(e->comm, ev->comm, AP_SYS_COMM_LEN);
+		e->comm[AP_SYS_COMM_LEN] = '\0';
+	}
 	for (size_t i = 0; ustack && i < AP_SYS_STACK_DEPTH && ustack[i]; i++) {
-		frames[n] = ap_symbolizer_user_frame(sym, p, (int)key->pid, ustack[i], i > 0);
+		frames[n] = ap_symbolizer_user_frame(sym, p, (int)ev->pid, ustack[i], i > 0);
 		if (frames[n++] == UINT32_MAX)
 			return -ENOMEM;
 	}
-	err = syscall_frame(p, key->nr, &frames[n++], &s.labels);
+	err = syscall_frame(p, ev->nr, &frames[n++], &s.labels);
 	if (err)
 		return err;
 	s.stack = ap_profile_add_stack(p, frames, n);
 	s.comm = ap_profile_intern(p, e->comm);
 	if (s.stack == UINT32_MAX || s.comm == UINT32_MAX)
 		return -ENOMEM;
-	s.pid = key->pid;
-	s.values[AP_SYS_VALUE_CALLS] = count;
-	s.values[AP_SYS_VALUE_LATENCY_NS] = total_ns;
+	s.pid = ev->pid;
+	s.values[AP_SYS_VALUE_CALLS] = 1;
+	s.values[AP_SYS_VALUE_LATENCY_NS] = ev->latency_ns;
 	if (ap_profile_add_sample(p, &s))
 		return -ENOMEM;
-	e->slow_stack_calls += count;
-	e->slow_stack_ns += total_ns;
+	e->slow_stack_calls += 1;
+	e->slow_stack_ns += ev->latency_ns;
 	return 0;
 }
 

@@ -1,11 +1,9 @@
-/* SPDX-License-Identifier: MIT */
 /*
  * Pure part of the syscall collector: the userspace table of per-(process, syscall)
- * aggregates read from the kernel maps, the profile built from it, and the text/JSON reports.
+ * aggregates, the profile built from it, and the text/JSON reports.
  *
- * The kernel maps are cumulative: each read replaces the key's "live" values. When a process
- * has exited the collector folds its live values into a "base" and deletes its kernel entries,
- * so a later process with the same pid starts from zero on top of that base.
+ * Everything is additive: aggregates evicted from the kernel's per-CPU caches while tracing,
+ * and those left in the caches at the end, are added to the table; nothing is read twice.
  */
 #ifndef AP_SYSCALL_RECORD_H
 #define AP_SYSCALL_RECORD_H
@@ -21,13 +19,12 @@
 #include "syscall.h"
 
 struct ap_sys_errno_count {
-	uint32_t err;  /* positive errno */
+	uint32_t err; /* positive errno */
 	uint32_t pad;
 	uint64_t count;
-	uint64_t base; /* internal: count of retired incarnations */
 };
 
-/* Aggregated values of one key: the kernel's struct ap_sys_stats summed over CPUs. */
+/* Aggregated values of one key. */
 struct ap_sys_totals {
 	uint64_t count; /* calls that returned; the histogram sums to it */
 	uint64_t errors;
@@ -43,15 +40,13 @@ struct ap_sys_entry {
 	uint32_t pid;
 	uint32_t nr; /* key nr: syscall number | AP_SYS_ABI_* */
 	char comm[AP_SYS_COMM_LEN + 1];
-	struct ap_sys_totals sum; /* what reports show: base + live */
+	struct ap_sys_totals sum;
 	struct ap_sys_errno_count *errnos; /* sorted by count, descending, after _sort() */
 	size_t nerrnos;
 	/* slow calls already in the profile with their stacks */
 	uint64_t slow_stack_calls;
 	uint64_t slow_stack_ns;
-	/* internal */
-	struct ap_sys_totals base, live;
-	size_t errnos_cap;
+	size_t errnos_cap; /* internal */
 };
 
 struct ap_sys_table;
@@ -65,26 +60,15 @@ const struct ap_sys_entry *ap_sys_table_entry(const struct ap_sys_table *t, size
 const struct ap_sys_entry *ap_sys_table_find(const struct ap_sys_table *t, uint32_t pid,
 					     uint32_t nr);
 
-/* Add two aggregates (min/max merged, the empty side ignored): a += b. */
+/* a += b (min/max merged, an empty side ignored). */
 void ap_sys_totals_add(struct ap_sys_totals *a, const struct ap_sys_totals *b);
-/* Sum the kernel's per-CPU values (ncpu consecutive structs). */
-void ap_sys_totals_from_percpu(struct ap_sys_totals *out, char comm[AP_SYS_COMM_LEN + 1],
-			       const struct ap_sys_stats *percpu, int ncpu);
 
-/* The key's current kernel values (already summed over CPUs). Returns 0 or -ENOMEM. */
-int ap_sys_table_set(struct ap_sys_table *t, const struct ap_sys_key *key, const char *comm,
-		     const struct ap_sys_totals *live);
-/* The current kernel count of (pid, nr, errno). Returns 0 or -ENOMEM. */
-int ap_sys_table_set_errno(struct ap_sys_table *t, const struct ap_sys_err_key *key,
-			   uint64_t live);
-/*
- * Slow calls of one (pid, nr, stack): `count`/`total_ns` are the kernel's cumulative values;
- * returns in *dcount and *dns what is new since the last call for this key. Returns 0 or -ENOMEM.
- */
-int ap_sys_table_slow_delta(struct ap_sys_table *t, const struct ap_sys_slow_key *key,
-			    uint64_t count, uint64_t total_ns, uint64_t *dcount, uint64_t *dns);
-/* The kernel entries of `pid` are being deleted: keep what they counted as a base. */
-void ap_sys_table_retire_pid(struct ap_sys_table *t, uint32_t pid);
+/* Add one kernel aggregate (an evicted or final cache way; empty ways are ignored).
+ * Returns 0 or -ENOMEM. */
+int ap_sys_table_add_agg(struct ap_sys_table *t, const struct ap_sys_agg *a);
+/* Add `count` failures with errno `err` to (pid, nr). Returns 0 or -ENOMEM. */
+int ap_sys_table_add_errno(struct ap_sys_table *t, uint32_t pid, uint32_t nr, uint32_t err,
+			   uint64_t count);
 /* Sort every entry's errnos by count (descending). */
 void ap_sys_table_sort_errnos(struct ap_sys_table *t);
 
@@ -101,13 +85,12 @@ enum { AP_SYS_VALUE_CALLS = 0, AP_SYS_VALUE_LATENCY_NS = 1 };
 int ap_sys_profile_init(struct ap_profile *p, uint64_t min_latency_ns);
 
 /*
- * Add `count` slow calls of `key` taking `total_ns` in all, made from the user stack `ustack`
- * (leaf first, zero-terminated, at most AP_SYS_STACK_DEPTH; NULL when capture failed).
- * The key's entry must exist (its comm names the sample). Returns 0, -ENOENT or -ENOMEM.
+ * Add one slow call (event from the kernel) made from the user stack `ustack` (leaf first,
+ * zero-terminated, at most AP_SYS_STACK_DEPTH; NULL when capture failed). Returns 0 or
+ * -ENOMEM.
  */
 int ap_sys_record_slow(struct ap_profile *p, struct ap_symbolizer *sym, struct ap_sys_table *t,
-		       const struct ap_sys_slow_key *key, uint64_t count, uint64_t total_ns,
-		       const __u64 *ustack);
+		       const struct ap_sys_slow_event *e, const __u64 *ustack);
 
 /* After the last read: one sample per entry for its calls not in a slow-stack sample.
  * Call once. Returns 0 or -ENOMEM. */

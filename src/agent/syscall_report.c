@@ -13,9 +13,9 @@
 
 /* Counters that mean calls (or their details) were lost; named in the text report. */
 static const char *const loss_stats[] = {
-	"counts_map_full",   "errno_map_full",	     "slow_map_full",
-	"task_storage_errors", "user_stack_errors", "stack_map_collisions",
-	"recursion_misses",  "drain_errors",
+	"calls_lost",	    "errno_lost",	   "slow_events_lost",	   "task_storage_errors",
+	"stale_inflight",   "user_stack_errors", "stack_map_collisions", "recursion_misses",
+	"drain_errors",
 };
 
 const char *ap_sys_fmt_ns(uint64_t ns, char *buf, size_t len)

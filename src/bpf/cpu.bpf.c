@@ -14,6 +14,7 @@
 #include <bpf/bpf_core_read.h>
 
 #include "cpu.h"
+#include "unwind.h"
 
 #define EFAULT 14
 
@@ -82,6 +83,15 @@ struct {
 	__uint(max_entries, 1024 * 1024);
 } sample_events SEC(".maps");
 
+/* When each process last asked the agent to re-scan its mappings (AP_PROC_UNKNOWN_PC). */
+#define RESCAN_INTERVAL_NS (100ULL * 1000 * 1000)
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u64);
+} unwind_rescan SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, AP_CPU_STAT_MAX);
@@ -131,13 +141,30 @@ static __always_inline __u64 stack_hash(const struct ap_stack *st, __u32 n)
 	return h ? h : 1;
 }
 
+/* Store a zero-tailed stack of n frames in `stacks`; returns its id (hash), 0 on failure.
+ * `tag` goes into the top bits of the id (user stacks: how the walk ended). */
+static __always_inline __u64 store_stack(void *stacks, struct ap_stack *st, __u32 n, __u64 tag)
+{
+	__u64 h = stack_hash(st, n);
+
+	if (tag) {
+		h = (h & ((1ULL << AP_UNWIND_STATUS_SHIFT) - 1)) | tag;
+		h = h ? h : 1;
+	}
+	if (bpf_map_update_elem(stacks, &h, st, BPF_NOEXIST) &&
+	    !bpf_map_lookup_elem(stacks, &h)) {
+		stat_inc(AP_CPU_STAT_STACKS_FULL);
+		return 0;
+	}
+	return h;
+}
+
 /* Capture the current kernel or user stack into `stacks`; returns its hash, 0 if none. */
 static __always_inline __u64 capture_stack(void *ctx, void *stacks, __u64 flags, __u32 err_stat)
 {
 	__u32 zero = 0;
 	struct ap_stack *st = bpf_map_lookup_elem(&stack_scratch, &zero);
 	long len;
-	__u64 h;
 
 	if (!st)
 		return 0;
@@ -148,13 +175,49 @@ static __always_inline __u64 capture_stack(void *ctx, void *stacks, __u64 flags,
 			stat_inc(err_stat);
 		return 0;
 	}
-	h = stack_hash(st, (__u32)len / sizeof(__u64));
-	if (bpf_map_update_elem(stacks, &h, st, BPF_NOEXIST) &&
-	    !bpf_map_lookup_elem(stacks, &h)) {
-		stat_inc(AP_CPU_STAT_STACKS_FULL);
-		return 0;
+	return store_stack(stacks, st, (__u32)len / sizeof(__u64), 0);
+}
+
+/* Ask the agent to re-read the mappings of a process that ran code outside all of them
+ * (a library it dlopen()ed), at most every RESCAN_INTERVAL_NS. */
+static __always_inline void request_rescan(__u32 tgid)
+{
+	__u64 now = bpf_ktime_get_ns(), *last = bpf_map_lookup_elem(&unwind_rescan, &tgid);
+
+	if (last && now - *last < RESCAN_INTERVAL_NS)
+		return;
+	bpf_map_update_elem(&unwind_rescan, &tgid, &now, BPF_ANY);
+	emit_proc_event(AP_PROC_UNKNOWN_PC, tgid);
+}
+
+/* The user stack: walked with the CFI tables (unwind.h), or by the kernel's frame-pointer
+ * walk when tables are off. */
+static __always_inline __u64 capture_user_stack(struct bpf_perf_event_data *ctx, void *stacks,
+						__u32 tgid)
+{
+	struct pt_regs *regs = (struct pt_regs *)&ctx->regs;
+	struct ap_uregs start = {};
+	__u32 n, status, flags;
+	struct ap_stack *st;
+	__u64 cs;
+
+	if (!cfg_unwind_tables)
+		return capture_stack(ctx, stacks, BPF_F_USER_STACK, AP_CPU_STAT_USER_STACK_ERR);
+	/* the context allows only 8-byte loads, and cs is a 16-bit field */
+	cs = *(volatile __u64 *)((void *)regs + __builtin_offsetof(struct pt_regs, cs));
+	/* a sample in kernel mode (pc 0 here) walks from the user registers saved at kernel
+	 * entry */
+	if ((cs & 3) == 3) {
+		start.pc = regs->ip;
+		start.sp = regs->sp;
+		start.bp = regs->bp;
 	}
-	return h;
+	st = ap_unwind_user(&start, tgid, &n, &status, &flags);
+	if (flags & AP_UNWIND_F_UNKNOWN_PC)
+		request_rescan(tgid);
+	if (!st || !n)
+		return 0;
+	return store_stack(stacks, st, n, (__u64)status << AP_UNWIND_STATUS_SHIFT);
 }
 
 static __always_inline void count_sample(void *counts, const struct ap_cpu_key *key)
@@ -221,8 +284,7 @@ int cpu_sample(struct bpf_perf_event_data *ctx)
 	bpf_get_current_comm(key.comm, sizeof(key.comm));
 	key.kern_stack = cfg_kernel_stacks ?
 		capture_stack(ctx, stacks, 0, AP_CPU_STAT_KERN_STACK_ERR) : 0;
-	key.user_stack = cfg_user_stacks && tgid ?
-		capture_stack(ctx, stacks, BPF_F_USER_STACK, AP_CPU_STAT_USER_STACK_ERR) : 0;
+	key.user_stack = cfg_user_stacks && tgid ? capture_user_stack(ctx, stacks, tgid) : 0;
 
 	if (cfg_per_event)
 		emit_sample(&key, slot);

@@ -40,6 +40,7 @@ enum ap_proc_event_kind {
 	AP_PROC_NEW = 1,  /* first sample of a process: snapshot its mappings now */
 	AP_PROC_EXEC = 2, /* the process replaced its image */
 	AP_PROC_EXIT = 3, /* the process exited (thread group leader) */
+	AP_PROC_UNKNOWN_PC = 4, /* a user pc outside every known mapping (dlopen): re-scan */
 };
 
 struct ap_proc_event {

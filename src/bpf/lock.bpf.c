@@ -88,12 +88,22 @@ struct {
 	__type(value, __u8);
 } target_comms SEC(".maps");
 
+/* Stacks keyed by a hash of their frames: a STACK_TRACE map's buckets collide and would drop
+ * stacks (-EEXIST) or, with REUSE_STACKID, let one stack overwrite another's id. */
 struct stack_map {
-	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096); /* resized by the loader */
-	__uint(key_size, sizeof(__u32));
-	__uint(value_size, AP_LOCK_STACK_DEPTH * sizeof(__u64));
+	__type(key, __u64);
+	__type(value, struct ap_lock_stack_ips);
 };
+
+/* Where a stack is captured before it is hashed: too big for the 512-byte BPF stack. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ap_lock_stack_ips);
+} stack_scratch SEC(".maps");
 
 struct waits_map {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -256,6 +266,8 @@ static __always_inline bool classify_rwlock(struct futex_start *s, __u64 uaddr, 
 	}
 	if (r[4] || r[5]) /* __pad3, __pad4 are never written */
 		return false;
+	if (!r[0]) /* __readers: a waiter implies WRPHASE/WRLOCKED bits or readers */
+		return false;
 	if (r[2] > (RWLOCK_FUTEX_USED | 1) || r[3] > (RWLOCK_FUTEX_USED | 1))
 		return false; /* __wrphase_futex, __writers_futex: 0/1 | FUTEX_USED */
 	s->kind = AP_LOCK_RWLOCK;
@@ -382,17 +394,35 @@ static __always_inline int futex_enter(__u32 which, __u64 uaddr, __u32 op, __u32
 	return 0;
 }
 
-static __always_inline __s32 capture_stack(void *ctx, void *map, __u64 flags, __u32 err_stat)
+/* Capture the current user or kernel stack into `map`; returns its key, 0 when none. */
+static __always_inline __u64 capture_stack(void *ctx, void *map, __u64 flags, __u32 err_stat)
 {
-	long id = bpf_get_stackid(ctx, map, flags);
+	struct ap_lock_stack_ips *st;
+	__u32 zero = 0, n;
+	__u64 h = 0xcbf29ce484222325ULL; /* FNV-1a over the frames */
+	long len;
 
-	if (id >= 0)
-		return (__s32)id;
-	if (id == -EEXIST)
-		stat_inc(AP_LOCK_STAT_STACK_COLLISION);
-	else if (id != -EFAULT) /* -EFAULT: no stack of this kind (kernel thread) */
-		stat_inc(err_stat);
-	return -1;
+	st = bpf_map_lookup_elem(&stack_scratch, &zero);
+	if (!st)
+		return 0;
+	/* the helper zero-fills the rest of the buffer, so equal stacks are equal values */
+	len = bpf_get_stack(ctx, st->ips, sizeof(st->ips), flags);
+	if (len <= 0) {
+		if (len != -EFAULT && len != 0) /* -EFAULT: no stack of this kind (kthread) */
+			stat_inc(err_stat);
+		return 0;
+	}
+	n = (__u32)len / sizeof(__u64);
+	for (__u32 i = 0; i < AP_LOCK_STACK_DEPTH && i < n; i++) {
+		h ^= st->ips[i];
+		h *= 0x100000001b3ULL;
+	}
+	h |= 1; /* never 0, which means "no stack" */
+	if (bpf_map_update_elem(map, &h, st, BPF_NOEXIST) && !bpf_map_lookup_elem(map, &h)) {
+		stat_inc(AP_LOCK_STAT_STACKS_FULL);
+		return 0;
+	}
+	return h;
 }
 
 /* Result of a wait from the syscall's return value: where it is counted. */
@@ -474,9 +504,10 @@ static __always_inline int futex_exit(void *ctx, long ret)
 		/* futex_waitv returns the index of the futex that woke it */
 		__u64 i = ret >= 0 && ret < s.nr ? (__u64)ret : 0;
 
-		bpf_probe_read_user(&s.addr, sizeof(s.addr),
-				    (void *)(s.waitv + i * sizeof(struct futex_waitv) +
-					     offsetof(struct futex_waitv, uaddr)));
+		if (bpf_probe_read_user(&s.addr, sizeof(s.addr),
+					(void *)(s.waitv + i * sizeof(struct futex_waitv) +
+						 offsetof(struct futex_waitv, uaddr))))
+			stat_inc(AP_LOCK_STAT_USER_READ_ERR);
 	}
 	hk.addr = s.addr;
 	hk.pid = id >> 32;
@@ -506,10 +537,10 @@ static __always_inline int futex_exit(void *ctx, long ret)
 	key.kind = s.kind;
 	key.flags = s.op;
 	bpf_get_current_comm(key.comm, sizeof(key.comm));
-	key.user_stack_id = cfg_user_stacks ?
-		capture_stack(ctx, stacks, BPF_F_USER_STACK, AP_LOCK_STAT_USER_STACK_ERR) : -1;
-	key.kern_stack_id = cfg_kernel_stacks ?
-		capture_stack(ctx, stacks, 0, AP_LOCK_STAT_KERN_STACK_ERR) : -1;
+	key.user_stack = cfg_user_stacks ?
+		capture_stack(ctx, stacks, BPF_F_USER_STACK, AP_LOCK_STAT_USER_STACK_ERR) : 0;
+	key.kern_stack = cfg_kernel_stacks ?
+		capture_stack(ctx, stacks, 0, AP_LOCK_STAT_KERN_STACK_ERR) : 0;
 	add_wait(&key, now - s.ts, ret, waits);
 	add_holder(&hk, now - s.ts, false);
 	return 0;
@@ -610,19 +641,29 @@ static __always_inline __u32 klock_kind(__u32 flags)
 	return flags ? AP_LOCK_K_OTHER : AP_LOCK_K_SEMAPHORE;
 }
 
-/* Locks that can be named from the waiter's own task. */
-static __always_inline __u32 klock_class(__u64 lock)
+/* Locks that can be named from the waiter's own task (perf lock does the same). */
+static __always_inline __u32 klock_class(__u64 lock, __u32 flags)
 {
 	struct task_struct *t = bpf_get_current_task_btf();
-	struct sighand_struct *sh;
-	struct mm_struct *mm;
 
-	mm = BPF_CORE_READ(t, mm);
-	if (mm && lock == (__u64)&mm->mmap_lock)
-		return AP_LCLASS_MMAP_LOCK;
-	sh = BPF_CORE_READ(t, sighand);
-	if (sh && lock == (__u64)&sh->siglock)
-		return AP_LCLASS_SIGLOCK;
+	if (flags & AP_LCB_F_SPIN) {
+		struct sighand_struct *sh = BPF_CORE_READ(t, sighand);
+		struct cfs_rq *cfs = BPF_CORE_READ(t, se.cfs_rq);
+		struct rq *rq = NULL;
+
+		if (sh && lock == (__u64)&sh->siglock)
+			return AP_LCLASS_SIGLOCK;
+		/* the waiter's runqueue (the `runqueues` per-CPU symbol needs KALLSYMS_ALL) */
+		if (cfs && bpf_core_field_exists(cfs->rq))
+			rq = BPF_CORE_READ(cfs, rq);
+		if (rq && bpf_core_field_exists(rq->__lock) && lock == (__u64)&rq->__lock)
+			return AP_LCLASS_RQ_LOCK;
+	} else {
+		struct mm_struct *mm = BPF_CORE_READ(t, mm);
+
+		if (mm && lock == (__u64)&mm->mmap_lock)
+			return AP_LCLASS_MMAP_LOCK;
+	}
 	return AP_LCLASS_NONE;
 }
 
@@ -648,7 +689,7 @@ int BPF_PROG(klock_begin, void *lock, unsigned int flags)
 		cur->ts = bpf_ktime_get_ns();
 		cur->lock = (__u64)lock;
 		cur->flags = flags;
-		cur->lclass = klock_class((__u64)lock);
+		cur->lclass = klock_class((__u64)lock, flags);
 		stat_inc(AP_LOCK_STAT_KLOCK_BEGIN);
 		return 0;
 	}
@@ -662,7 +703,7 @@ int BPF_PROG(klock_begin, void *lock, unsigned int flags)
 	s.ts = bpf_ktime_get_ns();
 	s.lock = (__u64)lock;
 	s.flags = flags;
-	s.lclass = klock_class((__u64)lock);
+	s.lclass = klock_class((__u64)lock, flags);
 	if (bpf_map_update_elem(&klock_starts, &tid, &s, BPF_NOEXIST))
 		stat_inc(AP_LOCK_STAT_INFLIGHT_FULL);
 	else
@@ -711,10 +752,9 @@ int BPF_PROG(klock_end, void *lock, int ret)
 	key.kind = klock_kind(s.flags);
 	key.flags = s.flags;
 	key.lclass = s.lclass;
-	key.user_stack_id = -1;
 	bpf_get_current_comm(key.comm, sizeof(key.comm));
-	key.kern_stack_id = cfg_kernel_stacks ?
-		capture_stack(ctx, stacks, 0, AP_LOCK_STAT_KERN_STACK_ERR) : -1;
+	key.kern_stack = cfg_kernel_stacks ?
+		capture_stack(ctx, stacks, 0, AP_LOCK_STAT_KERN_STACK_ERR) : 0;
 	add_wait(&key, now - s.ts, ret, waits);
 	return 0;
 }

@@ -50,6 +50,7 @@ enum ap_lock_class {
 	AP_LCLASS_NONE = 0,
 	AP_LCLASS_MMAP_LOCK = 1, /* current->mm->mmap_lock */
 	AP_LCLASS_SIGLOCK = 2,	 /* current->sighand->siglock */
+	AP_LCLASS_RQ_LOCK = 3,	 /* this CPU's runqueue lock (runqueues.__lock) */
 };
 
 /* key.flags of user waits: the futex command (FUTEX_WAIT = 0, ...), or one of these. */
@@ -68,15 +69,20 @@ enum ap_lock_class {
  */
 struct ap_lock_key {
 	__u64 addr;
-	__u32 pid; /* thread group id of the waiter */
+	__u64 user_stack; /* key in the stacks map (a hash of the frames), 0: none */
+	__u64 kern_stack; /* same for the kernel stack */
+	__u32 pid;	  /* thread group id of the waiter */
 	__u32 tid;
-	__s32 user_stack_id; /* <0: none */
-	__s32 kern_stack_id; /* <0: none */
 	__u32 kind;	     /* enum ap_lock_kind */
 	__u32 flags;	     /* kernel: LCB_F_* of contention_begin; user: futex op (cmd) */
 	__u32 lclass;	     /* enum ap_lock_class (kernel locks) */
 	__u32 pad;
 	char comm[AP_LOCK_COMM_LEN];
+};
+
+/* A captured stack, as stored in the stacks maps: leaf first, zero-filled after the end. */
+struct ap_lock_stack_ips {
+	__u64 ips[AP_LOCK_STACK_DEPTH];
 };
 
 /* Aggregated waits of one key. count = waits that blocked; acquired (or woken) = count -
@@ -128,7 +134,7 @@ enum ap_lock_stat {
 	AP_LOCK_STAT_KLOCK_UNMATCHED,	/* contention_end without a begin (started before attach) */
 	AP_LOCK_STAT_USER_STACK_ERR,	/* user stack capture failed */
 	AP_LOCK_STAT_KERN_STACK_ERR,	/* kernel stack capture failed */
-	AP_LOCK_STAT_STACK_COLLISION,	/* stack map bucket taken by another stack */
+	AP_LOCK_STAT_STACKS_FULL,	/* stacks map full: a wait recorded without its stack */
 	AP_LOCK_STAT_WAITS_FULL,	/* aggregation map full: wait lost */
 	AP_LOCK_STAT_HOLDERS_FULL,	/* holder map full: holder attribution lost */
 	AP_LOCK_STAT_MAX,

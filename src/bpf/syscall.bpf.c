@@ -1,18 +1,22 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * Syscall latency: sys_enter stores the start time in task-local storage, sys_exit adds the
- * call to a per-CPU aggregate of (process, syscall): count, errors, total/min/max latency and
- * a log2 histogram. Errors per errno and slow calls' user stacks go to side maps touched only
- * by failing or slow calls, so the common path is two task-storage accesses, two clock reads
- * and one per-CPU hash update.
+ * Syscall latency per (process, syscall): count, errors per errno, total/min/max latency and
+ * a log2 histogram, aggregated in the kernel.
  *
- * Both programs are declared raw_tp; the loader turns them into tp_btf (same body, same
- * context: an array of u64 arguments) and keeps raw_tp only where tp_btf is refused.
- * Filters run at sys_enter: a filtered-out task never gets task storage, so its sys_exit
- * returns after one failed storage lookup.
+ * The common path touches only per-CPU arrays, whose lookups the JIT inlines:
+ *  - sys_enter writes the start time into this CPU's in-flight slot;
+ *  - sys_exit finds it there (same thread, never switched out in between), and adds the call
+ *    to this CPU's aggregation cache: a 2-way set-associative array of aggregates indexed by
+ *    a hash of (pid, syscall).
+ * A call whose thread is switched out (it blocked, or was preempted) is moved by sched_switch
+ * from the slot into the thread's task-local storage, where its sys_exit finds it on any CPU.
+ * When a set is full, its least recently used aggregate goes to the agent through the ring
+ * buffer and the way is reused; at the end the agent reads what is left in the caches. Kernel
+ * memory is fixed, nothing is read twice, and a failed eviction loses one call, counted.
  *
- * The maps are cumulative; the agent reads them while they fill and deletes only the entries
- * of processes that exited, so nothing is lost between a read and a delete.
+ * Filters run at sys_enter: a filtered-out call never takes the slot, and its sys_exit ends
+ * after one failed task-storage lookup. The programs are declared raw_tp; the loader turns
+ * them into tp_btf (same body, same u64-array context) and keeps raw_tp only as a fallback.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -28,6 +32,9 @@
 #define ARM64_TIF_32BIT 22   /* arch/arm64/include/asm/thread_info.h */
 
 const volatile bool cfg_filter_pids = false;
+const volatile bool cfg_filter_pids_map = false; /* more pids than fit inline */
+const volatile __u32 cfg_npids_inline = 0;
+const volatile __u32 cfg_pids[AP_SYS_INLINE_PIDS] = {};
 const volatile bool cfg_filter_syscalls = false;
 const volatile __u32 cfg_ncomms = 0;
 const volatile __u64 cfg_comms[AP_SYS_MAX_COMMS][2] = {};
@@ -35,15 +42,36 @@ const volatile __u64 cfg_syscall_bits[AP_SYS_FILTER_BITS / 64] = {};
 const volatile __u64 cfg_min_latency_ns = 0; /* 0: no slow-call accounting */
 const volatile bool cfg_slow_stacks = false;
 const volatile bool cfg_count_unmatched = false;
+const volatile __u32 cfg_set_mask = 0; /* sets in sys_cache - 1 (a power of two - 1) */
+const volatile __u64 cfg_wakeup_bytes = 0; /* wake the agent when this much is queued */
 /* Key nrs (ABI bits included) of the calls that never return: exit, exit_group, compat ones. */
 const volatile __u32 cfg_noreturn[4] = { ~0u, ~0u, ~0u, ~0u };
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ap_sys_inflight);
+} sys_inflight SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, int);
-	__type(value, struct ap_sys_task);
-} sys_tasks SEC(".maps");
+	__type(value, struct ap_sys_inflight);
+} sys_spilled SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2); /* 2 ways x sets, set by the loader */
+	__type(key, __u32);
+	__type(value, struct ap_sys_agg);
+} sys_cache SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 << 20); /* resized by the loader */
+} sys_events SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -51,30 +79,6 @@ struct {
 	__type(key, __u32);	  /* tgid */
 	__type(value, __u8);
 } target_pids SEC(".maps");
-
-/* Allocated per key (no preallocation): a value is ~600 bytes on every CPU. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, 16384); /* resized by the loader */
-	__type(key, struct ap_sys_key);
-	__type(value, struct ap_sys_stats);
-} sys_stats SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, 16384);
-	__type(key, struct ap_sys_err_key);
-	__type(value, __u64);
-} sys_errnos SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, struct ap_sys_slow_key);
-	__type(value, struct ap_sys_slow_val);
-} sys_slow SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
@@ -90,15 +94,21 @@ struct {
 	__type(value, __u64);
 } sys_counters SEC(".maps");
 
-/* Initial value of a new aggregate; never written. */
-static struct ap_sys_stats zero_stats;
+/* A fresh cache way; never written. */
+static struct ap_sys_agg empty_agg;
 
-static __always_inline void stat_inc(__u32 which)
+static __always_inline void stat_add(__u32 which, __u64 n)
 {
 	__u64 *v = bpf_map_lookup_elem(&sys_counters, &which);
 
 	if (v)
-		*v += 1; /* per-CPU slot, and a program never nests on its CPU: no atomic needed */
+		*v += n; /* per-CPU slot, and a program never nests on its CPU: no atomic needed */
+}
+
+static __always_inline __u64 wakeup_flags(void)
+{
+	return bpf_ringbuf_query(&sys_events, BPF_RB_AVAIL_DATA) >= cfg_wakeup_bytes ?
+		       BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 }
 
 static __always_inline bool syscall_wanted(long id)
@@ -106,6 +116,19 @@ static __always_inline bool syscall_wanted(long id)
 	if (id < 0 || id >= AP_SYS_FILTER_BITS)
 		return false;
 	return cfg_syscall_bits[id >> 6] & (1ULL << (id & 63));
+}
+
+static __always_inline bool pid_wanted(__u32 tgid)
+{
+	if (cfg_filter_pids_map)
+		return bpf_map_lookup_elem(&target_pids, &tgid) != NULL;
+	for (__u32 i = 0; i < AP_SYS_INLINE_PIDS; i++) {
+		if (i >= cfg_npids_inline)
+			break;
+		if (cfg_pids[i] == tgid)
+			return true;
+	}
+	return false;
 }
 
 static __always_inline bool comm_wanted(void)
@@ -123,171 +146,250 @@ static __always_inline bool comm_wanted(void)
 }
 
 /* The ABI of the current call: the same number means another syscall for a 32-bit task. */
-static __always_inline __u32 abi_bits(struct task_struct *task)
+static __always_inline __u32 abi_bits(void)
 {
 #if defined(__TARGET_ARCH_x86)
-	if (task->thread_info.status & X86_TS_COMPAT)
+	if (bpf_get_current_task_btf()->thread_info.status & X86_TS_COMPAT)
 		return AP_SYS_ABI_COMPAT;
 #elif defined(__TARGET_ARCH_arm64)
-	if (task->thread_info.flags & (1UL << ARM64_TIF_32BIT))
+	if (bpf_get_current_task_btf()->thread_info.flags & (1UL << ARM64_TIF_32BIT))
 		return AP_SYS_ABI_COMPAT;
 #endif
 	return 0;
 }
 
-/* This CPU's aggregate of `key`, created (with the process name) on first use. */
-static __always_inline struct ap_sys_stats *stats_of(struct ap_sys_key *key)
+/* The syscall number in the registers (for sanity checks off the common path). */
+static __always_inline long regs_syscall_nr(struct pt_regs *regs)
 {
-	struct ap_sys_stats *v = bpf_map_lookup_elem(&sys_stats, key);
+#if defined(__TARGET_ARCH_x86)
+	return BPF_CORE_READ(regs, orig_ax);
+#elif defined(__TARGET_ARCH_arm64)
+	return BPF_CORE_READ(regs, syscallno);
+#else
+	return -1;
+#endif
+}
+
+/*
+ * This CPU's aggregate of (pid, nr). On a miss the set's least recently used way is sent to
+ * the agent and reused. NULL when the eviction failed: the caller's call is lost (counted).
+ */
+static __always_inline struct ap_sys_agg *agg_of(__u32 pid, __u32 nr, __u64 now)
+{
+	__u32 h = pid * 0x9e3779b1u ^ nr * 0x85ebca6bu;
+	__u32 i0, i1;
+	struct ap_sys_agg *a, *b, *victim;
 	struct task_struct *task;
-	long err;
 
-	if (v)
-		return v;
-	err = bpf_map_update_elem(&sys_stats, key, &zero_stats, BPF_NOEXIST);
-	v = bpf_map_lookup_elem(&sys_stats, key); /* -EEXIST: another CPU created it */
-	if (!v) {
-		stat_inc(AP_SYS_STAT_STATS_FULL);
+	h ^= h >> 15;
+	i0 = (h & cfg_set_mask) << 1;
+	a = bpf_map_lookup_elem(&sys_cache, &i0);
+	if (!a)
 		return NULL;
+	if (a->key.pid == pid && a->key.nr == nr)
+		return a;
+	i1 = i0 | 1;
+	b = bpf_map_lookup_elem(&sys_cache, &i1);
+	if (!b)
+		return NULL;
+	if (b->key.pid == pid && b->key.nr == nr)
+		return b;
+
+	victim = a->last_ns <= b->last_ns ? a : b;
+	if (victim->key.pid) {
+		if (bpf_ringbuf_output(&sys_events, victim, sizeof(*victim), wakeup_flags())) {
+			stat_add(AP_SYS_STAT_CALLS_LOST, 1);
+			return NULL;
+		}
+		stat_add(AP_SYS_STAT_EVICTIONS, 1);
 	}
-	if (!err) {
-		task = bpf_get_current_task_btf();
-		BPF_CORE_READ_STR_INTO(&v->comm, task, group_leader, comm);
-	}
-	return v;
+	/* updating a per-CPU array from BPF rewrites this CPU's copy only */
+	bpf_map_update_elem(&sys_cache, victim == a ? &i0 : &i1, &empty_agg, BPF_ANY);
+	victim->kind = AP_SYS_EV_STATS;
+	victim->key.pid = pid;
+	victim->key.nr = nr;
+	task = bpf_get_current_task_btf();
+	BPF_CORE_READ_STR_INTO(&victim->comm, task, group_leader, comm);
+	return victim;
 }
 
-static __always_inline void count_errno(const struct ap_sys_key *key, __u32 err)
+static __always_inline void count_errno(struct ap_sys_agg *a, __u32 err)
 {
-	struct ap_sys_err_key ek = { .pid = key->pid, .nr = key->nr, .err = err };
-	__u64 one = 1, *c;
+	struct ap_sys_errno_event *e;
 
-	c = bpf_map_lookup_elem(&sys_errnos, &ek);
-	if (c) {
-		*c += 1;
-		return;
-	}
-	if (bpf_map_update_elem(&sys_errnos, &ek, &one, BPF_NOEXIST) == 0)
-		return;
-	c = bpf_map_lookup_elem(&sys_errnos, &ek);
-	if (c)
-		*c += 1;
-	else
-		stat_inc(AP_SYS_STAT_ERRNO_FULL);
-}
-
-static __always_inline void record_slow(void *ctx, const struct ap_sys_key *key, __u64 delta)
-{
-	struct ap_sys_slow_key sk = { .pid = key->pid, .nr = key->nr };
-	struct ap_sys_slow_val one = { .count = 1, .total_ns = delta }, *v;
-	long id = bpf_get_stackid(ctx, &sys_stacks, BPF_F_USER_STACK);
-
-	if (id < 0)
-		stat_inc(id == -EEXIST ? AP_SYS_STAT_STACK_COLLISION : AP_SYS_STAT_STACK_ERR);
-	sk.stack_id = id < 0 ? -1 : (__s32)id;
-
-	v = bpf_map_lookup_elem(&sys_slow, &sk);
-	if (!v) {
-		if (bpf_map_update_elem(&sys_slow, &sk, &one, BPF_NOEXIST) == 0)
+	for (int i = 0; i < AP_SYS_ERRNO_SLOTS; i++) {
+		if (a->errnos[i].err == err) {
+			a->errnos[i].count += 1;
 			return;
-		v = bpf_map_lookup_elem(&sys_slow, &sk);
-		if (!v) {
-			stat_inc(AP_SYS_STAT_SLOW_FULL);
+		}
+		if (!a->errnos[i].err) {
+			a->errnos[i].err = err;
+			a->errnos[i].count = 1;
 			return;
 		}
 	}
-	__sync_fetch_and_add(&v->count, 1);
-	__sync_fetch_and_add(&v->total_ns, delta);
+	e = bpf_ringbuf_reserve(&sys_events, sizeof(*e), 0);
+	if (!e) {
+		stat_add(AP_SYS_STAT_ERRNO_LOST, 1);
+		return;
+	}
+	e->kind = AP_SYS_EV_ERRNO;
+	e->pid = a->key.pid;
+	e->nr = a->key.nr;
+	e->err = err;
+	bpf_ringbuf_submit(e, wakeup_flags());
+}
+
+static __always_inline void emit_slow(void *ctx, struct ap_sys_agg *a, __u64 delta)
+{
+	struct ap_sys_slow_event *e = bpf_ringbuf_reserve(&sys_events, sizeof(*e), 0);
+	long id;
+
+	if (!e) {
+		stat_add(AP_SYS_STAT_SLOW_LOST, 1);
+		return;
+	}
+	id = bpf_get_stackid(ctx, &sys_stacks, BPF_F_USER_STACK);
+	if (id < 0)
+		stat_add(id == -EEXIST ? AP_SYS_STAT_STACK_COLLISION : AP_SYS_STAT_STACK_ERR, 1);
+	e->kind = AP_SYS_EV_SLOW;
+	e->pid = a->key.pid;
+	e->nr = a->key.nr;
+	e->stack_id = id < 0 ? -1 : (__s32)id;
+	e->latency_ns = delta;
+	__builtin_memcpy(e->comm, a->comm, sizeof(e->comm));
+	bpf_ringbuf_submit(e, wakeup_flags());
 }
 
 SEC("raw_tp/sys_enter")
 int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 {
-	struct task_struct *task;
-	struct ap_sys_task *t;
-	__u32 abi;
+	struct ap_sys_inflight *s;
+	__u64 pid_tgid;
+	__u32 tgid, nr, zero = 0;
 
 	if (cfg_filter_syscalls && !syscall_wanted(id))
 		return 0;
-	if (cfg_filter_pids) {
-		__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-
-		if (!bpf_map_lookup_elem(&target_pids, &tgid))
-			return 0;
-	}
+	pid_tgid = bpf_get_current_pid_tgid();
+	tgid = pid_tgid >> 32;
+	if (cfg_filter_pids && !pid_wanted(tgid))
+		return 0;
 	if (cfg_ncomms && !comm_wanted())
 		return 0;
 	if (id < 0) /* not a syscall: a tracer or seccomp cancelled it */
 		return 0;
-
-	task = bpf_get_current_task_btf();
-	abi = abi_bits(task);
-	if (abi && cfg_filter_syscalls) /* --syscall names native calls */
+	nr = (__u32)id | abi_bits();
+	if (cfg_filter_syscalls && (nr & AP_SYS_ABI_COMPAT)) /* --syscall names native calls */
 		return 0;
 
-	if (((__u32)id | abi) == cfg_noreturn[0] || ((__u32)id | abi) == cfg_noreturn[1] ||
-	    ((__u32)id | abi) == cfg_noreturn[2] || ((__u32)id | abi) == cfg_noreturn[3]) {
-		struct ap_sys_key key = { .pid = bpf_get_current_pid_tgid() >> 32,
-					  .nr = (__u32)id | abi };
-		struct ap_sys_stats *v = stats_of(&key);
+	if (nr == cfg_noreturn[0] || nr == cfg_noreturn[1] || nr == cfg_noreturn[2] ||
+	    nr == cfg_noreturn[3]) {
+		struct ap_sys_agg *a = agg_of(tgid, nr, bpf_ktime_get_ns());
 
-		if (v)
-			v->noreturn += 1;
+		if (a)
+			a->noreturn += 1;
 		return 0;
 	}
 
-	t = bpf_task_storage_get(&sys_tasks, task, NULL, BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (!t) {
-		stat_inc(AP_SYS_STAT_TASK_STORAGE_ERR);
+	s = bpf_map_lookup_elem(&sys_inflight, &zero);
+	if (!s)
 		return 0;
-	}
-	t->nr = (__u32)id | abi;
-	t->start_ns = bpf_ktime_get_ns();
+	/* the owner goes in last: sched_switch must never see a half-written slot as ours */
+	s->tid = 0;
+	barrier();
+	s->nr = nr;
+	s->tgid = tgid;
+	s->start_ns = bpf_ktime_get_ns();
+	barrier();
+	s->tid = (__u32)pid_tgid;
 	return 0;
 }
 
 SEC("raw_tp/sys_exit")
 int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 {
-	struct ap_sys_task *t;
-	struct ap_sys_stats *v;
-	struct ap_sys_key key;
-	__u64 now, delta;
+	__u32 tid = (__u32)bpf_get_current_pid_tgid(), zero = 0, tgid, nr;
+	struct ap_sys_inflight *s, *t;
+	struct ap_sys_agg *a;
+	__u64 start, now, delta;
 
-	t = bpf_task_storage_get(&sys_tasks, bpf_get_current_task_btf(), NULL, 0);
-	if (!t || !t->start_ns) {
-		/* with filters this is every filtered-out call: stay silent and cheap */
-		if (cfg_count_unmatched)
-			stat_inc(AP_SYS_STAT_UNMATCHED_EXIT);
+	s = bpf_map_lookup_elem(&sys_inflight, &zero);
+	if (!s)
 		return 0;
+	if (s->tid == tid) {
+		start = s->start_ns;
+		nr = s->nr;
+		tgid = s->tgid;
+		s->tid = 0;
+	} else {
+		/* switched out since sys_enter (or not traced): look for the spilled call */
+		t = bpf_task_storage_get(&sys_spilled, bpf_get_current_task_btf(), NULL, 0);
+		if (!t || !t->start_ns ||
+		    (t->nr & ~AP_SYS_ABI_COMPAT) != (__u32)regs_syscall_nr(regs)) {
+			if (cfg_count_unmatched)
+				stat_add(AP_SYS_STAT_UNMATCHED_EXIT, 1);
+			return 0;
+		}
+		start = t->start_ns;
+		nr = t->nr;
+		tgid = t->tgid;
+		t->start_ns = 0;
 	}
 	now = bpf_ktime_get_ns();
-	delta = now - t->start_ns;
-	t->start_ns = 0;
-	key.pid = bpf_get_current_pid_tgid() >> 32;
-	key.nr = t->nr;
+	delta = now - start;
 
-	v = stats_of(&key);
-	if (!v)
+	a = agg_of(tgid, nr, now);
+	if (!a)
 		return 0;
 	/* per-CPU value: plain read-modify-write */
-	if (!v->count || delta < v->min_ns)
-		v->min_ns = delta;
-	if (delta > v->max_ns)
-		v->max_ns = delta;
-	v->count += 1;
-	v->total_ns += delta;
-	v->hist[ap_log2_u64(delta) & (AP_SYS_HIST_SLOTS - 1)] += 1;
+	if (!a->count || delta < a->min_ns)
+		a->min_ns = delta;
+	if (delta > a->max_ns)
+		a->max_ns = delta;
+	a->count += 1;
+	a->total_ns += delta;
+	a->last_ns = now;
+	a->hist[ap_log2_u64(delta) & (AP_SYS_HIST_SLOTS - 1)] += 1;
 
 	if (ret < 0 && ret >= -MAX_ERRNO) {
-		v->errors += 1;
-		count_errno(&key, (__u32)-ret);
+		a->errors += 1;
+		count_errno(a, (__u32)-ret);
 	}
 	if (cfg_min_latency_ns && delta >= cfg_min_latency_ns) {
-		v->slow += 1;
+		a->slow += 1;
 		if (cfg_slow_stacks)
-			record_slow(ctx, &key, delta);
+			emit_slow(ctx, a, delta);
 	}
+	return 0;
+}
+
+/* Runs as the outgoing thread: move its call in flight, if any, into its task storage. */
+SEC("raw_tp/sched_switch")
+int BPF_PROG(sys_switch)
+{
+	struct ap_sys_inflight *s, *t;
+	__u32 zero = 0;
+
+	s = bpf_map_lookup_elem(&sys_inflight, &zero);
+	if (!s || !s->tid)
+		return 0;
+	if (s->tid != (__u32)bpf_get_current_pid_tgid()) {
+		/* its owner left this CPU unseen (a missed switch): the slot cannot be trusted */
+		s->tid = 0;
+		stat_add(AP_SYS_STAT_STALE_INFLIGHT, 1);
+		return 0;
+	}
+	t = bpf_task_storage_get(&sys_spilled, bpf_get_current_task_btf(), NULL,
+				 BPF_LOCAL_STORAGE_GET_F_CREATE);
+	s->tid = 0;
+	if (!t) {
+		stat_add(AP_SYS_STAT_TASK_STORAGE_ERR, 1);
+		return 0;
+	}
+	t->start_ns = s->start_ns;
+	t->nr = s->nr;
+	t->tgid = s->tgid;
+	stat_add(AP_SYS_STAT_SPILLED, 1);
 	return 0;
 }
 

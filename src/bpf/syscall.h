@@ -9,6 +9,10 @@
 /* Syscall filter bitmap: native numbers below this (x86_64 and arm64 have fewer than 512). */
 #define AP_SYS_FILTER_BITS 512
 #define AP_SYS_MAX_COMMS 16
+/* --pid lists up to this long are compared inline; longer ones use a hash map. */
+#define AP_SYS_INLINE_PIDS 8
+/* Errnos counted inside an aggregate; more distinct ones go out as single events. */
+#define AP_SYS_ERRNO_SLOTS 4
 /* User frames kept per slow-call stack. */
 #define AP_SYS_STACK_DEPTH 127
 
@@ -16,17 +20,33 @@
 #define AP_SYS_ABI_COMPAT 0x80000000u /* 32-bit compat task */
 #define AP_SYS_ABI_X32 0x40000000u    /* x86_64 x32 ABI (__X32_SYSCALL_BIT) */
 
-/* Aggregation key: one entry per (process, syscall). */
+/* Ring buffer record kinds (first field of every record). */
+enum ap_sys_event_kind {
+	AP_SYS_EV_STATS = 1, /* an aggregate evicted from the per-CPU cache: struct ap_sys_agg */
+	AP_SYS_EV_ERRNO = 2, /* one failed call whose errno did not fit the aggregate */
+	AP_SYS_EV_SLOW = 3,  /* one slow call with its user stack (--slow-stacks) */
+};
+
+/* Aggregation key: (process, syscall). */
 struct ap_sys_key {
-	__u32 pid; /* thread group id */
+	__u32 pid; /* thread group id; 0 = empty cache way */
 	__u32 nr;  /* syscall number | AP_SYS_ABI_* */
 };
 
+struct ap_sys_errno_slot {
+	__u32 err; /* positive errno; 0 = free */
+	__u32 pad;
+	__u64 count;
+};
+
 /*
- * Per-CPU aggregate of one key. `count` calls returned (the histogram sums to it); `noreturn`
- * calls never return (exit, exit_group) and carry no latency.
+ * Aggregate of one key on one CPU: a way of the per-CPU cache, and (unchanged) the record
+ * that carries it to the agent when it is evicted. `count` calls returned and the histogram
+ * sums to it; `noreturn` calls never return (exit, exit_group) and carry no latency.
  */
-struct ap_sys_stats {
+struct ap_sys_agg {
+	__u32 kind; /* AP_SYS_EV_STATS */
+	__u32 pad;
 	__u64 count;
 	__u64 errors;	/* returns in [-4095, -1] */
 	__u64 total_ns;
@@ -34,50 +54,53 @@ struct ap_sys_stats {
 	__u64 max_ns;
 	__u64 slow;	/* calls with latency >= cfg_min_latency_ns (when set) */
 	__u64 noreturn;
+	__u64 last_ns;	/* last use, for LRU eviction inside a set */
 	__u64 hist[AP_SYS_HIST_SLOTS]; /* log2(latency ns) */
-	char comm[AP_SYS_COMM_LEN]; /* process (group leader) name, set when the key is created */
+	struct ap_sys_errno_slot errnos[AP_SYS_ERRNO_SLOTS];
+	struct ap_sys_key key;
+	char comm[AP_SYS_COMM_LEN]; /* process (group leader) name when the way was filled */
 };
 
-/* Errors per errno: updated only on failing calls, so the hot path stays small. */
-struct ap_sys_err_key {
+struct ap_sys_errno_event {
+	__u32 kind; /* AP_SYS_EV_ERRNO */
 	__u32 pid;
 	__u32 nr;
-	__u32 err; /* positive errno */
-	__u32 pad;
+	__u32 err;
 };
 
-/* Slow calls per user stack (--slow-stacks). */
-struct ap_sys_slow_key {
+/* Ring buffer records start with their kind; the fields after it stay naturally aligned. */
+struct ap_sys_slow_event {
+	__u32 kind; /* AP_SYS_EV_SLOW */
 	__u32 pid;
 	__u32 nr;
 	__s32 stack_id; /* <0: capture failed */
-	__u32 pad;
+	__u64 latency_ns;
+	char comm[AP_SYS_COMM_LEN];
 };
 
-struct ap_sys_slow_val {
-	__u64 count;
-	__u64 total_ns;
-};
-
-/* Per-task state, in task-local storage: the call in flight. */
-struct ap_sys_task {
-	__u64 start_ns; /* 0: no call in flight that we saw begin */
+/* The call in flight on a CPU (per-CPU array), or spilled to task storage when its thread
+ * was switched out. */
+struct ap_sys_inflight {
+	__u64 start_ns;
+	__u32 tid;  /* owner; 0 = free */
+	__u32 tgid;
 	__u32 nr;
 	__u32 pad;
 };
 
 /* Counters, one slot each in the per-CPU `sys_counters` array; reported by the agent. */
 enum ap_sys_stat {
-	AP_SYS_STAT_ENTERS = 0,	  /* sys_enter events that passed the filters */
-	AP_SYS_STAT_TASK_STORAGE_ERR, /* no task storage for the start time: call lost */
+	AP_SYS_STAT_SPILLED = 0,      /* calls whose thread was switched out (blocking calls) */
+	AP_SYS_STAT_TASK_STORAGE_ERR, /* spill failed: no task storage; call lost */
 	AP_SYS_STAT_UNMATCHED_EXIT,   /* exit of a call that began before tracing (or a fork
-				       * child's first return); only counted without filters */
-	AP_SYS_STAT_STATS_FULL,	  /* aggregation map full: call lost */
-	AP_SYS_STAT_ERRNO_FULL,	  /* errno map full: errno of a failed call lost (still
-				       * counted in errors) */
-	AP_SYS_STAT_SLOW_FULL,	  /* slow-stack map full: slow call's stack lost */
-	AP_SYS_STAT_STACK_ERR,	  /* user stack capture failed */
-	AP_SYS_STAT_STACK_COLLISION, /* stack map bucket held by another stack */
+				       * child's first return); counted only without filters */
+	AP_SYS_STAT_STALE_INFLIGHT,   /* in-flight slot of a thread no longer on the CPU */
+	AP_SYS_STAT_EVICTIONS,	      /* aggregates sent to the agent to make room */
+	AP_SYS_STAT_CALLS_LOST,	      /* calls dropped: ring buffer full at eviction */
+	AP_SYS_STAT_ERRNO_LOST,	      /* errnos dropped (the calls still count as errors) */
+	AP_SYS_STAT_SLOW_LOST,	      /* slow-call stack events dropped */
+	AP_SYS_STAT_STACK_ERR,	      /* user stack capture failed */
+	AP_SYS_STAT_STACK_COLLISION,  /* stack map bucket held by another stack */
 	AP_SYS_STAT_MAX,
 };
 

@@ -9,5 +9,6 @@ struct ap_cli_command {
 };
 
 int ap_cli_report(int argc, char **argv);
+int ap_cli_filter(int argc, char **argv);
 
 #endif

@@ -14,6 +14,7 @@ static int cmd_record(int argc, char **argv)
 static const struct ap_cli_command commands[] = {
 	{ "record", "record a profile (same flags as aperture-agent)", cmd_record },
 	{ "report", "print the top functions of a profile file, or convert it", ap_cli_report },
+	{ "filter", "check a WebAssembly event filter, or run it on recorded events", ap_cli_filter },
 };
 
 static void usage(FILE *out)

@@ -57,6 +57,20 @@ struct ap_hostcall {
 typedef int (*ap_host_fn)(void *ctx, unsigned fn, const uint64_t *args, uint64_t *ret,
 			  struct ap_hostcall *hc);
 
+/* One call of an export. */
+struct ap_engine_call {
+	int export_id; /* enum ap_engine_export */
+	uint32_t args[2];
+	unsigned nargs;
+	uint32_t result; /* out */
+	int64_t fuel;	 /* in: budget; out: what is left (negative when exhausted) */
+	uint32_t depth;	 /* out: the depth global after the call (> limit: depth trap) */
+	int host_trap;	 /* out with AP_ETRAP_HOST: what the host function returned */
+	uint8_t *mem;	 /* out: linear memory after the call (it moves on memory.grow) */
+	uint64_t mem_size;
+	char msg[160]; /* out: the engine's trap message, if it has one */
+};
+
 /* The one symbol a compiled module exports. */
 struct ap_aot_api {
 	uint32_t version;  /* AP_AOT_API_VERSION */
@@ -65,10 +79,9 @@ struct ap_aot_api {
 	uint32_t pad;
 	/* Instantiate; NULL with a reason in err on failure. */
 	void *(*create)(ap_host_fn host, void *ctx, char *err, size_t errlen);
-	/* Call an export with fuel set and depth reset; returns enum ap_engine_trap and writes
-	 * the result, the fuel left, the depth global and (for AP_ETRAP_HOST) the host's reason. */
-	int (*call)(void *inst, int export_id, const uint32_t *args, uint32_t *result,
-		    int64_t *fuel, uint32_t *depth, int *host_trap);
+	/* Call an export with fuel set and depth reset; returns enum ap_engine_trap and fills
+	 * the out fields of c. */
+	int (*call)(void *inst, struct ap_engine_call *c);
 	uint8_t *(*memory)(void *inst, uint64_t *size);
 	void (*destroy)(void *inst);
 };

@@ -15,22 +15,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "aot_glue.h" /* struct ap_hostcall, ap_host_fn: shared with compiled modules */
+#include "aot_glue.h" /* ap_engine_call, ap_hostcall, ap_host_fn: shared with compiled modules */
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-struct ap_engine_call {
-	int export_id; /* enum ap_engine_export */
-	uint32_t args[2];
-	unsigned nargs;
-	uint32_t result; /* out */
-	int64_t fuel;	 /* in: budget; out: what is left (negative when exhausted) */
-	uint32_t depth;	 /* out: the depth global after the call (> limit: depth trap) */
-	int host_trap;	 /* out with AP_ETRAP_HOST: what the host function returned */
-	char msg[160];	 /* out: the engine's trap message */
-};
 
 struct ap_engine_load {
 	const uint8_t *wasm; /* the instrumented module */
@@ -41,6 +30,7 @@ struct ap_engine_load {
 	ap_host_fn host;
 	void *host_ctx;
 	uint32_t max_call_depth; /* the limit baked into the module */
+	uint32_t exports;	 /* bit (1 << enum ap_engine_export) per export present */
 	/* aot only */
 	const char *cache_dir; /* NULL: default */
 	const char *cc;	       /* NULL: $CC, else "cc" */
@@ -56,9 +46,10 @@ struct ap_engine_ops {
 	int (*create)(struct ap_engine_load *ld, void **inst, char *err, size_t errlen);
 	/* Whether the module exports `id`. */
 	bool (*has_export)(void *inst, int id);
-	/* Returns enum ap_engine_trap. The instance stays usable after a trap. */
+	/* Returns enum ap_engine_trap and sets c->mem/mem_size. The instance stays usable after
+	 * a trap. */
 	int (*call)(void *inst, struct ap_engine_call *c);
-	/* Linear memory (may move after memory.grow: fetch it again after every call). */
+	/* Linear memory (moves only during calls: memory.grow). */
 	uint8_t *(*memory)(void *inst, uint64_t *size);
 	void (*destroy)(void *inst);
 };

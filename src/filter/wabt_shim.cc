@@ -213,6 +213,8 @@ int call(Interp *in, struct ap_engine_call *c)
 	c->result = 0;
 	c->host_trap = 0;
 	c->msg[0] = '\0';
+	c->mem = in->memory->UnsafeData();
+	c->mem_size = in->memory->ByteSize();
 	if (!f) {
 		snprintf(c->msg, sizeof(c->msg), "no export %s", export_names[c->export_id]);
 		return AP_ETRAP_OTHER;
@@ -227,6 +229,8 @@ int call(Interp *in, struct ap_engine_call *c)
 	Result r = f->Call(*in->thread, in->params, in->results, &trap);
 	c->fuel = static_cast<int64_t>(in->fuel->UnsafeGet<u64>());
 	c->depth = in->depth->UnsafeGet<u32>();
+	c->mem = in->memory->UnsafeData();
+	c->mem_size = in->memory->ByteSize();
 	if (Succeeded(r)) {
 		if (!in->results.empty())
 			c->result = in->results[0].Get<u32>();
@@ -278,7 +282,7 @@ static int interp_create(struct ap_engine_load *ld, void **inst, char *err, size
 
 static bool interp_has_export(void *inst, int id)
 {
-	return static_cast<Interp *>(inst)->exports[id];
+	return static_cast<bool>(static_cast<Interp *>(inst)->exports[id]);
 }
 
 static int interp_call(void *inst, struct ap_engine_call *c)

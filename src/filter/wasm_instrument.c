@@ -4,16 +4,20 @@
  * rewritten module, so a fuel budget or a call-depth limit trips at the same instruction in
  * each, and neither engine's own counters need to be trusted or configured.
  *
- * Fuel: each function body and each loop body is a region; an instruction belongs to its
- * innermost enclosing loop, else to its function. On entry to a region (function entry, and
- * every iteration of a loop) the region's static instruction count plus the meter's own cost
- * is subtracted from the i64 fuel global, and `unreachable` runs when it goes negative. So
- * fuel spent >= instructions executed, and straight-line code between meters is bounded by
- * the size of one region.
+ * Fuel. Loop-free leaf functions ("static": no loop, no call to a defined function) run at
+ * most their instruction count per call; they are left untouched and charged by whoever
+ * calls them (the caller's region, or the host for an export). Every other function keeps
+ * fuel in an added i64 local: loaded from the fuel global at entry, written back before
+ * calls that may read it and before every exit. Each region (the function body outside
+ * loops, and each loop body) is charged its static instruction count, callees' static costs
+ * and the meter's own cost at its entry (function entry, every loop iteration); a charge
+ * that takes fuel below zero writes it back and executes `unreachable`. So fuel spent >=
+ * instructions executed, and the host tells a fuel trap from a real `unreachable` by the
+ * sign of the fuel global. Locals, not globals, because global access is slow in libwabt.
  *
- * Depth: function i that calls a defined function (or call_indirect) is replaced, at the same
- * index, by a wrapper that increments the i32 depth global, traps past the limit, calls the
- * original body (moved to a new index at the end) and decrements. Leaf functions are not
+ * Depth. A function that calls a defined function (or call_indirect) is replaced, at the
+ * same index, by a wrapper that increments the i32 depth global, traps past the limit, calls
+ * the original body (moved to a new index at the end) and decrements. Leaf functions are not
  * wrapped: they add at most one frame.
  */
 #include <errno.h>
@@ -25,8 +29,10 @@
 #include "wasm_module.h"
 #include "wasm_reader.h"
 
-/* Instructions in one fuel meter, and in a wrapper besides its local.gets. */
-#define METER_COST 10
+/* Instructions executed by one meter, one fuel write-back or reload, a wrapper besides its
+ * local.gets. */
+#define METER_COST 7
+#define SYNC_COST 2
 #define WRAP_COST 17
 
 struct buf {
@@ -95,21 +101,40 @@ static void put_section(struct buf *b, uint8_t id, const struct buf *body)
 	put(b, body->p, body->len);
 }
 
-static void put_meter(struct buf *b, uint32_t gfuel, int64_t cost)
+/* fuel local -= cost; if (fuel < 0) { write back; unreachable } */
+static void put_meter(struct buf *b, uint32_t gfuel, uint32_t lfuel, int64_t cost)
 {
-	put_u8(b, 0x23); /* global.get fuel */
-	put_uleb(b, gfuel);
+	put_u8(b, 0x20); /* local.get fuel */
+	put_uleb(b, lfuel);
 	put_u8(b, 0x42); /* i64.const cost */
 	put_sleb(b, cost);
 	put_u8(b, 0x7d); /* i64.sub */
+	put_u8(b, 0x22); /* local.tee fuel */
+	put_uleb(b, lfuel);
+	put(b, "\x42\x00\x53\x04\x40", 5); /* i64.const 0; i64.lt_s; if */
+	put_u8(b, 0x20);
+	put_uleb(b, lfuel);
 	put_u8(b, 0x24); /* global.set fuel */
 	put_uleb(b, gfuel);
-	put_u8(b, 0x23); /* global.get fuel */
+	put(b, "\x00\x0b", 2); /* unreachable end */
+}
+
+/* fuel global <- fuel local */
+static void put_store(struct buf *b, uint32_t gfuel, uint32_t lfuel)
+{
+	put_u8(b, 0x20);
+	put_uleb(b, lfuel);
+	put_u8(b, 0x24);
 	put_uleb(b, gfuel);
-	put_u8(b, 0x42); /* i64.const 0 */
-	put_u8(b, 0x00);
-	put_u8(b, 0x53);			/* i64.lt_s */
-	put(b, "\x04\x40\x00\x0b", 4); /* if unreachable end */
+}
+
+/* fuel local <- fuel global */
+static void put_load(struct buf *b, uint32_t gfuel, uint32_t lfuel)
+{
+	put_u8(b, 0x23);
+	put_uleb(b, gfuel);
+	put_u8(b, 0x21);
+	put_uleb(b, lfuel);
 }
 
 static void put_depth_step(struct buf *b, uint32_t gdepth, uint8_t op)
@@ -171,7 +196,41 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem)
 	return 0;
 }
 
-/* Pass 1: the static cost of the function region (returned) and of each loop region. */
+/* Whether a call needs the fuel global current (and reloaded after): any call except to a
+ * static function that does not reach the host. */
+static bool call_syncs(const struct wasm_module *m, const struct wasm_insn *in)
+{
+	const struct wasm_func *callee;
+	if (in->kind == WASM_INSN_CALL_INDIRECT || in->imm < m->nfunc_imports)
+		return true;
+	callee = &m->funcs[in->imm - m->nfunc_imports];
+	return !callee->static_cost || callee->calls_host;
+}
+
+/* What an instruction adds to its region besides itself: callees' static cost, syncs. */
+static int64_t insn_extra(const struct wasm_module *m, const struct wasm_insn *in,
+			  size_t depth, bool final_end)
+{
+	int64_t c = 0;
+	switch (in->kind) {
+	case WASM_INSN_CALL:
+		if (in->imm >= m->nfunc_imports)
+			c += m->funcs[in->imm - m->nfunc_imports].static_cost;
+		return c + (call_syncs(m, in) ? 2 * SYNC_COST : 0);
+	case WASM_INSN_CALL_INDIRECT:
+		return m->max_static_cost + 2 * SYNC_COST;
+	case WASM_INSN_BR:
+		return in->imm == depth ? SYNC_COST : 0;
+	case WASM_INSN_RETURN:
+		return SYNC_COST;
+	case WASM_INSN_END:
+		return final_end ? SYNC_COST : 0;
+	default:
+		return 0;
+	}
+}
+
+/* Pass 1: the cost of the function region (returned) and of each loop region. */
 static int count_regions(const struct wasm_module *m, const struct wasm_func *f,
 			 struct regions *rg, int64_t *func_cost, char *err, size_t errlen)
 {
@@ -183,14 +242,16 @@ static int count_regions(const struct wasm_module *m, const struct wasm_func *f,
 
 	rg->nloops = 0;
 	rg->depth = 0;
-	*func_cost = METER_COST;
+	*func_cost = METER_COST + SYNC_COST;
 	while (r.p < r.end) {
+		int64_t c;
 		if (wasm_next_insn(&r, &in, err, errlen))
 			return -EINVAL;
+		c = 1 + insn_extra(m, &in, rg->depth, in.kind == WASM_INSN_END && !rg->depth);
 		if (cur < 0)
-			(*func_cost)++;
+			*func_cost += c;
 		else
-			rg->loop_cost[cur]++;
+			rg->loop_cost[cur] += c;
 		if (in.kind == WASM_INSN_BLOCK || in.kind == WASM_INSN_LOOP) {
 			if (grow((void **)&rg->stack, &rg->cap_stack, rg->depth + 1,
 				 sizeof(*rg->stack)))
@@ -210,38 +271,78 @@ static int count_regions(const struct wasm_module *m, const struct wasm_func *f,
 	return 0;
 }
 
-/* Pass 2: the body with meters at its entry and at the top of every loop. */
+/* Pass 2: the body with its fuel local, meters and syncs. `extra`: the wrapper's cost. */
 static int put_body(struct buf *b, const struct wasm_module *m, const struct wasm_func *f,
 		    struct regions *rg, int64_t extra, uint32_t gfuel, char *err, size_t errlen)
 {
-	struct wasm_reader r = { .base = m->bytes,
-				 .p = m->bytes + f->body_off + f->locals_len,
-				 .end = m->bytes + f->body_off + f->body_len };
-	struct buf body = { 0 };
+	const uint8_t *body = m->bytes + f->body_off;
+	struct wasm_reader r = { .base = m->bytes, .p = body, .end = body + f->locals_len };
+	uint32_t ngroups, lfuel = m->types[f->type].nparams + f->nlocals;
+	struct buf out = { 0 };
 	struct wasm_insn in;
 	int64_t func_cost;
-	size_t loop = 0;
+	size_t loop = 0, depth = 0;
 	int ret;
 
+	if (f->static_cost) { /* unmetered: charged by its callers */
+		put_uleb(b, f->body_len);
+		put(b, body, f->body_len);
+		return b->err;
+	}
 	ret = count_regions(m, f, rg, &func_cost, err, errlen);
 	if (ret)
 		return ret;
-	put(&body, m->bytes + f->body_off, f->locals_len);
-	put_meter(&body, gfuel, func_cost + extra);
+	/* locals: the original groups plus one i64 for fuel */
+	if (wasm_rd_u32(&r, &ngroups))
+		return -EINVAL;
+	put_uleb(&out, (uint64_t)ngroups + 1);
+	put(&out, r.p, (size_t)(r.end - r.p));
+	put(&out, "\x01\x7e", 2);
+	put_load(&out, gfuel, lfuel);
+	put_meter(&out, gfuel, lfuel, func_cost + extra);
+	r = (struct wasm_reader){ .base = m->bytes,
+				  .p = body + f->locals_len,
+				  .end = body + f->body_len };
 	while (r.p < r.end) {
 		const uint8_t *start = r.p;
+		bool sync = false;
 		if (wasm_next_insn(&r, &in, err, errlen)) {
-			free(body.p);
+			free(out.p);
 			return -EINVAL;
 		}
-		put(&body, start, (size_t)(r.p - start));
+		switch (in.kind) {
+		case WASM_INSN_CALL:
+		case WASM_INSN_CALL_INDIRECT:
+			sync = call_syncs(m, &in);
+			break;
+		case WASM_INSN_BR:
+			sync = in.imm == depth;
+			break;
+		case WASM_INSN_RETURN:
+			sync = true;
+			break;
+		case WASM_INSN_END:
+			sync = depth == 0;
+			break;
+		default:
+			break;
+		}
+		if (sync)
+			put_store(&out, gfuel, lfuel);
+		put(&out, start, (size_t)(r.p - start));
+		if ((in.kind == WASM_INSN_CALL || in.kind == WASM_INSN_CALL_INDIRECT) && sync)
+			put_load(&out, gfuel, lfuel);
 		if (in.kind == WASM_INSN_LOOP)
-			put_meter(&body, gfuel, rg->loop_cost[loop++]);
+			put_meter(&out, gfuel, lfuel, rg->loop_cost[loop++]);
+		if (in.kind == WASM_INSN_BLOCK || in.kind == WASM_INSN_LOOP)
+			depth++;
+		else if (in.kind == WASM_INSN_END && depth > 0)
+			depth--;
 	}
-	ret = body.err;
-	put_uleb(b, body.len);
-	put(b, body.p, body.len);
-	free(body.p);
+	ret = out.err;
+	put_uleb(b, out.len);
+	put(b, out.p, out.len);
+	free(out.p);
 	return ret;
 }
 

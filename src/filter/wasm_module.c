@@ -55,9 +55,11 @@ int wasm_next_insn(struct wasm_reader *r, struct wasm_insn *in, char *err, size_
 		goto truncated;
 	in->op = op;
 	switch (op) {
+	case 0x0f:
+		in->kind = WASM_INSN_RETURN;
+		return 0;
 	case 0x00: /* unreachable */
 	case 0x01: /* nop */
-	case 0x0f: /* return */
 	case 0x1a: /* drop */
 	case 0x1b: /* select */
 		return 0;
@@ -80,6 +82,11 @@ int wasm_next_insn(struct wasm_reader *r, struct wasm_insn *in, char *err, size_
 		return 0;
 	case 0x0c: /* br */
 	case 0x0d: /* br_if */
+		in->kind = WASM_INSN_BR;
+		if (wasm_rd_u32(r, &v))
+			goto truncated;
+		in->imm = v;
+		return 0;
 	case 0x20: /* local.get */
 	case 0x21: /* local.set */
 	case 0x22: /* local.tee */
@@ -90,11 +97,15 @@ int wasm_next_insn(struct wasm_reader *r, struct wasm_insn *in, char *err, size_
 		in->imm = v;
 		return 0;
 	case 0x0e: /* br_table */
+		in->kind = WASM_INSN_BR;
 		if (wasm_rd_u32(r, &n))
 			goto truncated;
-		for (uint64_t i = 0; i <= n; i++)
+		for (uint64_t i = 0; i <= n; i++) {
 			if (wasm_rd_u32(r, &v))
 				goto truncated;
+			if (v > in->imm)
+				in->imm = v;
+		}
 		return 0;
 	case 0x10:
 		in->kind = WASM_INSN_CALL;
@@ -400,9 +411,12 @@ static int parse_body(struct wasm_module *m, uint32_t fi, struct wasm_reader *r,
 	while (r->p < r->end) {
 		if (wasm_next_insn(r, &in, err, errlen))
 			return -EINVAL;
+		f->ninsns++;
 		switch (in.kind) {
-		case WASM_INSN_BLOCK:
 		case WASM_INSN_LOOP:
+			f->loops = true;
+			/* fall through */
+		case WASM_INSN_BLOCK:
 			depth++;
 			break;
 		case WASM_INSN_END:
@@ -417,6 +431,8 @@ static int parse_body(struct wasm_module *m, uint32_t fi, struct wasm_reader *r,
 		case WASM_INSN_CALL:
 			if (in.imm >= m->nfunc_imports)
 				f->calls = true;
+			else
+				f->calls_host = true;
 			break;
 		case WASM_INSN_CALL_INDIRECT:
 			f->calls = true;
@@ -452,6 +468,17 @@ static int parse_code(struct wasm_module *m, struct wasm_reader *r,
 		r->p += size;
 	}
 	return 0;
+}
+
+/* Static cost of loop-free leaf functions (see struct wasm_func). */
+static void classify_functions(struct wasm_module *m)
+{
+	for (uint32_t i = 0; i < m->nfuncs; i++) {
+		struct wasm_func *f = &m->funcs[i];
+		f->static_cost = !f->loops && !f->calls ? f->ninsns : 0;
+		if (f->static_cost > m->max_static_cost)
+			m->max_static_cost = f->static_cost;
+	}
 }
 
 /* Position of each known section id in the required order (datacount sits before code). */
@@ -543,6 +570,7 @@ int wasm_module_parse(struct wasm_module *m, const uint8_t *bytes, size_t len,
 	}
 	if (m->nfuncs && !m->sec[10].present)
 		return fail(err, errlen, "function section without code section");
+	classify_functions(m);
 	return 0;
 }
 

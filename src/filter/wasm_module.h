@@ -60,6 +60,12 @@ struct wasm_func {
 	uint32_t locals_len; /* bytes of the local declarations at body_off */
 	uint32_t nlocals;    /* declared locals, params excluded */
 	bool calls;	     /* calls a defined function or call_indirect: depth-counted */
+	bool calls_host;     /* calls a host function directly */
+	bool loops;	     /* contains a loop */
+	uint32_t ninsns;     /* instructions in the body */
+	/* Loop-free leaf: every call runs at most ninsns instructions, so it needs no meter;
+	 * callers (or the host, for an export) charge this many units. 0 for metered ones. */
+	uint32_t static_cost;
 };
 
 struct wasm_section {
@@ -91,6 +97,7 @@ struct wasm_module {
 	struct wasm_export *exports;
 	uint32_t nexports;
 	bool has_start;
+	uint32_t max_static_cost; /* charged at call_indirect sites */
 	struct wasm_section sec[13]; /* by section id; custom sections are skipped */
 };
 

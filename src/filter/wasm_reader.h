@@ -94,6 +94,8 @@ enum wasm_insn_kind {
 	WASM_INSN_END,
 	WASM_INSN_CALL,		 /* call: index in `imm` */
 	WASM_INSN_CALL_INDIRECT, /* call_indirect: type index in `imm` */
+	WASM_INSN_BR,		 /* br, br_if, br_table: (largest) label in `imm` */
+	WASM_INSN_RETURN,
 };
 
 struct wasm_insn {

@@ -58,6 +58,7 @@ struct ap_elf_cache {
 	size_t idle_bytes;
 	size_t idle_max;
 	struct ap_symtab vdso;
+	struct ap_dbg *dbg; /* not owned; NULL: no DWARF */
 	bool vdso_tried;
 	bool vdso_ok;
 	uint64_t loaded;
@@ -122,6 +123,7 @@ static void ent_destroy(struct ap_elf_cache *c, struct cache_ent *e)
 	}
 	if (e->tab.build_id)
 		ap_htab_remove(&c->by_bid, &e->bid_node);
+	ap_dbg_release(c->dbg, e->tab.dbg);
 	ap_symtab_release(&e->tab);
 	free(e);
 }
@@ -191,8 +193,8 @@ static int take(struct ap_elf_cache *c, struct cache_ent *e, struct ap_symtab **
 }
 
 /* New entry for an opened ELF not in the cache by build-id. */
-static int ent_create(struct ap_elf_cache *c, Elf *elf, const struct file_id *fid,
-		      const char *display_path, struct ap_symtab **out)
+static int ent_create(struct ap_elf_cache *c, Elf *elf, int fd, const struct file_id *fid,
+		      const char *display_path, const char *root, struct ap_symtab **out)
 {
 	struct cache_ent *e = calloc(1, sizeof(*e));
 	int err;
@@ -211,9 +213,17 @@ static int ent_create(struct ap_elf_cache *c, Elf *elf, const struct file_id *fi
 		/* only for display: a failed strdup leaves the snapshot to keep its own copy */
 		if (display_path)
 			e->tab.path = strdup(display_path);
+		/* where its DWARF is, found now: the process (and with it the way into its
+		 * mount namespace) may be gone by the time an address is looked up */
+		if (c->dbg && ap_dbg_locate(c->dbg, &e->tab, elf, fd, root, display_path)) {
+			ap_symtab_release(&e->tab);
+			free(e);
+			return -ENOMEM;
+		}
 	}
 	if (e->tab.build_id &&
 	    ap_htab_insert(&c->by_bid, &e->bid_node, bid_hash(e->tab.build_id))) {
+		ap_dbg_release(c->dbg, e->tab.dbg);
 		ap_symtab_release(&e->tab);
 		free(e);
 		return -ENOMEM;
@@ -233,7 +243,7 @@ static int ent_create(struct ap_elf_cache *c, Elf *elf, const struct file_id *fi
 }
 
 int ap_elf_cache_get(struct ap_elf_cache *c, const char *const *paths, size_t npaths,
-		     const char *display_path, struct ap_symtab **out)
+		     const char *display_path, const char *root, struct ap_symtab **out)
 {
 	char hex[2 * AP_BUILD_ID_MAX + 1];
 	const char *path = NULL;
@@ -286,7 +296,7 @@ int ap_elf_cache_get(struct ap_elf_cache *c, const char *const *paths, size_t np
 			goto out;
 		}
 	}
-	err = ent_create(c, elf, &fid, display_path, out);
+	err = ent_create(c, elf, fd, &fid, display_path, root, out);
 out:
 	elf_end(elf);
 	close(fd);
@@ -344,7 +354,7 @@ void ap_elf_cache_counts(const struct ap_elf_cache *c, uint64_t *loaded, uint64_
 	*failed = c->failed;
 }
 
-struct ap_elf_cache *ap_elf_cache_new(size_t idle_max_bytes)
+struct ap_elf_cache *ap_elf_cache_new(size_t idle_max_bytes, struct ap_dbg *dbg)
 {
 	struct ap_elf_cache *c;
 
@@ -356,6 +366,7 @@ struct ap_elf_cache *ap_elf_cache_new(size_t idle_max_bytes)
 	if (!c)
 		return NULL;
 	c->idle_max = idle_max_bytes;
+	c->dbg = dbg;
 	return c;
 }
 
@@ -374,6 +385,7 @@ static bool drop_alias(struct ap_hnode *n, void *ctx)
 		idle_unlink(c, e);
 		if (e->tab.build_id)
 			ap_htab_remove(&c->by_bid, &e->bid_node);
+		ap_dbg_release(c->dbg, e->tab.dbg);
 		ap_symtab_release(&e->tab);
 		free(e);
 	}

@@ -23,6 +23,7 @@ struct raw_sym {
 	uint64_t addr;
 	uint64_t size;
 	const char *name;
+	char *demangled; /* malloc'd, set for the survivors of build_table only */
 	int rank;
 };
 
@@ -109,6 +110,7 @@ static int collect_syms(Elf *elf, Elf_Scn *scn, const GElf_Shdr *sh, struct raw_
 		rs.addr = sym.st_value;
 		rs.size = sym.st_size;
 		rs.rank = bind_rank(GELF_ST_BIND(sym.st_info));
+		rs.demangled = NULL;
 		err = raw_push(r, &rs);
 		if (err)
 			return err;
@@ -144,10 +146,12 @@ static int read_syms(Elf *elf, struct raw_syms *r)
 	return 0;
 }
 
-/* Sort, drop aliases, and copy the survivors into t's compact arrays. */
+/* Sort, drop aliases, demangle, and copy the survivors into t's compact arrays. Names are
+ * demangled here, once per file, so that lookups stay a binary search. */
 static int build_table(struct raw_syms *r, struct ap_symtab *t)
 {
 	size_t n = 0, pool = 0, off = 0;
+	int err = 0;
 
 	if (!r->n)
 		return 0;
@@ -155,13 +159,22 @@ static int build_table(struct raw_syms *r, struct ap_symtab *t)
 	for (size_t i = 0; i < r->n; i++) {
 		if (i && r->v[i].addr == r->v[n - 1].addr)
 			continue;
-		r->v[n++] = r->v[i];
-		pool += strlen(r->v[n - 1].name) + 1;
+		r->v[n] = r->v[i];
+		r->v[n].demangled = ap_demangle(r->v[n].name);
+		if (r->v[n].demangled)
+			r->v[n].name = r->v[n].demangled;
+		pool += strlen(r->v[n++].name) + 1;
+	}
+	if (pool > UINT32_MAX) {
+		err = -E2BIG;
+		goto out;
 	}
 	t->syms = malloc(n * sizeof(*t->syms));
 	t->names = malloc(pool);
-	if (!t->syms || !t->names)
-		return -ENOMEM;
+	if (!t->syms || !t->names) {
+		err = -ENOMEM;
+		goto out;
+	}
 	for (size_t i = 0; i < n; i++) {
 		size_t len = strlen(r->v[i].name) + 1;
 
@@ -173,7 +186,10 @@ static int build_table(struct raw_syms *r, struct ap_symtab *t)
 	}
 	t->nsyms = n;
 	t->names_len = pool;
-	return 0;
+out:
+	for (size_t i = 0; i < n; i++)
+		free(r->v[i].demangled);
+	return err;
 }
 
 static int read_segments(Elf *elf, struct ap_symtab *t)

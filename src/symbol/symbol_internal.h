@@ -60,12 +60,17 @@ struct ap_symtab_seg {
 
 #define AP_BUILD_ID_MAX 64 /* raw bytes kept; longer ids are truncated */
 
+struct ap_debuginfo;
+
 struct ap_symtab {
 	struct ap_symtab_sym *syms;
-	char *names; /* one pool of NUL-terminated names */
+	char *names; /* one pool of NUL-terminated names (C++/Rust ones demangled) */
 	struct ap_symtab_seg *segs;
 	char *build_id; /* lower-case hex, NULL when the file has none */
 	char *path;	/* path the file was first seen at (display only), may be NULL */
+	/* where the file's DWARF is (debuginfo.c); NULL: none. Owned by the ELF cache, which
+	 * releases it with ap_dbg_release() before ap_symtab_release(). */
+	struct ap_debuginfo *dbg;
 	size_t nsyms;
 	size_t names_len;
 	uint32_t nsegs;
@@ -127,20 +132,134 @@ size_t ap_kallsyms_count(const struct ap_kallsyms *k);
 int ap_kallsyms_find(const struct ap_kallsyms *k, uint64_t addr, const char **name,
 		     const char **module, uint64_t *start);
 
+/* ---- demangle.c: C++ (Itanium) and Rust (legacy, v0) names, through libiberty ---- */
+
+/* The demangled form of `name` (malloc'd, caller frees), or NULL when it is not a mangled
+ * name (plain C) or cannot be demangled. */
+char *ap_demangle(const char *name);
+
+/* ---- perfmap.c: JIT symbols from /tmp/perf-PID.map ---- */
+
+struct ap_perfmap;
+
+/* Parse one "START SIZE NAME" line (hex numbers, optional 0x). *name points into line, up to
+ * the newline, whose length goes to *name_len. Returns 0 or -EINVAL. */
+int ap_perfmap_parse_line(const char *line, uint64_t *start, uint64_t *size, const char **name,
+			  size_t *name_len);
+/* Open the perf map of `pid`, which calls itself `nspid` in its own pid namespace, through
+ * /proc/PID/root (its mount namespace). The file must be a regular file owned by the process's
+ * user or root. Returns NULL with errno set (ENOENT: the process writes none). The descriptor
+ * stays open, so the map can still be read after the process (and its namespace) is gone. */
+struct ap_perfmap *ap_perfmap_open(int pid, int nspid);
+/* Same for a file given by path (tests, offline use). */
+struct ap_perfmap *ap_perfmap_open_path(const char *path);
+void ap_perfmap_free(struct ap_perfmap *m);
+/* Read what was appended since the last read (bounded). Returns 0 or -errno. */
+int ap_perfmap_update(struct ap_perfmap *m);
+/* Name of the newest entry covering addr, or NULL. */
+const char *ap_perfmap_find(struct ap_perfmap *m, uint64_t addr, uint64_t *start);
+/* "perf-NSPID.map": the module name of its frames. */
+const char *ap_perfmap_module(const struct ap_perfmap *m);
+size_t ap_perfmap_count(const struct ap_perfmap *m);
+
+/* ---- dwarf.c: one opened debug file (libdw) ---- */
+
+#define AP_MAX_INLINE 32 /* frames of one address's inline chain that are kept */
+
+/* One frame of a source-level chain: innermost first, the physical function last. */
+struct ap_src_frame {
+	const char *name; /* demangled; NULL: unknown (the ELF symbol stands in) */
+	const char *file; /* source path; NULL when unknown */
+	uint32_t line;	  /* 0 when unknown */
+};
+
+struct ap_dwarf;
+
+/* Open the DWARF of the file at fd (not taken over: it must outlive the handle) or, when fd
+ * is negative, at path. A non-NULL build_id must match the file's. Returns 0 or -errno
+ * (-ENOEXEC: not ELF / no DWARF, -ESTALE: another build). */
+int ap_dwarf_open(int fd, const char *path, const char *build_id, struct ap_dwarf **out);
+void ap_dwarf_close(struct ap_dwarf *dw);
+/* The inline chain at vaddr (an address in the ELF's vaddr space) into out[max]. Names that
+ * had to be demangled are malloc'd and flagged in owned[] (free them with
+ * ap_dwarf_chain_free); the other strings belong to the handle. Returns the number of frames,
+ * 0 when no DWARF covers vaddr. */
+size_t ap_dwarf_chain(struct ap_dwarf *dw, uint64_t vaddr, struct ap_src_frame *out,
+		      bool *owned, size_t max);
+void ap_dwarf_chain_free(struct ap_src_frame *f, bool *owned, size_t n);
+
+/* ---- debuginfod.c: background fetches of debug files by build-id ---- */
+
+struct ap_dbgd;
+
+/* A client for the space-separated server `urls`, caching under cache_dir, giving up a fetch
+ * after timeout_ms. Sets DEBUGINFOD_URLS, DEBUGINFOD_CACHE_PATH and DEBUGINFOD_TIMEOUT in the
+ * process environment (libdebuginfod reads only those): create it before other threads run.
+ * The worker thread starts at the first request. NULL with errno set. */
+struct ap_dbgd *ap_dbgd_new(const char *urls, const char *cache_dir, unsigned timeout_ms);
+void ap_dbgd_free(struct ap_dbgd *c);
+/* Queue a fetch. Returns 0, or -ENOSPC (queue full), -ENOMEM. */
+int ap_dbgd_request(struct ap_dbgd *c, const char *build_id);
+/* Wait up to timeout_ns for the fetch of build_id (NULL: of everything queued) to finish.
+ * Returns true when it has. */
+bool ap_dbgd_wait(struct ap_dbgd *c, const char *build_id, uint64_t timeout_ns);
+/* Hand finished fetches to cb (path NULL and err < 0 on failure) and forget them. */
+void ap_dbgd_collect(struct ap_dbgd *c,
+		     void (*cb)(void *ctx, const char *build_id, const char *path, int err),
+		     void *ctx);
+
+/* ---- debuginfo.c: where each ELF's DWARF is, open handles, resolved chains ---- */
+
+struct ap_dbg;
+
+struct ap_dbg_stats {
+	uint64_t found;		   /* ELF files whose DWARF was located */
+	uint64_t failed;	   /* located debug files that could not be used */
+	uint64_t fds_skipped;	   /* debug files not kept: descriptor cap reached */
+	uint64_t debuginfod_fetched;
+	uint64_t debuginfod_failed;
+	uint64_t chains_evicted; /* result cache flushes */
+};
+
+struct ap_dbg *ap_dbg_new(void);
+void ap_dbg_free(struct ap_dbg *d);
+/* Debug roots searched for .build-id/xx/yyyy.debug and <root>/<dir>/<debuglink>;
+ * "/usr/lib/debug" by default. Returns 0 or -ENOMEM. */
+int ap_dbg_set_dirs(struct ap_dbg *d, const char *const *dirs, size_t n);
+/* Enable debuginfod (see ap_dbgd_new); urls NULL or "" disables it. */
+int ap_dbg_set_debuginfod(struct ap_dbg *d, const char *urls, const char *cache_dir,
+			  unsigned timeout_ms, unsigned wait_ms);
+/* Locate the DWARF of a table just loaded from `elf` (open at elf_fd): the file's own
+ * .debug_info, a build-id file under the debug roots, its .gnu_debuglink next to it (looked up
+ * under `root`, the process's /proc/PID/root, or "") or under the roots, and last debuginfod.
+ * Sets t->dbg, NULL when nothing was found. Returns 0 or -ENOMEM. */
+int ap_dbg_locate(struct ap_dbg *d, struct ap_symtab *t, Elf *elf, int elf_fd, const char *root,
+		  const char *display_path);
+void ap_dbg_release(struct ap_dbg *d, struct ap_debuginfo *di);
+/* Inline chain at vaddr of t (innermost first) in *out; returns its length, 0 when t has no
+ * DWARF for vaddr. The frames stay valid until the next call. */
+size_t ap_dbg_lookup(struct ap_dbg *d, struct ap_symtab *t, uint64_t vaddr,
+		     const struct ap_src_frame **out);
+/* Take finished debuginfod fetches; wait up to timeout_ms for the pending ones first. */
+void ap_dbg_poll(struct ap_dbg *d, unsigned timeout_ms);
+void ap_dbg_get_stats(const struct ap_dbg *d, struct ap_dbg_stats *out);
+
 /* ---- elf_cache.c: symbol tables shared between processes ---- */
 
 struct ap_elf_cache;
 
 /* idle_max_bytes: symbol tables no snapshot uses are kept (least recently released first
  * out) while they total at most this many bytes, so a binary that is run again and again is
- * loaded once. */
-struct ap_elf_cache *ap_elf_cache_new(size_t idle_max_bytes);
+ * loaded once. dbg (may be NULL: no DWARF) locates the debug info of every table loaded; it
+ * must outlive the cache. */
+struct ap_elf_cache *ap_elf_cache_new(size_t idle_max_bytes, struct ap_dbg *dbg);
 void ap_elf_cache_free(struct ap_elf_cache *c);
 /* Reference the symbol table of the file reachable at the first of `paths` that exists
- * (tried in order), loading it on a miss. `display_path` is remembered with a new table.
- * Returns 0 with *out referenced (release with ap_elf_cache_put), or -errno. */
+ * (tried in order), loading it on a miss. `display_path` is remembered with a new table;
+ * `root` ("/proc/PID/root", or "" for our own namespace) is where a .gnu_debuglink is looked
+ * for. Returns 0 with *out referenced (release with ap_elf_cache_put), or -errno. */
 int ap_elf_cache_get(struct ap_elf_cache *c, const char *const *paths, size_t npaths,
-		     const char *display_path, struct ap_symtab **out);
+		     const char *display_path, const char *root, struct ap_symtab **out);
 void ap_elf_cache_put(struct ap_elf_cache *c, struct ap_symtab *t);
 /* The vDSO of this machine, read from the agent's own; owned by the cache. NULL if unusable. */
 struct ap_symtab *ap_elf_cache_vdso(struct ap_elf_cache *c);

@@ -27,11 +27,14 @@
 /* symbol tables no live snapshot uses, kept for processes that are started again */
 #define IDLE_CACHE_BYTES (4u << 20)
 #define PATH_IN_TAB UINT32_MAX
+/* a JIT address missing from the perf map re-reads it at most this often (or once a drain) */
+#define JIT_REREAD_NS 1000000000ULL
 
 enum map_kind {
 	MAP_FILE = 0,
 	MAP_VDSO,
-	MAP_OTHER, /* anonymous (JIT), [vsyscall], ...: no symbols */
+	MAP_ANON,  /* anonymous: JIT code, named by the process's perf map if it writes one */
+	MAP_OTHER, /* [vsyscall], ...: no symbols */
 };
 
 struct snap_map {
@@ -51,7 +54,11 @@ struct snapshot {
 	uint64_t taken_ns;
 	uint64_t gen;	   /* drain generation of the last snapshot attempt */
 	uint64_t gone_gen; /* drain in which the process was found gone */
+	struct ap_perfmap *jit; /* its perf map, once found */
+	uint64_t jit_ns;	/* last (attempted) perf map open or read */
+	uint64_t jit_gen;
 	int pid;
+	int nspid; /* its pid in its own pid namespace, 0 until needed */
 	bool exited; /* ap_symbolizer_pid_exited() was called */
 	bool missed; /* no data: the first snapshot failed */
 	bool gone;   /* the process vanished; the last snapshot is kept for its samples */
@@ -60,6 +67,11 @@ struct snapshot {
 struct ap_symbolizer {
 	struct ap_htab pids;
 	struct ap_elf_cache *cache;
+	struct ap_dbg *dbg;
+	char *dbgd_cache_dir;
+	unsigned dbgd_timeout_ms;
+	unsigned dbgd_wait_ms;
+	bool dwarf_off;
 	struct ap_kallsyms *ksyms;
 	char *kallsyms_path;
 	struct snapshot *last; /* consecutive frames are usually of one pid */
@@ -68,6 +80,9 @@ struct ap_symbolizer {
 	struct ap_symbolizer_stats st;
 };
 
+#define DBGD_DEFAULT_TIMEOUT_MS 10000
+#define DBGD_DEFAULT_WAIT_MS 1000
+
 struct builder {
 	struct ap_symbolizer *s;
 	struct snap_map *maps;
@@ -75,6 +90,7 @@ struct builder {
 	size_t n, cap;
 	size_t pool_len, pool_cap;
 	int pid;
+	bool anon; /* an anonymous executable mapping: maybe JIT code */
 };
 
 static uint64_t now_ns(void)
@@ -129,15 +145,17 @@ static struct ap_symtab *file_symtab(struct builder *b, const struct ap_maps_ent
 	char map_files[96], root[PATH_MAX + 32];
 	const char *paths[2] = { map_files, root };
 	struct ap_symtab *t = NULL;
+	char proc_root[48];
 	size_t n = 1;
 
 	snprintf(map_files, sizeof(map_files), "/proc/%d/map_files/%llx-%llx", b->pid,
 		 (unsigned long long)e->start, (unsigned long long)e->end);
+	snprintf(proc_root, sizeof(proc_root), "/proc/%d/root", b->pid);
 	/* a deleted file's path may by now name a different file (an upgrade): never guess */
 	if (!e->deleted &&
-	    snprintf(root, sizeof(root), "/proc/%d/root%s", b->pid, e->path) < (int)sizeof(root))
+	    snprintf(root, sizeof(root), "%s%s", proc_root, e->path) < (int)sizeof(root))
 		n = 2;
-	*err = ap_elf_cache_get(b->s->cache, paths, n, e->path, &t);
+	*err = ap_elf_cache_get(b->s->cache, paths, n, e->path, proc_root, &t);
 	return t;
 }
 
@@ -166,9 +184,12 @@ static int on_mapping(const struct ap_maps_entry *e, void *ctx)
 		m.kind = MAP_VDSO;
 		path = e->path;
 		m.tab = ap_elf_cache_vdso(b->s->cache);
+	} else if (!e->path[0] || !strncmp(e->path, "[anon", 5)) {
+		m.kind = MAP_ANON;
+		path = e->path[0] ? e->path : "[anon]";
 	} else {
 		m.kind = MAP_OTHER;
-		path = e->path[0] ? e->path : "[anon]";
+		path = e->path;
 	}
 	/* most mappings show the path their table was first loaded from: share that string */
 	if (m.tab && m.tab->path && !strcmp(m.tab->path, path))
@@ -192,7 +213,60 @@ static int on_mapping(const struct ap_maps_entry *e, void *ctx)
 		return err;
 	}
 	b->maps[b->n++] = m;
+	b->anon |= m.kind == MAP_ANON;
 	return 0;
+}
+
+/* The pid of the process in its own (innermost) pid namespace: the last NSpid field. */
+static int read_nspid(int pid)
+{
+	char path[48], line[256];
+	int nspid = pid;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return pid;
+	while (fgets(line, sizeof(line), f)) {
+		char *p = line + 6, *end;
+
+		if (strncmp(line, "NSpid:", 6))
+			continue;
+		for (;;) {
+			long v = strtol(p, &end, 10);
+
+			if (end == p)
+				break;
+			if (v > 0 && v <= INT_MAX)
+				nspid = (int)v;
+			p = end;
+		}
+		break;
+	}
+	fclose(f);
+	return nspid;
+}
+
+/* Open the process's perf map, or read what was appended to it: at most once a drain or
+ * JIT_REREAD_NS unless forced. Once open, it is readable after the process is gone. */
+static void jit_update(struct ap_symbolizer *s, struct snapshot *snap, bool force)
+{
+	uint64_t now = now_ns();
+
+	if (!force && snap->jit_gen == s->gen && now - snap->jit_ns < JIT_REREAD_NS)
+		return;
+	snap->jit_ns = now;
+	snap->jit_gen = s->gen;
+	if (snap->jit) {
+		ap_perfmap_update(snap->jit);
+		return;
+	}
+	if (snap->gone || snap->exited)
+		return;
+	if (!snap->nspid)
+		snap->nspid = read_nspid(snap->pid);
+	snap->jit = ap_perfmap_open(snap->pid, snap->nspid);
 }
 
 /* Re-read the maps of snap->pid; on failure the previous snapshot (if any) stays. */
@@ -239,6 +313,10 @@ static int refresh(struct ap_symbolizer *s, struct snapshot *snap)
 	snap->gone = false;
 	snap->exited = false;
 	s->st.pids_snapshotted++;
+	/* a short-lived JIT process is gone by the time its samples are drained: find its
+	 * perf map now */
+	if (b.anon)
+		jit_update(s, snap, true);
 	return 0;
 }
 
@@ -278,6 +356,7 @@ static void snapshot_free(struct ap_symbolizer *s, struct snapshot *snap)
 	if (s->last == snap)
 		s->last = NULL;
 	maps_release(s, snap->maps, snap->nmaps);
+	ap_perfmap_free(snap->jit);
 	free(snap->pool);
 	free(snap);
 }
@@ -324,6 +403,8 @@ void ap_symbolizer_gc(struct ap_symbolizer *s)
 		return;
 	ap_htab_sweep(&s->pids, gc_drop, s);
 	s->gen++;
+	/* debug files fetched meanwhile, and a new wait budget for the next drain */
+	ap_dbg_poll(s->dbg, 0);
 }
 
 static const struct snap_map *find_map(const struct snapshot *snap, uint64_t addr)
@@ -362,16 +443,17 @@ static const char *base_name(const char *path)
 	return slash && slash[1] ? slash + 1 : path;
 }
 
-/* Fill name, rel_addr and mapping of a frame in mapping m; returns the symbol name or NULL. */
+/* Fill rel_addr, module and mapping of a frame in mapping m; returns the ELF symbol's name or
+ * NULL, and in *vaddr the looked-up address in the ELF's vaddr space (false: none). */
 static const char *resolve_in_map(struct ap_profile *p, const struct snapshot *snap,
 				  const struct snap_map *m, uint64_t addr, uint64_t look,
-				  struct ap_frame *f)
+				  struct ap_frame *f, uint64_t *vaddr, bool *have_vaddr)
 {
 	const struct ap_symtab_sym *sym = NULL;
 	const char *path = map_path(snap, m);
 	struct ap_mapping mp = { 0 };
-	uint64_t vaddr;
 
+	*have_vaddr = false;
 	mp.start = m->start;
 	mp.limit = m->end;
 	mp.offset = m->offset;
@@ -388,9 +470,32 @@ static const char *resolve_in_map(struct ap_profile *p, const struct snapshot *s
 	if (!m->tab)
 		return NULL;
 	ap_symtab_file_to_vaddr(m->tab, addr - m->start + m->offset, &f->rel_addr);
-	if (ap_symtab_file_to_vaddr(m->tab, look - m->start + m->offset, &vaddr))
-		sym = ap_symtab_find(m->tab, vaddr);
+	if (ap_symtab_file_to_vaddr(m->tab, look - m->start + m->offset, vaddr)) {
+		*have_vaddr = true;
+		sym = ap_symtab_find(m->tab, *vaddr);
+	}
 	return sym ? ap_symtab_name(m->tab, sym) : NULL;
+}
+
+/* JIT code: the perf map names it (and becomes the frame's module). */
+static const char *resolve_jit(struct ap_symbolizer *s, struct ap_profile *p,
+			       struct snapshot *snap, uint64_t look, struct ap_frame *f)
+{
+	const char *name;
+
+	if (!snap->jit)
+		jit_update(s, snap, false);
+	name = ap_perfmap_find(snap->jit, look, NULL);
+	/* compiled after the last read */
+	if (!name && snap->jit) {
+		jit_update(s, snap, false);
+		name = ap_perfmap_find(snap->jit, look, NULL);
+	}
+	if (name) {
+		s->st.jit_resolved++;
+		f->module = ap_profile_intern(p, ap_perfmap_module(snap->jit));
+	}
+	return name;
 }
 
 static uint32_t add_frame(struct ap_symbolizer *s, struct ap_profile *p, struct ap_frame *f,
@@ -406,23 +511,62 @@ static uint32_t add_frame(struct ap_symbolizer *s, struct ap_profile *p, struct 
 	return ap_profile_add_frame(p, f);
 }
 
-uint32_t ap_symbolizer_user_frame(struct ap_symbolizer *s, struct ap_profile *p, int pid,
-				  uint64_t addr, bool is_return_addr)
+/* One frame per element of a DWARF chain (all sharing f's address, module and mapping), the
+ * outermost `max` of them when it is longer. Returns how many were written, 0 on ENOMEM. */
+static size_t add_chain(struct ap_symbolizer *s, struct ap_profile *p, struct ap_frame *f,
+			const char *sym_name, const struct ap_src_frame *chain, size_t n,
+			uint32_t *out, size_t max, bool physical_only)
+{
+	size_t skip = n > max ? n - max : 0, k = 0;
+
+	if (f->module == UINT32_MAX || f->mapping == UINT32_MAX)
+		return 0;
+	if (skip && !physical_only)
+		s->st.inline_truncated++;
+	s->st.frames_resolved++;
+	s->st.frames_with_source++;
+	s->st.inline_frames += n - skip - 1;
+	for (size_t i = skip; i < n; i++) {
+		const char *name = chain[i].name;
+
+		/* the physical function without a DWARF name (an assembly file's line table, a
+		 * broken DIE) is the ELF symbol */
+		if (!name)
+			name = i == n - 1 && sym_name ? sym_name : UNKNOWN;
+		f->name = ap_profile_intern(p, name);
+		f->file = chain[i].file ? ap_profile_intern(p, chain[i].file) : 0;
+		f->line = chain[i].line;
+		if (f->name == UINT32_MAX || f->file == UINT32_MAX)
+			return 0;
+		out[k] = ap_profile_add_frame(p, f);
+		if (out[k++] == UINT32_MAX)
+			return 0;
+	}
+	return k;
+}
+
+static size_t user_frames(struct ap_symbolizer *s, struct ap_profile *p, int pid, uint64_t addr,
+			  bool is_return_addr, uint32_t *out, size_t max, bool physical_only)
 {
 	/* a return address points after the call, possibly at the next function already */
-	uint64_t look = is_return_addr && addr ? addr - 1 : addr;
+	uint64_t look = is_return_addr && addr ? addr - 1 : addr, vaddr = 0;
+	const struct ap_src_frame *chain = NULL;
 	const struct snap_map *m = NULL;
 	struct ap_frame f = { 0 };
 	struct snapshot *snap;
 	const char *name = NULL;
+	bool have_vaddr = false;
+	size_t n = 0;
 
+	if (!max)
+		return 0;
 	f.addr = addr;
 	f.kind = AP_FRAME_USER;
 	snap = pid > 0 ? find_snapshot(s, pid) : NULL;
 	if (!snap && pid > 0) {
 		snap = new_snapshot(s, pid);
 		if (!snap)
-			return UINT32_MAX;
+			return 0;
 		s->last = snap;
 		refresh(s, snap);
 	}
@@ -433,11 +577,33 @@ uint32_t ap_symbolizer_user_frame(struct ap_symbolizer *s, struct ap_profile *p,
 			m = find_map(snap, look);
 	}
 	if (m) {
-		name = resolve_in_map(p, snap, m, addr, look, &f);
+		name = resolve_in_map(p, snap, m, addr, look, &f, &vaddr, &have_vaddr);
+		if (have_vaddr && m->tab->dbg && !s->dwarf_off)
+			n = ap_dbg_lookup(s->dbg, m->tab, vaddr, &chain);
+		else if (!m->tab && (m->kind == MAP_ANON || m->kind == MAP_FILE))
+			name = resolve_jit(s, p, snap, look, &f);
 	} else {
 		f.module = ap_profile_intern(p, UNKNOWN);
 	}
-	return add_frame(s, p, &f, name);
+	if (n)
+		return add_chain(s, p, &f, name, chain, n, out, max, physical_only);
+	out[0] = add_frame(s, p, &f, name);
+	return out[0] == UINT32_MAX ? 0 : 1;
+}
+
+size_t ap_symbolizer_user_frames(struct ap_symbolizer *s, struct ap_profile *p, int pid,
+				 uint64_t addr, bool is_return_addr, uint32_t *out, size_t max)
+{
+	return user_frames(s, p, pid, addr, is_return_addr, out, max, false);
+}
+
+uint32_t ap_symbolizer_user_frame(struct ap_symbolizer *s, struct ap_profile *p, int pid,
+				  uint64_t addr, bool is_return_addr)
+{
+	uint32_t id;
+
+	/* one slot: the chain is cut to its outermost frame, the physical function */
+	return user_frames(s, p, pid, addr, is_return_addr, &id, 1, true) ? id : UINT32_MAX;
 }
 
 static void load_kallsyms(struct ap_symbolizer *s)
@@ -495,25 +661,85 @@ int ap_symbolizer_set_kallsyms_path(struct ap_symbolizer *s, const char *path)
 
 void ap_symbolizer_get_stats(const struct ap_symbolizer *s, struct ap_symbolizer_stats *out)
 {
+	struct ap_dbg_stats d;
+
 	*out = s->st;
 	ap_elf_cache_counts(s->cache, &out->elf_loaded, &out->elf_failed);
+	ap_dbg_get_stats(s->dbg, &d);
+	out->debug_found = d.found;
+	out->debug_failed = d.failed + d.fds_skipped;
+	out->debuginfod_fetched = d.debuginfod_fetched;
+	out->debuginfod_failed = d.debuginfod_failed;
+}
+
+int ap_symbolizer_set_debug_dirs(struct ap_symbolizer *s, const char *const *dirs, size_t n)
+{
+	if (n && !dirs)
+		return -EINVAL;
+	return ap_dbg_set_dirs(s->dbg, dirs, n);
+}
+
+void ap_symbolizer_set_dwarf(struct ap_symbolizer *s, bool enabled)
+{
+	s->dwarf_off = !enabled;
+}
+
+int ap_symbolizer_set_debuginfod_options(struct ap_symbolizer *s, const char *cache_dir,
+					 unsigned timeout_ms, unsigned wait_ms)
+{
+	char *copy = NULL;
+
+	if (cache_dir && !(copy = strdup(cache_dir)))
+		return -ENOMEM;
+	free(s->dbgd_cache_dir);
+	s->dbgd_cache_dir = copy;
+	s->dbgd_timeout_ms = timeout_ms ? timeout_ms : DBGD_DEFAULT_TIMEOUT_MS;
+	s->dbgd_wait_ms = wait_ms;
+	return 0;
+}
+
+int ap_symbolizer_set_debuginfod(struct ap_symbolizer *s, const char *urls)
+{
+	/* NULL: the user asked for "the usual servers"; nothing else ever reads the variable,
+	 * since Debian sets it for every login shell and the agent makes no network calls
+	 * unless asked */
+	if (!urls) {
+		urls = getenv("DEBUGINFOD_URLS");
+		if (!urls || !*urls)
+			return -ENOENT;
+	}
+	return ap_dbg_set_debuginfod(s->dbg, urls, s->dbgd_cache_dir, s->dbgd_timeout_ms,
+				     s->dbgd_wait_ms);
+}
+
+void ap_symbolizer_debuginfod_wait(struct ap_symbolizer *s, unsigned timeout_ms)
+{
+	ap_dbg_poll(s->dbg, timeout_ms);
 }
 
 struct ap_symbolizer *ap_symbolizer_new(void)
 {
 	struct ap_symbolizer *s = calloc(1, sizeof(*s));
+	int err = ENOMEM;
 
 	if (!s)
 		return NULL;
-	s->cache = ap_elf_cache_new(IDLE_CACHE_BYTES);
+	s->dbgd_timeout_ms = DBGD_DEFAULT_TIMEOUT_MS;
+	s->dbgd_wait_ms = DBGD_DEFAULT_WAIT_MS;
+	s->dbg = ap_dbg_new();
+	if (!s->dbg)
+		goto fail;
+	s->cache = ap_elf_cache_new(IDLE_CACHE_BYTES, s->dbg);
 	if (!s->cache) {
-		int err = errno;
-
-		free(s);
-		errno = err;
-		return NULL;
+		err = errno;
+		goto fail;
 	}
 	return s;
+fail:
+	ap_dbg_free(s->dbg);
+	free(s);
+	errno = err;
+	return NULL;
 }
 
 static bool drop_all(struct ap_hnode *n, void *ctx)
@@ -528,7 +754,10 @@ void ap_symbolizer_free(struct ap_symbolizer *s)
 		return;
 	ap_htab_sweep(&s->pids, drop_all, s);
 	ap_htab_release(&s->pids);
+	/* the cache releases the debug info of its tables: before the debug context goes */
 	ap_elf_cache_free(s->cache);
+	ap_dbg_free(s->dbg);
+	free(s->dbgd_cache_dir);
 	ap_kallsyms_free(s->ksyms);
 	free(s->kallsyms_path);
 	free(s);

@@ -1,12 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Address -> function symbolization for user (ELF .symtab/.dynsym) and kernel (kallsyms)
- * frames, producing interned frames in a profile.
+ * Address -> function symbolization for user (ELF .symtab/.dynsym, DWARF, perf maps) and
+ * kernel (kallsyms) frames, producing interned frames in a profile.
  *
  * Processes are snapshotted (their executable mappings read from /proc/PID/maps, and the
  * backing ELF files opened through /proc/PID/map_files or /proc/PID/root) when first seen, so
  * that they can still be symbolized after they exit. Symbol tables are cached per ELF file,
  * keyed by build-id (or device+inode when there is none), and shared between processes.
+ *
+ * Where debug info exists (the file's own .debug_info, /usr/lib/debug/.build-id, a
+ * .gnu_debuglink target, or debuginfod when enabled), a user address becomes its chain of
+ * inlined calls, each frame with source file and line; C++ and Rust names are demangled.
+ * Anonymous executable memory (JIT code) is named from the process's /tmp/perf-PID.map.
+ * See docs/symbolization.md.
  */
 #ifndef AP_SYMBOLIZER_H
 #define AP_SYMBOLIZER_H
@@ -25,6 +31,14 @@ struct ap_symbolizer_stats {
 	uint64_t elf_failed;	    /* ELF files that could not be read */
 	uint64_t frames_resolved;   /* lookups that found a symbol */
 	uint64_t frames_unresolved; /* lookups without a symbol ([unknown]) */
+	uint64_t frames_with_source; /* lookups answered from DWARF (file:line) */
+	uint64_t inline_frames;	     /* frames added for inlined calls */
+	uint64_t inline_truncated;   /* chains cut to fit the caller's array */
+	uint64_t jit_resolved;	     /* lookups named by a perf map */
+	uint64_t debug_found;	     /* ELF files whose debug info was located */
+	uint64_t debug_failed;	     /* debug files that could not be used or kept */
+	uint64_t debuginfod_fetched; /* debug files downloaded (or found in its cache) */
+	uint64_t debuginfod_failed;  /* fetches that failed, timed out or were refused */
 };
 
 /* Returns NULL with errno set. Free with ap_symbolizer_free(). */
@@ -44,12 +58,24 @@ void ap_symbolizer_pid_exited(struct ap_symbolizer *s, int pid);
 void ap_symbolizer_gc(struct ap_symbolizer *s);
 
 /*
- * Symbolize a user address of `pid` into a frame of `p` and return the frame id (UINT32_MAX on
- * allocation failure). `is_return_addr` is true for every frame except the leaf: such an
- * address points after a call, so addr-1 is looked up. Unknown pids are snapshotted on
- * demand. The frame carries the runtime address, the ELF-relative address (rel_addr), the
- * function and module names, and the mapping (path, offset, build-id).
+ * Symbolize a user address of `pid` into frames of `p`: with DWARF, one frame per inlined call
+ * at the address, innermost first, the physical function last; else one frame. Writes at most
+ * `max` frame ids to out and returns how many (0 on allocation failure, or max == 0). A chain
+ * longer than max keeps its outermost frames (counted in inline_truncated), so the stack stays
+ * a prefix of the true one from the root.
+ *
+ * `is_return_addr` is true for every frame except the leaf: such an address points after a
+ * call, so addr-1 is looked up. Unknown pids are snapshotted on demand. All frames of one
+ * address share the runtime address, the ELF-relative address (rel_addr), the module and the
+ * mapping (path, offset, build-id); each has its own (demangled) name, source file and line
+ * (file 0 / line 0 when unknown). For an inlined frame the line is where it is executing; for
+ * its caller, the line of the call that was inlined.
  */
+size_t ap_symbolizer_user_frames(struct ap_symbolizer *s, struct ap_profile *p, int pid,
+				 uint64_t addr, bool is_return_addr, uint32_t *out, size_t max);
+
+/* One frame per address: the physical function (the outermost frame of the chain above), with
+ * the source line in it. Returns the frame id, UINT32_MAX on allocation failure. */
 uint32_t ap_symbolizer_user_frame(struct ap_symbolizer *s, struct ap_profile *p, int pid,
 				  uint64_t addr, bool is_return_addr);
 
@@ -68,6 +94,35 @@ void ap_symbolizer_get_stats(const struct ap_symbolizer *s, struct ap_symbolizer
 /* Read kernel symbols from `path` instead of /proc/kallsyms (tests, offline use). A table
  * already loaded is dropped; the next kernel frame loads the new file. Returns 0 or -ENOMEM. */
 int ap_symbolizer_set_kallsyms_path(struct ap_symbolizer *s, const char *path);
+
+/* Debug roots searched for <root>/.build-id/xx/yyyy.debug and <root>/<dir>/<debuglink>:
+ * "/usr/lib/debug" by default; n = 0 searches none. Affects files loaded afterwards.
+ * Returns 0, -EINVAL or -ENOMEM. */
+int ap_symbolizer_set_debug_dirs(struct ap_symbolizer *s, const char *const *dirs, size_t n);
+
+/* DWARF on (default) or off: off, every address gives one frame from the ELF symbols. */
+void ap_symbolizer_set_dwarf(struct ap_symbolizer *s, bool enabled);
+
+/* Options of debuginfod, for ap_symbolizer_set_debuginfod() called afterwards: where
+ * downloads are cached (NULL: /var/cache/aperture/debuginfod when writable, else
+ * $XDG_CACHE_HOME/aperture/debuginfod or ~/.cache/aperture/debuginfod), how long one fetch
+ * may take (0: 10 s), and how long lookups may wait for fetches in flight, per file and per
+ * drain (1 s by default; 0: never wait, the frames of the file get DWARF from the next drain
+ * on). Returns 0 or -ENOMEM. */
+int ap_symbolizer_set_debuginfod_options(struct ap_symbolizer *s, const char *cache_dir,
+					 unsigned timeout_ms, unsigned wait_ms);
+
+/* Fetch debug files that are not on this machine from debuginfod servers: `urls` is a
+ * space-separated list, NULL takes $DEBUGINFOD_URLS (-ENOENT when unset), "" turns it off.
+ * Off by default: the symbolizer makes no network calls unless this is called. Fetches run on
+ * a background thread, queued when a file without local debug info is loaded; set this before
+ * the first snapshot, while the process is single-threaded (libdebuginfod is configured
+ * through the environment, which this sets). Returns 0 or -errno. */
+int ap_symbolizer_set_debuginfod(struct ap_symbolizer *s, const char *urls);
+
+/* Wait up to timeout_ms for debuginfod fetches in flight, and take their results (e.g.
+ * before the last drain). */
+void ap_symbolizer_debuginfod_wait(struct ap_symbolizer *s, unsigned timeout_ms);
 
 /* Lower-level lookup used by tests and the CLI: symbol of `addr` (a vaddr in the ELF's own
  * address space) in the ELF file at `path`. Writes the name into name[len]; returns 0,

@@ -1,0 +1,292 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Source-level frames from DWARF (libdw): for one address, the chain of inlined calls
+ * (innermost first) ending in the physical function, each with its source file and line.
+ *
+ * The innermost frame's line comes from the line table; every outer frame's line is the call
+ * site recorded on the inlined_subroutine DIE just inside it (DW_AT_call_file/call_line), as
+ * eu-addr2line -i and llvm-symbolizer --inlining report them.
+ *
+ * Finding the CU of an address does not rely on .debug_aranges (clang does not emit it by
+ * default): the CU ranges are read once when the file is opened, a pass over the CU headers
+ * only, and kept sorted.
+ */
+#include <dwarf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <elfutils/libdw.h>
+
+#include "symbol_internal.h"
+
+#define OVERLAP_SCAN 8
+
+struct cu_range {
+	uint64_t lo;
+	uint64_t hi;
+	Dwarf_Die cu;
+};
+
+struct ap_dwarf {
+	Elf *elf;
+	Dwarf *dw;
+	struct cu_range *r;
+	size_t n;
+	int fd; /* ours to close, or -1 */
+};
+
+static int range_cmp(const void *a, const void *b)
+{
+	const struct cu_range *x = a, *y = b;
+
+	if (x->lo != y->lo)
+		return x->lo < y->lo ? -1 : 1;
+	return (x->hi > y->hi) - (x->hi < y->hi);
+}
+
+static int push_range(struct ap_dwarf *h, size_t *cap, uint64_t lo, uint64_t hi,
+		      const Dwarf_Die *cu)
+{
+	if (lo >= hi)
+		return 0;
+	if (h->n == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 64;
+		struct cu_range *v = realloc(h->r, ncap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		h->r = v;
+		*cap = ncap;
+	}
+	h->r[h->n].lo = lo;
+	h->r[h->n].hi = hi;
+	h->r[h->n].cu = *cu;
+	h->n++;
+	return 0;
+}
+
+static int read_cu_ranges(struct ap_dwarf *h)
+{
+	Dwarf_CU *cu = NULL, *next;
+	size_t cap = 0;
+	Dwarf_Half version;
+	uint8_t type;
+	Dwarf_Die cudie;
+	int rc;
+
+	while ((rc = dwarf_get_units(h->dw, cu, &next, &version, &type, &cudie, NULL)) == 0) {
+		Dwarf_Addr base, lo, hi;
+		ptrdiff_t off = 0;
+
+		cu = next;
+		if (type != DW_UT_compile || dwarf_tag(&cudie) != DW_TAG_compile_unit)
+			continue;
+		while ((off = dwarf_ranges(&cudie, off, &base, &lo, &hi)) > 0)
+			if (push_range(h, &cap, lo, hi, &cudie))
+				return -ENOMEM;
+	}
+	if (h->n > 1)
+		qsort(h->r, h->n, sizeof(*h->r), range_cmp);
+	return 0;
+}
+
+int ap_dwarf_open(int fd, const char *path, const char *build_id, struct ap_dwarf **out)
+{
+	char hex[2 * AP_BUILD_ID_MAX + 1];
+	struct ap_dwarf *h;
+	int err;
+
+	*out = NULL;
+	if (elf_version(EV_CURRENT) == EV_NONE)
+		return -ENOEXEC;
+	h = calloc(1, sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	h->fd = -1;
+	if (fd < 0) {
+		if (!path) {
+			err = -EINVAL;
+			goto fail;
+		}
+		fd = h->fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			err = -errno;
+			goto fail;
+		}
+	}
+	h->elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+	if (!h->elf || elf_kind(h->elf) != ELF_K_ELF) {
+		err = -ENOEXEC;
+		goto fail;
+	}
+	/* a debug file of another build would give plausible but wrong lines */
+	if (build_id && !ap_symtab_build_id(h->elf, hex, sizeof(hex)) && strcmp(hex, build_id)) {
+		err = -ESTALE;
+		goto fail;
+	}
+	h->dw = dwarf_begin_elf(h->elf, DWARF_C_READ, NULL);
+	if (!h->dw) {
+		err = -ENOEXEC;
+		goto fail;
+	}
+	err = read_cu_ranges(h);
+	if (err)
+		goto fail;
+	*out = h;
+	return 0;
+fail:
+	ap_dwarf_close(h);
+	return err;
+}
+
+void ap_dwarf_close(struct ap_dwarf *h)
+{
+	if (!h)
+		return;
+	if (h->dw)
+		dwarf_end(h->dw);
+	if (h->elf)
+		elf_end(h->elf);
+	if (h->fd >= 0)
+		close(h->fd);
+	free(h->r);
+	free(h);
+}
+
+static bool find_cu(struct ap_dwarf *h, uint64_t vaddr, Dwarf_Die *cu)
+{
+	size_t lo = 0, hi = h->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (h->r[mid].lo <= vaddr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t i = lo, k = 0; i > 0 && k < OVERLAP_SCAN; i--, k++) {
+		if (vaddr < h->r[i - 1].hi) {
+			*cu = h->r[i - 1].cu;
+			return true;
+		}
+	}
+	/* no CU ranges at all: let libdw try .debug_aranges */
+	return !h->n && dwarf_addrdie(h->dw, vaddr, cu) != NULL;
+}
+
+/* Demangled linkage name, else the plain name (C, or no linkage name recorded). */
+static const char *die_name(Dwarf_Die *die, bool *owned)
+{
+	Dwarf_Attribute a;
+	const char *ln;
+	char *dm;
+
+	*owned = false;
+	ln = dwarf_formstring(dwarf_attr_integrate(die, DW_AT_linkage_name, &a));
+	if (!ln)
+		ln = dwarf_formstring(dwarf_attr_integrate(die, DW_AT_MIPS_linkage_name, &a));
+	if (ln) {
+		dm = ap_demangle(ln);
+		if (dm) {
+			*owned = true;
+			return dm;
+		}
+	}
+	return dwarf_diename(die) ? dwarf_diename(die) : ln;
+}
+
+static void call_site(Dwarf_Die *die, Dwarf_Files *files, const char **file, uint32_t *line)
+{
+	Dwarf_Attribute a;
+	Dwarf_Word v;
+
+	*file = NULL;
+	*line = 0;
+	if (files && !dwarf_formudata(dwarf_attr(die, DW_AT_call_file, &a), &v))
+		*file = dwarf_filesrc(files, (size_t)v, NULL, NULL);
+	if (!dwarf_formudata(dwarf_attr(die, DW_AT_call_line, &a), &v) && v <= UINT32_MAX)
+		*line = (uint32_t)v;
+}
+
+void ap_dwarf_chain_free(struct ap_src_frame *f, bool *owned, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (owned[i])
+			free((char *)f[i].name);
+		owned[i] = false;
+	}
+}
+
+size_t ap_dwarf_chain(struct ap_dwarf *h, uint64_t vaddr, struct ap_src_frame *out,
+		      bool *owned, size_t max)
+{
+	Dwarf_Die cu, *scopes = NULL, *chain = NULL, *sc;
+	const char *file = NULL;
+	Dwarf_Files *files = NULL;
+	Dwarf_Line *ln;
+	uint32_t line = 0;
+	size_t n = 0;
+	int ns, nc;
+
+	if (!max || !find_cu(h, vaddr, &cu))
+		return 0;
+	ln = dwarf_getsrc_die(&cu, vaddr);
+	if (ln) {
+		int l = 0;
+
+		file = dwarf_linesrc(ln, NULL, NULL);
+		if (!dwarf_lineno(ln, &l) && l > 0)
+			line = (uint32_t)l;
+	}
+	ns = dwarf_getscopes(&cu, vaddr, &scopes);
+	if (ns <= 0) {
+		free(scopes);
+		if (!file)
+			return 0;
+		/* line info without a function DIE: the ELF symbol names it */
+		out[0] = (struct ap_src_frame){ .name = NULL, .file = file, .line = line };
+		owned[0] = false;
+		return 1;
+	}
+	/* the parents of the innermost scope by DIE nesting: the concrete callers of an inlined
+	 * instance, not the scopes of its abstract definition */
+	nc = dwarf_getscopes_die(&scopes[0], &chain);
+	sc = nc > 0 ? chain : scopes;
+	if (nc <= 0)
+		nc = ns;
+	dwarf_getsrcfiles(&cu, &files, NULL);
+	for (int i = 0; i < nc; i++) {
+		int tag = dwarf_tag(&sc[i]);
+		bool own;
+		const char *name;
+
+		if (tag != DW_TAG_inlined_subroutine && tag != DW_TAG_subprogram &&
+		    tag != DW_TAG_entry_point)
+			continue;
+		name = die_name(&sc[i], &own);
+		if (n == max) {
+			/* too deep: the innermost frames go, the physical function stays */
+			ap_dwarf_chain_free(out, owned, 1);
+			memmove(out, out + 1, (max - 1) * sizeof(*out));
+			memmove(owned, owned + 1, (max - 1) * sizeof(*owned));
+			n--;
+		}
+		out[n] = (struct ap_src_frame){ .name = name, .file = file, .line = line };
+		owned[n++] = own;
+		if (tag != DW_TAG_inlined_subroutine)
+			break;
+		call_site(&sc[i], files, &file, &line);
+	}
+	free(scopes);
+	free(chain);
+	if (!n && file) {
+		out[0] = (struct ap_src_frame){ .name = NULL, .file = file, .line = line };
+		owned[0] = false;
+		n = 1;
+	}
+	return n;
+}

@@ -1,0 +1,629 @@
+// SPDX-License-Identifier: MIT
+/*
+ * ELF -> compact unwind table. Every FDE of .eh_frame (and of .debug_frame where .eh_frame
+ * does not cover the code) is decoded into rows, each row compiled to the 8-byte form the BPF
+ * walker reads (unwind_table.h), then sorted, merged and indexed by page.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cfi.h"
+
+#define DW_OP_breg0 0x70
+#define DW_OP_deref 0x06
+#define DW_OP_lit0 0x30
+#define DW_OP_and 0x1a
+#define DW_OP_ge 0x2a
+#define DW_OP_shl 0x24
+#define DW_OP_plus 0x22
+#define REG_RBP 6
+#define REG_RSP 7
+#define REG_RIP 16
+
+/* ---- rule compilation ---- */
+
+/* DW_OP_bregN followed by an SLEB offset (any length). */
+static bool breg(const uint8_t **p, const uint8_t *end, unsigned int reg, int64_t *off)
+{
+	uint64_t v = 0;
+	unsigned int shift = 0;
+	uint8_t b = 0;
+
+	if (*p >= end || **p != DW_OP_breg0 + reg)
+		return false;
+	(*p)++;
+	do {
+		if (*p >= end || shift >= 63)
+			return false;
+		b = *(*p)++;
+		v |= (uint64_t)(b & 0x7f) << shift;
+		shift += 7;
+	} while (b & 0x80);
+	if (b & 0x40)
+		v |= ~0ULL << shift;
+	*off = (int64_t)v;
+	return true;
+}
+
+/* The PLT stub rule binutils emits: CFA = RSP + off + ((RIP & 15) >= thr) << 3. */
+static bool match_plt(const uint8_t *p, uint32_t len, int64_t *off, unsigned int *thr)
+{
+	const uint8_t *end = p + len;
+	int64_t zero;
+
+	if (!breg(&p, end, REG_RSP, off) || !breg(&p, end, REG_RIP, &zero) || zero != 0)
+		return false;
+	if (end - p != 7 || p[0] != DW_OP_lit0 + 15 || p[1] != DW_OP_and ||
+	    p[2] < DW_OP_lit0 || p[2] > DW_OP_lit0 + 15 || p[3] != DW_OP_ge ||
+	    p[4] != DW_OP_lit0 + 3 || p[5] != DW_OP_shl || p[6] != DW_OP_plus)
+		return false;
+	*thr = (unsigned int)(p[2] - DW_OP_lit0);
+	return true;
+}
+
+/* GCC's realigned-stack (DRAP) frames: CFA = *(RBP + off). */
+static bool match_deref_rbp(const uint8_t *p, uint32_t len, int64_t *off)
+{
+	const uint8_t *end = p + len;
+
+	return breg(&p, end, REG_RBP, off) && end - p == 1 && p[0] == DW_OP_deref;
+}
+
+static int8_t compile_rbp(const struct ap_cfi_rule *r)
+{
+	switch (r->kind) {
+	case AP_RULE_SAME:
+		return AP_RBP_SAME;
+	case AP_RULE_OFFSET:
+		if (r->off % 8 == 0 && r->off / 8 >= -126 && r->off / 8 <= 127 && r->off != 0)
+			return (int8_t)(r->off / 8);
+		return AP_RBP_LOST;
+	case AP_RULE_EXPR: {
+		const uint8_t *p = r->expr, *end = r->expr + r->expr_len;
+		int64_t off;
+
+		/* saved at [RBP] (DRAP frames) */
+		if (breg(&p, end, REG_RBP, &off) && off == 0 && p == end)
+			return AP_RBP_AT_RBP;
+		return AP_RBP_LOST;
+	}
+	default:
+		return AP_RBP_LOST;
+	}
+}
+
+void ap_cfi_compile_row(const struct ap_cfi_fde *fde, const struct ap_cfi_regs *r,
+			struct ap_unwind_row *out)
+{
+	unsigned int thr = 0;
+	int64_t off = 0;
+	uint8_t kind;
+
+	memset(out, 0, sizeof(*out));
+	if (fde->signal) {
+		out->kind = AP_CFA_SIGNAL;
+		return;
+	}
+	if (r->ra.kind == AP_RULE_UNDEFINED) {
+		out->kind = AP_CFA_END;
+		return;
+	}
+	out->kind = AP_CFA_UNSUPPORTED;
+	if (r->ra.kind != AP_RULE_OFFSET || r->ra.off != -8)
+		return;
+	if (r->cfa_expr) {
+		if (match_plt(r->cfa_expr, r->cfa_expr_len, &off, &thr))
+			kind = AP_CFA_PLT | (uint8_t)(thr << AP_CFA_PARAM_SHIFT);
+		else if (match_deref_rbp(r->cfa_expr, r->cfa_expr_len, &off))
+			kind = AP_CFA_DEREF_RBP;
+		else
+			return;
+	} else if (r->cfa_reg == REG_RSP) {
+		kind = AP_CFA_RSP;
+		off = r->cfa_off;
+	} else if (r->cfa_reg == REG_RBP) {
+		kind = AP_CFA_RBP;
+		off = r->cfa_off;
+	} else {
+		return; /* e.g. R10 in the prologue of a realigned frame */
+	}
+	if (off >= INT16_MIN && off <= INT16_MAX) {
+		out->cfa_off = (int16_t)off;
+	} else if (off % 8 == 0 && off / 8 >= INT16_MIN && off / 8 <= INT16_MAX) {
+		out->cfa_off = (int16_t)(off / 8);
+		kind |= AP_CFA_SCALED;
+	} else {
+		return;
+	}
+	out->kind = kind;
+	out->rbp_off = compile_rbp(&r->rbp);
+}
+
+/* ---- row collection ---- */
+
+struct trow {
+	uint64_t pc;
+	uint32_t seq;
+	uint8_t term; /* 1: end of an FDE (no CFI from here unless another row starts) */
+	struct ap_unwind_row row;
+};
+
+struct range {
+	uint64_t start, end;
+};
+
+struct builder {
+	struct trow *rows;
+	size_t n, cap;
+	struct range *ranges; /* .eh_frame FDE ranges, sorted before .debug_frame is read */
+	size_t nranges, cap_ranges;
+	const struct ap_cfi_seg *segs;
+	uint32_t nsegs;
+	bool debug_frame; /* reading .debug_frame: skip code .eh_frame covers */
+	uint32_t seq;
+	int err;
+};
+
+static int push_row(struct builder *b, uint64_t pc, uint8_t term, const struct ap_unwind_row *r)
+{
+	if (b->n == b->cap) {
+		size_t ncap = b->cap ? b->cap * 2 : 4096;
+		struct trow *nr = realloc(b->rows, ncap * sizeof(*nr));
+
+		if (!nr)
+			return -ENOMEM;
+		b->rows = nr;
+		b->cap = ncap;
+	}
+	b->rows[b->n].pc = pc;
+	b->rows[b->n].seq = b->seq++;
+	b->rows[b->n].term = term;
+	b->rows[b->n].row = *r;
+	b->n++;
+	return 0;
+}
+
+static bool in_exec_segment(const struct builder *b, uint64_t addr)
+{
+	for (uint32_t i = 0; i < b->nsegs; i++)
+		if ((b->segs[i].flags & PF_X) && addr >= b->segs[i].vaddr &&
+		    addr - b->segs[i].vaddr < b->segs[i].filesz)
+			return true;
+	return false;
+}
+
+static bool covered_by_eh(const struct builder *b, uint64_t start, uint64_t end)
+{
+	size_t lo = 0, hi = b->nranges;
+
+	while (lo < hi) { /* first range ending after start */
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (b->ranges[mid].end <= start)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < b->nranges && b->ranges[lo].start < end;
+}
+
+static bool want_fde(void *ctx, const struct ap_cfi_fde *fde)
+{
+	struct builder *b = ctx;
+	struct ap_unwind_row none = { 0 };
+
+	if (b->err || !in_exec_segment(b, fde->start))
+		return false;
+	if (b->debug_frame) {
+		if (covered_by_eh(b, fde->start, fde->end))
+			return false;
+	} else {
+		if (b->nranges == b->cap_ranges) {
+			size_t ncap = b->cap_ranges ? b->cap_ranges * 2 : 1024;
+			struct range *nr = realloc(b->ranges, ncap * sizeof(*nr));
+
+			if (!nr) {
+				b->err = -ENOMEM;
+				return false;
+			}
+			b->ranges = nr;
+			b->cap_ranges = ncap;
+		}
+		b->ranges[b->nranges].start = fde->start;
+		b->ranges[b->nranges++].end = fde->end;
+	}
+	b->err = push_row(b, fde->end, 1, &none);
+	return b->err == 0;
+}
+
+static int add_row(void *ctx, const struct ap_cfi_fde *fde, uint64_t pc,
+		   const struct ap_cfi_regs *r)
+{
+	struct builder *b = ctx;
+	struct ap_unwind_row row;
+
+	ap_cfi_compile_row(fde, r, &row);
+	return push_row(b, pc, 0, &row);
+}
+
+static int cmp_trow(const void *a, const void *b)
+{
+	const struct trow *x = a, *y = b;
+
+	if (x->pc != y->pc)
+		return x->pc < y->pc ? -1 : 1;
+	if (x->term != y->term) /* an FDE starting where another ends wins */
+		return x->term ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static int cmp_range(const void *a, const void *b)
+{
+	const struct range *x = a, *y = b;
+
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+static bool same_rule(const struct ap_unwind_row *a, const struct ap_unwind_row *b)
+{
+	return a->kind == b->kind && a->cfa_off == b->cfa_off && a->rbp_off == b->rbp_off;
+}
+
+/* Sort, keep the last row of each pc, merge runs of one rule, index. */
+static int finish(struct builder *b, struct ap_cfi_table *t)
+{
+	struct ap_unwind_row *rows;
+	size_t n = 0;
+	uint64_t last;
+
+	qsort(b->rows, b->n, sizeof(*b->rows), cmp_trow);
+	for (size_t i = 0; i < b->n; i++) {
+		struct trow *r = &b->rows[i];
+
+		if (i + 1 < b->n && b->rows[i + 1].pc == r->pc)
+			continue;
+		/* the end of an FDE followed by alignment padding and the next function: the
+		 * padding never runs, so the previous rule may cover it (one row less) */
+		if (r->term && i + 1 < b->n && b->rows[i + 1].pc - r->pc < 16)
+			continue;
+		if (n == 0 && (r->row.kind & AP_CFA_KIND_MASK) == AP_CFA_NONE)
+			continue; /* nothing to end before the first row */
+		if (n > 0 && same_rule(&b->rows[n - 1].row, &r->row))
+			continue;
+		b->rows[n++] = *r;
+	}
+	if (n == 0)
+		return -ENOENT;
+	t->base = b->rows[0].pc & ~((1ULL << AP_UNWIND_PAGE_SHIFT) - 1);
+	last = b->rows[n - 1].pc - t->base;
+	if (last > UINT32_MAX || n > UINT32_MAX / 2)
+		return -E2BIG;
+	t->nrows = (uint32_t)n;
+	t->npages = (uint32_t)(last >> AP_UNWIND_PAGE_SHIFT) + 1;
+	t->image = calloc(ap_cfi_table_entries(t), sizeof(*t->image));
+	if (!t->image)
+		return -ENOMEM;
+	rows = (struct ap_unwind_row *)(t->image + t->npages + 1);
+	for (size_t i = 0; i < n; i++) {
+		rows[i] = b->rows[i].row;
+		rows[i].pc = (uint32_t)(b->rows[i].pc - t->base);
+		switch (rows[i].kind & AP_CFA_KIND_MASK) {
+		case AP_CFA_UNSUPPORTED:
+			t->stats.rows_unsupported++;
+			break;
+		case AP_CFA_PLT:
+			t->stats.rows_plt++;
+			break;
+		case AP_CFA_END:
+			t->stats.rows_end++;
+			break;
+		case AP_CFA_SIGNAL:
+			t->stats.rows_signal++;
+			break;
+		}
+	}
+	/* index entry p: the row in effect at the start of page p */
+	for (uint32_t p = 0, r = 0; p < t->npages; p++) {
+		uint64_t page_pc = (uint64_t)p << AP_UNWIND_PAGE_SHIFT;
+		struct ap_unwind_row *ix = (struct ap_unwind_row *)&t->image[p];
+
+		while (r + 1 < n && rows[r + 1].pc <= page_pc)
+			r++;
+		ix->pc = r;
+	}
+	((struct ap_unwind_row *)&t->image[t->npages])->pc = (uint32_t)n - 1;
+	t->stats.rows = (uint32_t)n;
+	return 0;
+}
+
+/* ---- ELF ---- */
+
+static void read_build_id(Elf *elf, char *hex, size_t len)
+{
+	Elf_Scn *scn = NULL;
+
+	hex[0] = '\0';
+	while ((scn = elf_nextscn(elf, scn))) {
+		GElf_Shdr sh;
+		Elf_Data *d;
+		GElf_Nhdr nh;
+		size_t off = 0, noff, doff;
+
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_NOTE)
+			continue;
+		d = elf_getdata(scn, NULL);
+		while (d && (off = gelf_getnote(d, off, &nh, &noff, &doff)) > 0) {
+			if (nh.n_type != NT_GNU_BUILD_ID || nh.n_namesz != 4 ||
+			    memcmp((char *)d->d_buf + noff, "GNU", 4) != 0)
+				continue;
+			for (size_t i = 0; i < nh.n_descsz && 2 * i + 2 < len; i++)
+				snprintf(hex + 2 * i, 3, "%02x",
+					 ((const uint8_t *)d->d_buf)[doff + i]);
+			return;
+		}
+	}
+}
+
+static int load_segments(Elf *elf, struct ap_cfi_table *t, GElf_Phdr *eh_hdr)
+{
+	size_t nph;
+
+	memset(eh_hdr, 0, sizeof(*eh_hdr));
+	if (elf_getphdrnum(elf, &nph))
+		return -ENOEXEC;
+	t->segs = calloc(nph ? nph : 1, sizeof(*t->segs));
+	if (!t->segs)
+		return -ENOMEM;
+	for (size_t i = 0; i < nph; i++) {
+		GElf_Phdr ph;
+
+		if (!gelf_getphdr(elf, (int)i, &ph))
+			continue;
+		if (ph.p_type == PT_GNU_EH_FRAME)
+			*eh_hdr = ph;
+		if (ph.p_type != PT_LOAD)
+			continue;
+		t->segs[t->nsegs].offset = ph.p_offset;
+		t->segs[t->nsegs].vaddr = ph.p_vaddr;
+		t->segs[t->nsegs].filesz = ph.p_filesz;
+		t->segs[t->nsegs].flags = ph.p_flags;
+		t->nsegs++;
+	}
+	return t->nsegs ? 0 : -ENOEXEC;
+}
+
+/* Bytes of the file at ELF vaddr `addr` (through the PT_LOAD holding it): .eh_frame located
+ * from PT_GNU_EH_FRAME when the section headers are gone. */
+static const uint8_t *vaddr_bytes(Elf *elf, const struct ap_cfi_table *t, uint64_t addr,
+				  size_t *avail)
+{
+	size_t fsize;
+	const char *raw = elf_rawfile(elf, &fsize);
+
+	for (uint32_t i = 0; raw && i < t->nsegs; i++) {
+		const struct ap_cfi_seg *s = &t->segs[i];
+		uint64_t off = addr - s->vaddr + s->offset;
+
+		if (addr < s->vaddr || addr - s->vaddr >= s->filesz || off >= fsize)
+			continue;
+		*avail = (size_t)(s->filesz - (addr - s->vaddr));
+		if (*avail > fsize - off)
+			*avail = fsize - off;
+		return (const uint8_t *)raw + off;
+	}
+	return NULL;
+}
+
+/* .eh_frame from .eh_frame_hdr's eh_frame_ptr (sstripped files keep only program headers). */
+static bool eh_frame_from_hdr(Elf *elf, const struct ap_cfi_table *t, const GElf_Phdr *hdr,
+			      struct ap_cfi_section *sec)
+{
+	size_t avail;
+	const uint8_t *h = vaddr_bytes(elf, t, hdr->p_vaddr, &avail);
+	int64_t rel;
+
+	/* version 1, eh_frame_ptr encoded as pcrel|sdata4 (what every linker writes) */
+	if (!h || avail < 8 || h[0] != 1 || h[1] != 0x1b)
+		return false;
+	memcpy(&rel, h + 4, 4);
+	rel = (int32_t)rel;
+	sec->vaddr = hdr->p_vaddr + 4 + (uint64_t)rel;
+	sec->data = vaddr_bytes(elf, t, sec->vaddr, &sec->size);
+	sec->eh = true;
+	return sec->data != NULL;
+}
+
+static Elf_Scn *find_section(Elf *elf, const char *name, GElf_Shdr *sh)
+{
+	size_t shstrndx;
+	Elf_Scn *scn = NULL;
+
+	if (elf_getshdrstrndx(elf, &shstrndx))
+		return NULL;
+	while ((scn = elf_nextscn(elf, scn))) {
+		const char *n;
+
+		if (!gelf_getshdr(scn, sh))
+			continue;
+		n = elf_strptr(elf, shstrndx, sh->sh_name);
+		if (n && !strcmp(n, name))
+			return sh->sh_type == SHT_NOBITS ? NULL : scn;
+	}
+	return NULL;
+}
+
+static bool section_data(Elf_Scn *scn, const GElf_Shdr *sh, bool eh, uint64_t datarel,
+			 struct ap_cfi_section *sec)
+{
+	Elf_Data *d;
+
+	if (sh->sh_flags & SHF_COMPRESSED) {
+		if (elf_compress(scn, 0, 0) < 0)
+			return false;
+	}
+	d = elf_getdata(scn, NULL);
+	if (!d || !d->d_buf || !d->d_size)
+		return false;
+	sec->data = d->d_buf;
+	sec->size = d->d_size;
+	sec->vaddr = sh->sh_addr;
+	sec->datarel_base = datarel;
+	sec->eh = eh;
+	return true;
+}
+
+int ap_cfi_table_build(Elf *elf, struct ap_cfi_table *t)
+{
+	struct builder b = { 0 };
+	struct ap_cfi_section eh = { 0 }, dbg = { 0 };
+	struct ap_cfi_parse_stats ps;
+	GElf_Ehdr eh_hdr;
+	GElf_Phdr ehf;
+	GElf_Shdr sh;
+	Elf_Scn *scn;
+	uint64_t got = 0;
+	bool have_eh = false, have_dbg = false;
+	int err;
+
+	memset(t, 0, sizeof(*t));
+	if (elf_kind(elf) != ELF_K_ELF || !gelf_getehdr(elf, &eh_hdr) ||
+	    gelf_getclass(elf) != ELFCLASS64 || eh_hdr.e_machine != EM_X86_64)
+		return -ENOEXEC;
+	err = load_segments(elf, t, &ehf);
+	if (err)
+		goto out;
+	read_build_id(elf, t->build_id, sizeof(t->build_id));
+	if (find_section(elf, ".got", &sh))
+		got = sh.sh_addr;
+	scn = find_section(elf, ".eh_frame", &sh);
+	if (scn)
+		have_eh = section_data(scn, &sh, true, got, &eh);
+	else if (ehf.p_type == PT_GNU_EH_FRAME)
+		have_eh = eh_frame_from_hdr(elf, t, &ehf, &eh);
+	scn = find_section(elf, ".debug_frame", &sh);
+	if (scn)
+		have_dbg = section_data(scn, &sh, false, 0, &dbg);
+	if (!have_eh && !have_dbg) {
+		err = -ENOENT;
+		goto out;
+	}
+
+	b.segs = t->segs;
+	b.nsegs = t->nsegs;
+	if (have_eh) {
+		err = ap_cfi_parse(&eh, want_fde, add_row, &b, &ps);
+		err = err ? err : b.err;
+		if (err)
+			goto out;
+		t->stats.fdes += ps.fdes;
+		t->stats.fdes_bad += ps.fdes_bad;
+		qsort(b.ranges, b.nranges, sizeof(*b.ranges), cmp_range);
+	}
+	if (have_dbg) {
+		b.debug_frame = true;
+		err = ap_cfi_parse(&dbg, want_fde, add_row, &b, &ps);
+		err = err ? err : b.err;
+		if (err)
+			goto out;
+		t->stats.fdes += ps.fdes;
+		t->stats.fdes_bad += ps.fdes_bad;
+		t->stats.fdes_debug_frame = ps.fdes;
+	}
+	err = finish(&b, t);
+out:
+	free(b.rows);
+	free(b.ranges);
+	if (err)
+		ap_cfi_table_release(t);
+	return err;
+}
+
+static int build_from(Elf *elf, struct ap_cfi_table *t)
+{
+	int err;
+
+	if (!elf)
+		return -ENOEXEC;
+	err = ap_cfi_table_build(elf, t);
+	elf_end(elf);
+	return err;
+}
+
+int ap_cfi_table_from_path(const char *path, struct ap_cfi_table *t)
+{
+	int fd, err;
+
+	memset(t, 0, sizeof(*t));
+	if (elf_version(EV_CURRENT) == EV_NONE)
+		return -ENOEXEC;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	err = build_from(elf_begin(fd, ELF_C_READ_MMAP, NULL), t);
+	close(fd);
+	return err;
+}
+
+int ap_cfi_table_from_mem(const void *image, size_t size, struct ap_cfi_table *t)
+{
+	memset(t, 0, sizeof(*t));
+	if (elf_version(EV_CURRENT) == EV_NONE)
+		return -ENOEXEC;
+	return build_from(elf_memory((char *)image, size), t);
+}
+
+void ap_cfi_table_release(struct ap_cfi_table *t)
+{
+	if (!t)
+		return;
+	free(t->image);
+	free(t->segs);
+	memset(t, 0, sizeof(*t));
+}
+
+const struct ap_unwind_row *ap_cfi_table_find(const struct ap_cfi_table *t, uint64_t tpc)
+{
+	const struct ap_unwind_row *ix = (const struct ap_unwind_row *)t->image;
+	const struct ap_unwind_row *rows = ix + t->npages + 1;
+	uint64_t page = tpc >> AP_UNWIND_PAGE_SHIFT;
+	uint32_t lo, hi;
+
+	if (!t->image || page >= t->npages)
+		return NULL;
+	lo = ix[page].pc;
+	hi = ix[page + 1].pc + 1;
+	while (lo + 1 < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (rows[mid].pc <= tpc)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return rows[lo].pc <= tpc ? &rows[lo] : NULL;
+}
+
+int ap_cfi_table_bias(const struct ap_cfi_table *t, uint64_t start, uint64_t offset,
+		      uint64_t *bias)
+{
+	/* executable segments first: a page may hold the end of one segment and the start of
+	 * the next */
+	for (int pass = 0; pass < 2; pass++) {
+		for (uint32_t i = 0; i < t->nsegs; i++) {
+			const struct ap_cfi_seg *s = &t->segs[i];
+			uint64_t page_off = s->offset & ~0xfffULL;
+
+			if ((int)!(s->flags & PF_X) != pass || offset < page_off ||
+			    offset >= s->offset + s->filesz)
+				continue;
+			*bias = start - offset + s->offset - s->vaddr + t->base;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}

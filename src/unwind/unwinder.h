@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The agent side of in-kernel unwinding: compiles the CFI of every executable file a process
+ * maps into compact tables (cfi.h), keeps them in the BPF maps that src/bpf/unwind.h walks,
+ * and keeps each process's table of mappings current (exec, dlopen, exit).
+ *
+ * Tables are shared: one per file content (build-id, else device+inode), whatever process,
+ * mount namespace or path maps it. Files are read through /proc/PID/map_files, so deleted
+ * binaries and binaries of containers work. Tables no process uses stay loaded (least
+ * recently used first out) while they fit in a budget, so a binary run again and again is
+ * compiled once.
+ */
+#ifndef AP_UNWINDER_H
+#define AP_UNWINDER_H
+
+#include <linux/types.h>
+#include <stdint.h>
+
+#include "unwind_table.h"
+
+struct ap_unwinder;
+struct bpf_object;
+
+struct ap_unwinder_opts {
+	uint64_t max_table_bytes;  /* kernel memory for file tables; 0: 64 MiB */
+	uint64_t idle_table_bytes; /* of which unused tables may keep; 0: 8 MiB */
+};
+
+struct ap_unwinder_stats {
+	uint64_t pids_loaded;	    /* process tables installed (first load, exec, re-scan) */
+	uint64_t pids_missed;	    /* process gone (or without user mappings) at load */
+	uint64_t rescans;	    /* re-scans asked for by BPF (pc outside every mapping) */
+	uint64_t rescans_unchanged; /* ... that found the same mappings */
+	uint64_t files_compiled;    /* ELF files whose CFI was compiled */
+	uint64_t files_shared;	    /* files found under another path/inode by build-id */
+	uint64_t files_no_cfi;	    /* files without CFI: unwound with frame pointers */
+	uint64_t files_failed;	    /* unreadable, too big, or over the memory budget */
+	uint64_t files_evicted;	    /* unused tables dropped to stay in budget */
+	uint64_t rows;		    /* rows loaded now */
+	uint64_t table_bytes;	    /* kernel memory of the file tables loaded now */
+	uint64_t table_bytes_peak;
+	uint64_t pid_table_bytes;   /* kernel memory of the process tables now */
+	uint64_t compile_ns;	    /* time spent compiling and loading file tables */
+	uint64_t files_live;	    /* file tables loaded now */
+	uint64_t pids_live;	    /* processes with tables now */
+};
+
+/* Create the table maps. Returns NULL with errno set (EPERM without CAP_BPF, ENOTSUP when the
+ * kernel lacks map-in-map arrays). Free with ap_unwinder_free(). */
+struct ap_unwinder *ap_unwinder_new(const struct ap_unwinder_opts *opts);
+void ap_unwinder_free(struct ap_unwinder *u);
+
+/* Make a BPF object that includes src/bpf/unwind.h use this unwinder's tables (call between
+ * open and load). Returns 0 or -errno. */
+int ap_unwinder_bind(struct ap_unwinder *u, struct bpf_object *obj);
+
+/* Install (or refresh) the tables of process `pid`: after it is first seen and after exec.
+ * Returns 0, -ESRCH (gone, or no user mappings) or -errno. */
+int ap_unwinder_load_pid(struct ap_unwinder *u, int pid);
+/* BPF saw a pc of `pid` outside its known mappings: re-read them (at most every 100 ms per
+ * process; nothing is reloaded when the mappings did not change). Returns 1 when the tables
+ * changed, 0 when not, or -errno. */
+int ap_unwinder_rescan_pid(struct ap_unwinder *u, int pid);
+/* Drop the tables of a process that exited. */
+void ap_unwinder_pid_exited(struct ap_unwinder *u, int pid);
+/* Drop the tables of processes that no longer exist (exit events can be lost). Cheap to call
+ * often: it checks at most every few seconds. */
+void ap_unwinder_gc(struct ap_unwinder *u);
+
+void ap_unwinder_get_stats(const struct ap_unwinder *u, struct ap_unwinder_stats *out);
+
+/* Sum the per-CPU `unwind_stats` map of a BPF object into out[AP_UNWIND_STAT_MAX].
+ * Returns 0 or -errno. */
+int ap_unwind_read_bpf_stats(int stats_map_fd, uint64_t *out);
+/* Stat name of an AP_UNWIND_STAT_* slot ("stacks_complete", ...). */
+const char *ap_unwind_stat_name(unsigned int stat);
+
+#endif

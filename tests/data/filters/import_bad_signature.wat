@@ -1,0 +1,7 @@
+;; Forbidden: a real host function with the wrong signature; must be refused at load.
+(module
+  (import "env" "log" (func (param i32)))
+  (memory (export "memory") 2)
+  (func (export "ap_abi_version") (result i32) i32.const 1)
+  (func (export "ap_event_buffer") (result i32) i32.const 4096)
+  (func (export "ap_filter") (param i32 i32) (result i32) i32.const 1))

@@ -1,0 +1,7 @@
+;; Forbidden: WASI (what stdio in wasi-libc pulls in); must be refused at load.
+(module
+  (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 2)
+  (func (export "ap_abi_version") (result i32) i32.const 1)
+  (func (export "ap_event_buffer") (result i32) i32.const 4096)
+  (func (export "ap_filter") (param i32 i32) (result i32) i32.const 1))

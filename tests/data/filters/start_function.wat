@@ -1,0 +1,9 @@
+;; Hostile: a start function runs during instantiation, before any budget applies;
+;; must be refused at load.
+(module
+  (memory (export "memory") 2)
+  (func (export "ap_abi_version") (result i32) i32.const 1)
+  (func (export "ap_event_buffer") (result i32) i32.const 4096)
+  (func (export "ap_filter") (param i32 i32) (result i32) i32.const 1)
+  (func $start (loop $forever (br $forever)))
+  (start $start))
