@@ -92,6 +92,14 @@ static void add_symbolizer_stats(struct ap_profile *p, const struct ap_symbolize
 	ap_profile_set_stat(p, "elf_files_loaded", st.elf_loaded);
 	ap_profile_set_stat(p, "elf_files_unreadable", st.elf_failed);
 	ap_profile_set_stat(p, "frames_unresolved", st.frames_unresolved);
+	ap_profile_set_stat(p, "frames_with_source", st.frames_with_source);
+	ap_profile_set_stat(p, "inline_frames", st.inline_frames);
+	ap_profile_set_stat(p, "inline_chains_truncated", st.inline_truncated);
+	ap_profile_set_stat(p, "jit_frames_resolved", st.jit_resolved);
+	ap_profile_set_stat(p, "debug_files_found", st.debug_found);
+	ap_profile_set_stat(p, "debug_files_failed", st.debug_failed);
+	ap_profile_set_stat(p, "debuginfod_fetched", st.debuginfod_fetched);
+	ap_profile_set_stat(p, "debuginfod_failed", st.debuginfod_failed);
 }
 
 /*
@@ -271,6 +279,16 @@ int ap_agent_run(const struct ap_agent_opts *opts)
 		fprintf(stderr, "%s: out of memory\n", opts->prog);
 		goto cleanup;
 	}
+	if (opts->debuginfod) {
+		/* "env" takes $DEBUGINFOD_URLS; the fetches run on the symbolizer's own thread */
+		err = ap_symbolizer_set_debuginfod(sym, strcmp(opts->debuginfod, "env") == 0 ?
+							NULL : opts->debuginfod);
+		if (err) {
+			fprintf(stderr, "%s: cannot enable debuginfod: %s\n", opts->prog,
+				strerror(-err));
+			goto cleanup;
+		}
+	}
 	if (ap_symbolizer_load_kernel(sym))
 		ap_warn("%s: cannot read /proc/kallsyms: kernel frames will show as [unknown]",
 			opts->prog);
@@ -323,6 +341,8 @@ int ap_agent_run(const struct ap_agent_opts *opts)
 		wait_events(cols, ncols, next_drain < deadline ? next_drain : deadline);
 	}
 
+	if (opts->debuginfod) /* let fetches in flight land before the last symbolization */
+		ap_symbolizer_debuginfod_wait(sym, 2000);
 	/* stop every probe first, then drain both slots: nothing recorded is left behind */
 	for (size_t i = 0; i < ncols; i++)
 		if (cols[i].ops->stop)

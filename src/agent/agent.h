@@ -32,6 +32,7 @@ struct ap_agent_opts {
 	enum ap_format format;	 /* from --format, else from the output's extension */
 	size_t top_n;		 /* --top: also print the top functions to stdout */
 	bool include_idle;
+	const char *debuginfod; /* --debuginfod URLS: fetch missing debug info (opt-in) */
 	bool per_event; /* deliver every event to userspace (filters) instead of in-kernel counts */
 	int verbose;
 

@@ -30,8 +30,10 @@ int ap_cpu_record(struct ap_profile *p, struct ap_symbolizer *sym, const struct 
 		  uint64_t count, const __u64 *kstack, const __u64 *ustack,
 		  struct ap_cpu_record_stats *stats)
 {
-	uint32_t frames[2 * AP_MAX_STACK_DEPTH];
+	/* user addresses expand into their inline chains: room for a few frames each */
+	uint32_t frames[AP_MAX_STACK_DEPTH + 4 * AP_MAX_STACK_DEPTH];
 	size_t nk = stack_len(kstack), nu = stack_len(ustack), n = 0;
+	bool inline_cut = false;
 	struct ap_sample s = { 0 };
 	char comm[AP_TASK_COMM_LEN + 1];
 
@@ -42,9 +44,18 @@ int ap_cpu_record(struct ap_profile *p, struct ap_symbolizer *sym, const struct 
 			return -ENOMEM;
 	}
 	for (size_t i = 0; i < nu; i++) {
-		frames[n] = ap_symbolizer_user_frame(sym, p, (int)key->pid, ustack[i], i > 0);
-		if (frames[n++] == UINT32_MAX)
+		size_t got;
+
+		/* full: the outermost callers are lost, as with a truncated capture */
+		if (n == sizeof(frames) / sizeof(frames[0])) {
+			inline_cut = true;
+			break;
+		}
+		got = ap_symbolizer_user_frames(sym, p, (int)key->pid, ustack[i], i > 0, frames + n,
+						sizeof(frames) / sizeof(frames[0]) - n);
+		if (!got)
 			return -ENOMEM;
+		n += got;
 	}
 	memcpy(comm, key->comm, AP_TASK_COMM_LEN);
 	comm[AP_TASK_COMM_LEN] = '\0';
@@ -61,7 +72,7 @@ int ap_cpu_record(struct ap_profile *p, struct ap_symbolizer *sym, const struct 
 		return -ENOMEM;
 
 	stats->samples += count;
-	if (nu == AP_MAX_STACK_DEPTH)
+	if (nu == AP_MAX_STACK_DEPTH || inline_cut)
 		stats->user_truncated += count;
 	if (nk == AP_MAX_STACK_DEPTH)
 		stats->kernel_truncated += count;

@@ -27,6 +27,7 @@ enum long_only_opt {
 	OPT_SLOW_STACKS,
 	OPT_HIST,
 	OPT_PER_EVENT,
+	OPT_DEBUGINFOD,
 };
 
 static const struct option long_opts[] = {
@@ -45,6 +46,7 @@ static const struct option long_opts[] = {
 	{ "slow-stacks", no_argument, NULL, OPT_SLOW_STACKS },
 	{ "hist", no_argument, NULL, OPT_HIST },
 	{ "per-event", no_argument, NULL, OPT_PER_EVENT },
+	{ "debuginfod", required_argument, NULL, OPT_DEBUGINFOD },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -74,6 +76,8 @@ void ap_agent_usage(FILE *out, const char *prog)
 		"      --min-latency TIME   calls at least this slow count as slow events (syscall)\n"
 		"      --slow-stacks        record the user stacks of slow calls (syscall)\n"
 		"      --hist               print latency histograms in the text report\n"
+		"      --debuginfod URLS    fetch missing debug info from these debuginfod servers\n"
+		"                           ('env': $DEBUGINFOD_URLS); off by default\n"
 		"      --per-event          aggregate in the agent, event by event, instead of in\n"
 		"                           the kernel (what filters use; for checking and debugging)\n"
 		"  -v, --verbose            more diagnostics (repeat for debug)\n"
@@ -258,6 +262,15 @@ int ap_agent_parse_args(int argc, char **argv, struct ap_agent_opts *opts)
 			break;
 		case OPT_PER_EVENT:
 			opts->per_event = true;
+			break;
+		case OPT_DEBUGINFOD:
+			if (strncmp(optarg, "http://", 7) != 0 && strncmp(optarg, "https://", 8) != 0 &&
+			    strcmp(optarg, "env") != 0)
+				return usage_error(opts,
+						   "invalid --debuginfod '%s': give http(s):// URLs "
+						   "(space-separated) or 'env' for $DEBUGINFOD_URLS",
+						   optarg);
+			opts->debuginfod = optarg;
 			break;
 		case 'v':
 			opts->verbose++;

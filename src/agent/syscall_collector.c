@@ -70,6 +70,7 @@ static void configure(struct syscall_bpf *skel, const struct ap_agent_opts *opts
 	    cgroup = ap_syscall_compat_from_name("exit_group");
 	struct syscall_bpf__rodata *ro = skel->rodata;
 
+	ro->cfg_self_tgid = (__u32)getpid();
 	ro->cfg_filter_pids = opts->npids > 0;
 	ro->cfg_filter_pids_map = opts->npids > AP_SYS_INLINE_PIDS;
 	if (opts->npids <= AP_SYS_INLINE_PIDS) {

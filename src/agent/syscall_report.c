@@ -28,11 +28,11 @@ const char *ap_sys_fmt_ns(uint64_t ns, char *buf, size_t len)
 	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
 		double v = (double)ns / units[i].div;
 
-		if (v < 1.0)
+		if (v < 0.9995) /* 999.96us reads better as 1.00ms than as 1000us */
 			continue;
-		if (v >= 100.0)
+		if (v >= 99.95)
 			snprintf(buf, len, "%.0f%s", v, units[i].unit);
-		else if (v >= 10.0)
+		else if (v >= 9.995)
 			snprintf(buf, len, "%.1f%s", v, units[i].unit);
 		else
 			snprintf(buf, len, "%.2f%s", v, units[i].unit);
@@ -176,9 +176,13 @@ int ap_sys_write_text(const struct ap_sys_table *t, const struct ap_profile *p, 
 		if (slowcol)
 			fprintf(out, " %9s", ap_format_count(e->sum.slow, b1, sizeof(b1)));
 		latency_cols(out, e);
-		fprintf(out, "  %-*s", (int)namew, ap_syscall_key_name(e->nr, name, sizeof(name)));
+		ap_syscall_key_name(e->nr, name, sizeof(name));
+		/* no padding at the end of a line */
 		if (procs > 1)
-			fprintf(out, " %7u %-16s", e->pid, e->comm);
+			fprintf(out, "  %-*s %7u %-*s", (int)namew, name, e->pid,
+				e->nerrnos ? 16 : 0, e->comm);
+		else
+			fprintf(out, "  %-*s", e->nerrnos ? (int)namew : 0, name);
 		errno_col(out, e);
 		fprintf(out, "\n");
 	}
@@ -196,9 +200,10 @@ int ap_sys_write_text(const struct ap_sys_table *t, const struct ap_profile *p, 
 
 			if (!e->sum.count)
 				continue;
-			fprintf(out, "\n%s, pid %u (%s): %s calls\n",
+			fprintf(out, "\n%s, pid %u (%s): %s call%s\n",
 				ap_syscall_key_name(e->nr, name, sizeof(name)), e->pid, e->comm,
-				ap_format_count(e->sum.count, b1, sizeof(b1)));
+				ap_format_count(e->sum.count, b1, sizeof(b1)),
+				e->sum.count == 1 ? "" : "s");
 			ap_hist_print(out, e->sum.hist, "ns", "  ");
 		}
 	}
@@ -298,7 +303,9 @@ int ap_sys_write_json(const struct ap_sys_table *t, const struct ap_profile *p, 
 		(unsigned long long)(p ? ap_profile_start_ns(p) : 0),
 		(unsigned long long)(p ? ap_profile_duration_ns(p) : 0),
 		(unsigned long long)(o ? o->min_latency_ns : 0));
-	fprintf(out, "  \"hist_scale\": \"log2\",\n  \"entries\": [");
+	fprintf(out, "  \"attach\": ");
+	json_str(out, p && ap_profile_get_meta(p, "attach") ? ap_profile_get_meta(p, "attach") : "");
+	fprintf(out, ",\n  \"hist_scale\": \"log2\",\n  \"entries\": [");
 	for (size_t i = 0; i < n; i++) {
 		fprintf(out, "%s\n", i ? "," : "");
 		json_entry(out, v[i]);

@@ -31,6 +31,7 @@
 #define X86_TS_COMPAT 0x0002 /* arch/x86/include/asm/thread_info.h */
 #define ARM64_TIF_32BIT 22   /* arch/arm64/include/asm/thread_info.h */
 
+const volatile __u32 cfg_self_tgid = 0; /* the agent: its own calls are not recorded */
 const volatile bool cfg_filter_pids = false;
 const volatile bool cfg_filter_pids_map = false; /* more pids than fit inline */
 const volatile __u32 cfg_npids_inline = 0;
@@ -272,6 +273,8 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 		return 0;
 	pid_tgid = bpf_get_current_pid_tgid();
 	tgid = pid_tgid >> 32;
+	if (tgid == cfg_self_tgid)
+		return 0;
 	if (cfg_filter_pids && !pid_wanted(tgid))
 		return 0;
 	if (cfg_ncomms && !comm_wanted())

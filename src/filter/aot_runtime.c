@@ -51,6 +51,14 @@ static int ap_initialized;
 
 /* ---- the runtime ---- */
 
+/* Function types, interned: call_indirect compares the returned indices. */
+struct ap_functype {
+	uint32_t nparams, nresults;
+	wasm_rt_type_t *types;
+};
+static struct ap_functype *ap_types;
+static uint32_t ap_ntypes;
+
 void wasm_rt_trap(wasm_rt_trap_t code)
 {
 	if (ap_jmp) {
@@ -83,8 +91,15 @@ bool wasm_rt_is_initialized(void)
 	return ap_initialized;
 }
 
+/* Releases what module initialisation registered; this object serves one instance. */
 void wasm_rt_free(void)
 {
+	for (uint32_t i = 0; i < ap_ntypes; i++)
+		free(ap_types[i].types);
+	free(ap_types);
+	ap_types = NULL;
+	ap_ntypes = 0;
+	ap_initialized = 0;
 }
 
 const char *wasm_rt_strerror(wasm_rt_trap_t trap)
@@ -112,13 +127,6 @@ const char *wasm_rt_strerror(wasm_rt_trap_t trap)
 	return "unknown trap";
 }
 
-/* Function types, interned: call_indirect compares the returned indices. */
-struct ap_functype {
-	uint32_t nparams, nresults;
-	wasm_rt_type_t *types;
-};
-static struct ap_functype *ap_types;
-static uint32_t ap_ntypes;
 
 uint32_t wasm_rt_register_func_type(uint32_t params, uint32_t results, ...)
 {
@@ -390,6 +398,7 @@ static void *ap_aot_create(ap_host_fn host, void *ctx, char *err, size_t errlen)
 					      : wasm_rt_strerror((wasm_rt_trap_t)(code - AP_TRAP_BASE)));
 		Z_apf_free(&ai->inst);
 		free(ai);
+		wasm_rt_free();
 		return NULL;
 	}
 	ai->fuel = Z_apfZ___ap_fuel(&ai->inst);
@@ -470,6 +479,7 @@ static void ap_aot_destroy(void *p)
 		return;
 	Z_apf_free(&ai->inst);
 	free(ai);
+	wasm_rt_free();
 }
 
 __attribute__((visibility("default"))) const struct ap_aot_api ap_aot_api = {

@@ -623,7 +623,7 @@ static int start_engine(struct ap_filter *f, struct ap_engine_load *ld, char *re
 		if (f->opts.engine == AP_FILTER_ENGINE_AOT)
 			return snprintf(reason, len, "aot engine unavailable: %s", why), -ENOTSUP;
 		snprintf(f->info.engine_note, sizeof(f->info.engine_note),
-			 "aot engine not used (%s)", why);
+			 "aot engine not used (%.200s)", why);
 	}
 	ret = ap_engine_interp.create(ld, &f->inst, reason, len);
 	if (ret == 0)
@@ -739,7 +739,7 @@ int ap_filter_load_mem(const char *name, const uint8_t *wasm, size_t len, const 
 	ret = ap_wabt_validate(wasm, len, reason, sizeof(reason));
 	if (ret) {
 		char tmp[512];
-		snprintf(tmp, sizeof(tmp), "invalid module: %s", reason);
+		snprintf(tmp, sizeof(tmp), "invalid module: %.480s", reason);
 		snprintf(reason, sizeof(reason), "%s", tmp);
 		goto fail;
 	}

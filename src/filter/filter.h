@@ -32,7 +32,7 @@
 
 /* Defaults (docs/filters.md lists them with the agent flags). */
 #define AP_FILTER_DEFAULT_FUEL 1000000ull	  /* per event */
-#define AP_FILTER_DEFAULT_INIT_FUEL 100000000ull /* _initialize + ap_init + ABI queries */
+#define AP_FILTER_DEFAULT_INIT_FUEL 10000000ull /* _initialize + ap_init + ABI queries */
 #define AP_FILTER_DEFAULT_MEMORY_PAGES 64u	  /* 4 MiB of linear memory */
 #define AP_FILTER_DEFAULT_CALL_DEPTH 128u
 #define AP_FILTER_DEFAULT_MODULE_BYTES (4u << 20)

@@ -340,7 +340,8 @@ static int find_debuglink(struct ap_dbg *d, struct ap_debuginfo *di, const struc
 		int fd;
 
 		if (i == 0)
-			snprintf(path, sizeof(path), "%s%.*s/%s", root, dlen, display_path, f->link);
+			snprintf(path, sizeof(path), "%s%.*s/%s", root, dlen, display_path,
+				 f->link);
 		else if (i == 1)
 			snprintf(path, sizeof(path), "%s%.*s/.debug/%s", root, dlen, display_path,
 				 f->link);
@@ -370,13 +371,19 @@ static int find_local(struct ap_dbg *d, struct ap_debuginfo *di, const struct el
 		if (fd >= 0 && hold_fd(d, di, fd))
 			return 1;
 	}
-	for (size_t i = 0; di->build_id && i < d->ndirs; i++) {
-		if (strlen(di->build_id) < 3)
-			break;
+	for (size_t i = 0; di->build_id && strlen(di->build_id) > 2 && i < d->ndirs; i++) {
 		snprintf(path, sizeof(path), "%s/.build-id/%.2s/%s.debug", d->dirs[i], di->build_id,
 			 di->build_id + 2);
 		if (!access(path, R_OK))
 			return set_path(di, path) ? -ENOMEM : 1;
+		/* a container that ships its own debug files */
+		if (!*root)
+			continue;
+		snprintf(path, sizeof(path), "%s%s/.build-id/%.2s/%s.debug", root, d->dirs[i],
+			 di->build_id, di->build_id + 2);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0)
+			return hold_fd(d, di, fd) ? 1 : 0;
 	}
 	return find_debuglink(d, di, f, root, display_path);
 }

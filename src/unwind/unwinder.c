@@ -559,8 +559,8 @@ static int load(struct ap_unwinder *u, int pid, bool rescan)
 		free(s.maps);
 		return err;
 	}
-	if (p && p->maps_hash == s.hash && rescan) {
-		u->st.rescans_unchanged++;
+	if (p && p->maps_hash == s.hash) { /* e.g. the first sample of a pid loaded at exec */
+		u->st.rescans_unchanged += rescan;
 		p->scanned_ns = now;
 		free(s.maps);
 		return 0;

@@ -45,7 +45,8 @@ class Agent:
     """aperture-agent --mode syscall running in the background until stop()."""
 
     def __init__(self, *args, env=None):
-        cmd = [os.path.join(BIN_DIR, "aperture-agent"), "--mode", "syscall", "-v",
+        # -d: a guard, so that an agent left behind by a failed test still exits
+        cmd = [os.path.join(BIN_DIR, "aperture-agent"), "--mode", "syscall", "-v", "-d", "90s",
                *map(str, args)]
         self.cmd = " ".join(cmd)
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -148,10 +149,11 @@ with tempfile.TemporaryDirectory() as tmp:
             check(ents["nanosleep"]["min_ns"] >= 2000000, f"{where}: nanosleep under 2 ms")
             check(ents["getppid"]["p50_ns"] < 1000000, f"{where}: getppid p50 implausible")
             check_no_loss(data, where)
+            check(data["attach"] == ("raw_tp" if where == "raw_tp" else "tp_btf"),
+                  f"{where}: attached as {data['attach']}")
             if data["arch"] == "x86_64":
                 check(ents["getppid"]["nr"] == 110 and ents["openat"]["nr"] == 257,
                       f"{where}: x86_64 numbers wrong")
-        _, data = entries_of(path("raw.json"))
 
         ents, data = entries_of(path("filtered.json"))
         check({e["name"] for e in data["entries"]} <= {"getppid", "openat"},

@@ -59,8 +59,8 @@ static void test_parse_line(void **state)
 	const char *name;
 	size_t len;
 
-	assert_int_equal(ap_perfmap_parse_line("7f0012 1a0 LazyCompile:*foo a.js:3\n", &start, &size,
-					       &name, &len),
+	assert_int_equal(ap_perfmap_parse_line("7f0012 1a0 LazyCompile:*foo a.js:3\n", &start,
+					       &size, &name, &len),
 			 0);
 	assert_int_equal(start, 0x7f0012);
 	assert_int_equal(size, 0x1a0);

@@ -7,14 +7,20 @@
  *        PLT) -> nf_inner (callback, realigns its stack: CFA from RBP) -> nf_leaf (no frame)
  *   dl:  main -> nf_dl_caller -> nfdl_work (libnofp_dl.so, dlopen()ed) -> nfdl_leaf (no frame)
  *
+ *   sig: lib, plus a profiling timer whose handler runs nf_on_signal -> nf_sig_work ->
+ *        nf_leaf on top of whatever it interrupted (through the __restore_rt trampoline)
+ *   late: lib for the first half, then dlopen() and dl (a library loaded while profiled)
+ *
  * A frame-pointer unwinder loses the callers of every frameless function (here: all of them).
- * Usage: nofp_chain SECONDS [lib|dl|both]   prints its pid once ready (after dlopen), runs
- *        nofp_chain -n CALLS [lib|dl|both]  fixed amount of work (the benchmark's unit)
+ * Usage: nofp_chain SECONDS [lib|dl|both|sig|late]  prints its pid once ready, runs SECONDS
+ *        nofp_chain -n CALLS [lib|dl|both]          fixed amount of work (the benchmark's unit)
  */
 #include <dlfcn.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -71,6 +77,33 @@ __attribute__((noinline, noclone)) unsigned long nf_dl_caller(unsigned long n)
 	return r;
 }
 
+__attribute__((noinline, noclone)) unsigned long nf_sig_work(unsigned long n)
+{
+	unsigned long r = nf_leaf(n);
+
+	nf_sink ^= r;
+	return r;
+}
+
+__attribute__((noinline, noclone)) void nf_on_signal(int sig)
+{
+	nf_sig_work(WORK / 8);
+	nf_sink += (unsigned long)sig;
+}
+
+static int load_dl(void)
+{
+	/* found next to the executable (RUNPATH $ORIGIN) */
+	void *dl = dlopen("libnofp_dl.so", RTLD_NOW);
+
+	dl_work = dl ? (unsigned long (*)(unsigned long))dlsym(dl, "nfdl_work") : NULL;
+	if (!dl_work) {
+		fprintf(stderr, "dlopen libnofp_dl.so: %s\n", dlerror());
+		return -1;
+	}
+	return 0;
+}
+
 static double now(void)
 {
 	struct timespec ts;
@@ -81,7 +114,8 @@ static double now(void)
 
 static void one_call(const char *mode, unsigned long i)
 {
-	if (!strcmp(mode, "lib") || (!strcmp(mode, "both") && !(i & 1)))
+	if (!dl_work || !strcmp(mode, "lib") || !strcmp(mode, "sig") ||
+	    (!strcmp(mode, "both") && !(i & 1)))
 		nf_outer(WORK);
 	else
 		nf_dl_caller(WORK);
@@ -91,20 +125,18 @@ int main(int argc, char **argv)
 {
 	int fixed = argc > 1 && !strcmp(argv[1], "-n");
 	const char *mode = argc > 2 + fixed ? argv[2 + fixed] : "both";
-	void *dl = NULL;
 
 	if (argc < 2 + fixed) {
 		fprintf(stderr, "usage: %s SECONDS|-n CALLS [lib|dl|both]\n", argv[0]);
 		return 2;
 	}
-	if (strcmp(mode, "lib")) {
-		/* found next to the executable (RUNPATH $ORIGIN) */
-		dl = dlopen("libnofp_dl.so", RTLD_NOW);
-		dl_work = dl ? (unsigned long (*)(unsigned long))dlsym(dl, "nfdl_work") : NULL;
-		if (!dl_work) {
-			fprintf(stderr, "dlopen libnofp_dl.so: %s\n", dlerror());
-			return 1;
-		}
+	if ((!strcmp(mode, "dl") || !strcmp(mode, "both")) && load_dl())
+		return 1;
+	if (!strcmp(mode, "sig")) {
+		struct itimerval it = { { 0, 2000 }, { 0, 2000 } };
+
+		signal(SIGPROF, nf_on_signal);
+		setitimer(ITIMER_PROF, &it, NULL);
 	}
 	printf("%d\n", (int)getpid());
 	fflush(stdout);
@@ -114,10 +146,14 @@ int main(int argc, char **argv)
 		for (long i = 0; i < calls; i++)
 			one_call(mode, (unsigned long)i);
 	} else {
-		double end = now() + atof(argv[1]);
+		double start = now(), end = start + atof(argv[1]);
 
-		for (unsigned long i = 0; now() < end; i++)
+		for (unsigned long i = 0; now() < end; i++) {
+			if (!strcmp(mode, "late") && !dl_work && now() > (start + end) / 2 &&
+			    load_dl())
+				return 1;
 			one_call(mode, i);
+		}
 	}
 	return 0;
 }
