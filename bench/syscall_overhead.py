@@ -10,6 +10,8 @@ repetitions), since the baseline of this kind of VM drifts by 2x within minutes:
   baseline        nothing attached
   floor           two empty tp_btf programs on sys_enter/sys_exit (ap_bench_floor): what
                   any sys_enter/sys_exit tracer pays before doing any work
+  taskstorage     the minimal latency tracer of the research notes (ap_bench_floor
+                  taskstorage): start time in task storage, latency summed into one counter
   aperture        aperture-agent --mode syscall, whole system (exact counts + histograms)
   aperture-raw_tp the same, forced onto the raw_tp fallback (AP_SYSCALL_ATTACH=raw_tp)
   filtered-out    aperture-agent --mode syscall --pid <another process>: the loop's cost
@@ -78,7 +80,7 @@ class Tracer:
             self.proc.wait()
 
 
-def make_tracers(a, agent, floor):
+def make_tracers(agent, floor):
     def agent_start(extra, env=None):
         def start():
             p = subprocess.Popen([agent, "--mode", "syscall", "-v", "--format", "json",
@@ -89,15 +91,18 @@ def make_tracers(a, agent, floor):
             return p
         return start
 
-    def floor_start():
-        p = subprocess.Popen([floor], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             text=True)
-        wait_for(p.stdout, "ready", p)
-        return p
+    def floor_start(which):
+        def start():
+            p = subprocess.Popen([floor, which], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, text=True)
+            wait_for(p.stdout, "ready", p)
+            return p
+        return start
 
     return {
         "baseline": None,
-        "floor": floor_start,
+        "floor": floor_start("floor"),
+        "taskstorage": floor_start("taskstorage"),
         "aperture": agent_start([]),
         "aperture-raw_tp": agent_start([], {"AP_SYSCALL_ATTACH": "raw_tp"}),
         "filtered-out": agent_start(["--pid", "1"]),
@@ -116,7 +121,7 @@ def main():
     agent = os.path.join(a.build, "bin", "aperture-agent")
     binary = os.path.join(a.build, "tests", "bin", "ap_syscalls")
     floor = os.path.join(a.build, "tests", "bin", "ap_bench_floor")
-    tracers = make_tracers(a, agent, floor)
+    tracers = make_tracers(agent, floor)
     names = [n for n in tracers if n != "baseline"]
     if a.only:
         names = [n for n in names if n in a.only.split(",")]
@@ -147,10 +152,12 @@ def report(names, base, ns, ratios):
         print(f"{n:<16} {med:9.1f} {med - mb:9.1f} {statistics.median(ratios[n]):7.2f} "
               f"{min(ratios[n]):7.2f} {max(ratios[n]):7.2f}")
     if "floor" in ratios and "aperture" in ratios:
-        print(f"\naperture {statistics.median(ratios['aperture']):.2f}x, floor "
-              f"{statistics.median(ratios['floor']):.2f}x (two empty programs on the same "
-              f"tracepoints): ratios are medians of per-pair ratios")
-
+        med = {n: statistics.median(r) for n, r in ratios.items()}
+        line = f"\naperture {med['aperture']:.2f}x beside the floor {med['floor']:.2f}x (two " \
+               f"empty programs on the same tracepoints)"
+        if "taskstorage" in med:
+            line += f" and the minimal task-storage tracer {med['taskstorage']:.2f}x"
+        print(line + "; ratios are medians of per-pair ratios")
 
 if __name__ == "__main__":
     main()

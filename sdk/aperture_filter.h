@@ -27,12 +27,17 @@
 
 #include <aperture/filter_abi.h>
 
-#if !defined(__wasm32__)
-#error "aperture_filter.h is for filter modules: compile with clang --target=wasm32"
-#endif
-
+#if defined(AP_FILTER_NATIVE)
+/* The same source as plain native code (benchmarks, debugging): no exports, and the host
+ * functions are ordinary functions the program provides. */
+#define AP_EXPORT(name)
+#define AP_IMPORT(name)
+#elif defined(__wasm32__)
 #define AP_EXPORT(name) __attribute__((export_name(name)))
 #define AP_IMPORT(name) __attribute__((import_module("env"), import_name(name)))
+#else
+#error "aperture_filter.h is for filter modules: compile with clang --target=wasm32"
+#endif
 
 /* ---- host functions (imported only when used) ---- */
 
@@ -192,7 +197,7 @@ static inline int32_t ap_set_tag(struct ap_filter_event *ev, const char *tag)
 	return AP_FILTER_TRANSFORM;
 }
 
-/* Re-label comm (1..15 bytes kept); return AP_FILTER_TRANSFORM. */
+/* Re-label comm (truncated to 15 bytes); return AP_FILTER_TRANSFORM. */
 static inline int32_t ap_set_comm(struct ap_filter_event *ev, const char *comm)
 {
 	uint32_t i = 0;
@@ -231,7 +236,7 @@ static inline int32_t ap_scale_weight(struct ap_filter_event *ev, uint32_t facto
 
 /* ---- what every module exports, and what the compiler may call ---- */
 
-#ifndef AP_FILTER_NO_RUNTIME
+#if !defined(AP_FILTER_NO_RUNTIME) && !defined(AP_FILTER_NATIVE)
 static uint64_t ap_event_buffer_space[AP_FILTER_BUFFER_SIZE / 8];
 
 AP_EXPORT("ap_abi_version") uint32_t ap_abi_version(void)

@@ -32,8 +32,8 @@
  *
  * Transform: when ap_filter returns AP_FILTER_TRANSFORM, the host reads the record back from
  * the same place and accepts it only if:
- *   - comm holds 1..15 bytes then a NUL; tag holds 0..31 bytes then a NUL; neither contains
- *     a control byte (< 0x20 or 0x7f). Bytes after the NUL are ignored (zeroed).
+ *   - comm holds at most 15 bytes then a NUL, tag at most 31 then a NUL, neither with a
+ *     control byte (< 0x20 or 0x7f). Bytes after the NUL are ignored (zeroed).
  *   - 1 <= weight <= AP_FILTER_MAX_WEIGHT_SCALE * original weight (scale it, never zero it:
  *     return AP_FILTER_DROP instead).
  *   - n_kernel and n_user did not grow, and each stack is a contiguous run of the original
@@ -140,7 +140,7 @@ struct ap_filter_event {
 	uint16_t n_kernel;		  /* 44: kernel frames, frames[0 .. n_kernel) */
 	uint16_t n_user;		  /* 46: user frames, frames[n_kernel .. +n_user) */
 	char comm[AP_FILTER_COMM_LEN];	  /* 48: NUL-terminated thread name */
-	char tag[AP_FILTER_TAG_LEN];	  /* 64: NUL-terminated label, "" on input */
+	char tag[AP_FILTER_TAG_LEN];	  /* 64: NUL-terminated label; "" on input */
 	union {				  /* 96: by type */
 		struct ap_filter_cpu sample;	   /* AP_FILTER_EV_CPU */
 		struct ap_filter_lock lock;	   /* AP_FILTER_EV_LOCK */

@@ -242,6 +242,8 @@ static int cpu_start(struct ap_collector *c, const struct ap_agent_opts *opts, c
 		/* the targets' tables before their first sample (other processes: when seen) */
 		ap_unwinder_load_pid(cc->unwinder, (int)pid);
 	}
+	if (opts->npids && ap_unwinder_wait_idle(cc->unwinder, 5000) == -ETIMEDOUT)
+		ap_warn("cpu: unwind tables still compiling: first samples use frame pointers");
 
 	cc->events = ring_buffer__new(bpf_map__fd(cc->skel->maps.proc_events), handle_proc_event,
 				      cc, NULL);

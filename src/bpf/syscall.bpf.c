@@ -311,7 +311,8 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 SEC("raw_tp/sys_exit")
 int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid(), zero = 0, tgid, nr;
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)pid_tgid, zero = 0, tgid, nr;
 	struct ap_sys_inflight *s, *t;
 	struct ap_sys_agg *a;
 	__u64 start, now, delta;
@@ -325,6 +326,9 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 		tgid = s->tgid;
 		s->tid = 0;
 	} else {
+		/* a filtered-out process never has a call in flight: spare it the lookup */
+		if (cfg_filter_pids && !pid_wanted(pid_tgid >> 32))
+			return 0;
 		/* switched out since sys_enter (or not traced): look for the spilled call */
 		t = bpf_task_storage_get(&sys_spilled, bpf_get_current_task_btf(), NULL, 0);
 		if (!t || !t->start_ns ||

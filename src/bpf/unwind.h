@@ -32,14 +32,6 @@ struct ap_unwind_file_table {
 	__uint(value_size, sizeof(struct ap_unwind_row));
 };
 
-struct ap_unwind_pid_table {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(map_flags, BPF_F_INNER_MAP);
-	__uint(max_entries, 1);
-	__uint(key_size, sizeof(__u32));
-	__uint(value_size, sizeof(struct ap_unwind_mapping));
-};
-
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
 	__uint(max_entries, AP_UNWIND_MAX_FILES);
@@ -48,11 +40,11 @@ struct {
 } unwind_files SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH_OF_MAPS);
-	__uint(max_entries, AP_UNWIND_MAX_PIDS);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, __u32); /* tgid */
-	__array(values, struct ap_unwind_pid_table);
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, AP_UNWIND_MAX_CHUNKS);
+	__uint(map_flags, BPF_F_NO_PREALLOC); /* written by the agent only */
+	__type(key, struct ap_unwind_pid_key);
+	__type(value, struct ap_unwind_pid_chunk);
 } unwind_pids SEC(".maps");
 
 struct {
@@ -62,13 +54,6 @@ struct {
 	__type(value, __u64);
 } unwind_stats SEC(".maps");
 
-/* The walked stack (too big for the BPF stack). */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct ap_stack);
-} unwind_scratch SEC(".maps");
 
 #define AP_UNWIND_F_FP 1u	   /* some frame was unwound by frame pointer */
 #define AP_UNWIND_F_UNKNOWN_PC 2u /* some pc was outside every known mapping */
@@ -79,13 +64,28 @@ struct ap_unwind_walk {
 	__u64 m_start, m_end, m_bias; /* the last mapping found */
 	__u32 m_file, m_npages;
 	__u32 tgid;
-	/* The verifier re-checks a bpf_loop callback until the state it leaves converges, so
-	 * nothing here may count up from a constant: the depth is derived from the loop index
-	 * and per-frame counts go straight to unwind_stats. */
 	__u32 depth;
 	__u32 status;
 	__u32 flags;
 };
+
+/*
+ * The walk's state and the walked stack, per CPU. The state lives in a map value rather
+ * than on the BPF stack: the verifier re-checks a bpf_loop callback until the state it
+ * leaves behind converges, and constants it tracks on the stack (flags, depth, status) would
+ * make it walk every combination (0.4 s to load; a map value is opaque to it).
+ */
+struct ap_unwind_scratch {
+	struct ap_stack st;
+	struct ap_unwind_walk w;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ap_unwind_scratch);
+} unwind_scratch SEC(".maps");
 
 static __always_inline void ap_unwind_stat_add(__u32 which, __u64 n)
 {
@@ -95,38 +95,81 @@ static __always_inline void ap_unwind_stat_add(__u32 which, __u64 n)
 		*v += n;
 }
 
+/*
+ * Binary search over a file's rows (an inner ARRAY map), as a bpf_loop callback: the
+ * verifier checks a callback body once instead of every unrolled path of an open loop.
+ * Finds the last row in [lo, hi) whose pc is <= key.
+ */
+struct ap_unwind_search {
+	void *map;
+	__u64 key;
+	__u32 lo, hi;
+	__u32 base; /* map index of row 0 */
+	__u32 err;
+};
+
+static long ap_unwind_search_step(__u64 index, void *ctx)
+{
+	struct ap_unwind_search *s = ctx;
+	__u32 mid, key;
+	__u64 v;
+	void *e;
+
+	if (s->lo + 1 >= s->hi)
+		return 1;
+	mid = s->lo + (s->hi - s->lo) / 2;
+	key = mid + s->base;
+	e = bpf_map_lookup_elem(s->map, &key);
+	if (!e) {
+		s->err = 1;
+		return 1;
+	}
+	v = ((struct ap_unwind_row *)e)->pc;
+	if (v <= s->key)
+		s->lo = mid;
+	else
+		s->hi = mid;
+	return 0;
+}
+
 /* Make the mapping of `pc` the cached one. Returns false when no mapping holds pc. */
 static __always_inline bool ap_unwind_find_mapping(struct ap_unwind_walk *w, __u64 pc)
 {
+	struct ap_unwind_pid_key key = { .pid = w->tgid };
+	struct ap_unwind_pid_chunk *ch;
 	struct ap_unwind_mapping *m;
-	__u32 zero = 0, lo = 1, hi, mid;
-	void *maps;
+	__u32 n, lo, hi, mid;
 
 	if (pc >= w->m_start && pc < w->m_end)
 		return true;
-	maps = bpf_map_lookup_elem(&unwind_pids, &w->tgid);
-	if (!maps)
-		return false;
-	m = bpf_map_lookup_elem(maps, &zero);
-	if (!m)
-		return false;
-	hi = (__u32)m->start + 1;
-	/* last mapping with start <= pc; 14 halvings cover 16384 mappings */
-	for (int i = 0; i < 14 && lo < hi; i++) {
-		mid = lo + (hi - lo) / 2;
-		m = bpf_map_lookup_elem(maps, &mid);
-		if (!m)
+	/* the first chunk whose last mapping ends above pc */
+	for (__u32 c = 0; c < AP_UNWIND_PID_CHUNKS; c++) {
+		key.chunk = c;
+		ch = bpf_map_lookup_elem(&unwind_pids, &key);
+		if (!ch)
 			return false;
-		if (m->start <= pc)
-			lo = mid + 1;
+		n = ch->n;
+		if (n == 0 || n > AP_UNWIND_CHUNK)
+			return false;
+		if (pc < ch->m[(n - 1) & (AP_UNWIND_CHUNK - 1)].end)
+			break;
+		if (c + 1 >= ch->chunks)
+			return false;
+	}
+	if (!ch)
+		return false;
+	/* last mapping in the chunk with start <= pc */
+	lo = 0;
+	hi = n;
+	for (int i = 0; i < 6 && lo + 1 < hi; i++) {
+		mid = lo + (hi - lo) / 2;
+		if (ch->m[mid & (AP_UNWIND_CHUNK - 1)].start <= pc)
+			lo = mid;
 		else
 			hi = mid;
 	}
-	if (lo < 2)
-		return false;
-	mid = lo - 1;
-	m = bpf_map_lookup_elem(maps, &mid);
-	if (!m || pc >= m->end)
+	m = &ch->m[lo & (AP_UNWIND_CHUNK - 1)];
+	if (pc < m->start || pc >= m->end)
 		return false;
 	w->m_start = m->start;
 	w->m_end = m->end;
@@ -140,60 +183,59 @@ static __always_inline bool ap_unwind_find_mapping(struct ap_unwind_walk *w, __u
 static __always_inline struct ap_unwind_row *ap_unwind_find_row(void *rows, __u32 npages,
 								__u64 tpc)
 {
+	struct ap_unwind_search s = {};
 	struct ap_unwind_row *r;
-	__u32 page = tpc >> AP_UNWIND_PAGE_SHIFT, lo, hi, mid, next = page + 1;
+	__u32 page = tpc >> AP_UNWIND_PAGE_SHIFT, next = page + 1, key;
 
 	if (page >= npages)
 		return NULL;
 	r = bpf_map_lookup_elem(rows, &page);
 	if (!r)
 		return NULL;
-	lo = r->pc;
+	s.lo = r->pc;
 	r = bpf_map_lookup_elem(rows, &next);
 	if (!r)
 		return NULL;
-	hi = r->pc + 1;
-	/* last row in [lo, hi) with pc <= tpc; a page holds at most 4097 distinct rows */
-	for (int i = 0; i < 13 && lo + 1 < hi; i++) {
-		mid = lo + (hi - lo) / 2;
-		__u32 key = mid + npages + 1;
-
-		r = bpf_map_lookup_elem(rows, &key);
-		if (!r)
-			return NULL;
-		if (r->pc <= tpc)
-			lo = mid;
-		else
-			hi = mid;
-	}
-	lo += npages + 1;
-	r = bpf_map_lookup_elem(rows, &lo);
+	/* the page's rows: from the one in effect at its start to the one at the next page's */
+	s.hi = r->pc + 1;
+	s.map = rows;
+	s.key = tpc;
+	s.base = npages + 1;
+	bpf_loop(16, ap_unwind_search_step, &s, 0);
+	if (s.err)
+		return NULL;
+	key = s.lo + s.base;
+	r = bpf_map_lookup_elem(rows, &key);
 	if (!r || r->pc > tpc)
 		return NULL;
 	return r;
 }
 
-static long ap_unwind_step(__u64 index, void *ctx)
+/*
+ * One frame (the index-th): record its pc, then find the caller's registers. A global
+ * function: the verifier checks it once, on its own, instead of once per state of every
+ * caller (a static one took 0.4 s to load). Returns 0 to go on, 1 when the walk ended.
+ */
+__noinline int ap_unwind_frame(__u64 index)
 {
-	struct ap_unwind_walk *w = ctx;
 	struct ap_unwind_row *row = NULL;
-	struct ap_stack *st;
+	struct ap_unwind_scratch *sc;
+	struct ap_unwind_walk *w;
 	__u32 zero = 0;
 	__u64 d = index; /* 64-bit: a u32 would be re-extended from an unchecked copy */
 	int res = AP_STEP_USE_FP;
 
 	/* keep clang from re-deriving d from index after the bounds check */
 	asm volatile("" : "+r"(d));
+	sc = bpf_map_lookup_elem(&unwind_scratch, &zero);
+	if (!sc)
+		return 1;
+	w = &sc->w;
 	if (d >= AP_UNWIND_MAX_FRAMES) {
 		w->status = AP_UNWIND_TRUNCATED;
 		return 1;
 	}
-	st = bpf_map_lookup_elem(&unwind_scratch, &zero);
-	if (!st) {
-		w->status = AP_UNWIND_FAIL_READ;
-		return 1;
-	}
-	st->ips[d] = w->r.pc;
+	sc->st.ips[d] = w->r.pc;
 	w->depth = (__u32)d + 1;
 
 	if (!(w->flags & AP_UNWIND_F_NO_TABLES)) {
@@ -230,6 +272,11 @@ static long ap_unwind_step(__u64 index, void *ctx)
 	return 1;
 }
 
+static long ap_unwind_step(__u64 index, void *ctx)
+{
+	return ap_unwind_frame(index) ? 1 : 0;
+}
+
 /*
  * Walk the current task's user stack into the per-CPU scratch stack (leaf first, zero tail).
  * `start` holds the user registers of the sample when it interrupted user mode; when its pc
@@ -242,57 +289,62 @@ static __always_inline struct ap_stack *ap_unwind_user(const struct ap_uregs *st
 							__u32 *flags)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
-	struct ap_unwind_walk w = {};
-	struct ap_stack *st;
-	__u32 zero = 0;
+	struct ap_unwind_scratch *sc;
+	struct ap_unwind_walk *w;
+	__u32 zero = 0, n, st_code;
 
 	*nframes = 0;
 	*status = AP_UNWIND_NONE;
 	*flags = 0;
 	if (!task->mm)
 		return NULL;
+	sc = bpf_map_lookup_elem(&unwind_scratch, &zero);
+	if (!sc)
+		return NULL;
+	w = &sc->w;
+	__builtin_memset(w, 0, sizeof(*w));
+	/* straight-line stores: a loop zeroing just the tail costs the verifier far more */
+#pragma clang loop unroll(full)
+	for (int i = 0; i < AP_UNWIND_MAX_FRAMES; i++)
+		*(volatile __u64 *)&sc->st.ips[i] = 0; /* volatile: not a memset call */
 	if (start->pc) {
-		w.r.pc = start->pc;
-		w.r.sp = start->sp;
-		w.r.bp = start->bp;
+		w->r.pc = start->pc;
+		w->r.sp = start->sp;
+		w->r.bp = start->bp;
 	} else {
 		/* helper reads: clang would merge direct loads with the caller's context loads
 		 * into one instruction on two pointer types, which the verifier refuses */
 		struct pt_regs *u = (struct pt_regs *)bpf_task_pt_regs(task);
 
-		if (!u || bpf_probe_read_kernel(&w.r.pc, 8, &u->ip) ||
-		    bpf_probe_read_kernel(&w.r.sp, 8, &u->sp) ||
-		    bpf_probe_read_kernel(&w.r.bp, 8, &u->bp))
+		if (!u || bpf_probe_read_kernel(&w->r.pc, 8, &u->ip) ||
+		    bpf_probe_read_kernel(&w->r.sp, 8, &u->sp) ||
+		    bpf_probe_read_kernel(&w->r.bp, 8, &u->bp))
 			return NULL;
 	}
-	if (!w.r.pc)
+	if (!w->r.pc)
 		return NULL;
-	w.r.exact = 1;
-	w.tgid = tgid;
-	if (!bpf_map_lookup_elem(&unwind_pids, &tgid))
-		w.flags = AP_UNWIND_F_NO_TABLES;
+	w->r.exact = 1;
+	w->tgid = tgid;
+	struct ap_unwind_pid_key pk = { .pid = tgid };
 
-	bpf_loop(AP_UNWIND_MAX_FRAMES + 1, ap_unwind_step, &w, 0);
+	if (!bpf_map_lookup_elem(&unwind_pids, &pk))
+		w->flags = AP_UNWIND_F_NO_TABLES;
 
-	st = bpf_map_lookup_elem(&unwind_scratch, &zero);
-	if (!st)
-		return NULL;
-	for (__u32 i = 0; i < AP_UNWIND_MAX_FRAMES; i++)
-		if (i >= w.depth)
-			st->ips[i] = 0;
-	if (!w.status)
-		w.status = AP_UNWIND_TRUNCATED;
-	if (w.flags & AP_UNWIND_F_NO_TABLES)
-		w.status = AP_UNWIND_NO_TABLES;
+	bpf_loop(AP_UNWIND_MAX_FRAMES + 1, ap_unwind_step, NULL, 0);
+
+	n = w->depth;
+	st_code = w->status ? w->status : AP_UNWIND_TRUNCATED;
+	if (w->flags & AP_UNWIND_F_NO_TABLES)
+		st_code = AP_UNWIND_NO_TABLES;
 
 	ap_unwind_stat_add(AP_UNWIND_STAT_STACKS, 1);
-	ap_unwind_stat_add(AP_UNWIND_STAT_FRAMES, w.depth);
-	if (w.flags & AP_UNWIND_F_UNKNOWN_PC)
+	ap_unwind_stat_add(AP_UNWIND_STAT_FRAMES, n);
+	if (w->flags & AP_UNWIND_F_UNKNOWN_PC)
 		ap_unwind_stat_add(AP_UNWIND_STAT_UNKNOWN_PC, 1);
-	switch (w.status) {
+	switch (st_code) {
 	case AP_UNWIND_COMPLETE:
-		ap_unwind_stat_add(w.flags & AP_UNWIND_F_FP ? AP_UNWIND_STAT_COMPLETE_FP :
-							      AP_UNWIND_STAT_COMPLETE, 1);
+		ap_unwind_stat_add(w->flags & AP_UNWIND_F_FP ? AP_UNWIND_STAT_COMPLETE_FP :
+							       AP_UNWIND_STAT_COMPLETE, 1);
 		break;
 	case AP_UNWIND_TRUNCATED:
 		ap_unwind_stat_add(AP_UNWIND_STAT_TRUNCATED, 1);
@@ -310,10 +362,10 @@ static __always_inline struct ap_stack *ap_unwind_user(const struct ap_uregs *st
 		ap_unwind_stat_add(AP_UNWIND_STAT_NO_TABLES, 1);
 		break;
 	}
-	*nframes = w.depth;
-	*status = w.status;
-	*flags = w.flags;
-	return st;
+	*nframes = n;
+	*status = st_code;
+	*flags = w->flags;
+	return &sc->st;
 }
 
 #endif

@@ -9,15 +9,19 @@
  *   [npages + 1, + nrows)  rows sorted by pc; a row covers [pc, next row's pc)
  * Table pcs are relative to the file's first covered page (u32: text up to 4 GiB).
  *
- * One mapping table per process: an inner ARRAY of struct ap_unwind_mapping, sorted by start;
- * element 0 is a header whose `start` holds the number of mappings that follow.
+ * One mapping table per process, in the plain hash `unwind_pids`: its executable mappings
+ * sorted by start, AP_UNWIND_CHUNK per entry, keyed by (pid, chunk number). A plain hash and
+ * not a map of maps: replacing an inner map makes the kernel wait for an RCU grace period
+ * (~16 ms), which would delay every new process.
  */
 #ifndef AP_BPF_UNWIND_TABLE_H
 #define AP_BPF_UNWIND_TABLE_H
 
 #define AP_UNWIND_PAGE_SHIFT 12
 #define AP_UNWIND_MAX_FILES 8192  /* slots of unwind_files (ELF files with tables) */
-#define AP_UNWIND_MAX_PIDS 32768  /* processes with a mapping table */
+#define AP_UNWIND_MAX_CHUNKS 65536 /* entries of unwind_pids (most processes need one) */
+#define AP_UNWIND_CHUNK 32	   /* mappings per entry */
+#define AP_UNWIND_PID_CHUNKS 32	   /* entries per process: 1024 executable mappings */
 #define AP_UNWIND_NO_FILE 0xffffffffu /* mapping without CFI: unwind it with frame pointers */
 #define AP_UNWIND_MAX_FRAMES 127
 
@@ -61,6 +65,17 @@ struct ap_unwind_mapping {
 	__u64 bias;    /* table pc = runtime pc - bias */
 	__u32 file_id; /* slot in unwind_files, or AP_UNWIND_NO_FILE */
 	__u32 npages;  /* the file table's page index has npages + 1 entries */
+};
+
+struct ap_unwind_pid_key {
+	__u32 pid;   /* thread group id */
+	__u32 chunk; /* 0, 1, ... */
+};
+
+struct ap_unwind_pid_chunk {
+	__u32 n;      /* mappings used in m[] */
+	__u32 chunks; /* entries the process has in all */
+	struct ap_unwind_mapping m[AP_UNWIND_CHUNK];
 };
 
 /* How a user stack walk ended; also stored in the top 4 bits of the stack id. */

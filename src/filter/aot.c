@@ -32,7 +32,8 @@
 
 extern char **environ;
 
-#define TOOL_TIMEOUT_MS 120000
+#define TOOL_TIMEOUT_MS 60000
+#define BIG_MODULE (512u << 10) /* compiled with -O1: gcc -O2 time grows fast with size */
 
 static const char *const sys_wasm_rt[] = { "/usr/include/wasm-rt.h", "/usr/src/wasm2c/wasm-rt.h" };
 
@@ -422,7 +423,7 @@ static int build_object(const char *dir, struct ap_engine_load *ld, const struct
 	snprintf(def_depth, sizeof(def_depth), "-DWASM_RT_MAX_CALL_STACK_DEPTH=%u", b->backstop);
 	cc_argv[n++] = (char *)b->cc;
 	cc_argv[n++] = "-std=gnu11";
-	cc_argv[n++] = "-O2";
+	cc_argv[n++] = ld->len > BIG_MODULE ? "-O1" : "-O2";
 	cc_argv[n++] = "-fPIC";
 	cc_argv[n++] = "-shared";
 	cc_argv[n++] = "-fvisibility=hidden";
@@ -440,8 +441,7 @@ static int build_object(const char *dir, struct ap_engine_load *ld, const struct
 	cc_argv[n++] = "-I.";
 	cc_argv[n++] = "-o";
 	cc_argv[n++] = "module.so";
-	cc_argv[n++] = "apf.c";
-	cc_argv[n++] = "aot_runtime.c";
+	cc_argv[n++] = "aot_runtime.c"; /* includes apf.c */
 	cc_argv[n++] = "-lm";
 	cc_argv[n] = NULL;
 	ret = run_tool(dir, cc_argv, err, errlen);
@@ -500,10 +500,59 @@ out:
 	return ret;
 }
 
+static bool entry_matches(const char *entry, const struct ap_engine_load *ld, const char *key)
+{
+	char path[PATH_MAX + 64];
+	if (!dir_is_private(entry))
+		return false;
+	snprintf(path, sizeof(path), "%s/module.wasm", entry);
+	if (!file_equals(path, ld->wasm, ld->len))
+		return false;
+	snprintf(path, sizeof(path), "%s/key", entry);
+	return file_equals(path, key, strlen(key));
+}
+
+/* Move the object, module and key of build directory tmp to the cache entry, atomically.
+ * An entry already there that matches (a concurrent build) stays; a stale one is moved
+ * aside first, so no reader sees a half-written entry. */
+static void publish(const char *tmp, const char *entry, const struct ap_engine_load *ld,
+		    const char *key)
+{
+	static const char *const keep[] = { "module.so", "module.wasm", "key" };
+	char pub[PATH_MAX + 32], src[PATH_MAX + 64], dst[PATH_MAX + 64], trash[PATH_MAX + 32];
+
+	if (snprintf(pub, sizeof(pub), "%s.new-XXXXXX", entry) >= (int)sizeof(pub) ||
+	    !mkdtemp(pub))
+		return;
+	for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++) {
+		snprintf(src, sizeof(src), "%s/%s", tmp, keep[i]);
+		snprintf(dst, sizeof(dst), "%s/%s", pub, keep[i]);
+		if (rename(src, dst)) {
+			remove_dir(pub);
+			return;
+		}
+	}
+	if (rename(pub, entry) == 0)
+		return;
+	if (!entry_matches(entry, ld, key)) {
+		if (snprintf(trash, sizeof(trash), "%s.old-XXXXXX", entry) < (int)sizeof(trash) &&
+		    mkdtemp(trash)) {
+			if (rename(entry, trash) == 0) {
+				remove_dir(trash);
+				if (rename(pub, entry) == 0)
+					return;
+			} else {
+				rmdir(trash);
+			}
+		}
+	}
+	remove_dir(pub);
+}
+
 static int aot_create(struct ap_engine_load *ld, void **out, char *err, size_t errlen)
 {
-	char cc[PATH_MAX], w2c[PATH_MAX], dir[PATH_MAX], entry[PATH_MAX + 32], tmp[PATH_MAX + 32];
-	char s1[PATH_MAX + 64], s2[PATH_MAX + 64], path[PATH_MAX + 64];
+	char cc[PATH_MAX], w2c[PATH_MAX], dir[PATH_MAX] = "", entry[PATH_MAX + 32], tmp[PATH_MAX + 32];
+	char s1[PATH_MAX + 64], s2[PATH_MAX + 64];
 	struct build b = { 0 };
 	struct aot_inst *ai;
 	bool cached = false, have_cache;
@@ -544,46 +593,33 @@ static int aot_create(struct ap_engine_load *ld, void **out, char *err, size_t e
 	have_cache = cache_dir(ld->cache_dir, dir, sizeof(dir)) == 0;
 	if (have_cache) {
 		snprintf(entry, sizeof(entry), "%s/%016llx", dir, (unsigned long long)h);
-		snprintf(path, sizeof(path), "%s/module.wasm", entry);
-		snprintf(s1, sizeof(s1), "%s/key", entry);
-		cached = dir_is_private(entry) && file_equals(path, ld->wasm, ld->len) &&
-			 file_equals(s1, b.key, strlen(b.key));
+		/* a hit must still load: an entry can vanish under a concurrent replacement */
+		if (entry_matches(entry, ld, b.key) && load_object(entry, ai, err, errlen) == 0) {
+			cached = true;
+			goto loaded;
+		}
 		snprintf(tmp, sizeof(tmp), "%s/.build-XXXXXX", dir);
 	} else {
+		snprintf(ld->note, sizeof(ld->note),
+			 "not cached: %.120s is missing or not private to this user (mode 0700)",
+			 dir[0] ? dir : "no cache directory");
 		snprintf(tmp, sizeof(tmp), "/tmp/aperture-aot-XXXXXX");
 	}
-	if (!cached) {
-		if (!mkdtemp(tmp)) {
-			ret = -errno;
-			snprintf(err, errlen, "cannot create a build directory %s: %s", tmp,
-				 strerror(errno));
-			goto fail;
-		}
-		ret = build_object(tmp, ld, &b, err, errlen);
-		if (ret) {
-			remove_dir(tmp);
-			goto fail;
-		}
-		if (have_cache) {
-			/* keep module.so, module.wasm and key; publish atomically */
-			static const char *const drop[] = { "apf.c", "apf.h", "aot_runtime.c",
-							    "aot_glue.h", "wasm-rt.h", "tool.log" };
-			for (size_t i = 0; i < sizeof(drop) / sizeof(drop[0]); i++) {
-				snprintf(path, sizeof(path), "%s/%s", tmp, drop[i]);
-				unlink(path);
-			}
-			remove_dir(entry); /* a stale or foreign entry with this name */
-			if (rename(tmp, entry) == 0)
-				snprintf(tmp, sizeof(tmp), "%s", entry);
-		}
-	} else {
-		snprintf(tmp, sizeof(tmp), "%s", entry);
+	if (!mkdtemp(tmp)) {
+		ret = -errno;
+		snprintf(err, errlen, "cannot create a build directory %s: %s", tmp,
+			 strerror(errno));
+		goto fail;
 	}
-	ret = load_object(tmp, ai, err, errlen);
-	if (!have_cache || (strcmp(tmp, entry) != 0 && !cached))
-		remove_dir(tmp);
+	ret = build_object(tmp, ld, &b, err, errlen);
+	if (!ret)
+		ret = load_object(tmp, ai, err, errlen);
+	if (!ret && have_cache)
+		publish(tmp, entry, ld, b.key);
+	remove_dir(tmp); /* what publish() did not move */
 	if (ret)
 		goto fail;
+loaded:
 	if (ai->api->exports != ld->exports) {
 		snprintf(err, errlen, "compiled module exports do not match");
 		ret = -EINVAL;
@@ -616,6 +652,13 @@ static int aot_call(void *inst, struct ap_engine_call *c)
 	return ai->api->call(ai->inst, c);
 }
 
+static void aot_direct(void *inst, int (**fn)(void *, struct ap_engine_call *), void **ctx)
+{
+	struct aot_inst *ai = inst;
+	*fn = ai->api->call;
+	*ctx = ai->inst;
+}
+
 static uint8_t *aot_memory(void *inst, uint64_t *size)
 {
 	struct aot_inst *ai = inst;
@@ -635,5 +678,5 @@ static void aot_destroy(void *inst)
 }
 
 const struct ap_engine_ops ap_engine_aot = {
-	"aot", aot_create, aot_has_export, aot_call, aot_memory, aot_destroy,
+	"aot", aot_create, aot_has_export, aot_call, aot_direct, aot_memory, aot_destroy,
 };

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
  * NOT part of the Aperture build. This file is embedded as text (cmake/embed.cmake) and
- * compiled by the aot engine together with the wasm2c output of one filter module
- * ("apf.c"/"apf.h") into a shared object. It provides:
+ * compiled by the aot engine into a shared object, with the wasm2c output of one filter
+ * module ("apf.c") included as part of this translation unit so the compiler can inline the
+ * entry points into ap_aot_call. It provides:
  *
  *  - the wasm2c runtime (the wasm_rt_* functions of wabt's wasm-rt.h), written for this use:
  *    explicit bounds checks (WASM_RT_MEMCHECK_SIGNAL_HANDLER=0: no signal handlers, no
@@ -25,7 +26,7 @@
 #include <string.h>
 
 #include "aot_glue.h"
-#include "apf.h"
+#include "apf.c" /* the generated module; includes apf.h and wasm-rt.h */
 
 #define AP_TRAP_BASE 100 /* longjmp value = AP_TRAP_BASE + wasm_rt_trap_t */
 #define AP_TRAP_HOST 99
@@ -305,12 +306,13 @@ struct ap_aot_inst {
 	struct Z_env_instance_t env;
 	u64 *fuel;
 	u32 *depth;
+	wasm_rt_memory_t *mem;
 };
 
 static u64 ap_host(struct Z_env_instance_t *env, unsigned fn, u64 a, u64 b, u64 c)
 {
 	struct ap_aot_inst *ai = env->ai;
-	wasm_rt_memory_t *mem = Z_apfZ_memory(&ai->inst);
+	wasm_rt_memory_t *mem = ai->mem;
 	uint64_t args[3] = { a, b, c }, ret = 0;
 	struct ap_hostcall hc = { mem->data, mem->size, (int64_t)*ai->fuel };
 	int reason = env->host(env->ctx, fn, args, &ret, &hc);
@@ -403,13 +405,13 @@ static void *ap_aot_create(ap_host_fn host, void *ctx, char *err, size_t errlen)
 	}
 	ai->fuel = Z_apfZ___ap_fuel(&ai->inst);
 	ai->depth = Z_apfZ___ap_depth(&ai->inst);
+	ai->mem = Z_apfZ_memory(&ai->inst);
 	return ai;
 }
 
 static int ap_aot_call(void *p, struct ap_engine_call *c)
 {
 	struct ap_aot_inst *ai = p;
-	wasm_rt_memory_t *mem;
 	AP_JMP_BUF jb;
 	int code;
 
@@ -452,9 +454,8 @@ static int ap_aot_call(void *p, struct ap_engine_call *c)
 	ap_jmp = NULL;
 	c->fuel = (int64_t)*ai->fuel;
 	c->depth = *ai->depth;
-	mem = Z_apfZ_memory(&ai->inst);
-	c->mem = mem->data;
-	c->mem_size = mem->size;
+	c->mem = ai->mem->data;
+	c->mem_size = ai->mem->size;
 	if (code == 0)
 		return AP_ETRAP_NONE;
 	if (code == AP_TRAP_HOST) {
@@ -467,9 +468,8 @@ static int ap_aot_call(void *p, struct ap_engine_call *c)
 static uint8_t *ap_aot_memory(void *p, uint64_t *size)
 {
 	struct ap_aot_inst *ai = p;
-	wasm_rt_memory_t *mem = Z_apfZ_memory(&ai->inst);
-	*size = mem->size;
-	return mem->data;
+	*size = ai->mem->size;
+	return ai->mem->data;
 }
 
 static void ap_aot_destroy(void *p)

@@ -37,6 +37,7 @@ struct ap_engine_load {
 	const char *wasm2c;    /* NULL: "wasm2c" from PATH */
 	uint64_t max_stack_bytes;
 	bool cached;	   /* out: reused a compiled object */
+	char note[192];	   /* out: why nothing was cached, if so */
 	double compile_ms; /* out: translation + compilation time */
 };
 
@@ -49,6 +50,8 @@ struct ap_engine_ops {
 	/* Returns enum ap_engine_trap and sets c->mem/mem_size. The instance stays usable after
 	 * a trap. */
 	int (*call)(void *inst, struct ap_engine_call *c);
+	/* The function and context that perform `call` with one indirection less. */
+	void (*direct)(void *inst, int (**fn)(void *ctx, struct ap_engine_call *c), void **ctx);
 	/* Linear memory (moves only during calls: memory.grow). */
 	uint8_t *(*memory)(void *inst, uint64_t *size);
 	void (*destroy)(void *inst);

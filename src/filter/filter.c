@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 
 #include "engine.h"
 #include "filter.h"
+#include "filter_internal.h"
 #include "wasm_module.h"
 
 _Static_assert(AP_HOSTFN_LOG == AP_FILTER_HOST_LOG, "host function numbers");
@@ -31,6 +33,8 @@ _Static_assert(AP_HOSTFN_AGENT_PID == AP_FILTER_HOST_AGENT_PID, "host function n
 struct ap_filter {
 	const struct ap_engine_ops *eng;
 	void *inst;
+	int (*call)(void *ctx, struct ap_engine_call *c); /* eng->call, one indirection less */
+	void *call_ctx;
 	struct ap_filter_opts opts;
 	struct ap_filter_limits lim;
 	uint8_t *mem; /* linear memory as of the last call */
@@ -199,7 +203,7 @@ static int host_dispatch(void *ctx, unsigned fn, const uint64_t *a, uint64_t *re
 
 /* ---- calls ---- */
 
-static enum ap_filter_trap classify(const struct ap_filter *f, int etrap,
+static inline enum ap_filter_trap classify(const struct ap_filter *f, int etrap,
 				    const struct ap_engine_call *c)
 {
 	switch (etrap) {
@@ -286,65 +290,6 @@ static int setup_call(struct ap_filter *f, int export_id, uint32_t a0, uint32_t 
 	return 0;
 }
 
-/* ---- transform rules (filter_abi.h) ---- */
-
-static int check_text(const char *s, size_t cap, size_t min, const char *what, char *msg,
-		      size_t len)
-{
-	size_t n = strnlen(s, cap);
-	if (n == cap)
-		return snprintf(msg, len, "%s is not NUL-terminated", what), -1;
-	if (n < min)
-		return snprintf(msg, len, "%s is empty", what), -1;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)s[i];
-		if (ch < 0x20 || ch == 0x7f)
-			return snprintf(msg, len, "%s contains control byte 0x%02x", what, ch), -1;
-	}
-	return 0;
-}
-
-static bool is_run_of(const uint64_t *in, uint32_t nin, const uint64_t *out, uint32_t nout)
-{
-	if (nout == 0)
-		return true;
-	for (uint32_t o = 0; o + nout <= nin; o++)
-		if (in[o] == out[0] && memcmp(in + o, out, nout * sizeof(*out)) == 0)
-			return true;
-	return false;
-}
-
-static int check_transform(const struct ap_filter_event *in, const struct ap_filter_event *w,
-			   struct ap_filter_event *out, char *msg, size_t len)
-{
-	uint32_t nk = w->n_kernel, nu = w->n_user;
-	uint64_t scale = AP_FILTER_MAX_WEIGHT_SCALE;
-
-	if (w->abi_version != AP_FILTER_ABI_VERSION || w->type != in->type ||
-	    w->flags != in->flags || w->pid != in->pid || w->tid != in->tid ||
-	    w->timestamp_ns != in->timestamp_ns || w->cpu != in->cpu ||
-	    memcmp(w->raw, in->raw, sizeof(in->raw)) != 0)
-		return snprintf(msg, len, "a read-only field changed"), -1;
-	if (check_text(w->comm, sizeof(w->comm), 1, "comm", msg, len) ||
-	    check_text(w->tag, sizeof(w->tag), 0, "tag", msg, len))
-		return -1;
-	if (w->weight == 0 || (in->weight <= UINT64_MAX / scale && w->weight > in->weight * scale))
-		return snprintf(msg, len, "weight %llu is outside 1..%llu x the original",
-				(unsigned long long)w->weight, (unsigned long long)scale), -1;
-	if (nk > in->n_kernel || nu > in->n_user)
-		return snprintf(msg, len, "the stack grew"), -1;
-	if (!is_run_of(in->frames, in->n_kernel, w->frames, nk) ||
-	    !is_run_of(in->frames + in->n_kernel, in->n_user, w->frames + nk, nu))
-		return snprintf(msg, len, "frames are not a trimmed run of the original stack"), -1;
-	memcpy(out, w, AP_FILTER_HEADER_SIZE);
-	for (uint32_t i = 0; i < nk + nu; i++)
-		out->frames[i] = w->frames[i];
-	out->size = AP_FILTER_EVENT_SIZE(nk + nu);
-	memset(out->comm + strlen(out->comm), 0, sizeof(out->comm) - strlen(out->comm));
-	memset(out->tag + strlen(out->tag), 0, sizeof(out->tag) - strlen(out->tag));
-	return 0;
-}
-
 /* ---- running ---- */
 
 static int resolve_trap(struct ap_filter *f, enum ap_filter_trap r, const char *msg,
@@ -366,32 +311,6 @@ static int resolve_trap(struct ap_filter *f, enum ap_filter_trap r, const char *
 	}
 	f->st.kept++;
 	return AP_FILTER_KEEP;
-}
-
-/* comm and tag NUL-padded and terminated, as the ABI promises, a word at a time (strnlen
- * and memset cost more than the rest of a fast filter's call). */
-static void pad_text(char *s, size_t words)
-{
-	uint64_t w[AP_FILTER_TAG_LEN / 8];
-	bool end = false;
-
-	memcpy(w, s, words * 8);
-	for (size_t k = 0; k < words; k++) {
-		uint64_t v = w[k], z;
-		if (end) {
-			w[k] = 0;
-			continue;
-		}
-		/* lowest set bit of z: the first zero byte (little-endian) */
-		z = (v - 0x0101010101010101ull) & ~v & 0x8080808080808080ull;
-		if (z) {
-			unsigned byte = (unsigned)__builtin_ctzll(z) / 8;
-			w[k] = byte ? v & (~0ull >> (64 - 8 * byte)) : 0;
-			end = true;
-		}
-	}
-	w[words - 1] &= ~(0xffull << 56);
-	memcpy(s, w, words * 8);
 }
 
 int ap_filter_run(struct ap_filter *f, const struct ap_filter_event *ev,
@@ -417,15 +336,10 @@ int ap_filter_run(struct ap_filter *f, const struct ap_filter_event *ev,
 	}
 	size = AP_FILTER_EVENT_SIZE(n);
 	w = (struct ap_filter_event *)(f->mem + f->buf_off);
-	/* fixed-size header copy plus a plain loop: gcc turns memcpy(w, ev, size) into
-	 * `rep movsq`, whose startup cost alone is most of a fast filter's budget */
-	memcpy(w, ev, AP_FILTER_HEADER_SIZE);
+	copy_header(w, ev);
 	w->abi_version = AP_FILTER_ABI_VERSION;
 	w->size = size;
-	pad_text(w->comm, sizeof(w->comm) / 8);
-	pad_text(w->tag, sizeof(w->tag) / 8);
-	for (uint32_t i = 0; i < n; i++)
-		w->frames[i] = ev->frames[i];
+	copy_frames(w->frames, ev->frames, n);
 	c.export_id = AP_EXPORT_FILTER;
 	c.args[0] = f->buf_off;
 	c.args[1] = size;
@@ -436,7 +350,7 @@ int ap_filter_run(struct ap_filter *f, const struct ap_filter_event *ev,
 		r = AP_FILTER_TRAP_FUEL; /* a loop-free filter costing more than the budget */
 		c.msg[0] = '\0';
 	} else {
-		r = classify(f, f->eng->call(f->inst, &c), &c);
+		r = classify(f, f->call(f->call_ctx, &c), &c);
 		f->mem = c.mem;
 	}
 	f->cur = NULL;
@@ -454,7 +368,7 @@ int ap_filter_run(struct ap_filter *f, const struct ap_filter_event *ev,
 			break;
 		case AP_FILTER_TRANSFORM:
 			w = (struct ap_filter_event *)(f->mem + f->buf_off);
-			if (check_transform(ev, w, out, msg, sizeof(msg))) {
+			if (ap_filter_check_transform(ev, w, out, msg, sizeof(msg))) {
 				r = AP_FILTER_TRAP_BAD_TRANSFORM;
 				break;
 			}
@@ -613,10 +527,13 @@ static int start_engine(struct ap_filter *f, struct ap_engine_load *ld, char *re
 				f->eng = &ap_engine_aot;
 				f->info.aot_cached = ld->cached;
 				f->info.compile_ms = ld->compile_ms;
-				snprintf(f->info.engine_note, sizeof(f->info.engine_note),
-					 ld->cached ? "compiled object reused from the cache"
-						    : "compiled in %.0f ms",
-					 ld->compile_ms);
+				if (ld->cached)
+					snprintf(f->info.engine_note, sizeof(f->info.engine_note),
+						 "compiled object reused from the cache");
+				else
+					snprintf(f->info.engine_note, sizeof(f->info.engine_note),
+						 "compiled in %.0f ms%s%.190s", ld->compile_ms,
+						 ld->note[0] ? "; " : "", ld->note);
 				return 0;
 			}
 		}
@@ -783,6 +700,7 @@ int ap_filter_load_mem(const char *name, const uint8_t *wasm, size_t len, const 
 	if (ret)
 		goto fail;
 	f->info.engine = f->eng->name;
+	f->eng->direct(f->inst, &f->call, &f->call_ctx);
 	f->in_setup = true;
 	ret = setup_module(f, config, reason, sizeof(reason));
 	f->in_setup = false;

@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: MIT
-/* Names, option parsing and counter printers of the filter API. */
+/* Names, option parsing, counter printers and transform rules of the filter API. */
 #include <errno.h>
 #include <inttypes.h>
 #include <string.h>
 
 #include "engine.h"
 #include "filter.h"
+#include "filter_internal.h"
 
 static const char *const trap_names[AP_FILTER_TRAP__COUNT] = {
 	[AP_FILTER_TRAP_NONE] = "none",
@@ -113,4 +114,59 @@ void ap_filter_stats_json(FILE *out, const struct ap_filter_stats *st)
 		",\"log_messages\":%" PRIu64 ",\"log_suppressed\":%" PRIu64 "}",
 		st->fuel_exhausted, st->fuel_used,
 		st->time_ns, st->log_messages, st->log_suppressed);
+}
+
+/* ---- transform rules (filter_abi.h) ---- */
+
+static int check_text(const char *s, size_t cap, const char *what, char *msg, size_t len)
+{
+	size_t n = strnlen(s, cap);
+	if (n == cap)
+		return snprintf(msg, len, "%s is not NUL-terminated", what), -1;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (ch < 0x20 || ch == 0x7f)
+			return snprintf(msg, len, "%s contains control byte 0x%02x", what, ch), -1;
+	}
+	return 0;
+}
+
+static bool is_run_of(const uint64_t *in, uint32_t nin, const uint64_t *out, uint32_t nout)
+{
+	if (nout == 0)
+		return true;
+	for (uint32_t o = 0; o + nout <= nin; o++)
+		if (in[o] == out[0] && memcmp(in + o, out, nout * sizeof(*out)) == 0)
+			return true;
+	return false;
+}
+
+int ap_filter_check_transform(const struct ap_filter_event *in, const struct ap_filter_event *w,
+			      struct ap_filter_event *out, char *msg, size_t len)
+{
+	uint32_t nk = w->n_kernel, nu = w->n_user;
+	uint64_t scale = AP_FILTER_MAX_WEIGHT_SCALE;
+
+	if (w->abi_version != AP_FILTER_ABI_VERSION || w->type != in->type ||
+	    w->flags != in->flags || w->pid != in->pid || w->tid != in->tid ||
+	    w->timestamp_ns != in->timestamp_ns || w->cpu != in->cpu ||
+	    memcmp(w->raw, in->raw, sizeof(in->raw)) != 0)
+		return snprintf(msg, len, "a read-only field changed"), -1;
+	if (check_text(w->comm, sizeof(w->comm), "comm", msg, len) ||
+	    check_text(w->tag, sizeof(w->tag), "tag", msg, len))
+		return -1;
+	if (w->weight == 0 || (in->weight <= UINT64_MAX / scale && w->weight > in->weight * scale))
+		return snprintf(msg, len, "weight %llu is outside 1..%llu x the original",
+				(unsigned long long)w->weight, (unsigned long long)scale), -1;
+	if (nk > in->n_kernel || nu > in->n_user)
+		return snprintf(msg, len, "the stack grew"), -1;
+	if (!is_run_of(in->frames, in->n_kernel, w->frames, nk) ||
+	    !is_run_of(in->frames + in->n_kernel, in->n_user, w->frames + nk, nu))
+		return snprintf(msg, len, "frames are not a trimmed run of the original stack"), -1;
+	memcpy(out, w, AP_FILTER_HEADER_SIZE);
+	copy_frames(out->frames, w->frames, nk + nu);
+	out->size = AP_FILTER_EVENT_SIZE(nk + nu);
+	memset(out->comm + strlen(out->comm), 0, sizeof(out->comm) - strlen(out->comm));
+	memset(out->tag + strlen(out->tag), 0, sizeof(out->tag) - strlen(out->tag));
+	return 0;
 }

@@ -295,6 +295,12 @@ static int interp_call(void *inst, struct ap_engine_call *c)
 	}
 }
 
+static void interp_direct(void *inst, int (**fn)(void *, struct ap_engine_call *), void **ctx)
+{
+	*fn = interp_call;
+	*ctx = inst;
+}
+
 static uint8_t *interp_memory(void *inst, uint64_t *size)
 {
 	Interp *in = static_cast<Interp *>(inst);
@@ -311,7 +317,8 @@ static void interp_destroy(void *inst)
 }
 
 const struct ap_engine_ops ap_engine_interp = {
-	"interp", interp_create, interp_has_export, interp_call, interp_memory, interp_destroy,
+	"interp",	    interp_create, interp_has_export, interp_call,
+	interp_direct, interp_memory, interp_destroy,
 };
 
 } // extern "C"

@@ -117,7 +117,11 @@ struct ap_cfi_table {
  * -ENOMEM. Release with ap_cfi_table_release(). */
 int ap_cfi_table_build(Elf *elf, struct ap_cfi_table *t);
 int ap_cfi_table_from_path(const char *path, struct ap_cfi_table *t);
+int ap_cfi_table_from_fd(int fd, struct ap_cfi_table *t);
 int ap_cfi_table_from_mem(const void *image, size_t size, struct ap_cfi_table *t);
+/* GNU build-id as lower-case hex into hex[len]. Returns 0, -ENOENT (none) or -ENOEXEC. */
+int ap_cfi_build_id(Elf *elf, char *hex, size_t len);
+int ap_cfi_build_id_fd(int fd, char *hex, size_t len);
 /* Frees what t holds and zeroes it. */
 void ap_cfi_table_release(struct ap_cfi_table *t);
 

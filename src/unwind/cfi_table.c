@@ -343,7 +343,7 @@ static int finish(struct builder *b, struct ap_cfi_table *t)
 
 /* ---- ELF ---- */
 
-static void read_build_id(Elf *elf, char *hex, size_t len)
+int ap_cfi_build_id(Elf *elf, char *hex, size_t len)
 {
 	Elf_Scn *scn = NULL;
 
@@ -364,9 +364,10 @@ static void read_build_id(Elf *elf, char *hex, size_t len)
 			for (size_t i = 0; i < nh.n_descsz && 2 * i + 2 < len; i++)
 				snprintf(hex + 2 * i, 3, "%02x",
 					 ((const uint8_t *)d->d_buf)[doff + i]);
-			return;
+			return 0;
 		}
 	}
+	return -ENOENT;
 }
 
 static int load_segments(Elf *elf, struct ap_cfi_table *t, GElf_Phdr *eh_hdr)
@@ -497,7 +498,7 @@ int ap_cfi_table_build(Elf *elf, struct ap_cfi_table *t)
 	err = load_segments(elf, t, &ehf);
 	if (err)
 		goto out;
-	read_build_id(elf, t->build_id, sizeof(t->build_id));
+	ap_cfi_build_id(elf, t->build_id, sizeof(t->build_id));
 	if (find_section(elf, ".got", &sh))
 		got = sh.sh_addr;
 	scn = find_section(elf, ".eh_frame", &sh);
@@ -554,18 +555,40 @@ static int build_from(Elf *elf, struct ap_cfi_table *t)
 	return err;
 }
 
+int ap_cfi_table_from_fd(int fd, struct ap_cfi_table *t)
+{
+	memset(t, 0, sizeof(*t));
+	if (elf_version(EV_CURRENT) == EV_NONE)
+		return -ENOEXEC;
+	return build_from(elf_begin(fd, ELF_C_READ_MMAP, NULL), t);
+}
+
 int ap_cfi_table_from_path(const char *path, struct ap_cfi_table *t)
 {
 	int fd, err;
 
 	memset(t, 0, sizeof(*t));
-	if (elf_version(EV_CURRENT) == EV_NONE)
-		return -ENOEXEC;
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	err = build_from(elf_begin(fd, ELF_C_READ_MMAP, NULL), t);
+	err = ap_cfi_table_from_fd(fd, t);
 	close(fd);
+	return err;
+}
+
+int ap_cfi_build_id_fd(int fd, char *hex, size_t len)
+{
+	Elf *elf;
+	int err;
+
+	hex[0] = '\0';
+	if (elf_version(EV_CURRENT) == EV_NONE)
+		return -ENOEXEC;
+	elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+	if (!elf)
+		return -ENOEXEC;
+	err = elf_kind(elf) == ELF_K_ELF ? ap_cfi_build_id(elf, hex, len) : -ENOEXEC;
+	elf_end(elf);
 	return err;
 }
 

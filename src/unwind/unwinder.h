@@ -45,8 +45,9 @@ struct ap_unwinder_stats {
 	uint64_t pids_live;	    /* processes with tables now */
 };
 
-/* Create the table maps. Returns NULL with errno set (EPERM without CAP_BPF, ENOTSUP when the
- * kernel lacks map-in-map arrays). Free with ap_unwinder_free(). */
+/* Create the table maps and the compile worker thread. Returns NULL with errno set (EPERM
+ * without CAP_BPF, ENOTSUP when the kernel lacks map-in-map arrays). Free with
+ * ap_unwinder_free(). Every function may be called with a NULL unwinder (no-op). */
 struct ap_unwinder *ap_unwinder_new(const struct ap_unwinder_opts *opts);
 void ap_unwinder_free(struct ap_unwinder *u);
 
@@ -66,6 +67,10 @@ void ap_unwinder_pid_exited(struct ap_unwinder *u, int pid);
 /* Drop the tables of processes that no longer exist (exit events can be lost). Cheap to call
  * often: it checks at most every few seconds. */
 void ap_unwinder_gc(struct ap_unwinder *u);
+/* New files are compiled by a worker thread; their processes use frame pointers for them
+ * until then. Wait until no compile is queued or running (e.g. for the processes loaded
+ * before sampling starts). Returns 0 or -ETIMEDOUT. */
+int ap_unwinder_wait_idle(struct ap_unwinder *u, unsigned int timeout_ms);
 
 void ap_unwinder_get_stats(const struct ap_unwinder *u, struct ap_unwinder_stats *out);
 

@@ -4,6 +4,7 @@
 
 Checks exact counts, errno attribution, --pid / --comm / --syscall filters, the JSON fields,
 the text report, the raw_tp fallback, and the slow-call stacks in folded and SVG output."""
+import atexit
 import json
 import os
 import select
@@ -41,6 +42,18 @@ class Workload:
         self.proc.wait(timeout=10)
 
 
+RUNNING = []
+
+
+@atexit.register
+def kill_leftovers():
+    """A failed check exits early: no agent may outlive the test."""
+    for proc in RUNNING:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 class Agent:
     """aperture-agent --mode syscall running in the background until stop()."""
 
@@ -51,6 +64,7 @@ class Agent:
         self.cmd = " ".join(cmd)
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True, env={**os.environ, **(env or {})})
+        RUNNING.append(self.proc)
         self.err = ""
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

@@ -110,6 +110,22 @@ static void test_process_filter(void **state)
 		assert_int_equal(run1(f, 43, "nginx2"), AP_FILTER_DROP);
 		ap_filter_free(f);
 
+		/* comm is NUL-padded and NUL-terminated by the host whatever the caller left */
+		f = load(SDK("process_filter"), "comm=ab,comm=abcdefghijklmno", e);
+		{
+			struct ap_filter_event ev, out;
+			make_event(&ev, 7, "ab", 0, 0);
+			memcpy(ev.comm + 3, "garbage!!!!!", 12);
+			assert_int_equal(ap_filter_run(f, &ev, &out), AP_FILTER_KEEP);
+			memcpy(ev.comm, "abcdefghijklmnoX", 16); /* no NUL at all */
+			assert_int_equal(ap_filter_run(f, &ev, &out), AP_FILTER_KEEP);
+			memcpy(ev.comm, "abcdefghijklmn\0X", 16);
+			assert_int_equal(ap_filter_run(f, &ev, &out), AP_FILTER_DROP);
+			memcpy(ev.comm, "\0bcdefgh\xff\x80jklmno", 16);
+			assert_int_equal(ap_filter_run(f, &ev, &out), AP_FILTER_DROP);
+		}
+		ap_filter_free(f);
+
 		opts_for(&o, e);
 		o.agent_pid = 99;
 		f = load_opts(SDK("process_filter"), NULL, &o);
@@ -405,6 +421,37 @@ static void test_trap_kinds(void **state)
 		}
 		ap_filter_free(f);
 	}
+}
+
+/* Big native frames: the aot engine runs the module only when its worst-case native stack
+ * fits the budget (then the depth limit stops the recursion), else it is not used. */
+static void test_big_frames(void **state)
+{
+	struct ap_filter_opts o;
+	struct ap_filter *f = NULL;
+	char err[1024];
+	(void)state;
+	FOR_EACH_ENGINE(e)
+	{
+		f = load(TF("big_frames"), NULL, e);
+		assert_int_equal(run1(f, 126, "x"), AP_FILTER_KEEP);
+		assert_int_equal(ap_filter_last_trap(f, NULL), AP_FILTER_TRAP_NONE);
+		assert_int_equal(run1(f, 100000, "x"), AP_FILTER_KEEP);
+		assert_int_equal(ap_filter_last_trap(f, NULL), AP_FILTER_TRAP_CALL_DEPTH);
+		ap_filter_free(f);
+	}
+	if (!aot_ok)
+		return;
+	opts_for(&o, AP_FILTER_ENGINE_AOT);
+	o.limits.max_native_stack = 256 << 10;
+	assert_int_equal(ap_filter_load(TF("big_frames"), NULL, &o, &f, err, sizeof(err)),
+			 -ENOTSUP);
+	assert_non_null(strstr(err, "native stack"));
+	o.engine = AP_FILTER_ENGINE_AUTO; /* falls back to the interpreter, and says why */
+	f = load_opts(TF("big_frames"), NULL, &o);
+	assert_string_equal(ap_filter_get_info(f)->engine, "interp");
+	assert_non_null(strstr(ap_filter_get_info(f)->engine_note, "native stack"));
+	ap_filter_free(f);
 }
 
 /* A raw module whose one function declares 2^32 - 1 locals: the count must not overflow. */
@@ -736,6 +783,7 @@ int main(void)
 		cmocka_unit_test(test_memory_grow_bomb),
 		cmocka_unit_test(test_bad_result_and_transform),
 		cmocka_unit_test(test_trap_kinds),
+		cmocka_unit_test(test_big_frames),
 		cmocka_unit_test(test_locals_overflow),
 		cmocka_unit_test(test_garbage),
 		cmocka_unit_test(test_instrument_valid),

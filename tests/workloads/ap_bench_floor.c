@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: MIT
 /*
- * Benchmark helper: attach the two empty tp_btf programs of src/bpf/bench_floor.bpf.c to
- * sys_enter/sys_exit, print "ready", and keep them attached until stdin reaches EOF. The cost
- * they add to a syscall is the floor of any sys_enter/sys_exit tracer.
+ * Benchmark helper: attach one pair of reference programs of src/bpf/bench_floor.bpf.c to
+ * sys_enter/sys_exit, print "ready", and keep them attached until stdin reaches EOF.
+ *
+ *   ap_bench_floor [floor|taskstorage]
+ *     floor        two empty programs (default): the floor of any sys_enter/sys_exit tracer
+ *     taskstorage  the minimal latency tracer: start time in task storage, one sum
  */
 #include <errno.h>
 #include <stdio.h>
@@ -13,19 +16,32 @@
 
 #include "bench_floor.skel.h"
 
-int main(void)
+int main(int argc, char **argv)
 {
-	struct bench_floor_bpf *skel = bench_floor_bpf__open_and_load();
+	const char *which = argc > 1 ? argv[1] : "floor";
+	bool ts = strcmp(which, "taskstorage") == 0;
+	struct bench_floor_bpf *skel;
 	char buf[64];
 	int err;
 
+	if (!ts && strcmp(which, "floor") != 0) {
+		fprintf(stderr, "usage: ap_bench_floor [floor|taskstorage]\n");
+		return 2;
+	}
+	skel = bench_floor_bpf__open();
 	if (!skel) {
-		fprintf(stderr, "ap_bench_floor: load failed: %s\n", strerror(errno));
+		fprintf(stderr, "ap_bench_floor: open failed: %s\n", strerror(errno));
 		return 1;
 	}
-	err = bench_floor_bpf__attach(skel);
+	bpf_program__set_autoload(skel->progs.floor_enter, !ts);
+	bpf_program__set_autoload(skel->progs.floor_exit, !ts);
+	bpf_program__set_autoload(skel->progs.ts_enter, ts);
+	bpf_program__set_autoload(skel->progs.ts_exit, ts);
+	err = bench_floor_bpf__load(skel);
+	if (!err)
+		err = bench_floor_bpf__attach(skel);
 	if (err) {
-		fprintf(stderr, "ap_bench_floor: attach failed: %s\n", strerror(-err));
+		fprintf(stderr, "ap_bench_floor: load/attach failed: %s\n", strerror(-err));
 		bench_floor_bpf__destroy(skel);
 		return 1;
 	}

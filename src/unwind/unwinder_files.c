@@ -1,0 +1,445 @@
+// SPDX-License-Identifier: MIT
+/*
+ * File tables: one compiled table per file content (build-id, else device+inode), loaded
+ * into an inner ARRAY of `unwind_files` by a worker thread, kept while used and, within a
+ * budget, while idle (least recently released first out). See unwinder_internal.h.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "unwinder_internal.h"
+
+#define FILE_MAP_FLAGS (BPF_F_INNER_MAP | BPF_F_MMAPABLE)
+
+/* ---- idle list and lifetime ---- */
+
+static void lru_unlink(struct ap_unwinder *u, struct utable *t)
+{
+	if (!t->idle)
+		return;
+	if (t->lru_prev)
+		t->lru_prev->lru_next = t->lru_next;
+	else
+		u->lru_head = t->lru_next;
+	if (t->lru_next)
+		t->lru_next->lru_prev = t->lru_prev;
+	else
+		u->lru_tail = t->lru_prev;
+	t->lru_prev = t->lru_next = NULL;
+	t->idle = false;
+	u->idle_bytes -= t->bytes;
+}
+
+static void alias_forget(struct ap_unwinder *u, struct ualias *a)
+{
+	for (struct ualias **pp = &a->table->aliases; *pp; pp = &(*pp)->next_alias) {
+		if (*pp == a) {
+			*pp = a->next_alias;
+			break;
+		}
+	}
+	ap_htab_remove(&u->aliases, &a->node);
+	free(a);
+}
+
+static void table_destroy(struct ap_unwinder *u, struct utable *t)
+{
+	lru_unlink(u, t);
+	while (t->aliases)
+		alias_forget(u, t->aliases);
+	if (t->build_id[0])
+		ap_htab_remove(&u->by_bid, &t->by_bid);
+	if (t->slot != AP_UNWIND_NO_FILE) {
+		bpf_map_delete_elem(u->files_fd, &t->slot);
+		u->free_slots[u->nfree++] = t->slot;
+		u->st.table_bytes -= t->bytes;
+		u->st.rows -= t->nrows;
+		u->st.files_live--;
+	}
+	if (t == u->vdso)
+		u->vdso = NULL;
+	if (t->all_prev)
+		t->all_prev->all_next = t->all_next;
+	else
+		u->all = t->all_next;
+	if (t->all_next)
+		t->all_next->all_prev = t->all_prev;
+	free(t->segs);
+	free(t);
+}
+
+/* Evict idle tables, oldest first, until `need` more bytes and a slot fit. */
+static void make_room(struct ap_unwinder *u, uint64_t need)
+{
+	while (u->lru_head && (u->idle_bytes > u->idle_max ||
+			       u->st.table_bytes + need > u->max_bytes || u->nfree == 0)) {
+		table_destroy(u, u->lru_head);
+		u->st.files_evicted++;
+	}
+}
+
+void ap_uw_table_get(struct ap_unwinder *u, struct utable *t)
+{
+	lru_unlink(u, t);
+	t->refs++;
+}
+
+void ap_uw_table_put(struct ap_unwinder *u, struct utable *t)
+{
+	if (!t || --t->refs > 0)
+		return;
+	t->idle = true; /* most recently released last */
+	t->lru_prev = u->lru_tail;
+	t->lru_next = NULL;
+	if (u->lru_tail)
+		u->lru_tail->lru_next = t;
+	else
+		u->lru_head = t;
+	u->lru_tail = t;
+	u->idle_bytes += t->bytes;
+	make_room(u, 0);
+}
+
+static struct utable *table_alloc(struct ap_unwinder *u, const char *build_id)
+{
+	struct utable *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return NULL;
+	t->slot = AP_UNWIND_NO_FILE;
+	t->state = TABLE_PENDING;
+	t->all_next = u->all;
+	if (u->all)
+		u->all->all_prev = t;
+	u->all = t;
+	if (build_id && build_id[0]) {
+		memcpy(t->build_id, build_id, sizeof(t->build_id));
+		if (ap_htab_insert(&u->by_bid, &t->by_bid,
+				   ap_hash_bytes(t->build_id, strlen(t->build_id), 0)))
+			t->build_id[0] = '\0';
+	}
+	return t;
+}
+
+static struct utable *table_by_build_id(struct ap_unwinder *u, const char *bid)
+{
+	uint64_t h = ap_hash_bytes(bid, strlen(bid), 0);
+
+	for (struct ap_hnode *n = ap_htab_first(&u->by_bid, h); n; n = ap_htab_next(n)) {
+		struct utable *t = AP_CONTAINER_OF(n, struct utable, by_bid);
+
+		if (!strcmp(t->build_id, bid))
+			return t;
+	}
+	return NULL;
+}
+
+/* ---- publishing (worker thread) ---- */
+
+/* Copy a compiled table into a new inner map in slot `slot`. Runs without the lock: the
+ * update of the outer map waits for an RCU grace period. Returns 0 or -errno. */
+static int publish(struct ap_unwinder *u, const struct ap_cfi_table *c, uint32_t slot,
+		   uint64_t *bytes)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, mo, .map_flags = FILE_MAP_FLAGS);
+	size_t entries = ap_cfi_table_entries(c), page = (size_t)sysconf(_SC_PAGESIZE), len;
+	void *mem;
+	int fd, err = 0;
+
+	len = (entries * sizeof(uint64_t) + page - 1) & ~(page - 1);
+	fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "ap_unwind_file", sizeof(__u32), sizeof(__u64),
+			    (__u32)entries, &mo);
+	if (fd < 0)
+		return -errno;
+	mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (mem == MAP_FAILED) {
+		err = -errno;
+		goto out;
+	}
+	memcpy(mem, c->image, entries * sizeof(uint64_t));
+	munmap(mem, len);
+	if (bpf_map_update_elem(u->files_fd, &slot, &fd, BPF_ANY))
+		err = -errno;
+	*bytes = ap_uw_map_memlock(fd, len + 1024);
+out:
+	close(fd); /* the outer map holds the inner one */
+	return err;
+}
+
+/* Compile and publish one queued file. Called and returns with the lock held. */
+static void run_job(struct ap_unwinder *u, struct job *j)
+{
+	struct utable *t = j->t;
+	struct ap_cfi_table c;
+	uint64_t t0, bytes = 0, guess;
+	uint32_t slot = AP_UNWIND_NO_FILE;
+	int err;
+
+	pthread_mutex_unlock(&u->lock);
+	t0 = ap_uw_mono_ns();
+	err = ap_cfi_table_from_fd(j->fd, &c);
+	close(j->fd);
+	pthread_mutex_lock(&u->lock);
+
+	if (!err) {
+		guess = (ap_cfi_table_entries(&c) * 8 + 4095) / 4096 * 4096 + 1024;
+		make_room(u, guess);
+		if (u->nfree && u->st.table_bytes + guess <= u->max_bytes) {
+			slot = u->free_slots[--u->nfree];
+			pthread_mutex_unlock(&u->lock);
+			err = publish(u, &c, slot, &bytes);
+			pthread_mutex_lock(&u->lock);
+			if (err) {
+				u->free_slots[u->nfree++] = slot;
+				slot = AP_UNWIND_NO_FILE;
+			}
+		} else {
+			err = -ENOSPC; /* over the memory budget: frame pointers for this file */
+		}
+	}
+	if (!err) {
+		t->segs = c.segs;
+		t->nsegs = c.nsegs;
+		t->base = c.base;
+		t->npages = c.npages;
+		t->nrows = c.nrows;
+		t->bytes = bytes;
+		t->slot = slot;
+		c.segs = NULL;
+		u->st.files_compiled++;
+		u->st.table_bytes += bytes;
+		if (u->st.table_bytes > u->st.table_bytes_peak)
+			u->st.table_bytes_peak = u->st.table_bytes;
+		u->st.rows += t->nrows;
+		u->st.files_live++;
+	} else if (err == -ENOENT || err == -ENOEXEC) {
+		u->st.files_no_cfi++;
+	} else {
+		u->st.files_failed++;
+	}
+	ap_cfi_table_release(&c);
+	u->st.compile_ns += ap_uw_mono_ns() - t0;
+	t->state = TABLE_READY;
+	if (t->slot != AP_UNWIND_NO_FILE)
+		ap_uw_table_ready(u, t);
+	ap_uw_table_put(u, t); /* the job's reference */
+}
+
+static void *worker_main(void *arg)
+{
+	struct ap_unwinder *u = arg;
+
+	pthread_mutex_lock(&u->lock);
+	while (!u->stop) {
+		struct job *j = u->jobs;
+
+		if (!j) {
+			pthread_cond_wait(&u->wake, &u->lock);
+			continue;
+		}
+		u->jobs = j->next;
+		if (!u->jobs)
+			u->jobs_tail = NULL;
+		run_job(u, j);
+		free(j);
+		if (--u->busy == 0)
+			pthread_cond_broadcast(&u->idle);
+	}
+	pthread_mutex_unlock(&u->lock);
+	return NULL;
+}
+
+int ap_uw_worker_start(struct ap_unwinder *u)
+{
+	int err = pthread_create(&u->worker, NULL, worker_main, u);
+
+	if (err)
+		return -err;
+	u->worker_ok = true;
+	return 0;
+}
+
+void ap_uw_worker_stop(struct ap_unwinder *u)
+{
+	if (!u->worker_ok)
+		return;
+	pthread_mutex_lock(&u->lock);
+	u->stop = true;
+	pthread_cond_broadcast(&u->wake);
+	pthread_mutex_unlock(&u->lock);
+	pthread_join(u->worker, NULL);
+	u->worker_ok = false;
+	while (u->jobs) { /* never compiled */
+		struct job *j = u->jobs;
+
+		u->jobs = j->next;
+		close(j->fd);
+		free(j);
+	}
+}
+
+static int enqueue(struct ap_unwinder *u, struct utable *t, int fd)
+{
+	struct job *j = calloc(1, sizeof(*j));
+
+	if (!j)
+		return -ENOMEM;
+	j->t = t;
+	j->fd = fd;
+	t->refs++; /* until compiled: never evicted while queued */
+	if (u->jobs_tail)
+		u->jobs_tail->next = j;
+	else
+		u->jobs = j;
+	u->jobs_tail = j;
+	u->busy++;
+	pthread_cond_signal(&u->wake);
+	return 0;
+}
+
+/* ---- lookups (event loop) ---- */
+
+static uint64_t alias_hash(uint64_t dev, uint64_t ino)
+{
+	uint64_t k[2] = { dev, ino };
+
+	return ap_hash_bytes(k, sizeof(k), 1);
+}
+
+struct utable *ap_uw_table_for_file(struct ap_unwinder *u, int pid, const struct xmap *m)
+{
+	char path[96], bid[AP_CFI_BUILD_ID_HEX];
+	struct ualias *a;
+	struct utable *t;
+	struct stat sb;
+	uint64_t mtime, h;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, pid, m->start,
+		 m->end);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL; /* gone, or not ours to read */
+	if (fstat(fd, &sb)) {
+		close(fd);
+		return NULL;
+	}
+	mtime = (uint64_t)sb.st_mtim.tv_sec * 1000000000ULL + (uint64_t)sb.st_mtim.tv_nsec;
+	h = alias_hash(sb.st_dev, sb.st_ino);
+	for (struct ap_hnode *n = ap_htab_first(&u->aliases, h); n; n = ap_htab_next(n)) {
+		a = AP_CONTAINER_OF(n, struct ualias, node);
+		if (a->dev != (uint64_t)sb.st_dev || a->ino != (uint64_t)sb.st_ino)
+			continue;
+		if (a->size == (uint64_t)sb.st_size && a->mtime_ns == mtime) {
+			close(fd);
+			return a->table;
+		}
+		/* the inode now holds another file: forget the old identity (its table stays
+		 * while processes use it) */
+		alias_forget(u, a);
+		break;
+	}
+	/* the same content under another inode (another container, a copy): share it */
+	ap_cfi_build_id_fd(fd, bid, sizeof(bid));
+	t = bid[0] ? table_by_build_id(u, bid) : NULL;
+	if (t) {
+		u->st.files_shared++;
+		close(fd);
+	} else {
+		t = table_alloc(u, bid);
+		if (!t || enqueue(u, t, fd)) {
+			close(fd);
+			if (t)
+				table_destroy(u, t);
+			return NULL;
+		}
+	}
+	a = calloc(1, sizeof(*a));
+	if (!a || ap_htab_insert(&u->aliases, &a->node, h)) {
+		free(a);
+		return t; /* usable, just not found again by inode */
+	}
+	a->dev = sb.st_dev;
+	a->ino = sb.st_ino;
+	a->size = (uint64_t)sb.st_size;
+	a->mtime_ns = mtime;
+	a->table = t;
+	a->next_alias = t->aliases;
+	t->aliases = a;
+	return t;
+}
+
+/* The vDSO is the same image in every process: compile ours once (synchronously: it is two
+ * pages). */
+struct utable *ap_uw_table_for_vdso(struct ap_unwinder *u)
+{
+	unsigned long base = getauxval(AT_SYSINFO_EHDR);
+	uint64_t start = 0, end = 0, bytes = 0;
+	struct ap_cfi_table c;
+	char line[256];
+	FILE *f;
+
+	if (u->vdso || u->vdso_tried)
+		return u->vdso;
+	u->vdso_tried = true;
+	f = fopen("/proc/self/maps", "re");
+	while (f && fgets(line, sizeof(line), f))
+		if (strstr(line, "[vdso]") && sscanf(line, "%" SCNx64 "-%" SCNx64, &start, &end) == 2)
+			break;
+	if (f)
+		fclose(f);
+	if (!base || start != base || end <= start ||
+	    ap_cfi_table_from_mem((const void *)base, end - start, &c))
+		return NULL;
+	u->vdso = table_alloc(u, NULL);
+	if (u->vdso && u->nfree && !publish(u, &c, u->free_slots[u->nfree - 1], &bytes)) {
+		struct utable *t = u->vdso;
+
+		t->slot = u->free_slots[--u->nfree];
+		t->segs = c.segs;
+		t->nsegs = c.nsegs;
+		t->base = c.base;
+		t->npages = c.npages;
+		t->nrows = c.nrows;
+		t->bytes = bytes;
+		c.segs = NULL;
+		u->st.table_bytes += bytes;
+		u->st.rows += t->nrows;
+		u->st.files_live++;
+	}
+	if (u->vdso) {
+		u->vdso->state = TABLE_READY;
+		u->vdso->refs++; /* kept for the whole run */
+	}
+	ap_cfi_table_release(&c);
+	return u->vdso;
+}
+
+void ap_uw_tables_free(struct ap_unwinder *u)
+{
+	struct utable *t, *next;
+
+	for (t = u->all; t; t = next) {
+		next = t->all_next;
+		while (t->aliases) {
+			struct ualias *a = t->aliases;
+
+			t->aliases = a->next_alias;
+			free(a);
+		}
+		free(t->segs);
+		free(t);
+	}
+	u->all = NULL;
+}

@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Shared by unwinder.c (processes, public API) and unwinder_files.c (file tables, the compile
+ * worker). Not a public API.
+ *
+ * Threads: the agent's event loop calls the public functions; one worker thread compiles new
+ * files and publishes their tables (publishing into a map of maps waits for an RCU grace
+ * period, ~16 ms, which must not hold up the event loop). `lock` guards everything below it.
+ */
+#ifndef AP_UNWINDER_INTERNAL_H
+#define AP_UNWINDER_INTERNAL_H
+
+#include <linux/types.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cfi.h"
+#include "symbol_internal.h"
+#include "unwinder.h"
+
+enum { TABLE_PENDING, TABLE_READY };
+
+/* One file content's table, shared by every alias and process. */
+struct utable {
+	struct ap_hnode by_bid;
+	struct utable *lru_prev, *lru_next; /* idle list, while refs == 0 */
+	struct utable *all_prev, *all_next; /* every table, for cleanup */
+	struct ualias *aliases;
+	struct ap_cfi_seg *segs;
+	uint64_t base;
+	uint64_t bytes; /* kernel memory of its inner map */
+	uint32_t nsegs;
+	uint32_t slot; /* AP_UNWIND_NO_FILE: no table (no CFI, failed, pending) */
+	uint32_t npages;
+	uint32_t nrows;
+	uint32_t refs; /* process mappings using it, plus one while its compile is queued */
+	uint8_t state; /* TABLE_PENDING until the worker is done with it */
+	bool idle;
+	char build_id[AP_CFI_BUILD_ID_HEX];
+};
+
+/* A file identity (device, inode, size, mtime) resolved to a table. */
+struct ualias {
+	struct ap_hnode node;
+	struct ualias *next_alias;
+	struct utable *table;
+	uint64_t dev, ino, size, mtime_ns;
+};
+
+/* An executable mapping of a process. */
+struct xmap {
+	uint64_t start, end, offset;
+	uint64_t dev, ino;
+	uint8_t kind; /* XMAP_* */
+};
+enum { XMAP_FILE, XMAP_ANON, XMAP_VDSO };
+
+struct job {
+	struct job *next;
+	struct utable *t;
+	int fd; /* the file, opened through /proc/PID/map_files while it was mapped */
+};
+
+struct ap_unwinder {
+	pthread_mutex_t lock;
+	pthread_cond_t wake; /* a job was queued, or stop */
+	pthread_cond_t idle; /* no job queued or running */
+	pthread_t worker;
+	bool worker_ok, stop;
+	struct job *jobs, *jobs_tail;
+	uint32_t busy; /* jobs queued or running */
+
+	int files_fd, pids_fd;
+	struct ap_htab aliases, by_bid, pids;
+	struct utable *lru_head, *lru_tail; /* oldest idle table first */
+	struct utable *all;
+	struct utable *vdso;
+	bool vdso_tried;
+	uint32_t *free_slots;
+	uint32_t nfree;
+	uint64_t idle_bytes, max_bytes, idle_max;
+	uint64_t next_gc_ns;
+	struct ap_unwinder_stats st;
+};
+
+/* unwinder_files.c; all with `lock` held */
+struct utable *ap_uw_table_for_file(struct ap_unwinder *u, int pid, const struct xmap *m);
+struct utable *ap_uw_table_for_vdso(struct ap_unwinder *u);
+void ap_uw_table_get(struct ap_unwinder *u, struct utable *t);
+void ap_uw_table_put(struct ap_unwinder *u, struct utable *t);
+void ap_uw_tables_free(struct ap_unwinder *u); /* at exit: the maps are closed already */
+int ap_uw_worker_start(struct ap_unwinder *u); /* without the lock */
+void ap_uw_worker_stop(struct ap_unwinder *u); /* without the lock */
+
+/* unwinder.c, with `lock` held: table t is ready; refresh the processes that use it */
+void ap_uw_table_ready(struct ap_unwinder *u, struct utable *t);
+
+uint64_t ap_uw_mono_ns(void);
+uint64_t ap_uw_map_memlock(int fd, uint64_t fallback);
+
+#endif
