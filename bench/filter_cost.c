@@ -92,7 +92,8 @@ static void make_events(void)
 		ev->n_kernel = 5;
 		ev->n_user = 20;
 		for (int k = 0; k < 25; k++)
-			ev->frames[k] = (k < 5 ? 0xffffffff81000000ull : 0x400000ull) + (uint64_t)k * 64;
+			ev->frames[k] =
+			    (k < 5 ? 0xffffffff81000000ull : 0x400000ull) + (uint64_t)k * 64;
 		ev->size = AP_FILTER_EVENT_SIZE(25);
 	}
 }
@@ -192,8 +193,10 @@ int main(int argc, char **argv)
 			json = true;
 			break;
 		default:
-			fprintf(stderr, "usage: %s [--filters DIR] [--bench-filters DIR] "
-					"[--seconds S] [--json]\n", argv[0]);
+			fprintf(stderr,
+				"usage: %s [--filters DIR] [--bench-filters DIR] "
+				"[--seconds S] [--json]\n",
+				argv[0]);
 			return 2;
 		}
 	}

@@ -128,24 +128,24 @@ struct ap_filter_gpu {
 };
 
 struct ap_filter_event {
-	uint32_t abi_version;		  /* 0: AP_FILTER_ABI_VERSION */
-	uint32_t size;			  /* 4: bytes of this record */
-	uint32_t type;			  /* 8: enum ap_filter_event_type */
-	uint32_t flags;			  /* 12: AP_FILTER_F_* */
-	uint32_t pid;			  /* 16: process (thread group) id */
-	uint32_t tid;			  /* 20: thread id */
-	uint64_t timestamp_ns;		  /* 24: CLOCK_MONOTONIC */
-	uint64_t weight;		  /* 32: what the event adds to the profile */
-	uint32_t cpu;			  /* 40: CPU the event happened on */
-	uint16_t n_kernel;		  /* 44: kernel frames, frames[0 .. n_kernel) */
-	uint16_t n_user;		  /* 46: user frames, frames[n_kernel .. +n_user) */
-	char comm[AP_FILTER_COMM_LEN];	  /* 48: NUL-terminated thread name */
-	char tag[AP_FILTER_TAG_LEN];	  /* 64: NUL-terminated label; "" on input */
-	union {				  /* 96: by type */
-		struct ap_filter_cpu sample;	   /* AP_FILTER_EV_CPU */
-		struct ap_filter_lock lock;	   /* AP_FILTER_EV_LOCK */
+	uint32_t abi_version;			  /* 0: AP_FILTER_ABI_VERSION */
+	uint32_t size;				  /* 4: bytes of this record */
+	uint32_t type;				  /* 8: enum ap_filter_event_type */
+	uint32_t flags;				  /* 12: AP_FILTER_F_* */
+	uint32_t pid;				  /* 16: process (thread group) id */
+	uint32_t tid;				  /* 20: thread id */
+	uint64_t timestamp_ns;			  /* 24: CLOCK_MONOTONIC */
+	uint64_t weight;			  /* 32: what the event adds to the profile */
+	uint32_t cpu;				  /* 40: CPU the event happened on */
+	uint16_t n_kernel;			  /* 44: kernel frames, frames[0 .. n_kernel) */
+	uint16_t n_user;			  /* 46: user frames, frames[n_kernel .. +n_user) */
+	char comm[AP_FILTER_COMM_LEN];		  /* 48: NUL-terminated thread name */
+	char tag[AP_FILTER_TAG_LEN];		  /* 64: NUL-terminated label; "" on input */
+	union {					  /* 96: by type */
+		struct ap_filter_cpu sample;	  /* AP_FILTER_EV_CPU */
+		struct ap_filter_lock lock;	  /* AP_FILTER_EV_LOCK */
 		struct ap_filter_syscall syscall; /* AP_FILTER_EV_SYSCALL */
-		struct ap_filter_gpu gpu;	   /* AP_FILTER_EV_GPU */
+		struct ap_filter_gpu gpu;	  /* AP_FILTER_EV_GPU */
 		uint8_t raw[64];
 	};
 	uint64_t frames[AP_FILTER_MAX_FRAMES]; /* 160: leaf first, kernel then user */

@@ -43,7 +43,8 @@ AP_EXPORT("ap_init") int32_t ap_init(const char *cfg, uint32_t len)
 			if (ncomms == MAX_COMMS)
 				return config_error("process_filter: too many comm= values");
 			if (ap_comm_init(&comms[ncomms], val, vlen))
-				return config_error("process_filter: comm= needs 1 to 15 characters");
+				return config_error(
+				    "process_filter: comm= needs 1 to 15 characters");
 			ncomms++;
 		} else {
 			return config_error("process_filter: unknown key (use pid= and comm=)");

@@ -50,7 +50,8 @@ AP_EXPORT("ap_init") int32_t ap_init(const char *cfg, uint32_t len)
 			if (parse_flag(val, vlen, &per_pid))
 				return config_error("sampling_filter: per_pid= is 0 or 1");
 		} else {
-			return config_error("sampling_filter: unknown key (use n=, scale=, per_pid=)");
+			return config_error(
+			    "sampling_filter: unknown key (use n=, scale=, per_pid=)");
 		}
 	}
 	if (r < 0)

@@ -42,7 +42,8 @@ AP_EXPORT("ap_init") int32_t ap_init(const char *cfg, uint32_t len)
 		else if (ap_streqn("contains", key, klen))
 			substring = 1;
 		else
-			return config_error("stack_filter: unknown key (use function= or contains=)");
+			return config_error(
+			    "stack_filter: unknown key (use function= or contains=)");
 		if (npatterns == MAX_NAMES)
 			return config_error("stack_filter: too many names");
 		if (vlen == 0 || vlen >= NAME_MAX_LEN)

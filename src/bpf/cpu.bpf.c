@@ -213,7 +213,10 @@ static __always_inline __u64 capture_user_stack(struct bpf_perf_event_data *ctx,
 		start.bp = regs->bp;
 	}
 	st = ap_unwind_user(&start, tgid, &n, &status, &flags);
-	if (flags & AP_UNWIND_F_UNKNOWN_PC)
+	/* a pc outside its mappings, or a process that was announced but has no tables (its
+	 * announcement was lost, or its maps were unreadable then) */
+	if ((flags & AP_UNWIND_F_UNKNOWN_PC) ||
+	    ((flags & AP_UNWIND_F_NO_TABLES) && bpf_map_lookup_elem(&seen_pids, &tgid)))
 		request_rescan(tgid);
 	if (!st || !n)
 		return 0;

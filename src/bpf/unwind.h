@@ -62,7 +62,7 @@ struct {
 struct ap_unwind_walk {
 	struct ap_uregs r;
 	__u64 m_start, m_end, m_bias; /* the last mapping found */
-	__u32 m_file, m_npages;
+	__u32 m_file, m_nbuckets, m_shift;
 	__u32 tgid;
 	__u32 depth;
 	__u32 status;
@@ -175,36 +175,67 @@ static __always_inline bool ap_unwind_find_mapping(struct ap_unwind_walk *w, __u
 	w->m_end = m->end;
 	w->m_bias = m->bias;
 	w->m_file = m->file_id;
-	w->m_npages = m->npages;
+	w->m_nbuckets = m->nbuckets;
+	w->m_shift = m->shift;
 	return true;
 }
 
 /* The row covering table pc `tpc` in `rows`, or NULL. */
-static __always_inline struct ap_unwind_row *ap_unwind_find_row(void *rows, __u32 npages,
-								__u64 tpc)
+static __always_inline struct ap_unwind_row *ap_unwind_find_row(void *rows, __u32 nbuckets,
+								__u32 shift, __u64 tpc)
 {
 	struct ap_unwind_search s = {};
 	struct ap_unwind_row *r;
-	__u32 page = tpc >> AP_UNWIND_PAGE_SHIFT, next = page + 1, key;
+	__u64 bk = tpc >> (shift & 31);
+	__u32 e, lo, hi, key, base = AP_UNWIND_ROW_BASE(nbuckets);
+	__u32 *ix;
 
-	if (page >= npages)
+	if (bk >= nbuckets)
 		return NULL;
-	r = bpf_map_lookup_elem(rows, &page);
-	if (!r)
+	/* the bucket's rows: from the one in effect at its start to the one at the next's */
+	e = bk >> 1;
+	ix = bpf_map_lookup_elem(rows, &e);
+	if (!ix)
 		return NULL;
-	s.lo = r->pc;
-	r = bpf_map_lookup_elem(rows, &next);
-	if (!r)
+	if (bk & 1) {
+		lo = ix[1];
+		e++;
+		ix = bpf_map_lookup_elem(rows, &e);
+		if (!ix)
+			return NULL;
+		hi = ix[0];
+	} else {
+		lo = ix[0];
+		hi = ix[1];
+	}
+	if (hi < lo)
 		return NULL;
-	/* the page's rows: from the one in effect at its start to the one at the next page's */
-	s.hi = r->pc + 1;
-	s.map = rows;
-	s.key = tpc;
-	s.base = npages + 1;
-	bpf_loop(16, ap_unwind_search_step, &s, 0);
-	if (s.err)
-		return NULL;
-	key = s.lo + s.base;
+	if (hi - lo < AP_UNWIND_BUCKET_ROWS) {
+		/* the last row <= tpc within 32: five steps of 16, 8, 4, 2, 1 */
+#pragma clang loop unroll(full)
+		for (__u32 step = 16; step > 0; step >>= 1) {
+			if (lo + step > hi)
+				continue;
+			key = base + lo + step;
+			r = bpf_map_lookup_elem(rows, &key);
+			if (!r)
+				return NULL;
+			if (r->pc <= tpc)
+				lo += step;
+		}
+	} else {
+		/* a crowded bucket (the compiler's shift floor): a callback loop */
+		s.lo = lo;
+		s.hi = hi + 1;
+		s.map = rows;
+		s.key = tpc;
+		s.base = base;
+		bpf_loop(16, ap_unwind_search_step, &s, 0);
+		if (s.err)
+			return NULL;
+		lo = s.lo;
+	}
+	key = base + lo;
 	r = bpf_map_lookup_elem(rows, &key);
 	if (!r || r->pc > tpc)
 		return NULL;
@@ -247,7 +278,8 @@ __noinline int ap_unwind_frame(__u64 index)
 			void *rows = bpf_map_lookup_elem(&unwind_files, &w->m_file);
 
 			if (rows)
-				row = ap_unwind_find_row(rows, w->m_npages, pc - w->m_bias);
+				row = ap_unwind_find_row(rows, w->m_nbuckets, w->m_shift,
+							 pc - w->m_bias);
 		}
 		if (row) {
 			res = ap_unwind_row_step(row, &w->r);
@@ -292,6 +324,7 @@ static __always_inline struct ap_stack *ap_unwind_user(const struct ap_uregs *st
 	struct ap_unwind_scratch *sc;
 	struct ap_unwind_walk *w;
 	__u32 zero = 0, n, st_code;
+	__u64 t0 = bpf_ktime_get_ns();
 
 	*nframes = 0;
 	*status = AP_UNWIND_NONE;
@@ -339,6 +372,7 @@ static __always_inline struct ap_stack *ap_unwind_user(const struct ap_uregs *st
 
 	ap_unwind_stat_add(AP_UNWIND_STAT_STACKS, 1);
 	ap_unwind_stat_add(AP_UNWIND_STAT_FRAMES, n);
+	ap_unwind_stat_add(AP_UNWIND_STAT_NS, bpf_ktime_get_ns() - t0);
 	if (w->flags & AP_UNWIND_F_UNKNOWN_PC)
 		ap_unwind_stat_add(AP_UNWIND_STAT_UNKNOWN_PC, 1);
 	switch (st_code) {

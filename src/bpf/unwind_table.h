@@ -3,11 +3,15 @@
  * Compact unwind tables: shared by the BPF stack walker (unwind.h) and the agent that compiles
  * them from .eh_frame/.debug_frame (src/unwind). Fixed-width fields, largest first.
  *
- * One table per ELF file (shared by every process that maps it), one inner ARRAY map each:
- *   [0, npages]            page index: entry p holds, in `pc`, the index of the row in effect
- *                          at table pc p << AP_UNWIND_PAGE_SHIFT (entry npages: the last row)
- *   [npages + 1, + nrows)  rows sorted by pc; a row covers [pc, next row's pc)
- * Table pcs are relative to the file's first covered page (u32: text up to 4 GiB).
+ * One table per ELF file (shared by every process that maps it), one inner ARRAY map of
+ * 8-byte elements each:
+ *   elements [0, row_base)  bucket index: nbuckets + 1 u32s, two per element; u32 b is the
+ *                           row in effect at table pc b << shift (the last one: the last row)
+ *   elements [row_base, +nrows)  rows sorted by pc; a row covers [pc, next row's pc)
+ * with row_base = AP_UNWIND_ROW_BASE(nbuckets). The compiler picks the largest shift for which
+ * no bucket spans more than AP_UNWIND_BUCKET_ROWS rows, so the walker finds a row with one or
+ * two index reads and a 5-step search. Table pcs are relative to the file's first covered
+ * page (u32: text up to 4 GiB).
  *
  * One mapping table per process, in the plain hash `unwind_pids`: its executable mappings
  * sorted by start, AP_UNWIND_CHUNK per entry, keyed by (pid, chunk number). A plain hash and
@@ -17,12 +21,15 @@
 #ifndef AP_BPF_UNWIND_TABLE_H
 #define AP_BPF_UNWIND_TABLE_H
 
-#define AP_UNWIND_PAGE_SHIFT 12
+#define AP_UNWIND_BUCKET_ROWS 32 /* rows a bucket may span (inclusive) */
+#define AP_UNWIND_MIN_SHIFT 4
+#define AP_UNWIND_MAX_SHIFT 12
+#define AP_UNWIND_ROW_BASE(nbuckets) (((nbuckets) + 2) / 2)
 #define AP_UNWIND_MAX_FILES 8192  /* slots of unwind_files (ELF files with tables) */
 #define AP_UNWIND_MAX_CHUNKS 65536 /* entries of unwind_pids (most processes need one) */
 #define AP_UNWIND_CHUNK 32	   /* mappings per entry */
 #define AP_UNWIND_PID_CHUNKS 32	   /* entries per process: 1024 executable mappings */
-#define AP_UNWIND_NO_FILE 0xffffffffu /* mapping without CFI: unwind it with frame pointers */
+#define AP_UNWIND_NO_FILE 0xffffu /* mapping without CFI: unwind it with frame pointers */
 #define AP_UNWIND_MAX_FRAMES 127
 
 /* How the CFA (the caller's stack pointer) of a row is found: low 3 bits of `kind`. */
@@ -60,11 +67,13 @@ struct ap_unwind_row {
 };
 
 struct ap_unwind_mapping {
-	__u64 start;   /* runtime [start, end) of an executable mapping */
+	__u64 start;	/* runtime [start, end) of an executable mapping */
 	__u64 end;
-	__u64 bias;    /* table pc = runtime pc - bias */
-	__u32 file_id; /* slot in unwind_files, or AP_UNWIND_NO_FILE */
-	__u32 npages;  /* the file table's page index has npages + 1 entries */
+	__u64 bias;	/* table pc = runtime pc - bias */
+	__u32 nbuckets; /* of the file's table */
+	__u16 file_id;	/* slot in unwind_files, or AP_UNWIND_NO_FILE */
+	__u8 shift;	/* bucket size: 1 << shift bytes of code */
+	__u8 pad;
 };
 
 struct ap_unwind_pid_key {
@@ -104,6 +113,7 @@ enum ap_unwind_stat {
 	AP_UNWIND_STAT_FRAMES_FP,	 /* ... of which by frame pointer (no CFI for the pc) */
 	AP_UNWIND_STAT_FRAMES_UNSUPPORTED, /* ... of which the CFI rule was not modelled */
 	AP_UNWIND_STAT_UNKNOWN_PC,	 /* stacks with a pc outside every known mapping */
+	AP_UNWIND_STAT_NS,		 /* time spent walking, nanoseconds */
 	AP_UNWIND_STAT_MAX,
 };
 

@@ -29,26 +29,27 @@ struct filter_args {
 
 static void filter_usage(FILE *out)
 {
-	fprintf(out,
-		"Usage: aperture filter check FILE.wasm [OPTIONS]\n"
-		"       aperture filter run FILE.wasm --events EVENTS.json [OPTIONS]\n"
-		"\n"
-		"Validate a WebAssembly event filter, or run it on recorded events, without root.\n"
-		"docs/filters.md describes the ABI, the SDK and the events file.\n"
-		"\n"
-		"Options:\n"
-		"  --events FILE         JSON array of events to filter (run)\n"
-		"  --filter-config S     configuration passed to the filter's ap_init (key=value,...)\n"
-		"  --engine E            auto (default), interp or aot\n"
-		"  --on-error A          keep (default) or drop events whose filter call traps\n"
-		"  --fuel N              instruction budget per event (default %llu)\n"
-		"  --memory-pages N      linear memory cap in 64 KiB pages (default %u)\n"
-		"  --call-depth N        nested call limit (default %u)\n"
-		"  --agent-pid N         what env.agent_pid returns (default: this process)\n"
-		"  --json                JSON output\n"
-		"  -v, --verbose         also show the filter's info and debug messages\n",
-		(unsigned long long)AP_FILTER_DEFAULT_FUEL, AP_FILTER_DEFAULT_MEMORY_PAGES,
-		AP_FILTER_DEFAULT_CALL_DEPTH);
+	fprintf(
+	    out,
+	    "Usage: aperture filter check FILE.wasm [OPTIONS]\n"
+	    "       aperture filter run FILE.wasm --events EVENTS.json [OPTIONS]\n"
+	    "\n"
+	    "Validate a WebAssembly event filter, or run it on recorded events, without root.\n"
+	    "docs/filters.md describes the ABI, the SDK and the events file.\n"
+	    "\n"
+	    "Options:\n"
+	    "  --events FILE         JSON array of events to filter (run)\n"
+	    "  --filter-config S     configuration passed to the filter's ap_init (key=value,...)\n"
+	    "  --engine E            auto (default), interp or aot\n"
+	    "  --on-error A          keep (default) or drop events whose filter call traps\n"
+	    "  --fuel N              instruction budget per event (default %llu)\n"
+	    "  --memory-pages N      linear memory cap in 64 KiB pages (default %u)\n"
+	    "  --call-depth N        nested call limit (default %u)\n"
+	    "  --agent-pid N         what env.agent_pid returns (default: this process)\n"
+	    "  --json                JSON output\n"
+	    "  -v, --verbose         also show the filter's info and debug messages\n",
+	    (unsigned long long)AP_FILTER_DEFAULT_FUEL, AP_FILTER_DEFAULT_MEMORY_PAGES,
+	    AP_FILTER_DEFAULT_CALL_DEPTH);
 }
 
 static int usage_error(const char *fmt, const char *arg)
@@ -119,7 +120,8 @@ static int parse_args(int argc, char **argv, struct filter_args *a)
 			break;
 		case 'O':
 			if (ap_filter_parse_on_error(optarg, &a->opts.on_error))
-				return usage_error("--on-error must be keep or drop, not '%s'", optarg);
+				return usage_error("--on-error must be keep or drop, not '%s'",
+						   optarg);
 			break;
 		case 'F':
 			if (ap_parse_u64(optarg, 1, 1ull << 40, &v))
@@ -157,7 +159,8 @@ static int parse_args(int argc, char **argv, struct filter_args *a)
 		}
 	}
 	if (optind != argc - 1)
-		return usage_error("%s", optind >= argc ? "missing FILE.wasm" : "too many arguments");
+		return usage_error("%s",
+				   optind >= argc ? "missing FILE.wasm" : "too many arguments");
 	a->file = argv[optind];
 	if (a->verbose && ap_log_get_level() < AP_LOG_DEBUG)
 		ap_log_set_level(AP_LOG_DEBUG);
@@ -198,9 +201,9 @@ static void print_check_plain(const struct ap_filter_info *in, bool has_config)
 	else
 		printf(" (declared %u)\n", in->memory_declared_max);
 	printf("  event buffer:   offset %u\n", in->buffer_offset);
-	printf("  configuration:  %s\n", in->has_init ? has_config ? "accepted by ap_init"
-							     : "ap_init (none given)"
-						   : "none (no ap_init)");
+	printf("  configuration:  %s\n",
+	       in->has_init ? has_config ? "accepted by ap_init" : "ap_init (none given)"
+			    : "none (no ap_init)");
 	printf("  exports:\n");
 	for (size_t i = 0; i < in->nexports; i++)
 		printf("    %-24s %s\n", in->exports[i].name, in->exports[i].type);
@@ -278,7 +281,8 @@ static int names_lookup(void *ctx, const struct ap_filter_event *ev, uint32_t fr
 			enum ap_filter_sym_kind kind, char *buf, size_t len)
 {
 	const struct ap_cli_event_names *names = ctx;
-	const char *s = kind == AP_FILTER_SYM_FUNCTION ? names->symbol[frame] : names->module[frame];
+	const char *s =
+	    kind == AP_FILTER_SYM_FUNCTION ? names->symbol[frame] : names->module[frame];
 	(void)ev;
 	if (!s)
 		return -ENOENT;
@@ -294,11 +298,13 @@ static void print_decision(bool json, size_t idx, const struct ap_filter_event *
 		printf("#%zu %s pid %u tid %u comm %s: %s", idx, ap_cli_event_type_name(ev->type),
 		       ev->pid, ev->tid, ev->comm, ap_filter_verdict_name(verdict));
 		if (verdict == AP_FILTER_TRANSFORM)
-			printf(" (comm \"%s\", tag \"%s\", weight %" PRIu64 ", frames %u kernel + %u "
+			printf(" (comm \"%s\", tag \"%s\", weight %" PRIu64
+			       ", frames %u kernel + %u "
 			       "user)",
 			       out->comm, out->tag, out->weight, out->n_kernel, out->n_user);
 		if (trap)
-			printf(" (trap %s: %s)", ap_filter_trap_name(trap), trap_msg ? trap_msg : "");
+			printf(" (trap %s: %s)", ap_filter_trap_name(trap),
+			       trap_msg ? trap_msg : "");
 		printf("\n");
 		return;
 	}

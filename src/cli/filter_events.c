@@ -24,16 +24,22 @@ struct field {
 	size_t off;
 };
 
-#define F(kind, st, member) { #member, kind, offsetof(st, member) }
+#define F(kind, st, member)                                                                        \
+	{                                                                                          \
+#member, kind, offsetof(st, member)                                                \
+	}
 
 static const struct field sample_fields[] = {
 	F('u', struct ap_filter_cpu, period_ns),
 	{ NULL, 0, 0 },
 };
 static const struct field lock_fields[] = {
-	F('u', struct ap_filter_lock, addr),	   F('u', struct ap_filter_lock, wait_ns),
-	F('U', struct ap_filter_lock, kind),	   F('U', struct ap_filter_lock, flags),
-	F('U', struct ap_filter_lock, holder_tid), F('U', struct ap_filter_lock, lclass),
+	F('u', struct ap_filter_lock, addr),
+	F('u', struct ap_filter_lock, wait_ns),
+	F('U', struct ap_filter_lock, kind),
+	F('U', struct ap_filter_lock, flags),
+	F('U', struct ap_filter_lock, holder_tid),
+	F('U', struct ap_filter_lock, lclass),
 	{ NULL, 0, 0 },
 };
 static const struct field syscall_fields[] = {
@@ -43,15 +49,21 @@ static const struct field syscall_fields[] = {
 	{ NULL, 0, 0 },
 };
 static const struct field gpu_fields[] = {
-	F('u', struct ap_filter_gpu, duration_ns), F('u', struct ap_filter_gpu, bytes),
-	F('u', struct ap_filter_gpu, correlation_id), F('U', struct ap_filter_gpu, kind),
-	F('U', struct ap_filter_gpu, device),	    F('U', struct ap_filter_gpu, stream),
+	F('u', struct ap_filter_gpu, duration_ns),
+	F('u', struct ap_filter_gpu, bytes),
+	F('u', struct ap_filter_gpu, correlation_id),
+	F('U', struct ap_filter_gpu, kind),
+	F('U', struct ap_filter_gpu, device),
+	F('U', struct ap_filter_gpu, stream),
 	{ NULL, 0, 0 },
 };
 static const struct field header_fields[] = {
-	F('U', struct ap_filter_event, pid),  F('U', struct ap_filter_event, tid),
-	F('u', struct ap_filter_event, timestamp_ns), F('u', struct ap_filter_event, weight),
-	F('U', struct ap_filter_event, cpu),  F('U', struct ap_filter_event, flags),
+	F('U', struct ap_filter_event, pid),
+	F('U', struct ap_filter_event, tid),
+	F('u', struct ap_filter_event, timestamp_ns),
+	F('u', struct ap_filter_event, weight),
+	F('U', struct ap_filter_event, cpu),
+	F('U', struct ap_filter_event, flags),
 	{ NULL, 0, 0 },
 };
 
@@ -156,8 +168,10 @@ static int set_stack(const struct ap_json *v, struct ap_filter_event *ev, uint32
 			addr = ap_json_get(fr, "addr");
 		}
 		if (ap_json_u64(addr, &ev->frames[*n])) {
-			snprintf(err, errlen, "line %u: a frame address must be an integer or a "
-				 "\"0x...\" string", fr->line);
+			snprintf(err, errlen,
+				 "line %u: a frame address must be an integer or a "
+				 "\"0x...\" string",
+				 fr->line);
 			return -EINVAL;
 		}
 		(*n)++;
@@ -218,8 +232,8 @@ int ap_cli_event_from_json(const struct ap_json *j, struct ap_filter_event *ev,
 		} else if (strcmp(key, "gpu") == 0 && ev->type == AP_FILTER_EV_GPU) {
 			ret = set_fields(gpu_fields, v, &ev->gpu, key, err, errlen);
 		} else {
-			snprintf(err, errlen, "line %u: unknown field \"%s\" for a %s event", v->line,
-				 key, type->str);
+			snprintf(err, errlen, "line %u: unknown field \"%s\" for a %s event",
+				 v->line, key, type->str);
 			ret = -EINVAL;
 		}
 		if (ret)

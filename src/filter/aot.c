@@ -39,6 +39,7 @@ static const char *const sys_wasm_rt[] = { "/usr/include/wasm-rt.h", "/usr/src/w
 
 struct aot_inst {
 	void *dl;
+	int fd; /* the memfd dlopen'ed as /proc/self/fd/N: open while loaded, see load_object */
 	const struct ap_aot_api *api;
 	void *inst;
 };
@@ -70,7 +71,8 @@ static int find_program(const char *prog, char *out, size_t len)
 		return 0;
 	}
 	snprintf(dirs, sizeof(dirs), "%s", path && *path ? path : "/usr/local/bin:/usr/bin:/bin");
-	for (char *save = NULL, *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+	for (char *save = NULL, *d = strtok_r(dirs, ":", &save); d;
+	     d = strtok_r(NULL, ":", &save)) {
 		struct stat st;
 		if (d[0] != '/')
 			continue; /* never run a compiler from a relative PATH entry */
@@ -235,8 +237,8 @@ static bool dir_is_private(const char *path)
 	struct stat st;
 	uid_t me = geteuid();
 
-	if (!realpath(path, real) || lstat(real, &st) || !S_ISDIR(st.st_mode) ||
-	    st.st_uid != me || (st.st_mode & 077))
+	if (!realpath(path, real) || lstat(real, &st) || !S_ISDIR(st.st_mode) || st.st_uid != me ||
+	    (st.st_mode & 077))
 		return false;
 	while ((slash = strrchr(real, '/')) != NULL) {
 		if (slash == real)
@@ -449,18 +451,24 @@ static int build_object(const char *dir, struct ap_engine_load *ld, const struct
 		return ret;
 	/* A wasm call is at most two C frames (wrapper + body) per counted level. */
 	frame = max_frame(dir);
-	if (frame < 0 || (uint64_t)frame * (b->backstop + 4) > ld->max_stack_bytes) {
+	if (frame < 0) {
+		snprintf(err, errlen, "compiled code may need an unbounded native stack");
+		return -E2BIG;
+	}
+	if ((uint64_t)frame * (b->backstop + 4) > ld->max_stack_bytes) {
 		snprintf(err, errlen,
-			 "compiled code may need %s of native stack (largest frame %ld bytes x %u "
-			 "calls), above the limit of %llu KiB",
-			 frame < 0 ? "an unbounded amount" : "too much", frame, b->backstop + 4,
-			 (unsigned long long)(ld->max_stack_bytes / 1024));
+			 "compiled code may need %llu KiB of native stack (largest frame %ld bytes "
+			 "x %u calls), above the limit of %llu KiB",
+			 (unsigned long long)frame * (b->backstop + 4) / 1024, frame,
+			 b->backstop + 4, (unsigned long long)(ld->max_stack_bytes / 1024));
 		return -E2BIG;
 	}
 	return 0;
 }
 
-/* dlopen a private copy of dir/module.so: a memfd, so instances never share globals. */
+/* dlopen a private copy of dir/module.so: a memfd, so instances never share globals. The
+ * memfd stays open while the object is loaded: glibc matches dlopen paths by name, and a
+ * reused descriptor number would otherwise hand back another instance's object. */
 static int load_object(const char *dir, struct aot_inst *ai, char *err, size_t errlen)
 {
 	char path[PATH_MAX];
@@ -494,8 +502,14 @@ static int load_object(const char *dir, struct aot_inst *ai, char *err, size_t e
 		ret = -EINVAL;
 	}
 out:
-	if (fd >= 0)
+	if (ret && ai->dl) {
+		dlclose(ai->dl);
+		ai->dl = NULL;
+	}
+	if (ret && fd >= 0)
 		close(fd);
+	if (!ret)
+		ai->fd = fd;
 	free(data);
 	return ret;
 }
@@ -521,8 +535,7 @@ static void publish(const char *tmp, const char *entry, const struct ap_engine_l
 	static const char *const keep[] = { "module.so", "module.wasm", "key" };
 	char pub[PATH_MAX + 32], src[PATH_MAX + 64], dst[PATH_MAX + 64], trash[PATH_MAX + 32];
 
-	if (snprintf(pub, sizeof(pub), "%s.new-XXXXXX", entry) >= (int)sizeof(pub) ||
-	    !mkdtemp(pub))
+	if (snprintf(pub, sizeof(pub), "%s.new-XXXXXX", entry) >= (int)sizeof(pub) || !mkdtemp(pub))
 		return;
 	for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++) {
 		snprintf(src, sizeof(src), "%s/%s", tmp, keep[i]);
@@ -551,7 +564,8 @@ static void publish(const char *tmp, const char *entry, const struct ap_engine_l
 
 static int aot_create(struct ap_engine_load *ld, void **out, char *err, size_t errlen)
 {
-	char cc[PATH_MAX], w2c[PATH_MAX], dir[PATH_MAX] = "", entry[PATH_MAX + 32], tmp[PATH_MAX + 32];
+	char cc[PATH_MAX], w2c[PATH_MAX], dir[PATH_MAX] = "", entry[PATH_MAX + 32],
+					  tmp[PATH_MAX + 32];
 	char s1[PATH_MAX + 64], s2[PATH_MAX + 64];
 	struct build b = { 0 };
 	struct aot_inst *ai;
@@ -573,11 +587,11 @@ static int aot_create(struct ap_engine_load *ld, void **out, char *err, size_t e
 	stat_str(cc, s1, sizeof(s1));
 	stat_str(w2c, s2, sizeof(s2));
 	if (snprintf(b.key, sizeof(b.key),
-		 "aperture aot %d\ncc %s\nwasm2c %s\nruntime %s\nbackstop %u\nstack %llu\n"
-		 "imports %u exports %u\n",
-		 AP_AOT_API_VERSION, s1, s2, b.wasm_rt, b.backstop,
-		 (unsigned long long)ld->max_stack_bytes, ld->nhostfns, ld->exports) >=
-	    (int)sizeof(b.key)) {
+		     "aperture aot %d\ncc %s\nwasm2c %s\nruntime %s\nbackstop %u\nstack %llu\n"
+		     "imports %u exports %u\n",
+		     AP_AOT_API_VERSION, s1, s2, b.wasm_rt, b.backstop,
+		     (unsigned long long)ld->max_stack_bytes, ld->nhostfns,
+		     ld->exports) >= (int)sizeof(b.key)) {
 		snprintf(err, errlen, "tool paths too long");
 		return -ENAMETOOLONG;
 	}
@@ -590,6 +604,7 @@ static int aot_create(struct ap_engine_load *ld, void **out, char *err, size_t e
 	ai = calloc(1, sizeof(*ai));
 	if (!ai)
 		return -ENOMEM;
+	ai->fd = -1;
 	have_cache = cache_dir(ld->cache_dir, dir, sizeof(dir)) == 0;
 	if (have_cache) {
 		snprintf(entry, sizeof(entry), "%s/%016llx", dir, (unsigned long long)h);
@@ -637,6 +652,8 @@ loaded:
 fail:
 	if (ai->dl)
 		dlclose(ai->dl);
+	if (ai->fd >= 0)
+		close(ai->fd);
 	free(ai);
 	return ret;
 }
@@ -674,6 +691,8 @@ static void aot_destroy(void *inst)
 		ai->api->destroy(ai->inst);
 	if (ai->dl)
 		dlclose(ai->dl);
+	if (ai->fd >= 0)
+		close(ai->fd);
 	free(ai);
 }
 

@@ -73,8 +73,8 @@ struct ap_engine_call {
 
 /* The one symbol a compiled module exports. */
 struct ap_aot_api {
-	uint32_t version;  /* AP_AOT_API_VERSION */
-	uint32_t exports;  /* bit (1 << enum ap_engine_export) per export present */
+	uint32_t version;   /* AP_AOT_API_VERSION */
+	uint32_t exports;   /* bit (1 << enum ap_engine_export) per export present */
 	uint32_t max_depth; /* the native call-depth backstop it was compiled with */
 	uint32_t pad;
 	/* Instantiate; NULL with a reason in err on failure. */

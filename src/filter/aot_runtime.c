@@ -128,7 +128,6 @@ const char *wasm_rt_strerror(wasm_rt_trap_t trap)
 	return "unknown trap";
 }
 
-
 uint32_t wasm_rt_register_func_type(uint32_t params, uint32_t results, ...)
 {
 	uint32_t n = params + results;
@@ -249,43 +248,43 @@ void wasm_rt_free_memory(wasm_rt_memory_t *mem)
 	mem->pages = 0;
 }
 
-#define AP_DEFINE_TABLE(type, null_value)                                                      \
-	void wasm_rt_allocate_##type##_table(wasm_rt_##type##_table_t *t, uint32_t elements,  \
-					     uint32_t max_elements)                            \
-	{                                                                                      \
-		t->size = 0;                                                                   \
-		t->max_size = max_elements;                                                    \
-		t->data = calloc(elements ? elements : 1, sizeof(*t->data));                   \
-		if (!t->data)                                                                  \
-			wasm_rt_trap(WASM_RT_TRAP_OOB);                                        \
-		for (uint32_t i = 0; i < elements; i++)                                        \
-			t->data[i] = null_value;                                               \
-		t->size = elements;                                                            \
-	}                                                                                      \
-	void wasm_rt_free_##type##_table(wasm_rt_##type##_table_t *t)                          \
-	{                                                                                      \
-		free(t->data);                                                                 \
-		t->data = NULL;                                                                \
-		t->size = 0;                                                                   \
-	}                                                                                      \
-	uint32_t wasm_rt_grow_##type##_table(wasm_rt_##type##_table_t *t, uint32_t delta,      \
-					     wasm_rt_##type##_t init)                          \
-	{                                                                                      \
-		uint32_t old = t->size;                                                        \
-		uint64_t n = (uint64_t)old + delta;                                            \
-		void *p;                                                                       \
-		if (n > t->max_size || n > (1u << 20))                                         \
-			return UINT32_MAX;                                                     \
-		if (delta == 0)                                                                \
-			return old;                                                            \
-		p = realloc(t->data, n * sizeof(*t->data));                                    \
-		if (!p)                                                                        \
-			return UINT32_MAX;                                                     \
-		t->data = p;                                                                   \
-		for (uint64_t i = old; i < n; i++)                                             \
-			t->data[i] = init;                                                     \
-		t->size = (uint32_t)n;                                                         \
-		return old;                                                                    \
+#define AP_DEFINE_TABLE(type, null_value)                                                          \
+	void wasm_rt_allocate_##type##_table(wasm_rt_##type##_table_t *t, uint32_t elements,       \
+					     uint32_t max_elements)                                \
+	{                                                                                          \
+		t->size = 0;                                                                       \
+		t->max_size = max_elements;                                                        \
+		t->data = calloc(elements ? elements : 1, sizeof(*t->data));                       \
+		if (!t->data)                                                                      \
+			wasm_rt_trap(WASM_RT_TRAP_OOB);                                            \
+		for (uint32_t i = 0; i < elements; i++)                                            \
+			t->data[i] = null_value;                                                   \
+		t->size = elements;                                                                \
+	}                                                                                          \
+	void wasm_rt_free_##type##_table(wasm_rt_##type##_table_t *t)                              \
+	{                                                                                          \
+		free(t->data);                                                                     \
+		t->data = NULL;                                                                    \
+		t->size = 0;                                                                       \
+	}                                                                                          \
+	uint32_t wasm_rt_grow_##type##_table(wasm_rt_##type##_table_t *t, uint32_t delta,          \
+					     wasm_rt_##type##_t init)                              \
+	{                                                                                          \
+		uint32_t old = t->size;                                                            \
+		uint64_t n = (uint64_t)old + delta;                                                \
+		void *p;                                                                           \
+		if (n > t->max_size || n > (1u << 20))                                             \
+			return UINT32_MAX;                                                         \
+		if (delta == 0)                                                                    \
+			return old;                                                                \
+		p = realloc(t->data, n * sizeof(*t->data));                                        \
+		if (!p)                                                                            \
+			return UINT32_MAX;                                                         \
+		t->data = p;                                                                       \
+		for (uint64_t i = old; i < n; i++)                                                 \
+			t->data[i] = init;                                                         \
+		t->size = (uint32_t)n;                                                             \
+		return old;                                                                        \
 	}
 
 AP_DEFINE_TABLE(funcref, wasm_rt_funcref_null_value)
@@ -396,8 +395,9 @@ static void *ap_aot_create(ap_host_fn host, void *ctx, char *err, size_t errlen)
 	ap_jmp = NULL;
 	if (code) {
 		snprintf(err, errlen, "instantiation failed: %s",
-			 code == AP_TRAP_HOST ? "host trap"
-					      : wasm_rt_strerror((wasm_rt_trap_t)(code - AP_TRAP_BASE)));
+			 code == AP_TRAP_HOST
+			     ? "host trap"
+			     : wasm_rt_strerror((wasm_rt_trap_t)(code - AP_TRAP_BASE)));
 		Z_apf_free(&ai->inst);
 		free(ai);
 		wasm_rt_free();
@@ -492,7 +492,7 @@ __attribute__((visibility("default"))) const struct ap_aot_api ap_aot_api = {
 #ifdef AP_HAS_INITIALIZE
 		   | (1u << AP_EXPORT_INITIALIZE)
 #endif
-	,
+	    ,
 	.max_depth = WASM_RT_MAX_CALL_STACK_DEPTH,
 	.create = ap_aot_create,
 	.call = ap_aot_call,

@@ -24,8 +24,8 @@ extern "C" {
 struct ap_engine_load {
 	const uint8_t *wasm; /* the instrumented module */
 	size_t len;
-	const char *label;	/* file name, for messages */
-	const int *hostfns;	/* enum ap_filter_hostfn of each function import, in order */
+	const char *label;  /* file name, for messages */
+	const int *hostfns; /* enum ap_filter_hostfn of each function import, in order */
 	unsigned nhostfns;
 	ap_host_fn host;
 	void *host_ctx;

@@ -3,8 +3,8 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <stddef.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,10 +25,10 @@ _Static_assert(AP_HOSTFN_AGENT_PID == AP_FILTER_HOST_AGENT_PID, "host function n
 
 /* Fuel a host call costs, plus one unit per 8 bytes it copies. */
 #define HOST_CALL_FUEL 50
-#define LOG_MAX 512	 /* bytes of one env.log message shown */
-#define LOG_BURST 10	 /* messages per second before the rate limit */
-#define TIME_ALL 256	 /* time the first events one by one, */
-#define TIME_SAMPLE 128	 /* then one in this many */
+#define LOG_MAX 512	/* bytes of one env.log message shown */
+#define LOG_BURST 10	/* messages per second before the rate limit */
+#define TIME_ALL 256	/* time the first events one by one, */
+#define TIME_SAMPLE 128 /* then one in this many */
 
 struct ap_filter {
 	const struct ap_engine_ops *eng;
@@ -45,13 +45,15 @@ struct ap_filter {
 	enum ap_filter_trap last_trap;
 	char last_msg[192];
 	struct ap_filter_stats st;
-	uint64_t rl_start; /* rate limit window */
-	unsigned rl_count;
-	uint64_t rl_held;
+	struct {
+		uint64_t start; /* one-second window */
+		unsigned count;
+		uint64_t held;
+	} rl[2]; /* rate limits: the filter's own messages, trap reports */
 	unsigned tick;
 	bool in_setup;
 	char setup_msg[200]; /* the filter's last error/warning logged during setup */
-	char label[128]; /* file name for messages */
+	char label[128];     /* file name for messages */
 	struct ap_filter_info info;
 };
 
@@ -62,32 +64,37 @@ static uint64_t mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static void flog(struct ap_filter *f, enum ap_filter_log_level level, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+enum { RL_FILTER = 0, RL_TRAPS = 1 };
 
-/* Rate-limited: LOG_BURST messages per second, then a count of what was held back. */
-static void flog(struct ap_filter *f, enum ap_filter_log_level level, const char *fmt, ...)
+static void flog(struct ap_filter *f, int bucket, enum ap_filter_log_level level, const char *fmt,
+		 ...) __attribute__((format(printf, 4, 5)));
+
+/* Rate-limited per bucket: LOG_BURST messages per second, then a count of what was held
+ * back, so a chatty filter cannot hide its trap reports. */
+static void flog(struct ap_filter *f, int bucket, enum ap_filter_log_level level, const char *fmt,
+		 ...)
 {
 	char msg[LOG_MAX + 192];
 	uint64_t now = mono_ns();
 	va_list ap;
 
-	if (now - f->rl_start >= 1000000000ull) {
-		if (f->rl_held && f->opts.log) {
-			snprintf(msg, sizeof(msg), "filter %s: %llu messages suppressed", f->label,
-				 (unsigned long long)f->rl_held);
+	if (now - f->rl[bucket].start >= 1000000000ull) {
+		if (f->rl[bucket].held && f->opts.log) {
+			snprintf(msg, sizeof(msg), "filter %s: %llu %s suppressed", f->label,
+				 (unsigned long long)f->rl[bucket].held,
+				 bucket == RL_TRAPS ? "trap reports" : "messages");
 			f->opts.log(f->opts.log_ctx, AP_FILTER_LOG_WARN, msg);
 		}
-		f->rl_start = now;
-		f->rl_count = 0;
-		f->rl_held = 0;
+		f->rl[bucket].start = now;
+		f->rl[bucket].count = 0;
+		f->rl[bucket].held = 0;
 	}
-	if (f->rl_count >= LOG_BURST) {
-		f->rl_held++;
+	if (f->rl[bucket].count >= LOG_BURST) {
+		f->rl[bucket].held++;
 		f->st.log_suppressed++;
 		return;
 	}
-	f->rl_count++;
+	f->rl[bucket].count++;
 	if (!f->opts.log)
 		return;
 	va_start(ap, fmt);
@@ -120,9 +127,9 @@ static int host_frame_name(struct ap_filter *f, enum ap_filter_sym_kind kind, co
 		return 0;
 	}
 	name[0] = '\0';
-	len = f->opts.symbolize ? f->opts.symbolize(f->opts.symbolize_ctx, ev, idx, kind, name,
-						   sizeof(name))
-				: -ENOENT;
+	len = f->opts.symbolize
+		  ? f->opts.symbolize(f->opts.symbolize_ctx, ev, idx, kind, name, sizeof(name))
+		  : -ENOENT;
 	if (len < 0) {
 		*ret = (uint32_t)AP_FILTER_ENOENT;
 		return 0;
@@ -163,7 +170,7 @@ static int host_log(struct ap_filter *f, const uint64_t *a, struct ap_hostcall *
 		level = AP_FILTER_LOG_DEBUG;
 	if (f->in_setup && level <= AP_FILTER_LOG_WARN)
 		snprintf(f->setup_msg, sizeof(f->setup_msg), "%.199s", msg);
-	flog(f, (enum ap_filter_log_level)level, "filter %s: %s", f->label, msg);
+	flog(f, RL_FILTER, (enum ap_filter_log_level)level, "filter %s: %s", f->label, msg);
 	return 0;
 }
 
@@ -204,7 +211,7 @@ static int host_dispatch(void *ctx, unsigned fn, const uint64_t *a, uint64_t *re
 /* ---- calls ---- */
 
 static inline enum ap_filter_trap classify(const struct ap_filter *f, int etrap,
-				    const struct ap_engine_call *c)
+					   const struct ap_engine_call *c)
 {
 	switch (etrap) {
 	case AP_ETRAP_NONE:
@@ -265,12 +272,12 @@ static void trap_message(const struct ap_filter *f, enum ap_filter_trap r,
 }
 
 /* Call an export during setup, with the init budget. */
-static int setup_call(struct ap_filter *f, int export_id, uint32_t a0, uint32_t a1,
-		      unsigned nargs, uint32_t *result, const char *what, char *reason,
-		      size_t len)
+static int setup_call(struct ap_filter *f, int export_id, uint32_t a0, uint32_t a1, unsigned nargs,
+		      uint32_t *result, const char *what, char *reason, size_t len)
 {
-	struct ap_engine_call c = { .export_id = export_id, .args = { a0, a1 }, .nargs = nargs,
-				    .mem = NULL };
+	struct ap_engine_call c = {
+		.export_id = export_id, .args = { a0, a1 }, .nargs = nargs, .mem = NULL
+	};
 	enum ap_filter_trap r;
 	char msg[192];
 
@@ -303,8 +310,9 @@ static int resolve_trap(struct ap_filter *f, enum ap_filter_trap r, const char *
 		f->st.fuel_exhausted++;
 	f->last_trap = r;
 	snprintf(f->last_msg, sizeof(f->last_msg), "%s", msg);
-	flog(f, AP_FILTER_LOG_WARN, "filter %s: %s on an event of pid %u (%.16s): %s; event %s",
-	     f->label, ap_filter_trap_name(r), ev->pid, ev->comm, msg, drop ? "dropped" : "kept");
+	flog(f, RL_TRAPS, AP_FILTER_LOG_WARN,
+	     "filter %s: %s on an event of pid %u (%.16s): %s; event %s", f->label,
+	     ap_filter_trap_name(r), ev->pid, ev->comm, msg, drop ? "dropped" : "kept");
 	if (drop) {
 		f->st.dropped++;
 		return AP_FILTER_DROP;
@@ -377,8 +385,10 @@ int ap_filter_run(struct ap_filter *f, const struct ap_filter_event *ev,
 			break;
 		default:
 			r = AP_FILTER_TRAP_BAD_RESULT;
-			snprintf(msg, sizeof(msg), "ap_filter returned %u, not 0 (drop), 1 (keep) "
-				 "or 2 (transform)", c.result);
+			snprintf(msg, sizeof(msg),
+				 "ap_filter returned %u, not 0 (drop), 1 (keep) "
+				 "or 2 (transform)",
+				 c.result);
 			break;
 		}
 	} else {
@@ -434,20 +444,21 @@ static int effective_limits(const struct ap_filter_limits *in, struct ap_filter_
 	*l = *in;
 	l->fuel = l->fuel ? l->fuel : AP_FILTER_DEFAULT_FUEL;
 	l->init_fuel = l->init_fuel ? l->init_fuel : AP_FILTER_DEFAULT_INIT_FUEL;
-	l->max_memory_pages = l->max_memory_pages ? l->max_memory_pages
-						  : AP_FILTER_DEFAULT_MEMORY_PAGES;
+	l->max_memory_pages =
+	    l->max_memory_pages ? l->max_memory_pages : AP_FILTER_DEFAULT_MEMORY_PAGES;
 	l->max_call_depth = l->max_call_depth ? l->max_call_depth : AP_FILTER_DEFAULT_CALL_DEPTH;
-	l->max_module_bytes = l->max_module_bytes ? l->max_module_bytes
-						  : AP_FILTER_DEFAULT_MODULE_BYTES;
+	l->max_module_bytes =
+	    l->max_module_bytes ? l->max_module_bytes : AP_FILTER_DEFAULT_MODULE_BYTES;
 	l->max_functions = l->max_functions ? l->max_functions : AP_FILTER_DEFAULT_FUNCTIONS;
 	l->max_locals = l->max_locals ? l->max_locals : AP_FILTER_DEFAULT_LOCALS;
-	l->max_native_stack = l->max_native_stack ? l->max_native_stack
-						  : AP_FILTER_DEFAULT_NATIVE_STACK;
+	l->max_native_stack =
+	    l->max_native_stack ? l->max_native_stack : AP_FILTER_DEFAULT_NATIVE_STACK;
 	if (l->fuel > INT64_MAX / 2 || l->init_fuel > INT64_MAX / 2)
 		return snprintf(reason, len, "fuel budget too large"), -EINVAL;
 	if (l->max_memory_pages > AP_FILTER_MAX_MEMORY_PAGES)
 		return snprintf(reason, len, "memory limit above %u pages",
-				AP_FILTER_MAX_MEMORY_PAGES), -EINVAL;
+				AP_FILTER_MAX_MEMORY_PAGES),
+		       -EINVAL;
 	if (l->max_call_depth > AP_FILTER_MAX_CALL_DEPTH)
 		return snprintf(reason, len, "call depth limit above %u", AP_FILTER_MAX_CALL_DEPTH),
 		       -EINVAL;
@@ -457,11 +468,9 @@ static int effective_limits(const struct ap_filter_limits *in, struct ap_filter_
 	return 0;
 }
 
-static void name_copy(char *dst, size_t cap, const char *a, size_t alen, const char *b,
-		      size_t blen)
+static void name_copy(char *dst, size_t cap, const char *a, size_t alen, const char *b, size_t blen)
 {
-	int n = snprintf(dst, cap, "%.*s%s%.*s", (int)alen, a, b ? "." : "", (int)blen,
-			 b ? b : "");
+	int n = snprintf(dst, cap, "%.*s%s%.*s", (int)alen, a, b ? "." : "", (int)blen, b ? b : "");
 	if (n >= (int)cap && cap > 4)
 		memcpy(dst + cap - 4, "...", 4);
 }
@@ -479,8 +488,8 @@ static int fill_info(struct ap_filter *f, const struct wasm_module *m, size_t in
 		in->depth_counted_functions += m->funcs[i].calls;
 	in->memory_initial_pages = m->mem_min;
 	in->memory_declared_max = m->mem_max;
-	in->memory_max_pages = m->mem_max < f->lim.max_memory_pages ? m->mem_max
-								     : f->lim.max_memory_pages;
+	in->memory_max_pages =
+	    m->mem_max < f->lim.max_memory_pages ? m->mem_max : f->lim.max_memory_pages;
 	in->has_init = wasm_module_find_export(m, "ap_init", WASM_EXT_FUNC) >= 0;
 	in->has_initialize = wasm_module_find_export(m, "_initialize", WASM_EXT_FUNC) >= 0;
 	in->limits = f->lim;
@@ -500,8 +509,8 @@ static int fill_info(struct ap_filter *f, const struct wasm_module *m, size_t in
 	for (uint32_t i = 0; i < m->nexports; i++) {
 		const struct wasm_export *ex = &m->exports[i];
 		const struct wasm_type *t;
-		name_copy(in->exports[i].name, sizeof(in->exports[i].name), (const char *)ex->name.p,
-			  ex->name.len, NULL, 0);
+		name_copy(in->exports[i].name, sizeof(in->exports[i].name),
+			  (const char *)ex->name.p, ex->name.len, NULL, 0);
 		t = ex->kind == WASM_EXT_FUNC ? wasm_module_func_type(m, ex->index) : NULL;
 		if (t)
 			wasm_type_str(t, in->exports[i].type, sizeof(in->exports[i].type));
@@ -514,8 +523,7 @@ static int fill_info(struct ap_filter *f, const struct wasm_module *m, size_t in
 }
 
 /* Pick and start the engine. */
-static int start_engine(struct ap_filter *f, struct ap_engine_load *ld, char *reason,
-			size_t len)
+static int start_engine(struct ap_filter *f, struct ap_engine_load *ld, char *reason, size_t len)
 {
 	char why[256] = "";
 	int ret;
@@ -567,9 +575,11 @@ static int setup_module(struct ap_filter *f, const char *config, char *reason, s
 		return ret;
 	f->info.abi_version = v;
 	if (v != AP_FILTER_ABI_VERSION)
-		return snprintf(reason, len,
-				"built for filter ABI version %u, this Aperture supports version %u",
-				v, AP_FILTER_ABI_VERSION), -EINVAL;
+		return snprintf(
+			   reason, len,
+			   "built for filter ABI version %u, this Aperture supports version %u", v,
+			   AP_FILTER_ABI_VERSION),
+		       -EINVAL;
 	ret = setup_call(f, AP_EXPORT_EVENT_BUFFER, 0, 0, 0, &v, "ap_event_buffer", reason, len);
 	if (ret)
 		return ret;
@@ -578,19 +588,22 @@ static int setup_module(struct ap_filter *f, const char *config, char *reason, s
 		return snprintf(reason, len,
 				"ap_event_buffer() returned %u: %u bytes there must be inside the "
 				"%llu-byte memory, 8-byte aligned",
-				v, AP_FILTER_BUFFER_SIZE, (unsigned long long)memsize), -EINVAL;
+				v, AP_FILTER_BUFFER_SIZE, (unsigned long long)memsize),
+		       -EINVAL;
 	f->buf_off = v;
 	f->info.buffer_offset = v;
 	if (!f->eng->has_export(f->inst, AP_EXPORT_INIT)) {
 		if (clen)
 			return snprintf(reason, len,
 					"takes no configuration (it exports no ap_init), but one "
-					"was given"), -EINVAL;
+					"was given"),
+			       -EINVAL;
 		return 0;
 	}
 	if (clen > AP_FILTER_CONFIG_MAX)
 		return snprintf(reason, len, "configuration is %zu bytes, above the limit of %u",
-				clen, AP_FILTER_CONFIG_MAX), -EINVAL;
+				clen, AP_FILTER_CONFIG_MAX),
+		       -EINVAL;
 	mem = f->mem;
 	memcpy(mem + f->buf_off, config ? config : "", clen);
 	mem[f->buf_off + clen] = '\0';
@@ -602,7 +615,8 @@ static int setup_module(struct ap_filter *f, const char *config, char *reason, s
 		return snprintf(reason, len,
 				"rejected the configuration \"%.200s\" (ap_init returned %d)%s%s",
 				config ? config : "", (int32_t)v, f->setup_msg[0] ? ": " : "",
-				f->setup_msg), -EINVAL;
+				f->setup_msg),
+		       -EINVAL;
 	return 0;
 }
 
@@ -678,24 +692,24 @@ int ap_filter_load_mem(const char *name, const uint8_t *wasm, size_t len, const 
 		if (x >= 0 && fi >= m.nfunc_imports)
 			f->export_cost[e] = m.funcs[fi - m.nfunc_imports].static_cost;
 	}
-	ld = (struct ap_engine_load){ .wasm = inst,
-				      .len = inst_len,
-				      .label = f->label,
-				      .hostfns = hostfns,
-				      .nhostfns = m.nimports,
-				      .host = host_dispatch,
-				      .host_ctx = f,
-				      .max_call_depth = f->lim.max_call_depth,
-				      .exports = (1u << AP_EXPORT_ABI_VERSION) |
-						 (1u << AP_EXPORT_EVENT_BUFFER) |
-						 (1u << AP_EXPORT_FILTER) |
-						 (f->info.has_init ? 1u << AP_EXPORT_INIT : 0) |
-						 (f->info.has_initialize ? 1u << AP_EXPORT_INITIALIZE
-									 : 0),
-				      .cache_dir = f->opts.cache_dir,
-				      .cc = f->opts.cc,
-				      .wasm2c = f->opts.wasm2c,
-				      .max_stack_bytes = f->lim.max_native_stack };
+	ld =
+	    (struct ap_engine_load){ .wasm = inst,
+				     .len = inst_len,
+				     .label = f->label,
+				     .hostfns = hostfns,
+				     .nhostfns = m.nimports,
+				     .host = host_dispatch,
+				     .host_ctx = f,
+				     .max_call_depth = f->lim.max_call_depth,
+				     .exports =
+					 (1u << AP_EXPORT_ABI_VERSION) |
+					 (1u << AP_EXPORT_EVENT_BUFFER) | (1u << AP_EXPORT_FILTER) |
+					 (f->info.has_init ? 1u << AP_EXPORT_INIT : 0) |
+					 (f->info.has_initialize ? 1u << AP_EXPORT_INITIALIZE : 0),
+				     .cache_dir = f->opts.cache_dir,
+				     .cc = f->opts.cc,
+				     .wasm2c = f->opts.wasm2c,
+				     .max_stack_bytes = f->lim.max_native_stack };
 	ret = start_engine(f, &ld, reason, sizeof(reason));
 	if (ret)
 		goto fail;

@@ -31,13 +31,13 @@
 #include "aperture/filter_abi.h"
 
 /* Defaults (docs/filters.md lists them with the agent flags). */
-#define AP_FILTER_DEFAULT_FUEL 1000000ull	  /* per event */
+#define AP_FILTER_DEFAULT_FUEL 1000000ull	/* per event */
 #define AP_FILTER_DEFAULT_INIT_FUEL 10000000ull /* _initialize + ap_init + ABI queries */
-#define AP_FILTER_DEFAULT_MEMORY_PAGES 64u	  /* 4 MiB of linear memory */
+#define AP_FILTER_DEFAULT_MEMORY_PAGES 64u	/* 4 MiB of linear memory */
 #define AP_FILTER_DEFAULT_CALL_DEPTH 128u
 #define AP_FILTER_DEFAULT_MODULE_BYTES (4u << 20)
 #define AP_FILTER_DEFAULT_FUNCTIONS 10000u
-#define AP_FILTER_DEFAULT_LOCALS 1024u	      /* params + locals per function */
+#define AP_FILTER_DEFAULT_LOCALS 1024u		  /* params + locals per function */
 #define AP_FILTER_DEFAULT_NATIVE_STACK (4u << 20) /* aot: worst-case C stack of one call */
 /* Upper bounds of the settable limits. */
 #define AP_FILTER_MAX_MEMORY_PAGES 16384u /* 1 GiB */
@@ -82,9 +82,8 @@ enum ap_filter_sym_kind {
  * return its full length, or a negative errno (-ENOENT: unknown). `ev` is the event given to
  * ap_filter_run. Called only while a filter runs, on the same thread.
  */
-typedef int (*ap_filter_symbolize_fn)(void *ctx, const struct ap_filter_event *ev,
-				      uint32_t frame, enum ap_filter_sym_kind kind, char *buf,
-				      size_t len);
+typedef int (*ap_filter_symbolize_fn)(void *ctx, const struct ap_filter_event *ev, uint32_t frame,
+				      enum ap_filter_sym_kind kind, char *buf, size_t len);
 
 /* Receives the filter's env.log messages and trap reports (already rate-limited). */
 typedef void (*ap_filter_log_fn)(void *ctx, enum ap_filter_log_level level, const char *msg);
@@ -105,14 +104,14 @@ struct ap_filter_opts {
 	enum ap_filter_engine engine;
 	enum ap_filter_on_error on_error;
 	struct ap_filter_limits limits;
-	int agent_pid;		/* what env.agent_pid returns; 0 = getpid() */
-	const char *cache_dir;	/* aot: NULL = $APERTURE_CACHE_DIR, /var/cache/aperture/filters
-				 * (root) or ~/.cache/aperture/filters */
-	const char *cc;		/* aot: NULL = $CC, else cc */
-	const char *wasm2c;	/* aot: NULL = wasm2c from PATH */
+	int agent_pid;	       /* what env.agent_pid returns; 0 = getpid() */
+	const char *cache_dir; /* aot: NULL = $APERTURE_CACHE_DIR, /var/cache/aperture/filters
+				* (root) or ~/.cache/aperture/filters */
+	const char *cc;	       /* aot: NULL = $CC, else cc */
+	const char *wasm2c;    /* aot: NULL = wasm2c from PATH */
 	ap_filter_symbolize_fn symbolize;
 	void *symbolize_ctx;
-	ap_filter_log_fn log;	/* NULL: messages are counted, not shown */
+	ap_filter_log_fn log; /* NULL: messages are counted, not shown */
 	void *log_ctx;
 };
 
@@ -128,16 +127,16 @@ struct ap_filter_stats {
 };
 
 struct ap_filter_symbol {
-	char name[64];	/* "module.name" for imports; truncated with "..." */
-	char type[64];	/* "(i32, i32) -> i32", or "memory", "global", "table" */
+	char name[64]; /* "module.name" for imports; truncated with "..." */
+	char type[64]; /* "(i32, i32) -> i32", or "memory", "global", "table" */
 };
 
 struct ap_filter_info {
 	char path[256];
-	const char *engine;	  /* "interp" or "aot" */
-	char engine_note[256];	  /* auto fallback reason, aot cache hit/compile time */
+	const char *engine;    /* "interp" or "aot" */
+	char engine_note[256]; /* auto fallback reason, aot cache hit/compile time */
 	uint32_t abi_version;
-	uint32_t buffer_offset;	  /* ap_event_buffer() */
+	uint32_t buffer_offset; /* ap_event_buffer() */
 	size_t module_bytes, instrumented_bytes;
 	uint32_t functions, imported_functions, depth_counted_functions;
 	uint32_t memory_initial_pages, memory_max_pages; /* max after the cap */
@@ -169,11 +168,12 @@ int ap_filter_load_mem(const char *name, const uint8_t *wasm, size_t len, const 
 		       size_t errlen);
 
 /*
- * Run the filter on `ev` (n_kernel + n_user <= AP_FILTER_MAX_FRAMES; abi_version and size
- * are set by this function). Returns the verdict to apply: AP_FILTER_KEEP (use ev),
- * AP_FILTER_DROP, or AP_FILTER_TRANSFORM (use *out, already validated; out must not alias
- * ev). Traps are resolved by on_error and show in the stats and ap_filter_last_trap().
- * Returns -EINVAL for a malformed input event.
+ * Run the filter on `ev`: only the header and its n_kernel + n_user (<= AP_FILTER_MAX_FRAMES)
+ * frames are read; abi_version and size need not be set, comm is NUL-padded and tag cleared
+ * in the copy the filter sees. Returns the verdict to apply: AP_FILTER_KEEP (use ev),
+ * AP_FILTER_DROP, or AP_FILTER_TRANSFORM (use *out, a full struct, already validated; it
+ * must not alias ev). Traps are resolved by on_error and show in the stats and
+ * ap_filter_last_trap(). Returns -EINVAL for a malformed input event.
  */
 int ap_filter_run(struct ap_filter *f, const struct ap_filter_event *ev,
 		  struct ap_filter_event *out);

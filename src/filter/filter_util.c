@@ -112,8 +112,8 @@ void ap_filter_stats_json(FILE *out, const struct ap_filter_stats *st)
 	fprintf(out,
 		"},\"fuel_exhausted\":%" PRIu64 ",\"fuel_used\":%" PRIu64 ",\"time_ns\":%" PRIu64
 		",\"log_messages\":%" PRIu64 ",\"log_suppressed\":%" PRIu64 "}",
-		st->fuel_exhausted, st->fuel_used,
-		st->time_ns, st->log_messages, st->log_suppressed);
+		st->fuel_exhausted, st->fuel_used, st->time_ns, st->log_messages,
+		st->log_suppressed);
 }
 
 /* ---- transform rules (filter_abi.h) ---- */
@@ -157,7 +157,8 @@ int ap_filter_check_transform(const struct ap_filter_event *in, const struct ap_
 		return -1;
 	if (w->weight == 0 || (in->weight <= UINT64_MAX / scale && w->weight > in->weight * scale))
 		return snprintf(msg, len, "weight %llu is outside 1..%llu x the original",
-				(unsigned long long)w->weight, (unsigned long long)scale), -1;
+				(unsigned long long)w->weight, (unsigned long long)scale),
+		       -1;
 	if (nk > in->n_kernel || nu > in->n_user)
 		return snprintf(msg, len, "the stack grew"), -1;
 	if (!is_run_of(in->frames, in->n_kernel, w->frames, nk) ||

@@ -24,7 +24,8 @@
 
 #include "engine.h"
 
-namespace {
+namespace
+{
 
 using namespace wabt;
 using namespace wabt::interp;
@@ -56,7 +57,9 @@ const char *const export_names[AP_EXPORT__COUNT] = {
 };
 
 struct Interp {
-	explicit Interp(const Features &f) : store(f), thread(new Thread(store)) {}
+	explicit Interp(const Features &f) : store(f), thread(new Thread(store))
+	{
+	}
 
 	Store store;
 	std::unique_ptr<Thread> thread;
@@ -110,8 +113,8 @@ int classify(const std::string &msg)
 	return AP_ETRAP_OTHER;
 }
 
-Result host_call(Interp *in, int fn, const FuncType &type, const Values &params,
-		 Values &results, Trap::Ptr *out_trap)
+Result host_call(Interp *in, int fn, const FuncType &type, const Values &params, Values &results,
+		 Trap::Ptr *out_trap)
 {
 	uint64_t args[4] = { 0, 0, 0, 0 }, ret = 0;
 	struct ap_hostcall hc;
@@ -165,11 +168,11 @@ int create(struct ap_engine_load *ld, Interp **out, char *err, size_t errlen)
 		int fn = ld->hostfns[i];
 		FuncType type = *ft;
 		HostFunc::Ptr hf = HostFunc::New(
-			in->store, *ft,
-			[self, fn, type](Thread &, const Values &params, Values &results,
-					 Trap::Ptr *out_trap) -> Result {
-				return host_call(self, fn, type, params, results, out_trap);
-			});
+		    in->store, *ft,
+		    [self, fn, type](Thread &, const Values &params, Values &results,
+				     Trap::Ptr *out_trap) -> Result {
+			    return host_call(self, fn, type, params, results, out_trap);
+		    });
 		imports.push_back(hf.ref());
 	}
 	Trap::Ptr trap;
@@ -213,9 +216,9 @@ int call(Interp *in, struct ap_engine_call *c)
 	c->result = 0;
 	c->host_trap = 0;
 	c->msg[0] = '\0';
-	c->mem = in->memory->UnsafeData();
-	c->mem_size = in->memory->ByteSize();
 	if (!f) {
+		c->mem = in->memory->UnsafeData();
+		c->mem_size = in->memory->ByteSize();
 		snprintf(c->msg, sizeof(c->msg), "no export %s", export_names[c->export_id]);
 		return AP_ETRAP_OTHER;
 	}
@@ -317,7 +320,7 @@ static void interp_destroy(void *inst)
 }
 
 const struct ap_engine_ops ap_engine_interp = {
-	"interp",	    interp_create, interp_has_export, interp_call,
+	"interp",      interp_create, interp_has_export, interp_call,
 	interp_direct, interp_memory, interp_destroy,
 };
 

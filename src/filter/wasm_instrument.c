@@ -147,8 +147,8 @@ static void put_depth_step(struct buf *b, uint32_t gdepth, uint8_t op)
 	put_uleb(b, gdepth);
 }
 
-static void put_wrapper(struct buf *b, const struct wasm_type *t, uint32_t inner,
-			uint32_t gdepth, uint32_t limit)
+static void put_wrapper(struct buf *b, const struct wasm_type *t, uint32_t inner, uint32_t gdepth,
+			uint32_t limit)
 {
 	struct buf body = { 0 };
 	put_u8(&body, 0x00); /* no locals */
@@ -157,7 +157,7 @@ static void put_wrapper(struct buf *b, const struct wasm_type *t, uint32_t inner
 	put_uleb(&body, gdepth);
 	put_u8(&body, 0x41); /* i32.const limit */
 	put_sleb(&body, limit);
-	put_u8(&body, 0x4b);			  /* i32.gt_u */
+	put_u8(&body, 0x4b);		   /* i32.gt_u */
 	put(&body, "\x04\x40\x00\x0b", 4); /* if unreachable end */
 	for (uint32_t i = 0; i < t->nparams; i++) {
 		put_u8(&body, 0x20); /* local.get i */
@@ -208,8 +208,8 @@ static bool call_syncs(const struct wasm_module *m, const struct wasm_insn *in)
 }
 
 /* What an instruction adds to its region besides itself: callees' static cost, syncs. */
-static int64_t insn_extra(const struct wasm_module *m, const struct wasm_insn *in,
-			  size_t depth, bool final_end)
+static int64_t insn_extra(const struct wasm_module *m, const struct wasm_insn *in, size_t depth,
+			  bool final_end)
 {
 	int64_t c = 0;
 	switch (in->kind) {
@@ -231,8 +231,8 @@ static int64_t insn_extra(const struct wasm_module *m, const struct wasm_insn *i
 }
 
 /* Pass 1: the cost of the function region (returned) and of each loop region. */
-static int count_regions(const struct wasm_module *m, const struct wasm_func *f,
-			 struct regions *rg, int64_t *func_cost, char *err, size_t errlen)
+static int count_regions(const struct wasm_module *m, const struct wasm_func *f, struct regions *rg,
+			 int64_t *func_cost, char *err, size_t errlen)
 {
 	struct wasm_reader r = { .base = m->bytes,
 				 .p = m->bytes + f->body_off + f->locals_len,
@@ -463,8 +463,8 @@ int wasm_instrument(const struct wasm_module *m, const struct wasm_instrument_op
 			put_section(&b, 3, &s);
 			break;
 		case 5: { /* the one memory, maximum clamped to the cap */
-			uint32_t max = m->mem_max < o->max_memory_pages ? m->mem_max
-									 : o->max_memory_pages;
+			uint32_t max =
+			    m->mem_max < o->max_memory_pages ? m->mem_max : o->max_memory_pages;
 			put(&s, "\x01\x01", 2);
 			put_uleb(&s, m->mem_min);
 			put_uleb(&s, max);

@@ -11,7 +11,7 @@
 #include "wasm_reader.h"
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -234,8 +234,7 @@ static int parse_types(struct wasm_module *m, struct wasm_reader *r, char *err, 
 	return 0;
 }
 
-static int parse_imports(struct wasm_module *m, struct wasm_reader *r, char *err,
-			 size_t errlen)
+static int parse_imports(struct wasm_module *m, struct wasm_reader *r, char *err, size_t errlen)
 {
 	uint32_t n, lo, hi;
 	uint8_t b;
@@ -276,8 +275,7 @@ static int parse_imports(struct wasm_module *m, struct wasm_reader *r, char *err
 	return 0;
 }
 
-static int parse_functions(struct wasm_module *m, struct wasm_reader *r, char *err,
-			   size_t errlen)
+static int parse_functions(struct wasm_module *m, struct wasm_reader *r, char *err, size_t errlen)
 {
 	uint32_t n;
 	if (wasm_rd_u32(r, &n) || n > (size_t)(r->end - r->p))
@@ -293,8 +291,8 @@ static int parse_functions(struct wasm_module *m, struct wasm_reader *r, char *e
 	return 0;
 }
 
-static int parse_tables(struct wasm_module *m, struct wasm_reader *r,
-			const struct wasm_limits *lim, char *err, size_t errlen)
+static int parse_tables(struct wasm_module *m, struct wasm_reader *r, const struct wasm_limits *lim,
+			char *err, size_t errlen)
 {
 	uint32_t n, lo, hi;
 	uint8_t type;
@@ -313,8 +311,7 @@ static int parse_tables(struct wasm_module *m, struct wasm_reader *r,
 	return 0;
 }
 
-static int parse_memories(struct wasm_module *m, struct wasm_reader *r, char *err,
-			  size_t errlen)
+static int parse_memories(struct wasm_module *m, struct wasm_reader *r, char *err, size_t errlen)
 {
 	uint32_t n;
 	if (wasm_rd_u32(r, &n))
@@ -341,8 +338,7 @@ static int skip_const_expr(struct wasm_reader *r, char *err, size_t errlen)
 	}
 }
 
-static int parse_globals(struct wasm_module *m, struct wasm_reader *r, char *err,
-			 size_t errlen)
+static int parse_globals(struct wasm_module *m, struct wasm_reader *r, char *err, size_t errlen)
 {
 	uint32_t n;
 	uint8_t type, mut;
@@ -360,8 +356,7 @@ static int parse_globals(struct wasm_module *m, struct wasm_reader *r, char *err
 	return 0;
 }
 
-static int parse_exports(struct wasm_module *m, struct wasm_reader *r, char *err,
-			 size_t errlen)
+static int parse_exports(struct wasm_module *m, struct wasm_reader *r, char *err, size_t errlen)
 {
 	uint32_t n;
 	if (wasm_rd_u32(r, &n) || n > (size_t)(r->end - r->p))
@@ -444,8 +439,8 @@ static int parse_body(struct wasm_module *m, uint32_t fi, struct wasm_reader *r,
 	return fail(err, errlen, "function %u: body has no final end", m->nfunc_imports + fi);
 }
 
-static int parse_code(struct wasm_module *m, struct wasm_reader *r,
-		      const struct wasm_limits *lim, char *err, size_t errlen)
+static int parse_code(struct wasm_module *m, struct wasm_reader *r, const struct wasm_limits *lim,
+		      char *err, size_t errlen)
 {
 	uint32_t n, size;
 	int ret;
@@ -508,8 +503,7 @@ int wasm_module_parse(struct wasm_module *m, const uint8_t *bytes, size_t len,
 		uint8_t id;
 		uint32_t size;
 		struct wasm_reader s;
-		if (wasm_rd_u8(&r, &id) || wasm_rd_u32(&r, &size) ||
-		    (size_t)(r.end - r.p) < size)
+		if (wasm_rd_u8(&r, &id) || wasm_rd_u32(&r, &size) || (size_t)(r.end - r.p) < size)
 			return fail(err, errlen, "offset %zu: truncated section", at);
 		s = (struct wasm_reader){ .base = bytes, .p = r.p, .end = r.p + size };
 		r.p += size;
@@ -518,8 +512,8 @@ int wasm_module_parse(struct wasm_module *m, const uint8_t *bytes, size_t len,
 		if (id > 12)
 			return fail(err, errlen, "offset %zu: unknown section id %u", at, id);
 		if (m->sec[id].present || section_order[id] <= last)
-			return fail(err, errlen, "offset %zu: section %u duplicated or out of order",
-				    at, id);
+			return fail(err, errlen,
+				    "offset %zu: section %u duplicated or out of order", at, id);
 		last = section_order[id];
 		m->sec[id] = (struct wasm_section){ .off = (uint32_t)(s.p - bytes),
 						    .len = size,
@@ -554,7 +548,8 @@ int wasm_module_parse(struct wasm_module *m, const uint8_t *bytes, size_t len,
 		case 10:
 			ret = parse_code(m, &s, lim, err, errlen);
 			break;
-		default: /* element, data, datacount: copied as they are, checked by the validator */
+		default: /* element, data, datacount: copied as they are, checked by the validator
+			  */
 			s.p = s.end;
 			ret = 0;
 			break;
@@ -753,8 +748,9 @@ int wasm_module_check_filter(struct wasm_module *m, const struct wasm_limits *li
 		if (e < 0) {
 			if (!exports_spec[i].required)
 				continue;
-			return fail(err, errlen, "missing export '%s' %s, %s (see sdk/aperture_filter.h)",
-				    exports_spec[i].name, exports_spec[i].sig, exports_spec[i].what);
+			return fail(
+			    err, errlen, "missing export '%s' %s, %s (see sdk/aperture_filter.h)",
+			    exports_spec[i].name, exports_spec[i].sig, exports_spec[i].what);
 		}
 		t = wasm_module_func_type(m, m->exports[e].index);
 		if (!t)

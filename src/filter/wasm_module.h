@@ -55,7 +55,7 @@ struct wasm_export {
 
 struct wasm_func {
 	uint32_t type;
-	uint32_t body_off;   /* offset of the body (local declarations) in the module bytes */
+	uint32_t body_off; /* offset of the body (local declarations) in the module bytes */
 	uint32_t body_len;
 	uint32_t locals_len; /* bytes of the local declarations at body_off */
 	uint32_t nlocals;    /* declared locals, params excluded */
@@ -97,7 +97,7 @@ struct wasm_module {
 	struct wasm_export *exports;
 	uint32_t nexports;
 	bool has_start;
-	uint32_t max_static_cost; /* charged at call_indirect sites */
+	uint32_t max_static_cost;    /* charged at call_indirect sites */
 	struct wasm_section sec[13]; /* by section id; custom sections are skipped */
 };
 

@@ -88,8 +88,8 @@ static inline int wasm_rd_skip(struct wasm_reader *r, size_t n)
 /* Instruction classes the parser and the rewrite care about. */
 enum wasm_insn_kind {
 	WASM_INSN_OTHER = 0,
-	WASM_INSN_BLOCK,	 /* block or if: opens a region */
-	WASM_INSN_LOOP,		 /* opens a region that is re-entered */
+	WASM_INSN_BLOCK, /* block or if: opens a region */
+	WASM_INSN_LOOP,	 /* opens a region that is re-entered */
 	WASM_INSN_ELSE,
 	WASM_INSN_END,
 	WASM_INSN_CALL,		 /* call: index in `imm` */

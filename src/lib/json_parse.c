@@ -182,14 +182,30 @@ static char *parse_string(struct parser *ps, size_t *len)
 			uint32_t cp, lo;
 			ps->p++;
 			switch (*ps->p++) {
-			case '"': *o++ = '"'; break;
-			case '\\': *o++ = '\\'; break;
-			case '/': *o++ = '/'; break;
-			case 'b': *o++ = '\b'; break;
-			case 'f': *o++ = '\f'; break;
-			case 'n': *o++ = '\n'; break;
-			case 'r': *o++ = '\r'; break;
-			case 't': *o++ = '\t'; break;
+			case '"':
+				*o++ = '"';
+				break;
+			case '\\':
+				*o++ = '\\';
+				break;
+			case '/':
+				*o++ = '/';
+				break;
+			case 'b':
+				*o++ = '\b';
+				break;
+			case 'f':
+				*o++ = '\f';
+				break;
+			case 'n':
+				*o++ = '\n';
+				break;
+			case 'r':
+				*o++ = '\r';
+				break;
+			case 't':
+				*o++ = '\t';
+				break;
 			case 'u':
 				if (hex4(ps, &cp)) {
 					fail(ps, "bad \\u escape");
@@ -216,7 +232,8 @@ static char *parse_string(struct parser *ps, size_t *len)
 			continue;
 		}
 		{
-			size_t n = utf8_len((const unsigned char *)ps->p, (const unsigned char *)ps->end);
+			size_t n =
+			    utf8_len((const unsigned char *)ps->p, (const unsigned char *)ps->end);
 			if (!n) {
 				fail(ps, "invalid UTF-8 in string");
 				goto bad;
@@ -412,8 +429,12 @@ static int parse_value(struct parser *ps, struct ap_json *j, int depth)
 
 struct ap_json *ap_json_parse(const char *text, size_t len, char *err, size_t errlen)
 {
-	struct parser ps = { .p = text, .end = text + len, .line_start = text, .line = 1,
-			     .err = err, .errlen = errlen };
+	struct parser ps = { .p = text,
+			     .end = text + len,
+			     .line_start = text,
+			     .line = 1,
+			     .err = err,
+			     .errlen = errlen };
 	struct ap_json *root = calloc(1, sizeof(*root));
 
 	if (!root) {

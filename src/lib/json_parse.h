@@ -24,12 +24,12 @@ enum ap_json_type {
 
 struct ap_json {
 	enum ap_json_type type;
-	bool boolean;		/* BOOL */
-	char *str;		/* STRING: decoded, NUL-terminated; NUMBER: the literal */
-	size_t len;		/* STRING: bytes (may hold \u0000); ARRAY/OBJECT: items */
-	struct ap_json *items;	/* ARRAY: elements; OBJECT: values */
-	char **keys;		/* OBJECT: keys, in input order */
-	uint32_t line, column;	/* where the value starts (1-based) */
+	bool boolean;	       /* BOOL */
+	char *str;	       /* STRING: decoded, NUL-terminated; NUMBER: the literal */
+	size_t len;	       /* STRING: bytes (may hold \u0000); ARRAY/OBJECT: items */
+	struct ap_json *items; /* ARRAY: elements; OBJECT: values */
+	char **keys;	       /* OBJECT: keys, in input order */
+	uint32_t line, column; /* where the value starts (1-based) */
 };
 
 /* Parse `len` bytes. Returns the root (free with ap_json_free) or NULL with

@@ -102,11 +102,13 @@ struct ap_cfi_table_stats {
 };
 
 struct ap_cfi_table {
-	uint64_t *image;	/* npages + 1 index entries, then nrows rows (unwind_table.h) */
+	uint64_t *image;	/* bucket index, then rows from row_base (unwind_table.h) */
 	struct ap_cfi_seg *segs; /* PT_LOAD segments */
 	uint64_t base;		/* ELF vaddr of table pc 0 */
-	uint32_t npages;
+	uint32_t nbuckets;
+	uint32_t row_base;
 	uint32_t nrows;
+	uint8_t shift;
 	uint32_t nsegs;
 	char build_id[AP_CFI_BUILD_ID_HEX]; /* lower-case hex, "" if none */
 	struct ap_cfi_table_stats stats;
@@ -128,7 +130,12 @@ void ap_cfi_table_release(struct ap_cfi_table *t);
 /* Number of 8-byte entries of the table image (what the BPF inner map holds). */
 static inline size_t ap_cfi_table_entries(const struct ap_cfi_table *t)
 {
-	return (size_t)t->npages + 1 + t->nrows;
+	return (size_t)t->row_base + t->nrows;
+}
+
+static inline const struct ap_unwind_row *ap_cfi_table_rows(const struct ap_cfi_table *t)
+{
+	return (const struct ap_unwind_row *)(t->image + t->row_base);
 }
 
 /* Row covering table pc `tpc` (the same search as the BPF walker), or NULL. */

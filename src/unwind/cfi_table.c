@@ -274,10 +274,43 @@ static bool same_rule(const struct ap_unwind_row *a, const struct ap_unwind_row 
 	return a->kind == b->kind && a->cfa_off == b->cfa_off && a->rbp_off == b->rbp_off;
 }
 
+/* Rows a lookup in bucket [start, start + size) may have to consider: from the one in effect
+ * at its start to the last one starting inside it. */
+static size_t max_bucket_rows(const struct trow *rows, size_t n, unsigned int shift)
+{
+	size_t worst = 0, first = 0;
+
+	for (size_t i = 0; i < n;) {
+		uint64_t bk = rows[i].pc >> shift, start = bk << shift;
+		size_t j = i;
+
+		while (first + 1 < n && rows[first + 1].pc <= start)
+			first++;
+		while (j < n && rows[j].pc >> shift == bk)
+			j++;
+		/* rows first .. j-1 */
+		if (j - first > worst)
+			worst = j - first;
+		i = j;
+	}
+	return worst;
+}
+
+/* The coarsest buckets (smallest index) in which no lookup spans more than
+ * AP_UNWIND_BUCKET_ROWS rows. */
+static uint8_t pick_shift(const struct trow *rows, size_t n)
+{
+	for (unsigned int sh = AP_UNWIND_MAX_SHIFT; sh > AP_UNWIND_MIN_SHIFT; sh--)
+		if (max_bucket_rows(rows, n, sh) <= AP_UNWIND_BUCKET_ROWS)
+			return (uint8_t)sh;
+	return AP_UNWIND_MIN_SHIFT; /* the walker falls back to a loop for crowded buckets */
+}
+
 /* Sort, keep the last row of each pc, merge runs of one rule, index. */
 static int finish(struct builder *b, struct ap_cfi_table *t)
 {
 	struct ap_unwind_row *rows;
+	uint32_t *ix;
 	size_t n = 0;
 	uint64_t last;
 
@@ -299,19 +332,23 @@ static int finish(struct builder *b, struct ap_cfi_table *t)
 	}
 	if (n == 0)
 		return -ENOENT;
-	t->base = b->rows[0].pc & ~((1ULL << AP_UNWIND_PAGE_SHIFT) - 1);
+	t->base = b->rows[0].pc & ~0xfffULL;
 	last = b->rows[n - 1].pc - t->base;
 	if (last > UINT32_MAX || n > UINT32_MAX / 2)
 		return -E2BIG;
+	for (size_t i = 0; i < n; i++)
+		b->rows[i].pc -= t->base;
 	t->nrows = (uint32_t)n;
-	t->npages = (uint32_t)(last >> AP_UNWIND_PAGE_SHIFT) + 1;
+	t->shift = pick_shift(b->rows, n);
+	t->nbuckets = (uint32_t)(last >> t->shift) + 1;
+	t->row_base = AP_UNWIND_ROW_BASE(t->nbuckets);
 	t->image = calloc(ap_cfi_table_entries(t), sizeof(*t->image));
 	if (!t->image)
 		return -ENOMEM;
-	rows = (struct ap_unwind_row *)(t->image + t->npages + 1);
+	rows = (struct ap_unwind_row *)(t->image + t->row_base);
 	for (size_t i = 0; i < n; i++) {
 		rows[i] = b->rows[i].row;
-		rows[i].pc = (uint32_t)(b->rows[i].pc - t->base);
+		rows[i].pc = (uint32_t)b->rows[i].pc;
 		switch (rows[i].kind & AP_CFA_KIND_MASK) {
 		case AP_CFA_UNSUPPORTED:
 			t->stats.rows_unsupported++;
@@ -327,16 +364,16 @@ static int finish(struct builder *b, struct ap_cfi_table *t)
 			break;
 		}
 	}
-	/* index entry p: the row in effect at the start of page p */
-	for (uint32_t p = 0, r = 0; p < t->npages; p++) {
-		uint64_t page_pc = (uint64_t)p << AP_UNWIND_PAGE_SHIFT;
-		struct ap_unwind_row *ix = (struct ap_unwind_row *)&t->image[p];
+	/* index entry b: the row in effect at the start of bucket b */
+	ix = (uint32_t *)t->image;
+	for (uint32_t bk = 0, r = 0; bk < t->nbuckets; bk++) {
+		uint64_t start = (uint64_t)bk << t->shift;
 
-		while (r + 1 < n && rows[r + 1].pc <= page_pc)
+		while (r + 1 < n && rows[r + 1].pc <= start)
 			r++;
-		ix->pc = r;
+		ix[bk] = r;
 	}
-	((struct ap_unwind_row *)&t->image[t->npages])->pc = (uint32_t)n - 1;
+	ix[t->nbuckets] = (uint32_t)n - 1;
 	t->stats.rows = (uint32_t)n;
 	return 0;
 }
@@ -611,15 +648,15 @@ void ap_cfi_table_release(struct ap_cfi_table *t)
 
 const struct ap_unwind_row *ap_cfi_table_find(const struct ap_cfi_table *t, uint64_t tpc)
 {
-	const struct ap_unwind_row *ix = (const struct ap_unwind_row *)t->image;
-	const struct ap_unwind_row *rows = ix + t->npages + 1;
-	uint64_t page = tpc >> AP_UNWIND_PAGE_SHIFT;
+	const uint32_t *ix = (const uint32_t *)t->image;
+	const struct ap_unwind_row *rows = ap_cfi_table_rows(t);
+	uint64_t bk = tpc >> t->shift;
 	uint32_t lo, hi;
 
-	if (!t->image || page >= t->npages)
+	if (!t->image || bk >= t->nbuckets)
 		return NULL;
-	lo = ix[page].pc;
-	hi = ix[page + 1].pc + 1;
+	lo = ix[bk];
+	hi = ix[bk + 1] + 1;
 	while (lo + 1 < hi) {
 		uint32_t mid = lo + (hi - lo) / 2;
 

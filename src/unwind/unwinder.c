@@ -163,8 +163,9 @@ static int install(struct ap_unwinder *u, struct upid *p)
 
 				if (!ap_cfi_table_bias(&view, x->start, x->offset, &bias)) {
 					m->bias = bias;
-					m->file_id = t->slot;
-					m->npages = t->npages;
+					m->file_id = (__u16)t->slot;
+					m->nbuckets = t->nbuckets;
+					m->shift = t->shift;
 				}
 			}
 		}
@@ -555,6 +556,7 @@ const char *ap_unwind_stat_name(unsigned int stat)
 		[AP_UNWIND_STAT_FRAMES_FP] = "unwind_frames_fp_fallback",
 		[AP_UNWIND_STAT_FRAMES_UNSUPPORTED] = "unwind_frames_unsupported_rule",
 		[AP_UNWIND_STAT_UNKNOWN_PC] = "unwind_stacks_unknown_pc",
+		[AP_UNWIND_STAT_NS] = "unwind_walk_ns",
 	};
 
 	return stat < AP_UNWIND_STAT_MAX ? names[stat] : NULL;

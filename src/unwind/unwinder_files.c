@@ -212,7 +212,8 @@ static void run_job(struct ap_unwinder *u, struct job *j)
 		t->segs = c.segs;
 		t->nsegs = c.nsegs;
 		t->base = c.base;
-		t->npages = c.npages;
+		t->nbuckets = c.nbuckets;
+		t->shift = c.shift;
 		t->nrows = c.nrows;
 		t->bytes = bytes;
 		t->slot = slot;
@@ -410,7 +411,8 @@ struct utable *ap_uw_table_for_vdso(struct ap_unwinder *u)
 		t->segs = c.segs;
 		t->nsegs = c.nsegs;
 		t->base = c.base;
-		t->npages = c.npages;
+		t->nbuckets = c.nbuckets;
+		t->shift = c.shift;
 		t->nrows = c.nrows;
 		t->bytes = bytes;
 		c.segs = NULL;

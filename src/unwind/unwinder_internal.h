@@ -32,8 +32,9 @@ struct utable {
 	uint64_t bytes; /* kernel memory of its inner map */
 	uint32_t nsegs;
 	uint32_t slot; /* AP_UNWIND_NO_FILE: no table (no CFI, failed, pending) */
-	uint32_t npages;
+	uint32_t nbuckets;
 	uint32_t nrows;
+	uint8_t shift;
 	uint32_t refs; /* process mappings using it, plus one while its compile is queued */
 	uint8_t state; /* TABLE_PENDING until the worker is done with it */
 	bool idle;

@@ -25,9 +25,9 @@ static char cache_dir[] = "/tmp/aperture-test-filter-XXXXXX";
 static bool aot_ok;
 static const enum ap_filter_engine engines[] = { AP_FILTER_ENGINE_INTERP, AP_FILTER_ENGINE_AOT };
 /* Run the block once per engine; the aot engine only where it is available. */
-#define FOR_EACH_ENGINE(e)                                                                     \
-	for (int ei_ = 0; ei_ < 2; ei_++)                                                       \
-		for (enum ap_filter_engine e = engines[ei_], once_ = 0;                             \
+#define FOR_EACH_ENGINE(e)                                                                         \
+	for (int ei_ = 0; ei_ < 2; ei_++)                                                          \
+		for (enum ap_filter_engine e = engines[ei_], once_ = 0;                            \
 		     !once_ && (e != AP_FILTER_ENGINE_AOT || aot_ok); once_ = 1)
 
 static const char *path_of(const char *dir, const char *name)
@@ -133,13 +133,13 @@ static void test_process_filter(void **state)
 		assert_int_equal(run1(f, 98, "anything"), AP_FILTER_KEEP);
 		ap_filter_free(f);
 
-		assert_int_equal(ap_filter_load(SDK("process_filter"), "pid=abc", &o, &f, err,
-						sizeof(err)),
-				 -EINVAL);
+		assert_int_equal(
+		    ap_filter_load(SDK("process_filter"), "pid=abc", &o, &f, err, sizeof(err)),
+		    -EINVAL);
 		assert_non_null(strstr(err, "pid= needs a positive number"));
-		assert_int_equal(ap_filter_load(SDK("process_filter"), "color=red", &o, &f, err,
-						sizeof(err)),
-				 -EINVAL);
+		assert_int_equal(
+		    ap_filter_load(SDK("process_filter"), "color=red", &o, &f, err, sizeof(err)),
+		    -EINVAL);
 		assert_non_null(strstr(err, "unknown key"));
 		assert_null(f);
 	}
@@ -181,17 +181,17 @@ static void test_stack_filter(void **state)
 		opts_for(&o, e);
 		o.symbolize = symbolize;
 		f = load_opts(SDK("stack_filter"), "function=k1,function=u3", &o);
-		assert_int_equal(run_stack(f, 1, 2, 0), AP_FILTER_KEEP);  /* k1 */
-		assert_int_equal(run_stack(f, 1, 1, 3), AP_FILTER_DROP);  /* k0 u0..u2 */
-		assert_int_equal(run_stack(f, 1, 0, 4), AP_FILTER_KEEP);  /* u3 */
-		assert_int_equal(run_stack(f, 5, 3, 5), AP_FILTER_DROP);  /* no symbols */
+		assert_int_equal(run_stack(f, 1, 2, 0), AP_FILTER_KEEP); /* k1 */
+		assert_int_equal(run_stack(f, 1, 1, 3), AP_FILTER_DROP); /* k0 u0..u2 */
+		assert_int_equal(run_stack(f, 1, 0, 4), AP_FILTER_KEEP); /* u3 */
+		assert_int_equal(run_stack(f, 5, 3, 5), AP_FILTER_DROP); /* no symbols */
 		ap_filter_free(f);
 		f = load_opts(SDK("stack_filter"), "contains=mutex", &o);
 		assert_int_equal(run_stack(f, 7, 0, 3), AP_FILTER_KEEP);
 		assert_int_equal(run_stack(f, 8, 0, 3), AP_FILTER_DROP);
 		ap_filter_free(f);
-		assert_int_equal(ap_filter_load(SDK("stack_filter"), NULL, &o, &f, err, sizeof(err)),
-				 -EINVAL);
+		assert_int_equal(
+		    ap_filter_load(SDK("stack_filter"), NULL, &o, &f, err, sizeof(err)), -EINVAL);
 		assert_non_null(strstr(err, "needs function=NAME"));
 		/* without a symbolizer every lookup is unknown: nothing matches */
 		o.symbolize = NULL;
@@ -211,7 +211,8 @@ static void test_sampling_filter(void **state)
 		struct ap_filter_stats st;
 
 		for (int i = 0; i < 9; i++)
-			assert_int_equal(run1(f, 1, "a"), i % 3 == 0 ? AP_FILTER_KEEP : AP_FILTER_DROP);
+			assert_int_equal(run1(f, 1, "a"),
+					 i % 3 == 0 ? AP_FILTER_KEEP : AP_FILTER_DROP);
 		ap_filter_get_stats(f, &st);
 		assert_int_equal(st.seen, 9);
 		assert_int_equal(st.kept, 3);
@@ -227,6 +228,36 @@ static void test_sampling_filter(void **state)
 		assert_int_equal(run1(f, 1, "a"), AP_FILTER_KEEP); /* f's 10th event */
 		ap_filter_free(f);
 		ap_filter_free(g);
+	}
+}
+
+/* Several handles alive at once, different modules and the same module twice: each runs its
+ * own code and keeps its own state (the aot engine loads a private object per handle). */
+static void test_handles_independent(void **state)
+{
+	(void)state;
+	FOR_EACH_ENGINE(e)
+	{
+		struct ap_filter *p = load(SDK("process_filter"), "pid=5", e);
+		struct ap_filter *s1 = load(SDK("sampling_filter"), "n=2", e);
+		struct ap_filter *s2 = load(SDK("sampling_filter"), "n=3", e);
+		struct ap_filter *t = load(TF("trap_kinds"), NULL, e);
+		for (int i = 0; i < 6; i++) {
+			assert_int_equal(run1(p, 5, "x"), AP_FILTER_KEEP);
+			assert_int_equal(run1(p, 6, "x"), AP_FILTER_DROP);
+			assert_int_equal(run1(s1, 1, "x"), i % 2 ? AP_FILTER_DROP : AP_FILTER_KEEP);
+			assert_int_equal(run1(s2, 1, "x"), i % 3 ? AP_FILTER_DROP : AP_FILTER_KEEP);
+			assert_int_equal(run1(t, 7, "x"), AP_FILTER_DROP);
+		}
+		ap_filter_free(s1);
+		s1 = load(TF("bad_result"), NULL, e); /* reuses freed resources */
+		assert_int_equal(run1(s1, 1, "x"), AP_FILTER_KEEP);
+		assert_int_equal(ap_filter_last_trap(s1, NULL), AP_FILTER_TRAP_BAD_RESULT);
+		assert_int_equal(run1(s2, 1, "x"), AP_FILTER_KEEP); /* its 7th event */
+		ap_filter_free(p);
+		ap_filter_free(s1);
+		ap_filter_free(s2);
+		ap_filter_free(t);
 	}
 }
 
@@ -298,15 +329,16 @@ static void check_odd_traps(const char *file, enum ap_filter_trap reason)
 				int v = run1(f, pid, "victim");
 				if (pid % 2 == 0) {
 					assert_int_equal(v, AP_FILTER_DROP);
-					assert_int_equal(ap_filter_last_trap(f, NULL), AP_FILTER_TRAP_NONE);
+					assert_int_equal(ap_filter_last_trap(f, NULL),
+							 AP_FILTER_TRAP_NONE);
 					continue;
 				}
 				assert_int_equal(v, policy ? AP_FILTER_DROP : AP_FILTER_KEEP);
 				if (ap_filter_last_trap(f, &msg) != reason)
 					fail_msg("%s on %s: trap %s (%s), want %s", file,
 						 ap_filter_get_info(f)->engine,
-						 ap_filter_trap_name(ap_filter_last_trap(f, NULL)), msg,
-						 ap_filter_trap_name(reason));
+						 ap_filter_trap_name(ap_filter_last_trap(f, NULL)),
+						 msg, ap_filter_trap_name(reason));
 			}
 			ap_filter_get_stats(f, &st);
 			assert_int_equal(st.seen, 8);
@@ -470,9 +502,9 @@ static void test_locals_overflow(void **state)
 	struct ap_filter *f = NULL;
 	char err[512];
 	(void)state;
-	assert_int_equal(ap_filter_load_mem("locals.wasm", mod, sizeof(mod), NULL, NULL, &f, err,
-					    sizeof(err)),
-			 -EINVAL);
+	assert_int_equal(
+	    ap_filter_load_mem("locals.wasm", mod, sizeof(mod), NULL, NULL, &f, err, sizeof(err)),
+	    -EINVAL);
 	assert_non_null(strstr(err, "locals"));
 }
 
@@ -508,7 +540,8 @@ static void test_garbage(void **state)
 		} else { /* 1-4 flipped bytes */
 			for (int k = 0; k <= round % 4; k++) {
 				seed = seed * 1103515245u + 12345u;
-				buf[8 + (seed >> 8) % (n - 8)] ^= (uint8_t)(1u << ((seed >> 4) % 8));
+				buf[8 + (seed >> 8) % (n - 8)] ^=
+				    (uint8_t)(1u << ((seed >> 4) % 8));
 			}
 		}
 		if (ap_filter_load_mem("fuzz.wasm", buf, len, "pid=1", &o, &f, err, sizeof(err)) ==
@@ -539,8 +572,10 @@ static void test_garbage(void **state)
  * is itself valid: checked on the test modules and on thousands of mutants. */
 static int instrument_checks(const uint8_t *wasm, size_t len, bool *applied)
 {
-	struct wasm_limits lim = { .max_module_bytes = 1 << 22, .max_functions = 10000,
-				   .max_locals = 1024, .max_memory_pages = 64,
+	struct wasm_limits lim = { .max_module_bytes = 1 << 22,
+				   .max_functions = 10000,
+				   .max_locals = 1024,
+				   .max_memory_pages = 64,
 				   .max_table_elems = 65536 };
 	struct wasm_instrument_opts io = { .max_call_depth = 128, .max_memory_pages = 64 };
 	struct wasm_module m;
@@ -576,8 +611,8 @@ static size_t read_wasm(const char *path, uint8_t *buf, size_t cap)
 
 static void test_instrument_valid(void **state)
 {
-	static const char *const mods[] = { "complex_filter", "trap_kinds", "loop_n",
-					     "recursion_n", "bad_transform", "deep_recursion" };
+	static const char *const mods[] = { "complex_filter", "trap_kinds",    "loop_n",
+					    "recursion_n",    "bad_transform", "deep_recursion" };
 	static uint8_t good[65536], buf[65536];
 	unsigned seed = 7, applied_count = 0;
 	bool applied;
@@ -591,11 +626,12 @@ static void test_instrument_valid(void **state)
 			memcpy(buf, good, n);
 			for (int k = 0; k <= round % 3; k++) {
 				seed = seed * 1103515245u + 12345u;
-				buf[8 + (seed >> 8) % (n - 8)] ^= (uint8_t)(1u << ((seed >> 4) % 8));
+				buf[8 + (seed >> 8) % (n - 8)] ^=
+				    (uint8_t)(1u << ((seed >> 4) % 8));
 			}
 			if (instrument_checks(buf, n, &applied))
-				fail_msg("%s mutant %d: rewrite produced an invalid module", mods[i],
-					 round);
+				fail_msg("%s mutant %d: rewrite produced an invalid module",
+					 mods[i], round);
 			applied_count += applied;
 		}
 	}
@@ -657,9 +693,10 @@ static void compare_engines(const char *path, const char *config,
 	for (size_t i = 0; i < N; i++) {
 		if (a[i].verdict != b[i].verdict || a[i].trap != b[i].trap ||
 		    (a[i].verdict == AP_FILTER_TRANSFORM && memcmp(&a[i], &b[i], sizeof(a[i]))))
-			fail_msg("%s event %zu: interp %s/%s, aot %s/%s", path, i,
-				 ap_filter_verdict_name(a[i].verdict), ap_filter_trap_name(a[i].trap),
-				 ap_filter_verdict_name(b[i].verdict), ap_filter_trap_name(b[i].trap));
+			fail_msg(
+			    "%s event %zu: interp %s/%s, aot %s/%s", path, i,
+			    ap_filter_verdict_name(a[i].verdict), ap_filter_trap_name(a[i].trap),
+			    ap_filter_verdict_name(b[i].verdict), ap_filter_trap_name(b[i].trap));
 		kinds[a[i].trap ? 3 : (unsigned)a[i].verdict]++;
 	}
 }
@@ -675,7 +712,7 @@ static void test_engines_identical(void **state)
 	compare_engines(TF("bad_transform"), NULL, NULL, k);
 	compare_engines(TF("trap_kinds"), NULL, NULL, k);
 	compare_engines(TF("complex_filter"), NULL, NULL, k);
-	compare_engines(TF("loop_n"), NULL, &small, k);	     /* fuel runs out at some pids */
+	compare_engines(TF("loop_n"), NULL, &small, k);	       /* fuel runs out at some pids */
 	compare_engines(TF("recursion_n"), NULL, &shallow, k); /* depth runs out at some */
 	if (aot_ok)
 		assert_true(k[0] && k[1] && k[2] && k[3]); /* every outcome was exercised */
@@ -776,6 +813,7 @@ int main(void)
 		cmocka_unit_test(test_process_filter),
 		cmocka_unit_test(test_stack_filter),
 		cmocka_unit_test(test_sampling_filter),
+		cmocka_unit_test(test_handles_independent),
 		cmocka_unit_test(test_load_errors),
 		cmocka_unit_test(test_infinite_loop),
 		cmocka_unit_test(test_deep_recursion),

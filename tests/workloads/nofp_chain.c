@@ -14,6 +14,7 @@
  * A frame-pointer unwinder loses the callers of every frameless function (here: all of them).
  * Usage: nofp_chain SECONDS [lib|dl|both|sig|late]  prints its pid once ready, runs SECONDS
  *        nofp_chain -n CALLS [lib|dl|both]          fixed amount of work (the benchmark's unit)
+ *        nofp_chain -w ...                          then waits for a line on stdin to start
  */
 #include <dlfcn.h>
 #include <signal.h>
@@ -123,6 +124,13 @@ static void one_call(const char *mode, unsigned long i)
 
 int main(int argc, char **argv)
 {
+	int wait_go = argc > 1 && !strcmp(argv[1], "-w");
+	char go[16];
+
+	if (wait_go) {
+		argv++;
+		argc--;
+	}
 	int fixed = argc > 1 && !strcmp(argv[1], "-n");
 	const char *mode = argc > 2 + fixed ? argv[2 + fixed] : "both";
 
@@ -140,6 +148,8 @@ int main(int argc, char **argv)
 	}
 	printf("%d\n", (int)getpid());
 	fflush(stdout);
+	if (wait_go && !fgets(go, sizeof(go), stdin))
+		return 1;
 	if (fixed) {
 		long calls = atol(argv[2]);
 
