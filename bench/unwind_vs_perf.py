@@ -6,13 +6,17 @@
 The workload is tests/workloads/nofp_chain (-O2 -fomit-frame-pointer; a shared library, a
 dlopen()ed one and frameless leaves), one copy per CPU doing a fixed amount of work. Each rep
 runs, in rotating order: unprofiled, under Aperture (--pid, in-kernel aggregation), under perf
-(-p, 8 KiB stack copies per sample, unwound afterwards by `perf script`). Reported per rate:
+(-p, 8 KiB stack copies per sample, unwound afterwards by `perf script`), and under perf with
+frame pointers (`--call-graph fp`, what bpftrace and BCC's profile do: the "before").
+Reported per rate:
   - completeness: samples whose known call chain is there in full, down to _start
   - slowdown: workload wall time / unprofiled wall time (median of the reps)
   - profiler CPU: Aperture agent utime+stime while the workload ran; perf record's, plus the
     `perf script` run that does the unwinding (perf has no stacks without it)
-  - memory: peak RSS; Aperture's BPF map memory (memlock); perf.data size
-  - Aperture's BPF program cost per sample (kernel.bpf_stats_enabled), when readable
+  - memory: peak RSS; Aperture's BPF map memory (the agent's maps plus the unwind tables);
+    perf.data size
+  - Aperture's cost in the kernel: the whole sampling program per sample
+    (kernel.bpf_stats_enabled) and the stack walk alone per stack (its own counter)
 
 Usage: bench/unwind_vs_perf.py [--reps N] [--calls N] [--rates 99,999] [--build DIR]
 """
@@ -133,7 +137,7 @@ def aperture(agent, binary, calls, copies, rate, tmp):
     wall = w.run()
     cpu = cpu_seconds(ag.pid) - c0
     r1 = bpf_prog_stats(ag.pid)
-    maps = bpf_memlock(ag.pid)
+    maps = bpf_memlock(ag.pid)  # the file tables are inner maps the agent holds no fd of
     ag.send_signal(signal.SIGINT)
     _, status, ru = os.wait4(ag.pid, 0)
     ag.stderr.read()
@@ -151,14 +155,17 @@ def aperture(agent, binary, calls, copies, rate, tmp):
         ok += s["values"][0] if full_chain(user) else 0
     runs = r1[1] - r0[1]
     ns = (r1[0] - r0[0]) / runs if runs > 0 else 0
+    st = d["stats"]
+    maps += st.get("unwind_table_bytes_peak", 0)
+    walk = st.get("unwind_walk_ns", 0) / max(st.get("stacks_user_walked", 0), 1)
     return dict(wall=wall, cpu=cpu, post=0.0, rss=ru.ru_maxrss / 1024.0, kmem=maps / 2**20,
-                data=0.0, total=total, ok=ok, bpf_ns=ns)
+                data=0.0, total=total, ok=ok, bpf_ns=ns, walk_ns=walk)
 
 
-def perf(binary, calls, copies, rate, tmp):
+def perf(binary, calls, copies, rate, tmp, mode="dwarf"):
     w = Workload(binary, calls, copies)
     data = os.path.join(tmp, "perf.data")
-    pr = subprocess.Popen(["perf", "record", "-F", str(rate), "--call-graph", "dwarf",
+    pr = subprocess.Popen(["perf", "record", "-F", str(rate), "--call-graph", mode,
                            "-o", data, "-p", ",".join(map(str, w.pids))],
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     time.sleep(1.0)  # perf says nothing when it is attached
@@ -187,7 +194,8 @@ def perf(binary, calls, copies, rate, tmp):
         total += 1
         ok += full_chain(list(reversed(syms)))
     return dict(wall=wall, cpu=cpu, post=post, rss=max(ru.ru_maxrss, ru2.ru_maxrss) / 1024.0,
-                kmem=0.0, data=os.path.getsize(data) / 2**20, total=total, ok=ok, bpf_ns=0)
+                kmem=0.0, data=os.path.getsize(data) / 2**20, total=total, ok=ok, bpf_ns=0,
+                walk_ns=0)
 
 
 def med(xs):
@@ -222,20 +230,21 @@ def main():
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for rate in map(int, a.rates.split(",")):
-                res = {"base": [], "aperture": [], "perf": []}
+                who_all = ["base", "aperture", "perf dwarf", "perf fp"]
+                res = {w: [] for w in who_all}
                 for rep in range(a.reps):
-                    order = ["base", "aperture", "perf"]
-                    order = order[rep % 3:] + order[:rep % 3]
+                    order = who_all[rep % 4:] + who_all[:rep % 4]
                     for who in order:
                         if who == "base":
-                            res["base"].append(baseline(binary, a.calls, a.copies))
+                            res[who].append(baseline(binary, a.calls, a.copies))
                         elif who == "aperture":
-                            res["aperture"].append(aperture(agent, binary, a.calls, a.copies,
-                                                            rate, tmp))
+                            res[who].append(aperture(agent, binary, a.calls, a.copies, rate,
+                                                     tmp))
                         else:
-                            res["perf"].append(perf(binary, a.calls, a.copies, rate, tmp))
+                            res[who].append(perf(binary, a.calls, a.copies, rate, tmp,
+                                                 who.split()[1]))
                 base = med(res["base"])
-                for who in ("aperture", "perf"):
+                for who in who_all[1:]:
                     rs = res[who]
                     tot = sum(r["total"] for r in rs)
                     ok = sum(r["ok"] for r in rs)
@@ -243,7 +252,8 @@ def main():
                                  med([r["wall"] / base for r in rs]),
                                  med([r["cpu"] for r in rs]), med([r["post"] for r in rs]),
                                  med([r["rss"] for r in rs]), med([r["kmem"] for r in rs]),
-                                 med([r["data"] for r in rs]), med([r["bpf_ns"] for r in rs])))
+                                 med([r["data"] for r in rs]), med([r["bpf_ns"] for r in rs]),
+                                 med([r["walk_ns"] for r in rs])))
                 print(f"  {rate} Hz: unprofiled {base:.2f} s (median)", flush=True)
     finally:
         if stats_old is not None:
@@ -252,12 +262,12 @@ def main():
     print()
     print("| rate | profiler | complete stacks | samples/run | slowdown | profiler CPU s "
           "(record) | + unwinding s | peak RSS MiB | BPF maps MiB | perf.data MiB | "
-          "BPF ns/sample |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "BPF ns/sample | walk ns/stack |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r[0]} Hz | {r[1]} | {r[2]:.1f}% | {r[3]} | {r[4]:.3f} | {r[5]:.3f} | "
               f"{r[6]:.3f} | {r[7]:.1f} | {r[8]:.1f} | {r[9]:.1f} | "
-              f"{r[10]:.0f} |")
+              f"{r[10]:.0f} | {r[11]:.0f} |")
 
 
 if __name__ == "__main__":

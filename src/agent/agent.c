@@ -14,6 +14,7 @@
 
 #include "agent.h"
 #include "collector.h"
+#include "filter_hook.h"
 #include "log.h"
 #include "parse.h"
 
@@ -210,7 +211,7 @@ static void print_summary(const struct ap_agent_opts *opts, const struct ap_prof
 	static const char *const drop_stats[] = {
 		"user_stack_errors",	"kernel_stack_errors", "stack_map_full",
 		"counts_map_full",	"proc_events_dropped", "drain_errors",
-		"sample_events_dropped",
+		"sample_events_dropped", "lock_events_lost",    "calls_lost",
 		"processes_missed",
 	};
 	char dur[32];
@@ -310,13 +311,25 @@ int ap_agent_run(const struct ap_agent_opts *opts)
 			goto cleanup;
 		}
 		ncols++;
-		err = ops->start(&cols[ncols - 1], opts, msg, sizeof(msg));
+	}
+	/* filters load (and compile) before anything is recorded; a bad one is a usage error */
+	for (size_t i = 0; opts->filter && i < ncols; i++) {
+		err = ap_filter_hook_new(opts, cols[i].ops->name, sym, &cols[i].filter, msg,
+					 sizeof(msg));
 		if (err) {
-			fprintf(stderr, "%s: %s mode: %s\n", opts->prog, ops->name,
+			fprintf(stderr, "%s: filter %s\n", opts->prog, msg);
+			ret = err == -ENOMEM ? AP_EXIT_FAILURE : AP_EXIT_USAGE;
+			goto cleanup;
+		}
+	}
+	for (size_t i = 0; i < ncols; i++) {
+		err = cols[i].ops->start(&cols[i], opts, msg, sizeof(msg));
+		if (err) {
+			fprintf(stderr, "%s: %s mode: %s\n", opts->prog, cols[i].ops->name,
 				msg[0] ? msg : strerror(-err));
 			goto cleanup;
 		}
-		add_run_meta(cols[ncols - 1].profile, opts);
+		add_run_meta(cols[i].profile, opts);
 	}
 
 	start_mono = now_ns(CLOCK_MONOTONIC);
@@ -355,7 +368,9 @@ int ap_agent_run(const struct ap_agent_opts *opts)
 		ap_profile_set_time(p, start_wall, now_ns(CLOCK_MONOTONIC) - start_mono);
 		cols[i].ops->report_stats(&cols[i]);
 		add_symbolizer_stats(p, sym);
+		ap_filter_hook_report(cols[i].filter, p);
 		print_summary(opts, p);
+		ap_filter_hook_print(cols[i].filter, stderr);
 	}
 	ret = AP_EXIT_OK;
 	for (size_t i = 0; i < ncols && ret == AP_EXIT_OK; i++)
@@ -364,6 +379,7 @@ int ap_agent_run(const struct ap_agent_opts *opts)
 cleanup:
 	for (size_t i = 0; i < ncols; i++) {
 		cols[i].ops->destroy(&cols[i]);
+		ap_filter_hook_free(cols[i].filter);
 		ap_profile_free(cols[i].profile);
 	}
 	ap_symbolizer_free(sym);

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "filter.h"
 #include "format.h"
 
 enum ap_mode {
@@ -35,6 +36,16 @@ struct ap_agent_opts {
 	const char *debuginfod; /* --debuginfod URLS: fetch missing debug info (opt-in) */
 	bool per_event; /* deliver every event to userspace (filters) instead of in-kernel counts */
 	int verbose;
+
+	/* --filter FILE.wasm: every event goes through this WebAssembly module (docs/filters.md);
+	 * implies per_event. The other filter_* fields are its settings (0: the default). */
+	const char *filter;
+	const char *filter_config; /* --filter-config, passed to the module's ap_init */
+	enum ap_filter_on_error filter_on_error;
+	enum ap_filter_engine filter_engine;
+	uint64_t filter_fuel;
+	uint32_t filter_memory_pages;
+	uint32_t filter_call_depth;
 
 	/* --comm: only tasks whose comm is one of these (syscall, lock) */
 	char comms[AP_MAX_COMMS][AP_COMM_LEN];

@@ -14,6 +14,7 @@
 #include "symbolizer.h"
 
 struct ap_collector;
+struct ap_filter_hook;
 
 struct ap_collector_ops {
 	const char *name;  /* the mode name: "cpu" */
@@ -45,6 +46,7 @@ struct ap_collector {
 	const struct ap_collector_ops *ops;
 	struct ap_profile *profile; /* owned by the collector */
 	struct ap_symbolizer *sym;  /* shared, owned by the run loop */
+	struct ap_filter_hook *filter; /* --filter: owned by the run loop; NULL: none */
 	void *priv;
 };
 

@@ -2,6 +2,7 @@
 /* CPU profiling: owns the cpu skeleton, its per-CPU perf events and its drains. */
 #include <errno.h>
 #include <linux/perf_event.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -43,6 +44,9 @@ struct cpu_collector {
 	size_t cap;
 	struct ap_collector *owner;
 	struct ap_unwinder *unwinder; /* CFI tables for the BPF stack walker; NULL: FP only */
+	struct ap_unwind_deferq *deferq; /* samples waiting for their process's tables */
+	uint64_t deferred_lost;		 /* ... that could not be queued (no memory) */
+	bool stopped;			 /* probes detached: flush every deferred sample */
 	struct ap_stack kstack;
 	struct ap_stack ustack;
 };
@@ -91,6 +95,50 @@ static int handle_proc_event(void *ctx, void *data, size_t size)
 	return 0;
 }
 
+/* A deferred sample (struct ap_cpu_deferred) from BPF: queue it until its tables are in. */
+static int handle_deferred(void *ctx, void *data, size_t size)
+{
+	struct cpu_collector *cc = ctx;
+	const struct ap_cpu_deferred *d = data;
+	struct ap_unwinder_snapshot snap;
+
+	if (size < offsetof(struct ap_cpu_deferred, stack) ||
+	    d->stack_len > sizeof(d->stack))
+		return 0;
+	snap.pc = d->pc;
+	snap.sp = d->sp;
+	snap.bp = d->bp;
+	snap.stack = d->stack;
+	snap.stack_len = d->stack_len;
+	/* It was taken just now: its mappings are current. Catch up with libraries mapped
+	 * since the last scan (by ld.so or dlopen), so that the replay has their tables. */
+	if (ap_unwinder_refresh_pid(cc->unwinder, (int)d->key.pid) > 0)
+		ap_symbolizer_snapshot_pid(cc->owner->sym, (int)d->key.pid);
+	/* the payload: the key and the kernel stack, which follow each other */
+	if (ap_unwind_deferq_push(cc->deferq, (int)d->key.pid, &d->key,
+				  offsetof(struct ap_cpu_deferred, pc), &snap))
+		cc->deferred_lost++;
+	return 0;
+}
+
+/* A deferred sample unwound in the agent: count it like a drained one. */
+static void record_replayed(void *ctx, const void *payload, const uint64_t *ips, size_t n,
+			    uint32_t status)
+{
+	struct cpu_collector *cc = ctx;
+	const struct ap_cpu_deferred *d = payload; /* only key and kstack are there */
+	struct timespec now;
+
+	/* through the --filter, if any, like the other samples; the record carries no time or
+	 * CPU, so the filter sees the replay's time and CPU 0 */
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (ap_cpu_record_event(cc->owner, &d->key,
+				(uint64_t)now.tv_sec * 1000000000ULL + (uint64_t)now.tv_nsec, 0,
+				d->kstack[0] ? d->kstack : NULL, n ? (const __u64 *)ips : NULL,
+				&cc->rec))
+		cc->record_errors++;
+}
+
 /* Look up the stacks of a key in the slot's stack map; NULL where it has none. */
 static void lookup_stacks(struct cpu_collector *cc, int stacks_fd, const struct ap_cpu_key *k,
 			  const __u64 **ks, const __u64 **us)
@@ -115,7 +163,8 @@ static int handle_sample_event(void *ctx, void *data, size_t size)
 		return 0;
 	stacks_fd = bpf_map__fd(e->slot ? cc->skel->maps.stacks_1 : cc->skel->maps.stacks_0);
 	lookup_stacks(cc, stacks_fd, &e->key, &ks, &us);
-	if (ap_cpu_record(cc->owner->profile, cc->owner->sym, &e->key, 1, ks, us, &cc->rec))
+	/* through the --filter, if any, before it is aggregated */
+	if (ap_cpu_record_event(cc->owner, &e->key, e->ts_ns, e->cpu, ks, us, &cc->rec))
 		cc->record_errors++;
 	return 0;
 }
@@ -224,6 +273,12 @@ static int cpu_start(struct ap_collector *c, const struct ap_agent_opts *opts, c
 		cc->unwinder = NULL;
 		cc->skel->rodata->cfg_unwind_tables = false;
 	}
+	/* samples taken before their tables are in are unwound here, later */
+	if (cc->unwinder)
+		cc->deferq = ap_unwind_deferq_new(cc->unwinder, 128, record_replayed, cc);
+	cc->skel->rodata->cfg_defer_unwind = cc->deferq != NULL;
+	if (!cc->deferq) /* unused: keep it at one page */
+		bpf_map__set_max_entries(cc->skel->maps.unwind_deferred, (__u32)getpagesize());
 
 	err = cpu_bpf__load(cc->skel);
 	if (err) {
@@ -251,6 +306,15 @@ static int cpu_start(struct ap_collector *c, const struct ap_agent_opts *opts, c
 		err = -errno;
 		snprintf(msg, len, "cannot open the process-event ring buffer: %s", strerror(-err));
 		return err;
+	}
+	if (cc->deferq) {
+		err = ring_buffer__add(cc->events, bpf_map__fd(cc->skel->maps.unwind_deferred),
+				       handle_deferred, cc);
+		if (err) {
+			snprintf(msg, len, "cannot open the deferred-unwind ring buffer: %s",
+				 strerror(-err));
+			return err;
+		}
 	}
 	if (cc->per_event) {
 		err = ring_buffer__add(cc->events, bpf_map__fd(cc->skel->maps.sample_events),
@@ -397,6 +461,9 @@ static int cpu_drain(struct ap_collector *c)
 		clear_stacks(cc, stacks_fd);
 	if (err)
 		cc->drain_errors++;
+	/* samples that waited for tables: those ready now, those that waited two drains, and
+	 * all of them once the probes are gone; then forget exited processes */
+	ap_unwind_deferq_flush(cc->deferq, cc->stopped ? 0 : 2);
 	ap_unwinder_gc(cc->unwinder);
 	return err;
 }
@@ -405,6 +472,8 @@ static void cpu_stop(struct ap_collector *c)
 {
 	struct cpu_collector *cc = c->priv;
 
+	if (cc)
+		cc->stopped = true;
 	for (int i = 0; cc && i < cc->nperf; i++) {
 		bpf_link__destroy(cc->links[i]);
 		cc->links[i] = NULL;
@@ -423,12 +492,15 @@ static const char *const bpf_stat_names[AP_CPU_STAT_MAX] = {
 	[AP_CPU_STAT_COUNTS_FULL] = "counts_map_full",
 	[AP_CPU_STAT_EVENTS_DROPPED] = "proc_events_dropped",
 	[AP_CPU_STAT_SAMPLE_EVENTS_DROPPED] = "sample_events_dropped",
+	[AP_CPU_STAT_UNWIND_DEFERRED] = "stacks_deferred",
+	[AP_CPU_STAT_UNWIND_DEFER_DROPPED] = "stacks_deferred_dropped",
 };
 
 /* How complete the user stacks were (BPF walker counters) and what the tables cost. */
 static void report_unwind_stats(struct cpu_collector *cc, struct ap_profile *p)
 {
-	uint64_t v[AP_UNWIND_STAT_MAX], walked, fails;
+	uint64_t v[AP_UNWIND_STAT_MAX], walked, fails, complete;
+	struct ap_unwind_deferq_stats ds;
 	struct ap_unwinder_stats us;
 
 	if (!cc->unwinder ||
@@ -447,18 +519,23 @@ static void report_unwind_stats(struct cpu_collector *cc, struct ap_profile *p)
 	ap_profile_set_stat(p, "unwind_table_rows", us.rows);
 	ap_profile_set_stat(p, "unwind_table_bytes_peak", us.table_bytes_peak);
 	ap_profile_set_stat(p, "unwind_compile_us", us.compile_ns / 1000);
+	ap_unwind_deferq_get_stats(cc->deferq, &ds);
+	ap_profile_set_stat(p, "stacks_deferred_unwound", ds.replayed);
+	ap_profile_set_stat(p, "stacks_deferred_complete", ds.complete);
+	ap_profile_set_stat(p, "stacks_deferred_lost", cc->deferred_lost);
 
+	/* a deferred sample was counted by the walker as not finished; its replay decides */
 	walked = v[AP_UNWIND_STAT_STACKS];
+	complete = v[AP_UNWIND_STAT_COMPLETE] + v[AP_UNWIND_STAT_COMPLETE_FP] + ds.complete;
 	fails = v[AP_UNWIND_STAT_FAIL_READ] + v[AP_UNWIND_STAT_FAIL_CFA] +
 		v[AP_UNWIND_STAT_FAIL_NO_MAPPING];
 	if (walked)
 		ap_info("cpu: user stacks: %llu walked, %.1f%% complete (%llu using frame "
-			"pointers), %llu truncated at %d frames, %llu not unwindable, %llu before "
-			"tables were loaded (frame pointers)",
-			(unsigned long long)walked,
-			100.0 * (double)(v[AP_UNWIND_STAT_COMPLETE] + v[AP_UNWIND_STAT_COMPLETE_FP]) /
-				(double)walked,
+			"pointers, %llu unwound by the agent), %llu truncated at %d frames, %llu "
+			"not unwindable, %llu before tables were loaded",
+			(unsigned long long)walked, 100.0 * (double)complete / (double)walked,
 			(unsigned long long)v[AP_UNWIND_STAT_COMPLETE_FP],
+			(unsigned long long)ds.complete,
 			(unsigned long long)v[AP_UNWIND_STAT_TRUNCATED], AP_UNWIND_MAX_FRAMES,
 			(unsigned long long)fails, (unsigned long long)v[AP_UNWIND_STAT_NO_TABLES]);
 }
@@ -503,6 +580,7 @@ static void cpu_destroy(struct ap_collector *c)
 	bpf_link__destroy(cc->exit_link);
 	ring_buffer__free(cc->events);
 	cpu_bpf__destroy(cc->skel);
+	ap_unwind_deferq_free(cc->deferq);
 	ap_unwinder_free(cc->unwinder);
 	free(cc->links);
 	free(cc->perf_fds);

@@ -32,4 +32,15 @@ int ap_cpu_record(struct ap_profile *p, struct ap_symbolizer *sym, const struct 
 		  uint64_t count, const __u64 *kstack, const __u64 *ustack,
 		  struct ap_cpu_record_stats *stats);
 
+/*
+ * Per-event mode: one sample taken at ts_ns on `cpu`. Without a filter it is recorded as
+ * ap_cpu_record(count 1) would; with one (c->filter) the filter sees it first, a dropped
+ * sample is not recorded, and a transformed one is recorded with its new comm, weight (as the
+ * sample count), trimmed stacks and tag (a "tag" label). Returns 0 or -ENOMEM.
+ */
+struct ap_collector;
+int ap_cpu_record_event(struct ap_collector *c, const struct ap_cpu_key *key, uint64_t ts_ns,
+			uint32_t cpu, const __u64 *kstack, const __u64 *ustack,
+			struct ap_cpu_record_stats *stats);
+
 #endif

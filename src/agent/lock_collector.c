@@ -10,6 +10,7 @@
 #include <bpf/libbpf.h>
 
 #include "collector.h"
+#include "filter_hook.h"
 #include "lock.skel.h"
 #include "lock_record.h"
 #include "log.h"
@@ -23,6 +24,8 @@ _Static_assert(sizeof(struct ap_lock_holder_key) == 24, "ap_lock_holder_key layo
 _Static_assert(sizeof(struct ap_lock_holder_val) == 32, "ap_lock_holder_val layout changed");
 _Static_assert(sizeof(struct ap_lock_comm) == AP_LOCK_COMM_LEN, "ap_lock_comm layout changed");
 _Static_assert(AP_LOCK_COMM_LEN == AP_COMM_LEN, "comm lengths differ");
+_Static_assert(sizeof(struct ap_lock_event) == sizeof(struct ap_lock_key) + 40,
+	       "ap_lock_event layout changed");
 
 #define WAITS_ENTRIES 8192u
 #define STACK_ENTRIES 4096u
@@ -39,6 +42,7 @@ struct lock_collector {
 	struct ap_lock_record_stats rec;
 	uint64_t drain_errors;
 	bool histograms;
+	struct ring_buffer *events; /* per-event mode: lock_events */
 	/* scratch for one drain */
 	struct ap_lock_key *keys;
 	struct ap_lock_val *vals;
@@ -157,6 +161,91 @@ static int fill_filters(struct lock_collector *lc, const struct ap_agent_opts *o
 	return 0;
 }
 
+/*
+ * Per-event mode: one wait that blocked, through the --filter if any, into the same table and
+ * profile the in-kernel aggregates fill (a wait and its holder, as drains add them).
+ */
+static int record_wait(struct ap_collector *c, const struct ap_lock_event *e, const __u64 *ks,
+		       const __u64 *us)
+{
+	struct lock_collector *lc = c->priv;
+	struct ap_lock_key key = e->key;
+	uint64_t count = 1, total = e->wait_ns;
+	const struct ap_filter_event *res;
+	struct ap_filter_event *ev;
+	struct ap_lock_val val;
+	char tag[AP_FILTER_TAG_LEN] = "";
+	int err;
+
+	if (c->filter) {
+		ev = ap_filter_hook_event(c->filter);
+		ap_filter_event_init(ev, AP_FILTER_EV_LOCK, key.pid, key.tid, e->ts_ns, e->cpu,
+				     key.comm, e->wait_ns);
+		ev->lock.addr = key.addr;
+		ev->lock.wait_ns = e->wait_ns;
+		ev->lock.kind = key.kind;
+		ev->lock.flags = key.flags;
+		ev->lock.holder_tid = e->holder_tid;
+		ev->lock.lclass = key.lclass;
+		ap_filter_event_add_stack(ev, true, ks, AP_LOCK_STACK_DEPTH);
+		ap_filter_event_add_stack(ev, false, us, AP_LOCK_STACK_DEPTH);
+		if (ap_filter_hook_apply(c, ev, &res) == AP_FILTER_DROP)
+			return 0;
+		if (res != ev) {
+			/* transformed: weight is wait time; a scaled one stands for more waits */
+			total = res->weight;
+			count = e->wait_ns ? (res->weight + e->wait_ns / 2) / e->wait_ns : 1;
+			if (!count)
+				count = 1;
+			memset(key.comm, 0, sizeof(key.comm));
+			memcpy(key.comm, res->comm, AP_LOCK_COMM_LEN - 1);
+			memcpy(tag, res->tag, sizeof(tag) - 1);
+			ap_filter_event_stack(res, true, lc->kstack, AP_LOCK_STACK_DEPTH);
+			ap_filter_event_stack(res, false, lc->ustack, AP_LOCK_STACK_DEPTH);
+			ks = lc->kstack;
+			us = lc->ustack;
+		}
+	}
+	ap_lock_val_of_wait(&val, e->wait_ns, e->ret, count, total);
+	err = ap_lock_record_tagged(c->profile, c->sym, lc->table, &key, &val, ks, us, tag,
+				    &lc->rec);
+	if (!err && !ap_lock_kind_is_kernel(key.kind)) {
+		struct ap_lock_holder_key hk = {
+			.addr = key.addr,
+			.pid = key.pid,
+			.holder_tid = e->holder_tid,
+			.kind = key.kind,
+		};
+		struct ap_lock_holder_val hv = { .count = count, .wait_ns = total };
+
+		err = ap_lock_record_holder(lc->table, &hk, &hv);
+	}
+	return err;
+}
+
+static int handle_wait_event(void *ctx, void *data, size_t size)
+{
+	struct ap_collector *c = ctx;
+	struct lock_collector *lc = c->priv;
+	const struct ap_lock_event *e = data;
+	const __u64 *ks = NULL, *us = NULL;
+	int stacks_fd;
+
+	if (size < sizeof(*e))
+		return 0;
+	/* the drain that flips away from e->slot reads the ring before it clears the stacks */
+	stacks_fd = bpf_map__fd(e->slot ? lc->skel->maps.stacks_1 : lc->skel->maps.stacks_0);
+	if (e->key.kern_stack &&
+	    bpf_map_lookup_elem(stacks_fd, &e->key.kern_stack, lc->kstack) == 0)
+		ks = lc->kstack;
+	if (e->key.user_stack &&
+	    bpf_map_lookup_elem(stacks_fd, &e->key.user_stack, lc->ustack) == 0)
+		us = lc->ustack;
+	if (record_wait(c, e, ks, us))
+		lc->drain_errors++;
+	return 0;
+}
+
 static int lock_start(struct ap_collector *c, const struct ap_agent_opts *opts, char *msg,
 		      size_t len)
 {
@@ -190,6 +279,9 @@ static int lock_start(struct ap_collector *c, const struct ap_agent_opts *opts, 
 	lc->skel->rodata->cfg_filter_pids = opts->npids > 0;
 	lc->skel->rodata->cfg_filter_comms = opts->ncomms > 0;
 	lc->skel->rodata->cfg_self_pid = (__u32)getpid();
+	lc->skel->rodata->cfg_per_event = opts->per_event;
+	if (!opts->per_event) /* unused: keep it at one page */
+		bpf_map__set_max_entries(lc->skel->maps.lock_events, (__u32)getpagesize());
 	bpf_map__set_max_entries(lc->skel->maps.waits_0, WAITS_ENTRIES);
 	bpf_map__set_max_entries(lc->skel->maps.waits_1, WAITS_ENTRIES);
 	bpf_map__set_max_entries(lc->skel->maps.stacks_0, STACK_ENTRIES);
@@ -212,6 +304,16 @@ static int lock_start(struct ap_collector *c, const struct ap_agent_opts *opts, 
 	err = fill_filters(lc, opts, msg, len);
 	if (err)
 		return err;
+	if (opts->per_event) {
+		lc->events = ring_buffer__new(bpf_map__fd(lc->skel->maps.lock_events),
+					      handle_wait_event, c, NULL);
+		if (!lc->events) {
+			err = -errno;
+			snprintf(msg, len, "cannot open the lock event ring buffer: %s",
+				 strerror(-err));
+			return err;
+		}
+	}
 	err = attach_futex(lc, msg, len);
 	if (err)
 		return err;
@@ -238,12 +340,20 @@ static int lock_start(struct ap_collector *c, const struct ap_agent_opts *opts, 
 
 static int lock_poll_fd(struct ap_collector *c)
 {
-	return -1;
+	struct lock_collector *lc = c->priv;
+
+	return lc && lc->events ? ring_buffer__epoll_fd(lc->events) : -1;
 }
 
 static int lock_consume(struct ap_collector *c)
 {
-	return 0;
+	struct lock_collector *lc = c->priv;
+	int n;
+
+	if (!lc || !lc->events)
+		return 0;
+	n = ring_buffer__consume(lc->events);
+	return n < 0 ? n : 0;
 }
 
 static int grow_scratch(struct lock_collector *lc, size_t need)
@@ -335,6 +445,8 @@ static int lock_drain(struct ap_collector *c)
 	__sync_synchronize();
 	/* a program that read the old slot just before the flip finishes within microseconds */
 	nanosleep(&settle, NULL);
+	/* per-event mode: the old slot's last waits, while their stacks are still there */
+	lock_consume(c);
 
 	waits_fd = bpf_map__fd(slot ? s->maps.waits_1 : s->maps.waits_0);
 	stacks_fd = bpf_map__fd(slot ? s->maps.stacks_1 : s->maps.stacks_0);
@@ -377,6 +489,7 @@ static const char *const bpf_stat_names[AP_LOCK_STAT_MAX] = {
 	[AP_LOCK_STAT_STACKS_FULL] = "stacks_map_full",
 	[AP_LOCK_STAT_WAITS_FULL] = "waits_map_full",
 	[AP_LOCK_STAT_HOLDERS_FULL] = "holders_map_full",
+	[AP_LOCK_STAT_EVENTS_LOST] = "lock_events_lost",
 };
 
 static void lock_report_stats(struct ap_collector *c)
@@ -438,6 +551,7 @@ static void lock_destroy(struct ap_collector *c)
 	if (!lc)
 		return;
 	drop_links_from(lc, 0);
+	ring_buffer__free(lc->events);
 	ap_lock_table_free(lc->table);
 	ap_lock_names_free(lc->names);
 	lock_bpf__destroy(lc->skel);

@@ -11,6 +11,10 @@
 
 _Static_assert(AP_LOCK_HIST_SLOTS == AP_HIST_SLOTS, "lock histograms are the shared log2 ones");
 
+/* Kernel-internal restart codes (include/linux/errno.h), as lock.bpf.c classifies them. */
+#define LOCK_ERESTARTSYS 512
+#define LOCK_ERESTART_RESTARTBLOCK 516
+
 struct ap_lock_table {
 	struct ap_lock_entry **v; /* owned; stable pointers */
 	size_t n, cap;
@@ -386,11 +390,11 @@ int ap_lock_profile_init(struct ap_profile *p)
 
 static int add_profile_sample(struct ap_profile *p, const struct ap_lock_entry *e,
 			      const struct ap_lock_key *key, const struct ap_lock_val *val,
-			      const uint32_t *frames, size_t n)
+			      const uint32_t *frames, size_t n, const char *tag)
 {
 	uint32_t with_lock[2 * AP_LOCK_STACK_DEPTH + 1];
 	struct ap_sample s = { 0 };
-	struct ap_label l[3] = { { 0 } };
+	struct ap_label l[4] = { { 0 } };
 	char comm[AP_LOCK_COMM_LEN + 1], addr[24];
 	size_t nl = 0;
 
@@ -406,6 +410,10 @@ static int add_profile_sample(struct ap_profile *p, const struct ap_lock_entry *
 	if (e->name[0]) {
 		l[nl].key = ap_profile_intern(p, "lock_name");
 		l[nl++].str = ap_profile_intern(p, e->name);
+	}
+	if (tag && tag[0]) { /* set by a filter */
+		l[nl].key = ap_profile_intern(p, "tag");
+		l[nl++].str = ap_profile_intern(p, tag);
 	}
 	for (size_t i = 0; i < nl; i++)
 		if (l[i].key == UINT32_MAX || l[i].str == UINT32_MAX)
@@ -427,6 +435,33 @@ static int add_profile_sample(struct ap_profile *p, const struct ap_lock_entry *
 int ap_lock_record(struct ap_profile *p, struct ap_symbolizer *sym, struct ap_lock_table *t,
 		   const struct ap_lock_key *key, const struct ap_lock_val *val,
 		   const __u64 *kstack, const __u64 *ustack, struct ap_lock_record_stats *st)
+{
+	return ap_lock_record_tagged(p, sym, t, key, val, kstack, ustack, NULL, st);
+}
+
+void ap_lock_val_of_wait(struct ap_lock_val *v, uint64_t wait_ns, int64_t ret, uint64_t count,
+			 uint64_t total_ns)
+{
+	memset(v, 0, sizeof(*v));
+	v->count = count;
+	v->total_ns = total_ns;
+	v->max_ns = wait_ns;
+	v->hist[ap_hist_slot(wait_ns) & (AP_LOCK_HIST_SLOTS - 1)] = count;
+	/* where lock.bpf.c's count_result() puts it */
+	if (ret >= 0)
+		return;
+	if (ret == -ETIMEDOUT)
+		v->timeout = count;
+	else if (ret == -EINTR || (ret <= -LOCK_ERESTARTSYS && ret >= -LOCK_ERESTART_RESTARTBLOCK))
+		v->interrupted = count;
+	else
+		v->error = count;
+}
+
+int ap_lock_record_tagged(struct ap_profile *p, struct ap_symbolizer *sym,
+			  struct ap_lock_table *t, const struct ap_lock_key *key,
+			  const struct ap_lock_val *val, const __u64 *kstack, const __u64 *ustack,
+			  const char *tag, struct ap_lock_record_stats *st)
 {
 	bool kernel = ap_lock_kind_is_kernel(key->kind);
 	size_t nk = stack_len(kstack), nu = stack_len(ustack), n = 0;
@@ -494,7 +529,7 @@ int ap_lock_record(struct ap_profile *p, struct ap_symbolizer *sym, struct ap_lo
 		st->kernel_waits += val->count;
 		st->kernel_wait_ns += val->total_ns;
 	}
-	return add_profile_sample(p, e, key, val, frames, n) ? -ENOMEM : 0;
+	return add_profile_sample(p, e, key, val, frames, n, tag) ? -ENOMEM : 0;
 }
 
 int ap_lock_record_holder(struct ap_lock_table *t, const struct ap_lock_holder_key *key,

@@ -129,6 +129,19 @@ int ap_lock_record(struct ap_profile *p, struct ap_symbolizer *sym, struct ap_lo
 		   const struct ap_lock_key *key, const struct ap_lock_val *val,
 		   const __u64 *kstack, const __u64 *ustack, struct ap_lock_record_stats *st);
 
+/* Same, with a filter's tag as the profile sample's "tag" label (NULL or "": none). */
+int ap_lock_record_tagged(struct ap_profile *p, struct ap_symbolizer *sym,
+			  struct ap_lock_table *t, const struct ap_lock_key *key,
+			  const struct ap_lock_val *val, const __u64 *kstack, const __u64 *ustack,
+			  const char *tag, struct ap_lock_record_stats *st);
+
+/*
+ * The aggregate one wait of wait_ns ending with `ret` adds in the kernel (per-event mode), for
+ * `count` waits of total_ns in all (1 and wait_ns unless a filter scaled the event).
+ */
+void ap_lock_val_of_wait(struct ap_lock_val *v, uint64_t wait_ns, int64_t ret, uint64_t count,
+			 uint64_t total_ns);
+
 /* Add one holder-map entry (holder attribution and EAGAIN counts). Returns 0 or -ENOMEM. */
 int ap_lock_record_holder(struct ap_lock_table *t, const struct ap_lock_holder_key *key,
 			  const struct ap_lock_holder_val *val);

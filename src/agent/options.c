@@ -28,6 +28,13 @@ enum long_only_opt {
 	OPT_HIST,
 	OPT_PER_EVENT,
 	OPT_DEBUGINFOD,
+	OPT_FILTER,
+	OPT_FILTER_CONFIG,
+	OPT_FILTER_ON_ERROR,
+	OPT_FILTER_ENGINE,
+	OPT_FILTER_FUEL,
+	OPT_FILTER_MEMORY_PAGES,
+	OPT_FILTER_CALL_DEPTH,
 };
 
 static const struct option long_opts[] = {
@@ -47,6 +54,13 @@ static const struct option long_opts[] = {
 	{ "hist", no_argument, NULL, OPT_HIST },
 	{ "per-event", no_argument, NULL, OPT_PER_EVENT },
 	{ "debuginfod", required_argument, NULL, OPT_DEBUGINFOD },
+	{ "filter", required_argument, NULL, OPT_FILTER },
+	{ "filter-config", required_argument, NULL, OPT_FILTER_CONFIG },
+	{ "filter-on-error", required_argument, NULL, OPT_FILTER_ON_ERROR },
+	{ "filter-engine", required_argument, NULL, OPT_FILTER_ENGINE },
+	{ "filter-fuel", required_argument, NULL, OPT_FILTER_FUEL },
+	{ "filter-memory-pages", required_argument, NULL, OPT_FILTER_MEMORY_PAGES },
+	{ "filter-call-depth", required_argument, NULL, OPT_FILTER_CALL_DEPTH },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -81,8 +95,25 @@ void ap_agent_usage(FILE *out, const char *prog)
 		"      --per-event          aggregate in the agent, event by event, instead of in\n"
 		"                           the kernel (what filters use; for checking and debugging)\n"
 		"  -v, --verbose            more diagnostics (repeat for debug)\n"
-		"  -h, --help               this help\n",
-		prog, DEFAULT_SAMPLE_RATE);
+		"  -h, --help               this help\n"
+		"\n"
+		"WebAssembly event filters (docs/filters.md); a filter implies --per-event:\n"
+		"      --filter FILE.wasm   keep, drop or transform every event with this module\n"
+		"      --filter-config STR  passed once to the module's ap_init (key=value,...)\n"
+		"      --filter-on-error keep|drop\n"
+		"                           what a trapping filter call does to its event\n"
+		"                           (default keep: fail open)\n"
+		"      --filter-engine auto|interp|aot\n"
+		"                           aot compiles the module with wasm2c and cc at load;\n"
+		"                           auto (default) falls back to the interpreter\n"
+		"      --filter-fuel N      instruction budget per event (default %llu)\n"
+		"      --filter-memory-pages N\n"
+		"                           linear memory cap in 64 KiB pages (default %u, max %u)\n"
+		"      --filter-call-depth N\n"
+		"                           nested call limit (default %u, max %u)\n",
+		prog, DEFAULT_SAMPLE_RATE, (unsigned long long)AP_FILTER_DEFAULT_FUEL,
+		AP_FILTER_DEFAULT_MEMORY_PAGES, AP_FILTER_MAX_MEMORY_PAGES,
+		AP_FILTER_DEFAULT_CALL_DEPTH, AP_FILTER_MAX_CALL_DEPTH);
 }
 
 static int usage_error(const struct ap_agent_opts *opts, const char *fmt, const char *arg)
@@ -170,6 +201,7 @@ static int check_pid_exists(const struct ap_agent_opts *opts, int pid, const cha
 int ap_agent_parse_args(int argc, char **argv, struct ap_agent_opts *opts)
 {
 	const char *prog = opts->prog ? opts->prog : "aperture-agent";
+	const char *filter_settings = NULL; /* the last --filter-* setting given */
 	uint64_t v;
 	int c, err, pid;
 
@@ -272,6 +304,56 @@ int ap_agent_parse_args(int argc, char **argv, struct ap_agent_opts *opts)
 						   optarg);
 			opts->debuginfod = optarg;
 			break;
+		case OPT_FILTER:
+			if (!optarg[0])
+				return usage_error(opts, "%s", "--filter needs a file (FILE.wasm)");
+			opts->filter = optarg;
+			break;
+		case OPT_FILTER_CONFIG:
+			if (strlen(optarg) > AP_FILTER_CONFIG_MAX)
+				return usage_error(opts, "--filter-config is longer than %s bytes",
+						   "4095");
+			opts->filter_config = optarg;
+			filter_settings = "--filter-config";
+			break;
+		case OPT_FILTER_ON_ERROR:
+			if (ap_filter_parse_on_error(optarg, &opts->filter_on_error))
+				return usage_error(opts, "invalid --filter-on-error '%s' (keep or drop)",
+						   optarg);
+			filter_settings = "--filter-on-error";
+			break;
+		case OPT_FILTER_ENGINE:
+			if (ap_filter_parse_engine(optarg, &opts->filter_engine))
+				return usage_error(opts,
+						   "invalid --filter-engine '%s' (auto, interp or aot)",
+						   optarg);
+			filter_settings = "--filter-engine";
+			break;
+		case OPT_FILTER_FUEL:
+			if (ap_parse_u64(optarg, 1, UINT64_MAX / 2, &v))
+				return usage_error(opts,
+						   "invalid --filter-fuel '%s': expected a positive number",
+						   optarg);
+			opts->filter_fuel = v;
+			filter_settings = "--filter-fuel";
+			break;
+		case OPT_FILTER_MEMORY_PAGES:
+			if (ap_parse_u64(optarg, 1, AP_FILTER_MAX_MEMORY_PAGES, &v))
+				return usage_error(opts,
+						   "invalid --filter-memory-pages '%s': expected 1..16384 "
+						   "(64 KiB pages)",
+						   optarg);
+			opts->filter_memory_pages = (uint32_t)v;
+			filter_settings = "--filter-memory-pages";
+			break;
+		case OPT_FILTER_CALL_DEPTH:
+			if (ap_parse_u64(optarg, 1, AP_FILTER_MAX_CALL_DEPTH, &v))
+				return usage_error(opts,
+						   "invalid --filter-call-depth '%s': expected 1..500",
+						   optarg);
+			opts->filter_call_depth = (uint32_t)v;
+			filter_settings = "--filter-call-depth";
+			break;
 		case 'v':
 			opts->verbose++;
 			break;
@@ -288,6 +370,10 @@ int ap_agent_parse_args(int argc, char **argv, struct ap_agent_opts *opts)
 		return usage_error(opts, "unexpected argument '%s'", argv[optind]);
 	if (!opts->modes)
 		return usage_error(opts, "%s", "no --mode given (use --mode cpu)");
+	if (filter_settings && !opts->filter)
+		return usage_error(opts, "%s needs --filter FILE.wasm", filter_settings);
+	if (opts->filter)
+		opts->per_event = true; /* a filter sees every event before it is aggregated */
 	if (opts->slow_stacks && !opts->min_latency_ns)
 		return usage_error(opts, "%s",
 				   "--slow-stacks needs --min-latency (e.g. --min-latency 1ms)");

@@ -21,6 +21,7 @@
 #include <bpf/libbpf.h>
 
 #include "collector.h"
+#include "filter_hook.h"
 #include "log.h"
 #include "syscall.skel.h"
 #include "syscall_record.h"
@@ -35,8 +36,11 @@ _Static_assert(sizeof(struct ap_sys_agg) % 8 == 0, "per-CPU values must be 8-byt
 _Static_assert(sizeof(struct ap_sys_errno_event) == 16, "ap_sys_errno_event layout changed");
 _Static_assert(sizeof(struct ap_sys_slow_event) == 40, "ap_sys_slow_event layout changed");
 _Static_assert(sizeof(struct ap_sys_inflight) == 24, "ap_sys_inflight layout changed");
+_Static_assert(sizeof(struct ap_sys_call_event) == 56 + 2 * AP_SYS_COMM_LEN,
+	       "ap_sys_call_event layout changed");
 _Static_assert(offsetof(struct ap_sys_agg, kind) == 0 && offsetof(struct ap_sys_errno_event, kind) == 0 &&
-		       offsetof(struct ap_sys_slow_event, kind) == 0,
+		       offsetof(struct ap_sys_slow_event, kind) == 0 &&
+		       offsetof(struct ap_sys_call_event, kind) == 0,
 	       "ring buffer records must start with their kind");
 _Static_assert(AP_MAX_COMMS <= AP_SYS_MAX_COMMS && AP_COMM_LEN == AP_SYS_COMM_LEN,
 	       "--comm filter does not fit the BPF side");
@@ -44,6 +48,7 @@ _Static_assert(AP_MAX_COMMS <= AP_SYS_MAX_COMMS && AP_COMM_LEN == AP_SYS_COMM_LE
 /* Per-CPU cache: 2 ways x CACHE_SETS aggregates (~670 bytes each) per CPU. */
 #define CACHE_SETS 256u
 #define RINGBUF_BYTES (4u << 20)
+#define RINGBUF_BYTES_PER_EVENT (16u << 20) /* ~190,000 calls between two reads */
 #define STACK_ENTRIES 4096u
 
 struct sys_collector {
@@ -54,6 +59,7 @@ struct sys_collector {
 	struct ap_collector *owner;
 	bool raw_tp;
 	bool histograms;
+	bool slow_stacks;
 	bool finished;
 	uint64_t min_latency_ns;
 	int ncpus;
@@ -94,11 +100,19 @@ static void configure(struct syscall_bpf *skel, const struct ap_agent_opts *opts
 	ro->cfg_noreturn[1] = group_nr >= 0 ? (__u32)group_nr : ~0u;
 	ro->cfg_noreturn[2] = cexit >= 0 ? (__u32)cexit | AP_SYS_ABI_COMPAT : ~0u;
 	ro->cfg_noreturn[3] = cgroup >= 0 ? (__u32)cgroup | AP_SYS_ABI_COMPAT : ~0u;
-	ro->cfg_set_mask = CACHE_SETS - 1;
-	ro->cfg_wakeup_bytes = RINGBUF_BYTES / 4;
-
-	bpf_map__set_max_entries(skel->maps.sys_cache, 2 * CACHE_SETS);
-	bpf_map__set_max_entries(skel->maps.sys_events, RINGBUF_BYTES);
+	ro->cfg_per_event = opts->per_event;
+	if (opts->per_event) {
+		/* every call is a record: no cache, a bigger ring read more often */
+		ro->cfg_set_mask = 0;
+		ro->cfg_wakeup_bytes = RINGBUF_BYTES_PER_EVENT / 16;
+		bpf_map__set_max_entries(skel->maps.sys_cache, 2);
+		bpf_map__set_max_entries(skel->maps.sys_events, RINGBUF_BYTES_PER_EVENT);
+	} else {
+		ro->cfg_set_mask = CACHE_SETS - 1;
+		ro->cfg_wakeup_bytes = RINGBUF_BYTES / 4;
+		bpf_map__set_max_entries(skel->maps.sys_cache, 2 * CACHE_SETS);
+		bpf_map__set_max_entries(skel->maps.sys_events, RINGBUF_BYTES);
+	}
 	/* the stack map is preallocated: keep it tiny unless stacks are wanted */
 	bpf_map__set_max_entries(skel->maps.sys_stacks, opts->slow_stacks ? STACK_ENTRIES : 1);
 }
@@ -152,6 +166,76 @@ static void explain_load_error(int err, char *msg, size_t len)
 			 "Linux 5.11 or later)", strerror(-err));
 }
 
+/* The user stack of a slow call in sys_stacks, or NULL (counted). */
+static const __u64 *slow_stack(struct sys_collector *sc, __s32 stack_id)
+{
+	if (stack_id >= 0 &&
+	    bpf_map_lookup_elem(bpf_map__fd(sc->skel->maps.sys_stacks), &stack_id, sc->ustack) == 0)
+		return sc->ustack;
+	sc->slow_unresolved++;
+	return NULL;
+}
+
+/*
+ * Per-event mode: one call, through the --filter if any, into the same table the kernel's
+ * cache fills, and (a slow call with --slow-stacks) into the profile with its stack, exactly
+ * as the cache and the slow-call event would have put it.
+ */
+static int handle_call(struct ap_collector *c, const struct ap_sys_call_event *e)
+{
+	struct sys_collector *sc = c->priv;
+	bool noreturn = e->flags & AP_SYS_CALL_NORETURN;
+	bool slow = sc->slow_stacks && sc->min_latency_ns && !noreturn &&
+		    e->latency_ns >= sc->min_latency_ns;
+	struct ap_sys_call call = {
+		.pid = e->pid,
+		.nr = e->nr,
+		.ret = e->ret,
+		.latency_ns = e->latency_ns,
+		.min_latency_ns = sc->min_latency_ns,
+		.weight = 1,
+		.noreturn = noreturn,
+	};
+	struct ap_sys_slow_event se = {
+		.kind = AP_SYS_EV_SLOW,
+		.pid = e->pid,
+		.nr = e->nr,
+		.stack_id = e->stack_id,
+		.latency_ns = e->latency_ns,
+	};
+	const __u64 *us = slow ? slow_stack(sc, e->stack_id) : NULL;
+	const struct ap_filter_event *res;
+	struct ap_filter_event *ev;
+	int err;
+
+	memcpy(call.comm, e->pcomm, AP_SYS_COMM_LEN);
+	if (c->filter) {
+		ev = ap_filter_hook_event(c->filter);
+		ap_filter_event_init(ev, AP_FILTER_EV_SYSCALL, e->pid, e->tid, e->ts_ns, e->cpu,
+				     e->comm, 1);
+		ev->syscall.latency_ns = e->latency_ns;
+		ev->syscall.ret = e->ret;
+		ev->syscall.nr = e->nr;
+		ap_filter_event_add_stack(ev, false, us, AP_SYS_STACK_DEPTH);
+		if (ap_filter_hook_apply(c, ev, &res) == AP_FILTER_DROP)
+			return 0;
+		if (res != ev) {
+			/* transformed: its weight (calls), name and trimmed stack */
+			call.weight = res->weight;
+			if (memcmp(res->comm, ev->comm, AP_FILTER_COMM_LEN) != 0)
+				memcpy(call.comm, res->comm, AP_SYS_COMM_LEN);
+			if (us) {
+				ap_filter_event_stack(res, false, sc->ustack, AP_SYS_STACK_DEPTH);
+				us = sc->ustack;
+			}
+		}
+	}
+	err = ap_sys_table_add_call(sc->table, &call);
+	if (!err && slow)
+		err = ap_sys_record_slow_n(c->profile, c->sym, sc->table, &se, us, call.weight);
+	return err;
+}
+
 static int handle_event(void *ctx, void *data, size_t size)
 {
 	struct ap_collector *c = ctx;
@@ -165,17 +249,13 @@ static int handle_event(void *ctx, void *data, size_t size)
 		const struct ap_sys_errno_event *e = data;
 
 		err = ap_sys_table_add_errno(sc->table, e->pid, e->nr, e->err, 1);
+	} else if (kind == AP_SYS_EV_CALL && size >= sizeof(struct ap_sys_call_event)) {
+		err = handle_call(c, data);
 	} else if (kind == AP_SYS_EV_SLOW && size >= sizeof(struct ap_sys_slow_event)) {
 		const struct ap_sys_slow_event *e = data;
-		const __u64 *us = NULL;
 
-		if (e->stack_id >= 0 &&
-		    bpf_map_lookup_elem(bpf_map__fd(sc->skel->maps.sys_stacks), &e->stack_id,
-					sc->ustack) == 0)
-			us = sc->ustack;
-		else
-			sc->slow_unresolved++;
-		err = ap_sys_record_slow(c->profile, c->sym, sc->table, e, us);
+		err = ap_sys_record_slow(c->profile, c->sym, sc->table, e,
+					 slow_stack(sc, e->stack_id));
 	} else {
 		sc->bad_events++;
 	}
@@ -198,6 +278,7 @@ static int sys_start(struct ap_collector *c, const struct ap_agent_opts *opts, c
 	c->priv = sc;
 	sc->owner = c;
 	sc->histograms = opts->histograms;
+	sc->slow_stacks = opts->slow_stacks;
 	sc->min_latency_ns = opts->min_latency_ns;
 	if (opts->slow_stacks && !opts->min_latency_ns) {
 		snprintf(msg, len, "--slow-stacks needs --min-latency (e.g. --min-latency 1ms)");

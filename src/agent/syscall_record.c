@@ -7,6 +7,8 @@
 
 #include "syscalls.h"
 
+#define MAX_ERRNO 4095 /* returns in [-4095, -1] are errors, as the BPF side counts them */
+
 _Static_assert(AP_SYS_HIST_SLOTS == AP_HIST_SLOTS, "syscall.h and hist_bits.h disagree");
 _Static_assert(AP_SYS_ABI_COMPAT == AP_SYSCALL_ABI_COMPAT && AP_SYS_ABI_X32 == AP_SYSCALL_ABI_X32,
 	       "syscall.h and syscalls.h disagree on the ABI bits");
@@ -282,8 +284,48 @@ static int syscall_frame(struct ap_profile *p, uint32_t nr, uint32_t *frame, uin
 	return *labels == UINT32_MAX ? -ENOMEM : 0;
 }
 
+int ap_sys_table_add_call(struct ap_sys_table *t, const struct ap_sys_call *call)
+{
+	struct ap_sys_totals v = { 0 };
+	struct ap_sys_entry *e;
+	uint64_t w = call->weight ? call->weight : 1;
+
+	e = get(t, call->pid, call->nr);
+	if (!e)
+		return -ENOMEM;
+	if (!e->comm[0]) {
+		memcpy(e->comm, call->comm, AP_SYS_COMM_LEN);
+		e->comm[AP_SYS_COMM_LEN] = '\0';
+	}
+	/* what the kernel's aggregate would hold after this call, `weight` times over */
+	if (call->noreturn) {
+		v.noreturn = w;
+	} else {
+		v.count = w;
+		v.total_ns = call->latency_ns * w;
+		v.min_ns = call->latency_ns;
+		v.max_ns = call->latency_ns;
+		v.hist[ap_hist_slot(call->latency_ns) & (AP_HIST_SLOTS - 1)] = w;
+		if (call->min_latency_ns && call->latency_ns >= call->min_latency_ns)
+			v.slow = w;
+		if (call->ret < 0 && call->ret >= -MAX_ERRNO)
+			v.errors = w;
+	}
+	ap_sys_totals_add(&e->sum, &v);
+	if (v.errors)
+		return ap_sys_table_add_errno(t, call->pid, call->nr, (uint32_t)-call->ret, w);
+	return 0;
+}
+
 int ap_sys_record_slow(struct ap_profile *p, struct ap_symbolizer *sym, struct ap_sys_table *t,
 		       const struct ap_sys_slow_event *ev, const __u64 *ustack)
+{
+	return ap_sys_record_slow_n(p, sym, t, ev, ustack, 1);
+}
+
+int ap_sys_record_slow_n(struct ap_profile *p, struct ap_symbolizer *sym,
+			 struct ap_sys_table *t, const struct ap_sys_slow_event *ev,
+			 const __u64 *ustack, uint64_t calls)
 {
 	uint32_t frames[AP_SYS_STACK_DEPTH + 1];
 	struct ap_sys_entry *e = get(t, ev->pid, ev->nr);
@@ -310,12 +352,12 @@ int ap_sys_record_slow(struct ap_profile *p, struct ap_symbolizer *sym, struct a
 	if (s.stack == UINT32_MAX || s.comm == UINT32_MAX)
 		return -ENOMEM;
 	s.pid = ev->pid;
-	s.values[AP_SYS_VALUE_CALLS] = 1;
-	s.values[AP_SYS_VALUE_LATENCY_NS] = ev->latency_ns;
+	s.values[AP_SYS_VALUE_CALLS] = calls;
+	s.values[AP_SYS_VALUE_LATENCY_NS] = ev->latency_ns * calls;
 	if (ap_profile_add_sample(p, &s))
 		return -ENOMEM;
-	e->slow_stack_calls += 1;
-	e->slow_stack_ns += ev->latency_ns;
+	e->slow_stack_calls += calls;
+	e->slow_stack_ns += ev->latency_ns * calls;
 	return 0;
 }
 

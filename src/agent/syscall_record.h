@@ -69,6 +69,22 @@ int ap_sys_table_add_agg(struct ap_sys_table *t, const struct ap_sys_agg *a);
 /* Add `count` failures with errno `err` to (pid, nr). Returns 0 or -ENOMEM. */
 int ap_sys_table_add_errno(struct ap_sys_table *t, uint32_t pid, uint32_t nr, uint32_t err,
 			   uint64_t count);
+/* One call delivered per event (filters, --per-event). */
+struct ap_sys_call {
+	uint32_t pid;
+	uint32_t nr;	 /* key nr: syscall number | AP_SYS_ABI_* */
+	int64_t ret;	 /* return value */
+	uint64_t latency_ns;
+	uint64_t min_latency_ns; /* --min-latency: slow at or above it; 0: none */
+	uint64_t weight;	 /* calls it stands for (a filter may scale it); 0 means 1 */
+	bool noreturn;		 /* exit, exit_group: no latency */
+	char comm[AP_SYS_COMM_LEN]; /* process name (group leader), used if the key is new */
+};
+
+/* Add one call: exactly what the kernel's aggregate of the key gains from it (count or
+ * noreturn, errors and errno, total/min/max, histogram, slow), `weight` times over.
+ * Returns 0 or -ENOMEM. */
+int ap_sys_table_add_call(struct ap_sys_table *t, const struct ap_sys_call *call);
 /* Sort every entry's errnos by count (descending). */
 void ap_sys_table_sort_errnos(struct ap_sys_table *t);
 
@@ -91,6 +107,10 @@ int ap_sys_profile_init(struct ap_profile *p, uint64_t min_latency_ns);
  */
 int ap_sys_record_slow(struct ap_profile *p, struct ap_symbolizer *sym, struct ap_sys_table *t,
 		       const struct ap_sys_slow_event *e, const __u64 *ustack);
+/* Same for a slow call that stands for `calls` calls (a filter scaled its weight). */
+int ap_sys_record_slow_n(struct ap_profile *p, struct ap_symbolizer *sym,
+			 struct ap_sys_table *t, const struct ap_sys_slow_event *e,
+			 const __u64 *ustack, uint64_t calls);
 
 /* After the last read: one sample per entry for its calls not in a slow-stack sample.
  * Call once. Returns 0 or -ENOMEM. */

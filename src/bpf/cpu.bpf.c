@@ -24,6 +24,8 @@ const volatile bool cfg_user_stacks = true;
 const volatile bool cfg_kernel_stacks = true;
 /* Send every sample to the agent (for user filters) instead of counting it in the kernel. */
 const volatile bool cfg_per_event = false;
+/* Samples whose process's unwind tables are not in yet go to the agent to be unwound later. */
+const volatile bool cfg_defer_unwind = false;
 
 /* Which counts/stacks pair samples go to; flipped by the agent when it drains. */
 __u32 active_slot = 0;
@@ -83,11 +85,17 @@ struct {
 	__uint(max_entries, 1024 * 1024);
 } sample_events SEC(".maps");
 
+/* Samples to unwind in the agent (struct ap_cpu_deferred, ~9 KiB each). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 512 * 1024);
+} unwind_deferred SEC(".maps");
+
 /* When each process last asked the agent to re-scan its mappings (AP_PROC_UNKNOWN_PC). */
 #define RESCAN_INTERVAL_NS (100ULL * 1000 * 1000)
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 4096);
+	__uint(max_entries, 1024); /* an evicted process may just ask again sooner */
 	__type(key, __u32);
 	__type(value, __u64);
 } unwind_rescan SEC(".maps");
@@ -191,12 +199,12 @@ static __always_inline void request_rescan(__u32 tgid)
 }
 
 /* The user stack: walked with the CFI tables (unwind.h), or by the kernel's frame-pointer
- * walk when tables are off. */
+ * walk when tables are off. `start` gets the user registers; *retry is set when the walk
+ * stopped only because tables were not loaded yet. */
 static __always_inline __u64 capture_user_stack(struct bpf_perf_event_data *ctx, void *stacks,
-						__u32 tgid)
+						__u32 tgid, struct ap_uregs *start, bool *retry)
 {
 	struct pt_regs *regs = (struct pt_regs *)&ctx->regs;
-	struct ap_uregs start = {};
 	__u32 n, status, flags;
 	struct ap_stack *st;
 	__u64 cs;
@@ -208,19 +216,60 @@ static __always_inline __u64 capture_user_stack(struct bpf_perf_event_data *ctx,
 	/* a sample in kernel mode (pc 0 here) walks from the user registers saved at kernel
 	 * entry */
 	if ((cs & 3) == 3) {
-		start.pc = regs->ip;
-		start.sp = regs->sp;
-		start.bp = regs->bp;
+		start->pc = regs->ip;
+		start->sp = regs->sp;
+		start->bp = regs->bp;
 	}
-	st = ap_unwind_user(&start, tgid, &n, &status, &flags);
+	st = ap_unwind_user(start, tgid, &n, &status, &flags);
 	/* a pc outside its mappings, or a process that was announced but has no tables (its
 	 * announcement was lost, or its maps were unreadable then) */
 	if ((flags & AP_UNWIND_F_UNKNOWN_PC) ||
 	    ((flags & AP_UNWIND_F_NO_TABLES) && bpf_map_lookup_elem(&seen_pids, &tgid)))
 		request_rescan(tgid);
+	*retry = st && status != AP_UNWIND_COMPLETE && (flags & AP_UNWIND_F_RETRY);
 	if (!st || !n)
 		return 0;
 	return store_stack(stacks, st, n, (__u64)status << AP_UNWIND_STATUS_SHIFT);
+}
+
+/* Hand a sample whose user stack cannot be unwound yet to the agent, with the top of its
+ * stack. Returns true when sent: the caller does not count it then. */
+static __always_inline bool defer_sample(const struct ap_cpu_key *key,
+					 const struct ap_uregs *start)
+{
+	struct ap_cpu_deferred *d = bpf_ringbuf_reserve(&unwind_deferred, sizeof(*d), 0);
+	__u32 zero = 0, i;
+	struct ap_stack *ks;
+
+	if (!d) {
+		stat_inc(AP_CPU_STAT_UNWIND_DEFER_DROPPED);
+		return false;
+	}
+	d->key = *key;
+	d->key.user_stack = 0;
+	d->key.kern_stack = 0;
+	/* the kernel stack capture_stack() left in the scratch */
+	ks = bpf_map_lookup_elem(&stack_scratch, &zero);
+	d->kstack[0] = 0;
+	if (key->kern_stack && ks)
+		bpf_probe_read_kernel(d->kstack, sizeof(d->kstack), ks->ips);
+	d->pc = start->pc;
+	d->sp = start->sp;
+	d->bp = start->bp;
+	d->pad = 0;
+	if (!bpf_probe_read_user(d->stack, sizeof(d->stack), (const void *)start->sp)) {
+		d->stack_len = sizeof(d->stack);
+	} else {
+		/* the stack ends within the window: copy what there is, 1 KiB at a time */
+		for (i = 0; i < AP_CPU_DEFER_STACK / 1024; i++)
+			if (bpf_probe_read_user(d->stack + i * 1024, 1024,
+						(const void *)(start->sp + i * 1024)))
+				break;
+		d->stack_len = i * 1024;
+	}
+	bpf_ringbuf_submit(d, 0);
+	stat_inc(AP_CPU_STAT_UNWIND_DEFERRED);
+	return true;
 }
 
 static __always_inline void count_sample(void *counts, const struct ap_cpu_key *key)
@@ -260,8 +309,10 @@ int cpu_sample(struct bpf_perf_event_data *ctx)
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tgid = id >> 32, tid = (__u32)id;
 	struct ap_cpu_key key = {};
+	struct ap_uregs start = {};
 	__u32 slot = active_slot;
 	void *stacks, *counts;
+	bool retry = false;
 	__u8 yes = 1;
 
 	if (tid == 0 && !cfg_include_idle) {
@@ -287,9 +338,12 @@ int cpu_sample(struct bpf_perf_event_data *ctx)
 	bpf_get_current_comm(key.comm, sizeof(key.comm));
 	key.kern_stack = cfg_kernel_stacks ?
 		capture_stack(ctx, stacks, 0, AP_CPU_STAT_KERN_STACK_ERR) : 0;
-	key.user_stack = cfg_user_stacks && tgid ? capture_user_stack(ctx, stacks, tgid) : 0;
+	key.user_stack = cfg_user_stacks && tgid ?
+		capture_user_stack(ctx, stacks, tgid, &start, &retry) : 0;
 
-	if (cfg_per_event)
+	if (cfg_defer_unwind && retry && defer_sample(&key, &start))
+		; /* counted by the agent once unwound */
+	else if (cfg_per_event)
 		emit_sample(&key, slot);
 	else
 		count_sample(counts, &key);

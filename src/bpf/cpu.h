@@ -50,6 +50,23 @@ struct ap_proc_event {
 	char comm[AP_TASK_COMM_LEN];
 };
 
+/*
+ * A sample the in-kernel walker could not finish because its process's tables were not
+ * loaded yet (a new process, a library just mapped, a binary still being compiled): it goes
+ * to the agent with the top of its user stack and is unwound there, with the same tables and
+ * step function, once they are in (docs/unwinding.md). Not counted in the kernel.
+ */
+#define AP_CPU_DEFER_STACK 8192 /* user stack bytes copied, as perf --call-graph dwarf */
+
+struct ap_cpu_deferred {
+	struct ap_cpu_key key;		  /* user_stack and kern_stack are 0 */
+	__u64 kstack[AP_MAX_STACK_DEPTH]; /* kernel stack, leaf first, zero-terminated */
+	__u64 pc, sp, bp;		  /* user registers */
+	__u32 stack_len;		  /* bytes of stack[] copied, from sp up */
+	__u32 pad;
+	__u8 stack[AP_CPU_DEFER_STACK];
+};
+
 /* Failure counters, one slot each in the per-CPU `cpu_stats` array; reported by the agent. */
 enum ap_cpu_stat {
 	AP_CPU_STAT_SAMPLES = 0,	    /* samples seen (after the pid filter) */
@@ -61,6 +78,8 @@ enum ap_cpu_stat {
 	AP_CPU_STAT_COUNTS_FULL,	    /* aggregation map full: sample lost */
 	AP_CPU_STAT_EVENTS_DROPPED,    /* ring buffer full: process event lost */
 	AP_CPU_STAT_SAMPLE_EVENTS_DROPPED, /* per-event mode: sample ring buffer full */
+	AP_CPU_STAT_UNWIND_DEFERRED,	   /* samples sent to the agent to unwind later */
+	AP_CPU_STAT_UNWIND_DEFER_DROPPED,  /* ... that did not fit: counted with a partial stack */
 	AP_CPU_STAT_MAX,
 };
 

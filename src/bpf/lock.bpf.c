@@ -18,6 +18,9 @@
  *
  * Draining without losing waits: waits/holders/stacks are double-buffered; the agent flips
  * `active_slot`, lets in-flight programs finish, then reads and clears the other slot.
+ *
+ * Per-event mode (cfg_per_event, for filters): a wait that blocked goes to the agent through
+ * `lock_events` instead of into waits/holders; its stacks stay in the slot's stacks map.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -70,6 +73,8 @@ const volatile bool cfg_filter_comms = false;
 const volatile bool cfg_user_stacks = true;
 const volatile bool cfg_kernel_stacks = true;
 const volatile __u32 cfg_self_pid = 0; /* the agent: never profiled */
+/* Each wait that blocked goes to the agent as a record instead of into waits/holders. */
+const volatile bool cfg_per_event = false;
 
 /* Which waits/holders/stacks set the programs write; flipped by the agent when it drains. */
 __u32 active_slot = 0;
@@ -182,6 +187,12 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } lock_stats SEC(".maps");
+
+/* Per-event mode only (resized to one page when unused). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 << 20);
+} lock_events SEC(".maps");
 
 /* Initial value of a new aggregate (too big for the BPF stack). */
 static const struct ap_lock_val zero_val;
@@ -484,6 +495,27 @@ static __always_inline void add_holder(struct ap_lock_holder_key *hk, __u64 ns, 
 	}
 }
 
+/* Per-event mode: one blocked wait to the agent. A full ring buffer loses it (counted). */
+static __always_inline void emit_wait(const struct ap_lock_key *key, __u64 ns, __u64 now,
+				      long ret, __u32 holder, __u32 slot)
+{
+	struct ap_lock_event *e = bpf_ringbuf_reserve(&lock_events, sizeof(*e), 0);
+
+	if (!e) {
+		stat_inc(AP_LOCK_STAT_EVENTS_LOST);
+		return;
+	}
+	e->key = *key;
+	e->wait_ns = ns;
+	e->ts_ns = now;
+	e->ret = ret;
+	e->holder_tid = holder;
+	e->cpu = bpf_get_smp_processor_id();
+	e->slot = slot;
+	e->pad = 0;
+	bpf_ringbuf_submit(e, 0);
+}
+
 /* End of a futex wait syscall. */
 static __always_inline int futex_exit(void *ctx, long ret)
 {
@@ -493,6 +525,7 @@ static __always_inline int futex_exit(void *ctx, long ret)
 	struct ap_lock_key key = {};
 	struct futex_start *sp, s;
 	void *stacks, *waits;
+	__u32 slot;
 
 	sp = bpf_map_lookup_elem(&futex_starts, &tid);
 	if (!sp)
@@ -524,7 +557,8 @@ static __always_inline int futex_exit(void *ctx, long ret)
 	}
 	stat_inc(AP_LOCK_STAT_FUTEX_BLOCKED);
 
-	if (active_slot) {
+	slot = active_slot; /* read once: the stacks and the record must agree */
+	if (slot) {
 		stacks = &stacks_1;
 		waits = &waits_1;
 	} else {
@@ -541,6 +575,10 @@ static __always_inline int futex_exit(void *ctx, long ret)
 		capture_stack(ctx, stacks, BPF_F_USER_STACK, AP_LOCK_STAT_USER_STACK_ERR) : 0;
 	key.kern_stack = cfg_kernel_stacks ?
 		capture_stack(ctx, stacks, 0, AP_LOCK_STAT_KERN_STACK_ERR) : 0;
+	if (cfg_per_event) {
+		emit_wait(&key, now - s.ts, now, ret, s.holder, slot);
+		return 0;
+	}
 	add_wait(&key, now - s.ts, ret, waits);
 	add_holder(&hk, now - s.ts, false);
 	return 0;
@@ -719,6 +757,7 @@ int BPF_PROG(klock_end, void *lock, int ret)
 	struct ap_lock_key key = {};
 	struct klock_start *cur, s;
 	void *stacks, *waits;
+	__u32 slot;
 
 	/* contention_end has no flags: a spinning contention on this CPU comes first, since
 	 * a task cannot go to sleep on a lock while it spins on another */
@@ -739,7 +778,8 @@ int BPF_PROG(klock_end, void *lock, int ret)
 		bpf_map_delete_elem(&klock_starts, &tid);
 	}
 
-	if (active_slot) {
+	slot = active_slot; /* read once: the stacks and the record must agree */
+	if (slot) {
 		stacks = &stacks_1;
 		waits = &waits_1;
 	} else {
@@ -755,6 +795,10 @@ int BPF_PROG(klock_end, void *lock, int ret)
 	bpf_get_current_comm(key.comm, sizeof(key.comm));
 	key.kern_stack = cfg_kernel_stacks ?
 		capture_stack(ctx, stacks, 0, AP_LOCK_STAT_KERN_STACK_ERR) : 0;
+	if (cfg_per_event) {
+		emit_wait(&key, now - s.ts, now, ret, AP_HOLDER_UNKNOWN, slot);
+		return 0;
+	}
 	add_wait(&key, now - s.ts, ret, waits);
 	return 0;
 }

@@ -120,6 +120,23 @@ struct ap_lock_comm {
 	char comm[AP_LOCK_COMM_LEN];
 };
 
+/*
+ * Per-event mode (a filter must see every wait): a wait that blocked goes to the agent as one
+ * record instead of into the waits/holders aggregates; the agent aggregates the ones the filter
+ * keeps into the same tables. The stacks stay in stacks_<slot> (by hash, as in the key) until
+ * the drain that flips away from that slot has read the ring buffer.
+ */
+struct ap_lock_event {
+	struct ap_lock_key key; /* the aggregation key the wait would have had */
+	__u64 wait_ns;
+	__u64 ts_ns;	  /* end of the wait (CLOCK_MONOTONIC) */
+	__s64 ret;	  /* user waits: the syscall's return; kernel: contention_end's ret */
+	__u32 holder_tid; /* user waits: AP_HOLDER_* or the holder's tid; kernel: 0 */
+	__u32 cpu;
+	__u32 slot; /* stacks_<slot> holds key.user_stack / key.kern_stack */
+	__u32 pad;
+};
+
 /* Failure and volume counters, one slot each in the per-CPU `lock_stats` array. */
 enum ap_lock_stat {
 	AP_LOCK_STAT_FUTEX_WAITS = 0,	/* futex wait syscalls seen (after filters) */
@@ -137,6 +154,7 @@ enum ap_lock_stat {
 	AP_LOCK_STAT_STACKS_FULL,	/* stacks map full: a wait recorded without its stack */
 	AP_LOCK_STAT_WAITS_FULL,	/* aggregation map full: wait lost */
 	AP_LOCK_STAT_HOLDERS_FULL,	/* holder map full: holder attribution lost */
+	AP_LOCK_STAT_EVENTS_LOST,	/* per-event mode: ring buffer full, wait lost */
 	AP_LOCK_STAT_MAX,
 };
 

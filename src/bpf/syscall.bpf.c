@@ -14,6 +14,10 @@
  * buffer and the way is reused; at the end the agent reads what is left in the caches. Kernel
  * memory is fixed, nothing is read twice, and a failed eviction loses one call, counted.
  *
+ * Per-event mode (cfg_per_event, for filters): every call goes to the agent as one record
+ * through the same ring buffer instead of into the cache; the knob is a constant, so the
+ * verifier removes that branch when it is off.
+ *
  * Filters run at sys_enter: a filtered-out call never takes the slot, and its sys_exit ends
  * after one failed task-storage lookup. The programs are declared raw_tp; the loader turns
  * them into tp_btf (same body, same u64-array context) and keeps raw_tp only as a fallback.
@@ -45,6 +49,8 @@ const volatile bool cfg_slow_stacks = false;
 const volatile bool cfg_count_unmatched = false;
 const volatile __u32 cfg_set_mask = 0; /* sets in sys_cache - 1 (a power of two - 1) */
 const volatile __u64 cfg_wakeup_bytes = 0; /* wake the agent when this much is queued */
+/* Every call goes to the agent as its own record instead of into the cache (filters). */
+const volatile bool cfg_per_event = false;
 /* Key nrs (ABI bits included) of the calls that never return: exit, exit_group, compat ones. */
 const volatile __u32 cfg_noreturn[4] = { ~0u, ~0u, ~0u, ~0u };
 
@@ -262,6 +268,41 @@ static __always_inline void emit_slow(void *ctx, struct ap_sys_agg *a, __u64 del
 	bpf_ringbuf_submit(e, wakeup_flags());
 }
 
+/* Per-event mode: one call to the agent. A full ring buffer loses the call (counted). */
+static __always_inline void emit_call(void *ctx, __u32 tgid, __u32 tid, __u32 nr, long ret,
+				      __u64 delta, __u64 now, __u32 flags)
+{
+	struct ap_sys_call_event *e = bpf_ringbuf_reserve(&sys_events, sizeof(*e), 0);
+	struct task_struct *task;
+	long id = -1;
+
+	if (!e) {
+		stat_add(AP_SYS_STAT_CALLS_LOST, 1);
+		return;
+	}
+	if (cfg_slow_stacks && cfg_min_latency_ns && delta >= cfg_min_latency_ns) {
+		id = bpf_get_stackid(ctx, &sys_stacks, BPF_F_USER_STACK);
+		if (id < 0)
+			stat_add(id == -EEXIST ? AP_SYS_STAT_STACK_COLLISION :
+						 AP_SYS_STAT_STACK_ERR, 1);
+	}
+	e->kind = AP_SYS_EV_CALL;
+	e->pid = tgid;
+	e->tid = tid;
+	e->nr = nr;
+	e->ret = ret;
+	e->latency_ns = delta;
+	e->ts_ns = now;
+	e->cpu = bpf_get_smp_processor_id();
+	e->stack_id = id < 0 ? -1 : (__s32)id;
+	e->flags = flags;
+	e->pad = 0;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	task = bpf_get_current_task_btf();
+	BPF_CORE_READ_STR_INTO(&e->pcomm, task, group_leader, comm);
+	bpf_ringbuf_submit(e, wakeup_flags());
+}
+
 SEC("raw_tp/sys_enter")
 int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 {
@@ -287,7 +328,14 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 
 	if (nr == cfg_noreturn[0] || nr == cfg_noreturn[1] || nr == cfg_noreturn[2] ||
 	    nr == cfg_noreturn[3]) {
-		struct ap_sys_agg *a = agg_of(tgid, nr, bpf_ktime_get_ns());
+		struct ap_sys_agg *a;
+
+		if (cfg_per_event) {
+			emit_call(ctx, tgid, (__u32)pid_tgid, nr, 0, 0, bpf_ktime_get_ns(),
+				  AP_SYS_CALL_NORETURN);
+			return 0;
+		}
+		a = agg_of(tgid, nr, bpf_ktime_get_ns());
 
 		if (a)
 			a->noreturn += 1;
@@ -344,6 +392,10 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 	}
 	now = bpf_ktime_get_ns();
 	delta = now - start;
+	if (cfg_per_event) { /* a constant: the verifier prunes this branch when off */
+		emit_call(ctx, tgid, tid, nr, ret, delta, now, 0);
+		return 0;
+	}
 
 	a = agg_of(tgid, nr, now);
 	if (!a)

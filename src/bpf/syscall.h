@@ -25,6 +25,7 @@ enum ap_sys_event_kind {
 	AP_SYS_EV_STATS = 1, /* an aggregate evicted from the per-CPU cache: struct ap_sys_agg */
 	AP_SYS_EV_ERRNO = 2, /* one failed call whose errno did not fit the aggregate */
 	AP_SYS_EV_SLOW = 3,  /* one slow call with its user stack (--slow-stacks) */
+	AP_SYS_EV_CALL = 4,  /* per-event mode: one call, instead of the cache (filters) */
 };
 
 /* Aggregation key: (process, syscall). */
@@ -76,6 +77,29 @@ struct ap_sys_slow_event {
 	__s32 stack_id; /* <0: capture failed */
 	__u64 latency_ns;
 	char comm[AP_SYS_COMM_LEN];
+};
+
+/* ap_sys_call_event.flags */
+#define AP_SYS_CALL_NORETURN 0x1u /* exit, exit_group: counted at entry, no latency */
+
+/*
+ * Per-event mode (a filter must see every call): each call goes to the agent as one record,
+ * which aggregates the ones the filter keeps into the same table the cache fills.
+ */
+struct ap_sys_call_event {
+	__u32 kind; /* AP_SYS_EV_CALL */
+	__u32 pid;
+	__u32 tid;
+	__u32 nr;	    /* syscall number | AP_SYS_ABI_* */
+	__s64 ret;	    /* return value; 0 for calls that never return */
+	__u64 latency_ns;   /* entry to exit; 0 for calls that never return */
+	__u64 ts_ns;	    /* at exit (entry for calls that never return) */
+	__u32 cpu;
+	__s32 stack_id;	    /* slow call with --slow-stacks: its user stack in sys_stacks; <0 none */
+	__u32 flags;	    /* AP_SYS_CALL_* */
+	__u32 pad;
+	char comm[AP_SYS_COMM_LEN];  /* the calling thread */
+	char pcomm[AP_SYS_COMM_LEN]; /* its process (group leader), as the aggregates keep it */
 };
 
 /* The call in flight on a CPU (per-CPU array), or spilled to task storage when its thread

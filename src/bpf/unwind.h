@@ -17,7 +17,8 @@
 #define AP_BPF_UNWIND_H
 
 #define AP_UNWIND_INLINE __always_inline
-#define AP_UNWIND_READ(dst, addr) bpf_probe_read_user((dst), sizeof(__u64), (const void *)(addr))
+#define AP_UNWIND_READ(rctx, dst, addr) \
+	bpf_probe_read_user((dst), sizeof(__u64), (const void *)(addr))
 #include "unwind_step.h"
 
 /* Walk user stacks with the tables (false: kernel frame-pointer walk, bpf_get_stack). */
@@ -58,11 +59,14 @@ struct {
 #define AP_UNWIND_F_FP 1u	   /* some frame was unwound by frame pointer */
 #define AP_UNWIND_F_UNKNOWN_PC 2u /* some pc was outside every known mapping */
 #define AP_UNWIND_F_NO_TABLES 4u  /* the process has no tables: frame pointers only */
+#define AP_UNWIND_F_PENDING 8u	  /* a frame's table is still being compiled */
+/* the walk would have been complete had the tables been there: worth unwinding later */
+#define AP_UNWIND_F_RETRY (AP_UNWIND_F_UNKNOWN_PC | AP_UNWIND_F_NO_TABLES | AP_UNWIND_F_PENDING)
 
 struct ap_unwind_walk {
 	struct ap_uregs r;
 	__u64 m_start, m_end, m_bias; /* the last mapping found */
-	__u32 m_file, m_nbuckets, m_shift;
+	__u32 m_file, m_nbuckets, m_shift, m_flags;
 	__u32 tgid;
 	__u32 depth;
 	__u32 status;
@@ -177,6 +181,7 @@ static __always_inline bool ap_unwind_find_mapping(struct ap_unwind_walk *w, __u
 	w->m_file = m->file_id;
 	w->m_nbuckets = m->nbuckets;
 	w->m_shift = m->shift;
+	w->m_flags = m->flags;
 	return true;
 }
 
@@ -255,6 +260,7 @@ __noinline int ap_unwind_frame(__u64 index)
 	__u32 zero = 0;
 	__u64 d = index; /* 64-bit: a u32 would be re-extended from an unchecked copy */
 	int res = AP_STEP_USE_FP;
+	bool unknown = false;
 
 	/* keep clang from re-deriving d from index after the bounds check */
 	asm volatile("" : "+r"(d));
@@ -273,8 +279,15 @@ __noinline int ap_unwind_frame(__u64 index)
 		__u64 pc = ap_unwind_lookup_pc(&w->r);
 
 		if (!ap_unwind_find_mapping(w, pc)) {
-			w->flags |= AP_UNWIND_F_UNKNOWN_PC;
-		} else if (w->m_file != AP_UNWIND_NO_FILE) {
+			unknown = true;
+			/* reached by exact steps: a mapping not scanned yet (dlopen), worth a
+			 * re-scan and a retry; after a frame-pointer guess, likely garbage */
+			if (!(w->flags & AP_UNWIND_F_FP))
+				w->flags |= AP_UNWIND_F_UNKNOWN_PC;
+		} else if (w->m_file == AP_UNWIND_NO_FILE) {
+			if (w->m_flags & AP_UNWIND_MAP_PENDING)
+				w->flags |= AP_UNWIND_F_PENDING;
+		} else {
 			void *rows = bpf_map_lookup_elem(&unwind_files, &w->m_file);
 
 			if (rows)
@@ -282,7 +295,7 @@ __noinline int ap_unwind_frame(__u64 index)
 							 pc - w->m_bias);
 		}
 		if (row) {
-			res = ap_unwind_row_step(row, &w->r);
+			res = ap_unwind_row_step(row, &w->r, NULL);
 			if (res == AP_STEP_USE_FP &&
 			    (row->kind & AP_CFA_KIND_MASK) == AP_CFA_UNSUPPORTED)
 				ap_unwind_stat_add(AP_UNWIND_STAT_FRAMES_UNSUPPORTED, 1);
@@ -292,10 +305,9 @@ __noinline int ap_unwind_frame(__u64 index)
 		w->flags |= AP_UNWIND_F_FP;
 		if (!(w->flags & AP_UNWIND_F_NO_TABLES))
 			ap_unwind_stat_add(AP_UNWIND_STAT_FRAMES_FP, 1);
-		res = ap_unwind_fp_step(&w->r);
+		res = ap_unwind_fp_step(&w->r, NULL);
 		/* an unmapped pc whose frame pointer leads nowhere: the pc was garbage */
-		if (res != AP_STEP_OK && res != AP_UNWIND_COMPLETE &&
-		    (w->flags & AP_UNWIND_F_UNKNOWN_PC))
+		if (res != AP_STEP_OK && res != AP_UNWIND_COMPLETE && unknown)
 			res = AP_UNWIND_FAIL_NO_MAPPING;
 	}
 	if (res == AP_STEP_OK)
@@ -312,11 +324,11 @@ static long ap_unwind_step(__u64 index, void *ctx)
 /*
  * Walk the current task's user stack into the per-CPU scratch stack (leaf first, zero tail).
  * `start` holds the user registers of the sample when it interrupted user mode; when its pc
- * is 0 the user registers saved at kernel entry are used. Returns the scratch stack (NULL
- * when there is no user stack: kernel thread) and sets *nframes, *status (enum
- * ap_unwind_status) and *flags.
+ * is 0 the user registers saved at kernel entry are used (and stored there). Returns the
+ * scratch stack (NULL when there is no user stack: kernel thread) and sets *nframes,
+ * *status (enum ap_unwind_status) and *flags (AP_UNWIND_F_*).
  */
-static __always_inline struct ap_stack *ap_unwind_user(const struct ap_uregs *start, __u32 tgid,
+static __always_inline struct ap_stack *ap_unwind_user(struct ap_uregs *start, __u32 tgid,
 							__u32 *nframes, __u32 *status,
 							__u32 *flags)
 {
@@ -353,6 +365,9 @@ static __always_inline struct ap_stack *ap_unwind_user(const struct ap_uregs *st
 		    bpf_probe_read_kernel(&w->r.sp, 8, &u->sp) ||
 		    bpf_probe_read_kernel(&w->r.bp, 8, &u->bp))
 			return NULL;
+		start->pc = w->r.pc;
+		start->sp = w->r.sp;
+		start->bp = w->r.bp;
 	}
 	if (!w->r.pc)
 		return NULL;

@@ -3,7 +3,8 @@
  * One step of the user stack walk: from a frame's registers and its table row to the caller's
  * registers. Shared by the BPF walker (unwind.h) and the offline replay in the unit tests, so
  * both run the same arithmetic. The includer defines
- *   AP_UNWIND_READ(dst, addr)  read the u64 at user address addr into *dst; 0 on success
+ *   AP_UNWIND_READ(rctx, dst, addr)  read the u64 at user address addr into *dst, 0 on
+ *                              success; rctx is what the caller passed to the step functions
  *   AP_UNWIND_INLINE           function attribute (__always_inline in BPF)
  * before including this file, and the __u64/__s16/... types.
  */
@@ -32,7 +33,7 @@ static AP_UNWIND_INLINE __u64 ap_unwind_lookup_pc(const struct ap_uregs *r)
 }
 
 /* Caller's registers by frame pointer: [RBP] = caller's RBP, [RBP + 8] = return address. */
-static AP_UNWIND_INLINE int ap_unwind_fp_step(struct ap_uregs *r)
+static AP_UNWIND_INLINE int ap_unwind_fp_step(struct ap_uregs *r, void *rctx)
 {
 	__u64 ra = 0, bp = 0;
 
@@ -40,7 +41,7 @@ static AP_UNWIND_INLINE int ap_unwind_fp_step(struct ap_uregs *r)
 		return AP_UNWIND_COMPLETE; /* _start and thread entry clear RBP */
 	if (r->bp < r->sp || (r->bp & 7))
 		return AP_UNWIND_FAIL_CFA;
-	if (AP_UNWIND_READ(&bp, r->bp) || AP_UNWIND_READ(&ra, r->bp + 8))
+	if (AP_UNWIND_READ(rctx, &bp, r->bp) || AP_UNWIND_READ(rctx, &ra, r->bp + 8))
 		return AP_UNWIND_FAIL_READ;
 	r->sp = r->bp + 16;
 	r->bp = bp;
@@ -51,7 +52,8 @@ static AP_UNWIND_INLINE int ap_unwind_fp_step(struct ap_uregs *r)
 
 /* Caller's registers from a table row. Returns AP_STEP_OK, AP_STEP_USE_FP (no usable rule),
  * or the ap_unwind_status that ends the walk. */
-static AP_UNWIND_INLINE int ap_unwind_row_step(const struct ap_unwind_row *row, struct ap_uregs *r)
+static AP_UNWIND_INLINE int ap_unwind_row_step(const struct ap_unwind_row *row, struct ap_uregs *r,
+					       void *rctx)
 {
 	__u8 kind = row->kind & AP_CFA_KIND_MASK;
 	__s64 off = row->cfa_off;
@@ -72,16 +74,16 @@ static AP_UNWIND_INLINE int ap_unwind_row_step(const struct ap_unwind_row *row, 
 			cfa += 8;
 		break;
 	case AP_CFA_DEREF_RBP:
-		if (AP_UNWIND_READ(&cfa, r->bp + off))
+		if (AP_UNWIND_READ(rctx, &cfa, r->bp + off))
 			return AP_UNWIND_FAIL_READ;
 		break;
 	case AP_CFA_SIGNAL: {
 		__u64 sp = 0, pc = 0;
 
 		/* __restore_rt runs with RSP at the ucontext the kernel pushed */
-		if (AP_UNWIND_READ(&bp, r->sp + AP_UCTX_RBP) ||
-		    AP_UNWIND_READ(&sp, r->sp + AP_UCTX_RSP) ||
-		    AP_UNWIND_READ(&pc, r->sp + AP_UCTX_RIP))
+		if (AP_UNWIND_READ(rctx, &bp, r->sp + AP_UCTX_RBP) ||
+		    AP_UNWIND_READ(rctx, &sp, r->sp + AP_UCTX_RSP) ||
+		    AP_UNWIND_READ(rctx, &pc, r->sp + AP_UCTX_RIP))
 			return AP_UNWIND_FAIL_READ;
 		r->sp = sp;
 		r->bp = bp;
@@ -97,15 +99,15 @@ static AP_UNWIND_INLINE int ap_unwind_row_step(const struct ap_unwind_row *row, 
 	/* the caller's frame is above this one: anything else would loop */
 	if (cfa <= r->sp || (cfa & 7))
 		return AP_UNWIND_FAIL_CFA;
-	if (AP_UNWIND_READ(&ra, cfa - 8))
+	if (AP_UNWIND_READ(rctx, &ra, cfa - 8))
 		return AP_UNWIND_FAIL_READ;
 	if (row->rbp_off == AP_RBP_AT_RBP) {
-		if (AP_UNWIND_READ(&bp, r->bp))
+		if (AP_UNWIND_READ(rctx, &bp, r->bp))
 			return AP_UNWIND_FAIL_READ;
 	} else if (row->rbp_off == AP_RBP_LOST) {
 		bp = 0;
 	} else if (row->rbp_off != AP_RBP_SAME) {
-		if (AP_UNWIND_READ(&bp, cfa + (__s64)row->rbp_off * 8))
+		if (AP_UNWIND_READ(rctx, &bp, cfa + (__s64)row->rbp_off * 8))
 			return AP_UNWIND_FAIL_READ;
 	}
 	r->sp = cfa;

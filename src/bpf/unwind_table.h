@@ -26,7 +26,7 @@
 #define AP_UNWIND_MAX_SHIFT 12
 #define AP_UNWIND_ROW_BASE(nbuckets) (((nbuckets) + 2) / 2)
 #define AP_UNWIND_MAX_FILES 8192  /* slots of unwind_files (ELF files with tables) */
-#define AP_UNWIND_MAX_CHUNKS 65536 /* entries of unwind_pids (most processes need one) */
+#define AP_UNWIND_MAX_CHUNKS 16384 /* entries of unwind_pids (most processes need one) */
 #define AP_UNWIND_CHUNK 32	   /* mappings per entry */
 #define AP_UNWIND_PID_CHUNKS 32	   /* entries per process: 1024 executable mappings */
 #define AP_UNWIND_NO_FILE 0xffffu /* mapping without CFI: unwind it with frame pointers */
@@ -37,10 +37,10 @@ enum ap_cfa_kind {
 	AP_CFA_NONE = 0,	/* no CFI covers this pc: use frame pointers for the frame */
 	AP_CFA_RSP = 1,		/* CFA = RSP + off */
 	AP_CFA_RBP = 2,		/* CFA = RBP + off */
-	AP_CFA_PLT = 3,		/* PLT stub: CFA = RSP + off + ((pc & 15) >= param ? 8 : 0) */
+	AP_CFA_PLT = 3,		/* PLT: CFA = RSP + off + ((pc & 15) >= param ? 8 : 0) */
 	AP_CFA_DEREF_RBP = 4,	/* realigned stack (DRAP): CFA = *(RBP + off) */
 	AP_CFA_SIGNAL = 5,	/* signal trampoline: registers come from the ucontext at RSP */
-	AP_CFA_END = 6,		/* return address undefined: outermost frame (_start, clone) */
+	AP_CFA_END = 6,		/* return address undefined: outermost frame (_start) */
 	AP_CFA_UNSUPPORTED = 7, /* a rule the walker does not model: try frame pointers */
 };
 #define AP_CFA_KIND_MASK 0x07
@@ -73,8 +73,9 @@ struct ap_unwind_mapping {
 	__u32 nbuckets; /* of the file's table */
 	__u16 file_id;	/* slot in unwind_files, or AP_UNWIND_NO_FILE */
 	__u8 shift;	/* bucket size: 1 << shift bytes of code */
-	__u8 pad;
+	__u8 flags;	/* AP_UNWIND_MAP_* */
 };
+#define AP_UNWIND_MAP_PENDING 1 /* its table is still being compiled */
 
 struct ap_unwind_pid_key {
 	__u32 pid;   /* thread group id */
@@ -93,7 +94,7 @@ enum ap_unwind_status {
 	AP_UNWIND_COMPLETE = 1,		/* reached the outermost frame */
 	AP_UNWIND_TRUNCATED = 2,	/* AP_UNWIND_MAX_FRAMES frames and not yet at the end */
 	AP_UNWIND_FAIL_READ = 3,	/* stack memory unreadable */
-	AP_UNWIND_FAIL_CFA = 4,		/* implausible frame (CFA below SP, bad frame pointer) */
+	AP_UNWIND_FAIL_CFA = 4,		/* implausible frame (CFA below SP, bad RBP) */
 	AP_UNWIND_FAIL_NO_MAPPING = 5,	/* pc outside every mapping and no frame pointer */
 	AP_UNWIND_NO_TABLES = 6,	/* process not loaded yet: frame pointers only */
 };
@@ -103,7 +104,7 @@ enum ap_unwind_status {
 enum ap_unwind_stat {
 	AP_UNWIND_STAT_STACKS = 0,	 /* user stacks walked */
 	AP_UNWIND_STAT_COMPLETE,	 /* ... that reached the outermost frame with tables */
-	AP_UNWIND_STAT_COMPLETE_FP,	 /* ... that did, but used frame pointers for some frame */
+	AP_UNWIND_STAT_COMPLETE_FP,	 /* ... that did, with a frame-pointer step somewhere */
 	AP_UNWIND_STAT_TRUNCATED,	 /* ... cut at AP_UNWIND_MAX_FRAMES */
 	AP_UNWIND_STAT_FAIL_READ,
 	AP_UNWIND_STAT_FAIL_CFA,

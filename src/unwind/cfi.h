@@ -55,7 +55,7 @@ struct ap_cfi_fde {
 struct ap_cfi_section {
 	const uint8_t *data;
 	size_t size;
-	uint64_t vaddr;	       /* address of data[0] in the ELF's address space (pc-relative base) */
+	uint64_t vaddr;	       /* ELF address of data[0] (the pc-relative base) */
 	uint64_t datarel_base; /* DW_EH_PE_datarel base (.got), 0 if unknown */
 	bool eh;	       /* .eh_frame (else .debug_frame) */
 };

@@ -419,7 +419,8 @@ static int run(struct exec *x, const struct cie *c, const uint8_t *p, const uint
 			break;
 		case 0x14: /* val_offset */
 			reg = rd_uleb(&r);
-			set_rule(x, c, reg, AP_RULE_VAL_OFFSET, (int64_t)rd_uleb(&r) * da, 0, NULL, 0);
+			set_rule(x, c, reg, AP_RULE_VAL_OFFSET, (int64_t)rd_uleb(&r) * da, 0, NULL,
+				 0);
 			break;
 		case 0x15: /* val_offset_sf */
 			reg = rd_uleb(&r);

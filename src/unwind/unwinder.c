@@ -26,19 +26,9 @@ _Static_assert(sizeof(struct ap_unwind_pid_chunk) == 8 + 32 * AP_UNWIND_CHUNK,
 #define DEFAULT_MAX_TABLE_BYTES (64ULL << 20)
 #define DEFAULT_IDLE_TABLE_BYTES (8ULL << 20)
 #define RESCAN_MIN_NS (100ULL * 1000 * 1000)
+#define REFRESH_MIN_NS (5ULL * 1000 * 1000)
 #define GC_INTERVAL_NS (5ULL * 1000 * 1000 * 1000)
 #define CHUNK_BYTES (sizeof(struct ap_unwind_pid_chunk) + 96) /* value + hash element */
-
-struct upid {
-	struct ap_hnode node;
-	struct xmap *maps;	/* executable mappings, sorted */
-	struct utable **mtab;	/* per mapping: its table (a reference), or NULL */
-	uint32_t nmaps;
-	uint32_t nchunks;	/* entries in unwind_pids */
-	int pid;
-	uint64_t maps_hash;
-	uint64_t scanned_ns;
-};
 
 uint64_t ap_uw_mono_ns(void)
 {
@@ -113,7 +103,7 @@ static uint64_t pid_hash(int pid)
 	return ap_hash_bytes(&pid, sizeof(pid), 2);
 }
 
-static struct upid *pid_find(struct ap_unwinder *u, int pid)
+struct upid *ap_uw_pid_find(struct ap_unwinder *u, int pid)
 {
 	for (struct ap_hnode *n = ap_htab_first(&u->pids, pid_hash(pid)); n; n = ap_htab_next(n)) {
 		struct upid *p = AP_CONTAINER_OF(n, struct upid, node);
@@ -148,7 +138,8 @@ static int install(struct ap_unwinder *u, struct upid *p)
 	for (uint32_t c = 0; c < nchunks; c++) {
 		memset(&ch, 0, sizeof(ch));
 		ch.chunks = nchunks;
-		for (uint32_t i = c * AP_UNWIND_CHUNK; i < p->nmaps && ch.n < AP_UNWIND_CHUNK; i++) {
+		for (uint32_t i = c * AP_UNWIND_CHUNK; i < p->nmaps && ch.n < AP_UNWIND_CHUNK;
+		     i++) {
 			const struct xmap *x = &p->maps[i];
 			const struct utable *t = p->mtab[i];
 			struct ap_unwind_mapping *m = &ch.m[ch.n++];
@@ -157,6 +148,8 @@ static int install(struct ap_unwinder *u, struct upid *p)
 			m->start = x->start;
 			m->end = x->end;
 			m->file_id = AP_UNWIND_NO_FILE;
+			if (t && t->state == TABLE_PENDING)
+				m->flags = AP_UNWIND_MAP_PENDING; /* samples: unwound later */
 			if (t && t->slot != AP_UNWIND_NO_FILE) {
 				struct ap_cfi_table view = { .segs = t->segs, .nsegs = t->nsegs,
 							     .base = t->base };
@@ -193,7 +186,7 @@ static bool refresh_cb(struct ap_hnode *n, void *ctx)
 	struct upid *p = AP_CONTAINER_OF(n, struct upid, node);
 	struct refresh_ctx *rc = ctx;
 
-	for (uint32_t i = 0; i < p->nmaps; i++) {
+	for (uint32_t i = 0; i < p->nmaps && !p->exited; i++) {
 		if (p->mtab[i] == rc->t) {
 			install(rc->u, p);
 			break;
@@ -209,7 +202,8 @@ void ap_uw_table_ready(struct ap_unwinder *u, struct utable *t)
 	ap_htab_sweep(&u->pids, refresh_cb, &rc);
 }
 
-static void pid_remove(struct ap_unwinder *u, struct upid *p)
+/* Its entries out of unwind_pids (the process is gone, or its pid is being reused). */
+static void pid_unpublish(struct ap_unwinder *u, struct upid *p)
 {
 	struct ap_unwind_pid_key key = { .pid = (__u32)p->pid };
 
@@ -218,6 +212,12 @@ static void pid_remove(struct ap_unwinder *u, struct upid *p)
 		bpf_map_delete_elem(u->pids_fd, &key);
 	}
 	u->st.pid_table_bytes -= (uint64_t)p->nchunks * CHUNK_BYTES;
+	p->nchunks = 0;
+}
+
+static void pid_remove(struct ap_unwinder *u, struct upid *p)
+{
+	pid_unpublish(u, p);
 	ap_htab_remove(&u->pids, &p->node);
 	u->st.pids_live--;
 	pid_release_maps(u, p);
@@ -247,7 +247,9 @@ static int resolve(struct ap_unwinder *u, int pid, struct scan *s, struct utable
 	return 0;
 }
 
-static int load(struct ap_unwinder *u, int pid, bool rescan)
+/* (Re)load the tables of pid. `rescan`: asked for by BPF (counted); `min_ns`: not again if
+ * the last scan is more recent than that. Returns 1 (tables changed), 0 or -errno. */
+static int load(struct ap_unwinder *u, int pid, bool rescan, uint64_t min_ns)
 {
 	struct scan s = { 0 };
 	struct upid *p;
@@ -255,12 +257,10 @@ static int load(struct ap_unwinder *u, int pid, bool rescan)
 	uint64_t now = ap_uw_mono_ns();
 	int err;
 
-	p = pid_find(u, pid);
-	if (rescan) {
-		u->st.rescans++;
-		if (p && now - p->scanned_ns < RESCAN_MIN_NS)
-			return 0;
-	}
+	p = ap_uw_pid_find(u, pid);
+	u->st.rescans += rescan;
+	if (p && !p->exited && min_ns && now - p->scanned_ns < min_ns)
+		return 0;
 	err = ap_maps_read(pid, scan_cb, &s);
 	if (!err && s.n == 0)
 		err = -ESRCH;
@@ -268,6 +268,10 @@ static int load(struct ap_unwinder *u, int pid, bool rescan)
 		u->st.pids_missed += err == -ESRCH || err == -ENOENT;
 		free(s.maps);
 		return err;
+	}
+	if (p && p->exited) { /* alive again: the pid was reused */
+		p->exited = false;
+		p->maps_hash = 0;
 	}
 	if (p && p->maps_hash == s.hash) { /* e.g. the first sample of a pid loaded at exec */
 		u->st.rescans_unchanged += rescan;
@@ -306,7 +310,7 @@ static int load(struct ap_unwinder *u, int pid, bool rescan)
 		return err;
 	}
 	u->st.pids_loaded++;
-	return rescan;
+	return 1;
 }
 
 int ap_unwinder_load_pid(struct ap_unwinder *u, int pid)
@@ -316,7 +320,19 @@ int ap_unwinder_load_pid(struct ap_unwinder *u, int pid)
 	if (!u)
 		return -EINVAL;
 	pthread_mutex_lock(&u->lock);
-	err = load(u, pid, false);
+	err = load(u, pid, false, 0);
+	pthread_mutex_unlock(&u->lock);
+	return err;
+}
+
+int ap_unwinder_refresh_pid(struct ap_unwinder *u, int pid)
+{
+	int err;
+
+	if (!u)
+		return -EINVAL;
+	pthread_mutex_lock(&u->lock);
+	err = load(u, pid, false, REFRESH_MIN_NS);
 	pthread_mutex_unlock(&u->lock);
 	return err;
 }
@@ -328,7 +344,7 @@ int ap_unwinder_rescan_pid(struct ap_unwinder *u, int pid)
 	if (!u)
 		return -EINVAL;
 	pthread_mutex_lock(&u->lock);
-	err = load(u, pid, true);
+	err = load(u, pid, true, RESCAN_MIN_NS);
 	pthread_mutex_unlock(&u->lock);
 	return err;
 }
@@ -340,46 +356,73 @@ void ap_unwinder_pid_exited(struct ap_unwinder *u, int pid)
 	if (!u)
 		return;
 	pthread_mutex_lock(&u->lock);
-	p = pid_find(u, pid);
-	if (p)
-		pid_remove(u, p);
+	p = ap_uw_pid_find(u, pid);
+	if (p && !p->exited) {
+		/* out of the kernel now; the rest stays for samples still to be unwound here
+		 * (ap_unwinder_replay) until two ap_unwinder_gc() calls later */
+		pid_unpublish(u, p);
+		p->exited = true;
+		p->exited_gen = u->gc_gen;
+	}
 	pthread_mutex_unlock(&u->lock);
 }
+
+struct gc_ctx {
+	struct ap_unwinder *u;
+	int *dead;
+	bool check_proc;
+};
 
 static bool collect_dead(struct ap_hnode *n, void *ctx)
 {
 	struct upid *p = AP_CONTAINER_OF(n, struct upid, node);
-	int **dead = ctx;
+	struct gc_ctx *g = ctx;
 	char path[32];
 
+	if (p->exited) {
+		if (g->u->gc_gen >= p->exited_gen + 2)
+			*g->dead++ = p->pid;
+		return false;
+	}
+	if (!g->check_proc)
+		return false;
 	snprintf(path, sizeof(path), "/proc/%d", p->pid);
 	if (access(path, F_OK) == 0 || errno != ENOENT)
 		return false;
-	*(*dead)++ = p->pid;
+	*g->dead++ = p->pid;
 	return false;
 }
 
 void ap_unwinder_gc(struct ap_unwinder *u)
 {
 	uint64_t now = ap_uw_mono_ns();
-	int *dead, *end;
+	struct gc_ctx g = { u, NULL, false };
+	int *dead;
 
 	if (!u)
 		return;
 	pthread_mutex_lock(&u->lock);
-	if (now < u->next_gc_ns)
-		goto out;
-	u->next_gc_ns = now + GC_INTERVAL_NS;
+	u->gc_gen++;
+	/* exit events can be lost: look for vanished processes now and then */
+	if (now >= u->next_gc_ns) {
+		u->next_gc_ns = now + GC_INTERVAL_NS;
+		g.check_proc = true;
+	}
 	dead = calloc(u->pids.n + 1, sizeof(*dead));
 	if (!dead)
 		goto out;
-	end = dead;
-	ap_htab_sweep(&u->pids, collect_dead, &end);
-	for (int *d = dead; d < end; d++) {
-		struct upid *p = pid_find(u, *d);
+	g.dead = dead;
+	ap_htab_sweep(&u->pids, collect_dead, &g);
+	for (int *d = dead; d < g.dead; d++) {
+		struct upid *p = ap_uw_pid_find(u, *d);
 
-		if (p)
+		if (p && p->exited) {
 			pid_remove(u, p);
+		} else if (p) { /* vanished without an exit event: as if it had just exited */
+			pid_unpublish(u, p);
+			p->exited = true;
+			p->exited_gen = u->gc_gen;
+		}
 	}
 	free(dead);
 out:

@@ -56,8 +56,11 @@ void ap_unwinder_free(struct ap_unwinder *u);
 int ap_unwinder_bind(struct ap_unwinder *u, struct bpf_object *obj);
 
 /* Install (or refresh) the tables of process `pid`: after it is first seen and after exec.
- * Returns 0, -ESRCH (gone, or no user mappings) or -errno. */
+ * Returns 1 when its tables changed, 0 when its mappings had not, -ESRCH (gone, or no user
+ * mappings) or -errno. */
 int ap_unwinder_load_pid(struct ap_unwinder *u, int pid);
+/* Same, unless it was (re)loaded in the last 5 ms: for a burst of samples of one process. */
+int ap_unwinder_refresh_pid(struct ap_unwinder *u, int pid);
 /* BPF saw a pc of `pid` outside its known mappings: re-read them (at most every 100 ms per
  * process; nothing is reloaded when the mappings did not change). Returns 1 when the tables
  * changed, 0 when not, or -errno. */
@@ -73,6 +76,62 @@ void ap_unwinder_gc(struct ap_unwinder *u);
 int ap_unwinder_wait_idle(struct ap_unwinder *u, unsigned int timeout_ms);
 
 void ap_unwinder_get_stats(const struct ap_unwinder *u, struct ap_unwinder_stats *out);
+
+/*
+ * Samples the BPF walker could not finish because tables were missing (new process, library
+ * just mapped, table still compiling) reach the agent as a snapshot: the user registers and
+ * the top of the stack. They are unwound here with the same tables and step function.
+ */
+enum ap_unwinder_pid_state {
+	AP_UNWINDER_PID_UNKNOWN = 0, /* no tables for it (yet, or any more) */
+	AP_UNWINDER_PID_PENDING = 1, /* some of its files are still being compiled */
+	AP_UNWINDER_PID_READY = 2,
+	AP_UNWINDER_PID_EXITED = 4,  /* flag: it exited (its tables stay a little longer) */
+};
+int ap_unwinder_pid_state(struct ap_unwinder *u, int pid);
+
+struct ap_unwinder_snapshot {
+	uint64_t pc, sp, bp;
+	const void *stack; /* stack_len bytes copied from sp up */
+	size_t stack_len;
+};
+
+/* Unwind a snapshot of process `pid` with its tables as they are now. Writes up to `max` pcs
+ * (leaf first) into ips and returns their number; *status gets an enum ap_unwind_status
+ * (AP_UNWIND_FAIL_READ: the walk went beyond the copied stack). */
+size_t ap_unwinder_replay(struct ap_unwinder *u, int pid, const struct ap_unwinder_snapshot *s,
+			  uint64_t *ips, size_t max, uint32_t *status);
+
+/*
+ * A queue of snapshots waiting for their process's tables (unwinder_defer.c). Each carries
+ * an opaque payload of the collector (its aggregation key, its kernel stack) that is handed
+ * back, with the unwound pcs (leaf first, zero-terminated, at most AP_UNWIND_MAX_FRAMES),
+ * when the sample is replayed.
+ */
+struct ap_unwind_deferq;
+
+struct ap_unwind_deferq_stats {
+	uint64_t replayed; /* snapshots unwound */
+	uint64_t complete; /* ... down to the outermost frame */
+	uint64_t early;	   /* ... before their tables were ready (queue full, too old) */
+};
+
+typedef void (*ap_unwind_replayed_fn)(void *ctx, const void *payload, const uint64_t *ips,
+				      size_t n, uint32_t status);
+
+/* Returns NULL with errno set. At most `max` snapshots wait; more are unwound at once.
+ * Free with ap_unwind_deferq_free(). */
+struct ap_unwind_deferq *ap_unwind_deferq_new(struct ap_unwinder *u, size_t max,
+					      ap_unwind_replayed_fn fn, void *ctx);
+void ap_unwind_deferq_free(struct ap_unwind_deferq *q);
+/* Queue a copy of a sample. Returns 0 or -ENOMEM (the sample is then lost: counted). */
+int ap_unwind_deferq_push(struct ap_unwind_deferq *q, int pid, const void *payload,
+			  size_t payload_len, const struct ap_unwinder_snapshot *s);
+/* Replay the snapshots whose process is ready, or has waited `max_age` flushes; all of them
+ * with max_age 0. Call before ap_unwinder_gc() (exited processes stay until then). */
+void ap_unwind_deferq_flush(struct ap_unwind_deferq *q, unsigned int max_age);
+void ap_unwind_deferq_get_stats(const struct ap_unwind_deferq *q,
+				struct ap_unwind_deferq_stats *out);
 
 /* Sum the per-CPU `unwind_stats` map of a BPF object into out[AP_UNWIND_STAT_MAX].
  * Returns 0 or -errno. */

@@ -232,8 +232,8 @@ static void run_job(struct ap_unwinder *u, struct job *j)
 	ap_cfi_table_release(&c);
 	u->st.compile_ns += ap_uw_mono_ns() - t0;
 	t->state = TABLE_READY;
-	if (t->slot != AP_UNWIND_NO_FILE)
-		ap_uw_table_ready(u, t);
+	/* its processes lose the pending mark either way (no table: frame pointers) */
+	ap_uw_table_ready(u, t);
 	ap_uw_table_put(u, t); /* the job's reference */
 }
 
@@ -396,7 +396,8 @@ struct utable *ap_uw_table_for_vdso(struct ap_unwinder *u)
 	u->vdso_tried = true;
 	f = fopen("/proc/self/maps", "re");
 	while (f && fgets(line, sizeof(line), f))
-		if (strstr(line, "[vdso]") && sscanf(line, "%" SCNx64 "-%" SCNx64, &start, &end) == 2)
+		if (strstr(line, "[vdso]") &&
+		    sscanf(line, "%" SCNx64 "-%" SCNx64, &start, &end) == 2)
 			break;
 	if (f)
 		fclose(f);

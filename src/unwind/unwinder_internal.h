@@ -57,6 +57,20 @@ struct xmap {
 };
 enum { XMAP_FILE, XMAP_ANON, XMAP_VDSO };
 
+/* A process with tables. */
+struct upid {
+	struct ap_hnode node;
+	struct xmap *maps;    /* executable mappings, sorted */
+	struct utable **mtab; /* per mapping: its table (a reference), or NULL */
+	uint32_t nmaps;
+	uint32_t nchunks;     /* entries in unwind_pids */
+	int pid;
+	bool exited;	      /* kept until deferred samples had their chance */
+	uint64_t exited_gen;  /* ap_unwinder_gc() generation it exited in */
+	uint64_t maps_hash;
+	uint64_t scanned_ns;
+};
+
 struct job {
 	struct job *next;
 	struct utable *t;
@@ -82,6 +96,7 @@ struct ap_unwinder {
 	uint32_t nfree;
 	uint64_t idle_bytes, max_bytes, idle_max;
 	uint64_t next_gc_ns;
+	uint64_t gc_gen; /* ap_unwinder_gc() calls */
 	struct ap_unwinder_stats st;
 };
 
@@ -96,6 +111,7 @@ void ap_uw_worker_stop(struct ap_unwinder *u); /* without the lock */
 
 /* unwinder.c, with `lock` held: table t is ready; refresh the processes that use it */
 void ap_uw_table_ready(struct ap_unwinder *u, struct utable *t);
+struct upid *ap_uw_pid_find(struct ap_unwinder *u, int pid);
 
 uint64_t ap_uw_mono_ns(void);
 uint64_t ap_uw_map_memlock(int fd, uint64_t fallback);

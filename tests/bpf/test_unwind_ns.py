@@ -4,7 +4,11 @@
    sees, whose files are deleted after it started: full chains in >= 99% of its samples
    (tables and symbols come through /proc/PID/map_files);
  - short-lived processes (0.1-0.2 s each) seen by a whole-system recording: their tables are
-   loaded at exec and their samples unwound (all but about the first sample of each)."""
+   loaded at exec, and samples taken before (or before a library's table is in) are unwound
+   by the agent from a stack snapshot: their samples are whole stacks (the known chain, or the
+   dynamic loader's start-up rooted at its own entry). Typically 99.5%; the bar is 90%
+   because the agent also serves every other process of the machine, whose churn (parallel
+   builds on a 2-CPU VM) can delay it past a process's whole life."""
 import json
 import os
 import shutil
@@ -140,15 +144,20 @@ def short_lived_case(runs=25):
         samples, stats = load(out)
     mine = [(u, c) for u, c, pid in samples if pid in pids]
     total = sum(c for _, c in mine)
-    ok = sum(c for u, c in mine if has_chain(u, LIB))
-    print(f"short-lived: {runs} processes, {total} samples, {ok} with the full chain "
-          f"({100.0 * ok / max(total, 1):.1f}%); whole system: "
-          f"{stats.get('stacks_complete')}/{stats.get('stacks_user_walked')} complete, "
-          f"{stats.get('stacks_fp_only_no_tables')} before tables, "
-          f"{stats.get('unwind_processes_loaded')} process tables loaded")
+    chain = sum(c for u, c in mine if has_chain(u, LIB))
+    # ld.so at work before main: rooted at its entry (_start, or ld.so's own unnamed one)
+    startup = sum(c for u, c in mine if not has_chain(u, LIB) and
+                  ("_dl_start" in u[:2] or (u and u[0] == "_start" and "main" not in u)))
+    ok = chain + startup
+    print(f"short-lived: {runs} processes, {total} samples: {chain} with the full chain, "
+          f"{startup} in the dynamic loader ({100.0 * ok / max(total, 1):.1f}% whole); "
+          f"deferred to the agent {stats.get('stacks_deferred')}, of which complete "
+          f"{stats.get('stacks_deferred_complete')}")
+    for u, c in mine:
+        if not has_chain(u, LIB):
+            print(f"   x{c}: {';'.join(u)}")
     check(total >= 3 * runs, f"too few samples of the short-lived processes: {total}")
-    # each process may lose its first sample (taken before its libraries' tables are in)
-    check(ok >= 0.9 * total, f"full chains in only {ok}/{total} samples")
+    check(ok >= 0.90 * total, f"whole stacks in only {ok}/{total} samples")
 
 
 require_bpf()

@@ -37,7 +37,7 @@ static int self_read(__u64 *dst, __u64 addr)
 	return 0;
 }
 #define AP_UNWIND_INLINE inline
-#define AP_UNWIND_READ(dst, addr) self_read((dst), (addr))
+#define AP_UNWIND_READ(rctx, dst, addr) self_read((dst), (addr))
 #include "unwind_step.h"
 
 #define BIN AP_TEST_BIN_DIR "/"
@@ -236,6 +236,63 @@ static void test_vdso(void **state)
 	ap_cfi_table_release(&t);
 }
 
+/* The BPF walker's row search (unwind.h), on the table image: bucket index, then five steps. */
+static const struct ap_unwind_row *bpf_style_find(const struct ap_cfi_table *t, uint64_t tpc)
+{
+	const uint32_t *ix = (const uint32_t *)t->image;
+	const struct ap_unwind_row *rows = ap_cfi_table_rows(t);
+	uint64_t bk = tpc >> t->shift;
+	uint32_t lo, hi;
+
+	if (bk >= t->nbuckets)
+		return NULL;
+	lo = ix[bk];
+	hi = ix[bk + 1];
+	assert_true(hi >= lo);
+	assert_true(hi - lo < AP_UNWIND_BUCKET_ROWS); /* else the walker's slow path */
+	for (uint32_t step = 16; step > 0; step >>= 1)
+		if (lo + step <= hi && rows[lo + step].pc <= tpc)
+			lo += step;
+	return rows[lo].pc <= tpc ? &rows[lo] : NULL;
+}
+
+static const struct ap_unwind_row *linear_find(const struct ap_cfi_table *t, uint64_t tpc)
+{
+	const struct ap_unwind_row *rows = ap_cfi_table_rows(t), *best = NULL;
+
+	for (uint32_t i = 0; i < t->nrows && rows[i].pc <= tpc; i++)
+		best = &rows[i];
+	return best;
+}
+
+/* The bucket index of a big real library: both searches agree with a linear scan at every
+ * row boundary and around it. */
+static void test_bucket_index(void **state)
+{
+	static const char *const libs[] = { "/lib/x86_64-linux-gnu/libc.so.6", FIX };
+
+	for (size_t k = 0; k < 2; k++) {
+		struct ap_cfi_table t;
+		const struct ap_unwind_row *rows;
+
+		if (ap_cfi_table_from_path(libs[k], &t))
+			continue;
+		rows = ap_cfi_table_rows(&t);
+		assert_true(t.shift > AP_UNWIND_MIN_SHIFT && t.shift <= AP_UNWIND_MAX_SHIFT);
+		for (uint32_t i = 0; i < t.nrows; i += 1 + i % 7) {
+			for (int64_t d = -1; d <= 1; d++) {
+				uint64_t pc = rows[i].pc + d;
+
+				if (rows[i].pc == 0 && d < 0)
+					continue;
+				assert_ptr_equal(linear_find(&t, pc), ap_cfi_table_find(&t, pc));
+				assert_ptr_equal(linear_find(&t, pc), bpf_style_find(&t, pc));
+			}
+		}
+		ap_cfi_table_release(&t);
+	}
+}
+
 static void test_rule_compiler(void **state)
 {
 	struct ap_cfi_fde fde = { 0x1000, 0x2000, false };
@@ -404,9 +461,9 @@ static int replay(struct self_maps *m, struct ap_uregs r, uint64_t *pcs, size_t 
 			if (pc >= m->r[i].start && pc < m->r[i].end && m->r[i].ok &&
 			    !ap_cfi_table_bias(&m->r[i].t, m->r[i].start, m->r[i].offset, &bias))
 				row = ap_cfi_table_find(&m->r[i].t, pc - bias);
-		res = row ? ap_unwind_row_step(row, &r) : AP_STEP_USE_FP;
+		res = row ? ap_unwind_row_step(row, &r, NULL) : AP_STEP_USE_FP;
 		if (res == AP_STEP_USE_FP)
-			res = ap_unwind_fp_step(&r);
+			res = ap_unwind_fp_step(&r, NULL);
 		if (res != AP_STEP_OK)
 			return res;
 	}
@@ -497,6 +554,7 @@ int main(void)
 		cmocka_unit_test(test_stripped_identical),
 		cmocka_unit_test(test_vdso),
 		cmocka_unit_test(test_rule_compiler),
+		cmocka_unit_test(test_bucket_index),
 		cmocka_unit_test(test_bias),
 		cmocka_unit_test(test_replay_own_stack),
 	};
