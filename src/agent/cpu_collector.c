@@ -22,6 +22,7 @@ _Static_assert(sizeof(struct ap_cpu_key) == 40, "ap_cpu_key layout changed");
 _Static_assert(sizeof(struct ap_stack) == AP_MAX_STACK_DEPTH * 8, "ap_stack layout changed");
 _Static_assert(sizeof(struct ap_proc_event) == 32, "ap_proc_event layout changed");
 _Static_assert(sizeof(struct ap_cpu_event) == 56, "ap_cpu_event layout changed");
+_Static_assert(sizeof(struct ap_cpu_deferred) == 9288, "ap_cpu_deferred layout changed");
 
 /* Bounds of the per-slot map sizes, which scale with CPUs x rate x drain interval. */
 #define MIN_MAP_ENTRIES 1024u
@@ -114,7 +115,7 @@ static int handle_deferred(void *ctx, void *data, size_t size)
 	 * since the last scan (by ld.so or dlopen), so that the replay has their tables. */
 	if (ap_unwinder_refresh_pid(cc->unwinder, (int)d->key.pid) > 0)
 		ap_symbolizer_snapshot_pid(cc->owner->sym, (int)d->key.pid);
-	/* the payload: the key and the kernel stack, which follow each other */
+	/* the payload: everything before the registers (key, kernel stack, time, CPU) */
 	if (ap_unwind_deferq_push(cc->deferq, (int)d->key.pid, &d->key,
 				  offsetof(struct ap_cpu_deferred, pc), &snap))
 		cc->deferred_lost++;
@@ -126,14 +127,10 @@ static void record_replayed(void *ctx, const void *payload, const uint64_t *ips,
 			    uint32_t status)
 {
 	struct cpu_collector *cc = ctx;
-	const struct ap_cpu_deferred *d = payload; /* only key and kstack are there */
-	struct timespec now;
+	const struct ap_cpu_deferred *d = payload; /* the fields before pc are there */
 
-	/* through the --filter, if any, like the other samples; the record carries no time or
-	 * CPU, so the filter sees the replay's time and CPU 0 */
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	if (ap_cpu_record_event(cc->owner, &d->key,
-				(uint64_t)now.tv_sec * 1000000000ULL + (uint64_t)now.tv_nsec, 0,
+	/* through the --filter, if any, like the other samples, with the sample's time and CPU */
+	if (ap_cpu_record_event(cc->owner, &d->key, d->ts_ns, d->cpu,
 				d->kstack[0] ? d->kstack : NULL, n ? (const __u64 *)ips : NULL,
 				&cc->rec))
 		cc->record_errors++;

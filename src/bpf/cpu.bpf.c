@@ -256,7 +256,8 @@ static __always_inline bool defer_sample(const struct ap_cpu_key *key,
 	d->pc = start->pc;
 	d->sp = start->sp;
 	d->bp = start->bp;
-	d->pad = 0;
+	d->ts_ns = bpf_ktime_get_ns();
+	d->cpu = bpf_get_smp_processor_id();
 	if (!bpf_probe_read_user(d->stack, sizeof(d->stack), (const void *)start->sp)) {
 		d->stack_len = sizeof(d->stack);
 	} else {

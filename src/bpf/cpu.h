@@ -61,9 +61,11 @@ struct ap_proc_event {
 struct ap_cpu_deferred {
 	struct ap_cpu_key key;		  /* user_stack and kern_stack are 0 */
 	__u64 kstack[AP_MAX_STACK_DEPTH]; /* kernel stack, leaf first, zero-terminated */
-	__u64 pc, sp, bp;		  /* user registers */
+	__u64 ts_ns;			  /* when sampled (bpf_ktime_get_ns) */
+	__u32 cpu;
 	__u32 stack_len;		  /* bytes of stack[] copied, from sp up */
-	__u32 pad;
+	/* the agent keeps everything above until the replay; what follows is the snapshot */
+	__u64 pc, sp, bp;		  /* user registers */
 	__u8 stack[AP_CPU_DEFER_STACK];
 };
 

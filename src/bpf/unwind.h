@@ -12,6 +12,13 @@
  *
  * Both table maps are created by the agent and shared by every program that includes this
  * file (bpf_map__reuse_fd before load). `unwind_stats` and the scratch stack are per object.
+ *
+ * Use from another program (lock, syscall events): include this file, call
+ * ap_unwinder_bind(unwinder, obj) between open and load, and in the program
+ *     struct ap_uregs start = {};     // pc 0: the user registers saved at kernel entry
+ *     st = ap_unwind_user(&start, tgid, &n, &status, &flags);
+ * then store st (n frames, zero tail) like cpu.bpf.c's store_stack(); report unwind_stats
+ * with ap_unwind_read_bpf_stats() and ap_unwind_stat_name().
  */
 #ifndef AP_BPF_UNWIND_H
 #define AP_BPF_UNWIND_H

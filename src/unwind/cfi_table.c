@@ -165,6 +165,8 @@ struct builder {
 	const struct ap_cfi_seg *segs;
 	uint32_t nsegs;
 	bool debug_frame; /* reading .debug_frame: skip code .eh_frame covers */
+	bool end_pending; /* the previous FDE's end marker, pushed after its rows */
+	uint64_t end_pc;
 	uint32_t seq;
 	int err;
 };
@@ -237,8 +239,22 @@ static bool want_fde(void *ctx, const struct ap_cfi_fde *fde)
 		b->ranges[b->nranges].start = fde->start;
 		b->ranges[b->nranges++].end = fde->end;
 	}
-	b->err = push_row(b, fde->end, 1, &none);
+	/* end markers go after their FDE's rows: FDEs in address order then need no sort */
+	if (b->end_pending)
+		b->err = push_row(b, b->end_pc, 1, &none);
+	b->end_pending = true;
+	b->end_pc = fde->end;
 	return b->err == 0;
+}
+
+static int flush_end(struct builder *b)
+{
+	struct ap_unwind_row none = { 0 };
+
+	if (!b->end_pending)
+		return 0;
+	b->end_pending = false;
+	return push_row(b, b->end_pc, 1, &none);
 }
 
 static int add_row(void *ctx, const struct ap_cfi_fde *fde, uint64_t pc,
@@ -314,7 +330,12 @@ static int finish(struct builder *b, struct ap_cfi_table *t)
 	size_t n = 0;
 	uint64_t last;
 
-	qsort(b->rows, b->n, sizeof(*b->rows), cmp_trow);
+	for (size_t i = 1; i < b->n; i++) {
+		if (cmp_trow(&b->rows[i - 1], &b->rows[i]) > 0) {
+			qsort(b->rows, b->n, sizeof(*b->rows), cmp_trow);
+			break;
+		}
+	}
 	for (size_t i = 0; i < b->n; i++) {
 		struct trow *r = &b->rows[i];
 
@@ -555,7 +576,7 @@ int ap_cfi_table_build(Elf *elf, struct ap_cfi_table *t)
 	b.nsegs = t->nsegs;
 	if (have_eh) {
 		err = ap_cfi_parse(&eh, want_fde, add_row, &b, &ps);
-		err = err ? err : b.err;
+		err = err ? err : b.err ? b.err : flush_end(&b);
 		if (err)
 			goto out;
 		t->stats.fdes += ps.fdes;
@@ -565,7 +586,7 @@ int ap_cfi_table_build(Elf *elf, struct ap_cfi_table *t)
 	if (have_dbg) {
 		b.debug_frame = true;
 		err = ap_cfi_parse(&dbg, want_fde, add_row, &b, &ps);
-		err = err ? err : b.err;
+		err = err ? err : b.err ? b.err : flush_end(&b);
 		if (err)
 			goto out;
 		t->stats.fdes += ps.fdes;

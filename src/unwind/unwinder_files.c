@@ -69,6 +69,8 @@ static void table_destroy(struct ap_unwinder *u, struct utable *t)
 	}
 	if (t == u->vdso)
 		u->vdso = NULL;
+	if (t->view)
+		munmap((void *)t->view, t->view_len);
 	if (t->all_prev)
 		t->all_prev->all_next = t->all_next;
 	else
@@ -441,6 +443,8 @@ void ap_uw_tables_free(struct ap_unwinder *u)
 			t->aliases = a->next_alias;
 			free(a);
 		}
+		if (t->view)
+			munmap((void *)t->view, t->view_len);
 		free(t->segs);
 		free(t);
 	}

@@ -30,6 +30,8 @@ struct utable {
 	struct ap_cfi_seg *segs;
 	uint64_t base;
 	uint64_t bytes; /* kernel memory of its inner map */
+	const uint64_t *view; /* its inner map mapped read-only, for replays (or NULL) */
+	size_t view_len;
 	uint32_t nsegs;
 	uint32_t slot; /* AP_UNWIND_NO_FILE: no table (no CFI, failed, pending) */
 	uint32_t nbuckets;

@@ -31,31 +31,18 @@ static int snap_read(const struct snap *s, __u64 *dst, __u64 addr)
 #define AP_UNWIND_READ(rctx, dst, addr) snap_read((const struct snap *)(rctx), (dst), (addr))
 #include "unwind_step.h"
 
-#define MAX_VIEWS 16
-
-struct view {
-	uint32_t slot;
-	void *mem;
-	size_t len;
-};
-
-struct views {
-	struct view v[MAX_VIEWS];
-	int n;
-};
-
-/* A file table's rows, mapped read-only from its inner map. */
-static const uint64_t *view_get(struct ap_unwinder *u, struct views *vs, const struct utable *t)
+/* A file table's rows, mapped read-only from its inner map on first use and kept with the
+ * table (replays come in bursts: a new process's first samples). */
+static const uint64_t *view_get(struct ap_unwinder *u, struct utable *t)
 {
 	size_t page = (size_t)sysconf(_SC_PAGESIZE), len;
 	__u32 id;
 	void *mem;
 	int fd;
 
-	for (int i = 0; i < vs->n; i++)
-		if (vs->v[i].slot == t->slot)
-			return vs->v[i].mem;
-	if (vs->n == MAX_VIEWS || bpf_map_lookup_elem(u->files_fd, &t->slot, &id))
+	if (t->view)
+		return t->view;
+	if (bpf_map_lookup_elem(u->files_fd, &t->slot, &id))
 		return NULL;
 	fd = bpf_map_get_fd_by_id(id);
 	if (fd < 0)
@@ -65,9 +52,8 @@ static const uint64_t *view_get(struct ap_unwinder *u, struct views *vs, const s
 	close(fd);
 	if (mem == MAP_FAILED)
 		return NULL;
-	vs->v[vs->n].slot = t->slot;
-	vs->v[vs->n].mem = mem;
-	vs->v[vs->n++].len = len;
+	t->view = mem;
+	t->view_len = len;
 	return mem;
 }
 
@@ -87,17 +73,17 @@ static int find_map(const struct upid *p, uint64_t pc)
 	return lo > 0 && pc < p->maps[lo - 1].end ? (int)lo - 1 : -1;
 }
 
-static const struct ap_unwind_row *row_for(struct ap_unwinder *u, struct views *vs,
-					   const struct upid *p, int mi, uint64_t pc)
+static const struct ap_unwind_row *row_for(struct ap_unwinder *u, const struct upid *p, int mi,
+					   uint64_t pc)
 {
-	const struct utable *t = p->mtab[mi];
+	struct utable *t = p->mtab[mi];
 	struct ap_cfi_table view;
 	uint64_t bias;
 
 	if (!t || t->state != TABLE_READY || t->slot == AP_UNWIND_NO_FILE)
 		return NULL;
 	memset(&view, 0, sizeof(view));
-	view.image = (uint64_t *)view_get(u, vs, t);
+	view.image = (uint64_t *)view_get(u, t);
 	view.segs = t->segs;
 	view.nsegs = t->nsegs;
 	view.base = t->base;
@@ -115,7 +101,6 @@ size_t ap_unwinder_replay(struct ap_unwinder *u, int pid, const struct ap_unwind
 {
 	struct snap sn = { s->stack, s->sp, s->stack_len };
 	struct ap_uregs r = { .pc = s->pc, .sp = s->sp, .bp = s->bp, .exact = 1 };
-	struct views vs = { .n = 0 };
 	const struct upid *p;
 	size_t n = 0;
 	int res = AP_UNWIND_TRUNCATED;
@@ -132,7 +117,7 @@ size_t ap_unwinder_replay(struct ap_unwinder *u, int pid, const struct ap_unwind
 
 		ips[n++] = r.pc;
 		if (mi >= 0)
-			row = row_for(u, &vs, p, mi, pc);
+			row = row_for(u, p, mi, pc);
 		res = row ? ap_unwind_row_step(row, &r, &sn) : AP_STEP_USE_FP;
 		if (res == AP_STEP_USE_FP) {
 			res = ap_unwind_fp_step(&r, &sn);
@@ -145,8 +130,6 @@ size_t ap_unwinder_replay(struct ap_unwinder *u, int pid, const struct ap_unwind
 	}
 	*status = p ? (uint32_t)res : AP_UNWIND_NO_TABLES;
 	pthread_mutex_unlock(&u->lock);
-	for (int i = 0; i < vs.n; i++)
-		munmap(vs.v[i].mem, vs.v[i].len);
 	return n;
 }
 

@@ -65,7 +65,8 @@ def check_chains(label, samples, stats, chains, min_each=None):
     ok = sum(c for u, c in samples if any(has_chain(u, ch) for ch in chains))
     per = {i: sum(c for u, c in samples if has_chain(u, ch)) for i, ch in enumerate(chains)}
     walked = stats.get("stacks_user_walked", 0)
-    complete = stats.get("stacks_complete", 0)
+    # completed in the kernel, or by the agent from a snapshot (samples before tables)
+    complete = stats.get("stacks_complete", 0) + stats.get("stacks_deferred_complete", 0)
     print(f"{label}: {ok}/{total} samples carry a full chain ({100.0 * ok / max(total, 1):.1f}%);"
           f" per chain {list(per.values())}; agent: {complete}/{walked} complete,"
           f" {stats.get('stacks_unwind_failed_unknown_pc', 0)} unknown pc,"

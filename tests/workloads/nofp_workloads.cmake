@@ -47,7 +47,9 @@ find_program(AP_RUSTC rustc)
 if(AP_RUSTC)
   add_custom_command(
     OUTPUT ${AP_TEST_BIN_DIR}/nofp_rust
-    COMMAND ${AP_RUSTC} --edition 2021 -C opt-level=2 -C force-frame-pointers=no
+    # without make's jobserver variables, which rustc would try (and fail) to join
+    COMMAND ${CMAKE_COMMAND} -E env --unset=MAKEFLAGS --unset=MFLAGS
+            ${AP_RUSTC} --edition 2021 -C opt-level=2 -C force-frame-pointers=no
             -o ${AP_TEST_BIN_DIR}/nofp_rust ${CMAKE_CURRENT_SOURCE_DIR}/nofp_rust.rs
     DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/nofp_rust.rs
     COMMENT "rustc nofp_rust.rs")
