@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* The run loop: start collectors, drain them periodically, stop on time or signal, write. */
 #include <errno.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -275,6 +276,9 @@ int ap_agent_run(const struct ap_agent_opts *opts)
 	}
 	ret = AP_EXIT_FAILURE;
 
+	/* The symbolizer's and unwinder's helper threads allocate little and rarely: one arena
+	 * for all threads keeps their freed memory reusable instead of parked per thread. */
+	mallopt(M_ARENA_MAX, 1);
 	sym = ap_symbolizer_new();
 	if (!sym) {
 		fprintf(stderr, "%s: out of memory\n", opts->prog);
@@ -290,6 +294,8 @@ int ap_agent_run(const struct ap_agent_opts *opts)
 			goto cleanup;
 		}
 	}
+	if (opts->no_dwarf)
+		ap_symbolizer_set_dwarf(sym, false);
 	if (ap_symbolizer_load_kernel(sym))
 		ap_warn("%s: cannot read /proc/kallsyms: kernel frames will show as [unknown]",
 			opts->prog);
@@ -349,6 +355,7 @@ int ap_agent_run(const struct ap_agent_opts *opts)
 			for (size_t i = 0; i < ncols; i++)
 				cols[i].ops->drain(&cols[i]);
 			ap_symbolizer_gc(sym);
+			malloc_trim(0); /* give back what symbolizing a burst of new stacks used */
 			next_drain = now + opts->drain_interval_ns;
 		}
 		wait_events(cols, ncols, next_drain < deadline ? next_drain : deadline);

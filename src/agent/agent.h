@@ -34,6 +34,7 @@ struct ap_agent_opts {
 	size_t top_n;		 /* --top: also print the top functions to stdout */
 	bool include_idle;
 	const char *debuginfod; /* --debuginfod URLS: fetch missing debug info (opt-in) */
+	bool no_dwarf;		/* --no-dwarf: ELF symbol names only, no inline frames/lines */
 	bool per_event; /* deliver every event to userspace (filters) instead of in-kernel counts */
 	int verbose;
 

@@ -28,6 +28,7 @@ enum long_only_opt {
 	OPT_HIST,
 	OPT_PER_EVENT,
 	OPT_DEBUGINFOD,
+	OPT_NO_DWARF,
 	OPT_FILTER,
 	OPT_FILTER_CONFIG,
 	OPT_FILTER_ON_ERROR,
@@ -54,6 +55,7 @@ static const struct option long_opts[] = {
 	{ "hist", no_argument, NULL, OPT_HIST },
 	{ "per-event", no_argument, NULL, OPT_PER_EVENT },
 	{ "debuginfod", required_argument, NULL, OPT_DEBUGINFOD },
+	{ "no-dwarf", no_argument, NULL, OPT_NO_DWARF },
 	{ "filter", required_argument, NULL, OPT_FILTER },
 	{ "filter-config", required_argument, NULL, OPT_FILTER_CONFIG },
 	{ "filter-on-error", required_argument, NULL, OPT_FILTER_ON_ERROR },
@@ -92,6 +94,9 @@ void ap_agent_usage(FILE *out, const char *prog)
 		"      --hist               print latency histograms in the text report\n"
 		"      --debuginfod URLS    fetch missing debug info from these debuginfod servers\n"
 		"                           ('env': $DEBUGINFOD_URLS); off by default\n"
+		"      --no-dwarf           function names from ELF symbol tables only: no inline\n"
+		"                           frames or file:line, and none of the memory libdw needs\n"
+		"                           to inflate large compressed debug files (libc6-dbg: ~10 MiB)\n"
 		"      --per-event          aggregate in the agent, event by event, instead of in\n"
 		"                           the kernel (what filters use; for checking and debugging)\n"
 		"  -v, --verbose            more diagnostics (repeat for debug)\n"
@@ -294,6 +299,9 @@ int ap_agent_parse_args(int argc, char **argv, struct ap_agent_opts *opts)
 			break;
 		case OPT_PER_EVENT:
 			opts->per_event = true;
+			break;
+		case OPT_NO_DWARF:
+			opts->no_dwarf = true;
 			break;
 		case OPT_DEBUGINFOD:
 			if (strncmp(optarg, "http://", 7) != 0 && strncmp(optarg, "https://", 8) != 0 &&

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <dlfcn.h>
 #include <elfutils/debuginfod.h>
 
 #include "symbol_internal.h"
@@ -47,6 +48,39 @@ struct ap_dbgd {
 	bool stop;
 };
 
+/*
+ * libdebuginfod is loaded with dlopen when a user opts in: linking it would map libcurl,
+ * GnuTLS, Kerberos and friends (~5 MiB of resident pages) into every agent, fetching or not.
+ */
+static struct {
+	debuginfod_client *(*begin)(void);
+	void (*end)(debuginfod_client *);
+	int (*find_debuginfo)(debuginfod_client *, const unsigned char *, int, char **);
+	void (*set_progressfn)(debuginfod_client *, debuginfod_progressfn_t);
+	void (*set_user_data)(debuginfod_client *, void *);
+	void *(*get_user_data)(debuginfod_client *);
+} dl;
+static pthread_once_t dl_once = PTHREAD_ONCE_INIT;
+static bool dl_ok;
+
+static void dl_load(void)
+{
+	void *h = dlopen("libdebuginfod.so.1", RTLD_NOW | RTLD_LOCAL);
+
+	if (!h)
+		return;
+	dl.begin = (debuginfod_client * (*)(void)) dlsym(h, "debuginfod_begin");
+	dl.end = (void (*)(debuginfod_client *))dlsym(h, "debuginfod_end");
+	dl.find_debuginfo = (int (*)(debuginfod_client *, const unsigned char *, int,
+				     char **))dlsym(h, "debuginfod_find_debuginfo");
+	dl.set_progressfn = (void (*)(debuginfod_client *, debuginfod_progressfn_t))dlsym(
+		h, "debuginfod_set_progressfn");
+	dl.set_user_data = (void (*)(debuginfod_client *, void *))dlsym(h, "debuginfod_set_user_data");
+	dl.get_user_data = (void *(*)(debuginfod_client *))dlsym(h, "debuginfod_get_user_data");
+	dl_ok = dl.begin && dl.end && dl.find_debuginfo && dl.set_progressfn && dl.set_user_data &&
+		dl.get_user_data;
+}
+
 static uint64_t mono_ns(void)
 {
 	struct timespec ts;
@@ -57,7 +91,7 @@ static uint64_t mono_ns(void)
 
 static int progress(debuginfod_client *dc, long a, long b)
 {
-	struct ap_dbgd *c = debuginfod_get_user_data(dc);
+	struct ap_dbgd *c = dl.get_user_data(dc);
 	bool abort_it;
 
 	pthread_mutex_lock(&c->lock);
@@ -77,11 +111,11 @@ static struct req *next_queued(struct ap_dbgd *c)
 static void *worker(void *arg)
 {
 	struct ap_dbgd *c = arg;
-	debuginfod_client *dc = debuginfod_begin();
+	debuginfod_client *dc = dl.begin();
 
 	if (dc) {
-		debuginfod_set_user_data(dc, c);
-		debuginfod_set_progressfn(dc, progress);
+		dl.set_user_data(dc, c);
+		dl.set_progressfn(dc, progress);
 	}
 	pthread_mutex_lock(&c->lock);
 	for (;;) {
@@ -98,7 +132,7 @@ static void *worker(void *arg)
 		c->deadline_ns = mono_ns() + c->timeout_ns;
 		pthread_mutex_unlock(&c->lock);
 
-		fd = dc ? debuginfod_find_debuginfo(dc, (const unsigned char *)r->bid, 0, &path)
+		fd = dc ? dl.find_debuginfo(dc, (const unsigned char *)r->bid, 0, &path)
 			: -ENOMEM;
 		if (fd >= 0)
 			close(fd);
@@ -113,7 +147,7 @@ static void *worker(void *arg)
 	}
 	pthread_mutex_unlock(&c->lock);
 	if (dc)
-		debuginfod_end(dc);
+		dl.end(dc);
 	return NULL;
 }
 
@@ -124,6 +158,11 @@ struct ap_dbgd *ap_dbgd_new(const char *urls, const char *cache_dir, unsigned ti
 
 	if (!urls || !*urls || !cache_dir) {
 		errno = EINVAL;
+		return NULL;
+	}
+	pthread_once(&dl_once, dl_load);
+	if (!dl_ok) {
+		errno = ENOSYS; /* libdebuginfod1 is not installed */
 		return NULL;
 	}
 	c = calloc(1, sizeof(*c));
