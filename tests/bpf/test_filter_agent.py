@@ -231,8 +231,15 @@ def lock_round(tmp):
             for field in ("kind", "contentions", "results"):
                 check(lk[field] == b[addr][field], f"lock {addr} {field}: kernel {lk[field]} "
                       f"vs keep-all {b[addr][field]}")
-            holders = lambda x: sorted((h["tid"] or 0, h["count"]) for h in x["holders"])  # noqa
-            check(holders(lk) == holders(b[addr]), f"lock {addr}: holders differ")
+            # each agent reads the owner field itself when the wait starts: a holder on another
+            # CPU may release between the two reads, so counts may differ by a few
+            ha = {h["tid"] or 0: h["count"] for h in lk["holders"]}
+            hb = {h["tid"] or 0: h["count"] for h in b[addr]["holders"]}
+            n = max(1, lk["contentions"])
+            for tid in set(ha) | set(hb):
+                ca, cb = ha.get(tid, 0), hb.get(tid, 0)
+                check(abs(ca - cb) <= 0.05 * n + 2,
+                      f"lock {addr}: holder {tid}: kernel {ca} vs keep-all {cb} of {n}")
             print(f"lock {lk['kind']:9s} {lk['name']}: {lk['contentions']} waits both ways")
 
 
