@@ -15,6 +15,7 @@
 #include "collector.h"
 #include "cpu.skel.h"
 #include "cpu_record.h"
+#include "map_dump.h"
 #include "log.h"
 #include "unwinder.h"
 
@@ -40,9 +41,7 @@ struct cpu_collector {
 	uint64_t record_errors; /* per-event records that could not be added (no memory) */
 	bool per_event;
 	/* scratch for one drain */
-	struct ap_cpu_key *keys;
-	uint64_t *counts;
-	size_t cap;
+	struct ap_map_dump counts_dump; /* scratch for one drain */
 	struct ap_collector *owner;
 	struct ap_unwinder *unwinder; /* CFI tables for the BPF stack walker; NULL: FP only */
 	struct ap_unwind_deferq *deferq; /* samples waiting for their process's tables */
@@ -237,6 +236,7 @@ static int cpu_start(struct ap_collector *c, const struct ap_agent_opts *opts, c
 	if (!cc)
 		return -ENOMEM;
 	c->priv = cc;
+	ap_map_dump_init(&cc->counts_dump, sizeof(struct ap_cpu_key), sizeof(__u64));
 	cc->owner = c;
 	err = ap_cpu_profile_init(c->profile, opts->sample_rate_hz);
 	if (err)
@@ -348,80 +348,6 @@ static int cpu_consume(struct ap_collector *c)
 	return n < 0 ? n : 0;
 }
 
-static int grow_scratch(struct cpu_collector *cc, size_t need)
-{
-	struct ap_cpu_key *k;
-	uint64_t *v;
-	size_t ncap;
-
-	if (need <= cc->cap)
-		return 0;
-	ncap = cc->cap ? cc->cap * 2 : 1024;
-	while (ncap < need)
-		ncap *= 2;
-	k = realloc(cc->keys, ncap * sizeof(*k));
-	if (!k)
-		return -ENOMEM;
-	cc->keys = k;
-	v = realloc(cc->counts, ncap * sizeof(*v));
-	if (!v)
-		return -ENOMEM;
-	cc->counts = v;
-	cc->cap = ncap;
-	return 0;
-}
-
-/* Read every (key, count) of a counts map into the scratch arrays, deleting as we go. */
-static int collect_counts(struct cpu_collector *cc, int counts_fd, size_t *n)
-{
-	struct ap_cpu_key key, next;
-	void *prev = NULL;
-	int err;
-
-	*n = 0;
-	while (bpf_map_get_next_key(counts_fd, prev, &next) == 0) {
-		err = grow_scratch(cc, *n + 1);
-		if (err)
-			return err;
-		if (bpf_map_lookup_elem(counts_fd, &next, &cc->counts[*n]) == 0)
-			cc->keys[(*n)++] = next;
-		key = next;
-		prev = &key;
-	}
-	for (size_t i = 0; i < *n; i++)
-		bpf_map_delete_elem(counts_fd, &cc->keys[i]);
-	return 0;
-}
-
-static int clear_stacks(struct cpu_collector *cc, int stacks_fd)
-{
-	__u64 key, next, *keys = NULL;
-	size_t n = 0, cap = 0;
-	void *prev = NULL;
-
-	/* collect first: get_next_key from a deleted hash key restarts the walk */
-	while (bpf_map_get_next_key(stacks_fd, prev, &next) == 0) {
-		if (n == cap) {
-			size_t ncap = cap ? cap * 2 : 256;
-			__u64 *nk = realloc(keys, ncap * sizeof(*nk));
-
-			if (!nk) {
-				free(keys);
-				return -ENOMEM;
-			}
-			keys = nk;
-			cap = ncap;
-		}
-		keys[n++] = next;
-		key = next;
-		prev = &key;
-	}
-	for (size_t i = 0; i < n; i++)
-		bpf_map_delete_elem(stacks_fd, &keys[i]);
-	free(keys);
-	return 0;
-}
-
 static int cpu_drain(struct ap_collector *c)
 {
 	struct cpu_collector *cc = c->priv;
@@ -444,18 +370,20 @@ static int cpu_drain(struct ap_collector *c)
 
 	counts_fd = bpf_map__fd(slot ? cc->skel->maps.counts_1 : cc->skel->maps.counts_0);
 	stacks_fd = bpf_map__fd(slot ? cc->skel->maps.stacks_1 : cc->skel->maps.stacks_0);
-	err = collect_counts(cc, counts_fd, &n);
+	err = ap_map_dump_take(&cc->counts_dump, counts_fd);
+	n = cc->counts_dump.n;
 	for (size_t i = 0; !err && i < n; i++) {
-		const struct ap_cpu_key *k = &cc->keys[i];
+		const struct ap_cpu_key *k = ap_map_dump_key(&cc->counts_dump, i);
+		const uint64_t *count = ap_map_dump_val(&cc->counts_dump, i);
 		const __u64 *ks, *us;
 
 		lookup_stacks(cc, stacks_fd, k, &ks, &us);
-		err = ap_cpu_record(c->profile, c->sym, k, cc->counts[i], ks, us, &cc->rec);
+		err = ap_cpu_record(c->profile, c->sym, k, *count, ks, us, &cc->rec);
 	}
 	if (!err)
-		err = clear_stacks(cc, stacks_fd);
+		err = ap_map_clear(stacks_fd, sizeof(__u64));
 	else
-		clear_stacks(cc, stacks_fd);
+		ap_map_clear(stacks_fd, sizeof(__u64));
 	if (err)
 		cc->drain_errors++;
 	/* samples that waited for tables: those ready now, those that waited two drains, and
@@ -581,8 +509,7 @@ static void cpu_destroy(struct ap_collector *c)
 	ap_unwinder_free(cc->unwinder);
 	free(cc->links);
 	free(cc->perf_fds);
-	free(cc->keys);
-	free(cc->counts);
+	ap_map_dump_free(&cc->counts_dump);
 	free(cc);
 	c->priv = NULL;
 }

@@ -13,6 +13,7 @@
 #include "filter_hook.h"
 #include "lock.skel.h"
 #include "lock_record.h"
+#include "map_dump.h"
 #include "log.h"
 
 _Static_assert(sizeof(struct ap_lock_key) == 64, "ap_lock_key layout changed");
@@ -44,9 +45,7 @@ struct lock_collector {
 	bool histograms;
 	struct ring_buffer *events; /* per-event mode: lock_events */
 	/* scratch for one drain */
-	struct ap_lock_key *keys;
-	struct ap_lock_val *vals;
-	size_t cap;
+	struct ap_map_dump waits_dump; /* scratch for one drain */
 	__u64 kstack[AP_LOCK_STACK_DEPTH];
 	__u64 ustack[AP_LOCK_STACK_DEPTH];
 };
@@ -257,6 +256,7 @@ static int lock_start(struct ap_collector *c, const struct ap_agent_opts *opts, 
 	if (!lc)
 		return -ENOMEM;
 	c->priv = lc;
+	ap_map_dump_init(&lc->waits_dump, sizeof(struct ap_lock_key), sizeof(struct ap_lock_val));
 	lc->histograms = opts->histograms;
 	err = ap_lock_profile_init(c->profile);
 	if (err)
@@ -356,51 +356,6 @@ static int lock_consume(struct ap_collector *c)
 	return n < 0 ? n : 0;
 }
 
-static int grow_scratch(struct lock_collector *lc, size_t need)
-{
-	struct ap_lock_key *k;
-	struct ap_lock_val *v;
-	size_t ncap;
-
-	if (need <= lc->cap)
-		return 0;
-	ncap = lc->cap ? lc->cap * 2 : 256;
-	while (ncap < need)
-		ncap *= 2;
-	k = realloc(lc->keys, ncap * sizeof(*k));
-	if (!k)
-		return -ENOMEM;
-	lc->keys = k;
-	v = realloc(lc->vals, ncap * sizeof(*v));
-	if (!v)
-		return -ENOMEM;
-	lc->vals = v;
-	lc->cap = ncap;
-	return 0;
-}
-
-/* Read every (key, value) of a waits map into the scratch arrays, deleting as we go. */
-static int collect_waits(struct lock_collector *lc, int fd, size_t *n)
-{
-	struct ap_lock_key key, next;
-	void *prev = NULL;
-	int err;
-
-	*n = 0;
-	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-		err = grow_scratch(lc, *n + 1);
-		if (err)
-			return err;
-		if (bpf_map_lookup_elem(fd, &next, &lc->vals[*n]) == 0)
-			lc->keys[(*n)++] = next;
-		key = next;
-		prev = &key;
-	}
-	for (size_t i = 0; i < *n; i++)
-		bpf_map_delete_elem(fd, &lc->keys[i]);
-	return 0;
-}
-
 static int drain_holders(struct lock_collector *lc, int fd)
 {
 	struct ap_lock_holder_key key, next;
@@ -419,16 +374,6 @@ static int drain_holders(struct lock_collector *lc, int fd)
 		if (bpf_map_delete_elem(fd, &next))
 			break;
 	return err;
-}
-
-static void clear_stacks(int fd)
-{
-	__u64 key;
-
-	/* nothing writes this set now: take the first key until none is left */
-	while (bpf_map_get_next_key(fd, NULL, &key) == 0)
-		if (bpf_map_delete_elem(fd, &key))
-			break;
 }
 
 static int lock_drain(struct ap_collector *c)
@@ -451,9 +396,10 @@ static int lock_drain(struct ap_collector *c)
 	waits_fd = bpf_map__fd(slot ? s->maps.waits_1 : s->maps.waits_0);
 	stacks_fd = bpf_map__fd(slot ? s->maps.stacks_1 : s->maps.stacks_0);
 	holders_fd = bpf_map__fd(slot ? s->maps.holders_1 : s->maps.holders_0);
-	err = collect_waits(lc, waits_fd, &n);
+	err = ap_map_dump_take(&lc->waits_dump, waits_fd);
+	n = lc->waits_dump.n;
 	for (size_t i = 0; !err && i < n; i++) {
-		const struct ap_lock_key *k = &lc->keys[i];
+		const struct ap_lock_key *k = ap_map_dump_key(&lc->waits_dump, i);
 		const __u64 *ks = NULL, *us = NULL;
 
 		if (k->kern_stack &&
@@ -462,10 +408,10 @@ static int lock_drain(struct ap_collector *c)
 		if (k->user_stack &&
 		    bpf_map_lookup_elem(stacks_fd, &k->user_stack, lc->ustack) == 0)
 			us = lc->ustack;
-		err = ap_lock_record(c->profile, c->sym, lc->table, k, &lc->vals[i], ks, us,
+		err = ap_lock_record(c->profile, c->sym, lc->table, k, ap_map_dump_val(&lc->waits_dump, i), ks, us,
 				     &lc->rec);
 	}
-	clear_stacks(stacks_fd);
+	ap_map_clear(stacks_fd, sizeof(__u64));
 	if (!err)
 		err = drain_holders(lc, holders_fd);
 	if (err)
@@ -555,8 +501,7 @@ static void lock_destroy(struct ap_collector *c)
 	ap_lock_table_free(lc->table);
 	ap_lock_names_free(lc->names);
 	lock_bpf__destroy(lc->skel);
-	free(lc->keys);
-	free(lc->vals);
+	ap_map_dump_free(&lc->waits_dump);
 	free(lc);
 	c->priv = NULL;
 }
