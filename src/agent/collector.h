@@ -15,6 +15,7 @@
 
 struct ap_collector;
 struct ap_filter_hook;
+struct ap_unwinder;
 
 struct ap_collector_ops {
 	const char *name;  /* the mode name: "cpu" */
@@ -53,5 +54,11 @@ struct ap_collector {
 extern const struct ap_collector_ops ap_cpu_collector_ops;
 extern const struct ap_collector_ops ap_lock_collector_ops;
 extern const struct ap_collector_ops ap_syscall_collector_ops;
+
+/* Put an unwinder's stats in a profile: the walker's counters of the BPF object whose
+ * `unwind_stats` map is stats_fd (also into v[AP_UNWIND_STAT_MAX]) and what its tables
+ * cost. Returns 0, or -1 without an unwinder (nothing set). (cpu_collector.c) */
+int ap_unwind_report_stats(struct ap_unwinder *u, int stats_fd, struct ap_profile *p,
+			   uint64_t *v);
 
 #endif

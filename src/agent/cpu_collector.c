@@ -421,19 +421,16 @@ static const char *const bpf_stat_names[AP_CPU_STAT_MAX] = {
 	[AP_CPU_STAT_UNWIND_DEFER_DROPPED] = "stacks_deferred_dropped",
 };
 
-/* How complete the user stacks were (BPF walker counters) and what the tables cost. */
-static void report_unwind_stats(struct cpu_collector *cc, struct ap_profile *p)
+int ap_unwind_report_stats(struct ap_unwinder *u, int stats_fd, struct ap_profile *p,
+			   uint64_t *v)
 {
-	uint64_t v[AP_UNWIND_STAT_MAX], walked, fails, complete;
-	struct ap_unwind_deferq_stats ds;
 	struct ap_unwinder_stats us;
 
-	if (!cc->unwinder ||
-	    ap_unwind_read_bpf_stats(bpf_map__fd(cc->skel->maps.unwind_stats), v))
-		return;
+	if (!u || ap_unwind_read_bpf_stats(stats_fd, v))
+		return -1;
 	for (unsigned int i = 0; i < AP_UNWIND_STAT_MAX; i++)
 		ap_profile_set_stat(p, ap_unwind_stat_name(i), v[i]);
-	ap_unwinder_get_stats(cc->unwinder, &us);
+	ap_unwinder_get_stats(u, &us);
 	ap_profile_set_stat(p, "unwind_processes_loaded", us.pids_loaded);
 	ap_profile_set_stat(p, "unwind_processes_missed", us.pids_missed);
 	ap_profile_set_stat(p, "unwind_rescans", us.rescans);
@@ -444,6 +441,17 @@ static void report_unwind_stats(struct cpu_collector *cc, struct ap_profile *p)
 	ap_profile_set_stat(p, "unwind_table_rows", us.rows);
 	ap_profile_set_stat(p, "unwind_table_bytes_peak", us.table_bytes_peak);
 	ap_profile_set_stat(p, "unwind_compile_us", us.compile_ns / 1000);
+	return 0;
+}
+
+/* How complete the user stacks were (BPF walker counters) and what the tables cost. */
+static void report_unwind_stats(struct cpu_collector *cc, struct ap_profile *p)
+{
+	uint64_t v[AP_UNWIND_STAT_MAX], walked, fails, complete;
+	struct ap_unwind_deferq_stats ds;
+
+	if (ap_unwind_report_stats(cc->unwinder, bpf_map__fd(cc->skel->maps.unwind_stats), p, v))
+		return;
 	ap_unwind_deferq_get_stats(cc->deferq, &ds);
 	ap_profile_set_stat(p, "stacks_deferred_unwound", ds.replayed);
 	ap_profile_set_stat(p, "stacks_deferred_complete", ds.complete);

@@ -15,6 +15,7 @@
 #include "lock_record.h"
 #include "map_dump.h"
 #include "log.h"
+#include "unwinder.h"
 
 _Static_assert(sizeof(struct ap_lock_key) == 64, "ap_lock_key layout changed");
 _Static_assert(sizeof(struct ap_lock_stack_ips) == 8 * AP_LOCK_STACK_DEPTH,
@@ -44,6 +45,7 @@ struct lock_collector {
 	uint64_t drain_errors;
 	bool histograms;
 	struct ring_buffer *events; /* per-event mode: lock_events */
+	struct ap_unwinder *unwinder; /* CFI tables for the BPF stack walker; NULL: FP only */
 	/* scratch for one drain */
 	struct ap_map_dump waits_dump; /* scratch for one drain */
 	__u64 kstack[AP_LOCK_STACK_DEPTH];
@@ -232,6 +234,8 @@ static int handle_wait_event(void *ctx, void *data, size_t size)
 
 	if (size < sizeof(*e))
 		return 0;
+	if (e->key.user_stack)
+		ap_unwinder_track_pid(lc->unwinder, (int)e->key.pid);
 	/* the drain that flips away from e->slot reads the ring before it clears the stacks */
 	stacks_fd = bpf_map__fd(e->slot ? lc->skel->maps.stacks_1 : lc->skel->maps.stacks_0);
 	if (e->key.kern_stack &&
@@ -286,6 +290,16 @@ static int lock_start(struct ap_collector *c, const struct ap_agent_opts *opts, 
 	bpf_map__set_max_entries(lc->skel->maps.waits_1, WAITS_ENTRIES);
 	bpf_map__set_max_entries(lc->skel->maps.stacks_0, STACK_ENTRIES);
 	bpf_map__set_max_entries(lc->skel->maps.stacks_1, STACK_ENTRIES);
+	/* user stacks: in-kernel CFI unwinding (a process is walked by frame pointers until its
+	 * first wait reaches the agent), or the kernel's frame-pointer walk without it */
+	lc->unwinder = ap_unwinder_new(NULL);
+	if (!lc->unwinder || (err = ap_unwinder_bind(lc->unwinder, lc->skel->obj))) {
+		ap_warn("lock: unwind tables unavailable (%s): user stacks use frame pointers only",
+			strerror(lc->unwinder ? -err : errno));
+		ap_unwinder_free(lc->unwinder);
+		lc->unwinder = NULL;
+		lc->skel->rodata->cfg_unwind_tables = false;
+	}
 
 	/* kernel lock tracepoints exist since 5.19; without them user locks still work */
 	klocks = libbpf_find_vmlinux_btf_id("contention_begin", BPF_TRACE_RAW_TP) > 0 &&
@@ -304,6 +318,11 @@ static int lock_start(struct ap_collector *c, const struct ap_agent_opts *opts, 
 	err = fill_filters(lc, opts, msg, len);
 	if (err)
 		return err;
+	/* the targets' tables before their first wait (other processes: when seen) */
+	for (size_t i = 0; i < opts->npids; i++)
+		ap_unwinder_load_pid(lc->unwinder, (int)opts->pids[i]);
+	if (opts->npids && ap_unwinder_wait_idle(lc->unwinder, 5000) == -ETIMEDOUT)
+		ap_warn("lock: unwind tables still compiling: first waits use frame pointers");
 	if (opts->per_event) {
 		lc->events = ring_buffer__new(bpf_map__fd(lc->skel->maps.lock_events),
 					      handle_wait_event, c, NULL);
@@ -402,6 +421,8 @@ static int lock_drain(struct ap_collector *c)
 		const struct ap_lock_key *k = ap_map_dump_key(&lc->waits_dump, i);
 		const __u64 *ks = NULL, *us = NULL;
 
+		if (k->user_stack)
+			ap_unwinder_track_pid(lc->unwinder, (int)k->pid);
 		if (k->kern_stack &&
 		    bpf_map_lookup_elem(stacks_fd, &k->kern_stack, lc->kstack) == 0)
 			ks = lc->kstack;
@@ -412,6 +433,7 @@ static int lock_drain(struct ap_collector *c)
 				     &lc->rec);
 	}
 	ap_map_clear(stacks_fd, sizeof(__u64));
+	ap_unwinder_gc(lc->unwinder);
 	if (!err)
 		err = drain_holders(lc, holders_fd);
 	if (err)
@@ -460,6 +482,12 @@ static void lock_report_stats(struct ap_collector *c)
 		ap_profile_set_stat(p, bpf_stat_names[i], sum);
 	}
 	free(vals);
+	{
+		uint64_t uv[AP_UNWIND_STAT_MAX];
+
+		ap_unwind_report_stats(lc->unwinder, bpf_map__fd(lc->skel->maps.unwind_stats), p,
+				       uv);
+	}
 	ap_profile_set_stat(p, "lock_waits", lc->rec.lock_waits);
 	ap_profile_set_stat(p, "lock_wait_ns", lc->rec.lock_wait_ns);
 	ap_profile_set_stat(p, "kernel_lock_waits", lc->rec.kernel_waits);
@@ -501,6 +529,7 @@ static void lock_destroy(struct ap_collector *c)
 	ap_lock_table_free(lc->table);
 	ap_lock_names_free(lc->names);
 	lock_bpf__destroy(lc->skel);
+	ap_unwinder_free(lc->unwinder);
 	ap_map_dump_free(&lc->waits_dump);
 	free(lc);
 	c->priv = NULL;

@@ -24,6 +24,7 @@
 #include "filter_hook.h"
 #include "log.h"
 #include "syscall.skel.h"
+#include "unwinder.h"
 #include "syscall_record.h"
 #include "syscalls.h"
 
@@ -53,6 +54,7 @@ _Static_assert(AP_MAX_COMMS <= AP_SYS_MAX_COMMS && AP_COMM_LEN == AP_SYS_COMM_LE
 
 struct sys_collector {
 	struct syscall_bpf *skel;
+	struct ap_unwinder *unwinder; /* --slow-stacks: CFI tables for the BPF walker; NULL: FP */
 	struct bpf_link *links[3]; /* sched_switch, sys_exit, sys_enter: attach order */
 	struct ring_buffer *events;
 	struct ap_sys_table *table;
@@ -115,6 +117,7 @@ static void configure(struct syscall_bpf *skel, const struct ap_agent_opts *opts
 	}
 	/* the stack map is preallocated: keep it tiny unless stacks are wanted */
 	bpf_map__set_max_entries(skel->maps.sys_stacks, opts->slow_stacks ? STACK_ENTRIES : 1);
+	ro->cfg_unwind_tables = false; /* open_and_load() turns it on with an unwinder */
 }
 
 static int open_and_load(struct sys_collector *sc, const struct ap_agent_opts *opts)
@@ -125,6 +128,10 @@ static int open_and_load(struct sys_collector *sc, const struct ap_agent_opts *o
 	if (!sc->skel)
 		return -errno;
 	configure(sc->skel, opts);
+	/* slow calls' user stacks: in-kernel CFI unwinding (a process is walked by frame
+	 * pointers until its first slow call reaches the agent), else frame pointers only */
+	if (sc->unwinder && !ap_unwinder_bind(sc->unwinder, sc->skel->obj))
+		sc->skel->rodata->cfg_unwind_tables = true;
 	/* the object declares raw_tp programs; tp_btf is the same body with a BTF attach point */
 	if (!sc->raw_tp) {
 		struct bpf_program *progs[] = { sc->skel->progs.sys_enter, sc->skel->progs.sys_exit,
@@ -208,6 +215,9 @@ static int handle_call(struct ap_collector *c, const struct ap_sys_call_event *e
 	struct ap_filter_event *ev;
 	int err;
 
+	if (slow)
+		ap_unwinder_track_pid(sc->unwinder, (int)e->pid);
+
 	memcpy(call.comm, e->pcomm, AP_SYS_COMM_LEN);
 	if (c->filter) {
 		ev = ap_filter_hook_event(c->filter);
@@ -254,6 +264,7 @@ static int handle_event(void *ctx, void *data, size_t size)
 	} else if (kind == AP_SYS_EV_SLOW && size >= sizeof(struct ap_sys_slow_event)) {
 		const struct ap_sys_slow_event *e = data;
 
+		ap_unwinder_track_pid(sc->unwinder, (int)e->pid);
 		err = ap_sys_record_slow(c->profile, c->sym, sc->table, e,
 					 slow_stack(sc, e->stack_id));
 	} else {
@@ -306,6 +317,12 @@ static int sys_start(struct ap_collector *c, const struct ap_agent_opts *opts, c
 		return err;
 
 	sc->raw_tp = force && strcmp(force, "raw_tp") == 0;
+	if (opts->slow_stacks) {
+		sc->unwinder = ap_unwinder_new(NULL);
+		if (!sc->unwinder)
+			ap_warn("syscall: unwind tables unavailable (%s): slow-call stacks use "
+				"frame pointers only", strerror(errno));
+	}
 	err = open_and_load(sc, opts);
 	if (err && !sc->raw_tp && err != -EPERM && err != -EACCES) {
 		ap_info("syscall: tp_btf programs refused (%s); trying raw_tp", strerror(-err));
@@ -317,6 +334,17 @@ static int sys_start(struct ap_collector *c, const struct ap_agent_opts *opts, c
 		return err;
 	}
 	ap_profile_set_meta(c->profile, "attach", sc->raw_tp ? "raw_tp" : "tp_btf");
+	if (!sc->skel->rodata->cfg_unwind_tables && sc->unwinder) {
+		ap_warn("syscall: unwind tables unavailable: slow-call stacks use frame pointers "
+			"only");
+		ap_unwinder_free(sc->unwinder);
+		sc->unwinder = NULL;
+	}
+	/* the targets' tables before their first slow call (other processes: when seen) */
+	for (size_t i = 0; sc->unwinder && i < opts->npids; i++)
+		ap_unwinder_load_pid(sc->unwinder, (int)opts->pids[i]);
+	if (sc->unwinder && opts->npids && ap_unwinder_wait_idle(sc->unwinder, 5000) == -ETIMEDOUT)
+		ap_warn("syscall: unwind tables still compiling: first stacks use frame pointers");
 
 	for (size_t i = 0; opts->npids > AP_SYS_INLINE_PIDS && i < opts->npids; i++) {
 		__u32 pid = (__u32)opts->pids[i];
@@ -374,7 +402,12 @@ static int sys_consume(struct ap_collector *c)
 /* While tracing, everything that leaves the kernel comes through the ring buffer. */
 static int sys_drain(struct ap_collector *c)
 {
-	return sys_consume(c);
+	struct sys_collector *sc = c->priv;
+	int err = sys_consume(c);
+
+	if (sc)
+		ap_unwinder_gc(sc->unwinder);
+	return err;
 }
 
 /* Add what is left in every CPU's cache (after detaching: nothing changes any more). */
@@ -477,6 +510,12 @@ static void sys_report_stats(struct ap_collector *c)
 		 recursion_misses(sc->skel->progs.sys_switch);
 	ap_profile_set_stat(c->profile, "recursion_misses", misses);
 	ap_profile_set_stat(c->profile, "slow_stacks_unresolved", sc->slow_unresolved);
+	{
+		uint64_t uv[AP_UNWIND_STAT_MAX];
+
+		ap_unwind_report_stats(sc->unwinder, bpf_map__fd(sc->skel->maps.unwind_stats),
+				       c->profile, uv);
+	}
 	ap_profile_set_stat(c->profile, "bad_events", sc->bad_events);
 	ap_profile_set_stat(c->profile, "drain_errors", sc->drain_errors);
 }
@@ -510,6 +549,7 @@ static void sys_destroy(struct ap_collector *c)
 		bpf_link__destroy(sc->links[i]);
 	ring_buffer__free(sc->events);
 	syscall_bpf__destroy(sc->skel);
+	ap_unwinder_free(sc->unwinder);
 	ap_sys_table_free(sc->table);
 	free(sc->percpu);
 	free(sc->percpu_u64);

@@ -30,6 +30,12 @@
 #include "hist_bits.h"
 #include "lock.h"
 
+/* unwind.h's stack: the same frames as a lock stack (leaf first, zero tail) */
+struct ap_stack {
+	__u64 ips[AP_LOCK_STACK_DEPTH];
+};
+#include "unwind.h"
+
 #define EINTR 4
 #define EAGAIN 11
 #define EFAULT 14
@@ -405,12 +411,29 @@ static __always_inline int futex_enter(__u32 which, __u64 uaddr, __u32 op, __u32
 	return 0;
 }
 
+/* Store a zero-tailed stack of n frames in `map`; returns its key, 0 on failure. */
+static __always_inline __u64 store_stack(void *map, const void *st, __u32 n)
+{
+	const __u64 *ips = st;
+	__u64 h = 0xcbf29ce484222325ULL; /* FNV-1a over the frames */
+
+	for (__u32 i = 0; i < AP_LOCK_STACK_DEPTH && i < n; i++) {
+		h ^= ips[i];
+		h *= 0x100000001b3ULL;
+	}
+	h |= 1; /* never 0, which means "no stack" */
+	if (bpf_map_update_elem(map, &h, st, BPF_NOEXIST) && !bpf_map_lookup_elem(map, &h)) {
+		stat_inc(AP_LOCK_STAT_STACKS_FULL);
+		return 0;
+	}
+	return h;
+}
+
 /* Capture the current user or kernel stack into `map`; returns its key, 0 when none. */
 static __always_inline __u64 capture_stack(void *ctx, void *map, __u64 flags, __u32 err_stat)
 {
 	struct ap_lock_stack_ips *st;
-	__u32 zero = 0, n;
-	__u64 h = 0xcbf29ce484222325ULL; /* FNV-1a over the frames */
+	__u32 zero = 0;
 	long len;
 
 	st = bpf_map_lookup_elem(&stack_scratch, &zero);
@@ -423,17 +446,24 @@ static __always_inline __u64 capture_stack(void *ctx, void *map, __u64 flags, __
 			stat_inc(err_stat);
 		return 0;
 	}
-	n = (__u32)len / sizeof(__u64);
-	for (__u32 i = 0; i < AP_LOCK_STACK_DEPTH && i < n; i++) {
-		h ^= st->ips[i];
-		h *= 0x100000001b3ULL;
-	}
-	h |= 1; /* never 0, which means "no stack" */
-	if (bpf_map_update_elem(map, &h, st, BPF_NOEXIST) && !bpf_map_lookup_elem(map, &h)) {
-		stat_inc(AP_LOCK_STAT_STACKS_FULL);
+	return store_stack(map, st, (__u32)len / sizeof(__u64));
+}
+
+/* The user stack: walked with the CFI tables (unwind.h; frame pointers per frame where there
+ * is no CFI, and for a process without tables yet), or by the kernel's frame-pointer walk
+ * when the tables are off. Returns its key, 0 when none. */
+static __always_inline __u64 capture_user_stack(void *ctx, void *map, __u32 tgid)
+{
+	struct ap_uregs start = {}; /* pc 0: the user registers saved at kernel entry */
+	__u32 n, status, flags;
+	struct ap_stack *st;
+
+	if (!cfg_unwind_tables)
+		return capture_stack(ctx, map, BPF_F_USER_STACK, AP_LOCK_STAT_USER_STACK_ERR);
+	st = ap_unwind_user(&start, tgid, &n, &status, &flags);
+	if (!st || !n)
 		return 0;
-	}
-	return h;
+	return store_stack(map, st, n);
 }
 
 /* Result of a wait from the syscall's return value: where it is counted. */
@@ -571,8 +601,7 @@ static __always_inline int futex_exit(void *ctx, long ret)
 	key.kind = s.kind;
 	key.flags = s.op;
 	bpf_get_current_comm(key.comm, sizeof(key.comm));
-	key.user_stack = cfg_user_stacks ?
-		capture_stack(ctx, stacks, BPF_F_USER_STACK, AP_LOCK_STAT_USER_STACK_ERR) : 0;
+	key.user_stack = cfg_user_stacks ? capture_user_stack(ctx, stacks, id >> 32) : 0;
 	key.kern_stack = cfg_kernel_stacks ?
 		capture_stack(ctx, stacks, 0, AP_LOCK_STAT_KERN_STACK_ERR) : 0;
 	if (cfg_per_event) {

@@ -30,6 +30,14 @@
 #include "hist_bits.h"
 #include "syscall.h"
 
+/* unwind.h's stack: leaf first, zero tail (the same depth as a slow call's stack) */
+struct ap_stack {
+	__u64 ips[AP_SYS_STACK_DEPTH];
+};
+#include "unwind.h"
+
+#define EFAULT 14
+#define ENOMEM 12
 #define EEXIST 17
 #define MAX_ERRNO 4095
 #define X86_TS_COMPAT 0x0002 /* arch/x86/include/asm/thread_info.h */
@@ -87,12 +95,22 @@ struct {
 	__type(value, __u8);
 } target_pids SEC(".maps");
 
+/* Slow calls' user stacks by id (a 31-bit hash of the frames; a different stack already
+ * under the same id is a collision, as a stack trace map's bucket was). */
 struct {
-	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1); /* sized by the loader: 1 when --slow-stacks is off */
-	__uint(key_size, sizeof(__u32));
-	__uint(value_size, AP_SYS_STACK_DEPTH * sizeof(__u64));
+	__type(key, __u32);
+	__type(value, struct ap_stack);
 } sys_stacks SEC(".maps");
+
+/* Where a frame-pointer stack is captured when the unwind tables are off. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ap_stack);
+} sys_stack_scratch SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -247,6 +265,49 @@ static __always_inline void count_errno(struct ap_sys_agg *a, __u32 err)
 	bpf_ringbuf_submit(e, wakeup_flags());
 }
 
+/*
+ * The user stack of the current (slow) call into sys_stacks: walked with the CFI tables
+ * (unwind.h; frame pointers per frame where there is no CFI), else by the kernel's
+ * frame-pointer walk. Returns its id (>= 0) or -errno (-EEXIST: collision).
+ */
+static __always_inline long capture_user_stack(void *ctx, __u32 tgid)
+{
+	struct ap_uregs start = {}; /* pc 0: the user registers saved at kernel entry */
+	__u64 h = 0xcbf29ce484222325ULL; /* FNV-1a over the frames */
+	__u32 zero = 0, n = 0, status, flags, id;
+	struct ap_stack *st, *old;
+	long len;
+
+	if (cfg_unwind_tables) {
+		st = ap_unwind_user(&start, tgid, &n, &status, &flags);
+	} else {
+		st = bpf_map_lookup_elem(&sys_stack_scratch, &zero);
+		if (!st)
+			return -ENOMEM;
+		/* the helper zero-fills the rest of the buffer */
+		len = bpf_get_stack(ctx, st->ips, sizeof(st->ips), BPF_F_USER_STACK);
+		if (len < 0)
+			return len;
+		n = (__u32)len / sizeof(__u64);
+	}
+	if (!st || !n)
+		return -EFAULT;
+	for (__u32 i = 0; i < AP_SYS_STACK_DEPTH && i < n; i++) {
+		h ^= st->ips[i];
+		h *= 0x100000001b3ULL;
+	}
+	id = (__u32)(h ^ (h >> 32)) & 0x7fffffff;
+	if (!bpf_map_update_elem(&sys_stacks, &id, st, BPF_NOEXIST))
+		return id;
+	old = bpf_map_lookup_elem(&sys_stacks, &id);
+	if (!old)
+		return -ENOMEM; /* full */
+	for (__u32 i = 0; i < AP_SYS_STACK_DEPTH; i++)
+		if (old->ips[i] != st->ips[i])
+			return -EEXIST;
+	return id;
+}
+
 static __always_inline void emit_slow(void *ctx, struct ap_sys_agg *a, __u64 delta)
 {
 	struct ap_sys_slow_event *e = bpf_ringbuf_reserve(&sys_events, sizeof(*e), 0);
@@ -256,7 +317,7 @@ static __always_inline void emit_slow(void *ctx, struct ap_sys_agg *a, __u64 del
 		stat_add(AP_SYS_STAT_SLOW_LOST, 1);
 		return;
 	}
-	id = bpf_get_stackid(ctx, &sys_stacks, BPF_F_USER_STACK);
+	id = capture_user_stack(ctx, a->key.pid);
 	if (id < 0)
 		stat_add(id == -EEXIST ? AP_SYS_STAT_STACK_COLLISION : AP_SYS_STAT_STACK_ERR, 1);
 	e->kind = AP_SYS_EV_SLOW;
@@ -281,7 +342,7 @@ static __always_inline void emit_call(void *ctx, __u32 tgid, __u32 tid, __u32 nr
 		return;
 	}
 	if (cfg_slow_stacks && cfg_min_latency_ns && delta >= cfg_min_latency_ns) {
-		id = bpf_get_stackid(ctx, &sys_stacks, BPF_F_USER_STACK);
+		id = capture_user_stack(ctx, tgid);
 		if (id < 0)
 			stat_add(id == -EEXIST ? AP_SYS_STAT_STACK_COLLISION :
 						 AP_SYS_STAT_STACK_ERR, 1);

@@ -349,6 +349,18 @@ int ap_unwinder_rescan_pid(struct ap_unwinder *u, int pid)
 	return err;
 }
 
+int ap_unwinder_track_pid(struct ap_unwinder *u, int pid)
+{
+	int err;
+
+	if (!u)
+		return -EINVAL;
+	pthread_mutex_lock(&u->lock);
+	err = load(u, pid, false, RESCAN_MIN_NS);
+	pthread_mutex_unlock(&u->lock);
+	return err;
+}
+
 void ap_unwinder_pid_exited(struct ap_unwinder *u, int pid)
 {
 	struct upid *p;

@@ -26,6 +26,8 @@ with tempfile.TemporaryDirectory() as tmp:
         runs[mode] = json.load(open(out))
     wait_all([wl])
 
+    # user frames only: the two agents run side by side, and one agent's ring-buffer wakeups
+    # (irq_work) show up as kernel frames in the other's samples
     shares = {}
     for mode, j in runs.items():
         st = j["stats"]
@@ -35,7 +37,8 @@ with tempfile.TemporaryDirectory() as tmp:
         names = [f["name"] for f in j["frames"]]
         by_stack = {}
         for s in j["samples"]:
-            key = ";".join(names[f] for f in reversed(j["stacks"][s["stack"]]))
+            key = ";".join(names[f] for f in reversed(j["stacks"][s["stack"]])
+                           if j["frames"][f]["kind"] == "user")
             by_stack[key] = by_stack.get(key, 0) + s["values"][0]
         total = sum(by_stack.values())
         shares[mode] = {k: v / total for k, v in by_stack.items()}

@@ -171,13 +171,16 @@ def cpu_round(tmp):
     check(total == st["filter_kept"] == st["samples"],
           f"sampling: profile total {total} != filter_kept {st['filter_kept']}")
 
+    # user frames only: the two agents run side by side, and one agent's ring-buffer wakeups
+    # (irq_work) show up as kernel frames in the other's samples
     shares = {}
     for mode in ("keep", "kernel"):
         j = json.load(open(p(f"{mode}.json")))
         names = [f["name"] for f in j["frames"]]
         by_stack = {}
         for s in j["samples"]:
-            key = ";".join(names[f] for f in reversed(j["stacks"][s["stack"]]))
+            key = ";".join(names[f] for f in reversed(j["stacks"][s["stack"]])
+                           if j["frames"][f]["kind"] == "user")
             by_stack[key] = by_stack.get(key, 0) + s["values"][0]
         total = sum(by_stack.values())
         st = j["stats"]

@@ -12,12 +12,16 @@ target_link_libraries(nofp_chain PRIVATE nofp_lib ${CMAKE_DL_LIBS})
 add_executable(nofp_cpp nofp_cpp.cpp)
 find_package(Threads REQUIRED)
 target_link_libraries(nofp_cpp PRIVATE Threads::Threads)
-foreach(t nofp_lib nofp_dl nofp_chain nofp_cpp)
+# slow syscalls and a contended mutex from known chains (tests/bpf/test_unwind_events.py)
+add_executable(nofp_sleep nofp_sleep.c)
+add_executable(nofp_lock nofp_lock.c)
+target_link_libraries(nofp_lock PRIVATE Threads::Threads)
+foreach(t nofp_lib nofp_dl nofp_chain nofp_cpp nofp_sleep nofp_lock)
   target_compile_options(${t} PRIVATE ${AP_NOFP_FLAGS})
   set_target_properties(${t} PROPERTIES
     RUNTIME_OUTPUT_DIRECTORY ${AP_TEST_BIN_DIR} LIBRARY_OUTPUT_DIRECTORY ${AP_TEST_BIN_DIR})
 endforeach()
-foreach(t nofp_chain nofp_cpp)
+foreach(t nofp_chain nofp_cpp nofp_sleep nofp_lock)
   # ENABLE_EXPORTS (-rdynamic): the workload's functions stay named in .dynsym once stripped
   set_target_properties(${t} PROPERTIES ENABLE_EXPORTS ON
     BUILD_WITH_INSTALL_RPATH ON INSTALL_RPATH "\$ORIGIN")
