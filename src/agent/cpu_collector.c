@@ -476,24 +476,11 @@ static void report_unwind_stats(struct cpu_collector *cc, struct ap_profile *p)
 static void cpu_report_stats(struct ap_collector *c)
 {
 	struct cpu_collector *cc = c->priv;
-	int ncpus = libbpf_num_possible_cpus();
-	__u64 *vals;
 
-	if (!cc || !cc->skel || ncpus <= 0)
+	if (!cc || !cc->skel)
 		return;
-	vals = calloc((size_t)ncpus, sizeof(*vals));
-	if (!vals)
-		return;
-	for (__u32 i = 0; i < AP_CPU_STAT_MAX; i++) {
-		__u64 sum = 0;
-
-		if (bpf_map_lookup_elem(bpf_map__fd(cc->skel->maps.cpu_stats), &i, vals))
-			continue;
-		for (int cpu = 0; cpu < ncpus; cpu++)
-			sum += vals[cpu];
-		ap_profile_set_stat(c->profile, bpf_stat_names[i], sum);
-	}
-	free(vals);
+	ap_percpu_stats_report(bpf_map__fd(cc->skel->maps.cpu_stats), bpf_stat_names,
+			       AP_CPU_STAT_MAX, c->profile);
 	ap_profile_set_stat(c->profile, "samples", cc->rec.samples);
 	ap_profile_set_stat(c->profile, "user_stacks_truncated", cc->rec.user_truncated);
 	ap_profile_set_stat(c->profile, "kernel_stacks_truncated", cc->rec.kernel_truncated);

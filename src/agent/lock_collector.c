@@ -464,24 +464,11 @@ static void lock_report_stats(struct ap_collector *c)
 {
 	struct lock_collector *lc = c->priv;
 	struct ap_profile *p = c->profile;
-	int ncpus = libbpf_num_possible_cpus();
-	__u64 *vals;
 
-	if (!lc || !lc->skel || ncpus <= 0)
+	if (!lc || !lc->skel)
 		return;
-	vals = calloc((size_t)ncpus, sizeof(*vals));
-	if (!vals)
-		return;
-	for (__u32 i = 0; i < AP_LOCK_STAT_MAX; i++) {
-		__u64 sum = 0;
-
-		if (bpf_map_lookup_elem(bpf_map__fd(lc->skel->maps.lock_stats), &i, vals))
-			continue;
-		for (int cpu = 0; cpu < ncpus; cpu++)
-			sum += vals[cpu];
-		ap_profile_set_stat(p, bpf_stat_names[i], sum);
-	}
-	free(vals);
+	ap_percpu_stats_report(bpf_map__fd(lc->skel->maps.lock_stats), bpf_stat_names,
+			       AP_LOCK_STAT_MAX, p);
 	{
 		uint64_t uv[AP_UNWIND_STAT_MAX];
 

@@ -6,6 +6,9 @@
 #include <string.h>
 
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "profile.h"
 
 void ap_map_dump_init(struct ap_map_dump *d, size_t key_size, size_t val_size)
 {
@@ -73,4 +76,28 @@ int ap_map_clear(int fd, size_t key_size)
 	err = ap_map_dump_take(&d, fd);
 	ap_map_dump_free(&d);
 	return err;
+}
+
+int ap_percpu_stats_report(int fd, const char *const *names, unsigned int nslots,
+			   struct ap_profile *p)
+{
+	int ncpus = libbpf_num_possible_cpus();
+	uint64_t *vals;
+
+	if (ncpus <= 0)
+		return ncpus ? ncpus : -EINVAL;
+	vals = calloc((size_t)ncpus, sizeof(*vals));
+	if (!vals)
+		return -ENOMEM;
+	for (__u32 i = 0; i < nslots; i++) {
+		uint64_t sum = 0;
+
+		if (!names[i] || bpf_map_lookup_elem(fd, &i, vals))
+			continue;
+		for (int cpu = 0; cpu < ncpus; cpu++)
+			sum += vals[cpu];
+		ap_profile_set_stat(p, names[i], sum);
+	}
+	free(vals);
+	return 0;
 }

@@ -32,6 +32,13 @@ static inline void *ap_map_dump_val(const struct ap_map_dump *d, size_t i)
 	return (char *)d->vals + i * d->val_size;
 }
 
+struct ap_profile;
+
+/* Sum each slot of a per-CPU array of __u64 counters over the CPUs and set it as the profile
+ * stat names[slot] (NULL names are skipped). Returns 0 or -errno. */
+int ap_percpu_stats_report(int fd, const char *const *names, unsigned int nslots,
+			   struct ap_profile *p);
+
 /* Delete every entry of the hash map `fd` (keys of key_size bytes). Returns 0 or -ENOMEM. */
 int ap_map_clear(int fd, size_t key_size);
 

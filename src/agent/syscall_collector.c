@@ -21,6 +21,7 @@
 #include <bpf/libbpf.h>
 
 #include "collector.h"
+#include "map_dump.h"
 #include "filter_hook.h"
 #include "log.h"
 #include "syscall.skel.h"
@@ -485,15 +486,7 @@ static void sys_report_stats(struct ap_collector *c)
 		return;
 	finish(c);
 	fd = bpf_map__fd(sc->skel->maps.sys_counters);
-	for (__u32 i = 0; i < AP_SYS_STAT_MAX; i++) {
-		__u64 sum = 0;
-
-		if (!bpf_stat_names[i] || bpf_map_lookup_elem(fd, &i, sc->percpu_u64))
-			continue;
-		for (int cpu = 0; cpu < sc->ncpus; cpu++)
-			sum += sc->percpu_u64[cpu];
-		ap_profile_set_stat(c->profile, bpf_stat_names[i], sum);
-	}
+	ap_percpu_stats_report(fd, bpf_stat_names, AP_SYS_STAT_MAX, c->profile);
 	for (size_t i = 0; i < ap_sys_table_len(sc->table); i++) {
 		const struct ap_sys_entry *e = ap_sys_table_entry(sc->table, i);
 

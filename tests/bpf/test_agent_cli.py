@@ -7,7 +7,7 @@ import subprocess
 import tempfile
 import time
 
-from aptest import BIN_DIR, agent, check, read_folded, require_bpf
+from aptest import BIN_DIR, agent, check, read_folded, require_bpf, start_workload, wait_all
 
 AGENT = os.path.join(BIN_DIR, "aperture-agent")
 
@@ -45,10 +45,13 @@ with tempfile.TemporaryDirectory() as tmp:
 
     # no --duration: runs until SIGINT, then writes its output
     out = os.path.join(tmp, "int.folded")
+    # a busy process, so that an idle machine still yields samples in 2 s
+    spin, _ = start_workload("ap_spin", 4)
     p = subprocess.Popen([AGENT, "--mode", "cpu", "-o", out], stderr=subprocess.PIPE, text=True)
     time.sleep(2)
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=30)
+    wait_all([spin])
     check(p.returncode == 0, f"SIGINT run exited {p.returncode}: {err}")
     check(sum(c for _, c in read_folded(out)) > 0, "SIGINT run wrote no samples")
 print("PASS")
