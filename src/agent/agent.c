@@ -100,6 +100,8 @@ static void add_symbolizer_stats(struct ap_profile *p, const struct ap_symbolize
 	ap_profile_set_stat(p, "jit_frames_resolved", st.jit_resolved);
 	ap_profile_set_stat(p, "debug_files_found", st.debug_found);
 	ap_profile_set_stat(p, "debug_files_failed", st.debug_failed);
+	ap_profile_set_stat(p, "debug_files_inflated", st.debug_inflated);
+	ap_profile_set_stat(p, "debug_files_inflate_failed", st.debug_inflate_failed);
 	ap_profile_set_stat(p, "debuginfod_fetched", st.debuginfod_fetched);
 	ap_profile_set_stat(p, "debuginfod_failed", st.debuginfod_failed);
 }
@@ -296,6 +298,12 @@ int ap_agent_run(const struct ap_agent_opts *opts)
 	}
 	if (opts->no_dwarf)
 		ap_symbolizer_set_dwarf(sym, false);
+	if (opts->debug_cache) {
+		err = ap_symbolizer_set_debug_cache(sym, opts->debug_cache);
+		if (err)
+			ap_warn("%s: cannot use --debug-cache %s: %s; compressed debug files are "
+				"inflated in memory", opts->prog, opts->debug_cache, strerror(-err));
+	}
 	if (ap_symbolizer_load_kernel(sym))
 		ap_warn("%s: cannot read /proc/kallsyms: kernel frames will show as [unknown]",
 			opts->prog);

@@ -29,6 +29,7 @@ enum long_only_opt {
 	OPT_PER_EVENT,
 	OPT_DEBUGINFOD,
 	OPT_NO_DWARF,
+	OPT_DEBUG_CACHE,
 	OPT_FILTER,
 	OPT_FILTER_CONFIG,
 	OPT_FILTER_ON_ERROR,
@@ -56,6 +57,7 @@ static const struct option long_opts[] = {
 	{ "per-event", no_argument, NULL, OPT_PER_EVENT },
 	{ "debuginfod", required_argument, NULL, OPT_DEBUGINFOD },
 	{ "no-dwarf", no_argument, NULL, OPT_NO_DWARF },
+	{ "debug-cache", required_argument, NULL, OPT_DEBUG_CACHE },
 	{ "filter", required_argument, NULL, OPT_FILTER },
 	{ "filter-config", required_argument, NULL, OPT_FILTER_CONFIG },
 	{ "filter-on-error", required_argument, NULL, OPT_FILTER_ON_ERROR },
@@ -95,8 +97,10 @@ void ap_agent_usage(FILE *out, const char *prog)
 		"      --debuginfod URLS    fetch missing debug info from these debuginfod servers\n"
 		"                           ('env': $DEBUGINFOD_URLS); off by default\n"
 		"      --no-dwarf           function names from ELF symbol tables only: no inline\n"
-		"                           frames or file:line, and none of the memory libdw needs\n"
-		"                           to inflate large compressed debug files (libc6-dbg: ~10 MiB)\n"
+		"                           frames or file:line\n"
+		"      --debug-cache DIR    keep uncompressed copies of compressed debug files here\n"
+		"                           (default /var/cache/aperture/inflated, or under\n"
+		"                           $APERTURE_CACHE_DIR); 'off' inflates them in memory\n"
 		"      --per-event          aggregate in the agent, event by event, instead of in\n"
 		"                           the kernel (what filters use; for checking and debugging)\n"
 		"  -v, --verbose            more diagnostics (repeat for debug)\n"
@@ -302,6 +306,12 @@ int ap_agent_parse_args(int argc, char **argv, struct ap_agent_opts *opts)
 			break;
 		case OPT_NO_DWARF:
 			opts->no_dwarf = true;
+			break;
+		case OPT_DEBUG_CACHE:
+			if (!*optarg)
+				return usage_error(opts, "empty --debug-cache%s: give a directory or 'off'",
+						   "");
+			opts->debug_cache = strcmp(optarg, "off") == 0 ? "" : optarg;
 			break;
 		case OPT_DEBUGINFOD:
 			if (strncmp(optarg, "http://", 7) != 0 && strncmp(optarg, "https://", 8) != 0 &&

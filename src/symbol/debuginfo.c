@@ -36,6 +36,8 @@
 #define CHAIN_CACHE_BYTES (8u << 20)
 #define DEFAULT_TIMEOUT_MS 10000
 #define DEFAULT_WAIT_MS 1000
+/* uncompressed copies of compressed debug files (debug_inflate.c) */
+#define INFLATE_CAP_BYTES (2ull << 30)
 
 enum { DI_READY, DI_PENDING, DI_FAILED };
 
@@ -73,6 +75,7 @@ struct ap_dbg {
 	size_t chain_bytes;
 	size_t held_fds;
 	uint64_t next_id;
+	char *inflate_dir; /* NULL: not chosen yet; "": off */
 	struct ap_dbg_stats st;
 };
 
@@ -142,21 +145,45 @@ static int mkdir_p(const char *path)
 	return access(buf, W_OK) ? -errno : 0;
 }
 
-/* /var/cache/aperture (root), else $XDG_CACHE_HOME/aperture, else ~/.cache/aperture. */
-static int default_cache_dir(char *out, size_t len)
+/* <root>/<sub> where root is $APERTURE_CACHE_DIR, else /var/cache/aperture (root), else
+ * $XDG_CACHE_HOME/aperture, else ~/.cache/aperture. */
+static int default_cache_dir(const char *sub, char *out, size_t len)
 {
+	const char *env = getenv("APERTURE_CACHE_DIR");
 	const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
 
-	snprintf(out, len, "/var/cache/aperture/debuginfod");
+	if (env && *env) {
+		snprintf(out, len, "%s/%s", env, sub);
+		return mkdir_p(out);
+	}
+	snprintf(out, len, "/var/cache/aperture/%s", sub);
 	if (!mkdir_p(out))
 		return 0;
 	if (xdg && *xdg)
-		snprintf(out, len, "%s/aperture/debuginfod", xdg);
+		snprintf(out, len, "%s/aperture/%s", xdg, sub);
 	else if (home && *home)
-		snprintf(out, len, "%s/.cache/aperture/debuginfod", home);
+		snprintf(out, len, "%s/.cache/aperture/%s", home, sub);
 	else
 		return -ENOENT;
 	return mkdir_p(out);
+}
+
+int ap_dbg_set_inflate_dir(struct ap_dbg *d, const char *dir)
+{
+	char buf[4096], *copy;
+	int err = 0;
+
+	if (!dir)
+		err = default_cache_dir("inflated", buf, sizeof(buf));
+	else if (*dir)
+		err = mkdir_p(dir);
+	/* no usable directory: compressed files are inflated in memory, as before */
+	copy = strdup(err || (dir && !*dir) ? "" : dir ? dir : buf);
+	if (!copy)
+		return -ENOMEM;
+	free(d->inflate_dir);
+	d->inflate_dir = copy;
+	return err;
 }
 
 static bool fail_pending(struct ap_hnode *n, void *ctx)
@@ -179,7 +206,7 @@ int ap_dbg_set_debuginfod(struct ap_dbg *d, const char *urls, const char *cache_
 		if (cache_dir)
 			err = mkdir_p(cache_dir);
 		else
-			err = default_cache_dir(dir, sizeof(dir));
+			err = default_cache_dir("debuginfod", dir, sizeof(dir));
 		if (err)
 			return err;
 		c = ap_dbgd_new(urls, cache_dir ? cache_dir : dir,
@@ -471,12 +498,25 @@ static bool ensure_open(struct ap_dbg *d, struct ap_debuginfo *di)
 		lru_push(d, di);
 		return true;
 	}
+	struct ap_dwarf_cache cache = { .cap_bytes = INFLATE_CAP_BYTES };
+
 	while (d->nopen >= MAX_OPEN_DWARF && d->lru_tail)
 		close_dwarf(d, d->lru_tail);
-	if (ap_dwarf_open(di->fd, di->path, di->build_id, &di->dw)) {
+	if (!d->inflate_dir)
+		ap_dbg_set_inflate_dir(d, NULL);
+	cache.dir = d->inflate_dir;
+	if (ap_dwarf_open(di->fd, di->path, di->build_id, &cache, &di->dw)) {
 		di->state = DI_FAILED;
 		d->st.failed++;
 		return false;
+	}
+	switch (ap_dwarf_inflate_state(di->dw)) {
+	case AP_DWARF_INFLATE_USED:
+		d->st.inflated++;
+		break;
+	case AP_DWARF_INFLATE_FAILED:
+		d->st.inflate_failed++;
+		break;
 	}
 	lru_push(d, di);
 	d->nopen++;
@@ -677,5 +717,6 @@ void ap_dbg_free(struct ap_dbg *d)
 	ap_htab_release(&d->chains);
 	ap_htab_release(&d->pending);
 	free_dirs(d);
+	free(d->inflate_dir);
 	free(d);
 }

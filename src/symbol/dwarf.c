@@ -7,11 +7,14 @@
  * site recorded on the inlined_subroutine DIE just inside it (DW_AT_call_file/call_line), as
  * eu-addr2line -i and llvm-symbolizer --inlining report them.
  *
- * Finding the CU of an address uses .debug_aranges when the file has it (gcc emits it): only
- * the CUs actually hit are ever parsed, which keeps a large debug file such as libc's at a
- * few hundred KiB instead of >10 MiB of CU and abbreviation state. Without aranges (clang
- * does not emit them by default) the CU ranges are read once when the file is opened, a pass
- * over the CU headers, and kept sorted.
+ * Finding the CU of an address uses .debug_aranges when the file has it (gcc emits it), read
+ * here into a compact sorted array (16 bytes a range; libdw's own dwarf_getaranges() takes
+ * about 500 bytes a range, 3 MiB for libc): only the CUs actually hit are ever parsed.
+ * Without aranges (clang does not emit them by default) the CU ranges are read once when the
+ * file is opened, a pass over the CU headers, and kept sorted.
+ *
+ * A debug file with compressed sections is read from its uncompressed copy in the debug cache
+ * (debug_inflate.c) when one can be made: libdw would otherwise inflate all of it into memory.
  */
 #include <dwarf.h>
 #include <errno.h>
@@ -21,15 +24,24 @@
 #include <unistd.h>
 
 #include <elfutils/libdw.h>
+#include <gelf.h>
 
 #include "symbol_internal.h"
 
 #define OVERLAP_SCAN 8
 
+/* A CU's address range from the CU DIE (no .debug_aranges). */
 struct cu_range {
 	uint64_t lo;
 	uint64_t hi;
 	Dwarf_Die cu;
+};
+
+/* One .debug_aranges tuple: [lo, lo + len) belongs to the unit whose header is at cu_off. */
+struct arange {
+	uint64_t lo;
+	uint32_t len;
+	uint32_t cu_off;
 };
 
 struct ap_dwarf {
@@ -37,8 +49,10 @@ struct ap_dwarf {
 	Dwarf *dw;
 	struct cu_range *r;
 	size_t n;
-	bool use_aranges; /* .debug_aranges covers the file: dwarf_addrdie() finds CUs */
+	struct arange *ar; /* sorted by lo; when set, r is unused */
+	size_t nar;
 	int fd;		  /* ours to close, or -1 */
+	int inflate;	  /* enum ap_dwarf_inflate */
 };
 
 static int range_cmp(const void *a, const void *b)
@@ -48,6 +62,15 @@ static int range_cmp(const void *a, const void *b)
 	if (x->lo != y->lo)
 		return x->lo < y->lo ? -1 : 1;
 	return (x->hi > y->hi) - (x->hi < y->hi);
+}
+
+static int arange_cmp(const void *a, const void *b)
+{
+	const struct arange *x = a, *y = b;
+
+	if (x->lo != y->lo)
+		return x->lo < y->lo ? -1 : 1;
+	return (x->len > y->len) - (x->len < y->len);
 }
 
 static int push_range(struct ap_dwarf *h, size_t *cap, uint64_t lo, uint64_t hi,
@@ -71,6 +94,118 @@ static int push_range(struct ap_dwarf *h, size_t *cap, uint64_t lo, uint64_t hi,
 	return 0;
 }
 
+static Elf_Data *section_data(Elf *elf, const char *want)
+{
+	Elf_Scn *scn = NULL;
+	size_t shstrndx;
+
+	if (elf_getshdrstrndx(elf, &shstrndx))
+		return NULL;
+	while ((scn = elf_nextscn(elf, scn))) {
+		GElf_Shdr sh;
+		const char *name;
+
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type == SHT_NOBITS)
+			continue;
+		name = elf_strptr(elf, shstrndx, sh.sh_name);
+		if (name && !strcmp(name, want))
+			return elf_getdata(scn, NULL);
+	}
+	return NULL;
+}
+
+static uint64_t rd(const unsigned char *p, unsigned size)
+{
+	uint64_t v = 0;
+
+	/* DWARF is in the file's byte order; debug files read here are native (x86-64, arm64) */
+	memcpy(&v, p, size);
+	return v;
+}
+
+static int push_arange(struct arange **v, size_t *n, size_t *cap, uint64_t lo, uint64_t len,
+		       uint64_t cu_off)
+{
+	if (!len)
+		return 0;
+	if (len > UINT32_MAX || cu_off > UINT32_MAX)
+		return -E2BIG; /* a 4 GiB function or .debug_info: let libdw do it */
+	if (*n == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 256;
+		struct arange *nv = realloc(*v, ncap * sizeof(*nv));
+
+		if (!nv)
+			return -ENOMEM;
+		*v = nv;
+		*cap = ncap;
+	}
+	(*v)[(*n)++] = (struct arange){ .lo = lo, .len = (uint32_t)len, .cu_off = (uint32_t)cu_off };
+	return 0;
+}
+
+/* .debug_aranges into h->ar. -ENOENT when the file has none (or none usable). */
+static int read_aranges(struct ap_dwarf *h)
+{
+	Elf_Data *d = section_data(h->elf, ".debug_aranges");
+	const unsigned char *p, *end;
+	struct arange *v = NULL;
+	size_t n = 0, cap = 0;
+	int err = 0;
+
+	if (!d || !d->d_buf || !d->d_size)
+		return -ENOENT;
+	p = d->d_buf;
+	end = p + d->d_size;
+	while (!err && end - p >= 4) {
+		const unsigned char *set = p, *set_end;
+		uint64_t len = rd(p, 4), cu_off;
+		unsigned offsize = 4, asize, tuple;
+
+		p += 4;
+		if (len == 0xffffffffu) {
+			if (end - p < 8)
+				break;
+			len = rd(p, 8);
+			p += 8;
+			offsize = 8;
+		} else if (len >= 0xfffffff0u) {
+			break;
+		}
+		if (len > (uint64_t)(end - p) || len < 2u + offsize + 2u)
+			break;
+		set_end = p + len;
+		p += 2; /* version: 2 in every DWARF version that has this section */
+		cu_off = rd(p, offsize);
+		p += offsize;
+		asize = p[0];
+		/* segmented addresses do not exist on the targets we profile */
+		if ((asize != 4 && asize != 8) || p[1] != 0) {
+			p = set_end;
+			continue;
+		}
+		p += 2;
+		tuple = 2 * asize;
+		p = set + ((size_t)(p - set) + tuple - 1) / tuple * tuple;
+		while (!err && p + tuple <= set_end) {
+			uint64_t lo = rd(p, asize), l = rd(p + asize, asize);
+
+			p += tuple;
+			if (!lo && !l)
+				break;
+			err = push_arange(&v, &n, &cap, lo, l, cu_off);
+		}
+		p = set_end;
+	}
+	if (err || !n) {
+		free(v);
+		return err ? err : -ENOENT;
+	}
+	qsort(v, n, sizeof(*v), arange_cmp);
+	h->ar = v;
+	h->nar = n;
+	return 0;
+}
+
 static int read_cu_ranges(struct ap_dwarf *h)
 {
 	Dwarf_CU *cu = NULL, *next;
@@ -78,14 +213,10 @@ static int read_cu_ranges(struct ap_dwarf *h)
 	Dwarf_Half version;
 	uint8_t type;
 	Dwarf_Die cudie;
-	Dwarf_Aranges *aranges;
-	size_t naranges = 0;
 	int rc;
 
-	if (dwarf_getaranges(h->dw, &aranges, &naranges) == 0 && naranges > 0) {
-		h->use_aranges = true;
+	if (!read_aranges(h))
 		return 0;
-	}
 	while ((rc = dwarf_get_units(h->dw, cu, &next, &version, &type, &cudie, NULL)) == 0) {
 		Dwarf_Addr base, lo, hi;
 		ptrdiff_t off = 0;
@@ -102,7 +233,58 @@ static int read_cu_ranges(struct ap_dwarf *h)
 	return 0;
 }
 
-int ap_dwarf_open(int fd, const char *path, const char *build_id, struct ap_dwarf **out)
+/* The build-id of an open ELF as hex, "" when it has none. */
+static void elf_build_id(Elf *elf, char *hex, size_t len)
+{
+	if (ap_symtab_build_id(elf, hex, len))
+		hex[0] = '\0';
+}
+
+/*
+ * Swap a file with compressed sections for its uncompressed copy in the cache. Any failure
+ * leaves the handle on the original file: libdw then inflates it in memory, as it always did.
+ */
+static void use_inflated(struct ap_dwarf *h, int src_fd, const struct ap_dwarf_cache *cache)
+{
+	char id[2 * AP_BUILD_ID_MAX + 1], id2[2 * AP_BUILD_ID_MAX + 1], path[4096];
+	Elf *elf;
+	int fd, err;
+
+	elf_build_id(h->elf, id, sizeof(id));
+	if (!id[0])
+		return;
+	err = ap_debug_inflate(src_fd, id, cache->dir, cache->cap_bytes, path, sizeof(path));
+	if (err) {
+		if (err != -ENODATA)
+			h->inflate = AP_DWARF_INFLATE_FAILED;
+		return;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	elf = fd >= 0 ? elf_begin(fd, ELF_C_READ_MMAP, NULL) : NULL;
+	if (elf && elf_kind(elf) == ELF_K_ELF) {
+		elf_build_id(elf, id2, sizeof(id2));
+		if (!strcmp(id, id2)) {
+			elf_end(h->elf);
+			if (h->fd >= 0)
+				close(h->fd);
+			h->elf = elf;
+			h->fd = fd;
+			h->inflate = AP_DWARF_INFLATE_USED;
+			return;
+		}
+	}
+	/* not ours (another build under that name, or damaged): rebuilt next time */
+	if (elf)
+		elf_end(elf);
+	if (fd >= 0) {
+		close(fd);
+		unlink(path);
+	}
+	h->inflate = AP_DWARF_INFLATE_FAILED;
+}
+
+int ap_dwarf_open(int fd, const char *path, const char *build_id,
+		  const struct ap_dwarf_cache *cache, struct ap_dwarf **out)
 {
 	char hex[2 * AP_BUILD_ID_MAX + 1];
 	struct ap_dwarf *h;
@@ -136,6 +318,8 @@ int ap_dwarf_open(int fd, const char *path, const char *build_id, struct ap_dwar
 		err = -ESTALE;
 		goto fail;
 	}
+	if (cache && cache->dir && *cache->dir)
+		use_inflated(h, fd, cache);
 	h->dw = dwarf_begin_elf(h->elf, DWARF_C_READ, NULL);
 	if (!h->dw) {
 		err = -ENOEXEC;
@@ -151,6 +335,11 @@ fail:
 	return err;
 }
 
+int ap_dwarf_inflate_state(const struct ap_dwarf *h)
+{
+	return h ? h->inflate : AP_DWARF_INFLATE_NONE;
+}
+
 void ap_dwarf_close(struct ap_dwarf *h)
 {
 	if (!h)
@@ -162,15 +351,48 @@ void ap_dwarf_close(struct ap_dwarf *h)
 	if (h->fd >= 0)
 		close(h->fd);
 	free(h->r);
+	free(h->ar);
 	free(h);
+}
+
+/* The CU DIE of the unit whose header is at cu_off. */
+static bool unit_die(struct ap_dwarf *h, uint64_t cu_off, Dwarf_Die *cu)
+{
+	Dwarf_Off next;
+	size_t hsize;
+
+	if (dwarf_next_unit(h->dw, cu_off, &next, &hsize, NULL, NULL, NULL, NULL, NULL, NULL))
+		return false;
+	return dwarf_offdie(h->dw, cu_off + hsize, cu) != NULL;
+}
+
+static bool find_cu_aranges(struct ap_dwarf *h, uint64_t vaddr, Dwarf_Die *cu)
+{
+	size_t lo = 0, hi = h->nar;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (h->ar[mid].lo <= vaddr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t i = lo, k = 0; i > 0 && k < OVERLAP_SCAN; i--, k++) {
+		const struct arange *a = &h->ar[i - 1];
+
+		if (vaddr - a->lo < a->len)
+			return unit_die(h, a->cu_off, cu);
+	}
+	return false;
 }
 
 static bool find_cu(struct ap_dwarf *h, uint64_t vaddr, Dwarf_Die *cu)
 {
 	size_t lo = 0, hi = h->n;
 
-	if (h->use_aranges)
-		return dwarf_addrdie(h->dw, vaddr, cu) != NULL;
+	if (h->ar)
+		return find_cu_aranges(h, vaddr, cu);
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 

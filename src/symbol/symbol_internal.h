@@ -162,6 +162,15 @@ const char *ap_perfmap_find(struct ap_perfmap *m, uint64_t addr, uint64_t *start
 const char *ap_perfmap_module(const struct ap_perfmap *m);
 size_t ap_perfmap_count(const struct ap_perfmap *m);
 
+/* ---- debug_inflate.c: uncompressed copies of debug files, by build-id ---- */
+
+/* Write (once) an uncompressed copy of the ELF at src_fd into dir/<build_id>.debug, keeping
+ * the directory under cap_bytes (oldest copies out), and put its path in out. Returns 0;
+ * -ENODATA when nothing in the file is compressed (use it as it is); -ENOTSUP for a layout
+ * it does not rewrite (32-bit, foreign byte order, extended section numbering); or -errno. */
+int ap_debug_inflate(int src_fd, const char *build_id, const char *dir, uint64_t cap_bytes,
+		     char *out, size_t out_len);
+
 /* ---- dwarf.c: one opened debug file (libdw) ---- */
 
 #define AP_MAX_INLINE 32 /* frames of one address's inline chain that are kept */
@@ -175,10 +184,25 @@ struct ap_src_frame {
 
 struct ap_dwarf;
 
+/* Where uncompressed copies of compressed debug files go (see debug_inflate.c). */
+struct ap_dwarf_cache {
+	const char *dir; /* NULL or "": read compressed files in memory, as libdw does */
+	uint64_t cap_bytes;
+};
+
+enum ap_dwarf_inflate {
+	AP_DWARF_INFLATE_NONE = 0,   /* nothing compressed, or no cache */
+	AP_DWARF_INFLATE_USED = 1,   /* opened from its uncompressed copy */
+	AP_DWARF_INFLATE_FAILED = 2, /* no copy could be made: inflated in memory */
+};
+
 /* Open the DWARF of the file at fd (not taken over: it must outlive the handle) or, when fd
- * is negative, at path. A non-NULL build_id must match the file's. Returns 0 or -errno
- * (-ENOEXEC: not ELF / no DWARF, -ESTALE: another build). */
-int ap_dwarf_open(int fd, const char *path, const char *build_id, struct ap_dwarf **out);
+ * is negative, at path. A non-NULL build_id must match the file's. cache may be NULL.
+ * Returns 0 or -errno (-ENOEXEC: not ELF / no DWARF, -ESTALE: another build). */
+int ap_dwarf_open(int fd, const char *path, const char *build_id,
+		  const struct ap_dwarf_cache *cache, struct ap_dwarf **out);
+/* How the file was opened: an enum ap_dwarf_inflate. */
+int ap_dwarf_inflate_state(const struct ap_dwarf *dw);
 void ap_dwarf_close(struct ap_dwarf *dw);
 /* The inline chain at vaddr (an address in the ELF's vaddr space) into out[max]. Names that
  * had to be demangled are malloc'd and flagged in owned[] (free them with
@@ -219,6 +243,8 @@ struct ap_dbg_stats {
 	uint64_t debuginfod_fetched;
 	uint64_t debuginfod_failed;
 	uint64_t chains_evicted; /* result cache flushes */
+	uint64_t inflated;	 /* compressed debug files read from their uncompressed copy */
+	uint64_t inflate_failed; /* ... for which no copy could be made (inflated in memory) */
 };
 
 struct ap_dbg *ap_dbg_new(void);
@@ -243,6 +269,10 @@ size_t ap_dbg_lookup(struct ap_dbg *d, struct ap_symtab *t, uint64_t vaddr,
 /* Take finished debuginfod fetches; wait up to timeout_ms for the pending ones first. */
 void ap_dbg_poll(struct ap_dbg *d, unsigned timeout_ms);
 void ap_dbg_get_stats(const struct ap_dbg *d, struct ap_dbg_stats *out);
+/* Where uncompressed copies of compressed debug files are kept: NULL for the default
+ * (<cache root>/inflated, see docs/symbolization.md), "" to inflate in memory instead.
+ * Returns 0, or -errno when the directory cannot be made (inflating in memory then). */
+int ap_dbg_set_inflate_dir(struct ap_dbg *d, const char *dir);
 
 /* ---- elf_cache.c: symbol tables shared between processes ---- */
 

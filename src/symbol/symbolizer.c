@@ -512,7 +512,8 @@ static uint32_t add_frame(struct ap_symbolizer *s, struct ap_profile *p, struct 
 }
 
 /* One frame per element of a DWARF chain (all sharing f's address, module and mapping), the
- * outermost `max` of them when it is longer. Returns how many were written, 0 on ENOMEM. */
+ * outermost `max` of them when it is longer, all but the last flagged AP_FRAME_INLINED.
+ * Returns how many were written, 0 on ENOMEM. */
 static size_t add_chain(struct ap_symbolizer *s, struct ap_profile *p, struct ap_frame *f,
 			const char *sym_name, const struct ap_src_frame *chain, size_t n,
 			uint32_t *out, size_t max, bool physical_only)
@@ -536,6 +537,9 @@ static size_t add_chain(struct ap_symbolizer *s, struct ap_profile *p, struct ap
 		f->name = ap_profile_intern(p, name);
 		f->file = chain[i].file ? ap_profile_intern(p, chain[i].file) : 0;
 		f->line = chain[i].line;
+		/* all but the physical function are inlined into the next frame: pprof writes
+		 * them as Lines of one Location */
+		f->flags = i < n - 1 ? AP_FRAME_INLINED : 0;
 		if (f->name == UINT32_MAX || f->file == UINT32_MAX)
 			return 0;
 		out[k] = ap_profile_add_frame(p, f);
@@ -670,6 +674,8 @@ void ap_symbolizer_get_stats(const struct ap_symbolizer *s, struct ap_symbolizer
 	out->debug_failed = d.failed + d.fds_skipped;
 	out->debuginfod_fetched = d.debuginfod_fetched;
 	out->debuginfod_failed = d.debuginfod_failed;
+	out->debug_inflated = d.inflated;
+	out->debug_inflate_failed = d.inflate_failed;
 }
 
 int ap_symbolizer_set_debug_dirs(struct ap_symbolizer *s, const char *const *dirs, size_t n)
@@ -677,6 +683,11 @@ int ap_symbolizer_set_debug_dirs(struct ap_symbolizer *s, const char *const *dir
 	if (n && !dirs)
 		return -EINVAL;
 	return ap_dbg_set_dirs(s->dbg, dirs, n);
+}
+
+int ap_symbolizer_set_debug_cache(struct ap_symbolizer *s, const char *dir)
+{
+	return ap_dbg_set_inflate_dir(s->dbg, dir);
 }
 
 void ap_symbolizer_set_dwarf(struct ap_symbolizer *s, bool enabled)

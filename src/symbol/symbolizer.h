@@ -37,6 +37,8 @@ struct ap_symbolizer_stats {
 	uint64_t jit_resolved;	     /* lookups named by a perf map */
 	uint64_t debug_found;	     /* ELF files whose debug info was located */
 	uint64_t debug_failed;	     /* debug files that could not be used or kept */
+	uint64_t debug_inflated;     /* compressed debug files read from an uncompressed copy */
+	uint64_t debug_inflate_failed; /* ... for which no copy could be made (in memory) */
 	uint64_t debuginfod_fetched; /* debug files downloaded (or found in its cache) */
 	uint64_t debuginfod_failed;  /* fetches that failed, timed out or were refused */
 };
@@ -59,10 +61,11 @@ void ap_symbolizer_gc(struct ap_symbolizer *s);
 
 /*
  * Symbolize a user address of `pid` into frames of `p`: with DWARF, one frame per inlined call
- * at the address, innermost first, the physical function last; else one frame. Writes at most
- * `max` frame ids to out and returns how many (0 on allocation failure, or max == 0). A chain
- * longer than max keeps its outermost frames (counted in inline_truncated), so the stack stays
- * a prefix of the true one from the root.
+ * at the address, innermost first, the physical function last (every other frame has
+ * AP_FRAME_INLINED in its flags); else one frame. Writes at most `max` frame ids to out and
+ * returns how many (0 on allocation failure, or max == 0). A chain longer than max keeps its
+ * outermost frames (counted in inline_truncated), so the stack stays a prefix of the true one
+ * from the root.
  *
  * `is_return_addr` is true for every frame except the leaf: such an address points after a
  * call, so addr-1 is looked up. Unknown pids are snapshotted on demand. All frames of one
@@ -99,6 +102,10 @@ int ap_symbolizer_set_kallsyms_path(struct ap_symbolizer *s, const char *path);
  * "/usr/lib/debug" by default; n = 0 searches none. Affects files loaded afterwards.
  * Returns 0, -EINVAL or -ENOMEM. */
 int ap_symbolizer_set_debug_dirs(struct ap_symbolizer *s, const char *const *dirs, size_t n);
+/* Where uncompressed copies of compressed debug files are kept (docs/symbolization.md):
+ * NULL for the default, "" to inflate them in memory. Returns 0 or -errno (the directory
+ * could not be made: they are inflated in memory). */
+int ap_symbolizer_set_debug_cache(struct ap_symbolizer *s, const char *dir);
 
 /* DWARF on (default) or off: off, every address gives one frame from the ELF symbols. */
 void ap_symbolizer_set_dwarf(struct ap_symbolizer *s, bool enabled);

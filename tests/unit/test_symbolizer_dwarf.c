@@ -103,6 +103,8 @@ static void expect_chain(struct ctx *c, int pid, uint64_t addr, bool ret, const 
 		assert_int_equal(f->rel_addr, first->rel_addr);
 		assert_int_equal(f->mapping, first->mapping);
 		assert_int_not_equal(f->mapping, 0);
+		/* every frame but the physical function is inlined into the next one */
+		assert_int_equal(f->flags, i + 1 < n ? AP_FRAME_INLINED : 0);
 	}
 }
 
@@ -186,17 +188,22 @@ static void test_inline_chain(void **state)
 		assert_string_equal(ap_profile_str(c->p, f->name), "ap_dwm_leaf");
 		assert_string_equal(tu_base(ap_profile_str(c->p, f->file)), "dwarf_main.c");
 		assert_true(f->line >= lo && f->line <= hi);
+		assert_int_equal(f->flags, 0);
 	}
 
 	/* the one-frame API gives the physical function, at the line of the inlined call */
 	id = ap_symbolizer_user_frame(c->s, c->p, c->kid.pid, ret, true);
-	tu_frame(c->p, id, "ap_dwm_outer", "dwfix", "dwarf_main.c", w[2].line);
+	assert_int_equal(
+	    tu_frame(c->p, id, "ap_dwm_outer", "dwfix", "dwarf_main.c", w[2].line)->flags, 0);
 	st = stats(c);
 	assert_int_equal(st.inline_truncated, 0);
 	/* too small an array keeps the outer frames: the stack stays a prefix from the root */
 	assert_int_equal(ap_symbolizer_user_frames(c->s, c->p, c->kid.pid, ret, true, ids, 2), 2);
-	tu_frame(c->p, ids[0], "dwm_mid", "dwfix", "dwarf_main.c", w[1].line);
-	tu_frame(c->p, ids[1], "ap_dwm_outer", "dwfix", "dwarf_main.c", w[2].line);
+	assert_int_equal(
+	    tu_frame(c->p, ids[0], "dwm_mid", "dwfix", "dwarf_main.c", w[1].line)->flags,
+	    AP_FRAME_INLINED);
+	assert_int_equal(
+	    tu_frame(c->p, ids[1], "ap_dwm_outer", "dwfix", "dwarf_main.c", w[2].line)->flags, 0);
 	assert_int_equal(ap_symbolizer_user_frames(c->s, c->p, c->kid.pid, ret, true, ids, 0), 0);
 
 	st = stats(c);
@@ -428,6 +435,9 @@ static void test_rust(void **state)
 		 * source unless std code was inlined without an inline DIE (then hint.rs, ...) */
 		f = ap_profile_frame(c->p, ids[n - 1]);
 		assert_string_equal(ap_profile_str(c->p, f->name), "dwfix_rs::work::spin");
+		assert_int_equal(f->flags, 0);
+		for (size_t i = 0; i + 1 < n; i++)
+			assert_int_equal(ap_profile_frame(c->p, ids[i])->flags, AP_FRAME_INLINED);
 		own_file += !strcmp(tu_base(ap_profile_str(c->p, f->file)), "dwarf_rs.rs");
 		assert_int_equal(f->rel_addr, elf_addr + (a - start));
 		/* mix's body, inlined into the loop: rustc may or may not describe it with an
@@ -570,7 +580,7 @@ static void test_addr2line_agreement(void **state)
 	char ours[512];
 
 	assert_true(n > 1000);
-	if (ap_dwarf_open(-1, exe, NULL, &dw)) {
+	if (ap_dwarf_open(-1, exe, NULL, NULL, &dw)) {
 		print_message("SKIP: the tests were built without -g\n");
 		skip();
 	}
