@@ -281,6 +281,11 @@ int ap_agent_run(const struct ap_agent_opts *opts)
 	/* The symbolizer's and unwinder's helper threads allocate little and rarely: one arena
 	 * for all threads keeps their freed memory reusable instead of parked per thread. */
 	mallopt(M_ARENA_MAX, 1);
+	/* Big transient buffers (a large library's unwind rows, its table image) are mapped on
+	 * their own: they go back to the system when freed instead of leaving the heap bloated,
+	 * and growing them remaps instead of copying. A fixed threshold also stops glibc from
+	 * raising it after the first such free. */
+	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 	sym = ap_symbolizer_new();
 	if (!sym) {
 		fprintf(stderr, "%s: out of memory\n", opts->prog);

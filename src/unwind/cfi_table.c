@@ -146,12 +146,16 @@ void ap_cfi_compile_row(const struct ap_cfi_fde *fde, const struct ap_cfi_regs *
 
 /* ---- row collection ---- */
 
+/* A row while the table is built: 12 bytes, since a big library (libLLVM) has over a
+ * million of them. row.pc is relative to the builder's pc_base until finish() rebases it. */
 struct trow {
-	uint64_t pc;
-	uint32_t seq;
-	uint8_t term; /* 1: end of an FDE (no CFI from here unless another row starts) */
 	struct ap_unwind_row row;
+	/* insertion order, to keep the later of two rows at one pc; bit 31 clear for an FDE's
+	 * end marker (no CFI from here unless another row starts), which sorts first */
+	uint32_t order;
 };
+
+#define TROW_NOT_END (1u << 31)
 
 struct range {
 	uint64_t start, end;
@@ -164,6 +168,7 @@ struct builder {
 	size_t nranges, cap_ranges;
 	const struct ap_cfi_seg *segs;
 	uint32_t nsegs;
+	uint64_t pc_base; /* lowest executable vaddr: every row pc is within 4 GiB of it */
 	bool debug_frame; /* reading .debug_frame: skip code .eh_frame covers */
 	bool end_pending; /* the previous FDE's end marker, pushed after its rows */
 	uint64_t end_pc;
@@ -173,6 +178,8 @@ struct builder {
 
 static int push_row(struct builder *b, uint64_t pc, uint8_t term, const struct ap_unwind_row *r)
 {
+	if (pc < b->pc_base || pc - b->pc_base > UINT32_MAX || b->seq >= TROW_NOT_END)
+		return -E2BIG;
 	if (b->n == b->cap) {
 		size_t ncap = b->cap ? b->cap * 2 : 4096;
 		struct trow *nr = realloc(b->rows, ncap * sizeof(*nr));
@@ -182,10 +189,9 @@ static int push_row(struct builder *b, uint64_t pc, uint8_t term, const struct a
 		b->rows = nr;
 		b->cap = ncap;
 	}
-	b->rows[b->n].pc = pc;
-	b->rows[b->n].seq = b->seq++;
-	b->rows[b->n].term = term;
 	b->rows[b->n].row = *r;
+	b->rows[b->n].row.pc = (uint32_t)(pc - b->pc_base);
+	b->rows[b->n].order = b->seq++ | (term ? 0 : TROW_NOT_END);
 	b->n++;
 	return 0;
 }
@@ -271,11 +277,10 @@ static int cmp_trow(const void *a, const void *b)
 {
 	const struct trow *x = a, *y = b;
 
-	if (x->pc != y->pc)
-		return x->pc < y->pc ? -1 : 1;
-	if (x->term != y->term) /* an FDE starting where another ends wins */
-		return x->term ? -1 : 1;
-	return x->seq < y->seq ? -1 : x->seq > y->seq;
+	if (x->row.pc != y->row.pc)
+		return x->row.pc < y->row.pc ? -1 : 1;
+	/* an FDE starting where another ends wins: end markers first, then insertion order */
+	return x->order < y->order ? -1 : x->order > y->order;
 }
 
 static int cmp_range(const void *a, const void *b)
@@ -297,12 +302,12 @@ static size_t max_bucket_rows(const struct trow *rows, size_t n, unsigned int sh
 	size_t worst = 0, first = 0;
 
 	for (size_t i = 0; i < n;) {
-		uint64_t bk = rows[i].pc >> shift, start = bk << shift;
+		uint64_t bk = rows[i].row.pc >> shift, start = bk << shift;
 		size_t j = i;
 
-		while (first + 1 < n && rows[first + 1].pc <= start)
+		while (first + 1 < n && rows[first + 1].row.pc <= start)
 			first++;
-		while (j < n && rows[j].pc >> shift == bk)
+		while (j < n && rows[j].row.pc >> shift == bk)
 			j++;
 		/* rows first .. j-1 */
 		if (j - first > worst)
@@ -339,11 +344,12 @@ static int finish(struct builder *b, struct ap_cfi_table *t)
 	for (size_t i = 0; i < b->n; i++) {
 		struct trow *r = &b->rows[i];
 
-		if (i + 1 < b->n && b->rows[i + 1].pc == r->pc)
+		if (i + 1 < b->n && b->rows[i + 1].row.pc == r->row.pc)
 			continue;
 		/* the end of an FDE followed by alignment padding and the next function: the
 		 * padding never runs, so the previous rule may cover it (one row less) */
-		if (r->term && i + 1 < b->n && b->rows[i + 1].pc - r->pc < 16)
+		if (!(r->order & TROW_NOT_END) && i + 1 < b->n &&
+		    b->rows[i + 1].row.pc - r->row.pc < 16)
 			continue;
 		if (n == 0 && (r->row.kind & AP_CFA_KIND_MASK) == AP_CFA_NONE)
 			continue; /* nothing to end before the first row */
@@ -353,12 +359,22 @@ static int finish(struct builder *b, struct ap_cfi_table *t)
 	}
 	if (n == 0)
 		return -ENOENT;
-	t->base = b->rows[0].pc & ~0xfffULL;
-	last = b->rows[n - 1].pc - t->base;
+	/* what the merge dropped goes back to the system before the image is allocated */
+	if (n < b->cap) {
+		struct trow *shrunk = realloc(b->rows, n * sizeof(*shrunk));
+
+		if (shrunk) {
+			b->rows = shrunk;
+			b->cap = n;
+		}
+	}
+	t->base = (b->pc_base + b->rows[0].row.pc) & ~0xfffULL;
+	last = b->pc_base + b->rows[n - 1].row.pc - t->base;
 	if (last > UINT32_MAX || n > UINT32_MAX / 2)
 		return -E2BIG;
+	/* rebase: pc_base + pc - t->base, never negative since t->base <= the first pc */
 	for (size_t i = 0; i < n; i++)
-		b->rows[i].pc -= t->base;
+		b->rows[i].row.pc = (uint32_t)(b->pc_base + b->rows[i].row.pc - t->base);
 	t->nrows = (uint32_t)n;
 	t->shift = pick_shift(b->rows, n);
 	t->nbuckets = (uint32_t)(last >> t->shift) + 1;
@@ -369,7 +385,6 @@ static int finish(struct builder *b, struct ap_cfi_table *t)
 	rows = (struct ap_unwind_row *)(t->image + t->row_base);
 	for (size_t i = 0; i < n; i++) {
 		rows[i] = b->rows[i].row;
-		rows[i].pc = (uint32_t)b->rows[i].pc;
 		switch (rows[i].kind & AP_CFA_KIND_MASK) {
 		case AP_CFA_UNSUPPORTED:
 			t->stats.rows_unsupported++;
@@ -574,6 +589,14 @@ int ap_cfi_table_build(Elf *elf, struct ap_cfi_table *t)
 
 	b.segs = t->segs;
 	b.nsegs = t->nsegs;
+	b.pc_base = UINT64_MAX;
+	for (uint32_t i = 0; i < t->nsegs; i++)
+		if ((t->segs[i].flags & PF_X) && t->segs[i].vaddr < b.pc_base)
+			b.pc_base = t->segs[i].vaddr;
+	if (b.pc_base == UINT64_MAX) {
+		err = -ENOENT; /* no code: nothing to unwind */
+		goto out;
+	}
 	if (have_eh) {
 		err = ap_cfi_parse(&eh, want_fde, add_row, &b, &ps);
 		err = err ? err : b.err ? b.err : flush_end(&b);
