@@ -146,8 +146,9 @@ static void write_frames(FILE *out, const struct ap_profile *p)
 		json_addr(out, f->rel_addr);
 		fputs(", \"file\": ", out);
 		json_str(out, ap_profile_str(p, f->file));
-		fprintf(out, ", \"line\": %" PRIu32 ", \"mapping\": %" PRIu32 "}", f->line,
-			f->mapping);
+		fprintf(out, ", \"line\": %" PRIu32 ", \"mapping\": %" PRIu32, f->line, f->mapping);
+		/* only where true: most frames are not inlined, and readers default to false */
+		fputs(f->flags & AP_FRAME_INLINED ? ", \"inlined\": true}" : "}", out);
 	}
 	fputs(n ? "\n  ],\n" : "],\n", out);
 }

@@ -349,7 +349,8 @@ static int rd_functions(struct reader *r)
 }
 
 /* Every location becomes one frame per Line (innermost first, like the model's leaf-first
- * stacks), or a single "[unknown]" frame when it has no Line. */
+ * stacks), all but the last flagged AP_FRAME_INLINED, or a single "[unknown]" frame when it
+ * has no Line. */
 static int rd_locations(struct reader *r)
 {
 	const Perftools__Profiles__Profile *m = r->m;
@@ -415,6 +416,7 @@ static int rd_locations(struct reader *r)
 				f.file = r->funcs[idx].file;
 			}
 			f.line = ln->line > 0 && ln->line <= UINT32_MAX ? (uint32_t)ln->line : 0;
+			f.flags = j + 1 < l->n_line ? AP_FRAME_INLINED : 0;
 			r->frames[k] = ap_profile_add_frame(r->p, &f);
 			if (r->frames[k++] == UINT32_MAX)
 				return -ENOMEM;

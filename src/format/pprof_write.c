@@ -5,9 +5,12 @@
  * How the model maps onto pprof:
  * - String table: the profile's own strings keep their ids (both tables have "" at 0); the few
  *   strings pprof needs that the profile lacks (label keys, comments) are appended.
- * - One Location per model frame (location id = frame id + 1) with one Line. Unresolved frames
- *   ("[unknown]") get no Line, which is how pprof marks a location it may symbolize itself
- *   from the mapping's file and build-id.
+ * - One Location per machine frame: a frame with its own address has one Line; a run of
+ *   AP_FRAME_INLINED frames and the frame they are inlined into (same address and mapping)
+ *   share one Location with one Line each, innermost first, the physical function last, as
+ *   pprof orders them. Locations are the distinct runs the samples use, numbered from 1 in
+ *   order of first use. A lone unresolved frame ("[unknown]") gets no Line, which is how
+ *   pprof marks a location it may symbolize itself from the mapping's file and build-id.
  * - One Function per distinct (name, file).
  * - Model mappings keep their ids. Frames without a mapping but with a module (always the case
  *   for kernel frames) get a synthetic mapping with an empty address range named after the
@@ -40,7 +43,9 @@ struct writer {
 	size_t nfuncs, cap_funcs;
 	struct u64map func_idx; /* (name << 32 | file) -> function id */
 
-	uint64_t *frame_map; /* per frame: pprof mapping id */
+	/* Scratch profile whose stack table interns the frame runs of Locations exactly:
+	 * stack id i is the run of location id i + 1. */
+	struct ap_profile *runs;
 };
 
 /* Index of `s` in the table, appending an owned copy when it is not there yet. */
@@ -171,6 +176,36 @@ static int wr_function(struct writer *w, const struct ap_frame *f, uint64_t *out
 	w->funcs[w->nfuncs++] = init;
 	*out = init.id;
 	return ap_pprof_map_put(&w->func_idx, key, (uint32_t)init.id);
+}
+
+/* Whether frame a is inlined into b, its caller in the stack: one machine frame. A flagged frame
+ * whose caller was cut away or differs (a hand-built or filtered stack) stands alone. */
+static bool inlined_into(const struct ap_frame *a, const struct ap_frame *b)
+{
+	return (a->flags & AP_FRAME_INLINED) && a->addr == b->addr && a->mapping == b->mapping &&
+	       a->module == b->module && a->kind == b->kind;
+}
+
+/* Length of the run of frames from stack[i] that makes one Location. */
+static size_t run_len(const struct ap_profile *p, const uint32_t *stack, size_t n, size_t i)
+{
+	size_t j = i;
+
+	while (j + 1 < n &&
+	       inlined_into(ap_profile_frame(p, stack[j]), ap_profile_frame(p, stack[j + 1])))
+		j++;
+	return j - i + 1;
+}
+
+/* Location id of a run, numbering it when it is new. */
+static int wr_location_id(struct writer *w, const uint32_t *run, size_t n, uint64_t *out)
+{
+	uint32_t id = ap_profile_add_stack(w->runs, run, n);
+
+	if (id == UINT32_MAX)
+		return -ENOMEM;
+	*out = (uint64_t)id + 1;
+	return 0;
 }
 
 /* Gzip sink for protobuf-c: packed bytes are staged, deflated and written to the FILE. */
@@ -327,9 +362,13 @@ static int wr_samples(struct writer *w, struct wr_samples *ws)
 		/* both the model and pprof keep stacks leaf first */
 		stack = ap_profile_stack(p, s->stack, &n);
 		m->location_id = &ws->locs[lo];
-		m->n_location_id = n;
-		for (size_t j = 0; j < n; j++)
-			ws->locs[lo++] = (uint64_t)stack[j] + 1;
+		for (size_t j = 0, len; j < n; j += len) {
+			len = run_len(p, stack, n, j);
+			err = wr_location_id(w, stack + j, len, &ws->locs[lo++]);
+			if (err)
+				return err;
+		}
+		m->n_location_id = (size_t)(&ws->locs[lo] - m->location_id);
 		m->value = &ws->vals[k * nv];
 		m->n_value = nv;
 		for (size_t v = 0; v < nv; v++)
@@ -369,6 +408,107 @@ static int wr_samples(struct writer *w, struct wr_samples *ws)
 	return 0;
 }
 
+/* Location messages for the runs wr_samples() numbered, with their Lines. */
+struct wr_locs {
+	Perftools__Profiles__Location *locs;
+	Perftools__Profiles__Location **ptrs;
+	Perftools__Profiles__Line *lines;
+	Perftools__Profiles__Line **line_ptrs;
+	size_t n;
+};
+
+static void wr_locs_free(struct wr_locs *wl)
+{
+	free(wl->locs);
+	free(wl->ptrs);
+	free(wl->lines);
+	free(wl->line_ptrs);
+}
+
+/* What pprof may expect of each mapping: it symbolizes only mappings that lack functions, so a
+ * mapping with an unresolved location says so. */
+static void wr_mapping_flags(struct writer *w, const struct wr_locs *wl)
+{
+	for (size_t i = 0; i < w->nmaps; i++) {
+		Perftools__Profiles__Mapping *m = &w->maps[i];
+
+		m->has_functions = m->has_filenames = m->has_line_numbers = 1;
+	}
+	for (uint32_t i = 0; i < wl->n; i++) {
+		const Perftools__Profiles__Location *l = &wl->locs[i];
+		Perftools__Profiles__Mapping *m;
+		const uint32_t *run;
+		size_t n;
+
+		if (!l->mapping_id)
+			continue;
+		m = &w->maps[l->mapping_id - 1];
+		run = ap_profile_stack(w->runs, i, &n);
+		for (size_t j = 0; j < n; j++) {
+			const struct ap_frame *f = ap_profile_frame(w->p, run[j]);
+
+			if (f->name == w->unknown_id)
+				m->has_functions = 0;
+			if (!f->file)
+				m->has_filenames = 0;
+			if (!f->line)
+				m->has_line_numbers = 0;
+		}
+	}
+}
+
+static int wr_locations(struct writer *w, struct wr_locs *wl)
+{
+	Perftools__Profiles__Location linit = PERFTOOLS__PROFILES__LOCATION__INIT;
+	Perftools__Profiles__Line lninit = PERFTOOLS__PROFILES__LINE__INIT;
+	size_t nlines = 0, li = 0, n;
+	int err;
+
+	wl->n = ap_profile_nstacks(w->runs);
+	for (uint32_t i = 0; i < wl->n; i++) {
+		ap_profile_stack(w->runs, i, &n);
+		nlines += n;
+	}
+	wl->locs = calloc(wl->n + 1, sizeof(*wl->locs));
+	wl->ptrs = calloc(wl->n + 1, sizeof(*wl->ptrs));
+	wl->lines = calloc(nlines + 1, sizeof(*wl->lines));
+	wl->line_ptrs = calloc(nlines + 1, sizeof(*wl->line_ptrs));
+	if (!wl->locs || !wl->ptrs || !wl->lines || !wl->line_ptrs)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < wl->n; i++) {
+		const uint32_t *run = ap_profile_stack(w->runs, i, &n);
+		Perftools__Profiles__Location *l = &wl->locs[i];
+
+		*l = linit;
+		l->id = (uint64_t)i + 1;
+		/* the frames of a run share address and mapping: the leaf speaks for all */
+		l->address = ap_profile_frame(w->p, run[0])->addr;
+		err = wr_frame_mapping(w, ap_profile_frame(w->p, run[0]), &l->mapping_id);
+		if (err)
+			return err;
+		wl->ptrs[i] = l;
+		l->line = &wl->line_ptrs[li];
+		for (size_t j = 0; j < n; j++) {
+			const struct ap_frame *f = ap_profile_frame(w->p, run[j]);
+			Perftools__Profiles__Line *ln = &wl->lines[li];
+
+			/* a lone unresolved frame gets no Line; inside a run it keeps its place
+			 * with a Line whose function is named "[unknown]" */
+			if (n == 1 && f->name == w->unknown_id)
+				continue;
+			*ln = lninit;
+			ln->line = f->line;
+			err = wr_function(w, f, &ln->function_id);
+			if (err)
+				return err;
+			wl->line_ptrs[li++] = ln;
+			l->n_line++;
+		}
+	}
+	wr_mapping_flags(w, wl);
+	return 0;
+}
+
 static int wr_comments(struct writer *w, int64_t **out, size_t *n)
 {
 	size_t nst = ap_profile_nstats(w->p), nmeta = ap_profile_nmeta(w->p);
@@ -402,18 +542,15 @@ int ap_write_pprof(const struct ap_profile *p, FILE *out, const struct ap_write_
 {
 	Perftools__Profiles__Profile msg = PERFTOOLS__PROFILES__PROFILE__INIT;
 	Perftools__Profiles__ValueType vinit = PERFTOOLS__PROFILES__VALUE_TYPE__INIT;
-	Perftools__Profiles__Location linit = PERFTOOLS__PROFILES__LOCATION__INIT;
-	Perftools__Profiles__Line lninit = PERFTOOLS__PROFILES__LINE__INIT;
 	Perftools__Profiles__ValueType vtypes[AP_MAX_VALUES], *vtype_ptrs[AP_MAX_VALUES];
 	Perftools__Profiles__ValueType period_type = vinit;
 	Perftools__Profiles__Mapping **map_ptrs = NULL;
 	Perftools__Profiles__Function **func_ptrs = NULL;
-	Perftools__Profiles__Location *locs = NULL, **loc_ptrs = NULL;
-	Perftools__Profiles__Line *lines = NULL, **line_ptrs = NULL;
 	struct wr_samples ws = {0};
+	struct wr_locs wl = {0};
 	struct writer w = {0};
 	const struct ap_value_type *pt = ap_profile_period_type(p);
-	size_t nframes = ap_profile_nframes(p), nv = ap_profile_nvalues(p);
+	size_t nv = ap_profile_nvalues(p);
 	int64_t *comments = NULL;
 	size_t ncomments = 0;
 	int err = -ENOMEM;
@@ -430,60 +567,16 @@ int ap_write_pprof(const struct ap_profile *p, FILE *out, const struct ap_write_
 	}
 	w.nstrs = w.nprof_strs;
 
+	w.runs = ap_profile_new();
+	if (!w.runs)
+		goto out;
 	err = wr_mappings(&w);
 	if (err)
 		goto out;
-	err = -ENOMEM;
-	w.frame_map = calloc(nframes + 1, sizeof(*w.frame_map));
-	locs = calloc(nframes + 1, sizeof(*locs));
-	loc_ptrs = calloc(nframes + 1, sizeof(*loc_ptrs));
-	lines = calloc(nframes + 1, sizeof(*lines));
-	line_ptrs = calloc(nframes + 1, sizeof(*line_ptrs));
-	if (!w.frame_map || !locs || !loc_ptrs || !lines || !line_ptrs)
-		goto out;
-	for (uint32_t i = 0; i < nframes; i++) {
-		const struct ap_frame *f = ap_profile_frame(p, i);
-
-		locs[i] = linit;
-		locs[i].id = (uint64_t)i + 1;
-		locs[i].address = f->addr;
-		err = wr_frame_mapping(&w, f, &w.frame_map[i]);
-		if (err)
-			goto out;
-		locs[i].mapping_id = w.frame_map[i];
-		loc_ptrs[i] = &locs[i];
-		if (f->name == w.unknown_id)
-			continue;
-		lines[i] = lninit;
-		lines[i].line = f->line;
-		err = wr_function(&w, f, &lines[i].function_id);
-		if (err)
-			goto out;
-		line_ptrs[i] = &lines[i];
-		locs[i].line = &line_ptrs[i];
-		locs[i].n_line = 1;
-	}
-
-	/* What pprof may expect of each mapping: it symbolizes only mappings that lack
-	 * functions, so a mapping with an unresolved location says so. */
-	for (size_t i = 0; i < w.nmaps; i++)
-		w.maps[i].has_functions = w.maps[i].has_filenames = w.maps[i].has_line_numbers = 1;
-	for (uint32_t i = 0; i < nframes; i++) {
-		const struct ap_frame *f = ap_profile_frame(p, i);
-		Perftools__Profiles__Mapping *m;
-
-		if (!w.frame_map[i])
-			continue;
-		m = &w.maps[w.frame_map[i] - 1];
-		if (f->name == w.unknown_id)
-			m->has_functions = 0;
-		if (!f->file)
-			m->has_filenames = 0;
-		if (!f->line)
-			m->has_line_numbers = 0;
-	}
-
 	err = wr_samples(&w, &ws);
+	if (err)
+		goto out;
+	err = wr_locations(&w, &wl);
 	if (err)
 		goto out;
 	err = wr_comments(&w, &comments, &ncomments);
@@ -514,8 +607,8 @@ int ap_write_pprof(const struct ap_profile *p, FILE *out, const struct ap_write_
 	msg.sample = ws.ptrs;
 	msg.n_mapping = w.nmaps;
 	msg.mapping = map_ptrs;
-	msg.n_location = nframes;
-	msg.location = loc_ptrs;
+	msg.n_location = wl.n;
+	msg.location = wl.ptrs;
 	msg.n_function = w.nfuncs;
 	msg.function = func_ptrs;
 	msg.n_string_table = w.nstrs;
@@ -539,11 +632,8 @@ out:
 	free(map_ptrs);
 	free(func_ptrs);
 	wr_samples_free(&ws);
-	free(line_ptrs);
-	free(lines);
-	free(loc_ptrs);
-	free(locs);
-	free(w.frame_map);
+	wr_locs_free(&wl);
+	ap_profile_free(w.runs);
 	ap_pprof_map_free(&w.func_idx);
 	free(w.funcs);
 	ap_pprof_map_free(&w.synth);

@@ -403,6 +403,10 @@ const struct ap_mapping *ap_profile_mapping(const struct ap_profile *p, uint32_t
 	return id < p->nmaps ? &p->maps[id] : NULL;
 }
 
+/* Frames are hashed and compared as bytes: hidden padding would make equal frames differ. */
+_Static_assert(sizeof(struct ap_frame) == 2 * sizeof(uint64_t) + 8 * sizeof(uint32_t),
+	       "struct ap_frame has unnamed padding");
+
 static bool frame_eq(const struct ap_profile *p, uint32_t id, const void *key)
 {
 	return memcmp(&p->frames[id], key, sizeof(struct ap_frame)) == 0;

@@ -24,6 +24,15 @@ enum ap_frame_kind {
 	AP_FRAME_KERNEL = 1,
 };
 
+/* ap_frame.flags bits. */
+enum ap_frame_flag {
+	/* The call was inlined: the frame shares its address with the next frame of the stack
+	 * (its caller), and the two are one machine frame. pprof writes such a run, up to the
+	 * first frame without the flag (the physical function), as one Location with one Line
+	 * per frame. */
+	AP_FRAME_INLINED = 1u << 0,
+};
+
 struct ap_mapping {
 	uint64_t start;	   /* runtime start address */
 	uint64_t limit;	   /* runtime end address (exclusive) */
@@ -41,6 +50,8 @@ struct ap_frame {
 	uint32_t line;	   /* source line, 0 when unknown */
 	uint32_t mapping;  /* mapping id, 0 = none */
 	uint32_t kind;	   /* enum ap_frame_kind */
+	uint32_t flags;	   /* enum ap_frame_flag bits */
+	uint32_t pad;	   /* zero: frames are hashed and compared as bytes */
 };
 
 /* A label: a string value (str != 0) or a number (num, with an optional unit string id). */
@@ -107,7 +118,7 @@ uint32_t ap_profile_add_mapping(struct ap_profile *p, const struct ap_mapping *m
 size_t ap_profile_nmappings(const struct ap_profile *p); /* counts id 0 */
 const struct ap_mapping *ap_profile_mapping(const struct ap_profile *p, uint32_t id);
 
-/* Frames, interned on all fields. Returns the id or UINT32_MAX. */
+/* Frames, interned on all fields (flags included). Returns the id or UINT32_MAX. */
 uint32_t ap_profile_add_frame(struct ap_profile *p, const struct ap_frame *f);
 size_t ap_profile_nframes(const struct ap_profile *p);
 const struct ap_frame *ap_profile_frame(const struct ap_profile *p, uint32_t id);

@@ -38,6 +38,11 @@ static const char check_py[] =
     "        assert 0 <= fid < len(d['frames'])\n"
     "for i, vt in enumerate(d['value_types']):\n"
     "    eq(d['totals'][i], sum(s['values'][i] for s in d['samples']), 'total %d' % i)\n"
+    "if sys.argv[2] == 'inlined':\n"
+    "    eq([f.get('inlined') for f in d['frames']], [True, None, None], 'inlined')\n"
+    "    eq(list(d['frames'][0])[-1], 'inlined', 'inlined comes last')\n"
+    "    eq(d['frames'][0]['addr'], d['frames'][1]['addr'], 'one address')\n"
+    "    sys.exit(0)\n"
     "if sys.argv[2] == 'empty':\n"
     "    eq(d['samples'], [], 'samples'); eq(d['frames'], [], 'frames')\n"
     "    eq(d['meta'], {}, 'meta'); eq(d['stats'], {}, 'stats'); eq(d['mappings'], [], 'maps')\n"
@@ -52,6 +57,7 @@ static const char check_py[] =
     "eq(d['stats'], {'lost_samples': 2, 'errors': 0}, 'stats')\n"
     "eq(d['mappings'], [{'id': 1, 'start': '0x400000', 'limit': '0x401000', 'offset': '0x0',\n"
     "                    'file': '/usr/bin/app', 'build_id': 'abcd'}], 'mappings')\n"
+    "eq([f for f in d['frames'] if 'inlined' in f], [], 'no inlined frames')\n"
     "names = [f['name'] for f in d['frames']]\n"
     "eq(names, ['do_syscall_64', 'main', 'we\"ird\\\\\\n\\t\\x01\\x1f\\u00e9', 'bad\\ufffdx',\n"
     "           '[unknown]'], 'frame names')\n"
@@ -170,6 +176,32 @@ static void test_full_profile(void **state)
 	ap_profile_free(p);
 }
 
+/* An inlined frame says so; the frame it is inlined into and ordinary frames do not. */
+static void test_inlined(void **state)
+{
+	struct ap_profile *p = ap_profile_new();
+	struct ap_frame f = {0};
+	struct ap_sample s = {0};
+	uint32_t st[3];
+
+	assert_non_null(p);
+	assert_int_equal(ap_profile_add_value_type(p, "samples", "count"), 0);
+	f.addr = 0x400123;
+	f.module = ap_profile_intern(p, "app");
+	f.name = ap_profile_intern(p, "helper");
+	f.flags = AP_FRAME_INLINED;
+	st[0] = ap_profile_add_frame(p, &f);
+	f.name = ap_profile_intern(p, "work");
+	f.flags = 0;
+	st[1] = ap_profile_add_frame(p, &f);
+	st[2] = ap_profile_add_named_frame(p, "main", "app", AP_FRAME_USER);
+	s.stack = ap_profile_add_stack(p, st, 3);
+	s.values[0] = 1;
+	assert_int_equal(ap_profile_add_sample(p, &s), 0);
+	check(p, "inlined");
+	ap_profile_free(p);
+}
+
 static void test_empty_profile(void **state)
 {
 	struct ap_profile *p = ap_profile_new();
@@ -198,6 +230,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_full_profile),
+	    cmocka_unit_test(test_inlined),
 	    cmocka_unit_test(test_empty_profile),
 	    cmocka_unit_test(test_write_error),
 	};
