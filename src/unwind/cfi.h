@@ -103,6 +103,7 @@ struct ap_cfi_table_stats {
 
 struct ap_cfi_table {
 	uint64_t *image;	/* bucket index, then rows from row_base (unwind_table.h) */
+	bool image_external;	/* image came from an ap_cfi_sink: not freed by release */
 	struct ap_cfi_seg *segs; /* PT_LOAD segments */
 	uint64_t base;		/* ELF vaddr of table pc 0 */
 	uint32_t nbuckets;
@@ -118,6 +119,17 @@ struct ap_cfi_table {
  * with frame pointers), -ENOEXEC (not a usable ELF), -E2BIG (code spans more than 4 GiB) or
  * -ENOMEM. Release with ap_cfi_table_release(). */
 int ap_cfi_table_build(Elf *elf, struct ap_cfi_table *t);
+
+/* Where a table image is written, when not into calloc'ed memory: the unwinder hands out the
+ * mapped memory of the BPF map that will hold it, so a big table (libLLVM: 9 MiB) is never
+ * also copied on the heap. alloc returns zeroed memory for `entries` 8-byte entries or NULL;
+ * the memory stays the sink's. */
+struct ap_cfi_sink {
+	uint64_t *(*alloc)(void *ctx, size_t entries);
+	void *ctx;
+};
+int ap_cfi_table_build_into(Elf *elf, struct ap_cfi_table *t, const struct ap_cfi_sink *sink);
+int ap_cfi_table_from_fd_into(int fd, struct ap_cfi_table *t, const struct ap_cfi_sink *sink);
 int ap_cfi_table_from_path(const char *path, struct ap_cfi_table *t);
 int ap_cfi_table_from_fd(int fd, struct ap_cfi_table *t);
 int ap_cfi_table_from_mem(const void *image, size_t size, struct ap_cfi_table *t);

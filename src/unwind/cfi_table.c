@@ -169,6 +169,7 @@ struct builder {
 	const struct ap_cfi_seg *segs;
 	uint32_t nsegs;
 	uint64_t pc_base; /* lowest executable vaddr: every row pc is within 4 GiB of it */
+	const struct ap_cfi_sink *sink; /* where the image goes; NULL: calloc */
 	bool debug_frame; /* reading .debug_frame: skip code .eh_frame covers */
 	bool end_pending; /* the previous FDE's end marker, pushed after its rows */
 	uint64_t end_pc;
@@ -379,7 +380,12 @@ static int finish(struct builder *b, struct ap_cfi_table *t)
 	t->shift = pick_shift(b->rows, n);
 	t->nbuckets = (uint32_t)(last >> t->shift) + 1;
 	t->row_base = AP_UNWIND_ROW_BASE(t->nbuckets);
-	t->image = calloc(ap_cfi_table_entries(t), sizeof(*t->image));
+	if (b->sink) {
+		t->image = b->sink->alloc(b->sink->ctx, ap_cfi_table_entries(t));
+		t->image_external = t->image != NULL;
+	} else {
+		t->image = calloc(ap_cfi_table_entries(t), sizeof(*t->image));
+	}
 	if (!t->image)
 		return -ENOMEM;
 	rows = (struct ap_unwind_row *)(t->image + t->row_base);
@@ -553,7 +559,12 @@ static bool section_data(Elf_Scn *scn, const GElf_Shdr *sh, bool eh, uint64_t da
 
 int ap_cfi_table_build(Elf *elf, struct ap_cfi_table *t)
 {
-	struct builder b = { 0 };
+	return ap_cfi_table_build_into(elf, t, NULL);
+}
+
+int ap_cfi_table_build_into(Elf *elf, struct ap_cfi_table *t, const struct ap_cfi_sink *sink)
+{
+	struct builder b = { .sink = sink };
 	struct ap_cfi_section eh = { 0 }, dbg = { 0 };
 	struct ap_cfi_parse_stats ps;
 	GElf_Ehdr eh_hdr;
@@ -625,23 +636,28 @@ out:
 	return err;
 }
 
-static int build_from(Elf *elf, struct ap_cfi_table *t)
+static int build_from(Elf *elf, struct ap_cfi_table *t, const struct ap_cfi_sink *sink)
 {
 	int err;
 
 	if (!elf)
 		return -ENOEXEC;
-	err = ap_cfi_table_build(elf, t);
+	err = ap_cfi_table_build_into(elf, t, sink);
 	elf_end(elf);
 	return err;
 }
 
-int ap_cfi_table_from_fd(int fd, struct ap_cfi_table *t)
+int ap_cfi_table_from_fd_into(int fd, struct ap_cfi_table *t, const struct ap_cfi_sink *sink)
 {
 	memset(t, 0, sizeof(*t));
 	if (elf_version(EV_CURRENT) == EV_NONE)
 		return -ENOEXEC;
-	return build_from(elf_begin(fd, ELF_C_READ_MMAP, NULL), t);
+	return build_from(elf_begin(fd, ELF_C_READ_MMAP, NULL), t, sink);
+}
+
+int ap_cfi_table_from_fd(int fd, struct ap_cfi_table *t)
+{
+	return ap_cfi_table_from_fd_into(fd, t, NULL);
 }
 
 int ap_cfi_table_from_path(const char *path, struct ap_cfi_table *t)
@@ -678,14 +694,15 @@ int ap_cfi_table_from_mem(const void *image, size_t size, struct ap_cfi_table *t
 	memset(t, 0, sizeof(*t));
 	if (elf_version(EV_CURRENT) == EV_NONE)
 		return -ENOEXEC;
-	return build_from(elf_memory((char *)image, size), t);
+	return build_from(elf_memory((char *)image, size), t, NULL);
 }
 
 void ap_cfi_table_release(struct ap_cfi_table *t)
 {
 	if (!t)
 		return;
-	free(t->image);
+	if (!t->image_external)
+		free(t->image);
 	free(t->segs);
 	memset(t, 0, sizeof(*t));
 }

@@ -149,40 +149,89 @@ static struct utable *table_by_build_id(struct ap_unwinder *u, const char *bid)
 
 /* ---- publishing (worker thread) ---- */
 
-/* Copy a compiled table into a new inner map in slot `slot`. Runs without the lock: the
- * update of the outer map waits for an RCU grace period. Returns 0 or -errno. */
+/* A new inner map for a table of `entries` 8-byte entries, mapped writable. */
+struct file_map {
+	int fd;
+	void *mem;
+	size_t len;
+};
+
+static int file_map_new(size_t entries, struct file_map *m)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, mo, .map_flags = FILE_MAP_FLAGS);
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+
+	m->mem = NULL;
+	m->len = (entries * sizeof(uint64_t) + page - 1) & ~(page - 1);
+	m->fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "ap_unwind_file", sizeof(__u32),
+			       sizeof(__u64), (__u32)entries, &mo);
+	if (m->fd < 0)
+		return -errno;
+	m->mem = mmap(NULL, m->len, PROT_READ | PROT_WRITE, MAP_SHARED, m->fd, 0);
+	if (m->mem == MAP_FAILED) {
+		int err = -errno;
+
+		m->mem = NULL;
+		close(m->fd);
+		m->fd = -1;
+		return err;
+	}
+	return 0;
+}
+
+static void file_map_close(struct file_map *m)
+{
+	if (m->mem)
+		munmap(m->mem, m->len);
+	if (m->fd >= 0)
+		close(m->fd); /* once installed, the outer map holds it */
+	m->mem = NULL;
+	m->fd = -1;
+}
+
+/* Put a filled inner map in slot `slot`. Runs without the lock: the update of the outer map
+ * waits for an RCU grace period. Returns 0 or -errno. */
+static int file_map_install(struct ap_unwinder *u, struct file_map *m, uint32_t slot,
+			    uint64_t *bytes)
+{
+	int err = 0;
+
+	munmap(m->mem, m->len);
+	m->mem = NULL;
+	if (bpf_map_update_elem(u->files_fd, &slot, &m->fd, BPF_ANY))
+		err = -errno;
+	*bytes = ap_uw_map_memlock(m->fd, m->len + 1024);
+	file_map_close(m);
+	return err;
+}
+
+/* The table builder writes its image straight into the inner map's memory. */
+static uint64_t *sink_alloc(void *ctx, size_t entries)
+{
+	struct file_map *m = ctx;
+
+	return file_map_new(entries, m) ? NULL : m->mem;
+}
+
+/* Copy a table compiled on the heap into a new inner map in slot `slot`. */
 static int publish(struct ap_unwinder *u, const struct ap_cfi_table *c, uint32_t slot,
 		   uint64_t *bytes)
 {
-	LIBBPF_OPTS(bpf_map_create_opts, mo, .map_flags = FILE_MAP_FLAGS);
-	size_t entries = ap_cfi_table_entries(c), page = (size_t)sysconf(_SC_PAGESIZE), len;
-	void *mem;
-	int fd, err = 0;
+	struct file_map m;
+	int err = file_map_new(ap_cfi_table_entries(c), &m);
 
-	len = (entries * sizeof(uint64_t) + page - 1) & ~(page - 1);
-	fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "ap_unwind_file", sizeof(__u32), sizeof(__u64),
-			    (__u32)entries, &mo);
-	if (fd < 0)
-		return -errno;
-	mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (mem == MAP_FAILED) {
-		err = -errno;
-		goto out;
-	}
-	memcpy(mem, c->image, entries * sizeof(uint64_t));
-	munmap(mem, len);
-	if (bpf_map_update_elem(u->files_fd, &slot, &fd, BPF_ANY))
-		err = -errno;
-	*bytes = ap_uw_map_memlock(fd, len + 1024);
-out:
-	close(fd); /* the outer map holds the inner one */
-	return err;
+	if (err)
+		return err;
+	memcpy(m.mem, c->image, ap_cfi_table_entries(c) * sizeof(uint64_t));
+	return file_map_install(u, &m, slot, bytes);
 }
 
 /* Compile and publish one queued file. Called and returns with the lock held. */
 static void run_job(struct ap_unwinder *u, struct job *j)
 {
 	struct utable *t = j->t;
+	struct file_map m = { .fd = -1 };
+	struct ap_cfi_sink sink = { .alloc = sink_alloc, .ctx = &m };
 	struct ap_cfi_table c;
 	uint64_t t0, bytes = 0, guess;
 	uint32_t slot = AP_UNWIND_NO_FILE;
@@ -190,7 +239,7 @@ static void run_job(struct ap_unwinder *u, struct job *j)
 
 	pthread_mutex_unlock(&u->lock);
 	t0 = ap_uw_mono_ns();
-	err = ap_cfi_table_from_fd(j->fd, &c);
+	err = ap_cfi_table_from_fd_into(j->fd, &c, &sink);
 	close(j->fd);
 	pthread_mutex_lock(&u->lock);
 
@@ -200,7 +249,7 @@ static void run_job(struct ap_unwinder *u, struct job *j)
 		if (u->nfree && u->st.table_bytes + guess <= u->max_bytes) {
 			slot = u->free_slots[--u->nfree];
 			pthread_mutex_unlock(&u->lock);
-			err = publish(u, &c, slot, &bytes);
+			err = file_map_install(u, &m, slot, &bytes);
 			pthread_mutex_lock(&u->lock);
 			if (err) {
 				u->free_slots[u->nfree++] = slot;
@@ -210,6 +259,7 @@ static void run_job(struct ap_unwinder *u, struct job *j)
 			err = -ENOSPC; /* over the memory budget: frame pointers for this file */
 		}
 	}
+	file_map_close(&m); /* not installed: the map goes */
 	if (!err) {
 		t->segs = c.segs;
 		t->nsegs = c.nsegs;
