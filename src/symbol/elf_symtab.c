@@ -23,7 +23,6 @@ struct raw_sym {
 	uint64_t addr;
 	uint64_t size;
 	const char *name;
-	char *demangled; /* malloc'd, set for the survivors of build_table only */
 	int rank;
 };
 
@@ -110,7 +109,6 @@ static int collect_syms(Elf *elf, Elf_Scn *scn, const GElf_Shdr *sh, struct raw_
 		rs.addr = sym.st_value;
 		rs.size = sym.st_size;
 		rs.rank = bind_rank(GELF_ST_BIND(sym.st_info));
-		rs.demangled = NULL;
 		err = raw_push(r, &rs);
 		if (err)
 			return err;
@@ -146,50 +144,73 @@ static int read_syms(Elf *elf, struct raw_syms *r)
 	return 0;
 }
 
+/* Append a name to the pool, growing it by doubling (big pools are mapped, so growing
+ * remaps rather than copies). Returns its offset, or -errno. */
+static int64_t pool_append(char **pool, size_t *len, size_t *cap, const char *name)
+{
+	size_t n = strlen(name) + 1;
+	int64_t off = (int64_t)*len;
+
+	if (*len + n > UINT32_MAX)
+		return -E2BIG;
+	if (*len + n > *cap) {
+		size_t ncap = *cap ? *cap * 2 : 4096;
+		char *np;
+
+		while (ncap < *len + n)
+			ncap *= 2;
+		np = realloc(*pool, ncap);
+		if (!np)
+			return -ENOMEM;
+		*pool = np;
+		*cap = ncap;
+	}
+	memcpy(*pool + *len, name, n);
+	*len += n;
+	return off;
+}
+
 /* Sort, drop aliases, demangle, and copy the survivors into t's compact arrays. Names are
- * demangled here, once per file, so that lookups stay a binary search. */
+ * demangled here, once per file, so that lookups stay a binary search; each demangled name
+ * goes straight into the pool, so a C++ library with 60k symbols never holds its demangled
+ * names twice. */
 static int build_table(struct raw_syms *r, struct ap_symtab *t)
 {
-	size_t n = 0, pool = 0, off = 0;
-	int err = 0;
+	size_t n = 0, len = 0, cap = 0;
+	char *pool = NULL;
 
 	if (!r->n)
 		return 0;
 	qsort(r->v, r->n, sizeof(*r->v), raw_cmp);
-	for (size_t i = 0; i < r->n; i++) {
-		if (i && r->v[i].addr == r->v[n - 1].addr)
-			continue;
-		r->v[n] = r->v[i];
-		r->v[n].demangled = ap_demangle(r->v[n].name);
-		if (r->v[n].demangled)
-			r->v[n].name = r->v[n].demangled;
-		pool += strlen(r->v[n++].name) + 1;
-	}
-	if (pool > UINT32_MAX) {
-		err = -E2BIG;
-		goto out;
-	}
+	/* the raw array is reused for the survivors, so syms can be sized exactly */
+	for (size_t i = 0; i < r->n; i++)
+		if (!n || r->v[i].addr != r->v[n - 1].addr)
+			r->v[n++] = r->v[i];
 	t->syms = malloc(n * sizeof(*t->syms));
-	t->names = malloc(pool);
-	if (!t->syms || !t->names) {
-		err = -ENOMEM;
-		goto out;
-	}
+	if (!t->syms)
+		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
-		size_t len = strlen(r->v[i].name) + 1;
+		char *dm = ap_demangle(r->v[i].name);
+		int64_t off = pool_append(&pool, &len, &cap, dm ? dm : r->v[i].name);
 
+		free(dm);
+		if (off < 0) {
+			free(pool);
+			free(t->syms);
+			t->syms = NULL;
+			return (int)off;
+		}
 		t->syms[i].addr = r->v[i].addr;
 		t->syms[i].size = r->v[i].size > UINT32_MAX ? UINT32_MAX : (uint32_t)r->v[i].size;
 		t->syms[i].name = (uint32_t)off;
-		memcpy(t->names + off, r->v[i].name, len);
-		off += len;
 	}
+	/* give back the doubling slack */
+	t->names = len < cap ? realloc(pool, len) : pool;
+	if (!t->names)
+		t->names = pool;
 	t->nsyms = n;
-	t->names_len = pool;
-out:
-	for (size_t i = 0; i < n; i++)
-		free(r->v[i].demangled);
-	return err;
+	t->names_len = len;
+	return 0;
 }
 
 static int read_segments(Elf *elf, struct ap_symtab *t)
