@@ -281,11 +281,13 @@ int ap_agent_run(const struct ap_agent_opts *opts)
 	/* The symbolizer's and unwinder's helper threads allocate little and rarely: one arena
 	 * for all threads keeps their freed memory reusable instead of parked per thread. */
 	mallopt(M_ARENA_MAX, 1);
-	/* Big transient buffers (a large library's unwind rows, its table image) are mapped on
+	/* Big transient buffers (a large library's unwind rows, its symbol names) are mapped on
 	 * their own: they go back to the system when freed instead of leaving the heap bloated,
 	 * and growing them remaps instead of copying. A fixed threshold also stops glibc from
-	 * raising it after the first such free. */
-	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+	 * raising it after the first such free. Not lower: the per-drain buffers (a map dump is
+	 * about 1 MiB) would then be mapped, faulted in and unmapped every second, which slows
+	 * drains enough for lock mode's wait maps to fill under thread-churn. */
+	mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024);
 	sym = ap_symbolizer_new();
 	if (!sym) {
 		fprintf(stderr, "%s: out of memory\n", opts->prog);

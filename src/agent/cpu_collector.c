@@ -17,13 +17,15 @@
 #include "cpu_record.h"
 #include "map_dump.h"
 #include "log.h"
+#include "unwind_events.h"
 #include "unwinder.h"
 
 _Static_assert(sizeof(struct ap_cpu_key) == 40, "ap_cpu_key layout changed");
 _Static_assert(sizeof(struct ap_stack) == AP_MAX_STACK_DEPTH * 8, "ap_stack layout changed");
-_Static_assert(sizeof(struct ap_proc_event) == 32, "ap_proc_event layout changed");
 _Static_assert(sizeof(struct ap_cpu_event) == 56, "ap_cpu_event layout changed");
-_Static_assert(sizeof(struct ap_cpu_deferred) == 9288, "ap_cpu_deferred layout changed");
+_Static_assert(offsetof(struct ap_cpu_deferred, snap) == 1072 &&
+		       sizeof(struct ap_cpu_deferred) == 1072 + sizeof(struct ap_user_snapshot),
+	       "ap_cpu_deferred layout changed");
 
 /* Bounds of the per-slot map sizes, which scale with CPUs x rate x drain interval. */
 #define MIN_MAP_ENTRIES 1024u
@@ -44,9 +46,8 @@ struct cpu_collector {
 	struct ap_map_dump counts_dump; /* scratch for one drain */
 	struct ap_collector *owner;
 	struct ap_unwinder *unwinder; /* CFI tables for the BPF stack walker; NULL: FP only */
-	struct ap_unwind_deferq *deferq; /* samples waiting for their process's tables */
-	uint64_t deferred_lost;		 /* ... that could not be queued (no memory) */
-	bool stopped;			 /* probes detached: flush every deferred sample */
+	struct ap_unwind_events *uev; /* process events, samples waiting for their tables */
+	bool stopped;		      /* probes detached: flush every deferred sample */
 	struct ap_stack kstack;
 	struct ap_stack ustack;
 };
@@ -67,71 +68,17 @@ static unsigned int map_entries(const struct ap_agent_opts *opts, int ncpus)
 	return n;
 }
 
-static int handle_proc_event(void *ctx, void *data, size_t size)
-{
-	struct cpu_collector *cc = ctx;
-	const struct ap_proc_event *e = data;
-
-	if (size < sizeof(*e))
-		return 0;
-	switch (e->kind) {
-	case AP_PROC_NEW:
-	case AP_PROC_EXEC:
-		/* unwind tables first: until they are in, its samples use frame pointers */
-		ap_unwinder_load_pid(cc->unwinder, (int)e->pid);
-		/* the process may already be gone: the symbolizer counts that */
-		ap_symbolizer_snapshot_pid(cc->owner->sym, (int)e->pid);
-		break;
-	case AP_PROC_EXIT:
-		ap_unwinder_pid_exited(cc->unwinder, (int)e->pid);
-		ap_symbolizer_pid_exited(cc->owner->sym, (int)e->pid);
-		break;
-	case AP_PROC_UNKNOWN_PC:
-		/* it ran code outside its known mappings: a library it dlopen()ed */
-		if (ap_unwinder_rescan_pid(cc->unwinder, (int)e->pid) > 0)
-			ap_symbolizer_snapshot_pid(cc->owner->sym, (int)e->pid);
-		break;
-	}
-	return 0;
-}
-
-/* A deferred sample (struct ap_cpu_deferred) from BPF: queue it until its tables are in. */
-static int handle_deferred(void *ctx, void *data, size_t size)
-{
-	struct cpu_collector *cc = ctx;
-	const struct ap_cpu_deferred *d = data;
-	struct ap_unwinder_snapshot snap;
-
-	if (size < offsetof(struct ap_cpu_deferred, stack) ||
-	    d->stack_len > sizeof(d->stack))
-		return 0;
-	snap.pc = d->pc;
-	snap.sp = d->sp;
-	snap.bp = d->bp;
-	snap.stack = d->stack;
-	snap.stack_len = d->stack_len;
-	/* It was taken just now: its mappings are current. Catch up with libraries mapped
-	 * since the last scan (by ld.so or dlopen), so that the replay has their tables. */
-	if (ap_unwinder_refresh_pid(cc->unwinder, (int)d->key.pid) > 0)
-		ap_symbolizer_snapshot_pid(cc->owner->sym, (int)d->key.pid);
-	/* the payload: everything before the registers (key, kernel stack, time, CPU) */
-	if (ap_unwind_deferq_push(cc->deferq, (int)d->key.pid, &d->key,
-				  offsetof(struct ap_cpu_deferred, pc), &snap))
-		cc->deferred_lost++;
-	return 0;
-}
-
 /* A deferred sample unwound in the agent: count it like a drained one. */
 static void record_replayed(void *ctx, const void *payload, const uint64_t *ips, size_t n,
 			    uint32_t status)
 {
 	struct cpu_collector *cc = ctx;
-	const struct ap_cpu_deferred *d = payload; /* the fields before pc are there */
+	const struct ap_cpu_deferred *d = payload; /* the fields before snap are there */
 
 	/* through the --filter, if any, like the other samples, with the sample's time and CPU */
 	if (ap_cpu_record_event(cc->owner, &d->key, d->ts_ns, d->cpu,
-				d->kstack[0] ? d->kstack : NULL, n ? (const __u64 *)ips : NULL,
-				&cc->rec))
+				d->key.kern_stack && d->kstack[0] ? d->kstack : NULL,
+				n ? (const __u64 *)ips : NULL, &cc->rec))
 		cc->record_errors++;
 }
 
@@ -270,11 +217,14 @@ static int cpu_start(struct ap_collector *c, const struct ap_agent_opts *opts, c
 		cc->unwinder = NULL;
 		cc->skel->rodata->cfg_unwind_tables = false;
 	}
-	/* samples taken before their tables are in are unwound here, later */
-	if (cc->unwinder)
-		cc->deferq = ap_unwind_deferq_new(cc->unwinder, 128, record_replayed, cc);
-	cc->skel->rodata->cfg_defer_unwind = cc->deferq != NULL;
-	if (!cc->deferq) /* unused: keep it at one page */
+	/* samples taken before their tables are in are unwound here, later; process events
+	 * keep the tables and the symbols current (also without tables) */
+	cc->uev = ap_unwind_events_new(cc->unwinder, c->sym, offsetof(struct ap_cpu_deferred, snap),
+				       128, record_replayed, cc);
+	if (!cc->uev)
+		return -ENOMEM;
+	cc->skel->rodata->cfg_defer_unwind = ap_unwind_events_deferring(cc->uev);
+	if (!cc->skel->rodata->cfg_defer_unwind) /* unused: keep it at one page */
 		bpf_map__set_max_entries(cc->skel->maps.unwind_deferred, (__u32)getpagesize());
 
 	err = cpu_bpf__load(cc->skel);
@@ -297,21 +247,12 @@ static int cpu_start(struct ap_collector *c, const struct ap_agent_opts *opts, c
 	if (opts->npids && ap_unwinder_wait_idle(cc->unwinder, 5000) == -ETIMEDOUT)
 		ap_warn("cpu: unwind tables still compiling: first samples use frame pointers");
 
-	cc->events = ring_buffer__new(bpf_map__fd(cc->skel->maps.proc_events), handle_proc_event,
-				      cc, NULL);
-	if (!cc->events) {
-		err = -errno;
-		snprintf(msg, len, "cannot open the process-event ring buffer: %s", strerror(-err));
+	err = ap_unwind_events_add_rings(cc->uev, &cc->events,
+					 bpf_map__fd(cc->skel->maps.proc_events),
+					 bpf_map__fd(cc->skel->maps.unwind_deferred));
+	if (err) {
+		snprintf(msg, len, "cannot open the process-event ring buffers: %s", strerror(-err));
 		return err;
-	}
-	if (cc->deferq) {
-		err = ring_buffer__add(cc->events, bpf_map__fd(cc->skel->maps.unwind_deferred),
-				       handle_deferred, cc);
-		if (err) {
-			snprintf(msg, len, "cannot open the deferred-unwind ring buffer: %s",
-				 strerror(-err));
-			return err;
-		}
 	}
 	if (cc->per_event) {
 		err = ring_buffer__add(cc->events, bpf_map__fd(cc->skel->maps.sample_events),
@@ -388,8 +329,7 @@ static int cpu_drain(struct ap_collector *c)
 		cc->drain_errors++;
 	/* samples that waited for tables: those ready now, those that waited two drains, and
 	 * all of them once the probes are gone; then forget exited processes */
-	ap_unwind_deferq_flush(cc->deferq, cc->stopped ? 0 : 2);
-	ap_unwinder_gc(cc->unwinder);
+	ap_unwind_events_flush(cc->uev, cc->stopped);
 	return err;
 }
 
@@ -415,10 +355,7 @@ static const char *const bpf_stat_names[AP_CPU_STAT_MAX] = {
 	[AP_CPU_STAT_KERN_STACK_ERR] = "kernel_stack_errors",
 	[AP_CPU_STAT_STACKS_FULL] = "stack_map_full",
 	[AP_CPU_STAT_COUNTS_FULL] = "counts_map_full",
-	[AP_CPU_STAT_EVENTS_DROPPED] = "proc_events_dropped",
 	[AP_CPU_STAT_SAMPLE_EVENTS_DROPPED] = "sample_events_dropped",
-	[AP_CPU_STAT_UNWIND_DEFERRED] = "stacks_deferred",
-	[AP_CPU_STAT_UNWIND_DEFER_DROPPED] = "stacks_deferred_dropped",
 };
 
 int ap_unwind_report_stats(struct ap_unwinder *u, int stats_fd, struct ap_profile *p,
@@ -448,14 +385,11 @@ int ap_unwind_report_stats(struct ap_unwinder *u, int stats_fd, struct ap_profil
 static void report_unwind_stats(struct cpu_collector *cc, struct ap_profile *p)
 {
 	uint64_t v[AP_UNWIND_STAT_MAX], walked, fails, complete;
-	struct ap_unwind_deferq_stats ds;
+	struct ap_unwind_events_stats ds;
 
 	if (ap_unwind_report_stats(cc->unwinder, bpf_map__fd(cc->skel->maps.unwind_stats), p, v))
 		return;
-	ap_unwind_deferq_get_stats(cc->deferq, &ds);
-	ap_profile_set_stat(p, "stacks_deferred_unwound", ds.replayed);
-	ap_profile_set_stat(p, "stacks_deferred_complete", ds.complete);
-	ap_profile_set_stat(p, "stacks_deferred_lost", cc->deferred_lost);
+	ap_unwind_events_get_stats(cc->uev, &ds);
 
 	/* a deferred sample was counted by the walker as not finished; its replay decides */
 	walked = v[AP_UNWIND_STAT_STACKS];
@@ -486,6 +420,7 @@ static void cpu_report_stats(struct ap_collector *c)
 	ap_profile_set_stat(c->profile, "kernel_stacks_truncated", cc->rec.kernel_truncated);
 	ap_profile_set_stat(c->profile, "samples_without_stack", cc->rec.no_stack);
 	ap_profile_set_stat(c->profile, "drain_errors", cc->drain_errors + cc->record_errors);
+	ap_unwind_events_report(cc->uev, bpf_map__fd(cc->skel->maps.proc_stats), c->profile);
 	report_unwind_stats(cc, c->profile);
 }
 
@@ -500,7 +435,7 @@ static void cpu_destroy(struct ap_collector *c)
 	bpf_link__destroy(cc->exit_link);
 	ring_buffer__free(cc->events);
 	cpu_bpf__destroy(cc->skel);
-	ap_unwind_deferq_free(cc->deferq);
+	ap_unwind_events_free(cc->uev);
 	ap_unwinder_free(cc->unwinder);
 	free(cc->links);
 	free(cc->perf_fds);

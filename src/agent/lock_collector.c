@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* Lock contention: owns the lock skeleton, its attachments, its drains and the lock table. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -15,6 +16,7 @@
 #include "lock_record.h"
 #include "map_dump.h"
 #include "log.h"
+#include "unwind_events.h"
 #include "unwinder.h"
 
 _Static_assert(sizeof(struct ap_lock_key) == 64, "ap_lock_key layout changed");
@@ -28,10 +30,19 @@ _Static_assert(sizeof(struct ap_lock_comm) == AP_LOCK_COMM_LEN, "ap_lock_comm la
 _Static_assert(AP_LOCK_COMM_LEN == AP_COMM_LEN, "comm lengths differ");
 _Static_assert(sizeof(struct ap_lock_event) == sizeof(struct ap_lock_key) + 40,
 	       "ap_lock_event layout changed");
+_Static_assert(offsetof(struct ap_lock_deferred, snap) ==
+			       sizeof(struct ap_lock_event) + 8 * AP_LOCK_STACK_DEPTH &&
+		       offsetof(struct ap_lock_deferred, snap) % 8 == 0,
+	       "ap_lock_deferred layout changed");
 
 #define WAITS_ENTRIES 8192u
 #define STACK_ENTRIES 4096u
-#define MAX_LINKS 8
+#define MAX_LINKS 10
+/* Waits of a new process before its tables are in (~9.3 KiB each): a contended lock can
+ * block thousands of times a second, and the tables take 10-30 ms (compiling libc and the
+ * binary) while the agent also reads the other ring buffers. */
+#define DEFER_RING_BYTES (2u << 20)
+#define DEFER_QUEUE 256u
 
 struct lock_collector {
 	struct lock_bpf *skel;
@@ -44,8 +55,10 @@ struct lock_collector {
 	struct ap_lock_record_stats rec;
 	uint64_t drain_errors;
 	bool histograms;
-	struct ring_buffer *events; /* per-event mode: lock_events */
+	struct ring_buffer *events; /* lock_events (per-event mode), process events, deferred */
 	struct ap_unwinder *unwinder; /* CFI tables for the BPF stack walker; NULL: FP only */
+	struct ap_unwind_events *uev; /* process events, waits waiting for their tables */
+	bool stopped;		      /* probes detached: replay every deferred wait */
 	/* scratch for one drain */
 	struct ap_map_dump waits_dump; /* scratch for one drain */
 	__u64 kstack[AP_LOCK_STACK_DEPTH];
@@ -234,8 +247,6 @@ static int handle_wait_event(void *ctx, void *data, size_t size)
 
 	if (size < sizeof(*e))
 		return 0;
-	if (e->key.user_stack)
-		ap_unwinder_track_pid(lc->unwinder, (int)e->key.pid);
 	/* the drain that flips away from e->slot reads the ring before it clears the stacks */
 	stacks_fd = bpf_map__fd(e->slot ? lc->skel->maps.stacks_1 : lc->skel->maps.stacks_0);
 	if (e->key.kern_stack &&
@@ -247,6 +258,62 @@ static int handle_wait_event(void *ctx, void *data, size_t size)
 	if (record_wait(c, e, ks, us))
 		lc->drain_errors++;
 	return 0;
+}
+
+/* A deferred wait (struct ap_lock_deferred) unwound here: recorded like a per-event one, with
+ * the kernel stack it carries and the user stack just unwound. */
+static void record_replayed(void *ctx, const void *payload, const uint64_t *ips, size_t n,
+			    uint32_t status)
+{
+	struct ap_collector *c = ctx;
+	struct lock_collector *lc = c->priv;
+	const struct ap_lock_deferred *d = payload; /* the fields before snap are there */
+
+	(void)status;
+	if (record_wait(c, &d->ev, d->ev.key.kern_stack && d->kstack[0] ? d->kstack : NULL,
+			n ? (const __u64 *)ips : NULL))
+		lc->drain_errors++;
+}
+
+/*
+ * With unwind tables: a process's first wait announces it (the agent loads its tables at
+ * once) and its waits before the tables are in are unwound here (unwind_events.h). Without:
+ * none of it (the programs stay unloaded, the ring buffers at one page).
+ */
+static int setup_unwind_events(struct ap_collector *c, struct lock_collector *lc)
+{
+	struct lock_bpf *s = lc->skel;
+	__u32 page = (__u32)getpagesize();
+
+	if (lc->unwinder) {
+		lc->uev = ap_unwind_events_new(lc->unwinder, c->sym,
+					       offsetof(struct ap_lock_deferred, snap), DEFER_QUEUE,
+					       record_replayed, c);
+		if (!lc->uev)
+			return -errno;
+	}
+	s->rodata->cfg_defer_unwind = ap_unwind_events_deferring(lc->uev);
+	bpf_map__set_max_entries(s->maps.unwind_deferred,
+				 s->rodata->cfg_defer_unwind ? DEFER_RING_BYTES : page);
+	if (!lc->uev) {
+		bpf_map__set_max_entries(s->maps.proc_events, page);
+		bpf_program__set_autoload(s->progs.lock_exec, false);
+		bpf_program__set_autoload(s->progs.lock_exit, false);
+	}
+	return 0;
+}
+
+/* Exec/exit of announced processes: without them an exec'd process keeps its old tables
+ * until a pc outside them asks for a re-scan, and exited ones go at the next gc. */
+static void attach_proc_hooks(struct lock_collector *lc)
+{
+	if (!lc->uev)
+		return;
+	if (add_link(lc, lc->skel->progs.lock_exec))
+		ap_warn("lock: sched_process_exec tracking unavailable (%s): processes that exec "
+			"are re-scanned late", strerror(errno));
+	if (add_link(lc, lc->skel->progs.lock_exit))
+		ap_warn("lock: sched_process_exit tracking unavailable (%s)", strerror(errno));
 }
 
 static int lock_start(struct ap_collector *c, const struct ap_agent_opts *opts, char *msg,
@@ -290,8 +357,8 @@ static int lock_start(struct ap_collector *c, const struct ap_agent_opts *opts, 
 	bpf_map__set_max_entries(lc->skel->maps.waits_1, WAITS_ENTRIES);
 	bpf_map__set_max_entries(lc->skel->maps.stacks_0, STACK_ENTRIES);
 	bpf_map__set_max_entries(lc->skel->maps.stacks_1, STACK_ENTRIES);
-	/* user stacks: in-kernel CFI unwinding (a process is walked by frame pointers until its
-	 * first wait reaches the agent), or the kernel's frame-pointer walk without it */
+	/* user stacks: in-kernel CFI unwinding (a process's waits before its tables are loaded
+	 * are unwound by the agent), or the kernel's frame-pointer walk without it */
 	lc->unwinder = ap_unwinder_new(NULL);
 	if (!lc->unwinder || (err = ap_unwinder_bind(lc->unwinder, lc->skel->obj))) {
 		ap_warn("lock: unwind tables unavailable (%s): user stacks use frame pointers only",
@@ -300,6 +367,9 @@ static int lock_start(struct ap_collector *c, const struct ap_agent_opts *opts, 
 		lc->unwinder = NULL;
 		lc->skel->rodata->cfg_unwind_tables = false;
 	}
+	err = setup_unwind_events(c, lc);
+	if (err)
+		return err;
 
 	/* kernel lock tracepoints exist since 5.19; without them user locks still work */
 	klocks = libbpf_find_vmlinux_btf_id("contention_begin", BPF_TRACE_RAW_TP) > 0 &&
@@ -323,16 +393,28 @@ static int lock_start(struct ap_collector *c, const struct ap_agent_opts *opts, 
 		ap_unwinder_load_pid(lc->unwinder, (int)opts->pids[i]);
 	if (opts->npids && ap_unwinder_wait_idle(lc->unwinder, 5000) == -ETIMEDOUT)
 		ap_warn("lock: unwind tables still compiling: first waits use frame pointers");
+	/* first: a new process's tables should not wait behind a backlog of waits */
+	if (lc->uev) {
+		err = ap_unwind_events_add_rings(lc->uev, &lc->events,
+						 bpf_map__fd(lc->skel->maps.proc_events),
+						 bpf_map__fd(lc->skel->maps.unwind_deferred));
+		if (err) {
+			snprintf(msg, len, "cannot open the process-event ring buffers: %s",
+				 strerror(-err));
+			return err;
+		}
+	}
 	if (opts->per_event) {
-		lc->events = ring_buffer__new(bpf_map__fd(lc->skel->maps.lock_events),
-					      handle_wait_event, c, NULL);
-		if (!lc->events) {
-			err = -errno;
+		err = ap_ring_add(&lc->events, bpf_map__fd(lc->skel->maps.lock_events),
+				  handle_wait_event, c);
+		if (err) {
 			snprintf(msg, len, "cannot open the lock event ring buffer: %s",
 				 strerror(-err));
 			return err;
 		}
 	}
+	/* before the futex hooks: a process announced by its first wait has its exit seen */
+	attach_proc_hooks(lc);
 	err = attach_futex(lc, msg, len);
 	if (err)
 		return err;
@@ -373,6 +455,17 @@ static int lock_consume(struct ap_collector *c)
 		return 0;
 	n = ring_buffer__consume(lc->events);
 	return n < 0 ? n : 0;
+}
+
+/* Detach every probe: the final drains then see every wait recorded, deferred ones too. */
+static void lock_stop(struct ap_collector *c)
+{
+	struct lock_collector *lc = c->priv;
+
+	if (!lc)
+		return;
+	drop_links_from(lc, 0);
+	lc->stopped = true;
 }
 
 static int drain_holders(struct lock_collector *lc, int fd)
@@ -421,8 +514,6 @@ static int lock_drain(struct ap_collector *c)
 		const struct ap_lock_key *k = ap_map_dump_key(&lc->waits_dump, i);
 		const __u64 *ks = NULL, *us = NULL;
 
-		if (k->user_stack)
-			ap_unwinder_track_pid(lc->unwinder, (int)k->pid);
 		if (k->kern_stack &&
 		    bpf_map_lookup_elem(stacks_fd, &k->kern_stack, lc->kstack) == 0)
 			ks = lc->kstack;
@@ -433,7 +524,9 @@ static int lock_drain(struct ap_collector *c)
 				     &lc->rec);
 	}
 	ap_map_clear(stacks_fd, sizeof(__u64));
-	ap_unwinder_gc(lc->unwinder);
+	/* waits that waited for their tables: those ready now, those that waited two drains,
+	 * all of them once the probes are gone; then forget exited processes */
+	ap_unwind_events_flush(lc->uev, lc->stopped);
 	if (!err)
 		err = drain_holders(lc, holders_fd);
 	if (err)
@@ -469,6 +562,7 @@ static void lock_report_stats(struct ap_collector *c)
 		return;
 	ap_percpu_stats_report(bpf_map__fd(lc->skel->maps.lock_stats), bpf_stat_names,
 			       AP_LOCK_STAT_MAX, p);
+	ap_unwind_events_report(lc->uev, bpf_map__fd(lc->skel->maps.proc_stats), p);
 	{
 		uint64_t uv[AP_UNWIND_STAT_MAX];
 
@@ -516,6 +610,7 @@ static void lock_destroy(struct ap_collector *c)
 	ap_lock_table_free(lc->table);
 	ap_lock_names_free(lc->names);
 	lock_bpf__destroy(lc->skel);
+	ap_unwind_events_free(lc->uev);
 	ap_unwinder_free(lc->unwinder);
 	ap_map_dump_free(&lc->waits_dump);
 	free(lc);
@@ -528,6 +623,7 @@ const struct ap_collector_ops ap_lock_collector_ops = {
 	.start = lock_start,
 	.poll_fd = lock_poll_fd,
 	.consume = lock_consume,
+	.stop = lock_stop,
 	.drain = lock_drain,
 	.report_stats = lock_report_stats,
 	.write = lock_write,

@@ -25,6 +25,7 @@
 #include "filter_hook.h"
 #include "log.h"
 #include "syscall.skel.h"
+#include "unwind_events.h"
 #include "unwinder.h"
 #include "syscall_record.h"
 #include "syscalls.h"
@@ -44,6 +45,8 @@ _Static_assert(offsetof(struct ap_sys_agg, kind) == 0 && offsetof(struct ap_sys_
 		       offsetof(struct ap_sys_slow_event, kind) == 0 &&
 		       offsetof(struct ap_sys_call_event, kind) == 0,
 	       "ring buffer records must start with their kind");
+_Static_assert(offsetof(struct ap_sys_deferred, snap) == sizeof(struct ap_sys_call_event),
+	       "ap_sys_deferred layout changed");
 _Static_assert(AP_MAX_COMMS <= AP_SYS_MAX_COMMS && AP_COMM_LEN == AP_SYS_COMM_LEN,
 	       "--comm filter does not fit the BPF side");
 
@@ -52,12 +55,16 @@ _Static_assert(AP_MAX_COMMS <= AP_SYS_MAX_COMMS && AP_COMM_LEN == AP_SYS_COMM_LE
 #define RINGBUF_BYTES (4u << 20)
 #define RINGBUF_BYTES_PER_EVENT (16u << 20) /* ~190,000 calls between two reads */
 #define STACK_ENTRIES 4096u
+/* Slow calls of new processes that may wait for their tables at once (~8 KiB each). */
+#define DEFER_QUEUE 256u
 
 struct sys_collector {
 	struct syscall_bpf *skel;
 	struct ap_unwinder *unwinder; /* --slow-stacks: CFI tables for the BPF walker; NULL: FP */
+	struct ap_unwind_events *uev; /* ... process events, slow calls waiting for tables */
 	struct bpf_link *links[3]; /* sched_switch, sys_exit, sys_enter: attach order */
-	struct ring_buffer *events;
+	struct bpf_link *proc_links[2]; /* exec, exit of announced processes (with uev) */
+	struct ring_buffer *events; /* sys_events, process events, deferred */
 	struct ap_sys_table *table;
 	struct ap_collector *owner;
 	bool raw_tp;
@@ -121,6 +128,23 @@ static void configure(struct syscall_bpf *skel, const struct ap_agent_opts *opts
 	ro->cfg_unwind_tables = false; /* open_and_load() turns it on with an unwinder */
 }
 
+/* Process events and deferred slow calls, with an unwinder only (proc_announce.h): else the
+ * exec/exit programs stay unloaded and their ring buffers at one page. */
+static void configure_unwind_events(struct sys_collector *sc)
+{
+	struct syscall_bpf *skel = sc->skel;
+	__u32 page = (__u32)getpagesize();
+	bool on = sc->uev && skel->rodata->cfg_unwind_tables;
+
+	skel->rodata->cfg_defer_unwind = on && ap_unwind_events_deferring(sc->uev);
+	if (!skel->rodata->cfg_defer_unwind)
+		bpf_map__set_max_entries(skel->maps.unwind_deferred, page);
+	if (!on)
+		bpf_map__set_max_entries(skel->maps.proc_events, page);
+	bpf_program__set_autoload(skel->progs.sys_exec, on);
+	bpf_program__set_autoload(skel->progs.sys_exit_proc, on);
+}
+
 static int open_and_load(struct sys_collector *sc, const struct ap_agent_opts *opts)
 {
 	int err;
@@ -129,17 +153,20 @@ static int open_and_load(struct sys_collector *sc, const struct ap_agent_opts *o
 	if (!sc->skel)
 		return -errno;
 	configure(sc->skel, opts);
-	/* slow calls' user stacks: in-kernel CFI unwinding (a process is walked by frame
-	 * pointers until its first slow call reaches the agent), else frame pointers only */
+	/* slow calls' user stacks: in-kernel CFI unwinding (a process's slow calls before its
+	 * tables are loaded are unwound by the agent), else frame pointers only */
 	if (sc->unwinder && !ap_unwinder_bind(sc->unwinder, sc->skel->obj))
 		sc->skel->rodata->cfg_unwind_tables = true;
+	configure_unwind_events(sc);
 	/* the object declares raw_tp programs; tp_btf is the same body with a BTF attach point */
 	if (!sc->raw_tp) {
 		struct bpf_program *progs[] = { sc->skel->progs.sys_enter, sc->skel->progs.sys_exit,
-						sc->skel->progs.sys_switch };
-		const char *tps[] = { "sys_enter", "sys_exit", "sched_switch" };
+						sc->skel->progs.sys_switch, sc->skel->progs.sys_exec,
+						sc->skel->progs.sys_exit_proc };
+		const char *tps[] = { "sys_enter", "sys_exit", "sched_switch", "sched_process_exec",
+				      "sched_process_exit" };
 
-		for (size_t i = 0; i < 3; i++) {
+		for (size_t i = 0; i < 5; i++) {
 			bpf_program__set_type(progs[i], BPF_PROG_TYPE_TRACING);
 			bpf_program__set_expected_attach_type(progs[i], BPF_TRACE_RAW_TP);
 			err = bpf_program__set_attach_target(progs[i], 0, tps[i]);
@@ -161,6 +188,20 @@ static struct bpf_link *attach_one(struct sys_collector *sc, struct bpf_program 
 {
 	return sc->raw_tp ? bpf_program__attach_raw_tracepoint(prog, tp) :
 			    bpf_program__attach_trace(prog);
+}
+
+/* Exec/exit of announced processes: optional (an exec'd process is then re-scanned when a pc
+ * falls outside its old mappings, and exited ones go at the next gc). */
+static void attach_proc_hooks(struct sys_collector *sc)
+{
+	struct bpf_program *progs[2] = { sc->skel->progs.sys_exec, sc->skel->progs.sys_exit_proc };
+	const char *tps[2] = { "sched_process_exec", "sched_process_exit" };
+
+	for (int i = 0; i < 2; i++) {
+		sc->proc_links[i] = attach_one(sc, progs[i], tps[i]);
+		if (!sc->proc_links[i])
+			ap_warn("syscall: %s tracking unavailable (%s)", tps[i], strerror(errno));
+	}
 }
 
 static void explain_load_error(int err, char *msg, size_t len)
@@ -187,9 +228,11 @@ static const __u64 *slow_stack(struct sys_collector *sc, __s32 stack_id)
 /*
  * Per-event mode: one call, through the --filter if any, into the same table the kernel's
  * cache fills, and (a slow call with --slow-stacks) into the profile with its stack, exactly
- * as the cache and the slow-call event would have put it.
+ * as the cache and the slow-call event would have put it. `replayed`: the stack the agent
+ * unwound for a deferred call (NULL: the one in sys_stacks under e->stack_id).
  */
-static int handle_call(struct ap_collector *c, const struct ap_sys_call_event *e)
+static int handle_call(struct ap_collector *c, const struct ap_sys_call_event *e,
+		       const __u64 *replayed)
 {
 	struct sys_collector *sc = c->priv;
 	bool noreturn = e->flags & AP_SYS_CALL_NORETURN;
@@ -211,14 +254,13 @@ static int handle_call(struct ap_collector *c, const struct ap_sys_call_event *e
 		.stack_id = e->stack_id,
 		.latency_ns = e->latency_ns,
 	};
-	const __u64 *us = slow ? slow_stack(sc, e->stack_id) : NULL;
+	const __u64 *us = NULL;
 	const struct ap_filter_event *res;
 	struct ap_filter_event *ev;
 	int err;
 
 	if (slow)
-		ap_unwinder_track_pid(sc->unwinder, (int)e->pid);
-
+		us = replayed ? replayed : slow_stack(sc, e->stack_id);
 	memcpy(call.comm, e->pcomm, AP_SYS_COMM_LEN);
 	if (c->filter) {
 		ev = ap_filter_hook_event(c->filter);
@@ -261,11 +303,10 @@ static int handle_event(void *ctx, void *data, size_t size)
 
 		err = ap_sys_table_add_errno(sc->table, e->pid, e->nr, e->err, 1);
 	} else if (kind == AP_SYS_EV_CALL && size >= sizeof(struct ap_sys_call_event)) {
-		err = handle_call(c, data);
+		err = handle_call(c, data, NULL);
 	} else if (kind == AP_SYS_EV_SLOW && size >= sizeof(struct ap_sys_slow_event)) {
 		const struct ap_sys_slow_event *e = data;
 
-		ap_unwinder_track_pid(sc->unwinder, (int)e->pid);
 		err = ap_sys_record_slow(c->profile, c->sym, sc->table, e,
 					 slow_stack(sc, e->stack_id));
 	} else {
@@ -274,6 +315,40 @@ static int handle_event(void *ctx, void *data, size_t size)
 	if (err)
 		sc->drain_errors++;
 	return 0; /* keep consuming: one failed record is counted, not fatal */
+}
+
+/*
+ * A deferred slow call (struct ap_sys_deferred) unwound here: recorded as the event it stands
+ * for would have been, with the user stack just unwound (NULL when there is none, which
+ * slow_stack() would have counted as unresolved).
+ */
+static void record_replayed(void *ctx, const void *payload, const uint64_t *ips, size_t n,
+			    uint32_t status)
+{
+	struct ap_collector *c = ctx;
+	struct sys_collector *sc = c->priv;
+	const struct ap_sys_call_event *e = payload; /* the fields before snap are there */
+	const __u64 *us = n ? (const __u64 *)ips : NULL;
+	int err;
+
+	(void)status;
+	if (e->kind == AP_SYS_EV_CALL) {
+		err = handle_call(c, e, us); /* without a stack: counted there as unresolved */
+	} else {
+		struct ap_sys_slow_event se = {
+			.kind = AP_SYS_EV_SLOW,
+			.pid = e->pid,
+			.nr = e->nr,
+			.stack_id = -1,
+			.latency_ns = e->latency_ns,
+		};
+
+		memcpy(se.comm, e->pcomm, sizeof(se.comm));
+		sc->slow_unresolved += !us;
+		err = ap_sys_record_slow(c->profile, c->sym, sc->table, &se, us);
+	}
+	if (err)
+		sc->drain_errors++;
 }
 
 static int sys_start(struct ap_collector *c, const struct ap_agent_opts *opts, char *msg,
@@ -324,6 +399,15 @@ static int sys_start(struct ap_collector *c, const struct ap_agent_opts *opts, c
 			ap_warn("syscall: unwind tables unavailable (%s): slow-call stacks use "
 				"frame pointers only", strerror(errno));
 	}
+	/* a process's first slow call announces it (its tables load at once); its slow calls
+	 * before they are in are unwound here */
+	if (sc->unwinder) {
+		sc->uev = ap_unwind_events_new(sc->unwinder, c->sym,
+					       offsetof(struct ap_sys_deferred, snap), DEFER_QUEUE,
+					       record_replayed, c);
+		if (!sc->uev)
+			return -ENOMEM;
+	}
 	err = open_and_load(sc, opts);
 	if (err && !sc->raw_tp && err != -EPERM && err != -EACCES) {
 		ap_info("syscall: tp_btf programs refused (%s); trying raw_tp", strerror(-err));
@@ -338,6 +422,8 @@ static int sys_start(struct ap_collector *c, const struct ap_agent_opts *opts, c
 	if (!sc->skel->rodata->cfg_unwind_tables && sc->unwinder) {
 		ap_warn("syscall: unwind tables unavailable: slow-call stacks use frame pointers "
 			"only");
+		ap_unwind_events_free(sc->uev);
+		sc->uev = NULL;
 		ap_unwinder_free(sc->unwinder);
 		sc->unwinder = NULL;
 	}
@@ -357,10 +443,21 @@ static int sys_start(struct ap_collector *c, const struct ap_agent_opts *opts, c
 			return err;
 		}
 	}
-	sc->events = ring_buffer__new(bpf_map__fd(sc->skel->maps.sys_events), handle_event, c,
-				      NULL);
-	if (!sc->events) {
-		err = -errno;
+	/* process events first: a new process's tables should not wait behind a backlog of
+	 * calls */
+	if (sc->uev) {
+		err = ap_unwind_events_add_rings(sc->uev, &sc->events,
+						 bpf_map__fd(sc->skel->maps.proc_events),
+						 bpf_map__fd(sc->skel->maps.unwind_deferred));
+		if (err) {
+			snprintf(msg, len, "cannot open the process-event ring buffers: %s",
+				 strerror(-err));
+			return err;
+		}
+		attach_proc_hooks(sc);
+	}
+	err = ap_ring_add(&sc->events, bpf_map__fd(sc->skel->maps.sys_events), handle_event, c);
+	if (err) {
 		snprintf(msg, len, "cannot open the syscall ring buffer: %s", strerror(-err));
 		return err;
 	}
@@ -406,8 +503,10 @@ static int sys_drain(struct ap_collector *c)
 	struct sys_collector *sc = c->priv;
 	int err = sys_consume(c);
 
+	/* slow calls that waited for their tables: those ready now, and those that waited two
+	 * drains; then forget exited processes */
 	if (sc)
-		ap_unwinder_gc(sc->unwinder);
+		ap_unwind_events_flush(sc->uev, false);
 	return err;
 }
 
@@ -454,10 +553,16 @@ static void finish(struct ap_collector *c)
 		bpf_link__destroy(sc->links[i]);
 		sc->links[i] = NULL;
 	}
+	for (int i = 0; i < 2; i++) {
+		bpf_link__destroy(sc->proc_links[i]);
+		sc->proc_links[i] = NULL;
+	}
 	/* a program that started before the detach finishes within microseconds */
 	nanosleep(&settle, NULL);
 	if (sys_consume(c) || read_caches(c) || sys_consume(c))
 		sc->drain_errors++;
+	/* every slow call still waiting for its tables, before the profile is closed */
+	ap_unwind_events_flush(sc->uev, true);
 	ap_sys_table_sort_errnos(sc->table);
 	if (ap_sys_profile_finish(c->profile, sc->table))
 		sc->drain_errors++;
@@ -487,6 +592,7 @@ static void sys_report_stats(struct ap_collector *c)
 	finish(c);
 	fd = bpf_map__fd(sc->skel->maps.sys_counters);
 	ap_percpu_stats_report(fd, bpf_stat_names, AP_SYS_STAT_MAX, c->profile);
+	ap_unwind_events_report(sc->uev, bpf_map__fd(sc->skel->maps.proc_stats), c->profile);
 	for (size_t i = 0; i < ap_sys_table_len(sc->table); i++) {
 		const struct ap_sys_entry *e = ap_sys_table_entry(sc->table, i);
 
@@ -540,8 +646,11 @@ static void sys_destroy(struct ap_collector *c)
 		return;
 	for (int i = 2; i >= 0; i--)
 		bpf_link__destroy(sc->links[i]);
+	for (int i = 0; i < 2; i++)
+		bpf_link__destroy(sc->proc_links[i]);
 	ring_buffer__free(sc->events);
 	syscall_bpf__destroy(sc->skel);
+	ap_unwind_events_free(sc->uev);
 	ap_unwinder_free(sc->unwinder);
 	ap_sys_table_free(sc->table);
 	free(sc->percpu);

@@ -3,6 +3,8 @@
 #ifndef AP_BPF_CPU_H
 #define AP_BPF_CPU_H
 
+#include "unwind_defer.h" /* the same rules; includes nothing */
+
 #define AP_TASK_COMM_LEN 16
 /* Frames kept per stack (kernel.perf_event_max_stack defaults to 127). */
 #define AP_MAX_STACK_DEPTH 127
@@ -35,41 +37,25 @@ struct ap_cpu_event {
 	__u32 slot; /* stacks are in stacks_<slot> until the drain that flips away from it */
 };
 
-/* Control events from BPF to the agent through the ring buffer. */
-enum ap_proc_event_kind {
-	AP_PROC_NEW = 1,  /* first sample of a process: snapshot its mappings now */
-	AP_PROC_EXEC = 2, /* the process replaced its image */
-	AP_PROC_EXIT = 3, /* the process exited (thread group leader) */
-	AP_PROC_UNKNOWN_PC = 4, /* a user pc outside every known mapping (dlopen): re-scan */
-};
-
-struct ap_proc_event {
-	__u64 ts_ns;
-	__u32 kind; /* enum ap_proc_event_kind */
-	__u32 pid;
-	char comm[AP_TASK_COMM_LEN];
-};
-
 /*
  * A sample the in-kernel walker could not finish because its process's tables were not
  * loaded yet (a new process, a library just mapped, a binary still being compiled): it goes
- * to the agent with the top of its user stack and is unwound there, with the same tables and
- * step function, once they are in (docs/unwinding.md). Not counted in the kernel.
+ * to the agent with the top of its user stack (unwind_defer.h) and is unwound there, with the
+ * same tables and step function, once they are in (docs/unwinding.md). Not counted in the
+ * kernel.
  */
-#define AP_CPU_DEFER_STACK 8192 /* user stack bytes copied, as perf --call-graph dwarf */
-
 struct ap_cpu_deferred {
-	struct ap_cpu_key key;		  /* user_stack and kern_stack are 0 */
-	__u64 kstack[AP_MAX_STACK_DEPTH]; /* kernel stack, leaf first, zero-terminated */
+	struct ap_cpu_key key;		  /* user_stack 0; kern_stack != 0: kstack is valid */
+	__u64 kstack[AP_MAX_STACK_DEPTH]; /* kernel stack, leaf first, zero tail */
 	__u64 ts_ns;			  /* when sampled (bpf_ktime_get_ns) */
 	__u32 cpu;
-	__u32 stack_len;		  /* bytes of stack[] copied, from sp up */
-	/* the agent keeps everything above until the replay; what follows is the snapshot */
-	__u64 pc, sp, bp;		  /* user registers */
-	__u8 stack[AP_CPU_DEFER_STACK];
+	__u32 pad;
+	/* the agent keeps everything above until the replay */
+	struct ap_user_snapshot snap;
 };
 
-/* Failure counters, one slot each in the per-CPU `cpu_stats` array; reported by the agent. */
+/* Failure counters, one slot each in the per-CPU `cpu_stats` array; reported by the agent.
+ * Process events and deferred samples count in `proc_stats` (unwind_defer.h). */
 enum ap_cpu_stat {
 	AP_CPU_STAT_SAMPLES = 0,	    /* samples seen (after the pid filter) */
 	AP_CPU_STAT_IDLE,		    /* samples of the idle task, skipped unless asked for */
@@ -78,10 +64,7 @@ enum ap_cpu_stat {
 	AP_CPU_STAT_KERN_STACK_ERR,    /* kernel stack capture failed */
 	AP_CPU_STAT_STACKS_FULL,    /* stack map full: the sample keeps no stack */
 	AP_CPU_STAT_COUNTS_FULL,	    /* aggregation map full: sample lost */
-	AP_CPU_STAT_EVENTS_DROPPED,    /* ring buffer full: process event lost */
 	AP_CPU_STAT_SAMPLE_EVENTS_DROPPED, /* per-event mode: sample ring buffer full */
-	AP_CPU_STAT_UNWIND_DEFERRED,	   /* samples sent to the agent to unwind later */
-	AP_CPU_STAT_UNWIND_DEFER_DROPPED,  /* ... that did not fit: counted with a partial stack */
 	AP_CPU_STAT_MAX,
 };
 

@@ -21,6 +21,10 @@
  *
  * Per-event mode (cfg_per_event, for filters): a wait that blocked goes to the agent through
  * `lock_events` instead of into waits/holders; its stacks stay in the slot's stacks map.
+ *
+ * User stacks are walked with the CFI tables (unwind.h). A process the walker has no tables
+ * for is announced to the agent, and its wait goes to the agent with a stack snapshot, to be
+ * unwound and recorded there (proc_announce.h): it is in neither waits nor holders.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -30,11 +34,14 @@
 #include "hist_bits.h"
 #include "lock.h"
 
-/* unwind.h's stack: the same frames as a lock stack (leaf first, zero tail) */
+/* unwind.h's and stack_store.h's stack: a lock stack's frames (leaf first, zero tail) */
 struct ap_stack {
 	__u64 ips[AP_LOCK_STACK_DEPTH];
 };
 #include "unwind.h"
+#include "bpf_stats.h"
+#include "stack_store.h"
+#include "proc_announce.h"
 
 #define EINTR 4
 #define EAGAIN 11
@@ -108,14 +115,6 @@ struct stack_map {
 	__type(value, struct ap_lock_stack_ips);
 };
 
-/* Where a stack is captured before it is hashed: too big for the 512-byte BPF stack. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct ap_lock_stack_ips);
-} stack_scratch SEC(".maps");
-
 struct waits_map {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 8192); /* resized by the loader */
@@ -187,12 +186,7 @@ struct {
 	__type(value, struct ap_lock_comm);
 } waker_comms SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, AP_LOCK_STAT_MAX);
-	__type(key, __u32);
-	__type(value, __u64);
-} lock_stats SEC(".maps");
+AP_BPF_STATS(lock_stats, AP_LOCK_STAT_MAX);
 
 /* Per-event mode only (resized to one page when unused). */
 struct {
@@ -205,10 +199,7 @@ static const struct ap_lock_val zero_val;
 
 static __always_inline void stat_inc(__u32 which)
 {
-	__u64 *v = bpf_map_lookup_elem(&lock_stats, &which);
-
-	if (v)
-		*v += 1; /* per-CPU slot: no atomic needed */
+	ap_stat_add(&lock_stats, which, 1);
 }
 
 /* --pid / --comm / the agent itself. */
@@ -411,59 +402,10 @@ static __always_inline int futex_enter(__u32 which, __u64 uaddr, __u32 op, __u32
 	return 0;
 }
 
-/* Store a zero-tailed stack of n frames in `map`; returns its key, 0 on failure. */
-static __always_inline __u64 store_stack(void *map, const void *st, __u32 n)
-{
-	const __u64 *ips = st;
-	__u64 h = 0xcbf29ce484222325ULL; /* FNV-1a over the frames */
-
-	for (__u32 i = 0; i < AP_LOCK_STACK_DEPTH && i < n; i++) {
-		h ^= ips[i];
-		h *= 0x100000001b3ULL;
-	}
-	h |= 1; /* never 0, which means "no stack" */
-	if (bpf_map_update_elem(map, &h, st, BPF_NOEXIST) && !bpf_map_lookup_elem(map, &h)) {
-		stat_inc(AP_LOCK_STAT_STACKS_FULL);
-		return 0;
-	}
-	return h;
-}
-
-/* Capture the current user or kernel stack into `map`; returns its key, 0 when none. */
+/* The current kernel or user stack (frame-pointer walk) into `map`; its key, 0 when none. */
 static __always_inline __u64 capture_stack(void *ctx, void *map, __u64 flags, __u32 err_stat)
 {
-	struct ap_lock_stack_ips *st;
-	__u32 zero = 0;
-	long len;
-
-	st = bpf_map_lookup_elem(&stack_scratch, &zero);
-	if (!st)
-		return 0;
-	/* the helper zero-fills the rest of the buffer, so equal stacks are equal values */
-	len = bpf_get_stack(ctx, st->ips, sizeof(st->ips), flags);
-	if (len <= 0) {
-		if (len != -EFAULT && len != 0) /* -EFAULT: no stack of this kind (kthread) */
-			stat_inc(err_stat);
-		return 0;
-	}
-	return store_stack(map, st, (__u32)len / sizeof(__u64));
-}
-
-/* The user stack: walked with the CFI tables (unwind.h; frame pointers per frame where there
- * is no CFI, and for a process without tables yet), or by the kernel's frame-pointer walk
- * when the tables are off. Returns its key, 0 when none. */
-static __always_inline __u64 capture_user_stack(void *ctx, void *map, __u32 tgid)
-{
-	struct ap_uregs start = {}; /* pc 0: the user registers saved at kernel entry */
-	__u32 n, status, flags;
-	struct ap_stack *st;
-
-	if (!cfg_unwind_tables)
-		return capture_stack(ctx, map, BPF_F_USER_STACK, AP_LOCK_STAT_USER_STACK_ERR);
-	st = ap_unwind_user(&start, tgid, &n, &status, &flags);
-	if (!st || !n)
-		return 0;
-	return store_stack(map, st, n);
+	return ap_capture_stack(ctx, map, flags, &lock_stats, err_stat, AP_LOCK_STAT_STACKS_FULL);
 }
 
 /* Result of a wait from the syscall's return value: where it is counted. */
@@ -525,6 +467,19 @@ static __always_inline void add_holder(struct ap_lock_holder_key *hk, __u64 ns, 
 	}
 }
 
+static __always_inline void fill_wait(struct ap_lock_event *e, const struct ap_lock_key *key,
+				      __u64 ns, __u64 now, long ret, __u32 holder, __u32 slot)
+{
+	e->key = *key;
+	e->wait_ns = ns;
+	e->ts_ns = now;
+	e->ret = ret;
+	e->holder_tid = holder;
+	e->cpu = bpf_get_smp_processor_id();
+	e->slot = slot;
+	e->pad = 0;
+}
+
 /* Per-event mode: one blocked wait to the agent. A full ring buffer loses it (counted). */
 static __always_inline void emit_wait(const struct ap_lock_key *key, __u64 ns, __u64 now,
 				      long ret, __u32 holder, __u32 slot)
@@ -535,15 +490,24 @@ static __always_inline void emit_wait(const struct ap_lock_key *key, __u64 ns, _
 		stat_inc(AP_LOCK_STAT_EVENTS_LOST);
 		return;
 	}
-	e->key = *key;
-	e->wait_ns = ns;
-	e->ts_ns = now;
-	e->ret = ret;
-	e->holder_tid = holder;
-	e->cpu = bpf_get_smp_processor_id();
-	e->slot = slot;
-	e->pad = 0;
+	fill_wait(e, key, ns, now, ret, holder, slot);
 	bpf_ringbuf_submit(e, 0);
+}
+
+/* A user wait whose stack the agent unwinds (proc_announce.h): it carries what the wait
+ * would have added, kernel stack included. Returns true when sent: then it is neither in
+ * waits nor in holders (nor a per-event record) here. */
+static __always_inline bool defer_wait(const struct ap_lock_key *key, __u64 ns, __u64 now,
+				       long ret, __u32 holder, const struct ap_uregs *start)
+{
+	struct ap_lock_deferred *d = ap_defer_reserve(struct ap_lock_deferred);
+
+	if (!d)
+		return false;
+	fill_wait(&d->ev, key, ns, now, ret, holder, 0);
+	ap_copy_captured_stack(d->kstack); /* valid when key->kern_stack is set */
+	ap_defer_submit(d, &d->snap, key->pid, start);
+	return true;
 }
 
 /* End of a futex wait syscall. */
@@ -552,10 +516,14 @@ static __always_inline int futex_exit(void *ctx, long ret)
 	__u64 id = bpf_get_current_pid_tgid(), now = bpf_ktime_get_ns();
 	__u32 tid = (__u32)id;
 	struct ap_lock_holder_key hk = {};
+	struct ap_uregs start = {};
 	struct ap_lock_key key = {};
 	struct futex_start *sp, s;
 	void *stacks, *waits;
-	__u32 slot;
+	struct ap_stack *st;
+	bool defer = false;
+	__u32 slot, n;
+	long err;
 
 	sp = bpf_map_lookup_elem(&futex_starts, &tid);
 	if (!sp)
@@ -601,9 +569,19 @@ static __always_inline int futex_exit(void *ctx, long ret)
 	key.kind = s.kind;
 	key.flags = s.op;
 	bpf_get_current_comm(key.comm, sizeof(key.comm));
-	key.user_stack = cfg_user_stacks ? capture_user_stack(ctx, stacks, id >> 32) : 0;
+	/* the kernel stack first: a deferred wait copies it from the capture scratch */
 	key.kern_stack = cfg_kernel_stacks ?
 		capture_stack(ctx, stacks, 0, AP_LOCK_STAT_KERN_STACK_ERR) : 0;
+	if (cfg_user_stacks) {
+		st = ap_walk_user_stack(ctx, id >> 32, &start, &n, &defer, &err);
+		if (err && err != -EFAULT) /* -EFAULT: no user stack (a kernel thread) */
+			stat_inc(AP_LOCK_STAT_USER_STACK_ERR);
+		if (defer && defer_wait(&key, now - s.ts, now, ret, s.holder, &start))
+			return 0; /* recorded by the agent once unwound */
+		if (st && n) /* a deferral that did not fit keeps the frames it has */
+			key.user_stack = ap_store_stack(stacks, st, n, 0, 0, &lock_stats,
+							AP_LOCK_STAT_STACKS_FULL);
+	}
 	if (cfg_per_event) {
 		emit_wait(&key, now - s.ts, now, ret, s.holder, slot);
 		return 0;
@@ -829,6 +807,22 @@ int BPF_PROG(klock_end, void *lock, int ret)
 		return 0;
 	}
 	add_wait(&key, now - s.ts, ret, waits);
+	return 0;
+}
+
+/* ---- processes: exec and exit of the ones announced (proc_announce.h) ---- */
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(lock_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	ap_proc_exec(bpf_get_current_pid_tgid() >> 32, false);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(lock_exit, struct task_struct *p)
+{
+	ap_proc_exit();
 	return 0;
 }
 

@@ -12,6 +12,8 @@
 #ifndef AP_BPF_LOCK_H
 #define AP_BPF_LOCK_H
 
+#include "unwind_defer.h" /* the same rules; includes nothing */
+
 #define AP_LOCK_COMM_LEN 16
 /* Frames kept per stack (kernel.perf_event_max_stack defaults to 127). */
 #define AP_LOCK_STACK_DEPTH 127
@@ -137,7 +139,21 @@ struct ap_lock_event {
 	__u32 pad;
 };
 
-/* Failure and volume counters, one slot each in the per-CPU `lock_stats` array. */
+/*
+ * A user wait whose stack the in-kernel walker could not finish because its process's tables
+ * were not loaded yet (its first waits): the wait as a per-event record would carry it, with
+ * its kernel stack, then the register + stack snapshot the agent unwinds it from
+ * (unwind_defer.h). Neither in waits nor in holders: the agent adds it to both once unwound.
+ */
+struct ap_lock_deferred {
+	struct ap_lock_event ev;	   /* key.user_stack 0; slot 0 */
+	__u64 kstack[AP_LOCK_STACK_DEPTH]; /* when key.kern_stack != 0: the kernel stack, leaf
+					    * first, zero tail */
+	struct ap_user_snapshot snap;
+};
+
+/* Failure and volume counters, one slot each in the per-CPU `lock_stats` array. Process
+ * events and deferred waits count in `proc_stats` (unwind_defer.h). */
 enum ap_lock_stat {
 	AP_LOCK_STAT_FUTEX_WAITS = 0,	/* futex wait syscalls seen (after filters) */
 	AP_LOCK_STAT_FUTEX_BLOCKED,	/* ... that slept */

@@ -18,6 +18,10 @@
  * through the same ring buffer instead of into the cache; the knob is a constant, so the
  * verifier removes that branch when it is off.
  *
+ * Slow calls' user stacks (--slow-stacks) are walked with the CFI tables (unwind.h). A process
+ * the walker has no tables for is announced to the agent, and its slow call goes to the agent
+ * with a stack snapshot, to be unwound and recorded there (proc_announce.h).
+ *
  * Filters run at sys_enter: a filtered-out call never takes the slot, and its sys_exit ends
  * after one failed task-storage lookup. The programs are declared raw_tp; the loader turns
  * them into tp_btf (same body, same u64-array context) and keeps raw_tp only as a fallback.
@@ -35,6 +39,9 @@ struct ap_stack {
 	__u64 ips[AP_SYS_STACK_DEPTH];
 };
 #include "unwind.h"
+#include "bpf_stats.h"
+#include "stack_store.h" /* stack_scratch (frame-pointer captures) and the hash */
+#include "proc_announce.h"
 
 #define EFAULT 14
 #define ENOMEM 12
@@ -104,30 +111,14 @@ struct {
 	__type(value, struct ap_stack);
 } sys_stacks SEC(".maps");
 
-/* Where a frame-pointer stack is captured when the unwind tables are off. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct ap_stack);
-} sys_stack_scratch SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, AP_SYS_STAT_MAX);
-	__type(key, __u32);
-	__type(value, __u64);
-} sys_counters SEC(".maps");
+AP_BPF_STATS(sys_counters, AP_SYS_STAT_MAX);
 
 /* A fresh cache way; never written. */
 static struct ap_sys_agg empty_agg;
 
 static __always_inline void stat_add(__u32 which, __u64 n)
 {
-	__u64 *v = bpf_map_lookup_elem(&sys_counters, &which);
-
-	if (v)
-		*v += n; /* per-CPU slot, and a program never nests on its CPU: no atomic needed */
+	ap_stat_add(&sys_counters, which, n);
 }
 
 static __always_inline __u64 wakeup_flags(void)
@@ -265,61 +256,85 @@ static __always_inline void count_errno(struct ap_sys_agg *a, __u32 err)
 	bpf_ringbuf_submit(e, wakeup_flags());
 }
 
-/*
- * The user stack of the current (slow) call into sys_stacks: walked with the CFI tables
- * (unwind.h; frame pointers per frame where there is no CFI), else by the kernel's
- * frame-pointer walk. Returns its id (>= 0) or -errno (-EEXIST: collision).
- */
-static __always_inline long capture_user_stack(void *ctx, __u32 tgid)
+/* A walked stack into sys_stacks by id (a 31-bit fold of its hash). Returns the id (>= 0) or
+ * -errno (-EEXIST: collision), counted. */
+static __always_inline long store_user_stack(const struct ap_stack *st, __u32 n)
 {
-	struct ap_uregs start = {}; /* pc 0: the user registers saved at kernel entry */
-	__u64 h = 0xcbf29ce484222325ULL; /* FNV-1a over the frames */
-	__u32 zero = 0, n = 0, status, flags, id;
-	struct ap_stack *st, *old;
-	long len;
+	struct ap_stack *old;
+	__u32 id;
+	__u64 h;
 
-	if (cfg_unwind_tables) {
-		st = ap_unwind_user(&start, tgid, &n, &status, &flags);
-	} else {
-		st = bpf_map_lookup_elem(&sys_stack_scratch, &zero);
-		if (!st)
-			return -ENOMEM;
-		/* the helper zero-fills the rest of the buffer */
-		len = bpf_get_stack(ctx, st->ips, sizeof(st->ips), BPF_F_USER_STACK);
-		if (len < 0)
-			return len;
-		n = (__u32)len / sizeof(__u64);
-	}
-	if (!st || !n)
+	if (!st || !n) {
+		stat_add(AP_SYS_STAT_STACK_ERR, 1);
 		return -EFAULT;
-	for (__u32 i = 0; i < AP_SYS_STACK_DEPTH && i < n; i++) {
-		h ^= st->ips[i];
-		h *= 0x100000001b3ULL;
 	}
+	h = ap_stack_hash(st, n);
 	id = (__u32)(h ^ (h >> 32)) & 0x7fffffff;
 	if (!bpf_map_update_elem(&sys_stacks, &id, st, BPF_NOEXIST))
 		return id;
 	old = bpf_map_lookup_elem(&sys_stacks, &id);
-	if (!old)
+	if (!old) {
+		stat_add(AP_SYS_STAT_STACK_ERR, 1);
 		return -ENOMEM; /* full */
-	for (__u32 i = 0; i < AP_SYS_STACK_DEPTH; i++)
-		if (old->ips[i] != st->ips[i])
+	}
+	for (__u32 i = 0; i < AP_SYS_STACK_DEPTH; i++) {
+		if (old->ips[i] != st->ips[i]) {
+			stat_add(AP_SYS_STAT_STACK_COLLISION, 1);
 			return -EEXIST;
+		}
+	}
 	return id;
 }
 
-static __always_inline void emit_slow(void *ctx, struct ap_sys_agg *a, __u64 delta)
+/* Per-event record of one call (stack_id: its user stack in sys_stacks, <0 none). */
+static __always_inline void fill_call(struct ap_sys_call_event *e, __u32 tgid, __u32 tid,
+				      __u32 nr, long ret, __u64 delta, __u64 now, __u32 flags,
+				      long stack_id)
 {
-	struct ap_sys_slow_event *e = bpf_ringbuf_reserve(&sys_events, sizeof(*e), 0);
-	long id;
+	struct task_struct *task = bpf_get_current_task_btf();
 
+	e->kind = AP_SYS_EV_CALL;
+	e->pid = tgid;
+	e->tid = tid;
+	e->nr = nr;
+	e->ret = ret;
+	e->latency_ns = delta;
+	e->ts_ns = now;
+	e->cpu = bpf_get_smp_processor_id();
+	e->stack_id = stack_id < 0 ? -1 : (__s32)stack_id;
+	e->flags = flags;
+	e->pad = 0;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	BPF_CORE_READ_STR_INTO(&e->pcomm, task, group_leader, comm);
+}
+
+static __always_inline void emit_slow(void *ctx, struct ap_sys_agg *a, __u64 delta, __u64 now)
+{
+	struct ap_sys_slow_event *e;
+	struct ap_uregs start = {};
+	struct ap_sys_deferred *d;
+	struct ap_stack *st;
+	long id, err; /* err: counted by store_user_stack() */
+	bool defer;
+	__u32 n;
+
+	st = ap_walk_user_stack(ctx, a->key.pid, &start, &n, &defer, &err);
+	d = defer ? ap_defer_reserve(struct ap_sys_deferred) : NULL;
+	if (d) {
+		/* the slow call's sample, recorded by the agent once unwound (unwind_defer.h) */
+		fill_call(&d->ev, a->key.pid, (__u32)bpf_get_current_pid_tgid(), a->key.nr, 0,
+			  delta, now, 0, -1);
+		d->ev.kind = AP_SYS_EV_SLOW;
+		__builtin_memcpy(d->ev.pcomm, a->comm, sizeof(d->ev.pcomm));
+		ap_defer_submit(d, &d->snap, a->key.pid, &start);
+		return;
+	}
+	e = bpf_ringbuf_reserve(&sys_events, sizeof(*e), 0);
 	if (!e) {
 		stat_add(AP_SYS_STAT_SLOW_LOST, 1);
 		return;
 	}
-	id = capture_user_stack(ctx, a->key.pid);
-	if (id < 0)
-		stat_add(id == -EEXIST ? AP_SYS_STAT_STACK_COLLISION : AP_SYS_STAT_STACK_ERR, 1);
+	id = store_user_stack(st, n);
 	e->kind = AP_SYS_EV_SLOW;
 	e->pid = a->key.pid;
 	e->nr = a->key.nr;
@@ -333,34 +348,33 @@ static __always_inline void emit_slow(void *ctx, struct ap_sys_agg *a, __u64 del
 static __always_inline void emit_call(void *ctx, __u32 tgid, __u32 tid, __u32 nr, long ret,
 				      __u64 delta, __u64 now, __u32 flags)
 {
-	struct ap_sys_call_event *e = bpf_ringbuf_reserve(&sys_events, sizeof(*e), 0);
-	struct task_struct *task;
+	struct ap_sys_call_event *e;
+	struct ap_sys_deferred *d;
 	long id = -1;
 
+	if (cfg_slow_stacks && cfg_min_latency_ns && delta >= cfg_min_latency_ns) {
+		struct ap_uregs start = {};
+		struct ap_stack *st;
+		bool defer;
+		long err; /* counted by store_user_stack() */
+		__u32 n;
+
+		st = ap_walk_user_stack(ctx, tgid, &start, &n, &defer, &err);
+		d = defer ? ap_defer_reserve(struct ap_sys_deferred) : NULL;
+		if (d) {
+			/* the whole call, added by the agent once unwound (unwind_defer.h) */
+			fill_call(&d->ev, tgid, tid, nr, ret, delta, now, flags, -1);
+			ap_defer_submit(d, &d->snap, tgid, &start);
+			return;
+		}
+		id = store_user_stack(st, n);
+	}
+	e = bpf_ringbuf_reserve(&sys_events, sizeof(*e), 0);
 	if (!e) {
 		stat_add(AP_SYS_STAT_CALLS_LOST, 1);
 		return;
 	}
-	if (cfg_slow_stacks && cfg_min_latency_ns && delta >= cfg_min_latency_ns) {
-		id = capture_user_stack(ctx, tgid);
-		if (id < 0)
-			stat_add(id == -EEXIST ? AP_SYS_STAT_STACK_COLLISION :
-						 AP_SYS_STAT_STACK_ERR, 1);
-	}
-	e->kind = AP_SYS_EV_CALL;
-	e->pid = tgid;
-	e->tid = tid;
-	e->nr = nr;
-	e->ret = ret;
-	e->latency_ns = delta;
-	e->ts_ns = now;
-	e->cpu = bpf_get_smp_processor_id();
-	e->stack_id = id < 0 ? -1 : (__s32)id;
-	e->flags = flags;
-	e->pad = 0;
-	bpf_get_current_comm(e->comm, sizeof(e->comm));
-	task = bpf_get_current_task_btf();
-	BPF_CORE_READ_STR_INTO(&e->pcomm, task, group_leader, comm);
+	fill_call(e, tgid, tid, nr, ret, delta, now, flags, id);
 	bpf_ringbuf_submit(e, wakeup_flags());
 }
 
@@ -478,7 +492,7 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 	if (cfg_min_latency_ns && delta >= cfg_min_latency_ns) {
 		a->slow += 1;
 		if (cfg_slow_stacks)
-			emit_slow(ctx, a, delta);
+			emit_slow(ctx, a, delta, now);
 	}
 	return 0;
 }
@@ -510,6 +524,21 @@ int BPF_PROG(sys_switch)
 	t->nr = s->nr;
 	t->tgid = s->tgid;
 	stat_add(AP_SYS_STAT_SPILLED, 1);
+	return 0;
+}
+
+/* Exec and exit of the processes announced (proc_announce.h): --slow-stacks only. */
+SEC("raw_tp/sched_process_exec")
+int BPF_PROG(sys_exec)
+{
+	ap_proc_exec(bpf_get_current_pid_tgid() >> 32, false);
+	return 0;
+}
+
+SEC("raw_tp/sched_process_exit")
+int BPF_PROG(sys_exit_proc)
+{
+	ap_proc_exit();
 	return 0;
 }
 

@@ -3,6 +3,8 @@
 #ifndef AP_BPF_SYSCALL_H
 #define AP_BPF_SYSCALL_H
 
+#include "unwind_defer.h" /* the same rules; includes nothing */
+
 #define AP_SYS_COMM_LEN 16
 /* Log2 latency slots: AP_HIST_SLOTS of hist_bits.h (the loader asserts they agree). */
 #define AP_SYS_HIST_SLOTS 64
@@ -102,6 +104,19 @@ struct ap_sys_call_event {
 	char pcomm[AP_SYS_COMM_LEN]; /* its process (group leader), as the aggregates keep it */
 };
 
+/*
+ * A slow call whose user stack the in-kernel walker could not finish because its process's
+ * tables were not loaded yet (its first slow calls): the record that would have carried it,
+ * then the register + stack snapshot the agent unwinds it from (unwind_defer.h). ev.kind says
+ * which record: AP_SYS_EV_CALL (per-event mode, the whole call) or AP_SYS_EV_SLOW (the slow
+ * call's profile sample only: pid, nr, latency_ns and pcomm, the aggregate's comm, are set;
+ * the call itself is in the cache). ev.stack_id is -1.
+ */
+struct ap_sys_deferred {
+	struct ap_sys_call_event ev;
+	struct ap_user_snapshot snap;
+};
+
 /* The call in flight on a CPU (per-CPU array), or spilled to task storage when its thread
  * was switched out. */
 struct ap_sys_inflight {
@@ -112,7 +127,8 @@ struct ap_sys_inflight {
 	__u32 pad;
 };
 
-/* Counters, one slot each in the per-CPU `sys_counters` array; reported by the agent. */
+/* Counters, one slot each in the per-CPU `sys_counters` array; reported by the agent. Process
+ * events and deferred slow calls count in `proc_stats` (unwind_defer.h). */
 enum ap_sys_stat {
 	AP_SYS_STAT_SPILLED = 0,      /* calls whose thread was switched out (blocking calls) */
 	AP_SYS_STAT_TASK_STORAGE_ERR, /* spill failed: no task storage; call lost */

@@ -17,8 +17,9 @@
  * ap_unwinder_bind(unwinder, obj) between open and load, and in the program
  *     struct ap_uregs start = {};     // pc 0: the user registers saved at kernel entry
  *     st = ap_unwind_user(&start, tgid, &n, &status, &flags);
- * then store st (n frames, zero tail) like cpu.bpf.c's store_stack(); report unwind_stats
- * with ap_unwind_read_bpf_stats() and ap_unwind_stat_name().
+ * then store st (n frames, zero tail) with stack_store.h's ap_store_stack(); report
+ * unwind_stats with ap_unwind_read_bpf_stats() and ap_unwind_stat_name(). proc_announce.h
+ * adds what a walk without tables needs: announcing the process, deferring the event.
  */
 #ifndef AP_BPF_UNWIND_H
 #define AP_BPF_UNWIND_H

@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The agent side of src/bpf/proc_announce.h, shared by the collectors whose BPF programs walk
+ * user stacks with the CFI tables (cpu, lock, syscall):
+ *  - process events: a process's first event, exec, exit and unknown pcs load (or re-scan, or
+ *    drop) its unwind tables and its symbols as soon as the poll loop reads them;
+ *  - deferred events: an event whose stack BPF could not walk for want of tables arrives as
+ *    the mode's payload (payload_len bytes) + struct ap_user_snapshot; it is queued until the
+ *    process's tables are in, unwound with them, and handed back to the collector's
+ *    `replayed` callback with its payload and user stack, to be recorded like any other.
+ */
+#ifndef AP_UNWIND_EVENTS_H
+#define AP_UNWIND_EVENTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "profile.h"
+#include "symbolizer.h"
+#include "unwinder.h"
+
+struct ring_buffer;
+struct ap_unwind_events;
+
+struct ap_unwind_events_stats {
+	uint64_t replayed; /* deferred events unwound here */
+	uint64_t complete; /* ... down to the outermost frame */
+	uint64_t early;	   /* ... before their tables were ready (queue full, waited too long) */
+	uint64_t lost;	   /* ... that could not be queued (no memory): never recorded */
+	uint64_t bad;	   /* malformed records (never expected) */
+};
+
+/*
+ * u: the collector's unwinder, or NULL (no tables: process events still keep the symbolizer
+ * current, nothing is deferred). fn/ctx: where replayed events go (NULL fn: nothing is
+ * deferred); at most max_queued wait at a time, more are unwound at once with the tables
+ * there are. Returns NULL with errno set. Free with ap_unwind_events_free(), before u.
+ */
+struct ap_unwind_events *ap_unwind_events_new(struct ap_unwinder *u, struct ap_symbolizer *sym,
+					      size_t payload_len, size_t max_queued,
+					      ap_unwind_replayed_fn fn, void *ctx);
+void ap_unwind_events_free(struct ap_unwind_events *ev);
+
+/* Whether deferred events are read (the loader sets cfg_defer_unwind to this). */
+bool ap_unwind_events_deferring(const struct ap_unwind_events *ev);
+
+/* Read ring buffer map `fd` with fn(ctx) through *rb, which is created when NULL (a
+ * collector's rings share one epoll fd). Returns 0 or -errno. */
+int ap_ring_add(struct ring_buffer **rb, int fd, int (*fn)(void *ctx, void *data, size_t size),
+		void *ctx);
+
+/* Read the BPF object's proc_events ring buffer (fd proc_fd) and, when deferring, its
+ * unwind_deferred one (deferred_fd) through *rb, which is created when NULL. Returns 0 or
+ * -errno. Add these before the mode's own rings: a reader goes through them in order, and a
+ * new process's tables should not wait behind a backlog of the mode's events. */
+int ap_unwind_events_add_rings(struct ap_unwind_events *ev, struct ring_buffer **rb,
+			       int proc_fd, int deferred_fd);
+
+/* At each drain, after the ring buffers were read: unwind the deferred events whose tables
+ * are ready or that waited two drains (all of them when `final`: the probes are gone), then
+ * forget exited processes' tables. */
+void ap_unwind_events_flush(struct ap_unwind_events *ev, bool final);
+
+void ap_unwind_events_get_stats(const struct ap_unwind_events *ev,
+				struct ap_unwind_events_stats *out);
+
+/* Into the profile's stats: the BPF side's counters (per-CPU `proc_stats`, fd stats_fd:
+ * proc_events_dropped, stacks_deferred, stacks_deferred_dropped) and the agent's
+ * (stacks_deferred_unwound, _complete, _early, _lost). ev may be NULL (zeros). */
+void ap_unwind_events_report(const struct ap_unwind_events *ev, int stats_fd,
+			     struct ap_profile *p);
+
+#endif

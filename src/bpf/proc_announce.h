@@ -1,0 +1,228 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Processes announced to the agent, and events deferred to it (unwind_defer.h), for every
+ * program that walks user stacks with the CFI tables (cpu, lock, syscall).
+ *
+ * A process whose tables are not loaded is walked by frame pointers only, which loses every
+ * caller of a frameless function. So the first time a program sees a process it announces
+ * it through `proc_events` (the agent loads its tables at once, not at its next drain), and
+ * an event the walker could not finish for want of tables goes to the agent as a register +
+ * stack snapshot (`unwind_deferred`) to be unwound there with the same tables. The loader
+ * sets cfg_defer_unwind when it reads unwind_deferred (else it shrinks it to one page).
+ * Include after unwind.h, bpf_stats.h and stack_store.h.
+ *
+ * The agent side is src/agent/unwind_events.c; docs/unwinding.md has the whole story.
+ */
+#ifndef AP_BPF_PROC_ANNOUNCE_H
+#define AP_BPF_PROC_ANNOUNCE_H
+
+#include "unwind_defer.h"
+
+/* Events whose user stack cannot be walked yet go to the agent (unwind_deferred). */
+const volatile bool cfg_defer_unwind = false;
+
+/* Processes already announced. LRU so that it never fills up: an evicted process is
+ * announced again, which costs the agent one re-read of its mappings. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, __u8);
+} seen_pids SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 * 1024);
+} proc_events SEC(".maps");
+
+/* Deferred events: the mode's payload + struct ap_user_snapshot (~9 KiB each). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 512 * 1024); /* one page when not deferring */
+} unwind_deferred SEC(".maps");
+
+/* When each process last asked the agent to re-scan its mappings (AP_PROC_UNKNOWN_PC). */
+#define AP_RESCAN_INTERVAL_NS (100ULL * 1000 * 1000)
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024); /* an evicted process may just ask again sooner */
+	__type(key, __u32);
+	__type(value, __u64);
+} unwind_rescan SEC(".maps");
+
+AP_BPF_STATS(proc_stats, AP_PROC_STAT_MAX);
+
+static __always_inline void ap_proc_emit(__u32 kind, __u32 pid)
+{
+	struct ap_proc_event *e = bpf_ringbuf_reserve(&proc_events, sizeof(*e), 0);
+
+	if (!e) {
+		ap_stat_add(&proc_stats, AP_PROC_STAT_EVENTS_DROPPED, 1);
+		return;
+	}
+	e->ts_ns = bpf_ktime_get_ns();
+	e->kind = kind;
+	e->pid = pid;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	bpf_ringbuf_submit(e, 0);
+}
+
+/* Announce a process the first time it is seen. Returns false when it was known. */
+static __always_inline bool ap_proc_announce(__u32 tgid)
+{
+	__u8 yes = 1;
+
+	if (bpf_map_lookup_elem(&seen_pids, &tgid))
+		return false;
+	bpf_map_update_elem(&seen_pids, &tgid, &yes, BPF_ANY);
+	ap_proc_emit(AP_PROC_NEW, tgid);
+	return true;
+}
+
+/* Ask the agent to re-read a process's mappings, at most every AP_RESCAN_INTERVAL_NS. */
+static __always_inline void ap_proc_request_rescan(__u32 tgid)
+{
+	__u64 now = bpf_ktime_get_ns(), *last = bpf_map_lookup_elem(&unwind_rescan, &tgid);
+
+	if (last && now - *last < AP_RESCAN_INTERVAL_NS)
+		return;
+	bpf_map_update_elem(&unwind_rescan, &tgid, &now, BPF_ANY);
+	ap_proc_emit(AP_PROC_UNKNOWN_PC, tgid);
+}
+
+/*
+ * After a walk (ap_unwind_user's flags): tell the agent what the walker lacked. A process
+ * without tables is announced; one announced already without tables (its announcement was
+ * lost, or its mappings were unreadable then) and a pc outside every known mapping (a
+ * library it dlopen()ed) ask for a re-scan. A walk that had its tables costs nothing here.
+ */
+static __always_inline void ap_proc_walked(__u32 tgid, __u32 flags)
+{
+	if (flags & AP_UNWIND_F_UNKNOWN_PC)
+		ap_proc_request_rescan(tgid);
+	else if ((flags & AP_UNWIND_F_NO_TABLES) && !ap_proc_announce(tgid))
+		ap_proc_request_rescan(tgid);
+}
+
+/* Whether a walk stopped only for want of tables: worth deferring to the agent. */
+static __always_inline bool ap_proc_should_defer(const struct ap_stack *st, __u32 status,
+						 __u32 flags)
+{
+	return cfg_defer_unwind && st && status != AP_UNWIND_COMPLETE &&
+	       (flags & AP_UNWIND_F_RETRY);
+}
+
+/*
+ * The user stack of an event in a system call (lock waits, slow calls): walked with the CFI
+ * tables from the user registers saved at kernel entry (into `start`), the process announced
+ * or re-scanned as the walk needs (ap_proc_walked), or by the kernel's frame-pointer walk
+ * when the tables are off. Returns the frames (*n of them) in a per-CPU scratch, NULL when
+ * there are none (*err: bpf_get_stack's error, -EFAULT being "no user stack"). *defer: the
+ * walk stopped only for want of tables: the caller sends the event to the agent, or stores
+ * what there is when that fails.
+ */
+static __always_inline struct ap_stack *ap_walk_user_stack(void *ctx, __u32 tgid,
+							   struct ap_uregs *start, __u32 *n,
+							   bool *defer, long *err)
+{
+	__u32 zero = 0, status, flags;
+	struct ap_stack *st;
+	long len;
+
+	*n = 0;
+	*defer = false;
+	*err = 0;
+	if (cfg_unwind_tables) {
+		st = ap_unwind_user(start, tgid, n, &status, &flags);
+		/* one LRU lookup, and only for a process the walker had no tables for */
+		ap_proc_walked(tgid, flags);
+		*defer = ap_proc_should_defer(st, status, flags);
+		return st;
+	}
+	st = bpf_map_lookup_elem(&stack_scratch, &zero);
+	if (!st)
+		return NULL;
+	/* the helper zero-fills the rest of the buffer, so equal stacks are equal values */
+	len = bpf_get_stack(ctx, st->ips, sizeof(st->ips), BPF_F_USER_STACK);
+	if (len <= 0) {
+		*err = len;
+		return NULL;
+	}
+	*n = (__u32)len / sizeof(__u64);
+	return st;
+}
+
+/*
+ * At sched_process_exec. `any`: tell the agent about every process (CPU: its next sample
+ * announces it again anyway); else only about one it knows (announced, or given tables up
+ * front with --pid): a process never seen is announced by its first event.
+ */
+static __always_inline void ap_proc_exec(__u32 tgid, bool any)
+{
+	struct ap_unwind_pid_key pk = { .pid = tgid };
+	__u8 yes = 1;
+
+	if (any) {
+		bpf_map_delete_elem(&seen_pids, &tgid);
+	} else if (!bpf_map_lookup_elem(&seen_pids, &tgid)) {
+		if (!bpf_map_lookup_elem(&unwind_pids, &pk))
+			return;
+		/* known from --pid: its exit is worth reporting too */
+		bpf_map_update_elem(&seen_pids, &tgid, &yes, BPF_ANY);
+	}
+	ap_proc_emit(AP_PROC_EXEC, tgid);
+}
+
+/* At sched_process_exit: one event per announced process, when its main thread exits. */
+static __always_inline void ap_proc_exit(void)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32;
+
+	if ((__u32)id != tgid || !bpf_map_lookup_elem(&seen_pids, &tgid))
+		return;
+	bpf_map_delete_elem(&seen_pids, &tgid);
+	ap_proc_emit(AP_PROC_EXIT, tgid);
+}
+
+/*
+ * Deferred records: reserve one (type: the mode's record, its last member a struct
+ * ap_user_snapshot named snap), fill the payload, then ap_defer_submit(). NULL when the ring
+ * is full (counted): the caller records the event with the stack it has.
+ */
+#define ap_defer_reserve(type) ((type *)ap_defer_reserve_bytes(sizeof(type)))
+
+static __always_inline void *ap_defer_reserve_bytes(__u64 size)
+{
+	void *d = bpf_ringbuf_reserve(&unwind_deferred, size, 0);
+
+	if (!d)
+		ap_stat_add(&proc_stats, AP_PROC_STAT_DEFER_DROPPED, 1);
+	return d;
+}
+
+/* Copy the user registers and the top of the user stack into the record and send it. */
+static __always_inline void ap_defer_submit(void *d, struct ap_user_snapshot *s, __u32 tgid,
+					    const struct ap_uregs *start)
+{
+	__u32 i;
+
+	s->pc = start->pc;
+	s->sp = start->sp;
+	s->bp = start->bp;
+	s->pid = tgid;
+	if (!bpf_probe_read_user(s->stack, sizeof(s->stack), (const void *)start->sp)) {
+		s->stack_len = sizeof(s->stack);
+	} else {
+		/* the stack ends within the window: copy what there is, 1 KiB at a time */
+		for (i = 0; i < AP_DEFER_STACK / 1024; i++)
+			if (bpf_probe_read_user(s->stack + i * 1024, 1024,
+						(const void *)(start->sp + i * 1024)))
+				break;
+		s->stack_len = i * 1024;
+	}
+	bpf_ringbuf_submit(d, 0);
+	ap_stat_add(&proc_stats, AP_PROC_STAT_DEFERRED, 1);
+}
+
+#endif
