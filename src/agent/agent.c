@@ -15,6 +15,7 @@
 
 #include "agent.h"
 #include "collector.h"
+#include "unwinder.h"
 #include "filter_hook.h"
 #include "log.h"
 #include "parse.h"
@@ -233,6 +234,17 @@ static void print_summary(const struct ap_agent_opts *opts, const struct ap_prof
 }
 
 /* Wait for events until the next drain, the deadline or a signal. */
+struct ap_unwinder *ap_collector_unwinder(struct ap_collector *c)
+{
+	if (!c->unwinder) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (!*c->unwinder)
+		*c->unwinder = ap_unwinder_new(NULL);
+	return *c->unwinder;
+}
+
 static void wait_events(struct ap_collector *cols, size_t n, uint64_t until_ns)
 {
 	struct pollfd pfds[NCOLLECTORS];
@@ -255,6 +267,7 @@ static void wait_events(struct ap_collector *cols, size_t n, uint64_t until_ns)
 int ap_agent_run(const struct ap_agent_opts *opts)
 {
 	struct ap_collector cols[NCOLLECTORS] = { 0 };
+	struct ap_unwinder *unwinder = NULL;
 	struct run_output outs[NCOLLECTORS] = { 0 };
 	struct ap_symbolizer *sym = NULL;
 	struct sigaction sa = { 0 };
@@ -326,6 +339,7 @@ int ap_agent_run(const struct ap_agent_opts *opts)
 			continue;
 		cols[ncols].ops = ops;
 		cols[ncols].sym = sym;
+		cols[ncols].unwinder = &unwinder;
 		cols[ncols].profile = ap_profile_new();
 		if (!cols[ncols].profile) {
 			fprintf(stderr, "%s: out of memory\n", opts->prog);
@@ -404,6 +418,7 @@ cleanup:
 		ap_filter_hook_free(cols[i].filter);
 		ap_profile_free(cols[i].profile);
 	}
+	ap_unwinder_free(unwinder); /* after the collectors: their queues use it */
 	ap_symbolizer_free(sym);
 	for (size_t i = 0; i < NCOLLECTORS; i++)
 		ret = close_output(opts, &outs[i], ret);

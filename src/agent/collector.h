@@ -48,8 +48,15 @@ struct ap_collector {
 	struct ap_profile *profile; /* owned by the collector */
 	struct ap_symbolizer *sym;  /* shared, owned by the run loop */
 	struct ap_filter_hook *filter; /* --filter: owned by the run loop; NULL: none */
+	/* the run's one unwinder, shared by its modes (ap_collector_unwinder): with --mode all
+	 * a process's tables are compiled and loaded once, not once per mode */
+	struct ap_unwinder **unwinder;
 	void *priv;
 };
+
+/* The run's unwinder, made by the first mode that asks; owned by the run loop, never freed
+ * by a collector. NULL with errno set when it cannot be made (no CAP_BPF, no map-in-map). */
+struct ap_unwinder *ap_collector_unwinder(struct ap_collector *c);
 
 extern const struct ap_collector_ops ap_cpu_collector_ops;
 extern const struct ap_collector_ops ap_lock_collector_ops;

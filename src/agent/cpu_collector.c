@@ -209,11 +209,10 @@ static int cpu_start(struct ap_collector *c, const struct ap_agent_opts *opts, c
 	if (opts->npids > AP_MAX_PIDS)
 		return -E2BIG;
 	/* user stacks: in-kernel CFI unwinding, or the kernel's frame-pointer walk without it */
-	cc->unwinder = ap_unwinder_new(NULL);
+	cc->unwinder = ap_collector_unwinder(c);
 	if (!cc->unwinder || (err = ap_unwinder_bind(cc->unwinder, cc->skel->obj))) {
 		ap_warn("cpu: unwind tables unavailable (%s): user stacks use frame pointers only",
 			strerror(cc->unwinder ? -err : errno));
-		ap_unwinder_free(cc->unwinder);
 		cc->unwinder = NULL;
 		cc->skel->rodata->cfg_unwind_tables = false;
 	}
@@ -436,7 +435,6 @@ static void cpu_destroy(struct ap_collector *c)
 	ring_buffer__free(cc->events);
 	cpu_bpf__destroy(cc->skel);
 	ap_unwind_events_free(cc->uev);
-	ap_unwinder_free(cc->unwinder);
 	free(cc->links);
 	free(cc->perf_fds);
 	ap_map_dump_free(&cc->counts_dump);

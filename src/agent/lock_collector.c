@@ -359,11 +359,10 @@ static int lock_start(struct ap_collector *c, const struct ap_agent_opts *opts, 
 	bpf_map__set_max_entries(lc->skel->maps.stacks_1, STACK_ENTRIES);
 	/* user stacks: in-kernel CFI unwinding (a process's waits before its tables are loaded
 	 * are unwound by the agent), or the kernel's frame-pointer walk without it */
-	lc->unwinder = ap_unwinder_new(NULL);
+	lc->unwinder = ap_collector_unwinder(c);
 	if (!lc->unwinder || (err = ap_unwinder_bind(lc->unwinder, lc->skel->obj))) {
 		ap_warn("lock: unwind tables unavailable (%s): user stacks use frame pointers only",
 			strerror(lc->unwinder ? -err : errno));
-		ap_unwinder_free(lc->unwinder);
 		lc->unwinder = NULL;
 		lc->skel->rodata->cfg_unwind_tables = false;
 	}
@@ -611,7 +610,6 @@ static void lock_destroy(struct ap_collector *c)
 	ap_lock_names_free(lc->names);
 	lock_bpf__destroy(lc->skel);
 	ap_unwind_events_free(lc->uev);
-	ap_unwinder_free(lc->unwinder);
 	ap_map_dump_free(&lc->waits_dump);
 	free(lc);
 	c->priv = NULL;

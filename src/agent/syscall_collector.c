@@ -394,7 +394,7 @@ static int sys_start(struct ap_collector *c, const struct ap_agent_opts *opts, c
 
 	sc->raw_tp = force && strcmp(force, "raw_tp") == 0;
 	if (opts->slow_stacks) {
-		sc->unwinder = ap_unwinder_new(NULL);
+		sc->unwinder = ap_collector_unwinder(c);
 		if (!sc->unwinder)
 			ap_warn("syscall: unwind tables unavailable (%s): slow-call stacks use "
 				"frame pointers only", strerror(errno));
@@ -424,7 +424,6 @@ static int sys_start(struct ap_collector *c, const struct ap_agent_opts *opts, c
 			"only");
 		ap_unwind_events_free(sc->uev);
 		sc->uev = NULL;
-		ap_unwinder_free(sc->unwinder);
 		sc->unwinder = NULL;
 	}
 	/* the targets' tables before their first slow call (other processes: when seen) */
@@ -651,7 +650,6 @@ static void sys_destroy(struct ap_collector *c)
 	ring_buffer__free(sc->events);
 	syscall_bpf__destroy(sc->skel);
 	ap_unwind_events_free(sc->uev);
-	ap_unwinder_free(sc->unwinder);
 	ap_sys_table_free(sc->table);
 	free(sc->percpu);
 	free(sc->percpu_u64);

@@ -9,7 +9,10 @@ CPU sampler does (frame pointers alone lose every caller of a frameless function
   call is ~2 ms).
 - lock: nofp_lock's threads contending a mutex (nl_thread -> nl_outer -> nl_middle ->
   nl_take -> pthread_mutex_lock; glibc's __lll_lock_wait sits between): the chain, in order
-  and down to clone3, in >= 90% of the waits on it."""
+  and down to clone3, in >= 90% of the waits on it.
+- --mode all --slow-stacks on both: the three modes share one unwinder (each process's tables
+  compiled once, the same table statistics in every mode's output), and the lock and syscall
+  chains are as complete as in their own runs."""
 import json
 import os
 import tempfile
@@ -94,7 +97,55 @@ def test_lock():
     check(stats.get("stacks_user_walked", 0) > 0, "lock: the CFI walker was not used")
 
 
+def lock_chains(d):
+    total = ok = 0
+    for lock in d["locks"]:
+        if lock["kernel"] or lock.get("name") != "nl_mutex":
+            continue
+        for st in lock["stacks"]:
+            user = [f for f in reversed(st["frames"]) if not f.endswith("_[k]")]
+            total += st["count"]
+            ok += st["count"] if has_chain(user, LOCK) else 0
+    return ok, total
+
+
+def test_all_modes():
+    procs = [start_workload("nofp_sleep", 8), start_workload("nofp_lock", 8, 4)]
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, "a.json")
+            args = ["--mode", "all", "--slow-stacks", "--min-latency", "1ms", "--duration",
+                    "3s", "-o", out, "--format", "json"]
+            for _, pid in procs:
+                args += ["--pid", pid]
+            agent(*args, timeout=120)
+            d = {}
+            for m in ("cpu", "lock", "syscall"):
+                with open(os.path.join(tmp, f"a.{m}.json")) as f:
+                    d[m] = json.load(f)
+    finally:
+        for p, _ in procs:
+            p.kill()
+        wait_all([p for p, _ in procs])
+    shared = ("unwind_files_compiled", "unwind_table_rows", "unwind_compile_us",
+              "unwind_processes_loaded")
+    got = {m: tuple(d[m]["stats"].get(k) for k in shared) for m in d}
+    print(f"all modes: unwinder stats {shared}: {got}")
+    check(got["cpu"][0] and got["cpu"][0] > 0, "all modes: no unwind tables compiled")
+    # one unwinder: every mode reports the same tables, compiled once (separate unwinders
+    # would each have compiled, and timed, their own)
+    check(got["cpu"] == got["lock"] == got["syscall"],
+          f"all modes: the modes do not share one unwinder: {got}")
+    ok, total = lock_chains(d["lock"])
+    print(f"all modes: lock {ok}/{total} waits with the full chain")
+    check(total >= 100 and ok >= 0.90 * total, f"all modes: lock chains {ok}/{total}")
+    sc = d["syscall"]
+    check(sc["stats"].get("stacks_user_walked", 0) > 0,
+          "all modes: slow-call stacks were not walked with the tables")
+
+
 require_bpf()
 test_syscall()
 test_lock()
+test_all_modes()
 print("ok")
