@@ -11,9 +11,10 @@ import json
 import os
 import tempfile
 
-from aptest import TEST_BIN_DIR, agent, check, fail, require_bpf, start_workload, wait_all
+from aptest import (STACK_ROOTS, TEST_BIN_DIR, agent, check, fail, has_rooted_chain, require_bpf,
+                    start_workload, wait_all)
 
-ROOTS = {"_start", "__clone3", "clone3", "__clone", "clone"}
+ROOTS = STACK_ROOTS
 LIB = ["main", "nf_outer", "nflib_middle", "nf_inner", "nf_leaf"]
 DL = ["main", "nf_dl_caller", "nfdl_work", "nfdl_leaf"]
 SIG = ["main", "nf_on_signal", "nf_sig_work", "nf_leaf"]
@@ -34,13 +35,7 @@ def frame_is(name, want):
 
 def has_chain(user, chain):
     """user: user frames root first. The chain is an ordered subsequence ending at the leaf."""
-    if not user or user[0] not in ROOTS or not frame_is(user[-1], chain[-1]):
-        return False
-    i = 0
-    for name in user:
-        if i < len(chain) and frame_is(name, chain[i]):
-            i += 1
-    return i == len(chain)
+    return has_rooted_chain(user, chain, roots=ROOTS, at_leaf=True, match=frame_is)
 
 
 def profile(pid, seconds, rate=199):

@@ -17,23 +17,11 @@ import json
 import os
 import tempfile
 
-from aptest import agent, check, read_folded, require_bpf, start_workload, wait_all
+from aptest import (agent, check, has_rooted_chain as has_chain, lock_chain_counts,
+                    read_folded, require_bpf, start_workload, wait_all)
 
-ROOTS = {"_start", "__clone3", "clone3", "__clone", "clone"}
 SLEEP = ["main", "ns_outer", "ns_middle", "ns_sleep"]
 LOCK = ["nl_thread", "nl_outer", "nl_middle", "nl_take"]
-
-
-def has_chain(user, chain):
-    """user: user frames root first, the root an outermost frame; the chain appears in order
-    (other frames, e.g. glibc's, may sit between)."""
-    if not user or user[0] not in ROOTS:
-        return False
-    i = 0
-    for name in user:
-        if i < len(chain) and name == chain[i]:
-            i += 1
-    return i == len(chain)
 
 
 def test_syscall():
@@ -76,17 +64,7 @@ def test_lock():
     finally:
         proc.kill()
         wait_all([proc])
-    total = ok = 0
-    for lock in d["locks"]:
-        if lock["kernel"] or lock.get("name") != "nl_mutex":
-            continue
-        for st in lock["stacks"]:
-            user = [f for f in reversed(st["frames"]) if not f.endswith("_[k]")]
-            total += st["count"]
-            if has_chain(user, LOCK):
-                ok += st["count"]
-            else:
-                print(f"   not matched x{st['count']}: {';'.join(user)}")
+    ok, total = lock_chain_counts(d, "nl_mutex", LOCK)
     stats = d["stats"]
     print(f"lock: {ok}/{total} waits on nl_mutex carry the full chain"
           f" ({100.0 * ok / max(total, 1):.1f}%); walker: {stats.get('stacks_complete', 0)}/"
@@ -95,18 +73,6 @@ def test_lock():
     check(total >= 100, f"lock: too few waits on nl_mutex ({total})")
     check(ok >= 0.90 * total, f"lock: full chain in only {ok}/{total} waits")
     check(stats.get("stacks_user_walked", 0) > 0, "lock: the CFI walker was not used")
-
-
-def lock_chains(d):
-    total = ok = 0
-    for lock in d["locks"]:
-        if lock["kernel"] or lock.get("name") != "nl_mutex":
-            continue
-        for st in lock["stacks"]:
-            user = [f for f in reversed(st["frames"]) if not f.endswith("_[k]")]
-            total += st["count"]
-            ok += st["count"] if has_chain(user, LOCK) else 0
-    return ok, total
 
 
 def test_all_modes():
@@ -136,7 +102,7 @@ def test_all_modes():
     # would each have compiled, and timed, their own)
     check(got["cpu"] == got["lock"] == got["syscall"],
           f"all modes: the modes do not share one unwinder: {got}")
-    ok, total = lock_chains(d["lock"])
+    ok, total = lock_chain_counts(d["lock"], "nl_mutex", LOCK)
     print(f"all modes: lock {ok}/{total} waits with the full chain")
     check(total >= 100 and ok >= 0.90 * total, f"all modes: lock chains {ok}/{total}")
     sc = d["syscall"]

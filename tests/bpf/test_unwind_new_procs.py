@@ -23,26 +23,13 @@ import subprocess
 import tempfile
 import time
 
-from aptest import (BIN_DIR, TEST_BIN_DIR, check, fail, read_folded, require_bpf,
-                    start_workload, wait_all)
+from aptest import (BIN_DIR, TEST_BIN_DIR, check, fail, has_rooted_chain as has_chain,
+                    lock_chain_counts, read_folded, require_bpf, start_workload, wait_all)
 
-ROOTS = {"_start", "__clone3", "clone3", "__clone", "clone"}
 SLEEP = ["main", "ns_outer", "ns_middle", "ns_sleep"]
 LOCK = ["nl_thread", "nl_outer", "nl_middle", "nl_take"]
 MIN_OK = 0.99
 RECORD_S = 3
-
-
-def has_chain(user, chain):
-    """user: user frames root first, rooted at an outermost frame; the chain in order (glibc
-    frames may sit between)."""
-    if not user or user[0] not in ROOTS:
-        return False
-    i = 0
-    for name in user:
-        if i < len(chain) and name == chain[i]:
-            i += 1
-    return i == len(chain)
 
 
 def record(args, out, workload, wargs, tmp):
@@ -101,17 +88,7 @@ def lock_case(extra):
                         [4], tmp)
         with open(out) as f:
             d = json.load(f)
-    total = ok = 0
-    for lock in d["locks"]:
-        if lock["kernel"] or lock.get("pid") != pid or lock.get("name") != "nl_mutex":
-            continue
-        for st in lock["stacks"]:
-            user = [f for f in reversed(st["frames"]) if not f.endswith("_[k]")]
-            total += st["count"]
-            if has_chain(user, LOCK):
-                ok += st["count"]
-            else:
-                print(f"   not matched x{st['count']}: {';'.join(user)}")
+    ok, total = lock_chain_counts(d, "nl_mutex", LOCK, pid=pid)
     label = "lock" + (" " + " ".join(extra) if extra else "")
     print(f"{label}: {ok}/{total} waits on nl_mutex of the new process carry the full chain"
           f" ({100.0 * ok / max(total, 1):.2f}%); {summary(d['stats'])}")

@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 import time
 
-from aptest import BIN_DIR, TEST_BIN_DIR, agent, check, require_bpf, skip
+from aptest import BIN_DIR, TEST_BIN_DIR, agent, check, has_rooted_chain, require_bpf, skip
 
 ROOTS = {"_start"}
 LIB = ["main", "nf_outer", "nflib_middle", "nf_inner", "nf_leaf"]
@@ -26,13 +26,7 @@ FILES = ["nofp_chain", "libnofp_lib.so", "libnofp_dl.so"]
 
 
 def has_chain(user, chain):
-    if not user or user[0] not in ROOTS or user[-1] != chain[-1]:
-        return False
-    i = 0
-    for name in user:
-        if i < len(chain) and name == chain[i]:
-            i += 1
-    return i == len(chain)
+    return has_rooted_chain(user, chain, roots=ROOTS, at_leaf=True)
 
 
 def load(path):

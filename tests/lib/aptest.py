@@ -78,6 +78,48 @@ def has_chain(frames, chain):
     return any(frames[i:i + n] == chain for i in range(len(frames) - n + 1))
 
 
+# outermost frames of a complete user stack: the program's entry, or a thread's start
+STACK_ROOTS = frozenset({"_start", "__clone3", "clone3", "__clone", "clone"})
+
+
+def _same(name, want):
+    return name == want
+
+
+def has_rooted_chain(user, chain, roots=STACK_ROOTS, at_leaf=False, match=_same):
+    """True if `user` (user frames, root first) starts at an outermost frame and holds `chain`
+    in order, other frames (glibc's, inlined ones) allowed between; with at_leaf, the chain's
+    last frame must also be the leaf. match(name, want) compares one frame."""
+    if not user or user[0] not in roots:
+        return False
+    if at_leaf and not match(user[-1], chain[-1]):
+        return False
+    i = 0
+    for name in user:
+        if i < len(chain) and match(name, chain[i]):
+            i += 1
+    return i == len(chain)
+
+
+def lock_chain_counts(report, lock_name, chain, pid=None, show=True):
+    """(waits whose user stack holds `chain`, all waits) on the user lock named lock_name in a
+    lock-mode JSON report (of process pid, when given); show prints the stacks that miss."""
+    total = ok = 0
+    for lock in report["locks"]:
+        if lock["kernel"] or lock.get("name") != lock_name:
+            continue
+        if pid is not None and lock.get("pid") != pid:
+            continue
+        for st in lock["stacks"]:
+            user = [f for f in reversed(st["frames"]) if not f.endswith("_[k]")]
+            total += st["count"]
+            if has_rooted_chain(user, chain):
+                ok += st["count"]
+            elif show:
+                print(f"   not matched x{st['count']}: {';'.join(user)}")
+    return ok, total
+
+
 def wait_all(procs, timeout=30):
     deadline = time.time() + timeout
     for p in procs:
