@@ -210,7 +210,10 @@ static int write_output(const struct ap_agent_opts *opts, struct ap_collector *c
 	return err ? AP_EXIT_FAILURE : AP_EXIT_OK;
 }
 
-static void print_summary(const struct ap_agent_opts *opts, const struct ap_profile *p)
+/* The symbolizer's stats are in every mode's profile: they are warned about with the last
+ * mode's summary only (with_shared), when all modes have drained. */
+static void print_summary(const struct ap_agent_opts *opts, const struct ap_profile *p,
+			  bool with_shared)
 {
 	static const char *const drop_stats[] = {
 		"user_stack_errors",	"kernel_stack_errors", "stack_map_full",
@@ -227,13 +230,14 @@ static void print_summary(const struct ap_agent_opts *opts, const struct ap_prof
 	for (size_t i = 0; i < sizeof(drop_stats) / sizeof(drop_stats[0]); i++) {
 		uint64_t v = ap_profile_get_stat(p, drop_stats[i]);
 
+		if (!with_shared && !strcmp(drop_stats[i], "processes_missed"))
+			continue;
 		if (v)
 			ap_warn("%s: %s = %llu", ap_profile_get_meta(p, "mode"), drop_stats[i],
 				(unsigned long long)v);
 	}
 }
 
-/* Wait for events until the next drain, the deadline or a signal. */
 struct ap_unwinder *ap_collector_unwinder(struct ap_collector *c)
 {
 	if (!c->unwinder) {
@@ -245,6 +249,7 @@ struct ap_unwinder *ap_collector_unwinder(struct ap_collector *c)
 	return *c->unwinder;
 }
 
+/* Wait for events until the next drain, the deadline or a signal. */
 static void wait_events(struct ap_collector *cols, size_t n, uint64_t until_ns)
 {
 	struct pollfd pfds[NCOLLECTORS];
@@ -405,7 +410,7 @@ int ap_agent_run(const struct ap_agent_opts *opts)
 		cols[i].ops->report_stats(&cols[i]);
 		add_symbolizer_stats(p, sym);
 		ap_filter_hook_report(cols[i].filter, p);
-		print_summary(opts, p);
+		print_summary(opts, p, i + 1 == ncols);
 		ap_filter_hook_print(cols[i].filter, stderr);
 	}
 	ret = AP_EXIT_OK;
