@@ -99,21 +99,16 @@ static const Perftools__Profiles__Location *find_loc(const Perftools__Profiles__
  * and "30,55" expected, in some order. Returns false when protoc or gzip is missing. */
 static bool protoc_inline_lines(const char *path, char out[2][64])
 {
-	char cmd[512], line[256];
+	char line[256];
 	enum { TOP, LOC, LINE } where = TOP;
 	char cur[64] = "";
 	unsigned long long addr = 0;
 	size_t nout = 0;
 	FILE *f;
 
-	if (system("command -v protoc >/dev/null 2>&1 && command -v gzip >/dev/null 2>&1"))
+	f = protoc_decode(path);
+	if (!f)
 		return false;
-	snprintf(cmd, sizeof(cmd),
-		 "gzip -dc < '%s' | protoc --decode=perftools.profiles.Profile "
-		 "--proto_path='%s' profile.proto",
-		 path, AP_PPROF_PROTO_DIR);
-	f = popen(cmd, "r");
-	assert_non_null(f);
 	while (fgets(line, sizeof(line), f)) {
 		long long v;
 

@@ -288,4 +288,22 @@ TP_UNUSED static void assert_same_profile(const struct ap_profile *a, const stru
 	}
 }
 
+/* protoc's decoding of the pprof file at path, as a stream of text-format lines (our decoder
+ * is not the judge), or NULL when protoc or gzip is missing. pclose() it. */
+TP_UNUSED static FILE *protoc_decode(const char *path)
+{
+	char cmd[512];
+	FILE *f;
+
+	if (system("command -v protoc >/dev/null 2>&1 && command -v gzip >/dev/null 2>&1"))
+		return NULL;
+	snprintf(cmd, sizeof(cmd),
+		 "gzip -dc < '%s' | protoc --decode=perftools.profiles.Profile "
+		 "--proto_path='%s' profile.proto",
+		 path, AP_PPROF_PROTO_DIR);
+	f = popen(cmd, "r");
+	assert_non_null(f);
+	return f;
+}
+
 #endif
