@@ -21,6 +21,7 @@ struct ap_unwind_events {
 	struct ap_unwind_deferq *q; /* NULL: not deferring */
 	size_t payload_len;
 	uint64_t lost, bad;
+	uint64_t stack_bytes; /* of the deferred snapshots: BPF sends only what the stack holds */
 };
 
 struct ap_unwind_events *ap_unwind_events_new(struct ap_unwinder *u, struct ap_symbolizer *sym,
@@ -114,6 +115,7 @@ static int handle_deferred(void *ctx, void *data, size_t size)
 	snap.bp = s->bp;
 	snap.stack = s->stack;
 	snap.stack_len = s->stack_len;
+	ev->stack_bytes += s->stack_len;
 	/* It was taken just now: its mappings are current. Catch up with libraries mapped
 	 * since the last scan (by ld.so or dlopen), so that the replay has their tables. */
 	if (ap_unwinder_refresh_pid(ev->u, (int)s->pid) > 0)
@@ -166,6 +168,7 @@ void ap_unwind_events_get_stats(const struct ap_unwind_events *ev,
 	out->early = ds.early;
 	out->lost = ev->lost;
 	out->bad = ev->bad;
+	out->stack_bytes = ev->stack_bytes;
 }
 
 static const char *const bpf_stat_names[AP_PROC_STAT_MAX] = {
@@ -185,5 +188,6 @@ void ap_unwind_events_report(const struct ap_unwind_events *ev, int stats_fd,
 	ap_profile_set_stat(p, "stacks_deferred_complete", st.complete);
 	ap_profile_set_stat(p, "stacks_deferred_early", st.early);
 	ap_profile_set_stat(p, "stacks_deferred_lost", st.lost);
+	ap_profile_set_stat(p, "stacks_deferred_stack_bytes", st.stack_bytes);
 	ap_profile_set_stat(p, "unwind_events_malformed", st.bad);
 }

@@ -29,6 +29,7 @@ struct ap_unwind_events_stats {
 	uint64_t early;	   /* ... before their tables were ready (queue full, waited too long) */
 	uint64_t lost;	   /* ... that could not be queued (no memory): never recorded */
 	uint64_t bad;	   /* malformed records (never expected) */
+	uint64_t stack_bytes; /* user stack bytes the deferred events carried */
 };
 
 /*

@@ -35,11 +35,26 @@ struct {
 	__uint(max_entries, 256 * 1024);
 } proc_events SEC(".maps");
 
-/* Deferred events: the mode's payload + struct ap_user_snapshot (~9 KiB each). */
+/* Deferred events: the mode's payload + struct ap_user_snapshot, whose stack is cut to what
+ * the thread's stack holds (a main thread's stack ends at mm->start_stack: a short-lived
+ * program's first samples need 1-3 KiB, not 8). */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 512 * 1024); /* one page when not deferring */
 } unwind_deferred SEC(".maps");
+
+/* Where a deferred record is put together before it is sent with its real length (a ring
+ * buffer reservation has a fixed size). Per CPU: a program does not nest on its CPU. */
+#define AP_DEFER_SCRATCH (12 * 1024)
+struct ap_defer_scratch {
+	__u8 b[AP_DEFER_SCRATCH];
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ap_defer_scratch);
+} defer_scratch SEC(".maps");
 
 /* When each process last asked the agent to re-scan its mappings (AP_PROC_UNKNOWN_PC). */
 #define AP_RESCAN_INTERVAL_NS (100ULL * 1000 * 1000)
@@ -188,31 +203,73 @@ static __always_inline void ap_proc_exit(void)
 /*
  * Deferred records: reserve one (type: the mode's record, its last member a struct
  * ap_user_snapshot named snap), fill the payload, then ap_defer_submit(). NULL when the ring
- * is full (counted): the caller records the event with the stack it has.
+ * has no room for a whole record (counted): the caller records the event with the stack it
+ * has.
  */
-#define ap_defer_reserve(type) ((type *)ap_defer_reserve_bytes(sizeof(type)))
+#define ap_defer_reserve(type)                                                                \
+	({                                                                                     \
+		_Static_assert(sizeof(type) <= AP_DEFER_SCRATCH, "deferred record too big");    \
+		(type *)ap_defer_reserve_bytes(sizeof(type));                                  \
+	})
 
 static __always_inline void *ap_defer_reserve_bytes(__u64 size)
 {
-	void *d = bpf_ringbuf_reserve(&unwind_deferred, size, 0);
+	__u32 zero = 0;
+	void *d;
 
+	/* room for the longest record: the one sent is never longer */
+	if (bpf_ringbuf_query(&unwind_deferred, BPF_RB_RING_SIZE) <
+	    bpf_ringbuf_query(&unwind_deferred, BPF_RB_AVAIL_DATA) + size + 8) {
+		ap_stat_add(&proc_stats, AP_PROC_STAT_DEFER_DROPPED, 1);
+		return NULL;
+	}
+	d = bpf_map_lookup_elem(&defer_scratch, &zero);
 	if (!d)
 		ap_stat_add(&proc_stats, AP_PROC_STAT_DEFER_DROPPED, 1);
 	return d;
 }
 
-/* Copy the user registers and the top of the user stack into the record and send it. */
-static __always_inline void ap_defer_submit(void *d, struct ap_user_snapshot *s, __u32 tgid,
-					    const struct ap_uregs *start)
+static long ap_defer_vma_end(struct task_struct *task, struct vm_area_struct *vma, void *ctx)
 {
-	__u32 i;
+	*(__u64 *)ctx = vma->vm_end;
+	return 0;
+}
+
+/* How much of the stack above sp to copy: no further than the end of the mapping sp is in
+ * (a thread's stack), nor than the end of a main thread's frames (mm->start_stack: above it
+ * are argv and the environment; 64 bytes of them are harmless), nor the window. */
+static __always_inline __u32 ap_defer_stack_len(__u64 sp, __u32 tgid)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	__u64 top = 0, len = AP_DEFER_STACK, start;
+
+	if (!bpf_find_vma(task, sp, ap_defer_vma_end, &top, 0) && top > sp && top - sp < len)
+		len = top - sp;
+	if ((__u32)bpf_get_current_pid_tgid() == tgid) {
+		start = BPF_CORE_READ(task, mm, start_stack);
+		if (start > sp && start - sp + 64 < len)
+			len = start - sp + 64;
+	}
+	len = (len + 7) & ~7ULL;
+	return len > AP_DEFER_STACK ? AP_DEFER_STACK : (__u32)len;
+}
+
+/* Copy the user registers and the top of the user stack into the record and send it, as
+ * long as it needs to be. `head`: the offset of the snapshot in the record. */
+static __always_inline void ap_defer_send(void *d, struct ap_user_snapshot *s, __u64 head,
+					  __u32 tgid, const struct ap_uregs *start)
+{
+	__u32 i, len = ap_defer_stack_len(start->sp, tgid);
+	__u64 size;
 
 	s->pc = start->pc;
 	s->sp = start->sp;
 	s->bp = start->bp;
 	s->pid = tgid;
-	if (!bpf_probe_read_user(s->stack, sizeof(s->stack), (const void *)start->sp)) {
-		s->stack_len = sizeof(s->stack);
+	if (len > AP_DEFER_STACK)
+		len = AP_DEFER_STACK; /* for the verifier */
+	if (len && !bpf_probe_read_user(s->stack, len, (const void *)start->sp)) {
+		s->stack_len = len;
 	} else {
 		/* the stack ends within the window: copy what there is, 1 KiB at a time */
 		for (i = 0; i < AP_DEFER_STACK / 1024; i++)
@@ -221,8 +278,19 @@ static __always_inline void ap_defer_submit(void *d, struct ap_user_snapshot *s,
 				break;
 		s->stack_len = i * 1024;
 	}
-	bpf_ringbuf_submit(d, 0);
+	size = head + offsetof(struct ap_user_snapshot, stack) + s->stack_len;
+	if (size > AP_DEFER_SCRATCH)
+		size = AP_DEFER_SCRATCH; /* never: the record type fits, checked at compile time */
+	/* another CPU may have filled the ring since the reservation: then it is lost */
+	if (bpf_ringbuf_output(&unwind_deferred, d, size, 0)) {
+		ap_stat_add(&proc_stats, AP_PROC_STAT_DEFER_DROPPED, 1);
+		return;
+	}
 	ap_stat_add(&proc_stats, AP_PROC_STAT_DEFERRED, 1);
 }
+
+/* s is &d->snap: its offset folds to a constant */
+#define ap_defer_submit(d, s, tgid, start)                                                     \
+	ap_defer_send((d), (s), (__u64)((char *)(s) - (char *)(d)), (tgid), (start))
 
 #endif

@@ -123,7 +123,8 @@ struct ap_unwind_deferq_stats {
 typedef void (*ap_unwind_replayed_fn)(void *ctx, const void *payload, const uint64_t *ips,
 				      size_t n, uint32_t status);
 
-/* Returns NULL with errno set. At most `max` snapshots wait; more are unwound at once.
+/* Returns NULL with errno set. At most the memory of `max` full-window snapshots waits (up to
+ * 8 * max short ones); more are unwound at once.
  * Free with ap_unwind_deferq_free(). */
 struct ap_unwind_deferq *ap_unwind_deferq_new(struct ap_unwinder *u, size_t max,
 					      ap_unwind_replayed_fn fn, void *ctx);

@@ -23,6 +23,9 @@ struct ap_unwind_deferq {
 	void *ctx;
 	struct item *head, **tail;
 	size_t n, max;
+	/* the memory bound: max full-window snapshots (BPF cuts most to what the stack holds,
+	 * so many more short ones fit) */
+	size_t bytes, max_bytes;
 	struct ap_unwind_deferq_stats st;
 };
 
@@ -36,7 +39,8 @@ struct ap_unwind_deferq *ap_unwind_deferq_new(struct ap_unwinder *u, size_t max,
 	q->u = u;
 	q->fn = fn;
 	q->ctx = ctx;
-	q->max = max;
+	q->max = max * 8;
+	q->max_bytes = max * (sizeof(struct item) + 1024 + 8192);
 	q->tail = &q->head;
 	return q;
 }
@@ -70,9 +74,9 @@ int ap_unwind_deferq_push(struct ap_unwind_deferq *q, int pid, const void *paylo
 	memcpy(it->data + payload_len, s->stack, s->stack_len);
 	it->snap = *s;
 	it->snap.stack = it->data + payload_len;
-	if (q->n >= q->max) /* make room: those whose tables are in can go now */
+	if (q->n >= q->max || q->bytes >= q->max_bytes) /* make room: the ready ones go now */
 		flush(q, UINT32_MAX, false);
-	if (q->n >= q->max) { /* bounded memory: unwind now with what there is */
+	if (q->n >= q->max || q->bytes >= q->max_bytes) { /* bounded: unwind with what there is */
 		replay(q, it, true);
 		free(it);
 		return 0;
@@ -80,6 +84,7 @@ int ap_unwind_deferq_push(struct ap_unwind_deferq *q, int pid, const void *paylo
 	*q->tail = it;
 	q->tail = &it->next;
 	q->n++;
+	q->bytes += sizeof(*it) + payload_len + s->stack_len;
 	return 0;
 }
 
@@ -119,6 +124,7 @@ static void flush(struct ap_unwind_deferq *q, unsigned int max_age, bool aging)
 		replay(q, it, !ready);
 		*pp = it->next;
 		q->n--;
+		q->bytes -= sizeof(*it) + it->payload_len + it->snap.stack_len;
 		free(it);
 	}
 	q->tail = pp;
