@@ -219,7 +219,8 @@ static void print_summary(const struct ap_agent_opts *opts, const struct ap_prof
 		"user_stack_errors",	"kernel_stack_errors", "stack_map_full",
 		"counts_map_full",	"proc_events_dropped", "drain_errors",
 		"sample_events_dropped", "lock_events_lost",    "calls_lost",
-		"processes_missed",
+		"processes_missed",	"waits_lost",		"holders_lost",
+		"stacks_map_full",	"inflight_map_full",
 	};
 	char dur[32];
 

@@ -16,6 +16,7 @@
 #include "lock_record.h"
 #include "map_dump.h"
 #include "log.h"
+#include "parse.h"
 #include "unwind_events.h"
 #include "unwinder.h"
 
@@ -36,7 +37,11 @@ _Static_assert(offsetof(struct ap_lock_deferred, snap) ==
 	       "ap_lock_deferred layout changed");
 
 #define WAITS_ENTRIES 8192u
+#define HOLDERS_ENTRIES 4096u
 #define STACK_ENTRIES 4096u
+/* lock_events when it only carries spills of full waits/holders maps (104-byte records + 8
+ * of header: ~4,700 waits between two reads of the poll loop); per-event mode keeps 4 MiB. */
+#define SPILL_RING_BYTES (512u << 10)
 #define MAX_LINKS 10
 /* Waits of a new process before its tables are in (~9.3 KiB each): a contended lock can
  * block thousands of times a second, and the tables take 10-30 ms (compiling libc and the
@@ -55,7 +60,8 @@ struct lock_collector {
 	struct ap_lock_record_stats rec;
 	uint64_t drain_errors;
 	bool histograms;
-	struct ring_buffer *events; /* lock_events (per-event mode), process events, deferred */
+	__u32 waits_entries, holders_entries; /* of each waits_<slot> / holders_<slot> map */
+	struct ring_buffer *events; /* lock_events, process events, deferred waits */
 	struct ap_unwinder *unwinder; /* CFI tables for the BPF stack walker; NULL: FP only */
 	struct ap_unwind_events *uev; /* process events, waits waiting for their tables */
 	bool stopped;		      /* probes detached: replay every deferred wait */
@@ -105,46 +111,110 @@ static void drop_links_from(struct lock_collector *lc, size_t from)
 		bpf_link__destroy(lc->links[--lc->nlinks]);
 }
 
+/* Whether tracefs has syscalls:<event>, where libbpf reads its id to attach (debugfs's
+ * tracing/ first, as libbpf, then /sys/kernel/tracing). */
+static bool have_syscall_event(const char *event)
+{
+	static const char *const roots[] = { "/sys/kernel/debug/tracing", "/sys/kernel/tracing" };
+	char path[128];
+
+	for (size_t i = 0; i < sizeof(roots) / sizeof(roots[0]); i++) {
+		snprintf(path, sizeof(path), "%s/events/syscalls/%s/id", roots[i], event);
+		if (access(path, R_OK) == 0)
+			return true;
+	}
+	return false;
+}
+
 /*
- * Futex hooks: the per-syscall tracepoints when tracefs lets libbpf find them (the programs
- * then run for futex calls only), else the raw syscall tracepoints filtered by number.
+ * Futex hooks, chosen before load so that the verifier checks one pair (~0.1 s a futex_exit
+ * body): the per-syscall tracepoints when tracefs has them (the programs then run for futex
+ * calls only), else the raw syscall tracepoints filtered by number. AP_LOCK_FUTEX_HOOK
+ * ("tracepoint", "raw_syscalls") forces one, for tests.
  */
-static int attach_futex(struct lock_collector *lc, char *msg, size_t len)
+static bool want_futex_tracepoints(void)
+{
+	const char *force = getenv("AP_LOCK_FUTEX_HOOK");
+
+	if (force && *force)
+		return strcmp(force, "raw_syscalls") != 0;
+	if (have_syscall_event("sys_enter_futex") && have_syscall_event("sys_exit_futex"))
+		return true;
+	ap_debug("lock: no syscalls:sys_enter_futex in tracefs (is it mounted?), using raw "
+		 "syscall tracepoints");
+	return false;
+}
+
+/* The futex_waitv (5.16+) or futex_wait (6.7+) events, to the same tracepoint programs:
+ * optional. */
+static void attach_futex_event(struct lock_collector *lc, const char *name)
+{
+	struct lock_bpf *s = lc->skel;
+	size_t mark = lc->nlinks;
+	char enter[48], exit[48];
+	struct bpf_link *l;
+
+	snprintf(enter, sizeof(enter), "sys_enter_%s", name);
+	snprintf(exit, sizeof(exit), "sys_exit_%s", name);
+	if (!have_syscall_event(enter) || !have_syscall_event(exit) || lc->nlinks + 2 > MAX_LINKS)
+		return;
+	l = bpf_program__attach_tracepoint(s->progs.futex_exit_tp, "syscalls", exit);
+	if (l) {
+		lc->links[lc->nlinks++] = l;
+		l = bpf_program__attach_tracepoint(s->progs.futex_enter_tp, "syscalls", enter);
+	}
+	if (!l) {
+		ap_debug("lock: cannot attach to syscalls:%s: %s", enter, strerror(errno));
+		drop_links_from(lc, mark);
+		return;
+	}
+	lc->links[lc->nlinks++] = l;
+}
+
+/* The pair loaded, exit first: every wait whose start is seen has its end seen. */
+static int attach_futex(struct lock_collector *lc, bool tracepoints, char *msg, size_t len)
 {
 	struct lock_bpf *s = lc->skel;
 	size_t mark = lc->nlinks;
 	int err;
 
-	err = add_link(lc, s->progs.futex_exit_tp);
+	err = add_link(lc, tracepoints ? s->progs.futex_exit_tp : s->progs.futex_exit_raw);
 	if (!err)
-		err = add_link(lc, s->progs.futex_enter_tp);
-	if (!err) {
-		lc->futex_hook = "tracepoint";
-		/* futex_waitv (5.16+) and futex_wait (6.7+): optional */
-		size_t m2 = lc->nlinks;
-
-		if (add_link(lc, s->progs.futex_waitv_exit_tp) ||
-		    add_link(lc, s->progs.futex_waitv_enter_tp))
-			drop_links_from(lc, m2);
-		m2 = lc->nlinks;
-		if (add_link(lc, s->progs.futex_wait_exit_tp) ||
-		    add_link(lc, s->progs.futex_wait_enter_tp))
-			drop_links_from(lc, m2);
-		return 0;
-	}
-	drop_links_from(lc, mark);
-	ap_debug("lock: syscalls:sys_enter_futex unavailable (%s; is tracefs mounted?), "
-		 "using raw syscall tracepoints", strerror(-err));
-	err = add_link(lc, s->progs.futex_exit_raw);
-	if (!err)
-		err = add_link(lc, s->progs.futex_enter_raw);
+		err = add_link(lc, tracepoints ? s->progs.futex_enter_tp : s->progs.futex_enter_raw);
 	if (err) {
 		drop_links_from(lc, mark);
-		snprintf(msg, len, "cannot attach to the futex syscall tracepoints: %s",
-			 strerror(-err));
+		snprintf(msg, len, "cannot attach to the futex syscall tracepoints (%s): %s",
+			 tracepoints ? "syscalls:sys_*_futex" : "raw_syscalls", strerror(-err));
 		return err;
 	}
-	lc->futex_hook = "raw_syscalls";
+	lc->futex_hook = tracepoints ? "tracepoint" : "raw_syscalls";
+	if (tracepoints) {
+		attach_futex_event(lc, "futex_waitv");
+		attach_futex_event(lc, "futex_wait");
+	}
+	return 0;
+}
+
+/*
+ * A test and tuning knob, not an option: map entries from the environment variable `name`,
+ * else `def`. The tests shrink the waits and holders maps with it to make them spill
+ * (APERTURE_LOCK_WAITS_ENTRIES, APERTURE_LOCK_HOLDERS_ENTRIES). Returns 0 or -EINVAL.
+ */
+static int env_entries(const char *name, __u32 def, __u32 *out, char *msg, size_t len)
+{
+	const char *v = getenv(name);
+	uint64_t n;
+
+	*out = def;
+	if (!v || !*v)
+		return 0;
+	if (ap_parse_u64(v, 1, 1u << 24, &n)) {
+		snprintf(msg, len, "%s=%s: expected a number of map entries in 1..%u", name, v,
+			 1u << 24);
+		return -EINVAL;
+	}
+	*out = (__u32)n;
+	ap_debug("lock: %s=%u", name, *out);
 	return 0;
 }
 
@@ -175,9 +245,34 @@ static int fill_filters(struct lock_collector *lc, const struct ap_agent_opts *o
 	return 0;
 }
 
+/* The holder part of a record: `count` blocked waits of total_ns, or one EAGAIN return. */
+static int record_holder(struct lock_collector *lc, const struct ap_lock_event *e,
+			 uint64_t count, uint64_t total_ns)
+{
+	struct ap_lock_holder_key hk = {
+		.addr = e->key.addr,
+		.pid = e->key.pid,
+		.holder_tid = e->holder_tid,
+		.kind = e->key.kind,
+	};
+	struct ap_lock_holder_val hv = { 0 };
+
+	if (ap_lock_kind_is_kernel(e->key.kind))
+		return 0; /* not tracked: the kernel side never sends one */
+	if (e->parts & AP_LOCK_EV_EAGAIN) {
+		hv.eagain = 1;
+	} else {
+		hv.count = count;
+		hv.wait_ns = total_ns;
+	}
+	return ap_lock_record_holder(lc->table, &hk, &hv);
+}
+
 /*
- * Per-event mode: one wait that blocked, through the --filter if any, into the same table and
- * profile the in-kernel aggregates fill (a wait and its holder, as drains add them).
+ * A record from lock_events or a replayed deferred wait: in per-event mode one wait that
+ * blocked, through the --filter if any; else what did not fit in a full waits or holders map
+ * (e->parts). Either way into the same table and profile the in-kernel aggregates fill, as
+ * drains add them.
  */
 static int record_wait(struct ap_collector *c, const struct ap_lock_event *e, const __u64 *ks,
 		       const __u64 *us)
@@ -191,6 +286,10 @@ static int record_wait(struct ap_collector *c, const struct ap_lock_event *e, co
 	char tag[AP_FILTER_TAG_LEN] = "";
 	int err;
 
+	/* a full holders map's overflow: attribution only, which no filter sees in the kernel
+	 * map either */
+	if (!(e->parts & AP_LOCK_EV_WAIT))
+		return e->parts & AP_LOCK_EV_HOLDER ? record_holder(lc, e, 1, e->wait_ns) : 0;
 	if (c->filter) {
 		ev = ap_filter_hook_event(c->filter);
 		ap_filter_event_init(ev, AP_FILTER_EV_LOCK, key.pid, key.tid, e->ts_ns, e->cpu,
@@ -223,17 +322,8 @@ static int record_wait(struct ap_collector *c, const struct ap_lock_event *e, co
 	ap_lock_val_of_wait(&val, e->wait_ns, e->ret, count, total);
 	err = ap_lock_record_tagged(c->profile, c->sym, lc->table, &key, &val, ks, us, tag,
 				    &lc->rec);
-	if (!err && !ap_lock_kind_is_kernel(key.kind)) {
-		struct ap_lock_holder_key hk = {
-			.addr = key.addr,
-			.pid = key.pid,
-			.holder_tid = e->holder_tid,
-			.kind = key.kind,
-		};
-		struct ap_lock_holder_val hv = { .count = count, .wait_ns = total };
-
-		err = ap_lock_record_holder(lc->table, &hk, &hv);
-	}
+	if (!err && (e->parts & AP_LOCK_EV_HOLDER))
+		err = record_holder(lc, e, count, total);
 	return err;
 }
 
@@ -285,7 +375,7 @@ static int setup_unwind_events(struct ap_collector *c, struct lock_collector *lc
 	struct lock_bpf *s = lc->skel;
 	__u32 page = (__u32)getpagesize();
 
-	if (lc->unwinder) {
+	if (lc->unwinder && !lc->uev) { /* made once, kept when the programs are reloaded */
 		lc->uev = ap_unwind_events_new(lc->unwinder, c->sym,
 					       offsetof(struct ap_lock_deferred, snap), DEFER_QUEUE,
 					       record_replayed, c);
@@ -316,70 +406,92 @@ static void attach_proc_hooks(struct lock_collector *lc)
 		ap_warn("lock: sched_process_exit tracking unavailable (%s)", strerror(errno));
 }
 
-static int lock_start(struct ap_collector *c, const struct ap_agent_opts *opts, char *msg,
-		      size_t len)
+/* Back to before lock_load_attach(), to try again. */
+static void lock_unload(struct lock_collector *lc)
 {
-	struct lock_collector *lc = calloc(1, sizeof(*lc));
-	struct ap_lock_resolver res;
-	bool klocks;
+	drop_links_from(lc, 0);
+	ring_buffer__free(lc->events);
+	lc->events = NULL;
+	lock_bpf__destroy(lc->skel);
+	lc->skel = NULL;
+}
+
+/* Kernel lock tracepoints exist since 5.19; without them user locks still work. */
+static bool have_klock_tracepoints(struct lock_collector *lc)
+{
+	if (libbpf_find_vmlinux_btf_id("contention_begin", BPF_TRACE_RAW_TP) > 0 &&
+	    libbpf_find_vmlinux_btf_id("contention_end", BPF_TRACE_RAW_TP) > 0)
+		return true;
+	snprintf(lc->klock_status, sizeof(lc->klock_status),
+		 "kernel has no lock:contention_begin/end tracepoints (Linux 5.19+)");
+	return false;
+}
+
+static void attach_klocks(struct lock_collector *lc)
+{
+	size_t mark = lc->nlinks;
 	int err;
 
-	if (!lc)
-		return -ENOMEM;
-	c->priv = lc;
-	ap_map_dump_init(&lc->waits_dump, sizeof(struct ap_lock_key), sizeof(struct ap_lock_val));
-	lc->histograms = opts->histograms;
-	err = ap_lock_profile_init(c->profile);
-	if (err)
-		return err;
+	err = add_link(lc, lc->skel->progs.klock_end);
+	if (!err)
+		err = add_link(lc, lc->skel->progs.klock_begin);
+	if (err) {
+		drop_links_from(lc, mark);
+		snprintf(lc->klock_status, sizeof(lc->klock_status),
+			 "attaching lock:contention_begin/end failed: %s", strerror(-err));
+	} else {
+		snprintf(lc->klock_status, sizeof(lc->klock_status), "on");
+	}
+}
 
-	lc->skel = lock_bpf__open();
-	if (!lc->skel) {
+/* Open, size, load (with the futex hooks `tracepoints` picks), read and attach the lock
+ * programs. Undone by lock_unload(). */
+static int lock_load_attach(struct ap_collector *c, const struct ap_agent_opts *opts,
+			    bool tracepoints, bool klocks, char *msg, size_t len)
+{
+	struct lock_collector *lc = c->priv;
+	struct lock_bpf *s;
+	int err;
+
+	lc->skel = s = lock_bpf__open();
+	if (!s) {
 		err = -errno;
 		explain_open_error(err, msg, len);
 		return err;
 	}
-	lc->names = ap_lock_names_new(waker_comm, lc);
-	if (!lc->names)
-		return -ENOMEM;
-	ap_lock_names_resolver(lc->names, &res);
-	lc->table = ap_lock_table_new(&res);
-	if (!lc->table)
-		return -ENOMEM;
-
-	lc->skel->rodata->cfg_filter_pids = opts->npids > 0;
-	lc->skel->rodata->cfg_filter_comms = opts->ncomms > 0;
-	lc->skel->rodata->cfg_self_pid = (__u32)getpid();
-	lc->skel->rodata->cfg_per_event = opts->per_event;
-	if (!opts->per_event) /* unused: keep it at one page */
-		bpf_map__set_max_entries(lc->skel->maps.lock_events, (__u32)getpagesize());
-	bpf_map__set_max_entries(lc->skel->maps.waits_0, WAITS_ENTRIES);
-	bpf_map__set_max_entries(lc->skel->maps.waits_1, WAITS_ENTRIES);
-	bpf_map__set_max_entries(lc->skel->maps.stacks_0, STACK_ENTRIES);
-	bpf_map__set_max_entries(lc->skel->maps.stacks_1, STACK_ENTRIES);
+	s->rodata->cfg_filter_pids = opts->npids > 0;
+	s->rodata->cfg_filter_comms = opts->ncomms > 0;
+	s->rodata->cfg_self_pid = (__u32)getpid();
+	s->rodata->cfg_per_event = opts->per_event;
+	/* aggregated: lock_events only carries what a full waits/holders map could not take */
+	if (!opts->per_event)
+		bpf_map__set_max_entries(s->maps.lock_events, SPILL_RING_BYTES);
+	bpf_map__set_max_entries(s->maps.waits_0, lc->waits_entries);
+	bpf_map__set_max_entries(s->maps.waits_1, lc->waits_entries);
+	bpf_map__set_max_entries(s->maps.holders_0, lc->holders_entries);
+	bpf_map__set_max_entries(s->maps.holders_1, lc->holders_entries);
+	bpf_map__set_max_entries(s->maps.stacks_0, STACK_ENTRIES);
+	bpf_map__set_max_entries(s->maps.stacks_1, STACK_ENTRIES);
 	/* user stacks: in-kernel CFI unwinding (a process's waits before its tables are loaded
 	 * are unwound by the agent), or the kernel's frame-pointer walk without it */
-	lc->unwinder = ap_collector_unwinder(c);
-	if (!lc->unwinder || (err = ap_unwinder_bind(lc->unwinder, lc->skel->obj))) {
+	if (lc->unwinder && (err = ap_unwinder_bind(lc->unwinder, s->obj))) {
 		ap_warn("lock: unwind tables unavailable (%s): user stacks use frame pointers only",
-			strerror(lc->unwinder ? -err : errno));
+			strerror(-err));
 		lc->unwinder = NULL;
-		lc->skel->rodata->cfg_unwind_tables = false;
 	}
+	if (!lc->unwinder)
+		s->rodata->cfg_unwind_tables = false;
 	err = setup_unwind_events(c, lc);
 	if (err)
 		return err;
+	bpf_program__set_autoload(s->progs.klock_begin, klocks);
+	bpf_program__set_autoload(s->progs.klock_end, klocks);
+	bpf_program__set_autoload(s->progs.futex_enter_tp, tracepoints);
+	bpf_program__set_autoload(s->progs.futex_exit_tp, tracepoints);
+	bpf_program__set_autoload(s->progs.futex_enter_raw, !tracepoints);
+	bpf_program__set_autoload(s->progs.futex_exit_raw, !tracepoints);
 
-	/* kernel lock tracepoints exist since 5.19; without them user locks still work */
-	klocks = libbpf_find_vmlinux_btf_id("contention_begin", BPF_TRACE_RAW_TP) > 0 &&
-		 libbpf_find_vmlinux_btf_id("contention_end", BPF_TRACE_RAW_TP) > 0;
-	if (!klocks)
-		snprintf(lc->klock_status, sizeof(lc->klock_status),
-			 "kernel has no lock:contention_begin/end tracepoints (Linux 5.19+)");
-	bpf_program__set_autoload(lc->skel->progs.klock_begin, klocks);
-	bpf_program__set_autoload(lc->skel->progs.klock_end, klocks);
-
-	err = lock_bpf__load(lc->skel);
+	err = lock_bpf__load(s);
 	if (err) {
 		explain_open_error(err, msg, len);
 		return err;
@@ -395,42 +507,76 @@ static int lock_start(struct ap_collector *c, const struct ap_agent_opts *opts, 
 	/* first: a new process's tables should not wait behind a backlog of waits */
 	if (lc->uev) {
 		err = ap_unwind_events_add_rings(lc->uev, &lc->events,
-						 bpf_map__fd(lc->skel->maps.proc_events),
-						 bpf_map__fd(lc->skel->maps.unwind_deferred));
+						 bpf_map__fd(s->maps.proc_events),
+						 bpf_map__fd(s->maps.unwind_deferred));
 		if (err) {
 			snprintf(msg, len, "cannot open the process-event ring buffers: %s",
 				 strerror(-err));
 			return err;
 		}
 	}
-	if (opts->per_event) {
-		err = ap_ring_add(&lc->events, bpf_map__fd(lc->skel->maps.lock_events),
-				  handle_wait_event, c);
-		if (err) {
-			snprintf(msg, len, "cannot open the lock event ring buffer: %s",
-				 strerror(-err));
-			return err;
-		}
+	/* per-event records, or spills of full maps: read in either mode */
+	err = ap_ring_add(&lc->events, bpf_map__fd(s->maps.lock_events), handle_wait_event, c);
+	if (err) {
+		snprintf(msg, len, "cannot open the lock event ring buffer: %s", strerror(-err));
+		return err;
 	}
 	/* before the futex hooks: a process announced by its first wait has its exit seen */
 	attach_proc_hooks(lc);
-	err = attach_futex(lc, msg, len);
+	err = attach_futex(lc, tracepoints, msg, len);
 	if (err)
 		return err;
-	if (klocks) {
-		size_t mark = lc->nlinks;
+	if (klocks)
+		attach_klocks(lc);
+	return 0;
+}
 
-		err = add_link(lc, lc->skel->progs.klock_end);
-		if (!err)
-			err = add_link(lc, lc->skel->progs.klock_begin);
-		if (err) {
-			drop_links_from(lc, mark);
-			snprintf(lc->klock_status, sizeof(lc->klock_status),
-				 "attaching lock:contention_begin/end failed: %s", strerror(-err));
-		} else {
-			snprintf(lc->klock_status, sizeof(lc->klock_status), "on");
-		}
+static int lock_start(struct ap_collector *c, const struct ap_agent_opts *opts, char *msg,
+		      size_t len)
+{
+	struct lock_collector *lc = calloc(1, sizeof(*lc));
+	struct ap_lock_resolver res;
+	bool tracepoints, klocks;
+	int err;
+
+	if (!lc)
+		return -ENOMEM;
+	c->priv = lc;
+	ap_map_dump_init(&lc->waits_dump, sizeof(struct ap_lock_key), sizeof(struct ap_lock_val));
+	lc->histograms = opts->histograms;
+	err = ap_lock_profile_init(c->profile);
+	if (err)
+		return err;
+	err = env_entries("APERTURE_LOCK_WAITS_ENTRIES", WAITS_ENTRIES, &lc->waits_entries, msg,
+			  len);
+	if (!err)
+		err = env_entries("APERTURE_LOCK_HOLDERS_ENTRIES", HOLDERS_ENTRIES,
+				  &lc->holders_entries, msg, len);
+	if (err)
+		return err;
+	lc->names = ap_lock_names_new(waker_comm, lc);
+	if (!lc->names)
+		return -ENOMEM;
+	ap_lock_names_resolver(lc->names, &res);
+	lc->table = ap_lock_table_new(&res);
+	if (!lc->table)
+		return -ENOMEM;
+	lc->unwinder = ap_collector_unwinder(c);
+	if (!lc->unwinder)
+		ap_warn("lock: unwind tables unavailable (%s): user stacks use frame pointers only",
+			strerror(errno));
+
+	klocks = have_klock_tracepoints(lc);
+	tracepoints = want_futex_tracepoints();
+	err = lock_load_attach(c, opts, tracepoints, klocks, msg, len);
+	if (err && tracepoints && err != -EPERM && err != -EACCES) {
+		/* as when tracefs is missing: the raw syscall tracepoints need only BTF */
+		ap_info("lock: %s; using the raw syscall tracepoints", msg);
+		lock_unload(lc);
+		err = lock_load_attach(c, opts, false, klocks, msg, len);
 	}
+	if (err)
+		return err;
 	if (strcmp(lc->klock_status, "on") != 0)
 		ap_warn("lock: kernel locks not traced: %s", lc->klock_status);
 	ap_profile_set_meta(c->profile, "futex_hook", lc->futex_hook);
@@ -501,7 +647,7 @@ static int lock_drain(struct ap_collector *c)
 	__sync_synchronize();
 	/* a program that read the old slot just before the flip finishes within microseconds */
 	nanosleep(&settle, NULL);
-	/* per-event mode: the old slot's last waits, while their stacks are still there */
+	/* per-event records and spills: the old slot's last, while their stacks are there */
 	lock_consume(c);
 
 	waits_fd = bpf_map__fd(slot ? s->maps.waits_1 : s->maps.waits_0);
@@ -547,8 +693,10 @@ static const char *const bpf_stat_names[AP_LOCK_STAT_MAX] = {
 	[AP_LOCK_STAT_USER_STACK_ERR] = "user_stack_errors",
 	[AP_LOCK_STAT_KERN_STACK_ERR] = "kernel_stack_errors",
 	[AP_LOCK_STAT_STACKS_FULL] = "stacks_map_full",
-	[AP_LOCK_STAT_WAITS_FULL] = "waits_map_full",
-	[AP_LOCK_STAT_HOLDERS_FULL] = "holders_map_full",
+	[AP_LOCK_STAT_WAITS_SPILLED] = "waits_spilled",
+	[AP_LOCK_STAT_WAITS_LOST] = "waits_lost",
+	[AP_LOCK_STAT_HOLDERS_SPILLED] = "holders_spilled",
+	[AP_LOCK_STAT_HOLDERS_LOST] = "holders_lost",
 	[AP_LOCK_STAT_EVENTS_LOST] = "lock_events_lost",
 };
 
@@ -604,11 +752,9 @@ static void lock_destroy(struct ap_collector *c)
 
 	if (!lc)
 		return;
-	drop_links_from(lc, 0);
-	ring_buffer__free(lc->events);
+	lock_unload(lc);
 	ap_lock_table_free(lc->table);
 	ap_lock_names_free(lc->names);
-	lock_bpf__destroy(lc->skel);
 	ap_unwind_events_free(lc->uev);
 	ap_map_dump_free(&lc->waits_dump);
 	free(lc);

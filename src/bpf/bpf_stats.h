@@ -6,7 +6,7 @@
  * CPU.
  *
  *     AP_BPF_STATS(lock_stats, AP_LOCK_STAT_MAX);
- *     ap_stat_add(&lock_stats, AP_LOCK_STAT_WAITS_FULL, 1);
+ *     ap_stat_add(&lock_stats, AP_LOCK_STAT_WAITS_LOST, 1);
  */
 #ifndef AP_BPF_STATS_H
 #define AP_BPF_STATS_H

@@ -10,8 +10,10 @@
  * glibc only enters the kernel when a lock is contended.
  *
  * The syscall hooks exist twice with one body: tracepoint/syscalls/sys_{enter,exit}_futex*
- * (run only for futex calls; need tracefs to attach) and tp_btf/sys_{enter,exit} (raw syscall
- * tracepoints filtered by number; need only BTF). The loader autoloads one pair.
+ * (run only for futex calls; need tracefs to attach; one pair attached to each futex
+ * syscall's events) and tp_btf/sys_{enter,exit} (raw syscall tracepoints filtered by number;
+ * need only BTF). The loader picks one pair before load and loads only that one: each
+ * futex_exit body costs the verifier ~0.1 s.
  *
  * Kernel locks: tp_btf lock:contention_begin/end. Spinning locks keep their start in a
  * per-CPU slot (they cannot sleep), sleeping locks per thread; nested contention is ignored.
@@ -21,6 +23,11 @@
  *
  * Per-event mode (cfg_per_event, for filters): a wait that blocked goes to the agent through
  * `lock_events` instead of into waits/holders; its stacks stay in the slot's stacks map.
+ *
+ * Spills: a wait whose new key finds its waits (or holders) map full goes through
+ * `lock_events` as the same record, and the agent adds it where the drain would have. Only
+ * the ring buffer being full too loses it (counted): more distinct keys than a map holds in
+ * one drain interval (thousands of new threads a second, a slow drain) cost records, not waits.
  *
  * User stacks are walked with the CFI tables (unwind.h). A process the walker has no tables
  * for is announced to the agent, and its wait goes to the agent with a stack snapshot, to be
@@ -188,7 +195,8 @@ struct {
 
 AP_BPF_STATS(lock_stats, AP_LOCK_STAT_MAX);
 
-/* Per-event mode only (resized to one page when unused). */
+/* Per-event records, and spills of the full waits/holders maps (resized by the loader: smaller
+ * when it only carries spills). */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 4 << 20);
@@ -421,7 +429,8 @@ static __always_inline void count_result(struct ap_lock_val *v, long ret)
 		__sync_fetch_and_add(&v->error, 1);
 }
 
-static __always_inline void add_wait(struct ap_lock_key *key, __u64 ns, long ret, void *waits)
+/* Returns false when the map is full (the caller spills the wait). */
+static __always_inline bool add_wait(struct ap_lock_key *key, __u64 ns, long ret, void *waits)
 {
 	struct ap_lock_val *v = bpf_map_lookup_elem(waits, key);
 	__u32 slot;
@@ -430,10 +439,8 @@ static __always_inline void add_wait(struct ap_lock_key *key, __u64 ns, long ret
 		/* EEXIST: another CPU inserted the same key first, which is fine */
 		bpf_map_update_elem(waits, key, &zero_val, BPF_NOEXIST);
 		v = bpf_map_lookup_elem(waits, key);
-		if (!v) {
-			stat_inc(AP_LOCK_STAT_WAITS_FULL);
-			return;
-		}
+		if (!v)
+			return false;
 	}
 	__sync_fetch_and_add(&v->count, 1);
 	__sync_fetch_and_add(&v->total_ns, ns);
@@ -444,9 +451,11 @@ static __always_inline void add_wait(struct ap_lock_key *key, __u64 ns, long ret
 		slot = AP_LOCK_HIST_SLOTS - 1;
 	__sync_fetch_and_add(&v->hist[slot], 1);
 	count_result(v, ret);
+	return true;
 }
 
-static __always_inline void add_holder(struct ap_lock_holder_key *hk, __u64 ns, bool eagain)
+/* Returns false when the map is full (the caller spills the attribution). */
+static __always_inline bool add_holder(struct ap_lock_holder_key *hk, __u64 ns, bool eagain)
 {
 	void *holders = active_slot ? (void *)&holders_1 : (void *)&holders_0;
 	struct ap_lock_holder_val *h = bpf_map_lookup_elem(holders, hk), zero = {};
@@ -454,10 +463,8 @@ static __always_inline void add_holder(struct ap_lock_holder_key *hk, __u64 ns, 
 	if (!h) {
 		bpf_map_update_elem(holders, hk, &zero, BPF_NOEXIST);
 		h = bpf_map_lookup_elem(holders, hk);
-		if (!h) {
-			stat_inc(AP_LOCK_STAT_HOLDERS_FULL);
-			return;
-		}
+		if (!h)
+			return false;
 	}
 	if (eagain) {
 		__sync_fetch_and_add(&h->eagain, 1);
@@ -465,10 +472,12 @@ static __always_inline void add_holder(struct ap_lock_holder_key *hk, __u64 ns, 
 		__sync_fetch_and_add(&h->count, 1);
 		__sync_fetch_and_add(&h->wait_ns, ns);
 	}
+	return true;
 }
 
 static __always_inline void fill_wait(struct ap_lock_event *e, const struct ap_lock_key *key,
-				      __u64 ns, __u64 now, long ret, __u32 holder, __u32 slot)
+				      __u64 ns, __u64 now, long ret, __u32 holder, __u32 slot,
+				      __u32 parts)
 {
 	e->key = *key;
 	e->wait_ns = ns;
@@ -477,21 +486,42 @@ static __always_inline void fill_wait(struct ap_lock_event *e, const struct ap_l
 	e->holder_tid = holder;
 	e->cpu = bpf_get_smp_processor_id();
 	e->slot = slot;
-	e->pad = 0;
+	e->parts = parts;
 }
 
-/* Per-event mode: one blocked wait to the agent. A full ring buffer loses it (counted). */
-static __always_inline void emit_wait(const struct ap_lock_key *key, __u64 ns, __u64 now,
-				      long ret, __u32 holder, __u32 slot)
+/* One record on lock_events: `parts` of a wait for the agent to add. Returns false when the
+ * ring buffer is full (the caller counts the loss). */
+static __always_inline bool send_wait(const struct ap_lock_key *key, __u64 ns, __u64 now,
+				      long ret, __u32 holder, __u32 slot, __u32 parts)
 {
 	struct ap_lock_event *e = bpf_ringbuf_reserve(&lock_events, sizeof(*e), 0);
 
-	if (!e) {
-		stat_inc(AP_LOCK_STAT_EVENTS_LOST);
-		return;
-	}
-	fill_wait(e, key, ns, now, ret, holder, slot);
+	if (!e)
+		return false;
+	fill_wait(e, key, ns, now, ret, holder, slot, parts);
 	bpf_ringbuf_submit(e, 0);
+	return true;
+}
+
+/* Per-event mode: one blocked wait (and its holder) to the agent. */
+static __always_inline void emit_wait(const struct ap_lock_key *key, __u64 ns, __u64 now,
+				      long ret, __u32 holder, __u32 slot)
+{
+	if (!send_wait(key, ns, now, ret, holder, slot, AP_LOCK_EV_WAIT | AP_LOCK_EV_HOLDER))
+		stat_inc(AP_LOCK_STAT_EVENTS_LOST);
+}
+
+/* A full waits map (parts has AP_LOCK_EV_WAIT) or holders map: what did not fit goes to the
+ * agent, which adds it as the drain would have. Only the ring being full too loses it. */
+static __always_inline void spill(const struct ap_lock_key *key, __u64 ns, __u64 now, long ret,
+				  __u32 holder, __u32 slot, __u32 parts)
+{
+	bool wait = parts & AP_LOCK_EV_WAIT;
+
+	if (send_wait(key, ns, now, ret, holder, slot, parts))
+		stat_inc(wait ? AP_LOCK_STAT_WAITS_SPILLED : AP_LOCK_STAT_HOLDERS_SPILLED);
+	else
+		stat_inc(wait ? AP_LOCK_STAT_WAITS_LOST : AP_LOCK_STAT_HOLDERS_LOST);
 }
 
 /* A user wait whose stack the agent unwinds (proc_announce.h): it carries what the wait
@@ -504,7 +534,7 @@ static __always_inline bool defer_wait(const struct ap_lock_key *key, __u64 ns, 
 
 	if (!d)
 		return false;
-	fill_wait(&d->ev, key, ns, now, ret, holder, 0);
+	fill_wait(&d->ev, key, ns, now, ret, holder, 0, AP_LOCK_EV_WAIT | AP_LOCK_EV_HOLDER);
 	ap_copy_captured_stack(d->kstack); /* valid when key->kern_stack is set */
 	ap_defer_submit(d, &d->snap, key->pid, start);
 	return true;
@@ -544,9 +574,16 @@ static __always_inline int futex_exit(void *ctx, long ret)
 	hk.pid = id >> 32;
 	hk.holder_tid = s.holder;
 	hk.kind = s.kind;
+	key.addr = s.addr;
+	key.pid = id >> 32;
+	key.tid = tid;
+	key.kind = s.kind;
+	key.flags = s.op;
 	if (ret == -EAGAIN) {
 		stat_inc(AP_LOCK_STAT_FUTEX_EAGAIN);
-		add_holder(&hk, 0, true);
+		if (!add_holder(&hk, 0, true)) /* the record names the lock, pid, kind, holder */
+			spill(&key, 0, now, ret, s.holder, 0,
+			      AP_LOCK_EV_HOLDER | AP_LOCK_EV_EAGAIN);
 		return 0;
 	}
 	if (current_nvcsw() == s.nvcsw) {
@@ -563,11 +600,6 @@ static __always_inline int futex_exit(void *ctx, long ret)
 		stacks = &stacks_0;
 		waits = &waits_0;
 	}
-	key.addr = s.addr;
-	key.pid = id >> 32;
-	key.tid = tid;
-	key.kind = s.kind;
-	key.flags = s.op;
 	bpf_get_current_comm(key.comm, sizeof(key.comm));
 	/* the kernel stack first: a deferred wait copies it from the capture scratch */
 	key.kern_stack = cfg_kernel_stacks ?
@@ -586,45 +618,40 @@ static __always_inline int futex_exit(void *ctx, long ret)
 		emit_wait(&key, now - s.ts, now, ret, s.holder, slot);
 		return 0;
 	}
-	add_wait(&key, now - s.ts, ret, waits);
-	add_holder(&hk, now - s.ts, false);
+	/* a spilled wait takes its holder along: one record, and both or neither recorded */
+	if (!add_wait(&key, now - s.ts, ret, waits))
+		spill(&key, now - s.ts, now, ret, s.holder, slot,
+		      AP_LOCK_EV_WAIT | AP_LOCK_EV_HOLDER);
+	else if (!add_holder(&hk, now - s.ts, false))
+		spill(&key, now - s.ts, now, ret, s.holder, slot, AP_LOCK_EV_HOLDER);
 	return 0;
 }
 
 /* ---- syscall hooks: per-syscall tracepoints (preferred) ---- */
 
+/*
+ * Attached to sys_{enter,exit}_futex, and by the loader to the futex_waitv and futex_wait
+ * events when the kernel has them: every syscalls:sys_enter_* record is the syscall number (an
+ * int: the upper half of `id` is padding, not zeroed) then the arguments, every sys_exit_* one
+ * the number then the return value.
+ */
 SEC("tracepoint/syscalls/sys_enter_futex")
 int futex_enter_tp(struct trace_event_raw_sys_enter *ctx)
 {
-	return futex_enter(SC_FUTEX, ctx->args[0], (__u32)ctx->args[1], (__u32)ctx->args[2], 0);
+	switch ((__u32)ctx->id) {
+	case NR_FUTEX:
+		return futex_enter(SC_FUTEX, ctx->args[0], (__u32)ctx->args[1],
+				   (__u32)ctx->args[2], 0);
+	case NR_FUTEX_WAITV:
+		return futex_enter(SC_FUTEX_WAITV, ctx->args[0], 0, 0, (__u32)ctx->args[1]);
+	case NR_FUTEX_WAIT:
+		return futex_enter(SC_FUTEX_WAIT, ctx->args[0], 0, (__u32)ctx->args[1], 0);
+	}
+	return 0;
 }
 
 SEC("tracepoint/syscalls/sys_exit_futex")
 int futex_exit_tp(struct trace_event_raw_sys_exit *ctx)
-{
-	return futex_exit(ctx, ctx->ret);
-}
-
-SEC("tracepoint/syscalls/sys_enter_futex_waitv")
-int futex_waitv_enter_tp(struct trace_event_raw_sys_enter *ctx)
-{
-	return futex_enter(SC_FUTEX_WAITV, ctx->args[0], 0, 0, (__u32)ctx->args[1]);
-}
-
-SEC("tracepoint/syscalls/sys_exit_futex_waitv")
-int futex_waitv_exit_tp(struct trace_event_raw_sys_exit *ctx)
-{
-	return futex_exit(ctx, ctx->ret);
-}
-
-SEC("tracepoint/syscalls/sys_enter_futex_wait")
-int futex_wait_enter_tp(struct trace_event_raw_sys_enter *ctx)
-{
-	return futex_enter(SC_FUTEX_WAIT, ctx->args[0], 0, (__u32)ctx->args[1], 0);
-}
-
-SEC("tracepoint/syscalls/sys_exit_futex_wait")
-int futex_wait_exit_tp(struct trace_event_raw_sys_exit *ctx)
 {
 	return futex_exit(ctx, ctx->ret);
 }
@@ -806,7 +833,8 @@ int BPF_PROG(klock_end, void *lock, int ret)
 		emit_wait(&key, now - s.ts, now, ret, AP_HOLDER_UNKNOWN, slot);
 		return 0;
 	}
-	add_wait(&key, now - s.ts, ret, waits);
+	if (!add_wait(&key, now - s.ts, ret, waits)) /* kernel locks have no holders */
+		spill(&key, now - s.ts, now, ret, AP_HOLDER_UNKNOWN, slot, AP_LOCK_EV_WAIT);
 	return 0;
 }
 

@@ -127,7 +127,14 @@ struct ap_lock_comm {
  * record instead of into the waits/holders aggregates; the agent aggregates the ones the filter
  * keeps into the same tables. The stacks stay in stacks_<slot> (by hash, as in the key) until
  * the drain that flips away from that slot has read the ring buffer.
+ *
+ * The same record carries what did not fit in a full waits or holders map (a spill, in either
+ * mode): `parts` says which aggregates the agent adds it to, as the drain would have.
  */
+#define AP_LOCK_EV_WAIT 1u   /* into the waits aggregate (key, wait_ns, ret) */
+#define AP_LOCK_EV_HOLDER 2u /* into the holders one: (addr, pid, holder_tid, kind) */
+#define AP_LOCK_EV_EAGAIN 4u /* with HOLDER only: an EAGAIN return, not a blocked wait */
+
 struct ap_lock_event {
 	struct ap_lock_key key; /* the aggregation key the wait would have had */
 	__u64 wait_ns;
@@ -135,8 +142,8 @@ struct ap_lock_event {
 	__s64 ret;	  /* user waits: the syscall's return; kernel: contention_end's ret */
 	__u32 holder_tid; /* user waits: AP_HOLDER_* or the holder's tid; kernel: 0 */
 	__u32 cpu;
-	__u32 slot; /* stacks_<slot> holds key.user_stack / key.kern_stack */
-	__u32 pad;
+	__u32 slot;  /* stacks_<slot> holds key.user_stack / key.kern_stack */
+	__u32 parts; /* AP_LOCK_EV_* */
 };
 
 /*
@@ -168,8 +175,10 @@ enum ap_lock_stat {
 	AP_LOCK_STAT_USER_STACK_ERR,	/* user stack capture failed */
 	AP_LOCK_STAT_KERN_STACK_ERR,	/* kernel stack capture failed */
 	AP_LOCK_STAT_STACKS_FULL,	/* stacks map full: a wait recorded without its stack */
-	AP_LOCK_STAT_WAITS_FULL,	/* aggregation map full: wait lost */
-	AP_LOCK_STAT_HOLDERS_FULL,	/* holder map full: holder attribution lost */
+	AP_LOCK_STAT_WAITS_SPILLED,	/* waits map full: wait sent on lock_events instead */
+	AP_LOCK_STAT_WAITS_LOST,	/* ... and lock_events full too: wait (and holder) lost */
+	AP_LOCK_STAT_HOLDERS_SPILLED,	/* holders map full: attribution sent on lock_events */
+	AP_LOCK_STAT_HOLDERS_LOST,	/* ... and lock_events full too: attribution lost */
 	AP_LOCK_STAT_EVENTS_LOST,	/* per-event mode: ring buffer full, wait lost */
 	AP_LOCK_STAT_MAX,
 };

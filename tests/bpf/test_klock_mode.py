@@ -81,6 +81,8 @@ with tempfile.TemporaryDirectory() as tmp:
     check(any(f[:-4] in KNOWN for f in frames), "no known kernel path in the lock stacks")
     check(all(l["caller"] for l in klocks if any(s["frames"] for s in l["stacks"])),
           "a kernel lock without a caller")
-    for drop in ("waits_map_full", "stacks_map_full", "kernel_stack_errors", "drain_errors"):
+    # each new thread is a new key: a slow drain can fill the waits map, which spills
+    print(f"waits spilled past a full map: {rep['stats']['waits_spilled']}")
+    for drop in ("waits_lost", "stacks_map_full", "kernel_stack_errors", "drain_errors"):
         check(rep["stats"][drop] == 0, f"{drop} = {rep['stats'][drop]}")
 print("PASS")

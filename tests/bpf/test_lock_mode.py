@@ -2,7 +2,8 @@
 """Lock mode against a workload with known contention (tests/workloads/ap_locks.c): every
 lock is found with its kind and name, its waits agree with the workload's own accounting,
 mutex holders are the hog threads, and condition-variable waits are reported apart from lock
-contention. A second run checks the pprof output (contentions/count, delay/nanoseconds)."""
+contention. A second run checks the pprof output (contentions/count, delay/nanoseconds).
+test_lock_spill.py reuses record() and check_locks() with tiny aggregation maps."""
 import gzip
 import json
 import os
@@ -38,14 +39,16 @@ def wait_for_line(proc, needle, timeout):
     fail(f"agent never said {needle!r}:\n{seen}{proc.stderr.read() if proc.stderr else ''}")
 
 
-def record(tmp, out, *extra, seconds=3):
-    """Run ap_locks under the agent; returns (workload accounting, agent stdout)."""
+def record(tmp, out, *extra, seconds=3, env=None):
+    """Run ap_locks under the agent (env: extra environment variables); returns (workload
+    accounting, agent stdout)."""
     wl = subprocess.Popen([os.path.join(TEST_BIN_DIR, "ap_locks"), str(seconds), "--wait"],
                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     pid = int(wl.stdout.readline())
     ag = subprocess.Popen([os.path.join(BIN_DIR, "aperture-agent"), "--mode", "lock", "-v",
                            "--pid", str(pid), "--output", out, *extra],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env={**os.environ, **(env or {})})
     wait_for_line(ag, "recording", 30)
     wl.stdin.write("go\n")
     wl.stdin.close()
@@ -62,11 +65,9 @@ def near(measured, expected, tol):
     return abs(measured - expected) <= tol * expected
 
 
-require_bpf()
-with tempfile.TemporaryDirectory() as tmp:
-    js = os.path.join(tmp, "locks.json")
-    acct, text = record(tmp, js, "--top", "5")
-    rep = json.load(open(js))
+def check_locks(acct, rep):
+    """Every lock of the workload reported with its kind, name, waits, holders and stacks as
+    the workload accounted them; no wait lost. Returns the report's stats."""
     locks = {l["addr"]: l for l in rep["locks"]}
     conds = {l["addr"]: l for l in rep["condvars"]}
     print(f"futex hook: {rep.get('futex_hook')}, kernel locks: {rep.get('kernel_locks')}")
@@ -110,33 +111,47 @@ with tempfile.TemporaryDirectory() as tmp:
     check(st["condvar_wait_ns"] >= (1 - WAIT_TOL) * cond["wait_ns"], "condvar stats")
     check(st["lock_wait_ns"] == sum(l["wait_ns_total"] for l in rep["locks"]),
           "lock totals include non-lock waits")
-    for drop in ("waits_map_full", "holders_map_full", "inflight_map_full", "stacks_map_full",
+    for drop in ("waits_lost", "holders_lost", "inflight_map_full", "stacks_map_full",
                  "drain_errors"):
         check(st[drop] == 0, f"{drop} = {st[drop]}")
+    return st
 
-    # --top: the text report on stdout
-    for s in ("Contended locks", "g_hog_mutex", "holders (share of wait): ",
-              "Condition-variable waits (not lock contention)", "distribution"):
-        check(s in text, f"text report lacks {s!r}:\n{text}")
 
-    # pprof: sample types and the lock frame; the CLI converts it to folded by delay
-    pb = os.path.join(tmp, "locks.pb.gz")
-    acct2, _ = record(tmp, pb, seconds=2)
-    raw = gzip.open(pb).read()
-    dec = subprocess.run(["protoc", "--decode=perftools.profiles.Profile",
-                          f"--proto_path={PROTO_DIR}", "profile.proto"],
-                         input=raw, capture_output=True, check=True).stdout.decode()
-    strings = re.findall(r'^string_table: "(.*)"$', dec, re.M)
-    for s in ("contentions", "count", "delay", "nanoseconds", "[mutex g_hog_mutex]",
-              "[rwlock g_rwlock]", "[pi-mutex g_pi_mutex]", "lock_kind"):
-        check(s in strings, f"pprof string table lacks {s!r}")
-    check("[condvar g_cond]" not in strings, "condvar waits in the lock profile")
-    folded = os.path.join(tmp, "back.folded")
-    r = cli("report", pb, "-o", folded)
-    check(r.returncode == 0, f"report -o failed: {r.stderr}")
-    back = read_folded(folded)
-    hog = sum(c for f, c in back if f[-1] == "[mutex g_hog_mutex]")
-    want = next(a for a in acct2["locks"] if a["name"] == "hog_mutex")["wait_ns"]
-    print(f"folded: [mutex g_hog_mutex] weighs {hog / 1e6:.1f} ms, workload {want / 1e6:.1f} ms")
-    check(near(hog, want, WAIT_TOL), "folded output is not weighted by wait time")
-print("PASS")
+def main():
+    require_bpf()
+    with tempfile.TemporaryDirectory() as tmp:
+        js = os.path.join(tmp, "locks.json")
+        acct, text = record(tmp, js, "--top", "5")
+        st = check_locks(acct, json.load(open(js)))
+        print(f"spilled: {st['waits_spilled']} waits, {st['holders_spilled']} holders")
+
+        # --top: the text report on stdout
+        for s in ("Contended locks", "g_hog_mutex", "holders (share of wait): ",
+                  "Condition-variable waits (not lock contention)", "distribution"):
+            check(s in text, f"text report lacks {s!r}:\n{text}")
+
+        # pprof: sample types and the lock frame; the CLI converts it to folded by delay
+        pb = os.path.join(tmp, "locks.pb.gz")
+        acct2, _ = record(tmp, pb, seconds=2)
+        raw = gzip.open(pb).read()
+        dec = subprocess.run(["protoc", "--decode=perftools.profiles.Profile",
+                              f"--proto_path={PROTO_DIR}", "profile.proto"],
+                             input=raw, capture_output=True, check=True).stdout.decode()
+        strings = re.findall(r'^string_table: "(.*)"$', dec, re.M)
+        for s in ("contentions", "count", "delay", "nanoseconds", "[mutex g_hog_mutex]",
+                  "[rwlock g_rwlock]", "[pi-mutex g_pi_mutex]", "lock_kind"):
+            check(s in strings, f"pprof string table lacks {s!r}")
+        check("[condvar g_cond]" not in strings, "condvar waits in the lock profile")
+        folded = os.path.join(tmp, "back.folded")
+        r = cli("report", pb, "-o", folded)
+        check(r.returncode == 0, f"report -o failed: {r.stderr}")
+        back = read_folded(folded)
+        hog = sum(c for f, c in back if f[-1] == "[mutex g_hog_mutex]")
+        want = next(a for a in acct2["locks"] if a["name"] == "hog_mutex")["wait_ns"]
+        print(f"folded: [mutex g_hog_mutex] weighs {hog / 1e6:.1f} ms, workload {want / 1e6:.1f} ms")
+        check(near(hog, want, WAIT_TOL), "folded output is not weighted by wait time")
+    print("PASS")
+
+
+if __name__ == "__main__":
+    main()
