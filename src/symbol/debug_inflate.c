@@ -39,9 +39,13 @@
 #define CHUNK (64u * 1024)
 #define MAX_SECTIONS 65280u /* below SHN_LORESERVE: no extended numbering */
 #define MAX_INFLATED (4ull << 30)
+/* DWARF inflates 3-5x; a section that claims far more is a compression bomb, which would
+ * fill the disk */
+#define MAX_RATIO 32
 
 struct copy_ctx {
 	int src, dst;
+	uint64_t src_size;
 	unsigned char *in, *out;
 };
 
@@ -222,7 +226,7 @@ static int write_image(struct copy_ctx *c, const Elf64_Ehdr *eh, Elf64_Shdr *sh,
 		if (err)
 			return err;
 		total += ch.ch_size;
-		if (total > MAX_INFLATED)
+		if (total > MAX_INFLATED || total > MAX_RATIO * c->src_size + (1u << 20))
 			return -EFBIG; /* a compression bomb, or not a debug file */
 		off = align_up(off, ch.ch_addralign);
 		if (ch.ch_type == ELFCOMPRESS_ZLIB)
@@ -356,6 +360,7 @@ int ap_debug_inflate(int src_fd, const char *build_id, const char *dir, uint64_t
 	char tmp[PATH_MAX], name[2 * AP_BUILD_ID_MAX + 8];
 	Elf64_Shdr *sh = NULL;
 	Elf64_Ehdr eh;
+	struct stat st;
 	size_t n = 0;
 	int err;
 
@@ -382,6 +387,11 @@ int ap_debug_inflate(int src_fd, const char *build_id, const char *dir, uint64_t
 		err = -ENOMEM;
 		goto done;
 	}
+	if (fstat(src_fd, &st)) {
+		err = -errno;
+		goto done;
+	}
+	c.src_size = (uint64_t)st.st_size;
 	c.dst = mkostemp(tmp, O_CLOEXEC);
 	if (c.dst < 0) {
 		err = -errno;

@@ -315,6 +315,22 @@ static void test_corrupt_input_fails_cleanly(void **state)
 	}
 	assert_int_equal(count_files(dir, NULL), 0);
 
+	/* a compression bomb: a section claiming 1 GiB from a file of a few KiB */
+	snprintf(bad, sizeof(bad), "%s/bomb.debug", tmpdir);
+	sh("cp %s %s", src, bad);
+	fd = open(bad, O_RDWR);
+	{
+		uint64_t huge = 1ull << 30;
+
+		assert_int_equal(pwrite(fd, &huge, sizeof(huge),
+					(off_t)section_offset(fd, ".debug_info") + 8),
+				 (ssize_t)sizeof(huge));
+	}
+	assert_int_equal(ap_debug_inflate(fd, "00bad2", dir, 1ull << 30, out, sizeof(out)),
+			 -EFBIG);
+	close(fd);
+	assert_int_equal(count_files(dir, NULL), 0);
+
 	/* a truncated file */
 	snprintf(bad, sizeof(bad), "%s/short.debug", tmpdir);
 	assert_int_equal(stat(src, &st), 0);
