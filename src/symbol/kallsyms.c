@@ -1,9 +1,15 @@
 // SPDX-License-Identifier: MIT
 /*
  * Kernel text symbols from /proc/kallsyms. A kernel has 100k+ of them, so the table is kept
- * as two parallel arrays (12 bytes a symbol) plus one name pool, and the module of a symbol
- * is stored once per run of consecutive symbols of the same module rather than per symbol.
+ * as two parallel arrays (12 bytes a symbol) plus the names, and the module of a symbol is
+ * stored once per run of consecutive symbols of the same module rather than per symbol.
+ *
+ * The names (3 MiB as text here) are kept sorted and front-coded in blocks of NAME_BLOCK:
+ * each name after a block's first is the length of the prefix it shares with the one before
+ * (one byte) and the rest. Kernel names share long prefixes ("__x64_sys_", "ext4_"), so this
+ * halves them (1.5 MiB); a lookup decodes at most NAME_BLOCK - 1 names.
  */
+#define _GNU_SOURCE /* qsort_r */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -17,6 +23,8 @@
 /* kallsyms has no sizes: the last symbol before a gap (end of the kernel image or of a
  * module) covers at most this much, so that stray addresses stay unresolved */
 #define TAIL_MAX (64u * 1024)
+#define NAME_BLOCK 16
+#define NAME_MAX_LEN 1024 /* longer names are cut (KSYM_NAME_LEN is 512) */
 
 struct kmod_run {
 	uint32_t first;	 /* index of the run's first symbol */
@@ -25,8 +33,11 @@ struct kmod_run {
 
 struct ap_kallsyms {
 	uint64_t *addr;
-	uint32_t *name;
-	char *names;
+	uint32_t *name; /* index of the symbol's name in the sorted, unique names */
+	uint8_t *blocks; /* the front-coded names */
+	uint32_t *block_off; /* where each block of NAME_BLOCK names starts in blocks */
+	char *mods;	     /* module names, "[ext4]" */
+	char buf[NAME_MAX_LEN]; /* the last name decoded */
 	struct kmod_run *runs;
 	size_t n;
 	size_t nruns;
@@ -146,10 +157,108 @@ static int ktmp_cmp(const void *a, const void *b)
 	return x->name < y->name ? -1 : x->name > y->name;
 }
 
+struct name_order {
+	const char *pool;
+	const uint32_t *off; /* per symbol: its name's offset in pool */
+};
+
+static int name_cmp(const void *a, const void *b, void *ctx)
+{
+	const struct name_order *o = ctx;
+
+	return strcmp(o->pool + o->off[*(const uint32_t *)a], o->pool + o->off[*(const uint32_t *)b]);
+}
+
+static size_t common_prefix(const char *a, const char *b)
+{
+	size_t n = 0;
+
+	while (a[n] && a[n] == b[n] && n < 255)
+		n++;
+	return n;
+}
+
+/* Replace k->name's pool offsets by indexes into the sorted, unique, front-coded names. */
+static int encode_names(struct ap_kallsyms *k, const char *pool, size_t pool_len)
+{
+	struct name_order o = { .pool = pool, .off = k->name };
+	uint32_t *ord = malloc(k->n * sizeof(*ord));
+	size_t pos = 0, nblocks = 0, u = 0;
+	const char *prev = NULL;
+	int err = -ENOMEM;
+
+	if (!ord)
+		return -ENOMEM;
+	for (size_t i = 0; i < k->n; i++)
+		ord[i] = (uint32_t)i;
+	qsort_r(ord, k->n, sizeof(*ord), name_cmp, &o);
+	/* front coding never makes a name longer than plain text plus its prefix byte */
+	k->blocks = malloc(pool_len + k->n + 1);
+	k->block_off = malloc((k->n / NAME_BLOCK + 1) * sizeof(*k->block_off));
+	if (!k->blocks || !k->block_off)
+		goto out;
+	for (size_t i = 0; i < k->n; i++) {
+		const char *name = pool + k->name[ord[i]];
+		size_t len = strnlen(name, NAME_MAX_LEN - 1), lcp;
+
+		if (prev && !strcmp(prev, name)) { /* one name, several addresses */
+			k->name[ord[i]] = (uint32_t)(u - 1);
+			continue;
+		}
+		if (u % NAME_BLOCK == 0) {
+			k->block_off[nblocks++] = (uint32_t)pos;
+			lcp = 0;
+		} else {
+			lcp = common_prefix(prev, name);
+			k->blocks[pos++] = (uint8_t)lcp;
+		}
+		memcpy(k->blocks + pos, name + lcp, len - lcp);
+		pos += len - lcp;
+		k->blocks[pos++] = '\0';
+		k->name[ord[i]] = (uint32_t)u++;
+		prev = name;
+	}
+	/* give the slack back */
+	k->blocks = realloc(k->blocks, pos ? pos : 1) ?: k->blocks;
+	err = 0;
+out:
+	free(ord);
+	return err;
+}
+
+/* The module names the runs use, copied out of the loader's pool. */
+static int copy_modules(struct ap_kallsyms *k, const char *pool)
+{
+	size_t len = 0, cap = 0;
+
+	for (size_t r = 0; r < k->nruns; r++) {
+		const char *m;
+		size_t n;
+		char *nm;
+
+		if (k->runs[r].module == NO_MODULE)
+			continue;
+		m = pool + k->runs[r].module;
+		n = strlen(m) + 1;
+		if (len + n > cap) {
+			cap = cap ? cap * 2 + n : 1024 + n;
+			nm = realloc(k->mods, cap);
+			if (!nm)
+				return -ENOMEM;
+			k->mods = nm;
+		}
+		memcpy(k->mods + len, m, n);
+		k->runs[r].module = (uint32_t)len;
+		len += n;
+	}
+	return 0;
+}
+
 /* Sort, drop aliases and move into the final arrays. */
 static int finish(struct loader *l, struct ap_kallsyms *k)
 {
 	size_t n = 0, runs = 0;
+	int err;
 
 	if (!l->n)
 		return 0;
@@ -176,12 +285,30 @@ static int finish(struct loader *l, struct ap_kallsyms *k)
 		}
 	}
 	k->n = n;
-	/* the pool grew by doubling; give the slack back */
-	k->names = realloc(l->pool, l->pool_len);
-	if (!k->names)
-		k->names = l->pool;
-	l->pool = NULL;
-	return 0;
+	free(l->v);
+	l->v = NULL;
+	err = encode_names(k, l->pool, l->pool_len);
+	if (!err)
+		err = copy_modules(k, l->pool);
+	return err;
+}
+
+/* The name with index u, decoded into k->buf. */
+static const char *decode_name(struct ap_kallsyms *k, uint32_t u)
+{
+	const uint8_t *p = k->blocks + k->block_off[u / NAME_BLOCK];
+	size_t len = strlen((const char *)p);
+
+	memcpy(k->buf, p, len + 1);
+	p += len + 1;
+	for (uint32_t j = 1; j <= u % NAME_BLOCK; j++) {
+		size_t lcp = *p++;
+
+		len = strlen((const char *)p);
+		memcpy(k->buf + lcp, p, len + 1);
+		p += len + 1;
+	}
+	return k->buf;
 }
 
 int ap_kallsyms_load(const char *path, struct ap_kallsyms **out)
@@ -232,7 +359,9 @@ void ap_kallsyms_free(struct ap_kallsyms *k)
 		return;
 	free(k->addr);
 	free(k->name);
-	free(k->names);
+	free(k->blocks);
+	free(k->block_off);
+	free(k->mods);
 	free(k->runs);
 	free(k);
 }
@@ -258,7 +387,7 @@ static size_t run_of(const struct ap_kallsyms *k, size_t i)
 	return lo - 1;
 }
 
-int ap_kallsyms_find(const struct ap_kallsyms *k, uint64_t addr, const char **name,
+int ap_kallsyms_find(struct ap_kallsyms *k, uint64_t addr, const char **name,
 		     const char **module, uint64_t *start)
 {
 	size_t lo = 0, hi, i, r;
@@ -283,10 +412,10 @@ int ap_kallsyms_find(const struct ap_kallsyms *k, uint64_t addr, const char **na
 	if (last_in_run && addr - k->addr[i] >= TAIL_MAX)
 		return -ENOENT;
 	if (name)
-		*name = k->names + k->name[i];
+		*name = decode_name(k, k->name[i]);
 	if (module)
 		*module = k->runs[r].module == NO_MODULE ? KERNEL_MODULE
-							 : k->names + k->runs[r].module;
+							 : k->mods + k->runs[r].module;
 	if (start)
 		*start = k->addr[i];
 	return 0;

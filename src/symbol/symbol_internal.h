@@ -128,8 +128,9 @@ int ap_kallsyms_load(const char *path, struct ap_kallsyms **out);
 void ap_kallsyms_free(struct ap_kallsyms *k);
 size_t ap_kallsyms_count(const struct ap_kallsyms *k);
 /* Symbol covering addr: its name, module ("[kernel.kallsyms]" or "[ext4]") and start.
- * Returns 0 or -ENOENT. */
-int ap_kallsyms_find(const struct ap_kallsyms *k, uint64_t addr, const char **name,
+ * Returns 0 or -ENOENT. The name is valid until the next call (names are stored
+ * front-coded and decoded into a buffer of k's). */
+int ap_kallsyms_find(struct ap_kallsyms *k, uint64_t addr, const char **name,
 		     const char **module, uint64_t *start);
 
 /* ---- demangle.c: C++ (Itanium) and Rust (legacy, v0) names, through libiberty ---- */

@@ -657,6 +657,70 @@ static void test_kernel_kallsyms(void **state)
 	kernel(c, 0x10, false, "[unknown]", "[kernel.kallsyms]");
 }
 
+/* Every text symbol of the running kernel reads back with its exact name and module from
+ * the compact (front-coded) table: the first name listed at each address. */
+static void test_kernel_every_symbol(void **state)
+{
+	struct kent {
+		unsigned long long addr;
+		char name[512];
+		char mod[64];
+	} *v = NULL;
+	size_t n = 0, cap = 0, checked = 0;
+	char line[1024];
+	struct ap_kallsyms *k;
+	FILE *f = fopen("/proc/kallsyms", "re");
+
+	(void)state;
+	if (!f) {
+		print_message("SKIP: /proc/kallsyms unreadable\n");
+		skip();
+	}
+	while (fgets(line, sizeof(line), f)) {
+		struct kent e = { 0 };
+		char type;
+		int got = sscanf(line, "%llx %c %511s %63s", &e.addr, &type, e.name, e.mod);
+
+		if (got < 3 || !e.addr || !strchr("tTwW", type))
+			continue;
+		if (n && v[n - 1].addr == e.addr)
+			continue; /* an alias listed after the first name */
+		if (n == cap) {
+			cap = cap ? cap * 2 : 4096;
+			v = realloc(v, cap * sizeof(*v));
+			assert_non_null(v);
+		}
+		v[n++] = e;
+	}
+	fclose(f);
+	if (!n) {
+		free(v);
+		print_message("SKIP: kallsyms addresses are hidden (kptr_restrict)\n");
+		skip();
+	}
+	assert_int_equal(ap_kallsyms_load("/proc/kallsyms", &k), 0);
+	for (size_t i = 0; i < n; i++) {
+		const char *name, *mod;
+		uint64_t start;
+		bool dup = false;
+
+		/* an address listed again further down (not next to its first name) */
+		for (size_t j = i; j-- > 0 && j + 64 > i;)
+			dup |= v[j].addr == v[i].addr;
+		if (dup)
+			continue;
+		assert_int_equal(ap_kallsyms_find(k, v[i].addr, &name, &mod, &start), 0);
+		assert_int_equal(start, v[i].addr);
+		if (strcmp(name, v[i].name))
+			fail_msg("%llx: %s, want %s", v[i].addr, name, v[i].name);
+		assert_string_equal(mod, v[i].mod[0] ? v[i].mod : "[kernel.kallsyms]");
+		checked++;
+	}
+	assert_true(checked * 10 >= n * 9);
+	ap_kallsyms_free(k);
+	free(v);
+}
+
 static void test_kernel_fixture(void **state)
 {
 	struct ctx *c = *state;
@@ -756,6 +820,7 @@ int main(void)
 		T(test_unknown_pid),
 		T(test_kernel_kallsyms),
 		T(test_kernel_fixture),
+		cmocka_unit_test(test_kernel_every_symbol),
 	};
 
 	/* children of a failed test must never block a pipe write of ours */
