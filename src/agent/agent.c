@@ -99,6 +99,7 @@ static void add_symbolizer_stats(struct ap_profile *p, const struct ap_symbolize
 	ap_profile_set_stat(p, "inline_frames", st.inline_frames);
 	ap_profile_set_stat(p, "inline_chains_truncated", st.inline_truncated);
 	ap_profile_set_stat(p, "jit_frames_resolved", st.jit_resolved);
+	ap_profile_set_stat(p, "jit_frames_resolved_late", st.jit_resolved_late);
 	ap_profile_set_stat(p, "debug_files_found", st.debug_found);
 	ap_profile_set_stat(p, "debug_files_failed", st.debug_failed);
 	ap_profile_set_stat(p, "debug_files_inflated", st.debug_inflated);
@@ -387,8 +388,11 @@ int ap_agent_run(const struct ap_agent_opts *opts)
 		if (now >= deadline)
 			break;
 		if (now >= next_drain) {
-			for (size_t i = 0; i < ncols; i++)
+			for (size_t i = 0; i < ncols; i++) {
 				cols[i].ops->drain(&cols[i]);
+				/* before gc: an exited process's perf map is complete now */
+				ap_symbolizer_resolve_pending(sym, cols[i].profile);
+			}
 			ap_symbolizer_gc(sym);
 			malloc_trim(0); /* give back what symbolizing a burst of new stacks used */
 			next_drain = now + opts->drain_interval_ns;
@@ -407,6 +411,7 @@ int ap_agent_run(const struct ap_agent_opts *opts)
 
 		cols[i].ops->drain(&cols[i]);
 		cols[i].ops->drain(&cols[i]);
+		ap_symbolizer_resolve_pending(sym, p);
 		ap_profile_set_time(p, start_wall, now_ns(CLOCK_MONOTONIC) - start_mono);
 		cols[i].ops->report_stats(&cols[i]);
 		add_symbolizer_stats(p, sym);

@@ -182,6 +182,9 @@ struct ap_profile {
 
 	struct meta *meta;
 	size_t nmeta, cap_meta;
+
+	struct ap_pending_name *pending; /* frames whose name may still become known */
+	size_t npending, cap_pending;
 };
 
 struct str_key {
@@ -280,6 +283,7 @@ void ap_profile_free(struct ap_profile *p)
 	free(p->samples);
 	free(p->stats);
 	free(p->meta);
+	free(p->pending);
 	idx_free(&p->str_idx);
 	idx_free(&p->map_idx);
 	idx_free(&p->frame_idx);
@@ -440,6 +444,53 @@ uint32_t ap_profile_add_named_frame(struct ap_profile *p, const char *name, cons
 	if (f.name == UINT32_MAX || f.module == UINT32_MAX)
 		return UINT32_MAX;
 	return ap_profile_add_frame(p, &f);
+}
+
+int ap_profile_rename_frame(struct ap_profile *p, uint32_t id, const char *name,
+			   const char *module)
+{
+	uint32_t n, m;
+
+	if (id >= p->nframes)
+		return -EINVAL;
+	n = ap_profile_intern(p, name);
+	m = ap_profile_intern(p, module);
+	if (n == UINT32_MAX || m == UINT32_MAX)
+		return -ENOMEM;
+	/* the index keeps the old content's hash: a later lookup of the old content finds no
+	 * match there and makes a new frame, which is what it should get */
+	p->frames[id].name = n;
+	p->frames[id].module = m;
+	return 0;
+}
+
+int ap_profile_pend_name(struct ap_profile *p, uint32_t frame, int pid, uint64_t addr)
+{
+	if (p->npending >= AP_MAX_PENDING_NAMES)
+		return -ENOSPC;
+	if (grow((void **)&p->pending, &p->cap_pending, p->npending + 1, sizeof(*p->pending)))
+		return -ENOMEM;
+	p->pending[p->npending++] = (struct ap_pending_name){ .frame = frame, .pid = pid,
+							      .addr = addr };
+	return 0;
+}
+
+void ap_profile_sweep_pending(struct ap_profile *p,
+			      bool (*keep)(void *ctx, struct ap_profile *p,
+					   const struct ap_pending_name *e),
+			      void *ctx)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < p->npending; i++)
+		if (keep(ctx, p, &p->pending[i]))
+			p->pending[n++] = p->pending[i];
+	p->npending = n;
+}
+
+size_t ap_profile_npending(const struct ap_profile *p)
+{
+	return p->npending;
 }
 
 size_t ap_profile_nframes(const struct ap_profile *p)

@@ -13,6 +13,7 @@
 #ifndef AP_PROFILE_H
 #define AP_PROFILE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -122,6 +123,29 @@ const struct ap_mapping *ap_profile_mapping(const struct ap_profile *p, uint32_t
 uint32_t ap_profile_add_frame(struct ap_profile *p, const struct ap_frame *f);
 size_t ap_profile_nframes(const struct ap_profile *p);
 const struct ap_frame *ap_profile_frame(const struct ap_profile *p, uint32_t id);
+
+/* Rename frame `id` in place (e.g. a JIT frame whose name was published late): every stack
+ * holding it shows the new name. Returns 0, -EINVAL or -ENOMEM. */
+int ap_profile_rename_frame(struct ap_profile *p, uint32_t id, const char *name,
+			    const char *module);
+
+/* Frames recorded without a name that may get one later: JIT code whose runtime had not yet
+ * written it to its perf map (V8 buffers it). The symbolizer looks them up again at each
+ * drain (ap_symbolizer_resolve_pending). At most AP_MAX_PENDING_NAMES wait. */
+#define AP_MAX_PENDING_NAMES 4096
+struct ap_pending_name {
+	uint64_t addr; /* the address to look up (a return address already moved into its call) */
+	uint32_t frame;
+	int32_t pid;
+};
+/* Returns 0, -ENOSPC (too many waiting: it stays unnamed) or -ENOMEM. */
+int ap_profile_pend_name(struct ap_profile *p, uint32_t frame, int pid, uint64_t addr);
+/* Keep the pending frames for which keep() returns true; keep() may rename frames. */
+void ap_profile_sweep_pending(struct ap_profile *p,
+			      bool (*keep)(void *ctx, struct ap_profile *p,
+					   const struct ap_pending_name *e),
+			      void *ctx);
+size_t ap_profile_npending(const struct ap_profile *p);
 
 /* Stacks: n frame ids, leaf first. n may be 0. Returns the id or UINT32_MAX. */
 uint32_t ap_profile_add_stack(struct ap_profile *p, const uint32_t *frames, size_t n);

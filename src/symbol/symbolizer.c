@@ -559,8 +559,8 @@ static size_t user_frames(struct ap_symbolizer *s, struct ap_profile *p, int pid
 	struct ap_frame f = { 0 };
 	struct snapshot *snap;
 	const char *name = NULL;
-	bool have_vaddr = false;
-	size_t n = 0;
+	bool have_vaddr = false, jit_miss = false;
+	size_t n = 0, nframes;
 
 	if (!max)
 		return 0;
@@ -584,14 +584,21 @@ static size_t user_frames(struct ap_symbolizer *s, struct ap_profile *p, int pid
 		name = resolve_in_map(p, snap, m, addr, look, &f, &vaddr, &have_vaddr);
 		if (have_vaddr && m->tab->dbg && !s->dwarf_off)
 			n = ap_dbg_lookup(s->dbg, m->tab, vaddr, &chain);
-		else if (!m->tab && (m->kind == MAP_ANON || m->kind == MAP_FILE))
+		else if (!m->tab && (m->kind == MAP_ANON || m->kind == MAP_FILE)) {
 			name = resolve_jit(s, p, snap, look, &f);
+			jit_miss = !name && snap->jit;
+		}
 	} else {
 		f.module = ap_profile_intern(p, UNKNOWN);
 	}
 	if (n)
 		return add_chain(s, p, &f, name, chain, n, out, max, physical_only);
+	nframes = ap_profile_nframes(p);
 	out[0] = add_frame(s, p, &f, name);
+	/* code of a process with a perf map that the map does not list yet: the runtime may
+	 * publish it later (V8 writes its map through a stdio buffer); asked again each drain */
+	if (jit_miss && out[0] != UINT32_MAX && ap_profile_nframes(p) > nframes)
+		ap_profile_pend_name(p, out[0], pid, look);
 	return out[0] == UINT32_MAX ? 0 : 1;
 }
 
@@ -644,6 +651,31 @@ uint32_t ap_symbolizer_kernel_frame(struct ap_symbolizer *s, struct ap_profile *
 	f.kind = AP_FRAME_KERNEL;
 	f.module = ap_profile_intern(p, module);
 	return add_frame(s, p, &f, name);
+}
+
+static bool resolve_pending(void *ctx, struct ap_profile *p, const struct ap_pending_name *e)
+{
+	struct ap_symbolizer *s = ctx;
+	struct snapshot *snap = find_snapshot(s, e->pid);
+	const char *name;
+
+	if (!snap || !snap->jit)
+		return false; /* its map is gone: it stays unnamed */
+	jit_update(s, snap, false);
+	name = ap_perfmap_find(snap->jit, e->addr, NULL);
+	if (!name)
+		return true;
+	if (ap_profile_rename_frame(p, e->frame, name, ap_perfmap_module(snap->jit)))
+		return false;
+	s->st.jit_resolved++;
+	s->st.jit_resolved_late++;
+	return false;
+}
+
+void ap_symbolizer_resolve_pending(struct ap_symbolizer *s, struct ap_profile *p)
+{
+	if (ap_profile_npending(p))
+		ap_profile_sweep_pending(p, resolve_pending, s);
 }
 
 int ap_symbolizer_set_kallsyms_path(struct ap_symbolizer *s, const char *path)

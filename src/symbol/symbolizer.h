@@ -35,6 +35,7 @@ struct ap_symbolizer_stats {
 	uint64_t inline_frames;	     /* frames added for inlined calls */
 	uint64_t inline_truncated;   /* chains cut to fit the caller's array */
 	uint64_t jit_resolved;	     /* lookups named by a perf map */
+	uint64_t jit_resolved_late;  /* ... of which named at a later drain (ap_symbolizer_resolve_pending) */
 	uint64_t debug_found;	     /* ELF files whose debug info was located */
 	uint64_t debug_failed;	     /* debug files that could not be used or kept */
 	uint64_t debug_inflated;     /* compressed debug files read from an uncompressed copy */
@@ -42,6 +43,11 @@ struct ap_symbolizer_stats {
 	uint64_t debuginfod_fetched; /* debug files downloaded (or found in its cache) */
 	uint64_t debuginfod_failed;  /* fetches that failed, timed out or were refused */
 };
+
+/* Name the JIT frames of p that were recorded unnamed because their runtime had not yet
+ * written them to its perf map (ap_profile_pend_name): call after each drain and before
+ * writing p. */
+void ap_symbolizer_resolve_pending(struct ap_symbolizer *s, struct ap_profile *p);
 
 /* Returns NULL with errno set. Free with ap_symbolizer_free(). */
 struct ap_symbolizer *ap_symbolizer_new(void);

@@ -180,6 +180,51 @@ static void test_jit_process(void **state)
 	assert_int_equal(st.jit_resolved, 4);
 }
 
+/* Code the runtime lists only later (V8 buffers its map): unnamed when first seen, named by
+ * ap_symbolizer_resolve_pending() once its line is in the map, in every stack holding it. */
+static void test_jit_published_late(void **state)
+{
+	struct ctx *c = *state;
+	struct ap_symbolizer_stats st;
+	uint32_t id, again;
+	char module[32];
+	uint64_t d;
+	int pid;
+
+	tu_spawn(&c->kid, JITFIX, NULL);
+	pid = c->kid.pid;
+	snprintf(c->map, sizeof(c->map), "/tmp/perf-%d.map", pid);
+	snprintf(module, sizeof(module), "perf-%d.map", pid);
+	assert_int_equal(ap_symbolizer_snapshot_pid(c->s, pid), 0);
+	jit_frame(c, pid, tu_val(&c->kid, "jit_a"), NAME_A, module);
+
+	assert_int_equal(write(c->kid.in, "late\n", 5), 5);
+	tu_read_kv(&c->kid, true);
+	d = tu_val(&c->kid, "jit_d");
+	assert_int_equal(ap_symbolizer_user_frames(c->s, c->p, pid, d + 1, false, &id, 1), 1);
+	tu_frame(c->p, id, "[unknown]", "[anon]", NULL, 0);
+	assert_int_equal(ap_profile_npending(c->p), 1);
+	/* seen again: the same frame, not pended twice */
+	assert_int_equal(ap_symbolizer_user_frames(c->s, c->p, pid, d + 1, false, &again, 1), 1);
+	assert_int_equal(again, id);
+	assert_int_equal(ap_profile_npending(c->p), 1);
+	/* not listed yet: it keeps waiting */
+	ap_symbolizer_gc(c->s);
+	ap_symbolizer_resolve_pending(c->s, c->p);
+	assert_int_equal(ap_profile_npending(c->p), 1);
+	tu_frame(c->p, id, "[unknown]", "[anon]", NULL, 0);
+
+	assert_int_equal(write(c->kid.in, "publish\n", 8), 8);
+	tu_read_kv(&c->kid, true);
+	ap_symbolizer_gc(c->s); /* the next drain */
+	ap_symbolizer_resolve_pending(c->s, c->p);
+	assert_int_equal(ap_profile_npending(c->p), 0);
+	tu_frame(c->p, id, "jit_d_function", module, NULL, 0);
+	st = (ap_symbolizer_get_stats(c->s, &st), st);
+	assert_int_equal(st.jit_resolved_late, 1);
+	tu_child_stop(&c->kid);
+}
+
 static void test_jit_namespace(void **state)
 {
 	struct ctx *c = *state;
@@ -209,6 +254,7 @@ int main(void)
 		cmocka_unit_test(test_parse_line),
 		cmocka_unit_test_setup_teardown(test_map_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_jit_process, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_jit_published_late, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_jit_namespace, setup, teardown),
 	};
 
