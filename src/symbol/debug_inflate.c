@@ -17,7 +17,6 @@
  * under a size cap, oldest first out.
  */
 #define _GNU_SOURCE /* mkostemp */
-#include <dirent.h>
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -30,6 +29,7 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include "cache_dir.h"
 #include "symbol_internal.h"
 
 #ifndef ELFCOMPRESS_ZSTD
@@ -291,68 +291,6 @@ static int read_headers(int fd, Elf64_Ehdr *eh, Elf64_Shdr **out, size_t *n)
 	return 0;
 }
 
-static bool valid_build_id(const char *id)
-{
-	size_t n = strlen(id);
-
-	if (n < 2 || n > 2 * AP_BUILD_ID_MAX)
-		return false;
-	return strspn(id, "0123456789abcdef") == n;
-}
-
-/* Oldest copies out until the directory holds at most `cap` bytes; `keep` stays. */
-static void prune(const char *dir, uint64_t cap, const char *keep)
-{
-	struct ent {
-		char name[2 * AP_BUILD_ID_MAX + 8];
-		time_t mtime;
-		uint64_t size;
-	} *v = NULL;
-	size_t n = 0, ncap = 0;
-	uint64_t total = 0;
-	struct dirent *de;
-	DIR *d = opendir(dir);
-
-	if (!d)
-		return;
-	while ((de = readdir(d))) {
-		size_t len = strlen(de->d_name);
-		struct stat st;
-
-		if (len < 7 || len >= sizeof(v->name) || strcmp(de->d_name + len - 6, ".debug") ||
-		    de->d_name[0] == '.' ||
-		    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) || !S_ISREG(st.st_mode))
-			continue;
-		total += (uint64_t)st.st_size;
-		if (!strcmp(de->d_name, keep))
-			continue;
-		if (n == ncap) {
-			size_t c2 = ncap ? ncap * 2 : 16;
-			struct ent *nv = realloc(v, c2 * sizeof(*nv));
-
-			if (!nv)
-				break;
-			v = nv;
-			ncap = c2;
-		}
-		snprintf(v[n].name, sizeof(v[n].name), "%s", de->d_name);
-		v[n].mtime = st.st_mtime;
-		v[n++].size = (uint64_t)st.st_size;
-	}
-	while (total > cap && n) {
-		size_t oldest = 0;
-
-		for (size_t i = 1; i < n; i++)
-			if (v[i].mtime < v[oldest].mtime)
-				oldest = i;
-		if (!unlinkat(dirfd(d), v[oldest].name, 0))
-			total -= v[oldest].size;
-		v[oldest] = v[--n];
-	}
-	closedir(d);
-	free(v);
-}
-
 int ap_debug_inflate(int src_fd, const char *build_id, const char *dir, uint64_t cap_bytes,
 		     char *out, size_t out_len)
 {
@@ -364,7 +302,7 @@ int ap_debug_inflate(int src_fd, const char *build_id, const char *dir, uint64_t
 	size_t n = 0;
 	int err;
 
-	if (!build_id || !valid_build_id(build_id) || !dir || !*dir)
+	if (!build_id || !ap_cache_valid_id(build_id, AP_BUILD_ID_MAX) || !dir || !*dir)
 		return -EINVAL;
 	snprintf(name, sizeof(name), "%s.debug", build_id);
 	if (snprintf(out, out_len, "%s/%s", dir, name) >= (int)out_len)
@@ -406,7 +344,7 @@ int ap_debug_inflate(int src_fd, const char *build_id, const char *dir, uint64_t
 	if (err)
 		unlink(tmp);
 	else
-		prune(dir, cap_bytes, name);
+		ap_cache_prune(dir, ".debug", cap_bytes, name);
 done:
 	if (c.dst >= 0)
 		close(c.dst);

@@ -28,6 +28,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "cache_dir.h"
 #include "symbol_internal.h"
 
 #define DEFAULT_DEBUG_DIR "/usr/lib/debug"
@@ -124,59 +125,15 @@ int ap_dbg_set_dirs(struct ap_dbg *d, const char *const *dirs, size_t n)
 	return 0;
 }
 
-static int mkdir_p(const char *path)
-{
-	char buf[4096];
-	size_t len = strlen(path);
-
-	if (!len || len >= sizeof(buf))
-		return -ENAMETOOLONG;
-	memcpy(buf, path, len + 1);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0755) && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(buf, 0700) && errno != EEXIST)
-		return -errno;
-	return access(buf, W_OK) ? -errno : 0;
-}
-
-/* <root>/<sub> where root is $APERTURE_CACHE_DIR, else /var/cache/aperture (root), else
- * $XDG_CACHE_HOME/aperture, else ~/.cache/aperture. */
-static int default_cache_dir(const char *sub, char *out, size_t len)
-{
-	const char *env = getenv("APERTURE_CACHE_DIR");
-	const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-
-	if (env && *env) {
-		snprintf(out, len, "%s/%s", env, sub);
-		return mkdir_p(out);
-	}
-	snprintf(out, len, "/var/cache/aperture/%s", sub);
-	if (!mkdir_p(out))
-		return 0;
-	if (xdg && *xdg)
-		snprintf(out, len, "%s/aperture/%s", xdg, sub);
-	else if (home && *home)
-		snprintf(out, len, "%s/.cache/aperture/%s", home, sub);
-	else
-		return -ENOENT;
-	return mkdir_p(out);
-}
-
 int ap_dbg_set_inflate_dir(struct ap_dbg *d, const char *dir)
 {
 	char buf[4096], *copy;
 	int err = 0;
 
 	if (!dir)
-		err = default_cache_dir("inflated", buf, sizeof(buf));
+		err = ap_cache_dir("inflated", buf, sizeof(buf));
 	else if (*dir)
-		err = mkdir_p(dir);
+		err = ap_mkdir_p(dir);
 	/* no usable directory: compressed files are inflated in memory, as before */
 	copy = strdup(err || (dir && !*dir) ? "" : dir ? dir : buf);
 	if (!copy)
@@ -204,9 +161,9 @@ int ap_dbg_set_debuginfod(struct ap_dbg *d, const char *urls, const char *cache_
 
 	if (urls && *urls) {
 		if (cache_dir)
-			err = mkdir_p(cache_dir);
+			err = ap_mkdir_p(cache_dir);
 		else
-			err = default_cache_dir("debuginfod", dir, sizeof(dir));
+			err = ap_cache_dir("debuginfod", dir, sizeof(dir));
 		if (err)
 			return err;
 		c = ap_dbgd_new(urls, cache_dir ? cache_dir : dir,

@@ -482,6 +482,8 @@ struct ap_unwinder *ap_unwinder_new(const struct ap_unwinder_opts *opts)
 						       DEFAULT_MAX_TABLE_BYTES;
 	u->idle_max = opts && opts->idle_table_bytes ? opts->idle_table_bytes :
 						       DEFAULT_IDLE_TABLE_BYTES;
+	/* without a usable cache directory every table is compiled, as always */
+	ap_uw_cache_init(u, opts ? opts->cache_dir : NULL);
 	u->free_slots = calloc(AP_UNWIND_MAX_FILES, sizeof(*u->free_slots));
 	if (!u->free_slots)
 		goto fail_errno;

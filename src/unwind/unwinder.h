@@ -24,6 +24,9 @@ struct bpf_object;
 struct ap_unwinder_opts {
 	uint64_t max_table_bytes;  /* kernel memory for file tables; 0: 64 MiB */
 	uint64_t idle_table_bytes; /* of which unused tables may keep; 0: 8 MiB */
+	/* compiled tables kept on disk by build-id, reused by later runs: NULL for
+	 * <cache root>/unwind (src/lib/cache_dir.h), "" for none */
+	const char *cache_dir;
 };
 
 struct ap_unwinder_stats {
@@ -32,6 +35,7 @@ struct ap_unwinder_stats {
 	uint64_t rescans;	    /* re-scans asked for by BPF (pc outside every mapping) */
 	uint64_t rescans_unchanged; /* ... that found the same mappings */
 	uint64_t files_compiled;    /* ELF files whose CFI was compiled */
+	uint64_t files_cached;	    /* ... of which loaded from the on-disk cache instead */
 	uint64_t files_shared;	    /* files found under another path/inode by build-id */
 	uint64_t files_no_cfi;	    /* files without CFI: unwound with frame pointers */
 	uint64_t files_failed;	    /* unreadable, too big, or over the memory budget */

@@ -237,9 +237,20 @@ static void run_job(struct ap_unwinder *u, struct job *j)
 	uint32_t slot = AP_UNWIND_NO_FILE;
 	int err;
 
+	bool cached;
+
 	pthread_mutex_unlock(&u->lock);
 	t0 = ap_uw_mono_ns();
-	err = ap_cfi_table_from_fd_into(j->fd, &c, &sink);
+	/* t->build_id is written before the job is queued and not after */
+	cached = t->build_id[0] && !ap_uw_cache_load(u, t->build_id, &c, &sink);
+	if (!cached) {
+		file_map_close(&m); /* a partly loaded cache entry */
+		err = ap_cfi_table_from_fd_into(j->fd, &c, &sink);
+		if (!err && t->build_id[0])
+			ap_uw_cache_store(u, t->build_id, &c); /* best effort */
+	} else {
+		err = 0;
+	}
 	close(j->fd);
 	pthread_mutex_lock(&u->lock);
 
@@ -271,6 +282,7 @@ static void run_job(struct ap_unwinder *u, struct job *j)
 		t->slot = slot;
 		c.segs = NULL;
 		u->st.files_compiled++;
+		u->st.files_cached += cached;
 		u->st.table_bytes += bytes;
 		if (u->st.table_bytes > u->st.table_bytes_peak)
 			u->st.table_bytes_peak = u->st.table_bytes;

@@ -100,6 +100,8 @@ struct ap_unwinder {
 	uint64_t next_gc_ns;
 	uint64_t gc_gen; /* ap_unwinder_gc() calls */
 	struct ap_unwinder_stats st;
+	char cache_dir[4096]; /* compiled tables on disk (unwinder_cache.c); "" off */
+	char agent_id[AP_CFI_BUILD_ID_HEX]; /* our own build-id: whose cached tables we trust */
 };
 
 /* unwinder_files.c; all with `lock` held */
@@ -114,6 +116,13 @@ void ap_uw_worker_stop(struct ap_unwinder *u); /* without the lock */
 /* unwinder.c, with `lock` held: table t is ready; refresh the processes that use it */
 void ap_uw_table_ready(struct ap_unwinder *u, struct utable *t);
 struct upid *ap_uw_pid_find(struct ap_unwinder *u, int pid);
+
+/* unwinder_cache.c: compiled tables on disk, by build-id. init: dir NULL for the default
+ * place, "" off. load fills c, its image through sink; store writes c. 0 or -errno. */
+int ap_uw_cache_init(struct ap_unwinder *u, const char *dir);
+int ap_uw_cache_load(struct ap_unwinder *u, const char *build_id, struct ap_cfi_table *c,
+		     const struct ap_cfi_sink *sink);
+int ap_uw_cache_store(struct ap_unwinder *u, const char *build_id, const struct ap_cfi_table *c);
 
 uint64_t ap_uw_mono_ns(void);
 uint64_t ap_uw_map_memlock(int fd, uint64_t fallback);

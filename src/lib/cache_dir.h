@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Aperture's on-disk caches (uncompressed debug files, compiled unwind tables, debuginfod
+ * downloads): where they live and how they are kept under a size.
+ *
+ * The root is $APERTURE_CACHE_DIR when set, else /var/cache/aperture when writable (root),
+ * else $XDG_CACHE_HOME/aperture, else ~/.cache/aperture. Every cache is a subdirectory.
+ */
+#ifndef AP_CACHE_DIR_H
+#define AP_CACHE_DIR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* mkdir -p, the last component 0700; 0 when it exists and is writable, else -errno. */
+int ap_mkdir_p(const char *path);
+
+/* <root>/<sub>, created. Returns 0 or -errno (no writable place for it). */
+int ap_cache_dir(const char *sub, char *out, size_t len);
+
+/* Remove the least recently modified regular files named *<suffix> (not starting with '.')
+ * from dir until their total is at most cap_bytes; the file named `keep` stays. */
+void ap_cache_prune(const char *dir, const char *suffix, uint64_t cap_bytes, const char *keep);
+
+/* Names in a cache come from build-ids: lower-case hex, 2 to 2 * max_bytes characters. */
+int ap_cache_valid_id(const char *id, size_t max_bytes);
+
+#endif
