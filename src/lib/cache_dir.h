@@ -22,6 +22,11 @@ int ap_cache_dir(const char *sub, char *out, size_t len);
  * from dir until their total is at most cap_bytes; the file named `keep` stays. */
 void ap_cache_prune(const char *dir, const char *suffix, uint64_t cap_bytes, const char *keep);
 
+/* Whole reads and writes at an offset (EINTR retried). A read past the end of the file is
+ * -ENODATA. Return 0 or -errno. */
+int ap_pread_full(int fd, void *buf, size_t len, uint64_t off);
+int ap_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
+
 /* Names in a cache come from build-ids: lower-case hex, 2 to 2 * max_bytes characters. */
 int ap_cache_valid_id(const char *id, size_t max_bytes);
 

@@ -49,48 +49,14 @@ struct copy_ctx {
 	unsigned char *in, *out;
 };
 
-static int read_full(int fd, void *buf, size_t len, uint64_t off)
-{
-	while (len) {
-		ssize_t n = pread(fd, buf, len, (off_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -ENODATA; /* truncated file */
-		buf = (char *)buf + n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
-}
-
-static int write_full(int fd, const void *buf, size_t len, uint64_t off)
-{
-	while (len) {
-		ssize_t n = pwrite(fd, buf, len, (off_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		buf = (const char *)buf + n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
-}
-
 static int copy_raw(struct copy_ctx *c, uint64_t from, uint64_t len, uint64_t to)
 {
 	while (len) {
 		size_t n = len < CHUNK ? (size_t)len : CHUNK;
-		int err = read_full(c->src, c->in, n, from);
+		int err = ap_pread_full(c->src, c->in, n, from);
 
 		if (!err)
-			err = write_full(c->dst, c->in, n, to);
+			err = ap_pwrite_full(c->dst, c->in, n, to);
 		if (err)
 			return err;
 		from += n;
@@ -116,7 +82,7 @@ static int inflate_zlib(struct copy_ctx *c, uint64_t from, uint64_t len, uint64_
 			err = -EBADMSG; /* the stream ends early */
 			break;
 		}
-		err = read_full(c->src, c->in, n, from);
+		err = ap_pread_full(c->src, c->in, n, from);
 		if (err)
 			break;
 		from += n;
@@ -138,7 +104,7 @@ static int inflate_zlib(struct copy_ctx *c, uint64_t from, uint64_t len, uint64_
 				err = -EBADMSG; /* more than the header promised */
 				break;
 			}
-			err = write_full(c->dst, c->out, got, to + produced);
+			err = ap_pwrite_full(c->dst, c->out, got, to + produced);
 			produced += got;
 		} while (!err && zr != Z_STREAM_END && z.avail_out == 0);
 		if (err)
@@ -169,7 +135,7 @@ static int inflate_zstd(struct copy_ctx *c, uint64_t from, uint64_t len, uint64_
 			err = -EBADMSG;
 			break;
 		}
-		err = read_full(c->src, c->in, n, from);
+		err = ap_pread_full(c->src, c->in, n, from);
 		from += n;
 		len -= n;
 		while (!err && ib.pos < ib.size) {
@@ -180,7 +146,7 @@ static int inflate_zstd(struct copy_ctx *c, uint64_t from, uint64_t len, uint64_
 				err = -EBADMSG;
 				break;
 			}
-			err = write_full(c->dst, c->out, ob.pos, to + produced);
+			err = ap_pwrite_full(c->dst, c->out, ob.pos, to + produced);
 			produced += ob.pos;
 			if (zr == 0)
 				break;
@@ -222,7 +188,7 @@ static int write_image(struct copy_ctx *c, const Elf64_Ehdr *eh, Elf64_Shdr *sh,
 		}
 		if (s->sh_size < sizeof(ch))
 			return -EBADMSG;
-		err = read_full(c->src, &ch, sizeof(ch), s->sh_offset);
+		err = ap_pread_full(c->src, &ch, sizeof(ch), s->sh_offset);
 		if (err)
 			return err;
 		total += ch.ch_size;
@@ -249,9 +215,9 @@ static int write_image(struct copy_ctx *c, const Elf64_Ehdr *eh, Elf64_Shdr *sh,
 	out.e_phoff = 0;
 	out.e_phnum = 0;
 	out.e_shoff = off;
-	err = write_full(c->dst, sh, n * sizeof(*sh), off);
+	err = ap_pwrite_full(c->dst, sh, n * sizeof(*sh), off);
 	if (!err)
-		err = write_full(c->dst, &out, sizeof(out), 0);
+		err = ap_pwrite_full(c->dst, &out, sizeof(out), 0);
 	return err;
 }
 
@@ -264,7 +230,7 @@ static int read_headers(int fd, Elf64_Ehdr *eh, Elf64_Shdr **out, size_t *n)
 	bool any = false;
 	int err;
 
-	err = read_full(fd, eh, sizeof(*eh), 0);
+	err = ap_pread_full(fd, eh, sizeof(*eh), 0);
 	if (err)
 		return err;
 	if (memcmp(eh->e_ident, ELFMAG, SELFMAG) || eh->e_ident[EI_CLASS] != ELFCLASS64 ||
@@ -277,7 +243,7 @@ static int read_headers(int fd, Elf64_Ehdr *eh, Elf64_Shdr **out, size_t *n)
 	sh = calloc(eh->e_shnum, sizeof(*sh));
 	if (!sh)
 		return -ENOMEM;
-	err = read_full(fd, sh, eh->e_shnum * sizeof(*sh), eh->e_shoff);
+	err = ap_pread_full(fd, sh, eh->e_shnum * sizeof(*sh), eh->e_shoff);
 	for (size_t i = 1; !err && i < eh->e_shnum; i++)
 		any |= sh[i].sh_type != SHT_NOBITS && (sh[i].sh_flags & SHF_COMPRESSED);
 	if (!err && !any)

@@ -80,22 +80,6 @@ static int cache_path(const struct ap_unwinder *u, const char *build_id, char *o
 	return 0;
 }
 
-static int read_at(int fd, void *buf, size_t len, off_t off)
-{
-	while (len) {
-		ssize_t n = pread(fd, buf, len, off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -ENODATA;
-		buf = (char *)buf + n;
-		len -= (size_t)n;
-		off += n;
-	}
-	return 0;
-}
-
 int ap_uw_cache_load(struct ap_unwinder *u, const char *build_id, struct ap_cfi_table *c,
 		     const struct ap_cfi_sink *sink)
 {
@@ -112,7 +96,7 @@ int ap_uw_cache_load(struct ap_unwinder *u, const char *build_id, struct ap_cfi_
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return -errno;
-	err = fstat(fd, &st) ? -errno : read_at(fd, &h, sizeof(h), 0);
+	err = fstat(fd, &st) ? -errno : ap_pread_full(fd, &h, sizeof(h), 0);
 	if (err)
 		goto out;
 	segs_len = (size_t)h.nsegs * sizeof(*c->segs);
@@ -129,7 +113,7 @@ int ap_uw_cache_load(struct ap_unwinder *u, const char *build_id, struct ap_cfi_
 		err = -ENOMEM;
 		goto out;
 	}
-	err = read_at(fd, c->segs, segs_len, sizeof(h));
+	err = ap_pread_full(fd, c->segs, segs_len, sizeof(h));
 	if (err)
 		goto out;
 	c->image = sink->alloc(sink->ctx, h.entries);
@@ -138,7 +122,7 @@ int ap_uw_cache_load(struct ap_unwinder *u, const char *build_id, struct ap_cfi_
 		goto out;
 	}
 	c->image_external = true;
-	err = read_at(fd, c->image, h.entries * 8, (off_t)(sizeof(h) + segs_len));
+	err = ap_pread_full(fd, c->image, h.entries * 8, sizeof(h) + segs_len);
 	if (err)
 		goto out;
 	c->nsegs = h.nsegs;
@@ -156,22 +140,6 @@ out:
 	if (err)
 		ap_cfi_table_release(c);
 	return err;
-}
-
-static int write_at(int fd, const void *buf, size_t len, off_t off)
-{
-	while (len) {
-		ssize_t n = pwrite(fd, buf, len, off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		buf = (const char *)buf + n;
-		len -= (size_t)n;
-		off += n;
-	}
-	return 0;
 }
 
 int ap_uw_cache_store(struct ap_unwinder *u, const char *build_id, const struct ap_cfi_table *c)
@@ -208,11 +176,11 @@ int ap_uw_cache_store(struct ap_unwinder *u, const char *build_id, const struct 
 	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	err = write_at(fd, &h, sizeof(h), 0);
+	err = ap_pwrite_full(fd, &h, sizeof(h), 0);
 	if (!err)
-		err = write_at(fd, c->segs, segs_len, sizeof(h));
+		err = ap_pwrite_full(fd, c->segs, segs_len, sizeof(h));
 	if (!err)
-		err = write_at(fd, c->image, h.entries * 8, (off_t)(sizeof(h) + segs_len));
+		err = ap_pwrite_full(fd, c->image, h.entries * 8, sizeof(h) + segs_len);
 	if (!err && fchmod(fd, 0644))
 		err = -errno;
 	close(fd);
