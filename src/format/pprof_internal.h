@@ -13,6 +13,7 @@
 #include <zlib.h>
 
 #include "format.h"
+#include "grow.h"
 #include "parse.h"
 #include "profile.pb-c.h"
 
@@ -41,6 +42,5 @@ bool ap_pprof_map_get(const struct u64map *m, uint64_t key, uint32_t *val);
 /* Returns 0, -EEXIST when the key is already there, or -ENOMEM. */
 int ap_pprof_map_put(struct u64map *m, uint64_t key, uint32_t val);
 void ap_pprof_map_free(struct u64map *m);
-int ap_pprof_grow_array(void **arr, size_t *cap, size_t need, size_t size);
 
 #endif

@@ -510,7 +510,7 @@ static int rd_samples(struct reader *r)
 				return fail(r->err, r->errlen,
 					    "pprof: sample %zu: stack deeper than %d frames", i,
 					    PPROF_MAX_DEPTH);
-			if (ap_pprof_grow_array((void **)&r->stack, &r->cap_stack, depth + n,
+			if (ap_grow_array((void **)&r->stack, &r->cap_stack, depth + n,
 				       sizeof(*r->stack)))
 				return -ENOMEM;
 			memcpy(&r->stack[depth], &r->frames[off], n * sizeof(*r->stack));

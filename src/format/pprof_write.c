@@ -59,7 +59,7 @@ static int wr_str(struct writer *w, const char *s, int64_t *out)
 			return 0;
 		}
 	}
-	if (ap_pprof_grow_array((void **)&w->strs, &w->cap_strs, w->nstrs + 1, sizeof(*w->strs)))
+	if (ap_grow_array((void **)&w->strs, &w->cap_strs, w->nstrs + 1, sizeof(*w->strs)))
 		return -ENOMEM;
 	copy = strdup(s);
 	if (!copy)
@@ -74,7 +74,7 @@ static int wr_str_take(struct writer *w, char *s, int64_t *out)
 {
 	if (!s)
 		return -ENOMEM;
-	if (ap_pprof_grow_array((void **)&w->strs, &w->cap_strs, w->nstrs + 1, sizeof(*w->strs))) {
+	if (ap_grow_array((void **)&w->strs, &w->cap_strs, w->nstrs + 1, sizeof(*w->strs))) {
 		free(s);
 		return -ENOMEM;
 	}
@@ -87,7 +87,7 @@ static Perftools__Profiles__Mapping *wr_new_mapping(struct writer *w)
 {
 	Perftools__Profiles__Mapping init = PERFTOOLS__PROFILES__MAPPING__INIT;
 
-	if (ap_pprof_grow_array((void **)&w->maps, &w->cap_maps, w->nmaps + 1, sizeof(*w->maps)))
+	if (ap_grow_array((void **)&w->maps, &w->cap_maps, w->nmaps + 1, sizeof(*w->maps)))
 		return NULL;
 	w->maps[w->nmaps] = init;
 	w->maps[w->nmaps].id = w->nmaps + 1;
@@ -167,7 +167,7 @@ static int wr_function(struct writer *w, const struct ap_frame *f, uint64_t *out
 		*out = id;
 		return 0;
 	}
-	if (ap_pprof_grow_array((void **)&w->funcs, &w->cap_funcs, w->nfuncs + 1, sizeof(*w->funcs)))
+	if (ap_grow_array((void **)&w->funcs, &w->cap_funcs, w->nfuncs + 1, sizeof(*w->funcs)))
 		return -ENOMEM;
 	init.id = w->nfuncs + 1;
 	init.name = f->name;
@@ -557,7 +557,7 @@ int ap_write_pprof(const struct ap_profile *p, FILE *out, const struct ap_write_
 
 	w.p = p;
 	w.nprof_strs = ap_profile_nstrings(p);
-	if (ap_pprof_grow_array((void **)&w.strs, &w.cap_strs, w.nprof_strs + 8, sizeof(*w.strs)))
+	if (ap_grow_array((void **)&w.strs, &w.cap_strs, w.nprof_strs + 8, sizeof(*w.strs)))
 		goto out;
 	w.unknown_id = UINT32_MAX;
 	for (size_t i = 0; i < w.nprof_strs; i++) {

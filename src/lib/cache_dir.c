@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cache_dir.h"
+#include "grow.h"
 
 int ap_mkdir_p(const char *path)
 {
@@ -121,15 +122,8 @@ void ap_cache_prune(const char *dir, const char *suffix, uint64_t cap_bytes, con
 		total += (uint64_t)st.st_size;
 		if (keep && !strcmp(de->d_name, keep))
 			continue;
-		if (n == ncap) {
-			size_t c2 = ncap ? ncap * 2 : 16;
-			struct cache_ent *nv = realloc(v, c2 * sizeof(*nv));
-
-			if (!nv)
-				break;
-			v = nv;
-			ncap = c2;
-		}
+		if (ap_grow_array((void **)&v, &ncap, n + 1, sizeof(*v)))
+			break;
 		v[n].name = strdup(de->d_name);
 		if (!v[n].name)
 			break;

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+#include "grow.h"
 #include "profile.h"
 
 #include <errno.h>
@@ -106,24 +107,6 @@ static void idx_free(struct idx *x)
 	free(x->ids);
 }
 
-/* Grow a dynamic array so that it holds at least `need` elements of `size` bytes. */
-static int grow(void **arr, size_t *cap, size_t need, size_t size)
-{
-	size_t ncap;
-	void *n;
-
-	if (need <= *cap)
-		return 0;
-	ncap = *cap ? *cap * 2 : 16;
-	while (ncap < need)
-		ncap *= 2;
-	n = realloc(*arr, ncap * size);
-	if (!n)
-		return -ENOMEM;
-	*arr = n;
-	*cap = ncap;
-	return 0;
-}
 
 struct stack_ref {
 	size_t off;
@@ -210,7 +193,7 @@ uint32_t ap_profile_intern_n(struct ap_profile *p, const char *s, size_t len)
 
 	if (id != UINT32_MAX)
 		return id;
-	if (grow((void **)&p->strs, &p->cap_strs, p->nstrs + 1, sizeof(*p->strs)))
+	if (ap_grow_array((void **)&p->strs, &p->cap_strs, p->nstrs + 1, sizeof(*p->strs)))
 		return UINT32_MAX;
 	copy = malloc(k.len + 1);
 	if (!copy)
@@ -250,8 +233,8 @@ struct ap_profile *ap_profile_new(void)
 		return NULL;
 	/* string 0 is "", mapping 0 and label set 0 are "none" */
 	if (ap_profile_intern(p, "") != 0 ||
-	    grow((void **)&p->maps, &p->cap_maps, 1, sizeof(*p->maps)) ||
-	    grow((void **)&p->lsets, &p->cap_lsets, 1, sizeof(*p->lsets))) {
+	    ap_grow_array((void **)&p->maps, &p->cap_maps, 1, sizeof(*p->maps)) ||
+	    ap_grow_array((void **)&p->lsets, &p->cap_lsets, 1, sizeof(*p->lsets))) {
 		ap_profile_free(p);
 		errno = ENOMEM;
 		return NULL;
@@ -388,7 +371,7 @@ uint32_t ap_profile_add_mapping(struct ap_profile *p, const struct ap_mapping *m
 
 	if (id != UINT32_MAX)
 		return id;
-	if (grow((void **)&p->maps, &p->cap_maps, p->nmaps + 1, sizeof(*p->maps)))
+	if (ap_grow_array((void **)&p->maps, &p->cap_maps, p->nmaps + 1, sizeof(*p->maps)))
 		return UINT32_MAX;
 	id = (uint32_t)p->nmaps;
 	if (idx_insert(&p->map_idx, h, id, slot))
@@ -424,7 +407,7 @@ uint32_t ap_profile_add_frame(struct ap_profile *p, const struct ap_frame *f)
 
 	if (id != UINT32_MAX)
 		return id;
-	if (grow((void **)&p->frames, &p->cap_frames, p->nframes + 1, sizeof(*p->frames)))
+	if (ap_grow_array((void **)&p->frames, &p->cap_frames, p->nframes + 1, sizeof(*p->frames)))
 		return UINT32_MAX;
 	id = (uint32_t)p->nframes;
 	if (idx_insert(&p->frame_idx, h, id, slot))
@@ -468,7 +451,7 @@ int ap_profile_pend_name(struct ap_profile *p, uint32_t frame, int pid, uint64_t
 {
 	if (p->npending >= AP_MAX_PENDING_NAMES)
 		return -ENOSPC;
-	if (grow((void **)&p->pending, &p->cap_pending, p->npending + 1, sizeof(*p->pending)))
+	if (ap_grow_array((void **)&p->pending, &p->cap_pending, p->npending + 1, sizeof(*p->pending)))
 		return -ENOMEM;
 	p->pending[p->npending++] = (struct ap_pending_name){ .frame = frame, .pid = pid,
 							      .addr = addr };
@@ -526,8 +509,8 @@ uint32_t ap_profile_add_stack(struct ap_profile *p, const uint32_t *frames, size
 
 	if (id != UINT32_MAX)
 		return id;
-	if (grow((void **)&p->stacks, &p->cap_stacks, p->nstacks + 1, sizeof(*p->stacks)) ||
-	    grow((void **)&p->stack_pool, &p->pool_cap, p->pool_len + n, sizeof(*p->stack_pool)))
+	if (ap_grow_array((void **)&p->stacks, &p->cap_stacks, p->nstacks + 1, sizeof(*p->stacks)) ||
+	    ap_grow_array((void **)&p->stack_pool, &p->pool_cap, p->pool_len + n, sizeof(*p->stack_pool)))
 		return UINT32_MAX;
 	id = (uint32_t)p->nstacks;
 	if (idx_insert(&p->stack_idx, h, id, slot))
@@ -595,8 +578,8 @@ uint32_t ap_profile_add_labels(struct ap_profile *p, const struct ap_label *labe
 	id = idx_find(p, &p->lset_idx, h, &k, lset_eq, &slot);
 	if (id != UINT32_MAX)
 		return id;
-	if (grow((void **)&p->lsets, &p->cap_lsets, p->nlsets + 1, sizeof(*p->lsets)) ||
-	    grow((void **)&p->label_pool, &p->lpool_cap, p->lpool_len + n, sizeof(*p->label_pool)))
+	if (ap_grow_array((void **)&p->lsets, &p->cap_lsets, p->nlsets + 1, sizeof(*p->lsets)) ||
+	    ap_grow_array((void **)&p->label_pool, &p->lpool_cap, p->lpool_len + n, sizeof(*p->label_pool)))
 		return UINT32_MAX;
 	id = (uint32_t)p->nlsets;
 	if (idx_insert(&p->lset_idx, h, id, slot))
@@ -642,7 +625,7 @@ int ap_profile_add_sample(struct ap_profile *p, const struct ap_sample *s)
 			p->samples[id].values[i] += k.values[i];
 		return 0;
 	}
-	if (grow((void **)&p->samples, &p->cap_samples, p->nsamples + 1, sizeof(*p->samples)))
+	if (ap_grow_array((void **)&p->samples, &p->cap_samples, p->nsamples + 1, sizeof(*p->samples)))
 		return -ENOMEM;
 	id = (uint32_t)p->nsamples;
 	if (idx_insert(&p->sample_idx, h, id, slot))
@@ -682,7 +665,7 @@ int ap_profile_set_stat(struct ap_profile *p, const char *name, uint64_t value)
 			return 0;
 		}
 	}
-	if (grow((void **)&p->stats, &p->cap_stats, p->nstats + 1, sizeof(*p->stats)))
+	if (ap_grow_array((void **)&p->stats, &p->cap_stats, p->nstats + 1, sizeof(*p->stats)))
 		return -ENOMEM;
 	copy = strdup(name);
 	if (!copy)
@@ -725,7 +708,7 @@ int ap_profile_set_meta(struct ap_profile *p, const char *key, const char *value
 		}
 	}
 	k = strdup(key);
-	if (!k || grow((void **)&p->meta, &p->cap_meta, p->nmeta + 1, sizeof(*p->meta))) {
+	if (!k || ap_grow_array((void **)&p->meta, &p->cap_meta, p->nmeta + 1, sizeof(*p->meta))) {
 		free(k);
 		free(v);
 		return -ENOMEM;

@@ -26,6 +26,8 @@
 #include <elfutils/libdw.h>
 #include <gelf.h>
 
+#include "elf_util.h"
+#include "grow.h"
 #include "symbol_internal.h"
 
 #define OVERLAP_SCAN 8
@@ -78,40 +80,13 @@ static int push_range(struct ap_dwarf *h, size_t *cap, uint64_t lo, uint64_t hi,
 {
 	if (lo >= hi)
 		return 0;
-	if (h->n == *cap) {
-		size_t ncap = *cap ? *cap * 2 : 64;
-		struct cu_range *v = realloc(h->r, ncap * sizeof(*v));
-
-		if (!v)
-			return -ENOMEM;
-		h->r = v;
-		*cap = ncap;
-	}
+	if (ap_grow_array((void **)&h->r, cap, h->n + 1, sizeof(*h->r)))
+		return -ENOMEM;
 	h->r[h->n].lo = lo;
 	h->r[h->n].hi = hi;
 	h->r[h->n].cu = *cu;
 	h->n++;
 	return 0;
-}
-
-static Elf_Data *section_data(Elf *elf, const char *want)
-{
-	Elf_Scn *scn = NULL;
-	size_t shstrndx;
-
-	if (elf_getshdrstrndx(elf, &shstrndx))
-		return NULL;
-	while ((scn = elf_nextscn(elf, scn))) {
-		GElf_Shdr sh;
-		const char *name;
-
-		if (!gelf_getshdr(scn, &sh) || sh.sh_type == SHT_NOBITS)
-			continue;
-		name = elf_strptr(elf, shstrndx, sh.sh_name);
-		if (name && !strcmp(name, want))
-			return elf_getdata(scn, NULL);
-	}
-	return NULL;
 }
 
 static uint64_t rd(const unsigned char *p, unsigned size)
@@ -130,15 +105,8 @@ static int push_arange(struct arange **v, size_t *n, size_t *cap, uint64_t lo, u
 		return 0;
 	if (len > UINT32_MAX || cu_off > UINT32_MAX)
 		return -E2BIG; /* a 4 GiB function or .debug_info: let libdw do it */
-	if (*n == *cap) {
-		size_t ncap = *cap ? *cap * 2 : 256;
-		struct arange *nv = realloc(*v, ncap * sizeof(*nv));
-
-		if (!nv)
-			return -ENOMEM;
-		*v = nv;
-		*cap = ncap;
-	}
+	if (ap_grow_array((void **)v, cap, *n + 1, sizeof(**v)))
+		return -ENOMEM;
 	(*v)[(*n)++] = (struct arange){ .lo = lo, .len = (uint32_t)len, .cu_off = (uint32_t)cu_off };
 	return 0;
 }
@@ -146,7 +114,9 @@ static int push_arange(struct arange **v, size_t *n, size_t *cap, uint64_t lo, u
 /* .debug_aranges into h->ar. -ENOENT when the file has none (or none usable). */
 static int read_aranges(struct ap_dwarf *h)
 {
-	Elf_Data *d = section_data(h->elf, ".debug_aranges");
+	GElf_Shdr sh;
+	Elf_Scn *scn = ap_elf_find_section(h->elf, ".debug_aranges", &sh);
+	Elf_Data *d = scn ? elf_getdata(scn, NULL) : NULL;
 	const unsigned char *p, *end;
 	struct arange *v = NULL;
 	size_t n = 0, cap = 0;

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "grow.h"
 #include "symbol_internal.h"
 #include "symbolizer.h"
 
@@ -144,8 +145,8 @@ static int read_syms(Elf *elf, struct raw_syms *r)
 	return 0;
 }
 
-/* Append a name to the pool, growing it by doubling (big pools are mapped, so growing
- * remaps rather than copies). Returns its offset, or -errno. */
+/* Append a name to the pool (big pools are mapped, so growing remaps rather than copies).
+ * Returns its offset, or -errno. */
 static int64_t pool_append(char **pool, size_t *len, size_t *cap, const char *name)
 {
 	size_t n = strlen(name) + 1;
@@ -153,18 +154,8 @@ static int64_t pool_append(char **pool, size_t *len, size_t *cap, const char *na
 
 	if (*len + n > UINT32_MAX)
 		return -E2BIG;
-	if (*len + n > *cap) {
-		size_t ncap = *cap ? *cap * 2 : 4096;
-		char *np;
-
-		while (ncap < *len + n)
-			ncap *= 2;
-		np = realloc(*pool, ncap);
-		if (!np)
-			return -ENOMEM;
-		*pool = np;
-		*cap = ncap;
-	}
+	if (ap_grow_array((void **)pool, cap, *len + n, 1))
+		return -ENOMEM;
 	memcpy(*pool + *len, name, n);
 	*len += n;
 	return off;

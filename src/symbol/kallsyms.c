@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "grow.h"
 #include "symbol_internal.h"
 
 #define KERNEL_MODULE "[kernel.kallsyms]"
@@ -234,19 +235,13 @@ static int copy_modules(struct ap_kallsyms *k, const char *pool)
 	for (size_t r = 0; r < k->nruns; r++) {
 		const char *m;
 		size_t n;
-		char *nm;
 
 		if (k->runs[r].module == NO_MODULE)
 			continue;
 		m = pool + k->runs[r].module;
 		n = strlen(m) + 1;
-		if (len + n > cap) {
-			cap = cap ? cap * 2 + n : 1024 + n;
-			nm = realloc(k->mods, cap);
-			if (!nm)
-				return -ENOMEM;
-			k->mods = nm;
-		}
+		if (ap_grow_array((void **)&k->mods, &cap, len + n, 1))
+			return -ENOMEM;
 		memcpy(k->mods + len, m, n);
 		k->runs[r].module = (uint32_t)len;
 		len += n;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cfi.h"
+#include "elf_util.h"
 
 #define DW_OP_breg0 0x70
 #define DW_OP_deref 0x06
@@ -518,25 +519,6 @@ static bool eh_frame_from_hdr(Elf *elf, const struct ap_cfi_table *t, const GElf
 	return sec->data != NULL;
 }
 
-static Elf_Scn *find_section(Elf *elf, const char *name, GElf_Shdr *sh)
-{
-	size_t shstrndx;
-	Elf_Scn *scn = NULL;
-
-	if (elf_getshdrstrndx(elf, &shstrndx))
-		return NULL;
-	while ((scn = elf_nextscn(elf, scn))) {
-		const char *n;
-
-		if (!gelf_getshdr(scn, sh))
-			continue;
-		n = elf_strptr(elf, shstrndx, sh->sh_name);
-		if (n && !strcmp(n, name))
-			return sh->sh_type == SHT_NOBITS ? NULL : scn;
-	}
-	return NULL;
-}
-
 static bool section_data(Elf_Scn *scn, const GElf_Shdr *sh, bool eh, uint64_t datarel,
 			 struct ap_cfi_section *sec)
 {
@@ -583,14 +565,14 @@ int ap_cfi_table_build_into(Elf *elf, struct ap_cfi_table *t, const struct ap_cf
 	if (err)
 		goto out;
 	ap_cfi_build_id(elf, t->build_id, sizeof(t->build_id));
-	if (find_section(elf, ".got", &sh))
+	if (ap_elf_find_section(elf, ".got", &sh))
 		got = sh.sh_addr;
-	scn = find_section(elf, ".eh_frame", &sh);
+	scn = ap_elf_find_section(elf, ".eh_frame", &sh);
 	if (scn)
 		have_eh = section_data(scn, &sh, true, got, &eh);
 	else if (ehf.p_type == PT_GNU_EH_FRAME)
 		have_eh = eh_frame_from_hdr(elf, t, &ehf, &eh);
-	scn = find_section(elf, ".debug_frame", &sh);
+	scn = ap_elf_find_section(elf, ".debug_frame", &sh);
 	if (scn)
 		have_dbg = section_data(scn, &sh, false, 0, &dbg);
 	if (!have_eh && !have_dbg) {

@@ -154,14 +154,8 @@ int ap_uw_cache_store(struct ap_unwinder *u, const char *build_id, const struct 
 	err = cache_path(u, build_id, path, sizeof(path));
 	if (err)
 		return err;
-	snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path);
 	/* a hidden temporary name: the pruner and the loader never see a half-written file */
-	{
-		char *slash = strrchr(tmp, '/');
-
-		memmove(slash + 2, slash + 1, strlen(slash + 1) + 1);
-		slash[1] = '.';
-	}
+	snprintf(tmp, sizeof(tmp), "%s/.%s" CACHE_SUFFIX ".XXXXXX", u->cache_dir, build_id);
 	memcpy(h.magic, CACHE_MAGIC, 8);
 	h.nsegs = c->nsegs;
 	h.base = c->base;
