@@ -283,8 +283,12 @@ static int cpu_poll_fd(struct ap_collector *c)
 static int cpu_consume(struct ap_collector *c)
 {
 	struct cpu_collector *cc = c->priv;
-	int n = ring_buffer__consume(cc->events);
+	int n;
 
+	/* what the process-event thread learnt: before the events, and what came meanwhile */
+	ap_unwind_events_sync(cc->uev);
+	n = ring_buffer__consume(cc->events);
+	ap_unwind_events_sync(cc->uev);
 	return n < 0 ? n : 0;
 }
 
@@ -375,6 +379,9 @@ int ap_unwind_report_stats(struct ap_unwinder *u, int stats_fd, struct ap_profil
 	ap_profile_set_stat(p, "unwind_files_shared_by_build_id", us.files_shared);
 	ap_profile_set_stat(p, "unwind_files_without_cfi", us.files_no_cfi);
 	ap_profile_set_stat(p, "unwind_files_failed", us.files_failed);
+	ap_profile_set_stat(p, "unwind_files_over_budget", us.files_over_budget);
+	ap_profile_set_stat(p, "unwind_files_evicted", us.files_evicted);
+	ap_profile_set_stat(p, "unwind_install_batches", us.install_batches);
 	ap_profile_set_stat(p, "unwind_table_rows", us.rows);
 	ap_profile_set_stat(p, "unwind_table_bytes_peak", us.table_bytes_peak);
 	ap_profile_set_stat(p, "unwind_compile_us", us.compile_ns / 1000);
@@ -433,6 +440,7 @@ static void cpu_destroy(struct ap_collector *c)
 	cpu_stop(c);
 	bpf_link__destroy(cc->exec_link);
 	bpf_link__destroy(cc->exit_link);
+	ap_unwind_events_detach(cc->uev); /* its thread reads a ring of the object */
 	ring_buffer__free(cc->events);
 	cpu_bpf__destroy(cc->skel);
 	ap_unwind_events_free(cc->uev);

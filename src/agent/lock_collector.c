@@ -410,6 +410,7 @@ static void attach_proc_hooks(struct lock_collector *lc)
 static void lock_unload(struct lock_collector *lc)
 {
 	drop_links_from(lc, 0);
+	ap_unwind_events_detach(lc->uev);
 	ring_buffer__free(lc->events);
 	lc->events = NULL;
 	lock_bpf__destroy(lc->skel);
@@ -598,7 +599,10 @@ static int lock_consume(struct ap_collector *c)
 
 	if (!lc || !lc->events)
 		return 0;
+	/* what the process-event thread learnt: before the events, and what came meanwhile */
+	ap_unwind_events_sync(lc->uev);
 	n = ring_buffer__consume(lc->events);
+	ap_unwind_events_sync(lc->uev);
 	return n < 0 ? n : 0;
 }
 

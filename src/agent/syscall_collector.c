@@ -492,7 +492,10 @@ static int sys_consume(struct ap_collector *c)
 
 	if (!sc || !sc->events)
 		return 0;
+	/* what the process-event thread learnt: before the events, and what came meanwhile */
+	ap_unwind_events_sync(sc->uev);
 	n = ring_buffer__consume(sc->events);
+	ap_unwind_events_sync(sc->uev);
 	return n < 0 ? n : 0;
 }
 
@@ -647,6 +650,7 @@ static void sys_destroy(struct ap_collector *c)
 		bpf_link__destroy(sc->links[i]);
 	for (int i = 0; i < 2; i++)
 		bpf_link__destroy(sc->proc_links[i]);
+	ap_unwind_events_detach(sc->uev); /* its thread reads a ring of the object */
 	ring_buffer__free(sc->events);
 	syscall_bpf__destroy(sc->skel);
 	ap_unwind_events_free(sc->uev);

@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: MIT
 /* Process announcements and deferred stacks from BPF (unwind_events.h). */
 #include <errno.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <bpf/libbpf.h>
 
+#include "log.h"
 #include "map_dump.h"
 #include "unwind_defer.h"
 #include "unwind_events.h"
@@ -15,6 +17,14 @@ _Static_assert(sizeof(struct ap_proc_event) == 32, "ap_proc_event layout changed
 _Static_assert(sizeof(struct ap_user_snapshot) == 32 + AP_DEFER_STACK,
 	       "ap_user_snapshot layout changed");
 
+/* What the watcher thread learnt of a process, for the symbolizer (main thread). */
+struct proc_note {
+	struct proc_note *next;
+	int pid;
+	bool exited;
+	struct ap_maps_capture *maps; /* NULL: nothing new (or exited) */
+};
+
 struct ap_unwind_events {
 	struct ap_unwinder *u;
 	struct ap_symbolizer *sym;
@@ -22,6 +32,15 @@ struct ap_unwind_events {
 	size_t payload_len;
 	uint64_t lost, bad;
 	uint64_t stack_bytes; /* of the deferred snapshots: BPF sends only what the stack holds */
+
+	/* process events are read by their own thread (see handle_proc_event) */
+	struct ring_buffer *proc_rb;
+	pthread_t watcher;
+	bool watcher_ok;
+	volatile bool stop;
+	pthread_mutex_t lock; /* the notes */
+	struct proc_note *notes, **notes_tail;
+	uint64_t late_ms_max; /* the most a process event waited to be read */
 };
 
 struct ap_unwind_events *ap_unwind_events_new(struct ap_unwinder *u, struct ap_symbolizer *sym,
@@ -35,10 +54,13 @@ struct ap_unwind_events *ap_unwind_events_new(struct ap_unwinder *u, struct ap_s
 	ev->u = u;
 	ev->sym = sym;
 	ev->payload_len = payload_len;
+	pthread_mutex_init(&ev->lock, NULL);
+	ev->notes_tail = &ev->notes;
 	/* the payload must leave the snapshot 8-byte aligned, as BPF lays it out */
 	if (u && fn && payload_len % 8 == 0) {
 		ev->q = ap_unwind_deferq_new(u, max_queued, fn, ctx);
 		if (!ev->q) {
+			pthread_mutex_destroy(&ev->lock);
 			free(ev);
 			return NULL;
 		}
@@ -46,10 +68,33 @@ struct ap_unwind_events *ap_unwind_events_new(struct ap_unwinder *u, struct ap_s
 	return ev;
 }
 
+void ap_unwind_events_detach(struct ap_unwind_events *ev)
+{
+	if (!ev)
+		return;
+	if (ev->watcher_ok) {
+		ev->stop = true;
+		pthread_join(ev->watcher, NULL);
+		ev->watcher_ok = false;
+		ev->stop = false;
+	}
+	ring_buffer__free(ev->proc_rb);
+	ev->proc_rb = NULL;
+}
+
 void ap_unwind_events_free(struct ap_unwind_events *ev)
 {
 	if (!ev)
 		return;
+	ap_unwind_events_detach(ev);
+	while (ev->notes) {
+		struct proc_note *n = ev->notes;
+
+		ev->notes = n->next;
+		ap_maps_capture_free(n->maps);
+		free(n);
+	}
+	pthread_mutex_destroy(&ev->lock);
 	ap_unwind_deferq_free(ev->q);
 	free(ev);
 }
@@ -59,38 +104,110 @@ bool ap_unwind_events_deferring(const struct ap_unwind_events *ev)
 	return ev && ev->q;
 }
 
+/* For the symbolizer, in order: the mappings of pid as they are now (when it is alive), or
+ * its exit. */
+static void note(struct ap_unwind_events *ev, int pid, bool exited)
+{
+	struct proc_note *n = calloc(1, sizeof(*n));
+
+	if (!n)
+		return; /* the symbolizer reads its maps itself when it meets the pid */
+	n->pid = pid;
+	n->exited = exited;
+	if (!exited && ap_maps_capture(pid, &n->maps)) {
+		free(n); /* gone already: the symbolizer counts it when it meets the pid */
+		return;
+	}
+	pthread_mutex_lock(&ev->lock);
+	*ev->notes_tail = n;
+	ev->notes_tail = &n->next;
+	pthread_mutex_unlock(&ev->lock);
+}
+
+/*
+ * On the watcher thread. A process's tables and mappings must be read while it lives: a
+ * compiler or a shell command often lives a few tens of milliseconds, and the main thread
+ * can be busy that long (symbolizing a big new binary, writing a drain). So process events
+ * have their own thread: the unwinder is thread-safe; the symbolizer is not, and gets the
+ * mappings read here through notes, which ap_unwind_events_sync() hands it.
+ */
 static int handle_proc_event(void *ctx, void *data, size_t size)
 {
 	struct ap_unwind_events *ev = ctx;
 	const struct ap_proc_event *e = data;
+	struct timespec ts;
+	uint64_t late_ms;
 
 	if (size < sizeof(*e)) {
-		ev->bad++;
+		__atomic_fetch_add(&ev->bad, 1, __ATOMIC_RELAXED);
 		return 0;
 	}
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	late_ms = ((uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec - e->ts_ns) / 1000000;
+	if (late_ms > ev->late_ms_max && late_ms < 3600 * 1000)
+		ev->late_ms_max = late_ms;
 	switch (e->kind) {
 	case AP_PROC_NEW:
 	case AP_PROC_EXEC:
 		/* unwind tables first: until they are in, its events are deferred or use frame
 		 * pointers */
 		ap_unwinder_load_pid(ev->u, (int)e->pid);
-		/* the process may already be gone: the symbolizer counts that */
-		ap_symbolizer_snapshot_pid(ev->sym, (int)e->pid);
+		note(ev, (int)e->pid, false);
 		break;
 	case AP_PROC_EXIT:
 		ap_unwinder_pid_exited(ev->u, (int)e->pid);
-		ap_symbolizer_pid_exited(ev->sym, (int)e->pid);
+		note(ev, (int)e->pid, true);
 		break;
 	case AP_PROC_UNKNOWN_PC:
 		/* it ran code outside its known mappings: a library it dlopen()ed */
 		if (ap_unwinder_rescan_pid(ev->u, (int)e->pid) > 0)
-			ap_symbolizer_snapshot_pid(ev->sym, (int)e->pid);
+			note(ev, (int)e->pid, false);
 		break;
 	default:
-		ev->bad++;
+		__atomic_fetch_add(&ev->bad, 1, __ATOMIC_RELAXED);
 		break;
 	}
 	return 0;
+}
+
+static void *watcher_main(void *arg)
+{
+	struct ap_unwind_events *ev = arg;
+
+	while (!ev->stop) {
+		int n = ring_buffer__poll(ev->proc_rb, 50);
+
+		if (n < 0 && n != -EINTR) {
+			ap_warn("process events: %s", strerror(-n));
+			break;
+		}
+	}
+	ring_buffer__consume(ev->proc_rb); /* the last ones */
+	return NULL;
+}
+
+void ap_unwind_events_sync(struct ap_unwind_events *ev)
+{
+	struct proc_note *n;
+
+	if (!ev || !ev->notes)
+		return;
+	pthread_mutex_lock(&ev->lock);
+	n = ev->notes;
+	ev->notes = NULL;
+	ev->notes_tail = &ev->notes;
+	pthread_mutex_unlock(&ev->lock);
+	while (n) {
+		struct proc_note *next = n->next;
+
+		if (n->exited)
+			ap_symbolizer_pid_exited(ev->sym, n->pid);
+		else
+			ap_symbolizer_snapshot_capture(ev->sym, n->pid, n->maps);
+		ap_maps_capture_free(n->maps);
+		free(n);
+		n = next;
+	}
 }
 
 /* A deferred event: the mode's payload, then the snapshot. Queue it until its tables are in. */
@@ -101,13 +218,13 @@ static int handle_deferred(void *ctx, void *data, size_t size)
 	const struct ap_user_snapshot *s;
 	struct ap_unwinder_snapshot snap;
 
-	if (size < head) {
-		ev->bad++;
+	if (size < head || !ev->q) {
+		__atomic_fetch_add(&ev->bad, 1, __ATOMIC_RELAXED);
 		return 0;
 	}
 	s = (const struct ap_user_snapshot *)((const char *)data + ev->payload_len);
 	if (s->stack_len > sizeof(s->stack) || size - head < s->stack_len) {
-		ev->bad++;
+		__atomic_fetch_add(&ev->bad, 1, __ATOMIC_RELAXED);
 		return 0;
 	}
 	snap.pc = s->pc;
@@ -116,6 +233,8 @@ static int handle_deferred(void *ctx, void *data, size_t size)
 	snap.stack = s->stack;
 	snap.stack_len = s->stack_len;
 	ev->stack_bytes += s->stack_len;
+	/* what the watcher learnt first: an exit must not overtake the snapshot below */
+	ap_unwind_events_sync(ev);
 	/* It was taken just now: its mappings are current. Catch up with libraries mapped
 	 * since the last scan (by ld.so or dlopen), so that the replay has their tables. */
 	if (ap_unwinder_refresh_pid(ev->u, (int)s->pid) > 0)
@@ -138,17 +257,28 @@ int ap_ring_add(struct ring_buffer **rb, int fd, int (*fn)(void *ctx, void *data
 int ap_unwind_events_add_rings(struct ap_unwind_events *ev, struct ring_buffer **rb,
 			       int proc_fd, int deferred_fd)
 {
-	int err = ap_ring_add(rb, proc_fd, handle_proc_event, ev);
+	int err;
 
-	if (!err && ev->q)
+	if (ev->proc_rb)
+		return -EBUSY;
+	err = ap_ring_add(&ev->proc_rb, proc_fd, handle_proc_event, ev);
+	/* without deferring, still one ring (empty) for the collector's poll loop to wait on */
+	if (!err && (ev->q || !*rb))
 		err = ap_ring_add(rb, deferred_fd, handle_deferred, ev);
-	return err;
+	if (err)
+		return err;
+	err = pthread_create(&ev->watcher, NULL, watcher_main, ev);
+	if (err)
+		return -err;
+	ev->watcher_ok = true;
+	return 0;
 }
 
 void ap_unwind_events_flush(struct ap_unwind_events *ev, bool final)
 {
 	if (!ev)
 		return;
+	ap_unwind_events_sync(ev);
 	/* exited processes stay until ap_unwinder_gc(): their last events are unwound first */
 	ap_unwind_deferq_flush(ev->q, final ? 0 : 2);
 	ap_unwinder_gc(ev->u);
@@ -190,4 +320,5 @@ void ap_unwind_events_report(const struct ap_unwind_events *ev, int stats_fd,
 	ap_profile_set_stat(p, "stacks_deferred_lost", st.lost);
 	ap_profile_set_stat(p, "stacks_deferred_stack_bytes", st.stack_bytes);
 	ap_profile_set_stat(p, "unwind_events_malformed", st.bad);
+	ap_profile_set_stat(p, "proc_events_latest_ms", ev ? ev->late_ms_max : 0);
 }

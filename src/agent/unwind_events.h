@@ -3,7 +3,8 @@
  * The agent side of src/bpf/proc_announce.h, shared by the collectors whose BPF programs walk
  * user stacks with the CFI tables (cpu, lock, syscall):
  *  - process events: a process's first event, exec, exit and unknown pcs load (or re-scan, or
- *    drop) its unwind tables and its symbols as soon as the poll loop reads them;
+ *    drop) its unwind tables and read its mappings at once, on a thread of their own (the
+ *    symbolizer gets those at the next ap_unwind_events_sync);
  *  - deferred events: an event whose stack BPF could not walk for want of tables arrives as
  *    the mode's payload (payload_len bytes) + struct ap_user_snapshot; it is queued until the
  *    process's tables are in, unwound with them, and handed back to the collector's
@@ -57,6 +58,14 @@ int ap_ring_add(struct ring_buffer **rb, int fd, int (*fn)(void *ctx, void *data
  * new process's tables should not wait behind a backlog of the mode's events. */
 int ap_unwind_events_add_rings(struct ap_unwind_events *ev, struct ring_buffer **rb,
 			       int proc_fd, int deferred_fd);
+
+/* Stop reading the rings added above (before their BPF object goes; they may be added
+ * again, from a new one). */
+void ap_unwind_events_detach(struct ap_unwind_events *ev);
+
+/* Hand the symbolizer what the process-event thread learnt (new mappings, exits), in order.
+ * Call after reading the collector's rings and before symbolizing what they held. */
+void ap_unwind_events_sync(struct ap_unwind_events *ev);
 
 /* At each drain, after the ring buffers were read: unwind the deferred events whose tables
  * are ready or that waited two drains (all of them when `final`: the probes are gone), then

@@ -292,6 +292,29 @@ int ap_symtab_build_id(Elf *elf, char *hex, size_t len)
 	return -ENOENT;
 }
 
+/*
+ * Stripped files keep no symbol for their entry point, the outermost frame of every stack:
+ * the executable's _start (glibc's start.S), and the dynamic loader's own _start, where
+ * every process spends its first milliseconds relocating. Name it when nothing covers it.
+ * Its size is a guess that covers both (they call out within 0x30 bytes), and a symbol that
+ * starts sooner takes over from there.
+ */
+#define ENTRY_SYMBOL_SIZE 0x40
+
+static int name_entry_point(struct raw_syms *r, uint64_t entry)
+{
+	struct raw_sym rs = { .addr = entry, .size = ENTRY_SYMBOL_SIZE, .name = "_start",
+			      .rank = bind_rank(STB_LOCAL) };
+
+	if (!entry)
+		return 0;
+	for (size_t i = 0; i < r->n; i++)
+		if (entry >= r->v[i].addr &&
+		    (entry - r->v[i].addr < r->v[i].size || entry == r->v[i].addr))
+			return 0;
+	return raw_push(r, &rs);
+}
+
 int ap_symtab_load_elf(Elf *elf, struct ap_symtab *t)
 {
 	char hex[2 * AP_BUILD_ID_MAX + 1];
@@ -315,6 +338,8 @@ int ap_symtab_load_elf(Elf *elf, struct ap_symtab *t)
 		}
 	}
 	err = read_syms(elf, &r);
+	if (!err)
+		err = name_entry_point(&r, eh.e_entry);
 	if (err)
 		goto out;
 	err = build_table(&r, t);

@@ -2,11 +2,14 @@
 /* /proc/PID/maps reader. */
 #include <ctype.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "grow.h"
 #include "symbol_internal.h"
+#include "symbolizer.h"
 
 /* Hex (or decimal) number followed by `stop`; advances *p past the separator. */
 static int parse_num(char **p, int base, char stop, uint64_t *out)
@@ -95,4 +98,73 @@ out:
 	free(line);
 	fclose(f);
 	return err;
+}
+
+/* ---- captured mappings (ap_maps_capture, symbolizer.h) ---- */
+
+struct ap_maps_capture {
+	struct ap_maps_entry *v;
+	size_t n, cap;
+	char *pool; /* the paths, one after the other; v[i].path holds an offset until done */
+	size_t pool_len, pool_cap;
+};
+
+static int capture_cb(const struct ap_maps_entry *e, void *ctx)
+{
+	struct ap_maps_capture *c = ctx;
+	size_t len = strlen(e->path) + 1;
+
+	if (e->perms[2] != 'x') /* what the symbolizer keeps */
+		return 0;
+	if (ap_grow_array((void **)&c->v, &c->cap, c->n + 1, sizeof(*c->v)) ||
+	    ap_grow_array((void **)&c->pool, &c->pool_cap, c->pool_len + len, 1))
+		return -ENOMEM;
+	c->v[c->n] = *e;
+	c->v[c->n].path = (const char *)(uintptr_t)c->pool_len;
+	c->n++;
+	memcpy(c->pool + c->pool_len, e->path, len);
+	c->pool_len += len;
+	return 0;
+}
+
+int ap_maps_capture(int pid, struct ap_maps_capture **out)
+{
+	struct ap_maps_capture *c = calloc(1, sizeof(*c));
+	int err;
+
+	*out = NULL;
+	if (!c)
+		return -ENOMEM;
+	err = ap_maps_read(pid, capture_cb, c);
+	if (!err && !c->n)
+		err = -ESRCH; /* a zombie or a kernel thread: nothing to symbolize with */
+	if (err) {
+		ap_maps_capture_free(c);
+		return err;
+	}
+	for (size_t i = 0; i < c->n; i++) /* the pool is final: offsets become pointers */
+		c->v[i].path = c->pool + (uintptr_t)c->v[i].path;
+	*out = c;
+	return 0;
+}
+
+void ap_maps_capture_free(struct ap_maps_capture *c)
+{
+	if (!c)
+		return;
+	free(c->v);
+	free(c->pool);
+	free(c);
+}
+
+int ap_maps_capture_walk(const struct ap_maps_capture *c,
+			 int (*cb)(const struct ap_maps_entry *e, void *ctx), void *ctx)
+{
+	for (size_t i = 0; i < c->n; i++) {
+		int err = cb(&c->v[i], ctx);
+
+		if (err)
+			return err;
+	}
+	return 0;
 }

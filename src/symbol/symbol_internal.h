@@ -117,6 +117,10 @@ int ap_maps_parse_line(char *line, struct ap_maps_entry *e);
 /* Call cb for every mapping of pid, in address order; a non-zero return from cb stops the
  * walk and is returned. Returns 0, -ESRCH (no such process) or -errno. */
 int ap_maps_read(int pid, int (*cb)(const struct ap_maps_entry *e, void *ctx), void *ctx);
+/* The same over a capture (symbolizer.h). */
+struct ap_maps_capture;
+int ap_maps_capture_walk(const struct ap_maps_capture *c,
+			 int (*cb)(const struct ap_maps_entry *e, void *ctx), void *ctx);
 
 /* ---- kallsyms.c: kernel text symbols ---- */
 

@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 
 #include "symbol_internal.h"
@@ -146,6 +148,7 @@ static struct ap_symtab *file_symtab(struct builder *b, const struct ap_maps_ent
 	const char *paths[2] = { map_files, root };
 	struct ap_symtab *t = NULL;
 	char proc_root[48];
+	struct stat st;
 	size_t n = 1;
 
 	snprintf(map_files, sizeof(map_files), "/proc/%d/map_files/%llx-%llx", b->pid,
@@ -155,6 +158,14 @@ static struct ap_symtab *file_symtab(struct builder *b, const struct ap_maps_ent
 	if (!e->deleted &&
 	    snprintf(root, sizeof(root), "%s%s", proc_root, e->path) < (int)sizeof(root))
 		n = 2;
+	/* A process that has exited (its mappings were captured while it ran) has no /proc
+	 * entries left: its file by its path, if that is still the very file it mapped. */
+	if (n == 2 && stat(map_files, &st) && errno == ENOENT && !stat(e->path, &st) &&
+	    st.st_ino == e->inode && major(st.st_dev) == e->dev_major &&
+	    minor(st.st_dev) == e->dev_minor) {
+		*err = ap_elf_cache_get(b->s->cache, &e->path, 1, e->path, "", &t);
+		return t;
+	}
 	*err = ap_elf_cache_get(b->s->cache, paths, n, e->path, proc_root, &t);
 	return t;
 }
@@ -270,14 +281,17 @@ static void jit_update(struct ap_symbolizer *s, struct snapshot *snap, bool forc
 }
 
 /* Re-read the maps of snap->pid; on failure the previous snapshot (if any) stays. */
-static int refresh(struct ap_symbolizer *s, struct snapshot *snap)
+/* From /proc/PID/maps now, or from `cap` (taken earlier, maybe on another thread). */
+static int refresh_from(struct ap_symbolizer *s, struct snapshot *snap,
+			const struct ap_maps_capture *cap)
 {
 	struct builder b = { .s = s, .pid = snap->pid };
 	int err;
 
 	snap->taken_ns = now_ns();
 	snap->gen = s->gen;
-	err = ap_maps_read(snap->pid, on_mapping, &b);
+	err = cap ? ap_maps_capture_walk(cap, on_mapping, &b) :
+		    ap_maps_read(snap->pid, on_mapping, &b);
 	/* a zombie's maps are empty (so are a kernel thread's): nothing that could ever
 	 * resolve, and a previous snapshot is better kept than replaced */
 	if (!err && !b.n)
@@ -318,6 +332,11 @@ static int refresh(struct ap_symbolizer *s, struct snapshot *snap)
 	if (b.anon)
 		jit_update(s, snap, true);
 	return 0;
+}
+
+static int refresh(struct ap_symbolizer *s, struct snapshot *snap)
+{
+	return refresh_from(s, snap, NULL);
 }
 
 static struct snapshot *find_snapshot(struct ap_symbolizer *s, int pid)
@@ -374,6 +393,22 @@ int ap_symbolizer_snapshot_pid(struct ap_symbolizer *s, int pid)
 			return -ENOMEM;
 	}
 	return refresh(s, snap);
+}
+
+int ap_symbolizer_snapshot_capture(struct ap_symbolizer *s, int pid,
+				   const struct ap_maps_capture *c)
+{
+	struct snapshot *snap;
+
+	if (!s || pid <= 0 || !c)
+		return -EINVAL;
+	snap = find_snapshot(s, pid);
+	if (!snap) {
+		snap = new_snapshot(s, pid);
+		if (!snap)
+			return -ENOMEM;
+	}
+	return refresh_from(s, snap, c);
 }
 
 void ap_symbolizer_pid_exited(struct ap_symbolizer *s, int pid)

@@ -60,6 +60,20 @@ void ap_symbolizer_free(struct ap_symbolizer *s);
  * snapshot. */
 int ap_symbolizer_snapshot_pid(struct ap_symbolizer *s, int pid);
 
+/*
+ * A process's executable mappings read on one thread, to be made its snapshot on the
+ * symbolizer's (which must not wait: a short-lived process is gone by then). Thread-safe,
+ * no symbolizer needed. ap_maps_capture returns 0 with *out set, -ESRCH (gone, or no user
+ * mappings) or -errno.
+ */
+struct ap_maps_capture;
+int ap_maps_capture(int pid, struct ap_maps_capture **out);
+void ap_maps_capture_free(struct ap_maps_capture *c);
+/* Like ap_symbolizer_snapshot_pid, from mappings captured earlier (the process may have
+ * exited since: its files are then found by their paths, if they are still the same files). */
+int ap_symbolizer_snapshot_capture(struct ap_symbolizer *s, int pid,
+				   const struct ap_maps_capture *c);
+
 /* The process exited: its snapshot is released at the next ap_symbolizer_gc(). */
 void ap_symbolizer_pid_exited(struct ap_symbolizer *s, int pid);
 /* Release snapshots of exited processes. Call after each drain has symbolized their samples. */

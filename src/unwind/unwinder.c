@@ -438,6 +438,7 @@ void ap_unwinder_gc(struct ap_unwinder *u)
 	}
 	free(dead);
 out:
+	ap_uw_tables_trim(u);
 	pthread_mutex_unlock(&u->lock);
 }
 
@@ -478,6 +479,7 @@ struct ap_unwinder *ap_unwinder_new(const struct ap_unwinder_opts *opts)
 	pthread_mutex_init(&u->lock, NULL);
 	pthread_cond_init(&u->wake, NULL);
 	pthread_cond_init(&u->idle, NULL);
+	pthread_cond_init(&u->install_wake, NULL);
 	u->max_bytes = opts && opts->max_table_bytes ? opts->max_table_bytes :
 						       DEFAULT_MAX_TABLE_BYTES;
 	u->idle_max = opts && opts->idle_table_bytes ? opts->idle_table_bytes :
@@ -562,6 +564,7 @@ void ap_unwinder_free(struct ap_unwinder *u)
 	ap_htab_release(&u->by_bid);
 	free(u->free_slots);
 	pthread_cond_destroy(&u->idle);
+	pthread_cond_destroy(&u->install_wake);
 	pthread_cond_destroy(&u->wake);
 	pthread_mutex_destroy(&u->lock);
 	free(u);

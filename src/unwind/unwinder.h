@@ -39,7 +39,9 @@ struct ap_unwinder_stats {
 	uint64_t files_shared;	    /* files found under another path/inode by build-id */
 	uint64_t files_no_cfi;	    /* files without CFI: unwound with frame pointers */
 	uint64_t files_failed;	    /* unreadable, too big, or over the memory budget */
+	uint64_t files_over_budget; /* ... of which found no room within max_table_bytes */
 	uint64_t files_evicted;	    /* unused tables dropped to stay in budget */
+	uint64_t install_batches;   /* slot updates (one RCU grace period each) */
 	uint64_t rows;		    /* rows loaded now */
 	uint64_t table_bytes;	    /* kernel memory of the file tables loaded now */
 	uint64_t table_bytes_peak;

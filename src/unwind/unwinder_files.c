@@ -18,6 +18,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "log.h"
 #include "unwinder_internal.h"
 
 #define FILE_MAP_FLAGS (BPF_F_INNER_MAP | BPF_F_MMAPABLE)
@@ -81,14 +82,29 @@ static void table_destroy(struct ap_unwinder *u, struct utable *t)
 	free(t);
 }
 
-/* Evict idle tables, oldest first, until `need` more bytes and a slot fit. */
+/* How long an unused table stays even past the idle budget (within the total budget).
+ * Builds, scripts and test runs start the same programs over and over, often with gaps
+ * in between; a big library's table (libLLVM's: 10 MB) dropped at once would be loaded
+ * again by the next process, whose samples wait for it meanwhile. */
+#define IDLE_GRACE_NS (30ULL * 1000 * 1000 * 1000)
+
+/* Evict idle tables, oldest first, until `need` more bytes and a slot fit, and the idle
+ * ones released longer than the grace period ago fit the idle budget. */
 static void make_room(struct ap_unwinder *u, uint64_t need)
 {
-	while (u->lru_head && (u->idle_bytes > u->idle_max ||
-			       u->st.table_bytes + need > u->max_bytes || u->nfree == 0)) {
+	uint64_t now = ap_uw_mono_ns();
+
+	while (u->lru_head &&
+	       ((u->idle_bytes > u->idle_max && now - u->lru_head->idle_since_ns >= IDLE_GRACE_NS) ||
+		u->st.table_bytes + need > u->max_bytes || u->nfree == 0)) {
 		table_destroy(u, u->lru_head);
 		u->st.files_evicted++;
 	}
+}
+
+void ap_uw_tables_trim(struct ap_unwinder *u)
+{
+	make_room(u, 0);
 }
 
 void ap_uw_table_get(struct ap_unwinder *u, struct utable *t)
@@ -102,6 +118,7 @@ void ap_uw_table_put(struct ap_unwinder *u, struct utable *t)
 	if (!t || --t->refs > 0)
 		return;
 	t->idle = true; /* most recently released last */
+	t->idle_since_ns = ap_uw_mono_ns();
 	t->lru_prev = u->lru_tail;
 	t->lru_next = NULL;
 	if (u->lru_tail)
@@ -226,18 +243,57 @@ static int publish(struct ap_unwinder *u, const struct ap_cfi_table *c, uint32_t
 	return file_map_install(u, &m, slot, bytes);
 }
 
-/* Compile and publish one queued file. Called and returns with the lock held. */
-static void run_job(struct ap_unwinder *u, struct job *j)
+void ap_uw_job_finish(struct ap_unwinder *u, struct utable *t, struct ap_cfi_table *c,
+		      uint32_t slot, uint64_t bytes, bool cached, int err, uint64_t t0)
+{
+	if (!err) {
+		t->segs = c->segs;
+		t->nsegs = c->nsegs;
+		t->base = c->base;
+		t->nbuckets = c->nbuckets;
+		t->shift = c->shift;
+		t->nrows = c->nrows;
+		t->bytes = bytes;
+		t->slot = slot;
+		c->segs = NULL;
+		u->st.files_compiled++;
+		u->st.files_cached += cached;
+		u->st.table_bytes += bytes;
+		if (u->st.table_bytes > u->st.table_bytes_peak)
+			u->st.table_bytes_peak = u->st.table_bytes;
+		u->st.rows += t->nrows;
+		u->st.files_live++;
+	} else if (err == -ENOENT || err == -ENOEXEC) {
+		u->st.files_no_cfi++;
+	} else {
+		u->st.files_over_budget += err == -ENOSPC;
+		u->st.files_failed++;
+	}
+	ap_cfi_table_release(c);
+	ap_debug("unwind: table %s (%u rows) %s: ready %.1f ms after it was queued, %.1f ms "
+		 "after its job began", t->build_id[0] ? t->build_id : "(no build-id)", t->nrows,
+		 err ? strerror(-err) : cached ? "from the cache" : "compiled",
+		 (ap_uw_mono_ns() - t->queued_ns) / 1e6, (ap_uw_mono_ns() - t0) / 1e6);
+	t->state = TABLE_READY;
+	/* its processes lose the pending mark either way (no table: frame pointers) */
+	ap_uw_table_ready(u, t);
+	ap_uw_table_put(u, t); /* the job's reference */
+}
+
+/* Compile (or load from the cache) one queued file into a new inner map, and hand that to
+ * the installer. Called and returns with the lock held. Returns true when the job is over,
+ * false when the installer finishes it. */
+static bool run_job(struct ap_unwinder *u, struct job *j)
 {
 	struct utable *t = j->t;
 	struct file_map m = { .fd = -1 };
 	struct ap_cfi_sink sink = { .alloc = sink_alloc, .ctx = &m };
 	struct ap_cfi_table c;
+	struct install *in = NULL;
 	uint64_t t0, bytes = 0, guess;
 	uint32_t slot = AP_UNWIND_NO_FILE;
-	int err;
-
 	bool cached;
+	int err;
 
 	pthread_mutex_unlock(&u->lock);
 	t0 = ap_uw_mono_ns();
@@ -252,53 +308,48 @@ static void run_job(struct ap_unwinder *u, struct job *j)
 		err = 0;
 	}
 	close(j->fd);
+	if (!err)
+		in = calloc(1, sizeof(*in));
 	pthread_mutex_lock(&u->lock);
+	u->st.compile_ns += ap_uw_mono_ns() - t0; /* the installer adds its part */
 
 	if (!err) {
 		guess = (ap_cfi_table_entries(&c) * 8 + 4095) / 4096 * 4096 + 1024;
 		make_room(u, guess);
 		if (u->nfree && u->st.table_bytes + guess <= u->max_bytes) {
 			slot = u->free_slots[--u->nfree];
-			pthread_mutex_unlock(&u->lock);
-			err = file_map_install(u, &m, slot, &bytes);
-			pthread_mutex_lock(&u->lock);
-			if (err) {
-				u->free_slots[u->nfree++] = slot;
-				slot = AP_UNWIND_NO_FILE;
-			}
 		} else {
 			err = -ENOSPC; /* over the memory budget: frame pointers for this file */
 		}
 	}
-	file_map_close(&m); /* not installed: the map goes */
-	if (!err) {
-		t->segs = c.segs;
-		t->nsegs = c.nsegs;
-		t->base = c.base;
-		t->nbuckets = c.nbuckets;
-		t->shift = c.shift;
-		t->nrows = c.nrows;
-		t->bytes = bytes;
-		t->slot = slot;
-		c.segs = NULL;
-		u->st.files_compiled++;
-		u->st.files_cached += cached;
-		u->st.table_bytes += bytes;
-		if (u->st.table_bytes > u->st.table_bytes_peak)
-			u->st.table_bytes_peak = u->st.table_bytes;
-		u->st.rows += t->nrows;
-		u->st.files_live++;
-	} else if (err == -ENOENT || err == -ENOEXEC) {
-		u->st.files_no_cfi++;
-	} else {
-		u->st.files_failed++;
+	if (!err && in) {
+		munmap(m.mem, m.len);
+		in->t = t;
+		in->c = c;
+		in->map_fd = m.fd;
+		in->map_len = m.len;
+		in->slot = slot;
+		in->cached = cached;
+		in->t0 = t0;
+		ap_uw_install_queue(u, in);
+		return false;
 	}
-	ap_cfi_table_release(&c);
-	u->st.compile_ns += ap_uw_mono_ns() - t0;
-	t->state = TABLE_READY;
-	/* its processes lose the pending mark either way (no table: frame pointers) */
-	ap_uw_table_ready(u, t);
-	ap_uw_table_put(u, t); /* the job's reference */
+	free(in);
+	if (!err) { /* no memory for the hand-over: install it here */
+		uint64_t t1 = ap_uw_mono_ns();
+
+		pthread_mutex_unlock(&u->lock);
+		err = file_map_install(u, &m, slot, &bytes);
+		pthread_mutex_lock(&u->lock);
+		u->st.compile_ns += ap_uw_mono_ns() - t1;
+	}
+	if (err && slot != AP_UNWIND_NO_FILE) {
+		u->free_slots[u->nfree++] = slot;
+		slot = AP_UNWIND_NO_FILE;
+	}
+	file_map_close(&m); /* not installed: the map goes */
+	ap_uw_job_finish(u, t, &c, slot, bytes, cached, err, t0);
+	return true;
 }
 
 static void *worker_main(void *arg)
@@ -316,10 +367,9 @@ static void *worker_main(void *arg)
 		u->jobs = j->next;
 		if (!u->jobs)
 			u->jobs_tail = NULL;
-		run_job(u, j);
-		free(j);
-		if (--u->busy == 0)
+		if (run_job(u, j) && --u->busy == 0)
 			pthread_cond_broadcast(&u->idle);
+		free(j);
 	}
 	pthread_mutex_unlock(&u->lock);
 	return NULL;
@@ -327,10 +377,16 @@ static void *worker_main(void *arg)
 
 int ap_uw_worker_start(struct ap_unwinder *u)
 {
-	int err = pthread_create(&u->worker, NULL, worker_main, u);
+	int err = ap_uw_installer_start(u);
 
 	if (err)
+		return err;
+	err = pthread_create(&u->worker, NULL, worker_main, u);
+	if (err) {
+		ap_uw_installer_stop(u);
+		u->stop = false;
 		return -err;
+	}
 	u->worker_ok = true;
 	return 0;
 }
@@ -345,6 +401,7 @@ void ap_uw_worker_stop(struct ap_unwinder *u)
 	pthread_mutex_unlock(&u->lock);
 	pthread_join(u->worker, NULL);
 	u->worker_ok = false;
+	ap_uw_installer_stop(u); /* what the worker handed over is finished */
 	while (u->jobs) { /* never compiled */
 		struct job *j = u->jobs;
 
@@ -363,6 +420,7 @@ static int enqueue(struct ap_unwinder *u, struct utable *t, int fd)
 	j->t = t;
 	j->fd = fd;
 	t->refs++; /* until compiled: never evicted while queued */
+	t->queued_ns = ap_uw_mono_ns();
 	if (u->jobs_tail)
 		u->jobs_tail->next = j;
 	else

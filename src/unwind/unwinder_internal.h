@@ -40,6 +40,8 @@ struct utable {
 	uint32_t refs; /* process mappings using it, plus one while its compile is queued */
 	uint8_t state; /* TABLE_PENDING until the worker is done with it */
 	bool idle;
+	uint64_t idle_since_ns; /* while idle: when its last user let it go */
+	uint64_t queued_ns;	/* when its compile was queued */
 	char build_id[AP_CFI_BUILD_ID_HEX];
 };
 
@@ -79,14 +81,28 @@ struct job {
 	int fd; /* the file, opened through /proc/PID/map_files while it was mapped */
 };
 
+/* A table in its filled inner map, waiting for the installer to put it in its slot. */
+struct install {
+	struct install *next;
+	struct utable *t;
+	struct ap_cfi_table c; /* its layout (segs owned here); the image is in the map */
+	int map_fd;
+	size_t map_len;
+	uint32_t slot;
+	bool cached;
+	uint64_t t0; /* when its job started */
+};
+
 struct ap_unwinder {
 	pthread_mutex_t lock;
 	pthread_cond_t wake; /* a job was queued, or stop */
-	pthread_cond_t idle; /* no job queued or running */
-	pthread_t worker;
-	bool worker_ok, stop;
+	pthread_cond_t idle; /* no job queued, running or installing */
+	pthread_cond_t install_wake; /* an install was queued, or stop */
+	pthread_t worker, installer;
+	bool worker_ok, installer_ok, stop;
 	struct job *jobs, *jobs_tail;
-	uint32_t busy; /* jobs queued or running */
+	struct install *installs, **installs_tail;
+	uint32_t busy; /* jobs queued, running or installing */
 
 	int files_fd, pids_fd;
 	struct ap_htab aliases, by_bid, pids;
@@ -109,9 +125,20 @@ struct utable *ap_uw_table_for_file(struct ap_unwinder *u, int pid, const struct
 struct utable *ap_uw_table_for_vdso(struct ap_unwinder *u);
 void ap_uw_table_get(struct ap_unwinder *u, struct utable *t);
 void ap_uw_table_put(struct ap_unwinder *u, struct utable *t);
+void ap_uw_tables_trim(struct ap_unwinder *u); /* idle tables past their grace period */
 void ap_uw_tables_free(struct ap_unwinder *u); /* at exit: the maps are closed already */
 int ap_uw_worker_start(struct ap_unwinder *u); /* without the lock */
 void ap_uw_worker_stop(struct ap_unwinder *u); /* without the lock */
+/* the end of a job (with the lock): its table in slot `slot` (AP_UNWIND_NO_FILE and err
+ * on failure), taking c's segs; the table is ready, its processes updated */
+void ap_uw_job_finish(struct ap_unwinder *u, struct utable *t, struct ap_cfi_table *c,
+		      uint32_t slot, uint64_t bytes, bool cached, int err, uint64_t t0);
+
+/* unwinder_install.c: the installer thread puts filled inner maps in their slots, all that
+ * are ready in one batch (each update of a map-in-map waits for an RCU grace period) */
+int ap_uw_installer_start(struct ap_unwinder *u);  /* without the lock */
+void ap_uw_installer_stop(struct ap_unwinder *u);  /* without the lock; after the worker */
+void ap_uw_install_queue(struct ap_unwinder *u, struct install *in); /* with the lock */
 
 /* unwinder.c, with `lock` held: table t is ready; refresh the processes that use it */
 void ap_uw_table_ready(struct ap_unwinder *u, struct utable *t);

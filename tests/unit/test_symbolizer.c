@@ -5,6 +5,7 @@
  * from the code under test.
  */
 #define _GNU_SOURCE
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -341,6 +342,49 @@ static void test_elf_lookup_stripped(void **state)
 	assert_int_equal(err, -ENOENT);
 }
 
+static uint64_t elf_entry(const char *path)
+{
+	Elf64_Ehdr eh;
+	FILE *f = fopen(path, "rb");
+
+	assert_non_null(f);
+	assert_int_equal(fread(&eh, sizeof(eh), 1, f), 1);
+	fclose(f);
+	assert_true(eh.e_entry != 0);
+	return eh.e_entry;
+}
+
+/* The entry point is every stack's outermost frame: named even where stripping dropped it. */
+static void test_elf_entry_point(void **state)
+{
+	static const char *const ldso[] = { "/lib64/ld-linux-x86-64.so.2",
+					     "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2" };
+	uint64_t entry = elf_entry(FIX_PIE_STRIPPED), addr, size, start = 0;
+	char got[128] = "";
+
+	assert_int_equal(nm_symbol(FIX_PIE_STRIPPED, "_start", false, &addr, &size), -ENOENT);
+	assert_int_equal(ap_elf_lookup(FIX_PIE_STRIPPED, entry + 0x20, got, sizeof(got), &start),
+			 0);
+	assert_string_equal(got, "_start");
+	assert_int_equal(start, entry);
+	/* the real symbol wins where there is one */
+	assert_int_equal(ap_elf_lookup(FIX_PIE, elf_entry(FIX_PIE), got, sizeof(got), NULL), 0);
+	assert_string_equal(got, "_start");
+	/* and the guess stops at the next symbol */
+	addr = nm_addr(FIX_PIE, "ap_fix_alpha");
+	assert_int_equal(ap_elf_lookup(FIX_PIE_STRIPPED, addr, got, sizeof(got), NULL), 0);
+	assert_string_equal(got, "ap_fix_alpha");
+	/* the dynamic loader keeps only .dynsym, without its entry point */
+	for (size_t i = 0; i < sizeof(ldso) / sizeof(ldso[0]); i++) {
+		if (access(ldso[i], R_OK))
+			continue;
+		entry = elf_entry(ldso[i]);
+		assert_int_equal(ap_elf_lookup(ldso[i], entry + 4, got, sizeof(got), NULL), 0);
+		assert_string_equal(got, "_start");
+		break;
+	}
+}
+
 static void test_elf_lookup_errors(void **state)
 {
 	char got[16];
@@ -470,6 +514,32 @@ static void test_exited_process_symbolizes(void **state)
 	assert_int_equal(st.pids_missed, 1);
 	assert_int_equal(st.frames_resolved, 4);
 	assert_int_equal(st.frames_unresolved, 2);
+}
+
+/* Mappings captured while a process ran still symbolize it after it exited (the process
+ * event thread captures them; the symbolizer gets them later). */
+static void test_capture_after_exit(void **state)
+{
+	struct ctx *c = *state;
+	struct child *k = &c->kids[0];
+	struct ap_maps_capture *cap = NULL;
+	uint64_t beta, gamma;
+	int pid;
+
+	spawn(FIX_PIE, k);
+	pid = k->pid;
+	beta = k->beta;
+	gamma = k->gamma;
+	assert_int_equal(ap_maps_capture(pid, &cap), 0);
+	child_stop(k);
+	assert_int_equal(kill(pid, 0), -1);
+	assert_int_equal(ap_symbolizer_snapshot_pid(c->s, pid), -ESRCH);
+	assert_int_equal(ap_symbolizer_snapshot_capture(c->s, pid, cap), 0);
+	ap_maps_capture_free(cap);
+	user(c, pid, beta, false, "ap_fix_beta", "symfix_pie");
+	user(c, pid, gamma + 2, true, "ap_fixlib_gamma", "libapfix.so");
+	assert_int_equal(ap_maps_capture(pid, &cap), -ESRCH);
+	assert_null(cap);
 }
 
 static void test_on_demand_and_dlopen(void **state)
@@ -809,10 +879,12 @@ int main(void)
 		cmocka_unit_test(test_elf_lookup_shared_lib),
 		cmocka_unit_test(test_elf_lookup_stripped),
 		cmocka_unit_test(test_elf_lookup_errors),
+		cmocka_unit_test(test_elf_entry_point),
 		cmocka_unit_test(test_elf_size_rules),
 		cmocka_unit_test(test_maps_parse_line),
 		T(test_live_process),
 		T(test_exited_process_symbolizes),
+		T(test_capture_after_exit),
 		T(test_on_demand_and_dlopen),
 		T(test_deleted_binary),
 		T(test_cache_shared_between_processes),
