@@ -161,10 +161,8 @@ static int64_t pool_append(char **pool, size_t *len, size_t *cap, const char *na
 	return off;
 }
 
-/* Sort, drop aliases, demangle, and copy the survivors into t's compact arrays. Names are
- * demangled here, once per file, so that lookups stay a binary search; each demangled name
- * goes straight into the pool, so a C++ library with 60k symbols never holds its demangled
- * names twice. */
+/* Sort, drop aliases, and copy the survivors into t's compact arrays. Names stay as the
+ * file has them: most are never looked up, and ap_symtab_name() demangles those that are. */
 static int build_table(struct raw_syms *r, struct ap_symtab *t)
 {
 	size_t n = 0, len = 0, cap = 0;
@@ -181,10 +179,8 @@ static int build_table(struct raw_syms *r, struct ap_symtab *t)
 	if (!t->syms)
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
-		char *dm = ap_demangle(r->v[i].name);
-		int64_t off = pool_append(&pool, &len, &cap, dm ? dm : r->v[i].name);
+		int64_t off = pool_append(&pool, &len, &cap, r->v[i].name);
 
-		free(dm);
 		if (off < 0) {
 			free(pool);
 			free(t->syms);
@@ -396,10 +392,14 @@ int ap_symtab_load_mem(const void *image, size_t size, struct ap_symtab *t)
 	return err;
 }
 
+static bool free_dm_name(struct ap_hnode *n, void *ctx);
+
 void ap_symtab_release(struct ap_symtab *t)
 {
 	if (!t)
 		return;
+	ap_htab_sweep(&t->demangled, free_dm_name, NULL);
+	ap_htab_release(&t->demangled);
 	free(t->syms);
 	free(t->names);
 	free(t->segs);
@@ -466,9 +466,60 @@ bool ap_symtab_file_to_vaddr(const struct ap_symtab *t, uint64_t file_off, uint6
 	return true;
 }
 
+/* One demangled name, by symbol index. */
+struct dm_name {
+	struct ap_hnode node;
+	size_t idx;
+	char name[];
+};
+
+const char *ap_symtab_name(const struct ap_symtab *t, const struct ap_symtab_sym *s)
+{
+	/* the memo is a cache: filling it does not change what t answers */
+	struct ap_symtab *mt = (struct ap_symtab *)t;
+	const char *raw = t->names + s->name;
+	size_t idx = (size_t)(s - t->syms), len;
+	uint64_t h = ap_hash_bytes(&idx, sizeof(idx), 3);
+	struct dm_name *d;
+	char *dm;
+
+	if (raw[0] != '_' || (raw[1] != 'Z' && raw[1] != 'R')) /* C: most of a system */
+		return raw;
+	for (struct ap_hnode *n = ap_htab_first(&t->demangled, h); n; n = ap_htab_next(n)) {
+		d = AP_CONTAINER_OF(n, struct dm_name, node);
+		if (d->idx == idx)
+			return d->name;
+	}
+	dm = ap_demangle(raw);
+	if (!dm)
+		return raw; /* not a mangling after all */
+	len = strlen(dm) + 1;
+	d = malloc(sizeof(*d) + len);
+	if (d) {
+		d->idx = idx;
+		memcpy(d->name, dm, len);
+		if (ap_htab_insert(&mt->demangled, &d->node, h)) {
+			free(d);
+			d = NULL;
+		} else {
+			mt->demangled_bytes += sizeof(*d) + len;
+		}
+	}
+	free(dm);
+	return d ? d->name : raw; /* without memory for the memo: the mangled name */
+}
+
+static bool free_dm_name(struct ap_hnode *n, void *ctx)
+{
+	(void)ctx;
+	free(AP_CONTAINER_OF(n, struct dm_name, node));
+	return true;
+}
+
 size_t ap_symtab_bytes(const struct ap_symtab *t)
 {
-	size_t n = t->nsyms * sizeof(*t->syms) + t->names_len + t->nsegs * sizeof(*t->segs);
+	size_t n = t->nsyms * sizeof(*t->syms) + t->names_len + t->nsegs * sizeof(*t->segs) +
+		   t->demangled_bytes;
 
 	if (t->build_id)
 		n += strlen(t->build_id) + 1;

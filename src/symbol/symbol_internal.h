@@ -64,7 +64,11 @@ struct ap_debuginfo;
 
 struct ap_symtab {
 	struct ap_symtab_sym *syms;
-	char *names; /* one pool of NUL-terminated names (C++/Rust ones demangled) */
+	char *names; /* one pool of NUL-terminated names, as in the file (mangled) */
+	/* C++/Rust names demangled when first looked up (ap_symtab_name): demangling all of
+	 * libLLVM's 100k names up front cost more CPU than the rest of loading it */
+	struct ap_htab demangled;
+	size_t demangled_bytes;
 	struct ap_symtab_seg *segs;
 	char *build_id; /* lower-case hex, NULL when the file has none */
 	char *path;	/* path the file was first seen at (display only), may be NULL */
@@ -87,10 +91,9 @@ int ap_symtab_build_id(Elf *elf, char *hex, size_t len);
 void ap_symtab_release(struct ap_symtab *t);
 /* The symbol covering `vaddr`, or NULL. */
 const struct ap_symtab_sym *ap_symtab_find(const struct ap_symtab *t, uint64_t vaddr);
-static inline const char *ap_symtab_name(const struct ap_symtab *t, const struct ap_symtab_sym *s)
-{
-	return t->names + s->name;
-}
+/* The symbol's name, demangled. Valid until t is released. Not thread-safe (it fills t's
+ * memo of demangled names). */
+const char *ap_symtab_name(const struct ap_symtab *t, const struct ap_symtab_sym *s);
 /* Translate a file offset (runtime address - mapping start + mapping offset) into the ELF's
  * vaddr space through the PT_LOAD segment holding it. Returns false without segments. */
 bool ap_symtab_file_to_vaddr(const struct ap_symtab *t, uint64_t file_off, uint64_t *vaddr);
