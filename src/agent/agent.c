@@ -238,6 +238,13 @@ static void print_summary(const struct ap_agent_opts *opts, const struct ap_prof
 			ap_warn("%s: %s = %llu", ap_profile_get_meta(p, "mode"), drop_stats[i],
 				(unsigned long long)v);
 	}
+	/* the unwinder is shared: say it once */
+	if (with_shared && ap_profile_get_stat(p, "unwind_files_over_budget"))
+		ap_warn("%llu files' unwind tables did not fit --unwind-memory (%llu MiB peak): "
+			"their frames were unwound with frame pointers; raise it for complete "
+			"stacks",
+			(unsigned long long)ap_profile_get_stat(p, "unwind_files_over_budget"),
+			(unsigned long long)ap_profile_get_stat(p, "unwind_table_bytes_peak") >> 20);
 }
 
 struct ap_unwinder *ap_collector_unwinder(struct ap_collector *c)
@@ -247,7 +254,7 @@ struct ap_unwinder *ap_collector_unwinder(struct ap_collector *c)
 		return NULL;
 	}
 	if (!*c->unwinder)
-		*c->unwinder = ap_unwinder_new(NULL);
+		*c->unwinder = ap_unwinder_new(c->unwinder_opts);
 	return *c->unwinder;
 }
 
@@ -275,6 +282,7 @@ int ap_agent_run(const struct ap_agent_opts *opts)
 {
 	struct ap_collector cols[NCOLLECTORS] = { 0 };
 	struct ap_unwinder *unwinder = NULL;
+	struct ap_unwinder_opts unwinder_opts = { .max_table_bytes = opts->unwind_memory };
 	struct run_output outs[NCOLLECTORS] = { 0 };
 	struct ap_symbolizer *sym = NULL;
 	struct sigaction sa = { 0 };
@@ -347,6 +355,7 @@ int ap_agent_run(const struct ap_agent_opts *opts)
 		cols[ncols].ops = ops;
 		cols[ncols].sym = sym;
 		cols[ncols].unwinder = &unwinder;
+		cols[ncols].unwinder_opts = &unwinder_opts;
 		cols[ncols].profile = ap_profile_new();
 		if (!cols[ncols].profile) {
 			fprintf(stderr, "%s: out of memory\n", opts->prog);

@@ -36,6 +36,7 @@ struct ap_agent_opts {
 	const char *debuginfod; /* --debuginfod URLS: fetch missing debug info (opt-in) */
 	bool no_dwarf;		/* --no-dwarf: ELF symbol names only, no inline frames/lines */
 	const char *debug_cache; /* --debug-cache DIR: uncompressed debug copies; "" off */
+	uint64_t unwind_memory;	 /* --unwind-memory: kernel memory for unwind tables; 0 default */
 	bool per_event; /* deliver every event to userspace (filters) instead of in-kernel counts */
 	int verbose;
 

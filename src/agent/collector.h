@@ -16,6 +16,7 @@
 struct ap_collector;
 struct ap_filter_hook;
 struct ap_unwinder;
+struct ap_unwinder_opts;
 
 struct ap_collector_ops {
 	const char *name;  /* the mode name: "cpu" */
@@ -51,6 +52,7 @@ struct ap_collector {
 	/* the run's one unwinder, shared by its modes (ap_collector_unwinder): with --mode all
 	 * a process's tables are compiled and loaded once, not once per mode */
 	struct ap_unwinder **unwinder;
+	const struct ap_unwinder_opts *unwinder_opts; /* how to make it */
 	void *priv;
 };
 

@@ -30,6 +30,7 @@ enum long_only_opt {
 	OPT_DEBUGINFOD,
 	OPT_NO_DWARF,
 	OPT_DEBUG_CACHE,
+	OPT_UNWIND_MEMORY,
 	OPT_FILTER,
 	OPT_FILTER_CONFIG,
 	OPT_FILTER_ON_ERROR,
@@ -58,6 +59,7 @@ static const struct option long_opts[] = {
 	{ "debuginfod", required_argument, NULL, OPT_DEBUGINFOD },
 	{ "no-dwarf", no_argument, NULL, OPT_NO_DWARF },
 	{ "debug-cache", required_argument, NULL, OPT_DEBUG_CACHE },
+	{ "unwind-memory", required_argument, NULL, OPT_UNWIND_MEMORY },
 	{ "filter", required_argument, NULL, OPT_FILTER },
 	{ "filter-config", required_argument, NULL, OPT_FILTER_CONFIG },
 	{ "filter-on-error", required_argument, NULL, OPT_FILTER_ON_ERROR },
@@ -101,6 +103,8 @@ void ap_agent_usage(FILE *out, const char *prog)
 		"      --debug-cache DIR    keep uncompressed copies of compressed debug files here\n"
 		"                           (default /var/cache/aperture/inflated, or under\n"
 		"                           $APERTURE_CACHE_DIR); 'off' inflates them in memory\n"
+		"      --unwind-memory SIZE kernel memory for the unwind tables of binaries without\n"
+		"                           frame pointers (default 128M; e.g. 64M, 1G)\n"
 		"      --per-event          aggregate in the agent, event by event, instead of in\n"
 		"                           the kernel (what filters use; for checking and debugging)\n"
 		"  -v, --verbose            more diagnostics (repeat for debug)\n"
@@ -312,6 +316,14 @@ int ap_agent_parse_args(int argc, char **argv, struct ap_agent_opts *opts)
 				return usage_error(opts, "empty --debug-cache%s: give a directory or 'off'",
 						   "");
 			opts->debug_cache = strcmp(optarg, "off") == 0 ? "" : optarg;
+			break;
+		case OPT_UNWIND_MEMORY:
+			if (ap_parse_size(optarg, 1ULL << 20, 64ULL << 30, &v))
+				return usage_error(opts,
+						   "invalid --unwind-memory '%s': expected a size from 1M "
+						   "to 64G (e.g. 256M)",
+						   optarg);
+			opts->unwind_memory = v;
 			break;
 		case OPT_DEBUGINFOD:
 			if (strncmp(optarg, "http://", 7) != 0 && strncmp(optarg, "https://", 8) != 0 &&

@@ -12,6 +12,10 @@ int ap_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
  * "1.5s" and "250ms" are accepted. Must be > 0. Returns 0, -EINVAL or -ERANGE. */
 int ap_parse_duration_ns(const char *s, uint64_t *out_ns);
 
+/* A size in bytes: a number with an optional binary unit, K/M/G (also KiB/MiB/GiB, any
+ * case; no unit: bytes), in [min, max]. Returns 0, -EINVAL or -ERANGE. */
+int ap_parse_size(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+
 /* A process id that fits pid_t and is > 0. */
 int ap_parse_pid(const char *s, int *out);
 

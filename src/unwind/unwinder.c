@@ -23,7 +23,7 @@ _Static_assert(sizeof(struct ap_unwind_pid_key) == 8, "ap_unwind_pid_key layout 
 _Static_assert(sizeof(struct ap_unwind_pid_chunk) == 8 + 32 * AP_UNWIND_CHUNK,
 	       "ap_unwind_pid_chunk layout changed");
 
-#define DEFAULT_MAX_TABLE_BYTES (64ULL << 20)
+#define DEFAULT_MAX_TABLE_BYTES (128ULL << 20)
 #define DEFAULT_IDLE_TABLE_BYTES (8ULL << 20)
 #define RESCAN_MIN_NS (100ULL * 1000 * 1000)
 #define REFRESH_MIN_NS (5ULL * 1000 * 1000)

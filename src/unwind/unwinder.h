@@ -22,7 +22,9 @@ struct ap_unwinder;
 struct bpf_object;
 
 struct ap_unwinder_opts {
-	uint64_t max_table_bytes;  /* kernel memory for file tables; 0: 64 MiB */
+	/* kernel memory for file tables; 0: 128 MiB (a build machine's clang, rustc and cc1
+	 * together need about 70) */
+	uint64_t max_table_bytes;
 	uint64_t idle_table_bytes; /* of which unused tables may keep; 0: 8 MiB */
 	/* compiled tables kept on disk by build-id, reused by later runs: NULL for
 	 * <cache root>/unwind (src/lib/cache_dir.h), "" for none */

@@ -96,7 +96,7 @@ static void make_room(struct ap_unwinder *u, uint64_t need)
 
 	while (u->lru_head &&
 	       ((u->idle_bytes > u->idle_max && now - u->lru_head->idle_since_ns >= IDLE_GRACE_NS) ||
-		u->st.table_bytes + need > u->max_bytes || u->nfree == 0)) {
+		u->st.table_bytes + u->inflight + need > u->max_bytes || u->nfree == 0)) {
 		table_destroy(u, u->lru_head);
 		u->st.files_evicted++;
 	}
@@ -316,8 +316,9 @@ static bool run_job(struct ap_unwinder *u, struct job *j)
 	if (!err) {
 		guess = (ap_cfi_table_entries(&c) * 8 + 4095) / 4096 * 4096 + 1024;
 		make_room(u, guess);
-		if (u->nfree && u->st.table_bytes + guess <= u->max_bytes) {
+		if (u->nfree && u->st.table_bytes + u->inflight + guess <= u->max_bytes) {
 			slot = u->free_slots[--u->nfree];
+			u->inflight += guess; /* until installed */
 		} else {
 			err = -ENOSPC; /* over the memory budget: frame pointers for this file */
 		}
@@ -331,6 +332,7 @@ static bool run_job(struct ap_unwinder *u, struct job *j)
 		in->slot = slot;
 		in->cached = cached;
 		in->t0 = t0;
+		in->reserved = guess;
 		ap_uw_install_queue(u, in);
 		return false;
 	}
@@ -342,6 +344,7 @@ static bool run_job(struct ap_unwinder *u, struct job *j)
 		err = file_map_install(u, &m, slot, &bytes);
 		pthread_mutex_lock(&u->lock);
 		u->st.compile_ns += ap_uw_mono_ns() - t1;
+		u->inflight -= guess;
 	}
 	if (err && slot != AP_UNWIND_NO_FILE) {
 		u->free_slots[u->nfree++] = slot;

@@ -85,6 +85,7 @@ static void *installer_main(void *arg)
 			struct install *in = v[i];
 			uint32_t slot = in->slot;
 
+			u->inflight -= in->reserved;
 			if (errs[i]) {
 				u->free_slots[u->nfree++] = slot;
 				slot = AP_UNWIND_NO_FILE;

@@ -91,6 +91,7 @@ struct install {
 	uint32_t slot;
 	bool cached;
 	uint64_t t0; /* when its job started */
+	uint64_t reserved; /* bytes counted in the unwinder's `inflight` until it is in */
 };
 
 struct ap_unwinder {
@@ -113,6 +114,7 @@ struct ap_unwinder {
 	uint32_t *free_slots;
 	uint32_t nfree;
 	uint64_t idle_bytes, max_bytes, idle_max;
+	uint64_t inflight; /* estimated bytes of tables compiled but not installed yet */
 	uint64_t next_gc_ns;
 	uint64_t gc_gen; /* ap_unwinder_gc() calls */
 	struct ap_unwinder_stats st;

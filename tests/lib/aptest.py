@@ -37,10 +37,10 @@ def require_bpf():
         skip("kernel has no BTF (/sys/kernel/btf/vmlinux)")
 
 
-def agent(*args, timeout=60, check_rc=True):
+def agent(*args, timeout=60, check_rc=True, env=None):
     """Run aperture-agent; returns the CompletedProcess."""
     cmd = [os.path.join(BIN_DIR, "aperture-agent"), *map(str, args)]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     if check_rc and res.returncode != 0:
         fail(f"{' '.join(cmd)} exited {res.returncode}\nstdout:{res.stdout}\nstderr:{res.stderr}")
     return res

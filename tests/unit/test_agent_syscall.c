@@ -373,6 +373,10 @@ static void test_options(void **state)
 	assert_int_equal(parse(&o, "--slow-stacks", "--min-latency", "1ms", NULL), 0);
 	assert_int_equal(o.min_latency_ns, 1000000);
 	assert_true(o.slow_stacks);
+	assert_int_equal(parse(&o, "--unwind-memory", "256M", NULL, NULL), 0);
+	assert_int_equal(o.unwind_memory, 256ULL << 20);
+	assert_int_equal(parse(&o, "--unwind-memory", "512K", NULL, NULL), AP_EXIT_USAGE);
+	assert_int_equal(parse(&o, "--unwind-memory", "lots", NULL, NULL), AP_EXIT_USAGE);
 }
 
 int main(void)

@@ -67,12 +67,41 @@ static void test_u64_and_pid(void **state)
 	assert_int_equal(ap_parse_pid("abc", &pid), -EINVAL);
 }
 
+static void test_size_units(void **state)
+{
+	uint64_t v = 0;
+
+	(void)state;
+	assert_int_equal(ap_parse_size("4096", 0, UINT64_MAX, &v), 0);
+	assert_int_equal(v, 4096);
+	assert_int_equal(ap_parse_size("64K", 0, UINT64_MAX, &v), 0);
+	assert_int_equal(v, 64 << 10);
+	assert_int_equal(ap_parse_size("128m", 0, UINT64_MAX, &v), 0);
+	assert_int_equal(v, 128ULL << 20);
+	assert_int_equal(ap_parse_size("2GiB", 0, UINT64_MAX, &v), 0);
+	assert_int_equal(v, 2ULL << 30);
+	assert_int_equal(ap_parse_size("1MiB", 0, UINT64_MAX, &v), 0);
+	assert_int_equal(v, 1ULL << 20);
+	/* rejected, and v untouched */
+	v = 7;
+	assert_int_equal(ap_parse_size("", 0, UINT64_MAX, &v), -EINVAL);
+	assert_int_equal(ap_parse_size("-1M", 0, UINT64_MAX, &v), -EINVAL);
+	assert_int_equal(ap_parse_size("12X", 0, UINT64_MAX, &v), -EINVAL);
+	assert_int_equal(ap_parse_size("12MB!", 0, UINT64_MAX, &v), -EINVAL);
+	assert_int_equal(ap_parse_size("1.5G", 0, UINT64_MAX, &v), -EINVAL);
+	assert_int_equal(ap_parse_size("99999999999999G", 0, UINT64_MAX, &v), -ERANGE);
+	assert_int_equal(ap_parse_size("512K", 1 << 20, UINT64_MAX, &v), -ERANGE);
+	assert_int_equal(ap_parse_size("2G", 0, 1ULL << 30, &v), -ERANGE);
+	assert_int_equal(v, 7);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_duration_units),
 		cmocka_unit_test(test_duration_rejects),
 		cmocka_unit_test(test_u64_and_pid),
+		cmocka_unit_test(test_size_units),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
