@@ -17,6 +17,14 @@ _Static_assert(sizeof(struct ap_proc_event) == 32, "ap_proc_event layout changed
 _Static_assert(sizeof(struct ap_user_snapshot) == 32 + AP_DEFER_STACK,
 	       "ap_user_snapshot layout changed");
 
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
 /* What the watcher thread learnt of a process, for the symbolizer (main thread). */
 struct proc_note {
 	struct proc_note *next;
@@ -37,7 +45,7 @@ struct ap_unwind_events {
 	struct ring_buffer *proc_rb;
 	pthread_t watcher;
 	bool watcher_ok;
-	volatile bool stop;
+	bool stop; /* read and written atomically */
 	pthread_mutex_t lock; /* the notes */
 	struct proc_note *notes, **notes_tail;
 	uint64_t late_ms_max; /* the most a process event waited to be read */
@@ -73,7 +81,7 @@ void ap_unwind_events_detach(struct ap_unwind_events *ev)
 	if (!ev)
 		return;
 	if (ev->watcher_ok) {
-		ev->stop = true;
+		__atomic_store_n(&ev->stop, true, __ATOMIC_RELEASE);
 		pthread_join(ev->watcher, NULL);
 		ev->watcher_ok = false;
 		ev->stop = false;
@@ -119,7 +127,7 @@ static void note(struct ap_unwind_events *ev, int pid, bool exited)
 		return;
 	}
 	pthread_mutex_lock(&ev->lock);
-	*ev->notes_tail = n;
+	__atomic_store_n(ev->notes_tail, n, __ATOMIC_RELEASE); /* sync() peeks without the lock */
 	ev->notes_tail = &n->next;
 	pthread_mutex_unlock(&ev->lock);
 }
@@ -135,17 +143,15 @@ static int handle_proc_event(void *ctx, void *data, size_t size)
 {
 	struct ap_unwind_events *ev = ctx;
 	const struct ap_proc_event *e = data;
-	struct timespec ts;
 	uint64_t late_ms;
 
 	if (size < sizeof(*e)) {
 		__atomic_fetch_add(&ev->bad, 1, __ATOMIC_RELAXED);
 		return 0;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	late_ms = ((uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec - e->ts_ns) / 1000000;
-	if (late_ms > ev->late_ms_max && late_ms < 3600 * 1000)
-		ev->late_ms_max = late_ms;
+	late_ms = (mono_ns() - e->ts_ns) / 1000000;
+	if (late_ms > __atomic_load_n(&ev->late_ms_max, __ATOMIC_RELAXED) && late_ms < 3600 * 1000)
+		__atomic_store_n(&ev->late_ms_max, late_ms, __ATOMIC_RELAXED);
 	switch (e->kind) {
 	case AP_PROC_NEW:
 	case AP_PROC_EXEC:
@@ -174,7 +180,7 @@ static void *watcher_main(void *arg)
 {
 	struct ap_unwind_events *ev = arg;
 
-	while (!ev->stop) {
+	while (!__atomic_load_n(&ev->stop, __ATOMIC_ACQUIRE)) {
 		int n = ring_buffer__poll(ev->proc_rb, 50);
 
 		if (n < 0 && n != -EINTR) {
@@ -190,7 +196,7 @@ void ap_unwind_events_sync(struct ap_unwind_events *ev)
 {
 	struct proc_note *n;
 
-	if (!ev || !ev->notes)
+	if (!ev || !__atomic_load_n(&ev->notes, __ATOMIC_ACQUIRE)) /* the common case: nothing */
 		return;
 	pthread_mutex_lock(&ev->lock);
 	n = ev->notes;
@@ -297,7 +303,7 @@ void ap_unwind_events_get_stats(const struct ap_unwind_events *ev,
 	out->complete = ds.complete;
 	out->early = ds.early;
 	out->lost = ev->lost;
-	out->bad = ev->bad;
+	out->bad = __atomic_load_n(&ev->bad, __ATOMIC_RELAXED);
 	out->stack_bytes = ev->stack_bytes;
 }
 
@@ -320,5 +326,6 @@ void ap_unwind_events_report(const struct ap_unwind_events *ev, int stats_fd,
 	ap_profile_set_stat(p, "stacks_deferred_lost", st.lost);
 	ap_profile_set_stat(p, "stacks_deferred_stack_bytes", st.stack_bytes);
 	ap_profile_set_stat(p, "unwind_events_malformed", st.bad);
-	ap_profile_set_stat(p, "proc_events_latest_ms", ev ? ev->late_ms_max : 0);
+	ap_profile_set_stat(p, "proc_events_latest_ms",
+			    ev ? __atomic_load_n(&ev->late_ms_max, __ATOMIC_RELAXED) : 0);
 }

@@ -57,7 +57,7 @@ struct {
 } defer_scratch SEC(".maps");
 
 /* When each process last asked the agent to re-scan its mappings (AP_PROC_UNKNOWN_PC). */
-#define AP_RESCAN_INTERVAL_NS (100ULL * 1000 * 1000)
+#define AP_RESCAN_INTERVAL_NS (20ULL * 1000 * 1000)
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 1024); /* an evicted process may just ask again sooner */
@@ -185,6 +185,11 @@ static __always_inline void ap_proc_exec(__u32 tgid, bool any)
 		/* known from --pid: its exit is worth reporting too */
 		bpf_map_update_elem(&seen_pids, &tgid, &yes, BPF_ANY);
 	}
+	/* Its tables describe the image it just replaced: walked with them, the new image's
+	 * pcs fall outside every mapping, or worse, inside an old one. Without its first chunk
+	 * the process has no tables: its samples are deferred until the agent, told below,
+	 * has loaded the new ones. */
+	bpf_map_delete_elem(&unwind_pids, &pk);
 	ap_proc_emit(AP_PROC_EXEC, tgid);
 }
 

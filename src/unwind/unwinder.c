@@ -25,7 +25,11 @@ _Static_assert(sizeof(struct ap_unwind_pid_chunk) == 8 + 32 * AP_UNWIND_CHUNK,
 
 #define DEFAULT_MAX_TABLE_BYTES (128ULL << 20)
 #define DEFAULT_IDLE_TABLE_BYTES (8ULL << 20)
-#define RESCAN_MIN_NS (100ULL * 1000 * 1000)
+/* Re-scans asked for by BPF (a pc outside every known mapping) come at most every 20 ms a
+ * process (AP_RESCAN_INTERVAL_NS); this only stops a burst queued meanwhile. It must be
+ * short: the scan at exec sees only the executable and ld.so, and the libraries ld.so maps
+ * a millisecond later are needed before a short-lived process is gone. */
+#define RESCAN_MIN_NS (5ULL * 1000 * 1000)
 #define REFRESH_MIN_NS (5ULL * 1000 * 1000)
 #define GC_INTERVAL_NS (5ULL * 1000 * 1000 * 1000)
 #define CHUNK_BYTES (sizeof(struct ap_unwind_pid_chunk) + 96) /* value + hash element */
