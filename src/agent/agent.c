@@ -91,6 +91,7 @@ static void add_symbolizer_stats(struct ap_profile *p, const struct ap_symbolize
 
 	ap_symbolizer_get_stats(sym, &st);
 	ap_profile_set_stat(p, "processes_snapshotted", st.pids_snapshotted);
+	ap_profile_set_stat(p, "symbol_mappings_from_samples", st.mappings_added);
 	ap_profile_set_stat(p, "processes_missed", st.pids_missed);
 	ap_profile_set_stat(p, "elf_files_loaded", st.elf_loaded);
 	ap_profile_set_stat(p, "elf_files_unreadable", st.elf_failed);
@@ -245,6 +246,21 @@ static void print_summary(const struct ap_agent_opts *opts, const struct ap_prof
 			"stacks",
 			(unsigned long long)ap_profile_get_stat(p, "unwind_files_over_budget"),
 			(unsigned long long)ap_profile_get_stat(p, "unwind_table_bytes_peak") >> 20);
+}
+
+void ap_explain_bpf_load_error(int err, const char *what, const char *needs, char *msg,
+			       size_t len)
+{
+	if ((err == -EPERM || err == -EACCES) && geteuid() != 0)
+		snprintf(msg, len, "permission denied loading the %s BPF programs: run as root "
+			 "(needs CAP_BPF and CAP_PERFMON)", what);
+	else if (err == -EACCES || err == -EINVAL)
+		/* as root, EACCES is the verifier saying no */
+		snprintf(msg, len, "the kernel refused the %s BPF programs (%s): run with -vv for "
+			 "the verifier's log; %s", what, strerror(-err), needs);
+	else
+		snprintf(msg, len, "cannot load the %s BPF programs: %s (%s)", what,
+			 strerror(-err), needs);
 }
 
 struct ap_unwinder *ap_collector_unwinder(struct ap_collector *c)

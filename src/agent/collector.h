@@ -56,6 +56,11 @@ struct ap_collector {
 	void *priv;
 };
 
+/* A failed BPF object load, explained: permission (not root), the verifier's refusal (the
+ * log with -vv), or a kernel without what `what` needs (`needs`). */
+void ap_explain_bpf_load_error(int err, const char *what, const char *needs, char *msg,
+			       size_t len);
+
 /* The run's unwinder, made by the first mode that asks; owned by the run loop, never freed
  * by a collector. NULL with errno set when it cannot be made (no CAP_BPF, no map-in-map). */
 struct ap_unwinder *ap_collector_unwinder(struct ap_collector *c);

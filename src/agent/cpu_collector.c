@@ -114,13 +114,7 @@ static int handle_sample_event(void *ctx, void *data, size_t size)
 
 static void explain_open_error(int err, char *msg, size_t len)
 {
-	if (err == -EPERM || err == -EACCES)
-		snprintf(msg, len,
-			 "permission denied loading BPF programs: run as root "
-			 "(needs CAP_BPF and CAP_PERFMON)");
-	else
-		snprintf(msg, len, "cannot load the CPU sampler BPF program: %s (is BPF with BTF "
-			 "supported by this kernel?)", strerror(-err));
+	ap_explain_bpf_load_error(err, "CPU sampler", "it needs BPF with BTF", msg, len);
 }
 
 static int attach_perf_events(struct cpu_collector *cc, const struct ap_agent_opts *opts,
@@ -373,6 +367,7 @@ int ap_unwind_report_stats(struct ap_unwinder *u, int stats_fd, struct ap_profil
 	ap_unwinder_get_stats(u, &us);
 	ap_profile_set_stat(p, "unwind_processes_loaded", us.pids_loaded);
 	ap_profile_set_stat(p, "unwind_processes_missed", us.pids_missed);
+	ap_profile_set_stat(p, "unwind_mappings_from_samples", us.mappings_added);
 	ap_profile_set_stat(p, "unwind_rescans", us.rescans);
 	ap_profile_set_stat(p, "unwind_files_compiled", us.files_compiled);
 	ap_profile_set_stat(p, "unwind_files_from_cache", us.files_cached);

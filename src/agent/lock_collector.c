@@ -73,13 +73,7 @@ struct lock_collector {
 
 static void explain_open_error(int err, char *msg, size_t len)
 {
-	if (err == -EPERM || err == -EACCES)
-		snprintf(msg, len,
-			 "permission denied loading BPF programs: run as root "
-			 "(needs CAP_BPF and CAP_PERFMON)");
-	else
-		snprintf(msg, len, "cannot load the lock BPF programs: %s (is BPF with BTF "
-			 "supported by this kernel?)", strerror(-err));
+	ap_explain_bpf_load_error(err, "lock", "they need BPF with BTF", msg, len);
 }
 
 /* Comm of a thread that released a contended futex, for holders that are gone. */

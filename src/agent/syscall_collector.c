@@ -206,13 +206,7 @@ static void attach_proc_hooks(struct sys_collector *sc)
 
 static void explain_load_error(int err, char *msg, size_t len)
 {
-	if (err == -EPERM || err == -EACCES)
-		snprintf(msg, len, "permission denied loading BPF programs: run as root "
-			 "(needs CAP_BPF and CAP_PERFMON)");
-	else
-		snprintf(msg, len, "cannot load the syscall tracer (tp_btf and raw_tp "
-			 "sys_enter/sys_exit): %s (needs BPF with BTF and task storage, "
-			 "Linux 5.11 or later)", strerror(-err));
+	ap_explain_bpf_load_error(err, "syscall tracer", "they need tp_btf and raw_tp sys_enter/sys_exit, BPF with BTF and task storage: Linux 5.11 or later", msg, len);
 }
 
 /* The user stack of a slow call in sys_stacks, or NULL (counted). */

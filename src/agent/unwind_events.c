@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
 
 #include <bpf/libbpf.h>
 
@@ -14,7 +16,7 @@
 #include "unwind_events.h"
 
 _Static_assert(sizeof(struct ap_proc_event) == 32, "ap_proc_event layout changed");
-_Static_assert(sizeof(struct ap_user_snapshot) == 32 + AP_DEFER_STACK,
+_Static_assert(sizeof(struct ap_user_snapshot) == 72 + AP_DEFER_STACK,
 	       "ap_user_snapshot layout changed");
 
 static uint64_t mono_ns(void)
@@ -245,6 +247,16 @@ static int handle_deferred(void *ctx, void *data, size_t size)
 	 * since the last scan (by ld.so or dlopen), so that the replay has their tables. */
 	if (ap_unwinder_refresh_pid(ev->u, (int)s->pid) > 0)
 		ap_symbolizer_snapshot_pid(ev->sym, (int)s->pid);
+	/* a library it mapped since the last scan, and it may be gone already: BPF named the
+	 * file of the pc, which other processes have shown us */
+	if (s->pc_vma.ino && s->pc_vma.end > s->pc_vma.start) {
+		const struct ap_snap_vma *v = &s->pc_vma;
+		uint64_t off = v->pgoff * (uint64_t)getpagesize();
+
+		ap_unwinder_add_mapping(ev->u, (int)s->pid, v->start, v->end, off, v->dev, v->ino);
+		ap_symbolizer_add_mapping(ev->sym, (int)s->pid, v->start, v->end, off,
+					  makedev(v->dev >> 20, v->dev & 0xfffff), v->ino);
+	}
 	if (ap_unwind_deferq_push(ev->q, (int)s->pid, data, ev->payload_len, &snap))
 		ev->lost++;
 	return 0;

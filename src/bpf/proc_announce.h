@@ -45,7 +45,7 @@ struct {
 
 /* Where a deferred record is put together before it is sent with its real length (a ring
  * buffer reservation has a fixed size). Per CPU: a program does not nest on its CPU. */
-#define AP_DEFER_SCRATCH (12 * 1024)
+#define AP_DEFER_SCRATCH (20 * 1024)
 struct ap_defer_scratch {
 	__u8 b[AP_DEFER_SCRATCH];
 };
@@ -240,20 +240,43 @@ static long ap_defer_vma_end(struct task_struct *task, struct vm_area_struct *vm
 	return 0;
 }
 
-/* How much of the stack above sp to copy: no further than the end of the mapping sp is in
- * (a thread's stack), nor than the end of a main thread's frames (mm->start_stack: above it
- * are argv and the environment; 64 bytes of them are harmless), nor the window. */
-static __always_inline __u32 ap_defer_stack_len(__u64 sp, __u32 tgid)
+static long ap_defer_vma_file(struct task_struct *task, struct vm_area_struct *vma, void *ctx)
+{
+	struct ap_snap_vma *v = ctx;
+	struct file *f = BPF_CORE_READ(vma, vm_file);
+
+	if (!f)
+		return 0;
+	v->start = BPF_CORE_READ(vma, vm_start);
+	v->end = BPF_CORE_READ(vma, vm_end);
+	v->pgoff = BPF_CORE_READ(vma, vm_pgoff);
+	v->ino = BPF_CORE_READ(f, f_inode, i_ino);
+	v->dev = BPF_CORE_READ(f, f_inode, i_sb, s_dev);
+	return 0;
+}
+
+/*
+ * How much of the stack above sp to copy: for a main thread no further than the end of its
+ * frames (mm->start_stack: above it are argv and the environment; 64 bytes of them are
+ * harmless), for another thread than the end of the mapping sp is in (its stack), and never
+ * more than the window.
+ *
+ * One bpf_find_vma per event: in a sampling interrupt the mmap lock is released through a
+ * per-CPU irq_work, and a second call before it ran fails (EBUSY). A main thread's bound
+ * needs none, so its call goes to naming the pc's file (ap_defer_send).
+ */
+static __always_inline __u32 ap_defer_stack_len(__u64 sp, bool main_thread)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	__u64 top = 0, len = AP_DEFER_STACK, start;
 
-	if (!bpf_find_vma(task, sp, ap_defer_vma_end, &top, 0) && top > sp && top - sp < len)
-		len = top - sp;
-	if ((__u32)bpf_get_current_pid_tgid() == tgid) {
+	if (main_thread) {
 		start = BPF_CORE_READ(task, mm, start_stack);
 		if (start > sp && start - sp + 64 < len)
 			len = start - sp + 64;
+	} else if (!bpf_find_vma(task, sp, ap_defer_vma_end, &top, 0) && top > sp &&
+		   top - sp < len) {
+		len = top - sp;
 	}
 	len = (len + 7) & ~7ULL;
 	return len > AP_DEFER_STACK ? AP_DEFER_STACK : (__u32)len;
@@ -264,13 +287,18 @@ static __always_inline __u32 ap_defer_stack_len(__u64 sp, __u32 tgid)
 static __always_inline void ap_defer_send(void *d, struct ap_user_snapshot *s, __u64 head,
 					  __u32 tgid, const struct ap_uregs *start)
 {
-	__u32 i, len = ap_defer_stack_len(start->sp, tgid);
+	bool main_thread = (__u32)bpf_get_current_pid_tgid() == tgid;
+	__u32 i, len = ap_defer_stack_len(start->sp, main_thread);
+	struct ap_snap_vma vma = {}; /* bpf_find_vma's context must be on the stack */
 	__u64 size;
 
 	s->pc = start->pc;
 	s->sp = start->sp;
 	s->bp = start->bp;
 	s->pid = tgid;
+	if (main_thread) /* see ap_defer_stack_len */
+		bpf_find_vma(bpf_get_current_task_btf(), start->pc, ap_defer_vma_file, &vma, 0);
+	s->pc_vma = vma;
 	if (len > AP_DEFER_STACK)
 		len = AP_DEFER_STACK; /* for the verifier */
 	if (len && !bpf_probe_read_user(s->stack, len, (const void *)start->sp)) {

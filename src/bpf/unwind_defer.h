@@ -32,12 +32,24 @@ struct ap_proc_event {
 };
 
 /* User stack bytes a deferred event carries, from sp up (perf --call-graph dwarf's default). */
-#define AP_DEFER_STACK 8192
+#define AP_DEFER_STACK 16384
+
+/* The file mapping the snapshot's pc was in when it was taken (all zero: none). A process
+ * that dies within milliseconds of mapping a library can be gone before the agent reads its
+ * mappings; this names the library anyway (the agent knows the file by device and inode
+ * from other processes). dev is the kernel's encoding: major << 20 | minor. */
+struct ap_snap_vma {
+	__u64 start, end, pgoff; /* pgoff in pages */
+	__u64 ino;
+	__u32 dev;
+	__u32 pad;
+};
 
 /* The tail of every deferred record: the mode's payload comes first (its size is fixed per
  * mode), this follows it. */
 struct ap_user_snapshot {
 	__u64 pc, sp, bp; /* user registers */
+	struct ap_snap_vma pc_vma;
 	__u32 pid;	  /* thread group id: whose tables unwind it */
 	__u32 stack_len;  /* bytes of stack[] copied */
 	__u8 stack[AP_DEFER_STACK];

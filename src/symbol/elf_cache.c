@@ -192,6 +192,32 @@ static int take(struct ap_elf_cache *c, struct cache_ent *e, struct ap_symtab **
 	return 0;
 }
 
+struct inode_find {
+	uint64_t dev, ino;
+	struct cache_ent *e;
+};
+
+static bool match_inode(struct ap_hnode *n, void *ctx)
+{
+	struct alias *a = AP_CONTAINER_OF(n, struct alias, node);
+	struct inode_find *f = ctx;
+
+	if (!f->e && a->fid.dev == f->dev && a->fid.ino == f->ino)
+		f->e = a->ent;
+	return false;
+}
+
+int ap_elf_cache_get_inode(struct ap_elf_cache *c, uint64_t dev, uint64_t ino,
+			   struct ap_symtab **out)
+{
+	struct inode_find f = { dev, ino, NULL };
+
+	*out = NULL;
+	/* a scan: this is for the rare mapping known only by its inode */
+	ap_htab_sweep(&c->by_fid, match_inode, &f);
+	return f.e ? take(c, f.e, out) : -ENOENT;
+}
+
 /* New entry for an opened ELF not in the cache by build-id. */
 static int ent_create(struct ap_elf_cache *c, Elf *elf, int fd, const struct file_id *fid,
 		      const char *display_path, const char *root, struct ap_symtab **out)

@@ -299,6 +299,10 @@ void ap_elf_cache_free(struct ap_elf_cache *c);
 int ap_elf_cache_get(struct ap_elf_cache *c, const char *const *paths, size_t npaths,
 		     const char *display_path, const char *root, struct ap_symtab **out);
 void ap_elf_cache_put(struct ap_elf_cache *c, struct ap_symtab *t);
+/* Reference the table of a file loaded before, by device (st_dev) and inode alone. Returns 0
+ * with *out referenced, or -ENOENT. */
+int ap_elf_cache_get_inode(struct ap_elf_cache *c, uint64_t dev, uint64_t ino,
+			   struct ap_symtab **out);
 /* The vDSO of this machine, read from the agent's own; owned by the cache. NULL if unusable. */
 struct ap_symtab *ap_elf_cache_vdso(struct ap_elf_cache *c);
 void ap_elf_cache_counts(const struct ap_elf_cache *c, uint64_t *loaded, uint64_t *failed);

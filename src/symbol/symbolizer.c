@@ -459,6 +459,40 @@ static const struct snap_map *find_map(const struct snapshot *snap, uint64_t add
 	return &snap->maps[lo - 1];
 }
 
+int ap_symbolizer_add_mapping(struct ap_symbolizer *s, int pid, uint64_t start, uint64_t end,
+			      uint64_t offset, uint64_t dev, uint64_t ino)
+{
+	struct snapshot *snap = s && pid > 0 ? find_snapshot(s, pid) : NULL;
+	struct snap_map m = { 0 }, *v;
+	size_t i;
+
+	if (!snap || end <= start || find_map(snap, start))
+		return 0;
+	if (ap_elf_cache_get_inode(s->cache, dev, ino, &m.tab))
+		return 0;
+	if (!m.tab->path) { /* it needs a name to show */
+		ap_elf_cache_put(s->cache, m.tab);
+		return 0;
+	}
+	v = realloc(snap->maps, (snap->nmaps + 1) * sizeof(*v));
+	if (!v) {
+		ap_elf_cache_put(s->cache, m.tab);
+		return -ENOMEM;
+	}
+	snap->maps = v;
+	for (i = snap->nmaps; i > 0 && v[i - 1].start > start; i--)
+		v[i] = v[i - 1];
+	m.start = start;
+	m.end = end;
+	m.offset = offset;
+	m.path = PATH_IN_TAB;
+	m.kind = MAP_FILE;
+	v[i] = m;
+	snap->nmaps++;
+	s->st.mappings_added++;
+	return 1;
+}
+
 static bool may_refresh(const struct ap_symbolizer *s, const struct snapshot *snap)
 {
 	if (snap->exited || snap->gone)

@@ -26,6 +26,7 @@ struct ap_symbolizer;
 
 struct ap_symbolizer_stats {
 	uint64_t pids_snapshotted;  /* snapshots taken */
+	uint64_t mappings_added;    /* mappings learnt from a deferred sample, not /proc */
 	uint64_t pids_missed;	    /* pid was gone before it could be snapshotted */
 	uint64_t elf_loaded;	    /* distinct ELF files whose symbols were loaded */
 	uint64_t elf_failed;	    /* ELF files that could not be read */
@@ -73,6 +74,12 @@ void ap_maps_capture_free(struct ap_maps_capture *c);
  * exited since: its files are then found by their paths, if they are still the same files). */
 int ap_symbolizer_snapshot_capture(struct ap_symbolizer *s, int pid,
 				   const struct ap_maps_capture *c);
+
+/* One file mapping of pid that its snapshot lacks (the process mapped it after the snapshot
+ * and may be gone): added when a table for that file (st_dev, inode) is loaded already.
+ * Returns 1 (added), 0 (nothing to do or unknown file) or -ENOMEM. */
+int ap_symbolizer_add_mapping(struct ap_symbolizer *s, int pid, uint64_t start, uint64_t end,
+			      uint64_t offset, uint64_t dev, uint64_t ino);
 
 /* The process exited: its snapshot is released at the next ap_symbolizer_gc(). */
 void ap_symbolizer_pid_exited(struct ap_symbolizer *s, int pid);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -265,6 +266,9 @@ static int load(struct ap_unwinder *u, int pid, bool rescan, uint64_t min_ns)
 	u->st.rescans += rescan;
 	if (p && !p->exited && min_ns && now - p->scanned_ns < min_ns)
 		return 0;
+	/* tests: as if the process had always been gone by the time its mappings changed */
+	if (p && !p->exited && u->freeze_maps)
+		return 0;
 	err = ap_maps_read(pid, scan_cb, &s);
 	if (!err && s.n == 0)
 		err = -ESRCH;
@@ -363,6 +367,62 @@ int ap_unwinder_track_pid(struct ap_unwinder *u, int pid)
 	err = load(u, pid, false, RESCAN_MIN_NS);
 	pthread_mutex_unlock(&u->lock);
 	return err;
+}
+
+int ap_unwinder_add_mapping(struct ap_unwinder *u, int pid, uint64_t start, uint64_t end,
+			    uint64_t offset, uint32_t kdev, uint64_t ino)
+{
+	uint32_t major = kdev >> 20, minor = kdev & 0xfffff;
+	struct utable **mtab;
+	struct xmap *maps;
+	struct utable *t;
+	struct upid *p;
+	uint32_t i;
+	int ret = 0;
+
+	if (!u)
+		return -EINVAL;
+	pthread_mutex_lock(&u->lock);
+	p = ap_uw_pid_find(u, pid);
+	if (!p || end <= start)
+		goto out;
+	for (i = 0; i < p->nmaps; i++)
+		if (start < p->maps[i].end && end > p->maps[i].start)
+			goto out; /* known (or overlapping: then not ours to guess) */
+	t = ap_uw_table_by_inode(u, makedev(major, minor), ino);
+	if (!t)
+		goto out;
+	maps = realloc(p->maps, (p->nmaps + 1) * sizeof(*maps));
+	if (maps)
+		p->maps = maps;
+	mtab = maps ? realloc(p->mtab, (p->nmaps + 1) * sizeof(*mtab)) : NULL;
+	if (!mtab) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	p->mtab = mtab;
+	for (i = p->nmaps; i > 0 && p->maps[i - 1].start > start; i--) {
+		p->maps[i] = p->maps[i - 1];
+		p->mtab[i] = p->mtab[i - 1];
+	}
+	memset(&p->maps[i], 0, sizeof(p->maps[i]));
+	p->maps[i].start = start;
+	p->maps[i].end = end;
+	p->maps[i].offset = offset;
+	p->maps[i].dev = ((uint64_t)major << 32) | minor;
+	p->maps[i].ino = ino;
+	p->maps[i].kind = XMAP_FILE;
+	p->mtab[i] = t;
+	ap_uw_table_get(u, t);
+	p->nmaps++;
+	p->maps_hash = 0; /* not what /proc says: the next scan replaces it */
+	if (!p->exited)
+		install(u, p);
+	u->st.mappings_added++;
+	ret = 1;
+out:
+	pthread_mutex_unlock(&u->lock);
+	return ret;
 }
 
 void ap_unwinder_pid_exited(struct ap_unwinder *u, int pid)
@@ -484,6 +544,7 @@ struct ap_unwinder *ap_unwinder_new(const struct ap_unwinder_opts *opts)
 	pthread_cond_init(&u->wake, NULL);
 	pthread_cond_init(&u->idle, NULL);
 	pthread_cond_init(&u->install_wake, NULL);
+	u->freeze_maps = getenv("AP_TEST_FREEZE_MAPS") != NULL;
 	u->max_bytes = opts && opts->max_table_bytes ? opts->max_table_bytes :
 						       DEFAULT_MAX_TABLE_BYTES;
 	u->idle_max = opts && opts->idle_table_bytes ? opts->idle_table_bytes :

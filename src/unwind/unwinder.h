@@ -34,6 +34,7 @@ struct ap_unwinder_opts {
 struct ap_unwinder_stats {
 	uint64_t pids_loaded;	    /* process tables installed (first load, exec, re-scan) */
 	uint64_t pids_missed;	    /* process gone (or without user mappings) at load */
+	uint64_t mappings_added;    /* mappings learnt from deferred samples (the process gone) */
 	uint64_t rescans;	    /* re-scans asked for by BPF (pc outside every mapping) */
 	uint64_t rescans_unchanged; /* ... that found the same mappings */
 	uint64_t files_compiled;    /* ELF files whose CFI was compiled */
@@ -77,6 +78,13 @@ int ap_unwinder_rescan_pid(struct ap_unwinder *u, int pid);
  * tables when it has none, else re-reads its mappings at most every 100 ms (exec, dlopen;
  * nothing is reloaded when they did not change). Returns like ap_unwinder_load_pid(). */
 int ap_unwinder_track_pid(struct ap_unwinder *u, int pid);
+
+/* One file mapping of pid (kernel dev_t encoding: major << 20 | minor, inode, file offset in
+ * bytes) that its tables lack, as a deferred sample saw it: added when that file's table is
+ * known from another process. For a process that mapped a library and died before its
+ * mappings could be read. Returns 1 (added), 0 (nothing to do, unknown file) or -errno. */
+int ap_unwinder_add_mapping(struct ap_unwinder *u, int pid, uint64_t start, uint64_t end,
+			    uint64_t offset, uint32_t kdev, uint64_t ino);
 /* Drop the tables of a process that exited. */
 void ap_unwinder_pid_exited(struct ap_unwinder *u, int pid);
 /* Drop the tables of processes that no longer exist (exit events can be lost). Cheap to call

@@ -506,6 +506,19 @@ struct utable *ap_uw_table_for_file(struct ap_unwinder *u, int pid, const struct
 	return t;
 }
 
+struct utable *ap_uw_table_by_inode(struct ap_unwinder *u, uint64_t dev, uint64_t ino)
+{
+	uint64_t h = alias_hash(dev, ino);
+
+	for (struct ap_hnode *n = ap_htab_first(&u->aliases, h); n; n = ap_htab_next(n)) {
+		struct ualias *a = AP_CONTAINER_OF(n, struct ualias, node);
+
+		if (a->dev == dev && a->ino == ino)
+			return a->table;
+	}
+	return NULL;
+}
+
 /* The vDSO is the same image in every process: compile ours once (synchronously: it is two
  * pages). */
 struct utable *ap_uw_table_for_vdso(struct ap_unwinder *u)

@@ -115,6 +115,7 @@ struct ap_unwinder {
 	uint32_t nfree;
 	uint64_t idle_bytes, max_bytes, idle_max;
 	uint64_t inflight; /* estimated bytes of tables compiled but not installed yet */
+	bool freeze_maps;  /* tests (AP_TEST_FREEZE_MAPS): a process's mappings are read once */
 	uint64_t next_gc_ns;
 	uint64_t gc_gen; /* ap_unwinder_gc() calls */
 	struct ap_unwinder_stats st;
@@ -128,6 +129,8 @@ struct utable *ap_uw_table_for_vdso(struct ap_unwinder *u);
 void ap_uw_table_get(struct ap_unwinder *u, struct utable *t);
 void ap_uw_table_put(struct ap_unwinder *u, struct utable *t);
 void ap_uw_tables_trim(struct ap_unwinder *u); /* idle tables past their grace period */
+/* the table of a file seen before, by st_dev and inode alone (NULL: none) */
+struct utable *ap_uw_table_by_inode(struct ap_unwinder *u, uint64_t dev, uint64_t ino);
 void ap_uw_tables_free(struct ap_unwinder *u); /* at exit: the maps are closed already */
 int ap_uw_worker_start(struct ap_unwinder *u); /* without the lock */
 void ap_uw_worker_stop(struct ap_unwinder *u); /* without the lock */

@@ -542,6 +542,44 @@ static void test_capture_after_exit(void **state)
 	assert_null(cap);
 }
 
+/* A mapping the snapshot lacks, known only by device and inode (what a deferred sample of
+ * a process that died right after mapping a library carries): named from the table the
+ * cache has for that file. */
+static void test_mapping_from_inode(void **state)
+{
+	struct ctx *c = *state;
+	struct child *k = &c->kids[0];
+	const uint64_t base = 0x10000000; /* free in the child: PIEs and libraries sit higher */
+	uint64_t gamma = nm_addr(FIX_LIB, "ap_fixlib_gamma");
+	struct ap_symbolizer_stats st;
+	struct stat sb;
+	int pid;
+
+	spawn(FIX_PIE, k); /* maps libapfix.so: its table is in the cache now */
+	pid = k->pid;
+	assert_int_equal(ap_symbolizer_snapshot_pid(c->s, pid), 0);
+	assert_int_equal(stat(FIX_LIB, &sb), 0);
+	child_stop(k);
+	/* nothing there yet; an unknown inode adds nothing */
+	user(c, pid, base + gamma, false, "[unknown]", NULL);
+	assert_int_equal(ap_symbolizer_add_mapping(c->s, pid, base, base + 0x100000, 0, sb.st_dev,
+						   sb.st_ino + 1000000),
+			 0);
+	assert_int_equal(ap_symbolizer_add_mapping(c->s, pid, base, base + 0x100000, 0, sb.st_dev,
+						   sb.st_ino),
+			 1);
+	user(c, pid, base + gamma + 1, false, "ap_fixlib_gamma", "libapfix.so");
+	/* known now: not added twice; an unknown pid gets nothing */
+	assert_int_equal(ap_symbolizer_add_mapping(c->s, pid, base, base + 0x100000, 0, sb.st_dev,
+						   sb.st_ino),
+			 0);
+	assert_int_equal(ap_symbolizer_add_mapping(c->s, 999999999, base, base + 0x1000, 0,
+						   sb.st_dev, sb.st_ino),
+			 0);
+	ap_symbolizer_get_stats(c->s, &st);
+	assert_int_equal(st.mappings_added, 1);
+}
+
 static void test_on_demand_and_dlopen(void **state)
 {
 	struct ctx *c = *state;
@@ -885,6 +923,7 @@ int main(void)
 		T(test_live_process),
 		T(test_exited_process_symbolizes),
 		T(test_capture_after_exit),
+		T(test_mapping_from_inode),
 		T(test_on_demand_and_dlopen),
 		T(test_deleted_binary),
 		T(test_cache_shared_between_processes),
