@@ -42,7 +42,9 @@ def summarize(path):
         d = json.load(f)
     st, frames = d["stats"], d["frames"]
     walked = st.get("stacks_user_walked", 0)
-    whole = st.get("stacks_complete", 0) + st.get("stacks_complete_with_fp_frames", 0)
+    # walked whole in the kernel, or later by the agent from a deferred snapshot
+    whole = (st.get("stacks_complete", 0) + st.get("stacks_complete_with_fp_frames", 0) +
+             st.get("stacks_deferred_complete", 0))
     total = rooted = 0
     for s in d["samples"]:
         user = [frames[i]["name"] for i in reversed(d["stacks"][s["stack"]])
