@@ -8,17 +8,24 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The leading decimal digits of s into *v; *end after them. 0, -EINVAL or -ERANGE. */
+static int parse_digits(const char *s, unsigned long long *v, char **end)
+{
+	if (!s || !isdigit((unsigned char)s[0]))
+		return -EINVAL;
+	errno = 0;
+	*v = strtoull(s, end, 10);
+	return errno == ERANGE ? -ERANGE : 0;
+}
+
 int ap_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
 	unsigned long long v;
 	char *end;
+	int err = parse_digits(s, &v, &end);
 
-	if (!s || !isdigit((unsigned char)s[0]))
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno == ERANGE)
-		return -ERANGE;
+	if (err)
+		return err;
 	if (*end != '\0')
 		return -EINVAL;
 	if (v < min || v > max)
@@ -32,13 +39,10 @@ int ap_parse_size(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 	unsigned long long v;
 	unsigned int shift = 0;
 	char *end;
+	int err = parse_digits(s, &v, &end);
 
-	if (!s || !isdigit((unsigned char)s[0]))
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno == ERANGE)
-		return -ERANGE;
+	if (err)
+		return err;
 	switch (tolower((unsigned char)*end)) {
 	case '\0':
 		break;

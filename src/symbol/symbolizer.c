@@ -380,7 +380,8 @@ static void snapshot_free(struct ap_symbolizer *s, struct snapshot *snap)
 	free(snap);
 }
 
-int ap_symbolizer_snapshot_pid(struct ap_symbolizer *s, int pid)
+/* Snapshot pid from /proc now (cap NULL) or from a capture. */
+static int snapshot_from(struct ap_symbolizer *s, int pid, const struct ap_maps_capture *cap)
 {
 	struct snapshot *snap;
 
@@ -392,23 +393,18 @@ int ap_symbolizer_snapshot_pid(struct ap_symbolizer *s, int pid)
 		if (!snap)
 			return -ENOMEM;
 	}
-	return refresh(s, snap);
+	return refresh_from(s, snap, cap);
+}
+
+int ap_symbolizer_snapshot_pid(struct ap_symbolizer *s, int pid)
+{
+	return snapshot_from(s, pid, NULL);
 }
 
 int ap_symbolizer_snapshot_capture(struct ap_symbolizer *s, int pid,
 				   const struct ap_maps_capture *c)
 {
-	struct snapshot *snap;
-
-	if (!s || pid <= 0 || !c)
-		return -EINVAL;
-	snap = find_snapshot(s, pid);
-	if (!snap) {
-		snap = new_snapshot(s, pid);
-		if (!snap)
-			return -ENOMEM;
-	}
-	return refresh_from(s, snap, c);
+	return c ? snapshot_from(s, pid, c) : -EINVAL;
 }
 
 void ap_symbolizer_pid_exited(struct ap_symbolizer *s, int pid)

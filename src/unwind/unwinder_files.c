@@ -243,26 +243,33 @@ static int publish(struct ap_unwinder *u, const struct ap_cfi_table *c, uint32_t
 	return file_map_install(u, &m, slot, bytes);
 }
 
+/* t's table is c's (its segments taken), in slot `slot`, `bytes` of kernel memory. */
+static void table_adopt(struct ap_unwinder *u, struct utable *t, struct ap_cfi_table *c,
+			uint32_t slot, uint64_t bytes)
+{
+	t->segs = c->segs;
+	t->nsegs = c->nsegs;
+	t->base = c->base;
+	t->nbuckets = c->nbuckets;
+	t->shift = c->shift;
+	t->nrows = c->nrows;
+	t->bytes = bytes;
+	t->slot = slot;
+	c->segs = NULL;
+	u->st.table_bytes += bytes;
+	if (u->st.table_bytes > u->st.table_bytes_peak)
+		u->st.table_bytes_peak = u->st.table_bytes;
+	u->st.rows += t->nrows;
+	u->st.files_live++;
+}
+
 void ap_uw_job_finish(struct ap_unwinder *u, struct utable *t, struct ap_cfi_table *c,
 		      uint32_t slot, uint64_t bytes, bool cached, int err, uint64_t t0)
 {
 	if (!err) {
-		t->segs = c->segs;
-		t->nsegs = c->nsegs;
-		t->base = c->base;
-		t->nbuckets = c->nbuckets;
-		t->shift = c->shift;
-		t->nrows = c->nrows;
-		t->bytes = bytes;
-		t->slot = slot;
-		c->segs = NULL;
+		table_adopt(u, t, c, slot, bytes);
 		u->st.files_compiled++;
 		u->st.files_cached += cached;
-		u->st.table_bytes += bytes;
-		if (u->st.table_bytes > u->st.table_bytes_peak)
-			u->st.table_bytes_peak = u->st.table_bytes;
-		u->st.rows += t->nrows;
-		u->st.files_live++;
 	} else if (err == -ENOENT || err == -ENOEXEC) {
 		u->st.files_no_cfi++;
 	} else {
@@ -544,20 +551,8 @@ struct utable *ap_uw_table_for_vdso(struct ap_unwinder *u)
 		return NULL;
 	u->vdso = table_alloc(u, NULL);
 	if (u->vdso && u->nfree && !publish(u, &c, u->free_slots[u->nfree - 1], &bytes)) {
-		struct utable *t = u->vdso;
-
-		t->slot = u->free_slots[--u->nfree];
-		t->segs = c.segs;
-		t->nsegs = c.nsegs;
-		t->base = c.base;
-		t->nbuckets = c.nbuckets;
-		t->shift = c.shift;
-		t->nrows = c.nrows;
-		t->bytes = bytes;
-		c.segs = NULL;
-		u->st.table_bytes += bytes;
-		u->st.rows += t->nrows;
-		u->st.files_live++;
+		u->nfree--;
+		table_adopt(u, u->vdso, &c, u->free_slots[u->nfree], bytes);
 	}
 	if (u->vdso) {
 		u->vdso->state = TABLE_READY;
