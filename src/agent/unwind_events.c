@@ -32,6 +32,7 @@ struct proc_note {
 	struct proc_note *next;
 	int pid;
 	bool exited;
+	bool exec; /* the old image's mappings go first */
 	struct ap_maps_capture *maps; /* NULL: nothing new (or exited) */
 };
 
@@ -116,7 +117,7 @@ bool ap_unwind_events_deferring(const struct ap_unwind_events *ev)
 
 /* For the symbolizer, in order: the mappings of pid as they are now (when it is alive), or
  * its exit. */
-static void note(struct ap_unwind_events *ev, int pid, bool exited)
+static void note(struct ap_unwind_events *ev, int pid, bool exited, bool exec)
 {
 	struct proc_note *n = calloc(1, sizeof(*n));
 
@@ -124,7 +125,8 @@ static void note(struct ap_unwind_events *ev, int pid, bool exited)
 		return; /* the symbolizer reads its maps itself when it meets the pid */
 	n->pid = pid;
 	n->exited = exited;
-	if (!exited && ap_maps_capture(pid, &n->maps)) {
+	n->exec = exec;
+	if (!exited && ap_maps_capture(pid, &n->maps) && !exec) {
 		free(n); /* gone already: the symbolizer counts it when it meets the pid */
 		return;
 	}
@@ -156,20 +158,24 @@ static int handle_proc_event(void *ctx, void *data, size_t size)
 		__atomic_store_n(&ev->late_ms_max, late_ms, __ATOMIC_RELAXED);
 	switch (e->kind) {
 	case AP_PROC_NEW:
-	case AP_PROC_EXEC:
 		/* unwind tables first: until they are in, its events are deferred or use frame
 		 * pointers */
 		ap_unwinder_load_pid(ev->u, (int)e->pid);
-		note(ev, (int)e->pid, false);
+		note(ev, (int)e->pid, false, false);
+		break;
+	case AP_PROC_EXEC:
+		/* even when it is gone already: the old image's mappings would be wrong */
+		ap_unwinder_exec_pid(ev->u, (int)e->pid);
+		note(ev, (int)e->pid, false, true);
 		break;
 	case AP_PROC_EXIT:
 		ap_unwinder_pid_exited(ev->u, (int)e->pid);
-		note(ev, (int)e->pid, true);
+		note(ev, (int)e->pid, true, false);
 		break;
 	case AP_PROC_UNKNOWN_PC:
 		/* it ran code outside its known mappings: a library it dlopen()ed */
 		if (ap_unwinder_rescan_pid(ev->u, (int)e->pid) > 0)
-			note(ev, (int)e->pid, false);
+			note(ev, (int)e->pid, false, false);
 		break;
 	default:
 		__atomic_fetch_add(&ev->bad, 1, __ATOMIC_RELAXED);
@@ -208,9 +214,11 @@ void ap_unwind_events_sync(struct ap_unwind_events *ev)
 	while (n) {
 		struct proc_note *next = n->next;
 
+		if (n->exec)
+			ap_symbolizer_pid_exec(ev->sym, n->pid);
 		if (n->exited)
 			ap_symbolizer_pid_exited(ev->sym, n->pid);
-		else
+		else if (n->maps)
 			ap_symbolizer_snapshot_capture(ev->sym, n->pid, n->maps);
 		ap_maps_capture_free(n->maps);
 		free(n);

@@ -407,6 +407,22 @@ int ap_symbolizer_snapshot_capture(struct ap_symbolizer *s, int pid,
 	return c ? snapshot_from(s, pid, c) : -EINVAL;
 }
 
+void ap_symbolizer_pid_exec(struct ap_symbolizer *s, int pid)
+{
+	struct snapshot *snap = s ? find_snapshot(s, pid) : NULL;
+
+	if (!snap)
+		return;
+	maps_release(s, snap->maps, snap->nmaps);
+	free(snap->pool);
+	snap->maps = NULL;
+	snap->pool = NULL;
+	snap->nmaps = 0;
+	ap_perfmap_free(snap->jit); /* a new runtime writes its own */
+	snap->jit = NULL;
+	snap->jit_ns = 0;
+}
+
 void ap_symbolizer_pid_exited(struct ap_symbolizer *s, int pid)
 {
 	struct snapshot *snap = s ? find_snapshot(s, pid) : NULL;

@@ -81,6 +81,10 @@ int ap_symbolizer_snapshot_capture(struct ap_symbolizer *s, int pid,
 int ap_symbolizer_add_mapping(struct ap_symbolizer *s, int pid, uint64_t start, uint64_t end,
 			      uint64_t offset, uint64_t dev, uint64_t ino);
 
+/* The process replaced its image: its old mappings would name the new image's addresses
+ * wrongly. Forgotten here; the new ones come with the next snapshot. */
+void ap_symbolizer_pid_exec(struct ap_symbolizer *s, int pid);
+
 /* The process exited: its snapshot is released at the next ap_symbolizer_gc(). */
 void ap_symbolizer_pid_exited(struct ap_symbolizer *s, int pid);
 /* Release snapshots of exited processes. Call after each drain has symbolized their samples. */

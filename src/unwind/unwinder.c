@@ -357,6 +357,25 @@ int ap_unwinder_rescan_pid(struct ap_unwinder *u, int pid)
 	return err;
 }
 
+int ap_unwinder_exec_pid(struct ap_unwinder *u, int pid)
+{
+	struct upid *p;
+	int err;
+
+	if (!u)
+		return -EINVAL;
+	pthread_mutex_lock(&u->lock);
+	p = ap_uw_pid_find(u, pid);
+	if (p && !u->freeze_maps) {
+		pid_unpublish(u, p);
+		pid_release_maps(u, p);
+		p->maps_hash = 0;
+	}
+	err = load(u, pid, false, 0);
+	pthread_mutex_unlock(&u->lock);
+	return err;
+}
+
 int ap_unwinder_track_pid(struct ap_unwinder *u, int pid)
 {
 	int err;

@@ -78,6 +78,9 @@ int ap_unwinder_rescan_pid(struct ap_unwinder *u, int pid);
  * tables when it has none, else re-reads its mappings at most every 100 ms (exec, dlopen;
  * nothing is reloaded when they did not change). Returns like ap_unwinder_load_pid(). */
 int ap_unwinder_track_pid(struct ap_unwinder *u, int pid);
+/* The process replaced its image: forget the old mappings, load the new ones (which may fail
+ * if it is gone already: then it has none, rather than the old image's). */
+int ap_unwinder_exec_pid(struct ap_unwinder *u, int pid);
 
 /* One file mapping of pid (kernel dev_t encoding: major << 20 | minor, inode, file offset in
  * bytes) that its tables lack, as a deferred sample saw it: added when that file's table is

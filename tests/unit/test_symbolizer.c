@@ -580,6 +580,25 @@ static void test_mapping_from_inode(void **state)
 	assert_int_equal(st.mappings_added, 1);
 }
 
+/* After exec the old image's mappings must not name the new image's addresses. */
+static void test_exec_forgets_mappings(void **state)
+{
+	struct ctx *c = *state;
+	struct child *k = &c->kids[0];
+	uint64_t beta;
+	int pid;
+
+	spawn(FIX_PIE, k);
+	pid = k->pid;
+	beta = k->beta;
+	assert_int_equal(ap_symbolizer_snapshot_pid(c->s, pid), 0);
+	child_stop(k);
+	user(c, pid, beta, false, "ap_fix_beta", "symfix_pie");
+	ap_symbolizer_pid_exec(c->s, pid);
+	user(c, pid, beta, false, "[unknown]", "[unknown]");
+	ap_symbolizer_pid_exec(c->s, 999999999); /* unknown pid: nothing */
+}
+
 static void test_on_demand_and_dlopen(void **state)
 {
 	struct ctx *c = *state;
@@ -924,6 +943,7 @@ int main(void)
 		T(test_exited_process_symbolizes),
 		T(test_capture_after_exit),
 		T(test_mapping_from_inode),
+		T(test_exec_forgets_mappings),
 		T(test_on_demand_and_dlopen),
 		T(test_deleted_binary),
 		T(test_cache_shared_between_processes),
