@@ -158,15 +158,12 @@ static struct ap_symtab *file_symtab(struct builder *b, const struct ap_maps_ent
 	if (!e->deleted &&
 	    snprintf(root, sizeof(root), "%s%s", proc_root, e->path) < (int)sizeof(root))
 		n = 2;
+	*err = ap_elf_cache_get(b->s->cache, paths, n, e->path, proc_root, &t);
 	/* A process that has exited (its mappings were captured while it ran) has no /proc
 	 * entries left: its file by its path, if that is still the very file it mapped. */
-	if (n == 2 && stat(map_files, &st) && errno == ENOENT && !stat(e->path, &st) &&
-	    st.st_ino == e->inode && major(st.st_dev) == e->dev_major &&
-	    minor(st.st_dev) == e->dev_minor) {
+	if (*err == -ENOENT && n == 2 && !stat(e->path, &st) && st.st_ino == e->inode &&
+	    major(st.st_dev) == e->dev_major && minor(st.st_dev) == e->dev_minor)
 		*err = ap_elf_cache_get(b->s->cache, &e->path, 1, e->path, "", &t);
-		return t;
-	}
-	*err = ap_elf_cache_get(b->s->cache, paths, n, e->path, proc_root, &t);
 	return t;
 }
 
