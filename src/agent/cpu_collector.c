@@ -277,13 +277,8 @@ static int cpu_poll_fd(struct ap_collector *c)
 static int cpu_consume(struct ap_collector *c)
 {
 	struct cpu_collector *cc = c->priv;
-	int n;
 
-	/* what the process-event thread learnt: before the events, and what came meanwhile */
-	ap_unwind_events_sync(cc->uev);
-	n = ring_buffer__consume(cc->events);
-	ap_unwind_events_sync(cc->uev);
-	return n < 0 ? n : 0;
+	return ap_unwind_events_consume(cc->uev, cc->events);
 }
 
 static int cpu_drain(struct ap_collector *c)

@@ -589,15 +589,10 @@ static int lock_poll_fd(struct ap_collector *c)
 static int lock_consume(struct ap_collector *c)
 {
 	struct lock_collector *lc = c->priv;
-	int n;
 
 	if (!lc || !lc->events)
 		return 0;
-	/* what the process-event thread learnt: before the events, and what came meanwhile */
-	ap_unwind_events_sync(lc->uev);
-	n = ring_buffer__consume(lc->events);
-	ap_unwind_events_sync(lc->uev);
-	return n < 0 ? n : 0;
+	return ap_unwind_events_consume(lc->uev, lc->events);
 }
 
 /* Detach every probe: the final drains then see every wait recorded, deferred ones too. */

@@ -482,15 +482,10 @@ static int sys_poll_fd(struct ap_collector *c)
 static int sys_consume(struct ap_collector *c)
 {
 	struct sys_collector *sc = c->priv;
-	int n;
 
 	if (!sc || !sc->events)
 		return 0;
-	/* what the process-event thread learnt: before the events, and what came meanwhile */
-	ap_unwind_events_sync(sc->uev);
-	n = ring_buffer__consume(sc->events);
-	ap_unwind_events_sync(sc->uev);
-	return n < 0 ? n : 0;
+	return ap_unwind_events_consume(sc->uev, sc->events);
 }
 
 /* While tracing, everything that leaves the kernel comes through the ring buffer. */

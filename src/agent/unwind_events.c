@@ -10,6 +10,7 @@
 
 #include <bpf/libbpf.h>
 
+#include "clock.h"
 #include "log.h"
 #include "map_dump.h"
 #include "unwind_defer.h"
@@ -19,13 +20,6 @@ _Static_assert(sizeof(struct ap_proc_event) == 32, "ap_proc_event layout changed
 _Static_assert(sizeof(struct ap_user_snapshot) == 72 + AP_DEFER_STACK,
 	       "ap_user_snapshot layout changed");
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
 
 /* What the watcher thread learnt of a process, for the symbolizer (main thread). */
 struct proc_note {
@@ -115,8 +109,8 @@ bool ap_unwind_events_deferring(const struct ap_unwind_events *ev)
 	return ev && ev->q;
 }
 
-/* For the symbolizer, in order: the mappings of pid as they are now (when it is alive), or
- * its exit. */
+/* For the symbolizer, in order: the mappings of pid as they are now (when it is alive), its
+ * exec (the old mappings go, even when the new ones cannot be read), or its exit. */
 static void note(struct ap_unwind_events *ev, int pid, bool exited, bool exec)
 {
 	struct proc_note *n = calloc(1, sizeof(*n));
@@ -153,7 +147,7 @@ static int handle_proc_event(void *ctx, void *data, size_t size)
 		__atomic_fetch_add(&ev->bad, 1, __ATOMIC_RELAXED);
 		return 0;
 	}
-	late_ms = (mono_ns() - e->ts_ns) / 1000000;
+	late_ms = (ap_mono_ns() - e->ts_ns) / 1000000;
 	if (late_ms > __atomic_load_n(&ev->late_ms_max, __ATOMIC_RELAXED) && late_ms < 3600 * 1000)
 		__atomic_store_n(&ev->late_ms_max, late_ms, __ATOMIC_RELAXED);
 	switch (e->kind) {
@@ -298,6 +292,16 @@ int ap_unwind_events_add_rings(struct ap_unwind_events *ev, struct ring_buffer *
 		return -err;
 	ev->watcher_ok = true;
 	return 0;
+}
+
+int ap_unwind_events_consume(struct ap_unwind_events *ev, struct ring_buffer *rb)
+{
+	int n;
+
+	ap_unwind_events_sync(ev);
+	n = ring_buffer__consume(rb);
+	ap_unwind_events_sync(ev);
+	return n < 0 ? n : 0;
 }
 
 void ap_unwind_events_flush(struct ap_unwind_events *ev, bool final)

@@ -67,6 +67,11 @@ void ap_unwind_events_detach(struct ap_unwind_events *ev);
  * Call after reading the collector's rings and before symbolizing what they held. */
 void ap_unwind_events_sync(struct ap_unwind_events *ev);
 
+/* Read the collector's rings (rb) with the symbolizer kept current around them: what the
+ * process-event thread learnt before the events, and what came meanwhile. ev may be NULL.
+ * Returns 0 or -errno. */
+int ap_unwind_events_consume(struct ap_unwind_events *ev, struct ring_buffer *rb);
+
 /* At each drain, after the ring buffers were read: unwind the deferred events whose tables
  * are ready or that waited two drains (all of them when `final`: the probes are gone), then
  * forget exited processes' tables. */

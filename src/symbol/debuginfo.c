@@ -28,6 +28,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "clock.h"
 #include "cache_dir.h"
 #include "symbol_internal.h"
 
@@ -80,13 +81,6 @@ struct ap_dbg {
 	struct ap_dbg_stats st;
 };
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
 
 static uint64_t str_hash(const char *s)
 {
@@ -537,10 +531,10 @@ static void wait_pending(struct ap_dbg *d, struct ap_debuginfo *di)
 								: d->drain_budget_ns;
 
 	if (budget) {
-		uint64_t t0 = mono_ns(), used;
+		uint64_t t0 = ap_mono_ns(), used;
 
 		ap_dbgd_wait(d->dbgd, di->build_id, budget);
-		used = mono_ns() - t0;
+		used = ap_mono_ns() - t0;
 		if (used > budget)
 			used = budget;
 		di->wait_left_ns -= used;

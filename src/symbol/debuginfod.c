@@ -21,6 +21,7 @@
 #include <dlfcn.h>
 #include <elfutils/debuginfod.h>
 
+#include "clock.h"
 #include "symbol_internal.h"
 
 #define MAX_QUEUED 1024
@@ -81,13 +82,6 @@ static void dl_load(void)
 		dl.get_user_data;
 }
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
 
 static int progress(debuginfod_client *dc, long a, long b)
 {
@@ -95,7 +89,7 @@ static int progress(debuginfod_client *dc, long a, long b)
 	bool abort_it;
 
 	pthread_mutex_lock(&c->lock);
-	abort_it = c->stop || mono_ns() > c->deadline_ns;
+	abort_it = c->stop || ap_mono_ns() > c->deadline_ns;
 	pthread_mutex_unlock(&c->lock);
 	return abort_it;
 }
@@ -129,7 +123,7 @@ static void *worker(void *arg)
 			break;
 		r->state = REQ_RUNNING;
 		c->nqueued--;
-		c->deadline_ns = mono_ns() + c->timeout_ns;
+		c->deadline_ns = ap_mono_ns() + c->timeout_ns;
 		pthread_mutex_unlock(&c->lock);
 
 		fd = dc ? dl.find_debuginfo(dc, (const unsigned char *)r->bid, 0, &path)
@@ -254,12 +248,12 @@ static bool finished(const struct ap_dbgd *c, const char *build_id)
 
 bool ap_dbgd_wait(struct ap_dbgd *c, const char *build_id, uint64_t timeout_ns)
 {
-	uint64_t end = mono_ns() + timeout_ns;
+	uint64_t end = ap_mono_ns() + timeout_ns;
 	bool ok;
 
 	pthread_mutex_lock(&c->lock);
 	while (!(ok = finished(c, build_id)) && c->started) {
-		uint64_t now = mono_ns();
+		uint64_t now = ap_mono_ns();
 		struct timespec ts;
 
 		if (now >= end)

@@ -17,6 +17,7 @@
 #include <sys/sysmacros.h>
 #include <time.h>
 
+#include "clock.h"
 #include "symbol_internal.h"
 #include "symbolizer.h"
 
@@ -95,13 +96,6 @@ struct builder {
 	bool anon; /* an anonymous executable mapping: maybe JIT code */
 };
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
 
 static uint64_t pid_hash(int pid)
 {
@@ -260,7 +254,7 @@ static int read_nspid(int pid)
  * JIT_REREAD_NS unless forced. Once open, it is readable after the process is gone. */
 static void jit_update(struct ap_symbolizer *s, struct snapshot *snap, bool force)
 {
-	uint64_t now = now_ns();
+	uint64_t now = ap_mono_ns();
 
 	if (!force && snap->jit_gen == s->gen && now - snap->jit_ns < JIT_REREAD_NS)
 		return;
@@ -285,7 +279,7 @@ static int refresh_from(struct ap_symbolizer *s, struct snapshot *snap,
 	struct builder b = { .s = s, .pid = snap->pid };
 	int err;
 
-	snap->taken_ns = now_ns();
+	snap->taken_ns = ap_mono_ns();
 	snap->gen = s->gen;
 	err = cap ? ap_maps_capture_walk(cap, on_mapping, &b) :
 		    ap_maps_read(snap->pid, on_mapping, &b);
@@ -506,7 +500,7 @@ static bool may_refresh(const struct ap_symbolizer *s, const struct snapshot *sn
 {
 	if (snap->exited || snap->gone)
 		return false;
-	return snap->gen != s->gen || now_ns() - snap->taken_ns >= RESNAP_MIN_NS;
+	return snap->gen != s->gen || ap_mono_ns() - snap->taken_ns >= RESNAP_MIN_NS;
 }
 
 static const char *map_path(const struct snapshot *snap, const struct snap_map *m)

@@ -35,13 +35,6 @@ _Static_assert(sizeof(struct ap_unwind_pid_chunk) == 8 + 32 * AP_UNWIND_CHUNK,
 #define GC_INTERVAL_NS (5ULL * 1000 * 1000 * 1000)
 #define CHUNK_BYTES (sizeof(struct ap_unwind_pid_chunk) + 96) /* value + hash element */
 
-uint64_t ap_uw_mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
 
 uint64_t ap_uw_map_memlock(int fd, uint64_t fallback)
 {
@@ -259,7 +252,7 @@ static int load(struct ap_unwinder *u, int pid, bool rescan, uint64_t min_ns)
 	struct scan s = { 0 };
 	struct upid *p;
 	struct utable **mtab = NULL;
-	uint64_t now = ap_uw_mono_ns();
+	uint64_t now = ap_mono_ns();
 	int err;
 
 	p = ap_uw_pid_find(u, pid);
@@ -321,43 +314,9 @@ static int load(struct ap_unwinder *u, int pid, bool rescan, uint64_t min_ns)
 	return 1;
 }
 
-int ap_unwinder_load_pid(struct ap_unwinder *u, int pid)
-{
-	int err;
-
-	if (!u)
-		return -EINVAL;
-	pthread_mutex_lock(&u->lock);
-	err = load(u, pid, false, 0);
-	pthread_mutex_unlock(&u->lock);
-	return err;
-}
-
-int ap_unwinder_refresh_pid(struct ap_unwinder *u, int pid)
-{
-	int err;
-
-	if (!u)
-		return -EINVAL;
-	pthread_mutex_lock(&u->lock);
-	err = load(u, pid, false, REFRESH_MIN_NS);
-	pthread_mutex_unlock(&u->lock);
-	return err;
-}
-
-int ap_unwinder_rescan_pid(struct ap_unwinder *u, int pid)
-{
-	int err;
-
-	if (!u)
-		return -EINVAL;
-	pthread_mutex_lock(&u->lock);
-	err = load(u, pid, true, RESCAN_MIN_NS);
-	pthread_mutex_unlock(&u->lock);
-	return err;
-}
-
-int ap_unwinder_exec_pid(struct ap_unwinder *u, int pid)
+/* load() under the lock; `forget`: the process exec'd, its old mappings go first (even if
+ * the new ones cannot be read: it has none then, rather than the old image's). */
+static int locked_load(struct ap_unwinder *u, int pid, bool rescan, uint64_t min_ns, bool forget)
 {
 	struct upid *p;
 	int err;
@@ -365,27 +324,35 @@ int ap_unwinder_exec_pid(struct ap_unwinder *u, int pid)
 	if (!u)
 		return -EINVAL;
 	pthread_mutex_lock(&u->lock);
-	p = ap_uw_pid_find(u, pid);
-	if (p && !u->freeze_maps) {
+	p = forget && !u->freeze_maps ? ap_uw_pid_find(u, pid) : NULL;
+	if (p) {
 		pid_unpublish(u, p);
 		pid_release_maps(u, p);
 		p->maps_hash = 0;
 	}
-	err = load(u, pid, false, 0);
+	err = load(u, pid, rescan, min_ns);
 	pthread_mutex_unlock(&u->lock);
 	return err;
 }
 
-int ap_unwinder_track_pid(struct ap_unwinder *u, int pid)
+int ap_unwinder_load_pid(struct ap_unwinder *u, int pid)
 {
-	int err;
+	return locked_load(u, pid, false, 0, false);
+}
 
-	if (!u)
-		return -EINVAL;
-	pthread_mutex_lock(&u->lock);
-	err = load(u, pid, false, RESCAN_MIN_NS);
-	pthread_mutex_unlock(&u->lock);
-	return err;
+int ap_unwinder_refresh_pid(struct ap_unwinder *u, int pid)
+{
+	return locked_load(u, pid, false, REFRESH_MIN_NS, false);
+}
+
+int ap_unwinder_rescan_pid(struct ap_unwinder *u, int pid)
+{
+	return locked_load(u, pid, true, RESCAN_MIN_NS, false);
+}
+
+int ap_unwinder_exec_pid(struct ap_unwinder *u, int pid)
+{
+	return locked_load(u, pid, false, 0, true);
 }
 
 int ap_unwinder_add_mapping(struct ap_unwinder *u, int pid, uint64_t start, uint64_t end,
@@ -490,7 +457,7 @@ static bool collect_dead(struct ap_hnode *n, void *ctx)
 
 void ap_unwinder_gc(struct ap_unwinder *u)
 {
-	uint64_t now = ap_uw_mono_ns();
+	uint64_t now = ap_mono_ns();
 	struct gc_ctx g = { u, NULL, false };
 	int *dead;
 

@@ -74,10 +74,6 @@ int ap_unwinder_refresh_pid(struct ap_unwinder *u, int pid);
  * process; nothing is reloaded when the mappings did not change). Returns 1 when the tables
  * changed, 0 when not, or -errno. */
 int ap_unwinder_rescan_pid(struct ap_unwinder *u, int pid);
-/* For collectors without process events (lock, syscall): a process was seen. Loads its
- * tables when it has none, else re-reads its mappings at most every 100 ms (exec, dlopen;
- * nothing is reloaded when they did not change). Returns like ap_unwinder_load_pid(). */
-int ap_unwinder_track_pid(struct ap_unwinder *u, int pid);
 /* The process replaced its image: forget the old mappings, load the new ones (which may fail
  * if it is gone already: then it has none, rather than the old image's). */
 int ap_unwinder_exec_pid(struct ap_unwinder *u, int pid);

@@ -92,7 +92,7 @@ static void table_destroy(struct ap_unwinder *u, struct utable *t)
  * ones released longer than the grace period ago fit the idle budget. */
 static void make_room(struct ap_unwinder *u, uint64_t need)
 {
-	uint64_t now = ap_uw_mono_ns();
+	uint64_t now = ap_mono_ns();
 
 	while (u->lru_head &&
 	       ((u->idle_bytes > u->idle_max && now - u->lru_head->idle_since_ns >= IDLE_GRACE_NS) ||
@@ -118,7 +118,7 @@ void ap_uw_table_put(struct ap_unwinder *u, struct utable *t)
 	if (!t || --t->refs > 0)
 		return;
 	t->idle = true; /* most recently released last */
-	t->idle_since_ns = ap_uw_mono_ns();
+	t->idle_since_ns = ap_mono_ns();
 	t->lru_prev = u->lru_tail;
 	t->lru_next = NULL;
 	if (u->lru_tail)
@@ -280,7 +280,7 @@ void ap_uw_job_finish(struct ap_unwinder *u, struct utable *t, struct ap_cfi_tab
 	ap_debug("unwind: table %s (%u rows) %s: ready %.1f ms after it was queued, %.1f ms "
 		 "after its job began", t->build_id[0] ? t->build_id : "(no build-id)", t->nrows,
 		 err ? strerror(-err) : cached ? "from the cache" : "compiled",
-		 (ap_uw_mono_ns() - t->queued_ns) / 1e6, (ap_uw_mono_ns() - t0) / 1e6);
+		 (ap_mono_ns() - t->queued_ns) / 1e6, (ap_mono_ns() - t0) / 1e6);
 	t->state = TABLE_READY;
 	/* its processes lose the pending mark either way (no table: frame pointers) */
 	ap_uw_table_ready(u, t);
@@ -303,7 +303,7 @@ static bool run_job(struct ap_unwinder *u, struct job *j)
 	int err;
 
 	pthread_mutex_unlock(&u->lock);
-	t0 = ap_uw_mono_ns();
+	t0 = ap_mono_ns();
 	/* t->build_id is written before the job is queued and not after */
 	cached = t->build_id[0] && !ap_uw_cache_load(u, t->build_id, &c, &sink);
 	if (!cached) {
@@ -318,7 +318,7 @@ static bool run_job(struct ap_unwinder *u, struct job *j)
 	if (!err)
 		in = calloc(1, sizeof(*in));
 	pthread_mutex_lock(&u->lock);
-	u->st.compile_ns += ap_uw_mono_ns() - t0; /* the installer adds its part */
+	u->st.compile_ns += ap_mono_ns() - t0; /* the installer adds its part */
 
 	if (!err) {
 		guess = (ap_cfi_table_entries(&c) * 8 + 4095) / 4096 * 4096 + 1024;
@@ -345,12 +345,12 @@ static bool run_job(struct ap_unwinder *u, struct job *j)
 	}
 	free(in);
 	if (!err) { /* no memory for the hand-over: install it here */
-		uint64_t t1 = ap_uw_mono_ns();
+		uint64_t t1 = ap_mono_ns();
 
 		pthread_mutex_unlock(&u->lock);
 		err = file_map_install(u, &m, slot, &bytes);
 		pthread_mutex_lock(&u->lock);
-		u->st.compile_ns += ap_uw_mono_ns() - t1;
+		u->st.compile_ns += ap_mono_ns() - t1;
 		u->inflight -= guess;
 	}
 	if (err && slot != AP_UNWIND_NO_FILE) {
@@ -430,7 +430,7 @@ static int enqueue(struct ap_unwinder *u, struct utable *t, int fd)
 	j->t = t;
 	j->fd = fd;
 	t->refs++; /* until compiled: never evicted while queued */
-	t->queued_ns = ap_uw_mono_ns();
+	t->queued_ns = ap_mono_ns();
 	if (u->jobs_tail)
 		u->jobs_tail->next = j;
 	else

@@ -72,7 +72,7 @@ static void *installer_main(void *arg)
 			u->installs = u->installs->next;
 		}
 		pthread_mutex_unlock(&u->lock);
-		t0 = ap_uw_mono_ns();
+		t0 = ap_mono_ns();
 		install_batch(u, v, n, errs);
 		for (uint32_t i = 0; i < n; i++) {
 			bytes[i] = errs[i] ? 0 : ap_uw_map_memlock(v[i]->map_fd, v[i]->map_len + 1024);
@@ -80,7 +80,7 @@ static void *installer_main(void *arg)
 		}
 		pthread_mutex_lock(&u->lock);
 		u->st.install_batches++;
-		u->st.compile_ns += ap_uw_mono_ns() - t0;
+		u->st.compile_ns += ap_mono_ns() - t0;
 		for (uint32_t i = 0; i < n; i++) {
 			struct install *in = v[i];
 			uint32_t slot = in->slot;

@@ -17,6 +17,7 @@
 
 #include "cfi.h"
 #include "symbol_internal.h"
+#include "clock.h"
 #include "unwinder.h"
 
 enum { TABLE_PENDING, TABLE_READY };
@@ -156,7 +157,6 @@ int ap_uw_cache_load(struct ap_unwinder *u, const char *build_id, struct ap_cfi_
 		     const struct ap_cfi_sink *sink);
 int ap_uw_cache_store(struct ap_unwinder *u, const char *build_id, const struct ap_cfi_table *c);
 
-uint64_t ap_uw_mono_ns(void);
 uint64_t ap_uw_map_memlock(int fd, uint64_t fallback);
 
 #endif
