@@ -8,7 +8,8 @@
   frames of the waits are named (CAP_SYSLOG);
 - syscall: ap_syscalls's exact getppid/openat counts;
 - while recording, the agent holds only what its run loop needs (/proc/PID/status: CapEff and
-  CapPrm without CAP_PERFMON and CAP_SYSLOG, no ambient set, NoNewPrivs);
+  CapPrm without CAP_PERFMON and CAP_SYSLOG, no ambient set, NoNewPrivs); run as root, it
+  trims root's full set (bounding set included) the same way;
 - without CAP_BPF or CAP_PERFMON it exits 1 before loading, naming the missing capability;
   without a recommended one (CAP_SYS_PTRACE) it records and warns, naming it."""
 import json
@@ -122,6 +123,28 @@ def check_dropped(proc):
     check(st.get("NoNewPrivs") == "1", "no_new_privs not set")
 
 
+def root_drop(tmp):
+    """As root: the same trim, of root's full set, also from the bounding set (root holds
+    CAP_SETPCAP); CAP_DAC_OVERRIDE stays (the profile is renamed into a directory that may be
+    another user's at the end)."""
+    proc = subprocess.Popen([os.path.join(BIN_DIR, "aperture-agent"), "-v", "--mode", "cpu",
+                             "-d", "90s", "-o", os.path.join(tmp, "root.folded")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    RUNNING.append(proc)
+    err = ""
+    while "recording" not in err:
+        line = proc.stderr.readline()
+        check(line, f"the agent did not start as root: {err}")
+        err += line
+    st = status_caps(proc.pid)
+    want = mask(KEPT) | 1 << 1  # CAP_DAC_OVERRIDE
+    for key in ("CapEff", "CapPrm", "CapBnd"):
+        check(int(st[key], 16) == want, f"as root: {key} {st[key]}, expected {want:#x}")
+    check(st.get("NoNewPrivs") == "1", "as root: no_new_privs not set")
+    print(f"as root while recording: CapEff/CapPrm/CapBnd {want:#x}")
+    finish(proc, err)
+
+
 def record_cpu(tmp):
     wl = subprocess.Popen([os.path.join(TEST_BIN_DIR, "ap_chain"), "60"],
                           stdout=subprocess.PIPE, text=True)
@@ -224,6 +247,7 @@ def main():
     try:
         os.chown(tmp, user.pw_uid, user.pw_gid)  # the agent writes its profiles there
         missing(tmp)
+        root_drop(tmp)
         record_cpu(tmp)
         record_lock(tmp)
         record_syscall(tmp)
