@@ -162,8 +162,9 @@ def record_cpu(tmp):
     total = sum(c for _, c in stacks)
     ok = sum(c for frames, c in stacks if has_chain(frames, CHAIN))
     print(f"cpu: {ok}/{total} samples carry {';'.join(CHAIN)}")
-    # 199 Hz for 4 s is ~800 samples on an idle machine; a loaded one gives far fewer
-    check(total >= 40, f"too few samples: {total}")
+    # 199 Hz for 4 s is ~800 samples on an idle machine; one loaded by parallel builds gave
+    # 40-300: the floor only rules out a profile that is not the workload's
+    check(total >= 20, f"too few samples: {total}")
     check(ok >= 0.9 * total, f"chain found in only {ok}/{total} samples")
 
 
