@@ -121,8 +121,10 @@ uint64_t ap_caps_keep_mask(uint64_t have, int last_cap)
 			AP_CAP_BIT(CAP_DAC_READ_SEARCH) | AP_CAP_BIT(CAP_CHECKPOINT_RESTORE) |
 			AP_CAP_BIT(CAP_DAC_OVERRIDE);
 
-	/* before CAP_BPF and CAP_CHECKPOINT_RESTORE (5.8, 5.9) CAP_SYS_ADMIN does their jobs */
-	if (last_cap < CAP_CHECKPOINT_RESTORE)
+	/* CAP_SYS_ADMIN does their jobs before CAP_BPF and CAP_CHECKPOINT_RESTORE (5.8, 5.9), and
+	 * where they were not granted (a container given CAP_SYS_ADMIN only) */
+	if (last_cap < CAP_CHECKPOINT_RESTORE || !(have & AP_CAP_BIT(CAP_BPF)) ||
+	    !(have & AP_CAP_BIT(CAP_CHECKPOINT_RESTORE)))
 		keep |= AP_CAP_BIT(CAP_SYS_ADMIN);
 	return have & keep;
 }

@@ -84,6 +84,12 @@ static void test_keep(void **state)
 	assert_int_equal(ap_caps_keep_mask((B(38) - 1), 37) & B(SYS_ADMIN), B(SYS_ADMIN));
 	assert_int_equal(ap_caps_keep_mask(ALL, LAST_618) & (B(SYS_ADMIN) | B(SETPCAP) |
 							      B(SYS_RESOURCE) | B(PERFMON)), 0);
+	/* CAP_SYS_ADMIN standing in for a CAP_BPF or CAP_CHECKPOINT_RESTORE not granted: kept */
+	assert_int_equal(ap_caps_keep_mask(B(SYS_ADMIN) | B(SYS_PTRACE), LAST_618),
+			 B(SYS_ADMIN) | B(SYS_PTRACE));
+	assert_int_equal(ap_caps_keep_mask((granted & ~B(CHECKPOINT_RESTORE)) | B(SYS_ADMIN),
+					   LAST_618),
+			 (kept & ~B(CHECKPOINT_RESTORE)) | B(SYS_ADMIN));
 }
 
 static void test_names(void **state)
