@@ -113,9 +113,9 @@ bool ap_caps_describe_missing(uint64_t eff, int last_cap, char *msg, size_t len)
 
 uint64_t ap_caps_keep_mask(uint64_t have, int last_cap)
 {
-	/* CAP_BPF: the unwinder creates a map per new binary while recording (measured: without
-	 * it, tables fail with EPERM). The /proc readers' capabilities: every new process is
-	 * read. CAP_DAC_OVERRIDE, where held (root): the profile is renamed into its directory at
+	/* CAP_BPF: the unwinder creates a map per new binary while recording (bpf_map_create,
+	 * refused without it: unprivileged_bpf_disabled). The /proc readers' capabilities: every
+	 * new process is read. CAP_DAC_OVERRIDE, where held (root): the profile is renamed into its directory at
 	 * the end, and that directory may belong to another user. */
 	uint64_t keep = AP_CAP_BIT(CAP_BPF) | AP_CAP_BIT(CAP_SYS_PTRACE) |
 			AP_CAP_BIT(CAP_DAC_READ_SEARCH) | AP_CAP_BIT(CAP_CHECKPOINT_RESTORE) |
