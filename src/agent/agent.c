@@ -14,6 +14,7 @@
 #include <bpf/libbpf.h>
 
 #include "agent.h"
+#include "caps.h"
 #include "collector.h"
 #include "unwinder.h"
 #include "filter_hook.h"
@@ -251,11 +252,21 @@ static void print_summary(const struct ap_agent_opts *opts, const struct ap_prof
 void ap_explain_bpf_load_error(int err, const char *what, const char *needs, char *msg,
 			       size_t len)
 {
-	if ((err == -EPERM || err == -EACCES) && geteuid() != 0)
-		snprintf(msg, len, "permission denied loading the %s BPF programs: run as root "
-			 "(needs CAP_BPF and CAP_PERFMON)", what);
+	char missing[384];
+
+	/* ap_caps_check() names missing capabilities before loading; this is for a set that
+	 * changed since, and for a refusal with every capability held */
+	if ((err == -EPERM || err == -EACCES) &&
+	    ap_caps_describe_missing(ap_caps_effective(), ap_caps_last_cap(), missing,
+				     sizeof(missing)))
+		snprintf(msg, len, "permission denied loading the %s BPF programs: %s "
+			 "(docs/security.md)", what, missing);
+	else if (err == -EPERM)
+		snprintf(msg, len, "permission denied loading the %s BPF programs although "
+			 "CAP_BPF and CAP_PERFMON are held: a security module or lockdown refuses "
+			 "(%s)", what, needs);
 	else if (err == -EACCES || err == -EINVAL)
-		/* as root, EACCES is the verifier saying no */
+		/* with the capabilities held, EACCES is the verifier saying no */
 		snprintf(msg, len, "the kernel refused the %s BPF programs (%s): run with -vv for "
 			 "the verifier's log; %s", what, strerror(-err), needs);
 	else
@@ -310,6 +321,8 @@ int ap_agent_run(const struct ap_agent_opts *opts)
 	ap_log_set_level(opts->verbose >= 2 ? AP_LOG_DEBUG :
 			 opts->verbose == 1 ? AP_LOG_INFO : AP_LOG_WARN);
 	libbpf_set_print(libbpf_log);
+	if (ap_caps_check(opts->prog))
+		return AP_EXIT_FAILURE;
 
 	for (size_t i = 0; i < NCOLLECTORS; i++)
 		nwanted += (opts->modes & all_collectors[i]->mode) != 0;
@@ -398,6 +411,10 @@ int ap_agent_run(const struct ap_agent_opts *opts)
 		}
 		add_run_meta(cols[i].profile, opts);
 	}
+	err = ap_caps_drop();
+	if (err)
+		ap_warn("%s: cannot drop the capabilities recording does not need: %s", opts->prog,
+			strerror(-err));
 
 	start_mono = now_ns(CLOCK_MONOTONIC);
 	start_wall = now_ns(CLOCK_REALTIME);

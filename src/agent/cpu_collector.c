@@ -146,7 +146,8 @@ static int attach_perf_events(struct cpu_collector *cc, const struct ap_agent_op
 			err = -errno;
 			snprintf(msg, len, "perf_event_open(cpu-clock) on CPU %d failed: %s%s", cpu,
 				 strerror(errno),
-				 errno == EACCES || errno == EPERM ? " (run as root)" : "");
+				 errno == EACCES || errno == EPERM ?
+					 " (needs CAP_PERFMON: docs/security.md)" : "");
 			return err;
 		}
 		cc->perf_fds[cc->nperf] = fd;
