@@ -18,9 +18,10 @@ r = agent("--help")
 check("--map-entries" in r.stdout, "--help does not list --map-entries")
 
 
-def run(tmp, name, pid, *extra):
+def run(tmp, name, pids, *extra):
     out = os.path.join(tmp, name + ".json")
-    agent("-m", "cpu", "-p", pid, "-d", "3s", "-s", "499", *extra, "-o", out)
+    agent("-m", "cpu", *[a for p in pids for a in ("-p", p)], "-d", "3s", "-s", "499", *extra,
+          "-o", out)
     j = json.load(open(out))
     stats = j["stats"]
     total = sum(s["values"][0] for s in j["samples"])
@@ -31,15 +32,20 @@ def run(tmp, name, pid, *extra):
 
 
 with tempfile.TemporaryDirectory() as tmp:
-    wl, pid = start_workload("ap_chain", 12)
-    # two entries per slot: a few distinct (thread, stacks) keys fill it at once
-    tiny, tiny_total = run(tmp, "tiny", pid, "--map-entries", "2")
-    dflt, dflt_total = run(tmp, "default", pid)
-    wait_all([wl])
+    # four processes: at least four keys (pid, tid) per drain, even when a full stacks map
+    # leaves every sample without stacks
+    wls = [start_workload("ap_chain", 60) for _ in range(4)]
+    pids = [pid for _, pid in wls]
+    # one entry per slot: the second key of a drain interval finds the map full
+    tiny, tiny_total = run(tmp, "tiny", pids, "--map-entries", "1")
+    dflt, dflt_total = run(tmp, "default", pids)
+    for w, _ in wls:
+        w.kill()
+    wait_all([w for w, _ in wls])
 
     check(tiny["bpf_samples"] > 100, f"too few samples to fill a map: {tiny['bpf_samples']}")
-    check(tiny["counts_map_full"] > 0, "a 2-entry counts map never filled up")
-    # what was not counted in the map is the sample counter's difference, not silently lost
+    check(tiny["counts_map_full"] > 0, "a 1-entry counts map never filled up")
+    # the samples that did not fit are the difference, counted, not silently lost
     check(tiny_total + tiny["counts_map_full"] <= tiny["bpf_samples"],
           "more samples recorded than the program counted")
     check(dflt["bpf_samples"] > 100, f"too few samples: {dflt['bpf_samples']}")
