@@ -145,8 +145,8 @@ int ap_map_dump_take(struct ap_map_dump *d, int fd)
 		return take_per_entry(d, fd);
 	err = take_batch(d, fd);
 	if (d->path == AP_MAP_DUMP_AUTO && batch_refusal(err)) {
-		/* refused (before anything was taken: a refusal is the first call's answer), and
-		 * it will be again: per entry from now on */
+		/* refused (the first call's answer: nothing was taken; the per-entry path would
+		 * append to what was), and it will be again: per entry from now on */
 		d->path = AP_MAP_DUMP_PER_ENTRY;
 		d->batch_refused = err;
 		return take_per_entry(d, fd);

@@ -118,7 +118,6 @@ AP_BPF_STAT_HELPERS(sys_counters)
 /* A fresh cache way; never written. */
 static struct ap_sys_agg empty_agg;
 
-
 static __always_inline __u64 wakeup_flags(void)
 {
 	return bpf_ringbuf_query(&sys_events, BPF_RB_AVAIL_DATA) >= cfg_wakeup_bytes ?
