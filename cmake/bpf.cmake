@@ -10,12 +10,24 @@ set(VMLINUX_BTF "/sys/kernel/btf/vmlinux" CACHE FILEPATH "BTF file vmlinux.h is 
 set(AP_BPF_GEN_DIR ${CMAKE_BINARY_DIR}/bpf)
 file(MAKE_DIRECTORY ${AP_BPF_GEN_DIR})
 
-if(CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64")
+# The BPF programs' target architecture (__TARGET_ARCH_<arch>: libbpf's PT_REGS_* macros and
+# src/bpf/regs.h pick their registers by it). Only x86-64 builds: the in-kernel CFI stack
+# walker, compiled into every program, knows x86-64's registers, return-address rule and
+# signal frame only (docs/unwinding.md, "Limits"). Refusing here beats failing later inside
+# clang on x86 pt_regs fields, or loading programs that walk stacks with the wrong rules.
+if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$")
   set(AP_BPF_ARCH x86)
-elseif(CMAKE_SYSTEM_PROCESSOR MATCHES "aarch64|arm64")
-  set(AP_BPF_ARCH arm64)
+elseif(CMAKE_SYSTEM_PROCESSOR MATCHES "^(aarch64|arm64|ARM64)$")
+  message(FATAL_ERROR
+    "Aperture builds for x86-64 only; the target architecture is '${CMAKE_SYSTEM_PROCESSOR}'.\n"
+    "The BPF programs read registers through libbpf's arch-neutral PT_REGS_* macros and "
+    "src/bpf/regs.h (which knows arm64), but the in-kernel CFI unwinder (src/bpf/unwind*.h, "
+    "src/unwind/cfi_*.c) handles x86-64 registers, return addresses and signal frames only: "
+    "see docs/unwinding.md, \"Limits\". Porting it is what an arm64 build needs.")
 else()
-  message(FATAL_ERROR "unsupported architecture for BPF: ${CMAKE_SYSTEM_PROCESSOR}")
+  message(FATAL_ERROR
+    "Aperture builds for x86-64 only; the target architecture is '${CMAKE_SYSTEM_PROCESSOR}' "
+    "(neither its BPF registers nor its stack unwinding are supported; see docs/unwinding.md).")
 endif()
 
 add_custom_command(

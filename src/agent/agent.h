@@ -29,6 +29,7 @@ struct ap_agent_opts {
 	uint64_t duration_ns;	 /* 0 = until SIGINT/SIGTERM */
 	uint64_t sample_rate_hz; /* cpu-clock samples per second per CPU */
 	uint64_t drain_interval_ns;
+	uint32_t map_entries;	 /* --map-entries: per-slot aggregation map size; 0: sized */
 	const char *output;	 /* NULL = stdout */
 	enum ap_format format;	 /* from --format, else from the output's extension */
 	size_t top_n;		 /* --top: also print the top functions to stdout */

@@ -57,8 +57,12 @@ static int perf_event_open(struct perf_event_attr *attr, int cpu)
 	return (int)syscall(__NR_perf_event_open, attr, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC);
 }
 
+/* Entries of each counts/stacks map: --map-entries, else twice the samples one drain interval
+ * can bring (CPUs x rate x interval), as a power of two within the bounds. */
 static unsigned int map_entries(const struct ap_agent_opts *opts, int ncpus)
 {
+	if (opts->map_entries)
+		return opts->map_entries;
 	double per_slot = (double)ncpus * (double)opts->sample_rate_hz *
 			  ((double)opts->drain_interval_ns / 1e9) * 2.0;
 	unsigned int n = MIN_MAP_ENTRIES;

@@ -67,6 +67,7 @@ struct lock_collector {
 	bool stopped;		      /* probes detached: replay every deferred wait */
 	/* scratch for one drain */
 	struct ap_map_dump waits_dump; /* scratch for one drain */
+	struct ap_map_dump holders_dump;
 	__u64 kstack[AP_LOCK_STACK_DEPTH];
 	__u64 ustack[AP_LOCK_STACK_DEPTH];
 };
@@ -538,6 +539,8 @@ static int lock_start(struct ap_collector *c, const struct ap_agent_opts *opts, 
 		return -ENOMEM;
 	c->priv = lc;
 	ap_map_dump_init(&lc->waits_dump, sizeof(struct ap_lock_key), sizeof(struct ap_lock_val));
+	ap_map_dump_init(&lc->holders_dump, sizeof(struct ap_lock_holder_key),
+			 sizeof(struct ap_lock_holder_val));
 	lc->histograms = opts->histograms;
 	err = ap_lock_profile_init(c->profile);
 	if (err)
@@ -608,21 +611,11 @@ static void lock_stop(struct ap_collector *c)
 
 static int drain_holders(struct lock_collector *lc, int fd)
 {
-	struct ap_lock_holder_key key, next;
-	struct ap_lock_holder_val val;
-	void *prev = NULL;
-	int err = 0;
+	int err = ap_map_dump_take(&lc->holders_dump, fd);
 
-	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-		if (!err && bpf_map_lookup_elem(fd, &next, &val) == 0)
-			err = ap_lock_record_holder(lc->table, &next, &val);
-		key = next;
-		prev = &key;
-	}
-	/* delete after the walk: deleting the current key restarts get_next_key */
-	while (bpf_map_get_next_key(fd, NULL, &next) == 0)
-		if (bpf_map_delete_elem(fd, &next))
-			break;
+	for (size_t i = 0; !err && i < lc->holders_dump.n; i++)
+		err = ap_lock_record_holder(lc->table, ap_map_dump_key(&lc->holders_dump, i),
+					    ap_map_dump_val(&lc->holders_dump, i));
 	return err;
 }
 
@@ -750,6 +743,7 @@ static void lock_destroy(struct ap_collector *c)
 	ap_lock_names_free(lc->names);
 	ap_unwind_events_free(lc->uev);
 	ap_map_dump_free(&lc->waits_dump);
+	ap_map_dump_free(&lc->holders_dump);
 	free(lc);
 	c->priv = NULL;
 }

@@ -15,6 +15,7 @@
 #define DEFAULT_SAMPLE_RATE 99
 #define MAX_SAMPLE_RATE 100000
 #define DEFAULT_DRAIN_INTERVAL_NS 1000000000ULL
+#define MAX_MAP_ENTRIES (1u << 20)
 
 enum long_only_opt {
 	OPT_FORMAT = 0x100,
@@ -38,6 +39,7 @@ enum long_only_opt {
 	OPT_FILTER_FUEL,
 	OPT_FILTER_MEMORY_PAGES,
 	OPT_FILTER_CALL_DEPTH,
+	OPT_MAP_ENTRIES,
 };
 
 static const struct option long_opts[] = {
@@ -50,6 +52,7 @@ static const struct option long_opts[] = {
 	{ "top", required_argument, NULL, OPT_TOP },
 	{ "include-idle", no_argument, NULL, OPT_INCLUDE_IDLE },
 	{ "drain-interval", required_argument, NULL, OPT_DRAIN_INTERVAL },
+	{ "map-entries", required_argument, NULL, OPT_MAP_ENTRIES },
 	{ "comm", required_argument, NULL, OPT_COMM },
 	{ "syscall", required_argument, NULL, OPT_SYSCALL },
 	{ "min-latency", required_argument, NULL, OPT_MIN_LATENCY },
@@ -91,6 +94,9 @@ void ap_agent_usage(FILE *out, const char *prog)
 		"                           .folded/.txt, .pb.gz/.pprof, .json)\n"
 		"      --top N              also print the N hottest functions to stdout\n"
 		"      --include-idle       keep samples of idle CPUs (the swapper task)\n"
+		"      --map-entries N      entries of each in-kernel counts and stacks map (cpu;\n"
+		"                           default: CPUs x rate x drain interval, 1024..16384;\n"
+		"                           max %u); samples that do not fit are counted\n"
 		"      --comm NAME          only tasks with this name (repeatable; lock, syscall)\n"
 		"      --syscall NAME[,..]  only these syscalls (syscall mode)\n"
 		"      --min-latency TIME   calls at least this slow count as slow events (syscall)\n"
@@ -124,7 +130,7 @@ void ap_agent_usage(FILE *out, const char *prog)
 		"                           linear memory cap in 64 KiB pages (default %u, max %u)\n"
 		"      --filter-call-depth N\n"
 		"                           nested call limit (default %u, max %u)\n",
-		prog, DEFAULT_SAMPLE_RATE, (unsigned long long)AP_FILTER_DEFAULT_FUEL,
+		prog, DEFAULT_SAMPLE_RATE, MAX_MAP_ENTRIES, (unsigned long long)AP_FILTER_DEFAULT_FUEL,
 		AP_FILTER_DEFAULT_MEMORY_PAGES, AP_FILTER_MAX_MEMORY_PAGES,
 		AP_FILTER_DEFAULT_CALL_DEPTH, AP_FILTER_MAX_CALL_DEPTH);
 }
@@ -278,6 +284,14 @@ int ap_agent_parse_args(int argc, char **argv, struct ap_agent_opts *opts)
 			    opts->drain_interval_ns < 10000000ULL)
 				return usage_error(opts, "invalid drain interval '%s' (at least 10ms)",
 						   optarg);
+			break;
+		case OPT_MAP_ENTRIES:
+			if (ap_parse_u64(optarg, 1, MAX_MAP_ENTRIES, &v))
+				return usage_error(opts,
+						   "invalid --map-entries '%s': expected 1..1048576 "
+						   "(entries of each counts and stacks map)",
+						   optarg);
+			opts->map_entries = (uint32_t)v;
 			break;
 		case OPT_COMM:
 			if (!optarg[0] || strlen(optarg) >= AP_COMM_LEN)

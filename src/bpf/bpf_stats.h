@@ -7,6 +7,9 @@
  *
  *     AP_BPF_STATS(lock_stats, AP_LOCK_STAT_MAX);
  *     ap_stat_add(&lock_stats, AP_LOCK_STAT_WAITS_LOST, 1);
+ *
+ * A program's own array gets the short forms stat_add(which, n) and stat_inc(which) with
+ * AP_BPF_STAT_HELPERS(lock_stats) (once per program: the names are not prefixed).
  */
 #ifndef AP_BPF_STATS_H
 #define AP_BPF_STATS_H
@@ -26,5 +29,15 @@ static __always_inline void ap_stat_add(void *stats, __u32 which, __u64 n)
 	if (v)
 		*v += n;
 }
+
+#define AP_BPF_STAT_HELPERS(name)                                  \
+	static __always_inline void stat_add(__u32 which, __u64 n) \
+	{                                                          \
+		ap_stat_add(&name, which, n);                      \
+	}                                                          \
+	static __always_inline void stat_inc(__u32 which)          \
+	{                                                          \
+		ap_stat_add(&name, which, 1);                      \
+	}
 
 #endif

@@ -14,6 +14,7 @@
 #include <bpf/bpf_core_read.h>
 
 #include "cpu.h"
+#include "regs.h"
 #include "unwind.h"
 #include "bpf_stats.h"
 #include "stack_store.h"
@@ -64,11 +65,7 @@ struct {
 } sample_events SEC(".maps");
 
 AP_BPF_STATS(cpu_stats, AP_CPU_STAT_MAX);
-
-static __always_inline void stat_inc(__u32 which)
-{
-	ap_stat_add(&cpu_stats, which, 1);
-}
+AP_BPF_STAT_HELPERS(cpu_stats)
 
 static __always_inline bool pid_wanted(__u32 tgid)
 {
@@ -81,22 +78,19 @@ static __always_inline bool pid_wanted(__u32 tgid)
 static __always_inline __u64 capture_user_stack(struct bpf_perf_event_data *ctx, void *stacks,
 						__u32 tgid, struct ap_uregs *start, bool *retry)
 {
-	struct pt_regs *regs = (struct pt_regs *)&ctx->regs;
+	bpf_user_pt_regs_t *regs = &ctx->regs;
 	__u32 n, status, flags;
 	struct ap_stack *st;
-	__u64 cs;
 
 	if (!cfg_unwind_tables)
 		return ap_capture_stack(ctx, stacks, BPF_F_USER_STACK, &cpu_stats,
 					AP_CPU_STAT_USER_STACK_ERR, AP_CPU_STAT_STACKS_FULL);
-	/* the context allows only 8-byte loads, and cs is a 16-bit field */
-	cs = *(volatile __u64 *)((void *)regs + __builtin_offsetof(struct pt_regs, cs));
 	/* a sample in kernel mode (pc 0 here) walks from the user registers saved at kernel
 	 * entry */
-	if ((cs & 3) == 3) {
-		start->pc = regs->ip;
-		start->sp = regs->sp;
-		start->bp = regs->bp;
+	if (ap_regs_user_mode(regs)) {
+		start->pc = PT_REGS_IP(regs);
+		start->sp = PT_REGS_SP(regs);
+		start->bp = PT_REGS_FP(regs);
 	}
 	st = ap_unwind_user(start, tgid, &n, &status, &flags);
 	/* a pc outside its mappings, or no tables although announced: re-scan (the sample's
@@ -212,23 +206,9 @@ int cpu_sample(struct bpf_perf_event_data *ctx)
 	return 0;
 }
 
-SEC("tp_btf/sched_process_exec")
-int BPF_PROG(cpu_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
-{
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-
-	/* the next sample re-announces it; tell the agent now so the new image is snapshotted */
-	if (pid_wanted(tgid))
-		ap_proc_exec(tgid, true);
-	return 0;
-}
-
-SEC("tp_btf/sched_process_exit")
-int BPF_PROG(cpu_exit, struct task_struct *p)
-{
-	/* one event per process: when its main thread exits, and only if it was ever sampled */
-	ap_proc_exit();
-	return 0;
-}
+/* Exec and exit of processes (proc_announce.h). An exec of a wanted process is told to the
+ * agent at once, so the new image is snapshotted before its next sample re-announces it;
+ * an exit is one event per process, when its main thread exits, if it was ever sampled. */
+AP_PROC_EXEC_EXIT_PROGS("tp_btf", cpu_exec, cpu_exit, true, pid_wanted)
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

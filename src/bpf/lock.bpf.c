@@ -40,6 +40,7 @@
 
 #include "hist_bits.h"
 #include "lock.h"
+#include "regs.h"
 
 /* unwind.h's and stack_store.h's stack: a lock stack's frames (leaf first, zero tail) */
 struct ap_stack {
@@ -194,6 +195,7 @@ struct {
 } waker_comms SEC(".maps");
 
 AP_BPF_STATS(lock_stats, AP_LOCK_STAT_MAX);
+AP_BPF_STAT_HELPERS(lock_stats)
 
 /* Per-event records, and spills of the full waits/holders maps (resized by the loader: smaller
  * when it only carries spills). */
@@ -205,10 +207,6 @@ struct {
 /* Initial value of a new aggregate (too big for the BPF stack). */
 static const struct ap_lock_val zero_val;
 
-static __always_inline void stat_inc(__u32 which)
-{
-	ap_stat_add(&lock_stats, which, 1);
-}
 
 /* --pid / --comm / the agent itself. */
 static __always_inline bool task_wanted(__u32 tgid)
@@ -416,6 +414,17 @@ static __always_inline __u64 capture_stack(void *ctx, void *map, __u64 flags, __
 	return ap_capture_stack(ctx, map, flags, &lock_stats, err_stat, AP_LOCK_STAT_STACKS_FULL);
 }
 
+/* The slot being written and its stacks and waits maps. Read once per event: the stacks,
+ * the wait and a per-event record must agree on the slot. */
+static __always_inline __u32 active_maps(void **stacks, void **waits)
+{
+	__u32 slot = active_slot;
+
+	*stacks = slot ? (void *)&stacks_1 : (void *)&stacks_0;
+	*waits = slot ? (void *)&waits_1 : (void *)&waits_0;
+	return slot;
+}
+
 /* Result of a wait from the syscall's return value: where it is counted. */
 static __always_inline void count_result(struct ap_lock_val *v, long ret)
 {
@@ -592,14 +601,7 @@ static __always_inline int futex_exit(void *ctx, long ret)
 	}
 	stat_inc(AP_LOCK_STAT_FUTEX_BLOCKED);
 
-	slot = active_slot; /* read once: the stacks and the record must agree */
-	if (slot) {
-		stacks = &stacks_1;
-		waits = &waits_1;
-	} else {
-		stacks = &stacks_0;
-		waits = &waits_0;
-	}
+	slot = active_maps(&stacks, &waits);
 	bpf_get_current_comm(key.comm, sizeof(key.comm));
 	/* the kernel stack first: a deferred wait copies it from the capture scratch */
 	key.kern_stack = cfg_kernel_stacks ?
@@ -658,17 +660,9 @@ int futex_exit_tp(struct trace_event_raw_sys_exit *ctx)
 
 /* ---- syscall hooks: raw syscall tracepoints (fallback when tracefs is absent) ---- */
 
-#if defined(__TARGET_ARCH_x86)
-#define SC_ARG0(r) BPF_CORE_READ(r, di)
-#define SC_ARG1(r) BPF_CORE_READ(r, si)
-#define SC_ARG2(r) BPF_CORE_READ(r, dx)
-#define SC_NR(r) BPF_CORE_READ(r, orig_ax)
-#elif defined(__TARGET_ARCH_arm64)
-#define SC_ARG0(r) BPF_CORE_READ(r, orig_x0)
-#define SC_ARG1(r) BPF_CORE_READ(r, regs[1])
-#define SC_ARG2(r) BPF_CORE_READ(r, regs[2])
-#define SC_NR(r) BPF_CORE_READ(r, syscallno)
-#endif
+#define SC_ARG0(r) PT_REGS_PARM1_CORE_SYSCALL(r)
+#define SC_ARG1(r) PT_REGS_PARM2_CORE_SYSCALL(r)
+#define SC_ARG2(r) PT_REGS_PARM3_CORE_SYSCALL(r)
 
 SEC("tp_btf/sys_enter")
 int BPF_PROG(futex_enter_raw, struct pt_regs *regs, long nr)
@@ -688,7 +682,7 @@ int BPF_PROG(futex_enter_raw, struct pt_regs *regs, long nr)
 SEC("tp_btf/sys_exit")
 int BPF_PROG(futex_exit_raw, struct pt_regs *regs, long ret)
 {
-	long nr = SC_NR(regs);
+	long nr = ap_regs_syscall_nr(regs);
 
 	if (nr != NR_FUTEX && nr != NR_FUTEX_WAITV && nr != NR_FUTEX_WAIT)
 		return 0;
@@ -812,14 +806,7 @@ int BPF_PROG(klock_end, void *lock, int ret)
 		bpf_map_delete_elem(&klock_starts, &tid);
 	}
 
-	slot = active_slot; /* read once: the stacks and the record must agree */
-	if (slot) {
-		stacks = &stacks_1;
-		waits = &waits_1;
-	} else {
-		stacks = &stacks_0;
-		waits = &waits_0;
-	}
+	slot = active_maps(&stacks, &waits);
 	key.addr = s.lock;
 	key.pid = id >> 32;
 	key.tid = tid;
@@ -840,18 +827,6 @@ int BPF_PROG(klock_end, void *lock, int ret)
 
 /* ---- processes: exec and exit of the ones announced (proc_announce.h) ---- */
 
-SEC("tp_btf/sched_process_exec")
-int BPF_PROG(lock_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
-{
-	ap_proc_exec(bpf_get_current_pid_tgid() >> 32, false);
-	return 0;
-}
-
-SEC("tp_btf/sched_process_exit")
-int BPF_PROG(lock_exit, struct task_struct *p)
-{
-	ap_proc_exit();
-	return 0;
-}
+AP_PROC_EXEC_EXIT_PROGS("tp_btf", lock_exec, lock_exit, false, ap_proc_any)
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -205,6 +205,41 @@ static __always_inline void ap_proc_exit(void)
 	ap_proc_emit(AP_PROC_EXIT, tgid);
 }
 
+/* For AP_PROC_EXEC_EXIT_PROGS: every process is of interest (the mode has no pid filter of
+ * its own here, or ap_proc_exec(.., false) filters by what is known). */
+static __always_inline bool ap_proc_any(__u32 tgid)
+{
+	return true;
+}
+
+/*
+ * The exec and exit programs every mode that announces processes attaches (one definition,
+ * so the three programs cannot drift apart):
+ *   sec        "tp_btf" or "raw_tp" (syscall.bpf.c's loader turns raw_tp into tp_btf);
+ *   exec_prog, exit_prog  the programs' names (the loaders' skeleton fields);
+ *   any        ap_proc_exec's `any`: true tells the agent about every exec (CPU mode);
+ *   wanted     a bool function of the tgid: execs of other processes are ignored
+ *              (ap_proc_any: none are).
+ * Both programs read nothing from their context, so one body serves both section kinds.
+ */
+#define AP_PROC_EXEC_EXIT_PROGS(sec, exec_prog, exit_prog, any, wanted)                       \
+	SEC(sec "/sched_process_exec")                                                         \
+	int BPF_PROG(exec_prog)                                                                \
+	{                                                                                      \
+		__u32 tgid = bpf_get_current_pid_tgid() >> 32;                                 \
+                                                                                               \
+		if (wanted(tgid))                                                              \
+			ap_proc_exec(tgid, (any));                                             \
+		return 0;                                                                      \
+	}                                                                                      \
+                                                                                               \
+	SEC(sec "/sched_process_exit")                                                         \
+	int BPF_PROG(exit_prog)                                                                \
+	{                                                                                      \
+		ap_proc_exit();                                                                \
+		return 0;                                                                      \
+	}
+
 /*
  * Deferred records: reserve one (type: the mode's record, its last member a struct
  * ap_user_snapshot named snap), fill the payload, then ap_defer_submit(). NULL when the ring

@@ -33,6 +33,7 @@
 
 #include "hist_bits.h"
 #include "syscall.h"
+#include "regs.h"
 
 /* unwind.h's stack: leaf first, zero tail (the same depth as a slow call's stack) */
 struct ap_stack {
@@ -112,14 +113,10 @@ struct {
 } sys_stacks SEC(".maps");
 
 AP_BPF_STATS(sys_counters, AP_SYS_STAT_MAX);
+AP_BPF_STAT_HELPERS(sys_counters)
 
 /* A fresh cache way; never written. */
 static struct ap_sys_agg empty_agg;
-
-static __always_inline void stat_add(__u32 which, __u64 n)
-{
-	ap_stat_add(&sys_counters, which, n);
-}
 
 static __always_inline __u64 wakeup_flags(void)
 {
@@ -172,18 +169,6 @@ static __always_inline __u32 abi_bits(void)
 		return AP_SYS_ABI_COMPAT;
 #endif
 	return 0;
-}
-
-/* The syscall number in the registers (for sanity checks off the common path). */
-static __always_inline long regs_syscall_nr(struct pt_regs *regs)
-{
-#if defined(__TARGET_ARCH_x86)
-	return BPF_CORE_READ(regs, orig_ax);
-#elif defined(__TARGET_ARCH_arm64)
-	return BPF_CORE_READ(regs, syscallno);
-#else
-	return -1;
-#endif
 }
 
 /*
@@ -455,7 +440,7 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 		/* switched out since sys_enter (or not traced): look for the spilled call */
 		t = bpf_task_storage_get(&sys_spilled, bpf_get_current_task_btf(), NULL, 0);
 		if (!t || !t->start_ns ||
-		    (t->nr & ~AP_SYS_ABI_COMPAT) != (__u32)regs_syscall_nr(regs)) {
+		    (t->nr & ~AP_SYS_ABI_COMPAT) != (__u32)ap_regs_syscall_nr(regs)) {
 			if (cfg_count_unmatched)
 				stat_add(AP_SYS_STAT_UNMATCHED_EXIT, 1);
 			return 0;
@@ -528,18 +513,6 @@ int BPF_PROG(sys_switch)
 }
 
 /* Exec and exit of the processes announced (proc_announce.h): --slow-stacks only. */
-SEC("raw_tp/sched_process_exec")
-int BPF_PROG(sys_exec)
-{
-	ap_proc_exec(bpf_get_current_pid_tgid() >> 32, false);
-	return 0;
-}
-
-SEC("raw_tp/sched_process_exit")
-int BPF_PROG(sys_exit_proc)
-{
-	ap_proc_exit();
-	return 0;
-}
+AP_PROC_EXEC_EXIT_PROGS("raw_tp", sys_exec, sys_exit_proc, false, ap_proc_any)
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

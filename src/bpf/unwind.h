@@ -369,9 +369,9 @@ static __always_inline struct ap_stack *ap_unwind_user(struct ap_uregs *start, _
 		 * into one instruction on two pointer types, which the verifier refuses */
 		struct pt_regs *u = (struct pt_regs *)bpf_task_pt_regs(task);
 
-		if (!u || bpf_probe_read_kernel(&w->r.pc, 8, &u->ip) ||
-		    bpf_probe_read_kernel(&w->r.sp, 8, &u->sp) ||
-		    bpf_probe_read_kernel(&w->r.bp, 8, &u->bp))
+		if (!u || bpf_probe_read_kernel(&w->r.pc, 8, &PT_REGS_IP(u)) ||
+		    bpf_probe_read_kernel(&w->r.sp, 8, &PT_REGS_SP(u)) ||
+		    bpf_probe_read_kernel(&w->r.bp, 8, &PT_REGS_FP(u)))
 			return NULL;
 		start->pc = w->r.pc;
 		start->sp = w->r.sp;

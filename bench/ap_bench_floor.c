@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Benchmark helper: attach one pair of reference programs of src/bpf/bench_floor.bpf.c to
+ * Benchmark helper: attach one pair of reference programs of bench/bpf/bench_floor.bpf.c to
  * sys_enter/sys_exit, print "ready", and keep them attached until stdin reaches EOF.
  *
  *   ap_bench_floor [floor|taskstorage]
