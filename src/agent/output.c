@@ -180,6 +180,39 @@ static int open_regular(struct ap_output *o)
 	return 0;
 }
 
+/* A trusted link to a file not written yet: the target's directory must exist, the file is
+ * created there. (realpath() refuses dangling links.) */
+static int resolve_dangling(const char *link, char *resolved)
+{
+	char target[PATH_MAX], full[2 * PATH_MAX + 2], dir[PATH_MAX], real_dir[PATH_MAX];
+	const char *base;
+	ssize_t n;
+	int len;
+
+	if (errno != ENOENT)
+		return -1;
+	n = readlink(link, target, sizeof(target) - 1);
+	if (n <= 0)
+		return -1;
+	target[n] = '\0';
+	if (target[0] == '/') {
+		snprintf(full, sizeof(full), "%s", target);
+	} else {
+		split_dir(link, dir, sizeof(dir), &base);
+		snprintf(full, sizeof(full), "%s/%s", dir, target);
+	}
+	split_dir(full, dir, sizeof(dir), &base);
+	if (!*base || !realpath(dir, real_dir))
+		return -1;
+	len = snprintf(resolved, PATH_MAX, "%s/%s", strcmp(real_dir, "/") ? real_dir : "", base);
+	if (len < 0 || len >= PATH_MAX) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	errno = 0;
+	return 0;
+}
+
 int ap_output_open(struct ap_output *o, const char *path, char *msg, size_t len)
 {
 	char resolved[PATH_MAX];
@@ -203,7 +236,7 @@ int ap_output_open(struct ap_output *o, const char *path, char *msg, size_t len)
 				 path, (unsigned int)st.st_uid);
 			return -EPERM;
 		}
-		if (!realpath(path, resolved)) {
+		if (!realpath(path, resolved) && resolve_dangling(path, resolved) != 0) {
 			/* a trusted link to something without a path (/dev/stderr on a pipe) */
 			if (stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
 				goto in_place;
