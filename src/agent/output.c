@@ -284,7 +284,8 @@ in_place:
 
 int ap_output_error(const struct ap_output *o, int err)
 {
-	return err == -EIO && o->write_err ? -o->write_err : err;
+	/* ECANCELED is a discarded stream's marker, not a failure */
+	return err == -EIO && o->write_err && o->write_err != ECANCELED ? -o->write_err : err;
 }
 
 static int close_stream(struct ap_output *o)
