@@ -97,13 +97,15 @@ void ap_agent_usage(FILE *out, const char *prog)
 		"  -m, --mode MODE          what to profile: cpu, lock, syscall, all\n"
 		"                           (comma-separated; several modes write one file each)\n"
 		"  -p, --pid PID            only this process and all its threads (repeatable)\n"
-		"  -d, --duration TIME      stop after TIME (e.g. 500ms, 10s, 5m, 1h);\n"
-		"                           default: until SIGINT/SIGTERM\n"
-		"  -s, --sample-rate HZ     samples per second per CPU (default %d)\n"
+		"  -d, --duration TIME      stop after TIME (e.g. 500ms, 10s, 5m, 1h; at most %lluh);\n"
+		"                           default: until SIGINT/SIGTERM (a second one quits\n"
+		"                           without writing)\n"
+		"  -s, --sample-rate HZ     samples per second per CPU (default %d, at most %d and\n"
+		"                           the kernel's perf_event_max_sample_rate)\n"
 		"  -o, --output FILE        write here (default: text report to stdout)\n"
 		"      --format FMT         svg | folded | pprof | json | text\n"
 		"                           (default: from the output's extension: .svg,\n"
-		"                           .folded/.txt, .pb.gz/.pprof, .json)\n"
+		"                           .folded/.txt, .pb.gz/.pprof, .json; must agree with it)\n"
 		"      --top N              also print the N hottest functions to stdout\n"
 		"      --include-idle       keep samples of idle CPUs (the swapper task)\n"
 		"      --comm NAME          only tasks with this name (repeatable; lock, syscall)\n"
@@ -139,7 +141,8 @@ void ap_agent_usage(FILE *out, const char *prog)
 		"                           linear memory cap in 64 KiB pages (default %u, max %u)\n"
 		"      --filter-call-depth N\n"
 		"                           nested call limit (default %u, max %u)\n",
-		prog, DEFAULT_SAMPLE_RATE, (unsigned long long)AP_FILTER_DEFAULT_FUEL,
+		prog, MAX_DURATION_HOURS, DEFAULT_SAMPLE_RATE, MAX_SAMPLE_RATE,
+		(unsigned long long)AP_FILTER_DEFAULT_FUEL,
 		AP_FILTER_DEFAULT_MEMORY_PAGES, AP_FILTER_MAX_MEMORY_PAGES,
 		AP_FILTER_DEFAULT_CALL_DEPTH, AP_FILTER_MAX_CALL_DEPTH);
 }
