@@ -118,7 +118,7 @@ static int open_outputs(struct run *r)
 				fprintf(stderr, "%s: cannot write output: %s\n", opts->prog, msg);
 			else
 				fprintf(stderr, "%s: cannot write output '%s': %s\n", opts->prog,
-					path, strerror(-err));
+					opts->output ? path : "stdout", strerror(-err));
 			return err == -ENOMEM ? AP_EXIT_FAILURE : AP_EXIT_USAGE;
 		}
 		r->nouts++;

@@ -352,6 +352,7 @@ int ap_output_commit(struct ap_output *o)
 		goto fail;
 	if (o->kind == AP_OUTPUT_STDOUT) {
 		o->kind = AP_OUTPUT_NONE;
+		o->fd = -1; /* descriptor 1 is not ours to close */
 		return 0;
 	}
 	if ((o->kind == AP_OUTPUT_TMPFILE || o->kind == AP_OUTPUT_NAMED_TMP) && fsync(o->fd)) {

@@ -8,7 +8,8 @@ import subprocess
 import tempfile
 import time
 
-from aptest import BIN_DIR, agent, check, cli, read_folded, require_bpf, start_workload, wait_all
+from aptest import (BIN_DIR, agent, check, cli, read_folded, require_bpf, start_recording,
+                    start_workload, wait_all)
 
 AGENT = os.path.join(BIN_DIR, "aperture-agent")
 
@@ -70,7 +71,7 @@ with tempfile.TemporaryDirectory() as tmp:
     out = os.path.join(tmp, "int.folded")
     # a busy process, so that an idle machine still yields samples in 2 s
     spin, _ = start_workload("ap_spin", 4)
-    p = subprocess.Popen([AGENT, "--mode", "cpu", "-o", out], stderr=subprocess.PIPE, text=True)
+    p, _ = start_recording("--mode", "cpu", "-o", out)
     time.sleep(2)
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=30)

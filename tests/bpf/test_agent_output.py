@@ -12,7 +12,8 @@ import tempfile
 import threading
 import time
 
-from aptest import BIN_DIR, agent, check, read_folded, require_bpf, start_workload, wait_all
+from aptest import (BIN_DIR, agent, check, read_folded, require_bpf, start_recording,
+                    start_workload, wait_all)
 
 AGENT = os.path.join(BIN_DIR, "aperture-agent")
 NOBODY = 65534
@@ -98,8 +99,8 @@ try:
         # 7. two signals in a row: the second quits the stopping run at once, non-zero, with
         # a message, leaving no temporary and the older output as it was. Two different
         # signals: two pending SIGINTs would merge into one delivery.
-        p = subprocess.Popen([AGENT, "-m", "cpu", "-o", out], stderr=subprocess.PIPE, text=True)
-        time.sleep(2)
+        p, _ = start_recording("-m", "cpu", "-o", out)
+        time.sleep(1)
         p.send_signal(signal.SIGINT)
         p.send_signal(signal.SIGTERM)
         _, err = p.communicate(timeout=30)
