@@ -1,16 +1,19 @@
 // SPDX-License-Identifier: MIT
-/* The run loop: start collectors, drain them periodically, stop on time or signal, write. */
+/*
+ * The run loop: open the outputs, set up the symbolizer, start the collectors, drain them
+ * periodically, stop on time or signal, drain the rest, write. Output files are output.c's,
+ * signals signals.c's, the summary summary.c's.
+ */
 #include <errno.h>
 #include <malloc.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
 #include "agent.h"
@@ -19,15 +22,30 @@
 #include "unwinder.h"
 #include "filter_hook.h"
 #include "log.h"
-#include "parse.h"
+#include "output.h"
+#include "signals.h"
+#include "summary.h"
 
-static volatile sig_atomic_t stop_requested;
+static const struct ap_collector_ops *const all_collectors[] = {
+	&ap_cpu_collector_ops,
+	&ap_lock_collector_ops,
+	&ap_syscall_collector_ops,
+};
 
-static void on_signal(int sig)
-{
-	(void)sig;
-	stop_requested = 1;
-}
+#define NCOLLECTORS (sizeof(all_collectors) / sizeof(all_collectors[0]))
+
+/* One run's state, from the outputs to the last write. */
+struct run {
+	const struct ap_agent_opts *opts;
+	struct ap_collector cols[NCOLLECTORS];
+	size_t ncols;
+	struct ap_output outs[NCOLLECTORS]; /* outs[i] is cols[i]'s */
+	size_t nouts;
+	struct ap_symbolizer *sym;
+	struct ap_unwinder *unwinder; /* shared by the modes, made by the first that asks */
+	struct ap_unwinder_opts unwinder_opts;
+	uint64_t start_mono, start_wall;
+};
 
 static uint64_t now_ns(clockid_t clk)
 {
@@ -48,205 +66,166 @@ static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ar
 	return vfprintf(stderr, fmt, args);
 }
 
-static const struct ap_collector_ops *const all_collectors[] = {
-	&ap_cpu_collector_ops,
-	&ap_lock_collector_ops,
-	&ap_syscall_collector_ops,
-};
-
-/* Where one mode's profile goes: a temporary file renamed into place at the end. */
-struct run_output {
-	FILE *f;
-	char path[4096];
-	char tmp[4200];
-};
-
-#define NCOLLECTORS (sizeof(all_collectors) / sizeof(all_collectors[0]))
-
-static void add_run_meta(struct ap_profile *p, const struct ap_agent_opts *opts)
-{
-	struct utsname u;
-	char buf[64];
-
-	if (uname(&u) == 0) {
-		ap_profile_set_meta(p, "host", u.nodename);
-		ap_profile_set_meta(p, "kernel", u.release);
-		ap_profile_set_meta(p, "arch", u.machine);
-	}
-	snprintf(buf, sizeof(buf), "%llu", (unsigned long long)opts->sample_rate_hz);
-	ap_profile_set_meta(p, "sample_rate_hz", buf);
-	if (opts->npids) {
-		char pids[AP_MAX_PIDS * 12] = "";
-		size_t off = 0;
-
-		for (size_t i = 0; i < opts->npids && off < sizeof(pids); i++)
-			off += (size_t)snprintf(pids + off, sizeof(pids) - off, "%s%d", i ? "," : "",
-						opts->pids[i]);
-		ap_profile_set_meta(p, "pids", pids);
-	}
-}
-
-static void add_symbolizer_stats(struct ap_profile *p, const struct ap_symbolizer *sym)
-{
-	struct ap_symbolizer_stats st;
-
-	ap_symbolizer_get_stats(sym, &st);
-	ap_profile_set_stat(p, "processes_snapshotted", st.pids_snapshotted);
-	ap_profile_set_stat(p, "symbol_mappings_from_samples", st.mappings_added);
-	ap_profile_set_stat(p, "processes_missed", st.pids_missed);
-	ap_profile_set_stat(p, "elf_files_loaded", st.elf_loaded);
-	ap_profile_set_stat(p, "elf_files_unreadable", st.elf_failed);
-	ap_profile_set_stat(p, "frames_unresolved", st.frames_unresolved);
-	ap_profile_set_stat(p, "frames_with_source", st.frames_with_source);
-	ap_profile_set_stat(p, "inline_frames", st.inline_frames);
-	ap_profile_set_stat(p, "inline_chains_truncated", st.inline_truncated);
-	ap_profile_set_stat(p, "jit_frames_resolved", st.jit_resolved);
-	ap_profile_set_stat(p, "jit_frames_resolved_late", st.jit_resolved_late);
-	ap_profile_set_stat(p, "debug_files_found", st.debug_found);
-	ap_profile_set_stat(p, "debug_files_failed", st.debug_failed);
-	ap_profile_set_stat(p, "debug_files_inflated", st.debug_inflated);
-	ap_profile_set_stat(p, "debug_files_inflate_failed", st.debug_inflate_failed);
-	ap_profile_set_stat(p, "debuginfod_fetched", st.debuginfod_fetched);
-	ap_profile_set_stat(p, "debuginfod_failed", st.debuginfod_failed);
-}
-
 /*
- * With several modes each writes its own file: "out.svg" becomes "out.cpu.svg",
- * "out.lock.svg", ... (the mode goes before the extension, ".pb.gz" counting as one).
+ * Can this process load tracing BPF programs at all? Asked first, so that a run without the
+ * privileges says exactly that, before any mode warns about what it cannot set up (the
+ * unwinder's tables, ...) as if that were the problem. A tracepoint program needs both
+ * CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN), as every mode's programs do.
  */
-static void output_path(const char *output, const char *mode, bool several, char *buf,
-			size_t len)
+static int check_bpf_access(const char *prog)
 {
-	const char *base = strrchr(output, '/'), *ext;
-
-	if (!several) {
-		snprintf(buf, len, "%s", output);
-		return;
-	}
-	base = base ? base + 1 : output;
-	ext = strstr(base, ".pb.gz");
-	if (!ext)
-		ext = strrchr(base, '.');
-	if (!ext || ext == base)
-		snprintf(buf, len, "%s.%s", output, mode);
-	else
-		snprintf(buf, len, "%.*s.%s%s", (int)(ext - output), output, mode, ext);
-}
-
-/*
- * Open the output before recording, so a bad path fails in a second, not after the run. The
- * profile goes to a temporary file renamed over the output at the end: a failed run never
- * leaves a truncated file or destroys an older one.
- */
-static int open_output(const struct ap_agent_opts *opts, const char *mode, bool several,
-		       struct run_output *o)
-{
-	size_t len;
-
-	if (!opts->output || strcmp(opts->output, "-") == 0) {
-		o->f = stdout;
-		return 0;
-	}
-	output_path(opts->output, mode, several, o->path, sizeof(o->path));
-	len = strlen(o->path);
-	memcpy(o->tmp, o->path, len);
-	snprintf(o->tmp + len, sizeof(o->tmp) - len, ".tmp.%d", (int)getpid());
-	o->f = fopen(o->tmp, "wb");
-	if (!o->f) {
-		fprintf(stderr, "%s: cannot write output '%s': %s\n", opts->prog, o->path,
-			strerror(errno));
-		return AP_EXIT_USAGE;
-	}
-	return 0;
-}
-
-/* Close the output; rename it into place on success, remove it on failure. */
-static int close_output(const struct ap_agent_opts *opts, struct run_output *o, int ret)
-{
-	if (!o->f || o->f == stdout)
-		return ret;
-	if (fclose(o->f) != 0 && ret == AP_EXIT_OK) {
-		fprintf(stderr, "%s: writing '%s' failed: %s\n", opts->prog, o->path,
-			strerror(errno));
-		ret = AP_EXIT_FAILURE;
-	}
-	o->f = NULL;
-	if (ret == AP_EXIT_OK && rename(o->tmp, o->path) != 0) {
-		fprintf(stderr, "%s: cannot move the profile to '%s': %s\n", opts->prog, o->path,
-			strerror(errno));
-		ret = AP_EXIT_FAILURE;
-	}
-	if (ret != AP_EXIT_OK)
-		unlink(o->tmp);
-	return ret;
-}
-
-static int write_output(const struct ap_agent_opts *opts, struct ap_collector *c,
-			struct run_output *o)
-{
-	struct ap_write_opts wo = {
-		.value_index = (int)ap_profile_default_value(c->profile),
-		.top_n = opts->top_n,
+	const struct bpf_insn insns[] = {
+		{ .code = 0xb7, .dst_reg = 0, .imm = 0 }, /* r0 = 0 */
+		{ .code = 0x95 },			   /* exit */
 	};
-	const char *where = o->f == stdout ? "stdout" : o->path;
-	int err = -ENOTSUP;
+	int fd = bpf_prog_load(BPF_PROG_TYPE_TRACEPOINT, NULL, "GPL", insns, 2, NULL);
 
-	if (c->ops->write)
-		err = c->ops->write(c, opts->format, o->f, &wo);
-	if (err == -ENOTSUP)
-		err = ap_format_write(c->profile, opts->format, o->f, &wo);
-	if (!err && fflush(o->f) != 0)
-		err = -errno;
-	if (err) {
-		fprintf(stderr, "%s: writing %s output to '%s' failed: %s\n", opts->prog,
-			ap_format_name(opts->format), where, strerror(-err));
+	if (fd >= 0) {
+		close(fd);
+		return AP_EXIT_OK;
+	}
+	if (errno == EPERM || errno == EACCES) {
+		fprintf(stderr, "%s: permission denied loading BPF programs: run as root (needs "
+			"CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN)\n", prog);
 		return AP_EXIT_FAILURE;
 	}
-	if (opts->top_n && opts->format != AP_FORMAT_TEXT && o->f != stdout) {
-		err = -ENOTSUP;
-		if (c->ops->write)
-			err = c->ops->write(c, AP_FORMAT_TEXT, stdout, &wo);
-		if (err == -ENOTSUP)
-			err = ap_write_text(c->profile, stdout, &wo);
-		fflush(stdout);
-	}
-	return err ? AP_EXIT_FAILURE : AP_EXIT_OK;
+	/* anything else (no bpf() at all, ...): the modes explain it in their own terms */
+	return AP_EXIT_OK;
 }
 
-/* The symbolizer's stats are in every mode's profile: they are warned about with the last
- * mode's summary only (with_shared), when all modes have drained. */
-static void print_summary(const struct ap_agent_opts *opts, const struct ap_profile *p,
-			  bool with_shared)
+/*
+ * Open every mode's output before recording, so a bad path fails in a second, not after the
+ * run (output.h: how a regular file is replaced only by a complete profile).
+ */
+static int open_outputs(struct run *r)
 {
-	static const char *const drop_stats[] = {
-		"user_stack_errors",	"kernel_stack_errors", "stack_map_full",
-		"counts_map_full",	"proc_events_dropped", "drain_errors",
-		"sample_events_dropped", "lock_events_lost",    "calls_lost",
-		"processes_missed",	"waits_lost",		"holders_lost",
-		"stacks_map_full",	"inflight_map_full",
-	};
-	char dur[32];
+	const struct ap_agent_opts *opts = r->opts;
+	size_t nwanted = 0;
+	char path[4096], msg[512];
+	int err;
 
-	ap_format_duration(ap_profile_duration_ns(p), dur, sizeof(dur));
-	ap_info("%s: %s: %llu samples in %s, %zu distinct stacks", opts->prog,
-		ap_profile_get_meta(p, "mode"), (unsigned long long)ap_profile_total(p, 0), dur,
-		ap_profile_nstacks(p));
-	for (size_t i = 0; i < sizeof(drop_stats) / sizeof(drop_stats[0]); i++) {
-		uint64_t v = ap_profile_get_stat(p, drop_stats[i]);
-
-		if (!with_shared && !strcmp(drop_stats[i], "processes_missed"))
+	for (size_t i = 0; i < NCOLLECTORS; i++)
+		nwanted += (opts->modes & all_collectors[i]->mode) != 0;
+	for (size_t i = 0; i < NCOLLECTORS; i++) {
+		if (!(opts->modes & all_collectors[i]->mode))
 			continue;
-		if (v)
-			ap_warn("%s: %s = %llu", ap_profile_get_meta(p, "mode"), drop_stats[i],
-				(unsigned long long)v);
+		if (opts->output)
+			ap_output_path(opts->output, all_collectors[i]->name, nwanted > 1, path,
+				       sizeof(path));
+		err = ap_output_open(&r->outs[r->nouts], opts->output ? path : NULL, msg,
+				     sizeof(msg));
+		if (err) {
+			if (msg[0])
+				fprintf(stderr, "%s: cannot write output: %s\n", opts->prog, msg);
+			else
+				fprintf(stderr, "%s: cannot write output '%s': %s\n", opts->prog,
+					opts->output ? path : "stdout", strerror(-err));
+			return err == -ENOMEM ? AP_EXIT_FAILURE : AP_EXIT_USAGE;
+		}
+		r->nouts++;
 	}
-	/* the unwinder is shared: say it once */
-	if (with_shared && ap_profile_get_stat(p, "unwind_files_over_budget"))
-		ap_warn("%llu files' unwind tables did not fit --unwind-memory (%llu MiB peak): "
-			"their frames were unwound with frame pointers; raise it for complete "
-			"stacks",
-			(unsigned long long)ap_profile_get_stat(p, "unwind_files_over_budget"),
-			(unsigned long long)ap_profile_get_stat(p, "unwind_table_bytes_peak") >> 20);
+	return AP_EXIT_OK;
+}
+
+static void tune_allocator(void)
+{
+	/* The symbolizer's and unwinder's helper threads allocate little and rarely: one arena
+	 * for all threads keeps their freed memory reusable instead of parked per thread. */
+	mallopt(M_ARENA_MAX, 1);
+	/* Big transient buffers (a large library's unwind rows, its symbol names) are mapped on
+	 * their own: they go back to the system when freed instead of leaving the heap bloated,
+	 * and growing them remaps instead of copying. A fixed threshold also stops glibc from
+	 * raising it after the first such free. Not lower: the per-drain buffers (a map dump is
+	 * about 1 MiB) would then be mapped, faulted in and unmapped every second, which slows
+	 * drains enough for lock mode's wait maps to fill under thread-churn. */
+	mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024);
+}
+
+static int setup_symbolizer(struct run *r)
+{
+	const struct ap_agent_opts *opts = r->opts;
+	int err;
+
+	r->sym = ap_symbolizer_new();
+	if (!r->sym) {
+		fprintf(stderr, "%s: out of memory\n", opts->prog);
+		return AP_EXIT_FAILURE;
+	}
+	if (opts->debuginfod) {
+		/* "env" takes $DEBUGINFOD_URLS; the fetches run on the symbolizer's own thread */
+		err = ap_symbolizer_set_debuginfod(r->sym, strcmp(opts->debuginfod, "env") == 0 ?
+							   NULL : opts->debuginfod);
+		if (err) {
+			fprintf(stderr, "%s: cannot enable debuginfod: %s\n", opts->prog,
+				strerror(-err));
+			return AP_EXIT_FAILURE;
+		}
+	}
+	if (opts->no_dwarf)
+		ap_symbolizer_set_dwarf(r->sym, false);
+	if (opts->debug_cache) {
+		err = ap_symbolizer_set_debug_cache(r->sym, opts->debug_cache);
+		if (err)
+			ap_warn("%s: cannot use --debug-cache %s: %s; compressed debug files are "
+				"inflated in memory", opts->prog, opts->debug_cache, strerror(-err));
+	}
+	if (ap_symbolizer_load_kernel(r->sym))
+		ap_warn("%s: cannot read /proc/kallsyms: kernel frames will show as [unknown]",
+			opts->prog);
+	return AP_EXIT_OK;
+}
+
+/* One collector per mode asked for, with its profile and (--filter) its filter. */
+static int make_collectors(struct run *r)
+{
+	const struct ap_agent_opts *opts = r->opts;
+	char msg[512] = "";
+	int err;
+
+	for (size_t i = 0; i < NCOLLECTORS; i++) {
+		struct ap_collector *c = &r->cols[r->ncols];
+
+		if (!(opts->modes & all_collectors[i]->mode))
+			continue;
+		c->ops = all_collectors[i];
+		c->sym = r->sym;
+		c->unwinder = &r->unwinder;
+		c->unwinder_opts = &r->unwinder_opts;
+		c->profile = ap_profile_new();
+		if (!c->profile) {
+			fprintf(stderr, "%s: out of memory\n", opts->prog);
+			return AP_EXIT_FAILURE;
+		}
+		r->ncols++;
+	}
+	/* filters load (and compile) before anything is recorded; a bad one is a usage error */
+	for (size_t i = 0; opts->filter && i < r->ncols; i++) {
+		err = ap_filter_hook_new(opts, r->cols[i].ops->name, r->sym, &r->cols[i].filter,
+					 msg, sizeof(msg));
+		if (err) {
+			fprintf(stderr, "%s: filter %s\n", opts->prog, msg);
+			return err == -ENOMEM ? AP_EXIT_FAILURE : AP_EXIT_USAGE;
+		}
+	}
+	return AP_EXIT_OK;
+}
+
+static int start_collectors(struct run *r)
+{
+	char msg[512];
+	int err;
+
+	for (size_t i = 0; i < r->ncols; i++) {
+		msg[0] = '\0';
+		err = r->cols[i].ops->start(&r->cols[i], r->opts, msg, sizeof(msg));
+		if (err) {
+			fprintf(stderr, "%s: %s mode: %s\n", r->opts->prog, r->cols[i].ops->name,
+				msg[0] ? msg : strerror(-err));
+			return AP_EXIT_FAILURE;
+		}
+		ap_summary_add_meta(r->cols[i].profile, r->opts);
+	}
+	return AP_EXIT_OK;
 }
 
 void ap_explain_bpf_load_error(int err, const char *what, const char *needs, char *msg,
@@ -305,176 +284,170 @@ static void wait_events(struct ap_collector *cols, size_t n, uint64_t until_ns)
 			cols[i].ops->consume(&cols[i]);
 }
 
-int ap_agent_run(const struct ap_agent_opts *opts)
+/* Drain every drain interval until the deadline or a signal. */
+static void record(struct run *r)
 {
-	struct ap_collector cols[NCOLLECTORS] = { 0 };
-	struct ap_unwinder *unwinder = NULL;
-	struct ap_unwinder_opts unwinder_opts = { .max_table_bytes = opts->unwind_memory };
-	struct run_output outs[NCOLLECTORS] = { 0 };
-	struct ap_symbolizer *sym = NULL;
-	struct sigaction sa = { 0 };
-	uint64_t start_mono, start_wall, deadline, next_drain;
-	size_t ncols = 0, nwanted = 0;
-	char msg[512] = "";
-	int ret = AP_EXIT_FAILURE, err;
+	const struct ap_agent_opts *opts = r->opts;
+	uint64_t deadline, next_drain;
 
-	ap_log_set_level(opts->verbose >= 2 ? AP_LOG_DEBUG :
-			 opts->verbose == 1 ? AP_LOG_INFO : AP_LOG_WARN);
-	libbpf_set_print(libbpf_log);
-	if (ap_caps_check(opts->prog))
-		return AP_EXIT_FAILURE;
-
-	for (size_t i = 0; i < NCOLLECTORS; i++)
-		nwanted += (opts->modes & all_collectors[i]->mode) != 0;
-	for (size_t i = 0, j = 0; i < NCOLLECTORS; i++) {
-		if (!(opts->modes & all_collectors[i]->mode))
-			continue;
-		ret = open_output(opts, all_collectors[i]->name, nwanted > 1, &outs[j++]);
-		if (ret)
-			goto cleanup;
-	}
-	ret = AP_EXIT_FAILURE;
-
-	/* The symbolizer's and unwinder's helper threads allocate little and rarely: one arena
-	 * for all threads keeps their freed memory reusable instead of parked per thread. */
-	mallopt(M_ARENA_MAX, 1);
-	/* Big transient buffers (a large library's unwind rows, its symbol names) are mapped on
-	 * their own: they go back to the system when freed instead of leaving the heap bloated,
-	 * and growing them remaps instead of copying. A fixed threshold also stops glibc from
-	 * raising it after the first such free. Not lower: the per-drain buffers (a map dump is
-	 * about 1 MiB) would then be mapped, faulted in and unmapped every second, which slows
-	 * drains enough for lock mode's wait maps to fill under thread-churn. */
-	mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024);
-	sym = ap_symbolizer_new();
-	if (!sym) {
-		fprintf(stderr, "%s: out of memory\n", opts->prog);
-		goto cleanup;
-	}
-	if (opts->debuginfod) {
-		/* "env" takes $DEBUGINFOD_URLS; the fetches run on the symbolizer's own thread */
-		err = ap_symbolizer_set_debuginfod(sym, strcmp(opts->debuginfod, "env") == 0 ?
-							NULL : opts->debuginfod);
-		if (err) {
-			fprintf(stderr, "%s: cannot enable debuginfod: %s\n", opts->prog,
-				strerror(-err));
-			goto cleanup;
-		}
-	}
-	if (opts->no_dwarf)
-		ap_symbolizer_set_dwarf(sym, false);
-	if (opts->debug_cache) {
-		err = ap_symbolizer_set_debug_cache(sym, opts->debug_cache);
-		if (err)
-			ap_warn("%s: cannot use --debug-cache %s: %s; compressed debug files are "
-				"inflated in memory", opts->prog, opts->debug_cache, strerror(-err));
-	}
-	if (ap_symbolizer_load_kernel(sym))
-		ap_warn("%s: cannot read /proc/kallsyms: kernel frames will show as [unknown]",
-			opts->prog);
-	stop_requested = 0;
-	sa.sa_handler = on_signal;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-
-	for (size_t i = 0; i < NCOLLECTORS; i++) {
-		const struct ap_collector_ops *ops = all_collectors[i];
-
-		if (!(opts->modes & ops->mode))
-			continue;
-		cols[ncols].ops = ops;
-		cols[ncols].sym = sym;
-		cols[ncols].unwinder = &unwinder;
-		cols[ncols].unwinder_opts = &unwinder_opts;
-		cols[ncols].profile = ap_profile_new();
-		if (!cols[ncols].profile) {
-			fprintf(stderr, "%s: out of memory\n", opts->prog);
-			goto cleanup;
-		}
-		ncols++;
-	}
-	/* filters load (and compile) before anything is recorded; a bad one is a usage error */
-	for (size_t i = 0; opts->filter && i < ncols; i++) {
-		err = ap_filter_hook_new(opts, cols[i].ops->name, sym, &cols[i].filter, msg,
-					 sizeof(msg));
-		if (err) {
-			fprintf(stderr, "%s: filter %s\n", opts->prog, msg);
-			ret = err == -ENOMEM ? AP_EXIT_FAILURE : AP_EXIT_USAGE;
-			goto cleanup;
-		}
-	}
-	for (size_t i = 0; i < ncols; i++) {
-		err = cols[i].ops->start(&cols[i], opts, msg, sizeof(msg));
-		if (err) {
-			fprintf(stderr, "%s: %s mode: %s\n", opts->prog, cols[i].ops->name,
-				msg[0] ? msg : strerror(-err));
-			goto cleanup;
-		}
-		add_run_meta(cols[i].profile, opts);
-	}
-	err = ap_caps_drop();
-	if (err)
-		ap_warn("%s: cannot drop the capabilities recording does not need: %s", opts->prog,
-			strerror(-err));
-
-	start_mono = now_ns(CLOCK_MONOTONIC);
-	start_wall = now_ns(CLOCK_REALTIME);
-	deadline = opts->duration_ns ? start_mono + opts->duration_ns : UINT64_MAX;
-	next_drain = start_mono + opts->drain_interval_ns;
+	r->start_mono = now_ns(CLOCK_MONOTONIC);
+	r->start_wall = now_ns(CLOCK_REALTIME);
+	/* the options bound the duration, so this cannot wrap; saturate all the same */
+	deadline = !opts->duration_ns ? UINT64_MAX :
+		   opts->duration_ns > UINT64_MAX - r->start_mono ? UINT64_MAX :
+		   r->start_mono + opts->duration_ns;
+	next_drain = r->start_mono + opts->drain_interval_ns;
 	if (opts->verbose)
 		ap_info("%s: recording%s; Ctrl-C to stop", opts->prog,
 			opts->duration_ns ? "" : " until interrupted");
 
-	while (!stop_requested) {
+	while (!ap_signals_stop_requested()) {
 		uint64_t now = now_ns(CLOCK_MONOTONIC);
 
 		if (now >= deadline)
 			break;
 		if (now >= next_drain) {
-			for (size_t i = 0; i < ncols; i++) {
-				cols[i].ops->drain(&cols[i]);
+			for (size_t i = 0; i < r->ncols; i++) {
+				r->cols[i].ops->drain(&r->cols[i]);
 				/* before gc: an exited process's perf map is complete now */
-				ap_symbolizer_resolve_pending(sym, cols[i].profile);
+				ap_symbolizer_resolve_pending(r->sym, r->cols[i].profile);
 			}
-			ap_symbolizer_gc(sym);
+			ap_symbolizer_gc(r->sym);
 			malloc_trim(0); /* give back what symbolizing a burst of new stacks used */
 			next_drain = now + opts->drain_interval_ns;
 		}
-		wait_events(cols, ncols, next_drain < deadline ? next_drain : deadline);
+		wait_events(r->cols, r->ncols, next_drain < deadline ? next_drain : deadline);
 	}
+}
 
-	if (opts->debuginfod) /* let fetches in flight land before the last symbolization */
-		ap_symbolizer_debuginfod_wait(sym, 2000);
-	/* stop every probe first, then drain both slots: nothing recorded is left behind */
-	for (size_t i = 0; i < ncols; i++)
-		if (cols[i].ops->stop)
-			cols[i].ops->stop(&cols[i]);
-	for (size_t i = 0; i < ncols; i++) {
-		struct ap_profile *p = cols[i].profile;
+/* Stop every probe first, then drain both slots: nothing recorded is left behind. Then the
+ * stats and the summary of each mode. */
+static void final_drain(struct run *r)
+{
+	if (r->opts->debuginfod) /* let fetches in flight land before the last symbolization */
+		ap_symbolizer_debuginfod_wait(r->sym, 2000);
+	for (size_t i = 0; i < r->ncols; i++)
+		if (r->cols[i].ops->stop)
+			r->cols[i].ops->stop(&r->cols[i]);
+	for (size_t i = 0; i < r->ncols; i++) {
+		struct ap_collector *c = &r->cols[i];
+		struct ap_profile *p = c->profile;
 
-		cols[i].ops->drain(&cols[i]);
-		cols[i].ops->drain(&cols[i]);
-		ap_symbolizer_resolve_pending(sym, p);
-		ap_profile_set_time(p, start_wall, now_ns(CLOCK_MONOTONIC) - start_mono);
-		cols[i].ops->report_stats(&cols[i]);
-		add_symbolizer_stats(p, sym);
-		ap_filter_hook_report(cols[i].filter, p);
-		print_summary(opts, p, i + 1 == ncols);
-		ap_filter_hook_print(cols[i].filter, stderr);
+		c->ops->drain(c);
+		c->ops->drain(c);
+		ap_symbolizer_resolve_pending(r->sym, p);
+		ap_profile_set_time(p, r->start_wall, now_ns(CLOCK_MONOTONIC) - r->start_mono);
+		c->ops->report_stats(c);
+		ap_summary_add_symbolizer_stats(p, r->sym);
+		ap_filter_hook_report(c->filter, p);
+		ap_summary_print(r->opts, p, i + 1 == r->ncols);
+		ap_filter_hook_print(c->filter, stderr);
 	}
-	ret = AP_EXIT_OK;
-	for (size_t i = 0; i < ncols && ret == AP_EXIT_OK; i++)
-		ret = write_output(opts, &cols[i], &outs[i]);
+}
 
-cleanup:
-	for (size_t i = 0; i < ncols; i++) {
-		cols[i].ops->destroy(&cols[i]);
-		ap_filter_hook_free(cols[i].filter);
-		ap_profile_free(cols[i].profile);
+/* The mode's own writer, else the generic one. */
+static int write_profile(struct ap_collector *c, enum ap_format fmt, FILE *out,
+			 const struct ap_write_opts *wo)
+{
+	int err = -ENOTSUP;
+
+	if (c->ops->write)
+		err = c->ops->write(c, fmt, out, wo);
+	if (err == -ENOTSUP)
+		err = ap_format_write(c->profile, fmt, out, wo);
+	return err;
+}
+
+static int write_output(const struct ap_agent_opts *opts, struct ap_collector *c,
+			struct ap_output *o)
+{
+	struct ap_write_opts wo = {
+		.value_index = (int)ap_profile_default_value(c->profile),
+		.top_n = opts->top_n,
+	};
+	bool to_stdout = o->kind == AP_OUTPUT_STDOUT;
+	int err = write_profile(c, opts->format, o->f, &wo);
+
+	if (!err && fflush(o->f) != 0)
+		err = -errno;
+	if (!err)
+		err = ap_output_commit(o);
+	if (err) {
+		fprintf(stderr, "%s: writing %s output to '%s' failed: %s\n", opts->prog,
+			ap_format_name(opts->format), o->path,
+			strerror(-ap_output_error(o, err)));
+		return AP_EXIT_FAILURE;
 	}
-	ap_unwinder_free(unwinder); /* after the collectors: their queues use it */
-	ap_symbolizer_free(sym);
-	for (size_t i = 0; i < NCOLLECTORS; i++)
-		ret = close_output(opts, &outs[i], ret);
+	if (opts->top_n && opts->format != AP_FORMAT_TEXT && !to_stdout) {
+		err = write_profile(c, AP_FORMAT_TEXT, stdout, &wo);
+		fflush(stdout);
+	}
+	return err ? AP_EXIT_FAILURE : AP_EXIT_OK;
+}
+
+static int write_outputs(struct run *r)
+{
+	int ret = AP_EXIT_OK;
+
+	for (size_t i = 0; i < r->ncols && ret == AP_EXIT_OK; i++)
+		ret = write_output(r->opts, &r->cols[i], &r->outs[i]);
+	return ret;
+}
+
+static void free_run(struct run *r)
+{
+	for (size_t i = 0; i < r->ncols; i++) {
+		r->cols[i].ops->destroy(&r->cols[i]);
+		ap_filter_hook_free(r->cols[i].filter);
+		ap_profile_free(r->cols[i].profile);
+	}
+	ap_unwinder_free(r->unwinder); /* after the collectors: their queues use it */
+	ap_symbolizer_free(r->sym);
+	/* what was not committed (a failed run) leaves nothing behind */
+	for (size_t i = 0; i < r->nouts; i++)
+		ap_output_discard(&r->outs[i]);
+}
+
+int ap_agent_run(const struct ap_agent_opts *opts)
+{
+	struct run r = {
+		.opts = opts,
+		.unwinder_opts = { .max_table_bytes = opts->unwind_memory },
+	};
+	int ret, err;
+
+	ap_log_set_level(opts->verbose >= 2 ? AP_LOG_DEBUG :
+			 opts->verbose == 1 ? AP_LOG_INFO : AP_LOG_WARN);
+	libbpf_set_print(libbpf_log);
+
+	/* a missing capability is named before anything else is tried (caps.h) */
+	if (ap_caps_check(opts->prog))
+		return AP_EXIT_FAILURE;
+	ret = check_bpf_access(opts->prog);
+	if (!ret)
+		ret = open_outputs(&r);
+	if (ret)
+		goto out;
+	tune_allocator();
+	ret = setup_symbolizer(&r);
+	if (ret)
+		goto out;
+	ap_signals_install(opts->prog, ap_output_remove_temporaries);
+	ret = make_collectors(&r);
+	if (!ret)
+		ret = start_collectors(&r);
+	if (ret)
+		goto out;
+	/* every program is attached: keep only what recording needs (caps.c) */
+	err = ap_caps_drop();
+	if (err)
+		ap_warn("%s: cannot drop the capabilities recording does not need: %s", opts->prog,
+			strerror(-err));
+	record(&r);
+	final_drain(&r);
+	ret = write_outputs(&r);
+out:
+	free_run(&r);
 	return ret;
 }
 

@@ -3,9 +3,11 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include "agent.h"
@@ -13,9 +15,22 @@
 #include "syscalls.h"
 
 #define DEFAULT_SAMPLE_RATE 99
-#define MAX_SAMPLE_RATE 100000
+/* Every sample is an interrupt on every CPU: beyond 10 kHz the profiler is the workload
+ * (100 kHz kept a 2-CPU host busy for minutes past --duration). */
+#define MAX_SAMPLE_RATE 10000
 #define DEFAULT_DRAIN_INTERVAL_NS 1000000000ULL
 #define MAX_MAP_ENTRIES (1u << 20)
+#define MIN_DRAIN_INTERVAL_NS 10000000ULL
+#define MAX_TOP 100000
+#define MIN_UNWIND_MEMORY (1ULL << 20)
+#define MAX_UNWIND_MEMORY (64ULL << 30)
+/* Longer is a typo, not a plan (and a deadline that cannot wrap): recording until stopped
+ * is what leaving out --duration is for. */
+#define MAX_DURATION_HOURS (366ULL * 24)
+#define MAX_DURATION_NS (MAX_DURATION_HOURS * 3600 * 1000000000ULL)
+/* The kernel's cap on perf sampling rates (it lowers it itself when sampling interrupts
+ * take too long); perf clamps to it, so do we. */
+#define PERF_MAX_SAMPLE_RATE_FILE "/proc/sys/kernel/perf_event_max_sample_rate"
 
 enum long_only_opt {
 	OPT_FORMAT = 0x100,
@@ -85,13 +100,15 @@ void ap_agent_usage(FILE *out, const char *prog)
 		"  -m, --mode MODE          what to profile: cpu, lock, syscall, all\n"
 		"                           (comma-separated; several modes write one file each)\n"
 		"  -p, --pid PID            only this process and all its threads (repeatable)\n"
-		"  -d, --duration TIME      stop after TIME (e.g. 500ms, 10s, 5m, 1h);\n"
-		"                           default: until SIGINT/SIGTERM\n"
-		"  -s, --sample-rate HZ     samples per second per CPU (default %d)\n"
+		"  -d, --duration TIME      stop after TIME (e.g. 500ms, 10s, 5m, 1h; at most %lluh);\n"
+		"                           default: until SIGINT/SIGTERM (a second one quits\n"
+		"                           without writing)\n"
+		"  -s, --sample-rate HZ     samples per second per CPU (default %d, at most %d and\n"
+		"                           the kernel's perf_event_max_sample_rate)\n"
 		"  -o, --output FILE        write here (default: text report to stdout)\n"
 		"      --format FMT         svg | folded | pprof | json | text\n"
 		"                           (default: from the output's extension: .svg,\n"
-		"                           .folded/.txt, .pb.gz/.pprof, .json)\n"
+		"                           .folded/.txt, .pb.gz/.pprof, .json; must agree with it)\n"
 		"      --top N              also print the N hottest functions to stdout\n"
 		"      --include-idle       keep samples of idle CPUs (the swapper task)\n"
 		"      --map-entries N      entries of each in-kernel counts and stacks map (cpu;\n"
@@ -130,15 +147,24 @@ void ap_agent_usage(FILE *out, const char *prog)
 		"                           linear memory cap in 64 KiB pages (default %u, max %u)\n"
 		"      --filter-call-depth N\n"
 		"                           nested call limit (default %u, max %u)\n",
-		prog, DEFAULT_SAMPLE_RATE, MAX_MAP_ENTRIES, (unsigned long long)AP_FILTER_DEFAULT_FUEL,
+		prog, MAX_DURATION_HOURS, DEFAULT_SAMPLE_RATE, MAX_SAMPLE_RATE, MAX_MAP_ENTRIES,
+		(unsigned long long)AP_FILTER_DEFAULT_FUEL,
 		AP_FILTER_DEFAULT_MEMORY_PAGES, AP_FILTER_MAX_MEMORY_PAGES,
 		AP_FILTER_DEFAULT_CALL_DEPTH, AP_FILTER_MAX_CALL_DEPTH);
 }
 
-static int usage_error(const struct ap_agent_opts *opts, const char *fmt, const char *arg)
+/* Print "prog: <message>" and the --help hint; returns AP_EXIT_USAGE. */
+static int usage_error(const struct ap_agent_opts *opts, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static int usage_error(const struct ap_agent_opts *opts, const char *fmt, ...)
 {
+	va_list ap;
+
 	fprintf(stderr, "%s: ", opts->prog);
-	fprintf(stderr, fmt, arg);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
 	fprintf(stderr, "\nTry '%s --help' for more information.\n", opts->prog);
 	return AP_EXIT_USAGE;
 }
@@ -173,7 +199,7 @@ static int parse_modes(struct ap_agent_opts *opts, const char *arg)
  * (repeatable; a name given twice counts once). */
 static int parse_syscalls(struct ap_agent_opts *opts, const char *arg)
 {
-	char *copy = strdup(arg), *save = NULL, *tok, msg[128];
+	char *copy = strdup(arg), *save = NULL, *tok;
 	size_t named = 0;
 	int ret = 0, nr;
 
@@ -184,9 +210,8 @@ static int parse_syscalls(struct ap_agent_opts *opts, const char *arg)
 
 		nr = ap_syscall_from_name(tok);
 		if (nr < 0) {
-			snprintf(msg, sizeof(msg), "unknown syscall '%.40s' (not in the %s syscall table)",
-				 tok, ap_syscall_arch());
-			ret = usage_error(opts, "%s", msg);
+			ret = usage_error(opts, "unknown syscall '%.40s' (not in the %s syscall table)",
+					  tok, ap_syscall_arch());
 			break;
 		}
 		named++;
@@ -195,13 +220,14 @@ static int parse_syscalls(struct ap_agent_opts *opts, const char *arg)
 		if (i < opts->nsyscalls)
 			continue;
 		if (opts->nsyscalls == AP_MAX_SYSCALL_FILTER) {
-			ret = usage_error(opts, "too many --syscall names (at most %s)", "64");
+			ret = usage_error(opts, "too many --syscall names (at most %d)",
+					  AP_MAX_SYSCALL_FILTER);
 			break;
 		}
 		opts->syscalls[opts->nsyscalls++] = nr;
 	}
 	if (!ret && !named)
-		ret = usage_error(opts, "--syscall needs names, e.g. --syscall %s", "read,openat");
+		ret = usage_error(opts, "--syscall needs names, e.g. --syscall read,openat");
 	free(copy);
 	return ret;
 }
@@ -215,6 +241,46 @@ static int check_pid_exists(const struct ap_agent_opts *opts, int pid, const cha
 	if (stat(path, &st) != 0)
 		return usage_error(opts, "no such process: %s", arg);
 	return 0;
+}
+
+/* --format svg -o x.pb.gz would write SVG into a file every tool reads as pprof. An unknown
+ * extension is the user's business; ".txt" also suits the text report. */
+static int check_format_matches_path(const struct ap_agent_opts *opts)
+{
+	size_t len = strlen(opts->output);
+	enum ap_format by_ext;
+
+	if (ap_format_from_path(opts->output, &by_ext) || by_ext == opts->format)
+		return 0;
+	if (opts->format == AP_FORMAT_TEXT && len > 4 &&
+	    strcasecmp(opts->output + len - 4, ".txt") == 0)
+		return 0;
+	return usage_error(opts,
+			   "--format %s contradicts the extension of '%s' (%s): rename the output "
+			   "or drop --format",
+			   ap_format_name(opts->format), opts->output, ap_format_name(by_ext));
+}
+
+/* Above the kernel's perf_event_max_sample_rate the kernel would throttle the events (and
+ * the host): sample at the limit instead, and say so. */
+static void clamp_sample_rate(struct ap_agent_opts *opts)
+{
+	FILE *f = fopen(PERF_MAX_SAMPLE_RATE_FILE, "re");
+	unsigned long long max = 0;
+	int n;
+
+	if (!f)
+		return; /* no such knob: nothing to clamp to */
+	n = fscanf(f, "%llu", &max);
+	fclose(f);
+	if (n != 1 || max == 0 || opts->sample_rate_hz <= max)
+		return;
+	fprintf(stderr,
+		"%s: warning: --sample-rate %llu Hz is above the kernel's limit of %llu Hz (%s): "
+		"sampling at %llu Hz\n",
+		opts->prog, (unsigned long long)opts->sample_rate_hz, max,
+		PERF_MAX_SAMPLE_RATE_FILE, max);
+	opts->sample_rate_hz = max;
 }
 
 int ap_agent_parse_args(int argc, char **argv, struct ap_agent_opts *opts)
@@ -244,21 +310,26 @@ int ap_agent_parse_args(int argc, char **argv, struct ap_agent_opts *opts)
 			if (check_pid_exists(opts, pid, optarg))
 				return AP_EXIT_USAGE;
 			if (opts->npids == AP_MAX_PIDS)
-				return usage_error(opts, "too many --pid (at most %s)", "256");
+				return usage_error(opts, "too many --pid (at most %d)", AP_MAX_PIDS);
 			opts->pids[opts->npids++] = pid;
 			break;
 		case 'd':
-			if (ap_parse_duration_ns(optarg, &opts->duration_ns))
+			err = ap_parse_duration_ns(optarg, &opts->duration_ns);
+			if (err == -EINVAL)
 				return usage_error(opts,
 						   "invalid duration '%s': use a positive number with "
 						   "an optional unit ms, s, m or h (e.g. 10s)",
 						   optarg);
+			if (err || opts->duration_ns > MAX_DURATION_NS)
+				return usage_error(opts,
+						   "invalid duration '%s': at most %lluh (leave out "
+						   "--duration to record until SIGINT/SIGTERM)",
+						   optarg, MAX_DURATION_HOURS);
 			break;
 		case 's':
 			if (ap_parse_u64(optarg, 1, MAX_SAMPLE_RATE, &v))
-				return usage_error(opts,
-						   "invalid sample rate '%s': expected 1..100000 (Hz)",
-						   optarg);
+				return usage_error(opts, "invalid sample rate '%s': expected 1..%d (Hz)",
+						   optarg, MAX_SAMPLE_RATE);
 			opts->sample_rate_hz = v;
 			break;
 		case 'o':
@@ -271,9 +342,9 @@ int ap_agent_parse_args(int argc, char **argv, struct ap_agent_opts *opts)
 						   optarg);
 			break;
 		case OPT_TOP:
-			if (ap_parse_u64(optarg, 1, 100000, &v))
-				return usage_error(opts, "invalid --top '%s': expected a positive number",
-						   optarg);
+			if (ap_parse_u64(optarg, 1, MAX_TOP, &v))
+				return usage_error(opts, "invalid --top '%s': expected 1..%d", optarg,
+						   MAX_TOP);
 			opts->top_n = v;
 			break;
 		case OPT_INCLUDE_IDLE:
@@ -281,25 +352,25 @@ int ap_agent_parse_args(int argc, char **argv, struct ap_agent_opts *opts)
 			break;
 		case OPT_DRAIN_INTERVAL:
 			if (ap_parse_duration_ns(optarg, &opts->drain_interval_ns) ||
-			    opts->drain_interval_ns < 10000000ULL)
-				return usage_error(opts, "invalid drain interval '%s' (at least 10ms)",
-						   optarg);
+			    opts->drain_interval_ns < MIN_DRAIN_INTERVAL_NS)
+				return usage_error(opts, "invalid drain interval '%s' (at least %llums)",
+						   optarg, MIN_DRAIN_INTERVAL_NS / 1000000);
 			break;
 		case OPT_MAP_ENTRIES:
 			if (ap_parse_u64(optarg, 1, MAX_MAP_ENTRIES, &v))
 				return usage_error(opts,
-						   "invalid --map-entries '%s': expected 1..1048576 "
+						   "invalid --map-entries '%s': expected 1..%u "
 						   "(entries of each counts and stacks map)",
-						   optarg);
+						   optarg, MAX_MAP_ENTRIES);
 			opts->map_entries = (uint32_t)v;
 			break;
 		case OPT_COMM:
 			if (!optarg[0] || strlen(optarg) >= AP_COMM_LEN)
 				return usage_error(opts,
-						   "invalid --comm '%s': a task name has 1 to 15 characters",
-						   optarg);
+						   "invalid --comm '%s': a task name has 1 to %d characters",
+						   optarg, AP_COMM_LEN - 1);
 			if (opts->ncomms == AP_MAX_COMMS)
-				return usage_error(opts, "too many --comm (at most %s)", "16");
+				return usage_error(opts, "too many --comm (at most %d)", AP_MAX_COMMS);
 			strcpy(opts->comms[opts->ncomms++], optarg);
 			break;
 		case OPT_SYSCALL:
@@ -327,16 +398,15 @@ int ap_agent_parse_args(int argc, char **argv, struct ap_agent_opts *opts)
 			break;
 		case OPT_DEBUG_CACHE:
 			if (!*optarg)
-				return usage_error(opts, "empty --debug-cache%s: give a directory or 'off'",
-						   "");
+				return usage_error(opts, "empty --debug-cache: give a directory or 'off'");
 			opts->debug_cache = strcmp(optarg, "off") == 0 ? "" : optarg;
 			break;
 		case OPT_UNWIND_MEMORY:
-			if (ap_parse_size(optarg, 1ULL << 20, 64ULL << 30, &v))
+			if (ap_parse_size(optarg, MIN_UNWIND_MEMORY, MAX_UNWIND_MEMORY, &v))
 				return usage_error(opts,
-						   "invalid --unwind-memory '%s': expected a size from 1M "
-						   "to 64G (e.g. 256M)",
-						   optarg);
+						   "invalid --unwind-memory '%s': expected a size from "
+						   "%lluM to %lluG (e.g. 256M)",
+						   optarg, MIN_UNWIND_MEMORY >> 20, MAX_UNWIND_MEMORY >> 30);
 			opts->unwind_memory = v;
 			break;
 		case OPT_DEBUGINFOD:
@@ -350,13 +420,13 @@ int ap_agent_parse_args(int argc, char **argv, struct ap_agent_opts *opts)
 			break;
 		case OPT_FILTER:
 			if (!optarg[0])
-				return usage_error(opts, "%s", "--filter needs a file (FILE.wasm)");
+				return usage_error(opts, "--filter needs a file (FILE.wasm)");
 			opts->filter = optarg;
 			break;
 		case OPT_FILTER_CONFIG:
 			if (strlen(optarg) > AP_FILTER_CONFIG_MAX)
-				return usage_error(opts, "--filter-config is longer than %s bytes",
-						   "4095");
+				return usage_error(opts, "--filter-config is longer than %d bytes",
+						   AP_FILTER_CONFIG_MAX);
 			opts->filter_config = optarg;
 			filter_settings = "--filter-config";
 			break;
@@ -384,17 +454,17 @@ int ap_agent_parse_args(int argc, char **argv, struct ap_agent_opts *opts)
 		case OPT_FILTER_MEMORY_PAGES:
 			if (ap_parse_u64(optarg, 1, AP_FILTER_MAX_MEMORY_PAGES, &v))
 				return usage_error(opts,
-						   "invalid --filter-memory-pages '%s': expected 1..16384 "
+						   "invalid --filter-memory-pages '%s': expected 1..%u "
 						   "(64 KiB pages)",
-						   optarg);
+						   optarg, (unsigned int)AP_FILTER_MAX_MEMORY_PAGES);
 			opts->filter_memory_pages = (uint32_t)v;
 			filter_settings = "--filter-memory-pages";
 			break;
 		case OPT_FILTER_CALL_DEPTH:
 			if (ap_parse_u64(optarg, 1, AP_FILTER_MAX_CALL_DEPTH, &v))
 				return usage_error(opts,
-						   "invalid --filter-call-depth '%s': expected 1..500",
-						   optarg);
+						   "invalid --filter-call-depth '%s': expected 1..%u",
+						   optarg, (unsigned int)AP_FILTER_MAX_CALL_DEPTH);
 			opts->filter_call_depth = (uint32_t)v;
 			filter_settings = "--filter-call-depth";
 			break;
@@ -413,14 +483,19 @@ int ap_agent_parse_args(int argc, char **argv, struct ap_agent_opts *opts)
 	if (optind < argc)
 		return usage_error(opts, "unexpected argument '%s'", argv[optind]);
 	if (!opts->modes)
-		return usage_error(opts, "%s", "no --mode given (use --mode cpu)");
+		return usage_error(opts, "no --mode given (use --mode cpu)");
 	if (filter_settings && !opts->filter)
 		return usage_error(opts, "%s needs --filter FILE.wasm", filter_settings);
 	if (opts->filter)
 		opts->per_event = true; /* a filter sees every event before it is aggregated */
 	if (opts->slow_stacks && !opts->min_latency_ns)
-		return usage_error(opts, "%s",
+		return usage_error(opts,
 				   "--slow-stacks needs --min-latency (e.g. --min-latency 1ms)");
+	if (opts->format != AP_FORMAT_NONE && opts->output) {
+		err = check_format_matches_path(opts);
+		if (err)
+			return err;
+	}
 	if (opts->format == AP_FORMAT_NONE) {
 		if (!opts->output)
 			opts->format = AP_FORMAT_TEXT;
@@ -430,5 +505,6 @@ int ap_agent_parse_args(int argc, char **argv, struct ap_agent_opts *opts)
 					   "use --format svg|folded|pprof|json|text",
 					   opts->output);
 	}
+	clamp_sample_rate(opts);
 	return 0;
 }

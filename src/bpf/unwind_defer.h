@@ -31,7 +31,8 @@ struct ap_proc_event {
 	char comm[AP_PROC_COMM_LEN];
 };
 
-/* User stack bytes a deferred event carries, from sp up (perf --call-graph dwarf's default). */
+/* User stack bytes a deferred event carries, from sp up: twice perf --call-graph dwarf's
+ * default of 8 KiB, which cut the deep stacks of interpreters and shells (docs/unwinding.md). */
 #define AP_DEFER_STACK 16384
 
 /* The file mapping the snapshot's pc was in when it was taken (all zero: none). A process

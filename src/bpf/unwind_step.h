@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
  * One step of the user stack walk: from a frame's registers and its table row to the caller's
- * registers. Shared by the BPF walker (unwind.h) and the offline replay in the unit tests, so
- * both run the same arithmetic. The includer defines
+ * registers. Shared by the BPF walker (unwind.h) and the agent's replay of deferred samples
+ * (src/unwind/unwinder_replay.c, also driven by the unit tests), so both run the same
+ * arithmetic. The includer defines
  *   AP_UNWIND_READ(rctx, dst, addr)  read the u64 at user address addr into *dst, 0 on
  *                              success; rctx is what the caller passed to the step functions
  *   AP_UNWIND_INLINE           function attribute (__always_inline in BPF)

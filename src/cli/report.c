@@ -2,14 +2,19 @@
 /* aperture report FILE [-o OUT] [--format FMT] [--top N]: read a pprof or folded profile. */
 #include <errno.h>
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "agent.h"
 #include "cli.h"
 #include "format.h"
+#include "output.h"
 #include "parse.h"
+
+#define MAX_TOP 100000
 
 static void report_usage(FILE *out)
 {
@@ -21,12 +26,32 @@ static void report_usage(FILE *out)
 		"extension: svg, folded, pprof, json, text).\n");
 }
 
-static int report_error(const char *fmt, const char *arg)
+static int report_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int report_error(const char *fmt, ...)
 {
+	va_list ap;
+
 	fprintf(stderr, "aperture report: ");
-	fprintf(stderr, fmt, arg);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
 	fprintf(stderr, "\nTry 'aperture report --help' for more information.\n");
 	return AP_EXIT_USAGE;
+}
+
+/* -o x.pb.gz --format svg would write SVG where every tool expects pprof (as the agent). */
+static int check_format_matches_path(const char *output, enum ap_format fmt)
+{
+	size_t len = strlen(output);
+	enum ap_format by_ext;
+
+	if (ap_format_from_path(output, &by_ext) || by_ext == fmt ||
+	    (fmt == AP_FORMAT_TEXT && len > 4 && strcasecmp(output + len - 4, ".txt") == 0))
+		return 0;
+	return report_error("--format %s contradicts the extension of '%s' (%s): rename the "
+			    "output or drop --format",
+			    ap_format_name(fmt), output, ap_format_name(by_ext));
 }
 
 int ap_cli_report(int argc, char **argv)
@@ -43,7 +68,7 @@ int ap_cli_report(int argc, char **argv)
 	const char *output = NULL;
 	struct ap_profile *p = NULL;
 	char err[512] = "";
-	FILE *out = stdout;
+	struct ap_output out;
 	uint64_t v;
 	int c, ret;
 
@@ -59,8 +84,9 @@ int ap_cli_report(int argc, char **argv)
 				return report_error("unknown format '%s'", optarg);
 			break;
 		case 'n':
-			if (ap_parse_u64(optarg, 1, 100000, &v))
-				return report_error("invalid --top '%s'", optarg);
+			if (ap_parse_u64(optarg, 1, MAX_TOP, &v))
+				return report_error("invalid --top '%s': expected 1..%d", optarg,
+						    MAX_TOP);
 			wo.top_n = v;
 			break;
 		case 'h':
@@ -74,6 +100,8 @@ int ap_cli_report(int argc, char **argv)
 	}
 	if (optind != argc - 1)
 		return report_error("%s", optind >= argc ? "missing FILE" : "too many arguments");
+	if (fmt != AP_FORMAT_NONE && output && check_format_matches_path(output, fmt))
+		return AP_EXIT_USAGE;
 	if (fmt == AP_FORMAT_NONE) {
 		if (!output)
 			fmt = AP_FORMAT_TEXT;
@@ -87,21 +115,25 @@ int ap_cli_report(int argc, char **argv)
 		return ret == -ENOENT || ret == -EACCES || ret == -EINVAL ? AP_EXIT_USAGE
 									 : AP_EXIT_FAILURE;
 	}
-	if (output && strcmp(output, "-") != 0) {
-		out = fopen(output, "wb");
-		if (!out) {
+	/* as the agent's: a device or FIFO in place, a file replaced only when complete */
+	ret = ap_output_open(&out, output, err, sizeof(err));
+	if (ret) {
+		if (err[0])
+			fprintf(stderr, "aperture report: cannot write: %s\n", err);
+		else
 			fprintf(stderr, "aperture report: cannot write '%s': %s\n", output,
-				strerror(errno));
-			ap_profile_free(p);
-			return AP_EXIT_USAGE;
-		}
+				strerror(-ret));
+		ap_profile_free(p);
+		return AP_EXIT_USAGE;
 	}
-	ret = ap_format_write(p, fmt, out, &wo);
-	if (out != stdout && fclose(out) != 0 && !ret)
-		ret = -errno;
-	if (ret)
+	ret = ap_format_write(p, fmt, out.f, &wo);
+	if (!ret)
+		ret = ap_output_commit(&out);
+	if (ret) {
 		fprintf(stderr, "aperture report: writing %s failed: %s\n",
-			output ? output : "stdout", strerror(-ret));
+			output ? output : "stdout", strerror(-ap_output_error(&out, ret)));
+		ap_output_discard(&out);
+	}
 	ap_profile_free(p);
 	return ret ? AP_EXIT_FAILURE : AP_EXIT_OK;
 }

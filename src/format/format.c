@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * Format names, dispatch, frame display names and file-type detection. The writers live in
- * one file each (folded.c, svg.c, json.c, text.c, pprof.c); this file holds what they share.
+ * one file each (folded.c, svg.c, json.c, text.c, pprof_write.c; pprof_read.c reads); this
+ * file holds what they share.
  */
 #include "format.h"
 

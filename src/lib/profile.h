@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The one internal profile model. Every mode (cpu, lock, syscall, gpu) fills it, every output
- * format reads it, and later the aggregator's wire format maps to it.
+ * The one internal profile model. Every mode (cpu, lock, syscall) fills it and every output
+ * format reads it; a new mode adds value types and labels, not a new pipeline.
  *
  * Strings, mappings, frames and stacks are interned: adding the same content twice returns the
  * same id. Samples with the same key (stack, pid, tid, comm, labels) are merged by adding their

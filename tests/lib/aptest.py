@@ -128,3 +128,21 @@ def wait_all(procs, timeout=30):
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
+
+
+def start_recording(*args, timeout=60):
+    """Start aperture-agent -v with args and return (Popen, stderr so far) once it records
+    (its "recording" line): a signal sent earlier would hit its setup, not the recording."""
+    cmd = [os.path.join(BIN_DIR, "aperture-agent"), "-v", *map(str, args)]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    seen = []
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            fail(f"{' '.join(cmd)} ended before recording: {''.join(seen)}")
+        seen.append(line)
+        if "Ctrl-C to stop" in line:
+            return proc, "".join(seen)
+    proc.kill()
+    fail(f"{' '.join(cmd)} did not start recording in {timeout} s: {''.join(seen)}")
