@@ -105,6 +105,7 @@ static void add_symbolizer_stats(struct ap_profile *p, const struct ap_symbolize
 	ap_profile_set_stat(p, "debug_files_failed", st.debug_failed);
 	ap_profile_set_stat(p, "debug_files_inflated", st.debug_inflated);
 	ap_profile_set_stat(p, "debug_files_inflate_failed", st.debug_inflate_failed);
+	ap_profile_set_stat(p, "debug_cache_untrusted", st.debug_cache_untrusted);
 	ap_profile_set_stat(p, "debuginfod_fetched", st.debuginfod_fetched);
 	ap_profile_set_stat(p, "debuginfod_failed", st.debuginfod_failed);
 }

@@ -19,6 +19,7 @@
 #include <bpf/libbpf.h>
 
 #include "log.h"
+#include "safe_open.h"
 #include "unwinder_internal.h"
 
 #define FILE_MAP_FLAGS (BPF_F_INNER_MAP | BPF_F_MMAPABLE)
@@ -461,13 +462,10 @@ struct utable *ap_uw_table_for_file(struct ap_unwinder *u, int pid, const struct
 
 	snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, pid, m->start,
 		 m->end);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* the magic link is the mapped file itself; a mapped FIFO or device is not read */
+	fd = ap_open_untrusted(AT_FDCWD, path, AP_OPEN_MAGIC, 0, &sb);
 	if (fd < 0)
-		return NULL; /* gone, or not ours to read */
-	if (fstat(fd, &sb)) {
-		close(fd);
-		return NULL;
-	}
+		return NULL; /* gone, not a regular file, or not ours to read */
 	mtime = (uint64_t)sb.st_mtim.tv_sec * 1000000000ULL + (uint64_t)sb.st_mtim.tv_nsec;
 	h = alias_hash(sb.st_dev, sb.st_ino);
 	for (struct ap_hnode *n = ap_htab_first(&u->aliases, h); n; n = ap_htab_next(n)) {
