@@ -6,8 +6,8 @@ workload whose debug info is split off behind a .gnu_debuglink:
 
  A. hostile symlinks: the container's /usr/lib/debug, its /tmp, its <binary>.debug and its
     .debug/ directory are symlinks to absolute paths, which on the host hold decoy debug
-    files and perf maps (watched with inotify). The agent must never open a decoy, and the
-    process must still be symbolized, with source lines from the debug file that sits at that
+    files and perf maps (watched with fanotify, which names the opening pid). The agent must
+    never open a decoy, and the process must still be symbolized, with source lines from the debug file that sits at that
     same absolute path inside the container (proof that .debug/ was resolved there).
  B. FIFOs where the debug files and the perf map are expected: the agent must not hang, and
     the process is still named from its own symbol table.
@@ -24,7 +24,7 @@ import subprocess
 import tempfile
 import time
 
-from aptest import agent, check, require_bpf, skip
+from aptest import BIN_DIR, check, fail, require_bpf, skip
 
 SRC = r"""
 #include <stdlib.h>
@@ -54,35 +54,47 @@ int main(int argc, char **argv)
 }
 """
 
-IN_ACCESS, IN_OPEN = 0x1, 0x20
+FAN_CLOEXEC, FAN_NONBLOCK, FAN_MARK_ADD = 0x1, 0x2, 0x1
+FAN_ACCESS, FAN_OPEN = 0x1, 0x20
+AT_FDCWD = -100
 
 
 class Watch:
-    """inotify IN_OPEN/IN_ACCESS on the host decoys: any open of them shows."""
+    """fanotify FAN_OPEN/FAN_ACCESS on the host decoys: any open of them shows, with the pid
+    that opened it (other agents on this machine may profile our containers too)."""
 
     def __init__(self, paths):
         self.libc = ctypes.CDLL(None, use_errno=True)
-        self.fd = self.libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
-        check(self.fd >= 0, "inotify_init1 failed")
-        self.wd = {}
+        self.libc.fanotify_mark.argtypes = [ctypes.c_int, ctypes.c_uint, ctypes.c_uint64,
+                                            ctypes.c_int, ctypes.c_char_p]
+        self.fd = self.libc.fanotify_init(FAN_CLOEXEC | FAN_NONBLOCK, os.O_RDONLY)
+        if self.fd < 0:
+            skip(f"fanotify_init: {os.strerror(ctypes.get_errno())}")
+        self.paths = {}
         for p in paths:
-            wd = self.libc.inotify_add_watch(self.fd, p.encode(), IN_OPEN | IN_ACCESS)
-            check(wd >= 0, f"inotify_add_watch({p}) failed")
-            self.wd[wd] = p
+            rc = self.libc.fanotify_mark(self.fd, FAN_MARK_ADD, FAN_OPEN | FAN_ACCESS, AT_FDCWD,
+                                         p.encode())
+            check(rc == 0, f"fanotify_mark({p}): {os.strerror(ctypes.get_errno())}")
+            st = os.stat(p)
+            self.paths[(st.st_dev, st.st_ino)] = p
 
-    def opened(self):
+    def opened_by(self, pid):
+        """The decoys that process pid opened or read."""
         seen = set()
-        try:
-            buf = os.read(self.fd, 65536)
-        except BlockingIOError:
-            return seen
-        off = 0
-        while off + 16 <= len(buf):
-            wd, mask, _, ln = struct.unpack_from("iIII", buf, off)
-            if mask & (IN_OPEN | IN_ACCESS) and wd in self.wd:
-                seen.add(self.wd[wd])
-            off += 16 + ln
-        return seen
+        while True:
+            try:
+                buf = os.read(self.fd, 65536)
+            except BlockingIOError:
+                return seen
+            off = 0
+            while off + 24 <= len(buf):
+                ln, _, _, _, mask, fd, who = struct.unpack_from("IBBHQii", buf, off)
+                if fd >= 0:
+                    st = os.fstat(fd)
+                    os.close(fd)
+                    if who == pid and mask & (FAN_OPEN | FAN_ACCESS):
+                        seen.add(self.paths.get((st.st_dev, st.st_ino), "?"))
+                off += ln
 
 
 def sh(*cmd, cwd=None):
@@ -197,14 +209,22 @@ def main():
         out = os.path.join(tmp, "out.json")
         try:
             time.sleep(0.5)
-            # a hang on a FIFO shows as a timeout here
-            res = agent("--mode", "cpu", "--pid", pid_a, "--pid", pid_b, "--duration", "4s",
-                        "--sample-rate", 199, "--output", out, "--format", "json",
-                        "--debug-cache", "off", timeout=90)
+            ag = subprocess.Popen([os.path.join(BIN_DIR, "aperture-agent"), "--mode", "cpu",
+                                   "--pid", str(pid_a), "--pid", str(pid_b), "--duration", "4s",
+                                   "--sample-rate", "199", "--output", out, "--format", "json",
+                                   "--debug-cache", "off"], stderr=subprocess.PIPE, text=True)
+            try:
+                # a hang on a FIFO shows as a timeout here
+                _, err = ag.communicate(timeout=90)
+            except subprocess.TimeoutExpired:
+                ag.kill()
+                ag.wait()
+                fail("the agent hung (a FIFO where a debug file or perf map was looked for?)")
+            check(ag.returncode == 0, f"agent exited {ag.returncode}: {err}")
         finally:
             stop(ns_a)
             stop(ns_b)
-        opened = watch.opened()
+        opened = watch.opened_by(ag.pid)
         with open(out) as f:
             text = f.read()
         d = json.loads(text)
