@@ -7,8 +7,9 @@ workload whose debug info is split off behind a .gnu_debuglink:
  A. hostile symlinks: the container's /usr/lib/debug, its /tmp, its <binary>.debug and its
     .debug/ directory are symlinks to absolute paths, which on the host hold decoy debug
     files and perf maps (watched with fanotify, which names the opening pid). The agent must
-    never open a decoy, and the process must still be symbolized, with source lines from the debug file that sits at that
-    same absolute path inside the container (proof that .debug/ was resolved there).
+    never open a decoy, and the process must still be symbolized, with source lines from the
+    debug file that sits at that same absolute path inside the container (proof that .debug/
+    was resolved there).
  B. FIFOs where the debug files and the perf map are expected: the agent must not hang, and
     the process is still named from its own symbol table.
 
