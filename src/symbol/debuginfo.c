@@ -37,6 +37,8 @@
 #define MAX_OPEN_DWARF 8
 #define MAX_HELD_FDS 256
 #define CHAIN_CACHE_BYTES (8u << 20)
+/* a debuglink target checked by CRC is read whole: larger ones are not tried */
+#define DEBUGLINK_CRC_MAX_BYTES (1ull << 30)
 #define DEFAULT_TIMEOUT_MS 10000
 #define DEFAULT_WAIT_MS 1000
 /* uncompressed copies of compressed debug files (debug_inflate.c) */
@@ -245,7 +247,9 @@ static int check_candidate(int dirfd, const char *path, int flags, const char *b
 	char hex[2 * AP_BUILD_ID_MAX + 1];
 	struct elf_facts f;
 	Elf *elf;
-	int fd = ap_open_untrusted(dirfd, path, flags, 0, NULL), err = -ESTALE;
+	/* without a build-id the whole file is read for its CRC: bounded */
+	int fd = ap_open_untrusted(dirfd, path, flags, build_id ? 0 : DEBUGLINK_CRC_MAX_BYTES, NULL),
+	    err = -ESTALE;
 
 	if (fd < 0)
 		return fd;
