@@ -371,6 +371,7 @@ int ap_unwind_report_stats(struct ap_unwinder *u, int stats_fd, struct ap_profil
 	ap_profile_set_stat(p, "unwind_rescans", us.rescans);
 	ap_profile_set_stat(p, "unwind_files_compiled", us.files_compiled);
 	ap_profile_set_stat(p, "unwind_files_from_cache", us.files_cached);
+	ap_profile_set_stat(p, "unwind_cache_untrusted", us.cache_untrusted);
 	ap_profile_set_stat(p, "unwind_files_shared_by_build_id", us.files_shared);
 	ap_profile_set_stat(p, "unwind_files_without_cfi", us.files_no_cfi);
 	ap_profile_set_stat(p, "unwind_files_failed", us.files_failed);

@@ -14,9 +14,13 @@
 #include <unistd.h>
 
 #include "lock_record.h"
+#include "safe_open.h"
 
 /* Fewer data symbols than this: kallsyms lists text only (no CONFIG_KALLSYMS_ALL). */
 #define MIN_DATA_SYMS 1000
+/* bounds on whole-file reads: kallsyms (~20 MiB), a process's maps */
+#define KSYMS_MAX_BYTES (256ull << 20)
+#define PROC_MAPS_MAX_BYTES (512ull << 20)
 
 struct ksym {
 	uint64_t addr;
@@ -93,7 +97,7 @@ static int cmp_ksym(const void *a, const void *b)
  * bounds of the data symbol before them. */
 static int load_ksyms(struct ap_lock_names *n, const char *path)
 {
-	FILE *f = fopen(path, "re");
+	FILE *f = ap_fopen_untrusted(AT_FDCWD, path, 0, KSYMS_MAX_BYTES);
 	char line[512];
 	size_t cap = 0;
 	int err = 0;
@@ -183,13 +187,18 @@ int ap_lock_ksym_lookup(struct ap_lock_names *n, const char *kallsyms_path, uint
 	return 0;
 }
 
-static struct elf_objs *load_elf_objs(struct ap_lock_names *n, const char *path)
+/* The objects of `file` (a path in maps) of process pid, resolved inside the process's root:
+ * a symlink in a container never leads to a host file. */
+static struct elf_objs *load_elf_objs(struct ap_lock_names *n, uint32_t pid, const char *file)
 {
 	struct elf_objs *e;
 	Elf_Scn *scn = NULL;
 	size_t cap = 0, nph = 0, want = SHT_SYMTAB;
 	Elf *elf = NULL;
-	int fd;
+	char path[4200];
+	int fd, root;
+
+	snprintf(path, sizeof(path), "/proc/%u/root%s", pid, file);
 
 	for (e = n->elves; e; e = e->next)
 		if (!strcmp(e->path, path))
@@ -202,7 +211,11 @@ static struct elf_objs *load_elf_objs(struct ap_lock_names *n, const char *path)
 	e->next = n->elves;
 	n->elves = e;
 	elf_version(EV_CURRENT);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	root = ap_open_proc_root((int)pid);
+	if (root < 0)
+		return e;
+	fd = ap_open_untrusted(root, file, AP_OPEN_IN_ROOT | AP_OPEN_NOFOLLOW, 0, NULL);
+	close(root);
 	if (fd < 0)
 		return e;
 	elf = elf_begin(fd, ELF_C_READ, NULL);
@@ -309,7 +322,7 @@ static void user_lock_name(struct ap_lock_names *n, uint32_t pid, uint64_t addr,
 	FILE *f;
 
 	snprintf(path, sizeof(path), "/proc/%u/maps", pid);
-	f = fopen(path, "re");
+	f = ap_fopen_untrusted(AT_FDCWD, path, AP_OPEN_NOFOLLOW, PROC_MAPS_MAX_BYTES);
 	if (!f)
 		return;
 	snprintf(path, sizeof(path), "/proc/%u/exe", pid);
@@ -317,7 +330,7 @@ static void user_lock_name(struct ap_lock_names *n, uint32_t pid, uint64_t addr,
 		exe[0] = '\0';
 	while (fgets(line, sizeof(line), f)) {
 		unsigned long long start, end, off;
-		char file[4096] = "", full[4200];
+		char file[4096] = "";
 		struct elf_objs *e;
 		uint64_t vaddr;
 		const char *base;
@@ -345,8 +358,7 @@ static void user_lock_name(struct ap_lock_names *n, uint32_t pid, uint64_t addr,
 			break;
 		}
 		/* a file mapping, or the anonymous .bss right after one */
-		snprintf(full, sizeof(full), "/proc/%u/root%s", pid, prev_path);
-		e = load_elf_objs(n, full);
+		e = load_elf_objs(n, pid, prev_path);
 		if (e && !to_vaddr(e, prev_start, prev_off, addr, &vaddr) &&
 		    !elf_obj_name(e, vaddr, buf, len)) {
 			base = strrchr(prev_path, '/');
@@ -381,7 +393,7 @@ static void names_thread_comm(void *ctx, uint32_t pid, uint32_t tid, char *buf, 
 
 	buf[0] = '\0';
 	snprintf(path, sizeof(path), "/proc/%u/task/%u/comm", pid, tid);
-	f = fopen(path, "re");
+	f = ap_fopen_untrusted(AT_FDCWD, path, AP_OPEN_NOFOLLOW, 4096);
 	if (f) {
 		if (fgets(buf, (int)len, f))
 			buf[strcspn(buf, "\n")] = '\0';

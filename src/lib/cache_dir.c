@@ -12,6 +12,7 @@
 
 #include "cache_dir.h"
 #include "grow.h"
+#include "safe_open.h"
 
 int ap_mkdir_p(const char *path)
 {
@@ -31,7 +32,9 @@ int ap_mkdir_p(const char *path)
 	}
 	if (mkdir(buf, 0700) && errno != EEXIST)
 		return -errno;
-	return access(buf, W_OK) ? -errno : 0;
+	/* an existing directory is used only if it is ours alone: one planted by another
+	 * user (or a symlink to one) would let them feed us files, or replace ours */
+	return ap_check_private_dir(AT_FDCWD, buf) ?: (access(buf, W_OK) ? -errno : 0);
 }
 
 int ap_cache_dir(const char *sub, char *out, size_t len)
@@ -117,7 +120,8 @@ void ap_cache_prune(const char *dir, const char *suffix, uint64_t cap_bytes, con
 		struct stat st;
 
 		if (len <= slen || strcmp(de->d_name + len - slen, suffix) || de->d_name[0] == '.' ||
-		    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) || !S_ISREG(st.st_mode))
+		    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) || !S_ISREG(st.st_mode) ||
+		    st.st_uid != geteuid())
 			continue;
 		total += (uint64_t)st.st_size;
 		if (keep && !strcmp(de->d_name, keep))

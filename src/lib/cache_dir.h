@@ -12,14 +12,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* mkdir -p, the last component 0700; 0 when it exists and is writable, else -errno. */
+/* mkdir -p, the last component 0700; 0 when it exists, is writable and is private (a
+ * directory, not a symlink, owned by our euid, not group/world-writable: else -EPERM,
+ * -ELOOP or -ENOTDIR), else -errno. */
 int ap_mkdir_p(const char *path);
 
 /* <root>/<sub>, created. Returns 0 or -errno (no writable place for it). */
 int ap_cache_dir(const char *sub, char *out, size_t len);
 
-/* Remove the least recently modified regular files named *<suffix> (not starting with '.')
- * from dir until their total is at most cap_bytes; the file named `keep` stays. */
+/* Remove the least recently modified regular files named *<suffix> (not starting with '.',
+ * owned by our euid) from dir until their total is at most cap_bytes; the file named `keep`
+ * stays. */
 void ap_cache_prune(const char *dir, const char *suffix, uint64_t cap_bytes, const char *keep);
 
 /* Whole reads and writes at an offset (EINTR retried). A read past the end of the file is

@@ -30,6 +30,7 @@
 #include <zstd.h>
 
 #include "cache_dir.h"
+#include "safe_open.h"
 #include "symbol_internal.h"
 
 #ifndef ELFCOMPRESS_ZSTD
@@ -258,7 +259,7 @@ static int read_headers(int fd, Elf64_Ehdr *eh, Elf64_Shdr **out, size_t *n)
 }
 
 int ap_debug_inflate(int src_fd, const char *build_id, const char *dir, uint64_t cap_bytes,
-		     char *out, size_t out_len)
+		     char *out, size_t out_len, uint64_t *untrusted)
 {
 	struct copy_ctx c = { .src = src_fd, .dst = -1 };
 	char tmp[PATH_MAX], name[2 * AP_BUILD_ID_MAX + 8];
@@ -266,7 +267,7 @@ int ap_debug_inflate(int src_fd, const char *build_id, const char *dir, uint64_t
 	Elf64_Ehdr eh;
 	struct stat st;
 	size_t n = 0;
-	int err;
+	int err, fd;
 
 	if (!build_id || !ap_cache_valid_id(build_id, AP_BUILD_ID_MAX) || !dir || !*dir)
 		return -EINVAL;
@@ -276,11 +277,16 @@ int ap_debug_inflate(int src_fd, const char *build_id, const char *dir, uint64_t
 	err = read_headers(src_fd, &eh, &sh, &n);
 	if (err)
 		return err;
-	if (!access(out, R_OK)) {
+	fd = ap_path_untrusted(AT_FDCWD, out, AP_OPEN_NOFOLLOW | AP_OPEN_OWNED, 0, NULL);
+	if (fd >= 0) {
 		/* made by an earlier run (or another agent): mark it recently used */
-		utimensat(AT_FDCWD, out, NULL, 0);
+		close(fd);
+		utimensat(AT_FDCWD, out, NULL, AT_SYMLINK_NOFOLLOW);
 		goto done;
 	}
+	/* someone else's entry under our name: not read, replaced by the rename below */
+	if (fd != -ENOENT && untrusted)
+		(*untrusted)++;
 	if (snprintf(tmp, sizeof(tmp), "%s/.%s.XXXXXX", dir, build_id) >= (int)sizeof(tmp)) {
 		err = -ENAMETOOLONG;
 		goto done;

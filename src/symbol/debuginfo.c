@@ -30,12 +30,15 @@
 
 #include "clock.h"
 #include "cache_dir.h"
+#include "safe_open.h"
 #include "symbol_internal.h"
 
 #define DEFAULT_DEBUG_DIR "/usr/lib/debug"
 #define MAX_OPEN_DWARF 8
 #define MAX_HELD_FDS 256
 #define CHAIN_CACHE_BYTES (8u << 20)
+/* a debuglink target checked by CRC is read whole: larger ones are not tried */
+#define DEBUGLINK_CRC_MAX_BYTES (1ull << 30)
 #define DEFAULT_TIMEOUT_MS 10000
 #define DEFAULT_WAIT_MS 1000
 /* uncompressed copies of compressed debug files (debug_inflate.c) */
@@ -208,7 +211,8 @@ static void read_facts(Elf *elf, struct elf_facts *f)
 		const unsigned char *b = data->d_buf;
 		size_t nlen = strnlen(data->d_buf, data->d_size), off = (nlen + 4) & ~(size_t)3;
 
-		if (!nlen || off + 4 > data->d_size || memchr(b, '/', nlen))
+		/* a name from a hostile binary: one plain component, never a path ("/", "..") */
+		if (!nlen || off + 4 > data->d_size || !ap_safe_name(data->d_buf))
 			continue;
 		f->link = data->d_buf;
 		if (eh.e_ident[EI_DATA] == ELFDATA2MSB)
@@ -235,19 +239,20 @@ static uint32_t file_crc(int fd)
 }
 
 /* A debuglink candidate is the one when it has DWARF and is of the same build (build-id, or
- * the CRC the link records when there is no build-id). Returns an open fd or -errno. */
-static int check_candidate(const char *path, const char *build_id, uint32_t crc)
+ * the CRC the link records when there is no build-id). dirfd/path is opened with `flags`
+ * (ap_open_untrusted). Returns an open fd or -errno. */
+static int check_candidate(int dirfd, const char *path, int flags, const char *build_id,
+			   uint32_t crc)
 {
 	char hex[2 * AP_BUILD_ID_MAX + 1];
 	struct elf_facts f;
-	struct stat st;
 	Elf *elf;
-	int fd = open(path, O_RDONLY | O_CLOEXEC), err = -ESTALE;
+	/* without a build-id the whole file is read for its CRC: bounded */
+	int fd = ap_open_untrusted(dirfd, path, flags, build_id ? 0 : DEBUGLINK_CRC_MAX_BYTES, NULL),
+	    err = -ESTALE;
 
 	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode))
-		goto out;
+		return fd;
 	elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
 	if (elf && elf_kind(elf) == ELF_K_ELF) {
 		read_facts(elf, &f);
@@ -259,11 +264,23 @@ static int check_candidate(const char *path, const char *build_id, uint32_t crc)
 		}
 	}
 	elf_end(elf);
-out:
 	if (err) {
 		close(fd);
 		return err;
 	}
+	return fd;
+}
+
+/* check_candidate() of rel (relative, from a hostile binary or maps) under a host debug root:
+ * RESOLVE_BENEATH keeps it there whatever "..", or symlink, the name holds. */
+static int check_under(const char *dir, const char *rel, const char *build_id, uint32_t crc)
+{
+	int dfd = ap_open_dir(dir), fd;
+
+	if (dfd < 0)
+		return dfd;
+	fd = check_candidate(dfd, rel, AP_OPEN_BENEATH, build_id, crc);
+	close(dfd);
 	return fd;
 }
 
@@ -305,11 +322,11 @@ static int set_path(struct ap_debuginfo *di, const char *path)
 /* The debuglink target: next to the binary (inside the process's root), in .debug/ there, or
  * under a debug root. Returns 1 when found (di filled), 0 when not, or -ENOMEM. */
 static int find_debuglink(struct ap_dbg *d, struct ap_debuginfo *di, const struct elf_facts *f,
-			  const char *root, const char *display_path)
+			  int root_fd, const char *display_path)
 {
 	const char *slash = display_path ? strrchr(display_path, '/') : NULL;
 	int dlen = slash ? (int)(slash - display_path) : 0;
-	char path[4096];
+	char rel[4096], path[4096];
 
 	if (!f->link || !slash)
 		return 0;
@@ -317,31 +334,37 @@ static int find_debuglink(struct ap_dbg *d, struct ap_debuginfo *di, const struc
 		bool inside = i < 2;
 		int fd;
 
-		if (i == 0)
-			snprintf(path, sizeof(path), "%s%.*s/%s", root, dlen, display_path,
-				 f->link);
-		else if (i == 1)
-			snprintf(path, sizeof(path), "%s%.*s/.debug/%s", root, dlen, display_path,
-				 f->link);
+		if (snprintf(rel, sizeof(rel), "%.*s/%s%s", dlen, display_path,
+			     i == 1 ? ".debug/" : "", f->link) >= (int)sizeof(rel))
+			return 0;
+		/* inside the process's root: its symlinks resolve there, not on the host, and
+		 * the file named by the binary is not a symlink. Without a root (the process
+		 * is gone; its binary was found by path on the host) next to it on the host. */
+		if (inside)
+			fd = check_candidate(root_fd >= 0 ? root_fd : AT_FDCWD, rel,
+					     AP_OPEN_NOFOLLOW |
+						     (root_fd >= 0 ? AP_OPEN_IN_ROOT : 0),
+					     di->build_id, f->link_crc);
 		else
-			snprintf(path, sizeof(path), "%s%.*s/%s", d->dirs[i - 2], dlen,
-				 display_path, f->link);
-		fd = check_candidate(path, di->build_id, f->link_crc);
+			fd = check_under(d->dirs[i - 2], rel + (rel[0] == '/'), di->build_id,
+					 f->link_crc);
 		if (fd < 0)
 			continue;
-		/* a host path stays valid; one inside a container only while it lives */
-		if (inside && *root)
+		/* kept open: a file inside a container is reachable only while it lives */
+		if (inside)
 			return hold_fd(d, di, fd) ? 1 : 0;
 		close(fd);
+		snprintf(path, sizeof(path), "%s/%s", d->dirs[i - 2], rel + (rel[0] == '/'));
 		return set_path(di, path) ? -ENOMEM : 1;
 	}
 	return 0;
 }
 
 static int find_local(struct ap_dbg *d, struct ap_debuginfo *di, const struct elf_facts *f,
-		      int elf_fd, const char *root, const char *display_path)
+		      int elf_fd, int root_fd, const char *display_path)
 {
-	char path[4096];
+	char rel[128], path[4096];
+	struct stat st;
 	int fd;
 
 	if (f->has_debug_info) {
@@ -349,24 +372,36 @@ static int find_local(struct ap_dbg *d, struct ap_debuginfo *di, const struct el
 		if (fd >= 0 && hold_fd(d, di, fd))
 			return 1;
 	}
-	for (size_t i = 0; di->build_id && strlen(di->build_id) > 2 && i < d->ndirs; i++) {
-		snprintf(path, sizeof(path), "%s/.build-id/%.2s/%s.debug", d->dirs[i], di->build_id,
+	/* the build-id names a file: hex only, of a bounded length */
+	if (di->build_id && ap_cache_valid_id(di->build_id, AP_BUILD_ID_MAX) &&
+	    strlen(di->build_id) > 2)
+		snprintf(rel, sizeof(rel), ".build-id/%.2s/%s.debug", di->build_id,
 			 di->build_id + 2);
-		if (!access(path, R_OK))
+	else
+		rel[0] = '\0';
+	for (size_t i = 0; rel[0] && i < d->ndirs; i++) {
+		int dfd = ap_open_dir(d->dirs[i]);
+
+		fd = dfd >= 0 ? ap_path_untrusted(dfd, rel, AP_OPEN_BENEATH, 0, &st) : -1;
+		if (dfd >= 0)
+			close(dfd);
+		if (fd >= 0) {
+			close(fd);
+			snprintf(path, sizeof(path), "%s/%s", d->dirs[i], rel);
 			return set_path(di, path) ? -ENOMEM : 1;
+		}
 		/* a container that ships its own debug files */
-		if (!*root)
+		if (root_fd < 0)
 			continue;
-		snprintf(path, sizeof(path), "%s%s/.build-id/%.2s/%s.debug", root, d->dirs[i],
-			 di->build_id, di->build_id + 2);
-		fd = open(path, O_RDONLY | O_CLOEXEC);
+		snprintf(path, sizeof(path), "%s/%s", d->dirs[i], rel);
+		fd = ap_open_untrusted(root_fd, path, AP_OPEN_IN_ROOT, 0, NULL);
 		if (fd >= 0)
 			return hold_fd(d, di, fd) ? 1 : 0;
 	}
-	return find_debuglink(d, di, f, root, display_path);
+	return find_debuglink(d, di, f, root_fd, display_path);
 }
 
-int ap_dbg_locate(struct ap_dbg *d, struct ap_symtab *t, Elf *elf, int elf_fd, const char *root,
+int ap_dbg_locate(struct ap_dbg *d, struct ap_symtab *t, Elf *elf, int elf_fd, int root_fd,
 		  const char *display_path)
 {
 	struct ap_debuginfo *di;
@@ -378,7 +413,7 @@ int ap_dbg_locate(struct ap_dbg *d, struct ap_symtab *t, Elf *elf, int elf_fd, c
 	di = di_new(d, t);
 	if (!di)
 		return -ENOMEM;
-	found = find_local(d, di, &f, elf_fd, root ? root : "", display_path);
+	found = find_local(d, di, &f, elf_fd, root_fd, display_path);
 	if (found < 0) {
 		ap_dbg_release(d, di);
 		return found;
@@ -449,7 +484,8 @@ static bool ensure_open(struct ap_dbg *d, struct ap_debuginfo *di)
 		lru_push(d, di);
 		return true;
 	}
-	struct ap_dwarf_cache cache = { .cap_bytes = INFLATE_CAP_BYTES };
+	struct ap_dwarf_cache cache = { .cap_bytes = INFLATE_CAP_BYTES,
+					.untrusted = &d->st.cache_untrusted };
 
 	while (d->nopen >= MAX_OPEN_DWARF && d->lru_tail)
 		close_dwarf(d, d->lru_tail);

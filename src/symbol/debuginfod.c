@@ -21,6 +21,7 @@
 #include <dlfcn.h>
 #include <elfutils/debuginfod.h>
 
+#include "cache_dir.h"
 #include "clock.h"
 #include "symbol_internal.h"
 
@@ -205,7 +206,8 @@ int ap_dbgd_request(struct ap_dbgd *c, const char *build_id)
 	struct req *r;
 	int err = 0;
 
-	if (strlen(build_id) >= sizeof(r->bid))
+	/* hex only: libdebuginfod makes a cache path of it */
+	if (strlen(build_id) >= sizeof(r->bid) || !ap_cache_valid_id(build_id, sizeof(r->bid) / 2))
 		return -EINVAL;
 	r = calloc(1, sizeof(*r));
 	if (!r)

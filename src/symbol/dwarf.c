@@ -28,6 +28,7 @@
 
 #include "elf_util.h"
 #include "grow.h"
+#include "safe_open.h"
 #include "symbol_internal.h"
 
 #define OVERLAP_SCAN 8
@@ -223,13 +224,15 @@ static void use_inflated(struct ap_dwarf *h, int src_fd, const struct ap_dwarf_c
 	elf_build_id(h->elf, id, sizeof(id));
 	if (!id[0])
 		return;
-	err = ap_debug_inflate(src_fd, id, cache->dir, cache->cap_bytes, path, sizeof(path));
+	err = ap_debug_inflate(src_fd, id, cache->dir, cache->cap_bytes, path, sizeof(path),
+			       cache->untrusted);
 	if (err) {
 		if (err != -ENODATA)
 			h->inflate = AP_DWARF_INFLATE_FAILED;
 		return;
 	}
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* our own copy: a planted link, or another user's file under the name, is not read */
+	fd = ap_open_untrusted(AT_FDCWD, path, AP_OPEN_NOFOLLOW | AP_OPEN_OWNED, 0, NULL);
 	elf = fd >= 0 ? elf_begin(fd, ELF_C_READ_MMAP, NULL) : NULL;
 	if (elf && elf_kind(elf) == ELF_K_ELF) {
 		elf_build_id(elf, id2, sizeof(id2));
@@ -272,9 +275,11 @@ int ap_dwarf_open(int fd, const char *path, const char *build_id,
 			err = -EINVAL;
 			goto fail;
 		}
-		fd = h->fd = open(path, O_RDONLY | O_CLOEXEC);
+		/* a host debug file (debug roots, debuginfod cache): regular files only */
+		fd = h->fd = ap_open_untrusted(AT_FDCWD, path, 0, 0, NULL);
 		if (fd < 0) {
-			err = -errno;
+			err = fd;
+			h->fd = -1;
 			goto fail;
 		}
 	}

@@ -18,8 +18,10 @@
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "safe_open.h"
 #include "symbol_internal.h"
 
 struct file_id {
@@ -220,7 +222,7 @@ int ap_elf_cache_get_inode(struct ap_elf_cache *c, uint64_t dev, uint64_t ino,
 
 /* New entry for an opened ELF not in the cache by build-id. */
 static int ent_create(struct ap_elf_cache *c, Elf *elf, int fd, const struct file_id *fid,
-		      const char *display_path, const char *root, struct ap_symtab **out)
+		      const char *display_path, int root_fd, struct ap_symtab **out)
 {
 	struct cache_ent *e = calloc(1, sizeof(*e));
 	int err;
@@ -241,7 +243,7 @@ static int ent_create(struct ap_elf_cache *c, Elf *elf, int fd, const struct fil
 			e->tab.path = strdup(display_path);
 		/* where its DWARF is, found now: the process (and with it the way into its
 		 * mount namespace) may be gone by the time an address is looked up */
-		if (c->dbg && ap_dbg_locate(c->dbg, &e->tab, elf, fd, root, display_path)) {
+		if (c->dbg && ap_dbg_locate(c->dbg, &e->tab, elf, fd, root_fd, display_path)) {
 			ap_symtab_release(&e->tab);
 			free(e);
 			return -ENOMEM;
@@ -268,28 +270,44 @@ static int ent_create(struct ap_elf_cache *c, Elf *elf, int fd, const struct fil
 	return take(c, e, out);
 }
 
-int ap_elf_cache_get(struct ap_elf_cache *c, const char *const *paths, size_t npaths,
-		     const char *display_path, const char *root, struct ap_symtab **out)
+/* The first source that opens as a regular file (and is the expected file, if it says
+ * which): a checked O_PATH descriptor, or -errno of the last one tried. */
+static int open_src(const struct ap_elf_src *src, size_t nsrc, struct stat *st)
+{
+	int err = -ENOENT;
+
+	for (size_t i = 0; i < nsrc; i++) {
+		int pfd = ap_path_untrusted(src[i].dirfd, src[i].path, src[i].flags, 0, st);
+
+		if (pfd >= 0 && src[i].match_id &&
+		    (st->st_ino != src[i].ino || major(st->st_dev) != src[i].dev_major ||
+		     minor(st->st_dev) != src[i].dev_minor)) {
+			close(pfd);
+			pfd = -ESTALE;
+		}
+		if (pfd >= 0)
+			return pfd;
+		err = pfd;
+	}
+	return err;
+}
+
+int ap_elf_cache_get(struct ap_elf_cache *c, const struct ap_elf_src *src, size_t nsrc,
+		     const char *display_path, int root_fd, struct ap_symtab **out)
 {
 	char hex[2 * AP_BUILD_ID_MAX + 1];
-	const char *path = NULL;
 	struct cache_ent *e;
 	struct file_id fid;
 	struct stat st;
 	Elf *elf = NULL;
-	int fd = -1, err = -ENOENT;
+	int fd = -1, pfd, err;
 
 	*out = NULL;
-	for (size_t i = 0; i < npaths; i++) {
-		if (!stat(paths[i], &st)) {
-			path = paths[i];
-			break;
-		}
-		err = -errno;
-	}
-	if (!path || !S_ISREG(st.st_mode)) {
+	/* no FIFO, device or planted link: a regular file, checked before it is opened */
+	pfd = open_src(src, nsrc, &st);
+	if (pfd < 0) {
 		c->failed++;
-		return path ? -ENOEXEC : err;
+		return pfd == -EINVAL ? -ENOEXEC : pfd;
 	}
 	memset(&fid, 0, sizeof(fid));
 	fid.dev = st.st_dev;
@@ -298,14 +316,16 @@ int ap_elf_cache_get(struct ap_elf_cache *c, const char *const *paths, size_t np
 	fid.mtime_sec = st.st_mtim.tv_sec;
 	fid.mtime_nsec = st.st_mtim.tv_nsec;
 	e = find_fid(c, &fid);
-	if (e)
+	if (e) {
+		close(pfd);
 		return take(c, e, out);
+	}
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = ap_reopen_untrusted(pfd, &st);
+	close(pfd);
 	if (fd < 0) {
-		err = -errno;
 		c->failed++;
-		return err;
+		return fd;
 	}
 	elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
 	if (elf && elf_kind(elf) != ELF_K_ELF) {
@@ -322,7 +342,7 @@ int ap_elf_cache_get(struct ap_elf_cache *c, const char *const *paths, size_t np
 			goto out;
 		}
 	}
-	err = ent_create(c, elf, fd, &fid, display_path, root, out);
+	err = ent_create(c, elf, fd, &fid, display_path, root_fd, out);
 out:
 	elf_end(elf);
 	close(fd);

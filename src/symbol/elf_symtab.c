@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "grow.h"
+#include "safe_open.h"
 #include "symbol_internal.h"
 #include "symbolizer.h"
 
@@ -355,9 +356,9 @@ int ap_symtab_load_path(const char *path, struct ap_symtab *t)
 	err = elf_init();
 	if (err)
 		return err;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = ap_open_untrusted(AT_FDCWD, path, 0, 0, NULL);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
 	if (!elf) {
 		err = -ENOEXEC;

@@ -11,16 +11,20 @@
  */
 #define _GNU_SOURCE /* qsort_r */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "grow.h"
+#include "safe_open.h"
 #include "symbol_internal.h"
 
 #define KERNEL_MODULE "[kernel.kallsyms]"
 #define NO_MODULE UINT32_MAX
+/* /proc/kallsyms is ~20 MiB with every module loaded: a file 10x that is not kallsyms */
+#define KALLSYMS_MAX_BYTES (256ull << 20)
 /* kallsyms has no sizes: the last symbol before a gap (end of the kernel image or of a
  * module) covers at most this much, so that stray addresses stay unresolved */
 #define TAIL_MAX (64u * 1024)
@@ -319,7 +323,8 @@ int ap_kallsyms_load(const char *path, struct ap_kallsyms **out)
 	k = calloc(1, sizeof(*k));
 	if (!k)
 		return -ENOMEM;
-	f = fopen(path, "re");
+	/* a regular file (procfs counts), never a FIFO; its size bounded while read */
+	f = ap_fopen_untrusted(AT_FDCWD, path, 0, KALLSYMS_MAX_BYTES);
 	if (!f) {
 		err = -errno;
 		goto out;
@@ -330,7 +335,7 @@ int ap_kallsyms_load(const char *path, struct ap_kallsyms **out)
 			goto out;
 	}
 	if (ferror(f)) {
-		err = -EIO;
+		err = errno == EFBIG ? -EFBIG : -EIO;
 		goto out;
 	}
 	err = finish(&l, k);

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "safe_open.h"
 #include "symbol_internal.h"
 
 #define MAX_ENTRIES (1u << 20)
@@ -243,26 +244,13 @@ static struct ap_perfmap *perfmap_from_fd(int fd, const char *module)
 	return m;
 }
 
-static int open_regular(const char *path, struct stat *st)
-{
-	/* O_NONBLOCK: a FIFO planted under the name must not hang us; O_NOFOLLOW: nor may a
-	 * symlink make us read (and show) another file */
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, st) || !S_ISREG(st->st_mode)) {
-		close(fd);
-		return -EINVAL;
-	}
-	return fd;
-}
-
 struct ap_perfmap *ap_perfmap_open_path(const char *path)
 {
 	const char *base = strrchr(path, '/');
 	struct stat st;
-	int fd = open_regular(path, &st);
+	/* a FIFO planted under the name must not hang us, nor may a symlink make us read
+	 * (and show) another file */
+	int fd = ap_open_untrusted(AT_FDCWD, path, AP_OPEN_NOFOLLOW, 0, &st);
 
 	if (fd < 0) {
 		errno = -fd;
@@ -275,13 +263,21 @@ struct ap_perfmap *ap_perfmap_open(int pid, int nspid)
 {
 	char path[96], module[32];
 	struct stat st, proc;
-	int fd;
+	int fd, root;
 
 	snprintf(path, sizeof(path), "/proc/%d", pid);
 	if (stat(path, &proc))
 		return NULL;
-	snprintf(path, sizeof(path), "/proc/%d/root/tmp/perf-%d.map", pid, nspid);
-	fd = open_regular(path, &st);
+	/* the process's /tmp, resolved inside its root: a symlink there (/tmp itself, or the
+	 * map) cannot lead to a host file */
+	root = ap_open_proc_root(pid);
+	if (root < 0) {
+		errno = -root;
+		return NULL;
+	}
+	snprintf(path, sizeof(path), "tmp/perf-%d.map", nspid);
+	fd = ap_open_untrusted(root, path, AP_OPEN_IN_ROOT | AP_OPEN_NOFOLLOW, 0, &st);
+	close(root);
 	if (fd < 0) {
 		errno = -fd;
 		return NULL;

@@ -2,14 +2,19 @@
 /* /proc/PID/maps reader. */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "grow.h"
+#include "safe_open.h"
 #include "symbol_internal.h"
 #include "symbolizer.h"
+
+/* 65,530 mappings (vm.max_map_count) of ~4 KiB paths at worst: beyond, a read error */
+#define MAPS_MAX_BYTES (512ull << 20)
 
 /* Hex (or decimal) number followed by `stop`; advances *p past the separator. */
 static int parse_num(char **p, int base, char stop, uint64_t *out)
@@ -76,7 +81,7 @@ int ap_maps_read(int pid, int (*cb)(const struct ap_maps_entry *e, void *ctx), v
 	int err = 0;
 
 	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
-	f = fopen(path, "re");
+	f = ap_fopen_untrusted(AT_FDCWD, path, AP_OPEN_NOFOLLOW, MAPS_MAX_BYTES);
 	if (!f)
 		return errno == ENOENT ? -ESRCH : -errno;
 	errno = 0;

@@ -175,9 +175,11 @@ size_t ap_perfmap_count(const struct ap_perfmap *m);
 /* Write (once) an uncompressed copy of the ELF at src_fd into dir/<build_id>.debug, keeping
  * the directory under cap_bytes (oldest copies out), and put its path in out. Returns 0;
  * -ENODATA when nothing in the file is compressed (use it as it is); -ENOTSUP for a layout
- * it does not rewrite (32-bit, foreign byte order, extended section numbering); or -errno. */
+ * it does not rewrite (32-bit, foreign byte order, extended section numbering); or -errno.
+ * An entry under the name that is not ours (a symlink, not a regular file, another owner) is
+ * never read: it is replaced, and counted in *untrusted (may be NULL). */
 int ap_debug_inflate(int src_fd, const char *build_id, const char *dir, uint64_t cap_bytes,
-		     char *out, size_t out_len);
+		     char *out, size_t out_len, uint64_t *untrusted);
 
 /* ---- dwarf.c: one opened debug file (libdw) ---- */
 
@@ -196,6 +198,7 @@ struct ap_dwarf;
 struct ap_dwarf_cache {
 	const char *dir; /* NULL or "": read compressed files in memory, as libdw does */
 	uint64_t cap_bytes;
+	uint64_t *untrusted; /* counts cache entries planted by someone else (may be NULL) */
 };
 
 enum ap_dwarf_inflate {
@@ -253,6 +256,7 @@ struct ap_dbg_stats {
 	uint64_t chains_evicted; /* result cache flushes */
 	uint64_t inflated;	 /* compressed debug files read from their uncompressed copy */
 	uint64_t inflate_failed; /* ... for which no copy could be made (inflated in memory) */
+	uint64_t cache_untrusted; /* cache entries not ours (planted link, other owner): skipped */
 };
 
 struct ap_dbg *ap_dbg_new(void);
@@ -265,9 +269,10 @@ int ap_dbg_set_debuginfod(struct ap_dbg *d, const char *urls, const char *cache_
 			  unsigned timeout_ms, unsigned wait_ms);
 /* Locate the DWARF of a table just loaded from `elf` (open at elf_fd): the file's own
  * .debug_info, a build-id file under the debug roots, its .gnu_debuglink next to it (looked up
- * under `root`, the process's /proc/PID/root, or "") or under the roots, and last debuginfod.
- * Sets t->dbg, NULL when nothing was found. Returns 0 or -ENOMEM. */
-int ap_dbg_locate(struct ap_dbg *d, struct ap_symtab *t, Elf *elf, int elf_fd, const char *root,
+ * inside `root_fd`, the process's root from ap_open_proc_root, or -1 for none) or under the
+ * roots, and last debuginfod. Sets t->dbg, NULL when nothing was found. Returns 0 or
+ * -ENOMEM. */
+int ap_dbg_locate(struct ap_dbg *d, struct ap_symtab *t, Elf *elf, int elf_fd, int root_fd,
 		  const char *display_path);
 void ap_dbg_release(struct ap_dbg *d, struct ap_debuginfo *di);
 /* Inline chain at vaddr of t (innermost first) in *out; returns its length, 0 when t has no
@@ -292,12 +297,24 @@ struct ap_elf_cache;
  * must outlive the cache. */
 struct ap_elf_cache *ap_elf_cache_new(size_t idle_max_bytes, struct ap_dbg *dbg);
 void ap_elf_cache_free(struct ap_elf_cache *c);
-/* Reference the symbol table of the file reachable at the first of `paths` that exists
- * (tried in order), loading it on a miss. `display_path` is remembered with a new table;
- * `root` ("/proc/PID/root", or "" for our own namespace) is where a .gnu_debuglink is looked
- * for. Returns 0 with *out referenced (release with ap_elf_cache_put), or -errno. */
-int ap_elf_cache_get(struct ap_elf_cache *c, const char *const *paths, size_t npaths,
-		     const char *display_path, const char *root, struct ap_symtab **out);
+/* Where a file may be reached: dirfd/path opened with ap_open_untrusted(flags); with
+ * match_id only if it is still that very file (an exited process's file by its path). */
+struct ap_elf_src {
+	int dirfd; /* AT_FDCWD, or a process's root (ap_open_proc_root) with AP_OPEN_IN_ROOT */
+	const char *path;
+	int flags; /* AP_OPEN_* (safe_open.h) */
+	bool match_id;
+	unsigned dev_major, dev_minor;
+	uint64_t ino;
+};
+
+/* Reference the symbol table of the file reachable at the first of `src` that opens (tried in
+ * order), loading it on a miss. `display_path` is remembered with a new table; `root_fd`
+ * (the process's root from ap_open_proc_root, or -1 for our own namespace) is where a
+ * .gnu_debuglink is looked for. Returns 0 with *out referenced (release with
+ * ap_elf_cache_put), or -errno. */
+int ap_elf_cache_get(struct ap_elf_cache *c, const struct ap_elf_src *src, size_t nsrc,
+		     const char *display_path, int root_fd, struct ap_symtab **out);
 void ap_elf_cache_put(struct ap_elf_cache *c, struct ap_symtab *t);
 /* Reference the table of a file loaded before, by device (st_dev) and inode alone. Returns 0
  * with *out referenced, or -ENOENT. */

@@ -9,6 +9,7 @@
  * gone. The cost is bounded by sharing: a file already in the cache costs one stat().
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,12 +17,16 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "clock.h"
+#include "safe_open.h"
 #include "symbol_internal.h"
 #include "symbolizer.h"
 
 #define UNKNOWN "[unknown]"
+/* /proc/PID/status is a few KiB: more is not a status file */
+#define PROC_FILE_MAX (1u << 20)
 #define KERNEL_MODULE "[kernel.kallsyms]"
 #define DEFAULT_KALLSYMS "/proc/kallsyms"
 /* an address outside every mapping re-reads the maps (dlopen) at most this often per pid,
@@ -93,6 +98,7 @@ struct builder {
 	size_t n, cap;
 	size_t pool_len, pool_cap;
 	int pid;
+	int root_fd; /* O_PATH of /proc/PID/root: -1 not opened yet, < -1 -errno (gone) */
 	bool anon; /* an anonymous executable mapping: maybe JIT code */
 };
 
@@ -135,29 +141,39 @@ static int pool_add(struct builder *b, const char *str, uint32_t *off)
 }
 
 /* Symbols of a file mapping, reached through map_files first: it works for deleted files
- * and for files in another mount namespace, where the path in maps means nothing to us. */
+ * and for files in another mount namespace, where the path in maps means nothing to us. The
+ * path inside the process's root is resolved there (RESOLVE_IN_ROOT): a symlink in a
+ * container never leads to a host file. */
 static struct ap_symtab *file_symtab(struct builder *b, const struct ap_maps_entry *e, int *err)
 {
-	char map_files[96], root[PATH_MAX + 32];
-	const char *paths[2] = { map_files, root };
+	char map_files[96];
+	struct ap_elf_src src[2] = {
+		{ .dirfd = AT_FDCWD, .path = map_files, .flags = AP_OPEN_MAGIC },
+		{ .path = e->path, .flags = AP_OPEN_IN_ROOT | AP_OPEN_NOFOLLOW },
+	};
 	struct ap_symtab *t = NULL;
-	char proc_root[48];
-	struct stat st;
 	size_t n = 1;
 
 	snprintf(map_files, sizeof(map_files), "/proc/%d/map_files/%llx-%llx", b->pid,
 		 (unsigned long long)e->start, (unsigned long long)e->end);
-	snprintf(proc_root, sizeof(proc_root), "/proc/%d/root", b->pid);
+	if (b->root_fd == -1)
+		b->root_fd = ap_open_proc_root(b->pid);
 	/* a deleted file's path may by now name a different file (an upgrade): never guess */
-	if (!e->deleted &&
-	    snprintf(root, sizeof(root), "%s%s", proc_root, e->path) < (int)sizeof(root))
+	if (!e->deleted && b->root_fd >= 0) {
+		src[1].dirfd = b->root_fd;
 		n = 2;
-	*err = ap_elf_cache_get(b->s->cache, paths, n, e->path, proc_root, &t);
+	}
+	*err = ap_elf_cache_get(b->s->cache, src, n, e->path, b->root_fd, &t);
 	/* A process that has exited (its mappings were captured while it ran) has no /proc
 	 * entries left: its file by its path, if that is still the very file it mapped. */
-	if (*err == -ENOENT && n == 2 && !stat(e->path, &st) && st.st_ino == e->inode &&
-	    major(st.st_dev) == e->dev_major && minor(st.st_dev) == e->dev_minor)
-		*err = ap_elf_cache_get(b->s->cache, &e->path, 1, e->path, "", &t);
+	if (*err == -ENOENT && !e->deleted && b->root_fd < 0) {
+		struct ap_elf_src host = { .dirfd = AT_FDCWD, .path = e->path,
+					   .flags = AP_OPEN_NOFOLLOW, .match_id = true,
+					   .dev_major = e->dev_major, .dev_minor = e->dev_minor,
+					   .ino = e->inode };
+
+		*err = ap_elf_cache_get(b->s->cache, &host, 1, e->path, -1, &t);
+	}
 	return t;
 }
 
@@ -227,7 +243,7 @@ static int read_nspid(int pid)
 	FILE *f;
 
 	snprintf(path, sizeof(path), "/proc/%d/status", pid);
-	f = fopen(path, "re");
+	f = ap_fopen_untrusted(AT_FDCWD, path, AP_OPEN_NOFOLLOW, PROC_FILE_MAX);
 	if (!f)
 		return pid;
 	while (fgets(line, sizeof(line), f)) {
@@ -276,13 +292,15 @@ static void jit_update(struct ap_symbolizer *s, struct snapshot *snap, bool forc
 static int refresh_from(struct ap_symbolizer *s, struct snapshot *snap,
 			const struct ap_maps_capture *cap)
 {
-	struct builder b = { .s = s, .pid = snap->pid };
+	struct builder b = { .s = s, .pid = snap->pid, .root_fd = -1 };
 	int err;
 
 	snap->taken_ns = ap_mono_ns();
 	snap->gen = s->gen;
 	err = cap ? ap_maps_capture_walk(cap, on_mapping, &b) :
 		    ap_maps_read(snap->pid, on_mapping, &b);
+	if (b.root_fd >= 0)
+		close(b.root_fd);
 	/* a zombie's maps are empty (so are a kernel thread's): nothing that could ever
 	 * resolve, and a previous snapshot is better kept than replaced */
 	if (!err && !b.n)
@@ -780,6 +798,7 @@ void ap_symbolizer_get_stats(const struct ap_symbolizer *s, struct ap_symbolizer
 	out->debuginfod_failed = d.debuginfod_failed;
 	out->debug_inflated = d.inflated;
 	out->debug_inflate_failed = d.inflate_failed;
+	out->debug_cache_untrusted = d.cache_untrusted;
 }
 
 int ap_symbolizer_set_debug_dirs(struct ap_symbolizer *s, const char *const *dirs, size_t n)

@@ -41,6 +41,7 @@ struct ap_symbolizer_stats {
 	uint64_t debug_failed;	     /* debug files that could not be used or kept */
 	uint64_t debug_inflated;     /* compressed debug files read from an uncompressed copy */
 	uint64_t debug_inflate_failed; /* ... for which no copy could be made (in memory) */
+	uint64_t debug_cache_untrusted; /* debug cache entries not ours (planted): skipped */
 	uint64_t debuginfod_fetched; /* debug files downloaded (or found in its cache) */
 	uint64_t debuginfod_failed;  /* fetches that failed, timed out or were refused */
 };

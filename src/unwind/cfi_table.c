@@ -14,6 +14,7 @@
 
 #include "cfi.h"
 #include "elf_util.h"
+#include "safe_open.h"
 
 #define DW_OP_breg0 0x70
 #define DW_OP_deref 0x06
@@ -647,9 +648,9 @@ int ap_cfi_table_from_path(const char *path, struct ap_cfi_table *t)
 	int fd, err;
 
 	memset(t, 0, sizeof(*t));
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = ap_open_untrusted(AT_FDCWD, path, 0, 0, NULL);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	err = ap_cfi_table_from_fd(fd, t);
 	close(fd);
 	return err;

@@ -629,6 +629,7 @@ void ap_unwinder_get_stats(const struct ap_unwinder *u, struct ap_unwinder_stats
 	pthread_mutex_lock((pthread_mutex_t *)&u->lock);
 	*out = u->st;
 	pthread_mutex_unlock((pthread_mutex_t *)&u->lock);
+	out->cache_untrusted = __atomic_load_n(&u->cache_untrusted, __ATOMIC_RELAXED);
 }
 
 int ap_unwind_read_bpf_stats(int fd, uint64_t *out)

@@ -39,6 +39,7 @@ struct ap_unwinder_stats {
 	uint64_t rescans_unchanged; /* ... that found the same mappings */
 	uint64_t files_compiled;    /* ELF files whose CFI was compiled */
 	uint64_t files_cached;	    /* ... of which loaded from the on-disk cache instead */
+	uint64_t cache_untrusted;   /* cache entries not ours (planted link, other owner): skipped */
 	uint64_t files_shared;	    /* files found under another path/inode by build-id */
 	uint64_t files_no_cfi;	    /* files without CFI: unwound with frame pointers */
 	uint64_t files_failed;	    /* unreadable, too big, or over the memory budget */

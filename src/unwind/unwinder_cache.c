@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "cache_dir.h"
+#include "safe_open.h"
 #include "unwinder_internal.h"
 
 #define CACHE_MAGIC "APUWTB01"
@@ -93,10 +94,14 @@ int ap_uw_cache_load(struct ap_unwinder *u, const char *build_id, struct ap_cfi_
 	err = cache_path(u, build_id, path, sizeof(path));
 	if (err)
 		return err;
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return -errno;
-	err = fstat(fd, &st) ? -errno : ap_pread_full(fd, &h, sizeof(h), 0);
+	/* only our own regular file: a planted link, FIFO or another user's file is skipped */
+	fd = ap_open_untrusted(AT_FDCWD, path, AP_OPEN_NOFOLLOW | AP_OPEN_OWNED, 0, &st);
+	if (fd < 0) {
+		if (fd != -ENOENT)
+			__atomic_fetch_add(&u->cache_untrusted, 1, __ATOMIC_RELAXED);
+		return fd;
+	}
+	err = ap_pread_full(fd, &h, sizeof(h), 0);
 	if (err)
 		goto out;
 	segs_len = (size_t)h.nsegs * sizeof(*c->segs);

@@ -19,6 +19,7 @@
 #include <bpf/libbpf.h>
 
 #include "log.h"
+#include "safe_open.h"
 #include "unwinder_internal.h"
 
 #define FILE_MAP_FLAGS (BPF_F_INNER_MAP | BPF_F_MMAPABLE)
@@ -457,17 +458,15 @@ struct utable *ap_uw_table_for_file(struct ap_unwinder *u, int pid, const struct
 	struct utable *t;
 	struct stat sb;
 	uint64_t mtime, h;
-	int fd;
+	int fd, pfd;
 
 	snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, pid, m->start,
 		 m->end);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* the magic link is the mapped file itself; a mapped FIFO or device is not read. An
+	 * O_PATH descriptor first: a file seen before needs nothing more */
+	fd = ap_path_untrusted(AT_FDCWD, path, AP_OPEN_MAGIC, 0, &sb);
 	if (fd < 0)
-		return NULL; /* gone, or not ours to read */
-	if (fstat(fd, &sb)) {
-		close(fd);
-		return NULL;
-	}
+		return NULL; /* gone, not a regular file, or not ours to read */
 	mtime = (uint64_t)sb.st_mtim.tv_sec * 1000000000ULL + (uint64_t)sb.st_mtim.tv_nsec;
 	h = alias_hash(sb.st_dev, sb.st_ino);
 	for (struct ap_hnode *n = ap_htab_first(&u->aliases, h); n; n = ap_htab_next(n)) {
@@ -483,6 +482,11 @@ struct utable *ap_uw_table_for_file(struct ap_unwinder *u, int pid, const struct
 		alias_forget(u, a);
 		break;
 	}
+	pfd = fd;
+	fd = ap_reopen_untrusted(pfd, &sb);
+	close(pfd);
+	if (fd < 0)
+		return NULL;
 	/* the same content under another inode (another container, a copy): share it */
 	ap_cfi_build_id_fd(fd, bid, sizeof(bid));
 	t = bid[0] ? table_by_build_id(u, bid) : NULL;

@@ -122,6 +122,7 @@ struct ap_unwinder {
 	struct ap_unwinder_stats st;
 	char cache_dir[4096]; /* compiled tables on disk (unwinder_cache.c); "" off */
 	char agent_id[AP_CFI_BUILD_ID_HEX]; /* our own build-id: whose cached tables we trust */
+	uint64_t cache_untrusted; /* by the worker without `lock`: atomics only */
 };
 
 /* unwinder_files.c; all with `lock` held */

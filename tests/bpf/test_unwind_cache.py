@@ -6,10 +6,14 @@ pointers, a shared library) three times:
 1. nothing cached: every table is compiled, and written to <dir>/unwind/<build-id>.uwt;
 2. every table comes from the cache, and the stacks are exactly as complete as when compiled;
 3. with one cache file cut short and another overwritten by garbage: both are refused,
-   compiled again and rewritten, and the stacks stay complete."""
+   compiled again and rewritten, and the stacks stay complete;
+4. with entries planted by someone else (a valid table chowned to nobody, a symlink to a valid
+   table, a FIFO): none is read (the FIFO would block), each is counted in
+   unwind_cache_untrusted, compiled again and replaced by our own file."""
 import glob
 import json
 import os
+import stat
 import subprocess
 import tempfile
 
@@ -76,6 +80,25 @@ def main():
             check(now[:8] == b"APUWTB01" and len(now) == len(orig),
                   f"damaged entry {os.path.basename(path)} was not rewritten: "
                   f"{len(now)} bytes now, {len(orig)} before, header {now[:8]!r}")
+
+        planted = files[:3]
+        os.chown(planted[0], 65534, 65534)
+        decoy = os.path.join(tmp, "decoy.uwt")
+        os.rename(planted[1], decoy)
+        os.symlink(decoy, planted[1])
+        if len(planted) == 3:
+            os.unlink(planted[2])
+            os.mkfifo(planted[2])
+        st = run(cache, tmp, "planted")
+        n = len(planted)
+        check(st["unwind_cache_untrusted"] == n,
+              f"planted entries not counted as untrusted: {st['unwind_cache_untrusted']} of {n}")
+        check(st["unwind_files_from_cache"] == st["unwind_files_compiled"] - n,
+              f"planted entries were read: {st}")
+        for path in planted:
+            ls = os.lstat(path)
+            check(stat.S_ISREG(ls.st_mode) and ls.st_uid == os.geteuid(),
+                  f"planted {os.path.basename(path)} was not replaced by our own file")
     print("PASS")
 
 

@@ -231,25 +231,71 @@ static void test_copy_is_reused(void **state)
 	snprintf(src, sizeof(src), "%s/zlib.debug", tmpdir);
 	fd = open(src, O_RDONLY);
 	assert_true(fd >= 0);
-	assert_int_equal(ap_debug_inflate(fd, "00aa11", cache_dir, 1ull << 30, out, sizeof(out)),
-			 0);
+	assert_int_equal(
+		ap_debug_inflate(fd, "00aa11", cache_dir, 1ull << 30, out, sizeof(out), NULL), 0);
 	assert_false(any_compressed(out));
 	assert_int_equal(stat(out, &st1), 0);
-	assert_int_equal(ap_debug_inflate(fd, "00aa11", cache_dir, 1ull << 30, out2, sizeof(out2)),
-			 0);
+	assert_int_equal(
+		ap_debug_inflate(fd, "00aa11", cache_dir, 1ull << 30, out2, sizeof(out2), NULL), 0);
 	assert_string_equal(out, out2);
 	assert_int_equal(stat(out2, &st2), 0);
 	assert_int_equal(st1.st_ino, st2.st_ino); /* not rewritten */
 	/* an uncompressed file needs no copy */
 	close(fd);
 	fd = open(FIX_DIR "/dwfix.debug", O_RDONLY);
-	assert_int_equal(ap_debug_inflate(fd, "00aa22", cache_dir, 1ull << 30, out, sizeof(out)),
-			 -ENODATA);
+	assert_int_equal(
+		ap_debug_inflate(fd, "00aa22", cache_dir, 1ull << 30, out, sizeof(out), NULL),
+		-ENODATA);
 	/* names come from build-ids only: nothing else may pick the path */
 	assert_int_equal(ap_debug_inflate(fd, "../../etc/x", cache_dir, 1ull << 30, out,
-					  sizeof(out)),
+					  sizeof(out), NULL),
 			 -EINVAL);
 	close(fd);
+}
+
+/* Entries planted under our names (a symlink, another user's file, a FIFO) are never read
+ * (the FIFO would block): each is counted and replaced by our own copy. */
+static void test_planted_entries_not_read(void **state)
+{
+	static const char *const ids[] = { "00cc11", "00cc22", "00cc33" };
+	char src[256], decoy[256], path[512], out[512];
+	uint64_t untrusted = 0;
+	struct stat st, dst;
+	int fd, dfd;
+
+	(void)state;
+	snprintf(src, sizeof(src), "%s/zlib.debug", tmpdir);
+	snprintf(decoy, sizeof(decoy), "%s/decoy", tmpdir);
+	dfd = open(decoy, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(dfd >= 0);
+	assert_int_equal(write(dfd, "DECOY", 5), 5);
+	close(dfd);
+	snprintf(path, sizeof(path), "%s/%s.debug", cache_dir, ids[0]);
+	assert_int_equal(symlink(decoy, path), 0);
+	snprintf(path, sizeof(path), "%s/%s.debug", cache_dir, ids[1]);
+	dfd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(dfd >= 0);
+	assert_int_equal(fchown(dfd, 65534, 65534), 0);
+	close(dfd);
+	snprintf(path, sizeof(path), "%s/%s.debug", cache_dir, ids[2]);
+	assert_int_equal(mkfifo(path, 0600), 0);
+
+	fd = open(src, O_RDONLY);
+	assert_true(fd >= 0);
+	for (size_t i = 0; i < 3; i++) {
+		assert_int_equal(ap_debug_inflate(fd, ids[i], cache_dir, 1ull << 30, out,
+						  sizeof(out), &untrusted),
+				 0);
+		assert_int_equal(untrusted, i + 1);
+		assert_int_equal(lstat(out, &st), 0);
+		assert_true(S_ISREG(st.st_mode));
+		assert_int_equal(st.st_uid, geteuid());
+		assert_false(any_compressed(out));
+	}
+	close(fd);
+	/* the symlink was replaced, not written through */
+	assert_int_equal(stat(decoy, &dst), 0);
+	assert_int_equal(dst.st_size, 5);
 }
 
 static void test_cap_drops_oldest(void **state)
@@ -264,13 +310,13 @@ static void test_cap_drops_oldest(void **state)
 	mkdir(dir, 0700);
 	snprintf(src, sizeof(src), "%s/zlib.debug", tmpdir);
 	fd = open(src, O_RDONLY);
-	assert_int_equal(ap_debug_inflate(fd, "0001", dir, 1ull << 30, out, sizeof(out)), 0);
+	assert_int_equal(ap_debug_inflate(fd, "0001", dir, 1ull << 30, out, sizeof(out), NULL), 0);
 	assert_int_equal(stat(out, &st), 0);
 	utimensat(AT_FDCWD, out, old, 0); /* the oldest */
-	assert_int_equal(ap_debug_inflate(fd, "0002", dir, 1ull << 30, out, sizeof(out)), 0);
+	assert_int_equal(ap_debug_inflate(fd, "0002", dir, 1ull << 30, out, sizeof(out), NULL), 0);
 	/* room for two copies, not three: the oldest goes, the new one stays */
 	assert_int_equal(ap_debug_inflate(fd, "0003", dir, 2 * (uint64_t)st.st_size + 1, out,
-					  sizeof(out)),
+					  sizeof(out), NULL),
 			 0);
 	close(fd);
 	snprintf(path, sizeof(path), "%s/0001.debug", dir);
@@ -303,7 +349,7 @@ static void test_corrupt_input_fails_cleanly(void **state)
 	assert_int_equal(pwrite(fd, "garbage-garbage-garbage-garbage!", 32,
 				(off_t)section_offset(fd, ".debug_info") + 40),
 			 32);
-	err = ap_debug_inflate(fd, "00bad0", dir, 1ull << 30, out, sizeof(out));
+	err = ap_debug_inflate(fd, "00bad0", dir, 1ull << 30, out, sizeof(out), NULL);
 	assert_int_equal(err, -EBADMSG);
 	close(fd);
 	assert_int_equal(count_files(dir, NULL), 0);
@@ -326,7 +372,7 @@ static void test_corrupt_input_fails_cleanly(void **state)
 					(off_t)section_offset(fd, ".debug_info") + 8),
 				 (ssize_t)sizeof(huge));
 	}
-	assert_int_equal(ap_debug_inflate(fd, "00bad2", dir, 1ull << 30, out, sizeof(out)),
+	assert_int_equal(ap_debug_inflate(fd, "00bad2", dir, 1ull << 30, out, sizeof(out), NULL),
 			 -EFBIG);
 	close(fd);
 	assert_int_equal(count_files(dir, NULL), 0);
@@ -336,7 +382,7 @@ static void test_corrupt_input_fails_cleanly(void **state)
 	assert_int_equal(stat(src, &st), 0);
 	sh("head -c %lld %s > %s", (long long)st.st_size / 2, src, bad);
 	fd = open(bad, O_RDONLY);
-	err = ap_debug_inflate(fd, "00bad1", dir, 1ull << 30, out, sizeof(out));
+	err = ap_debug_inflate(fd, "00bad1", dir, 1ull << 30, out, sizeof(out), NULL);
 	assert_true(err < 0);
 	close(fd);
 	assert_int_equal(count_files(dir, NULL), 0);
@@ -348,6 +394,7 @@ int main(void)
 		cmocka_unit_test(test_zlib_copy_answers_like_original),
 		cmocka_unit_test(test_zstd_readable_only_through_copy),
 		cmocka_unit_test(test_copy_is_reused),
+		cmocka_unit_test(test_planted_entries_not_read),
 		cmocka_unit_test(test_cap_drops_oldest),
 		cmocka_unit_test(test_corrupt_input_fails_cleanly),
 	};
