@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "proc_maps.h"
 #include "profile.h"
 
 struct ap_symbolizer;
@@ -61,17 +62,9 @@ void ap_symbolizer_free(struct ap_symbolizer *s);
  * snapshot. */
 int ap_symbolizer_snapshot_pid(struct ap_symbolizer *s, int pid);
 
-/*
- * A process's executable mappings read on one thread, to be made its snapshot on the
- * symbolizer's (which must not wait: a short-lived process is gone by then). Thread-safe,
- * no symbolizer needed. ap_maps_capture returns 0 with *out set, -ESRCH (gone, or no user
- * mappings) or -errno.
- */
-struct ap_maps_capture;
-int ap_maps_capture(int pid, struct ap_maps_capture **out);
-void ap_maps_capture_free(struct ap_maps_capture *c);
-/* Like ap_symbolizer_snapshot_pid, from mappings captured earlier (the process may have
- * exited since: its files are then found by their paths, if they are still the same files). */
+/* Like ap_symbolizer_snapshot_pid, from mappings captured earlier (ap_maps_capture in
+ * proc_maps.h; the process may have exited since: its files are then found by their paths,
+ * if they are still the same files). */
 int ap_symbolizer_snapshot_capture(struct ap_symbolizer *s, int pid,
 				   const struct ap_maps_capture *c);
 

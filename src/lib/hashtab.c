@@ -1,29 +1,14 @@
 // SPDX-License-Identifier: MIT
 /*
- * Chained hash table of intrusive nodes. Chaining (rather than open addressing) makes removal
- * trivial, which the symbolizer needs for snapshots and evicted symbol tables; the tables hold
- * at most a few thousand entries, so the pointer per node is cheap.
+ * Chained hash table of intrusive nodes (hashtab.h). Chaining (rather than open addressing)
+ * makes removal trivial, which the symbolizer and the unwinder need for snapshots, exited
+ * processes and evicted symbol tables; the pointer per node is cheap next to the entries.
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
-#include "symbol_internal.h"
-
-uint64_t ap_hash_bytes(const void *data, size_t len, uint64_t seed)
-{
-	const unsigned char *b = data;
-	uint64_t h = seed ^ 0xcbf29ce484222325ULL;
-
-	/* FNV-1a with a final avalanche so that the low bits pick buckets well */
-	for (size_t i = 0; i < len; i++) {
-		h ^= b[i];
-		h *= 0x100000001b3ULL;
-	}
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	return h;
-}
+#include "hashtab.h"
 
 static void htab_rehash(struct ap_htab *h, size_t nb)
 {
@@ -125,4 +110,71 @@ void ap_htab_release(struct ap_htab *h)
 	h->buckets = NULL;
 	h->nbuckets = 0;
 	h->n = 0;
+}
+
+/* ---- ids over a caller's array ---- */
+
+/* The node array moved (realloc): link its first n nodes again under their recorded hashes.
+ * Cannot fail: the buckets already exist and hold as many nodes as before. */
+static void hidx_relink(struct ap_hidx *x, size_t n)
+{
+	memset(x->tab.buckets, 0, x->tab.nbuckets * sizeof(*x->tab.buckets));
+	x->tab.n = 0;
+	for (size_t i = 0; i < n; i++)
+		ap_htab_insert(&x->tab, &x->nodes[i], x->nodes[i].hash);
+}
+
+int ap_hidx_add(struct ap_hidx *x, size_t id, uint64_t hash)
+{
+	if (id != x->tab.n)
+		return -EINVAL;
+	if (id == x->cap) {
+		size_t ncap = x->cap ? x->cap * 2 : 64;
+		struct ap_hnode *old = x->nodes, *nv;
+
+		if (ncap > SIZE_MAX / sizeof(*nv))
+			return -ENOMEM;
+		nv = realloc(x->nodes, ncap * sizeof(*nv));
+		if (!nv)
+			return -ENOMEM;
+		x->nodes = nv;
+		x->cap = ncap;
+		if (nv != old && id)
+			hidx_relink(x, id);
+	}
+	return ap_htab_insert(&x->tab, &x->nodes[id], hash);
+}
+
+size_t ap_hidx_first(const struct ap_hidx *x, uint64_t hash)
+{
+	const struct ap_hnode *n = ap_htab_first(&x->tab, hash);
+
+	return n ? (size_t)(n - x->nodes) : AP_HIDX_NONE;
+}
+
+size_t ap_hidx_next(const struct ap_hidx *x, size_t id)
+{
+	const struct ap_hnode *n = ap_htab_next(&x->nodes[id]);
+
+	return n ? (size_t)(n - x->nodes) : AP_HIDX_NONE;
+}
+
+size_t ap_hidx_count(const struct ap_hidx *x)
+{
+	return x->tab.n;
+}
+
+void ap_hidx_clear(struct ap_hidx *x)
+{
+	if (x->tab.nbuckets)
+		memset(x->tab.buckets, 0, x->tab.nbuckets * sizeof(*x->tab.buckets));
+	x->tab.n = 0;
+}
+
+void ap_hidx_release(struct ap_hidx *x)
+{
+	ap_htab_release(&x->tab);
+	free(x->nodes);
+	x->nodes = NULL;
+	x->cap = 0;
 }

@@ -8,8 +8,7 @@
 #include <string.h>
 
 #include "grow.h"
-#include "symbol_internal.h"
-#include "symbolizer.h"
+#include "proc_maps.h"
 
 /* Hex (or decimal) number followed by `stop`; advances *p past the separator. */
 static int parse_num(char **p, int base, char stop, uint64_t *out)
@@ -100,7 +99,7 @@ out:
 	return err;
 }
 
-/* ---- captured mappings (ap_maps_capture, symbolizer.h) ---- */
+/* ---- captured mappings ---- */
 
 struct ap_maps_capture {
 	struct ap_maps_entry *v;
@@ -114,7 +113,7 @@ static int capture_cb(const struct ap_maps_entry *e, void *ctx)
 	struct ap_maps_capture *c = ctx;
 	size_t len = strlen(e->path) + 1;
 
-	if (e->perms[2] != 'x') /* what the symbolizer keeps */
+	if (e->perms[2] != 'x') /* code is what the symbolizer and the unwinder use */
 		return 0;
 	if (ap_grow_array((void **)&c->v, &c->cap, c->n + 1, sizeof(*c->v)) ||
 	    ap_grow_array((void **)&c->pool, &c->pool_cap, c->pool_len + len, 1))
