@@ -114,35 +114,51 @@ void ap_htab_release(struct ap_htab *h)
 
 /* ---- ids over a caller's array ---- */
 
-/* The node array moved (realloc): link its first n nodes again under their recorded hashes.
- * Cannot fail: the buckets already exist and hold as many nodes as before. */
-static void hidx_relink(struct ap_hidx *x, size_t n)
+/* Move the nodes into a bigger array, re-pointing the chains at the new copies (the old
+ * array is freed only once every pointer into it has been translated). */
+static int hidx_grow(struct ap_hidx *x, size_t need)
 {
-	memset(x->tab.buckets, 0, x->tab.nbuckets * sizeof(*x->tab.buckets));
-	x->tab.n = 0;
-	for (size_t i = 0; i < n; i++)
-		ap_htab_insert(&x->tab, &x->nodes[i], x->nodes[i].hash);
+	struct ap_hnode *old = x->nodes, *nv;
+	size_t ncap = x->cap ? x->cap : 64;
+
+	while (ncap < need) {
+		if (ncap > SIZE_MAX / 2 / sizeof(*nv))
+			return -ENOMEM;
+		ncap *= 2;
+	}
+	nv = malloc(ncap * sizeof(*nv));
+	if (!nv)
+		return -ENOMEM;
+	if (old) {
+		memcpy(nv, old, x->cap * sizeof(*nv));
+		for (size_t b = 0; b < x->tab.nbuckets; b++) {
+			struct ap_hnode **pp = &x->tab.buckets[b];
+
+			for (; *pp; pp = &(*pp)->next)
+				*pp = nv + (*pp - old);
+		}
+	}
+	free(old);
+	x->nodes = nv;
+	x->cap = ncap;
+	return 0;
 }
 
 int ap_hidx_add(struct ap_hidx *x, size_t id, uint64_t hash)
 {
-	if (id != x->tab.n)
-		return -EINVAL;
-	if (id == x->cap) {
-		size_t ncap = x->cap ? x->cap * 2 : 64;
-		struct ap_hnode *old = x->nodes, *nv;
+	int err;
 
-		if (ncap > SIZE_MAX / sizeof(*nv))
-			return -ENOMEM;
-		nv = realloc(x->nodes, ncap * sizeof(*nv));
-		if (!nv)
-			return -ENOMEM;
-		x->nodes = nv;
-		x->cap = ncap;
-		if (nv != old && id)
-			hidx_relink(x, id);
+	if (id < x->n || id == SIZE_MAX)
+		return -EINVAL;
+	if (id >= x->cap) {
+		err = hidx_grow(x, id + 1);
+		if (err)
+			return err;
 	}
-	return ap_htab_insert(&x->tab, &x->nodes[id], hash);
+	err = ap_htab_insert(&x->tab, &x->nodes[id], hash);
+	if (!err)
+		x->n = id + 1;
+	return err;
 }
 
 size_t ap_hidx_first(const struct ap_hidx *x, uint64_t hash)
@@ -161,7 +177,7 @@ size_t ap_hidx_next(const struct ap_hidx *x, size_t id)
 
 size_t ap_hidx_count(const struct ap_hidx *x)
 {
-	return x->tab.n;
+	return x->n;
 }
 
 void ap_hidx_clear(struct ap_hidx *x)
@@ -169,6 +185,7 @@ void ap_hidx_clear(struct ap_hidx *x)
 	if (x->tab.nbuckets)
 		memset(x->tab.buckets, 0, x->tab.nbuckets * sizeof(*x->tab.buckets));
 	x->tab.n = 0;
+	x->n = 0;
 }
 
 void ap_hidx_release(struct ap_hidx *x)
@@ -177,4 +194,5 @@ void ap_hidx_release(struct ap_hidx *x)
 	free(x->nodes);
 	x->nodes = NULL;
 	x->cap = 0;
+	x->n = 0;
 }

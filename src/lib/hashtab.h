@@ -7,8 +7,9 @@
  * Two ways to use it:
  *  - struct ap_htab directly, for entries that do not move (malloc'd one by one): symbol
  *    tables, processes, cached chains. Removal is O(chain).
- *  - struct ap_hidx, an index of ids 0..n-1 over an array the caller owns and grows (interned
- *    strings, table rows): the nodes live in an array of the index's own, one per id.
+ *  - struct ap_hidx, an index of ids over an array the caller owns and grows (interned
+ *    strings, table rows): the nodes live in an array of the index's own, one per id, so
+ *    the caller's entries may move.
  */
 #ifndef AP_HASHTAB_H
 #define AP_HASHTAB_H
@@ -54,15 +55,18 @@ struct ap_hidx {
 	struct ap_htab tab;
 	struct ap_hnode *nodes; /* nodes[id]; owned */
 	size_t cap;
+	size_t n; /* the last id added + 1 */
 };
 
-/* Index `id` under `hash`. Ids are added in order: id must equal ap_hidx_count(). Returns 0,
+/* Index `id` under `hash`. Ids are added in increasing order (id >= ap_hidx_count()); ids
+ * skipped are simply not in the index (an entry the caller keeps unindexed). Returns 0,
  * -EINVAL (id out of order) or -ENOMEM; on failure the index is unchanged. */
 int ap_hidx_add(struct ap_hidx *x, size_t id, uint64_t hash);
 /* An id added under `hash`, then ap_hidx_next() for the others with that hash (in no set
  * order); AP_HIDX_NONE at the end. The caller compares its keys to pick the right one. */
 size_t ap_hidx_first(const struct ap_hidx *x, uint64_t hash);
 size_t ap_hidx_next(const struct ap_hidx *x, size_t id);
+/* The last id added + 1. */
 size_t ap_hidx_count(const struct ap_hidx *x);
 /* Forget every id, keeping the memory for reuse. */
 void ap_hidx_clear(struct ap_hidx *x);
