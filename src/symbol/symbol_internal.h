@@ -17,6 +17,7 @@
 #include "hash.h"
 #include "hashtab.h"
 #include "proc_maps.h"
+#include "symbolizer.h"
 
 /* ---- elf_symtab.c: function symbols of one ELF file, compact and sorted ---- */
 
@@ -31,6 +32,7 @@ struct ap_symtab_seg {
 	uint64_t offset;
 	uint64_t vaddr;
 	uint64_t filesz;
+	uint64_t memsz;
 	uint32_t flags; /* PF_X, ... */
 	uint32_t pad;
 };
@@ -55,6 +57,7 @@ struct ap_symtab {
 	size_t nsyms;
 	size_t names_len;
 	uint32_t nsegs;
+	bool objects; /* data objects (ap_elf_objects_load), not functions */
 };
 
 /* Fill `t` from an opened ELF. Returns 0, -ENOEXEC (not a usable ELF) or -ENOMEM. */
@@ -74,6 +77,11 @@ const char *ap_symtab_name(const struct ap_symtab *t, const struct ap_symtab_sym
 /* Translate a file offset (runtime address - mapping start + mapping offset) into the ELF's
  * vaddr space through the PT_LOAD segment holding it. Returns false without segments. */
 bool ap_symtab_file_to_vaddr(const struct ap_symtab *t, uint64_t file_off, uint64_t *vaddr);
+/* Translate `addr` of a process mapping the file at map_start from file offset map_off (or of
+ * the anonymous mapping right after it: .bss) into the ELF's vaddr space. Returns false when
+ * no PT_LOAD segment covers it. */
+bool ap_symtab_map_to_vaddr(const struct ap_symtab *t, uint64_t map_start, uint64_t map_off,
+			    uint64_t addr, uint64_t *vaddr);
 /* Heap bytes held, for the cache's bound. */
 size_t ap_symtab_bytes(const struct ap_symtab *t);
 
@@ -84,7 +92,6 @@ struct ap_kallsyms;
 /* Returns 0 or -errno. A file whose addresses are all zero (kptr_restrict) loads as an empty
  * table: every lookup then fails. Free with ap_kallsyms_free(). */
 int ap_kallsyms_load(const char *path, struct ap_kallsyms **out);
-void ap_kallsyms_free(struct ap_kallsyms *k);
 size_t ap_kallsyms_count(const struct ap_kallsyms *k);
 /* Symbol covering addr: its name, module ("[kernel.kallsyms]" or "[ext4]") and start.
  * Returns 0 or -ENOENT. The name is valid until the next call (names are stored
