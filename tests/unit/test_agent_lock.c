@@ -281,7 +281,7 @@ static void test_reports(void **state)
 	ap_profile_set_stat(p, "waits_lost", 3);
 
 	text = render(t, p, false);
-	assert_non_null(strstr(text, "Contended locks: 1, 4 waits, 12.00ms total wait"));
+	assert_non_null(strstr(text, "Contended locks: 1, 4 waits, 12.0ms total wait"));
 	assert_non_null(strstr(text, "#1 mutex 0x5555000010c0 g_fake  pid 4242  top waiter tid 11 (w11)"));
 	assert_non_null(strstr(text, "avg 3.00ms  max 3.00ms"));
 	assert_non_null(strstr(text, "holders (share of wait): 77 (t77) 100.0%\n"));
