@@ -71,16 +71,16 @@ static size_t count_processes(const struct ap_sys_entry **v, size_t n)
 static void latency_cols(FILE *out, const struct ap_sys_entry *e)
 {
 	char a[16], b[16], c[16], d[16];
+	uint64_t p50, p99;
 
 	if (!e->sum.count) {
 		fprintf(out, " %9s %9s %9s %9s", "-", "-", "-", "-");
 		return;
 	}
+	p50 = ap_hist_quantile(e->sum.hist, 0.5, e->sum.min_ns, e->sum.max_ns);
+	p99 = ap_hist_quantile(e->sum.hist, 0.99, e->sum.min_ns, e->sum.max_ns);
 	fprintf(out, " %9s %9s %9s %9s", ap_format_duration(e->sum.total_ns / e->sum.count, a, 16),
-		ap_format_duration(ap_hist_quantile(e->sum.hist, 0.5, e->sum.min_ns, e->sum.max_ns), b,
-			      16),
-		ap_format_duration(ap_hist_quantile(e->sum.hist, 0.99, e->sum.min_ns, e->sum.max_ns), c,
-			      16),
+		ap_format_duration(p50, b, 16), ap_format_duration(p99, c, 16),
 		ap_format_duration(e->sum.max_ns, d, 16));
 }
 

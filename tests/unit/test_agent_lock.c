@@ -347,6 +347,16 @@ static void test_kallsyms(void **state)
 			 -ENOENT);
 	ap_lock_names_free(n);
 
+	/* a data symbol listed after a text symbol at its address still names it */
+	write_file(path, "ffffffff81000000 T _stext\nffffffff83000000 t a_text_alias\n"
+			 "ffffffff83000000 D init_lock\n");
+	n = ap_lock_names_new(NULL, NULL);
+	assert_int_equal(ap_lock_ksym_lookup(n, path, 0xffffffff83000000ULL, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "init_lock");
+	assert_int_equal(ap_lock_ksym_lookup(n, path, 0xffffffff81000000ULL, buf, sizeof(buf)),
+			 -ENOENT);
+	ap_lock_names_free(n);
+
 	write_file(path, "ffffffff81000000 T _stext\nffffffff83000000 D __start_init_stack\n");
 	n = ap_lock_names_new(NULL, NULL);
 	assert_int_equal(ap_lock_ksym_lookup(n, path, 0xffffffff83008140ULL, buf, sizeof(buf)),

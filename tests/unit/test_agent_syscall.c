@@ -372,7 +372,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_syscall_table), cmocka_unit_test(test_errno_names),
 		cmocka_unit_test(test_table_merge),   cmocka_unit_test(test_profile),
-		cmocka_unit_test(test_text_report),   cmocka_unit_test(test_json_report),	      cmocka_unit_test(test_options),
+		cmocka_unit_test(test_text_report),   cmocka_unit_test(test_json_report),
+		cmocka_unit_test(test_options),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
