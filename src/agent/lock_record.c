@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
+#include "hashtab.h"
 #include "hist.h"
 
 _Static_assert(AP_LOCK_HIST_SLOTS == AP_HIST_SLOTS, "lock histograms are the shared log2 ones");
@@ -18,8 +20,7 @@ _Static_assert(AP_LOCK_HIST_SLOTS == AP_HIST_SLOTS, "lock histograms are the sha
 struct ap_lock_table {
 	struct ap_lock_entry **v; /* owned; stable pointers */
 	size_t n, cap;
-	uint32_t *index; /* open addressing: entry index + 1, 0 = empty */
-	size_t index_cap;
+	struct ap_hidx index; /* over v[] */
 	struct ap_lock_resolver res;
 };
 
@@ -125,7 +126,7 @@ void ap_lock_table_free(struct ap_lock_table *t)
 		free(t->v[i]);
 	}
 	free(t->v);
-	free(t->index);
+	ap_hidx_release(&t->index);
 	free(t);
 }
 
@@ -141,31 +142,7 @@ const struct ap_lock_entry *ap_lock_table_entry(const struct ap_lock_table *t, s
 
 static uint64_t ident_hash(uint64_t addr, uint32_t pid, bool kernel)
 {
-	uint64_t h = addr * 0x9E3779B97F4A7C15ULL;
-
-	h ^= ((uint64_t)pid << 1 | kernel) * 0xC2B2AE3D27D4EB4FULL;
-	return h ^ (h >> 29);
-}
-
-static int index_grow(struct ap_lock_table *t)
-{
-	size_t ncap = t->index_cap ? t->index_cap * 2 : 256;
-	uint32_t *ni = calloc(ncap, sizeof(*ni));
-
-	if (!ni)
-		return -ENOMEM;
-	for (size_t i = 0; i < t->n; i++) {
-		const struct ap_lock_entry *e = t->v[i];
-		size_t j = ident_hash(e->addr, e->pid, e->kernel) & (ncap - 1);
-
-		while (ni[j])
-			j = (j + 1) & (ncap - 1);
-		ni[j] = (uint32_t)i + 1;
-	}
-	free(t->index);
-	t->index = ni;
-	t->index_cap = ncap;
-	return 0;
+	return ap_hash_mix64(addr ^ ap_hash_mix64((uint64_t)pid << 1 | kernel));
 }
 
 /* More specific kinds win when one address was classified differently across waits. */
@@ -195,15 +172,14 @@ static struct ap_lock_entry *table_get(struct ap_lock_table *t, uint64_t addr, u
 				       bool kernel, uint32_t kind, uint32_t lclass)
 {
 	struct ap_lock_entry *e, **nv;
-	size_t j;
+	uint64_t h;
 
 	if (kernel)
 		pid = 0;
-	if ((t->n + 1) * 2 > t->index_cap && index_grow(t))
-		return NULL;
-	j = ident_hash(addr, pid, kernel) & (t->index_cap - 1);
-	for (; t->index[j]; j = (j + 1) & (t->index_cap - 1)) {
-		e = t->v[t->index[j] - 1];
+	h = ident_hash(addr, pid, kernel);
+	for (size_t i = ap_hidx_first(&t->index, h); i != AP_HIDX_NONE;
+	     i = ap_hidx_next(&t->index, i)) {
+		e = t->v[i];
 		if (e->addr == addr && e->pid == pid && e->kernel == kernel) {
 			if (kind_rank(kind) > kind_rank(e->kind))
 				e->kind = kind;
@@ -231,9 +207,12 @@ static struct ap_lock_entry *table_get(struct ap_lock_table *t, uint64_t addr, u
 	e->kernel = kernel;
 	e->kind = kind;
 	e->lclass = lclass;
+	if (ap_hidx_add(&t->index, t->n, h)) {
+		free(e);
+		return NULL;
+	}
 	resolve_name(t, e);
-	t->v[t->n] = e;
-	t->index[j] = (uint32_t)++t->n;
+	t->v[t->n++] = e;
 	return e;
 }
 

@@ -7,22 +7,10 @@
 
 #include "format.h"
 #include "hist.h"
+#include "parse.h"
 #include "lock_record.h"
 
 /* ---- shared report helpers ---- */
-
-static const char *dur(uint64_t ns, char *buf, size_t len)
-{
-	if (ns >= 1000000000ULL)
-		snprintf(buf, len, "%.2fs", (double)ns / 1e9);
-	else if (ns >= 1000000ULL)
-		snprintf(buf, len, "%.2fms", (double)ns / 1e6);
-	else if (ns >= 1000ULL)
-		snprintf(buf, len, "%.1fus", (double)ns / 1e3);
-	else
-		snprintf(buf, len, "%" PRIu64 "ns", ns);
-	return buf;
-}
 
 /*
  * The kernel function that contended a kernel lock: the first frame of its heaviest stack
@@ -194,11 +182,11 @@ static void text_entry(FILE *out, const struct ap_profile *p, const struct ap_lo
 		fprintf(out, "  top waiter %s%u (%s)", e->kernel ? "pid " : "tid ",
 			e->kernel ? w->pid : w->tid, w->comm);
 	fprintf(out, "\n    contentions %" PRIu64 "  total %s  avg %s  max %s  p50 %s  p99 %s\n",
-		e->count, dur(e->total_ns, a, sizeof(a)),
-		dur(e->count ? e->total_ns / e->count : 0, b, sizeof(b)),
-		dur(e->max_ns, c, sizeof(c)),
-		dur(ap_hist_quantile(e->hist, 0.5, 0, e->max_ns), q50, sizeof(q50)),
-		dur(ap_hist_quantile(e->hist, 0.99, 0, e->max_ns), q99, sizeof(q99)));
+		e->count, ap_format_duration(e->total_ns, a, sizeof(a)),
+		ap_format_duration(e->count ? e->total_ns / e->count : 0, b, sizeof(b)),
+		ap_format_duration(e->max_ns, c, sizeof(c)),
+		ap_format_duration(ap_hist_quantile(e->hist, 0.5, 0, e->max_ns), q50, sizeof(q50)),
+		ap_format_duration(ap_hist_quantile(e->hist, 0.99, 0, e->max_ns), q99, sizeof(q99)));
 	if (e->timeout || e->interrupted || e->error || e->eagain)
 		fprintf(out, "    results: %" PRIu64 " acquired/woken, %" PRIu64 " timed out, %"
 			PRIu64 " interrupted, %" PRIu64 " errors; %" PRIu64
@@ -231,7 +219,7 @@ static int text_group(FILE *out, const struct ap_lock_table *t, const struct ap_
 		nonzero += v[i]->count > 0;
 	}
 	fprintf(out, "%s: %zu, %" PRIu64 " waits, %s total wait\n", title, nonzero, count,
-		dur(total, d, sizeof(d)));
+		ap_format_duration(total, d, sizeof(d)));
 	if (nonzero)
 		fprintf(out, "\n");
 	for (long i = 0; i < n && shown < top_n; i++)
@@ -270,7 +258,7 @@ int ap_lock_write_text(const struct ap_lock_table *t, const struct ap_profile *p
 	if (!top_n)
 		top_n = 10;
 	fprintf(out, "Lock contention over %s (waits that blocked; wait = time asleep)\n\n",
-		dur(ap_profile_duration_ns(p), d, sizeof(d)));
+		ap_format_duration(ap_profile_duration_ns(p), d, sizeof(d)));
 	err = text_group(out, t, p, AP_LOCK_GROUP_LOCK, "Contended locks", top_n, true);
 	if (!err)
 		err = text_group(out, t, p, AP_LOCK_GROUP_CONDVAR,

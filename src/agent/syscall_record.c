@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
+#include "hashtab.h"
 #include "syscalls.h"
 
 #define MAX_ERRNO 4095 /* returns in [-4095, -1] are errors, as the BPF side counts them */
@@ -13,63 +15,15 @@ _Static_assert(AP_SYS_HIST_SLOTS == AP_HIST_SLOTS, "syscall.h and hist_bits.h di
 _Static_assert(AP_SYS_ABI_COMPAT == AP_SYSCALL_ABI_COMPAT && AP_SYS_ABI_X32 == AP_SYSCALL_ABI_X32,
 	       "syscall.h and syscalls.h disagree on the ABI bits");
 
-/* Open-addressing index: slot holds position + 1, 0 = empty; capacity a power of two. */
-struct index {
-	uint32_t *slots;
-	size_t cap;
-};
-
 struct ap_sys_table {
 	struct ap_sys_entry *entries;
 	size_t n, cap;
-	struct index entry_index;
+	struct ap_hidx entry_index; /* over entries[] */
 };
-
-static uint64_t mix(uint64_t h)
-{
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ULL;
-	h ^= h >> 33;
-	return h;
-}
 
 static uint64_t key_hash(uint32_t pid, uint32_t nr)
 {
-	return mix((uint64_t)pid << 32 | nr);
-}
-
-/* Rebuild the index over items[0..n) with room for at least `need` items. */
-static int index_grow(struct index *ix, size_t need, size_t n,
-		      uint64_t (*hash_of)(const void *, size_t), const void *items)
-{
-	size_t cap = ix->cap ? ix->cap * 2 : 64;
-	uint32_t *slots;
-
-	while (cap < need * 2)
-		cap *= 2;
-	slots = calloc(cap, sizeof(*slots));
-	if (!slots)
-		return -ENOMEM;
-	for (size_t i = 0; i < n; i++) {
-		size_t s = hash_of(items, i) & (cap - 1);
-
-		while (slots[s])
-			s = (s + 1) & (cap - 1);
-		slots[s] = (uint32_t)(i + 1);
-	}
-	free(ix->slots);
-	ix->slots = slots;
-	ix->cap = cap;
-	return 0;
-}
-
-static uint64_t entry_hash_at(const void *items, size_t i)
-{
-	const struct ap_sys_entry *e = (const struct ap_sys_entry *)items + i;
-
-	return key_hash(e->pid, e->nr);
+	return ap_hash_mix64((uint64_t)pid << 32 | nr);
 }
 
 struct ap_sys_table *ap_sys_table_new(void)
@@ -84,7 +38,7 @@ void ap_sys_table_free(struct ap_sys_table *t)
 	for (size_t i = 0; i < t->n; i++)
 		free(t->entries[i].errnos);
 	free(t->entries);
-	free(t->entry_index.slots);
+	ap_hidx_release(&t->entry_index);
 	free(t);
 }
 
@@ -100,13 +54,11 @@ const struct ap_sys_entry *ap_sys_table_entry(const struct ap_sys_table *t, size
 
 static struct ap_sys_entry *find(const struct ap_sys_table *t, uint32_t pid, uint32_t nr)
 {
-	size_t s;
+	const struct ap_hidx *x = &t->entry_index;
 
-	if (!t->entry_index.cap)
-		return NULL;
-	s = key_hash(pid, nr) & (t->entry_index.cap - 1);
-	for (; t->entry_index.slots[s]; s = (s + 1) & (t->entry_index.cap - 1)) {
-		struct ap_sys_entry *e = &t->entries[t->entry_index.slots[s] - 1];
+	for (size_t i = ap_hidx_first(x, key_hash(pid, nr)); i != AP_HIDX_NONE;
+	     i = ap_hidx_next(x, i)) {
+		struct ap_sys_entry *e = &t->entries[i];
 
 		if (e->pid == pid && e->nr == nr)
 			return e;
@@ -123,7 +75,6 @@ const struct ap_sys_entry *ap_sys_table_find(const struct ap_sys_table *t, uint3
 static struct ap_sys_entry *get(struct ap_sys_table *t, uint32_t pid, uint32_t nr)
 {
 	struct ap_sys_entry *e = find(t, pid, nr);
-	size_t s;
 
 	if (e)
 		return e;
@@ -136,17 +87,12 @@ static struct ap_sys_entry *get(struct ap_sys_table *t, uint32_t pid, uint32_t n
 		t->entries = ne;
 		t->cap = ncap;
 	}
-	if ((t->n + 1) * 2 > t->entry_index.cap &&
-	    index_grow(&t->entry_index, t->n + 1, t->n, entry_hash_at, t->entries))
+	if (ap_hidx_add(&t->entry_index, t->n, key_hash(pid, nr)))
 		return NULL;
 	e = &t->entries[t->n++];
 	memset(e, 0, sizeof(*e));
 	e->pid = pid;
 	e->nr = nr;
-	s = key_hash(pid, nr) & (t->entry_index.cap - 1);
-	while (t->entry_index.slots[s])
-		s = (s + 1) & (t->entry_index.cap - 1);
-	t->entry_index.slots[s] = (uint32_t)t->n;
 	return e;
 }
 

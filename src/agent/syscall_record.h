@@ -132,7 +132,4 @@ int ap_sys_write_text(const struct ap_sys_table *t, const struct ap_profile *p, 
 int ap_sys_write_json(const struct ap_sys_table *t, const struct ap_profile *p, FILE *out,
 		      const struct ap_sys_report_opts *o);
 
-/* Compact latency for tables: "950ns", "12.3us", "4.56ms", "1.20s". Returns buf. */
-const char *ap_sys_fmt_ns(uint64_t ns, char *buf, size_t len);
-
 #endif

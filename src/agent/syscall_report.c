@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "format.h"
+#include "parse.h"
 #include "syscall_record.h"
 #include "syscalls.h"
 
@@ -17,30 +18,6 @@ static const char *const loss_stats[] = {
 	"stale_inflight",   "user_stack_errors", "stack_map_collisions", "recursion_misses",
 	"drain_errors",
 };
-
-const char *ap_sys_fmt_ns(uint64_t ns, char *buf, size_t len)
-{
-	static const struct {
-		double div;
-		const char *unit;
-	} units[] = { { 1e9, "s" }, { 1e6, "ms" }, { 1e3, "us" } };
-
-	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-		double v = (double)ns / units[i].div;
-
-		if (v < 0.9995) /* 999.96us reads better as 1.00ms than as 1000us */
-			continue;
-		if (v >= 99.95)
-			snprintf(buf, len, "%.0f%s", v, units[i].unit);
-		else if (v >= 9.995)
-			snprintf(buf, len, "%.1f%s", v, units[i].unit);
-		else
-			snprintf(buf, len, "%.2f%s", v, units[i].unit);
-		return buf;
-	}
-	snprintf(buf, len, "%lluns", (unsigned long long)ns);
-	return buf;
-}
 
 static uint64_t calls_of(const struct ap_sys_entry *e)
 {
@@ -94,17 +71,17 @@ static size_t count_processes(const struct ap_sys_entry **v, size_t n)
 static void latency_cols(FILE *out, const struct ap_sys_entry *e)
 {
 	char a[16], b[16], c[16], d[16];
+	uint64_t p50, p99;
 
 	if (!e->sum.count) {
 		fprintf(out, " %9s %9s %9s %9s", "-", "-", "-", "-");
 		return;
 	}
-	fprintf(out, " %9s %9s %9s %9s", ap_sys_fmt_ns(e->sum.total_ns / e->sum.count, a, 16),
-		ap_sys_fmt_ns(ap_hist_quantile(e->sum.hist, 0.5, e->sum.min_ns, e->sum.max_ns), b,
-			      16),
-		ap_sys_fmt_ns(ap_hist_quantile(e->sum.hist, 0.99, e->sum.min_ns, e->sum.max_ns), c,
-			      16),
-		ap_sys_fmt_ns(e->sum.max_ns, d, 16));
+	p50 = ap_hist_quantile(e->sum.hist, 0.5, e->sum.min_ns, e->sum.max_ns);
+	p99 = ap_hist_quantile(e->sum.hist, 0.99, e->sum.min_ns, e->sum.max_ns);
+	fprintf(out, " %9s %9s %9s %9s", ap_format_duration(e->sum.total_ns / e->sum.count, a, 16),
+		ap_format_duration(p50, b, 16), ap_format_duration(p99, c, 16),
+		ap_format_duration(e->sum.max_ns, d, 16));
 }
 
 static void errno_col(FILE *out, const struct ap_sys_entry *e)
@@ -149,11 +126,11 @@ int ap_sys_write_text(const struct ap_sys_table *t, const struct ap_profile *p, 
 	fprintf(out, "Syscalls: %s calls, %s errors in %zu process%s over %s (%s syscall table)",
 		ap_format_count(calls, b1, sizeof(b1)), ap_format_count(errors, b2, sizeof(b2)),
 		procs, procs == 1 ? "" : "es",
-		ap_sys_fmt_ns(p ? ap_profile_duration_ns(p) : 0, b3, sizeof(b3)),
+		ap_format_duration(p ? ap_profile_duration_ns(p) : 0, b3, sizeof(b3)),
 		ap_syscall_arch());
 	if (slowcol)
 		fprintf(out, "; %s calls >= %s", ap_format_count(slow, b1, sizeof(b1)),
-			ap_sys_fmt_ns(o->min_latency_ns, b2, sizeof(b2)));
+			ap_format_duration(o->min_latency_ns, b2, sizeof(b2)));
 	fprintf(out, "\n");
 	if (procs == 1)
 		fprintf(out, "Process %u (%s)\n", v[0]->pid, v[0]->comm);
@@ -170,7 +147,7 @@ int ap_sys_write_text(const struct ap_sys_table *t, const struct ap_profile *p, 
 
 		fprintf(out, "%7.2f %9s %12s %9s",
 			total_ns ? 100.0 * (double)e->sum.total_ns / (double)total_ns : 0.0,
-			ap_sys_fmt_ns(e->sum.total_ns, b1, sizeof(b1)),
+			ap_format_duration(e->sum.total_ns, b1, sizeof(b1)),
 			ap_format_count(calls_of(e), b2, sizeof(b2)),
 			ap_format_count(e->sum.errors, b3, sizeof(b3)));
 		if (slowcol)
@@ -188,7 +165,7 @@ int ap_sys_write_text(const struct ap_sys_table *t, const struct ap_profile *p, 
 	}
 	if (rows < n)
 		fprintf(out, "... %zu more rows (use --top N, or --format json for all)\n", n - rows);
-	fprintf(out, "%7s %9s %12s %9s", "100.00", ap_sys_fmt_ns(total_ns, b1, sizeof(b1)),
+	fprintf(out, "%7s %9s %12s %9s", "100.00", ap_format_duration(total_ns, b1, sizeof(b1)),
 		ap_format_count(calls, b2, sizeof(b2)), ap_format_count(errors, b3, sizeof(b3)));
 	if (slowcol)
 		fprintf(out, " %9s", ap_format_count(slow, b1, sizeof(b1)));

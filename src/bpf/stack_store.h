@@ -20,7 +20,8 @@ struct {
 	__type(value, struct ap_stack);
 } stack_scratch SEC(".maps");
 
-/* FNV-1a over the first n frames; never 0, which means "no stack". */
+/* FNV-1a over the first n frames; never 0, which means "no stack". No userspace code
+ * recomputes it (the ids are opaque keys there), so it need not match src/lib/hash.h. */
 static __always_inline __u64 ap_stack_hash(const struct ap_stack *st, __u32 n)
 {
 	__u64 h = 0xcbf29ce484222325ULL;

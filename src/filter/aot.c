@@ -29,6 +29,9 @@
 
 #include "aot_sources.h" /* generated: ap_aot_runtime_c, ap_aot_glue_h, ap_aot_wasm_rt_h */
 #include "engine.h"
+/* header-only (static inline): the filter library stays standalone, linking nothing of the
+ * core */
+#include "hash.h"
 
 extern char **environ;
 
@@ -280,16 +283,6 @@ static int cache_dir(const char *want, char *out, size_t len)
 }
 
 /* ---- building ---- */
-
-static uint64_t fnv1a(uint64_t h, const void *data, size_t len)
-{
-	const uint8_t *p = data;
-	for (size_t i = 0; i < len; i++) {
-		h ^= p[i];
-		h *= 0x100000001b3ull;
-	}
-	return h;
-}
 
 static void stat_str(const char *path, char *out, size_t len)
 {
@@ -595,11 +588,11 @@ static int aot_create(struct ap_engine_load *ld, void **out, char *err, size_t e
 		snprintf(err, errlen, "tool paths too long");
 		return -ENAMETOOLONG;
 	}
-	h = fnv1a(0xcbf29ce484222325ull, b.key, strlen(b.key));
-	h = fnv1a(h, ap_aot_runtime_c, strlen(ap_aot_runtime_c));
-	h = fnv1a(h, ap_aot_glue_h, strlen(ap_aot_glue_h));
-	h = fnv1a(h, ap_aot_wasm_rt_h, strlen(ap_aot_wasm_rt_h));
-	h = fnv1a(h, ld->wasm, ld->len);
+	h = ap_hash_bytes(b.key, strlen(b.key), 0);
+	h = ap_hash_bytes(ap_aot_runtime_c, strlen(ap_aot_runtime_c), h);
+	h = ap_hash_bytes(ap_aot_glue_h, strlen(ap_aot_glue_h), h);
+	h = ap_hash_bytes(ap_aot_wasm_rt_h, strlen(ap_aot_wasm_rt_h), h);
+	h = ap_hash_bytes(ld->wasm, ld->len, h);
 
 	ai = calloc(1, sizeof(*ai));
 	if (!ai)

@@ -1,100 +1,51 @@
 // SPDX-License-Identifier: MIT
 #include "pprof_internal.h"
 
-/* ---- a small u64 -> u32 hash map (function keys, pprof ids) ---- */
+/* ---- a small u64 -> u32 map (function keys, pprof ids), on the shared hash index ---- */
 
-
-static size_t mix64(uint64_t k)
+static size_t map_find(const struct u64map *m, uint64_t key)
 {
-	k ^= k >> 30;
-	k *= 0xbf58476d1ce4e5b9ULL;
-	k ^= k >> 27;
-	k *= 0x94d049bb133111ebULL;
-	k ^= k >> 31;
-	return (size_t)k;
-}
+	size_t i;
 
-static size_t map_slot(const struct u64map *m, uint64_t key)
-{
-	size_t j;
-
-	for (j = mix64(key) & (m->cap - 1); m->used[j] && m->keys[j] != key;
-	     j = (j + 1) & (m->cap - 1))
-		;
-	return j;
+	for (i = ap_hidx_first(&m->idx, ap_hash_mix64(key)); i != AP_HIDX_NONE;
+	     i = ap_hidx_next(&m->idx, i))
+		if (m->keys[i] == key)
+			break;
+	return i;
 }
 
 bool ap_pprof_map_get(const struct u64map *m, uint64_t key, uint32_t *val)
 {
-	size_t j;
+	size_t i = map_find(m, key);
 
-	if (!m->cap)
+	if (i == AP_HIDX_NONE)
 		return false;
-	j = map_slot(m, key);
-	if (!m->used[j])
-		return false;
-	*val = m->vals[j];
+	*val = m->vals[i];
 	return true;
 }
 
-static int map_grow(struct u64map *m)
-{
-	struct u64map n = {0};
-
-	n.cap = m->cap ? m->cap * 2 : 64;
-	n.keys = malloc(n.cap * sizeof(*n.keys));
-	n.vals = malloc(n.cap * sizeof(*n.vals));
-	n.used = calloc(n.cap, 1);
-	if (!n.keys || !n.vals || !n.used) {
-		free(n.keys);
-		free(n.vals);
-		free(n.used);
-		return -ENOMEM;
-	}
-	for (size_t i = 0; i < m->cap; i++) {
-		size_t j;
-
-		if (!m->used[i])
-			continue;
-		j = map_slot(&n, m->keys[i]);
-		n.used[j] = 1;
-		n.keys[j] = m->keys[i];
-		n.vals[j] = m->vals[i];
-	}
-	n.n = m->n;
-	free(m->keys);
-	free(m->vals);
-	free(m->used);
-	*m = n;
-	return 0;
-}
-
-/* Returns 0, -EEXIST when the key is already there, or -ENOMEM. */
 int ap_pprof_map_put(struct u64map *m, uint64_t key, uint32_t val)
 {
-	size_t j;
+	size_t n = ap_hidx_count(&m->idx);
+	int err;
 
-	if ((m->n + 1) * 2 > m->cap) {
-		int err = map_grow(m);
-
-		if (err)
-			return err;
-	}
-	j = map_slot(m, key);
-	if (m->used[j])
+	if (map_find(m, key) != AP_HIDX_NONE)
 		return -EEXIST;
-	m->used[j] = 1;
-	m->keys[j] = key;
-	m->vals[j] = val;
-	m->n++;
+	if (ap_grow_array((void **)&m->keys, &m->cap_keys, n + 1, sizeof(*m->keys)) ||
+	    ap_grow_array((void **)&m->vals, &m->cap_vals, n + 1, sizeof(*m->vals)))
+		return -ENOMEM;
+	err = ap_hidx_add(&m->idx, n, ap_hash_mix64(key));
+	if (err)
+		return err;
+	m->keys[n] = key;
+	m->vals[n] = val;
 	return 0;
 }
 
 void ap_pprof_map_free(struct u64map *m)
 {
+	ap_hidx_release(&m->idx);
 	free(m->keys);
 	free(m->vals);
-	free(m->used);
 	memset(m, 0, sizeof(*m));
 }
-

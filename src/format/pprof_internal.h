@@ -14,6 +14,8 @@
 
 #include "format.h"
 #include "grow.h"
+#include "hash.h"
+#include "hashtab.h"
 #include "parse.h"
 #include "profile.pb-c.h"
 
@@ -30,12 +32,12 @@
 /* zlib counts in uInt; feed it at most this much at a time. */
 #define ZCHUNK (1U << 30)
 
+/* Zero-initialised is empty. */
 struct u64map {
+	struct ap_hidx idx; /* over keys[] and vals[] */
 	uint64_t *keys;
 	uint32_t *vals;
-	uint8_t *used;
-	size_t cap; /* power of two */
-	size_t n;
+	size_t cap_keys, cap_vals;
 };
 
 bool ap_pprof_map_get(const struct u64map *m, uint64_t key, uint32_t *val);

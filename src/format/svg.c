@@ -10,6 +10,7 @@
  * stack backwards gives exactly this order). Children are sorted by name, like flamegraph.pl.
  */
 #include "format.h"
+#include "hash.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -353,21 +354,10 @@ static const char *fmt_weight(const struct ap_profile *p, int vi, uint64_t v, ch
 	return buf;
 }
 
-static uint32_t name_hash(const char *s)
-{
-	uint32_t h = 2166136261u;
-
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 16777619u;
-	}
-	return h;
-}
-
 /* Same name, same colour, in every graph: the palette depends only on the name. */
 static void put_colour(FILE *out, const char *name, uint32_t cls)
 {
-	uint32_t h = name_hash(name);
+	uint32_t h = (uint32_t)ap_hash_bytes(name, strlen(name), 0);
 	double v1 = (h & 0xff) / 255.0, v2 = ((h >> 8) & 0xff) / 255.0,
 	       v3 = ((h >> 16) & 0xff) / 255.0;
 	int r, g, b;

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include "hist.h"
+#include "parse.h"
 
 #include <string.h>
 
@@ -61,20 +62,10 @@ uint64_t ap_hist_quantile(const uint64_t *slots, double q, uint64_t min, uint64_
 
 static void human(uint64_t v, const char *unit, char *buf, size_t len)
 {
-	if (strcmp(unit, "ns") != 0) {
-		snprintf(buf, len, "%llu", (unsigned long long)v);
-		return;
-	}
-	if (v >= 1000000000ULL && v % 1000000000ULL == 0)
-		snprintf(buf, len, "%llus", (unsigned long long)(v / 1000000000ULL));
-	else if (v >= 1000000000ULL)
-		snprintf(buf, len, "%.1fs", (double)v / 1e9);
-	else if (v >= 1000000ULL)
-		snprintf(buf, len, "%.1fms", (double)v / 1e6);
-	else if (v >= 1000ULL)
-		snprintf(buf, len, "%.1fus", (double)v / 1e3);
+	if (strcmp(unit, "ns") == 0)
+		ap_format_duration(v, buf, len); /* the one duration style of the reports */
 	else
-		snprintf(buf, len, "%lluns", (unsigned long long)v);
+		snprintf(buf, len, "%llu", (unsigned long long)v);
 }
 
 void ap_hist_print(FILE *out, const uint64_t *slots, const char *unit, const char *indent)

@@ -146,13 +146,25 @@ int ap_parse_duration_ns(const char *s, uint64_t *out_ns)
 
 const char *ap_format_duration(uint64_t ns, char *buf, unsigned long len)
 {
-	if (ns >= 1000000000ULL)
-		snprintf(buf, len, "%.2f s", (double)ns / 1e9);
-	else if (ns >= 1000000ULL)
-		snprintf(buf, len, "%.2f ms", (double)ns / 1e6);
-	else if (ns >= 1000ULL)
-		snprintf(buf, len, "%.2f us", (double)ns / 1e3);
-	else
-		snprintf(buf, len, "%llu ns", (unsigned long long)ns);
+	static const struct {
+		double div;
+		const char *unit;
+	} units[] = { { 1e9, "s" }, { 1e6, "ms" }, { 1e3, "us" } };
+
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		double v = (double)ns / units[i].div;
+
+		if (v < 0.9995) /* 999.96us reads better as 1.00ms than as 1000us */
+			continue;
+		/* three significant digits: a column of them lines up, and more is noise */
+		if (v >= 99.95)
+			snprintf(buf, len, "%.0f%s", v, units[i].unit);
+		else if (v >= 9.995)
+			snprintf(buf, len, "%.1f%s", v, units[i].unit);
+		else
+			snprintf(buf, len, "%.2f%s", v, units[i].unit);
+		return buf;
+	}
+	snprintf(buf, len, "%lluns", (unsigned long long)ns);
 	return buf;
 }

@@ -19,7 +19,8 @@ int ap_parse_size(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 /* A process id that fits pid_t and is > 0. */
 int ap_parse_pid(const char *s, int *out);
 
-/* Format a duration for humans ("1.50 s", "12.3 ms") into buf. Returns buf. */
+/* Format a duration for humans into buf: three significant digits and the unit, no space
+ * ("999ns", "1.50us", "12.3ms", "120s"), the one style of every report. Returns buf. */
 const char *ap_format_duration(uint64_t ns, char *buf, unsigned long len);
 
 #endif

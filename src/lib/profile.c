@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "grow.h"
+#include "hash.h"
+#include "hashtab.h"
 #include "profile.h"
 
 #include <errno.h>
@@ -8,105 +10,21 @@
 #include <string.h>
 
 /*
- * Interning index: an open-addressing table of (hash, id) over an entry array owned by the
- * caller. Equality is decided by a callback so one implementation serves strings, frames,
- * mappings, stacks, label sets and sample keys.
+ * Interning indexes: ids over the entry arrays (hashtab.h's ap_hidx). Equality is decided by
+ * a callback so one lookup serves strings, frames, mappings, stacks, label sets and sample
+ * keys.
  */
-struct idx {
-	uint64_t *hashes; /* 0 = empty slot; real hashes are forced non-zero */
-	uint32_t *ids;
-	size_t cap;	  /* power of two */
-	size_t used;
-};
-
 typedef bool (*idx_eq_fn)(const struct ap_profile *p, uint32_t id, const void *key);
 
-static uint64_t hash_bytes(const void *data, size_t len, uint64_t h)
+/* The id of key, or UINT32_MAX. */
+static uint32_t idx_find(const struct ap_profile *p, const struct ap_hidx *x, uint64_t h,
+			 const void *key, idx_eq_fn eq)
 {
-	const unsigned char *b = data;
-
-	/* FNV-1a, 64-bit; then a final mix so low bits are usable as a table index */
-	for (size_t i = 0; i < len; i++) {
-		h ^= b[i];
-		h *= 0x100000001b3ULL;
-	}
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	return h ? h : 1;
-}
-
-#define HASH_SEED 0xcbf29ce484222325ULL
-
-static int idx_grow(struct idx *x)
-{
-	size_t ncap = x->cap ? x->cap * 2 : 64;
-	uint64_t *nh = calloc(ncap, sizeof(*nh));
-	uint32_t *ni = calloc(ncap, sizeof(*ni));
-
-	if (!nh || !ni) {
-		free(nh);
-		free(ni);
-		return -ENOMEM;
-	}
-	for (size_t i = 0; i < x->cap; i++) {
-		size_t j;
-
-		if (!x->hashes[i])
-			continue;
-		for (j = x->hashes[i] & (ncap - 1); nh[j]; j = (j + 1) & (ncap - 1))
-			;
-		nh[j] = x->hashes[i];
-		ni[j] = x->ids[i];
-	}
-	free(x->hashes);
-	free(x->ids);
-	x->hashes = nh;
-	x->ids = ni;
-	x->cap = ncap;
-	return 0;
-}
-
-/* Finds key; on a miss returns UINT32_MAX and the slot to insert at in *slot. */
-static uint32_t idx_find(const struct ap_profile *p, const struct idx *x, uint64_t h,
-			 const void *key, idx_eq_fn eq, size_t *slot)
-{
-	size_t j;
-
-	if (!x->cap) {
-		*slot = SIZE_MAX;
-		return UINT32_MAX;
-	}
-	for (j = h & (x->cap - 1); x->hashes[j]; j = (j + 1) & (x->cap - 1))
-		if (x->hashes[j] == h && eq(p, x->ids[j], key))
-			return x->ids[j];
-	*slot = j;
+	for (size_t id = ap_hidx_first(x, h); id != AP_HIDX_NONE; id = ap_hidx_next(x, id))
+		if (eq(p, (uint32_t)id, key))
+			return (uint32_t)id;
 	return UINT32_MAX;
 }
-
-static int idx_insert(struct idx *x, uint64_t h, uint32_t id, size_t slot)
-{
-	/* keep the load factor under 1/2 */
-	if (slot == SIZE_MAX || (x->used + 1) * 2 > x->cap) {
-		int err = idx_grow(x);
-
-		if (err)
-			return err;
-		for (slot = h & (x->cap - 1); x->hashes[slot]; slot = (slot + 1) & (x->cap - 1))
-			;
-	}
-	x->hashes[slot] = h;
-	x->ids[slot] = id;
-	x->used++;
-	return 0;
-}
-
-static void idx_free(struct idx *x)
-{
-	free(x->hashes);
-	free(x->ids);
-}
-
 
 struct stack_ref {
 	size_t off;
@@ -127,7 +45,7 @@ struct ap_profile {
 	/* strings */
 	char **strs;
 	size_t nstrs, cap_strs;
-	struct idx str_idx;
+	struct ap_hidx str_idx;
 
 	struct ap_value_type vtypes[AP_MAX_VALUES];
 	size_t nvtypes;
@@ -138,27 +56,27 @@ struct ap_profile {
 
 	struct ap_mapping *maps;
 	size_t nmaps, cap_maps;
-	struct idx map_idx;
+	struct ap_hidx map_idx;
 
 	struct ap_frame *frames;
 	size_t nframes, cap_frames;
-	struct idx frame_idx;
+	struct ap_hidx frame_idx;
 
 	uint32_t *stack_pool;
 	size_t pool_len, pool_cap;
 	struct stack_ref *stacks;
 	size_t nstacks, cap_stacks;
-	struct idx stack_idx;
+	struct ap_hidx stack_idx;
 
 	struct ap_label *label_pool;
 	size_t lpool_len, lpool_cap;
 	struct labelset_ref *lsets;
 	size_t nlsets, cap_lsets;
-	struct idx lset_idx;
+	struct ap_hidx lset_idx;
 
 	struct ap_sample *samples;
 	size_t nsamples, cap_samples;
-	struct idx sample_idx;
+	struct ap_hidx sample_idx;
 
 	struct ap_stat *stats;
 	size_t nstats, cap_stats;
@@ -186,9 +104,8 @@ static bool str_eq(const struct ap_profile *p, uint32_t id, const void *key)
 uint32_t ap_profile_intern_n(struct ap_profile *p, const char *s, size_t len)
 {
 	struct str_key k = { s ? s : "", s ? len : 0 };
-	uint64_t h = hash_bytes(k.s, k.len, HASH_SEED);
-	size_t slot = SIZE_MAX;
-	uint32_t id = idx_find(p, &p->str_idx, h, &k, str_eq, &slot);
+	uint64_t h = ap_hash_bytes(k.s, k.len, 0);
+	uint32_t id = idx_find(p, &p->str_idx, h, &k, str_eq);
 	char *copy;
 
 	if (id != UINT32_MAX)
@@ -201,7 +118,7 @@ uint32_t ap_profile_intern_n(struct ap_profile *p, const char *s, size_t len)
 	memcpy(copy, k.s, k.len);
 	copy[k.len] = '\0';
 	id = (uint32_t)p->nstrs;
-	if (idx_insert(&p->str_idx, h, id, slot)) {
+	if (ap_hidx_add(&p->str_idx, id, h)) {
 		free(copy);
 		return UINT32_MAX;
 	}
@@ -267,12 +184,12 @@ void ap_profile_free(struct ap_profile *p)
 	free(p->stats);
 	free(p->meta);
 	free(p->pending);
-	idx_free(&p->str_idx);
-	idx_free(&p->map_idx);
-	idx_free(&p->frame_idx);
-	idx_free(&p->stack_idx);
-	idx_free(&p->lset_idx);
-	idx_free(&p->sample_idx);
+	ap_hidx_release(&p->str_idx);
+	ap_hidx_release(&p->map_idx);
+	ap_hidx_release(&p->frame_idx);
+	ap_hidx_release(&p->stack_idx);
+	ap_hidx_release(&p->lset_idx);
+	ap_hidx_release(&p->sample_idx);
 	free(p);
 }
 
@@ -365,16 +282,15 @@ static bool map_eq(const struct ap_profile *p, uint32_t id, const void *key)
 
 uint32_t ap_profile_add_mapping(struct ap_profile *p, const struct ap_mapping *m)
 {
-	uint64_t h = hash_bytes(m, sizeof(*m), HASH_SEED);
-	size_t slot = SIZE_MAX;
-	uint32_t id = idx_find(p, &p->map_idx, h, m, map_eq, &slot);
+	uint64_t h = ap_hash_bytes(m, sizeof(*m), 0);
+	uint32_t id = idx_find(p, &p->map_idx, h, m, map_eq);
 
 	if (id != UINT32_MAX)
 		return id;
 	if (ap_grow_array((void **)&p->maps, &p->cap_maps, p->nmaps + 1, sizeof(*p->maps)))
 		return UINT32_MAX;
 	id = (uint32_t)p->nmaps;
-	if (idx_insert(&p->map_idx, h, id, slot))
+	if (ap_hidx_add(&p->map_idx, id, h))
 		return UINT32_MAX;
 	p->maps[p->nmaps++] = *m;
 	return id;
@@ -401,16 +317,15 @@ static bool frame_eq(const struct ap_profile *p, uint32_t id, const void *key)
 
 uint32_t ap_profile_add_frame(struct ap_profile *p, const struct ap_frame *f)
 {
-	uint64_t h = hash_bytes(f, sizeof(*f), HASH_SEED);
-	size_t slot = SIZE_MAX;
-	uint32_t id = idx_find(p, &p->frame_idx, h, f, frame_eq, &slot);
+	uint64_t h = ap_hash_bytes(f, sizeof(*f), 0);
+	uint32_t id = idx_find(p, &p->frame_idx, h, f, frame_eq);
 
 	if (id != UINT32_MAX)
 		return id;
 	if (ap_grow_array((void **)&p->frames, &p->cap_frames, p->nframes + 1, sizeof(*p->frames)))
 		return UINT32_MAX;
 	id = (uint32_t)p->nframes;
-	if (idx_insert(&p->frame_idx, h, id, slot))
+	if (ap_hidx_add(&p->frame_idx, id, h))
 		return UINT32_MAX;
 	p->frames[p->nframes++] = *f;
 	return id;
@@ -503,9 +418,8 @@ static bool stack_eq(const struct ap_profile *p, uint32_t id, const void *key)
 uint32_t ap_profile_add_stack(struct ap_profile *p, const uint32_t *frames, size_t n)
 {
 	struct stack_key k = { frames, n };
-	uint64_t h = hash_bytes(frames, n * sizeof(*frames), HASH_SEED ^ n);
-	size_t slot = SIZE_MAX;
-	uint32_t id = idx_find(p, &p->stack_idx, h, &k, stack_eq, &slot);
+	uint64_t h = ap_hash_bytes(frames, n * sizeof(*frames), n);
+	uint32_t id = idx_find(p, &p->stack_idx, h, &k, stack_eq);
 
 	if (id != UINT32_MAX)
 		return id;
@@ -513,7 +427,7 @@ uint32_t ap_profile_add_stack(struct ap_profile *p, const uint32_t *frames, size
 	    ap_grow_array((void **)&p->stack_pool, &p->pool_cap, p->pool_len + n, sizeof(*p->stack_pool)))
 		return UINT32_MAX;
 	id = (uint32_t)p->nstacks;
-	if (idx_insert(&p->stack_idx, h, id, slot))
+	if (ap_hidx_add(&p->stack_idx, id, h))
 		return UINT32_MAX;
 	if (n)
 		memcpy(&p->stack_pool[p->pool_len], frames, n * sizeof(*frames));
@@ -563,7 +477,6 @@ uint32_t ap_profile_add_labels(struct ap_profile *p, const struct ap_label *labe
 	struct ap_label sorted[AP_MAX_LABELS];
 	struct lset_key k = { sorted, n };
 	uint64_t h;
-	size_t slot = SIZE_MAX;
 	uint32_t id;
 
 	if (n == 0)
@@ -574,15 +487,15 @@ uint32_t ap_profile_add_labels(struct ap_profile *p, const struct ap_label *labe
 	for (size_t i = 0; i < n; i++)
 		sorted[i].pad = 0;
 	qsort(sorted, n, sizeof(*sorted), label_cmp);
-	h = hash_bytes(sorted, n * sizeof(*sorted), HASH_SEED);
-	id = idx_find(p, &p->lset_idx, h, &k, lset_eq, &slot);
+	h = ap_hash_bytes(sorted, n * sizeof(*sorted), 0);
+	id = idx_find(p, &p->lset_idx, h, &k, lset_eq);
 	if (id != UINT32_MAX)
 		return id;
 	if (ap_grow_array((void **)&p->lsets, &p->cap_lsets, p->nlsets + 1, sizeof(*p->lsets)) ||
 	    ap_grow_array((void **)&p->label_pool, &p->lpool_cap, p->lpool_len + n, sizeof(*p->label_pool)))
 		return UINT32_MAX;
 	id = (uint32_t)p->nlsets;
-	if (idx_insert(&p->lset_idx, h, id, slot))
+	if (ap_hidx_add(&p->lset_idx, id, h))
 		return UINT32_MAX;
 	memcpy(&p->label_pool[p->lpool_len], sorted, n * sizeof(*sorted));
 	p->lsets[p->nlsets++] = (struct labelset_ref){ p->lpool_len, n };
@@ -614,12 +527,11 @@ int ap_profile_add_sample(struct ap_profile *p, const struct ap_sample *s)
 {
 	struct ap_sample k = *s;
 	uint64_t h;
-	size_t slot = SIZE_MAX;
 	uint32_t id;
 
 	k.pad = 0;
-	h = hash_bytes((const char *)&k + SAMPLE_KEY_OFF, SAMPLE_KEY_LEN, HASH_SEED);
-	id = idx_find(p, &p->sample_idx, h, &k, sample_eq, &slot);
+	h = ap_hash_bytes((const char *)&k + SAMPLE_KEY_OFF, SAMPLE_KEY_LEN, 0);
+	id = idx_find(p, &p->sample_idx, h, &k, sample_eq);
 	if (id != UINT32_MAX) {
 		for (size_t i = 0; i < AP_MAX_VALUES; i++)
 			p->samples[id].values[i] += k.values[i];
@@ -628,7 +540,7 @@ int ap_profile_add_sample(struct ap_profile *p, const struct ap_sample *s)
 	if (ap_grow_array((void **)&p->samples, &p->cap_samples, p->nsamples + 1, sizeof(*p->samples)))
 		return -ENOMEM;
 	id = (uint32_t)p->nsamples;
-	if (idx_insert(&p->sample_idx, h, id, slot))
+	if (ap_hidx_add(&p->sample_idx, id, h))
 		return -ENOMEM;
 	p->samples[p->nsamples++] = k;
 	return 0;

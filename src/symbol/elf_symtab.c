@@ -82,8 +82,10 @@ static int raw_push(struct raw_syms *r, const struct raw_sym *s)
 	return 0;
 }
 
-/* Append the defined function symbols of one symbol table section. */
-static int collect_syms(Elf *elf, Elf_Scn *scn, const GElf_Shdr *sh, struct raw_syms *r)
+/* Append the defined function (or, for `objects`, data object) symbols of one symbol table
+ * section. */
+static int collect_syms(Elf *elf, Elf_Scn *scn, const GElf_Shdr *sh, bool objects,
+			struct raw_syms *r)
 {
 	Elf_Data *d = elf_getdata(scn, NULL);
 	size_t count;
@@ -101,7 +103,7 @@ static int collect_syms(Elf *elf, Elf_Scn *scn, const GElf_Shdr *sh, struct raw_
 		if (!gelf_getsym(d, (int)i, &sym))
 			break;
 		type = GELF_ST_TYPE(sym.st_info);
-		if (type != STT_FUNC && type != STT_GNU_IFUNC)
+		if (objects ? type != STT_OBJECT : type != STT_FUNC && type != STT_GNU_IFUNC)
 			continue;
 		if (sym.st_shndx == SHN_UNDEF || !sym.st_value)
 			continue;
@@ -118,8 +120,9 @@ static int collect_syms(Elf *elf, Elf_Scn *scn, const GElf_Shdr *sh, struct raw_
 	return 0;
 }
 
-/* .symtab when it has functions, else .dynsym (what a stripped file still exports). */
-static int read_syms(Elf *elf, struct raw_syms *r)
+/* .symtab when it has functions (objects), else .dynsym (what a stripped file still
+ * exports). */
+static int read_syms(Elf *elf, bool objects, struct raw_syms *r)
 {
 	Elf_Scn *scn = NULL, *symtab = NULL, *dynsym = NULL;
 	GElf_Shdr sh_symtab, sh_dynsym, sh;
@@ -137,12 +140,12 @@ static int read_syms(Elf *elf, struct raw_syms *r)
 		}
 	}
 	if (symtab) {
-		err = collect_syms(elf, symtab, &sh_symtab, r);
+		err = collect_syms(elf, symtab, &sh_symtab, objects, r);
 		if (err || r->n)
 			return err;
 	}
 	if (dynsym)
-		return collect_syms(elf, dynsym, &sh_dynsym, r);
+		return collect_syms(elf, dynsym, &sh_dynsym, objects, r);
 	return 0;
 }
 
@@ -224,6 +227,7 @@ static int read_segments(Elf *elf, struct ap_symtab *t)
 		s->offset = ph.p_offset;
 		s->vaddr = ph.p_vaddr;
 		s->filesz = ph.p_filesz;
+		s->memsz = ph.p_memsz;
 		s->flags = ph.p_flags;
 		t->nsegs++;
 	}
@@ -312,7 +316,7 @@ static int name_entry_point(struct raw_syms *r, uint64_t entry)
 	return raw_push(r, &rs);
 }
 
-int ap_symtab_load_elf(Elf *elf, struct ap_symtab *t)
+static int load_elf(Elf *elf, bool objects, struct ap_symtab *t)
 {
 	char hex[2 * AP_BUILD_ID_MAX + 1];
 	struct raw_syms r = { 0 };
@@ -334,8 +338,9 @@ int ap_symtab_load_elf(Elf *elf, struct ap_symtab *t)
 			goto out;
 		}
 	}
-	err = read_syms(elf, &r);
-	if (!err)
+	t->objects = objects;
+	err = read_syms(elf, objects, &r);
+	if (!err && !objects)
 		err = name_entry_point(&r, eh.e_entry);
 	if (err)
 		goto out;
@@ -347,7 +352,13 @@ out:
 	return err;
 }
 
-int ap_symtab_load_path(const char *path, struct ap_symtab *t)
+int ap_symtab_load_elf(Elf *elf, struct ap_symtab *t)
+{
+	return load_elf(elf, false, t);
+}
+
+static int load_path(int dirfd, const char *path, int open_flags, bool objects,
+		     struct ap_symtab *t)
 {
 	Elf *elf = NULL;
 	int fd = -1, err;
@@ -356,7 +367,7 @@ int ap_symtab_load_path(const char *path, struct ap_symtab *t)
 	err = elf_init();
 	if (err)
 		return err;
-	fd = ap_open_untrusted(AT_FDCWD, path, 0, 0, NULL);
+	fd = ap_open_untrusted(dirfd, path, open_flags, 0, NULL);
 	if (fd < 0)
 		return fd;
 	elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
@@ -364,11 +375,16 @@ int ap_symtab_load_path(const char *path, struct ap_symtab *t)
 		err = -ENOEXEC;
 		goto out;
 	}
-	err = ap_symtab_load_elf(elf, t);
+	err = load_elf(elf, objects, t);
 out:
 	elf_end(elf);
 	close(fd);
 	return err;
+}
+
+int ap_symtab_load_path(const char *path, struct ap_symtab *t)
+{
+	return load_path(AT_FDCWD, path, 0, false, t);
 }
 
 int ap_symtab_load_mem(const void *image, size_t size, struct ap_symtab *t)
@@ -440,6 +456,8 @@ const struct ap_symtab_sym *ap_symtab_find(const struct ap_symtab *t, uint64_t v
 	s = &t->syms[lo - 1];
 	if (s->size)
 		return vaddr - s->addr < s->size ? s : NULL;
+	if (t->objects) /* a variable of unknown size: only its first byte is known to be it */
+		return vaddr == s->addr ? s : NULL;
 	/* size unknown (hand-written assembly): it runs until the next symbol, which the
 	 * search already guarantees, but not past the end of its segment */
 	return vaddr < segment_end(t, s->addr) ? s : NULL;
@@ -552,4 +570,74 @@ int ap_elf_lookup(const char *path, uint64_t vaddr, char *name, size_t len, uint
 out:
 	ap_symtab_release(&t);
 	return err;
+}
+
+/* ---- data objects (symbolizer.h) ---- */
+
+struct ap_elf_objects {
+	struct ap_symtab t;
+};
+
+int ap_elf_objects_load(int dirfd, const char *path, int open_flags,
+			struct ap_elf_objects **out)
+{
+	struct ap_elf_objects *o = calloc(1, sizeof(*o));
+	int err;
+
+	*out = NULL;
+	if (!o)
+		return -ENOMEM;
+	err = load_path(dirfd, path, open_flags, true, &o->t);
+	if (err) {
+		free(o);
+		return err;
+	}
+	*out = o;
+	return 0;
+}
+
+void ap_elf_objects_free(struct ap_elf_objects *o)
+{
+	if (!o)
+		return;
+	ap_symtab_release(&o->t);
+	free(o);
+}
+
+bool ap_symtab_map_to_vaddr(const struct ap_symtab *t, uint64_t map_start, uint64_t map_off,
+			    uint64_t addr, uint64_t *vaddr)
+{
+	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+
+	/* the segment whose file pages hold map_off (RELRO splits one segment in two maps) */
+	for (uint32_t i = 0; i < t->nsegs; i++) {
+		const struct ap_symtab_seg *s = &t->segs[i];
+
+		if (map_off < (s->offset & ~(page - 1)) || map_off >= s->offset + s->filesz)
+			continue;
+		/* file offset map_off is at vaddr s->vaddr + (map_off - s->offset), at runtime at
+		 * map_start; past the file's contents (.bss) up to the segment's memory size */
+		*vaddr = addr - map_start + s->vaddr + map_off - s->offset;
+		if (*vaddr >= s->vaddr && *vaddr - s->vaddr < s->memsz)
+			return true;
+	}
+	return false;
+}
+
+int ap_elf_objects_find(const struct ap_elf_objects *o, uint64_t map_start, uint64_t map_off,
+			uint64_t addr, const char **name, uint64_t *off)
+{
+	const struct ap_symtab_sym *sym;
+	uint64_t vaddr;
+
+	if (!ap_symtab_map_to_vaddr(&o->t, map_start, map_off, addr, &vaddr))
+		return -ENOENT;
+	sym = ap_symtab_find(&o->t, vaddr);
+	if (!sym)
+		return -ENOENT;
+	if (name)
+		*name = ap_symtab_name(&o->t, sym);
+	if (off)
+		*off = vaddr - sym->addr;
+	return 0;
 }

@@ -8,6 +8,9 @@
  * each name after a block's first is the length of the prefix it shares with the one before
  * (one byte) and the rest. Kernel names share long prefixes ("__x64_sys_", "ext4_"), so this
  * halves them (1.5 MiB); a lookup decodes at most NAME_BLOCK - 1 names.
+ *
+ * The same loader reads data symbols for lock naming (ap_kallsyms_load_data): then the data
+ * symbols are named and every other symbol is kept, unnamed, as the bound of the one before.
  */
 #define _GNU_SOURCE /* qsort_r */
 #include <errno.h>
@@ -30,6 +33,12 @@
 #define TAIL_MAX (64u * 1024)
 #define NAME_BLOCK 16
 #define NAME_MAX_LEN 1024 /* longer names are cut (KSYM_NAME_LEN is 512) */
+/* Data tables with fewer data symbols than this come from a kernel without
+ * CONFIG_KALLSYMS_ALL: the few listed are section markers, and only exact matches count. */
+#define MIN_DATA_SYMS 1000
+/* kallsyms has no sizes: an address this far past a data symbol's start is not in it */
+#define DATA_OFF_MAX (1u << 20)
+#define DATA_TAIL_MAX 4096 /* ... and past the last symbol of all */
 
 struct kmod_run {
 	uint32_t first;	 /* index of the run's first symbol */
@@ -46,6 +55,8 @@ struct ap_kallsyms {
 	struct kmod_run *runs;
 	size_t n;
 	size_t nruns;
+	size_t ndata; /* data tables: the named (data) symbols among the n */
+	bool data;    /* a data table (ap_kallsyms_load_data) */
 };
 
 struct ktmp {
@@ -62,6 +73,8 @@ struct loader {
 	/* the module of the previous module line, to intern module names cheaply */
 	uint32_t last_mod;
 	bool have_mod;
+	bool data;	  /* load data symbols; other symbols become unnamed bounds */
+	uint32_t unnamed; /* pool offset of "" (data tables), UINT32_MAX until added */
 };
 
 static int pool_add(struct loader *l, const char *s, size_t len, uint32_t *off)
@@ -94,21 +107,16 @@ static int parse_line(struct loader *l, char *line)
 	struct ktmp k = { 0 };
 	char *p, *name, *mod;
 	size_t name_len;
+	bool named;
 	int err;
 
 	errno = 0;
 	k.addr = strtoull(line, &p, 16);
 	if (errno || p == line || p[0] != ' ' || !p[1] || p[2] != ' ')
 		return 0;
-	switch (p[1]) {
-	case 't':
-	case 'T':
-	case 'w':
-	case 'W':
-		break;
-	default:
+	named = l->data ? strchr("dDbBrR", p[1]) != NULL : strchr("tTwW", p[1]) != NULL;
+	if (!named && !l->data)
 		return 0;
-	}
 	/* kptr_restrict hides addresses as zeros: nothing useful on this line */
 	if (!k.addr)
 		return 0;
@@ -116,10 +124,12 @@ static int parse_line(struct loader *l, char *line)
 	name_len = strcspn(name, " \t\n");
 	if (!name_len)
 		return 0;
+	if (!named) /* a bound of the data symbol before it: no name, no module */
+		name_len = 0;
 	mod = name + name_len;
 	mod += strspn(mod, " \t");
 	k.module = NO_MODULE;
-	if (mod[0] == '[') {
+	if (mod[0] == '[' && named) {
 		size_t mod_len = strcspn(mod, "]");
 
 		if (mod[mod_len] != ']')
@@ -136,7 +146,15 @@ static int parse_line(struct loader *l, char *line)
 			l->have_mod = true;
 		}
 	}
-	err = pool_add(l, name, name_len, &k.name);
+	if (named) {
+		err = pool_add(l, name, name_len, &k.name);
+	} else {
+		if (l->unnamed == UINT32_MAX)
+			err = pool_add(l, "", 0, &l->unnamed);
+		else
+			err = 0;
+		k.name = l->unnamed;
+	}
 	if (err)
 		return err;
 	if (l->n == l->cap) {
@@ -263,11 +281,19 @@ static int finish(struct loader *l, struct ap_kallsyms *k)
 		return 0;
 	qsort(l->v, l->n, sizeof(*l->v), ktmp_cmp);
 	for (size_t i = 0; i < l->n; i++) {
-		if (n && l->v[i].addr == l->v[n - 1].addr)
+		if (n && l->v[i].addr == l->v[n - 1].addr) {
+			/* a data symbol at a bound's address is what a data lookup wants */
+			if (l->data && l->v[n - 1].name == l->unnamed && l->v[i].name != l->unnamed)
+				l->v[n - 1] = l->v[i];
 			continue;
-		if (!n || l->v[i].module != l->v[n - 1].module)
-			runs++;
+		}
 		l->v[n++] = l->v[i];
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!i || l->v[i].module != l->v[i - 1].module)
+			runs++;
+		if (l->data && l->v[i].name != l->unnamed)
+			k->ndata++;
 	}
 	k->addr = malloc(n * sizeof(*k->addr));
 	k->name = malloc(n * sizeof(*k->name));
@@ -284,6 +310,7 @@ static int finish(struct loader *l, struct ap_kallsyms *k)
 		}
 	}
 	k->n = n;
+	k->data = l->data;
 	free(l->v);
 	l->v = NULL;
 	err = encode_names(k, l->pool, l->pool_len);
@@ -310,10 +337,10 @@ static const char *decode_name(struct ap_kallsyms *k, uint32_t u)
 	return k->buf;
 }
 
-int ap_kallsyms_load(const char *path, struct ap_kallsyms **out)
+static int load(const char *path, bool data, struct ap_kallsyms **out)
 {
 	struct ap_kallsyms *k = NULL;
-	struct loader l = { 0 };
+	struct loader l = { .data = data, .unnamed = UINT32_MAX };
 	char *line = NULL;
 	size_t cap = 0;
 	FILE *f = NULL;
@@ -353,6 +380,16 @@ out:
 	return 0;
 }
 
+int ap_kallsyms_load(const char *path, struct ap_kallsyms **out)
+{
+	return load(path, false, out);
+}
+
+int ap_kallsyms_load_data(const char *path, struct ap_kallsyms **out)
+{
+	return load(path, true, out);
+}
+
 void ap_kallsyms_free(struct ap_kallsyms *k)
 {
 	if (!k)
@@ -387,15 +424,11 @@ static size_t run_of(const struct ap_kallsyms *k, size_t i)
 	return lo - 1;
 }
 
-int ap_kallsyms_find(struct ap_kallsyms *k, uint64_t addr, const char **name,
-		     const char **module, uint64_t *start)
+/* Index + 1 of the last symbol starting at or below addr; 0 when none does. */
+static size_t find_le(const struct ap_kallsyms *k, uint64_t addr)
 {
-	size_t lo = 0, hi, i, r;
-	bool last_in_run;
+	size_t lo = 0, hi = k->n;
 
-	if (!k || !k->n)
-		return -ENOENT;
-	hi = k->n;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 
@@ -404,9 +437,26 @@ int ap_kallsyms_find(struct ap_kallsyms *k, uint64_t addr, const char **name,
 		else
 			hi = mid;
 	}
-	if (!lo)
+	return lo;
+}
+
+static const char *module_of(const struct ap_kallsyms *k, size_t r)
+{
+	return k->runs[r].module == NO_MODULE ? KERNEL_MODULE : k->mods + k->runs[r].module;
+}
+
+int ap_kallsyms_find(struct ap_kallsyms *k, uint64_t addr, const char **name,
+		     const char **module, uint64_t *start)
+{
+	size_t i, r;
+	bool last_in_run;
+
+	if (!k || !k->n || k->data)
 		return -ENOENT;
-	i = lo - 1;
+	i = find_le(k, addr);
+	if (!i)
+		return -ENOENT;
+	i--;
 	r = run_of(k, i);
 	last_in_run = i + 1 == k->n || (r + 1 < k->nruns && k->runs[r + 1].first == i + 1);
 	if (last_in_run && addr - k->addr[i] >= TAIL_MAX)
@@ -414,8 +464,40 @@ int ap_kallsyms_find(struct ap_kallsyms *k, uint64_t addr, const char **name,
 	if (name)
 		*name = decode_name(k, k->name[i]);
 	if (module)
-		*module = k->runs[r].module == NO_MODULE ? KERNEL_MODULE
-							 : k->mods + k->runs[r].module;
+		*module = module_of(k, r);
+	if (start)
+		*start = k->addr[i];
+	return 0;
+}
+
+int ap_kallsyms_find_data(struct ap_kallsyms *k, uint64_t addr, const char **name,
+			  const char **module, uint64_t *start)
+{
+	const char *nm;
+	uint64_t off;
+	size_t i;
+
+	if (!k || !k->n || !k->data)
+		return -ENOENT;
+	i = find_le(k, addr);
+	if (!i)
+		return -ENOENT;
+	i--;
+	off = addr - k->addr[i];
+	/* the next symbol bounds this one; without CONFIG_KALLSYMS_ALL only exact matches */
+	if (off && (k->ndata < MIN_DATA_SYMS || off >= DATA_OFF_MAX ||
+		    (i + 1 == k->n && off >= DATA_TAIL_MAX)))
+		return -ENOENT;
+	nm = decode_name(k, k->name[i]);
+	if (!nm[0]) /* a bound (text, ...): not a data symbol */
+		return -ENOENT;
+	if (name)
+		*name = nm;
+	if (module) {
+		size_t r = run_of(k, i);
+
+		*module = k->runs[r].module == NO_MODULE ? NULL : k->mods + k->runs[r].module;
+	}
 	if (start)
 		*start = k->addr[i];
 	return 0;

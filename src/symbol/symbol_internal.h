@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Pieces of the symbolizer shared between the files of src/symbol (not a public API):
- * a small intrusive hash table, compact ELF symbol tables, the /proc/PID/maps parser, the
- * kallsyms table and the ELF cache. Tests include it to exercise the parsers directly.
+ * compact ELF symbol tables, the kallsyms table and the ELF cache (the hash table, hashing
+ * and the /proc/PID/maps reader are src/lib's: hashtab.h, hash.h, proc_maps.h). Tests
+ * include it to exercise the parsers directly.
  */
 #ifndef AP_SYMBOL_INTERNAL_H
 #define AP_SYMBOL_INTERNAL_H
@@ -13,33 +14,10 @@
 
 #include <libelf.h>
 
-#define AP_CONTAINER_OF(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
-
-/* ---- symhash.c: chained hash table of intrusive nodes; the caller compares keys ---- */
-
-struct ap_hnode {
-	struct ap_hnode *next;
-	uint64_t hash;
-};
-
-struct ap_htab {
-	struct ap_hnode **buckets;
-	size_t nbuckets; /* power of two, or 0 before the first insert */
-	size_t n;
-};
-
-uint64_t ap_hash_bytes(const void *data, size_t len, uint64_t seed);
-/* Returns 0 or -ENOMEM (only when the table has no buckets yet and none can be allocated). */
-int ap_htab_insert(struct ap_htab *h, struct ap_hnode *n, uint64_t hash);
-void ap_htab_remove(struct ap_htab *h, struct ap_hnode *n);
-/* First node with `hash`, then ap_htab_next() for the following ones; NULL at the end. */
-struct ap_hnode *ap_htab_first(const struct ap_htab *h, uint64_t hash);
-struct ap_hnode *ap_htab_next(const struct ap_hnode *n);
-/* Calls drop() on every node; nodes for which it returns true are unlinked (drop may free
- * them: the node is not touched again). */
-void ap_htab_sweep(struct ap_htab *h, bool (*drop)(struct ap_hnode *n, void *ctx), void *ctx);
-/* Frees the bucket array (not the nodes). */
-void ap_htab_release(struct ap_htab *h);
+#include "hash.h"
+#include "hashtab.h"
+#include "proc_maps.h"
+#include "symbolizer.h"
 
 /* ---- elf_symtab.c: function symbols of one ELF file, compact and sorted ---- */
 
@@ -54,6 +32,7 @@ struct ap_symtab_seg {
 	uint64_t offset;
 	uint64_t vaddr;
 	uint64_t filesz;
+	uint64_t memsz;
 	uint32_t flags; /* PF_X, ... */
 	uint32_t pad;
 };
@@ -78,6 +57,7 @@ struct ap_symtab {
 	size_t nsyms;
 	size_t names_len;
 	uint32_t nsegs;
+	bool objects; /* data objects (ap_elf_objects_load), not functions */
 };
 
 /* Fill `t` from an opened ELF. Returns 0, -ENOEXEC (not a usable ELF) or -ENOMEM. */
@@ -97,33 +77,13 @@ const char *ap_symtab_name(const struct ap_symtab *t, const struct ap_symtab_sym
 /* Translate a file offset (runtime address - mapping start + mapping offset) into the ELF's
  * vaddr space through the PT_LOAD segment holding it. Returns false without segments. */
 bool ap_symtab_file_to_vaddr(const struct ap_symtab *t, uint64_t file_off, uint64_t *vaddr);
+/* Translate `addr` of a process mapping the file at map_start from file offset map_off (or of
+ * the anonymous mapping right after it: .bss) into the ELF's vaddr space. Returns false when
+ * no PT_LOAD segment covers it. */
+bool ap_symtab_map_to_vaddr(const struct ap_symtab *t, uint64_t map_start, uint64_t map_off,
+			    uint64_t addr, uint64_t *vaddr);
 /* Heap bytes held, for the cache's bound. */
 size_t ap_symtab_bytes(const struct ap_symtab *t);
-
-/* ---- proc_maps.c: /proc/PID/maps ---- */
-
-struct ap_maps_entry {
-	uint64_t start;
-	uint64_t end;
-	uint64_t offset;
-	uint64_t inode;
-	uint32_t dev_major;
-	uint32_t dev_minor;
-	char perms[5];
-	bool deleted;	  /* path had a " (deleted)" suffix, which was removed */
-	const char *path; /* "" for anonymous mappings; points into the parsed line */
-};
-
-/* Parse one line (modified in place: the newline and " (deleted)" are cut). Returns 0 or
- * -EINVAL. */
-int ap_maps_parse_line(char *line, struct ap_maps_entry *e);
-/* Call cb for every mapping of pid, in address order; a non-zero return from cb stops the
- * walk and is returned. Returns 0, -ESRCH (no such process) or -errno. */
-int ap_maps_read(int pid, int (*cb)(const struct ap_maps_entry *e, void *ctx), void *ctx);
-/* The same over a capture (symbolizer.h). */
-struct ap_maps_capture;
-int ap_maps_capture_walk(const struct ap_maps_capture *c,
-			 int (*cb)(const struct ap_maps_entry *e, void *ctx), void *ctx);
 
 /* ---- kallsyms.c: kernel text symbols ---- */
 
@@ -132,7 +92,6 @@ struct ap_kallsyms;
 /* Returns 0 or -errno. A file whose addresses are all zero (kptr_restrict) loads as an empty
  * table: every lookup then fails. Free with ap_kallsyms_free(). */
 int ap_kallsyms_load(const char *path, struct ap_kallsyms **out);
-void ap_kallsyms_free(struct ap_kallsyms *k);
 size_t ap_kallsyms_count(const struct ap_kallsyms *k);
 /* Symbol covering addr: its name, module ("[kernel.kallsyms]" or "[ext4]") and start.
  * Returns 0 or -ENOENT. The name is valid until the next call (names are stored

@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "proc_maps.h"
 #include "profile.h"
 
 struct ap_symbolizer;
@@ -62,17 +63,9 @@ void ap_symbolizer_free(struct ap_symbolizer *s);
  * snapshot. */
 int ap_symbolizer_snapshot_pid(struct ap_symbolizer *s, int pid);
 
-/*
- * A process's executable mappings read on one thread, to be made its snapshot on the
- * symbolizer's (which must not wait: a short-lived process is gone by then). Thread-safe,
- * no symbolizer needed. ap_maps_capture returns 0 with *out set, -ESRCH (gone, or no user
- * mappings) or -errno.
- */
-struct ap_maps_capture;
-int ap_maps_capture(int pid, struct ap_maps_capture **out);
-void ap_maps_capture_free(struct ap_maps_capture *c);
-/* Like ap_symbolizer_snapshot_pid, from mappings captured earlier (the process may have
- * exited since: its files are then found by their paths, if they are still the same files). */
+/* Like ap_symbolizer_snapshot_pid, from mappings captured earlier (ap_maps_capture in
+ * proc_maps.h; the process may have exited since: its files are then found by their paths,
+ * if they are still the same files). */
 int ap_symbolizer_snapshot_capture(struct ap_symbolizer *s, int pid,
 				   const struct ap_maps_capture *c);
 
@@ -167,5 +160,35 @@ void ap_symbolizer_debuginfod_wait(struct ap_symbolizer *s, unsigned timeout_ms)
  * address space) in the ELF file at `path`. Writes the name into name[len]; returns 0,
  * -ENOENT (no symbol covers addr) or -errno (file unreadable, not ELF). */
 int ap_elf_lookup(const char *path, uint64_t vaddr, char *name, size_t len, uint64_t *sym_start);
+
+/* ---- data symbols: names of variables (lock naming) ---- */
+
+/* Kernel data symbols (types d, D, b, B, r, R) of a kallsyms-format file; the other symbols
+ * are kept unnamed, as bounds. Returns 0 with *out set (free with ap_kallsyms_free) or -errno.
+ * A file whose addresses are all zero (kptr_restrict) loads as an empty table. */
+struct ap_kallsyms;
+int ap_kallsyms_load_data(const char *path, struct ap_kallsyms **out);
+void ap_kallsyms_free(struct ap_kallsyms *k);
+/* The data symbol covering addr: its name (valid until the next call on k), its module
+ * ("[ext4]"; NULL for the kernel image) and its start. kallsyms has no sizes: the next
+ * symbol bounds it, at most 1 MiB (4 KiB for the last symbol); a kernel that lists fewer
+ * than 1000 data symbols (no CONFIG_KALLSYMS_ALL) has exact matches only. Returns 0 or
+ * -ENOENT. */
+int ap_kallsyms_find_data(struct ap_kallsyms *k, uint64_t addr, const char **name,
+			  const char **module, uint64_t *start);
+
+/* Data (OBJECT) symbols of one ELF file: .symtab's, or .dynsym's when that has none. The file
+ * is opened with ap_open_untrusted(dirfd, path, open_flags) (lib/safe_open.h: a process's
+ * file is resolved inside its root with AP_OPEN_IN_ROOT). Returns 0 with *out set (free
+ * with ap_elf_objects_free) or -errno (-ENOEXEC: not a usable ELF). */
+struct ap_elf_objects;
+int ap_elf_objects_load(int dirfd, const char *path, int open_flags,
+			struct ap_elf_objects **out);
+void ap_elf_objects_free(struct ap_elf_objects *o);
+/* The object covering `addr` in a process that maps the file at map_start from file offset
+ * map_off, or in the anonymous mapping right after that one (.bss past the file's end): its
+ * name (valid while o lives) and addr's offset into it. Returns 0 or -ENOENT. */
+int ap_elf_objects_find(const struct ap_elf_objects *o, uint64_t map_start, uint64_t map_off,
+			uint64_t addr, const char **name, uint64_t *off);
 
 #endif

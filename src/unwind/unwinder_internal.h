@@ -16,8 +16,10 @@
 #include <stdint.h>
 
 #include "cfi.h"
-#include "symbol_internal.h"
 #include "clock.h"
+#include "hash.h"
+#include "hashtab.h"
+#include "proc_maps.h"
 #include "unwinder.h"
 
 enum { TABLE_PENDING, TABLE_READY };

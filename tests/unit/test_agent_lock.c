@@ -281,7 +281,7 @@ static void test_reports(void **state)
 	ap_profile_set_stat(p, "waits_lost", 3);
 
 	text = render(t, p, false);
-	assert_non_null(strstr(text, "Contended locks: 1, 4 waits, 12.00ms total wait"));
+	assert_non_null(strstr(text, "Contended locks: 1, 4 waits, 12.0ms total wait"));
 	assert_non_null(strstr(text, "#1 mutex 0x5555000010c0 g_fake  pid 4242  top waiter tid 11 (w11)"));
 	assert_non_null(strstr(text, "avg 3.00ms  max 3.00ms"));
 	assert_non_null(strstr(text, "holders (share of wait): 77 (t77) 100.0%\n"));
@@ -344,6 +344,16 @@ static void test_kallsyms(void **state)
 	assert_int_equal(ap_lock_ksym_lookup(n, path, 0xffffffffc0001010ULL, buf, sizeof(buf)), 0);
 	assert_string_equal(buf, "mod_lock [ext4]+0x10");
 	assert_int_equal(ap_lock_ksym_lookup(n, path, 0xffff888100000000ULL, buf, sizeof(buf)),
+			 -ENOENT);
+	ap_lock_names_free(n);
+
+	/* a data symbol listed after a text symbol at its address still names it */
+	write_file(path, "ffffffff81000000 T _stext\nffffffff83000000 t a_text_alias\n"
+			 "ffffffff83000000 D init_lock\n");
+	n = ap_lock_names_new(NULL, NULL);
+	assert_int_equal(ap_lock_ksym_lookup(n, path, 0xffffffff83000000ULL, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "init_lock");
+	assert_int_equal(ap_lock_ksym_lookup(n, path, 0xffffffff81000000ULL, buf, sizeof(buf)),
 			 -ENOENT);
 	ap_lock_names_free(n);
 

@@ -333,18 +333,6 @@ static void test_json_report(void **state)
 	ap_sys_table_free(t);
 }
 
-static void test_fmt_ns(void **state)
-{
-	char buf[32];
-
-	assert_string_equal(ap_sys_fmt_ns(0, buf, sizeof(buf)), "0ns");
-	assert_string_equal(ap_sys_fmt_ns(999, buf, sizeof(buf)), "999ns");
-	assert_string_equal(ap_sys_fmt_ns(1500, buf, sizeof(buf)), "1.50us");
-	assert_string_equal(ap_sys_fmt_ns(12345, buf, sizeof(buf)), "12.3us");
-	assert_string_equal(ap_sys_fmt_ns(4560000, buf, sizeof(buf)), "4.56ms");
-	assert_string_equal(ap_sys_fmt_ns(120000000000ULL, buf, sizeof(buf)), "120s");
-}
-
 static int parse(struct ap_agent_opts *o, const char *a1, const char *a2, const char *a3,
 		 const char *a4)
 {
@@ -385,7 +373,7 @@ int main(void)
 		cmocka_unit_test(test_syscall_table), cmocka_unit_test(test_errno_names),
 		cmocka_unit_test(test_table_merge),   cmocka_unit_test(test_profile),
 		cmocka_unit_test(test_text_report),   cmocka_unit_test(test_json_report),
-		cmocka_unit_test(test_fmt_ns),	      cmocka_unit_test(test_options),
+		cmocka_unit_test(test_options),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -53,11 +53,11 @@ static void test_print(void **state)
 	slots[12] = 8;
 	ap_hist_print(f, slots, "ns", "  ");
 	fclose(f);
-	assert_non_null(strstr(buf, "1.0us -> 2.0us"));
+	assert_non_null(strstr(buf, "1.02us -> 2.05us"));
 	assert_non_null(strstr(buf, "|****************************************|"));
 	assert_non_null(strstr(buf, "|********************"));
 	/* the empty slot between the two is shown, with a zero count */
-	assert_non_null(strstr(buf, "2.0us -> 4.1us"));
+	assert_non_null(strstr(buf, "2.05us -> 4.10us"));
 }
 
 int main(void)

@@ -95,6 +95,25 @@ static void test_size_units(void **state)
 	assert_int_equal(v, 7);
 }
 
+/* The one duration style of every report: three significant digits, the unit, no space. */
+static void test_format_duration(void **state)
+{
+	char buf[32];
+
+	(void)state;
+	assert_string_equal(ap_format_duration(0, buf, sizeof(buf)), "0ns");
+	assert_string_equal(ap_format_duration(999, buf, sizeof(buf)), "999ns");
+	assert_string_equal(ap_format_duration(1500, buf, sizeof(buf)), "1.50us");
+	assert_string_equal(ap_format_duration(12345, buf, sizeof(buf)), "12.3us");
+	/* rounds up into the next unit rather than printing "1000us" */
+	assert_string_equal(ap_format_duration(999960, buf, sizeof(buf)), "1.00ms");
+	assert_string_equal(ap_format_duration(4560000, buf, sizeof(buf)), "4.56ms");
+	assert_string_equal(ap_format_duration(2000000000ULL, buf, sizeof(buf)), "2.00s");
+	assert_string_equal(ap_format_duration(120000000000ULL, buf, sizeof(buf)), "120s");
+	/* a short buffer is cut, never overrun */
+	assert_string_equal(ap_format_duration(4560000, buf, 4), "4.5");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -102,6 +121,7 @@ int main(void)
 		cmocka_unit_test(test_duration_rejects),
 		cmocka_unit_test(test_u64_and_pid),
 		cmocka_unit_test(test_size_units),
+		cmocka_unit_test(test_format_duration),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

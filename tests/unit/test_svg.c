@@ -334,7 +334,7 @@ static void test_layout(void **state)
 	unlink(path);
 
 	assert_string_equal(sum.title, "CPU profile");
-	assert_non_null(strstr(sum.sub, "100 samples in 2.00 s"));
+	assert_non_null(strstr(sum.sub, "100 samples in 2.00s"));
 	assert_non_null(strstr(sum.sub, "lost_samples: 3"));
 	assert_null(strstr(sum.sub, "quiet_stat"));
 	assert_int_equal(sum.scripts, 1);
@@ -462,8 +462,8 @@ static void test_same_function_merges_and_value_index(void **state)
 	parse_svg(path, &sum);
 	unlink(path);
 	/* -1 = cpu nanoseconds: durations in the titles */
-	assert_string_equal(must_find(&sum, "compute")->title, "compute (80.00 ms, 66.67%)");
-	assert_non_null(strstr(sum.sub, "120.00 ms in 2.00 s"));
+	assert_string_equal(must_find(&sum, "compute")->title, "compute (80.0ms, 66.67%)");
+	assert_non_null(strstr(sum.sub, "120ms in 2.00s"));
 	ap_profile_free(p);
 }
 

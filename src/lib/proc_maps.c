@@ -9,9 +9,8 @@
 #include <string.h>
 
 #include "grow.h"
+#include "proc_maps.h"
 #include "safe_open.h"
-#include "symbol_internal.h"
-#include "symbolizer.h"
 
 /* 65,530 mappings (vm.max_map_count) of ~4 KiB paths at worst: beyond, a read error */
 #define MAPS_MAX_BYTES (512ull << 20)
@@ -105,7 +104,7 @@ out:
 	return err;
 }
 
-/* ---- captured mappings (ap_maps_capture, symbolizer.h) ---- */
+/* ---- captured mappings ---- */
 
 struct ap_maps_capture {
 	struct ap_maps_entry *v;
@@ -119,7 +118,7 @@ static int capture_cb(const struct ap_maps_entry *e, void *ctx)
 	struct ap_maps_capture *c = ctx;
 	size_t len = strlen(e->path) + 1;
 
-	if (e->perms[2] != 'x') /* what the symbolizer keeps */
+	if (e->perms[2] != 'x') /* code is what the symbolizer and the unwinder use */
 		return 0;
 	if (ap_grow_array((void **)&c->v, &c->cap, c->n + 1, sizeof(*c->v)) ||
 	    ap_grow_array((void **)&c->pool, &c->pool_cap, c->pool_len + len, 1))
