@@ -7,6 +7,7 @@
  * decides which name an address gets.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -205,7 +206,7 @@ static void names_thread_comm(void *ctx, uint32_t pid, uint32_t tid, char *buf, 
 
 	buf[0] = '\0';
 	snprintf(path, sizeof(path), "/proc/%u/task/%u/comm", pid, tid);
-	f = fopen(path, "re");
+	f = ap_fopen_untrusted(AT_FDCWD, path, AP_OPEN_NOFOLLOW, 4096);
 	if (f) {
 		if (fgets(buf, (int)len, f))
 			buf[strcspn(buf, "\n")] = '\0';
