@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 DURATION ?= 10s
 
-.PHONY: all deps build profile check bench clean
+.PHONY: all deps build profile check check-asan check-tsan bench clean
 
 all: build
 
@@ -23,8 +23,32 @@ profile: build
 check: build
 	cd $(BUILD) && ctest --output-on-failure --timeout 300 -j1
 
+# The whole suite again on an AddressSanitizer + UBSan (+ LeakSanitizer) build of the agent,
+# the CLI and the tests, built with clang into build-asan (docs/testing.md). The BPF programs
+# are the same; sanitizer options come from CTest (tests/CMakeLists.txt).
+ASAN_BUILD ?= build-asan
+TSAN_BUILD ?= build-tsan
+SAN_CC ?= clang
+SAN_CXX ?= clang++
+
+$(ASAN_BUILD)/CMakeCache.txt: | deps
+	CC=$(SAN_CC) CXX=$(SAN_CXX) cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAP_SANITIZE=ON
+
+check-asan: deps $(ASAN_BUILD)/CMakeCache.txt
+	cmake --build $(ASAN_BUILD) -j$(JOBS)
+	cd $(ASAN_BUILD) && ctest --output-on-failure --timeout 600 -j1
+
+# ThreadSanitizer on the agent's threads (process events, unwind-table compile and install
+# workers, debuginfod fetches) under a process-churn workload: bench/tsan_churn.sh.
+$(TSAN_BUILD)/CMakeCache.txt: | deps
+	CC=$(SAN_CC) CXX=$(SAN_CXX) cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAP_TSAN=ON
+
+check-tsan: deps $(TSAN_BUILD)/CMakeCache.txt
+	cmake --build $(TSAN_BUILD) -j$(JOBS) --target aperture-agent
+	bench/tsan_churn.sh $(TSAN_BUILD)
+
 bench: build
 	bench/run.sh
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD)

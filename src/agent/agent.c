@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
@@ -140,6 +141,7 @@ static void output_path(const char *output, const char *mode, bool several, char
 static int open_output(const struct ap_agent_opts *opts, const char *mode, bool several,
 		       struct run_output *o)
 {
+	struct stat st;
 	size_t len;
 
 	if (!opts->output || strcmp(opts->output, "-") == 0) {
@@ -147,6 +149,18 @@ static int open_output(const struct ap_agent_opts *opts, const char *mode, bool 
 		return 0;
 	}
 	output_path(opts->output, mode, several, o->path, sizeof(o->path));
+	/* A device or a FIFO (-o /dev/null, /dev/stdout, a pipe) is written in place: a temporary
+	 * file renamed over it would replace the device node with a regular file (as root). */
+	if (stat(o->path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+		o->tmp[0] = '\0';
+		o->f = fopen(o->path, "wb");
+		if (!o->f) {
+			fprintf(stderr, "%s: cannot write output '%s': %s\n", opts->prog, o->path,
+				strerror(errno));
+			return AP_EXIT_USAGE;
+		}
+		return 0;
+	}
 	len = strlen(o->path);
 	memcpy(o->tmp, o->path, len);
 	snprintf(o->tmp + len, sizeof(o->tmp) - len, ".tmp.%d", (int)getpid());
@@ -170,6 +184,8 @@ static int close_output(const struct ap_agent_opts *opts, struct run_output *o, 
 		ret = AP_EXIT_FAILURE;
 	}
 	o->f = NULL;
+	if (!o->tmp[0]) /* written in place (a device or a FIFO) */
+		return ret;
 	if (ret == AP_EXIT_OK && rename(o->tmp, o->path) != 0) {
 		fprintf(stderr, "%s: cannot move the profile to '%s': %s\n", opts->prog, o->path,
 			strerror(errno));
@@ -246,6 +262,10 @@ static void print_summary(const struct ap_agent_opts *opts, const struct ap_prof
 			"stacks",
 			(unsigned long long)ap_profile_get_stat(p, "unwind_files_over_budget"),
 			(unsigned long long)ap_profile_get_stat(p, "unwind_table_bytes_peak") >> 20);
+	if (with_shared && ap_profile_get_stat(p, "unwind_cache_write_errors"))
+		ap_warn("%llu compiled unwind tables could not be written to the cache (disk "
+			"full or read-only?): the next run compiles them again",
+			(unsigned long long)ap_profile_get_stat(p, "unwind_cache_write_errors"));
 }
 
 void ap_explain_bpf_load_error(int err, const char *what, const char *needs, char *msg,

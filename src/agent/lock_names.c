@@ -136,7 +136,7 @@ static int load_ksyms(struct ap_lock_names *n, const char *path)
 	fclose(f);
 	if (!err && !n->ndata)
 		err = -ENOENT; /* kptr_restrict hides addresses */
-	if (!err)
+	if (!err && n->nksyms > 1) /* qsort(NULL, 0) is UB */
 		qsort(n->ksyms, n->nksyms, sizeof(*n->ksyms), cmp_ksym);
 	return err;
 }

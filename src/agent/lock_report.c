@@ -120,9 +120,12 @@ static void sort_entry(const struct ap_lock_entry *ce)
 {
 	struct ap_lock_entry *e = (struct ap_lock_entry *)ce;
 
-	qsort(e->holders, e->nholders, sizeof(*e->holders), cmp_holder);
-	qsort(e->stacks, e->nstacks, sizeof(*e->stacks), cmp_stack);
-	qsort(e->waiters, e->nwaiters, sizeof(*e->waiters), cmp_waiter);
+	if (e->nholders > 1) /* qsort(NULL, 0) is UB */
+		qsort(e->holders, e->nholders, sizeof(*e->holders), cmp_holder);
+	if (e->nstacks > 1) /* qsort(NULL, 0) is UB */
+		qsort(e->stacks, e->nstacks, sizeof(*e->stacks), cmp_stack);
+	if (e->nwaiters > 1) /* qsort(NULL, 0) is UB */
+		qsort(e->waiters, e->nwaiters, sizeof(*e->waiters), cmp_waiter);
 }
 
 /* ---- text ---- */

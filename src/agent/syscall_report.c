@@ -72,7 +72,8 @@ static const struct ap_sys_entry **sorted_entries(const struct ap_sys_table *t, 
 		return NULL;
 	for (size_t i = 0; i < *n; i++)
 		v[i] = ap_sys_table_entry(t, i);
-	qsort(v, *n, sizeof(*v), by_total);
+	if (*n > 1) /* qsort(NULL, 0) is UB */
+		qsort(v, *n, sizeof(*v), by_total);
 	return v;
 }
 
