@@ -283,8 +283,8 @@ int ap_lock_write_text(const struct ap_lock_table *t, const struct ap_profile *p
 		err = text_group(out, t, p, AP_LOCK_GROUP_OTHER,
 				 "Other futex waits (not recognised as locks)", top_n, histograms);
 	text_stats(out, p);
-	if (!err && ferror(out))
-		err = -EIO;
+	if (!err)
+		err = ap_stream_status(out);
 	return err;
 }
 
@@ -457,7 +457,7 @@ int ap_lock_write_json(const struct ap_lock_table *t, const struct ap_profile *p
 		fprintf(out, ":%" PRIu64, s->value);
 	}
 	fputs("}}\n", out);
-	if (!err && ferror(out))
-		err = -EIO;
+	if (!err)
+		err = ap_stream_status(out);
 	return err;
 }

@@ -221,7 +221,7 @@ int ap_sys_write_text(const struct ap_sys_table *t, const struct ap_profile *p, 
 		fprintf(out, "\n");
 	}
 	free(v);
-	return ferror(out) ? -EIO : 0;
+	return ap_stream_status(out);
 }
 
 /* A JSON string: escapes, and invalid UTF-8 bytes as U+FFFD. */
@@ -321,5 +321,5 @@ int ap_sys_write_json(const struct ap_sys_table *t, const struct ap_profile *p, 
 	}
 	fprintf(out, "%s}\n}\n", p && ap_profile_nstats(p) ? "\n  " : "");
 	free(v);
-	return ferror(out) ? -EIO : 0;
+	return ap_stream_status(out);
 }

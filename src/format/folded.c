@@ -150,8 +150,7 @@ int ap_write_folded(const struct ap_profile *p, FILE *out, const struct ap_write
 		fprintf(out, "%s %llu\n", lines[i].text, (unsigned long long)w);
 		i = j;
 	}
-	if (fflush(out) || ferror(out))
-		err = -EIO;
+	err = ap_stream_status(out);
 out:
 	for (size_t i = 0; lines && i < nlines; i++)
 		free(lines[i].text);

@@ -659,8 +659,7 @@ int ap_write_svg(const struct ap_profile *p, FILE *out, const struct ap_write_op
 		if (c.nodes[i].depth > c.max_depth && node_visible(&c, &c.nodes[i]))
 			c.max_depth = c.nodes[i].depth;
 	write_document(out, &c, opts);
-	if (fflush(out) || ferror(out))
-		err = -EIO;
+	err = ap_stream_status(out);
 out:
 	for (size_t i = 0; i < c.nnames; i++)
 		free(c.names[i]);

@@ -235,8 +235,7 @@ int ap_write_text(const struct ap_profile *p, FILE *out, const struct ap_write_o
 		fputc('\n', out);
 	}
 flush:
-	if (fflush(out) || ferror(out))
-		err = -EIO;
+	err = ap_stream_status(out);
 out:
 	for (size_t i = 0; fns && i < nfns; i++)
 		free(fns[i].name);

@@ -46,11 +46,22 @@ with tempfile.TemporaryDirectory() as tmp:
     # no --duration: runs until SIGINT, then writes its output
     out = os.path.join(tmp, "int.folded")
     # a busy process, so that an idle machine still yields samples in 2 s
-    spin, _ = start_workload("ap_spin", 4)
-    p = subprocess.Popen([AGENT, "--mode", "cpu", "-o", out], stderr=subprocess.PIPE, text=True)
+    spin, _ = start_workload("ap_spin", 60)
+    p = subprocess.Popen([AGENT, "--mode", "cpu", "-v", "-o", out], stderr=subprocess.PIPE,
+                         text=True)
+    # SIGINT once it records (start-up takes seconds on a loaded machine or under ASan; a
+    # signal before the handler is installed would kill it, which is not what is tested)
+    err = ""
+    while "recording" not in err:
+        line = p.stderr.readline()
+        if not line:
+            break
+        err += line
     time.sleep(2)
     p.send_signal(signal.SIGINT)
-    _, err = p.communicate(timeout=30)
+    rest, more = p.communicate(timeout=30)
+    err += more
+    spin.kill()
     wait_all([spin])
     check(p.returncode == 0, f"SIGINT run exited {p.returncode}: {err}")
     check(sum(c for _, c in read_folded(out)) > 0, "SIGINT run wrote no samples")
