@@ -18,7 +18,8 @@ and exits many processes per second, its memory and CPU sampled all along.
   whatever its size.
 
 Usage: bench/soak.py [--duration 30m] [--interval 60s] [--churn-rate 200] [--modes cpu,lock,syscall]
-                     [--build DIR] [--out DIR] [--rss-bound-mib 100] [--agent-args "FLAGS"]
+                     [--build DIR] [--agent PATH] [--out DIR] [--rss-bound-mib 100]
+                     [--agent-args "FLAGS"]
 Exit status 0 within bounds, 1 when RSS grew beyond them or the agent failed.
 """
 import argparse
@@ -128,13 +129,14 @@ def main():
     ap.add_argument("--busy-us", type=int, default=3000, help="CPU time of each process")
     ap.add_argument("--modes", default="cpu,lock,syscall")
     ap.add_argument("--build", default=os.path.join(here, "..", "build"))
+    ap.add_argument("--agent", help="agent binary (default BUILD/bin/aperture-agent)")
     ap.add_argument("--out", default="soak-results")
     ap.add_argument("--rss-bound-mib", type=float, default=100.0)
     ap.add_argument("--agent-args", default="", help="extra agent flags")
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("soak: needs root (the agent loads BPF programs)")
-    agent = os.path.join(a.build, "bin", "aperture-agent")
+    agent = a.agent or os.path.join(a.build, "bin", "aperture-agent")
     churn = os.path.join(a.build, "tests", "bin", "ap_churn")
     for p in (agent, churn):
         if not os.access(p, os.X_OK):

@@ -242,7 +242,8 @@ static int check_candidate(const char *path, const char *build_id, uint32_t crc)
 	struct elf_facts f;
 	struct stat st;
 	Elf *elf;
-	int fd = open(path, O_RDONLY | O_CLOEXEC), err = -ESTALE;
+	/* O_NONBLOCK: a FIFO planted under this name must not block the agent in open() */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK), err = -ESTALE;
 
 	if (fd < 0)
 		return -errno;
@@ -338,6 +339,13 @@ static int find_debuglink(struct ap_dbg *d, struct ap_debuginfo *di, const struc
 	return 0;
 }
 
+static bool regular_fd(int fd)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+}
+
 static int find_local(struct ap_dbg *d, struct ap_debuginfo *di, const struct elf_facts *f,
 		      int elf_fd, const char *root, const char *display_path)
 {
@@ -359,7 +367,12 @@ static int find_local(struct ap_dbg *d, struct ap_debuginfo *di, const struct el
 			continue;
 		snprintf(path, sizeof(path), "%s%s/.build-id/%.2s/%s.debug", root, d->dirs[i],
 			 di->build_id, di->build_id + 2);
-		fd = open(path, O_RDONLY | O_CLOEXEC);
+		/* the container's file: a FIFO or a device there must not block or feed us */
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+		if (fd >= 0 && !regular_fd(fd)) {
+			close(fd);
+			fd = -1;
+		}
 		if (fd >= 0)
 			return hold_fd(d, di, fd) ? 1 : 0;
 	}
