@@ -215,7 +215,7 @@ def main():
             with open(path) as f:
                 st = json.load(f).get("stats", {})
             lost = {k: v for k, v in st.items() if v and re.search(
-                r"lost|dropped|full|missed|errors|failed|over_budget", k)}
+                r"lost|dropped|full|missed|_errors|failed|over_budget", k)}
             print(f"soak: {m}: valid JSON; non-zero loss counters: {lost or 'none'}")
         except (OSError, ValueError) as e:
             failed = failed or f"{path}: not a valid profile ({e})"
