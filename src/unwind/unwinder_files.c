@@ -400,7 +400,7 @@ int ap_uw_worker_start(struct ap_unwinder *u)
 	err = pthread_create(&u->worker, NULL, worker_main, u);
 	if (err) {
 		ap_uw_installer_stop(u);
-		u->stop = false;
+		u->install_stop = false;
 		return -err;
 	}
 	u->worker_ok = true;
