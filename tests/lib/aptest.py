@@ -51,12 +51,6 @@ def check_sanitizer(res, cmd):
         fail(f"sanitizer report from {' '.join(map(str, cmd))} (exit {res.returncode}):\n{err}")
 
 
-def skip_if_sanitized(what):
-    """Skip a test that measures speed or overhead: instrumentation distorts it."""
-    if SANITIZER:
-        skip(f"{what} is not measured under the {SANITIZER} sanitizer (instrumented build)")
-
-
 def agent(*args, timeout=60, check_rc=True, env=None):
     """Run aperture-agent; returns the CompletedProcess."""
     cmd = [os.path.join(BIN_DIR, "aperture-agent"), *map(str, args)]
