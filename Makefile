@@ -2,11 +2,9 @@
 BUILD ?= build
 JOBS ?= $(shell nproc)
 DURATION ?= 10s
-# clang build with ASan+UBSan and the libFuzzer targets (tests/fuzz)
-ASAN_BUILD ?= build-asan
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build profile check bench clean fuzz fuzz-build
+.PHONY: all deps build profile check check-asan check-tsan bench clean fuzz fuzz-build
 
 all: build
 
@@ -23,11 +21,47 @@ build: deps $(BUILD)/CMakeCache.txt
 profile: build
 	$(BUILD)/bin/aperture-agent --mode cpu --duration $(DURATION) --output aperture-profile.svg --top 20
 
+# The whole suite, then the sanitizer build with the subset below (docs/testing.md);
+# `make check SANITIZE=0` skips the latter, `make check-asan` runs the whole suite there.
+SANITIZE ?= 1
 check: build
 	cd $(BUILD) && ctest --output-on-failure --timeout 300 -j1
+ifneq ($(SANITIZE),0)
+	$(MAKE) check-asan ASAN_TESTS='$(ASAN_SUBSET)'
+endif
+
+# The whole suite again on an AddressSanitizer + UBSan (+ LeakSanitizer) build of the agent,
+# the CLI and the tests, built with clang into build-asan (docs/testing.md), which also holds
+# the libFuzzer targets (tests/fuzz, docs/fuzzing.md). The BPF programs are the same;
+# sanitizer options come from CTest (tests/CMakeLists.txt).
+ASAN_BUILD ?= build-asan
+TSAN_BUILD ?= build-tsan
+SAN_CC ?= clang
+SAN_CXX ?= clang++
 
 $(ASAN_BUILD)/CMakeCache.txt: | deps
-	CC=clang CXX=clang++ cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAP_FUZZ=ON
+	CC=$(SAN_CC) CXX=$(SAN_CXX) cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAP_SANITIZE=ON \
+		-DAP_FUZZ=ON
+
+# What `make check` runs under the sanitizers: every unit test (each parser: CFI, DWARF/ELF,
+# JSON, pprof, folded, perf maps, WebAssembly, flags), every fuzz target for a few seconds
+# (tests/fuzz: its kept crash inputs, then fuzzing from the seeds), and the end-to-end tests that drive the
+# agent through its hostile-input, fault and output paths. ASAN_TESTS='' is the whole suite.
+ASAN_SUBSET = ^unit\.|^fuzz\.|^bpf\.test_(faults|cpu_outputs|agent_cli|filter_hostile|unwind_cache|lock_spill|syscall_mode)$$
+ASAN_TESTS ?=
+
+check-asan: deps $(ASAN_BUILD)/CMakeCache.txt
+	cmake --build $(ASAN_BUILD) -j$(JOBS)
+	cd $(ASAN_BUILD) && ctest --output-on-failure --timeout 600 -j1 $(if $(ASAN_TESTS),-R '$(ASAN_TESTS)')
+
+# ThreadSanitizer on the agent's threads (process events, unwind-table compile and install
+# workers, debuginfod fetches) under a process-churn workload: bench/tsan_churn.sh.
+$(TSAN_BUILD)/CMakeCache.txt: | deps
+	CC=$(SAN_CC) CXX=$(SAN_CXX) cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAP_TSAN=ON
+
+check-tsan: deps $(TSAN_BUILD)/CMakeCache.txt
+	cmake --build $(TSAN_BUILD) -j$(JOBS) --target aperture-agent
+	bench/tsan_churn.sh $(TSAN_BUILD)
 
 fuzz-build: deps $(ASAN_BUILD)/CMakeCache.txt
 	cmake --build $(ASAN_BUILD) -j$(JOBS) --target fuzz_targets
@@ -40,4 +74,4 @@ bench: build
 	bench/run.sh
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD)

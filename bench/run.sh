@@ -9,3 +9,7 @@ python3 bench/lock_overhead.py "$@"
 python3 bench/syscall_overhead.py "$@"
 "${BUILD:-build}/tests/bin/bench_filter_cost" --filters "${BUILD:-build}/filters" --bench-filters "${BUILD:-build}/bench"
 "${BUILD:-build}/tests/bin/bench_map_drain"
+# Soak: all modes under process churn, RSS/CPU every interval (CSV + SVG in soak-results/).
+# Short here; the long run: bench/soak.py --duration 30m (the script's default).
+python3 bench/soak.py --build "${BUILD:-build}" --duration "${SOAK_DURATION:-3m}" \
+	--interval "${SOAK_INTERVAL:-20s}" --out "${SOAK_OUT:-soak-results}"

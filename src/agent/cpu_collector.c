@@ -72,6 +72,28 @@ static unsigned int map_entries(const struct ap_agent_opts *opts, int ncpus)
 	return n;
 }
 
+/*
+ * Test knobs, not options (tests/bpf/test_faults.py): the environment variable `name` (a
+ * number >= 1), else `def`. They shrink the maps so that the "full" paths are exercised.
+ */
+static unsigned int test_knob(const char *name, unsigned int def)
+{
+	const char *v = getenv(name);
+	char *end;
+	unsigned long n;
+
+	if (!v || !*v)
+		return def;
+	errno = 0;
+	n = strtoul(v, &end, 10);
+	if (errno || *end || n < 1 || n > MAX_MAP_ENTRIES * 1024ul) {
+		ap_warn("cpu: ignoring %s=%s (expected 1..%lu)", name, v, MAX_MAP_ENTRIES * 1024ul);
+		return def;
+	}
+	ap_debug("cpu: %s=%lu", name, n);
+	return (unsigned int)n;
+}
+
 /* A deferred sample unwound in the agent: count it like a drained one. */
 static void record_replayed(void *ctx, const void *payload, const uint64_t *ips, size_t n,
 			    uint32_t status)
@@ -200,7 +222,10 @@ static int cpu_start(struct ap_collector *c, const struct ap_agent_opts *opts, c
 	cc->per_event = opts->per_event;
 	if (!opts->per_event) /* unused: keep it at one page */
 		bpf_map__set_max_entries(cc->skel->maps.sample_events, (__u32)getpagesize());
-	entries = map_entries(opts, libbpf_num_possible_cpus());
+	entries = test_knob("AP_TEST_CPU_MAP_ENTRIES", map_entries(opts, libbpf_num_possible_cpus()));
+	if (getenv("AP_TEST_PROC_RING_BYTES")) /* a power of two, a multiple of the page size */
+		bpf_map__set_max_entries(cc->skel->maps.proc_events,
+					 test_knob("AP_TEST_PROC_RING_BYTES", 256 * 1024));
 	bpf_map__set_max_entries(cc->skel->maps.stacks_0, entries);
 	bpf_map__set_max_entries(cc->skel->maps.stacks_1, entries);
 	bpf_map__set_max_entries(cc->skel->maps.counts_0, entries);
@@ -381,6 +406,8 @@ int ap_unwind_report_stats(struct ap_unwinder *u, int stats_fd, struct ap_profil
 	ap_profile_set_stat(p, "unwind_table_rows", us.rows);
 	ap_profile_set_stat(p, "unwind_table_bytes_peak", us.table_bytes_peak);
 	ap_profile_set_stat(p, "unwind_compile_us", us.compile_ns / 1000);
+	ap_profile_set_stat(p, "unwind_cache_refused", us.cache_refused);
+	ap_profile_set_stat(p, "unwind_cache_write_errors", us.cache_write_errors);
 	return 0;
 }
 

@@ -555,7 +555,8 @@ long ap_lock_table_sorted(const struct ap_lock_table *t, enum ap_lock_group grou
 	for (size_t i = 0; i < t->n; i++)
 		if (ap_lock_kind_group(t->v[i]->kind) == group)
 			v[n++] = t->v[i];
-	qsort(v, n, sizeof(*v), cmp_total_desc);
+	if (n > 1) /* qsort(NULL, 0) is UB */
+		qsort(v, n, sizeof(*v), cmp_total_desc);
 	*out = v;
 	return (long)n;
 }

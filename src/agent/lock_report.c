@@ -108,9 +108,12 @@ static void sort_entry(const struct ap_lock_entry *ce)
 {
 	struct ap_lock_entry *e = (struct ap_lock_entry *)ce;
 
-	qsort(e->holders, e->nholders, sizeof(*e->holders), cmp_holder);
-	qsort(e->stacks, e->nstacks, sizeof(*e->stacks), cmp_stack);
-	qsort(e->waiters, e->nwaiters, sizeof(*e->waiters), cmp_waiter);
+	if (e->nholders > 1) /* qsort(NULL, 0) is UB */
+		qsort(e->holders, e->nholders, sizeof(*e->holders), cmp_holder);
+	if (e->nstacks > 1) /* qsort(NULL, 0) is UB */
+		qsort(e->stacks, e->nstacks, sizeof(*e->stacks), cmp_stack);
+	if (e->nwaiters > 1) /* qsort(NULL, 0) is UB */
+		qsort(e->waiters, e->nwaiters, sizeof(*e->waiters), cmp_waiter);
 }
 
 /* ---- text ---- */
@@ -268,8 +271,8 @@ int ap_lock_write_text(const struct ap_lock_table *t, const struct ap_profile *p
 		err = text_group(out, t, p, AP_LOCK_GROUP_OTHER,
 				 "Other futex waits (not recognised as locks)", top_n, histograms);
 	text_stats(out, p);
-	if (!err && ferror(out))
-		err = -EIO;
+	if (!err)
+		err = ap_stream_status(out);
 	return err;
 }
 
@@ -442,7 +445,7 @@ int ap_lock_write_json(const struct ap_lock_table *t, const struct ap_profile *p
 		fprintf(out, ":%" PRIu64, s->value);
 	}
 	fputs("}}\n", out);
-	if (!err && ferror(out))
-		err = -EIO;
+	if (!err)
+		err = ap_stream_status(out);
 	return err;
 }

@@ -88,4 +88,8 @@ void ap_summary_print(const struct ap_agent_opts *opts, const struct ap_profile 
 			"stacks",
 			(unsigned long long)ap_profile_get_stat(p, "unwind_files_over_budget"),
 			(unsigned long long)ap_profile_get_stat(p, "unwind_table_bytes_peak") >> 20);
+	if (with_shared && ap_profile_get_stat(p, "unwind_cache_write_errors"))
+		ap_warn("%llu compiled unwind tables could not be written to the cache (disk "
+			"full or read-only?): the next run compiles them again",
+			(unsigned long long)ap_profile_get_stat(p, "unwind_cache_write_errors"));
 }

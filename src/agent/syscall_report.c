@@ -49,7 +49,8 @@ static const struct ap_sys_entry **sorted_entries(const struct ap_sys_table *t, 
 		return NULL;
 	for (size_t i = 0; i < *n; i++)
 		v[i] = ap_sys_table_entry(t, i);
-	qsort(v, *n, sizeof(*v), by_total);
+	if (*n > 1) /* qsort(NULL, 0) is UB */
+		qsort(v, *n, sizeof(*v), by_total);
 	return v;
 }
 
@@ -197,7 +198,7 @@ int ap_sys_write_text(const struct ap_sys_table *t, const struct ap_profile *p, 
 		fprintf(out, "\n");
 	}
 	free(v);
-	return ferror(out) ? -EIO : 0;
+	return ap_stream_status(out);
 }
 
 /* A JSON string: escapes, and invalid UTF-8 bytes as U+FFFD. */
@@ -297,5 +298,5 @@ int ap_sys_write_json(const struct ap_sys_table *t, const struct ap_profile *p, 
 	}
 	fprintf(out, "%s}\n}\n", p && ap_profile_nstats(p) ? "\n  " : "");
 	free(v);
-	return ferror(out) ? -EIO : 0;
+	return ap_stream_status(out);
 }

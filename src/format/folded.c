@@ -139,7 +139,8 @@ int ap_write_folded(const struct ap_profile *p, FILE *out, const struct ap_write
 		lines[nlines++].weight = s->values[vi];
 	}
 	/* samples that differ only in pid/tid/labels fold to the same line: sort, then merge */
-	qsort(lines, nlines, sizeof(*lines), line_cmp);
+	if (nlines > 1) /* qsort(NULL, 0) is UB */
+		qsort(lines, nlines, sizeof(*lines), line_cmp);
 	for (size_t i = 0; i < nlines;) {
 		uint64_t w = lines[i].weight;
 		size_t j = i + 1;
@@ -149,8 +150,7 @@ int ap_write_folded(const struct ap_profile *p, FILE *out, const struct ap_write
 		fprintf(out, "%s %llu\n", lines[i].text, (unsigned long long)w);
 		i = j;
 	}
-	if (fflush(out) || ferror(out))
-		err = -EIO;
+	err = ap_stream_status(out);
 out:
 	for (size_t i = 0; lines && i < nlines; i++)
 		free(lines[i].text);

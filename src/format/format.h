@@ -3,10 +3,21 @@
 #ifndef AP_FORMAT_H
 #define AP_FORMAT_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
 
 #include "profile.h"
+
+/* 0 when everything written to `out` reached it; else why not: fflush's errno (ENOSPC on a
+ * full disk, so the user is told that and not "I/O error"), -EIO when unknown. */
+static inline int ap_stream_status(FILE *out)
+{
+	errno = 0;
+	if (fflush(out) == 0 && !ferror(out))
+		return 0;
+	return errno ? -errno : -EIO;
+}
 
 enum ap_format {
 	AP_FORMAT_NONE = 0,

@@ -222,7 +222,5 @@ int ap_write_json(const struct ap_profile *p, FILE *out, const struct ap_write_o
 	write_stacks(out, p);
 	write_samples(out, p);
 	fputs("}\n", out);
-	if (fflush(out) || ferror(out))
-		return -EIO;
-	return 0;
+	return ap_stream_status(out);
 }

@@ -280,8 +280,8 @@ static int wr_emit(const Perftools__Profiles__Profile *msg, FILE *out)
 	err = s->err ? s->err : gz_deflate(s, Z_FINISH);
 	deflateEnd(&s->zs);
 	free(s);
-	if (!err && (fflush(out) != 0 || ferror(out)))
-		err = -EIO;
+	if (!err)
+		err = ap_stream_status(out);
 	return err;
 }
 

@@ -138,7 +138,8 @@ static int build_names(struct svg_ctx *c)
 		if (!ents[n++].s)
 			goto out;
 	}
-	qsort(ents, n, sizeof(*ents), ent_cmp);
+	if (n > 1) /* qsort(NULL, 0) is UB */
+		qsort(ents, n, sizeof(*ents), ent_cmp);
 	c->names = calloc(n ? n : 1, sizeof(*c->names));
 	c->cls = calloc(n ? n : 1, sizeof(*c->cls));
 	if (!c->names || !c->cls)
@@ -220,7 +221,8 @@ static int build_paths(struct svg_ctx *c)
 	}
 	for (size_t i = 0; i < c->npaths; i++)
 		c->paths[i].ids = c->pool + c->paths[i].off;
-	qsort(c->paths, c->npaths, sizeof(*c->paths), path_cmp);
+	if (c->npaths > 1) /* qsort(NULL, 0) is UB */
+		qsort(c->paths, c->npaths, sizeof(*c->paths), path_cmp);
 	return 0;
 }
 
@@ -647,8 +649,7 @@ int ap_write_svg(const struct ap_profile *p, FILE *out, const struct ap_write_op
 		if (c.nodes[i].depth > c.max_depth && node_visible(&c, &c.nodes[i]))
 			c.max_depth = c.nodes[i].depth;
 	write_document(out, &c, opts);
-	if (fflush(out) || ferror(out))
-		err = -EIO;
+	err = ap_stream_status(out);
 out:
 	for (size_t i = 0; i < c.nnames; i++)
 		free(c.names[i]);

@@ -85,7 +85,8 @@ static int build_functions(const struct ap_profile *p, struct fn **fns_out, size
 			goto out;
 		sanitize(ents[i].name);
 	}
-	qsort(ents, nframes, sizeof(*ents), frame_ent_cmp);
+	if (nframes > 1) /* qsort(NULL, 0) is UB */
+		qsort(ents, nframes, sizeof(*ents), frame_ent_cmp);
 	for (size_t i = 0; i < nframes; i++) {
 		/* compare with the last function: ents[i - 1].name may have moved into it */
 		if (!nfns ||
@@ -208,7 +209,8 @@ int ap_write_text(const struct ap_profile *p, FILE *out, const struct ap_write_o
 	if (err)
 		goto out;
 	accumulate(p, vi, fns, fn_of);
-	qsort(fns, nfns, sizeof(*fns), fn_cmp);
+	if (nfns > 1) /* qsort(NULL, 0) is UB */
+		qsort(fns, nfns, sizeof(*fns), fn_cmp);
 
 	write_header(out, p, vi, total, nfns);
 	rows = nfns < top_n ? nfns : top_n;
@@ -233,8 +235,7 @@ int ap_write_text(const struct ap_profile *p, FILE *out, const struct ap_write_o
 		fputc('\n', out);
 	}
 flush:
-	if (fflush(out) || ferror(out))
-		err = -EIO;
+	err = ap_stream_status(out);
 out:
 	for (size_t i = 0; fns && i < nfns; i++)
 		free(fns[i].name);

@@ -198,7 +198,8 @@ const char *ap_perfmap_find(struct ap_perfmap *m, uint64_t addr, uint64_t *start
 	if (!m || !m->n)
 		return NULL;
 	if (!m->sorted) {
-		qsort(m->v, m->n, sizeof(*m->v), ent_cmp);
+		if (m->n > 1) /* qsort(NULL, 0) is UB */
+			qsort(m->v, m->n, sizeof(*m->v), ent_cmp);
 		m->sorted = true;
 	}
 	hi = m->n;

@@ -293,6 +293,19 @@ static bool advance(struct exec *x, struct run_ctx *rc, uint64_t loc)
 	return rc->cb_ret == 0 && x->loc < rc->fde->end;
 }
 
+/* v * data_align. A product that does not fit in 64 bits is malformed CFI (it marks the reader
+ * failed) rather than signed overflow, which is undefined behaviour. */
+static int64_t scale(struct rd *r, int64_t v, int64_t da)
+{
+	int64_t out;
+
+	if (__builtin_mul_overflow(v, da, &out)) {
+		r->err = true;
+		return 0;
+	}
+	return out;
+}
+
 /* Run a CFA program. Returns 0, -EINVAL (malformed or unknown opcode) or 1 (stopped). */
 static int run(struct exec *x, const struct cie *c, const uint8_t *p, const uint8_t *end,
 	       struct run_ctx *rc)
@@ -312,7 +325,8 @@ static int run(struct exec *x, const struct cie *c, const uint8_t *p, const uint
 				return 1;
 			continue;
 		case 2: /* DW_CFA_offset */
-			set_rule(x, c, low, AP_RULE_OFFSET, (int64_t)rd_uleb(&r) * da, 0, NULL, 0);
+			set_rule(x, c, low, AP_RULE_OFFSET, scale(&r, (int64_t)rd_uleb(&r), da), 0, NULL,
+				 0);
 			continue;
 		case 3: { /* DW_CFA_restore */
 			struct ap_cfi_rule *rl = rule_of(x, c, low);
@@ -339,7 +353,8 @@ static int run(struct exec *x, const struct cie *c, const uint8_t *p, const uint
 			break;
 		case 0x05: /* offset_extended */
 			reg = rd_uleb(&r);
-			set_rule(x, c, reg, AP_RULE_OFFSET, (int64_t)rd_uleb(&r) * da, 0, NULL, 0);
+			set_rule(x, c, reg, AP_RULE_OFFSET, scale(&r, (int64_t)rd_uleb(&r), da), 0, NULL,
+				 0);
 			break;
 		case 0x06: { /* restore_extended */
 			struct ap_cfi_rule *rl;
@@ -407,31 +422,32 @@ static int run(struct exec *x, const struct cie *c, const uint8_t *p, const uint
 			break;
 		case 0x11: /* offset_extended_sf */
 			reg = rd_uleb(&r);
-			set_rule(x, c, reg, AP_RULE_OFFSET, rd_sleb(&r) * da, 0, NULL, 0);
+			set_rule(x, c, reg, AP_RULE_OFFSET, scale(&r, rd_sleb(&r), da), 0, NULL, 0);
 			break;
 		case 0x12: /* def_cfa_sf */
 			x->cur.cfa_reg = (uint32_t)rd_uleb(&r);
-			x->cur.cfa_off = rd_sleb(&r) * da;
+			x->cur.cfa_off = scale(&r, rd_sleb(&r), da);
 			x->cur.cfa_expr = NULL;
 			break;
 		case 0x13: /* def_cfa_offset_sf */
-			x->cur.cfa_off = rd_sleb(&r) * da;
+			x->cur.cfa_off = scale(&r, rd_sleb(&r), da);
 			break;
 		case 0x14: /* val_offset */
 			reg = rd_uleb(&r);
-			set_rule(x, c, reg, AP_RULE_VAL_OFFSET, (int64_t)rd_uleb(&r) * da, 0, NULL,
-				 0);
+			set_rule(x, c, reg, AP_RULE_VAL_OFFSET, scale(&r, (int64_t)rd_uleb(&r), da), 0,
+				 NULL, 0);
 			break;
 		case 0x15: /* val_offset_sf */
 			reg = rd_uleb(&r);
-			set_rule(x, c, reg, AP_RULE_VAL_OFFSET, rd_sleb(&r) * da, 0, NULL, 0);
+			set_rule(x, c, reg, AP_RULE_VAL_OFFSET, scale(&r, rd_sleb(&r), da), 0, NULL, 0);
 			break;
 		case 0x2e: /* GNU_args_size */
 			rd_uleb(&r);
 			break;
 		case 0x2f: /* GNU_negative_offset_extended */
 			reg = rd_uleb(&r);
-			set_rule(x, c, reg, AP_RULE_OFFSET, -(int64_t)rd_uleb(&r) * da, 0, NULL, 0);
+			set_rule(x, c, reg, AP_RULE_OFFSET,
+				 scale(&r, scale(&r, (int64_t)rd_uleb(&r), da), -1), 0, NULL, 0);
 			break;
 		default:
 			return -EINVAL;

@@ -598,7 +598,8 @@ int ap_cfi_table_build_into(Elf *elf, struct ap_cfi_table *t, const struct ap_cf
 			goto out;
 		t->stats.fdes += ps.fdes;
 		t->stats.fdes_bad += ps.fdes_bad;
-		qsort(b.ranges, b.nranges, sizeof(*b.ranges), cmp_range);
+		if (b.nranges > 1) /* qsort(NULL, 0) is UB */
+			qsort(b.ranges, b.nranges, sizeof(*b.ranges), cmp_range);
 	}
 	if (have_dbg) {
 		b.debug_frame = true;

@@ -53,6 +53,8 @@ struct ap_unwinder_stats {
 	uint64_t compile_ns;	    /* time spent compiling and loading file tables */
 	uint64_t files_live;	    /* file tables loaded now */
 	uint64_t pids_live;	    /* processes with tables now */
+	uint64_t cache_refused;	    /* on-disk cache entries unusable (damaged, stale): compiled */
+	uint64_t cache_write_errors; /* compiled tables not cached (disk full, read-only, ...) */
 };
 
 /* Create the table maps and the compile worker thread. Returns NULL with errno set (EPERM

@@ -300,18 +300,22 @@ static bool run_job(struct ap_unwinder *u, struct job *j)
 	struct install *in = NULL;
 	uint64_t t0, bytes = 0, guess;
 	uint32_t slot = AP_UNWIND_NO_FILE;
-	bool cached;
-	int err;
+	bool cached, refused = false, store_failed = false;
+	int err, cerr = -ENOENT;
 
 	pthread_mutex_unlock(&u->lock);
 	t0 = ap_mono_ns();
 	/* t->build_id is written before the job is queued and not after */
-	cached = t->build_id[0] && !ap_uw_cache_load(u, t->build_id, &c, &sink);
+	if (t->build_id[0])
+		cerr = ap_uw_cache_load(u, t->build_id, &c, &sink);
+	cached = !cerr;
 	if (!cached) {
+		/* no entry (or no cache) is the normal miss; anything else is counted */
+		refused = cerr != -ENOENT && cerr != -ENAMETOOLONG;
 		file_map_close(&m); /* a partly loaded cache entry */
 		err = ap_cfi_table_from_fd_into(j->fd, &c, &sink);
-		if (!err && t->build_id[0])
-			ap_uw_cache_store(u, t->build_id, &c); /* best effort */
+		if (!err && t->build_id[0] && u->cache_dir[0])
+			store_failed = ap_uw_cache_store(u, t->build_id, &c) != 0; /* best effort */
 	} else {
 		err = 0;
 	}
@@ -320,6 +324,8 @@ static bool run_job(struct ap_unwinder *u, struct job *j)
 		in = calloc(1, sizeof(*in));
 	pthread_mutex_lock(&u->lock);
 	u->st.compile_ns += ap_mono_ns() - t0; /* the installer adds its part */
+	u->st.cache_refused += refused;
+	u->st.cache_write_errors += store_failed;
 
 	if (!err) {
 		guess = (ap_cfi_table_entries(&c) * 8 + 4095) / 4096 * 4096 + 1024;
@@ -395,7 +401,7 @@ int ap_uw_worker_start(struct ap_unwinder *u)
 	err = pthread_create(&u->worker, NULL, worker_main, u);
 	if (err) {
 		ap_uw_installer_stop(u);
-		u->stop = false;
+		u->install_stop = false;
 		return -err;
 	}
 	u->worker_ok = true;

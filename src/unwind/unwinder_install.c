@@ -62,7 +62,7 @@ static void *installer_main(void *arg)
 		uint32_t n = 0;
 
 		if (!u->installs) {
-			if (u->stop)
+			if (u->install_stop)
 				break;
 			pthread_cond_wait(&u->install_wake, &u->lock);
 			continue;
@@ -116,7 +116,7 @@ void ap_uw_installer_stop(struct ap_unwinder *u)
 	if (!u->installer_ok)
 		return;
 	pthread_mutex_lock(&u->lock);
-	u->stop = true;
+	u->install_stop = true;
 	pthread_cond_broadcast(&u->install_wake);
 	pthread_mutex_unlock(&u->lock);
 	pthread_join(u->installer, NULL); /* it installs what the worker queued first */

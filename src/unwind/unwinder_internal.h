@@ -104,6 +104,9 @@ struct ap_unwinder {
 	pthread_cond_t install_wake; /* an install was queued, or stop */
 	pthread_t worker, installer;
 	bool worker_ok, installer_ok, stop;
+	/* the installer's own stop: set after the worker has stopped, so that it finishes what
+	 * the worker hands over until then (with `stop` alone it could quit first, leaking it) */
+	bool install_stop;
 	struct job *jobs, *jobs_tail;
 	struct install *installs, **installs_tail;
 	uint32_t busy; /* jobs queued, running or installing */

@@ -16,7 +16,9 @@ PROTO_DIR = os.environ["AP_PPROF_PROTO_DIR"]
 
 require_bpf()
 with tempfile.TemporaryDirectory() as tmp:
-    wl, pid = start_workload("ap_chain", 8)
+    # it outlives the four runs (each one's start-up takes seconds on a loaded machine or
+    # under ASan) and is stopped after them
+    wl, pid = start_workload("ap_chain", 120)
     pb = os.path.join(tmp, "p.pb.gz")
     agent("-m", "cpu", "-p", pid, "-d", "2s", "-s", "99", "-o", pb)
     svg = os.path.join(tmp, "p.svg")
@@ -24,6 +26,7 @@ with tempfile.TemporaryDirectory() as tmp:
     js = os.path.join(tmp, "p.json")
     agent("-m", "cpu", "-p", pid, "-d", "1s", "-o", js)
     text = agent("-m", "cpu", "-p", pid, "-d", "1s", "--format", "text").stdout
+    wl.kill()
     wait_all([wl])
 
     # pprof: decode with protoc against the packaged profile.proto

@@ -37,10 +37,27 @@ def require_bpf():
         skip("kernel has no BTF (/sys/kernel/btf/vmlinux)")
 
 
+# Set by CTest in a sanitizer build (tests/CMakeLists.txt): "address" or "thread", else "".
+SANITIZER = os.environ.get("AP_SANITIZER", "")
+SAN_EXIT = 23  # the exit code the sanitizer options give a report
+_SAN_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error: ",
+                "WARNING: ThreadSanitizer", "ERROR: ThreadSanitizer")
+
+
+def check_sanitizer(res, cmd):
+    """Fail on a sanitizer report, even from a run that was expected to exit non-zero."""
+    err = res.stderr if isinstance(res.stderr, str) else ""
+    if res.returncode == SAN_EXIT or any(m in err for m in _SAN_MARKERS):
+        fail(f"sanitizer report from {' '.join(map(str, cmd))} (exit {res.returncode}):\n{err}")
+
+
 def agent(*args, timeout=60, check_rc=True, env=None):
     """Run aperture-agent; returns the CompletedProcess."""
     cmd = [os.path.join(BIN_DIR, "aperture-agent"), *map(str, args)]
+    if SANITIZER:
+        timeout *= 3  # instrumented code runs 2-3x slower
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    check_sanitizer(res, cmd)
     if check_rc and res.returncode != 0:
         fail(f"{' '.join(cmd)} exited {res.returncode}\nstdout:{res.stdout}\nstderr:{res.stderr}")
     return res
@@ -48,7 +65,11 @@ def agent(*args, timeout=60, check_rc=True, env=None):
 
 def cli(*args, timeout=60):
     cmd = [os.path.join(BIN_DIR, "aperture"), *map(str, args)]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if SANITIZER:
+        timeout *= 3
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    check_sanitizer(res, cmd)
+    return res
 
 
 def start_workload(name, *args):

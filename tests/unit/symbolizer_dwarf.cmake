@@ -86,3 +86,13 @@ foreach(t test_symbolizer_dwarf test_symbolizer_jit test_symbolizer_debuginfod)
     target_compile_definitions(${t} PRIVATE AP_DWFIX_DIR="${AP_DWFIX_DIR}")
   endif()
 endforeach()
+
+# binutils' addr2line (2.40) misses the inlined frames in clang's DWARF 5, where LLVM's agrees
+# with libdw: a clang build (the sanitizer builds) compares with llvm-addr2line (package llvm).
+if(CMAKE_C_COMPILER_ID MATCHES "Clang")
+  find_program(AP_LLVM_ADDR2LINE NAMES llvm-addr2line llvm-addr2line-14)
+  if(AP_LLVM_ADDR2LINE)
+    target_compile_definitions(test_symbolizer_dwarf PRIVATE
+      AP_ADDR2LINE="${AP_LLVM_ADDR2LINE}")
+  endif()
+endif()

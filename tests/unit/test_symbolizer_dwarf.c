@@ -487,6 +487,10 @@ static void chain_text(char *out, size_t len, const struct ap_src_frame *f, size
 					 f[i].file ? tu_base(f[i].file) : "??", f[i].line);
 }
 
+#ifndef AP_ADDR2LINE /* llvm-addr2line for a clang build: tests/unit/symbolizer_dwarf.cmake */
+#define AP_ADDR2LINE "addr2line"
+#endif
+
 /* Run addr2line over addrs; fills refs[i] in our chain_text format. */
 static void addr2line_refs(const char *exe, const uint64_t *addrs, size_t n,
 			   struct ref_chain *refs)
@@ -501,7 +505,7 @@ static void addr2line_refs(const char *exe, const uint64_t *addrs, size_t n,
 	for (size_t i = 0; i < n; i++)
 		fprintf(f, "0x%" PRIx64 "\n", addrs[i]);
 	fclose(f);
-	snprintf(cmd, sizeof(cmd), "addr2line -i -f -a -e '%s' < %s", exe, list);
+	snprintf(cmd, sizeof(cmd), AP_ADDR2LINE " -i -f -a -e '%s' < %s", exe, list);
 	f = popen(cmd, "r");
 	assert_non_null(f);
 	while (fgets(line, sizeof(line), f)) {

@@ -10,6 +10,7 @@ target_compile_options(unwfix PRIVATE -O2 -fomit-frame-pointer)
 target_compile_options(unwfix_dbg PRIVATE -O2 -fomit-frame-pointer -g -gz=zlib
                        -fno-asynchronous-unwind-tables -fno-unwind-tables)
 set_target_properties(unwfix unwfix_dbg PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${AP_TEST_BIN_DIR})
+ap_no_sanitize(unwfix unwfix_dbg)
 # the replay test names its own frames with dladdr()
 set_target_properties(test_unwind_cfi PROPERTIES ENABLE_EXPORTS ON)
 target_link_libraries(test_unwind_cfi PRIVATE unwfix ${CMAKE_DL_LIBS})

@@ -18,6 +18,7 @@ add_executable(nofp_lock nofp_lock.c)
 target_link_libraries(nofp_lock PRIVATE Threads::Threads)
 foreach(t nofp_lib nofp_dl nofp_chain nofp_cpp nofp_sleep nofp_lock)
   target_compile_options(${t} PRIVATE ${AP_NOFP_FLAGS})
+  ap_no_sanitize(${t})
   set_target_properties(${t} PROPERTIES
     RUNTIME_OUTPUT_DIRECTORY ${AP_TEST_BIN_DIR} LIBRARY_OUTPUT_DIRECTORY ${AP_TEST_BIN_DIR})
 endforeach()
