@@ -269,8 +269,16 @@ static int parse_line(struct ap_profile *p, char *line, size_t len, struct id_bu
 			if (smp.comm == UINT32_MAX)
 				goto nomem;
 		} else {
-			uint32_t id = parse_frame(p, start, (size_t)(end - start));
+			uint32_t id;
 
+			/* the pprof writer and reader take no deeper stack: refuse it here rather
+			 * than write a file that does not read back */
+			if (ids->n == AP_FORMAT_MAX_STACK_DEPTH) {
+				snprintf(why, whylen, "stack deeper than %d frames",
+					 AP_FORMAT_MAX_STACK_DEPTH);
+				return -EINVAL;
+			}
+			id = parse_frame(p, start, (size_t)(end - start));
 			if (id == UINT32_MAX || id_push(ids, id))
 				goto nomem;
 		}
