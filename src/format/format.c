@@ -202,6 +202,19 @@ size_t ap_utf8_seq_len(const char *str, size_t n)
 	return len;
 }
 
+const char *ap_format_size(uint64_t v, char *buf, size_t len)
+{
+	static const char *const units[] = {"bytes", "KiB", "MiB", "GiB", "TiB"};
+	size_t u = 0;
+
+	while (u + 1 < ARRAY_SIZE(units) && v >= 1024) {
+		v /= 1024;
+		u++;
+	}
+	snprintf(buf, len, "%llu %s", (unsigned long long)v, units[u]);
+	return buf;
+}
+
 const char *ap_format_count(uint64_t v, char *buf, size_t len)
 {
 	char digits[24], out[32];
@@ -225,6 +238,7 @@ static int read_all(const char *path, uint64_t max, char **out, size_t *outlen, 
 {
 	bool is_stdin = strcmp(path, "-") == 0;
 	size_t cap = 64 * 1024, len = 0;
+	char szbuf[32];
 	char *buf = NULL, *n;
 	struct stat st;
 	int fd, ret = 0;
@@ -295,8 +309,8 @@ static int read_all(const char *path, uint64_t max, char **out, size_t *outlen, 
 	goto out;
 too_big:
 	ret = -EFBIG;
-	snprintf(err, errlen, "%s: larger than %llu MiB; refusing (raise with --max-size)", path,
-		 (unsigned long long)(max >> 20));
+	snprintf(err, errlen, "%s: larger than %s; refusing (raise with --max-size)", path,
+		 ap_format_size(max, szbuf, sizeof(szbuf)));
 	goto out;
 nomem:
 	snprintf(err, errlen, "%s: out of memory", path);
@@ -407,6 +421,13 @@ int ap_read_profile_file_limited(const char *path, const struct ap_read_limits *
 		break;
 	case SNIFF_JSON:
 		ret = ap_read_json(buf, len, max_inflated, p, msg, sizeof(msg));
+		if (ret == -EINVAL) {
+			size_t l = strlen(msg);
+
+			snprintf(msg + l, sizeof(msg) - l,
+				 " (read as Aperture JSON, see docs/json-format.md; other JSON "
+				 "formats are not read)");
+		}
 		break;
 	case SNIFF_FOLDED:
 		ret = parse_folded_buf(buf, len, p, msg, sizeof(msg));

@@ -101,6 +101,10 @@ int ap_format_value_index(const struct ap_profile *p, const struct ap_write_opts
  * are not valid UTF-8 (overlong, surrogate, truncated, > U+10FFFF). */
 size_t ap_utf8_seq_len(const char *s, size_t n);
 
+/* A byte count for messages: "256 MiB", "1 GiB", "100 KiB", "512 bytes" (rounded down to
+ * the largest unit it fills). Returns buf. */
+const char *ap_format_size(uint64_t v, char *buf, size_t len);
+
 /* v with thousands separators ("1,234,567") into buf. Returns buf. */
 const char *ap_format_count(uint64_t v, char *buf, size_t len);
 

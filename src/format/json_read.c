@@ -391,10 +391,12 @@ int ap_read_json(const char *buf, size_t len, uint64_t max_mem, struct ap_profil
 		if (errno == ENOMEM)
 			return -ENOMEM;
 		if (strstr(msg, "more than") && strstr(msg, "values")) {
+			char a[32];
+
 			snprintf(err, errlen,
-				 "json: more than %zu values would take over %llu MiB to parse; "
+				 "json: more than %zu values would take over %s to parse; "
 				 "refusing (raise with aperture report --max-size)",
-				 max_values, (unsigned long long)(max_mem >> 20));
+				 max_values, ap_format_size(max_mem, a, sizeof(a)));
 			return -EFBIG;
 		}
 		return jfail(&r, NULL, "%s", msg);

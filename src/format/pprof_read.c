@@ -39,11 +39,13 @@ static int gunzip(const uint8_t *buf, size_t len, uint64_t max, uint8_t **out, s
 	 * is a file we would reject anyway, a dishonest one is corrupt: refuse both before
 	 * inflating anything. A small claim is only an allocation hint. */
 	if (claim > max) {
+		char a[32], b[32];
+
 		fail(err, errlen,
-		     "pprof: gzip trailer says the data inflates to %u MiB, beyond the %llu MiB "
-		     "limit; refusing (raise with aperture report --max-size), or not a complete "
-		     "gzip file",
-		     claim >> 20, (unsigned long long)(max >> 20));
+		     "pprof: gzip trailer says the data inflates to %s, beyond the %s limit; "
+		     "refusing (raise with aperture report --max-size), or not a complete gzip "
+		     "file",
+		     ap_format_size(claim, a, sizeof(a)), ap_format_size(max, b, sizeof(b)));
 		/* most often a truncated file whose last bytes are not a trailer: bad data */
 		return -EINVAL;
 	}
@@ -66,10 +68,12 @@ static int gunzip(const uint8_t *buf, size_t len, uint64_t max, uint8_t **out, s
 		if (have == cap) {
 			/* a gzip bomb (1000:1) must cost at most `max` bytes of memory */
 			if (cap >= max) {
+				char a[32];
+
 				fail(err, errlen,
-				     "pprof: gzip data inflates beyond %llu MiB; refusing (raise with "
+				     "pprof: gzip data inflates beyond %s; refusing (raise with "
 				     "aperture report --max-size)",
-				     (unsigned long long)(max >> 20));
+				     ap_format_size(max, a, sizeof(a)));
 				ret = -EFBIG;
 				goto out;
 			}
@@ -574,10 +578,12 @@ int ap_read_pprof_limited(const void *buf, size_t len, uint64_t max_inflated,
 			return ret;
 		b = raw;
 	} else if (len > max_inflated) {
+		char a[32];
+
 		fail(err, errlen,
-		     "pprof: %zu bytes of protobuf, over the %llu MiB limit (raise with aperture "
-		     "report --max-size)",
-		     len, (unsigned long long)(max_inflated >> 20));
+		     "pprof: %zu bytes of protobuf, over the %s limit; refusing (raise with "
+		     "aperture report --max-size)",
+		     len, ap_format_size(max_inflated, a, sizeof(a)));
 		return -EFBIG;
 	}
 	m = perftools__profiles__profile__unpack(NULL, rawlen, b);
