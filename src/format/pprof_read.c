@@ -474,8 +474,21 @@ static int rd_labels(struct reader *r, size_t si, const Perftools__Profiles__Sam
 			continue;
 		}
 		memset(&labels[n], 0, sizeof(labels[n]));
-		if ((err = rd_str(r, l->key, &labels[n].key)) ||
-		    (err = rd_str(r, l->str, &labels[n].str)) ||
+		if ((err = rd_str(r, l->key, &labels[n].key)))
+			return err;
+		/* a key twice in one sample has no meaning in the model, and the JSON writer
+		 * would emit an object with a duplicate key no strict reader takes: keep the
+		 * first, count the rest */
+		for (size_t k = 0; k < n; k++) {
+			if (labels[k].key == labels[n].key) {
+				r->labels_dropped++;
+				labels[n].key = UINT32_MAX;
+				break;
+			}
+		}
+		if (labels[n].key == UINT32_MAX)
+			continue;
+		if ((err = rd_str(r, l->str, &labels[n].str)) ||
 		    (err = rd_str(r, l->num_unit, &labels[n].num_unit)))
 			return err;
 		labels[n].num = l->num;
