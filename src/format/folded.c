@@ -145,7 +145,7 @@ int ap_write_folded(const struct ap_profile *p, FILE *out, const struct ap_write
 		size_t j = i + 1;
 
 		for (; j < nlines && strcmp(lines[j].text, lines[i].text) == 0; j++)
-			w += lines[j].weight;
+			w = ap_sat_add(w, lines[j].weight);
 		fprintf(out, "%s %llu\n", lines[i].text, (unsigned long long)w);
 		i = j;
 	}

@@ -105,6 +105,13 @@ size_t ap_utf8_seq_len(const char *s, size_t n);
  * the largest unit it fills). Returns buf. */
 const char *ap_format_size(uint64_t v, char *buf, size_t len);
 
+/* a + b, or UINT64_MAX where that would wrap: the writers' sums over samples saturate as the
+ * model's merged values do (see AP_STAT_VALUES_SATURATED). */
+static inline uint64_t ap_sat_add(uint64_t a, uint64_t b)
+{
+	return a + b < a ? UINT64_MAX : a + b;
+}
+
 /* v with thousands separators ("1,234,567") into buf. Returns buf. */
 const char *ap_format_count(uint64_t v, char *buf, size_t len);
 

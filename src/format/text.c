@@ -145,7 +145,7 @@ static void accumulate(const struct ap_profile *p, int vi, struct fn *fns, const
 			continue;
 		frames = ap_profile_stack(p, s->stack, &n);
 		if (n && frames[0] < nframes)
-			fns[fn_of[frames[0]]].self += w;
+			fns[fn_of[frames[0]]].self = ap_sat_add(fns[fn_of[frames[0]]].self, w);
 		for (size_t j = 0; j < n; j++) {
 			struct fn *f;
 
@@ -155,7 +155,7 @@ static void accumulate(const struct ap_profile *p, int vi, struct fn *fns, const
 			if (f->stamp == i + 1)
 				continue; /* recursion: already counted for this sample */
 			f->stamp = i + 1;
-			f->cum += w;
+			f->cum = ap_sat_add(f->cum, w);
 		}
 	}
 }

@@ -534,6 +534,9 @@ const uint32_t *ap_profile_stack(const struct ap_profile *p, uint32_t id, size_t
 		return NULL;
 	}
 	*n = p->stacks[id].len;
+	/* only empty stacks so far: the pool was never allocated (NULL + 0 is undefined) */
+	if (!p->stack_pool)
+		return (const uint32_t *)p->stacks; /* any non-NULL pointer; *n == 0 */
 	return &p->stack_pool[p->stacks[id].off];
 }
 

@@ -268,6 +268,51 @@ static void test_merge_saturates(void **state)
 	ap_profile_free(p);
 }
 
+/* The writers' own sums (folded lines that merge, flamegraph boxes, the text table) saturate
+ * like the model's merges: two processes at UINT64_MAX on one stack stay at UINT64_MAX. */
+static void test_writers_saturate(void **state)
+{
+	struct ap_profile *p = ap_profile_new();
+	struct ap_sample s = {.values = {UINT64_MAX}};
+	uint32_t id;
+	size_t len;
+	char *out;
+
+	(void)state;
+	assert_int_equal(ap_profile_add_value_type(p, "samples", "count"), 0);
+	id = ap_profile_add_named_frame(p, "hot", "app", AP_FRAME_USER);
+	s.stack = ap_profile_add_stack(p, &id, 1);
+	s.comm = ap_profile_intern(p, "app");
+	s.pid = 1;
+	assert_int_equal(ap_profile_add_sample(p, &s), 0);
+	s.pid = 2;
+	assert_int_equal(ap_profile_add_sample(p, &s), 0);
+	assert_true(ap_profile_total(p, 0) == UINT64_MAX);
+	out = mem_write(p, AP_FORMAT_FOLDED, &len);
+	assert_string_equal(out, "app;hot 18446744073709551615\n");
+	free(out);
+	out = mem_write(p, AP_FORMAT_TEXT, &len);
+	assert_non_null(strstr(out, "18,446,744,073,709,551,615"));
+	free(out);
+	out = mem_write(p, AP_FORMAT_SVG, &len);
+	assert_non_null(strstr(out, "data-total=\"18446744073709551615\""));
+	free(out);
+	ap_profile_free(p);
+
+	/* only empty stacks: the frame pool was never allocated */
+	p = ap_profile_new();
+	assert_int_equal(ap_profile_add_value_type(p, "samples", "count"), 0);
+	s.stack = ap_profile_add_stack(p, NULL, 0);
+	assert_int_equal(ap_profile_add_sample(p, &s), 0);
+	{
+		size_t n = 1;
+
+		assert_non_null(ap_profile_stack(p, s.stack, &n));
+		assert_int_equal(n, 0);
+	}
+	ap_profile_free(p);
+}
+
 static struct ap_profile *rich_profile(void)
 {
 	struct ap_profile *p = ap_profile_new();
@@ -501,7 +546,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_device_refused),   cmocka_unit_test(test_input_size_cap),
 	    cmocka_unit_test(test_gzip_bomb),	     cmocka_unit_test(test_stack_depth_agrees),
-	    cmocka_unit_test(test_merge_saturates),  cmocka_unit_test(test_json_round_trip),
+	    cmocka_unit_test(test_merge_saturates),  cmocka_unit_test(test_writers_saturate),
+	    cmocka_unit_test(test_json_round_trip),
 	    cmocka_unit_test(test_sniff_messages),   cmocka_unit_test(test_text_long_name),
 	    cmocka_unit_test(test_wasm_instrument_bad_call),
 	};
