@@ -19,11 +19,15 @@
 static void report_usage(FILE *out)
 {
 	fprintf(out,
-		"Usage: aperture report FILE [-o OUT] [--format FMT] [--top N]\n"
+		"Usage: aperture report FILE [-o OUT] [--format FMT] [--top N] [--max-size SIZE]\n"
 		"\n"
-		"Read a pprof (.pb.gz) or folded profile. Without -o, print the top functions\n"
-		"(self and cumulative); with -o, convert it (format from --format or OUT's\n"
-		"extension: svg, folded, pprof, json, text).\n");
+		"Read a pprof (.pb.gz), Aperture JSON or folded profile (FILE '-' = stdin).\n"
+		"Without -o, print the top functions (self and cumulative); with -o, convert it\n"
+		"(format from --format or OUT's extension: svg, folded, pprof, json, text).\n"
+		"\n"
+		"  --max-size SIZE  refuse inputs larger than SIZE, and gzip or JSON data that\n"
+		"                   would take more than SIZE of memory to decode (default: 1GiB\n"
+		"                   read, 256MiB decoded)\n");
 }
 
 static int report_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -60,10 +64,12 @@ int ap_cli_report(int argc, char **argv)
 		{ "output", required_argument, NULL, 'o' },
 		{ "format", required_argument, NULL, 'f' },
 		{ "top", required_argument, NULL, 'n' },
+		{ "max-size", required_argument, NULL, 'm' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct ap_write_opts wo = { .value_index = -1 };
+	struct ap_read_limits limits = { 0 };
 	enum ap_format fmt = AP_FORMAT_NONE;
 	const char *output = NULL;
 	struct ap_profile *p = NULL;
@@ -89,6 +95,12 @@ int ap_cli_report(int argc, char **argv)
 						    MAX_TOP);
 			wo.top_n = v;
 			break;
+		case 'm':
+			if (ap_parse_size(optarg, 4096, UINT64_MAX / 4, &v))
+				return report_error("invalid --max-size '%s' (e.g. 2GiB)", optarg);
+			limits.max_input = v;
+			limits.max_inflated = v;
+			break;
 		case 'h':
 			report_usage(stdout);
 			return AP_EXIT_OK;
@@ -109,7 +121,7 @@ int ap_cli_report(int argc, char **argv)
 			return report_error("cannot tell the format of '%s': use --format", output);
 	}
 
-	ret = ap_read_profile_file(argv[optind], &p, err, sizeof(err));
+	ret = ap_read_profile_file_limited(argv[optind], &limits, &p, err, sizeof(err));
 	if (ret) {
 		fprintf(stderr, "aperture report: %s\n", err[0] ? err : strerror(-ret));
 		return ret == -ENOENT || ret == -EACCES || ret == -EINVAL ? AP_EXIT_USAGE

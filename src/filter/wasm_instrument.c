@@ -230,6 +230,31 @@ static int64_t insn_extra(const struct wasm_module *m, const struct wasm_insn *i
 	}
 }
 
+static int __attribute__((format(printf, 3, 4)))
+bad_module(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return -EINVAL;
+}
+
+/* A call's target must exist: the parser records calls without checking them (validation
+ * does), and call_syncs/insn_extra index funcs[] with it. */
+static int check_call(const struct wasm_module *m, const struct wasm_func *f,
+		      const struct wasm_insn *in, char *err, size_t errlen)
+{
+	if (in->kind == WASM_INSN_CALL && in->imm >= (uint64_t)m->nfunc_imports + m->nfuncs)
+		return bad_module(err, errlen,
+				  "function %u calls function %u, which does not exist",
+				  (unsigned)(f - m->funcs) + m->nfunc_imports, in->imm);
+	return 0;
+}
+
 /* Pass 1: the cost of the function region (returned) and of each loop region. */
 static int count_regions(const struct wasm_module *m, const struct wasm_func *f, struct regions *rg,
 			 int64_t *func_cost, char *err, size_t errlen)
@@ -246,6 +271,8 @@ static int count_regions(const struct wasm_module *m, const struct wasm_func *f,
 	while (r.p < r.end) {
 		int64_t c;
 		if (wasm_next_insn(&r, &in, err, errlen))
+			return -EINVAL;
+		if (check_call(m, f, &in, err, errlen))
 			return -EINVAL;
 		c = 1 + insn_extra(m, &in, rg->depth, in.kind == WASM_INSN_END && !rg->depth);
 		if (cur < 0)
@@ -306,7 +333,7 @@ static int put_body(struct buf *b, const struct wasm_module *m, const struct was
 	while (r.p < r.end) {
 		const uint8_t *start = r.p;
 		bool sync = false;
-		if (wasm_next_insn(&r, &in, err, errlen)) {
+		if (wasm_next_insn(&r, &in, err, errlen) || check_call(m, f, &in, err, errlen)) {
 			free(out.p);
 			return -EINVAL;
 		}
@@ -332,8 +359,14 @@ static int put_body(struct buf *b, const struct wasm_module *m, const struct was
 		put(&out, start, (size_t)(r.p - start));
 		if ((in.kind == WASM_INSN_CALL || in.kind == WASM_INSN_CALL_INDIRECT) && sync)
 			put_load(&out, gfuel, lfuel);
-		if (in.kind == WASM_INSN_LOOP)
+		if (in.kind == WASM_INSN_LOOP) {
+			/* pass 1 read the same bytes; never index past what it counted */
+			if (loop >= rg->nloops) {
+				free(out.p);
+				return bad_module(err, errlen, "loop count changed between passes");
+			}
 			put_meter(&out, gfuel, lfuel, rg->loop_cost[loop++]);
+		}
 		if (in.kind == WASM_INSN_BLOCK || in.kind == WASM_INSN_LOOP)
 			depth++;
 		else if (in.kind == WASM_INSN_END && depth > 0)
@@ -430,6 +463,35 @@ static void put_exports(struct buf *out, const struct wasm_module *m, uint32_t g
 	free(s.p);
 }
 
+/* Everything the rewrite indexes with, checked against the module's counts and bytes, so the
+ * instrumenter is safe on a module that was parsed but never validated. */
+static int check_module(const struct wasm_module *m, char *err, size_t errlen)
+{
+	if (!m->bytes && m->len)
+		return bad_module(err, errlen, "module has no bytes");
+	for (size_t id = 0; id < sizeof(m->sec) / sizeof(m->sec[0]); id++)
+		if (m->sec[id].present && ((uint64_t)m->sec[id].off + m->sec[id].len > m->len))
+			return bad_module(err, errlen, "section %zu lies outside the module", id);
+	if (m->nfuncs && !m->funcs)
+		return bad_module(err, errlen, "module has no function table");
+	for (uint32_t i = 0; i < m->nfuncs; i++) {
+		const struct wasm_func *f = &m->funcs[i];
+
+		if (f->type >= m->ntypes)
+			return bad_module(err, errlen, "function %u has type %u of %u",
+					  m->nfunc_imports + i, f->type, m->ntypes);
+		if ((uint64_t)f->body_off + f->body_len > m->len || f->locals_len > f->body_len)
+			return bad_module(err, errlen, "function %u: body outside the module",
+					  m->nfunc_imports + i);
+		if ((uint64_t)m->types[f->type].nparams + f->nlocals >= UINT32_MAX)
+			return bad_module(err, errlen, "function %u: too many locals",
+					  m->nfunc_imports + i);
+	}
+	if (m->nglobals > UINT32_MAX - 2)
+		return bad_module(err, errlen, "too many globals");
+	return 0;
+}
+
 int wasm_instrument(const struct wasm_module *m, const struct wasm_instrument_opts *o,
 		    uint8_t **out, size_t *outlen, char *err, size_t errlen)
 {
@@ -442,6 +504,9 @@ int wasm_instrument(const struct wasm_module *m, const struct wasm_instrument_op
 
 	*out = NULL;
 	*outlen = 0;
+	ret = check_module(m, err, errlen);
+	if (ret)
+		return ret;
 	wrapped = calloc(m->nfuncs ? m->nfuncs : 1, sizeof(*wrapped));
 	if (!wrapped)
 		return -ENOMEM;

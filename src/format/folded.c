@@ -146,7 +146,7 @@ int ap_write_folded(const struct ap_profile *p, FILE *out, const struct ap_write
 		size_t j = i + 1;
 
 		for (; j < nlines && strcmp(lines[j].text, lines[i].text) == 0; j++)
-			w += lines[j].weight;
+			w = ap_sat_add(w, lines[j].weight);
 		fprintf(out, "%s %llu\n", lines[i].text, (unsigned long long)w);
 		i = j;
 	}
@@ -269,8 +269,16 @@ static int parse_line(struct ap_profile *p, char *line, size_t len, struct id_bu
 			if (smp.comm == UINT32_MAX)
 				goto nomem;
 		} else {
-			uint32_t id = parse_frame(p, start, (size_t)(end - start));
+			uint32_t id;
 
+			/* the pprof writer and reader take no deeper stack: refuse it here rather
+			 * than write a file that does not read back */
+			if (ids->n == AP_FORMAT_MAX_STACK_DEPTH) {
+				snprintf(why, whylen, "stack deeper than %d frames",
+					 AP_FORMAT_MAX_STACK_DEPTH);
+				return -EINVAL;
+			}
+			id = parse_frame(p, start, (size_t)(end - start));
 			if (id == UINT32_MAX || id_push(ids, id))
 				goto nomem;
 		}

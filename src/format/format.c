@@ -203,6 +203,19 @@ size_t ap_utf8_seq_len(const char *str, size_t n)
 	return len;
 }
 
+const char *ap_format_size(uint64_t v, char *buf, size_t len)
+{
+	static const char *const units[] = {"bytes", "KiB", "MiB", "GiB", "TiB"};
+	size_t u = 0;
+
+	while (u + 1 < ARRAY_SIZE(units) && v >= 1024) {
+		v /= 1024;
+		u++;
+	}
+	snprintf(buf, len, "%llu %s", (unsigned long long)v, units[u]);
+	return buf;
+}
+
 const char *ap_format_count(uint64_t v, char *buf, size_t len)
 {
 	char digits[24], out[32];
@@ -219,52 +232,94 @@ const char *ap_format_count(uint64_t v, char *buf, size_t len)
 	return buf;
 }
 
-/* Reads a whole file into a malloc'ed buffer (NUL-terminated for convenience). */
-static int read_all(const char *path, char **out, size_t *outlen)
+/* Reads a whole file into a malloc'ed buffer (NUL-terminated for convenience): a regular file,
+ * a pipe or stdin ("-"), never a device (/dev/zero would never end), at most `max` bytes. */
+static int read_all(const char *path, uint64_t max, char **out, size_t *outlen, char *err,
+		    size_t errlen)
 {
+	bool is_stdin = strcmp(path, "-") == 0;
 	size_t cap = 64 * 1024, len = 0;
+	char szbuf[32];
 	char *buf = NULL, *n;
-	int fd, err = 0;
+	struct stat st;
+	int fd, ret = 0;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
+	fd = is_stdin ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(-ret));
+		return ret;
+	}
+	if (fstat(fd, &st)) {
+		ret = -errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(-ret));
+		goto out;
+	}
+	if (S_ISDIR(st.st_mode) || (!is_stdin && !S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode))) {
+		ret = S_ISDIR(st.st_mode) ? -EISDIR : -ENODEV;
+		snprintf(err, errlen,
+			 "%s: not a regular file (a %s); give a profile file, or '-' to read "
+			 "stdin",
+			 path, S_ISDIR(st.st_mode) ? "directory" : "device or socket");
+		goto out;
+	}
+	if (S_ISREG(st.st_mode)) {
+		if ((uint64_t)st.st_size > max)
+			goto too_big;
+		cap = (size_t)st.st_size + 2;
+	}
 	buf = malloc(cap);
 	if (!buf) {
-		err = -ENOMEM;
-		goto out;
+		ret = -ENOMEM;
+		goto nomem;
 	}
 	for (;;) {
 		ssize_t r;
 
 		if (cap - len < 2) {
-			n = cap > SIZE_MAX / 2 ? NULL : realloc(buf, cap * 2);
+			size_t ncap = cap * 2 > max + 2 ? (size_t)max + 2 : cap * 2;
+
+			if (ncap <= cap)
+				goto too_big;
+			n = realloc(buf, ncap);
 			if (!n) {
-				err = -ENOMEM;
-				goto out;
+				ret = -ENOMEM;
+				goto nomem;
 			}
 			buf = n;
-			cap *= 2;
+			cap = ncap;
 		}
 		r = read(fd, buf + len, cap - len - 1);
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
-			err = -errno;
+			ret = -errno;
+			snprintf(err, errlen, "%s: read error: %s", path, strerror(-ret));
 			goto out;
 		}
 		if (r == 0)
 			break;
 		len += (size_t)r;
+		if (len > max)
+			goto too_big;
 	}
 	buf[len] = '\0';
 	*out = buf;
 	*outlen = len;
 	buf = NULL;
+	goto out;
+too_big:
+	ret = -EFBIG;
+	snprintf(err, errlen, "%s: larger than %s; refusing (raise with --max-size)", path,
+		 ap_format_size(max, szbuf, sizeof(szbuf)));
+	goto out;
+nomem:
+	snprintf(err, errlen, "%s: out of memory", path);
 out:
 	free(buf);
-	close(fd);
-	return err;
+	if (!is_stdin)
+		close(fd);
+	return ret;
 }
 
 /* Folded text has no control bytes but tab and line ends; a protobuf always has some. */
@@ -300,37 +355,102 @@ static int parse_folded_buf(const char *buf, size_t len, struct ap_profile *p, c
 	return ret;
 }
 
+#define ACCEPTED_FORMATS                                                                          \
+	"aperture report reads pprof (.pb.gz or raw protobuf), Aperture JSON (--format json) and " \
+	"folded text"
+
+/* What the first bytes say the file is. Text is not tried as pprof: the protobuf decoder
+ * skips unknown fields, so a garbled text file could "succeed" as an empty profile instead of
+ * failing with a line number; pprof is gzipped, or a raw protobuf, which always holds control
+ * bytes (field tags and small varints), and folded text never does. */
+enum sniffed { SNIFF_PPROF, SNIFF_JSON, SNIFF_FOLDED, SNIFF_XML };
+
+static enum sniffed sniff(const char *buf, size_t len)
+{
+	size_t i = 0;
+
+	if (len >= 2 && (unsigned char)buf[0] == 0x1f && (unsigned char)buf[1] == 0x8b)
+		return SNIFF_PPROF;
+	if (len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0)
+		i = 3; /* a UTF-8 byte order mark some editors add */
+	while (i < len && (buf[i] == ' ' || buf[i] == '\t' || buf[i] == '\n' || buf[i] == '\r'))
+		i++;
+	if (i < len && buf[i] == '{')
+		return SNIFF_JSON;
+	if (i < len && buf[i] == '<')
+		return SNIFF_XML;
+	return looks_like_text(buf, len) ? SNIFF_FOLDED : SNIFF_PPROF;
+}
+
 int ap_read_profile_file(const char *path, struct ap_profile **out, char *err, size_t errlen)
 {
+	return ap_read_profile_file_limited(path, NULL, out, err, errlen);
+}
+
+int ap_read_profile_file_limited(const char *path, const struct ap_read_limits *limits,
+				 struct ap_profile **out, char *err, size_t errlen)
+{
+	uint64_t max_input = limits && limits->max_input ? limits->max_input : AP_FORMAT_MAX_INPUT;
+	uint64_t max_inflated =
+	    limits && limits->max_inflated ? limits->max_inflated : AP_FORMAT_MAX_INFLATED;
 	struct ap_profile *p = NULL;
 	char *buf = NULL, msg[512] = "";
 	size_t len = 0;
-	bool gzip;
+	enum sniffed kind;
 	int ret;
 
 	*out = NULL;
-	ret = read_all(path, &buf, &len);
-	if (ret) {
-		snprintf(err, errlen, "%s: %s", path, strerror(-ret));
+	if (max_input > SIZE_MAX / 4)
+		max_input = SIZE_MAX / 4;
+	ret = read_all(path, max_input, &buf, &len, err, errlen);
+	if (ret)
 		return ret;
-	}
 	p = ap_profile_new();
 	if (!p) {
 		ret = -ENOMEM;
 		snprintf(err, errlen, "%s: out of memory", path);
 		goto out;
 	}
-	/*
-	 * pprof is gzipped, or a raw protobuf, which always holds control bytes (field tags and
-	 * small varints); folded text never does. Text is not tried as pprof: the protobuf
-	 * decoder skips unknown fields, so a garbled text file could "succeed" as an empty
-	 * profile instead of failing with a line number.
-	 */
-	gzip = len >= 2 && (unsigned char)buf[0] == 0x1f && (unsigned char)buf[1] == 0x8b;
-	if (!gzip && looks_like_text(buf, len))
+	kind = sniff(buf, len);
+	switch (kind) {
+	case SNIFF_XML:
+		ret = -EINVAL;
+		snprintf(msg, sizeof(msg),
+			 "starts with '<': an SVG flamegraph or other XML/HTML, which is an output "
+			 "format only; %s",
+			 ACCEPTED_FORMATS);
+		break;
+	case SNIFF_JSON:
+		ret = ap_read_json(buf, len, max_inflated, p, msg, sizeof(msg));
+		if (ret == -EINVAL) {
+			size_t l = strlen(msg);
+
+			snprintf(msg + l, sizeof(msg) - l,
+				 " (read as Aperture JSON, see docs/json-format.md; other JSON "
+				 "formats are not read)");
+		}
+		break;
+	case SNIFF_FOLDED:
 		ret = parse_folded_buf(buf, len, p, msg, sizeof(msg));
-	else
-		ret = ap_read_pprof(buf, len, p, msg, sizeof(msg));
+		if (ret == -EINVAL) {
+			size_t l = strlen(msg);
+
+			snprintf(msg + l, sizeof(msg) - l, " (read as folded text; %s)",
+				 ACCEPTED_FORMATS);
+		}
+		break;
+	default:
+		ret = ap_read_pprof_limited(buf, len, max_inflated, p, msg, sizeof(msg));
+		/* a binary file that is not gzip: say what else we would have taken */
+		if (ret == -EINVAL && !(len >= 2 && (unsigned char)buf[0] == 0x1f &&
+					(unsigned char)buf[1] == 0x8b)) {
+			size_t l = strlen(msg);
+
+			snprintf(msg + l, sizeof(msg) - l, " (binary, not gzip; %s)",
+				 ACCEPTED_FORMATS);
+		}
+		break;
+	}
 	if (ret) {
 		snprintf(err, errlen, "%s: %s", path, msg[0] ? msg : strerror(-ret));
 		goto out;

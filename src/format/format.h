@@ -50,13 +50,46 @@ int ap_write_pprof(const struct ap_profile *p, FILE *out, const struct ap_write_
 int ap_write_json(const struct ap_profile *p, FILE *out, const struct ap_write_opts *opts);
 int ap_write_text(const struct ap_profile *p, FILE *out, const struct ap_write_opts *opts);
 
+/*
+ * Limits every reader and writer agree on, so that a profile one of them writes is one the
+ * readers accept (a stack the writer would emit deeper than the reader takes is cut, and
+ * counted, when written).
+ */
+/* Frames in one stack (after expanding inlined pprof lines). */
+#define AP_FORMAT_MAX_STACK_DEPTH 65536
+/* Bytes `aperture report` reads from a file or stdin, and bytes a gzipped profile may inflate
+ * to, unless the caller raises them (report --max-size). */
+#define AP_FORMAT_MAX_INPUT (1ULL << 30)
+#define AP_FORMAT_MAX_INFLATED (256ULL << 20)
+/* Longest function name the text table prints; longer ones end in "..." (UTF-8 "…"). */
+#define AP_FORMAT_MAX_TEXT_NAME 512
+
+struct ap_read_limits {
+	uint64_t max_input;    /* bytes read from the file; 0 = AP_FORMAT_MAX_INPUT */
+	uint64_t max_inflated; /* bytes a gzip stream may inflate to; 0 = AP_FORMAT_MAX_INFLATED */
+};
+
 /* Readers fill an empty profile. On failure they return -EINVAL (bad data) or -ENOMEM and
  * write a human reason (with a line number or byte offset) into err. */
 int ap_read_folded(FILE *in, struct ap_profile *p, char *err, size_t errlen);
-/* buf holds a pprof profile, gzipped or not. */
+/* buf holds a pprof profile, gzipped or not (inflating to at most AP_FORMAT_MAX_INFLATED). */
 int ap_read_pprof(const void *buf, size_t len, struct ap_profile *p, char *err, size_t errlen);
-/* Reads a file, detecting pprof (gzip magic or protobuf) vs folded text. */
+/* Same, with a caller-chosen cap on the inflated size (0 = the default); a stream that
+ * inflates beyond it fails with -EFBIG. */
+int ap_read_pprof_limited(const void *buf, size_t len, uint64_t max_inflated,
+			  struct ap_profile *p, char *err, size_t errlen);
+/* buf holds an Aperture JSON profile (docs/json-format.md), as ap_write_json() writes it.
+ * Parsing may take up to max_mem bytes (0 = AP_FORMAT_MAX_INFLATED); a larger document fails
+ * with -EFBIG. */
+int ap_read_json(const char *buf, size_t len, uint64_t max_mem, struct ap_profile *p, char *err,
+		 size_t errlen);
+/* Reads a file ("-" = stdin), detecting pprof (gzip magic or protobuf), Aperture JSON and
+ * folded text; other formats (SVG, ...) fail with a message naming the accepted ones. Only a
+ * regular file, a pipe or stdin is read, and at most limits->max_input bytes (-EFBIG).
+ * limits may be NULL (defaults). */
 int ap_read_profile_file(const char *path, struct ap_profile **out, char *err, size_t errlen);
+int ap_read_profile_file_limited(const char *path, const struct ap_read_limits *limits,
+				 struct ap_profile **out, char *err, size_t errlen);
 
 /* Display name of a frame as used in folded/svg/text: the function name, kernel frames
  * suffixed "_[k]", unresolved frames as "[unknown] (module)". Writes into buf, returns buf. */
@@ -78,6 +111,17 @@ int ap_format_value_index(const struct ap_profile *p, const struct ap_write_opts
 /* Length (1-4) of the valid UTF-8 sequence at s (n bytes available), or 0 when the bytes at s
  * are not valid UTF-8 (overlong, surrogate, truncated, > U+10FFFF). */
 size_t ap_utf8_seq_len(const char *s, size_t n);
+
+/* A byte count for messages: "256 MiB", "1 GiB", "100 KiB", "512 bytes" (rounded down to
+ * the largest unit it fills). Returns buf. */
+const char *ap_format_size(uint64_t v, char *buf, size_t len);
+
+/* a + b, or UINT64_MAX where that would wrap: the writers' sums over samples saturate as the
+ * model's merged values do (see AP_STAT_VALUES_SATURATED). */
+static inline uint64_t ap_sat_add(uint64_t a, uint64_t b)
+{
+	return a + b < a ? UINT64_MAX : a + b;
+}
 
 /* v with thousands separators ("1,234,567") into buf. Returns buf. */
 const char *ap_format_count(uint64_t v, char *buf, size_t len);

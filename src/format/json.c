@@ -89,7 +89,10 @@ static void write_header(FILE *out, const struct ap_profile *p)
 		json_str(out, ap_profile_str(p, vt->unit));
 		fputc('}', out);
 	}
-	fputs("],\n  \"totals\": [", out);
+	/* which value weights flamegraphs and tables by default, so a JSON file read back
+	 * (aperture report) shows what the original did */
+	fprintf(out, "],\n  \"default_value\": %zu", nvalues ? ap_profile_default_value(p) : 0);
+	fputs(",\n  \"totals\": [", out);
 	for (size_t i = 0; i < nvalues; i++)
 		fprintf(out, "%s%" PRIu64, i ? ", " : "", ap_profile_total(p, i));
 	fputs("],\n  \"stats\": {", out);

@@ -25,8 +25,8 @@
 /* Reader limits: decompressed size, frames in one sample after expanding inlined lines, and
  * frames over all samples (inlined lines multiply, so a small file could otherwise expand into
  * an enormous model). */
-#define PPROF_MAX_DECOMPRESSED (1ULL << 30)
-#define PPROF_MAX_DEPTH 65536
+#define PPROF_MAX_DECOMPRESSED AP_FORMAT_MAX_INFLATED
+#define PPROF_MAX_DEPTH AP_FORMAT_MAX_STACK_DEPTH
 #define PPROF_MAX_TOTAL_FRAMES (1ULL << 28)
 
 /* zlib counts in uInt; feed it at most this much at a time. */

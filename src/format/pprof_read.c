@@ -26,8 +26,8 @@ static uint32_t le32(const uint8_t *b)
 }
 
 /* Inflates one or more concatenated gzip members into *out (caller frees). */
-static int gunzip(const uint8_t *buf, size_t len, uint8_t **out, size_t *outlen, char *err,
-		  size_t errlen)
+static int gunzip(const uint8_t *buf, size_t len, uint64_t max, uint8_t **out, size_t *outlen,
+		  char *err, size_t errlen)
 {
 	z_stream zs = {0};
 	uint8_t *data = NULL, *n;
@@ -38,16 +38,22 @@ static int gunzip(const uint8_t *buf, size_t len, uint8_t **out, size_t *outlen,
 	/* The trailer holds the (last member's) size mod 2^32. An honest claim over the limit
 	 * is a file we would reject anyway, a dishonest one is corrupt: refuse both before
 	 * inflating anything. A small claim is only an allocation hint. */
-	if (claim > PPROF_MAX_DECOMPRESSED)
-		return fail(err, errlen,
-			    "pprof: gzip trailer claims %u bytes uncompressed: over the %llu byte "
-			    "limit, or not a complete gzip file",
-			    claim, (unsigned long long)PPROF_MAX_DECOMPRESSED);
+	if (claim > max) {
+		char a[32], b[32];
+
+		fail(err, errlen,
+		     "pprof: gzip trailer says the data inflates to %s, beyond the %s limit; "
+		     "refusing (raise with aperture report --max-size), or not a complete gzip "
+		     "file",
+		     ap_format_size(claim, a, sizeof(a)), ap_format_size(max, b, sizeof(b)));
+		/* most often a truncated file whose last bytes are not a trailer: bad data */
+		return -EINVAL;
+	}
 	cap = claim && claim / 1100 <= len ? (size_t)claim + 1 : len * 4;
 	if (cap < 4096)
 		cap = 4096;
-	if (cap > PPROF_MAX_DECOMPRESSED)
-		cap = PPROF_MAX_DECOMPRESSED;
+	if (cap > max)
+		cap = (size_t)max;
 	data = malloc(cap);
 	if (!data || inflateInit2(&zs, 15 + 16) != Z_OK) {
 		free(data);
@@ -60,13 +66,18 @@ static int gunzip(const uint8_t *buf, size_t len, uint8_t **out, size_t *outlen,
 			fed += zs.avail_in;
 		}
 		if (have == cap) {
-			if (cap >= PPROF_MAX_DECOMPRESSED) {
-				ret = fail(err, errlen,
-					   "pprof: decompressed data exceeds the %llu byte limit",
-					   (unsigned long long)PPROF_MAX_DECOMPRESSED);
+			/* a gzip bomb (1000:1) must cost at most `max` bytes of memory */
+			if (cap >= max) {
+				char a[32];
+
+				fail(err, errlen,
+				     "pprof: gzip data inflates beyond %s; refusing (raise with "
+				     "aperture report --max-size)",
+				     ap_format_size(max, a, sizeof(a)));
+				ret = -EFBIG;
 				goto out;
 			}
-			cap = cap * 2 > PPROF_MAX_DECOMPRESSED ? PPROF_MAX_DECOMPRESSED : cap * 2;
+			cap = cap * 2 > max ? (size_t)max : cap * 2;
 			n = realloc(data, cap);
 			if (!n) {
 				ret = -ENOMEM;
@@ -463,8 +474,21 @@ static int rd_labels(struct reader *r, size_t si, const Perftools__Profiles__Sam
 			continue;
 		}
 		memset(&labels[n], 0, sizeof(labels[n]));
-		if ((err = rd_str(r, l->key, &labels[n].key)) ||
-		    (err = rd_str(r, l->str, &labels[n].str)) ||
+		if ((err = rd_str(r, l->key, &labels[n].key)))
+			return err;
+		/* a key twice in one sample has no meaning in the model, and the JSON writer
+		 * would emit an object with a duplicate key no strict reader takes: keep the
+		 * first, count the rest */
+		for (size_t k = 0; k < n; k++) {
+			if (labels[k].key == labels[n].key) {
+				r->labels_dropped++;
+				labels[n].key = UINT32_MAX;
+				break;
+			}
+		}
+		if (labels[n].key == UINT32_MAX)
+			continue;
+		if ((err = rd_str(r, l->str, &labels[n].str)) ||
 		    (err = rd_str(r, l->num_unit, &labels[n].num_unit)))
 			return err;
 		labels[n].num = l->num;
@@ -538,6 +562,12 @@ static int rd_samples(struct reader *r)
 
 int ap_read_pprof(const void *buf, size_t len, struct ap_profile *p, char *err, size_t errlen)
 {
+	return ap_read_pprof_limited(buf, len, 0, p, err, errlen);
+}
+
+int ap_read_pprof_limited(const void *buf, size_t len, uint64_t max_inflated,
+			  struct ap_profile *p, char *err, size_t errlen)
+{
 	Perftools__Profiles__Profile *m = NULL;
 	struct reader r = {0};
 	const uint8_t *b = buf;
@@ -551,14 +581,23 @@ int ap_read_pprof(const void *buf, size_t len, struct ap_profile *p, char *err, 
 		return fail(err, errlen, "pprof: empty input");
 	if (ap_profile_nvalues(p) || ap_profile_nsamples(p))
 		return fail(err, errlen, "pprof: the destination profile is not empty");
+	if (!max_inflated)
+		max_inflated = PPROF_MAX_DECOMPRESSED;
+	if (max_inflated > SIZE_MAX / 2)
+		max_inflated = SIZE_MAX / 2;
 	if (len >= 2 && b[0] == 0x1f && b[1] == 0x8b) {
-		ret = gunzip(b, len, &raw, &rawlen, err, errlen);
+		ret = gunzip(b, len, max_inflated, &raw, &rawlen, err, errlen);
 		if (ret)
 			return ret;
 		b = raw;
-	} else if (len > PPROF_MAX_DECOMPRESSED) {
-		return fail(err, errlen, "pprof: %zu bytes, over the %llu byte limit", len,
-			    (unsigned long long)PPROF_MAX_DECOMPRESSED);
+	} else if (len > max_inflated) {
+		char a[32];
+
+		fail(err, errlen,
+		     "pprof: %zu bytes of protobuf, over the %s limit; refusing (raise with "
+		     "aperture report --max-size)",
+		     len, ap_format_size(max_inflated, a, sizeof(a)));
+		return -EFBIG;
 	}
 	m = perftools__profiles__profile__unpack(NULL, rawlen, b);
 	if (!m) {

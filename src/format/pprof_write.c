@@ -46,6 +46,11 @@ struct writer {
 	/* Scratch profile whose stack table interns the frame runs of Locations exactly:
 	 * stack id i is the run of location id i + 1. */
 	struct ap_profile *runs;
+
+	/* Limits the reader enforces, applied here so every file written reads back: stacks
+	 * cut to AP_FORMAT_MAX_STACK_DEPTH (root side dropped) and values above pprof's int64
+	 * clamped, both counted in "stat" comments. */
+	uint64_t stacks_truncated, values_clamped;
 };
 
 /* Index of `s` in the table, appending an owned copy when it is not there yet. */
@@ -361,6 +366,11 @@ static int wr_samples(struct writer *w, struct wr_samples *ws)
 		ws->ptrs[k] = m;
 		/* both the model and pprof keep stacks leaf first */
 		stack = ap_profile_stack(p, s->stack, &n);
+		if (n > AP_FORMAT_MAX_STACK_DEPTH) {
+			/* keep the leaf side, as perf does: it is where the time is spent */
+			n = AP_FORMAT_MAX_STACK_DEPTH;
+			w->stacks_truncated++;
+		}
 		m->location_id = &ws->locs[lo];
 		for (size_t j = 0, len; j < n; j += len) {
 			len = run_len(p, stack, n, j);
@@ -371,8 +381,11 @@ static int wr_samples(struct writer *w, struct wr_samples *ws)
 		m->n_location_id = (size_t)(&ws->locs[lo] - m->location_id);
 		m->value = &ws->vals[k * nv];
 		m->n_value = nv;
-		for (size_t v = 0; v < nv; v++)
+		for (size_t v = 0; v < nv; v++) {
+			if (s->values[v] > INT64_MAX)
+				w->values_clamped++;
 			m->value[v] = s->values[v] > INT64_MAX ? INT64_MAX : (int64_t)s->values[v];
+		}
 
 		m->label = &ws->label_ptrs[li];
 		ls = ap_profile_labels(p, s->labels, &n);
@@ -512,7 +525,7 @@ static int wr_locations(struct writer *w, struct wr_locs *wl)
 static int wr_comments(struct writer *w, int64_t **out, size_t *n)
 {
 	size_t nst = ap_profile_nstats(w->p), nmeta = ap_profile_nmeta(w->p);
-	int64_t *c = calloc(nst + nmeta + 1, sizeof(*c));
+	int64_t *c = calloc(nst + nmeta + 3, sizeof(*c));
 	int err = 0;
 	char *s;
 
@@ -524,6 +537,18 @@ static int wr_comments(struct writer *w, int64_t **out, size_t *n)
 		const struct ap_stat *st = ap_profile_stat(w->p, i);
 
 		if (asprintf(&s, "stat %s=%llu", st->name, (unsigned long long)st->value) < 0)
+			s = NULL;
+		err = wr_str_take(w, s, &c[(*n)++]);
+	}
+	if (w->stacks_truncated && !err) {
+		if (asprintf(&s, "stat pprof_stacks_truncated=%llu",
+			     (unsigned long long)w->stacks_truncated) < 0)
+			s = NULL;
+		err = wr_str_take(w, s, &c[(*n)++]);
+	}
+	if (w->values_clamped && !err) {
+		if (asprintf(&s, "stat pprof_values_clamped=%llu",
+			     (unsigned long long)w->values_clamped) < 0)
 			s = NULL;
 		err = wr_str_take(w, s, &c[(*n)++]);
 	}

@@ -216,7 +216,7 @@ static int build_paths(struct svg_ctx *c)
 			if (frames[j] < ap_profile_nframes(p)) /* the model does not check ids */
 				c->pool[c->pool_len++] = c->frame_name[frames[j]];
 		path->len = c->pool_len - path->off;
-		c->total += path->w;
+		c->total = ap_sat_add(c->total, path->w);
 		c->npaths++;
 	}
 	for (size_t i = 0; i < c->npaths; i++)
@@ -262,9 +262,9 @@ static int build_tree(struct svg_ctx *c)
 				    .x = cursor, .name = cur->ids[k], .depth = (uint32_t)k + 1};
 				open[k] = (uint32_t)c->nnodes++;
 			}
-			c->nodes[open[k]].w += cur->w;
+			c->nodes[open[k]].w = ap_sat_add(c->nodes[open[k]].w, cur->w);
 		}
-		cursor += cur->w;
+		cursor = ap_sat_add(cursor, cur->w);
 	}
 	free(open);
 	return 0;
@@ -328,7 +328,8 @@ static size_t utf8_chars(const char *s)
 static void put_label(FILE *out, const char *name, double width)
 {
 	double fit = (width - 6) / CHAR_W;
-	size_t nfit = fit > 0 ? (size_t)fit : 0;
+	/* a width from saturated weights can be absurd: never convert out of range */
+	size_t nfit = fit <= 0 ? 0 : fit >= 1e9 ? (size_t)1e9 : (size_t)fit;
 
 	if (nfit < 3)
 		return;

@@ -60,8 +60,30 @@ static void sanitize(char *s)
 
 static void put_clean(FILE *out, const char *s)
 {
-	for (; *s; s++)
-		fputc((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s, out);
+	size_t len = strlen(s);
+
+	/* a 64 MiB name (C++ templates, or hostile input) must not flood the terminal */
+	if (len > AP_FORMAT_MAX_TEXT_NAME)
+		len = AP_FORMAT_MAX_TEXT_NAME - 3;
+	for (size_t i = 0; i < len; i++)
+		fputc((unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i], out);
+	if (s[len])
+		fputs("...", out);
+}
+
+/* s, or a copy in buf cut at AP_FORMAT_MAX_TEXT_NAME bytes (on a UTF-8 character boundary)
+ * and ending in "...". Rows group by the full name, only the printed text is cut. */
+static const char *short_name(const char *s, char *buf)
+{
+	size_t len = strlen(s), cut = AP_FORMAT_MAX_TEXT_NAME - 3;
+
+	if (len <= AP_FORMAT_MAX_TEXT_NAME)
+		return s;
+	while (cut && ((unsigned char)s[cut] & 0xc0) == 0x80)
+		cut--;
+	memcpy(buf, s, cut);
+	memcpy(buf + cut, "...", 4);
+	return buf;
 }
 
 /* Groups frames into functions: fn_of[frame id] = function index. */
@@ -124,7 +146,7 @@ static void accumulate(const struct ap_profile *p, int vi, struct fn *fns, const
 			continue;
 		frames = ap_profile_stack(p, s->stack, &n);
 		if (n && frames[0] < nframes)
-			fns[fn_of[frames[0]]].self += w;
+			fns[fn_of[frames[0]]].self = ap_sat_add(fns[fn_of[frames[0]]].self, w);
 		for (size_t j = 0; j < n; j++) {
 			struct fn *f;
 
@@ -134,7 +156,7 @@ static void accumulate(const struct ap_profile *p, int vi, struct fn *fns, const
 			if (f->stamp == i + 1)
 				continue; /* recursion: already counted for this sample */
 			f->stamp = i + 1;
-			f->cum += w;
+			f->cum = ap_sat_add(f->cum, w);
 		}
 	}
 }
@@ -191,7 +213,7 @@ int ap_write_text(const struct ap_profile *p, FILE *out, const struct ap_write_o
 	struct fn *fns = NULL;
 	int vi, err, width = 8;
 	uint64_t total;
-	char b1[64], b2[64];
+	char b1[64], b2[64], nbuf[AP_FORMAT_MAX_TEXT_NAME + 1];
 	bool ns;
 
 	vi = ap_format_value_index(p, opts);
@@ -219,7 +241,7 @@ int ap_write_text(const struct ap_profile *p, FILE *out, const struct ap_write_o
 		goto flush;
 	}
 	for (size_t i = 0; i < rows; i++) {
-		int len = (int)strlen(fns[i].name);
+		int len = (int)strlen(short_name(fns[i].name, nbuf));
 
 		if (len > width)
 			width = len < MAX_NAME_COL ? len : MAX_NAME_COL;
@@ -230,7 +252,8 @@ int ap_write_text(const struct ap_profile *p, FILE *out, const struct ap_write_o
 	for (size_t i = 0; i < rows; i++) {
 		fprintf(out, "%7.2f%% %12s %7.2f%% %12s  %-*s  ", pct(fns[i].self, total),
 			fmt_value(fns[i].self, ns, b1, sizeof(b1)), pct(fns[i].cum, total),
-			fmt_value(fns[i].cum, ns, b2, sizeof(b2)), width, fns[i].name);
+			fmt_value(fns[i].cum, ns, b2, sizeof(b2)), width,
+			short_name(fns[i].name, nbuf));
 		put_clean(out, fns[i].module);
 		fputc('\n', out);
 	}

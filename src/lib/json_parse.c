@@ -14,6 +14,7 @@ struct parser {
 	char *err;
 	size_t errlen;
 	int error; /* -EINVAL or -ENOMEM once failed */
+	size_t nodes, max_nodes; /* values parsed so far; 0 = no limit */
 };
 
 static void fail(struct parser *ps, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -357,6 +358,12 @@ static int parse_container(struct parser *ps, struct ap_json *j, int depth)
 			key = parse_string(ps, &klen);
 			if (!key)
 				return -1;
+			/* the duplicate check is linear: bound it so that it stays cheap */
+			if (j->len >= AP_JSON_MAX_KEYS) {
+				fail(ps, "object with more than %d keys", AP_JSON_MAX_KEYS);
+				free(key);
+				return -1;
+			}
 			if (strlen(key) != klen || ap_json_get(j, key)) {
 				fail(ps, "duplicate or invalid key \"%.40s\"", key);
 				free(key);
@@ -393,6 +400,11 @@ static int parse_value(struct parser *ps, struct ap_json *j, int depth)
 	skip_ws(ps);
 	j->line = ps->line;
 	j->column = (uint32_t)(ps->p - ps->line_start) + 1;
+	/* each value costs ~100 bytes of tree for as little as 2 bytes of text */
+	if (ps->max_nodes && ++ps->nodes > ps->max_nodes) {
+		fail(ps, "more than %zu values", ps->max_nodes);
+		return -1;
+	}
 	if (ps->p >= ps->end) {
 		fail(ps, "unexpected end of input");
 		return -1;
@@ -429,12 +441,19 @@ static int parse_value(struct parser *ps, struct ap_json *j, int depth)
 
 struct ap_json *ap_json_parse(const char *text, size_t len, char *err, size_t errlen)
 {
+	return ap_json_parse_max(text, len, 0, err, errlen);
+}
+
+struct ap_json *ap_json_parse_max(const char *text, size_t len, size_t max_values, char *err,
+				  size_t errlen)
+{
 	struct parser ps = { .p = text,
 			     .end = text + len,
 			     .line_start = text,
 			     .line = 1,
 			     .err = err,
-			     .errlen = errlen };
+			     .errlen = errlen,
+			     .max_nodes = max_values };
 	struct ap_json *root = calloc(1, sizeof(*root));
 
 	if (!root) {

@@ -12,6 +12,8 @@
 #include <stdint.h>
 
 #define AP_JSON_MAX_DEPTH 64
+/* Members of one object: duplicate keys are found by a linear scan. */
+#define AP_JSON_MAX_KEYS 4096
 
 enum ap_json_type {
 	AP_JSON_NULL = 0,
@@ -35,6 +37,10 @@ struct ap_json {
 /* Parse `len` bytes. Returns the root (free with ap_json_free) or NULL with
  * "line L, column C: reason" in err (errno EINVAL, or ENOMEM). */
 struct ap_json *ap_json_parse(const char *text, size_t len, char *err, size_t errlen);
+/* Same, failing (EINVAL) once the document holds more than max_values values (0 = no limit):
+ * the tree costs ~100 bytes a value, so this bounds its memory for untrusted input. */
+struct ap_json *ap_json_parse_max(const char *text, size_t len, size_t max_values, char *err,
+				  size_t errlen);
 void ap_json_free(struct ap_json *root);
 
 /* Member `key` of an object, or NULL (also when j is not an object). */

@@ -448,6 +448,9 @@ const uint32_t *ap_profile_stack(const struct ap_profile *p, uint32_t id, size_t
 		return NULL;
 	}
 	*n = p->stacks[id].len;
+	/* only empty stacks so far: the pool was never allocated (NULL + 0 is undefined) */
+	if (!p->stack_pool)
+		return (const uint32_t *)p->stacks; /* any non-NULL pointer; *n == 0 */
 	return &p->stack_pool[p->stacks[id].off];
 }
 
@@ -533,8 +536,21 @@ int ap_profile_add_sample(struct ap_profile *p, const struct ap_sample *s)
 	h = ap_hash_bytes((const char *)&k + SAMPLE_KEY_OFF, SAMPLE_KEY_LEN, 0);
 	id = idx_find(p, &p->sample_idx, h, &k, sample_eq);
 	if (id != UINT32_MAX) {
-		for (size_t i = 0; i < AP_MAX_VALUES; i++)
-			p->samples[id].values[i] += k.values[i];
+		uint64_t sat = 0;
+
+		/* a wrapped sum would turn the hottest stack into the coldest: saturate, count */
+		for (size_t i = 0; i < AP_MAX_VALUES; i++) {
+			uint64_t *v = &p->samples[id].values[i];
+
+			if (__builtin_add_overflow(*v, k.values[i], v)) {
+				*v = UINT64_MAX;
+				sat++;
+			}
+		}
+		if (sat)
+			return ap_profile_set_stat(p, AP_STAT_VALUES_SATURATED,
+						   ap_profile_get_stat(p, AP_STAT_VALUES_SATURATED) +
+						       sat);
 		return 0;
 	}
 	if (ap_grow_array((void **)&p->samples, &p->cap_samples, p->nsamples + 1, sizeof(*p->samples)))
@@ -563,7 +579,8 @@ uint64_t ap_profile_total(const struct ap_profile *p, size_t vi)
 	if (vi >= AP_MAX_VALUES)
 		return 0;
 	for (size_t i = 0; i < p->nsamples; i++)
-		total += p->samples[i].values[vi];
+		if (__builtin_add_overflow(total, p->samples[i].values[vi], &total))
+			return UINT64_MAX; /* saturated, as the samples themselves are */
 	return total;
 }
 

@@ -156,11 +156,14 @@ const uint32_t *ap_profile_stack(const struct ap_profile *p, uint32_t id, size_t
 uint32_t ap_profile_add_labels(struct ap_profile *p, const struct ap_label *labels, size_t n);
 const struct ap_label *ap_profile_labels(const struct ap_profile *p, uint32_t id, size_t *n);
 
-/* Add a sample, merging it into an existing one with the same key. Returns 0 or -ENOMEM. */
+/* Add a sample, merging it into an existing one with the same key. A merged value that would
+ * pass UINT64_MAX stays at UINT64_MAX and counts one in the stat AP_STAT_VALUES_SATURATED.
+ * Returns 0 or -ENOMEM. */
+#define AP_STAT_VALUES_SATURATED "values_saturated"
 int ap_profile_add_sample(struct ap_profile *p, const struct ap_sample *s);
 size_t ap_profile_nsamples(const struct ap_profile *p);
 const struct ap_sample *ap_profile_sample(const struct ap_profile *p, size_t i);
-/* Sum of value `vi` over all samples. */
+/* Sum of value `vi` over all samples (UINT64_MAX when it would overflow). */
 uint64_t ap_profile_total(const struct ap_profile *p, size_t vi);
 
 /* Run statistics (drops, errors, counts) reported with the profile. Setting a name twice

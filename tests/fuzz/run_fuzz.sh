@@ -12,6 +12,9 @@ dict=""
 # Limits every run shares: a slow input (>10 s) is a hang, >2 GiB RSS or a single >1 GiB
 # malloc is a memory bomb; both are bugs in the parser's bounds, not in the fuzzer.
 limits="-timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=1024"
+# UBSan only prints and goes on by default: a finding nobody sees. Make it a crash, with the
+# input kept like any other.
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}"
 if [ -d "$here/regressions/$name" ] && [ -n "$(ls -A "$here/regressions/$name")" ]; then
 	echo "fuzz.$name: replaying $(ls "$here/regressions/$name" | wc -l) regression inputs"
 	# shellcheck disable=SC2086

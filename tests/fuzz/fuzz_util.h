@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: MIT */
+/* Shared by the profile-format fuzz targets: write a profile in every format (the writers must
+ * take whatever a reader accepted) and check that pprof and JSON read back what they wrote. */
+#ifndef AP_FUZZ_UTIL_H
+#define AP_FUZZ_UTIL_H
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "format.h"
+
+/* Memory the readers may use in a fuzz run: far under libFuzzer's -rss_limit_mb. */
+#define FUZZ_MAX_MEM (64u << 20)
+
+static void fuzz_write_all(const struct ap_profile *p)
+{
+	static const enum ap_format fmts[] = {AP_FORMAT_SVG, AP_FORMAT_FOLDED, AP_FORMAT_TEXT};
+	struct ap_write_opts wo = {.value_index = -1};
+	char *buf = NULL, err[512];
+	size_t len = 0;
+	FILE *f = fopen("/dev/null", "w");
+
+	if (!f)
+		abort();
+	for (size_t i = 0; i < sizeof(fmts) / sizeof(fmts[0]); i++)
+		if (ap_format_write(p, fmts[i], f, &wo))
+			abort();
+	fclose(f);
+
+	/* pprof: what the writer emits, the reader takes (the limits agree) */
+	f = open_memstream(&buf, &len);
+	if (!f || ap_write_pprof(p, f, &wo) || fclose(f))
+		abort();
+	{
+		struct ap_profile *q = ap_profile_new();
+
+		if (!q || ap_read_pprof_limited(buf, len, FUZZ_MAX_MEM * 4, q, err, sizeof(err))) {
+			fprintf(stderr, "pprof round trip failed: %s\n", err);
+			abort();
+		}
+		ap_profile_free(q);
+	}
+	free(buf);
+	buf = NULL;
+
+	/* JSON: aperture report reads its own JSON output */
+	f = open_memstream(&buf, &len);
+	if (!f || ap_write_json(p, f, &wo) || fclose(f))
+		abort();
+	{
+		struct ap_profile *q = ap_profile_new();
+
+		if (!q || ap_read_json(buf, len, FUZZ_MAX_MEM * 4, q, err, sizeof(err))) {
+			fprintf(stderr, "JSON round trip failed: %s\n", err);
+			abort();
+		}
+		ap_profile_free(q);
+	}
+	free(buf);
+}
+
+#endif
