@@ -360,13 +360,6 @@ static int find_debuglink(struct ap_dbg *d, struct ap_debuginfo *di, const struc
 	return 0;
 }
 
-static bool regular_fd(int fd)
-{
-	struct stat st;
-
-	return fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
-}
-
 static int find_local(struct ap_dbg *d, struct ap_debuginfo *di, const struct elf_facts *f,
 		      int elf_fd, int root_fd, const char *display_path)
 {
