@@ -107,6 +107,7 @@ static void add_symbolizer_stats(struct ap_profile *p, const struct ap_symbolize
 	ap_profile_set_stat(p, "debug_files_inflate_failed", st.debug_inflate_failed);
 	ap_profile_set_stat(p, "debuginfod_fetched", st.debuginfod_fetched);
 	ap_profile_set_stat(p, "debuginfod_failed", st.debuginfod_failed);
+	ap_profile_set_stat(p, "symbol_parse_limits_hit", st.parse_limits_hit);
 }
 
 /*

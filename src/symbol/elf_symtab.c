@@ -107,6 +107,10 @@ static int collect_syms(Elf *elf, Elf_Scn *scn, const GElf_Shdr *sh, struct raw_
 		rs.name = elf_strptr(elf, sh->sh_link, sym.st_name);
 		if (!rs.name || !rs.name[0])
 			continue;
+		if (r->n >= AP_SYM_MAX_SYMS) { /* the rest is dropped, counted once per file */
+			ap_sym_limit_hit(AP_SYM_LIMIT_SYMS);
+			break;
+		}
 		rs.addr = sym.st_value;
 		rs.size = sym.st_size;
 		rs.rank = bind_rank(GELF_ST_BIND(sym.st_info));

@@ -43,6 +43,8 @@ struct ap_symbolizer_stats {
 	uint64_t debug_inflate_failed; /* ... for which no copy could be made (in memory) */
 	uint64_t debuginfod_fetched; /* debug files downloaded (or found in its cache) */
 	uint64_t debuginfod_failed;  /* fetches that failed, timed out or were refused */
+	uint64_t parse_limits_hit;   /* parser limits hit, process-wide (symbol_internal.h
+				      * AP_SYM_MAX_*: symbols, perf-map and kallsyms lines) */
 };
 
 /* Name the JIT frames of p that were recorded unnamed because their runtime had not yet

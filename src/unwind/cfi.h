@@ -60,10 +60,22 @@ struct ap_cfi_section {
 	bool eh;	       /* .eh_frame (else .debug_frame) */
 };
 
+/* Limits on what a hostile file can make us do (docs/unwinding.md, "Limits"). A hit is
+ * counted in the stats below and in ap_cfi_table_stats, never a failure of the whole file. */
+/* Bytes of a CIE's initial instructions: they run again for every FDE of the CIE, so a long
+ * one shared by many FDEs costs quadratic time. Compilers emit < 16 bytes. */
+#define AP_CFI_MAX_CIE_INSNS 512
+/* Rows of one table (after merging): libLLVM-17 needs about 1.2 M. More gives -E2BIG. */
+#define AP_CFI_MAX_ROWS (16u << 20)
+/* Bytes of a (decompressed) .eh_frame / .debug_frame section. A larger compressed
+ * .debug_frame is not inflated (its CFI is not used; counted in sections_too_big). */
+#define AP_CFI_MAX_SECTION (256ull << 20)
+
 struct ap_cfi_parse_stats {
 	uint32_t fdes;	       /* FDEs whose rows were reported */
 	uint32_t fdes_skipped; /* empty, filtered out, or describing discarded code */
 	uint32_t fdes_bad;     /* malformed, or using an opcode we do not know */
+	uint32_t fdes_limit;   /* dropped by a limit (AP_CFI_MAX_CIE_INSNS) */
 };
 
 /* Called for every FDE before its rows; return false to skip it. */
@@ -94,6 +106,8 @@ struct ap_cfi_table_stats {
 	uint32_t fdes;		   /* FDEs used (both sections) */
 	uint32_t fdes_bad;	   /* malformed FDEs skipped */
 	uint32_t fdes_debug_frame; /* FDEs taken from .debug_frame */
+	uint32_t fdes_limit;	   /* FDEs dropped by a limit (AP_CFI_MAX_CIE_INSNS) */
+	uint32_t sections_too_big; /* CFI sections over AP_CFI_MAX_SECTION, not read */
 	uint32_t rows;		   /* rows after merging */
 	uint32_t rows_unsupported; /* rows whose rule the walker does not model */
 	uint32_t rows_plt;

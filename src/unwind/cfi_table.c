@@ -182,6 +182,10 @@ static int push_row(struct builder *b, uint64_t pc, uint8_t term, const struct a
 {
 	if (pc < b->pc_base || pc - b->pc_base > UINT32_MAX || b->seq >= TROW_NOT_END)
 		return -E2BIG;
+	/* rows before merging: a bound on the memory a hostile CFI section can take (merging
+	 * only shrinks, so AP_CFI_MAX_ROWS after merging needs at most 4x that before) */
+	if (b->n >= 4 * (size_t)AP_CFI_MAX_ROWS)
+		return -E2BIG;
 	if (b->n == b->cap) {
 		size_t ncap = b->cap ? b->cap * 2 : 4096;
 		struct trow *nr = realloc(b->rows, ncap * sizeof(*nr));
@@ -372,7 +376,7 @@ static int finish(struct builder *b, struct ap_cfi_table *t)
 	}
 	t->base = (b->pc_base + b->rows[0].row.pc) & ~0xfffULL;
 	last = b->pc_base + b->rows[n - 1].row.pc - t->base;
-	if (last > UINT32_MAX || n > UINT32_MAX / 2)
+	if (last > UINT32_MAX || n > AP_CFI_MAX_ROWS)
 		return -E2BIG;
 	/* rebase: pc_base + pc - t->base, never negative since t->base <= the first pc */
 	for (size_t i = 0; i < n; i++)
@@ -520,17 +524,30 @@ static bool eh_frame_from_hdr(Elf *elf, const struct ap_cfi_table *t, const GElf
 }
 
 static bool section_data(Elf_Scn *scn, const GElf_Shdr *sh, bool eh, uint64_t datarel,
-			 struct ap_cfi_section *sec)
+			 struct ap_cfi_section *sec, uint32_t *too_big)
 {
 	Elf_Data *d;
 
 	if (sh->sh_flags & SHF_COMPRESSED) {
+		GElf_Chdr ch;
+
+		/* the header's size is what libelf allocates before inflating: bound it */
+		if (!gelf_getchdr(scn, &ch))
+			return false;
+		if (ch.ch_size > AP_CFI_MAX_SECTION) {
+			(*too_big)++;
+			return false;
+		}
 		if (elf_compress(scn, 0, 0) < 0)
 			return false;
 	}
 	d = elf_getdata(scn, NULL);
 	if (!d || !d->d_buf || !d->d_size)
 		return false;
+	if (d->d_size > AP_CFI_MAX_SECTION) {
+		(*too_big)++;
+		return false;
+	}
 	sec->data = d->d_buf;
 	sec->size = d->d_size;
 	sec->vaddr = sh->sh_addr;
@@ -569,12 +586,12 @@ int ap_cfi_table_build_into(Elf *elf, struct ap_cfi_table *t, const struct ap_cf
 		got = sh.sh_addr;
 	scn = ap_elf_find_section(elf, ".eh_frame", &sh);
 	if (scn)
-		have_eh = section_data(scn, &sh, true, got, &eh);
+		have_eh = section_data(scn, &sh, true, got, &eh, &t->stats.sections_too_big);
 	else if (ehf.p_type == PT_GNU_EH_FRAME)
 		have_eh = eh_frame_from_hdr(elf, t, &ehf, &eh);
 	scn = ap_elf_find_section(elf, ".debug_frame", &sh);
 	if (scn)
-		have_dbg = section_data(scn, &sh, false, 0, &dbg);
+		have_dbg = section_data(scn, &sh, false, 0, &dbg, &t->stats.sections_too_big);
 	if (!have_eh && !have_dbg) {
 		err = -ENOENT;
 		goto out;
@@ -597,7 +614,10 @@ int ap_cfi_table_build_into(Elf *elf, struct ap_cfi_table *t, const struct ap_cf
 			goto out;
 		t->stats.fdes += ps.fdes;
 		t->stats.fdes_bad += ps.fdes_bad;
-		qsort(b.ranges, b.nranges, sizeof(*b.ranges), cmp_range);
+		t->stats.fdes_limit += ps.fdes_limit;
+		/* qsort(NULL, 0) is undefined: no ranges when no FDE was wanted */
+		if (b.nranges > 1)
+			qsort(b.ranges, b.nranges, sizeof(*b.ranges), cmp_range);
 	}
 	if (have_dbg) {
 		b.debug_frame = true;
@@ -607,6 +627,7 @@ int ap_cfi_table_build_into(Elf *elf, struct ap_cfi_table *t, const struct ap_cf
 			goto out;
 		t->stats.fdes += ps.fdes;
 		t->stats.fdes_bad += ps.fdes_bad;
+		t->stats.fdes_limit += ps.fdes_limit;
 		t->stats.fdes_debug_frame = ps.fdes;
 	}
 	err = finish(&b, t);
