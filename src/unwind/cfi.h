@@ -67,6 +67,8 @@ struct ap_cfi_section {
 #define AP_CFI_MAX_CIE_INSNS 512
 /* Rows of one table (after merging): libLLVM-17 needs about 1.2 M. More gives -E2BIG. */
 #define AP_CFI_MAX_ROWS (16u << 20)
+/* PT_LOAD segments of a file (linkers write 2-5). More gives -E2BIG. */
+#define AP_CFI_MAX_SEGS 64
 /* Bytes of a (decompressed) .eh_frame / .debug_frame section. A larger compressed
  * .debug_frame is not inflated (its CFI is not used; counted in sections_too_big). */
 #define AP_CFI_MAX_SECTION (256ull << 20)

@@ -473,6 +473,10 @@ static int load_segments(Elf *elf, struct ap_cfi_table *t, GElf_Phdr *eh_hdr)
 			*eh_hdr = ph;
 		if (ph.p_type != PT_LOAD)
 			continue;
+		/* every FDE is checked against each segment: a file with thousands of them
+		 * would cost FDEs x segments */
+		if (t->nsegs == AP_CFI_MAX_SEGS)
+			return -E2BIG;
 		t->segs[t->nsegs].offset = ph.p_offset;
 		t->segs[t->nsegs].vaddr = ph.p_vaddr;
 		t->segs[t->nsegs].filesz = ph.p_filesz;
