@@ -9,12 +9,12 @@ corpus="$work/corpus/$name"
 mkdir -p "$corpus" "$work/artifacts"
 dict=""
 [ -f "$here/$name.dict" ] && dict="-dict=$here/$name.dict"
-# Limits every run shares: a slow input (>10 s) is a hang, >2 GiB RSS or a single >1 GiB
-# malloc is a memory bomb; both are bugs in the parser's bounds, not in the fuzzer.
 # UBSan only prints by default: make undefined behaviour a crash the fuzzer keeps
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}"
 # leaks inside libraries that are not ours (each explained in the file)
 export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$here/lsan.supp}"
+# Limits every run shares: a slow input (>10 s) is a hang, >2 GiB RSS or a single >1 GiB
+# malloc is a memory bomb; both are bugs in the parser's bounds, not in the fuzzer.
 limits="-timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=1024"
 if [ -d "$here/regressions/$name" ] && [ -n "$(ls -A "$here/regressions/$name")" ]; then
 	echo "fuzz.$name: replaying $(ls "$here/regressions/$name" | wc -l) regression inputs"
