@@ -47,6 +47,10 @@ void ap_htab_release(struct ap_htab *h);
 
 /* Function symbols kept from one ELF file (Chromium: ~1.5 M). */
 #define AP_SYM_MAX_SYMS (8u << 20)
+/* Note sections / PT_NOTE segments searched for the build-id, and the size of each (a
+ * build-id note is 36 bytes; libelf may copy each note read and keeps it until elf_end). */
+#define AP_SYM_MAX_NOTES 16
+#define AP_SYM_MAX_NOTE_BYTES (64u << 10)
 /* Entries of one perf map; bytes read from it; its line length (longer lines skipped). */
 #define AP_SYM_MAX_PERFMAP_ENTRIES (1u << 20)
 #define AP_SYM_MAX_PERFMAP_BYTES (64u << 20)
@@ -59,6 +63,7 @@ enum ap_sym_limit {
 	AP_SYM_LIMIT_PERFMAP_ENTRIES, /* perf maps cut at the entry or byte cap */
 	AP_SYM_LIMIT_PERFMAP_LINE,    /* perf-map lines skipped as too long */
 	AP_SYM_LIMIT_KALLSYMS_LINE,   /* kallsyms lines skipped as too long */
+	AP_SYM_LIMIT_NOTES,	      /* over-large note sections not searched for a build-id */
 	AP_SYM_LIMIT_MAX,
 };
 

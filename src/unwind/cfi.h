@@ -67,6 +67,10 @@ struct ap_cfi_section {
 #define AP_CFI_MAX_CIE_INSNS 512
 /* Rows of one table (after merging): libLLVM-17 needs about 1.2 M. More gives -E2BIG. */
 #define AP_CFI_MAX_ROWS (16u << 20)
+/* Note sections searched for the build-id, and the size of each (a build-id note is 36
+ * bytes; libelf may copy each note section it reads and keeps it until elf_end). */
+#define AP_CFI_MAX_NOTES 16
+#define AP_CFI_MAX_NOTE_BYTES (64u << 10)
 /* PT_LOAD segments of a file (linkers write 2-5). More gives -E2BIG. */
 #define AP_CFI_MAX_SEGS 64
 /* Bytes of a (decompressed) .eh_frame / .debug_frame section. A larger compressed

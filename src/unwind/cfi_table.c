@@ -430,16 +430,21 @@ static int finish(struct builder *b, struct ap_cfi_table *t)
 int ap_cfi_build_id(Elf *elf, char *hex, size_t len)
 {
 	Elf_Scn *scn = NULL;
+	unsigned int notes = 0;
 
 	hex[0] = '\0';
-	while ((scn = elf_nextscn(elf, scn))) {
+	/* libelf may copy every note section it is asked for (and keeps the copies): a bounded
+	 * number of small ones is searched (AP_CFI_MAX_NOTES) */
+	while ((scn = elf_nextscn(elf, scn)) && notes < AP_CFI_MAX_NOTES) {
 		GElf_Shdr sh;
 		Elf_Data *d;
 		GElf_Nhdr nh;
 		size_t off = 0, noff, doff;
 
-		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_NOTE)
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_NOTE ||
+		    sh.sh_size > AP_CFI_MAX_NOTE_BYTES)
 			continue;
+		notes++;
 		d = elf_getdata(scn, NULL);
 		while (d && (off = gelf_getnote(d, off, &nh, &noff, &doff)) > 0) {
 			if (nh.n_type != NT_GNU_BUILD_ID || nh.n_namesz != 4 ||
