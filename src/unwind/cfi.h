@@ -65,8 +65,9 @@ struct ap_cfi_section {
 /* Bytes of a CIE's initial instructions: they run again for every FDE of the CIE, so a long
  * one shared by many FDEs costs quadratic time. Compilers emit < 16 bytes. */
 #define AP_CFI_MAX_CIE_INSNS 512
-/* Rows of one table (after merging): libLLVM-17 needs about 1.2 M. More gives -E2BIG. */
-#define AP_CFI_MAX_ROWS (16u << 20)
+/* Rows of one table after merging (libLLVM-17: about 1.2 M; node 20: 0.28 M), and twice
+ * that before merging (12 bytes each while building: at most 192 MiB). More gives -E2BIG. */
+#define AP_CFI_MAX_ROWS (8u << 20)
 /* Note sections searched for the build-id, and the size of each (a build-id note is 36
  * bytes; libelf may copy each note section it reads and keeps it until elf_end). */
 #define AP_CFI_MAX_NOTES 16

@@ -182,9 +182,9 @@ static int push_row(struct builder *b, uint64_t pc, uint8_t term, const struct a
 {
 	if (pc < b->pc_base || pc - b->pc_base > UINT32_MAX || b->seq >= TROW_NOT_END)
 		return -E2BIG;
-	/* rows before merging: a bound on the memory a hostile CFI section can take (merging
-	 * only shrinks, so AP_CFI_MAX_ROWS after merging needs at most 4x that before) */
-	if (b->n >= 4 * (size_t)AP_CFI_MAX_ROWS)
+	/* rows before merging: a bound on the memory a hostile CFI section can take (real
+	 * files merge to well under half their rows: end markers and repeated rules go) */
+	if (b->n >= 2 * (size_t)AP_CFI_MAX_ROWS)
 		return -E2BIG;
 	if (b->n == b->cap) {
 		size_t ncap = b->cap ? b->cap * 2 : 4096;
