@@ -401,6 +401,8 @@ int ap_unwind_report_stats(struct ap_unwinder *u, int stats_fd, struct ap_profil
 	ap_profile_set_stat(p, "unwind_files_without_cfi", us.files_no_cfi);
 	ap_profile_set_stat(p, "unwind_files_failed", us.files_failed);
 	ap_profile_set_stat(p, "unwind_files_over_budget", us.files_over_budget);
+	ap_profile_set_stat(p, "unwind_cfi_fdes_malformed", us.cfi_fdes_bad);
+	ap_profile_set_stat(p, "unwind_cfi_limit_hits", us.cfi_limit_hits);
 	ap_profile_set_stat(p, "unwind_files_evicted", us.files_evicted);
 	ap_profile_set_stat(p, "unwind_install_batches", us.install_batches);
 	ap_profile_set_stat(p, "unwind_table_rows", us.rows);

@@ -52,6 +52,7 @@ void ap_summary_add_symbolizer_stats(struct ap_profile *p, const struct ap_symbo
 	ap_profile_set_stat(p, "debug_files_inflated", st.debug_inflated);
 	ap_profile_set_stat(p, "debug_files_inflate_failed", st.debug_inflate_failed);
 	ap_profile_set_stat(p, "debug_cache_untrusted", st.debug_cache_untrusted);
+	ap_profile_set_stat(p, "symbol_parse_limits_hit", st.parse_limits_hit);
 	ap_profile_set_stat(p, "debuginfod_fetched", st.debuginfod_fetched);
 	ap_profile_set_stat(p, "debuginfod_failed", st.debuginfod_failed);
 }

@@ -43,6 +43,9 @@
 /* DWARF inflates 3-5x; a section that claims far more is a compression bomb, which would
  * fill the disk */
 #define MAX_RATIO 32
+/* Section alignment kept in the copy (debug sections use 1-8). A larger one (2^40, say)
+ * made the copy a sparse file of that size; such a file is read as it is instead. */
+#define MAX_ALIGN 4096u
 
 struct copy_ctx {
 	int src, dst;
@@ -164,11 +167,20 @@ static uint64_t align_up(uint64_t v, uint64_t a)
 	return a > 1 ? (v + a - 1) / a * a : v;
 }
 
+/* off aligned to a, or -ENOTSUP for an alignment the copy does not keep */
+static int align_to(uint64_t *off, uint64_t a)
+{
+	if (a > MAX_ALIGN)
+		return -ENOTSUP;
+	*off = align_up(*off, a);
+	return 0;
+}
+
 /* Write the uncompressed image of the source into dst: sections in index order, then the
  * section headers. */
 static int write_image(struct copy_ctx *c, const Elf64_Ehdr *eh, Elf64_Shdr *sh, size_t n)
 {
-	uint64_t off = sizeof(*eh), total = 0;
+	uint64_t off = sizeof(*eh), total = 0, raw = 0;
 	Elf64_Ehdr out = *eh;
 	int err = 0;
 
@@ -181,7 +193,14 @@ static int write_image(struct copy_ctx *c, const Elf64_Ehdr *eh, Elf64_Shdr *sh,
 			continue;
 		}
 		if (!(s->sh_flags & SHF_COMPRESSED)) {
-			off = align_up(off, s->sh_addralign);
+			/* sections do not overlap: more bytes than the file has means headers
+			 * that list the same bytes many times (a copy of size x count) */
+			raw += s->sh_size;
+			if (raw > c->src_size)
+				return -EBADMSG;
+			err = align_to(&off, s->sh_addralign);
+			if (err)
+				return err;
 			err = copy_raw(c, s->sh_offset, s->sh_size, off);
 			s->sh_offset = off;
 			off += s->sh_size;
@@ -195,7 +214,9 @@ static int write_image(struct copy_ctx *c, const Elf64_Ehdr *eh, Elf64_Shdr *sh,
 		total += ch.ch_size;
 		if (total > MAX_INFLATED || total > MAX_RATIO * c->src_size + (1u << 20))
 			return -EFBIG; /* a compression bomb, or not a debug file */
-		off = align_up(off, ch.ch_addralign);
+		err = align_to(&off, ch.ch_addralign);
+		if (err)
+			return err;
 		if (ch.ch_type == ELFCOMPRESS_ZLIB)
 			err = inflate_zlib(c, s->sh_offset + sizeof(ch), s->sh_size - sizeof(ch),
 					   off, ch.ch_size);

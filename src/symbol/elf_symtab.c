@@ -110,6 +110,10 @@ static int collect_syms(Elf *elf, Elf_Scn *scn, const GElf_Shdr *sh, bool object
 		rs.name = elf_strptr(elf, sh->sh_link, sym.st_name);
 		if (!rs.name || !rs.name[0])
 			continue;
+		if (r->n >= AP_SYM_MAX_SYMS) { /* the rest is dropped, counted once per file */
+			ap_sym_limit_hit(AP_SYM_LIMIT_SYMS);
+			break;
+		}
 		rs.addr = sym.st_value;
 		rs.size = sym.st_size;
 		rs.rank = bind_rank(GELF_ST_BIND(sym.st_info));
@@ -262,17 +266,25 @@ static int note_build_id(Elf_Data *d, char *hex, size_t len)
 int ap_symtab_build_id(Elf *elf, char *hex, size_t len)
 {
 	Elf_Scn *scn = NULL;
+	unsigned int notes = 0;
 	size_t phnum;
 	GElf_Shdr sh;
 	GElf_Phdr ph;
 
 	if (len < 3)
 		return -ENOENT;
-	while ((scn = elf_nextscn(elf, scn))) {
+	/* libelf may copy (convert) every note it is asked for and keeps the copies until
+	 * elf_end: a file listing its bytes as thousands of notes would take size x count */
+	while ((scn = elf_nextscn(elf, scn)) && notes < AP_SYM_MAX_NOTES) {
 		Elf_Data *d;
 
 		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_NOTE)
 			continue;
+		if (sh.sh_size > AP_SYM_MAX_NOTE_BYTES) {
+			ap_sym_limit_hit(AP_SYM_LIMIT_NOTES);
+			continue;
+		}
+		notes++;
 		d = elf_getdata(scn, NULL);
 		if (d && !note_build_id(d, hex, len))
 			return 0;
@@ -280,11 +292,16 @@ int ap_symtab_build_id(Elf *elf, char *hex, size_t len)
 	/* files whose section headers were removed still have their notes in PT_NOTE */
 	if (elf_getphdrnum(elf, &phnum))
 		return -ENOENT;
-	for (size_t i = 0; i < phnum; i++) {
+	for (size_t i = 0; i < phnum && notes < AP_SYM_MAX_NOTES; i++) {
 		Elf_Data *d;
 
 		if (!gelf_getphdr(elf, (int)i, &ph) || ph.p_type != PT_NOTE)
 			continue;
+		if (ph.p_filesz > AP_SYM_MAX_NOTE_BYTES) {
+			ap_sym_limit_hit(AP_SYM_LIMIT_NOTES);
+			continue;
+		}
+		notes++;
 		d = elf_getdata_rawchunk(elf, ph.p_offset, ph.p_filesz,
 					 ph.p_align == 8 ? ELF_T_NHDR8 : ELF_T_NHDR);
 		if (d && !note_build_id(d, hex, len))

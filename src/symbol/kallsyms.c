@@ -341,8 +341,10 @@ static int load(const char *path, bool data, struct ap_kallsyms **out)
 {
 	struct ap_kallsyms *k = NULL;
 	struct loader l = { .data = data, .unnamed = UINT32_MAX };
-	char *line = NULL;
-	size_t cap = 0;
+	/* a fixed buffer, not getline(): a file without newlines must not grow one line to
+	 * its size (the path may be a user's file, not the kernel's) */
+	char line[AP_SYM_MAX_KALLSYMS_LINE + 2];
+	bool skipping = false;
 	FILE *f = NULL;
 	int err = 0;
 
@@ -356,7 +358,19 @@ static int load(const char *path, bool data, struct ap_kallsyms **out)
 		err = -errno;
 		goto out;
 	}
-	while (getline(&line, &cap, f) > 0) {
+	while (fgets(line, sizeof(line), f)) {
+		size_t len = strlen(line);
+		bool whole = len && line[len - 1] == '\n';
+
+		if (skipping) { /* the rest of an over-long line */
+			skipping = !whole;
+			continue;
+		}
+		if (!whole && len >= sizeof(line) - 1) {
+			ap_sym_limit_hit(AP_SYM_LIMIT_KALLSYMS_LINE);
+			skipping = true;
+			continue;
+		}
 		err = parse_line(&l, line);
 		if (err)
 			goto out;
@@ -367,7 +381,6 @@ static int load(const char *path, bool data, struct ap_kallsyms **out)
 	}
 	err = finish(&l, k);
 out:
-	free(line);
 	if (f)
 		fclose(f);
 	free(l.v);

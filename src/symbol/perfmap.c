@@ -21,9 +21,10 @@
 #include "safe_open.h"
 #include "symbol_internal.h"
 
-#define MAX_ENTRIES (1u << 20)
-#define MAX_READ_BYTES (64u << 20)
-#define MAX_LINE 4096   /* longer lines are skipped */
+/* caps (symbol_internal.h): a hit is counted once per map (entries, bytes) or per line */
+#define MAX_ENTRIES AP_SYM_MAX_PERFMAP_ENTRIES
+#define MAX_READ_BYTES AP_SYM_MAX_PERFMAP_BYTES
+#define MAX_LINE AP_SYM_MAX_PERFMAP_LINE /* longer lines are skipped */
 #define OVERLAP_SCAN 16 /* entries looked at below the best start, for overlapping code */
 
 struct pm_ent {
@@ -44,6 +45,7 @@ struct ap_perfmap {
 	uint32_t seq;
 	int fd;
 	bool sorted;
+	bool full; /* a cap was hit (counted once) */
 	char module[32];
 };
 
@@ -78,8 +80,12 @@ static int add_line(struct ap_perfmap *m, const char *line)
 
 	if (ap_perfmap_parse_line(line, &start, &size, &name, &len))
 		return 0; /* junk lines are skipped, as perf does */
-	if (m->n >= MAX_ENTRIES)
+	if (m->n >= MAX_ENTRIES) {
+		if (!m->full)
+			ap_sym_limit_hit(AP_SYM_LIMIT_PERFMAP_ENTRIES);
+		m->full = true;
 		return -E2BIG;
+	}
 	if (m->n == m->cap) {
 		size_t ncap = m->cap ? m->cap * 2 : 256;
 		struct pm_ent *v = realloc(m->v, ncap * sizeof(*v));
@@ -135,6 +141,8 @@ static int feed(struct ap_perfmap *m, const char *buf, size_t len)
 		if (nl) {
 			if (m->partial_len <= MAX_LINE)
 				err = add_line(m, m->partial);
+			else
+				ap_sym_limit_hit(AP_SYM_LIMIT_PERFMAP_LINE);
 			m->partial_len = 0;
 		}
 		if (err)
@@ -158,6 +166,11 @@ int ap_perfmap_update(struct ap_perfmap *m)
 	if ((uint64_t)st.st_size < m->offset) {
 		m->n = m->names_len = m->partial_len = 0;
 		m->offset = 0;
+		m->full = false;
+	}
+	if (m->offset >= MAX_READ_BYTES && (uint64_t)st.st_size > m->offset && !m->full) {
+		ap_sym_limit_hit(AP_SYM_LIMIT_PERFMAP_ENTRIES);
+		m->full = true;
 	}
 	while (m->offset < (uint64_t)st.st_size && m->offset < MAX_READ_BYTES) {
 		size_t want = sizeof(buf);

@@ -19,6 +19,35 @@
 #include "proc_maps.h"
 #include "symbolizer.h"
 
+/* ---- limits.c: bounds on what a hostile input can make a parser hold ----
+ * Each is documented in docs/symbolization.md ("Limits"); a hit drops only what is beyond
+ * it, is counted (ap_sym_limit_hit) and reported (ap_symbolizer_stats.parse_limits_hit). */
+
+/* Function symbols kept from one ELF file (Chromium: ~1.5 M). */
+#define AP_SYM_MAX_SYMS (8u << 20)
+/* Note sections / PT_NOTE segments searched for the build-id, and the size of each (a
+ * build-id note is 36 bytes; libelf may copy each note read and keeps it until elf_end). */
+#define AP_SYM_MAX_NOTES 16
+#define AP_SYM_MAX_NOTE_BYTES (64u << 10)
+/* Entries of one perf map; bytes read from it; its line length (longer lines skipped). */
+#define AP_SYM_MAX_PERFMAP_ENTRIES (1u << 20)
+#define AP_SYM_MAX_PERFMAP_BYTES (64u << 20)
+#define AP_SYM_MAX_PERFMAP_LINE 4096
+/* A /proc/kallsyms line: address, type, a name of at most KSYM_NAME_LEN (512), module. */
+#define AP_SYM_MAX_KALLSYMS_LINE 1024
+
+enum ap_sym_limit {
+	AP_SYM_LIMIT_SYMS,	      /* ELF files with more symbols than AP_SYM_MAX_SYMS */
+	AP_SYM_LIMIT_PERFMAP_ENTRIES, /* perf maps cut at the entry or byte cap */
+	AP_SYM_LIMIT_PERFMAP_LINE,    /* perf-map lines skipped as too long */
+	AP_SYM_LIMIT_KALLSYMS_LINE,   /* kallsyms lines skipped as too long */
+	AP_SYM_LIMIT_NOTES,	      /* over-large note sections not searched for a build-id */
+	AP_SYM_LIMIT_MAX,
+};
+
+void ap_sym_limit_hit(enum ap_sym_limit which);
+uint64_t ap_sym_limit_hits(enum ap_sym_limit which);
+
 /* ---- elf_symtab.c: function symbols of one ELF file, compact and sorted ---- */
 
 struct ap_symtab_sym {

@@ -799,6 +799,9 @@ void ap_symbolizer_get_stats(const struct ap_symbolizer *s, struct ap_symbolizer
 	out->debug_inflated = d.inflated;
 	out->debug_inflate_failed = d.inflate_failed;
 	out->debug_cache_untrusted = d.cache_untrusted;
+	out->parse_limits_hit = 0;
+	for (unsigned int i = 0; i < AP_SYM_LIMIT_MAX; i++)
+		out->parse_limits_hit += ap_sym_limit_hits(i);
 }
 
 int ap_symbolizer_set_debug_dirs(struct ap_symbolizer *s, const char *const *dirs, size_t n)

@@ -45,6 +45,8 @@ struct ap_symbolizer_stats {
 	uint64_t debug_cache_untrusted; /* debug cache entries not ours (planted): skipped */
 	uint64_t debuginfod_fetched; /* debug files downloaded (or found in its cache) */
 	uint64_t debuginfod_failed;  /* fetches that failed, timed out or were refused */
+	uint64_t parse_limits_hit;   /* parser limits hit, process-wide (symbol_internal.h
+				      * AP_SYM_MAX_*: symbols, perf-map and kallsyms lines) */
 };
 
 /* Name the JIT frames of p that were recorded unnamed because their runtime had not yet

@@ -60,10 +60,29 @@ struct ap_cfi_section {
 	bool eh;	       /* .eh_frame (else .debug_frame) */
 };
 
+/* Limits on what a hostile file can make us do (docs/unwinding.md, "Limits"). A hit is
+ * counted in the stats below and in ap_cfi_table_stats, never a failure of the whole file. */
+/* Bytes of a CIE's initial instructions: they run again for every FDE of the CIE, so a long
+ * one shared by many FDEs costs quadratic time. Compilers emit < 16 bytes. */
+#define AP_CFI_MAX_CIE_INSNS 512
+/* Rows of one table after merging (libLLVM-17: about 1.2 M; node 20: 0.28 M), and twice
+ * that before merging (12 bytes each while building: at most 192 MiB). More gives -E2BIG. */
+#define AP_CFI_MAX_ROWS (8u << 20)
+/* Note sections searched for the build-id, and the size of each (a build-id note is 36
+ * bytes; libelf may copy each note section it reads and keeps it until elf_end). */
+#define AP_CFI_MAX_NOTES 16
+#define AP_CFI_MAX_NOTE_BYTES (64u << 10)
+/* PT_LOAD segments of a file (linkers write 2-5). More gives -E2BIG. */
+#define AP_CFI_MAX_SEGS 64
+/* Bytes of a (decompressed) .eh_frame / .debug_frame section. A larger compressed
+ * .debug_frame is not inflated (its CFI is not used; counted in sections_too_big). */
+#define AP_CFI_MAX_SECTION (256ull << 20)
+
 struct ap_cfi_parse_stats {
 	uint32_t fdes;	       /* FDEs whose rows were reported */
 	uint32_t fdes_skipped; /* empty, filtered out, or describing discarded code */
 	uint32_t fdes_bad;     /* malformed, or using an opcode we do not know */
+	uint32_t fdes_limit;   /* dropped by a limit (AP_CFI_MAX_CIE_INSNS) */
 };
 
 /* Called for every FDE before its rows; return false to skip it. */
@@ -94,6 +113,8 @@ struct ap_cfi_table_stats {
 	uint32_t fdes;		   /* FDEs used (both sections) */
 	uint32_t fdes_bad;	   /* malformed FDEs skipped */
 	uint32_t fdes_debug_frame; /* FDEs taken from .debug_frame */
+	uint32_t fdes_limit;	   /* FDEs dropped by a limit (AP_CFI_MAX_CIE_INSNS) */
+	uint32_t sections_too_big; /* CFI sections over AP_CFI_MAX_SECTION, not read */
 	uint32_t rows;		   /* rows after merging */
 	uint32_t rows_unsupported; /* rows whose rule the walker does not model */
 	uint32_t rows_plt;

@@ -5,6 +5,7 @@
  * bounds-checked: the input is whatever a process mapped.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "cfi.h"
@@ -27,23 +28,46 @@
 #define REG_RBP 6
 #define STATE_STACK 16 /* DW_CFA_remember_state nesting we keep */
 
+/* A bounded reader. It keeps the bytes left, not an end pointer: every check compares a
+ * length with `left`, so no check can wrap, and a read past the end only sets err. */
 struct rd {
-	const uint8_t *p, *end;
+	const uint8_t *p;
+	size_t left;
 	bool err;
 };
 
+static struct rd rd_make(const uint8_t *p, size_t len)
+{
+	return (struct rd){ p, len, false };
+}
+
+/* Consume n bytes; returns where they start, or NULL (and err) when fewer are left. */
+static const uint8_t *rd_skip(struct rd *r, uint64_t n)
+{
+	const uint8_t *at = r->p;
+
+	if (r->err || n > r->left) {
+		r->err = true;
+		return NULL;
+	}
+	r->p += n;
+	r->left -= (size_t)n;
+	return at;
+}
+
 static uint64_t rd_u(struct rd *r, unsigned int n)
 {
+	const uint8_t *at = rd_skip(r, n);
 	uint64_t v = 0;
 
-	if (r->err || (size_t)(r->end - r->p) < n) {
-		r->err = true;
-		return 0;
-	}
-	for (unsigned int i = 0; i < n; i++)
-		v |= (uint64_t)r->p[i] << (8 * i);
-	r->p += n;
+	for (unsigned int i = 0; at && i < n; i++)
+		v |= (uint64_t)at[i] << (8 * i);
 	return v;
+}
+
+static uint8_t rd_byte(struct rd *r)
+{
+	return (uint8_t)rd_u(r, 1);
 }
 
 static uint64_t rd_uleb(struct rd *r)
@@ -52,13 +76,10 @@ static uint64_t rd_uleb(struct rd *r)
 	unsigned int shift = 0;
 
 	while (!r->err) {
-		uint8_t b;
+		uint8_t b = rd_byte(r);
 
-		if (r->p >= r->end) {
-			r->err = true;
+		if (r->err)
 			break;
-		}
-		b = *r->p++;
 		if (shift < 64)
 			v |= (uint64_t)(b & 0x7f) << shift;
 		shift += 7;
@@ -75,11 +96,9 @@ static int64_t rd_sleb(struct rd *r)
 	uint8_t b = 0;
 
 	while (!r->err) {
-		if (r->p >= r->end) {
-			r->err = true;
+		b = rd_byte(r);
+		if (r->err)
 			return 0;
-		}
-		b = *r->p++;
 		if (shift < 64)
 			v |= (uint64_t)(b & 0x7f) << shift;
 		shift += 7;
@@ -89,6 +108,29 @@ static int64_t rd_sleb(struct rd *r)
 	if (shift < 64 && (b & 0x40))
 		v |= ~0ULL << shift;
 	return (int64_t)v;
+}
+
+/* factor x data alignment: a product that does not fit is a malformed program (checked:
+ * signed overflow is undefined behaviour, and a hostile file picks both operands). */
+static int64_t scaled(struct rd *r, int64_t v, int64_t da)
+{
+	int64_t out;
+
+	if (__builtin_mul_overflow(v, da, &out)) {
+		r->err = true;
+		return 0;
+	}
+	return out;
+}
+
+/* An unsigned factor (DW_CFA_offset and friends) scaled by the data alignment. */
+static int64_t scaled_u(struct rd *r, uint64_t v, int64_t da)
+{
+	if (v > INT64_MAX) {
+		r->err = true;
+		return 0;
+	}
+	return scaled(r, (int64_t)v, da);
 }
 
 /* An encoded pointer (DW_EH_PE_*). `sec` gives the pc-relative and data-relative bases. */
@@ -153,7 +195,8 @@ static uint64_t rd_enc(struct rd *r, uint8_t enc, const struct ap_cfi_section *s
 }
 
 struct cie {
-	const uint8_t *insns, *insns_end;
+	const uint8_t *insns;
+	size_t insns_len;
 	uint64_t code_align;
 	int64_t data_align;
 	uint32_t ra_reg;
@@ -163,81 +206,110 @@ struct cie {
 	bool signal;	   /* 'S' */
 };
 
+/* One entry's header: its length (4 or 12 bytes) and its CIE id / CIE pointer. On success
+ * `body` reads the rest of the entry (after the id) and *next is the offset of the entry
+ * after it. Returns 0, 1 (the .eh_frame terminator) or -EINVAL. */
+static int entry_header(const struct ap_cfi_section *sec, uint64_t off, struct rd *body,
+			uint64_t *id, uint64_t *id_pos, bool *dwarf64, uint64_t *next)
+{
+	struct rd r;
+	uint64_t len;
+
+	if (off >= sec->size)
+		return -EINVAL;
+	r = rd_make(sec->data + off, sec->size - (size_t)off);
+	*dwarf64 = false;
+	len = rd_u(&r, 4);
+	if (len == 0xffffffffu) {
+		len = rd_u(&r, 8);
+		*dwarf64 = true;
+	}
+	if (r.err || len > r.left)
+		return -EINVAL;
+	*next = (uint64_t)(r.p - sec->data) + len;
+	if (len == 0)
+		return 1;
+	/* the entry's own bytes only: an entry shorter than its id is malformed, and nothing
+	 * after it is read as part of it */
+	r.left = (size_t)len;
+	*id_pos = (uint64_t)(r.p - sec->data);
+	*id = rd_u(&r, *dwarf64 ? 8 : 4);
+	if (r.err)
+		return -EINVAL;
+	*body = r;
+	return 0;
+}
+
 /* Parse the CIE at section offset `off`. Returns 0 or -EINVAL. */
 static int parse_cie(const struct ap_cfi_section *sec, uint64_t off, struct cie *c)
 {
-	struct rd r = { sec->data + off, sec->data + sec->size, false };
-	uint64_t len, id;
+	struct rd r;
+	uint64_t id, id_pos, next;
 	const char *aug;
+	size_t aug_len;
 	uint8_t version;
-	bool dwarf64 = false;
+	bool dwarf64;
 
 	memset(c, 0, sizeof(*c));
 	c->fde_enc = DW_EH_PE_absptr;
 	c->addr_size = 8;
-	if (off >= sec->size)
+	if (entry_header(sec, off, &r, &id, &id_pos, &dwarf64, &next) != 0)
 		return -EINVAL;
-	len = rd_u(&r, 4);
-	if (len == 0xffffffffu) {
-		len = rd_u(&r, 8);
-		dwarf64 = true;
-	}
-	if (r.err || len > (uint64_t)(r.end - r.p))
-		return -EINVAL;
-	r.end = r.p + len;
-	id = rd_u(&r, dwarf64 ? 8 : 4);
 	if (sec->eh ? id != 0 : id != (dwarf64 ? ~0ULL : 0xffffffffu))
 		return -EINVAL;
-	version = (uint8_t)rd_u(&r, 1);
-	if (version != 1 && version != 3 && version != 4)
+	version = rd_byte(&r);
+	if (r.err || (version != 1 && version != 3 && version != 4))
 		return -EINVAL;
 	aug = (const char *)r.p;
-	while (r.p < r.end && *r.p)
-		r.p++;
-	if (r.p >= r.end)
-		return -EINVAL;
-	r.p++;
+	aug_len = strnlen(aug, r.left);
+	if (aug_len == r.left)
+		return -EINVAL; /* not terminated inside the entry */
+	rd_skip(&r, aug_len + 1);
 	if (aug[0] && aug[0] != 'z' && strcmp(aug, "S") != 0)
 		return -EINVAL; /* "eh" (ancient g++) and other forms we cannot skip */
 	if (version == 4) {
-		c->addr_size = (uint8_t)rd_u(&r, 1);
-		rd_u(&r, 1); /* segment selector size */
+		c->addr_size = rd_byte(&r);
+		rd_byte(&r); /* segment selector size */
 		if (c->addr_size != 8 && c->addr_size != 4)
 			return -EINVAL;
 	}
 	c->code_align = rd_uleb(&r);
 	c->data_align = rd_sleb(&r);
-	c->ra_reg = version == 1 ? (uint32_t)rd_u(&r, 1) : (uint32_t)rd_uleb(&r);
+	c->ra_reg = version == 1 ? rd_byte(&r) : (uint32_t)rd_uleb(&r);
 	if (aug[0] == 'z') {
 		uint64_t alen = rd_uleb(&r);
-		const uint8_t *aend = r.p + alen;
+		const uint8_t *adata = rd_skip(&r, alen);
+		struct rd ar = rd_make(adata, (size_t)alen);
 
-		if (r.err || alen > (uint64_t)(r.end - r.p))
+		if (!adata)
 			return -EINVAL;
 		c->has_aug_data = true;
-		for (const char *a = aug + 1; *a && !r.err; a++) {
+		for (const char *a = aug + 1; *a && !ar.err; a++) {
 			if (*a == 'R') {
-				c->fde_enc = (uint8_t)rd_u(&r, 1);
+				c->fde_enc = rd_byte(&ar);
 			} else if (*a == 'L') {
-				rd_u(&r, 1);
+				rd_byte(&ar);
 			} else if (*a == 'P') {
-				uint8_t penc = (uint8_t)rd_u(&r, 1);
+				uint8_t penc = rd_byte(&ar);
 
-				rd_enc(&r, penc & 0x7f, sec); /* skipped, never dereferenced */
+				rd_enc(&ar, penc & 0x7f, sec); /* skipped, never dereferenced */
 			} else if (*a == 'S') {
 				c->signal = true;
 			} else {
 				break; /* unknown letter: the length lets us skip the rest */
 			}
 		}
-		r.p = aend;
+		if (ar.err)
+			return -EINVAL;
 	} else if (aug[0] == 'S') {
 		c->signal = true;
 	}
 	if (r.err)
 		return -EINVAL;
+	if (r.left > AP_CFI_MAX_CIE_INSNS)
+		return -E2BIG; /* run again for every FDE of the CIE: see AP_CFI_MAX_CIE_INSNS */
 	c->insns = r.p;
-	c->insns_end = r.end;
+	c->insns_len = r.left;
 	return 0;
 }
 
@@ -293,29 +365,16 @@ static bool advance(struct exec *x, struct run_ctx *rc, uint64_t loc)
 	return rc->cb_ret == 0 && x->loc < rc->fde->end;
 }
 
-/* v * data_align. A product that does not fit in 64 bits is malformed CFI (it marks the reader
- * failed) rather than signed overflow, which is undefined behaviour. */
-static int64_t scale(struct rd *r, int64_t v, int64_t da)
-{
-	int64_t out;
-
-	if (__builtin_mul_overflow(v, da, &out)) {
-		r->err = true;
-		return 0;
-	}
-	return out;
-}
-
 /* Run a CFA program. Returns 0, -EINVAL (malformed or unknown opcode) or 1 (stopped). */
-static int run(struct exec *x, const struct cie *c, const uint8_t *p, const uint8_t *end,
+static int run(struct exec *x, const struct cie *c, const uint8_t *p, size_t len,
 	       struct run_ctx *rc)
 {
-	struct rd r = { p, end, false };
+	struct rd r = rd_make(p, len);
 	int64_t da = c->data_align;
 	uint64_t ca = c->code_align;
 
-	while (r.p < r.end && !r.err) {
-		uint8_t op = *r.p++, low = op & 0x3f;
+	while (r.left && !r.err) {
+		uint8_t op = rd_byte(&r), low = op & 0x3f;
 		uint64_t reg, n;
 		const uint8_t *blk;
 
@@ -325,8 +384,8 @@ static int run(struct exec *x, const struct cie *c, const uint8_t *p, const uint
 				return 1;
 			continue;
 		case 2: /* DW_CFA_offset */
-			set_rule(x, c, low, AP_RULE_OFFSET, scale(&r, (int64_t)rd_uleb(&r), da), 0, NULL,
-				 0);
+			n = rd_uleb(&r);
+			set_rule(x, c, low, AP_RULE_OFFSET, scaled_u(&r, n, da), 0, NULL, 0);
 			continue;
 		case 3: { /* DW_CFA_restore */
 			struct ap_cfi_rule *rl = rule_of(x, c, low);
@@ -353,8 +412,8 @@ static int run(struct exec *x, const struct cie *c, const uint8_t *p, const uint
 			break;
 		case 0x05: /* offset_extended */
 			reg = rd_uleb(&r);
-			set_rule(x, c, reg, AP_RULE_OFFSET, scale(&r, (int64_t)rd_uleb(&r), da), 0, NULL,
-				 0);
+			n = rd_uleb(&r);
+			set_rule(x, c, reg, AP_RULE_OFFSET, scaled_u(&r, n, da), 0, NULL, 0);
 			break;
 		case 0x06: { /* restore_extended */
 			struct ap_cfi_rule *rl;
@@ -403,51 +462,52 @@ static int run(struct exec *x, const struct cie *c, const uint8_t *p, const uint
 			break;
 		case 0x0f: /* def_cfa_expression */
 			n = rd_uleb(&r);
-			if (r.err || n > (uint64_t)(r.end - r.p))
+			blk = rd_skip(&r, n);
+			if (!blk || n > UINT32_MAX)
 				return -EINVAL;
-			x->cur.cfa_expr = r.p;
+			x->cur.cfa_expr = blk;
 			x->cur.cfa_expr_len = (uint32_t)n;
-			r.p += n;
 			break;
 		case 0x10: /* expression */
 		case 0x16: /* val_expression */
 			reg = rd_uleb(&r);
 			n = rd_uleb(&r);
-			if (r.err || n > (uint64_t)(r.end - r.p))
+			blk = rd_skip(&r, n);
+			if (!blk || n > UINT32_MAX)
 				return -EINVAL;
-			blk = r.p;
-			r.p += n;
 			set_rule(x, c, reg, op == 0x10 ? AP_RULE_EXPR : AP_RULE_VAL_EXPR, 0, 0, blk,
 				 n);
 			break;
 		case 0x11: /* offset_extended_sf */
 			reg = rd_uleb(&r);
-			set_rule(x, c, reg, AP_RULE_OFFSET, scale(&r, rd_sleb(&r), da), 0, NULL, 0);
+			set_rule(x, c, reg, AP_RULE_OFFSET, scaled(&r, rd_sleb(&r), da), 0, NULL, 0);
 			break;
 		case 0x12: /* def_cfa_sf */
 			x->cur.cfa_reg = (uint32_t)rd_uleb(&r);
-			x->cur.cfa_off = scale(&r, rd_sleb(&r), da);
+			x->cur.cfa_off = scaled(&r, rd_sleb(&r), da);
 			x->cur.cfa_expr = NULL;
 			break;
 		case 0x13: /* def_cfa_offset_sf */
-			x->cur.cfa_off = scale(&r, rd_sleb(&r), da);
+			x->cur.cfa_off = scaled(&r, rd_sleb(&r), da);
 			break;
 		case 0x14: /* val_offset */
 			reg = rd_uleb(&r);
-			set_rule(x, c, reg, AP_RULE_VAL_OFFSET, scale(&r, (int64_t)rd_uleb(&r), da), 0,
-				 NULL, 0);
+			n = rd_uleb(&r);
+			set_rule(x, c, reg, AP_RULE_VAL_OFFSET, scaled_u(&r, n, da), 0, NULL, 0);
 			break;
 		case 0x15: /* val_offset_sf */
 			reg = rd_uleb(&r);
-			set_rule(x, c, reg, AP_RULE_VAL_OFFSET, scale(&r, rd_sleb(&r), da), 0, NULL, 0);
+			set_rule(x, c, reg, AP_RULE_VAL_OFFSET, scaled(&r, rd_sleb(&r), da), 0, NULL, 0);
 			break;
 		case 0x2e: /* GNU_args_size */
 			rd_uleb(&r);
 			break;
 		case 0x2f: /* GNU_negative_offset_extended */
 			reg = rd_uleb(&r);
-			set_rule(x, c, reg, AP_RULE_OFFSET,
-				 scale(&r, scale(&r, (int64_t)rd_uleb(&r), da), -1), 0, NULL, 0);
+			n = rd_uleb(&r);
+			if (n > INT64_MAX)
+				return -EINVAL;
+			set_rule(x, c, reg, AP_RULE_OFFSET, scaled(&r, -(int64_t)n, da), 0, NULL, 0);
 			break;
 		default:
 			return -EINVAL;
@@ -456,12 +516,10 @@ static int run(struct exec *x, const struct cie *c, const uint8_t *p, const uint
 	return r.err ? -EINVAL : 0;
 }
 
-/* Decode one FDE whose body (after the CIE pointer) is [p, end). */
-static int do_fde(const struct ap_cfi_section *sec, const struct cie *c, const uint8_t *p,
-		  const uint8_t *end, ap_cfi_want_fn want, ap_cfi_row_fn cb, void *ctx,
-		  struct ap_cfi_parse_stats *st)
+/* Decode one FDE whose body (after the CIE pointer) is `r`. */
+static int do_fde(const struct ap_cfi_section *sec, const struct cie *c, struct rd r,
+		  ap_cfi_want_fn want, ap_cfi_row_fn cb, void *ctx, struct ap_cfi_parse_stats *st)
 {
-	struct rd r = { p, end, false };
 	struct ap_cfi_fde fde = { 0 };
 	struct run_ctx rc = { sec, NULL, cb, ctx, 0 };
 	struct exec x;
@@ -475,14 +533,8 @@ static int do_fde(const struct ap_cfi_section *sec, const struct cie *c, const u
 		fde.start = rd_u(&r, c->addr_size);
 		range = rd_u(&r, c->addr_size);
 	}
-	if (c->has_aug_data) {
-		uint64_t alen = rd_uleb(&r);
-
-		if (!r.err && alen <= (uint64_t)(r.end - r.p))
-			r.p += alen;
-		else
-			r.err = true;
-	}
+	if (c->has_aug_data)
+		rd_skip(&r, rd_uleb(&r));
 	if (r.err) {
 		st->fdes_bad++;
 		return 0;
@@ -499,7 +551,7 @@ static int do_fde(const struct ap_cfi_section *sec, const struct cie *c, const u
 	x.cur.ra.kind = AP_RULE_SAME;
 	x.cur.rbp.kind = AP_RULE_SAME;
 	x.loc = fde.start;
-	err = run(&x, c, c->insns, c->insns_end, &rc);
+	err = run(&x, c, c->insns, c->insns_len, &rc);
 	if (err < 0) {
 		st->fdes_bad++;
 		return 0;
@@ -507,7 +559,7 @@ static int do_fde(const struct ap_cfi_section *sec, const struct cie *c, const u
 	x.init = x.cur;
 	x.nsaved = x.dropped = 0;
 	rc.fde = &fde;
-	err = run(&x, c, r.p, r.end, &rc);
+	err = run(&x, c, r.p, r.left, &rc);
 	if (rc.cb_ret)
 		return rc.cb_ret;
 	if (err < 0) {
@@ -528,38 +580,32 @@ int ap_cfi_parse(const struct ap_cfi_section *sec, ap_cfi_want_fn want, ap_cfi_r
 		 void *ctx, struct ap_cfi_parse_stats *stats)
 {
 	struct ap_cfi_parse_stats dummy;
-	size_t off = 0;
+	uint64_t off = 0;
 
 	if (!stats)
 		stats = &dummy;
 	memset(stats, 0, sizeof(*stats));
-	while (off + 4 <= sec->size) {
-		struct rd r = { sec->data + off, sec->data + sec->size, false };
-		uint64_t len, id, cie_off, id_pos;
-		const uint8_t *end;
-		bool dwarf64 = false;
+	while (off < sec->size && sec->size - off >= 4) {
+		struct rd body;
+		uint64_t id, cie_off, id_pos, next;
+		bool dwarf64;
 		struct cie c;
 		int ret;
 
-		len = rd_u(&r, 4);
-		if (len == 0) {
+		ret = entry_header(sec, off, &body, &id, &id_pos, &dwarf64, &next);
+		if (ret == 1) {
 			if (sec->eh)
 				break; /* terminator */
-			off += 4;
+			off = next;
 			continue;
 		}
-		if (len == 0xffffffffu) {
-			len = rd_u(&r, 8);
-			dwarf64 = true;
+		if (ret < 0) {
+			/* a length past the section end or shorter than the id: nothing after it
+			 * can be found, since entries are only located through lengths */
+			stats->fdes_bad++;
+			break;
 		}
-		if (r.err || len > (uint64_t)(r.end - r.p))
-			break;
-		end = r.p + len;
-		id_pos = (uint64_t)(r.p - sec->data);
-		id = rd_u(&r, dwarf64 ? 8 : 4);
-		off = (size_t)(end - sec->data);
-		if (r.err)
-			break;
+		off = next;
 		if (sec->eh ? id == 0 : id == (dwarf64 ? ~0ULL : 0xffffffffu))
 			continue; /* a CIE: parsed when an FDE points to it */
 		if (sec->eh) {
@@ -571,11 +617,15 @@ int ap_cfi_parse(const struct ap_cfi_section *sec, ap_cfi_want_fn want, ap_cfi_r
 		} else {
 			cie_off = id;
 		}
-		if (parse_cie(sec, cie_off, &c)) {
-			stats->fdes_bad++;
+		ret = parse_cie(sec, cie_off, &c);
+		if (ret) {
+			if (ret == -E2BIG)
+				stats->fdes_limit++;
+			else
+				stats->fdes_bad++;
 			continue;
 		}
-		ret = do_fde(sec, &c, r.p, end, want, cb, ctx, stats);
+		ret = do_fde(sec, &c, body, want, cb, ctx, stats);
 		if (ret)
 			return ret;
 	}

@@ -183,6 +183,10 @@ static int push_row(struct builder *b, uint64_t pc, uint8_t term, const struct a
 {
 	if (pc < b->pc_base || pc - b->pc_base > UINT32_MAX || b->seq >= TROW_NOT_END)
 		return -E2BIG;
+	/* rows before merging: a bound on the memory a hostile CFI section can take (real
+	 * files merge to well under half their rows: end markers and repeated rules go) */
+	if (b->n >= 2 * (size_t)AP_CFI_MAX_ROWS)
+		return -E2BIG;
 	if (b->n == b->cap) {
 		size_t ncap = b->cap ? b->cap * 2 : 4096;
 		struct trow *nr = realloc(b->rows, ncap * sizeof(*nr));
@@ -373,7 +377,7 @@ static int finish(struct builder *b, struct ap_cfi_table *t)
 	}
 	t->base = (b->pc_base + b->rows[0].row.pc) & ~0xfffULL;
 	last = b->pc_base + b->rows[n - 1].row.pc - t->base;
-	if (last > UINT32_MAX || n > UINT32_MAX / 2)
+	if (last > UINT32_MAX || n > AP_CFI_MAX_ROWS)
 		return -E2BIG;
 	/* rebase: pc_base + pc - t->base, never negative since t->base <= the first pc */
 	for (size_t i = 0; i < n; i++)
@@ -427,16 +431,21 @@ static int finish(struct builder *b, struct ap_cfi_table *t)
 int ap_cfi_build_id(Elf *elf, char *hex, size_t len)
 {
 	Elf_Scn *scn = NULL;
+	unsigned int notes = 0;
 
 	hex[0] = '\0';
-	while ((scn = elf_nextscn(elf, scn))) {
+	/* libelf may copy every note section it is asked for (and keeps the copies): a bounded
+	 * number of small ones is searched (AP_CFI_MAX_NOTES) */
+	while ((scn = elf_nextscn(elf, scn)) && notes < AP_CFI_MAX_NOTES) {
 		GElf_Shdr sh;
 		Elf_Data *d;
 		GElf_Nhdr nh;
 		size_t off = 0, noff, doff;
 
-		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_NOTE)
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_NOTE ||
+		    sh.sh_size > AP_CFI_MAX_NOTE_BYTES)
 			continue;
+		notes++;
 		d = elf_getdata(scn, NULL);
 		while (d && (off = gelf_getnote(d, off, &nh, &noff, &doff)) > 0) {
 			if (nh.n_type != NT_GNU_BUILD_ID || nh.n_namesz != 4 ||
@@ -470,6 +479,10 @@ static int load_segments(Elf *elf, struct ap_cfi_table *t, GElf_Phdr *eh_hdr)
 			*eh_hdr = ph;
 		if (ph.p_type != PT_LOAD)
 			continue;
+		/* every FDE is checked against each segment: a file with thousands of them
+		 * would cost FDEs x segments */
+		if (t->nsegs == AP_CFI_MAX_SEGS)
+			return -E2BIG;
 		t->segs[t->nsegs].offset = ph.p_offset;
 		t->segs[t->nsegs].vaddr = ph.p_vaddr;
 		t->segs[t->nsegs].filesz = ph.p_filesz;
@@ -521,17 +534,30 @@ static bool eh_frame_from_hdr(Elf *elf, const struct ap_cfi_table *t, const GElf
 }
 
 static bool section_data(Elf_Scn *scn, const GElf_Shdr *sh, bool eh, uint64_t datarel,
-			 struct ap_cfi_section *sec)
+			 struct ap_cfi_section *sec, uint32_t *too_big)
 {
 	Elf_Data *d;
 
 	if (sh->sh_flags & SHF_COMPRESSED) {
+		GElf_Chdr ch;
+
+		/* the header's size is what libelf allocates before inflating: bound it */
+		if (!gelf_getchdr(scn, &ch))
+			return false;
+		if (ch.ch_size > AP_CFI_MAX_SECTION) {
+			(*too_big)++;
+			return false;
+		}
 		if (elf_compress(scn, 0, 0) < 0)
 			return false;
 	}
 	d = elf_getdata(scn, NULL);
 	if (!d || !d->d_buf || !d->d_size)
 		return false;
+	if (d->d_size > AP_CFI_MAX_SECTION) {
+		(*too_big)++;
+		return false;
+	}
 	sec->data = d->d_buf;
 	sec->size = d->d_size;
 	sec->vaddr = sh->sh_addr;
@@ -570,12 +596,12 @@ int ap_cfi_table_build_into(Elf *elf, struct ap_cfi_table *t, const struct ap_cf
 		got = sh.sh_addr;
 	scn = ap_elf_find_section(elf, ".eh_frame", &sh);
 	if (scn)
-		have_eh = section_data(scn, &sh, true, got, &eh);
+		have_eh = section_data(scn, &sh, true, got, &eh, &t->stats.sections_too_big);
 	else if (ehf.p_type == PT_GNU_EH_FRAME)
 		have_eh = eh_frame_from_hdr(elf, t, &ehf, &eh);
 	scn = ap_elf_find_section(elf, ".debug_frame", &sh);
 	if (scn)
-		have_dbg = section_data(scn, &sh, false, 0, &dbg);
+		have_dbg = section_data(scn, &sh, false, 0, &dbg, &t->stats.sections_too_big);
 	if (!have_eh && !have_dbg) {
 		err = -ENOENT;
 		goto out;
@@ -598,7 +624,9 @@ int ap_cfi_table_build_into(Elf *elf, struct ap_cfi_table *t, const struct ap_cf
 			goto out;
 		t->stats.fdes += ps.fdes;
 		t->stats.fdes_bad += ps.fdes_bad;
-		if (b.nranges > 1) /* qsort(NULL, 0) is UB */
+		t->stats.fdes_limit += ps.fdes_limit;
+		/* qsort(NULL, 0) is undefined: no ranges when no FDE was wanted */
+		if (b.nranges > 1)
 			qsort(b.ranges, b.nranges, sizeof(*b.ranges), cmp_range);
 	}
 	if (have_dbg) {
@@ -609,6 +637,7 @@ int ap_cfi_table_build_into(Elf *elf, struct ap_cfi_table *t, const struct ap_cf
 			goto out;
 		t->stats.fdes += ps.fdes;
 		t->stats.fdes_bad += ps.fdes_bad;
+		t->stats.fdes_limit += ps.fdes_limit;
 		t->stats.fdes_debug_frame = ps.fdes;
 	}
 	err = finish(&b, t);

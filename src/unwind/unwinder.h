@@ -44,6 +44,9 @@ struct ap_unwinder_stats {
 	uint64_t files_no_cfi;	    /* files without CFI: unwound with frame pointers */
 	uint64_t files_failed;	    /* unreadable, too big, or over the memory budget */
 	uint64_t files_over_budget; /* ... of which found no room within max_table_bytes */
+	uint64_t cfi_fdes_bad;	    /* malformed FDEs skipped in the file tables loaded */
+	uint64_t cfi_limit_hits;    /* CFI limits hit (cfi.h AP_CFI_MAX_*): FDEs dropped,
+				     * sections not read, files over AP_CFI_MAX_ROWS */
 	uint64_t files_evicted;	    /* unused tables dropped to stay in budget */
 	uint64_t install_batches;   /* slot updates (one RCU grace period each) */
 	uint64_t rows;		    /* rows loaded now */

@@ -267,6 +267,9 @@ static void table_adopt(struct ap_unwinder *u, struct utable *t, struct ap_cfi_t
 void ap_uw_job_finish(struct ap_unwinder *u, struct utable *t, struct ap_cfi_table *c,
 		      uint32_t slot, uint64_t bytes, bool cached, int err, uint64_t t0)
 {
+	/* per file table loaded (a cached table keeps the stats of its compile) */
+	u->st.cfi_fdes_bad += c->stats.fdes_bad;
+	u->st.cfi_limit_hits += c->stats.fdes_limit + c->stats.sections_too_big + (err == -E2BIG);
 	if (!err) {
 		table_adopt(u, t, c, slot, bytes);
 		u->st.files_compiled++;

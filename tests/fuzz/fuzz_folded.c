@@ -3,7 +3,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "fuzz_util.h"
+#include "fuzz_profile_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

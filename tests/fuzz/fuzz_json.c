@@ -4,7 +4,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "fuzz_util.h"
+#include "fuzz_profile_util.h"
 #include "json_parse.h"
 
 static void walk(const struct ap_json *j)

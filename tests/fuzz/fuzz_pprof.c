@@ -2,7 +2,7 @@
 /* Fuzz target: the pprof reader (gzipped or raw protobuf), then every writer on what it read. */
 #include <stdint.h>
 
-#include "fuzz_util.h"
+#include "fuzz_profile_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

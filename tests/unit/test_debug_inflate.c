@@ -377,6 +377,24 @@ static void test_corrupt_input_fails_cleanly(void **state)
 	close(fd);
 	assert_int_equal(count_files(dir, NULL), 0);
 
+	/* an alignment of 2^40 (found by fuzz_debug_inflate,
+	 * tests/fuzz/regressions/debug_inflate/huge_alignment_sparse_copy): the copy was a
+	 * sparse file of 96 GiB; now such a file is not copied (libdw reads it as it is) */
+	snprintf(bad, sizeof(bad), "%s/align.debug", tmpdir);
+	sh("cp %s %s", src, bad);
+	fd = open(bad, O_RDWR);
+	{
+		uint64_t align = 1ull << 40;
+
+		assert_int_equal(pwrite(fd, &align, sizeof(align),
+					(off_t)section_offset(fd, ".debug_info") + 16),
+				 (ssize_t)sizeof(align));
+	}
+	assert_int_equal(ap_debug_inflate(fd, "00bad3", dir, 1ull << 30, out, sizeof(out)),
+			 -ENOTSUP);
+	close(fd);
+	assert_int_equal(count_files(dir, NULL), 0);
+
 	/* a truncated file */
 	snprintf(bad, sizeof(bad), "%s/short.debug", tmpdir);
 	assert_int_equal(stat(src, &st), 0);

@@ -848,6 +848,35 @@ static void test_kernel_every_symbol(void **state)
 	free(v);
 }
 
+/* A kallsyms line longer than AP_SYM_MAX_KALLSYMS_LINE (a file without newlines would have
+ * grown one getline() buffer to its size) is skipped and counted; the lines around it load. */
+static void test_kernel_long_line(void **state)
+{
+	char path[] = "/tmp/ap-kallsyms-XXXXXX";
+	int fd = mkstemp(path);
+	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	uint64_t before = ap_sym_limit_hits(AP_SYM_LIMIT_KALLSYMS_LINE);
+	struct ap_kallsyms *k;
+	const char *name;
+
+	(void)state;
+	assert_non_null(f);
+	fprintf(f, "ffffffff81000000 T first\nffffffff81000100 T ");
+	for (int i = 0; i < 3 * AP_SYM_MAX_KALLSYMS_LINE; i++)
+		fputc('x', f);
+	fprintf(f, "\nffffffff81000200 T last\n");
+	fclose(f);
+	assert_int_equal(ap_kallsyms_load(path, &k), 0);
+	unlink(path);
+	assert_int_equal(ap_kallsyms_count(k), 2);
+	assert_int_equal(ap_sym_limit_hits(AP_SYM_LIMIT_KALLSYMS_LINE), before + 1);
+	assert_int_equal(ap_kallsyms_find(k, 0xffffffff81000210, &name, NULL, NULL), 0);
+	assert_string_equal(name, "last");
+	assert_int_equal(ap_kallsyms_find(k, 0xffffffff81000110, &name, NULL, NULL), 0);
+	assert_string_equal(name, "first"); /* the long line's symbol is not there */
+	ap_kallsyms_free(k);
+}
+
 static void test_kernel_fixture(void **state)
 {
 	struct ctx *c = *state;
@@ -951,6 +980,7 @@ int main(void)
 		T(test_unknown_pid),
 		T(test_kernel_kallsyms),
 		T(test_kernel_fixture),
+		cmocka_unit_test(test_kernel_long_line),
 		cmocka_unit_test(test_kernel_every_symbol),
 	};
 

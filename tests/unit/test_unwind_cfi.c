@@ -415,6 +415,140 @@ static void test_malformed(void **state)
 	elf_end(elf);
 }
 
+/* A CIE (.eh_frame, "zR", absptr, data alignment -8: CFA = rsp + 8, ra at CFA - 8) at
+ * offset 0, 24 bytes, for the hand-made FDEs below. */
+static const uint8_t hand_cie[24] = {
+	0x14, 0, 0, 0, 0, 0, 0, 0, 1, 'z', 'R', 0, 1, 0x78, 16, 1, 0,
+	0x0c, 7, 8, 0x90, 1, 0, 0,
+};
+
+/* Found by fuzz_cfi (tests/fuzz/regressions/cfi/eh_entry_shorter_than_id): an entry 1 byte
+ * long whose CIE pointer lies after it. The id was read past the entry's end, the reader
+ * was left beyond the end and the next bounds check (end - p) wrapped: the FDE body was
+ * read past the section. Now the entry is malformed and the walk stops there. */
+static void test_entry_shorter_than_id(void **state)
+{
+	uint8_t *buf = malloc(32);
+	struct ap_cfi_parse_stats st;
+	size_t n = 0;
+
+	(void)state;
+	memcpy(buf, hand_cie, sizeof(hand_cie));
+	memcpy(buf + 24, (const uint8_t[]){ 1, 0, 0, 0, 28, 0, 0, 0 }, 8);
+	{
+		struct ap_cfi_section sec = { buf, 32, 0x1000, 0, true };
+
+		assert_int_equal(ap_cfi_parse(&sec, NULL, count_row, &n, &st), 0);
+	}
+	assert_int_equal(n, 0);
+	assert_int_equal(st.fdes, 0);
+	assert_int_equal(st.fdes_bad, 1);
+	free(buf);
+}
+
+/* An FDE for [0x2000, 0x2040) running `prog` under hand_cie: the section, its length. */
+static size_t hand_fde(uint8_t *buf, const uint8_t *prog, size_t plen)
+{
+	size_t body = 4 + 16 + 1 + plen;
+	uint64_t start = 0x2000, range = 0x40;
+	uint32_t len = (uint32_t)body, cie_ptr = 28;
+
+	memcpy(buf, hand_cie, sizeof(hand_cie));
+	memcpy(buf + 24, &len, 4);
+	memcpy(buf + 28, &cie_ptr, 4);
+	memcpy(buf + 32, &start, 8);
+	memcpy(buf + 40, &range, 8);
+	buf[48] = 0; /* augmentation data length */
+	memcpy(buf + 49, prog, plen);
+	memset(buf + 49 + plen, 0, 4); /* terminator */
+	return 49 + plen + 4;
+}
+
+struct last_row {
+	size_t n;
+	struct ap_cfi_regs r;
+};
+
+static int keep_row(void *ctx, const struct ap_cfi_fde *fde, uint64_t pc,
+		    const struct ap_cfi_regs *r)
+{
+	struct last_row *l = ctx;
+
+	(void)fde;
+	(void)pc;
+	l->n++;
+	l->r = *r;
+	return 0;
+}
+
+/* DW_CFA_offset's factor times the data alignment: a product that does not fit in 64 bits
+ * (signed overflow, undefined; UBSan found it) makes the FDE malformed; a sane one is
+ * scaled as before. */
+static void test_offset_overflow(void **state)
+{
+	static const uint8_t big[] = { 0x86, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+				       0x7f, 0x41, 0x0e, 0x10 };
+	static const uint8_t sane[] = { 0x41, 0x0e, 0x10, 0x86, 0x02, 0x41 };
+	static const uint8_t neg[] = { 0x2f, 6, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+				       0xff, 0x01, 0x41 };
+	uint8_t buf[128];
+	struct ap_cfi_parse_stats st;
+	struct last_row l = { 0 };
+	struct ap_cfi_section sec = { buf, 0, 0x1000, 0, true };
+
+	(void)state;
+	sec.size = hand_fde(buf, big, sizeof(big));
+	ap_cfi_parse(&sec, NULL, keep_row, &l, &st);
+	assert_int_equal(st.fdes_bad, 1);
+	assert_int_equal(st.fdes, 0);
+
+	/* GNU_negative_offset_extended with a factor over INT64_MAX: its negation overflows */
+	memset(&l, 0, sizeof(l));
+	sec.size = hand_fde(buf, neg, sizeof(neg));
+	ap_cfi_parse(&sec, NULL, keep_row, &l, &st);
+	assert_int_equal(st.fdes_bad, 1);
+
+	memset(&l, 0, sizeof(l));
+	sec.size = hand_fde(buf, sane, sizeof(sane));
+	ap_cfi_parse(&sec, NULL, keep_row, &l, &st);
+	assert_int_equal(st.fdes, 1);
+	assert_int_equal(st.fdes_bad, 0);
+	assert_int_equal(l.r.rbp.kind, AP_RULE_OFFSET);
+	assert_int_equal(l.r.rbp.off, -16); /* 2 x -8 */
+	assert_int_equal(l.r.cfa_off, 16);
+}
+
+/* A CIE whose initial instructions are longer than AP_CFI_MAX_CIE_INSNS: its FDEs are
+ * dropped and counted as a limit hit, not run (they would run it once each). */
+static void test_cie_insns_limit(void **state)
+{
+	size_t body = 4 + 1 + 3 + 4 + 1 + AP_CFI_MAX_CIE_INSNS + 1;
+	size_t cie_len = 4 + body, total = cie_len + 4 + 4 + 16 + 1 + 4;
+	uint8_t *buf = calloc(1, total);
+	uint32_t len = (uint32_t)body, flen = 4 + 16 + 1, ptr = (uint32_t)cie_len + 4;
+	uint64_t start = 0x2000, range = 0x40;
+	struct ap_cfi_parse_stats st;
+	size_t n = 0;
+
+	(void)state;
+	memcpy(buf, &len, 4);
+	memcpy(buf + 8, (const uint8_t[]){ 1, 'z', 'R', 0, 1, 0x78, 16, 1, 0 }, 9);
+	/* the rest of the CIE: nops (0) */
+	memcpy(buf + cie_len, &flen, 4);
+	memcpy(buf + cie_len + 4, &ptr, 4);
+	memcpy(buf + cie_len + 8, &start, 8);
+	memcpy(buf + cie_len + 16, &range, 8);
+	{
+		struct ap_cfi_section sec = { buf, total, 0x1000, 0, true };
+
+		ap_cfi_parse(&sec, NULL, count_row, &n, &st);
+	}
+	assert_int_equal(st.fdes_limit, 1);
+	assert_int_equal(st.fdes, 0);
+	assert_int_equal(n, 0);
+	free(buf);
+}
+
 /* ---- offline replay of this process's own stack ---- */
 
 struct region {
@@ -551,6 +685,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_compiled_code, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_debug_frame, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
+		cmocka_unit_test(test_entry_shorter_than_id),
+		cmocka_unit_test(test_offset_overflow),
+		cmocka_unit_test(test_cie_insns_limit),
 		cmocka_unit_test(test_stripped_identical),
 		cmocka_unit_test(test_vdso),
 		cmocka_unit_test(test_rule_compiler),

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Shared by the profile-format fuzz targets: write a profile in every format (the writers must
  * take whatever a reader accepted) and check that pprof and JSON read back what they wrote. */
-#ifndef AP_FUZZ_UTIL_H
-#define AP_FUZZ_UTIL_H
+#ifndef AP_FUZZ_PROFILE_UTIL_H
+#define AP_FUZZ_PROFILE_UTIL_H
 
 #include <stdio.h>
 #include <stdlib.h>
