@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "filter.h"
+#include "filter/filter.h"
 
 /* The native builds of the same sources (compiled with -DAP_FILTER_NATIVE, renamed). */
 int32_t native_simple_filter(struct ap_filter_event *ev, uint32_t len);

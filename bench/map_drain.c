@@ -17,9 +17,9 @@
 
 #include <bpf/bpf.h>
 
-#include "cpu.h"
-#include "lock.h"
-#include "map_dump.h"
+#include "bpf/cpu.h"
+#include "bpf/lock.h"
+#include "agent/map_dump.h"
 
 struct shape {
 	const char *name;

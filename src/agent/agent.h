@@ -7,8 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "filter.h"
-#include "format.h"
+#include "filter/filter.h"
+#include "format/format.h"
 
 enum ap_mode {
 	AP_MODE_CPU = 1u << 0,

@@ -16,7 +16,7 @@
 
 #include "agent.h"
 #include "caps.h"
-#include "log.h"
+#include "lib/log.h"
 
 /* uapi headers older than the kernel may lack the newer numbers; these are fixed ABI */
 #ifndef CAP_PERFMON

@@ -10,8 +10,8 @@
 #include <stdint.h>
 
 #include "agent.h"
-#include "profile.h"
-#include "symbolizer.h"
+#include "lib/profile.h"
+#include "symbol/symbolizer.h"
 
 struct ap_collector;
 struct ap_filter_hook;

@@ -16,9 +16,9 @@
 #include "cpu.skel.h"
 #include "cpu_record.h"
 #include "map_dump.h"
-#include "log.h"
+#include "lib/log.h"
 #include "unwind_events.h"
-#include "unwinder.h"
+#include "unwind/unwinder.h"
 
 _Static_assert(sizeof(struct ap_cpu_key) == 40, "ap_cpu_key layout changed");
 _Static_assert(sizeof(struct ap_stack) == AP_MAX_STACK_DEPTH * 8, "ap_stack layout changed");

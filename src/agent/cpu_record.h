@@ -6,9 +6,9 @@
 #include <linux/types.h>
 #include <stdint.h>
 
-#include "cpu.h"
-#include "profile.h"
-#include "symbolizer.h"
+#include "bpf/cpu.h"
+#include "lib/profile.h"
+#include "symbol/symbolizer.h"
 
 struct ap_cpu_record_stats {
 	uint64_t samples;	   /* samples added to the profile */

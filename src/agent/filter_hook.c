@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "collector.h"
-#include "log.h"
+#include "lib/log.h"
 
 /* Names looked up for filters are interned in a scratch profile; start it afresh past this
  * many frames so a long run cannot grow it without bound. */

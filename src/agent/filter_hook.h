@@ -26,9 +26,9 @@
 #include <stdio.h>
 
 #include "agent.h"
-#include "filter.h"
-#include "profile.h"
-#include "symbolizer.h"
+#include "filter/filter.h"
+#include "lib/profile.h"
+#include "symbol/symbolizer.h"
 
 struct ap_collector;
 struct ap_filter_hook;

@@ -15,10 +15,10 @@
 #include "lock.skel.h"
 #include "lock_record.h"
 #include "map_dump.h"
-#include "log.h"
-#include "parse.h"
+#include "lib/log.h"
+#include "lib/parse.h"
 #include "unwind_events.h"
-#include "unwinder.h"
+#include "unwind/unwinder.h"
 
 _Static_assert(sizeof(struct ap_lock_key) == 64, "ap_lock_key layout changed");
 _Static_assert(sizeof(struct ap_lock_stack_ips) == 8 * AP_LOCK_STACK_DEPTH,

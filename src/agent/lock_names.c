@@ -15,9 +15,9 @@
 #include <unistd.h>
 
 #include "lock_record.h"
-#include "proc_maps.h"
-#include "safe_open.h"
-#include "symbolizer.h"
+#include "lib/proc_maps.h"
+#include "lib/safe_open.h"
+#include "symbol/symbolizer.h"
 
 /* The data objects of one file a lock was found in (NULL: unreadable, not tried again). */
 struct elf_objs {

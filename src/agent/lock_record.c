@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hash.h"
-#include "hashtab.h"
-#include "hist.h"
+#include "lib/hash.h"
+#include "lib/hashtab.h"
+#include "lib/hist.h"
 
 _Static_assert(AP_LOCK_HIST_SLOTS == AP_HIST_SLOTS, "lock histograms are the shared log2 ones");
 

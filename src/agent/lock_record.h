@@ -15,9 +15,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "lock.h"
-#include "profile.h"
-#include "symbolizer.h"
+#include "bpf/lock.h"
+#include "lib/profile.h"
+#include "symbol/symbolizer.h"
 
 /* Value types of a lock profile, in this order (pprof's Go mutex-profile names). */
 enum { AP_LOCK_VALUE_CONTENTIONS = 0, AP_LOCK_VALUE_DELAY = 1 };

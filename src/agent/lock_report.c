@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "format.h"
-#include "hist.h"
-#include "parse.h"
+#include "format/format.h"
+#include "lib/hist.h"
+#include "lib/parse.h"
 #include "lock_record.h"
 
 /* ---- shared report helpers ---- */

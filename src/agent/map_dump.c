@@ -9,7 +9,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#include "profile.h"
+#include "lib/profile.h"
 
 /* The kernel's "operation not supported" (not in the userspace errno headers): what it
  * answers a batch operation the map type lacks. */

@@ -11,8 +11,8 @@
 #include <sys/stat.h>
 
 #include "agent.h"
-#include "parse.h"
-#include "syscalls.h"
+#include "lib/parse.h"
+#include "lib/syscalls.h"
 
 #define DEFAULT_SAMPLE_RATE 99
 /* Every sample is an interrupt on every CPU: beyond 10 kHz the profiler is the workload

@@ -4,8 +4,8 @@
 #include <string.h>
 #include <sys/utsname.h>
 
-#include "log.h"
-#include "parse.h"
+#include "lib/log.h"
+#include "lib/parse.h"
 #include "summary.h"
 
 void ap_summary_add_meta(struct ap_profile *p, const struct ap_agent_opts *opts)

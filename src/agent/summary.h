@@ -6,8 +6,8 @@
 #include <stdbool.h>
 
 #include "agent.h"
-#include "profile.h"
-#include "symbolizer.h"
+#include "lib/profile.h"
+#include "symbol/symbolizer.h"
 
 /* Host, kernel, arch, sample rate and --pid list as profile metadata. */
 void ap_summary_add_meta(struct ap_profile *p, const struct ap_agent_opts *opts);

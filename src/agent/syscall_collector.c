@@ -23,12 +23,12 @@
 #include "collector.h"
 #include "map_dump.h"
 #include "filter_hook.h"
-#include "log.h"
+#include "lib/log.h"
 #include "syscall.skel.h"
 #include "unwind_events.h"
-#include "unwinder.h"
+#include "unwind/unwinder.h"
 #include "syscall_record.h"
-#include "syscalls.h"
+#include "lib/syscalls.h"
 
 _Static_assert(sizeof(struct ap_sys_key) == 8, "ap_sys_key layout changed");
 _Static_assert(sizeof(struct ap_sys_agg) ==

@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hash.h"
-#include "hashtab.h"
-#include "syscalls.h"
+#include "lib/hash.h"
+#include "lib/hashtab.h"
+#include "lib/syscalls.h"
 
 #define MAX_ERRNO 4095 /* returns in [-4095, -1] are errors, as the BPF side counts them */
 

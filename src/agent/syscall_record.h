@@ -13,10 +13,10 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "hist.h"
-#include "profile.h"
-#include "symbolizer.h"
-#include "syscall.h"
+#include "lib/hist.h"
+#include "lib/profile.h"
+#include "symbol/symbolizer.h"
+#include "bpf/syscall.h"
 
 struct ap_sys_errno_count {
 	uint32_t err; /* positive errno */

@@ -4,10 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "format.h"
-#include "parse.h"
+#include "format/format.h"
+#include "lib/parse.h"
 #include "syscall_record.h"
-#include "syscalls.h"
+#include "lib/syscalls.h"
 
 #define DEFAULT_ROWS 50
 #define TOP_ERRNOS 3

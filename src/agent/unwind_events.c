@@ -10,10 +10,10 @@
 
 #include <bpf/libbpf.h>
 
-#include "clock.h"
-#include "log.h"
+#include "lib/clock.h"
+#include "lib/log.h"
 #include "map_dump.h"
-#include "unwind_defer.h"
+#include "bpf/unwind_defer.h"
 #include "unwind_events.h"
 
 _Static_assert(sizeof(struct ap_proc_event) == 32, "ap_proc_event layout changed");

@@ -17,9 +17,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "profile.h"
-#include "symbolizer.h"
-#include "unwinder.h"
+#include "lib/profile.h"
+#include "symbol/symbolizer.h"
+#include "unwind/unwinder.h"
 
 struct ring_buffer;
 struct ap_unwind_events;

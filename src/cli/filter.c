@@ -13,13 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent.h"
+#include "agent/agent.h"
 #include "cli.h"
-#include "filter.h"
+#include "filter/filter.h"
 #include "filter_events.h"
-#include "json_parse.h"
-#include "log.h"
-#include "parse.h"
+#include "lib/json_parse.h"
+#include "lib/log.h"
+#include "lib/parse.h"
 
 struct filter_args {
 	const char *file, *events, *config;

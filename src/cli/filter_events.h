@@ -6,7 +6,7 @@
 #include <stddef.h>
 
 #include "aperture/filter_abi.h"
-#include "json_parse.h"
+#include "lib/json_parse.h"
 
 /* Names given with the frames, for env.frame_symbol/frame_module (NULL: unknown). They
  * point into the JSON tree. */

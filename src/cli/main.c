@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "agent.h"
+#include "agent/agent.h"
 #include "cli.h"
 
 static int cmd_record(int argc, char **argv)

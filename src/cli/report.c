@@ -8,11 +8,11 @@
 #include <string.h>
 #include <strings.h>
 
-#include "agent.h"
+#include "agent/agent.h"
 #include "cli.h"
-#include "format.h"
-#include "output.h"
-#include "parse.h"
+#include "format/format.h"
+#include "agent/output.h"
+#include "lib/parse.h"
 
 #define MAX_TOP 100000
 

@@ -31,7 +31,7 @@
 #include "engine.h"
 /* header-only (static inline): the filter library stays standalone, linking nothing of the
  * core */
-#include "hash.h"
+#include "lib/hash.h"
 
 extern char **environ;
 

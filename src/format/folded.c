@@ -12,7 +12,7 @@
 #include <string.h>
 #include <sys/types.h>
 
-#include "parse.h"
+#include "lib/parse.h"
 
 #define KERNEL_SUFFIX "_[k]"
 #define KERNEL_MODULE "[kernel.kallsyms]"

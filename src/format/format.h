@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#include "profile.h"
+#include "lib/profile.h"
 
 /* 0 when everything written to `out` reached it; else why not: fflush's errno (ENOSPC on a
  * full disk, so the user is told that and not "I/O error"), -EIO when unknown. */

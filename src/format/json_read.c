@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "format.h"
-#include "json_parse.h"
+#include "lib/json_parse.h"
 
 /* Bytes of parse tree per JSON value, at worst (node, literal copy, array growth). */
 #define AP_JSON_READ_VALUE_COST 128

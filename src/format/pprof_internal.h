@@ -13,10 +13,10 @@
 #include <zlib.h>
 
 #include "format.h"
-#include "grow.h"
-#include "hash.h"
-#include "hashtab.h"
-#include "parse.h"
+#include "lib/grow.h"
+#include "lib/hash.h"
+#include "lib/hashtab.h"
+#include "lib/parse.h"
 #include "profile.pb-c.h"
 
 #define PPROF_KERNEL_MAPPING "[kernel.kallsyms]"

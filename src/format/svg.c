@@ -10,14 +10,14 @@
  * stack backwards gives exactly this order). Children are sorted by name, like flamegraph.pl.
  */
 #include "format.h"
-#include "hash.h"
+#include "lib/hash.h"
 
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "parse.h"
+#include "lib/parse.h"
 
 #define IMG_W 1200
 #define PAD 10

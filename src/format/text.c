@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "parse.h"
+#include "lib/parse.h"
 
 #define DEFAULT_TOP_N 25
 #define MAX_NAME_COL 60

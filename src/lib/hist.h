@@ -10,7 +10,7 @@
 #ifndef __always_inline
 #define __always_inline inline __attribute__((always_inline))
 #endif
-#include "hist_bits.h"
+#include "bpf/hist_bits.h"
 
 /* Slot of a value (same function the BPF programs use). */
 unsigned int ap_hist_slot(uint64_t v);

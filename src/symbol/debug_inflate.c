@@ -29,8 +29,8 @@
 #include <zlib.h>
 #include <zstd.h>
 
-#include "cache_dir.h"
-#include "safe_open.h"
+#include "lib/cache_dir.h"
+#include "lib/safe_open.h"
 #include "symbol_internal.h"
 
 #ifndef ELFCOMPRESS_ZSTD

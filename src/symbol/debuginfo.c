@@ -28,9 +28,9 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "clock.h"
-#include "cache_dir.h"
-#include "safe_open.h"
+#include "lib/clock.h"
+#include "lib/cache_dir.h"
+#include "lib/safe_open.h"
 #include "symbol_internal.h"
 
 #define DEFAULT_DEBUG_DIR "/usr/lib/debug"

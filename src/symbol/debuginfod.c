@@ -21,8 +21,8 @@
 #include <dlfcn.h>
 #include <elfutils/debuginfod.h>
 
-#include "cache_dir.h"
-#include "clock.h"
+#include "lib/cache_dir.h"
+#include "lib/clock.h"
 #include "symbol_internal.h"
 
 #define MAX_QUEUED 1024

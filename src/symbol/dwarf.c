@@ -26,9 +26,9 @@
 #include <elfutils/libdw.h>
 #include <gelf.h>
 
-#include "elf_util.h"
-#include "grow.h"
-#include "safe_open.h"
+#include "lib/elf_util.h"
+#include "lib/grow.h"
+#include "lib/safe_open.h"
 #include "symbol_internal.h"
 
 #define OVERLAP_SCAN 8

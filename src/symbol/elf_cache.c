@@ -21,7 +21,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include "safe_open.h"
+#include "lib/safe_open.h"
 #include "symbol_internal.h"
 
 struct file_id {

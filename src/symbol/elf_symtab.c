@@ -15,8 +15,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "grow.h"
-#include "safe_open.h"
+#include "lib/grow.h"
+#include "lib/safe_open.h"
 #include "symbol_internal.h"
 #include "symbolizer.h"
 

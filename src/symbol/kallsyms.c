@@ -20,8 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "grow.h"
-#include "safe_open.h"
+#include "lib/grow.h"
+#include "lib/safe_open.h"
 #include "symbol_internal.h"
 
 #define KERNEL_MODULE "[kernel.kallsyms]"

@@ -18,7 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "safe_open.h"
+#include "lib/safe_open.h"
 #include "symbol_internal.h"
 
 /* caps (symbol_internal.h): a hit is counted once per map (entries, bytes) or per line */

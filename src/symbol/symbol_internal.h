@@ -14,9 +14,9 @@
 
 #include <libelf.h>
 
-#include "hash.h"
-#include "hashtab.h"
-#include "proc_maps.h"
+#include "lib/hash.h"
+#include "lib/hashtab.h"
+#include "lib/proc_maps.h"
 #include "symbolizer.h"
 
 /* ---- limits.c: bounds on what a hostile input can make a parser hold ----

@@ -19,8 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "clock.h"
-#include "safe_open.h"
+#include "lib/clock.h"
+#include "lib/safe_open.h"
 #include "symbol_internal.h"
 #include "symbolizer.h"
 

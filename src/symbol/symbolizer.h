@@ -20,8 +20,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "proc_maps.h"
-#include "profile.h"
+#include "lib/proc_maps.h"
+#include "lib/profile.h"
 
 struct ap_symbolizer;
 

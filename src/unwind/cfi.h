@@ -14,7 +14,7 @@
 
 #include <libelf.h>
 
-#include "unwind_table.h"
+#include "bpf/unwind_table.h"
 
 /* ---- cfi_parse.c: the DWARF CFI decoder ---- */
 

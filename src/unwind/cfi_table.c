@@ -13,8 +13,8 @@
 #include <unistd.h>
 
 #include "cfi.h"
-#include "elf_util.h"
-#include "safe_open.h"
+#include "lib/elf_util.h"
+#include "lib/safe_open.h"
 
 #define DW_OP_breg0 0x70
 #define DW_OP_deref 0x06

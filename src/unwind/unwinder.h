@@ -16,7 +16,7 @@
 #include <linux/types.h>
 #include <stdint.h>
 
-#include "unwind_table.h"
+#include "bpf/unwind_table.h"
 
 struct ap_unwinder;
 struct bpf_object;

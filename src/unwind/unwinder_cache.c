@@ -20,8 +20,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cache_dir.h"
-#include "safe_open.h"
+#include "lib/cache_dir.h"
+#include "lib/safe_open.h"
 #include "unwinder_internal.h"
 
 #define CACHE_MAGIC "APUWTB01"

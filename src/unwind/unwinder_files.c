@@ -18,8 +18,8 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#include "log.h"
-#include "safe_open.h"
+#include "lib/log.h"
+#include "lib/safe_open.h"
 #include "unwinder_internal.h"
 
 #define FILE_MAP_FLAGS (BPF_F_INNER_MAP | BPF_F_MMAPABLE)

@@ -16,10 +16,10 @@
 #include <stdint.h>
 
 #include "cfi.h"
-#include "clock.h"
-#include "hash.h"
-#include "hashtab.h"
-#include "proc_maps.h"
+#include "lib/clock.h"
+#include "lib/hash.h"
+#include "lib/hashtab.h"
+#include "lib/proc_maps.h"
 #include "unwinder.h"
 
 enum { TABLE_PENDING, TABLE_READY };

@@ -29,7 +29,7 @@ static int snap_read(const struct snap *s, __u64 *dst, __u64 addr)
 
 #define AP_UNWIND_INLINE inline
 #define AP_UNWIND_READ(rctx, dst, addr) snap_read((const struct snap *)(rctx), (dst), (addr))
-#include "unwind_step.h"
+#include "bpf/unwind_step.h"
 
 /* A file table's rows, mapped read-only from its inner map on first use and kept with the
  * table (replays come in bursts: a new process's first samples). */

@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 
 #include "fuzz_file_util.h"
-#include "symbol_internal.h"
+#include "symbol/symbol_internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -22,7 +22,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		snprintf(dir, sizeof(dir), "/dev/shm/ap-fuzz-%d-inflate", (int)getpid());
 		mkdir(dir, 0700);
 	}
-	if (ap_debug_inflate(fd, "0123456789abcdef", dir, 64ull << 20, out, sizeof(out)) == 0) {
+	if (ap_debug_inflate(fd, "0123456789abcdef", dir, 64ull << 20, out, sizeof(out), NULL) == 0) {
 		/* the caps: inflated sections up to 32x the input (+ 1 MiB), copied ones up to
 		 * the input, alignment padding under 4 KiB per section header */
 		if (stat(out, &st) || (uint64_t)st.st_size > 34ull * size + (2u << 20))

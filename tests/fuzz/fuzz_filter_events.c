@@ -4,7 +4,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "filter_events.h"
+#include "cli/filter_events.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

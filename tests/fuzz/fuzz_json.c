@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "fuzz_profile_util.h"
-#include "json_parse.h"
+#include "lib/json_parse.h"
 
 static void walk(const struct ap_json *j)
 {

@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "format.h"
+#include "format/format.h"
 
 /* Memory the readers may use in a fuzz run: far under libFuzzer's -rss_limit_mb. */
 #define FUZZ_MAX_MEM (64u << 20)

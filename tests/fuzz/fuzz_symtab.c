@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "fuzz_file_util.h"
-#include "symbol_internal.h"
+#include "symbol/symbol_internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -3,8 +3,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "filter.h"
-#include "wasm_module.h"
+#include "filter/filter.h"
+#include "filter/wasm_module.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

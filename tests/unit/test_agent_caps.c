@@ -8,7 +8,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "caps.h"
+#include "agent/caps.h"
 
 /* kernel numbers (include/uapi/linux/capability.h) */
 enum { DAC_OVERRIDE = 1, DAC_READ_SEARCH = 2, SETPCAP = 8, SYS_PTRACE = 19, SYS_ADMIN = 21,

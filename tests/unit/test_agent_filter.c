@@ -12,14 +12,14 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "agent.h"
-#include "collector.h"
-#include "cpu_record.h"
-#include "filter_hook.h"
-#include "hist.h"
-#include "lock_record.h"
-#include "profile.h"
-#include "syscall_record.h"
+#include "agent/agent.h"
+#include "agent/collector.h"
+#include "agent/cpu_record.h"
+#include "agent/filter_hook.h"
+#include "lib/hist.h"
+#include "agent/lock_record.h"
+#include "lib/profile.h"
+#include "agent/syscall_record.h"
 
 #define SDK_FILTER(name) AP_BIN_DIR "/" name ".wasm"
 

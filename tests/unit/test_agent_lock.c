@@ -13,7 +13,7 @@
 
 #include <pthread.h>
 
-#include "lock_record.h"
+#include "agent/lock_record.h"
 
 #define ADDR_MUTEX 0x5555000010c0ULL
 #define ADDR_COND 0x555500001100ULL

@@ -16,8 +16,8 @@
 
 #include <bpf/bpf.h>
 
-#include "cpu.h"
-#include "map_dump.h"
+#include "bpf/cpu.h"
+#include "agent/map_dump.h"
 
 #define N 5000u /* more than one grow step and one clear chunk; not a round number */
 

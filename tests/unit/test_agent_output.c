@@ -15,7 +15,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "output.h"
+#include "agent/output.h"
 
 static char dir[64];
 

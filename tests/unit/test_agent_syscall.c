@@ -12,12 +12,12 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "agent.h"
-#include "format.h"
-#include "profile.h"
-#include "symbolizer.h"
-#include "syscall_record.h"
-#include "syscalls.h"
+#include "agent/agent.h"
+#include "format/format.h"
+#include "lib/profile.h"
+#include "symbol/symbolizer.h"
+#include "agent/syscall_record.h"
+#include "lib/syscalls.h"
 
 static void test_syscall_table(void **state)
 {

@@ -22,7 +22,7 @@
 
 #include <cmocka.h>
 
-#include "symbol_internal.h"
+#include "symbol/symbol_internal.h"
 
 #define FIX_DIR AP_TEST_BIN_DIR "/dwarf"
 #define MAX_ADDRS 20000
@@ -390,7 +390,7 @@ static void test_corrupt_input_fails_cleanly(void **state)
 					(off_t)section_offset(fd, ".debug_info") + 16),
 				 (ssize_t)sizeof(align));
 	}
-	assert_int_equal(ap_debug_inflate(fd, "00bad3", dir, 1ull << 30, out, sizeof(out)),
+	assert_int_equal(ap_debug_inflate(fd, "00bad3", dir, 1ull << 30, out, sizeof(out), NULL),
 			 -ENOTSUP);
 	close(fd);
 	assert_int_equal(count_files(dir, NULL), 0);

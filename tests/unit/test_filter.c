@@ -17,9 +17,9 @@
 
 #include <cmocka.h>
 
-#include "engine.h"
-#include "filter.h"
-#include "wasm_module.h"
+#include "filter/engine.h"
+#include "filter/filter.h"
+#include "filter/wasm_module.h"
 
 static char cache_dir[] = "/tmp/aperture-test-filter-XXXXXX";
 static bool aot_ok;

@@ -13,8 +13,8 @@
 /* cmocka.h needs the headers above */
 #include <cmocka.h>
 
-#include "format.h"
-#include "profile.h"
+#include "format/format.h"
+#include "lib/profile.h"
 
 static uint32_t ufr(struct ap_profile *p, const char *name, const char *module)
 {

@@ -9,8 +9,8 @@
 
 #include <cmocka.h>
 
-#include "hash.h"
-#include "hashtab.h"
+#include "lib/hash.h"
+#include "lib/hashtab.h"
 
 struct item {
 	struct ap_hnode node;

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "hist.h"
+#include "lib/hist.h"
 
 static void test_slots(void **state)
 {

@@ -16,8 +16,8 @@
 /* cmocka.h needs the headers above */
 #include <cmocka.h>
 
-#include "format.h"
-#include "profile.h"
+#include "format/format.h"
+#include "lib/profile.h"
 
 /* argv[1]: the JSON file; argv[2]: which checks. Exits non-zero with a message on mismatch. */
 static const char check_py[] =

@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "json_parse.h"
+#include "lib/json_parse.h"
 
 static struct ap_json *parse(const char *s, char *err, size_t errlen)
 {

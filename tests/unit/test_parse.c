@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "parse.h"
+#include "lib/parse.h"
 
 static void test_duration_units(void **state)
 {

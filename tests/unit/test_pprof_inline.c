@@ -18,8 +18,8 @@
 /* cmocka needs the headers above */
 #include <cmocka.h>
 
-#include "format.h"
-#include "profile.h"
+#include "format/format.h"
+#include "lib/profile.h"
 #include "profile.pb-c.h"
 #include "test_pprof_util.h"
 

@@ -15,8 +15,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "format.h"
-#include "profile.h"
+#include "format/format.h"
+#include "lib/profile.h"
 
 #define TP_UNUSED __attribute__((unused))
 #define PERIOD_NS 10101010ULL

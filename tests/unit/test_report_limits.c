@@ -18,10 +18,10 @@
 /* cmocka.h needs the headers above */
 #include <cmocka.h>
 
-#include "format.h"
-#include "json_parse.h"
-#include "profile.h"
-#include "wasm_module.h"
+#include "format/format.h"
+#include "lib/json_parse.h"
+#include "lib/profile.h"
+#include "filter/wasm_module.h"
 
 static char tmp_path[64];
 

@@ -15,8 +15,8 @@
 
 #include <cmocka.h>
 
-#include "cache_dir.h"
-#include "safe_open.h"
+#include "lib/cache_dir.h"
+#include "lib/safe_open.h"
 
 static char dir[64], root[128], host[128];
 

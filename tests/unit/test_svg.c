@@ -16,8 +16,8 @@
 /* cmocka.h needs the headers above */
 #include <cmocka.h>
 
-#include "format.h"
-#include "profile.h"
+#include "format/format.h"
+#include "lib/profile.h"
 
 #define FRAME_W 1180.0
 #define PAD 10.0

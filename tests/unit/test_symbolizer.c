@@ -27,9 +27,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "profile.h"
-#include "symbol_internal.h"
-#include "symbolizer.h"
+#include "lib/profile.h"
+#include "symbol/symbol_internal.h"
+#include "symbol/symbolizer.h"
 
 #define BIN AP_TEST_BIN_DIR "/"
 #define FIX_PIE BIN "symfix_pie"

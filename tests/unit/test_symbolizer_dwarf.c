@@ -13,7 +13,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "symbol_internal.h"
+#include "symbol/symbol_internal.h"
 #include "test_symbolizer_util.h"
 
 #define FIX AP_DWFIX_DIR "/"

@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "symbol_internal.h"
+#include "symbol/symbol_internal.h"
 #include "test_symbolizer_util.h"
 
 #define JITFIX AP_DWFIX_DIR "/jitfix"

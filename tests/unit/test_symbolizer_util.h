@@ -23,8 +23,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "profile.h"
-#include "symbolizer.h"
+#include "lib/profile.h"
+#include "symbol/symbolizer.h"
 
 #define TU_UNUSED __attribute__((unused))
 #define TU_TIMEOUT_MS 10000

@@ -12,8 +12,8 @@
 /* cmocka.h needs the headers above */
 #include <cmocka.h>
 
-#include "format.h"
-#include "profile.h"
+#include "format/format.h"
+#include "lib/profile.h"
 
 struct row {
 	double self_pct, cum_pct;

@@ -24,8 +24,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "cfi.h"
-#include "symbol_internal.h"
+#include "unwind/cfi.h"
+#include "symbol/symbol_internal.h"
 
 /* the walker's arithmetic, reading this process's own stack */
 static uint64_t stack_lo, stack_hi;
@@ -38,7 +38,7 @@ static int self_read(__u64 *dst, __u64 addr)
 }
 #define AP_UNWIND_INLINE inline
 #define AP_UNWIND_READ(rctx, dst, addr) self_read((dst), (addr))
-#include "unwind_step.h"
+#include "bpf/unwind_step.h"
 
 #define BIN AP_TEST_BIN_DIR "/"
 #define FIX BIN "libunwfix.so"
