@@ -24,7 +24,7 @@ DEPS = {
 }
 # (module, dependency) -> the only headers of the dependency it may include.
 ONLY = {
-    ('filter', 'lib'): {'hash.h'},  # header-only: nothing of ap_lib is linked
+    ('filter', 'lib'): {'hash.h', 'errbuf.h'},  # header-only: nothing of ap_lib is linked
 }
 # Headers that are a module's own business although not named *_internal.h.
 PRIVATE = {

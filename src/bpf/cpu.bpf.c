@@ -19,8 +19,8 @@
 #include "bpf_stats.h"
 #include "stack_store.h"
 #include "proc_announce.h"
+#include "pid_filter.h"
 
-const volatile bool cfg_filter_pids = false;
 const volatile bool cfg_include_idle = false;
 const volatile bool cfg_user_stacks = true;
 const volatile bool cfg_kernel_stacks = true;
@@ -30,12 +30,6 @@ const volatile bool cfg_per_event = false;
 /* Which counts/stacks pair samples go to; flipped by the agent when it drains. */
 __u32 active_slot = 0;
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, __u32);   /* tgid */
-	__type(value, __u8);
-} target_pids SEC(".maps");
 
 struct stack_map {
 	/* Preallocated: allocating in the sampling interrupt can fail when the allocator's
@@ -69,7 +63,7 @@ AP_BPF_STAT_HELPERS(cpu_stats)
 
 static __always_inline bool pid_wanted(__u32 tgid)
 {
-	return !cfg_filter_pids || bpf_map_lookup_elem(&target_pids, &tgid);
+	return !cfg_filter_pids || ap_tgid_in_targets(tgid);
 }
 
 /* The user stack: walked with the CFI tables (unwind.h), or by the kernel's frame-pointer

@@ -50,6 +50,7 @@ struct ap_stack {
 #include "bpf_stats.h"
 #include "stack_store.h"
 #include "proc_announce.h"
+#include "pid_filter.h"
 
 #define EINTR 4
 #define EAGAIN 11
@@ -89,7 +90,6 @@ struct ap_stack {
 /* Which syscall a start record belongs to. */
 enum { SC_FUTEX = 0, SC_FUTEX_WAITV = 1, SC_FUTEX_WAIT = 2 };
 
-const volatile bool cfg_filter_pids = false;
 const volatile bool cfg_filter_comms = false;
 const volatile bool cfg_user_stacks = true;
 const volatile bool cfg_kernel_stacks = true;
@@ -100,12 +100,6 @@ const volatile bool cfg_per_event = false;
 /* Which waits/holders/stacks set the programs write; flipped by the agent when it drains. */
 __u32 active_slot = 0;
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, __u32); /* tgid */
-	__type(value, __u8);
-} target_pids SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -213,7 +207,7 @@ static __always_inline bool task_wanted(__u32 tgid)
 {
 	if (cfg_self_pid && tgid == cfg_self_pid)
 		return false;
-	if (cfg_filter_pids && !bpf_map_lookup_elem(&target_pids, &tgid))
+	if (cfg_filter_pids && !ap_tgid_in_targets(tgid))
 		return false;
 	if (cfg_filter_comms) {
 		struct ap_lock_comm c = {};

@@ -43,6 +43,7 @@ struct ap_stack {
 #include "bpf_stats.h"
 #include "stack_store.h" /* stack_scratch (frame-pointer captures) and the hash */
 #include "proc_announce.h"
+#include "pid_filter.h"
 
 #define EFAULT 14
 #define ENOMEM 12
@@ -52,7 +53,6 @@ struct ap_stack {
 #define ARM64_TIF_32BIT 22   /* arch/arm64/include/asm/thread_info.h */
 
 const volatile __u32 cfg_self_tgid = 0; /* the agent: its own calls are not recorded */
-const volatile bool cfg_filter_pids = false;
 const volatile bool cfg_filter_pids_map = false; /* more pids than fit inline */
 const volatile __u32 cfg_npids_inline = 0;
 const volatile __u32 cfg_pids[AP_SYS_INLINE_PIDS] = {};
@@ -96,12 +96,6 @@ struct {
 	__uint(max_entries, 4 << 20); /* resized by the loader */
 } sys_events SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 256); /* AP_MAX_PIDS */
-	__type(key, __u32);	  /* tgid */
-	__type(value, __u8);
-} target_pids SEC(".maps");
 
 /* Slow calls' user stacks by id (a 31-bit hash of the frames; a different stack already
  * under the same id is a collision, as a stack trace map's bucket was). */
@@ -134,7 +128,7 @@ static __always_inline bool syscall_wanted(long id)
 static __always_inline bool pid_wanted(__u32 tgid)
 {
 	if (cfg_filter_pids_map)
-		return bpf_map_lookup_elem(&target_pids, &tgid) != NULL;
+		return ap_tgid_in_targets(tgid);
 	for (__u32 i = 0; i < AP_SYS_INLINE_PIDS; i++) {
 		if (i >= cfg_npids_inline)
 			break;

@@ -28,6 +28,7 @@
 
 #include "wasm_module.h"
 #include "wasm_reader.h"
+#include "lib/errbuf.h"
 
 /* Instructions executed by one meter, one fuel write-back or reload, a wrapper besides its
  * local.gets. */
@@ -230,18 +231,8 @@ static int64_t insn_extra(const struct wasm_module *m, const struct wasm_insn *i
 	}
 }
 
-static int __attribute__((format(printf, 3, 4)))
-bad_module(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
-}
+/* a module the instrumenter cannot walk: the reason into err, -EINVAL */
+#define bad_module(err, errlen, ...) ap_errf(err, errlen, -EINVAL, __VA_ARGS__)
 
 /* A call's target must exist: the parser records calls without checking them (validation
  * does), and call_syncs/insn_extra index funcs[] with it. */

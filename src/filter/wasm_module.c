@@ -9,19 +9,10 @@
 #include "aperture/filter_abi.h"
 #include "wasm_module.h"
 #include "wasm_reader.h"
+#include "lib/errbuf.h"
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	if (err && errlen)
-		vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
+/* a malformed module: the reason into err, -EINVAL */
+#define fail(err, errlen, ...) ap_errf(err, errlen, -EINVAL, __VA_ARGS__)
 
 /* ---- instructions ---- */
 

@@ -2,23 +2,14 @@
 /* pprof reader: validates every id and index, never trusts sizes. See pprof_write.c for how
  * the model maps onto pprof. */
 #include "pprof_internal.h"
+#include "lib/errbuf.h"
 
 /* ======================================================================================== */
 /* Reader                                                                                   */
 /* ======================================================================================== */
 
-static int __attribute__((format(printf, 3, 4)))
-fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
-}
+/* a malformed profile: the reason into err, -EINVAL */
+#define fail(err, errlen, ...) ap_errf(err, errlen, -EINVAL, __VA_ARGS__)
 
 static uint32_t le32(const uint8_t *b)
 {

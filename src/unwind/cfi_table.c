@@ -571,11 +571,29 @@ int ap_cfi_table_build(Elf *elf, struct ap_cfi_table *t)
 	return ap_cfi_table_build_into(elf, t, NULL);
 }
 
+/* One CFI section's rows into the builder, its FDE counts into the table's stats. */
+static int parse_section(struct builder *b, const struct ap_cfi_section *sec,
+			 struct ap_cfi_table *t)
+{
+	struct ap_cfi_parse_stats ps = { 0 };
+	int err;
+
+	err = ap_cfi_parse(sec, want_fde, add_row, b, &ps);
+	err = err ? err : b->err ? b->err : flush_end(b);
+	if (err)
+		return err;
+	t->stats.fdes += ps.fdes;
+	t->stats.fdes_bad += ps.fdes_bad;
+	t->stats.fdes_limit += ps.fdes_limit;
+	if (b->debug_frame)
+		t->stats.fdes_debug_frame = ps.fdes;
+	return 0;
+}
+
 int ap_cfi_table_build_into(Elf *elf, struct ap_cfi_table *t, const struct ap_cfi_sink *sink)
 {
 	struct builder b = { .sink = sink };
 	struct ap_cfi_section eh = { 0 }, dbg = { 0 };
-	struct ap_cfi_parse_stats ps;
 	GElf_Ehdr eh_hdr;
 	GElf_Phdr ehf;
 	GElf_Shdr sh;
@@ -618,27 +636,18 @@ int ap_cfi_table_build_into(Elf *elf, struct ap_cfi_table *t, const struct ap_cf
 		goto out;
 	}
 	if (have_eh) {
-		err = ap_cfi_parse(&eh, want_fde, add_row, &b, &ps);
-		err = err ? err : b.err ? b.err : flush_end(&b);
+		err = parse_section(&b, &eh, t);
 		if (err)
 			goto out;
-		t->stats.fdes += ps.fdes;
-		t->stats.fdes_bad += ps.fdes_bad;
-		t->stats.fdes_limit += ps.fdes_limit;
 		/* qsort(NULL, 0) is undefined: no ranges when no FDE was wanted */
 		if (b.nranges > 1)
 			qsort(b.ranges, b.nranges, sizeof(*b.ranges), cmp_range);
 	}
 	if (have_dbg) {
 		b.debug_frame = true;
-		err = ap_cfi_parse(&dbg, want_fde, add_row, &b, &ps);
-		err = err ? err : b.err ? b.err : flush_end(&b);
+		err = parse_section(&b, &dbg, t);
 		if (err)
 			goto out;
-		t->stats.fdes += ps.fdes;
-		t->stats.fdes_bad += ps.fdes_bad;
-		t->stats.fdes_limit += ps.fdes_limit;
-		t->stats.fdes_debug_frame = ps.fdes;
 	}
 	err = finish(&b, t);
 out:

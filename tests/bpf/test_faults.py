@@ -199,7 +199,9 @@ def case_churn(tmp):
 
 def case_output_full(tmp):
     print("output_full: /dev/full and a full tmpfs")
-    res = run_agent(["--mode", "cpu", "-d", "1s", "-o", "/dev/full", "--format", "folded"])
+    # --include-idle: samples even on an idle machine, so there is something to write
+    res = run_agent(["--mode", "cpu", "-d", "1s", "--include-idle", "-o", "/dev/full",
+                     "--format", "folded"])
     expect(res.returncode != 0, f"-o /dev/full fails (exit {res.returncode})")
     expect("No space left" in res.stderr, f"and says why: {res.stderr.strip()[-300:]!r}")
     expect(stat.S_ISCHR(os.stat("/dev/full").st_mode), "/dev/full is still a device")
