@@ -288,7 +288,13 @@ static int parse_number(struct parser *ps, struct ap_json *j)
 			ps->p++;
 	}
 	j->type = AP_JSON_NUMBER;
-	j->str = strndup(s, (size_t)(ps->p - s));
+	/* not strndup(): the input need not be NUL-terminated, and a checker that treats the
+	 * source as a C string (ASan's strict_string_checks) would read past it */
+	j->str = malloc((size_t)(ps->p - s) + 1);
+	if (j->str) {
+		memcpy(j->str, s, (size_t)(ps->p - s));
+		j->str[ps->p - s] = '\0';
+	}
 	if (!j->str) {
 		oom(ps);
 		return -1;

@@ -165,8 +165,9 @@ static struct ap_symtab *file_symtab(struct builder *b, const struct ap_maps_ent
 	}
 	*err = ap_elf_cache_get(b->s->cache, src, n, e->path, b->root_fd, &t);
 	/* A process that has exited (its mappings were captured while it ran) has no /proc
-	 * entries left: its file by its path, if that is still the very file it mapped. */
-	if (*err == -ENOENT && !e->deleted && b->root_fd < 0) {
+	 * entries left (ENOENT), or is a zombie whose map_files/ answer ESRCH: its file by its
+	 * path, if that is still the very file it mapped. */
+	if ((*err == -ENOENT || *err == -ESRCH) && !e->deleted && b->root_fd < 0) {
 		struct ap_elf_src host = { .dirfd = AT_FDCWD, .path = e->path,
 					   .flags = AP_OPEN_NOFOLLOW, .match_id = true,
 					   .dev_major = e->dev_major, .dev_minor = e->dev_minor,
