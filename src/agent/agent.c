@@ -25,6 +25,7 @@
 #include "output.h"
 #include "signals.h"
 #include "summary.h"
+#include "unwind_events.h"
 
 static const struct ap_collector_ops *const all_collectors[] = {
 	&ap_cpu_collector_ops,
@@ -33,6 +34,11 @@ static const struct ap_collector_ops *const all_collectors[] = {
 };
 
 #define NCOLLECTORS (sizeof(all_collectors) / sizeof(all_collectors[0]))
+
+/* Records read per wake-up of the event loop, and per periodic drain: at most a fraction of
+ * a second of handling each, so that the loop keeps its drain interval and deadline. */
+#define RING_BUDGET_RECORDS 16384
+#define DRAIN_BUDGET_RECORDS 16384
 
 /* One run's state, from the outputs to the last write. */
 struct run {
@@ -279,9 +285,13 @@ static void wait_events(struct ap_collector *cols, size_t n, uint64_t until_ns)
 	}
 	if (poll(pfds, np, timeout_ms) <= 0)
 		return;
+	/* a bounded read: an overloaded host's producers must not keep us from the next drain,
+	 * the deadline or a signal (unwind_events.h); the drains read the rest */
+	ap_ring_budget(RING_BUDGET_RECORDS);
 	for (size_t i = 0; i < np; i++)
 		if (pfds[i].revents & POLLIN)
 			cols[i].ops->consume(&cols[i]);
+	ap_ring_budget(0);
 }
 
 /* Drain every drain interval until the deadline or a signal. */
@@ -308,7 +318,11 @@ static void record(struct run *r)
 			break;
 		if (now >= next_drain) {
 			for (size_t i = 0; i < r->ncols; i++) {
+				/* bounded too: a ring the producers keep full must not hold the
+				 * loop here; the final drain, after the detach, reads everything */
+				ap_ring_budget(DRAIN_BUDGET_RECORDS);
 				r->cols[i].ops->drain(&r->cols[i]);
+				ap_ring_budget(0);
 				/* before gc: an exited process's perf map is complete now */
 				ap_symbolizer_resolve_pending(r->sym, r->cols[i].profile);
 			}

@@ -278,8 +278,8 @@ static int cpu_start(struct ap_collector *c, const struct ap_agent_opts *opts, c
 		return err;
 	}
 	if (cc->per_event) {
-		err = ring_buffer__add(cc->events, bpf_map__fd(cc->skel->maps.sample_events),
-				       handle_sample_event, cc);
+		err = ap_ring_add(&cc->events, bpf_map__fd(cc->skel->maps.sample_events),
+				  handle_sample_event, cc);
 		if (err) {
 			snprintf(msg, len, "cannot open the sample ring buffer: %s", strerror(-err));
 			return err;

@@ -264,9 +264,60 @@ static int handle_deferred(void *ctx, void *data, size_t size)
 	return 0;
 }
 
+/*
+ * The ring budget. libbpf 1.1 has no bounded consume: ring_buffer__consume() reads until the
+ * rings are empty, which a fast enough producer never lets happen. Each ring's callback goes
+ * through a trampoline that counts records against a thread-local budget and, when it is
+ * spent, returns RING_YIELD after handling the record: libbpf has already moved past it and
+ * stops there, and ap_unwind_events_consume() takes RING_YIELD as "more to read later".
+ */
+#define RING_YIELD (-ECANCELED)
+#define RING_CALLBACKS 64 /* rings added per process: 3 per collector in practice */
+
+struct ring_cb {
+	int (*fn)(void *ctx, void *data, size_t size);
+	void *ctx;
+};
+
+static struct ring_cb ring_cbs[RING_CALLBACKS];
+static unsigned int ring_ncbs;
+static __thread bool ring_bounded;
+static __thread uint64_t ring_left;
+
+void ap_ring_budget(uint64_t records)
+{
+	ring_bounded = records != 0;
+	ring_left = records;
+}
+
+static int ring_trampoline(void *ctx, void *data, size_t size)
+{
+	const struct ring_cb *cb = ctx;
+	int ret = cb->fn(cb->ctx, data, size);
+
+	/* libbpf has moved past this record already: handle it, then stop when spent (a spent
+	 * budget still lets each read take one record, so nothing waits forever) */
+	if (ret == 0 && ring_bounded) {
+		if (ring_left)
+			ring_left--;
+		if (!ring_left)
+			return RING_YIELD;
+	}
+	return ret;
+}
+
 int ap_ring_add(struct ring_buffer **rb, int fd, int (*fn)(void *ctx, void *data, size_t size),
 		void *ctx)
 {
+	unsigned int i = __atomic_fetch_add(&ring_ncbs, 1, __ATOMIC_RELAXED);
+
+	/* past the pool (never in practice): the ring is read without a bound */
+	if (i < RING_CALLBACKS) {
+		ring_cbs[i].fn = fn;
+		ring_cbs[i].ctx = ctx;
+		fn = ring_trampoline;
+		ctx = &ring_cbs[i];
+	}
 	if (!*rb) {
 		*rb = ring_buffer__new(fd, fn, ctx, NULL);
 		return *rb ? 0 : -errno;
@@ -301,7 +352,7 @@ int ap_unwind_events_consume(struct ap_unwind_events *ev, struct ring_buffer *rb
 	ap_unwind_events_sync(ev);
 	n = ring_buffer__consume(rb);
 	ap_unwind_events_sync(ev);
-	return n < 0 ? n : 0;
+	return n < 0 && n != RING_YIELD ? n : 0;
 }
 
 void ap_unwind_events_flush(struct ap_unwind_events *ev, bool final)

@@ -69,8 +69,15 @@ void ap_unwind_events_sync(struct ap_unwind_events *ev);
 
 /* Read the collector's rings (rb) with the symbolizer kept current around them: what the
  * process-event thread learnt before the events, and what came meanwhile. ev may be NULL.
- * Returns 0 or -errno. */
+ * Reads until the rings are empty, or until the calling thread's ring budget (below) is
+ * spent. Returns 0 or -errno. */
 int ap_unwind_events_consume(struct ap_unwind_events *ev, struct ring_buffer *rb);
+
+/* At most `records` records per read of rings added with ap_ring_add on this thread (0: no
+ * bound, the default). The event loop sets one between drains, so that producers faster than
+ * the agent (an overloaded host) cannot keep it from its next drain or its deadline: what is
+ * left is read by the next call, and the drains themselves read everything. */
+void ap_ring_budget(uint64_t records);
 
 /* At each drain, after the ring buffers were read: unwind the deferred events whose tables
  * are ready or that waited two drains (all of them when `final`: the probes are gone), then

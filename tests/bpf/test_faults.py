@@ -17,6 +17,11 @@ stays valid (every output is parsed here).
 6. cache_damaged: every cached table truncated, overwritten, emptied, replaced by a link or a
    directory: each refused (unwind_cache_refused), compiled again, stacks whole.
 
+7. overload: every sample and every syscall sent to the agent as its own record (--per-event)
+   at the highest rate on every CPU, beside busy processes: the producers outrun the agent,
+   which still stops near its --duration (its reads are bounded between drains) and counts
+   the records it could not take.
+
 Needs root (BPF, tmpfs mounts)."""
 import glob
 import json
@@ -312,11 +317,40 @@ def case_cache_damaged(tmp):
         expect(f.read().startswith("root:"), "the link's target is unharmed")
 
 
+def case_overload(tmp):
+    print("overload: per-event records at 10 kHz per CPU beside busy processes")
+    spinners = [start_workload("ap_spin", 60)[0] for _ in range(os.cpu_count() or 1)]
+    out = os.path.join(tmp, "overload.json")
+    try:
+        t0 = time.monotonic()
+        res = run_agent(["--mode", "cpu,syscall", "-d", "2s", "--sample-rate", "10000",
+                         "--per-event", "-o", out])
+        took = time.monotonic() - t0
+    finally:
+        for p in spinners:
+            p.kill()
+        wait_all(spinners)
+    expect(res.returncode == 0, f"overload: agent exit 0 (got {res.returncode}: "
+           f"{res.stderr.strip()[-300:]})")
+    d = load_json(out.replace(".json", ".cpu.json"))
+    if not d:
+        return
+    recorded = d["duration_ns"] / 1e9
+    print(f"  overload: agent ran {took:.1f} s for a 2 s recording; "
+          f"sample_events_dropped {d['stats'].get('sample_events_dropped', 0)}")
+    # Unbounded reads kept a loaded 2-CPU VM's agent recording for 25-30 s. The bound is
+    # generous (start-up, the final drain and symbolizing thousands of stacks come on top),
+    # and a multiple of the duration, not an absolute time.
+    limit = (8 if SANITIZER else 5) * 2.0 + 5.0
+    expect(took < limit, f"overload: stops near its duration ({took:.1f} s < {limit:.0f} s)")
+    expect(recorded < 2.0 * 2, f"overload: recorded {recorded:.1f} s of 2 s")
+
+
 def main():
     require_bpf()
     with tempfile.TemporaryDirectory() as tmp:
         for case in (case_maps_full, case_ring_full, case_churn, case_output_full,
-                     case_cache_full, case_cache_damaged):
+                     case_cache_full, case_cache_damaged, case_overload):
             case(tmp)
     if failures:
         fail(f"{len(failures)} checks failed: {failures}")
