@@ -91,8 +91,12 @@ static int check_bpf_access(const char *prog)
 		return AP_EXIT_OK;
 	}
 	if (errno == EPERM || errno == EACCES) {
-		fprintf(stderr, "%s: permission denied loading BPF programs: run as root (needs "
-			"CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN)\n", prog);
+		char msg[512];
+
+		/* the one explanation of refused loads (names a missing capability, else LSM) */
+		ap_explain_bpf_load_error(-errno, "agent's", "needs CAP_BPF and CAP_PERFMON, or "
+					  "CAP_SYS_ADMIN; run as root", msg, sizeof(msg));
+		fprintf(stderr, "%s: %s\n", prog, msg);
 		return AP_EXIT_FAILURE;
 	}
 	/* anything else (no bpf() at all, ...): the modes explain it in their own terms */

@@ -12,11 +12,35 @@
 /* Memory the readers may use in a fuzz run: far under libFuzzer's -rss_limit_mb. */
 #define FUZZ_MAX_MEM (64u << 20)
 
+/* What writer w makes of p, in memory (caller frees); aborts when it fails. */
+static char *fuzz_write_mem(const struct ap_profile *p,
+			    int (*w)(const struct ap_profile *, FILE *, const struct ap_write_opts *),
+			    size_t *len)
+{
+	struct ap_write_opts wo = {.value_index = -1};
+	char *buf = NULL;
+	FILE *f = open_memstream(&buf, len);
+
+	if (!f || w(p, f, &wo) || fclose(f))
+		abort();
+	return buf;
+}
+
+/* A reader refused what our own writer made: the limits disagree, a bug. */
+static void fuzz_check_read(const char *what, int ok, const char *err)
+{
+	if (!ok) {
+		fprintf(stderr, "%s round trip failed: %s\n", what, err);
+		abort();
+	}
+}
+
 static void fuzz_write_all(const struct ap_profile *p)
 {
 	static const enum ap_format fmts[] = {AP_FORMAT_SVG, AP_FORMAT_FOLDED, AP_FORMAT_TEXT};
 	struct ap_write_opts wo = {.value_index = -1};
-	char *buf = NULL, err[512];
+	struct ap_profile *q;
+	char *buf, err[512] = "";
 	size_t len = 0;
 	FILE *f = fopen("/dev/null", "w");
 
@@ -28,34 +52,19 @@ static void fuzz_write_all(const struct ap_profile *p)
 	fclose(f);
 
 	/* pprof: what the writer emits, the reader takes (the limits agree) */
-	f = open_memstream(&buf, &len);
-	if (!f || ap_write_pprof(p, f, &wo) || fclose(f))
-		abort();
-	{
-		struct ap_profile *q = ap_profile_new();
-
-		if (!q || ap_read_pprof_limited(buf, len, FUZZ_MAX_MEM * 4, q, err, sizeof(err))) {
-			fprintf(stderr, "pprof round trip failed: %s\n", err);
-			abort();
-		}
-		ap_profile_free(q);
-	}
+	buf = fuzz_write_mem(p, ap_write_pprof, &len);
+	q = ap_profile_new();
+	fuzz_check_read("pprof", q && !ap_read_pprof_limited(buf, len, FUZZ_MAX_MEM * 4, q, err,
+							       sizeof(err)), err);
+	ap_profile_free(q);
 	free(buf);
-	buf = NULL;
 
 	/* JSON: aperture report reads its own JSON output */
-	f = open_memstream(&buf, &len);
-	if (!f || ap_write_json(p, f, &wo) || fclose(f))
-		abort();
-	{
-		struct ap_profile *q = ap_profile_new();
-
-		if (!q || ap_read_json(buf, len, FUZZ_MAX_MEM * 4, q, err, sizeof(err))) {
-			fprintf(stderr, "JSON round trip failed: %s\n", err);
-			abort();
-		}
-		ap_profile_free(q);
-	}
+	buf = fuzz_write_mem(p, ap_write_json, &len);
+	q = ap_profile_new();
+	fuzz_check_read("JSON", q && !ap_read_json(buf, len, FUZZ_MAX_MEM * 4, q, err,
+						      sizeof(err)), err);
+	ap_profile_free(q);
 	free(buf);
 }
 
