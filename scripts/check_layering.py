@@ -21,6 +21,8 @@ DEPS = {
     'filter': ['lib'],  # only what ONLY allows: the filter library stays standalone
     'agent': ['lib', 'bpf', 'format', 'symbol', 'unwind', 'filter'],
     'cli': ['lib', 'format', 'symbol', 'filter', 'agent'],
+    'storage': ['lib', 'format'],
+    'server': ['lib', 'format', 'storage'],
 }
 # (module, dependency) -> the only headers of the dependency it may include.
 ONLY = {
