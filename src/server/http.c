@@ -388,6 +388,15 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
 		__atomic_add_fetch(&s->in_flight, 1, __ATOMIC_RELAXED);
 		if (!r->url)
 			return MHD_NO;
+		/* A reply queued on this first call ends the connection (MHD cannot know
+		 * whether a body follows), so requests without a body are answered on the
+		 * next call, keeping the connection alive. */
+		if (!strcmp(method, "GET") || !strcmp(method, "HEAD"))
+			return MHD_YES;
+		return first_call(r);
+	}
+	if (!r->route && !r->answered && (!strcmp(method, "GET") || !strcmp(method, "HEAD"))) {
+		*data_size = 0;
 		return first_call(r);
 	}
 	if (r->answered) {

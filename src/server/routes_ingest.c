@@ -149,8 +149,11 @@ static enum MHD_Result ingest(struct ap_req *r, bool push)
 		goto out;
 	}
 	if (rc) {
-		ret = ap_reply_error(r, MHD_HTTP_BAD_REQUEST, AP_REFUSE_MALFORMED, 0, "%s",
-				     err[0] ? err : "malformed push");
+		/* the decoders say -EINVAL for every malformed input; label limits and names
+		 * are told apart by their message, so /metrics can count them on their own */
+		ret = ap_reply_error(r, MHD_HTTP_BAD_REQUEST,
+				     strstr(err, "label") ? AP_REFUSE_LABELS : AP_REFUSE_MALFORMED,
+				     0, "%s", err[0] ? err : "malformed push");
 		goto out;
 	}
 

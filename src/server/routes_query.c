@@ -284,11 +284,12 @@ enum MHD_Result ap_route_pprof(struct ap_req *r)
 	return ret;
 }
 
-static enum MHD_Result write_reply(struct ap_req *r, const char *ctype, char *buf, size_t len,
+/* Close f (which writes *buf and *len) and answer with what it holds. */
+static enum MHD_Result write_reply(struct ap_req *r, const char *ctype, char **buf, size_t *len,
 				   FILE *f, int rc, const char *what)
 {
 	if (fclose(f) || rc) {
-		free(buf);
+		free(*buf);
 		if (rc == -EINVAL)
 			return ap_reply_error(r, MHD_HTTP_BAD_REQUEST, AP_REFUSE_BAD_QUERY, 0,
 					      "cannot write the %s: the value type is in neither "
@@ -298,7 +299,7 @@ static enum MHD_Result write_reply(struct ap_req *r, const char *ctype, char *bu
 				      "cannot write the %s: %s", what,
 				      strerror(rc ? -rc : ENOMEM));
 	}
-	return ap_reply(r, MHD_HTTP_OK, ctype, buf, len, true);
+	return ap_reply(r, MHD_HTTP_OK, ctype, *buf, *len, true);
 }
 
 enum MHD_Result ap_route_flamegraph(struct ap_req *r)
@@ -336,7 +337,7 @@ enum MHD_Result ap_route_flamegraph(struct ap_req *r)
 		goto out;
 	}
 	rc = ap_write_flamebearer(p, f, &fo);
-	ret = write_reply(r, "application/json", buf, len, f, rc, "flamegraph");
+	ret = write_reply(r, "application/json", &buf, &len, f, rc, "flamegraph");
 out:
 	ap_profile_free(p);
 	qctx_free(&c);
@@ -405,7 +406,7 @@ enum MHD_Result ap_route_diff(struct ap_req *r)
 		goto out;
 	}
 	rc = ap_write_diff(base, cmp, fmt, f, &dop);
-	ret = write_reply(r, ctypes[fmt], buf, len, f, rc, "diff");
+	ret = write_reply(r, ctypes[fmt], &buf, &len, f, rc, "diff");
 out:
 	ap_profile_free(base);
 	ap_profile_free(cmp);
@@ -424,14 +425,15 @@ static FILE *json_open(struct ap_req *r, char **buf, size_t *len, enum MHD_Resul
 	return f;
 }
 
-static enum MHD_Result json_close(struct ap_req *r, FILE *f, char *buf, size_t len)
+/* Close f (which writes *buf and *len) and answer with the JSON it holds. */
+static enum MHD_Result json_close(struct ap_req *r, FILE *f, char **buf, size_t *len)
 {
 	if (fclose(f)) {
-		free(buf);
+		free(*buf);
 		return ap_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, AP_REFUSE_INTERNAL, 5,
 				      "out of memory");
 	}
-	return ap_reply_json(r, MHD_HTTP_OK, buf, len);
+	return ap_reply_json(r, MHD_HTTP_OK, *buf, *len);
 }
 
 enum MHD_Result ap_route_series(struct ap_req *r)
@@ -498,7 +500,7 @@ enum MHD_Result ap_route_series(struct ap_req *r)
 		fputc(']', f);
 	}
 	fputs("]}\n", f);
-	ret = json_close(r, f, buf, len);
+	ret = json_close(r, f, &buf, &len);
 out:
 	ap_store_series_free(&se);
 	qctx_free(&c);
@@ -522,7 +524,7 @@ static enum MHD_Result strings_reply(struct ap_req *r, const char *key,
 		ap_json_str(f, v->v[i]);
 	}
 	fputs("]}\n", f);
-	return json_close(r, f, buf, len);
+	return json_close(r, f, &buf, &len);
 }
 
 enum MHD_Result ap_route_labels(struct ap_req *r)
@@ -722,7 +724,7 @@ enum MHD_Result ap_route_tables(struct ap_req *r)
 	if (!f)
 		goto out;
 	write_tables(f, c.mode, &rows);
-	ret = json_close(r, f, buf, len);
+	ret = json_close(r, f, &buf, &len);
 out:
 	ap_store_rows_free(&rows);
 	qctx_free(&c);
