@@ -7,51 +7,33 @@
 #include <string.h>
 #include <time.h>
 
+#include "lib/parse.h"
 #include "server.h"
 
 #define NS 1000000000ULL
 
 int ap_server_parse_duration(const char *s, uint64_t *out_ns)
 {
-	static const struct {
-		const char *suffix;
-		uint64_t mult;
-	} units[] = {
-		{ "ns", 1 },	     { "us", 1000 },	{ "ms", 1000000 }, { "s", NS },
-		{ "m", 60 * NS },    { "h", 3600 * NS }, { "d", 86400 * NS },
-	};
-	const char *p = s, *unit;
-	uint64_t ip = 0, frac = 0, fdiv = 1, mult = 0;
+	size_t n = s ? strlen(s) : 0;
+	char buf[64];
+	uint64_t h;
+	int rc;
 
-	if (!s || !isdigit((unsigned char)*p))
+	if (n < 2 || s[n - 1] != 'd')
+		return ap_parse_duration_ns(s, out_ns);
+	/* days: the same number in hours, times 24 ("1.5d" = "1.5h" x 24) */
+	if (n >= sizeof(buf))
 		return -EINVAL;
-	for (; isdigit((unsigned char)*p); p++) {
-		if (ip > (UINT64_MAX - 9) / 10)
-			return -ERANGE;
-		ip = ip * 10 + (uint64_t)(*p - '0');
-	}
-	if (*p == '.') {
-		p++;
-		if (!isdigit((unsigned char)*p))
-			return -EINVAL;
-		for (; isdigit((unsigned char)*p); p++)
-			if (fdiv < 1000000000ULL) {
-				frac = frac * 10 + (uint64_t)(*p - '0');
-				fdiv *= 10;
-			}
-	}
-	unit = p;
-	if (!*unit)
-		mult = NS; /* no unit: seconds */
-	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]) && !mult; i++)
-		if (!strcmp(unit, units[i].suffix))
-			mult = units[i].mult;
-	if (!mult)
-		return -EINVAL;
-	if (ip > UINT64_MAX / mult)
+	memcpy(buf, s, n - 1);
+	buf[n - 1] = 'h';
+	buf[n] = 0;
+	rc = ap_parse_duration_ns(buf, &h);
+	if (rc)
+		return rc;
+	if (h > UINT64_MAX / 24)
 		return -ERANGE;
-	*out_ns = ip * mult + (uint64_t)((double)frac / (double)fdiv * (double)mult);
-	return *out_ns ? 0 : -EINVAL;
+	*out_ns = h * 24;
+	return 0;
 }
 
 /* RFC 3339: YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM); 't'/' ' for 'T' and 'z' too. */
