@@ -332,9 +332,12 @@ static enum MHD_Result upload(struct ap_req *r, const char *data, size_t n)
 	struct ap_server *s = r->srv;
 
 	if (r->too_large || r->overloaded) {
-		/* Drop what follows, but not forever: past one more --max-body, hang up. */
+		/* MHD cannot answer in the middle of a body (MHD_queue_response fails there), so
+		 * what follows is read and dropped, to answer 413/429 at its end; but not
+		 * forever: past four more --max-body, hang up. (A body with a Content-Length
+		 * over the limit is refused before any of it is read.) */
 		r->discarded += n;
-		return r->discarded > s->opts.max_body ? MHD_NO : MHD_YES;
+		return r->discarded > 4 * s->opts.max_body ? MHD_NO : MHD_YES;
 	}
 	if (n > s->opts.max_body - r->len) {
 		r->too_large = true;
