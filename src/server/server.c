@@ -7,6 +7,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -75,6 +77,29 @@ static int read_pem(const char *path, const char *what, const char *marker, char
 			       path, marker, what);
 	}
 	*out = buf;
+	return 0;
+}
+
+/* Load the pair the way MHD will, to say exactly what is wrong with it (MHD's own message is
+ * "Failed to initialize TLS support"): a PEM that does not parse, an encrypted key, a key
+ * that is not the certificate's. */
+static int check_tls_pair(const struct ap_server_opts *o, const char *cert, const char *key,
+			  char *err, size_t errlen)
+{
+	gnutls_certificate_credentials_t cred;
+	gnutls_datum_t c = { (unsigned char *)cert, (unsigned)strlen(cert) };
+	gnutls_datum_t k = { (unsigned char *)key, (unsigned)strlen(key) };
+	int rc;
+
+	if (gnutls_certificate_allocate_credentials(&cred) < 0)
+		return ap_errf(err, errlen, -ENOMEM, "out of memory");
+	rc = gnutls_certificate_set_x509_key_mem2(cred, &c, &k, GNUTLS_X509_FMT_PEM, NULL, 0);
+	gnutls_certificate_free_credentials(cred);
+	if (rc < 0)
+		return ap_errf(err, errlen, -EINVAL,
+			       "TLS certificate %s with key %s: %s (give the PEM certificate and "
+			       "its unencrypted PEM private key)",
+			       o->tls_cert, o->tls_key, gnutls_strerror(rc));
 	return 0;
 }
 
@@ -214,6 +239,8 @@ struct ap_server *ap_server_start(const struct ap_server_opts *opts, struct ap_s
 		if (!rc)
 			rc = read_pem(opts->tls_key, "key", "PRIVATE KEY-----", &s->tls_key_pem, err,
 				      errlen);
+		if (!rc)
+			rc = check_tls_pair(opts, s->tls_cert_pem, s->tls_key_pem, err, errlen);
 		if (rc)
 			goto fail;
 		flags |= MHD_USE_TLS;

@@ -63,7 +63,7 @@ def main():
         start_fails([*store, "--tls-cert", os.path.join(d, "nope.pem"), "--tls-key", key],
                     "nope.pem")
         start_fails([*store, "--tls-cert", agg.log_path, "--tls-key", key], "not PEM")
-        start_fails([*store, "--tls-cert", cert, "--tls-key", other_key], "TLS")
+        start_fails([*store, "--tls-cert", cert, "--tls-key", other_key], "do not match")
     print("PASS")
 
 
