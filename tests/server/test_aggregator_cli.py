@@ -6,7 +6,6 @@ message naming it, the web UI placeholder, and a SIGTERM that lets a request in 
 import http.client
 import signal
 import subprocess
-import threading
 import time
 import urllib.parse
 

@@ -8,7 +8,6 @@ labels 400; a malformed pprof 400 with the reason; every refusal counted by reas
 import http.client
 import os
 import socket
-import time
 
 import aptest
 from aggregator import Aggregator, gzip_bomb, pprof_from_folded, push_request

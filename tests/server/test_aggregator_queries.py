@@ -4,7 +4,8 @@
 time ranges in every form of docs/api.md, series per step, a query over several modes
 refused with the list, the merged profile in every format, `go tool pprof` reading the
 profile route directly, the flamegraph JSON, a diff of two known profiles, and the syscall
-table merged from two pushes with p50/p99 from the merged histograms."""
+table merged from two pushes with p50/p99 from the merged histograms, and the agents' own
+counters in /metrics."""
 import datetime
 import gzip
 import os
@@ -162,6 +163,18 @@ def main():
         aptest.check(s["errnos"] == {"ENOENT": 60}, f"errnos {s}")
         aptest.check(1024 <= s["p50_ns"] < 2048, f"p50 in the 1-2us slot: {s}")
         aptest.check(65536 <= s["p99_ns"] < 131072, f"p99 in the 64-128us slot: {s}")
+
+        # the agent's own counters, shown in /metrics by host (the last value pushed)
+        for ok in (4, 5):
+            agg.push(pprof_from_folded(agg.dir, "app;main;x 1\n"), {"mode": "cpu", "host": "h9"},
+                     agent={"pushes_ok": ok, "spool_bytes": 1234})
+        v = agg.metric("aperture_agent_counter", host="h9", name="pushes_ok")
+        aptest.check(v == 5, f"agent counter pushes_ok of h9: {v}")
+        v = agg.metric("aperture_agent_counter", host="h9", name="spool_bytes")
+        aptest.check(v == 1234, f"agent counter spool_bytes of h9: {v}")
+        lat = agg.metrics()
+        n = sum(v for k, v in lat.items() if k[0] == "aperture_query_duration_seconds_count")
+        aptest.check(n >= 30, f"query latency histogram counts the queries: {n}")
     print("PASS")
 
 
