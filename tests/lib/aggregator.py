@@ -315,8 +315,9 @@ class Aggregator:
             out[key] = float(value)
         return out
 
-    def metric(self, name, **labels):
-        return self.metrics().get((name, tuple(sorted(labels.items()))), 0.0)
+    def metric(self, metric, /, **labels):
+        """One sample of /metrics (0 when absent): metric("x_total", route="push")."""
+        return self.metrics().get((metric, tuple(sorted(labels.items()))), 0.0)
 
 
 def _split_labels(s):

@@ -13,15 +13,16 @@ def main():
         now = time.time_ns()
         old = pprof_from_folded(agg.dir, "app;main;old_fn 11\n")
         new = pprof_from_folded(agg.dir, "app;main;new_fn 7\n")
-        # the old push covers a minute that ended 10 minutes ago; the store may refuse it
-        # outright (too old) or take it and drop it at the next pass: both keep it out
-        res = agg.push(old, {"mode": "cpu", "host": "r"}, from_ns=now - 11 * 60 * NS,
-                       until_ns=now - 10 * 60 * NS, expect=None)
+        # the old push covers a minute three hours ago (the store deletes whole hours, so
+        # data goes between --retention and --retention + 1 h after its time); the store may
+        # refuse it outright (too old) or take it and drop it at the next pass
+        res = agg.push(old, {"mode": "cpu", "host": "r"}, from_ns=now - 3 * 3600 * NS,
+                       until_ns=now - 3 * 3600 * NS + 60 * NS, expect=None)
         aptest.check(res.status in (200, 400), f"old push answered {res}")
         agg.push(new, {"mode": "cpu", "host": "r"})
         deadline = time.time() + 30
         while time.time() < deadline:
-            got = agg.folded('{mode="cpu"}', **{"from": "now-1h"})
+            got = agg.folded('{mode="cpu"}', **{"from": "now-4h"})
             if not any("old_fn" in k for k in got):
                 break
             time.sleep(0.5)
