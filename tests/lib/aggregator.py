@@ -195,6 +195,9 @@ class Aggregator:
         rc = self.proc.wait(timeout=30) if self.proc else None
         if self.proc and self.proc.stdout:
             self.proc.stdout.close()
+        log = self.log()
+        if rc == aptest.SAN_EXIT or any(m in log for m in aptest._SAN_MARKERS):
+            aptest.fail(f"sanitizer report from the aggregator (exit {rc}):\n{log[-6000:]}")
         return rc
 
     def stop(self):

@@ -164,6 +164,30 @@ def main():
         aptest.check(1024 <= s["p50_ns"] < 2048, f"p50 in the 1-2us slot: {s}")
         aptest.check(65536 <= s["p99_ns"] < 131072, f"p99 in the 64-128us slot: {s}")
 
+        # lock tables: a lock row with its holders, summed over two pushes
+        hist = [0] * 64
+        hist[12] = 3  # waits in [4096, 8192) ns
+        hist[20] = 1  # one in [1 Mi, 2 Mi) ns
+        lock = {"format": "aperture-lock-report", "mode": "lock", "locks": [
+            {"kind": "mutex", "name": "app_state_lock", "addr": "0x1000", "comm": "app",
+             "pid": 7, "contentions": 4, "wait_ns_total": 1100000, "hist": hist,
+             "holders": [{"comm": "writer", "count": 3, "wait_ns": 900000},
+                         {"comm": "reader", "count": 1, "wait_ns": 200000}]}]}
+        for _ in range(2):
+            agg.push(pprof_from_folded(agg.dir, "app;main;lock_wait 4\n"),
+                     {"mode": "lock", "host": "h3"}, tables=lock)
+        tb = agg.query("/api/v1/tables", query='{mode="lock",host="h3"}').json()
+        aptest.check(tb["mode"] == "lock" and tb["syscalls"] == [] and len(tb["locks"]) == 1,
+                     f"lock tables {tb}")
+        lk = tb["locks"][0]
+        aptest.check(lk["kind"] == "mutex" and lk["name"] == "app_state_lock"
+                     and lk["contentions"] == 8 and lk["wait_ns"] == 2200000, f"lock row {lk}")
+        aptest.check(4096 <= lk["p50_ns"] < 8192 and (1 << 20) <= lk["p99_ns"] < (2 << 20),
+                     f"lock p50/p99 from the merged histogram: {lk}")
+        holders = {h["comm"]: (h["count"], h["wait_ns"]) for h in lk["holders"]}
+        aptest.check(holders == {"writer": (6, 1800000), "reader": (2, 400000)},
+                     f"holders {lk['holders']}")
+
         # the agent's own counters, shown in /metrics by host (the last value pushed)
         for ok in (4, 5):
             agg.push(pprof_from_folded(agg.dir, "app;main;x 1\n"), {"mode": "cpu", "host": "h9"},
