@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "lib/log.h"
@@ -29,6 +30,21 @@ static void make_store_dir(const char *spec)
 	if (mkdir(dirname(copy), 0700) == 0)
 		ap_info("created %s", copy);
 	free(copy);
+}
+
+/* Every connection takes a descriptor: raise the soft limit (1024 on Debian) towards the
+ * hard one so that --max-connections can be reached. */
+static void raise_fd_limit(unsigned max_connections)
+{
+	struct rlimit rl;
+	rlim_t want = (rlim_t)max_connections + 256;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur >= want)
+		return;
+	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl))
+		ap_warn("cannot raise the open file limit to %llu: %s",
+			(unsigned long long)rl.rlim_cur, strerror(errno));
 }
 
 int main(int argc, char **argv)
@@ -71,6 +87,7 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	raise_fd_limit(opts.max_connections);
 	make_store_dir(opts.storage);
 	so.retention_ns = opts.retention_ns;
 	rc = ap_store_open(opts.storage, &so, &store, err, sizeof(err));

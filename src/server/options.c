@@ -34,7 +34,7 @@ void ap_server_usage(FILE *out, const char *prog)
 		"  --max-body SIZE           largest request body (default 32M; K, M, G)\n"
 		"  --max-inflated SIZE       largest size a gzipped profile may inflate to\n"
 		"                            (default 8 x --max-body)\n"
-		"  --threads N               HTTP worker threads (default 2 x CPUs, at least 4)\n"
+		"  --threads N               HTTP worker threads (default 4 x CPUs, 8 to 64)\n"
 		"  --max-connections N       open connections at most (default %d)\n"
 		"  --timeout SECONDS         close a connection idle this long (default %d)\n"
 		"  -v, --verbose             log every request (never tokens)\n"
@@ -143,8 +143,10 @@ int ap_server_parse_args(int argc, char **argv, struct ap_server_opts *o)
 	o->max_body = AP_SERVER_DEFAULT_MAX_BODY;
 	o->max_connections = DEFAULT_MAX_CONNECTIONS;
 	o->conn_timeout_s = DEFAULT_CONN_TIMEOUT_S;
+	/* A worker waits in each storage write until its batch is committed: more workers than
+	 * CPUs keep the CPUs busy and the batches large. */
 	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	o->threads = ncpu > 2 ? (unsigned)(ncpu * 2) : 4;
+	o->threads = ncpu > 2 ? (unsigned)(ncpu * 4) : 8;
 	if (o->threads > 64)
 		o->threads = 64;
 	optind = 1;
