@@ -171,6 +171,7 @@ struct ap_server *ap_server_start(const struct ap_server_opts *opts, struct ap_s
 	const union MHD_DaemonInfo *info;
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
 	struct ap_server *s;
+	bool v6 = strchr(opts->listen_host, ':') != NULL;
 	size_t no = 0;
 	int rc;
 
@@ -192,7 +193,7 @@ struct ap_server *ap_server_start(const struct ap_server_opts *opts, struct ap_s
 	pthread_cond_init(&s->stop_cond, NULL);
 
 	memset(&ss, 0, sizeof(ss));
-	if (strchr(opts->listen_host, ':')) {
+	if (v6) {
 		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
 
 		a->sin6_family = AF_INET6;
@@ -260,8 +261,8 @@ struct ap_server *ap_server_start(const struct ap_server_opts *opts, struct ap_s
 				opts->listen_host, opts->port, opts->tls_cert, opts->tls_key,
 				mhd_last_error[0] ? mhd_last_error : "libmicrohttpd refused them");
 		else
-			ap_errf(err, errlen, -EADDRINUSE, "cannot listen on %s:%u: %s",
-				opts->listen_host, opts->port,
+			ap_errf(err, errlen, -EADDRINUSE, "cannot listen on %s%s%s:%u: %s",
+				v6 ? "[" : "", opts->listen_host, v6 ? "]" : "", opts->port,
 				mhd_last_error[0] ? mhd_last_error : "address in use?");
 		goto fail;
 	}
