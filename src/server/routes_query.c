@@ -51,9 +51,9 @@ static enum MHD_Result store_error(struct ap_req *r, int rc, const char *err)
  * Parse `qname`, `fname`, `uname` (selector, from, until), each defaulting to the base's
  * (when base is given) or to "", now-1h, now. Returns 0, or -1 with the answer queued.
  */
-static int parse_query(struct ap_req *r, const char *qname, const char *fname,
-		       const char *uname, const struct qctx *base, uint64_t now,
-		       struct qctx *c, enum MHD_Result *ret)
+static int parse_query_def(struct ap_req *r, const char *qname, const char *fname,
+			   const char *uname, const struct qctx *base, const char *def_query,
+			   uint64_t now, struct qctx *c, enum MHD_Result *ret)
 {
 	const char *qs = ap_req_arg(r, qname), *fs = ap_req_arg(r, fname),
 		   *us = ap_req_arg(r, uname);
@@ -61,7 +61,7 @@ static int parse_query(struct ap_req *r, const char *qname, const char *fname,
 
 	memset(c, 0, sizeof(*c));
 	if (!qs)
-		qs = base ? ap_req_arg(r, "query") : "";
+		qs = base ? ap_req_arg(r, "query") : def_query;
 	if (!qs)
 		qs = "";
 	if (ap_selector_parse(qs, &c->sel, err, sizeof(err))) {
@@ -101,6 +101,13 @@ bad_time:
 			      fname, fs);
 	qctx_free(c);
 	return -1;
+}
+
+static int parse_query(struct ap_req *r, const char *qname, const char *fname,
+		       const char *uname, const struct qctx *base, uint64_t now, struct qctx *c,
+		       enum MHD_Result *ret)
+{
+	return parse_query_def(r, qname, fname, uname, base, "", now, c, ret);
 }
 
 /* Refuse a selector that matches several modes; remember the mode. 0 or -1 (answered). */
@@ -275,7 +282,9 @@ enum MHD_Result ap_route_pprof(struct ap_req *r)
 
 	if (arg_u64(r, "seconds", 1, MAX_DEBUG_SECONDS, 60, &secs, &ret))
 		return ret;
-	if (parse_query(r, "query", "from", "until", NULL, now, &c, &ret))
+	/* where `go tool pprof http://HOST:PORT` looks, Go serves its CPU profile: so does this
+	 * route when no query is given */
+	if (parse_query_def(r, "query", "from", "until", NULL, "{mode=\"cpu\"}", now, &c, &ret))
 		return ret;
 	c.q.until_ns = now;
 	c.q.from_ns = now - secs * NS;

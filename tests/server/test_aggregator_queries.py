@@ -118,6 +118,12 @@ def main():
             for fn in ("hot", "cold", "work", "main"):
                 aptest.check(fn in res.stdout, f"go tool pprof -top lacks {fn}: {out}")
             aptest.check("symbol" not in res.stderr.lower(), f"pprof tried to symbolize: {out}")
+            # the bare address: /debug/pprof/profile, the CPU profile of the last -seconds
+            res = subprocess.run([go, "tool", "pprof", "-top", "-seconds", "3600", agg.url],
+                                 capture_output=True, text=True, timeout=120, env=env)
+            out = res.stdout + res.stderr
+            aptest.check(res.returncode == 0 and "hot" in res.stdout and "take_lock" not in
+                         res.stdout, f"go tool pprof {agg.url}: {out}")
         else:
             print("note: go not installed, go tool pprof not checked")
 
