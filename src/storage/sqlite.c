@@ -72,6 +72,7 @@ static void conn_free(struct sq_conn *c)
 	}
 	sqlite3_finalize(c->begin);
 	sqlite3_finalize(c->commit);
+	sqlite3_finalize(c->marks);
 	sqlite3_close(c->db);
 	free(c);
 }
@@ -114,6 +115,8 @@ static struct sq_conn *conn_new(struct sq_store *s, char *err, size_t errlen)
 	}
 	rc = rc ?: sqlite3_prepare_v2(c->db, "BEGIN", -1, &c->begin, NULL);
 	rc = rc ?: sqlite3_prepare_v2(c->db, "COMMIT", -1, &c->commit, NULL);
+	rc = rc ?: sqlite3_prepare_v2(c->db, "SELECT k, v FROM meta WHERE k IN ('wm1', 'wm2')", -1,
+				      &c->marks, NULL);
 	if (rc) {
 		sq_fail(c->db, rc, "preparing a reader", err, errlen);
 		conn_free(c);
@@ -144,6 +147,22 @@ struct sq_conn *sq_conn_get(struct sq_store *s, char *err, size_t errlen)
 		pthread_mutex_unlock(&s->plock);
 	}
 	return c;
+}
+
+int sq_conn_marks(struct sq_conn *c, int64_t *wm, char *err, size_t errlen)
+{
+	int rc;
+
+	for (int k = 0; k < SQ_NTIERS; k++)
+		wm[k] = 0;
+	while ((rc = sqlite3_step(c->marks)) == SQLITE_ROW) {
+		const char *k = (const char *)sqlite3_column_text(c->marks, 0);
+
+		if (k && k[0] == 'w' && k[1] == 'm' && k[2] >= '1' && k[2] < '0' + SQ_NTIERS)
+			wm[k[2] - '0'] = sqlite3_column_int64(c->marks, 1);
+	}
+	sqlite3_reset(c->marks);
+	return rc == SQLITE_DONE ? 0 : sq_fail(c->db, rc, "reading the rollup marks", err, errlen);
 }
 
 void sq_conn_put(struct sq_store *s, struct sq_conn *c)
@@ -177,6 +196,25 @@ static void sq_close(struct ap_store *st)
 	pthread_mutex_destroy(&s->slock);
 	free(s->path);
 	free(s);
+}
+
+static int load_marks(struct sq_store *s, char *err, size_t errlen)
+{
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(s->wdb, "SELECT k, v FROM meta WHERE k IN ('wm1', 'wm2')", -1,
+				    &st, NULL);
+
+	if (rc)
+		return sq_fail(s->wdb, rc, "reading the rollup marks", err, errlen);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *k = (const char *)sqlite3_column_text(st, 0);
+
+		if (k && k[2] >= '1' && k[2] < '0' + SQ_NTIERS)
+			s->wm[k[2] - '0'] = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_finalize(st);
+	s->newest_ns = s->wm[1] > 0 ? (uint64_t)s->wm[1] : 0;
+	return 0;
 }
 
 static int load_counters(struct sq_store *s, char *err, size_t errlen)
@@ -280,7 +318,8 @@ static int sq_open(const char *location, const struct ap_store_opts *opts, struc
 	}
 	ret = sq_schema_create(s->wdb, err, errlen) ?:
 	      sq_writer_stmts_prepare(s->wdb, &s->ws, err, errlen) ?:
-	      sq_dict_load(&s->dict, s->wdb, err, errlen) ?: load_counters(s, err, errlen);
+	      sq_dict_load(&s->dict, s->wdb, err, errlen) ?: load_counters(s, err, errlen) ?:
+	      load_marks(s, err, errlen);
 	if (ret)
 		goto fail;
 	ret = sq_writer_start(s, err, errlen);

@@ -13,62 +13,77 @@ const struct sq_tier sq_tiers[SQ_NTIERS] = {
 	{ "h1", SQ_HOUR_NS },
 };
 
-static void plan_rec(uint64_t from, uint64_t until, int top, unsigned mask,
+static void plan_rec(uint64_t from, uint64_t until, int top, unsigned mask, const int64_t *wm,
 		     struct sq_segment *out, size_t *n)
 {
 	if (from >= until)
 		return;
 	for (int k = top; k > 0; k--) {
-		uint64_t res = sq_tiers[k].res_ns, lo, hi;
+		uint64_t res = sq_tiers[k].res_ns, lo, hi, end = until;
 
 		if (!(mask & (1u << k)))
 			continue;
+		if (wm && (uint64_t)wm[k] < end) /* the tier holds only what is below its mark */
+			end = wm[k] > 0 ? (uint64_t)wm[k] : 0;
 		lo = from % res ? from - from % res + res : from;
-		hi = until - until % res;
+		hi = end - end % res;
 		if (lo < from || lo >= hi) /* no whole bucket (or lo overflowed) */
 			continue;
 		out[(*n)++] = (struct sq_segment){ k, (int64_t)lo, (int64_t)hi };
-		plan_rec(from, lo, k - 1, mask, out, n);
-		plan_rec(hi, until, k - 1, mask, out, n);
+		plan_rec(from, lo, k - 1, mask, wm, out, n);
+		plan_rec(hi, until, k - 1, mask, wm, out, n);
 		return;
 	}
 	out[(*n)++] = (struct sq_segment){ 0, (int64_t)from, (int64_t)until };
 }
 
-size_t sq_plan(uint64_t from, uint64_t until, unsigned tier_mask, struct sq_segment *out)
+size_t sq_plan(uint64_t from, uint64_t until, unsigned tier_mask, const int64_t *wm,
+	       struct sq_segment *out)
 {
 	size_t n = 0;
 
 	if (until > (uint64_t)INT64_MAX)
 		until = INT64_MAX;
-	plan_rec(from, until, SQ_NTIERS - 1, tier_mask, out, &n);
+	plan_rec(from, until, SQ_NTIERS - 1, tier_mask, wm, out, &n);
 	return n;
 }
 
 /* ---- hashes (in-memory index keys; the ids stored are small integers) ---- */
 
-static uint64_t hash_str(const char *s, uint64_t h)
+uint64_t sq_str_hash(const char *s, size_t n)
 {
-	size_t n = s ? strlen(s) : 0;
+	return ap_hash_bytes(s ? s : "", n, 0x737472ULL) | 1; /* never 0: 0 = "not computed" */
+}
 
-	h = ap_hash_bytes(&n, sizeof(n), h);
-	return ap_hash_bytes(s ? s : "", n, h);
+/* Word-wise folds of 64-bit hashes: a push hashes thousands of frames, and the byte hash
+ * runs once per distinct string only. */
+uint64_t sq_frame_hash2(uint64_t name_h, uint64_t module_h, uint64_t file_h, uint32_t line,
+			uint32_t kind, uint32_t flags)
+{
+	uint64_t h = ap_hash_mix64(name_h ^ 0x6672616d65ULL);
+
+	h = ap_hash_mix64(h ^ module_h);
+	h = ap_hash_mix64(h ^ file_h);
+	return ap_hash_mix64(h ^ ((uint64_t)line << 32 | (uint64_t)kind << 8 | flags));
 }
 
 uint64_t sq_frame_hash(const char *name, const char *module, const char *file, uint32_t line,
 		       uint32_t kind, uint32_t flags)
 {
-	uint32_t nums[3] = { line, kind, flags };
-	uint64_t h = hash_str(name, 0x6672616d65ULL);
-
-	h = hash_str(module, h);
-	h = hash_str(file, h);
-	return ap_hash_bytes(nums, sizeof(nums), h);
+	name = name ? name : "";
+	module = module ? module : "";
+	file = file ? file : "";
+	return sq_frame_hash2(sq_str_hash(name, strlen(name)), sq_str_hash(module, strlen(module)),
+			      sq_str_hash(file, strlen(file)), line, kind, flags);
 }
 
 uint64_t sq_stack_hash(const uint64_t *frame_hashes, size_t n)
 {
-	return ap_hash_bytes(frame_hashes, n * sizeof(*frame_hashes), 0x737461636bULL);
+	uint64_t h = 0x737461636bULL ^ n;
+
+	for (size_t i = 0; i < n; i++)
+		h = ap_hash_mix64(h ^ frame_hashes[i]) + i;
+	return h;
 }
 
 uint64_t sq_series_hash(const void *labels, size_t llen, const void *vtypes, size_t vlen)

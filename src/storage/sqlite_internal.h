@@ -39,9 +39,16 @@ struct sq_segment {
 	int tier;
 	int64_t lo, hi; /* t >= lo AND t < hi */
 };
-/* Split [from, until) over the tiers in tier_mask (bit i = tier i; tier 0 always allowed).
- * Returns the number of segments (at most 2 * SQ_NTIERS - 1). */
-size_t sq_plan(uint64_t from, uint64_t until, unsigned tier_mask, struct sq_segment *out);
+/* Split [from, until) over the tiers in tier_mask (bit i = tier i; tier 0 always allowed),
+ * using tier k > 0 only below its watermark wm[k] (NULL: every tier is complete). Returns the
+ * number of segments (at most 2 * SQ_NTIERS - 1). */
+size_t sq_plan(uint64_t from, uint64_t until, unsigned tier_mask, const int64_t *wm,
+	       struct sq_segment *out);
+/* Tier k > 0 holds exactly the pushes with t < its watermark (meta 'wm1', 'wm2'): the writer
+ * fills it from the finer tier once the newest push is SQ_ROLLUP_LAG_NS past a bucket
+ * (compaction), and adds a push older than the mark to it at once (a late push). */
+#define SQ_ROLLUP_LAG_NS 120000000000ULL
+#define SQ_COMPACT_MAX_NS (6 * SQ_HOUR_NS) /* of tier 1 per compaction run */
 
 /* ---- dictionaries ---- */
 
@@ -88,6 +95,9 @@ struct sq_dict {
 	uint64_t live_frames, live_stacks, live_series;
 };
 
+uint64_t sq_str_hash(const char *s, size_t n);
+uint64_t sq_frame_hash2(uint64_t name_h, uint64_t module_h, uint64_t file_h, uint32_t line,
+			uint32_t kind, uint32_t flags);
 uint64_t sq_frame_hash(const char *name, const char *module, const char *file, uint32_t line,
 		       uint32_t kind, uint32_t flags);
 uint64_t sq_stack_hash(const uint64_t *frame_hashes, size_t n);
@@ -168,7 +178,11 @@ struct sq_conn {
 	sqlite3_stmt *totals[SQ_NTIERS]; /* t, v0..v3 of (series, [lo, hi)) */
 	sqlite3_stmt *rows[SQ_NTIERS];	 /* tbl, key, v0..v3, hist */
 	sqlite3_stmt *begin, *commit;
+	sqlite3_stmt *marks; /* k, v of the watermarks */
 };
+/* The watermarks of the read transaction just begun on c (its first statement, so they are
+ * those of its snapshot). */
+int sq_conn_marks(struct sq_conn *c, int64_t *wm, char *err, size_t errlen);
 
 struct sq_job;
 struct sq_writer_stmts;
@@ -190,6 +204,8 @@ struct sq_store {
 	size_t qlen;
 	bool stopping;
 	uint64_t next_retention_ns; /* monotonic; 0 = none */
+	int64_t wm[SQ_NTIERS];	    /* the writer's watermarks (wm[0] unused) */
+	uint64_t newest_ns;	    /* the newest push time committed */
 
 	/* readers */
 	pthread_mutex_t plock;

@@ -52,7 +52,7 @@ int sq_series(struct ap_store *st, const struct ap_store_query *q, uint64_t step
 	struct sq_conn *c = NULL;
 	uint64_t grid0, npoints;
 	unsigned mask = 1;
-	size_t npk = 0, nseg;
+	size_t npk = 0, nseg = 0;
 	const char *mode;
 	int ret, rc;
 
@@ -76,7 +76,6 @@ int sq_series(struct ap_store *st, const struct ap_store_query *q, uint64_t step
 	for (int k = 1; k < SQ_NTIERS; k++)
 		if (step_ns % sq_tiers[k].res_ns == 0)
 			mask |= 1u << k;
-	nseg = sq_plan(q->from_ns, q->until_ns, mask, seg);
 	out->step_ns = step_ns;
 	out->npoints = (size_t)npoints;
 	out->points = calloc(npoints, sizeof(*out->points));
@@ -98,6 +97,12 @@ int sq_series(struct ap_store *st, const struct ap_store_query *q, uint64_t step
 			goto out;
 		}
 		ret = begin(c, err, errlen);
+		if (!ret) {
+			int64_t wm[SQ_NTIERS];
+
+			ret = sq_conn_marks(c, wm, err, errlen);
+			nseg = sq_plan(q->from_ns, q->until_ns, mask, wm, seg);
+		}
 	}
 	for (size_t i = 0; i < npk && !ret; i++)
 		for (size_t g = 0; g < nseg && !ret; g++) {
@@ -350,7 +355,7 @@ int sq_rows(struct ap_store *st, const struct ap_store_query *q, struct ap_store
 		free(ids);
 		return nomem(err, errlen);
 	}
-	nseg = sq_plan(q->from_ns, q->until_ns, ~0u, seg);
+	nseg = sq_plan(q->from_ns, q->until_ns, ~0u, NULL, seg); /* rows: every tier at once */
 	if (nids) {
 		c = sq_conn_get(s, err, errlen);
 		ret = c ? begin(c, err, errlen) : -EIO;

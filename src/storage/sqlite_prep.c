@@ -196,62 +196,86 @@ out:
 	return ret < 0 ? ret : 0;
 }
 
-static int frame_of(struct sq_job *j, const struct ap_profile *p, uint32_t fid,
-		    struct sq_map *cache, uint32_t *out, char *err, size_t errlen)
-{
-	const struct ap_frame *f = ap_profile_frame(p, fid);
-	struct pj_frame *pf;
-	uint32_t *slot;
-	bool ins;
+/* Per-push lookup tables indexed by the profile's own ids. */
+struct prep {
+	const struct ap_profile *p;
+	uint64_t *shash;  /* string id -> sq_str_hash, 0 = not yet */
+	uint32_t *fmap;	  /* frame id -> job frame + 1, 0 = not yet */
+	uint32_t *smap;	  /* stack id -> job stack + 1, 0 = not yet */
+	uint64_t *hbuf;	  /* frame hashes of one stack */
+	size_t nstrings, nframes, nstacks, hcap;
+};
 
-	slot = sq_map_put(cache, (uint64_t)fid + 1, (uint32_t)j->nframes, &ins);
-	if (!slot)
-		return -ENOMEM;
-	if (!ins) {
-		*out = *slot;
-		return 0;
+static int str_hash(struct prep *x, uint32_t id, uint64_t *out, char *err, size_t errlen)
+{
+	if (id >= x->nstrings)
+		return ap_errf(err, errlen, -EINVAL, "string %u out of range", id);
+	if (!x->shash[id]) {
+		const char *s = ap_profile_str(x->p, id);
+		size_t n = strlen(s);
+
+		if (n > SQ_MAX_FRAME_STR)
+			return ap_errf(err, errlen, -EINVAL,
+				       "a frame's name, module or file is longer than %d bytes",
+				       SQ_MAX_FRAME_STR);
+		x->shash[id] = sq_str_hash(s, n);
 	}
-	if (ap_grow_array((void **)&j->frames, &j->capframes, j->nframes + 1, sizeof(*j->frames)))
-		return -ENOMEM;
-	pf = &j->frames[j->nframes];
-	pf->name = ap_profile_str(p, f->name);
-	pf->module = ap_profile_str(p, f->module);
-	pf->file = ap_profile_str(p, f->file);
-	if (strlen(pf->name) > SQ_MAX_FRAME_STR || strlen(pf->module) > SQ_MAX_FRAME_STR ||
-	    strlen(pf->file) > SQ_MAX_FRAME_STR)
-		return ap_errf(err, errlen, -EINVAL,
-			       "frame %u: a name, module or file longer than %d bytes", fid,
-			       SQ_MAX_FRAME_STR);
-	pf->line = f->line;
-	pf->kind = f->kind;
-	pf->flags = f->flags & AP_FRAME_INLINED;
-	pf->hash = sq_frame_hash(pf->name, pf->module, pf->file, pf->line, pf->kind, pf->flags);
-	*out = (uint32_t)j->nframes++;
+	*out = x->shash[id];
 	return 0;
 }
 
-static int stack_of(struct sq_job *j, const struct ap_profile *p, uint32_t sid,
-		    struct sq_map *scache, struct sq_map *fcache, uint64_t **hbuf, size_t *hcap,
-		    uint32_t *out, char *err, size_t errlen)
+static int frame_of(struct sq_job *j, struct prep *x, uint32_t fid, uint32_t *out, char *err,
+		    size_t errlen)
+{
+	const struct ap_frame *f;
+	struct pj_frame *pf;
+	uint64_t hn, hm, hf;
+	int ret;
+
+	if (fid >= x->nframes)
+		return ap_errf(err, errlen, -EINVAL, "frame %u out of range", fid);
+	if (x->fmap[fid]) {
+		*out = x->fmap[fid] - 1;
+		return 0;
+	}
+	f = ap_profile_frame(x->p, fid);
+	ret = str_hash(x, f->name, &hn, err, errlen) ?: str_hash(x, f->module, &hm, err, errlen) ?:
+	      str_hash(x, f->file, &hf, err, errlen);
+	if (ret)
+		return ret;
+	if (ap_grow_array((void **)&j->frames, &j->capframes, j->nframes + 1, sizeof(*j->frames)))
+		return -ENOMEM;
+	pf = &j->frames[j->nframes];
+	pf->name = ap_profile_str(x->p, f->name);
+	pf->module = ap_profile_str(x->p, f->module);
+	pf->file = ap_profile_str(x->p, f->file);
+	pf->line = f->line;
+	pf->kind = f->kind;
+	pf->flags = f->flags & AP_FRAME_INLINED;
+	pf->hash = sq_frame_hash2(hn, hm, hf, pf->line, pf->kind, pf->flags);
+	*out = (uint32_t)j->nframes++;
+	x->fmap[fid] = *out + 1;
+	return 0;
+}
+
+static int stack_of(struct sq_job *j, struct prep *x, uint32_t sid, uint32_t *out, char *err,
+		    size_t errlen)
 {
 	const uint32_t *fr;
 	struct pj_stack *ps;
-	uint32_t *slot;
 	size_t n;
-	bool ins;
 	int ret;
 
-	slot = sq_map_put(scache, (uint64_t)sid + 1, (uint32_t)j->nstacks, &ins);
-	if (!slot)
-		return -ENOMEM;
-	if (!ins) {
-		*out = *slot;
+	if (sid >= x->nstacks)
+		return ap_errf(err, errlen, -EINVAL, "stack %u out of range", sid);
+	if (x->smap[sid]) {
+		*out = x->smap[sid] - 1;
 		return 0;
 	}
-	fr = ap_profile_stack(p, sid, &n);
+	fr = ap_profile_stack(x->p, sid, &n);
 	if (ap_grow_array((void **)&j->stacks, &j->capstacks, j->nstacks + 1, sizeof(*j->stacks)) ||
 	    ap_grow_array((void **)&j->stack_frames, &j->capsf, j->nsf + n, sizeof(uint32_t)) ||
-	    ap_grow_array((void **)hbuf, hcap, n + 1, sizeof(uint64_t)))
+	    ap_grow_array((void **)&x->hbuf, &x->hcap, n + 1, sizeof(uint64_t)))
 		return -ENOMEM;
 	ps = &j->stacks[j->nstacks];
 	ps->first = (uint32_t)j->nsf;
@@ -259,14 +283,15 @@ static int stack_of(struct sq_job *j, const struct ap_profile *p, uint32_t sid,
 	for (size_t i = 0; i < n; i++) {
 		uint32_t jf = 0;
 
-		ret = frame_of(j, p, fr[i], fcache, &jf, err, errlen);
+		ret = frame_of(j, x, fr[i], &jf, err, errlen);
 		if (ret)
 			return ret;
 		j->stack_frames[j->nsf++] = jf;
-		(*hbuf)[i] = j->frames[jf].hash;
+		x->hbuf[i] = j->frames[jf].hash;
 	}
-	ps->hash = sq_stack_hash(*hbuf, n);
+	ps->hash = sq_stack_hash(x->hbuf, n);
 	*out = (uint32_t)j->nstacks++;
+	x->smap[sid] = *out + 1;
 	return 0;
 }
 
@@ -366,10 +391,10 @@ static int prep_vtypes(struct sq_job *j, const struct ap_profile *p, char *err, 
 
 int sq_job_prepare(struct sq_job *j, const struct ap_store_write *w, char *err, size_t errlen)
 {
-	struct sq_map scache = { 0 }, fcache = { 0 }, sercache = { 0 };
+	struct sq_map sercache = { 0 };
 	const struct ap_profile *p = w->profile;
-	uint64_t *hbuf = NULL;
-	size_t hcap = 0, ns;
+	struct prep x = { .p = p };
+	size_t ns;
 	struct lset *base;
 	int ret;
 
@@ -387,6 +412,21 @@ int sq_job_prepare(struct sq_job *j, const struct ap_store_write *w, char *err, 
 	if (ret)
 		goto out;
 	ns = p ? ap_profile_nsamples(p) : 0;
+	if (ns) {
+		x.nstrings = ap_profile_nstrings(p);
+		x.nframes = ap_profile_nframes(p);
+		x.nstacks = ap_profile_nstacks(p);
+		x.shash = calloc(x.nstrings + 1, sizeof(*x.shash));
+		x.fmap = calloc(x.nframes + 1, sizeof(*x.fmap));
+		x.smap = calloc(x.nstacks + 1, sizeof(*x.smap));
+		if (!x.shash || !x.fmap || !x.smap ||
+		    ap_grow_array((void **)&j->entries, &j->capentries, ns, sizeof(*j->entries)) ||
+		    ap_grow_array((void **)&j->frames, &j->capframes, x.nframes, sizeof(*j->frames)) ||
+		    ap_grow_array((void **)&j->stacks, &j->capstacks, x.nstacks, sizeof(*j->stacks))) {
+			ret = -ENOMEM;
+			goto out;
+		}
+	}
 	for (size_t i = 0; i < ns; i++) {
 		const struct ap_sample *smp = ap_profile_sample(p, i);
 		struct pj_entry *e;
@@ -405,8 +445,7 @@ int sq_job_prepare(struct sq_job *j, const struct ap_store_write *w, char *err, 
 		memcpy(e->v, smp->values, j->nvalues * sizeof(e->v[0]));
 		ret = series_of(j, base, p, smp->pid, ap_profile_str(p, smp->comm), smp->comm,
 				smp->labels, &sercache, &e->series, err, errlen) ?:
-		      stack_of(j, p, smp->stack, &scache, &fcache, &hbuf, &hcap, &e->stack, err,
-			       errlen);
+		      stack_of(j, &x, smp->stack, &e->stack, err, errlen);
 		if (ret)
 			goto out;
 		j->nentries++;
@@ -429,10 +468,11 @@ int sq_job_prepare(struct sq_job *j, const struct ap_store_write *w, char *err, 
 out:
 	if (ret == -ENOMEM)
 		ap_errf(err, errlen, ret, "out of memory preparing the push");
-	sq_map_free(&scache);
-	sq_map_free(&fcache);
 	sq_map_free(&sercache);
-	free(hbuf);
+	free(x.shash);
+	free(x.fmap);
+	free(x.smap);
+	free(x.hbuf);
 	free(base);
 	return ret;
 }

@@ -3,8 +3,9 @@
  * Queries of the SQLite backend. Series are selected in memory (every series of the file is in
  * the dictionary, with the hours it has data for); their samples are read over the plan of
  * sq_plan(): whole hours from the hourly rows, whole minutes at the edges from the minute rows,
- * and what is left at the edges from the pushes themselves, so the answer is exact for any range
- * and its cost grows with series x hours, not with the number of pushes. Stack and frame ids
+ * and what is left at the edges (and the last minutes, not rolled up yet) from the pushes
+ * themselves, so the answer is exact for any range and its cost grows with series x hours, not
+ * with the number of pushes. Stack and frame ids
  * are turned into frames from memory; each query runs in one read transaction (a snapshot) on a
  * connection of its own from the pool, in parallel with the writer and other queries.
  */
@@ -180,10 +181,14 @@ static int read_chunks(struct sq_store *s, const struct ap_store_query *q,
 		       size_t errlen)
 {
 	struct sq_segment seg[2 * SQ_NTIERS];
-	size_t nseg = sq_plan(q->from_ns, q->until_ns, ~0u, seg);
-	struct sq_conn *c = sq_conn_get(s, err, errlen);
+	struct sq_conn *c;
+	int64_t wm[SQ_NTIERS];
+	size_t nseg;
 	int rc, ret = 0;
 
+	if (!npk)
+		return 0;
+	c = sq_conn_get(s, err, errlen);
 	if (!c)
 		return -EIO;
 	rc = sqlite3_step(c->begin);
@@ -192,6 +197,8 @@ static int read_chunks(struct sq_store *s, const struct ap_store_query *q,
 		ret = sq_fail(c->db, rc, "starting a read", err, errlen);
 		goto out;
 	}
+	ret = sq_conn_marks(c, wm, err, errlen);
+	nseg = ret ? 0 : sq_plan(q->from_ns, q->until_ns, ~0u, wm, seg);
 	for (size_t i = 0; i < npk && !ret; i++) {
 		for (size_t g = 0; g < nseg && !ret; g++) {
 			sqlite3_stmt *st = c->chunks[seg[g].tier];

@@ -208,6 +208,7 @@ int sq_writer_stmts_prepare(sqlite3 *db, struct sq_writer_stmts **out, char *err
 	ADD(frame_del, "DELETE FROM frames WHERE id = ?1");
 	ADD(stack_del, "DELETE FROM stacks WHERE id = ?1");
 	ADD(series_del, "DELETE FROM series WHERE id = ?1");
+	ADD(meta_put, "INSERT OR REPLACE INTO meta(k, v) VALUES(?1, ?2)");
 	for (int k = 0; k < SQ_NTIERS; k++) {
 		const char *t = sq_tiers[k].name;
 
@@ -226,6 +227,8 @@ int sq_writer_stmts_prepare(sqlite3 *db, struct sq_writer_stmts **out, char *err
 		    " v3 = ap_uadd(v3, excluded.v3), hist = ap_hist_add(hist, excluded.hist)",
 		    t);
 		ADD(row_del[k], "DELETE FROM r_%s WHERE series = ?1 AND t < ?2", t);
+		ADD(chunk_range[k],
+		    "SELECT t, data FROM c_%s WHERE series = ?1 AND t >= ?2 AND t < ?3", t);
 	}
 #undef ADD
 	for (size_t i = 0; i < n; i++) {

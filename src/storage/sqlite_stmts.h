@@ -16,6 +16,8 @@ struct sq_writer_stmts {
 	sqlite3_stmt *frame_del, *stack_del, *series_del;
 	sqlite3_stmt *chunk_get[SQ_NTIERS], *chunk_put[SQ_NTIERS], *chunk_del[SQ_NTIERS];
 	sqlite3_stmt *row_put[SQ_NTIERS], *row_del[SQ_NTIERS];
+	sqlite3_stmt *chunk_range[SQ_NTIERS]; /* t, data of (series, [lo, hi)) */
+	sqlite3_stmt *meta_put;
 };
 
 /* ap_uadd(a, b) and ap_hist_add(a, b) on a connection. Returns a SQLite code. */

@@ -136,7 +136,51 @@ static void batch_free(struct batch *b)
 	free(b->buf.b);
 }
 
-/* Map a job's frames, stacks and series to store ids, adding what is new (wrlock held). */
+/* A stored stack with the job stack's hash whose frames have the job frames' hashes: found
+ * without comparing strings (frames are compared in full when they are first stored). */
+static struct sq_stack *find_stack(struct sq_dict *d, const struct sq_job *j,
+				   const struct pj_stack *st)
+{
+	for (struct ap_hnode *x = ap_htab_first(&d->sidx, st->hash); x; x = ap_htab_next(x)) {
+		struct sq_stack *s = AP_CONTAINER_OF(x, struct sq_stack, node);
+		uint32_t k = 0;
+
+		if (s->n != st->n)
+			continue;
+		while (k < s->n && d->frames[s->frames[k]]->node.hash ==
+					   j->frames[j->stack_frames[st->first + k]].hash)
+			k++;
+		if (k == s->n)
+			return s;
+	}
+	return NULL;
+}
+
+static int frame_id(struct sq_store *s, struct batch *b, struct sq_job *j, uint32_t i, int64_t h)
+{
+	const struct pj_frame *f = &j->frames[i];
+	struct sq_dict *d = &s->dict;
+	struct sq_frame *e;
+
+	if (j->frame_ids[i])
+		return 0;
+	e = sq_dict_find_frame(d, f->hash, f->name, f->module, f->file, f->line, f->kind,
+			       f->flags);
+	if (!e) {
+		e = sq_dict_add_frame(d, 0, f->hash, f->name, f->module, f->file, f->line, f->kind,
+				      f->flags, h);
+		if (!e || push_u32(&b->new_frames, &b->nnf, &b->capnf, e->id))
+			return -ENOMEM;
+	} else if (e->last_h < h) {
+		if (set_h(b, &e->last_h, h) || push_u32(&b->touch_frames, &b->ntf, &b->captf, e->id))
+			return -ENOMEM;
+	}
+	j->frame_ids[i] = e->id;
+	return 0;
+}
+
+/* Map a job's stacks and series to store ids, adding what is new (wrlock held). A frame's
+ * last_h is never older than that of a stack holding it, so retention can judge each alone. */
 static int resolve(struct sq_store *s, struct batch *b, struct sq_job *j)
 {
 	struct sq_dict *d = &s->dict;
@@ -149,41 +193,39 @@ static int resolve(struct sq_store *s, struct batch *b, struct sq_job *j)
 	j->series_ids = calloc(j->nseries + 1, sizeof(uint32_t));
 	if (!j->frame_ids || !j->stack_ids || !j->series_ids)
 		return -ENOMEM;
-	for (size_t i = 0; i < j->nframes; i++) {
-		const struct pj_frame *f = &j->frames[i];
-		struct sq_frame *e = sq_dict_find_frame(d, f->hash, f->name, f->module, f->file,
-							f->line, f->kind, f->flags);
-
-		if (!e) {
-			e = sq_dict_add_frame(d, 0, f->hash, f->name, f->module, f->file, f->line,
-					      f->kind, f->flags, h);
-			if (!e || push_u32(&b->new_frames, &b->nnf, &b->capnf, e->id))
-				return -ENOMEM;
-		} else if (e->last_h < h) {
-			if (set_h(b, &e->last_h, h) ||
-			    push_u32(&b->touch_frames, &b->ntf, &b->captf, e->id))
-				return -ENOMEM;
-		}
-		j->frame_ids[i] = e->id;
-	}
 	for (size_t i = 0; i < j->nstacks; i++) {
 		const struct pj_stack *st = &j->stacks[i];
-		struct sq_stack *e;
+		struct sq_stack *e = find_stack(d, j, st);
 
+		if (e) {
+			if (e->last_h < h) {
+				if (set_h(b, &e->last_h, h) ||
+				    push_u32(&b->touch_stacks, &b->nts, &b->capts, e->id))
+					goto nomem;
+				for (uint32_t k = 0; k < e->n; k++) {
+					struct sq_frame *f = d->frames[e->frames[k]];
+
+					if (f->last_h < h &&
+					    (set_h(b, &f->last_h, h) ||
+					     push_u32(&b->touch_frames, &b->ntf, &b->captf, f->id)))
+						goto nomem;
+				}
+			}
+			j->stack_ids[i] = e->id;
+			continue;
+		}
 		if (ap_grow_array((void **)&ids, &cap, st->n + 1, sizeof(*ids)))
 			goto nomem;
-		for (uint32_t k = 0; k < st->n; k++)
-			ids[k] = j->frame_ids[j->stack_frames[st->first + k]];
-		e = sq_dict_find_stack(d, st->hash, ids, st->n);
-		if (!e) {
-			e = sq_dict_add_stack(d, 0, st->hash, ids, st->n, h);
-			if (!e || push_u32(&b->new_stacks, &b->nns, &b->capns, e->id))
+		for (uint32_t k = 0; k < st->n; k++) {
+			uint32_t jf = j->stack_frames[st->first + k];
+
+			if (frame_id(s, b, j, jf, h))
 				goto nomem;
-		} else if (e->last_h < h) {
-			if (set_h(b, &e->last_h, h) ||
-			    push_u32(&b->touch_stacks, &b->nts, &b->capts, e->id))
-				goto nomem;
+			ids[k] = j->frame_ids[jf];
 		}
+		e = sq_dict_add_stack(d, 0, st->hash, ids, st->n, h);
+		if (!e || push_u32(&b->new_stacks, &b->nns, &b->capns, e->id))
+			goto nomem;
 		j->stack_ids[i] = e->id;
 	}
 	free(ids);
@@ -286,12 +328,30 @@ static int put_dict_rows(struct sq_store *s, struct batch *b)
 	return rc;
 }
 
+/* Add a stored sample blob into a cell. Returns a SQLite code; *n = its entries. */
+static int cell_add_blob(struct cell *c, const unsigned char *p, const unsigned char *end,
+			 uint64_t *n)
+{
+	uint64_t stack = 0, d, v[AP_MAX_VALUES] = { 0 };
+
+	*n = 0;
+	p = p ? sq_varint_get(p, end, n) : NULL;
+	for (uint64_t i = 0; p && i < *n; i++) {
+		p = sq_varint_get(p, end, &d);
+		stack += d;
+		for (uint32_t k = 0; p && k < c->nvalues; k++)
+			p = sq_varint_get(p, end, &v[k]);
+		if (p && cell_add(c, (uint32_t)stack, v))
+			return SQLITE_NOMEM;
+	}
+	return p ? 0 : SQLITE_CORRUPT;
+}
+
 /* Read the stored row of a cell, add it in, write it back. */
 static int put_cell(struct sq_store *s, struct batch *b, struct cell *c)
 {
 	sqlite3_stmt *get = s->ws->chunk_get[c->tier], *put = s->ws->chunk_put[c->tier];
-	uint64_t tot[AP_MAX_VALUES] = { 0 };
-	size_t before = c->n;
+	uint64_t tot[AP_MAX_VALUES] = { 0 }, before = 0;
 	int rc;
 
 	sqlite3_bind_int64(get, 1, c->series);
@@ -299,30 +359,15 @@ static int put_cell(struct sq_store *s, struct batch *b, struct cell *c)
 	rc = sqlite3_step(get);
 	if (rc == SQLITE_ROW) {
 		const unsigned char *p = sqlite3_column_blob(get, 5);
-		const unsigned char *end = p + sqlite3_column_bytes(get, 5);
-		uint64_t n = 0, stack = 0, d, v[AP_MAX_VALUES] = { 0 };
 
-		p = p ? sq_varint_get(p, end, &n) : NULL;
-		before = 0;
-		for (uint64_t i = 0; p && i < n; i++) {
-			p = sq_varint_get(p, end, &d);
-			stack += d;
-			for (uint32_t k = 0; p && k < c->nvalues; k++)
-				p = sq_varint_get(p, end, &v[k]);
-			if (p && cell_add(c, (uint32_t)stack, v)) {
-				sqlite3_reset(get);
-				return SQLITE_NOMEM;
-			}
-		}
+		rc = cell_add_blob(c, p, p + sqlite3_column_bytes(get, 5), &before);
 		sqlite3_reset(get);
-		if (!p)
-			return SQLITE_CORRUPT;
-		before = (size_t)n;
+		if (rc)
+			return rc;
 	} else {
 		sqlite3_reset(get);
 		if (rc != SQLITE_DONE)
 			return rc;
-		before = 0;
 	}
 	if (sq_samples_encode(&b->buf, c->e, c->n, c->nvalues))
 		return SQLITE_NOMEM;
@@ -416,11 +461,12 @@ static int batch_job(struct sq_store *s, struct batch *b, struct sq_job **jobs, 
 
 		for (int k = 0; k < SQ_NTIERS; k++) {
 			uint64_t res = sq_tiers[k].res_ns;
-			struct cell *c = cell_get(b, k, j->series_ids[pe->series],
-						  (int64_t)(res ? j->from_ns - j->from_ns % res
-								: j->from_ns),
-						  j->nvalues);
+			int64_t t = (int64_t)(res ? j->from_ns - j->from_ns % res : j->from_ns);
+			struct cell *c;
 
+			if (k && t >= s->wm[k])
+				break; /* compaction will roll it up */
+			c = cell_get(b, k, j->series_ids[pe->series], t, j->nvalues);
 			if (!c || cell_add(c, j->stack_ids[pe->stack], pe->v))
 				return SQLITE_NOMEM;
 		}
@@ -444,6 +490,93 @@ static void batch_undo(struct sq_store *s, struct batch *b)
 	pthread_rwlock_unlock(&d->lock);
 }
 
+static int put_mark(struct sq_store *s, int k)
+{
+	char key[8];
+
+	snprintf(key, sizeof(key), "wm%d", k);
+	sqlite3_bind_text(s->ws->meta_put, 1, key, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(s->ws->meta_put, 2, s->wm[k]);
+	return step_done(s->ws->meta_put);
+}
+
+/* Sum tier k-1's rows of [wm[k], to) into tier k's buckets and move the mark to `to`. */
+static int roll_up(struct sq_store *s, struct batch *b, int k, int64_t to)
+{
+	struct sq_dict *d = &s->dict;
+	sqlite3_stmt *st = s->ws->chunk_range[k - 1];
+	int64_t from = s->wm[k], res = (int64_t)sq_tiers[k].res_ns;
+	int rc = 0;
+
+	for (size_t i = 1; i < d->nseries && !rc; i++) {
+		struct sq_series *e = d->series[i];
+
+		if (!e || !e->nvalues || e->last_h < from / (int64_t)SQ_HOUR_NS ||
+		    e->first_h > to / (int64_t)SQ_HOUR_NS)
+			continue;
+		sqlite3_bind_int64(st, 1, e->id);
+		sqlite3_bind_int64(st, 2, from);
+		sqlite3_bind_int64(st, 3, to);
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			int64_t t = sqlite3_column_int64(st, 0);
+			const unsigned char *p = sqlite3_column_blob(st, 1);
+			struct cell *c = cell_get(b, k, e->id, t - t % res, e->nvalues);
+			uint64_t n;
+
+			rc = c ? cell_add_blob(c, p, p + sqlite3_column_bytes(st, 1), &n) : SQLITE_NOMEM;
+			if (rc)
+				break;
+		}
+		sqlite3_reset(st);
+		rc = rc == SQLITE_DONE ? 0 : rc;
+	}
+	s->wm[k] = to;
+	return rc ?: put_mark(s, k);
+}
+
+/* Compaction: roll up the minutes the newest push has left SQ_ROLLUP_LAG_NS behind, and the
+ * hours the minutes have completed, in a transaction of its own (a failure is retried next
+ * time; the pushes are safe in tier 0 meanwhile). */
+static void compact(struct sq_store *s)
+{
+	int64_t old_wm[SQ_NTIERS], to1, to2;
+	struct batch b = { 0 };
+	int rc;
+
+	if (!s->wm[1] || s->newest_ns < SQ_ROLLUP_LAG_NS)
+		return;
+	to1 = (int64_t)(s->newest_ns - SQ_ROLLUP_LAG_NS);
+	to1 -= to1 % (int64_t)sq_tiers[1].res_ns;
+	if (to1 > s->wm[1] + (int64_t)SQ_COMPACT_MAX_NS)
+		to1 = s->wm[1] + (int64_t)SQ_COMPACT_MAX_NS;
+	to2 = (to1 > s->wm[1] ? to1 : s->wm[1]);
+	to2 -= to2 % (int64_t)SQ_HOUR_NS;
+	if (to1 <= s->wm[1] && to2 <= s->wm[2])
+		return;
+	memcpy(old_wm, s->wm, sizeof(old_wm));
+	rc = step_done(s->ws->begin);
+	if (!rc && to1 > s->wm[1])
+		rc = roll_up(s, &b, 1, to1);
+	for (size_t i = 0; i < b.ncells && !rc; i++)
+		rc = put_cell(s, &b, b.list[i]);
+	batch_free(&b);
+	memset(&b, 0, sizeof(b));
+	if (!rc && to2 > s->wm[2])
+		rc = roll_up(s, &b, 2, to2);
+	for (size_t i = 0; i < b.ncells && !rc; i++)
+		rc = put_cell(s, &b, b.list[i]);
+	if (!rc)
+		rc = step_done(s->ws->commit);
+	if (rc) {
+		step_done(s->ws->rollback);
+		memcpy(s->wm, old_wm, sizeof(old_wm));
+		pthread_mutex_lock(&s->slock);
+		s->st.compactions_failed++;
+		pthread_mutex_unlock(&s->slock);
+	}
+	batch_free(&b);
+}
+
 static void process_writes(struct sq_store *s, struct sq_job **jobs, size_t n)
 {
 	struct sq_writer_stmts *ws = s->ws;
@@ -452,10 +585,29 @@ static void process_writes(struct sq_store *s, struct sq_job **jobs, size_t n)
 	const char *what = "starting a transaction";
 	int rc;
 
+	int64_t old_wm[SQ_NTIERS];
+	uint64_t newest = s->newest_ns;
+
+	memcpy(old_wm, s->wm, sizeof(old_wm));
 	rc = step_done(ws->begin);
+	if (!rc && !s->wm[1]) {
+		/* the first pushes of a new file: the rollups start at their hour (anything
+		 * older that comes later is a late push) */
+		uint64_t first = UINT64_MAX;
+
+		for (size_t i = 0; i < n; i++)
+			first = jobs[i]->from_ns < first ? jobs[i]->from_ns : first;
+		what = "starting the rollups";
+		for (int k = 1; k < SQ_NTIERS && !rc; k++) {
+			s->wm[k] = (int64_t)(first - first % SQ_HOUR_NS);
+			rc = put_mark(s, k);
+		}
+	}
 	for (size_t i = 0; i < n && !rc; i++) {
 		what = "storing a push";
 		rc = batch_job(s, &b, jobs, i);
+		if (jobs[i]->from_ns > newest)
+			newest = jobs[i]->from_ns;
 	}
 	if (!rc) {
 		what = "storing stacks and series";
@@ -475,12 +627,15 @@ static void process_writes(struct sq_store *s, struct sq_job **jobs, size_t n)
 		sq_fail(s->wdb, rc, what, err, sizeof(err));
 		step_done(ws->rollback);
 		batch_undo(s, &b);
+		memcpy(s->wm, old_wm, sizeof(old_wm));
 		for (size_t i = 0; i < n; i++) {
 			jobs[i]->duplicate = false;
 			jobs[i]->ret = sq_fail(s->wdb, rc, what, NULL, 0);
 			memcpy(jobs[i]->err, err, sizeof(err));
 		}
 	}
+	if (!rc)
+		s->newest_ns = newest;
 	for (size_t i = 0; i < n; i++)
 		if (!jobs[i]->ret)
 			jobs[i]->duplicate ? dup++ : ok++;
@@ -573,6 +728,10 @@ static void *writer_main(void *arg)
 		for (size_t i = 0; i < n; i++)
 			batch[i]->done = true;
 		pthread_cond_broadcast(&s->donecond);
+		/* after the answers: the pushes are durable, the rollups can wait */
+		pthread_mutex_unlock(&s->qlock);
+		compact(s);
+		pthread_mutex_lock(&s->qlock);
 	}
 	pthread_mutex_unlock(&s->qlock);
 	return NULL;

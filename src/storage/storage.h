@@ -156,6 +156,7 @@ struct ap_store_stats {
 	/* sample labels not stored because the push had a label of that name with another value
 	 * (the push's value is kept) */
 	uint64_t label_conflicts;
+	uint64_t compactions_failed; /* rollup runs that failed (retried later) */
 };
 
 struct ap_store_opts {
