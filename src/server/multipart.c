@@ -278,6 +278,38 @@ static int parse_headers(const uint8_t *body, size_t len, size_t *pos, struct ap
 	return 0;
 }
 
+/*
+ * Whether the bytes at p (after a "--boundary") end a delimiter line: "--" (the close
+ * delimiter), or transport padding and a line break, or the end of the body (reported as
+ * truncated by the caller). Anything else makes the line part data, as Go's reader has it.
+ */
+static bool delimiter_end(const uint8_t *body, size_t len, size_t p)
+{
+	if (len - p >= 2 && body[p] == '-' && body[p + 1] == '-')
+		return true;
+	while (p < len && is_ows((char)body[p]))
+		p++;
+	if (p < len && body[p] == '\r')
+		p++;
+	return p >= len || body[p] == '\n';
+}
+
+/* The next delimiter "\n--boundary" at or after `from` that ends its line, or NULL. */
+static const uint8_t *find_delimiter(const uint8_t *body, size_t len, size_t from,
+				     const char *needle, size_t nlen)
+{
+	while (from < len) {
+		const uint8_t *d = memmem(body + from, len - from, needle, nlen);
+
+		if (!d)
+			return NULL;
+		if (delimiter_end(body, len, (size_t)(d - body) + nlen))
+			return d;
+		from = (size_t)(d - body) + 1;
+	}
+	return NULL;
+}
+
 int ap_mp_parse(const uint8_t *body, size_t len, const char *boundary, struct ap_mp_part *parts,
 		size_t max, size_t *n, char *err, size_t errlen)
 {
@@ -296,13 +328,14 @@ int ap_mp_parse(const uint8_t *body, size_t len, const char *boundary, struct ap
 	nlen = blen + 3;
 
 	/* the first delimiter: at the very start, or after a preamble */
-	if (len >= nlen - 1 && memcmp(body, needle + 1, nlen - 1) == 0) {
+	if (len >= nlen - 1 && memcmp(body, needle + 1, nlen - 1) == 0 &&
+	    delimiter_end(body, len, nlen - 1)) {
 		pos = nlen - 1;
 	} else {
-		d = len ? memmem(body, len, needle, nlen) : NULL;
+		d = find_delimiter(body, len, 0, needle, nlen);
 		if (!d)
 			return ap_errf(err, errlen, -EINVAL,
-				       "multipart: the body (%zu bytes) holds no delimiter "
+				       "multipart: the body (%zu bytes) holds no delimiter line "
 				       "\"--%.*s\"",
 				       len, (int)(blen > 40 ? 40 : blen), boundary);
 		pos = (size_t)(d - body) + nlen;
@@ -323,12 +356,7 @@ int ap_mp_parse(const uint8_t *body, size_t len, const char *boundary, struct ap
 				       "multipart: body ends at byte %zu without the close "
 				       "delimiter \"--%.*s--\" (truncated?)",
 				       len, (int)(blen > 40 ? 40 : blen), boundary);
-		if (body[pos] != '\n')
-			return ap_errf(err, errlen, -EINVAL,
-				       "multipart: delimiter before byte %zu is not followed by a "
-				       "line break",
-				       pos);
-		pos++;
+		pos++; /* the '\n' delimiter_end() found */
 		if (*n == max)
 			return ap_errf(err, errlen, -E2BIG, "multipart: more than %zu parts", max);
 		part = &parts[*n];
@@ -339,7 +367,7 @@ int ap_mp_parse(const uint8_t *body, size_t len, const char *boundary, struct ap
 			return rc;
 		/* the line break ending the empty line may also start the delimiter (an empty
 		 * part written without its own CRLF), hence pos - 1 */
-		d = memmem(body + pos - 1, len - pos + 1, needle, nlen);
+		d = find_delimiter(body, len, pos - 1, needle, nlen);
 		if (!d)
 			return ap_errf(err, errlen, -EINVAL,
 				       "multipart: part \"%s\" at byte %zu is not ended by a "
