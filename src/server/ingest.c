@@ -206,9 +206,10 @@ static int parse_ns(const char *name, const char *v, uint64_t *out, char *err, s
 {
 	if (!v)
 		return fail("push: query parameter %s is missing (ns since the epoch)", name);
-	if (ap_parse_u64(v, 0, UINT64_MAX, out))
+	/* pprof holds times as int64 ns (until the year 2262) */
+	if (ap_parse_u64(v, 0, INT64_MAX, out))
 		return fail("push: query parameter %s=\"%.40s\" is not a decimal count of ns "
-			    "since the epoch",
+			    "since the epoch (before the year 2262)",
 			    name, v);
 	return 0;
 }

@@ -129,12 +129,27 @@ static bool parse_date(const char *s, uint64_t *ns)
 	return true;
 }
 
+static int parse_time_any(const char *name, const char *v, uint64_t now, uint64_t *out,
+			  char *err, size_t errlen);
+
 /*
  * from/until: digits whose count picks the unit (13 ms, 16 µs, 19 ns, 8 a YYYYMMDD date when
  * it is one, any other count seconds), now, or now-N with s/m/h/d.
  */
 static int parse_time(const char *name, const char *v, uint64_t now, uint64_t *out, char *err,
 		      size_t errlen)
+{
+	int rc = parse_time_any(name, v, now, out, err, errlen);
+
+	/* pprof holds times as int64 ns: past 2262 is no time a profile was taken */
+	if (!rc && *out > INT64_MAX)
+		return fail("pyroscope ingest: query parameter %s=\"%.40s\" is after the year 2262",
+			    name, v);
+	return rc;
+}
+
+static int parse_time_any(const char *name, const char *v, uint64_t now, uint64_t *out,
+			  char *err, size_t errlen)
 {
 	size_t n = strlen(v);
 	uint64_t x;
@@ -543,6 +558,9 @@ static int time_range(const struct ap_ingest_req *r, struct ap_ingest *out, char
 	} else {
 		out->until_ns = out->from_ns > r->now_ns ? out->from_ns : r->now_ns;
 	}
+	if (out->until_ns > INT64_MAX) /* from the profile's own time + duration */
+		return fail("pyroscope ingest: the pprof's time and duration end after the year "
+			    "2262");
 	if (out->until_ns < out->from_ns)
 		return fail("pyroscope ingest: until (%llu ns) is before from (%llu ns)",
 			    (unsigned long long)out->until_ns, (unsigned long long)out->from_ns);

@@ -2,6 +2,7 @@
 /* Fuzz target: the multipart/form-data parser (src/server/multipart.c). The first line is a
  * Content-Type (its boundary, when it has one, splits the rest), the rest the body. Every
  * part must lie inside the body and the parts must not overlap. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

@@ -420,6 +420,8 @@ static void test_malformed(void **state)
 	expect(-EINVAL, "push_id=a&from=1x&until=2&label=mode%3Dcpu", NULL, &pr, 1,
 	       "from=\"1x\"");
 	expect(-EINVAL, "push_id=a&from=3&until=2&label=mode%3Dcpu", NULL, &pr, 1, "before");
+	expect(-EINVAL, "push_id=a&from=1&until=9223372036854775808&label=mode%3Dcpu", NULL, &pr,
+	       1, "year 2262");
 	expect(-EINVAL, "push_id=a&from=1&until=2&label=mode", NULL, &pr, 1, "label #1");
 	expect(-EINVAL, "push_id=a&from=1&until=2&label=mode%3Dcpu&label=9x%3Dy", NULL, &pr, 1,
 	       "label #2: label name \"9x\"");
