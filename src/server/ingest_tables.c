@@ -135,40 +135,43 @@ static int lock_holders(struct tctx *t, const struct ap_json *e, const char *lke
 	if (hs->type != AP_JSON_ARRAY)
 		return ap_errf(t->err, t->errlen, -EINVAL,
 			       "push: part tables: %s.holders: expected an array", where);
-	for (size_t i = 0; i < hs->len; i++) {
+	for (size_t i = 0; i < hs->len && !rc; i++) {
 		const struct ap_json *h = &hs->items[i];
 		const char *hc;
 		uint64_t count, wait;
 		struct ap_table_row *r = NULL;
 
 		snprintf(hwhere, sizeof(hwhere), "%s.holders[%zu]", where, i);
-		if (h->type != AP_JSON_OBJECT)
-			return ap_errf(t->err, t->errlen, -EINVAL,
-				       "push: part tables: %s: expected an object", hwhere);
+		if (h->type != AP_JSON_OBJECT) {
+			rc = ap_errf(t->err, t->errlen, -EINVAL,
+				     "push: part tables: %s: expected an object", hwhere);
+			break;
+		}
 		if ((rc = get_str(t, h, "comm", hwhere, &hc)) ||
 		    (rc = get_u64(t, h, "count", hwhere, &count)) ||
 		    (rc = get_u64(t, h, "wait_ns", hwhere, &wait)))
-			return rc;
+			break;
 		if (!count && !wait)
 			continue; /* EAGAIN-only holders: no wait to attribute */
 		free(key);
 		if (asprintf(&key, "%s\t%s", lkey, hc && *hc ? hc : "[unknown]") < 0) {
 			key = NULL;
-			return -ENOMEM;
+			rc = -ENOMEM;
+			break;
 		}
 		/* two holder threads with one comm: one row */
 		for (size_t k = first; k < t->out->nrows && !r; k++)
 			if (strcmp(t->out->rows[k].key, key) == 0)
 				r = &t->out->rows[k];
 		if (!r && !(r = add_row(t, "lock_holder", key, pid, comm))) {
-			free(key);
-			return row_err();
+			rc = row_err();
+			break;
 		}
 		r->v[0] += count;
 		r->v[1] += wait;
 	}
 	free(key);
-	return 0;
+	return rc;
 }
 
 static int lock_entry(struct tctx *t, const struct ap_json *e, const char *where)

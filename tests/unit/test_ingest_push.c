@@ -451,6 +451,16 @@ static void test_malformed(void **state)
 
 		expect(-EINVAL, GOOD_Q "lock", NULL, &t, 1, "locks[0] has no member contentions");
 	}
+	{ /* an error in a later holder (fuzz_ingest_push found its key leaking) */
+		static const char j[] =
+		    "{\"format\":\"aperture-lock-report\",\"mode\":\"lock\",\"locks\":[{\"kind\":"
+		    "\"mutex\",\"name\":\"m\",\"pid\":1,\"comm\":\"c\",\"contentions\":2,"
+		    "\"wait_ns_total\":5,\"holders\":[{\"comm\":\"a\",\"count\":1,\"wait_ns\":1},"
+		    "{\"comm\":\"b\"}]}]}";
+		struct part t = {"tables", j, sizeof(j) - 1};
+
+		expect(-EINVAL, GOOD_Q "lock", NULL, &t, 1, "holders[1] has no member count");
+	}
 	{
 		static const char j[] = "{\"mode\":\"syscall\",\"entries\":[{\"name\":\"read\","
 					"\"pid\":1,\"comm\":\"x\",\"count\":-1}]}";
