@@ -95,6 +95,24 @@ int ap_flame_set_add(struct ap_flame_set *s, const struct ap_profile *p, int vi,
 		if (!d || (unknown = intern(s, d, AP_FLAME_UNKNOWN)) == UINT32_MAX)
 			goto out;
 	}
+	{
+		/* one allocation for the whole profile: growing by doubling would copy it */
+		size_t need = s->pool_len, nst = s->nstacks;
+
+		for (size_t i = 0; i < nsamples; i++) {
+			const struct ap_sample *smp = ap_profile_sample(p, i);
+			size_t n;
+
+			if (!smp->values[vi])
+				continue;
+			ap_profile_stack(p, smp->stack, &n);
+			need += n + 1;
+			nst++;
+		}
+		if (grow((void **)&s->pool, &s->pool_cap, need, sizeof(*s->pool)) ||
+		    grow((void **)&s->stacks, &s->stacks_cap, nst, sizeof(*s->stacks)))
+			goto out;
+	}
 	for (size_t i = 0; i < nsamples; i++) {
 		const struct ap_sample *smp = ap_profile_sample(p, i);
 		uint64_t w = smp->values[vi];
@@ -285,11 +303,22 @@ int ap_flame_tree_build(const struct ap_flame_set *s, struct ap_flame_tree *t)
 	uint32_t *open;
 
 	memset(t, 0, sizeof(*t));
+	/* count the nodes first: the tree can be millions of them, allocate it once */
 	for (size_t i = 0; i < s->nstacks; i++) {
-		cap += s->stacks[i].len;
-		if (s->stacks[i].len > maxlen)
-			maxlen = s->stacks[i].len;
+		const struct ap_flame_stack *cur = &s->stacks[i];
+		uint32_t common = 0;
+
+		if (!cur->w[0] && !cur->w[1])
+			continue;
+		while (prev && common < prev->len && common < cur->len &&
+		       prev->ids[common] == cur->ids[common])
+			common++;
+		cap += cur->len - common;
+		if (cur->len > maxlen)
+			maxlen = cur->len;
+		prev = cur;
 	}
+	prev = NULL;
 	t->nodes = malloc(cap * sizeof(*t->nodes));
 	open = malloc((maxlen + 1) * sizeof(*open));
 	if (!t->nodes || !open) {
