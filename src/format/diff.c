@@ -334,6 +334,15 @@ static int write_text(FILE *out, struct diff_ctx *c)
 	err = function_deltas(&c->set, &fns, &nfns);
 	if (err)
 		return err;
+	/* the table is about self weight: callers without any of their own are noise here */
+	{
+		size_t k = 0;
+
+		for (size_t i = 0; i < nfns; i++)
+			if (fns[i].self[0] || fns[i].self[1])
+				fns[k++] = fns[i];
+		nfns = k;
+	}
 	fputs("Diff", out);
 	if (mode && *mode) {
 		fputs(" of ", out);
