@@ -215,25 +215,18 @@ static int write_flamegraph(FILE *out, struct diff_ctx *c)
 	size_t max_nodes = c->opts->max_nodes ? c->opts->max_nodes : DEFAULT_MAX_NODES;
 	struct ap_flame_tree tree;
 	uint64_t max_self;
-	long truncated;
 	int err;
 
-	err = ap_flame_tree_build(&c->set, &tree);
+	err = ap_flame_tree_build(&c->set, max_nodes, &tree);
 	if (err)
 		return err;
-	truncated = ap_flame_tree_prune(&tree, max_nodes);
-	if (truncated < 0) {
-		err = (int)truncated;
-		goto out;
-	}
 	ap_flame_put_header(out, c->cmp, c->vi_cmp);
 	fputs(", ", out);
 	put_totals_json(out, c);
 	err = ap_flame_put_levels(out, &c->set, &tree, 2, &max_self);
 	if (!err)
-		fprintf(out, ",\n \"max_self\": %" PRIu64 ", \"nodes_truncated\": %ld}\n", max_self,
-			truncated);
-out:
+		fprintf(out, ",\n \"max_self\": %" PRIu64 ", \"nodes_truncated\": %zu}\n", max_self,
+			tree.truncated);
 	ap_flame_tree_release(&tree);
 	return err;
 }

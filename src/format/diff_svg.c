@@ -78,7 +78,7 @@ int ap_diff_write_svg(FILE *out, const struct ap_profile *cmp, int vi,
 	struct ap_svg_doc d = {.box = dsvg_box, .ctx = &c};
 	int err;
 
-	err = ap_flame_tree_build(s, &tree);
+	err = ap_flame_tree_build(s, 0, &tree);
 	if (err)
 		return err;
 	err = ap_flame_rows_build(&tree, &rows);

@@ -80,19 +80,17 @@ struct ap_flame_node {
 struct ap_flame_tree {
 	struct ap_flame_node *nodes;
 	size_t n;
-	bool *keep;	 /* after ap_flame_tree_prune: nodes shown */
-	size_t nkept;
+	size_t truncated; /* nodes left out to keep max_nodes */
 	uint32_t max_depth;
 };
 
-int ap_flame_tree_build(const struct ap_flame_set *s, struct ap_flame_tree *t);
-/* Keeps at most max_nodes nodes (root included), the largest by max(total[0], total[1]); a
- * subtree left out adds its totals to its parent's self, so every kept total is unchanged.
- * Returns the number of nodes left out, or -ENOMEM. */
-long ap_flame_tree_prune(struct ap_flame_tree *t, size_t max_nodes);
+/* Builds the tree of s, keeping at most max_nodes nodes (root included; 0 = all): the largest
+ * by max(total[0], total[1]). A subtree left out adds its totals to its parent's self, so
+ * every total kept is exact. Returns 0 or -ENOMEM. */
+int ap_flame_tree_build(const struct ap_flame_set *s, size_t max_nodes, struct ap_flame_tree *t);
 void ap_flame_tree_release(struct ap_flame_tree *t);
 
-/* The kept nodes row by row (depth 0 first), left to right, with their x per side: children
+/* The nodes row by row (depth 0 first), left to right, with their x per side: children
  * start at their parent's x and its self comes last, as Pyroscope draws it. */
 struct ap_flame_rows {
 	size_t *start;	  /* nodes of depth d: order[start[d] .. start[d + 1]) */

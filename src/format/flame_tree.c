@@ -296,178 +296,205 @@ void ap_flame_set_release(struct ap_flame_set *s)
 	memset(s, 0, sizeof(*s));
 }
 
-int ap_flame_tree_build(const struct ap_flame_set *s, struct ap_flame_tree *t)
+/* Walks the sorted paths as a pre-order traversal of the tree they form: a path opens nodes
+ * from where it first differs from the previous one (pre-order numbers follow), closes the
+ * previous path's nodes below that depth. */
+struct walk {
+	const struct ap_flame_set *s;
+	const struct ap_flame_stack *prev; /* the last path that opened nodes */
+	size_t i;			   /* next stack */
+	uint32_t common, prev_len;
+};
+
+/* The next path with weight, with how much of it continues the previous one; NULL at the
+ * end. */
+static const struct ap_flame_stack *walk_next(struct walk *w)
 {
-	const struct ap_flame_stack *prev = NULL; /* the last path that opened nodes */
-	size_t maxlen = 0, cap = 1;
-	uint32_t *open;
-
-	memset(t, 0, sizeof(*t));
-	/* count the nodes first: the tree can be millions of them, allocate it once */
-	for (size_t i = 0; i < s->nstacks; i++) {
-		const struct ap_flame_stack *cur = &s->stacks[i];
-		uint32_t common = 0;
-
-		if (!cur->w[0] && !cur->w[1])
-			continue;
-		while (prev && common < prev->len && common < cur->len &&
-		       prev->ids[common] == cur->ids[common])
-			common++;
-		cap += cur->len - common;
-		if (cur->len > maxlen)
-			maxlen = cur->len;
-		prev = cur;
-	}
-	prev = NULL;
-	t->nodes = malloc(cap * sizeof(*t->nodes));
-	open = malloc((maxlen + 1) * sizeof(*open));
-	if (!t->nodes || !open) {
-		free(open);
-		free(t->nodes);
-		t->nodes = NULL;
-		return -ENOMEM;
-	}
-	t->nodes[0] = (struct ap_flame_node){.name = UINT32_MAX, .parent = UINT32_MAX};
-	t->n = 1;
-	open[0] = 0;
-	for (size_t i = 0; i < s->nstacks; i++) {
-		const struct ap_flame_stack *cur = &s->stacks[i];
+	while (w->i < w->s->nstacks) {
+		const struct ap_flame_stack *cur = &w->s->stacks[w->i++];
 		uint32_t common = 0;
 
 		if (!cur->w[0] && !cur->w[1])
 			continue; /* scaled down to nothing: opens no node */
-		while (prev && common < prev->len && common < cur->len &&
-		       prev->ids[common] == cur->ids[common])
+		while (w->prev && common < w->prev->len && common < cur->len &&
+		       w->prev->ids[common] == cur->ids[common])
 			common++;
-		for (int side = 0; side < 2; side++)
-			t->nodes[0].total[side] = ap_sat_add(t->nodes[0].total[side], cur->w[side]);
-		for (uint32_t k = 0; k < cur->len; k++) {
-			struct ap_flame_node *nd;
-
-			if (k >= common) {
-				t->nodes[t->n] = (struct ap_flame_node){
-				    .name = cur->ids[k], .depth = k + 1, .parent = open[k]};
-				open[k + 1] = (uint32_t)t->n++;
-				if (k + 1 > t->max_depth)
-					t->max_depth = k + 1;
-			}
-			nd = &t->nodes[open[k + 1]];
-			for (int side = 0; side < 2; side++)
-				nd->total[side] = ap_sat_add(nd->total[side], cur->w[side]);
-		}
-		/* the path ends here: its weight is this node's own */
-		for (int side = 0; side < 2; side++) {
-			struct ap_flame_node *leaf = &t->nodes[open[cur->len]];
-
-			leaf->self[side] = ap_sat_add(leaf->self[side], cur->w[side]);
-		}
-		prev = cur;
+		w->common = common;
+		w->prev_len = w->prev ? w->prev->len : 0;
+		w->prev = cur;
+		return cur;
 	}
-	free(open);
-	t->nkept = t->n;
-	return 0;
+	w->common = 0;
+	w->prev_len = w->prev ? w->prev->len : 0;
+	return NULL;
 }
 
-static uint64_t node_key(const struct ap_flame_node *n)
+static uint64_t key_of(const uint64_t v[2]) { return v[0] > v[1] ? v[0] : v[1]; }
+
+/* A min-heap of the `cap` largest keys seen: its top is the cap-th largest. */
+struct topk {
+	uint64_t *v;
+	size_t n, cap;
+};
+
+static void topk_push(struct topk *h, uint64_t key)
 {
-	return n->total[0] > n->total[1] ? n->total[0] : n->total[1];
-}
+	size_t i;
 
-/* The k-th largest (0-based) of v[0..n): quickselect, the array is reordered. */
-static uint64_t kth_largest(uint64_t *v, size_t n, size_t k)
-{
-	size_t lo = 0, hi = n; /* the answer lies in [lo, hi) */
-	uint64_t seed = 0x9e3779b97f4a7c15ULL;
+	if (h->n == h->cap) {
+		if (key <= h->v[0])
+			return;
+		/* replace the smallest and sift it down */
+		i = 0;
+		for (;;) {
+			size_t l = 2 * i + 1, r = l + 1, m = i;
+			uint64_t cur = key;
 
-	while (hi - lo > 1) {
-		size_t lt = lo, i = lo, gt = hi; /* [lo,lt) > p, [lt,i) == p, [gt,hi) < p */
-		uint64_t pivot, tmp;
-
-		seed = ap_hash_mix64(seed + lo + hi);
-		pivot = v[lo + seed % (hi - lo)];
-		while (i < gt) {
-			if (v[i] > pivot) {
-				tmp = v[i], v[i] = v[lt], v[lt] = tmp;
-				lt++, i++;
-			} else if (v[i] < pivot) {
-				gt--;
-				tmp = v[i], v[i] = v[gt], v[gt] = tmp;
-			} else {
-				i++;
-			}
+			if (l < h->n && h->v[l] < cur)
+				m = l, cur = h->v[l];
+			if (r < h->n && h->v[r] < cur)
+				m = r;
+			if (m == i)
+				break;
+			h->v[i] = h->v[m];
+			i = m;
 		}
-		if (k < lt)
-			hi = lt;
-		else if (k >= gt)
-			lo = gt;
-		else
-			return pivot;
+		h->v[i] = key;
+		return;
 	}
-	return v[lo];
+	i = h->n++;
+	while (i && h->v[(i - 1) / 2] > key) {
+		h->v[i] = h->v[(i - 1) / 2];
+		i = (i - 1) / 2;
+	}
+	h->v[i] = key;
 }
 
-long ap_flame_tree_prune(struct ap_flame_tree *t, size_t max_nodes)
+/*
+ * Three walks over the paths, so that a tree of millions of nodes costs 8 bytes a node and
+ * only the kept ones are built: (1) count the nodes, (2) their keys (the larger side's total)
+ * in pre-order, and the threshold that keeps max_nodes of them, (3) build the kept nodes.
+ * A child never weighs more than its parent, so "key > threshold" keeps whole ancestor
+ * chains; ties go to the first in pre-order, which puts a parent before its children.
+ */
+int ap_flame_tree_build(const struct ap_flame_set *s, size_t max_nodes, struct ap_flame_tree *t)
 {
-	size_t budget, above = 0, ties;
-	uint64_t *keys, thr;
+	struct topk heap = {0};
+	uint64_t *keys = NULL, (*tot)[2] = NULL, thr = 0;
+	uint32_t *idx = NULL, *kept = NULL;
+	size_t count = 1, maxlen = 0, pre, ties = 0, budget;
+	const struct ap_flame_stack *cur;
+	struct walk w = {.s = s};
+	bool prune;
+	int err = -ENOMEM;
 
-	free(t->keep);
-	t->keep = malloc((t->n ? t->n : 1) * sizeof(*t->keep));
-	if (!t->keep)
-		return -ENOMEM;
-	for (size_t i = 0; i < t->n; i++)
-		t->keep[i] = true;
-	t->nkept = t->n;
+	memset(t, 0, sizeof(*t));
+	while ((cur = walk_next(&w))) {
+		count += cur->len - w.common;
+		if (cur->len > maxlen)
+			maxlen = cur->len;
+	}
 	if (max_nodes == 0)
-		max_nodes = 1;
-	if (t->n <= max_nodes)
-		return 0;
-	budget = max_nodes - 1; /* the root always stays */
-	if (budget == 0) {
-		thr = UINT64_MAX;
-		ties = 0;
-	} else {
-		keys = malloc((t->n - 1) * sizeof(*keys));
-		if (!keys)
-			return -ENOMEM;
-		for (size_t i = 1; i < t->n; i++)
-			keys[i - 1] = node_key(&t->nodes[i]);
-		thr = kth_largest(keys, t->n - 1, budget - 1);
-		free(keys);
-		for (size_t i = 1; i < t->n; i++)
-			above += node_key(&t->nodes[i]) > thr;
-		ties = budget - above;
+		max_nodes = SIZE_MAX;
+	prune = count > max_nodes;
+	budget = prune ? max_nodes - 1 : count - 1; /* the root always stays */
+	tot = calloc(maxlen + 1, sizeof(*tot));
+	idx = malloc((maxlen + 1) * sizeof(*idx));
+	kept = malloc((maxlen + 1) * sizeof(*kept));
+	if (!tot || !idx || !kept)
+		goto out;
+	if (prune && budget == 0) {
+		thr = UINT64_MAX; /* the root alone */
+	} else if (prune) {
+		keys = malloc(count * sizeof(*keys));
+		heap.v = malloc(budget * sizeof(*heap.v));
+		heap.cap = budget;
+		if (!keys || !heap.v)
+			goto out;
+		w = (struct walk){.s = s};
+		pre = 1;
+		do {
+			cur = walk_next(&w);
+			/* close the previous path's nodes below the common part */
+			for (uint32_t d = w.prev_len; d > w.common; d--) {
+				keys[idx[d]] = key_of(tot[d]);
+				topk_push(&heap, keys[idx[d]]);
+			}
+			if (!cur)
+				break;
+			for (uint32_t d = w.common + 1; d <= cur->len; d++) {
+				idx[d] = (uint32_t)pre++;
+				tot[d][0] = tot[d][1] = 0;
+			}
+			for (uint32_t d = 1; d <= cur->len; d++) {
+				tot[d][0] = ap_sat_add(tot[d][0], cur->w[0]);
+				tot[d][1] = ap_sat_add(tot[d][1], cur->w[1]);
+			}
+		} while (cur);
+		thr = heap.v[0];
+		ties = budget;
+		for (size_t i = 1; i < count; i++)
+			ties -= keys[i] > thr;
 	}
-	/* A child never weighs more than its parent, so "key > thr" keeps whole ancestor chains;
-	 * ties go to the first in pre-order, which puts a parent before its children. */
-	t->nkept = 1;
-	for (size_t i = 1; i < t->n; i++) {
-		struct ap_flame_node *n = &t->nodes[i];
-		uint64_t key = node_key(n);
-		bool keep = t->keep[n->parent];
 
-		if (keep && key <= thr) {
-			keep = key == thr && ties > 0;
-			if (keep)
-				ties--;
+	t->nodes = malloc((budget + 1) * sizeof(*t->nodes));
+	if (!t->nodes)
+		goto out;
+	t->nodes[0] = (struct ap_flame_node){.name = UINT32_MAX, .parent = UINT32_MAX};
+	t->n = 1;
+	kept[0] = 0;
+	w = (struct walk){.s = s};
+	pre = 1;
+	while ((cur = walk_next(&w))) {
+		uint32_t deepest = 0;
+
+		for (uint32_t d = w.common + 1; d <= cur->len; d++, pre++) {
+			bool keep = kept[d - 1] != UINT32_MAX;
+
+			if (keep && prune && keys && keys[pre] <= thr) {
+				keep = keys[pre] == thr && ties > 0;
+				ties -= keep;
+			} else if (keep && prune && !keys) {
+				keep = false; /* max_nodes 1 */
+			}
+			kept[d] = UINT32_MAX;
+			if (keep) {
+				t->nodes[t->n] = (struct ap_flame_node){
+				    .name = cur->ids[d - 1], .depth = d, .parent = kept[d - 1]};
+				kept[d] = (uint32_t)t->n++;
+				if (d > t->max_depth)
+					t->max_depth = d;
+			}
 		}
-		t->keep[i] = keep;
-		if (keep) {
-			t->nkept++;
-		} else if (t->keep[n->parent]) {
-			/* the top of a left-out subtree: its weight becomes the parent's own */
-			for (int side = 0; side < 2; side++)
-				t->nodes[n->parent].self[side] =
-				    ap_sat_add(t->nodes[n->parent].self[side], n->total[side]);
+		for (uint32_t d = 0; d <= cur->len && kept[d] != UINT32_MAX; d++) {
+			struct ap_flame_node *nd = &t->nodes[kept[d]];
+
+			nd->total[0] = ap_sat_add(nd->total[0], cur->w[0]);
+			nd->total[1] = ap_sat_add(nd->total[1], cur->w[1]);
+			deepest = d;
 		}
+		/* the path ends at its deepest kept node: what was left out below is its own */
+		t->nodes[kept[deepest]].self[0] =
+		    ap_sat_add(t->nodes[kept[deepest]].self[0], cur->w[0]);
+		t->nodes[kept[deepest]].self[1] =
+		    ap_sat_add(t->nodes[kept[deepest]].self[1], cur->w[1]);
 	}
-	return (long)(t->n - t->nkept);
+	t->truncated = count - t->n;
+	err = 0;
+out:
+	if (err)
+		ap_flame_tree_release(t);
+	free(heap.v);
+	free(keys);
+	free(tot);
+	free(idx);
+	free(kept);
+	return err;
 }
 
 void ap_flame_tree_release(struct ap_flame_tree *t)
 {
 	free(t->nodes);
-	free(t->keep);
 	memset(t, 0, sizeof(*t));
 }
 
@@ -481,7 +508,7 @@ int ap_flame_rows_build(const struct ap_flame_tree *t, struct ap_flame_rows *r)
 	r->ndepths = nd;
 	r->start = calloc(nd + 1, sizeof(*r->start));
 	fill = calloc(nd + 1, sizeof(*fill));
-	r->order = malloc((t->nkept ? t->nkept : 1) * sizeof(*r->order));
+	r->order = malloc((t->n ? t->n : 1) * sizeof(*r->order));
 	r->x = calloc(t->n ? t->n : 1, sizeof(*r->x));
 	child_x = calloc(nd + 1, sizeof(*child_x));
 	if (!r->start || !fill || !r->order || !r->x || !child_x) {
@@ -494,8 +521,6 @@ int ap_flame_rows_build(const struct ap_flame_tree *t, struct ap_flame_rows *r)
 	for (size_t i = 0; i < t->n; i++) {
 		const struct ap_flame_node *n = &t->nodes[i];
 
-		if (t->keep && !t->keep[i])
-			continue;
 		for (int side = 0; side < 2; side++) {
 			r->x[i][side] = child_x[n->depth][side];
 			child_x[n->depth][side] += n->total[side];
@@ -508,8 +533,7 @@ int ap_flame_rows_build(const struct ap_flame_tree *t, struct ap_flame_rows *r)
 	for (uint32_t d = 0; d <= nd; d++)
 		fill[d] = r->start[d];
 	for (size_t i = 0; i < t->n; i++)
-		if (!t->keep || t->keep[i])
-			r->order[fill[t->nodes[i].depth]++] = (uint32_t)i;
+		r->order[fill[t->nodes[i].depth]++] = (uint32_t)i;
 	free(fill);
 	free(child_x);
 	return 0;

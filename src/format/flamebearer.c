@@ -68,7 +68,7 @@ int ap_flame_put_levels(FILE *out, const struct ap_flame_set *s, const struct ap
 		name_out[i] = UINT32_MAX;
 	/* names in order of first appearance, row by row: only those of shown nodes */
 	fputs(", \"names\": [\"total\"", out);
-	for (size_t k = 0; k < t->nkept; k++) {
+	for (size_t k = 0; k < t->n; k++) {
 		uint32_t nm = t->nodes[r.order[k]].name;
 
 		if (nm == UINT32_MAX || name_out[nm] != UINT32_MAX)
@@ -129,7 +129,6 @@ int ap_write_flamebearer(const struct ap_profile *p, FILE *out,
 	struct ap_flame_set set = {0};
 	struct ap_flame_tree tree = {0};
 	uint64_t max_self;
-	long truncated;
 	int vi, err;
 
 	vi = ap_flame_value_index(p, opts ? opts->value_type : NULL);
@@ -139,21 +138,16 @@ int ap_write_flamebearer(const struct ap_profile *p, FILE *out,
 	if (!err)
 		err = ap_flame_set_finish(&set);
 	if (!err)
-		err = ap_flame_tree_build(&set, &tree);
+		err = ap_flame_tree_build(&set, max_nodes, &tree);
 	if (err)
 		goto out;
-	truncated = ap_flame_tree_prune(&tree, max_nodes);
-	if (truncated < 0) {
-		err = (int)truncated;
-		goto out;
-	}
 	ap_flame_put_header(out, p, vi);
 	err = ap_flame_put_levels(out, &set, &tree, 1, &max_self);
 	if (err)
 		goto out;
 	fprintf(out,
-		",\n \"total\": %" PRIu64 ", \"max_self\": %" PRIu64 ", \"nodes_truncated\": %ld}\n",
-		tree.nodes[0].total[0], max_self, truncated);
+		",\n \"total\": %" PRIu64 ", \"max_self\": %" PRIu64 ", \"nodes_truncated\": %zu}\n",
+		tree.nodes[0].total[0], max_self, tree.truncated);
 	err = ap_stream_status(out);
 out:
 	ap_flame_tree_release(&tree);
