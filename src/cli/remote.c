@@ -263,6 +263,10 @@ int ap_remote_get(struct ap_remote *r, const char *path, const char *const *name
 		print_http_error(r, status, url, body);
 		goto out;
 	}
+	if (!body->data && !(body->data = calloc(1, 1))) { /* an empty answer is "" */
+		fprintf(stderr, "aperture %s: out of memory\n", r->cmd);
+		goto out;
+	}
 	ret = 0;
 out:
 	if (ret)
