@@ -16,14 +16,15 @@
 
 static void labels_usage(FILE *out)
 {
-	fprintf(out,
-		"Usage: aperture labels [--server URL] [NAME] [--query Q] [--from TIME]\n"
-		"                       [--until TIME] [--token-file F] [--ca-file F]\n"
-		"\n"
-		"Print the label names of the series aperture-aggregator holds, or with NAME the\n"
-		"values of that label, one per line. --query narrows the series ('{mode=\"cpu\"}'),\n"
-		"--from/--until the time range (default: the last hour). Other options as for\n"
-		"'aperture query'.\n");
+	fprintf(
+	    out,
+	    "Usage: aperture labels [--server URL] [NAME] [--query Q] [--from TIME]\n"
+	    "                       [--until TIME] [--token-file F] [--ca-file F]\n"
+	    "\n"
+	    "Print the label names of the series aperture-aggregator holds, or with NAME the\n"
+	    "values of that label, one per line. --query narrows the series ('{mode=\"cpu\"}'),\n"
+	    "--from/--until the time range (default: the last hour). Other options as for\n"
+	    "'aperture query'.\n");
 }
 
 enum { OPT_SERVER = 256, OPT_QUERY, OPT_FROM, OPT_UNTIL, OPT_TOKEN, OPT_CA };
@@ -47,7 +48,8 @@ static int print_list(const char *body, size_t len, const char *key)
 		if (v->type != AP_JSON_STRING)
 			continue;
 		for (size_t k = 0; k < v->len; k++)
-			putchar((unsigned char)v->str[k] < 0x20 || v->str[k] == 0x7f ? '?' : v->str[k]);
+			putchar((unsigned char)v->str[k] < 0x20 || v->str[k] == 0x7f ? '?'
+										     : v->str[k]);
 		putchar('\n');
 	}
 	ap_json_free(j);
@@ -87,10 +89,11 @@ int ap_cli_labels(int argc, char **argv)
 		case OPT_UNTIL:
 			if (strlen(optarg) >= TIME_LEN ||
 			    ap_remote_time(optarg, c == OPT_FROM ? from : until, TIME_LEN))
-				return ap_cli_usage_error("labels",
-							  "invalid %s '%s': use -1h, -30m, now, RFC "
-							  "3339 or unix time",
-							  c == OPT_FROM ? "--from" : "--until", optarg);
+				return ap_cli_usage_error(
+				    "labels",
+				    "invalid %s '%s': use -1h, -30m, now, RFC "
+				    "3339 or unix time",
+				    c == OPT_FROM ? "--from" : "--until", optarg);
 			break;
 		case OPT_TOKEN:
 			r.token_file = optarg;
@@ -105,7 +108,8 @@ int ap_cli_labels(int argc, char **argv)
 			return ap_cli_usage_error("labels", "option '%s' needs a value",
 						  argv[optind - 1]);
 		default:
-			return ap_cli_usage_error("labels", "unknown option '%s'", argv[optind - 1]);
+			return ap_cli_usage_error("labels", "unknown option '%s'",
+						  argv[optind - 1]);
 		}
 	}
 	if (argc - optind > 1)
@@ -114,8 +118,8 @@ int ap_cli_labels(int argc, char **argv)
 		values[3] = argv[optind];
 	ret = ap_remote_init(&r);
 	if (!ret)
-		ret = ap_remote_get(&r, values[3] ? "/api/v1/label-values" : "/api/v1/labels", names,
-				    values, 4, &body);
+		ret = ap_remote_get(&r, values[3] ? "/api/v1/label-values" : "/api/v1/labels",
+				    names, values, 4, &body);
 	ap_remote_close(&r);
 	if (ret)
 		return ret;

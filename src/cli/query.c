@@ -24,45 +24,47 @@
 
 static void query_usage(FILE *out)
 {
-	fprintf(out,
-		"Usage: aperture query [--server URL] QUERY [--from TIME] [--until TIME] [-o OUT]\n"
-		"                      [--format FMT] [--value TYPE] [--top N] [--token-file F]\n"
-		"                      [--ca-file F]\n"
-		"\n"
-		"Fetch the merged profile of QUERY over a time range from aperture-aggregator and\n"
-		"print its top functions, or write it as `aperture report` does (format from\n"
-		"--format or OUT's extension: svg, folded, pprof, json, text).\n"
-		"\n"
-		"  QUERY            label matchers, e.g. '{mode=\"cpu\",comm=~\"post.*\"}'; name the\n"
-		"                   mode when several modes match\n"
-		"  --from, --until  -1h, -30m (relative to now), now, RFC 3339 or unix time\n"
-		"                   (default: the last hour)\n"
-		"  --value TYPE     the value that weights the output (samples, cpu, delay, ...)\n"
-		"  --top N          rows of the text table (default 25)\n"
-		"  --server URL     the aggregator (default: $APERTURE_SERVER, else %s)\n"
-		"  --token-file F   the read token (default: $APERTURE_TOKEN_FILE)\n"
-		"  --ca-file F      CA certificate that signed an https:// server's certificate\n",
-		AP_CLI_DEFAULT_SERVER);
+	fprintf(
+	    out,
+	    "Usage: aperture query [--server URL] QUERY [--from TIME] [--until TIME] [-o OUT]\n"
+	    "                      [--format FMT] [--value TYPE] [--top N] [--token-file F]\n"
+	    "                      [--ca-file F]\n"
+	    "\n"
+	    "Fetch the merged profile of QUERY over a time range from aperture-aggregator and\n"
+	    "print its top functions, or write it as `aperture report` does (format from\n"
+	    "--format or OUT's extension: svg, folded, pprof, json, text).\n"
+	    "\n"
+	    "  QUERY            label matchers, e.g. '{mode=\"cpu\",comm=~\"post.*\"}'; name the\n"
+	    "                   mode when several modes match\n"
+	    "  --from, --until  -1h, -30m (relative to now), now, RFC 3339 or unix time\n"
+	    "                   (default: the last hour)\n"
+	    "  --value TYPE     the value that weights the output (samples, cpu, delay, ...)\n"
+	    "  --top N          rows of the text table (default 25)\n"
+	    "  --server URL     the aggregator (default: $APERTURE_SERVER, else %s)\n"
+	    "  --token-file F   the read token (default: $APERTURE_TOKEN_FILE)\n"
+	    "  --ca-file F      CA certificate that signed an https:// server's certificate\n",
+	    AP_CLI_DEFAULT_SERVER);
 }
 
 static void diff_usage(FILE *out)
 {
-	fprintf(out,
-		"Usage: aperture diff [--server URL] QUERY [--from TIME] [--until TIME]\n"
-		"                     [--to-query Q] [--to-from TIME] [--to-until TIME]\n"
-		"                     [--absolute] [-o OUT] [--format FMT] [--value TYPE]\n"
-		"                     [--top N] [--max-nodes N] [--token-file F] [--ca-file F]\n"
-		"\n"
-		"Compare the base (QUERY over --from..--until) with the comparison (--to-query over\n"
-		"--to-from..--to-until, each defaulting to the base's): per-function and per-stack\n"
-		"changes, the base scaled to the comparison's total unless --absolute.\n"
-		"Formats (--format, or OUT's extension): text (default), json, flamegraph (the\n"
-		"web UI's JSON), folded (\"stack base cmp\", for flamegraph.pl), svg (red = grew,\n"
-		"blue = shrank).\n"
-		"\n"
-		"  --top N          rows of the text table (default 25), of the json lists (all)\n"
-		"  --max-nodes N    nodes of the flamegraph JSON (default 16384)\n"
-		"  Other options as for 'aperture query'.\n");
+	fprintf(
+	    out,
+	    "Usage: aperture diff [--server URL] QUERY [--from TIME] [--until TIME]\n"
+	    "                     [--to-query Q] [--to-from TIME] [--to-until TIME]\n"
+	    "                     [--absolute] [-o OUT] [--format FMT] [--value TYPE]\n"
+	    "                     [--top N] [--max-nodes N] [--token-file F] [--ca-file F]\n"
+	    "\n"
+	    "Compare the base (QUERY over --from..--until) with the comparison (--to-query over\n"
+	    "--to-from..--to-until, each defaulting to the base's): per-function and per-stack\n"
+	    "changes, the base scaled to the comparison's total unless --absolute.\n"
+	    "Formats (--format, or OUT's extension): text (default), json, flamegraph (the\n"
+	    "web UI's JSON), folded (\"stack base cmp\", for flamegraph.pl), svg (red = grew,\n"
+	    "blue = shrank).\n"
+	    "\n"
+	    "  --top N          rows of the text table (default 25), of the json lists (all)\n"
+	    "  --max-nodes N    nodes of the flamegraph JSON (default 16384)\n"
+	    "  Other options as for 'aperture query'.\n");
 }
 
 /* The options both commands take. */
@@ -139,17 +141,18 @@ static int common_opt(struct remote_args *a, int c, const char *arg)
 	}
 }
 
-#define COMMON_LONG_OPTS                                                                      \
-	{"server", required_argument, NULL, OPT_SERVER},                                      \
-	    {"from", required_argument, NULL, OPT_FROM},                                      \
-	    {"until", required_argument, NULL, OPT_UNTIL},                                    \
-	    {"output", required_argument, NULL, 'o'},                                         \
-	    {"format", required_argument, NULL, 'f'},                                         \
-	    {"value", required_argument, NULL, OPT_VALUE},                                    \
-	    {"top", required_argument, NULL, OPT_TOP},                                        \
-	    {"token-file", required_argument, NULL, OPT_TOKEN},                               \
-	    {"ca-file", required_argument, NULL, OPT_CA},                                     \
-	    {"help", no_argument, NULL, 'h'}
+#define COMMON_LONG_OPTS                                                                           \
+	{"server", required_argument, NULL, OPT_SERVER},                                           \
+	    {"from", required_argument, NULL, OPT_FROM},                                           \
+	    {"until", required_argument, NULL, OPT_UNTIL},                                         \
+	    {"output", required_argument, NULL, 'o'}, {"format", required_argument, NULL, 'f'},    \
+	    {"value", required_argument, NULL, OPT_VALUE},                                         \
+	    {"top", required_argument, NULL, OPT_TOP},                                             \
+	    {"token-file", required_argument, NULL, OPT_TOKEN},                                    \
+	    {"ca-file", required_argument, NULL, OPT_CA},                                          \
+	{                                                                                          \
+		"help", no_argument, NULL, 'h'                                                     \
+	}
 
 /* Fetches the merged pprof of query over [from, until) and decodes it. */
 static int fetch_profile(struct ap_remote *r, const char *query, const char *from,
@@ -174,7 +177,8 @@ static int fetch_profile(struct ap_remote *r, const char *query, const char *fro
 	ret = ap_read_pprof_limited(body.data, body.len, 0, p, err, sizeof(err));
 	ap_remote_body_free(&body);
 	if (ret) {
-		fprintf(stderr, "aperture %s: the aggregator's answer is not a profile I can read: %s\n",
+		fprintf(stderr,
+			"aperture %s: the aggregator's answer is not a profile I can read: %s\n",
 			r->cmd, err[0] ? err : strerror(-ret));
 		ap_profile_free(p);
 		return AP_EXIT_FAILURE;
@@ -243,7 +247,8 @@ int ap_cli_query(int argc, char **argv)
 	if (a.value) {
 		wo.value_index = ap_profile_value_index(p, a.value);
 		if (wo.value_index < 0) {
-			ret = ap_cli_usage_error("query", "no value type '%s' in this profile (it has: %s)",
+			ret = ap_cli_usage_error("query",
+						 "no value type '%s' in this profile (it has: %s)",
 						 a.value, value_list(p, types, sizeof(types)));
 			ap_profile_free(p);
 			return ret;
@@ -301,7 +306,7 @@ static int diff_format(const char *format, const char *output, enum ap_diff_form
 	if (ap_format_from_path(output, &by_ext) || by_ext == AP_FORMAT_PPROF)
 		return ap_cli_usage_error("diff", "cannot tell the format of '%s': use --format",
 					  output);
-	*fmt = by_ext == AP_FORMAT_SVG ? AP_DIFF_SVG
+	*fmt = by_ext == AP_FORMAT_SVG	  ? AP_DIFF_SVG
 	       : by_ext == AP_FORMAT_JSON ? AP_DIFF_JSON
 					  : AP_DIFF_FOLDED;
 	return 0;
@@ -356,9 +361,9 @@ int ap_cli_diff(int argc, char **argv)
 			continue;
 		case OPT_MAX_NODES:
 			if (ap_parse_u64(optarg, 1, MAX_NODES_LIMIT, &v))
-				return ap_cli_usage_error("diff",
-							  "invalid --max-nodes '%s': expected 1..%d",
-							  optarg, MAX_NODES_LIMIT);
+				return ap_cli_usage_error(
+				    "diff", "invalid --max-nodes '%s': expected 1..%d", optarg,
+				    MAX_NODES_LIMIT);
 			dopts.max_nodes = v;
 			continue;
 		default:

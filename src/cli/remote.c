@@ -52,15 +52,17 @@ static int read_token(struct ap_remote *r)
 	while (n > 0 && isspace((unsigned char)r->token[n - 1]))
 		r->token[--n] = '\0';
 	if (!n) {
-		fprintf(stderr, "aperture %s: the token file '%s' is empty\n", r->cmd, r->token_file);
+		fprintf(stderr, "aperture %s: the token file '%s' is empty\n", r->cmd,
+			r->token_file);
 		return AP_EXIT_USAGE;
 	}
 	for (ssize_t i = 0; i < n; i++) {
 		if ((unsigned char)r->token[i] < 0x21 || r->token[i] == 0x7f) {
-			fprintf(stderr,
-				"aperture %s: the token file '%s' holds spaces or control characters "
-				"inside the token\n",
-				r->cmd, r->token_file);
+			fprintf(
+			    stderr,
+			    "aperture %s: the token file '%s' holds spaces or control characters "
+			    "inside the token\n",
+			    r->cmd, r->token_file);
 			return AP_EXIT_USAGE;
 		}
 	}
@@ -239,8 +241,9 @@ int ap_remote_get(struct ap_remote *r, const char *path, const char *const *name
 	}
 	rc = curl_easy_perform(r->curl);
 	if (rc == CURLE_WRITE_ERROR && body->len + 1 >= AP_CLI_MAX_RESPONSE) {
-		fprintf(stderr, "aperture %s: the answer from %s is larger than 1 GiB: narrow the "
-				"query or the time range\n",
+		fprintf(stderr,
+			"aperture %s: the answer from %s is larger than 1 GiB: narrow the "
+			"query or the time range\n",
 			r->cmd, r->server);
 		goto out;
 	}
@@ -249,12 +252,14 @@ int ap_remote_get(struct ap_remote *r, const char *path, const char *const *name
 			r->server, errbuf[0] ? errbuf : curl_easy_strerror(rc));
 		if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
 		    rc == CURLE_OPERATION_TIMEDOUT)
-			fputs("\n  (is aperture-aggregator running there? pick another with --server "
-			      "or APERTURE_SERVER)",
-			      stderr);
+			fputs(
+			    "\n  (is aperture-aggregator running there? pick another with --server "
+			    "or APERTURE_SERVER)",
+			    stderr);
 		else if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE ||
 			 rc == CURLE_SSL_CONNECT_ERROR)
-			fputs("\n  (TLS: give the aggregator's CA certificate with --ca-file)", stderr);
+			fputs("\n  (TLS: give the aggregator's CA certificate with --ca-file)",
+			      stderr);
 		fputc('\n', stderr);
 		goto out;
 	}

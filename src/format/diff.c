@@ -231,7 +231,8 @@ static int write_flamegraph(FILE *out, struct diff_ctx *c)
 	return err;
 }
 
-static void put_frames_json(FILE *out, const struct ap_flame_set *s, const struct ap_flame_stack *st)
+static void put_frames_json(FILE *out, const struct ap_flame_set *s,
+			    const struct ap_flame_stack *st)
 {
 	fputc('[', out);
 	for (uint32_t k = 0; k < st->len; k++) {

@@ -51,8 +51,8 @@ static void dsvg_box(const void *ctx, size_t i, struct ap_svg_box *b, char *info
 	b->depth = n->depth;
 	b->name = n->name == UINT32_MAX ? "all" : c->s->names[n->name];
 	b->cls = n->name == UINT32_MAX ? AP_FLAME_ROOT
-		 : n->depth == 1	? AP_FLAME_COMM
-					: c->s->cls[n->name];
+		 : n->depth == 1       ? AP_FLAME_COMM
+				       : c->s->cls[n->name];
 	b->has_rgb = true;
 	change_colour(rel, b->rgb);
 	if (!base)
@@ -66,9 +66,8 @@ static void dsvg_box(const void *ctx, size_t i, struct ap_svg_box *b, char *info
 		 ap_svg_fmt_weight(c->cmp, c->vi, cmp, b2, sizeof(b2)), pct);
 }
 
-int ap_diff_write_svg(FILE *out, const struct ap_profile *cmp, int vi,
-		      const struct ap_flame_set *s, bool normalized, uint64_t base_raw,
-		      const char *title)
+int ap_diff_write_svg(FILE *out, const struct ap_profile *cmp, int vi, const struct ap_flame_set *s,
+		      bool normalized, uint64_t base_raw, const char *title)
 {
 	const char *mode = ap_profile_get_meta(cmp, "mode");
 	struct ap_flame_tree tree;
@@ -103,8 +102,7 @@ int ap_diff_write_svg(FILE *out, const struct ap_profile *cmp, int vi,
 			 ap_svg_fmt_weight(cmp, vi, base_raw, b1, sizeof(b1)));
 	else
 		b3[0] = '\0';
-	snprintf(sub, sizeof(sub),
-		 "comparison %s, base %s%s \xe2\x80\x94 red grew, blue shrank",
+	snprintf(sub, sizeof(sub), "comparison %s, base %s%s \xe2\x80\x94 red grew, blue shrank",
 		 ap_svg_fmt_weight(cmp, vi, s->total[1], b1, sizeof(b1)),
 		 ap_svg_fmt_weight(cmp, vi, s->total[0], b2, sizeof(b2)), b3);
 	d.subtitle = sub;

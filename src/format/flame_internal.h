@@ -47,8 +47,8 @@ struct ap_flame_stack {
 };
 
 struct ap_flame_set {
-	char **names;	/* owned; alphabetical once finished */
-	uint8_t *cls;	/* enum ap_flame_class of a name as a frame */
+	char **names; /* owned; alphabetical once finished */
+	uint8_t *cls; /* enum ap_flame_class of a name as a frame */
 	size_t nnames, names_cap, cls_cap;
 	struct ap_hidx name_idx;
 	uint32_t *pool;
@@ -138,8 +138,7 @@ const char *ap_svg_fmt_weight(const struct ap_profile *p, int vi, uint64_t v, ch
 
 /* The diff's SVG (diff_svg.c): the comparison's flamegraph (side 1 of s, value vi of cmp),
  * each box red where it grew from the base (side 0), blue where it shrank. */
-int ap_diff_write_svg(FILE *out, const struct ap_profile *cmp, int vi,
-		      const struct ap_flame_set *s, bool normalized, uint64_t base_raw,
-		      const char *title);
+int ap_diff_write_svg(FILE *out, const struct ap_profile *cmp, int vi, const struct ap_flame_set *s,
+		      bool normalized, uint64_t base_raw, const char *title);
 
 #endif

@@ -146,7 +146,8 @@ int ap_flame_set_add(struct ap_flame_set *s, const struct ap_profile *p, int vi,
 		st->w[side] = w;
 		s->pool[s->pool_len++] = comm;
 		for (size_t j = n; j-- > 0;) /* leaf first in the model */
-			s->pool[s->pool_len++] = frames[j] < nframes ? frame_name[frames[j]] : unknown;
+			s->pool[s->pool_len++] =
+			    frames[j] < nframes ? frame_name[frames[j]] : unknown;
 		st->len = (uint32_t)(s->pool_len - st->off);
 		s->total[side] = ap_sat_add(s->total[side], w);
 	}

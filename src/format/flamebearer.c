@@ -146,7 +146,8 @@ int ap_write_flamebearer(const struct ap_profile *p, FILE *out,
 	if (err)
 		goto out;
 	fprintf(out,
-		",\n \"total\": %" PRIu64 ", \"max_self\": %" PRIu64 ", \"nodes_truncated\": %zu}\n",
+		",\n \"total\": %" PRIu64 ", \"max_self\": %" PRIu64
+		", \"nodes_truncated\": %zu}\n",
 		tree.nodes[0].total[0], max_self, tree.truncated);
 	err = ap_stream_status(out);
 out:

@@ -13,13 +13,20 @@
 /* Separate models: frames get other addresses and ids on each side, and rows come in
  * another order. */
 static const struct row base_rows[] = {
-    {"bash", "main;foo;bar", 10},   {"bash", "main;foo", 5},	{"bash", "main;baz", 3},
-    {"py", "run;loop", 2},	    {"bash", "main;rd;vfs_read_[k]", 4},
+    {"bash", "main;foo;bar", 10},
+    {"bash", "main;foo", 5},
+    {"bash", "main;baz", 3},
+    {"py", "run;loop", 2},
+    {"bash", "main;rd;vfs_read_[k]", 4},
     {"bash", "main;rec;rec", 2},
 };
 static const struct row cmp_rows[] = {
-    {"bash", "main;rec;rec", 4}, {"py", "run;loop", 4},	    {"bash", "main;qux", 6},
-    {"bash", "main;baz", 10},	 {"bash", "main;rd;vfs_read_[k]", 8}, {"bash", "main;foo;bar", 20},
+    {"bash", "main;rec;rec", 4},
+    {"py", "run;loop", 4},
+    {"bash", "main;qux", 6},
+    {"bash", "main;baz", 10},
+    {"bash", "main;rd;vfs_read_[k]", 8},
+    {"bash", "main;foo;bar", 20},
 };
 #define NB (sizeof(base_rows) / sizeof(base_rows[0]))
 #define NC (sizeof(cmp_rows) / sizeof(cmp_rows[0]))
@@ -76,7 +83,8 @@ static uint64_t path_value(const struct expect *e, int side, const char *path, b
 		char line[256];
 
 		snprintf(line, sizeof(line), "%s;%s", r[i].comm, r[i].stack);
-			if (strncmp(line, path, plen) == 0 && (!line[plen] || (!exact && line[plen] == ';')))
+		if (strncmp(line, path, plen) == 0 &&
+		    (!line[plen] || (!exact && line[plen] == ';')))
 			v += r[i].w * e->mult;
 	}
 	return v * e->num[side] / e->den[side];
@@ -124,8 +132,8 @@ static void check_json(bool normalize, bool cpu)
 	struct ap_profile *b = profile_of(base_rows, NB, 1), *c = profile_of(cmp_rows, NC, 2);
 	struct ap_diff_opts o = {.normalize = normalize, .value_type = cpu ? "cpu" : NULL};
 	struct expect e = expect_for(normalize, cpu);
-	static const char *const fn_names[] = {"main", "foo",  "bar",	       "baz", "qux",
-					       "rd",   "rec",  "vfs_read_[k]", "run", "loop"};
+	static const char *const fn_names[] = {"main", "foo", "bar",	      "baz", "qux",
+					       "rd",   "rec", "vfs_read_[k]", "run", "loop"};
 	const struct ap_json *fns, *stacks;
 	struct ap_json *j;
 	uint64_t prev = UINT64_MAX;
@@ -231,7 +239,8 @@ static void check_flamegraph(bool normalize, size_t max_nodes)
 	struct ap_profile *b = profile_of(base_rows, NB, 1), *c = profile_of(cmp_rows, NC, 2);
 	struct ap_diff_opts o = {.normalize = normalize, .max_nodes = max_nodes};
 	struct expect e = expect_for(normalize, false);
-	uint64_t tb = rows_total(base_rows, NB) * e.num[0] / e.den[0], tc = rows_total(cmp_rows, NC);
+	uint64_t tb = rows_total(base_rows, NB) * e.num[0] / e.den[0],
+		 tc = rows_total(cmp_rows, NC);
 	struct ap_json *j;
 	struct box *bx;
 	size_t len, n;
@@ -366,7 +375,8 @@ static void test_svg(void **state)
 	box_fill(out, "baz", rgb); /* 6 -> 10: red, paler than qux */
 	assert_true(rgb[0] == 255 && rgb[1] > 0 && rgb[1] < 225);
 	assert_non_null(strstr(out, "<title>qux (base 0 samples, comparison 6 samples, new)"));
-	assert_non_null(strstr(out, "<title>foo (base 30 samples, comparison 20 samples, -33.33%)"));
+	assert_non_null(
+	    strstr(out, "<title>foo (base 30 samples, comparison 20 samples, -33.33%)"));
 	assert_non_null(strstr(out, "<script"));
 	assert_null(strstr(out, "href")); /* self-contained */
 	/* well-formed XML */
@@ -387,8 +397,8 @@ static void test_svg(void **state)
  * share, the sum exact. */
 static void test_normalize_rounding(void **state)
 {
-	static const struct row br[] = {{"x", "a", 1}, {"x", "b", 1}, {"x", "c", 1},
-					{"x", "d", 7}, {"y", "e", 3}};
+	static const struct row br[] = {
+	    {"x", "a", 1}, {"x", "b", 1}, {"x", "c", 1}, {"x", "d", 7}, {"y", "e", 3}};
 	static const struct row cr[] = {{"x", "a", 17}};
 	struct ap_profile *b = profile_of(br, 5, 1), *c = profile_of(cr, 1, 2);
 	struct ap_diff_opts o = {.normalize = true};
@@ -520,11 +530,16 @@ static void test_200k_stacks(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_json_deltas),	      cmocka_unit_test(test_json_known_values),
-	    cmocka_unit_test(test_flamegraph),	      cmocka_unit_test(test_folded),
-	    cmocka_unit_test(test_text),	      cmocka_unit_test(test_svg),
-	    cmocka_unit_test(test_normalize_rounding), cmocka_unit_test(test_value_types),
-	    cmocka_unit_test(test_empty_side),	      cmocka_unit_test(test_200k_stacks),
+	    cmocka_unit_test(test_json_deltas),
+	    cmocka_unit_test(test_json_known_values),
+	    cmocka_unit_test(test_flamegraph),
+	    cmocka_unit_test(test_folded),
+	    cmocka_unit_test(test_text),
+	    cmocka_unit_test(test_svg),
+	    cmocka_unit_test(test_normalize_rounding),
+	    cmocka_unit_test(test_value_types),
+	    cmocka_unit_test(test_empty_side),
+	    cmocka_unit_test(test_200k_stacks),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -49,7 +49,8 @@ static inline struct ap_profile *profile_of(const struct row *rows, size_t n, ui
 		struct ap_sample s = {0};
 
 		assert_non_null(copy);
-		for (char *tok = strtok_r(copy, ";", &save); tok; tok = strtok_r(NULL, ";", &save)) {
+		for (char *tok = strtok_r(copy, ";", &save); tok;
+		     tok = strtok_r(NULL, ";", &save)) {
 			struct ap_frame f = {0};
 			size_t len = strlen(tok);
 

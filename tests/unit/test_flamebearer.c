@@ -7,16 +7,13 @@
 #include "test_flame_util.h"
 
 static const struct row rows_a[] = {
-    {"bash", "main;foo;bar", 10},
-    {"bash", "main;foo", 5},
-    {"bash", "main;baz", 3},
-    {"py", "run;loop", 2},
-    {"bash", "main;foo;bar", 4}, /* the same stack in another process: merges */
+    {"bash", "main;foo;bar", 10}, {"bash", "main;foo", 5},     {"bash", "main;baz", 3},
+    {"py", "run;loop", 2},	  {"bash", "main;foo;bar", 4}, /* the same stack in another process:
+								  merges */
 };
 #define NA (sizeof(rows_a) / sizeof(rows_a[0]))
 
-static char *write_fb(const struct ap_profile *p, const struct ap_flamebearer_opts *o,
-		      size_t *len)
+static char *write_fb(const struct ap_profile *p, const struct ap_flamebearer_opts *o, size_t *len)
 {
 	struct capture c;
 
@@ -114,10 +111,10 @@ static void test_exact_levels(void **state)
 	/* rows of [x delta, total, self, name index]: names in first-seen order, row by row */
 	static const uint64_t want[][12] = {
 	    {0, 24, 0, 0},
-	    {0, 22, 0, 1, 0, 2, 0, 2},	    /* bash, py */
-	    {0, 22, 0, 3, 0, 2, 0, 4},	    /* main, run */
+	    {0, 22, 0, 1, 0, 2, 0, 2},		   /* bash, py */
+	    {0, 22, 0, 3, 0, 2, 0, 4},		   /* main, run */
 	    {0, 3, 3, 5, 0, 19, 5, 6, 0, 2, 2, 7}, /* baz, foo, loop */
-	    {3, 14, 14, 8},		    /* bar under foo, which starts at 3 */
+	    {3, 14, 14, 8},			   /* bar under foo, which starts at 3 */
 	};
 	static const size_t want_len[] = {4, 8, 8, 12, 4};
 	static const char *const want_names[] = {"total", "bash", "py",	  "main", "run",
@@ -167,7 +164,7 @@ static void test_pruning_keeps_totals(void **state)
 			assert_int_equal(b[2].self[0], 3); /* baz folded */
 			assert_string_equal(b[3].name, "foo");
 			assert_int_equal(b[3].self[0], 19); /* bar folded */
-			assert_int_equal(b[0].self[0], 2); /* py folded into the root */
+			assert_int_equal(b[0].self[0], 2);  /* py folded into the root */
 		}
 		free(b);
 		ap_json_free(j);
