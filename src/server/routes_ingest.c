@@ -184,7 +184,10 @@ static enum MHD_Result ingest(struct ap_req *r, bool push)
 
 		ap_metrics_agent(&s->metrics, host ? host : "", in.agent, in.nagent);
 	}
-	{
+	if (!push) {
+		/* Pyroscope's own server answers an empty 200 */
+		ret = ap_reply(r, MHD_HTTP_OK, "text/plain", "", 0, false);
+	} else {
 		static const char stored[] = "{\"status\":\"stored\"}\n";
 		static const char duplicate[] = "{\"status\":\"duplicate\"}\n";
 
