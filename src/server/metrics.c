@@ -293,6 +293,15 @@ static void write_metrics(struct ap_server *s, FILE *f)
 	fprintf(f, "aperture_storage_retention_deleted_rows_total %llu\n",
 		(unsigned long long)st.retention_deleted_rows);
 
+	header(f, "aperture_storage_label_conflicts_total", "counter",
+	       "Sample labels not stored: the push had that label with another value (kept).");
+	fprintf(f, "aperture_storage_label_conflicts_total %llu\n",
+		(unsigned long long)st.label_conflicts);
+	header(f, "aperture_storage_compactions_failed_total", "counter",
+	       "Rollup (compaction) runs that failed; they are retried.");
+	fprintf(f, "aperture_storage_compactions_failed_total %llu\n",
+		(unsigned long long)st.compactions_failed);
+
 	header(f, "aperture_agent_counter", "gauge",
 	       "The agents' own counters as last pushed (pushes ok/failed/retried/spooled/"
 	       "dropped, spool bytes, ...), by host and counter name.");
