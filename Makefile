@@ -21,6 +21,13 @@ build: deps $(BUILD)/CMakeCache.txt
 profile: build
 	$(BUILD)/bin/aperture-agent --mode cpu --duration $(DURATION) --output aperture-profile.svg --top 20
 
+# The aggregator on SQLite under ./aperture-data, its web UI and API on SERVE_LISTEN (docs/api.md).
+SERVE_LISTEN ?= 127.0.0.1:7070
+.PHONY: serve
+serve: build
+	@echo "Aperture UI: http://$(SERVE_LISTEN)/  (Ctrl-C stops it)"
+	$(BUILD)/bin/aperture-aggregator --listen $(SERVE_LISTEN) --storage sqlite:./aperture-data/aperture.db
+
 # The whole suite, then the sanitizer build with the subset below (docs/testing.md);
 # `make check SANITIZE=0` skips the latter, `make check-asan` runs the whole suite there.
 SANITIZE ?= 1
