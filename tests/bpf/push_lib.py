@@ -95,6 +95,7 @@ class Server:
         self.lock = threading.Lock()
         self.httpd = None
         self.thread = None
+        self.conns = set()  # open connections: an outage closes the kept-alive ones too
 
     @property
     def url(self):
@@ -108,6 +109,19 @@ class Server:
 
             def log_message(self, *a):
                 pass
+
+            def setup(self):
+                super().setup()
+                with server.lock:
+                    server.conns.add(self.connection)
+
+            def finish(self):
+                with server.lock:
+                    server.conns.discard(self.connection)
+                try:
+                    super().finish()
+                except OSError:
+                    pass
 
             def answer(self, code, obj, headers=()):
                 body = json.dumps(obj).encode()
@@ -166,6 +180,12 @@ class Server:
             self.httpd.shutdown()
             self.httpd.server_close()
             self.httpd = None
+        with self.lock:
+            for c in list(self.conns):
+                try:
+                    c.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
 
     def set_mode(self, mode):
         with self.lock:
