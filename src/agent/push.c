@@ -218,16 +218,18 @@ static enum outcome send_push(struct ap_pusher *p, const struct ap_push *push,
 			answer_reason(p, reason, sizeof(reason));
 			snprintf(why, sizeof(why), "HTTP %ld: %.200s", code, reason);
 		}
-		/* the first failure of an outage is worth a warning; the retries are -v */
-		if (!p->outage_logged)
-			ap_warn("%s: push to %s failed (%s): spooling and retrying", p->cfg.prog,
-				p->servers[i], why);
-		else
-			ap_info("%s: push to %s failed (%s)", p->cfg.prog, p->servers[i], why);
-		p->outage_logged = true;
+		if (n > 1)
+			ap_info("%s: push to %s failed (%s)%s", p->cfg.prog, p->servers[i], why,
+				k + 1 < n ? ": trying the next server" : "");
 	}
-	p->retry_after_ms = 0;
-	return RETRY;
+	/* the first failure of an outage is worth a warning; the retries are -v */
+	if (!p->outage_logged)
+		ap_warn("%s: push to %s failed (%s): spooling and retrying", p->cfg.prog,
+			n > 1 ? "every --server" : p->servers[0], why);
+	else if (n == 1)
+		ap_info("%s: push to %s failed (%s)", p->cfg.prog, p->servers[0], why);
+	p->outage_logged = true;
+	return RETRY; /* a 503's Retry-After (the last server's) is honoured as a 429's */
 }
 
 static uint64_t jitter(uint64_t ms)
@@ -541,6 +543,10 @@ struct ap_pusher *ap_pusher_new(const struct ap_pusher_config *cfg, char *err, s
 		e = -errno;
 		goto fail;
 	}
+	ap_spool_trim(p->spool, &p->st.dropped);
+	if (p->st.dropped)
+		ap_warn("%s: the spool is over --spool-max: dropped its %llu oldest pushes",
+			p->cfg.prog, (unsigned long long)p->st.dropped);
 	refresh_spool_stats(p);
 	e = -pthread_create(&p->thread, NULL, sender, p);
 	if (e) {

@@ -97,6 +97,8 @@ void ap_spool_close(struct ap_spool *s);
 /* Write p (atomically: temp file, fsync, rename); drops the oldest files while the spool would
  * exceed its bound (their count added to *dropped). Sets p->spool_name. 0 or -errno. */
 int ap_spool_put(struct ap_spool *s, struct ap_push *p, uint64_t *dropped);
+/* Within the bound again (a smaller --spool-max than the last run's): the oldest go. */
+void ap_spool_trim(struct ap_spool *s, uint64_t *dropped);
 /* The oldest push, read back (NULL when empty; *dropped counts unreadable files removed). */
 int ap_spool_oldest(struct ap_spool *s, struct ap_push **out, uint64_t *dropped);
 /* Remove the push's file (delivered or refused). */

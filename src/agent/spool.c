@@ -190,6 +190,20 @@ static int write_all(int fd, const void *data, size_t n)
 	return 0;
 }
 
+/* Drop the oldest files until `size` more bytes fit. */
+static void make_room(struct ap_spool *s, uint64_t size, uint64_t *dropped)
+{
+	while (s->n && s->bytes + size > s->max_bytes) {
+		remove_at(s, 0);
+		(*dropped)++;
+	}
+}
+
+void ap_spool_trim(struct ap_spool *s, uint64_t *dropped)
+{
+	make_room(s, 0, dropped);
+}
+
 int ap_spool_put(struct ap_spool *s, struct ap_push *p, uint64_t *dropped)
 {
 	char header[MAX_HEADER], tmp[128], name[96];
@@ -204,11 +218,7 @@ int ap_spool_put(struct ap_spool *s, struct ap_push *p, uint64_t *dropped)
 	size = (uint64_t)hn + p->body_len;
 	if (size > s->max_bytes)
 		return -EFBIG;
-	/* room: the oldest go first */
-	while (s->n && s->bytes + size > s->max_bytes) {
-		remove_at(s, 0);
-		(*dropped)++;
-	}
+	make_room(s, size, dropped); /* the oldest go first */
 	clock_gettime(CLOCK_REALTIME, &ts);
 	seq = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 	if (seq <= s->last_seq)
