@@ -317,8 +317,8 @@ static int parse_servers(struct ap_agent_opts *opts, const char *arg)
 		memcpy(opts->servers[opts->nservers], p, n);
 		opts->servers[opts->nservers][n] = '\0';
 		/* the API's paths are appended: drop a trailing slash */
-		while (n > scheme + 1 && opts->servers[opts->nservers][n - 1] == '/')
-			opts->servers[opts->nservers][--n] = '\0';
+		for (size_t e = n; e > scheme + 1 && opts->servers[opts->nservers][e - 1] == '/';)
+			opts->servers[opts->nservers][--e] = '\0';
 		opts->nservers++;
 		p += n + (p[n] == ',');
 		if (p[-1] == ',' && !*p)
