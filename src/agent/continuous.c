@@ -369,7 +369,7 @@ void ap_continuous_push(struct ap_continuous *k, struct ap_collector *cols, size
 		ap_symbolizer_resolve_pending(sym, c->profile);
 		/* the mode's own report (rotate writes it) states the interval's range too */
 		ap_profile_set_time(c->profile, k->from_wall, until - k->from_wall);
-		err = c->ops->rotate(c, &p, &tables, &tables_len);
+		err = c->ops->rotate ? c->ops->rotate(c, &p, &tables, &tables_len) : -ENOTSUP;
 		if (err) {
 			/* the interval goes on in the collector: the next push covers it too */
 			ap_warn("%s: %s: cannot close the interval: %s", k->opts->prog,

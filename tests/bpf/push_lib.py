@@ -101,7 +101,7 @@ class Server:
     def url(self):
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self):
+    def start(self, ssl_ctx=None):
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -171,6 +171,8 @@ class Server:
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self.httpd.daemon_threads = True
+        if ssl_ctx:
+            self.httpd.socket = ssl_ctx.wrap_socket(self.httpd.socket, server_side=True)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
         return self
