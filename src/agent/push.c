@@ -14,6 +14,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,6 +113,16 @@ static size_t on_header(char *data, size_t size, size_t n, void *ctx)
 									     v * 1000;
 	}
 	return len;
+}
+
+/* An attempt in flight when the shutdown's deadline passes is abandoned (the push goes back
+ * to the spool), so that --shutdown-timeout bounds the exit. */
+static int on_progress(void *ctx, curl_off_t dlt, curl_off_t dln, curl_off_t ult, curl_off_t uln)
+{
+	struct ap_pusher *p = ctx;
+
+	return __atomic_load_n(&p->stopping, __ATOMIC_ACQUIRE) &&
+	       mono_ns() >= __atomic_load_n(&p->deadline, __ATOMIC_ACQUIRE);
 }
 
 /* The server's reason: the JSON error's "message", else the start of the body, printable. */
@@ -476,8 +487,8 @@ void ap_pusher_shutdown(struct ap_pusher *p, uint64_t timeout_ns)
 	if (!p || !p->started)
 		return;
 	pthread_mutex_lock(&p->mu);
-	p->stopping = true;
-	p->deadline = mono_ns() + timeout_ns;
+	__atomic_store_n(&p->deadline, mono_ns() + timeout_ns, __ATOMIC_RELEASE);
+	__atomic_store_n(&p->stopping, true, __ATOMIC_RELEASE);
 	p->next_try = 0; /* one more try of the spool, whatever the backoff said */
 	pthread_cond_signal(&p->cv);
 	pthread_mutex_unlock(&p->mu);
@@ -500,6 +511,9 @@ static int setup_curl(struct ap_pusher *p)
 	curl_easy_setopt(p->curl, CURLOPT_WRITEDATA, p);
 	curl_easy_setopt(p->curl, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(p->curl, CURLOPT_HEADERDATA, p);
+	curl_easy_setopt(p->curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(p->curl, CURLOPT_XFERINFODATA, p);
+	curl_easy_setopt(p->curl, CURLOPT_NOPROGRESS, 0L);
 	if (p->cfg.ca_file)
 		curl_easy_setopt(p->curl, CURLOPT_CAINFO, p->cfg.ca_file);
 	return 0;
@@ -548,7 +562,17 @@ struct ap_pusher *ap_pusher_new(const struct ap_pusher_config *cfg, char *err, s
 		ap_warn("%s: the spool is over --spool-max: dropped its %llu oldest pushes",
 			p->cfg.prog, (unsigned long long)p->st.dropped);
 	refresh_spool_stats(p);
-	e = -pthread_create(&p->thread, NULL, sender, p);
+	{
+		sigset_t block, old;
+
+		/* SIGINT/SIGTERM go to the run loop, whose poll() they cut short */
+		sigemptyset(&block);
+		sigaddset(&block, SIGINT);
+		sigaddset(&block, SIGTERM);
+		pthread_sigmask(SIG_BLOCK, &block, &old);
+		e = -pthread_create(&p->thread, NULL, sender, p);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	}
 	if (e) {
 		snprintf(err, len, "cannot start the sender thread: %s", strerror(-e));
 		goto fail;
