@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: MIT
-"""Helpers of the continuous-mode tests (test_push_*.py): a small HTTP server of our own that
-records the agent's pushes (POST /api/v1/push, docs/api.md) and injects faults, the decoding
-of a push (multipart parts, gzipped pprof through protoc), and agents in the background."""
+"""Helpers of the continuous-mode tests (tests/bpf/test_push_*.py,
+tests/server/test_agent_push_e2e.py): a small HTTP server of our own that records the agent's
+pushes (POST /api/v1/push, docs/api.md) and injects faults, the decoding of a push (multipart
+parts, gzipped pprof through protoc), and agents in the background."""
 import atexit
 import gzip
 import http.server
