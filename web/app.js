@@ -299,6 +299,7 @@ function valueTypeName(v) {
 
 function renderValueTypes(fb) {
 	const sel = $('value-type');
+	if (!fb.value_types) return; // a diff names only the type it compares
 	const types = (fb.value_types || []).map((v) => ({
 		type: valueTypeName(v), unit: typeof v === 'string' ? v.split('/')[1] || '' : v.unit || '',
 	}));
@@ -406,10 +407,10 @@ function renderTopTable() {
 	const total = fg.total, bt = fg.btotal, ct = fg.ctotal;
 	const columns = diff ? [
 		{ key: 'name', label: 'Function', title: (r) => r.name },
-		{ key: 'baseSelf', label: 'Base self', num: true, fmt: (r) => `${fmt(r.baseSelf)} · ${pctOf(r.baseSelf, bt)}` },
-		{ key: 'cmpSelf', label: 'Cmp self', num: true, fmt: (r) => `${fmt(r.cmpSelf)} · ${pctOf(r.cmpSelf, ct)}` },
-		{ key: 'baseTotal', label: 'Base total', num: true, fmt: (r) => `${fmt(r.baseTotal)} · ${pctOf(r.baseTotal, bt)}` },
-		{ key: 'cmpTotal', label: 'Cmp total', num: true, fmt: (r) => `${fmt(r.cmpTotal)} · ${pctOf(r.cmpTotal, ct)}` },
+		{ key: 'baseSelf', label: 'Base self', num: true, fmt: (r) => pctOf(r.baseSelf, bt), title: (r) => fmt(r.baseSelf) },
+		{ key: 'cmpSelf', label: 'Cmp self', num: true, fmt: (r) => pctOf(r.cmpSelf, ct), title: (r) => fmt(r.cmpSelf) },
+		{ key: 'baseTotal', label: 'Base total', num: true, fmt: (r) => pctOf(r.baseTotal, bt), title: (r) => fmt(r.baseTotal) },
+		{ key: 'cmpTotal', label: 'Cmp total', num: true, fmt: (r) => pctOf(r.cmpTotal, ct), title: (r) => fmt(r.cmpTotal) },
 		{
 			key: 'change', label: 'Change', num: true, defaultSort: true,
 			fmt: (r) => `${r.change >= 0 ? '+' : ''}${r.change.toFixed(2)} pp`,
@@ -466,6 +467,7 @@ function setProfile(fb) {
 	$('reset-zoom').disabled = true;
 	$('flamegraph').dataset.zoom = '';
 	$('flame-legend').hidden = !diff;
+	document.body.classList.toggle('diff', diff);
 	const empty = !fg.total;
 	$('flame-empty').hidden = !empty;
 	$('flame-empty').textContent = empty ? 'No samples for this query and time range.' : '';
@@ -616,7 +618,7 @@ async function loadModeTables(mode, signal) {
 		return;
 	}
 	panel.hidden = false;
-	$('tables-h').textContent = mode === 'lock' ? 'Locks' : 'Syscalls';
+	$('tables-h').textContent = mode === 'lock' ? 'Lock tables' : 'Syscall tables';
 	try {
 		const t = await api('/api/v1/tables', { query: state.query, from: state.from, until: state.until }, { signal });
 		renderModeTables(t);
