@@ -261,8 +261,9 @@ export class FlameGraph {
 		return rows;
 	}
 
-	// The centre of the first (widest-on-top) frame named `name`, in CSS pixels relative to
-	// the canvas; used by the keyboard-free tests and by "focus" scrolling.
+	// Where the topmost (then widest) visible frame named `name` is drawn, in CSS pixels
+	// relative to the canvas: its centre and its left and right edges (the browser test
+	// clicks and samples colours there).
 	findFrame(name) {
 		for (let d = 0; d < this.levels.length; d++) {
 			const L = this.levels[d];
@@ -275,7 +276,9 @@ export class FlameGraph {
 				const W = this.width();
 				const a = Math.max(L.x[best], x0), b = Math.min(L.x[best] + L.w[best], x1);
 				if (b <= a) continue;
-				return { d, i: best, x: ((a + b) / 2 - x0) * W / (x1 - x0), y: d * ROW + ROW / 2 };
+				const k = W / (x1 - x0);
+				return { d, i: best, x: ((a + b) / 2 - x0) * k, y: d * ROW + ROW / 2,
+					left: (a - x0) * k, right: (b - x0) * k, width: W };
 			}
 		}
 		return null;
