@@ -156,6 +156,24 @@ step('timeline shows points', async () => {
 	await page.waitForFunction(() => Number(document.getElementById('timeline').dataset.points || 0) > 0,
 		null, { timeout: 15000 });
 	figures.timeline_points = await page.evaluate(() => Number(document.getElementById('timeline').dataset.points));
+	// dragging across the chart selects a range: from/until become unix seconds inside the old one
+	const bb = await (await page.$('#timeline')).boundingBox();
+	const y = bb.y + bb.height / 2;
+	await act(page, async () => {
+		await page.mouse.move(bb.x + 56 + (bb.width - 64) * 0.3, y);
+		await page.mouse.down();
+		await page.mouse.move(bb.x + 56 + (bb.width - 64) * 0.5, y, { steps: 5 });
+		await page.mouse.move(bb.x + 56 + (bb.width - 64) * 0.7, y, { steps: 5 });
+		await page.mouse.up();
+	});
+	const f = Number(await page.inputValue('#from')), u = Number(await page.inputValue('#until'));
+	check(f > Number(A[0]) && u < Number(A[1]) && f < u, `the drag selected [${f}, ${u}] in [${A}]`);
+	const url = new URL(page.url());
+	check(url.searchParams.get('from') === String(f) && url.searchParams.get('until') === String(u),
+		`the dragged range is not in the URL: ${page.url()}`);
+	await noErrors(page, 'drag');
+	await act(page, () => page.goBack());
+	check(await page.inputValue('#from') === A[0], 'back after a drag does not restore the range');
 });
 
 step('tooltip', async () => {
