@@ -543,7 +543,7 @@ async function loadModes(signal) {
 	const rest = withMode(state.query, '');
 	let modes = [];
 	try {
-		modes = (await api('/api/v1/modes', { query: rest || '{}', from: state.from, until: state.until }, { signal })).modes || [];
+		modes = (await api('/api/v1/modes', { query: rest && rest !== '{}' ? rest : undefined, from: state.from, until: state.until }, { signal })).modes || [];
 	} catch (e) {
 		showError('modes', e);
 	}
@@ -857,8 +857,8 @@ function suggestions(ctx) {
 	const key = ctx.kind === 'name' ? `n|${range}` : `v|${ctx.name}|${range}`;
 	if (!acCache.has(key)) {
 		const p = ctx.kind === 'name'
-			? api('/api/v1/labels', { query: '{}', from: state.from, until: state.until }).then((r) => r.names || [])
-			: api('/api/v1/label-values', { name: ctx.name, query: '{}', from: state.from, until: state.until })
+			? api('/api/v1/labels', { from: state.from, until: state.until }).then((r) => r.names || [])
+			: api('/api/v1/label-values', { name: ctx.name, from: state.from, until: state.until })
 				.then((r) => r.values || []);
 		p.catch(() => acCache.delete(key));
 		acCache.set(key, p);
