@@ -68,16 +68,22 @@ def start_aggregator(port, store, log, *extra):
     fail(f"aggregator on port {port} did not answer /healthz within 30 s (log: {log.name})")
 
 
-def agent_phase(workload, url, seconds=8):
-    """One continuous-mode agent run over a workload; returns the unix-second range it covered."""
+def agent_phase(workload, url, cwd, art, seconds=8):
+    """One continuous-mode agent run over a workload (in cwd, so nothing lands in the tree);
+    returns the unix-second range it covered."""
     proc, pid = aptest.start_workload(workload, seconds + 6)
     t0 = int(time.time()) - 1
+    cmd = [os.path.join(aptest.BIN_DIR, "aperture-agent"), "-v", "--mode", "cpu", "--pid", str(pid),
+           "--server", url, "--push-interval", "2s", "--duration", f"{seconds}s",
+           "--spool-dir", os.path.join(cwd, "spool")]
     try:
-        aptest.agent("--mode", "cpu", "--pid", pid, "--server", url, "--push-interval", "2s",
-                     "--duration", f"{seconds}s", timeout=seconds + 60)
+        res = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=seconds + 90)
     finally:
         proc.kill()
         proc.wait()
+    with open(os.path.join(art, f"agent-{workload}.log"), "w") as f:
+        f.write(res.stdout + res.stderr)
+    check(res.returncode == 0, f"{' '.join(cmd)} exited {res.returncode}:\n{res.stderr[-3000:]}")
     return t0, int(time.time()) + 1
 
 
@@ -171,6 +177,26 @@ def api_names(url, query, frm, until):
     return set(json.loads(body).get("names", []))
 
 
+def stop(procs):
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    procs.clear()
+
+
+def run_ui(node, script, env):
+    res = subprocess.run([node, script], env=env, capture_output=True, text=True, timeout=900)
+    print(res.stdout, end="")
+    if res.stderr:
+        print(res.stderr, file=sys.stderr, end="")
+    return res.returncode == 0
+
+
 def main():
     if not os.path.exists(CHROMIUM):
         skip(f"{CHROMIUM} not installed (Debian package chromium)")
@@ -196,9 +222,9 @@ def main():
         log = open(os.path.join(art, "aggregator.log"), "w")
         procs.append(start_aggregator(port, store, log))
 
-        a0, a1 = agent_phase("ap_chain", url)
+        a0, a1 = agent_phase("ap_chain", url, tmp, art)
         time.sleep(2)
-        b0, b1 = agent_phase("ap_spin", url)
+        b0, b1 = agent_phase("ap_spin", url, tmp, art)
         big0, big1, big_bytes = push_big(url, int(time.time()) - 2 * 3600)
 
         # the data the UI will be asked about is there (else the failure is not the UI's)
@@ -209,40 +235,34 @@ def main():
         check("spin_other_work" in api_names(url, '{mode="cpu"}', b0, b1),
               "the aggregator holds no ap_spin stacks for phase B")
 
-        # a second aggregator on the same store that wants a read token
-        tport = free_port()
+        env = dict(os.environ, AP_UI_URL=url, AP_UI_ART=art, AP_UI_JS=JS_DIR, AP_UI_QUERY=query,
+                   AP_UI_A_FROM=str(a0), AP_UI_A_UNTIL=str(a1),
+                   AP_UI_B_FROM=str(b0), AP_UI_B_UNTIL=str(b1),
+                   AP_UI_BIG_QUERY='{mode="cpu",host="synthetic200k"}',
+                   AP_UI_BIG_FROM=str(big0), AP_UI_BIG_UNTIL=str(big1), AP_UI_CHROMIUM=CHROMIUM)
+        script = os.path.join(SRC, "tests", "web", "ui.mjs")
+        ok = run_ui(node, script, env)
+
+        # the same store behind an aggregator that wants a read token
+        stop(procs)
         token = uuid.uuid4().hex
         tfile = os.path.join(tmp, "read.token")
         with open(tfile, "w") as f:
             f.write(token + "\n")
         os.chmod(tfile, 0o600)
+        tport = free_port()
         tlog = open(os.path.join(art, "aggregator-token.log"), "w")
         procs.append(start_aggregator(tport, store, tlog, "--read-token-file", tfile))
-
-        env = dict(os.environ, AP_UI_URL=url, AP_UI_ART=art, AP_UI_JS=JS_DIR, AP_UI_QUERY=query,
-                   AP_UI_A_FROM=str(a0), AP_UI_A_UNTIL=str(a1),
-                   AP_UI_B_FROM=str(b0), AP_UI_B_UNTIL=str(b1),
-                   AP_UI_BIG_QUERY='{mode="cpu",host="synthetic200k"}',
-                   AP_UI_BIG_FROM=str(big0), AP_UI_BIG_UNTIL=str(big1),
-                   AP_UI_TOKEN_URL=f"http://127.0.0.1:{tport}", AP_UI_TOKEN=token,
-                   AP_UI_CHROMIUM=CHROMIUM)
-        script = os.path.join(SRC, "tests", "web", "ui.mjs")
-        res = subprocess.run([node, script], env=env, capture_output=True, text=True, timeout=900)
-        print(res.stdout, end="")
-        if res.stderr:
-            print(res.stderr, file=sys.stderr, end="")
+        st, _ = http(f"http://127.0.0.1:{tport}/api/v1/labels")
+        check(st == 401, f"/api/v1/labels without the read token answered {st}, not 401")
+        env.update(AP_UI_PHASE="token", AP_UI_TOKEN_URL=f"http://127.0.0.1:{tport}", AP_UI_TOKEN=token)
+        ok = run_ui(node, script, env) and ok
         print(f"synthetic profile: {BIG_STACKS} distinct stacks, {big_bytes} bytes gzipped")
         print(f"screenshots and logs: {art}")
-        check(res.returncode == 0, f"ui.mjs exited {res.returncode}")
+        check(ok, "the browser checks failed (see above)")
         print("PASS")
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop(procs)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -7,8 +7,8 @@
 // Environment (set by test_web_ui.py): AP_UI_URL, AP_UI_ART, AP_UI_JS (tests/js),
 // AP_UI_QUERY (the workload's selector), AP_UI_A_FROM/AP_UI_A_UNTIL (phase A: ap_chain) and
 // AP_UI_B_FROM/AP_UI_B_UNTIL (phase B: ap_spin) in unix seconds, AP_UI_BIG_QUERY,
-// AP_UI_BIG_FROM, AP_UI_BIG_UNTIL, AP_UI_TOKEN_URL and AP_UI_TOKEN (an aggregator that wants
-// a read token; optional).
+// AP_UI_BIG_FROM, AP_UI_BIG_UNTIL; with AP_UI_PHASE=token only the read-token step runs,
+// against AP_UI_TOKEN_URL (an aggregator with --read-token-file) with AP_UI_TOKEN.
 import { createRequire } from 'module';
 import fs from 'fs';
 import path from 'path';
@@ -250,7 +250,6 @@ step('shared URL restores the view', async () => {
 step('click zooms, Escape resets', async () => {
 	await page.click('#top-table tbody tr[data-name="chain_middle"]'); // unfocus
 	const f = await frameBox(page, 'chain_middle');
-	check(f.right - f.left < f.width - 2 || f.d > 0, 'chain_middle already fills the width');
 	await page.mouse.click(f.px, f.py);
 	await page.waitForFunction(() => document.getElementById('flamegraph').dataset.zoom === 'chain_middle',
 		null, { timeout: 5000 });
@@ -387,8 +386,8 @@ step('200k-stack profile stays responsive', async () => {
 	await p.close();
 });
 
-step('read token asked once', async () => {
-	if (!env.AP_UI_TOKEN_URL) return;
+const TOKEN_STEP = 'read token asked once';
+step(TOKEN_STEP, async () => {
 	const c = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
 	const p = await c.newPage();
 	watch(p, 'token');
@@ -398,7 +397,7 @@ step('read token asked once', async () => {
 		const orig = HTMLDialogElement.prototype.showModal;
 		HTMLDialogElement.prototype.showModal = function () { window.__dialogOpened(); return orig.call(this); };
 	});
-	await p.goto(`${env.AP_UI_TOKEN_URL}/?query=${encodeURIComponent(Q)}&from=${A[0]}&until=${A[1]}`);
+	await p.goto(`${env.AP_UI_TOKEN_URL || BASE}/?query=${encodeURIComponent(Q)}&from=${A[0]}&until=${A[1]}`);
 	await p.waitForSelector('#token-dialog[open]', { timeout: 30000 });
 	await p.fill('#token-input', env.AP_UI_TOKEN);
 	await p.click('#token-form button[value=ok]');
@@ -419,7 +418,9 @@ async function main() {
 	page = await ctx.newPage();
 	watch(page, 'main');
 	let failed = null;
-	for (const [name, fn] of steps) {
+	// phase "token" runs against an aggregator that wants a read token, the rest without
+	const tokenPhase = env.AP_UI_PHASE === 'token';
+	for (const [name, fn] of steps.filter(([n]) => (n === TOKEN_STEP) === tokenPhase)) {
 		const t0 = Date.now();
 		try {
 			await fn();
