@@ -547,6 +547,7 @@ async function loadModes(signal) {
 	} catch (e) {
 		showError('modes', e);
 	}
+	if (signal.aborted) return [];
 	if (current && !modes.includes(current)) modes = [current, ...modes];
 	const opts = [new Option(modes.length ? '(any)' : '(no data)', '')];
 	for (const m of modes) opts.push(new Option(m, m));
@@ -623,6 +624,7 @@ async function loadModeTables(mode, signal) {
 		const t = await api('/api/v1/tables', { query: state.query, from: state.from, until: state.until }, { signal });
 		renderModeTables(t);
 	} catch (e) {
+		if (signal.aborted) return;
 		$('mode-tables').replaceChildren();
 		showError('tables', e);
 	}
