@@ -87,12 +87,13 @@ function warm(name) {
 	return `rgb(${r},${g},${b})`;
 }
 
+// The change of a frame's share, (cmp - base) / max(base, cmp) as the diff SVG colours it
+// (docs/api.md, Diff): -1 only in the base, +1 only in the comparison.
 export function diffColor(bPct, cPct) {
-	let rel;
-	if (bPct === 0 && cPct === 0) return 'rgb(210,210,210)';
-	if (bPct === 0) rel = 1;
-	else rel = (cPct - bPct) / bPct;
-	const a = Math.min(1, Math.abs(rel));
+	const m = Math.max(bPct, cPct);
+	if (m === 0) return 'rgb(210,210,210)';
+	const rel = (cPct - bPct) / m;
+	const a = Math.abs(rel);
 	if (a < 0.01) return 'rgb(210,210,210)';
 	const v = Math.round(215 - 165 * a);
 	return rel > 0 ? `rgb(255,${v},${v})` : `rgb(${v},${v},255)`;
