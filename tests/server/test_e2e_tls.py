@@ -1,0 +1,117 @@
+# SPDX-License-Identifier: MIT
+"""Agent -> aggregator over TLS, with a certificate this test makes (openssl req -x509, subject
+alternative name IP:127.0.0.1; the aggregator's --tls-cert/--tls-key, the agent's --ca-file).
+
+1. The right CA: a real aperture-agent in continuous mode records ap_syscalls (exact getppid()
+   counts) and pushes every second over https; the stored totals equal the calls made, exactly.
+2. A wrong CA (another self-signed certificate): the agent refuses the server (its log says
+   why: the certificate), stores nothing there, and keeps the interval in its spool on disk.
+3. Fixed: an agent with the right CA and the same spool delivers the spooled push at start;
+   the totals of step 2's workload then equal its calls, exactly (nothing lost, nothing twice).
+"""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from aptest import check, require_bpf, skip  # noqa: E402
+from e2e_lib import N_FAST, Agent, Aggregator, Workload, getppid_total, spool_files  # noqa: E402
+
+
+def make_cert(tmp, name):
+    cert, key = os.path.join(tmp, f"{name}.pem"), os.path.join(tmp, f"{name}.key")
+    res = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                          "-keyout", key, "-out", cert, "-days", "2", "-subj",
+                          f"/CN=aperture-test-{name}", "-addext",
+                          "subjectAltName=IP:127.0.0.1"], capture_output=True, text=True)
+    check(res.returncode == 0, f"openssl req failed: {res.stderr}")
+    return cert, key
+
+
+def main():
+    require_bpf()
+    if not shutil.which("openssl"):
+        skip("needs openssl to make the test certificates")
+    tmp = tempfile.mkdtemp(prefix="aperture-e2e-tls-")
+    agg, agents, works = None, [], []
+    try:
+        cert, key = make_cert(tmp, "server")
+        wrong, _ = make_cert(tmp, "other")
+        agg = Aggregator(tmp, tls=(cert, key))
+        check(agg.url.startswith("https://"), agg.url)
+        t0 = time.time() - 5
+
+        # 1. the right CA
+        w1 = Workload()
+        works.append(w1)
+        spool1 = os.path.join(tmp, "spool1")
+        a = Agent(["--mode", "syscall", "--pid", w1.pid, "--server", agg.url, "--ca-file", cert,
+                   "--push-interval", "1s", "--spool-dir", spool1, "--label", "e2e=tls"])
+        agents.append(a)
+        for _ in range(3):
+            w1.round()
+            time.sleep(1.2)
+        rc = a.stop()
+        check(rc == 0, f"agent exited {rc}:\n{a.err[-3000:]}")
+        fg, table = getppid_total(agg, w1.pid, t0, time.time() + 5)
+        want = w1.rounds * N_FAST
+        print(f"right CA: workload {want} getppid; merged profile {fg}, syscall table {table}")
+        check(fg == want, f"over TLS the merged profile holds {fg} getppid calls, the workload "
+              f"made {want}\nagent log:\n{a.err[-3000:]}\naggregator log:\n{agg.logs()}")
+        check(table == want, f"over TLS the syscall table says {table} calls, want {want}")
+        check(not spool_files(spool1), f"pushes left in the spool: {spool_files(spool1)}")
+
+        # 2. a wrong CA: refused, spooled
+        w2 = Workload()
+        works.append(w2)
+        spool2 = os.path.join(tmp, "spool2")
+        a = Agent(["--mode", "syscall", "--pid", w2.pid, "--server", agg.url, "--ca-file", wrong,
+                   "--push-interval", "1s", "--spool-dir", spool2, "--shutdown-timeout", "2s"])
+        agents.append(a)
+        w2.round()
+        time.sleep(2.5)
+        a.stop()
+        print(f"wrong CA: agent exited {a.proc.returncode}; spool {spool_files(spool2)}")
+        check("certificate" in a.err.lower() or "ssl" in a.err.lower(),
+              f"the agent's log does not say the server's certificate was refused:\n"
+              f"{a.err[-3000:]}")
+        check(spool_files(spool2), f"a wrong CA left nothing in the spool:\n{a.err[-3000:]}")
+        fg, table = getppid_total(agg, w2.pid, t0, time.time() + 5)
+        check(fg == 0 and table == 0,
+              f"a server with a certificate the agent does not trust got data: {fg}/{table}")
+
+        # 3. fixed: the spool is delivered, exactly once
+        a = Agent(["--mode", "syscall", "--pid", w2.pid, "--server", agg.url, "--ca-file", cert,
+                   "--push-interval", "1s", "--spool-dir", spool2])
+        agents.append(a)
+        deadline = time.monotonic() + 30
+        while spool_files(spool2) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        rc = a.stop()
+        check(rc == 0, f"agent exited {rc}:\n{a.err[-3000:]}")
+        check(not spool_files(spool2), f"spool not delivered: {spool_files(spool2)}\n"
+              f"{a.err[-3000:]}")
+        fg, table = getppid_total(agg, w2.pid, t0, time.time() + 5)
+        want = w2.rounds * N_FAST
+        print(f"fixed CA: workload {want} getppid; merged profile {fg}, syscall table {table}")
+        check(fg == want, f"after fixing the CA the merged profile holds {fg} getppid calls, "
+              f"the workload made {want}\nagent log:\n{a.err[-3000:]}")
+        check(table == want, f"after fixing the CA the syscall table says {table}, want {want}")
+        print("ok: TLS push with a test CA, a wrong CA refused and spooled, then delivered")
+    finally:
+        for a in agents:
+            if a.proc.poll() is None:
+                a.proc.kill()
+                a.proc.wait()
+        for w in works:
+            w.close()
+        if agg:
+            agg.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
