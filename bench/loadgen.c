@@ -510,7 +510,7 @@ static int add_profile(const char *spec)
 		return -1;
 	}
 	pr = &cfg.prof[cfg.nprof];
-	if (colon && (size_t)(colon - spec) < sizeof(pr->mode) && !strchr(spec, '/')) {
+	if (colon && (size_t)(colon - spec) < sizeof(pr->mode) && !memchr(spec, '/', colon - spec)) {
 		memcpy(pr->mode, spec, colon - spec);
 		pr->mode[colon - spec] = 0;
 		pr->path = colon + 1;
