@@ -1,23 +1,18 @@
 # SPDX-License-Identifier: MIT
-"""Helpers of the cross-component end-to-end tests (test_e2e_*.py): a real aperture-aggregator,
-a real aperture-agent in continuous mode, and ap_syscalls, whose exact syscall counts are what
-the stored totals are checked against.
+"""Helpers of the cross-component end-to-end tests (test_e2e_*.py): a real aperture-agent in
+continuous mode, ap_syscalls, whose exact syscall counts are what the stored totals are checked
+against, and the aggregator of tests/lib/aggregator.py on another address than loopback.
 
 Not a test itself (CTest runs tests/server/test_*.py only)."""
 import atexit
-import json
+import http.client
 import os
 import select
 import signal
-import socket
-import ssl
 import subprocess
-import tempfile
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 
+from aggregator import Aggregator
 from aptest import BIN_DIR, TEST_BIN_DIR, check, fail
 
 # ap_syscalls: exactly this many getppid() per round (-n), and openat() failing with ENOENT (-e)
@@ -35,72 +30,33 @@ def _kill_leftovers():
             proc.wait()
 
 
-def free_port(addr="127.0.0.1"):
-    s = socket.socket()
-    s.bind((addr, 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+class NetAggregator(Aggregator):
+    """tests/lib/aggregator.py's Aggregator listening on another address than 127.0.0.1
+    (the host's end of a test network)."""
 
+    def __init__(self, addr, *args, **kw):
+        self.addr = addr
+        super().__init__(*args, **kw)
 
-class Aggregator:
-    """aperture-aggregator on a fresh SQLite store; stop() in a finally."""
+    def command(self, port=0):
+        cmd = super().command(port)
+        cmd[cmd.index("--listen") + 1] = f"{self.addr}:{port}"
+        return cmd
 
-    def __init__(self, tmp, listen_addr="127.0.0.1", tls=None, extra=()):
-        self.port = free_port(listen_addr)
-        self.tls = tls  # (cert, key) or None
-        scheme = "https" if tls else "http"
-        self.url = f"{scheme}://{listen_addr}:{self.port}"
-        self.db = os.path.join(tmp, "store.db")
-        cmd = [os.path.join(BIN_DIR, "aperture-aggregator"), "--listen",
-               f"{listen_addr}:{self.port}", "--storage", f"sqlite:{self.db}", *extra]
-        if tls:
-            cmd += ["--tls-cert", tls[0], "--tls-key", tls[1]]
-        self.log_path = os.path.join(tmp, f"aggregator-{self.port}.log")
-        self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
-        _RUNNING.append(self.proc)
-        self.ctx = ssl.create_default_context(cafile=tls[0]) if tls else None
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                fail(f"aggregator exited {self.proc.returncode}:\n{self.logs()}")
-            try:
-                if self.get("/healthz", raw=True).strip() == b"ok":
-                    return
-            except (OSError, urllib.error.URLError):
-                pass
-            time.sleep(0.2)
-        fail(f"aggregator did not answer /healthz within 30 s:\n{self.logs()}")
+    @property
+    def url(self):
+        return f"{self.scheme}://{self.addr}:{self.port}"
 
-    def logs(self):
-        self.log.flush()
-        with open(self.log_path) as f:
-            return f.read()[-4000:]
-
-    def get(self, path, params=None, raw=False):
-        url = self.url + path + ("?" + urllib.parse.urlencode(params) if params else "")
-        with urllib.request.urlopen(url, timeout=60, context=self.ctx) as r:
-            body = r.read()
-        return body if raw else json.loads(body)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
+    def connection(self, timeout=60):
+        return http.client.HTTPConnection(self.addr, self.port, timeout=timeout)
 
 
 def getppid_total(agg, pid, t0, t1):
     """(calls of getppid by pid as the merged profile says, as the syscall table says)."""
     base = {"from": str(int(t0)), "until": str(int(t1) + 1)}
-    fg = agg.get("/api/v1/flamegraph", {**base, "value": "calls", "query":
-                                         f'{{mode="syscall",pid="{pid}",syscall="getppid"}}'})
-    tables = agg.get("/api/v1/tables", {**base, "query": f'{{mode="syscall",pid="{pid}"}}'})
+    fg = agg.query("/api/v1/flamegraph", value="calls", **base,
+                   query=f'{{mode="syscall",pid="{pid}",syscall="getppid"}}').json()
+    tables = agg.query("/api/v1/tables", **base, query=f'{{mode="syscall",pid="{pid}"}}').json()
     calls = [s["calls"] for s in tables.get("syscalls", []) if s["name"] == "getppid"]
     return fg["total"], sum(calls)
 

@@ -12,14 +12,14 @@ exactly, and nothing of one host is counted under the other; no push is left in 
 The namespaces, veths and bridge are removed in a finally, even when a check fails."""
 import os
 import shutil
+import signal
 import subprocess
-import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from aptest import check, fail, require_bpf, skip  # noqa: E402
-from e2e_lib import N_FAST, Agent, Aggregator, Workload, getppid_total, spool_files  # noqa: E402
+from aptest import check, fail, require_bpf, skip
+from e2e_lib import (N_FAST, Agent, NetAggregator, Workload, getppid_total,
+                     spool_files)
 
 
 def ip(*args, check_rc=True):
@@ -71,7 +71,8 @@ def main():
             ip("-n", ns, "link", "set", f"{veth}n", "up")
             ip("-n", ns, "link", "set", "lo", "up")
 
-        agg = Aggregator(tmp, listen_addr=f"{net}.1")
+        os.makedirs(os.path.join(tmp, "agg"))
+        agg = NetAggregator(f"{net}.1", directory=os.path.join(tmp, "agg")).start()
         t0 = time.time() - 5
         for _, ns, veth, hostname, _ in hosts:
             # the aggregator's address is reached over this namespace's veth
@@ -98,8 +99,8 @@ def main():
             check(rc == 0, f"agent in {ns} exited {rc}:\n{a.err[-3000:]}")
         t1 = time.time() + 5
 
-        names = agg.get("/api/v1/label-values", {"name": "host", "query": '{mode="syscall"}',
-                                                 "from": str(int(t0)), "until": str(int(t1))})
+        names = agg.query("/api/v1/label-values", name="host", query='{mode="syscall"}',
+                          **{"from": str(int(t0)), "until": str(int(t1))}).json()
         got_hosts = set(names["values"])
         for _, ns, _, hostname, rounds in hosts:
             check(hostname in got_hosts,
@@ -113,10 +114,10 @@ def main():
                   f"the workload made {want}\nagent log:\n{a.err[-3000:]}")
             check(table_calls == want, f"{hostname}: syscall table says {table_calls} getppid "
                   f"calls, the workload made {want}")
-            by_host = agg.get("/api/v1/flamegraph", {
+            by_host = agg.query("/api/v1/flamegraph", value="calls", **{
                 "query": f'{{mode="syscall",host="{hostname}",netns="{ns}",syscall="getppid",'
                          f'comm="ap_syscalls"}}',
-                "value": "calls", "from": str(int(t0)), "until": str(int(t1))})
+                "from": str(int(t0)), "until": str(int(t1))}).json()
             check(by_host["total"] == want,
                   f"{hostname}: selecting by host and netns labels gives {by_host['total']} "
                   f"getppid calls, want {want} (labels mixed up between hosts?)")
@@ -130,8 +131,8 @@ def main():
                 a.proc.wait()
         for w in works:
             w.close()
-        if agg:
-            agg.stop()
+        if agg and agg.proc:
+            agg.kill(signal.SIGTERM)
         for ns in made_ns:
             ip("netns", "del", ns, check_rc=False)
         if made_bridge:

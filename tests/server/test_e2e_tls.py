@@ -11,24 +11,13 @@ alternative name IP:127.0.0.1; the aggregator's --tls-cert/--tls-key, the agent'
 """
 import os
 import shutil
-import subprocess
-import sys
+import signal
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from aptest import check, require_bpf, skip  # noqa: E402
-from e2e_lib import N_FAST, Agent, Aggregator, Workload, getppid_total, spool_files  # noqa: E402
-
-
-def make_cert(tmp, name):
-    cert, key = os.path.join(tmp, f"{name}.pem"), os.path.join(tmp, f"{name}.key")
-    res = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
-                          "-keyout", key, "-out", cert, "-days", "2", "-subj",
-                          f"/CN=aperture-test-{name}", "-addext",
-                          "subjectAltName=IP:127.0.0.1"], capture_output=True, text=True)
-    check(res.returncode == 0, f"openssl req failed: {res.stderr}")
-    return cert, key
+from aggregator import Aggregator, make_cert
+from aptest import check, require_bpf, skip
+from e2e_lib import N_FAST, Agent, Workload, getppid_total, spool_files
 
 
 def main():
@@ -38,9 +27,12 @@ def main():
     tmp = tempfile.mkdtemp(prefix="aperture-e2e-tls-")
     agg, agents, works = None, [], []
     try:
-        cert, key = make_cert(tmp, "server")
-        wrong, _ = make_cert(tmp, "other")
-        agg = Aggregator(tmp, tls=(cert, key))
+        # the aggregator's own: self-signed, subjectAltName IP:127.0.0.1 (openssl req -x509)
+        os.makedirs(os.path.join(tmp, "agg"))
+        agg = Aggregator(tls=True, directory=os.path.join(tmp, "agg")).start()
+        cert = agg.cert
+        os.makedirs(os.path.join(tmp, "other"))
+        wrong, _ = make_cert(os.path.join(tmp, "other"))
         check(agg.url.startswith("https://"), agg.url)
         t0 = time.time() - 5
 
@@ -60,7 +52,8 @@ def main():
         want = w1.rounds * N_FAST
         print(f"right CA: workload {want} getppid; merged profile {fg}, syscall table {table}")
         check(fg == want, f"over TLS the merged profile holds {fg} getppid calls, the workload "
-              f"made {want}\nagent log:\n{a.err[-3000:]}\naggregator log:\n{agg.logs()}")
+              f"made {want}\nagent log:\n{a.err[-3000:]}\n"
+              f"aggregator log:\n{agg.log()[-3000:]}")
         check(table == want, f"over TLS the syscall table says {table} calls, want {want}")
         check(not spool_files(spool1), f"pushes left in the spool: {spool_files(spool1)}")
 
@@ -108,8 +101,8 @@ def main():
                 a.proc.wait()
         for w in works:
             w.close()
-        if agg:
-            agg.stop()
+        if agg and agg.proc:
+            agg.kill(signal.SIGTERM)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
