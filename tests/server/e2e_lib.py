@@ -7,6 +7,7 @@ Not a test itself (CTest runs tests/server/test_*.py only)."""
 import atexit
 import http.client
 import os
+import re
 import select
 import signal
 import subprocess
@@ -134,3 +135,26 @@ def spool_files(spool_dir):
     if not os.path.isdir(spool_dir):
         return []
     return [f for f in os.listdir(spool_dir) if not f.startswith(".")]
+
+
+def agent_recorded(stderr, mode):
+    """(value name, total) the agent says it recorded in `mode`, from its exit summary
+    ('PROG: MODE: N intervals pushed, samples=.. cpu=.. (recorded samples=N)')."""
+    m = re.search(rf"^\S+: {mode}: (\d+) intervals pushed,(?: \w+=\d+)* \(recorded (\w+)=(\d+)\)",
+                  stderr, re.M)
+    check(m, f"no {mode} summary in the agent's stderr:\n{stderr[-3000:]}")
+    return m.group(2), int(m.group(3))
+
+
+def merged_total(agg, query, value, t0, t1):
+    """The merged flamegraph's total of `value` for a selector over [t0, t1] (unix s)."""
+    return agg.query("/api/v1/flamegraph", query=query, value=value,
+                     **{"from": str(int(t0)), "until": str(int(t1) + 1)}).json()["total"]
+
+
+def start_chain(prefix=()):
+    """ap_chain (CPU-bound, a known call chain) for 120 s; returns the Popen and its pid."""
+    proc = subprocess.Popen([*prefix, os.path.join(TEST_BIN_DIR, "ap_chain"), "120"],
+                            stdout=subprocess.PIPE, text=True)
+    _RUNNING.append(proc)
+    return proc, int(proc.stdout.readline())

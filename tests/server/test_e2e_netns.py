@@ -3,12 +3,13 @@
 to a bridge on the host by a veth pair, addresses on a private /24. In each namespace a real
 aperture-agent runs in continuous mode (in its own UTS namespace too, so that each has its
 own hostname, as two machines would: that is where the agent's `host` label comes from) and
-records ap_syscalls, which makes an exact number of getppid() calls, pushing every second to
-the one aggregator listening on the bridge's address.
+records (cpu and syscall modes) ap_chain and ap_syscalls, which makes an exact number of
+getppid() calls, pushing every second to the one aggregator listening on the bridge's address.
 
 Checked: both hosts' data arrive, labelled with their own host and --label; for each host the
 stored getppid() total (merged profile and syscall table) equals the calls its workload made,
-exactly, and nothing of one host is counted under the other; no push is left in a spool.
+exactly, and nothing of one host is counted under the other; in each mode the host's stored
+total equals what its agent says it recorded; no push is left in a spool.
 The namespaces, veths and bridge are removed in a finally, even when a check fails."""
 import os
 import shutil
@@ -18,8 +19,8 @@ import tempfile
 import time
 
 from aptest import check, fail, require_bpf, skip
-from e2e_lib import (N_FAST, Agent, NetAggregator, Workload, getppid_total,
-                     spool_files)
+from e2e_lib import (N_FAST, Agent, NetAggregator, Workload, agent_recorded, getppid_total,
+                     merged_total, spool_files, start_chain)
 
 
 def ip(*args, check_rc=True):
@@ -49,7 +50,7 @@ def main():
     hosts = [("a", f"apns{tag}a", f"apva{tag}", "e2e-host-a", 2),
              ("b", f"apns{tag}b", f"apvb{tag}", "e2e-host-b", 3)]  # rounds differ per host
     tmp = tempfile.mkdtemp(prefix="aperture-e2e-netns-")
-    agg, agents, works = None, [], []
+    agg, agents, works, chains = None, [], [], []
     made_bridge, made_ns = False, []
     try:
         if ip("netns", "add", f"apns{tag}probe", check_rc=False).returncode != 0:
@@ -81,10 +82,13 @@ def main():
             netns = ["ip", "netns", "exec", ns]
             w = Workload(netns)
             works.append(w)
+            chain, chain_pid = start_chain(netns)
+            chains.append(chain)
             # own hostname per "host": a UTS namespace inside the network namespace
             prefix = [*netns, "unshare", "--uts", "sh", "-c",
                       f'hostname {hostname} && exec "$@"', "sh"]
-            agents.append(Agent(["--mode", "syscall", "--pid", w.pid, "--server", agg.url,
+            agents.append(Agent(["--mode", "cpu,syscall", "--pid", w.pid, "--pid", chain_pid,
+                                 "--server", agg.url,
                                  "--push-interval", "1s", "--spool-dir",
                                  os.path.join(tmp, f"spool-{ns}"), "--label", f"netns={ns}"],
                                 prefix))
@@ -121,6 +125,14 @@ def main():
             check(by_host["total"] == want,
                   f"{hostname}: selecting by host and netns labels gives {by_host['total']} "
                   f"getppid calls, want {want} (labels mixed up between hosts?)")
+            # and all the agent recorded, in each mode: its own count, from its exit summary
+            for mode in ("cpu", "syscall"):
+                value, recorded = agent_recorded(a.err, mode)
+                stored = merged_total(agg, f'{{mode="{mode}",host="{hostname}"}}', value, t0, t1)
+                print(f"{hostname}: {mode}: agent recorded {recorded} {value}, stored {stored}")
+                check(recorded > 0, f"{hostname}: the agent recorded no {mode} {value}")
+                check(stored == recorded, f"{hostname}: {mode}: the aggregator holds {stored} "
+                      f"{value}, the agent recorded {recorded}")
             left = spool_files(os.path.join(tmp, f"spool-{ns}"))
             check(not left, f"{ns}: pushes left in the spool: {left}")
         print("ok: two hosts in two network namespaces, exact totals per host")
@@ -131,6 +143,9 @@ def main():
                 a.proc.wait()
         for w in works:
             w.close()
+        for c in chains:
+            c.kill()
+            c.wait()
         if agg and agg.proc:
             agg.kill(signal.SIGTERM)
         for ns in made_ns:

@@ -3,7 +3,8 @@
 alternative name IP:127.0.0.1; the aggregator's --tls-cert/--tls-key, the agent's --ca-file).
 
 1. The right CA: a real aperture-agent in continuous mode records ap_syscalls (exact getppid()
-   counts) and pushes every second over https; the stored totals equal the calls made, exactly.
+   counts) and ap_chain (cpu) and pushes every second over https; the stored totals equal the
+   calls made, exactly, and the CPU samples the agent says it recorded.
 2. A wrong CA (another self-signed certificate): the agent refuses the server (its log says
    why: the certificate), stores nothing there, and keeps the interval in its spool on disk.
 3. Fixed: an agent with the right CA and the same spool delivers the spooled push at start;
@@ -17,7 +18,8 @@ import time
 
 from aggregator import Aggregator, make_cert
 from aptest import check, require_bpf, skip
-from e2e_lib import N_FAST, Agent, Workload, getppid_total, spool_files
+from e2e_lib import (N_FAST, Agent, Workload, agent_recorded, getppid_total, merged_total,
+                     spool_files, start_chain)
 
 
 def main():
@@ -39,8 +41,11 @@ def main():
         # 1. the right CA
         w1 = Workload()
         works.append(w1)
+        chain, chain_pid = start_chain()
+        works.append(chain)
         spool1 = os.path.join(tmp, "spool1")
-        a = Agent(["--mode", "syscall", "--pid", w1.pid, "--server", agg.url, "--ca-file", cert,
+        a = Agent(["--mode", "cpu,syscall", "--pid", w1.pid, "--pid", chain_pid, "--server",
+                   agg.url, "--ca-file", cert,
                    "--push-interval", "1s", "--spool-dir", spool1, "--label", "e2e=tls"])
         agents.append(a)
         for _ in range(3):
@@ -56,6 +61,11 @@ def main():
               f"aggregator log:\n{agg.log()[-3000:]}")
         check(table == want, f"over TLS the syscall table says {table} calls, want {want}")
         check(not spool_files(spool1), f"pushes left in the spool: {spool_files(spool1)}")
+        value, recorded = agent_recorded(a.err, "cpu")
+        stored = merged_total(agg, '{mode="cpu",e2e="tls"}', value, t0, time.time() + 5)
+        print(f"right CA: cpu: agent recorded {recorded} {value}, stored {stored}")
+        check(recorded > 0 and stored == recorded,
+              f"over TLS the aggregator holds {stored} cpu {value}, the agent recorded {recorded}")
 
         # 2. a wrong CA: refused, spooled
         w2 = Workload()
@@ -100,7 +110,11 @@ def main():
                 a.proc.kill()
                 a.proc.wait()
         for w in works:
-            w.close()
+            if hasattr(w, "close"):
+                w.close()
+            else:
+                w.kill()
+                w.wait()
         if agg and agg.proc:
             agg.kill(signal.SIGTERM)
         shutil.rmtree(tmp, ignore_errors=True)
