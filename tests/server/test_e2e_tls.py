@@ -76,8 +76,10 @@ def main():
         agents.append(a)
         w2.round()
         time.sleep(2.5)
-        a.stop()
-        print(f"wrong CA: agent exited {a.proc.returncode}; spool {spool_files(spool2)}")
+        rc = a.stop()
+        print(f"wrong CA: agent exited {rc}; spool {spool_files(spool2)}")
+        # docs/continuous.md: an interval that could not be pushed makes the exit status 1
+        check(rc == 1, f"agent exited {rc} with its pushes undelivered, want 1:\n{a.err[-3000:]}")
         check("certificate" in a.err.lower() or "ssl" in a.err.lower(),
               f"the agent's log does not say the server's certificate was refused:\n"
               f"{a.err[-3000:]}")
