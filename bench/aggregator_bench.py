@@ -151,11 +151,14 @@ def run_loadgen(loadgen, agg, profiles, hosts, span_s, end_s, cluster, a):
     if perf:
         perf.send_signal(signal.SIGINT)
         perf.wait()
-        rep = subprocess.run(["perf", "report", "-i", perf_out, "--no-children", "--stdio",
-                              "--sort", "dso,symbol", "-g", "none", "--percent-limit", "1"],
-                             capture_output=True, text=True)
-        print(f"\nperf, aggregator during {cluster}:")
-        print("\n".join(l for l in rep.stdout.splitlines() if l and not l.startswith("#"))[:4000])
+        for how, flags in (("self", ["--no-children", "--sort", "dso,symbol"]),
+                           ("self + children", ["--children", "--sort", "symbol"])):
+            rep = subprocess.run(["perf", "report", "-i", perf_out, "--stdio", *flags, "-g",
+                                  "none", "--percent-limit", "1.5"],
+                                 capture_output=True, text=True)
+            print(f"\nperf, aggregator during {cluster}, {how}:")
+            print("\n".join(line.rstrip() for line in rep.stdout.splitlines()
+                            if line and not line.startswith("#"))[:5000])
     if not res.stdout.strip():
         sys.exit(f"loadgen failed ({res.returncode}): {res.stderr}")
     r = json.loads(res.stdout.strip().splitlines()[-1])

@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -43,6 +44,8 @@ def free_subnet():
 
 def main():
     require_bpf()
+    # a timeout's SIGTERM still removes the namespaces, veths and bridge (the finally below)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("FAIL: terminated"))
     if not shutil.which("ip") or not shutil.which("unshare"):
         skip("needs ip (iproute2) and unshare (util-linux)")
     tag = os.getpid() % 100000
