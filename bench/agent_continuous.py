@@ -8,14 +8,16 @@
    a local aperture-aggregator every --push-interval (short by default, so pushes happen while
    the workload runs). Reported: slowdown ratio against the baseline of the same triple
    (median, min, max), the agent's CPU per second while the workload runs, its peak RSS.
-2. Memory over time: continuous `--mode cpu` pushing every 10 s to the local aggregator for
-   --rss-minutes while a workload runs, VmRSS/VmHWM sampled every 5 s; then the same with the
-   aggregator down (pushes fail and go to the spool directory on disk): VmHWM and the spool's
-   bytes on disk. Target: VmHWM <= 24 MiB (+ the spool's memory, small: it lives on disk).
+2. Memory over time, --rss-minutes each, beside a busy ap_chain, VmRSS every 5 s and VmHWM:
+   one-shot `--mode cpu` (the reference); continuous, pushing every 10 s to the local
+   aggregator; continuous with the aggregator down (pushes fail and go to the spool directory
+   on disk; its size every 5 s). The agent records `--pid` of the workload, as the one-shot RSS
+   figures of docs/unwinding.md (--rss-system: the whole system). Target: VmHWM <= 24 MiB (+
+   the spool's memory, small: it lives on disk).
 
 Usage: bench/agent_continuous.py [--reps 5] [--calls 400] [--push-interval 2s]
-                                 [--rss-minutes 3] [--build DIR] [--skip-throughput]
-                                 [--skip-rss]
+                                 [--rss-minutes 3] [--rss-system] [--build DIR]
+                                 [--skip-throughput] [--skip-rss]
 """
 import argparse
 import os
@@ -54,7 +56,7 @@ def start_agent(agent, args):
     return ag
 
 
-def stop_agent(ag):
+def stop_agent(ag, ok_codes=(0,)):
     hwm = status_kib(ag.pid, "VmHWM")
     ag.send_signal(signal.SIGTERM)
     try:
@@ -63,7 +65,7 @@ def stop_agent(ag):
         ag.kill()
         ag.wait()
         sys.exit("agent did not stop within 60 s of SIGTERM")
-    if ag.returncode != 0:
+    if ag.returncode not in ok_codes:
         sys.exit(f"agent exited {ag.returncode}: {ag.stderr.read().decode()[-2000:]}")
     return hwm / 1024.0
 
@@ -93,10 +95,12 @@ def dir_bytes(path):
     return total
 
 
-def watch(agent, args, seconds, chain, spool=None):
-    """Run a continuous agent for `seconds` with a CPU workload; sample its memory."""
-    work = subprocess.Popen([chain, str(int(seconds) + 30)], stdout=subprocess.DEVNULL)
-    ag = start_agent(agent, args)
+def watch(agent, args, seconds, chain, scope_pid, spool=None):
+    """Run an agent for `seconds` beside a CPU workload (--pid of it with scope_pid, else the
+    whole system); sample its memory every 5 s. Returns (samples, VmHWM MiB, CPU s)."""
+    work = subprocess.Popen([chain, str(int(seconds) + 60)], stdout=subprocess.PIPE, text=True)
+    pid = work.stdout.readline().strip()
+    ag = start_agent(agent, [*args, *(["--pid", pid] if scope_pid else [])])
     samples = []
     t0 = time.monotonic()
     try:
@@ -107,7 +111,7 @@ def watch(agent, args, seconds, chain, spool=None):
             samples.append((time.monotonic() - t0, status_kib(ag.pid, "VmRSS") / 1024.0,
                             dir_bytes(spool) if spool else 0))
         cpu = cpu_seconds(ag.pid)
-        hwm = stop_agent(ag)
+        hwm = stop_agent(ag, ok_codes=(0, 1) if spool else (0,))
     finally:
         work.kill()
         work.wait()
@@ -126,6 +130,9 @@ def main():
     ap.add_argument("--build", default=os.path.join(os.path.dirname(__file__), "..", "build"))
     ap.add_argument("--skip-throughput", action="store_true")
     ap.add_argument("--skip-rss", action="store_true")
+    ap.add_argument("--rss-system", action="store_true",
+                    help="memory runs profile the whole system (default: --pid of the workload, "
+                         "as the one-shot RSS figures in docs/unwinding.md)")
     a, _ = ap.parse_known_args()  # bench/run.sh passes every benchmark the same flags
     a.build = os.path.abspath(a.build)
     agent = os.path.join(a.build, "bin", "aperture-agent")
@@ -164,29 +171,28 @@ def main():
                   f"{100 * statistics.median(noise):.2f}%")
         if not a.skip_rss:
             secs = a.rss_minutes * 60
-            spool = os.path.join(tmp, "spool-up")
-            print(f"\ncontinuous, pushing every 10 s to {agg.url}, {secs:.0f} s "
-                  "(ap_chain busy + whatever the machine runs):")
-            samples, hwm, cpu = watch(agent, ["--server", agg.url, "--push-interval", "10s",
-                                              "--spool-dir", spool, "--label", "bench=rss"],
-                                      secs, chain, spool)
-            print(f"  VmRSS every 5 s (MiB): "
-                  f"{' '.join(f'{r:.1f}' for _, r, _ in samples)}")
-            print(f"  VmHWM {hwm:.1f} MiB (target <= 24 MiB: {'met' if hwm <= 24 else 'NOT met'}); "
-                  f"agent CPU {cpu:.1f} s in {secs:.0f} s; spool at the end "
-                  f"{samples[-1][2] if samples else 0} bytes")
+            scope = "the whole system" if a.rss_system else "--pid of the workload"
             down = f"http://127.0.0.1:{free_port()}"  # nothing listens: every push fails
-            spool = os.path.join(tmp, "spool-down")
-            print(f"\ncontinuous, aggregator down ({down}), {secs:.0f} s:")
-            samples, hwm, cpu = watch(agent, ["--server", down, "--push-interval", "10s",
-                                              "--spool-dir", spool, "--label", "bench=down"],
-                                      secs, chain, spool)
-            print(f"  VmRSS every 5 s (MiB): "
-                  f"{' '.join(f'{r:.1f}' for _, r, _ in samples)}")
-            print(f"  spool on disk every 5 s (KiB): "
-                  f"{' '.join(f'{s / 1024:.0f}' for _, _, s in samples)}")
-            print(f"  VmHWM {hwm:.1f} MiB (target <= 24 MiB + the spool's memory); "
-                  f"spool {dir_bytes(spool) / 1024:.0f} KiB on disk after SIGTERM")
+            runs = [("one-shot", ["--output", "/dev/null", "--format", "folded"], None),
+                    ("continuous, aggregator up", ["--server", agg.url, "--push-interval",
+                                                   "10s", "--label", "bench=rss"], "spool-up"),
+                    (f"continuous, aggregator down ({down})",
+                     ["--server", down, "--push-interval", "10s"], "spool-down")]
+            print(f"\nmemory: {secs:.0f} s each, 99 Hz, {scope}, beside a busy ap_chain")
+            for name, args, spool in runs:
+                if spool:
+                    spool = os.path.join(tmp, spool)
+                    args = [*args, "--spool-dir", spool]
+                samples, hwm, cpu = watch(agent, args, secs, chain, not a.rss_system, spool)
+                print(f"  {name}:")
+                print(f"    VmRSS every 5 s (MiB): {' '.join(f'{r:.1f}' for _, r, _ in samples)}")
+                if spool:
+                    print(f"    spool on disk every 5 s (KiB): "
+                          f"{' '.join(f'{s / 1024:.0f}' for _, _, s in samples)}; after "
+                          f"SIGTERM {dir_bytes(spool) / 1024:.0f} KiB")
+                print(f"    VmHWM {hwm:.1f} MiB (target <= 24 MiB"
+                      f"{' + the spool' if spool else ''}: {'met' if hwm <= 24 else 'NOT met'}); "
+                      f"agent CPU {cpu:.1f} s")
     finally:
         agg.stop()
         subprocess.run(["rm", "-rf", tmp])
