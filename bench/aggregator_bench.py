@@ -129,9 +129,10 @@ class Aggregator:
         self.log.close()
 
 
-def run_loadgen(loadgen, agg, profiles, hosts, span_s, end_s, cluster, a):
+def run_loadgen(loadgen, agg, profiles, hosts, span_s, end_s, cluster, a, interval=10):
     cmd = [loadgen, "--url", agg.url, "--hosts", str(hosts), "--span", f"{span_s}s",
-           "--interval", "10s", "--end", str(end_s), "--concurrency", str(a.concurrency),
+           "--interval", f"{interval}s", "--end", str(end_s),
+           "--concurrency", str(a.concurrency),
            "--label", f"cluster={cluster}"]
     for p in profiles:
         cmd += ["--profile", p]
@@ -195,6 +196,9 @@ def main():
     ap.add_argument("--no-keepalive", action="store_true")
     ap.add_argument("--perf", action="store_true", help="perf record the aggregator, print top")
     ap.add_argument("--scenarios", default="fleet100,day10,modes")
+    ap.add_argument("--day10-interval", type=int, default=10,
+                    help="seconds each day10 push covers (60: 6x fewer pushes for the same "
+                         "24 h range, when the full run takes too long)")
     ap.add_argument("--csv", default="aggregator-bench.csv")
     ap.add_argument("--keep", action="store_true", help="keep the temporary store")
     a, _ = ap.parse_known_args()  # bench/run.sh passes every benchmark the same flags
@@ -227,12 +231,14 @@ def main():
             if not profiles:
                 print(f"{name}: no recorded lock/syscall profiles, skipped")
                 continue
-            span = max(10, span // 10 * 10)
             size0 = store_bytes(agg.db)
-            r = run_loadgen(loadgen, agg, profiles, hosts, span, end_s, name, a)
+            interval = a.day10_interval if name == "day10" else 10
+            span = max(interval, span // interval * interval)
+            r = run_loadgen(loadgen, agg, profiles, hosts, span, end_s, name, a, interval)
             r["store_delta"] = store_bytes(agg.db) - size0
             results[name] = (r, hosts, span)
-            print(f"\n{name}: {hosts} hosts x {span} s: {r['stored']} pushes stored, "
+            print(f"\n{name}: {hosts} hosts x {span} s in {interval} s pushes: "
+                  f"{r['stored']} pushes stored, "
                   f"{r['failed']} failed, {r['retried']} retried (429/503), "
                   f"{r['records']} sample records, {r['value0']} events, "
                   f"{r['bytes'] / 1e6:.1f} MB of gzipped pprof in {r['wall_s']:.1f} s")
@@ -268,14 +274,15 @@ def main():
             for k, v in m.items():
                 print(f"  {k:24s} {v:14.2f}" if isinstance(v, float) else f"  {k:24s} {v:14d}")
                 rows.append({"date": now, "machine": machine, "scenario": name, "hosts": hosts,
-                             "span_s": span, "concurrency": a.concurrency,
+                             "span_s": span, "interval_s": interval,
+                             "concurrency": a.concurrency,
                              "keepalive": not a.no_keepalive, "metric": k, "value": v})
         total_size = store_bytes(agg.db)
         total_records = sum(r["records"] for r, _, _ in results.values())
         print(f"\nstore: {total_size / 1e6:.1f} MB for {total_records} sample records: "
               f"{total_size / max(1, total_records):.1f} bytes per record")
         rows.append({"date": now, "machine": machine, "scenario": "all", "hosts": "",
-                     "span_s": "", "concurrency": a.concurrency,
+                     "span_s": "", "interval_s": "", "concurrency": a.concurrency,
                      "keepalive": not a.no_keepalive, "metric": "store_bytes_per_sample",
                      "value": total_size / max(1, total_records)})
         for name in ("fleet100", "day10"):
