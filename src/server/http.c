@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <zlib.h>
 
 #include "lib/grow.h"
 #include "lib/log.h"
@@ -84,12 +85,76 @@ void ap_json_str(FILE *f, const char *s)
 	fputc('"', f);
 }
 
+#define GZIP_MIN_BYTES 4096
+
+/* Whether the client takes a gzip answer: "gzip" in Accept-Encoding, not with q=0. */
+static bool accepts_gzip(struct ap_req *r)
+{
+	const char *ae = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+						     MHD_HTTP_HEADER_ACCEPT_ENCODING);
+	const char *g = ae ? strstr(ae, "gzip") : NULL;
+
+	if (!g)
+		return false;
+	g += 4;
+	while (*g == ' ')
+		g++;
+	return !(*g == ';' && strstr(g, "q=0") && !strstr(g, "q=0."));
+}
+
+/* gzip of buf (level 1: the answers are large and the CPU is the server's), or NULL. */
+static void *gzip_buf(const void *buf, size_t len, size_t *outlen)
+{
+	z_stream z = { 0 };
+	uLong cap;
+	void *out;
+
+	if (deflateInit2(&z, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+		return NULL;
+	cap = deflateBound(&z, (uLong)len);
+	out = malloc(cap);
+	if (!out) {
+		deflateEnd(&z);
+		return NULL;
+	}
+	z.next_in = (Bytef *)buf;
+	z.avail_in = (uInt)len;
+	z.next_out = out;
+	z.avail_out = (uInt)cap;
+	if (deflate(&z, Z_FINISH) != Z_STREAM_END) {
+		deflateEnd(&z);
+		free(out);
+		return NULL;
+	}
+	*outlen = z.total_out;
+	deflateEnd(&z);
+	return out;
+}
+
 enum MHD_Result ap_reply(struct ap_req *r, unsigned status, const char *content_type, void *buf,
 			 size_t len, bool take)
 {
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
+	/* Large text answers (flamegraph JSON of many stacks, SVG) shrink ~10x; pprof is
+	 * gzipped already. */
+	bool eligible = status == MHD_HTTP_OK && len >= GZIP_MIN_BYTES && len <= UINT32_MAX &&
+			content_type && strcmp(content_type, "application/octet-stream");
+	bool gz = false;
 
+	if (eligible && accepts_gzip(r)) {
+		size_t zlen;
+		void *z = gzip_buf(buf, len, &zlen);
+
+		if (z) {
+			if (take)
+				free(buf);
+			buf = z;
+			len = zlen;
+			take = true;
+			gz = true;
+		}
+	}
 	resp = MHD_create_response_from_buffer(len, buf,
 					       take ? MHD_RESPMEM_MUST_FREE
 						    : MHD_RESPMEM_MUST_COPY);
@@ -100,6 +165,10 @@ enum MHD_Result ap_reply(struct ap_req *r, unsigned status, const char *content_
 	}
 	if (content_type)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+	if (gz)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_ENCODING, "gzip");
+	if (eligible)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Accept-Encoding");
 	ret = MHD_queue_response(r->conn, status, resp);
 	MHD_destroy_response(resp);
 	if (ret == MHD_YES) {
