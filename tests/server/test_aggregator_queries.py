@@ -54,6 +54,15 @@ def main():
                      "modes of host h2")
         aptest.check(agg.query("/api/v1/label-values", expect=400).status == 400,
                      "label-values without a name")
+        # nothing selected: empty lists, not errors
+        none = '{host="no-such-host"}'
+        aptest.check(agg.query("/api/v1/label-values", name="nope").json() == {"values": []},
+                     "values of an unknown label")
+        aptest.check(agg.query("/api/v1/labels", query=none).json() == {"names": []},
+                     "labels of nothing")
+        aptest.check(agg.query("/api/v1/modes", query=none).json() == {"modes": []},
+                     "modes of nothing")
+        aptest.check(agg.folded('{mode="cpu",host="no-such-host"}') == {}, "profile of nothing")
 
         # several modes, none named: 400 listing them
         res = agg.query("/api/v1/profile", query='{host="h1"}', expect=400)
