@@ -92,7 +92,7 @@ static struct sq_conn *conn_new(struct sq_store *s, char *err, size_t errlen)
 		return NULL;
 	}
 	sqlite3_exec(c->db, "PRAGMA query_only=1; PRAGMA cache_size=-16384;"
-			    " PRAGMA mmap_size=268435456",
+			    " PRAGMA mmap_size=2147418112",
 		     NULL, NULL, NULL);
 	for (int k = 0; k < SQ_NTIERS && !rc; k++) {
 		const char *t = sq_tiers[k].name;
@@ -115,7 +115,7 @@ static struct sq_conn *conn_new(struct sq_store *s, char *err, size_t errlen)
 	}
 	rc = rc ?: sqlite3_prepare_v2(c->db, "BEGIN", -1, &c->begin, NULL);
 	rc = rc ?: sqlite3_prepare_v2(c->db, "COMMIT", -1, &c->commit, NULL);
-	rc = rc ?: sqlite3_prepare_v2(c->db, "SELECT k, v FROM meta WHERE k IN ('wm1', 'wm2')", -1,
+	rc = rc ?: sqlite3_prepare_v2(c->db, "SELECT k, v FROM meta WHERE k GLOB 'wm[0-9]'", -1,
 				      &c->marks, NULL);
 	if (rc) {
 		sq_fail(c->db, rc, "preparing a reader", err, errlen);
@@ -201,7 +201,7 @@ static void sq_close(struct ap_store *st)
 static int load_marks(struct sq_store *s, char *err, size_t errlen)
 {
 	sqlite3_stmt *st;
-	int rc = sqlite3_prepare_v2(s->wdb, "SELECT k, v FROM meta WHERE k IN ('wm1', 'wm2')", -1,
+	int rc = sqlite3_prepare_v2(s->wdb, "SELECT k, v FROM meta WHERE k GLOB 'wm[0-9]'", -1,
 				    &st, NULL);
 
 	if (rc)

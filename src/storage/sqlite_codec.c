@@ -10,6 +10,7 @@
 const struct sq_tier sq_tiers[SQ_NTIERS] = {
 	{ "raw", 0 },
 	{ "m1", 60000000000ULL },
+	{ "m10", 600000000000ULL },
 	{ "h1", SQ_HOUR_NS },
 };
 

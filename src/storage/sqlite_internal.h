@@ -25,7 +25,7 @@
 
 /* Tier 0 keeps each push at its exact time; the others sum a bucket of res_ns. A query takes
  * whole buckets of the coarsest tier inside its range and the edges from finer tiers. */
-#define SQ_NTIERS 3
+#define SQ_NTIERS 4
 struct sq_tier {
 	const char *name; /* table suffix */
 	uint64_t res_ns;  /* 0: exact times */
@@ -44,7 +44,7 @@ struct sq_segment {
  * number of segments (at most 2 * SQ_NTIERS - 1). */
 size_t sq_plan(uint64_t from, uint64_t until, unsigned tier_mask, const int64_t *wm,
 	       struct sq_segment *out);
-/* Tier k > 0 holds exactly the pushes with t < its watermark (meta 'wm1', 'wm2'): the writer
+/* Tier k > 0 holds exactly the pushes with t < its watermark (meta 'wmK'): the writer
  * fills it from the finer tier once the newest push is SQ_ROLLUP_LAG_NS past a bucket
  * (compaction), and adds a push older than the mark to it at once (a late push). */
 #define SQ_ROLLUP_LAG_NS 120000000000ULL

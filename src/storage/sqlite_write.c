@@ -534,37 +534,45 @@ static int roll_up(struct sq_store *s, struct batch *b, int k, int64_t to)
 	return rc ?: put_mark(s, k);
 }
 
-/* Compaction: roll up the minutes the newest push has left SQ_ROLLUP_LAG_NS behind, and the
- * hours the minutes have completed, in a transaction of its own (a failure is retried next
- * time; the pushes are safe in tier 0 meanwhile). */
+/* Compaction: roll up the minutes the newest push has left SQ_ROLLUP_LAG_NS behind, and each
+ * coarser tier's buckets the finer one has completed, in a transaction of its own (a failure
+ * is retried next time; the pushes are safe in tier 0 meanwhile). */
 static void compact(struct sq_store *s)
 {
-	int64_t old_wm[SQ_NTIERS], to1, to2;
+	int64_t old_wm[SQ_NTIERS], to[SQ_NTIERS];
 	struct batch b = { 0 };
+	bool any = false;
 	int rc;
 
 	if (!s->wm[1] || s->newest_ns < SQ_ROLLUP_LAG_NS)
 		return;
-	to1 = (int64_t)(s->newest_ns - SQ_ROLLUP_LAG_NS);
-	to1 -= to1 % (int64_t)sq_tiers[1].res_ns;
-	if (to1 > s->wm[1] + (int64_t)SQ_COMPACT_MAX_NS)
-		to1 = s->wm[1] + (int64_t)SQ_COMPACT_MAX_NS;
-	to2 = (to1 > s->wm[1] ? to1 : s->wm[1]);
-	to2 -= to2 % (int64_t)SQ_HOUR_NS;
-	if (to1 <= s->wm[1] && to2 <= s->wm[2])
+	for (int k = 1; k < SQ_NTIERS; k++) {
+		int64_t res = (int64_t)sq_tiers[k].res_ns;
+
+		if (k == 1) {
+			to[k] = (int64_t)(s->newest_ns - SQ_ROLLUP_LAG_NS);
+			if (to[k] > s->wm[1] + (int64_t)SQ_COMPACT_MAX_NS)
+				to[k] = s->wm[1] + (int64_t)SQ_COMPACT_MAX_NS;
+		} else {
+			to[k] = to[k - 1] > s->wm[k - 1] ? to[k - 1] : s->wm[k - 1];
+		}
+		to[k] -= to[k] % res;
+		any |= to[k] > s->wm[k];
+	}
+	if (!any)
 		return;
 	memcpy(old_wm, s->wm, sizeof(old_wm));
 	rc = step_done(s->ws->begin);
-	if (!rc && to1 > s->wm[1])
-		rc = roll_up(s, &b, 1, to1);
-	for (size_t i = 0; i < b.ncells && !rc; i++)
-		rc = put_cell(s, &b, b.list[i]);
-	batch_free(&b);
-	memset(&b, 0, sizeof(b));
-	if (!rc && to2 > s->wm[2])
-		rc = roll_up(s, &b, 2, to2);
-	for (size_t i = 0; i < b.ncells && !rc; i++)
-		rc = put_cell(s, &b, b.list[i]);
+	for (int k = 1; k < SQ_NTIERS && !rc; k++) {
+		if (to[k] <= s->wm[k])
+			continue;
+		rc = roll_up(s, &b, k, to[k]);
+		/* written before the next tier reads them */
+		for (size_t i = 0; i < b.ncells && !rc; i++)
+			rc = put_cell(s, &b, b.list[i]);
+		batch_free(&b);
+		memset(&b, 0, sizeof(b));
+	}
 	if (!rc)
 		rc = step_done(s->ws->commit);
 	if (rc) {
@@ -574,7 +582,6 @@ static void compact(struct sq_store *s)
 		s->st.compactions_failed++;
 		pthread_mutex_unlock(&s->slock);
 	}
-	batch_free(&b);
 }
 
 static void process_writes(struct sq_store *s, struct sq_job **jobs, size_t n)
