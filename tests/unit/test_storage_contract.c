@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -38,6 +39,7 @@ struct ctx {
 	struct ap_store *s;
 	char tag[64];
 	char path[512]; /* the SQLite file, "" for other backends */
+	char spec[600];
 };
 
 static char g_tmp[256];
@@ -57,6 +59,7 @@ static int setup(void **state)
 		snprintf(c->path, sizeof(c->path), "%s/%s/store.db", g_tmp, c->tag);
 		snprintf(spec, sizeof(spec), "sqlite:%s", c->path);
 	}
+	snprintf(c->spec, sizeof(c->spec), "%s", spec);
 	if (ap_store_open(spec, NULL, &c->s, err, sizeof(err))) {
 		fprintf(stderr, "open %s: %s\n", spec, err);
 		free(c);
@@ -568,32 +571,12 @@ struct pushrec {
 	uint64_t v;
 };
 
-/* The planner: merges over random ranges (hour, minute and push edges) equal the sums of the
- * pushes inside, per stack. */
-static void test_resolutions_exact(void **state)
+static void check_ranges(struct ctx *c, const struct pushrec *rec, const char *const *stacks,
+			 unsigned *seedp)
 {
-	struct ctx *c = *state;
-	static const char *const stacks[] = { "a;b", "a;c", "a;b;d", "e" };
-	struct pushrec rec[300];
-	unsigned seed = 12345;
+	unsigned seed = *seedp;
 
-	for (int i = 0; i < 300; i++) {
-		struct smp s = { stacks[i % 4], 5, "w", 0, 0, NULL, NULL };
-		struct ap_profile *p;
-		char id[32];
-
-		rec[i].t = T0 + (uint64_t)(rand_r(&seed) % (5 * 3600)) * SEC +
-			   (uint64_t)(rand_r(&seed) % 1000) * 1000000;
-		rec[i].stack = i % 4;
-		rec[i].v = (uint64_t)(rand_r(&seed) % 100) + 1;
-		s.v0 = rec[i].v;
-		s.v1 = rec[i].v;
-		p = mk(&s, 1, 2);
-		snprintf(id, sizeof(id), "r%d", i);
-		put(c, id, "h", "cpu", rec[i].t, p);
-		ap_profile_free(p);
-	}
-	for (int r = 0; r < 40; r++) {
+	for (int r = 0; r < 30; r++) {
 		uint64_t a = T0 - 10 * MIN + (uint64_t)(rand_r(&seed) % (6 * 3600)) * SEC;
 		uint64_t b = a + 1 + (uint64_t)(rand_r(&seed) % (4 * 3600)) * SEC;
 		uint64_t want[4] = { 0 };
@@ -611,6 +594,39 @@ static void test_resolutions_exact(void **state)
 			assert_int_equal(value_of(m, "samples", stacks[k], "w"), want[k]);
 		ap_profile_free(m);
 	}
+}
+
+/* The planner: merges over random ranges (hour, minute and push edges) equal the sums of the
+ * pushes inside, per stack. */
+static void test_resolutions_exact(void **state)
+{
+	struct ctx *c = *state;
+	static const char *const stacks[] = { "a;b", "a;c", "a;b;d", "e" };
+	struct pushrec rec[300];
+	unsigned seed = 12345;
+	char err[512];
+
+	for (int i = 0; i < 300; i++) {
+		struct smp s = { stacks[i % 4], 5, "w", 0, 0, NULL, NULL };
+		struct ap_profile *p;
+		char id[32];
+
+		rec[i].t = T0 + (uint64_t)(rand_r(&seed) % (5 * 3600)) * SEC +
+			   (uint64_t)(rand_r(&seed) % 1000) * 1000000;
+		rec[i].stack = i % 4;
+		rec[i].v = (uint64_t)(rand_r(&seed) % 100) + 1;
+		s.v0 = rec[i].v;
+		s.v1 = rec[i].v;
+		p = mk(&s, 1, 2);
+		snprintf(id, sizeof(id), "r%d", i);
+		put(c, id, "h", "cpu", rec[i].t, p);
+		ap_profile_free(p);
+	}
+	check_ranges(c, rec, stacks, &seed);
+	/* the same after reopening: dictionaries, ids and rollup marks come back from the file */
+	ap_store_close(c->s);
+	assert_int_equal(ap_store_open(c->spec, NULL, &c->s, err, sizeof(err)), 0);
+	check_ranges(c, rec, stacks, &seed);
 }
 
 static void test_rows(void **state)
@@ -755,6 +771,32 @@ static void test_retention(void **state)
 	m = merge(c, "", 0, T0 + 300 * HOUR);
 	assert_int_equal(ap_profile_nsamples(m), 0);
 	ap_profile_free(m);
+}
+
+/* --retention: a store opened with retention_ns expires old data by itself. */
+static void test_retention_option(void **state)
+{
+	struct ctx *c = *state;
+	struct ap_store_opts opts = { .retention_ns = 2 * HOUR };
+	struct ap_store_stats st = { 0 };
+	struct smp sm = { "main;x", 1, "w", 1, 1, NULL, NULL };
+	struct ap_profile *p = mk(&sm, 1, 2), *m;
+	uint64_t now = (uint64_t)time(NULL) * SEC;
+	char err[512];
+
+	put(c, "old", "h", "cpu", now - 5 * HOUR, p);
+	put(c, "new", "h", "cpu", now - MIN, p);
+	ap_store_close(c->s);
+	assert_int_equal(ap_store_open(c->spec, &opts, &c->s, err, sizeof(err)), 0);
+	for (int i = 0; i < 1000 && !st.retention_runs; i++) {
+		usleep(10000);
+		c->s->ops->stats(c->s, &st);
+	}
+	assert_true(st.retention_runs >= 1);
+	m = merge(c, "", now - 10 * HOUR, now + HOUR);
+	assert_int_equal(total(m, "samples"), 1);
+	ap_profile_free(m);
+	ap_profile_free(p);
 }
 
 struct thr {
@@ -956,6 +998,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_resolutions_exact, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retention_option, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrency, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sqlite_file, setup, teardown),
