@@ -159,7 +159,7 @@ static int check_regex(const char *re, char *err, size_t errlen, size_t at)
 			while (*c && *c != ']')
 				c++;
 			if (!*c)
-				return 0; /* unbalanced: regcomp says so */
+				return 0; /* "Unmatched [": regcomp refuses it */
 			atom = 0;
 			after_quant = false;
 			break;
@@ -172,8 +172,11 @@ static int check_regex(const char *re, char *err, size_t errlen, size_t at)
 			after_quant = false;
 			break;
 		case ')':
-			if (!level)
-				return 0; /* regcomp says so */
+			if (!level) { /* glibc takes an unmatched ')' as a character */
+				atom = 0;
+				after_quant = false;
+				break;
+			}
 			atom = cur;
 			cur = saved[--level] > cur ? saved[level] : cur;
 			after_quant = false;
@@ -198,13 +201,15 @@ static int check_regex(const char *re, char *err, size_t errlen, size_t at)
 				while (*c && *c != '}')
 					c++;
 				if (!*c)
-					return 0;
+					return 0; /* "Unmatched {": regcomp refuses it */
 			}
 			if (after_quant)
 				return re_refuse(err, errlen, at,
 						 "repeats a repetition (like a+* or a{2}+)");
-			if (atom < 0)
-				break; /* nothing to repeat: regcomp decides */
+			if (atom < 0) { /* nothing to repeat: glibc may take it as a character */
+				atom = 0;
+				break;
+			}
 			if (++atom > SEL_MAX_NESTING)
 				return re_refuse(err, errlen, at,
 						 "nests repetitions more than 2 deep (like "

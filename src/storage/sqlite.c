@@ -305,7 +305,8 @@ static int sq_open(const char *location, const struct ap_store_opts *opts, struc
 		goto fail;
 	}
 	sqlite3_finalize(st);
-	rc = sqlite3_exec(s->wdb, "PRAGMA synchronous=FULL; PRAGMA cache_size=-32768", NULL, NULL,
+	rc = sqlite3_exec(s->wdb, "PRAGMA synchronous=FULL; PRAGMA cache_size=-32768;"
+			  " PRAGMA journal_size_limit=67108864", NULL, NULL,
 			  NULL);
 	if (rc) {
 		ret = sq_fail(s->wdb, rc, location, err, errlen);

@@ -206,7 +206,8 @@ int sq_samples_encode(struct sq_buf *b, struct sq_entry *e, size_t n, uint32_t n
 	uint32_t prev = 0;
 	int ret;
 
-	qsort(e, n, sizeof(*e), cmp_entry);
+	if (n > 1)
+		qsort(e, n, sizeof(*e), cmp_entry);
 	b->n = 0;
 	ret = sq_buf_varint(b, n);
 	for (size_t i = 0; i < n && !ret; i++) {

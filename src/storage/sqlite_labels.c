@@ -212,7 +212,7 @@ static int strset_take(struct strset *set, struct ap_store_strings *out, int ret
 	}
 	free(set->v);
 	ap_htab_release(&set->idx);
-	if (!ret)
+	if (!ret && out->n > 1)
 		qsort(out->v, out->n, sizeof(*out->v), cmp_str);
 	return ret;
 }
@@ -414,7 +414,7 @@ int sq_rows(struct ap_store *st, const struct ap_store_query *q, struct ap_store
 	}
 	free(set.v);
 	ap_htab_release(&set.idx);
-	if (!ret)
+	if (!ret && out->n > 1)
 		qsort(out->rows, out->n, sizeof(*out->rows), cmp_row);
 	return ret;
 }

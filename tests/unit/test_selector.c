@@ -159,6 +159,10 @@ static void test_errors(void **state)
 	assert_non_null(strstr(e, "repeats too much"));
 	e = refused("{comm=~\"a+++++++++++++++++++++++\"}"); /* minutes in regcomp */
 	assert_non_null(strstr(e, "repeats a repetition"));
+	e = refused("{comm=~\")++++++++\"}"); /* glibc reads the ')' as a character */
+	assert_non_null(strstr(e, "repeats a repetition"));
+	e = refused("{comm=~\"*+++++++\"}");
+	assert_non_null(strstr(e, "repeats a repetition"));
 	e = refused("{comm=~\"(((a+)+)+)+\"}");
 	assert_non_null(strstr(e, "more than 2 deep"));
 	assert_true(matches("{comm=~\"(p[a-z]+)+\"}")); /* two levels are fine */
