@@ -97,13 +97,16 @@ static struct sq_conn *conn_new(struct sq_store *s, char *err, size_t errlen)
 	for (int k = 0; k < SQ_NTIERS && !rc; k++) {
 		const char *t = sq_tiers[k].name;
 
+		const char *by = sq_tiers[k].time_major ? "?1 = ?1" : "series = ?1";
+
 		snprintf(sql, sizeof(sql),
-			 "SELECT t, n, data FROM c_%s WHERE series = ?1 AND t >= ?2 AND t < ?3", t);
+			 "SELECT series, t, n, data FROM c_%s WHERE %s AND t >= ?2 AND t < ?3", t,
+			 by);
 		rc = sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &c->chunks[k],
 					NULL);
 		snprintf(sql, sizeof(sql),
-			 "SELECT t, v0, v1, v2, v3 FROM c_%s WHERE series = ?1 AND t >= ?2 AND t < ?3",
-			 t);
+			 "SELECT series, t, v0, v1, v2, v3 FROM c_%s WHERE %s AND t >= ?2 AND t < ?3",
+			 t, by);
 		rc = rc ?: sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
 					      &c->totals[k], NULL);
 		snprintf(sql, sizeof(sql),

@@ -8,10 +8,10 @@
 #include "sqlite_internal.h"
 
 const struct sq_tier sq_tiers[SQ_NTIERS] = {
-	{ "raw", 0 },
-	{ "m1", 60000000000ULL },
-	{ "m10", 600000000000ULL },
-	{ "h1", SQ_HOUR_NS },
+	{ "raw", 0, true },
+	{ "m1", 60000000000ULL, true },
+	{ "m10", 600000000000ULL, false },
+	{ "h1", SQ_HOUR_NS, false },
 };
 
 static void plan_rec(uint64_t from, uint64_t until, int top, unsigned mask, const int64_t *wm,

@@ -29,6 +29,11 @@
 struct sq_tier {
 	const char *name; /* table suffix */
 	uint64_t res_ns;  /* 0: exact times */
+	/* keyed (t, series): rows of a batch or a compaction land together at the end of the
+	 * tree instead of on one page per series (a page written per row, ~20x the data); read
+	 * by time range for all series at once, which the planner uses only at a range's edges.
+	 * The coarse tiers are keyed (series, t), read per selected series over long ranges. */
+	bool time_major;
 };
 extern const struct sq_tier sq_tiers[SQ_NTIERS];
 #define SQ_HOUR_NS 3600000000000ULL
@@ -174,8 +179,10 @@ void sq_map_free(struct sq_map *m);
 
 struct sq_conn {
 	sqlite3 *db;
-	sqlite3_stmt *chunks[SQ_NTIERS]; /* t, n, data of (series, [lo, hi)) */
-	sqlite3_stmt *totals[SQ_NTIERS]; /* t, v0..v3 of (series, [lo, hi)) */
+	/* series, t, n, data of ?1 = series (ignored when time-major: every series) and t in
+	 * [?2, ?3) */
+	sqlite3_stmt *chunks[SQ_NTIERS];
+	sqlite3_stmt *totals[SQ_NTIERS]; /* series, t, v0..v3, the same way */
 	sqlite3_stmt *rows[SQ_NTIERS];	 /* tbl, key, v0..v3, hist */
 	sqlite3_stmt *begin, *commit;
 	sqlite3_stmt *marks; /* k, v of the watermarks */

@@ -226,6 +226,56 @@ static int agg_blob(struct agg *a, const struct picked *pk, const unsigned char 
 	return p ? 0 : -EINVAL;
 }
 
+static int merge_row(void *ctx, const struct picked *pk, sqlite3_stmt *st, char *err,
+		     size_t errlen)
+{
+	const unsigned char *b = sqlite3_column_blob(st, 3);
+	int ret = agg_blob(ctx, pk, b, b + sqlite3_column_bytes(st, 3));
+
+	if (ret == -EINVAL)
+		ap_errf(err, errlen, ret, "sqlite: a sample row of series %u is damaged", pk->id);
+	return ret;
+}
+
+int sq_scan(struct sq_conn *c, sqlite3_stmt *const *stmts, const struct sq_segment *seg,
+	    size_t nseg, const struct picked *pk, size_t npk, sq_row_fn fn, void *ctx, char *err,
+	    size_t errlen)
+{
+	uint32_t *idx, maxid = 0;
+	int rc, ret = 0;
+
+	for (size_t i = 0; i < npk; i++)
+		maxid = pk[i].id > maxid ? pk[i].id : maxid;
+	idx = calloc((size_t)maxid + 1, sizeof(*idx));
+	if (!idx)
+		return ap_errf(err, errlen, -ENOMEM, "sqlite: out of memory");
+	for (size_t i = 0; i < npk; i++)
+		idx[pk[i].id] = (uint32_t)i + 1;
+	for (size_t g = 0; g < nseg && !ret; g++) {
+		sqlite3_stmt *st = stmts[seg[g].tier];
+		bool all = sq_tiers[seg[g].tier].time_major;
+
+		for (size_t i = 0; i < (all ? 1 : npk) && !ret; i++) {
+			sqlite3_bind_int64(st, 1, all ? 0 : pk[i].id);
+			sqlite3_bind_int64(st, 2, seg[g].lo);
+			sqlite3_bind_int64(st, 3, seg[g].hi);
+			while (!ret && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+				int64_t sid = sqlite3_column_int64(st, 0);
+
+				if (!all)
+					ret = fn(ctx, &pk[i], st, err, errlen);
+				else if (sid > 0 && sid <= (int64_t)maxid && idx[sid])
+					ret = fn(ctx, &pk[idx[sid] - 1], st, err, errlen);
+			}
+			sqlite3_reset(st);
+			if (!ret && rc != SQLITE_DONE)
+				ret = sq_fail(c->db, rc, "reading samples", err, errlen);
+		}
+	}
+	free(idx);
+	return ret;
+}
+
 static int read_chunks(struct sq_store *s, const struct ap_store_query *q,
 		       const struct picked *pk, size_t npk, struct agg *a, char *err,
 		       size_t errlen)
@@ -249,27 +299,8 @@ static int read_chunks(struct sq_store *s, const struct ap_store_query *q,
 	}
 	ret = sq_conn_marks(c, wm, err, errlen);
 	nseg = ret ? 0 : sq_plan(q->from_ns, q->until_ns, ~0u, wm, seg);
-	for (size_t i = 0; i < npk && !ret; i++) {
-		for (size_t g = 0; g < nseg && !ret; g++) {
-			sqlite3_stmt *st = c->chunks[seg[g].tier];
-
-			sqlite3_bind_int64(st, 1, pk[i].id);
-			sqlite3_bind_int64(st, 2, seg[g].lo);
-			sqlite3_bind_int64(st, 3, seg[g].hi);
-			while ((rc = sqlite3_step(st)) == SQLITE_ROW && !ret) {
-				const unsigned char *b = sqlite3_column_blob(st, 2);
-
-				ret = agg_blob(a, &pk[i], b, b + sqlite3_column_bytes(st, 2));
-				if (ret == -EINVAL)
-					ap_errf(err, errlen, ret,
-						"sqlite: a sample row of series %u is damaged",
-						pk[i].id);
-			}
-			sqlite3_reset(st);
-			if (!ret && rc != SQLITE_DONE)
-				ret = sq_fail(c->db, rc, "reading samples", err, errlen);
-		}
-	}
+	if (!ret)
+		ret = sq_scan(c, c->chunks, seg, nseg, pk, npk, merge_row, a, err, errlen);
 	rc = sqlite3_step(c->commit);
 	sqlite3_reset(c->commit);
 out:

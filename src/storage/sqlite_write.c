@@ -500,15 +500,45 @@ static int put_mark(struct sq_store *s, int k)
 	return step_done(s->ws->meta_put);
 }
 
+static int roll_rows(struct sq_store *s, struct batch *b, sqlite3_stmt *st, int k)
+{
+	struct sq_dict *d = &s->dict;
+	int64_t res = (int64_t)sq_tiers[k].res_ns;
+	int rc;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t sid = sqlite3_column_int64(st, 0), t = sqlite3_column_int64(st, 1);
+		const unsigned char *p = sqlite3_column_blob(st, 2);
+		struct sq_series *e = sid > 0 && (size_t)sid < d->nseries ? d->series[sid] : NULL;
+		struct cell *c;
+		uint64_t n;
+
+		if (!e)
+			continue; /* cannot be: retention deletes a series with its rows */
+		c = cell_get(b, k, e->id, t - t % res, e->nvalues);
+		rc = c ? cell_add_blob(c, p, p + sqlite3_column_bytes(st, 2), &n) : SQLITE_NOMEM;
+		if (rc)
+			break;
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : rc;
+}
+
 /* Sum tier k-1's rows of [wm[k], to) into tier k's buckets and move the mark to `to`. */
 static int roll_up(struct sq_store *s, struct batch *b, int k, int64_t to)
 {
 	struct sq_dict *d = &s->dict;
 	sqlite3_stmt *st = s->ws->chunk_range[k - 1];
-	int64_t from = s->wm[k], res = (int64_t)sq_tiers[k].res_ns;
+	int64_t from = s->wm[k];
 	int rc = 0;
 
-	for (size_t i = 1; i < d->nseries && !rc; i++) {
+	if (sq_tiers[k - 1].time_major) {
+		sqlite3_bind_int64(st, 1, 0);
+		sqlite3_bind_int64(st, 2, from);
+		sqlite3_bind_int64(st, 3, to);
+		rc = roll_rows(s, b, st, k);
+	}
+	for (size_t i = 1; i < d->nseries && !rc && !sq_tiers[k - 1].time_major; i++) {
 		struct sq_series *e = d->series[i];
 
 		if (!e || !e->nvalues || e->last_h < from / (int64_t)SQ_HOUR_NS ||
@@ -517,18 +547,7 @@ static int roll_up(struct sq_store *s, struct batch *b, int k, int64_t to)
 		sqlite3_bind_int64(st, 1, e->id);
 		sqlite3_bind_int64(st, 2, from);
 		sqlite3_bind_int64(st, 3, to);
-		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-			int64_t t = sqlite3_column_int64(st, 0);
-			const unsigned char *p = sqlite3_column_blob(st, 1);
-			struct cell *c = cell_get(b, k, e->id, t - t % res, e->nvalues);
-			uint64_t n;
-
-			rc = c ? cell_add_blob(c, p, p + sqlite3_column_bytes(st, 1), &n) : SQLITE_NOMEM;
-			if (rc)
-				break;
-		}
-		sqlite3_reset(st);
-		rc = rc == SQLITE_DONE ? 0 : rc;
+		rc = roll_rows(s, b, st, k);
 	}
 	s->wm[k] = to;
 	return rc ?: put_mark(s, k);
