@@ -220,6 +220,38 @@ static void time_merge(struct ap_store *s, const char *what, const char *selecto
 	free(t);
 }
 
+static void time_series(struct ap_store *s, const char *what, const char *selector,
+			uint64_t range, uint64_t step)
+{
+	double *t = calloc((size_t)queries, sizeof(double));
+	struct ap_selector sel;
+	char err[512];
+	size_t npoints = 0;
+
+	if (ap_selector_parse(selector, &sel, err, sizeof(err)))
+		exit(1);
+	for (int i = 0; i < queries; i++) {
+		struct ap_store_query q = { .sel = &sel, .from_ns = end_ns - range - i * 7 * SEC,
+					    .until_ns = end_ns - i * 7 * SEC };
+		struct ap_store_series out;
+		double t0 = now_s();
+
+		if (s->ops->series(s, &q, step, &out, err, sizeof(err))) {
+			fprintf(stderr, "storage_bench: series: %s\n", err);
+			exit(1);
+		}
+		t[i] = now_s() - t0;
+		npoints = out.npoints;
+		ap_store_series_free(&out);
+	}
+	qsort(t, (size_t)queries, sizeof(double), cmp_d);
+	printf("series %-19s wall p50 %7.1f ms p99 %7.1f ms  (%d runs; %zu points of %llu s)\n",
+	       what, t[queries / 2] * 1e3, t[(queries * 99) / 100] * 1e3, queries, npoints,
+	       (unsigned long long)(step / SEC));
+	ap_selector_free(&sel);
+	free(t);
+}
+
 static uint64_t file_size(const char *path)
 {
 	char wal[4200];
@@ -330,6 +362,10 @@ int main(int argc, char **argv)
 	snprintf(sel, sizeof(sel), "{mode=\"cpu\",host=~\"host00[0-%d]\"}",
 		 long_hosts > 10 ? 9 : long_hosts - 1);
 	time_merge(s, "24 h x long hosts", sel, (uint64_t)hours * HOUR);
+	time_series(s, "24 h x long hosts", sel, (uint64_t)hours * HOUR, 600 * SEC);
+	snprintf(sel, sizeof(sel), "{mode=\"cpu\"}");
+	time_series(s, "1 h x all hosts", sel, HOUR, 60 * SEC);
+	time_series(s, "1 h x all, 10 s", sel, HOUR, 10 * SEC);
 	ap_store_close(s);
 	return 0;
 }

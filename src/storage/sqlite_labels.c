@@ -86,8 +86,20 @@ int sq_series(struct ap_store *st, const struct ap_store_query *q, uint64_t step
 	ret = sq_check_range(q, err, errlen);
 	if (ret)
 		return ret;
-	if (!step_ns) /* about 100 points */
-		step_ns = (q->until_ns - q->from_ns) / 100;
+	if (!step_ns) { /* about 100 points, on a step the rollups divide */
+		static const uint64_t nice[] = { 10, 20, 30, 60, 120, 300, 600, 900, 1800, 3600,
+						 7200, 10800, 21600, 43200, 86400 };
+		uint64_t want = (q->until_ns - q->from_ns) / 100;
+
+		step_ns = nice[sizeof(nice) / sizeof(nice[0]) - 1] * 1000000000ULL;
+		for (size_t i = 0; i < sizeof(nice) / sizeof(nice[0]); i++)
+			if (nice[i] * 1000000000ULL >= want) {
+				step_ns = nice[i] * 1000000000ULL;
+				break;
+			}
+		if (step_ns < want) /* ranges over 100 days: whole days */
+			step_ns = (want + step_ns - 1) / step_ns * step_ns;
+	}
 	if (step_ns < SQ_MIN_STEP_NS)
 		step_ns = SQ_MIN_STEP_NS;
 	step_ns -= step_ns % 1000000000ULL; /* whole seconds */

@@ -563,6 +563,19 @@ static void test_series(void **state)
 	check_series(c, T0 + 5 * SEC, T0 + 3 * HOUR, MIN, times, vals, n);
 	check_series(c, T0 - HOUR, T0 + 5 * HOUR, HOUR, times, vals, n);
 	check_series(c, T0 + 17 * MIN + 3 * SEC, T0 + 4 * HOUR + 1, 5 * MIN, times, vals, n);
+	{ /* step 0: about 100 points on a step the rollups divide (1 h: 60 s) */
+		struct ap_selector s;
+		struct ap_store_query q = { .sel = &s, .from_ns = T0, .until_ns = T0 + HOUR };
+		struct ap_store_series out;
+		char err[512];
+
+		sel(c, "", &s);
+		assert_int_equal(c->s->ops->series(c->s, &q, 0, &out, err, sizeof(err)), 0);
+		assert_int_equal(out.step_ns, MIN);
+		assert_int_equal(out.npoints, 60);
+		ap_store_series_free(&out);
+		ap_selector_free(&s);
+	}
 }
 
 struct pushrec {
