@@ -355,7 +355,8 @@ int main(int argc, char **argv)
 	       samples_written / wall, pushes_written / wall, cpu, samples_written / cpu);
 	printf("size: %.1f MiB on disk, %.1f bytes per sample written, %llu series, %llu "
 	       "stacks\n",
-	       file_size(spec + 7) / 1048576.0, (double)file_size(spec + 7) / samples_written,
+	       file_size(spec + 7) / 1048576.0,
+	       samples_written ? (double)file_size(spec + 7) / samples_written : 0.0,
 	       (unsigned long long)st.series, (unsigned long long)st.stacks);
 	snprintf(sel, sizeof(sel), "{mode=\"cpu\"}");
 	time_merge(s, "1 h x all hosts", sel, HOUR);
