@@ -26,6 +26,8 @@
 #include "format/format.h"
 #include "lib/profile.h"
 #include "profile.pb-c.h"
+#include <sqlite3.h>
+
 #include "storage/storage.h"
 #include "test_pprof_util.h"
 
@@ -996,6 +998,31 @@ static void test_sqlite_file(void **state)
 	assert_true(ap_store_open(spec, NULL, &s2, err, sizeof(err)) < 0);
 	assert_int_equal(access("/tmp/ap-storage-victim", F_OK), -1);
 	unlink(link);
+	/* a file that is not a store, and a store of another schema version: refused, said why */
+	{
+		char junk[600];
+		FILE *f;
+		sqlite3 *db;
+
+		snprintf(junk, sizeof(junk), "%s.junk", c->path);
+		f = fopen(junk, "w");
+		for (int i = 0; i < 1000; i++)
+			fputs("not a database at all\n", f);
+		fclose(f);
+		snprintf(spec, sizeof(spec), "sqlite:%s", junk);
+		assert_int_equal(ap_store_open(spec, NULL, &s2, err, sizeof(err)), -EIO);
+		assert_non_null(strstr(err, "not a database"));
+		ap_store_close(c->s);
+		c->s = NULL;
+		assert_int_equal(sqlite3_open(c->path, &db), SQLITE_OK);
+		assert_int_equal(sqlite3_exec(db, "UPDATE meta SET v = 1 WHERE k = 'schema'", NULL,
+					      NULL, NULL),
+				 SQLITE_OK);
+		sqlite3_close(db);
+		assert_int_equal(ap_store_open(c->spec, NULL, &s2, err, sizeof(err)), -EINVAL);
+		assert_non_null(strstr(err, "schema version"));
+		assert_null(s2);
+	}
 }
 
 int main(void)
