@@ -53,6 +53,7 @@ size_t sq_plan(uint64_t from, uint64_t until, unsigned tier_mask, const int64_t 
  * fills it from the finer tier once the newest push is SQ_ROLLUP_LAG_NS past a bucket
  * (compaction), and adds a push older than the mark to it at once (a late push). */
 #define SQ_ROLLUP_LAG_NS 120000000000ULL
+#define SQ_FUTURE_NS SQ_HOUR_NS /* pushes further ahead of this clock do not move the marks */
 #define SQ_COMPACT_MAX_NS (6 * SQ_HOUR_NS) /* of tier 1 per compaction run */
 
 /* ---- dictionaries ---- */

@@ -51,6 +51,14 @@ struct batch {
 	uint64_t raw_entries_added;
 };
 
+static uint64_t realtime_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
 static uint64_t sat_add(uint64_t a, uint64_t b)
 {
 	return a + b < a ? UINT64_MAX : a + b;
@@ -612,7 +620,7 @@ static void process_writes(struct sq_store *s, struct sq_job **jobs, size_t n)
 	int rc;
 
 	int64_t old_wm[SQ_NTIERS];
-	uint64_t newest = s->newest_ns;
+	uint64_t newest = s->newest_ns, future = realtime_ns() + SQ_FUTURE_NS;
 
 	memcpy(old_wm, s->wm, sizeof(old_wm));
 	rc = step_done(ws->begin);
@@ -632,7 +640,9 @@ static void process_writes(struct sq_store *s, struct sq_job **jobs, size_t n)
 	for (size_t i = 0; i < n && !rc; i++) {
 		what = "storing a push";
 		rc = batch_job(s, &b, jobs, i);
-		if (jobs[i]->from_ns > newest)
+		/* a push from a clock far ahead is stored but does not move the rollups, or
+		 * every correct push after it would be a late one */
+		if (jobs[i]->from_ns > newest && jobs[i]->from_ns <= future)
 			newest = jobs[i]->from_ns;
 	}
 	if (!rc) {
@@ -681,14 +691,6 @@ static void process_writes(struct sq_store *s, struct sq_job **jobs, size_t n)
 }
 
 /* ---- the thread ---- */
-
-static uint64_t realtime_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
 
 static void auto_retention(struct sq_store *s)
 {

@@ -34,8 +34,9 @@
 #define SEC 1000000000ULL
 #define MIN (60 * SEC)
 #define HOUR (3600 * SEC)
-/* a whole hour, far enough from 0 that retention tests can cut before it */
-#define T0 (1000000 * HOUR)
+/* a whole hour 30 days ago (set in main): pushes near now move the rollups (docs/storage.md),
+ * and retention tests can cut before it */
+static uint64_t T0;
 
 struct ctx {
 	struct ap_store *s;
@@ -620,6 +621,12 @@ static void test_resolutions_exact(void **state)
 	struct pushrec rec[300];
 	unsigned seed = 12345;
 	char err[512];
+	uint64_t ahead = T0 + 400 * 24 * HOUR; /* a push from a clock a year ahead */
+	struct smp far = { "far;away", 5, "w", 7, 7, NULL, NULL };
+	struct ap_profile *fp = mk(&far, 1, 2), *fm;
+
+	put(c, "ahead", "h", "cpu", ahead, fp);
+	ap_profile_free(fp);
 
 	for (int i = 0; i < 300; i++) {
 		struct smp s = { stacks[i % 4], 5, "w", 0, 0, NULL, NULL };
@@ -638,6 +645,9 @@ static void test_resolutions_exact(void **state)
 		ap_profile_free(p);
 	}
 	check_ranges(c, rec, stacks, &seed);
+	fm = merge(c, "", ahead, ahead + SEC);
+	assert_int_equal(value_of(fm, "samples", "far;away", "w"), 7);
+	ap_profile_free(fm);
 	/* the same after reopening: dictionaries, ids and rollup marks come back from the file */
 	ap_store_close(c->s);
 	assert_int_equal(ap_store_open(c->spec, NULL, &c->s, err, sizeof(err)), 0);
@@ -1045,6 +1055,7 @@ int main(void)
 	};
 	int ret;
 
+	T0 = (uint64_t)time(NULL) / 3600 * HOUR - 30 * 24 * HOUR;
 	snprintf(g_tmp, sizeof(g_tmp), "%s/ap-storage-XXXXXX",
 		 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
 	if (!mkdtemp(g_tmp))
