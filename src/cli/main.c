@@ -15,6 +15,9 @@ static const struct ap_cli_command commands[] = {
 	{ "record", "record a profile (same flags as aperture-agent)", cmd_record },
 	{ "report", "print the top functions of a profile file, or convert it", ap_cli_report },
 	{ "filter", "check a WebAssembly event filter, or run it on recorded events", ap_cli_filter },
+	{ "query", "fetch a merged profile from aperture-aggregator", ap_cli_query },
+	{ "diff", "compare two queries or time ranges on aperture-aggregator", ap_cli_diff },
+	{ "labels", "list label names, or a label's values, on aperture-aggregator", ap_cli_labels },
 };
 
 static void usage(FILE *out)
@@ -22,6 +25,8 @@ static void usage(FILE *out)
 	fprintf(out, "Usage: aperture COMMAND [ARGS]\n\nCommands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].help);
+	fprintf(out, "\nquery, diff and labels talk to the aggregator at --server, else $APERTURE_SERVER,\n"
+		     "else http://127.0.0.1:7070.\n");
 	fprintf(out, "\nRun 'aperture COMMAND --help' for a command's options.\n");
 }
 

@@ -30,22 +30,22 @@ static void report_usage(FILE *out)
 		"                   read, 256MiB decoded)\n");
 }
 
-static int report_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int report_error(const char *fmt, ...)
+int ap_cli_usage_error(const char *cmd, const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "aperture report: ");
+	fprintf(stderr, "aperture %s: ", cmd);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\nTry 'aperture report --help' for more information.\n");
+	fprintf(stderr, "\nTry 'aperture %s --help' for more information.\n", cmd);
 	return AP_EXIT_USAGE;
 }
 
+#define report_error(...) ap_cli_usage_error("report", __VA_ARGS__)
+
 /* -o x.pb.gz --format svg would write SVG where every tool expects pprof (as the agent). */
-static int check_format_matches_path(const char *output, enum ap_format fmt)
+static int check_format_matches_path(const char *cmd, const char *output, enum ap_format fmt)
 {
 	size_t len = strlen(output);
 	enum ap_format by_ext;
@@ -53,9 +53,74 @@ static int check_format_matches_path(const char *output, enum ap_format fmt)
 	if (ap_format_from_path(output, &by_ext) || by_ext == fmt ||
 	    (fmt == AP_FORMAT_TEXT && len > 4 && strcasecmp(output + len - 4, ".txt") == 0))
 		return 0;
-	return report_error("--format %s contradicts the extension of '%s' (%s): rename the "
-			    "output or drop --format",
-			    ap_format_name(fmt), output, ap_format_name(by_ext));
+	return ap_cli_usage_error(cmd,
+				  "--format %s contradicts the extension of '%s' (%s): rename the "
+				  "output or drop --format",
+				  ap_format_name(fmt), output, ap_format_name(by_ext));
+}
+
+int ap_cli_output_format(const char *cmd, const char *output, enum ap_format *fmt)
+{
+	if (*fmt != AP_FORMAT_NONE && output && check_format_matches_path(cmd, output, *fmt))
+		return AP_EXIT_USAGE;
+	if (*fmt == AP_FORMAT_NONE) {
+		if (!output)
+			*fmt = AP_FORMAT_TEXT;
+		else if (ap_format_from_path(output, fmt))
+			return ap_cli_usage_error(cmd, "cannot tell the format of '%s': use --format",
+						  output);
+	}
+	return 0;
+}
+
+int ap_cli_write_output(const char *cmd, const char *output,
+			int (*writer)(FILE *out, const void *ctx), const void *ctx)
+{
+	char err[512] = "";
+	struct ap_output out;
+	int ret;
+
+	/* as the agent's: a device or FIFO in place, a file replaced only when complete */
+	ret = ap_output_open(&out, output, err, sizeof(err));
+	if (ret) {
+		if (err[0])
+			fprintf(stderr, "aperture %s: cannot write: %s\n", cmd, err);
+		else
+			fprintf(stderr, "aperture %s: cannot write '%s': %s\n", cmd, output,
+				strerror(-ret));
+		return AP_EXIT_USAGE;
+	}
+	ret = writer(out.f, ctx);
+	if (!ret)
+		ret = ap_output_commit(&out);
+	if (ret) {
+		fprintf(stderr, "aperture %s: writing %s failed: %s\n", cmd,
+			output ? output : "stdout", strerror(-ap_output_error(&out, ret)));
+		ap_output_discard(&out);
+		return AP_EXIT_FAILURE;
+	}
+	return AP_EXIT_OK;
+}
+
+struct profile_write {
+	const struct ap_profile *p;
+	enum ap_format fmt;
+	const struct ap_write_opts *wo;
+};
+
+static int write_profile(FILE *out, const void *ctx)
+{
+	const struct profile_write *w = ctx;
+
+	return ap_format_write(w->p, w->fmt, out, w->wo);
+}
+
+int ap_cli_write_profile(const char *cmd, const struct ap_profile *p, enum ap_format fmt,
+			 const char *output, const struct ap_write_opts *wo)
+{
+	struct profile_write w = {.p = p, .fmt = fmt, .wo = wo};
+
+	return ap_cli_write_output(cmd, output, write_profile, &w);
 }
 
 int ap_cli_report(int argc, char **argv)
@@ -74,7 +139,6 @@ int ap_cli_report(int argc, char **argv)
 	const char *output = NULL;
 	struct ap_profile *p = NULL;
 	char err[512] = "";
-	struct ap_output out;
 	uint64_t v;
 	int c, ret;
 
@@ -112,14 +176,8 @@ int ap_cli_report(int argc, char **argv)
 	}
 	if (optind != argc - 1)
 		return report_error("%s", optind >= argc ? "missing FILE" : "too many arguments");
-	if (fmt != AP_FORMAT_NONE && output && check_format_matches_path(output, fmt))
+	if (ap_cli_output_format("report", output, &fmt))
 		return AP_EXIT_USAGE;
-	if (fmt == AP_FORMAT_NONE) {
-		if (!output)
-			fmt = AP_FORMAT_TEXT;
-		else if (ap_format_from_path(output, &fmt))
-			return report_error("cannot tell the format of '%s': use --format", output);
-	}
 
 	ret = ap_read_profile_file_limited(argv[optind], &limits, &p, err, sizeof(err));
 	if (ret) {
@@ -127,25 +185,7 @@ int ap_cli_report(int argc, char **argv)
 		return ret == -ENOENT || ret == -EACCES || ret == -EINVAL ? AP_EXIT_USAGE
 									 : AP_EXIT_FAILURE;
 	}
-	/* as the agent's: a device or FIFO in place, a file replaced only when complete */
-	ret = ap_output_open(&out, output, err, sizeof(err));
-	if (ret) {
-		if (err[0])
-			fprintf(stderr, "aperture report: cannot write: %s\n", err);
-		else
-			fprintf(stderr, "aperture report: cannot write '%s': %s\n", output,
-				strerror(-ret));
-		ap_profile_free(p);
-		return AP_EXIT_USAGE;
-	}
-	ret = ap_format_write(p, fmt, out.f, &wo);
-	if (!ret)
-		ret = ap_output_commit(&out);
-	if (ret) {
-		fprintf(stderr, "aperture report: writing %s failed: %s\n",
-			output ? output : "stdout", strerror(-ap_output_error(&out, ret)));
-		ap_output_discard(&out);
-	}
+	ret = ap_cli_write_profile("report", p, fmt, output, &wo);
 	ap_profile_free(p);
-	return ret ? AP_EXIT_FAILURE : AP_EXIT_OK;
+	return ret;
 }

@@ -4,6 +4,7 @@
  * "comm;root;...;leaf COUNT". ';' separates frames and the count follows the last space, so
  * names may hold spaces but not ';' or line breaks; those are replaced when writing.
  */
+#include "flame_internal.h"
 #include "format.h"
 
 #include <errno.h>
@@ -44,7 +45,7 @@ static int sbuf_add(struct sbuf *b, const char *s, size_t n)
 }
 
 /* ';' would split the frame and control bytes would break the line: replace them in place. */
-static void sanitize(char *s)
+void ap_folded_sanitize(char *s)
 {
 	for (; *s; s++) {
 		if (*s == ';')
@@ -81,7 +82,7 @@ static int build_line(const struct ap_profile *p, const struct ap_sample *s, cha
 	copy = strdup(*comm ? comm : "[unknown]");
 	if (!copy)
 		return -ENOMEM;
-	sanitize(copy);
+	ap_folded_sanitize(copy);
 	err = sbuf_add(b, copy, strlen(copy));
 	free(copy);
 	if (err)
@@ -121,7 +122,7 @@ int ap_write_folded(const struct ap_profile *p, FILE *out, const struct ap_write
 			err = -ENOMEM;
 			goto out;
 		}
-		sanitize(names[i]);
+		ap_folded_sanitize(names[i]);
 	}
 	for (size_t i = 0; i < nsamples; i++) {
 		const struct ap_sample *s = ap_profile_sample(p, i);

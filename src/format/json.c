@@ -4,13 +4,14 @@
  * (interned frames and stacks referenced by id) so that it stays small and loses nothing.
  * Any byte string is written as valid JSON: invalid UTF-8 becomes U+FFFD.
  */
+#include "flame_internal.h"
 #include "format.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <string.h>
 
-static void json_str(FILE *out, const char *s)
+void ap_format_json_str(FILE *out, const char *s)
 {
 	size_t len = s ? strlen(s) : 0;
 
@@ -52,7 +53,7 @@ static void json_addr(FILE *out, uint64_t v) { fprintf(out, "\"0x%" PRIx64 "\"",
 static void json_key(FILE *out, const char *indent, const char *key)
 {
 	fputs(indent, out);
-	json_str(out, key);
+	ap_format_json_str(out, key);
 	fputs(": ", out);
 }
 
@@ -70,23 +71,23 @@ static void write_header(FILE *out, const struct ap_profile *p)
 		ap_profile_meta(p, i, &k, &v);
 		fputs(sep(i), out);
 		json_key(out, "    ", k);
-		json_str(out, v);
+		ap_format_json_str(out, v);
 	}
 	fputs(ap_profile_nmeta(p) ? "\n  },\n" : "},\n", out);
 	fprintf(out, "  \"start_ns\": %" PRIu64 ",\n  \"duration_ns\": %" PRIu64 ",\n",
 		ap_profile_start_ns(p), ap_profile_duration_ns(p));
 	fputs("  \"period\": {\"type\": ", out);
-	json_str(out, ap_profile_str(p, pt->type));
+	ap_format_json_str(out, ap_profile_str(p, pt->type));
 	fputs(", \"unit\": ", out);
-	json_str(out, ap_profile_str(p, pt->unit));
+	ap_format_json_str(out, ap_profile_str(p, pt->unit));
 	fprintf(out, ", \"value\": %" PRIu64 "},\n  \"value_types\": [", ap_profile_period(p));
 	for (size_t i = 0; i < nvalues; i++) {
 		const struct ap_value_type *vt = ap_profile_value_type(p, i);
 
 		fputs(i ? ", {\"type\": " : "{\"type\": ", out);
-		json_str(out, ap_profile_str(p, vt->type));
+		ap_format_json_str(out, ap_profile_str(p, vt->type));
 		fputs(", \"unit\": ", out);
-		json_str(out, ap_profile_str(p, vt->unit));
+		ap_format_json_str(out, ap_profile_str(p, vt->unit));
 		fputc('}', out);
 	}
 	/* which value weights flamegraphs and tables by default, so a JSON file read back
@@ -122,9 +123,9 @@ static void write_mappings(FILE *out, const struct ap_profile *p)
 		fputs(", \"offset\": ", out);
 		json_addr(out, m->offset);
 		fputs(", \"file\": ", out);
-		json_str(out, ap_profile_str(p, m->file));
+		ap_format_json_str(out, ap_profile_str(p, m->file));
 		fputs(", \"build_id\": ", out);
-		json_str(out, ap_profile_str(p, m->build_id));
+		ap_format_json_str(out, ap_profile_str(p, m->build_id));
 		fputc('}', out);
 	}
 	fputs(n > 1 ? "\n  ],\n" : "],\n", out);
@@ -139,16 +140,16 @@ static void write_frames(FILE *out, const struct ap_profile *p)
 		const struct ap_frame *f = ap_profile_frame(p, (uint32_t)i);
 
 		fprintf(out, "%s    {\"id\": %zu, \"name\": ", sep(i), i);
-		json_str(out, ap_profile_str(p, f->name));
+		ap_format_json_str(out, ap_profile_str(p, f->name));
 		fputs(", \"module\": ", out);
-		json_str(out, ap_profile_str(p, f->module));
+		ap_format_json_str(out, ap_profile_str(p, f->module));
 		fprintf(out, ", \"kind\": \"%s\", \"addr\": ",
 			f->kind == AP_FRAME_KERNEL ? "kernel" : "user");
 		json_addr(out, f->addr);
 		fputs(", \"rel_addr\": ", out);
 		json_addr(out, f->rel_addr);
 		fputs(", \"file\": ", out);
-		json_str(out, ap_profile_str(p, f->file));
+		ap_format_json_str(out, ap_profile_str(p, f->file));
 		fprintf(out, ", \"line\": %" PRIu32 ", \"mapping\": %" PRIu32, f->line, f->mapping);
 		/* only where true: most frames are not inlined, and readers default to false */
 		fputs(f->flags & AP_FRAME_INLINED ? ", \"inlined\": true}" : "}", out);
@@ -182,10 +183,10 @@ static void write_labels(FILE *out, const struct ap_profile *p, uint32_t id)
 	for (size_t i = 0; i < n; i++) {
 		json_key(out, i ? ", " : "", ap_profile_str(p, l[i].key));
 		if (l[i].str) {
-			json_str(out, ap_profile_str(p, l[i].str));
+			ap_format_json_str(out, ap_profile_str(p, l[i].str));
 		} else if (l[i].num_unit) {
 			fprintf(out, "{\"value\": %" PRId64 ", \"unit\": ", l[i].num);
-			json_str(out, ap_profile_str(p, l[i].num_unit));
+			ap_format_json_str(out, ap_profile_str(p, l[i].num_unit));
 			fputc('}', out);
 		} else {
 			fprintf(out, "%" PRId64, l[i].num);
@@ -206,7 +207,7 @@ static void write_samples(FILE *out, const struct ap_profile *p)
 			"%s    {\"stack\": %" PRIu32 ", \"pid\": %" PRIu32 ", \"tid\": %" PRIu32
 			", \"comm\": ",
 			sep(i), s->stack, s->pid, s->tid);
-		json_str(out, ap_profile_str(p, s->comm));
+		ap_format_json_str(out, ap_profile_str(p, s->comm));
 		fputs(", \"labels\": ", out);
 		write_labels(out, p, s->labels);
 		fputs(", \"values\": [", out);

@@ -9,11 +9,13 @@
  * frames on top (the model's stacks are leaf first with kernel frames first, so walking a
  * stack backwards gives exactly this order). Children are sorted by name, like flamegraph.pl.
  */
+#include "flame_internal.h"
 #include "format.h"
 #include "lib/hash.h"
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,13 +33,12 @@
  * out. Their weight stays in their parents, so totals and percentages are unchanged. */
 #define MIN_FRAME_PX 0.1
 
-enum name_class {
-	CLS_ROOT,
-	CLS_COMM,
-	CLS_USER,
-	CLS_KERNEL,
-	CLS_UNKNOWN,
-};
+/* The box classes of the default palette (flame_internal.h). */
+#define CLS_ROOT AP_FLAME_ROOT
+#define CLS_COMM AP_FLAME_COMM
+#define CLS_USER AP_FLAME_USER
+#define CLS_KERNEL AP_FLAME_KERNEL
+#define CLS_UNKNOWN AP_FLAME_UNKNOWN
 
 /* One distinct (display name, class). Sorted, so name index order is alphabetical. */
 struct name_ent {
@@ -75,7 +76,6 @@ struct svg_ctx {
 	size_t npaths;
 	struct node *nodes;
 	size_t nnodes;
-	uint32_t max_depth;
 };
 
 static int ent_cmp(const void *a, const void *b)
@@ -270,9 +270,9 @@ static int build_tree(struct svg_ctx *c)
 	return 0;
 }
 
-static bool node_visible(const struct svg_ctx *c, const struct node *n)
+static bool box_visible(uint64_t w, uint64_t total)
 {
-	return (double)n->w * FRAME_W >= MIN_FRAME_PX * (double)c->total;
+	return (double)w * FRAME_W >= MIN_FRAME_PX * (double)total;
 }
 
 /* Writes s as XML character data: markup escaped, control characters and non-characters
@@ -342,7 +342,8 @@ static void put_label(FILE *out, const char *name, double width)
 }
 
 /* "1,234 samples" or "12.30 ms", after the weight's value type. */
-static const char *fmt_weight(const struct ap_profile *p, int vi, uint64_t v, char *buf, size_t len)
+const char *ap_svg_fmt_weight(const struct ap_profile *p, int vi, uint64_t v, char *buf,
+			      size_t len)
 {
 	const struct ap_value_type *vt = ap_profile_value_type(p, (size_t)vi);
 	const char *type = vt ? ap_profile_str(p, vt->type) : "";
@@ -385,25 +386,27 @@ static void put_colour(FILE *out, const char *name, uint32_t cls)
 	fprintf(out, "rgb(%d,%d,%d)", r, g, b);
 }
 
-static void put_frame(FILE *out, const struct svg_ctx *c, const struct node *n, int img_h)
+static void put_box(FILE *out, const struct ap_svg_doc *d, const struct ap_svg_box *b,
+		    const char *info, int img_h)
 {
-	const char *name = n->name == UINT32_MAX ? "all" : c->names[n->name];
-	uint32_t cls = n->name == UINT32_MAX ? CLS_ROOT : c->cls[n->name];
-	double x = PAD + (double)n->x / (double)c->total * FRAME_W;
-	double w = (double)n->w / (double)c->total * FRAME_W;
-	int y = img_h - BOTTOM_H - (int)(n->depth + 1) * FRAME_H;
-	char wbuf[64];
+	double x = PAD + (double)b->x / (double)d->total * FRAME_W;
+	double w = (double)b->w / (double)d->total * FRAME_W;
+	int y = img_h - BOTTOM_H - (int)(b->depth + 1) * FRAME_H;
 
 	fprintf(out, "<g class=\"f\" data-s=\"%llu\" data-v=\"%llu\" data-d=\"%u\"><title>",
-		(unsigned long long)n->x, (unsigned long long)n->w, n->depth);
-	xml_put(out, name, SIZE_MAX);
-	fprintf(out, " (%s, %.2f%%)</title>", fmt_weight(c->p, c->vi, n->w, wbuf, sizeof(wbuf)),
-		100.0 * (double)n->w / (double)c->total);
+		(unsigned long long)b->x, (unsigned long long)b->w, b->depth);
+	xml_put(out, b->name, SIZE_MAX);
+	fputs(" (", out);
+	xml_put(out, info, SIZE_MAX);
+	fputs(")</title>", out);
 	fprintf(out, "<rect x=\"%.2f\" y=\"%d\" width=\"%.2f\" height=\"%d\" rx=\"2\" fill=\"", x,
 		y, w, FRAME_H - 1);
-	put_colour(out, name, cls);
+	if (b->has_rgb)
+		fprintf(out, "rgb(%d,%d,%d)", b->rgb[0], b->rgb[1], b->rgb[2]);
+	else
+		put_colour(out, b->name, b->cls);
 	fprintf(out, "\"/><text x=\"%.2f\" y=\"%d\">", x + 3, y + FRAME_H - 4);
-	put_label(out, name, w);
+	put_label(out, b->name, w);
 	fputs("</text></g>\n", out);
 }
 
@@ -524,30 +527,25 @@ static const char svg_script[] =
     "}\n";
 
 /* "cpu" -> "CPU profile"; no mode -> "Flame Graph". */
-static void put_title(FILE *out, const struct ap_profile *p, const struct ap_write_opts *opts)
+static const char *title_of(const struct ap_profile *p, const struct ap_write_opts *opts,
+			    char *buf, size_t len)
 {
 	const char *mode = ap_profile_get_meta(p, "mode");
-	char buf[128];
 
-	if (opts && opts->title) {
-		xml_put(out, opts->title, SIZE_MAX);
-		return;
-	}
-	if (!mode || !*mode) {
-		fputs("Flame Graph", out);
-		return;
-	}
+	if (opts && opts->title)
+		return opts->title;
+	if (!mode || !*mode)
+		return "Flame Graph";
 	if (strcmp(mode, "cpu") == 0 || strcmp(mode, "gpu") == 0) {
-		snprintf(buf, sizeof(buf), "%c%c%c profile", mode[0] - 32, mode[1] - 32,
-			 mode[2] - 32);
+		snprintf(buf, len, "%c%c%c profile", mode[0] - 32, mode[1] - 32, mode[2] - 32);
 	} else if (strcmp(mode, "offcpu") == 0 || strcmp(mode, "off-cpu") == 0) {
-		snprintf(buf, sizeof(buf), "Off-CPU profile");
+		snprintf(buf, len, "Off-CPU profile");
 	} else {
-		snprintf(buf, sizeof(buf), "%s profile", mode);
+		snprintf(buf, len, "%s profile", mode);
 		if (buf[0] >= 'a' && buf[0] <= 'z')
 			buf[0] = (char)(buf[0] - 32);
 	}
-	xml_put(out, buf, SIZE_MAX);
+	return buf;
 }
 
 /* Stats that mean something was lost or is missing; the others are informational. */
@@ -571,7 +569,7 @@ static void put_subtitle(FILE *out, const struct svg_ctx *c)
 	bool first = true;
 	size_t shown = 0;
 
-	fputs(fmt_weight(c->p, c->vi, c->total, buf, sizeof(buf)), out);
+	fputs(ap_svg_fmt_weight(c->p, c->vi, c->total, buf, sizeof(buf)), out);
 	if (dur)
 		fprintf(out, " in %s", ap_format_duration(dur, buf, sizeof(buf)));
 	for (size_t i = 0; i < ap_profile_nstats(c->p); i++) {
@@ -584,22 +582,32 @@ static void put_subtitle(FILE *out, const struct svg_ctx *c)
 			break;
 		}
 		fputs(first ? " \xe2\x80\x94 " : ", ", out);
-		xml_put(out, st->name, SIZE_MAX);
+		fputs(st->name, out);
 		fprintf(out, ": %s", ap_format_count(st->value, buf, sizeof(buf)));
 		first = false;
 	}
 }
 
-static void write_document(FILE *out, const struct svg_ctx *c, const struct ap_write_opts *opts)
+int ap_svg_write_doc(FILE *out, const struct ap_svg_doc *d)
 {
-	int h = TOP_H + BOTTOM_H + (int)(c->max_depth + 1) * FRAME_H;
+	uint32_t max_depth = 0;
+	struct ap_svg_box b;
+	char info[256];
+	int h;
 
+	for (size_t i = 0; d->total && i < d->nboxes; i++) {
+		b = (struct ap_svg_box){0};
+		d->box(d->ctx, i, &b, info, sizeof(info));
+		if (b.depth > max_depth && box_visible(b.w, d->total))
+			max_depth = b.depth;
+	}
+	h = TOP_H + BOTTOM_H + (int)(max_depth + 1) * FRAME_H;
 	fprintf(out,
 		"<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n"
 		"<svg version=\"1.1\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" "
 		"height=\"%d\" viewBox=\"0 0 %d %d\" onload=\"init(evt)\" data-fw=\"%d\" "
 		"data-pad=\"%d\" data-cw=\"%.2f\" data-total=\"%llu\">\n",
-		IMG_W, h, IMG_W, h, FRAME_W, PAD, CHAR_W, (unsigned long long)c->total);
+		IMG_W, h, IMG_W, h, FRAME_W, PAD, CHAR_W, (unsigned long long)d->total);
 	fprintf(out, "<style type=\"text/css\"><![CDATA[\n%s]]></style>\n", svg_style);
 	fprintf(out, "<script type=\"text/ecmascript\"><![CDATA[\n%s]]></script>\n", svg_script);
 	fputs("<defs><linearGradient id=\"bg\" x1=\"0\" y1=\"0\" x2=\"0\" y2=\"1\">"
@@ -609,9 +617,9 @@ static void write_document(FILE *out, const struct svg_ctx *c, const struct ap_w
 	fprintf(out, "<rect x=\"0\" y=\"0\" width=\"%d\" height=\"%d\" fill=\"url(#bg)\"/>\n",
 		IMG_W, h);
 	fprintf(out, "<text id=\"title\" class=\"title\" x=\"%d\" y=\"24\">", IMG_W / 2);
-	put_title(out, c->p, opts);
+	xml_put(out, d->title, SIZE_MAX);
 	fprintf(out, "</text>\n<text id=\"subtitle\" class=\"sub\" x=\"%d\" y=\"44\">", IMG_W / 2);
-	put_subtitle(out, c);
+	xml_put(out, d->subtitle, SIZE_MAX);
 	fprintf(out, "</text>\n");
 	fprintf(out, "<text id=\"unzoom\" class=\"btn hide\" x=\"%d\" y=\"24\">Reset Zoom</text>\n",
 		PAD);
@@ -622,13 +630,32 @@ static void write_document(FILE *out, const struct svg_ctx *c, const struct ap_w
 	fprintf(out, "<text id=\"matched\" x=\"%d\" y=\"%d\"> </text>\n", IMG_W - PAD - 130,
 		h - 12);
 	fprintf(out, "<text id=\"details\" x=\"%d\" y=\"%d\">%s</text>\n", PAD, h - 12,
-		c->total ? "Hover a frame for details, click to zoom, Ctrl-F to search."
+		d->total ? "Hover a frame for details, click to zoom, Ctrl-F to search."
 			 : "No samples.");
 	fputs("<g id=\"frames\">\n", out);
-	for (size_t i = 0; c->total && i < c->nnodes; i++)
-		if (node_visible(c, &c->nodes[i]))
-			put_frame(out, c, &c->nodes[i], h);
+	for (size_t i = 0; d->total && i < d->nboxes; i++) {
+		b = (struct ap_svg_box){0};
+		d->box(d->ctx, i, &b, info, sizeof(info));
+		if (box_visible(b.w, d->total))
+			put_box(out, d, &b, info, h);
+	}
 	fputs("</g>\n</svg>\n", out);
+	return ap_stream_status(out);
+}
+
+static void svg_box(const void *ctx, size_t i, struct ap_svg_box *b, char *info, size_t infolen)
+{
+	const struct svg_ctx *c = ctx;
+	const struct node *n = &c->nodes[i];
+	char wbuf[64];
+
+	b->x = n->x;
+	b->w = n->w;
+	b->depth = n->depth;
+	b->name = n->name == UINT32_MAX ? "all" : c->names[n->name];
+	b->cls = n->name == UINT32_MAX ? CLS_ROOT : c->cls[n->name];
+	snprintf(info, infolen, "%s, %.2f%%", ap_svg_fmt_weight(c->p, c->vi, n->w, wbuf, sizeof(wbuf)),
+		 100.0 * (double)n->w / (double)c->total);
 }
 
 int ap_write_svg(const struct ap_profile *p, FILE *out, const struct ap_write_opts *opts)
@@ -646,11 +673,27 @@ int ap_write_svg(const struct ap_profile *p, FILE *out, const struct ap_write_op
 		err = build_tree(&c);
 	if (err)
 		goto out;
-	for (size_t i = 0; i < c.nnodes; i++)
-		if (c.nodes[i].depth > c.max_depth && node_visible(&c, &c.nodes[i]))
-			c.max_depth = c.nodes[i].depth;
-	write_document(out, &c, opts);
-	err = ap_stream_status(out);
+	{
+		char tbuf[128], *sub = NULL;
+		size_t sublen = 0;
+		FILE *mem = open_memstream(&sub, &sublen);
+		struct ap_svg_doc d = {.total = c.total, .nboxes = c.nnodes, .box = svg_box,
+				       .ctx = &c, .title = title_of(p, opts, tbuf, sizeof(tbuf))};
+
+		if (!mem) {
+			err = -ENOMEM;
+			goto out;
+		}
+		put_subtitle(mem, &c);
+		if (fclose(mem) || !sub) {
+			free(sub);
+			err = -ENOMEM;
+			goto out;
+		}
+		d.subtitle = sub;
+		err = ap_svg_write_doc(out, &d);
+		free(sub);
+	}
 out:
 	for (size_t i = 0; i < c.nnames; i++)
 		free(c.names[i]);

@@ -5,6 +5,7 @@
  * Cumulative weight counts a function once per sample even when it recurses, so it never
  * exceeds the total.
  */
+#include "flame_internal.h"
 #include "format.h"
 
 #include <errno.h>
@@ -58,7 +59,7 @@ static void sanitize(char *s)
 			*s = '?';
 }
 
-static void put_clean(FILE *out, const char *s)
+void ap_text_put_clean(FILE *out, const char *s)
 {
 	size_t len = strlen(s);
 
@@ -188,7 +189,7 @@ static void write_header(FILE *out, const struct ap_profile *p, int vi, uint64_t
 		fprintf(out, " in %s", ap_format_duration(dur, buf, sizeof(buf)));
 	if (mode && *mode) {
 		fputs(", mode ", out);
-		put_clean(out, mode);
+		ap_text_put_clean(out, mode);
 	}
 	fprintf(out, ", %zu stacks, %zu functions\n", ap_profile_nstacks(p), nfns);
 	for (size_t i = 0; i < ap_profile_nstats(p); i++) {
@@ -197,7 +198,7 @@ static void write_header(FILE *out, const struct ap_profile *p, int vi, uint64_t
 		if (!st->value)
 			continue;
 		fputs(first ? "Stats: " : ", ", out);
-		put_clean(out, st->name);
+		ap_text_put_clean(out, st->name);
 		fprintf(out, "=%s", ap_format_count(st->value, buf, sizeof(buf)));
 		first = false;
 	}
@@ -254,7 +255,7 @@ int ap_write_text(const struct ap_profile *p, FILE *out, const struct ap_write_o
 			fmt_value(fns[i].self, ns, b1, sizeof(b1)), pct(fns[i].cum, total),
 			fmt_value(fns[i].cum, ns, b2, sizeof(b2)), width,
 			short_name(fns[i].name, nbuf));
-		put_clean(out, fns[i].module);
+		ap_text_put_clean(out, fns[i].module);
 		fputc('\n', out);
 	}
 flush:
