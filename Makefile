@@ -17,9 +17,18 @@ $(BUILD)/CMakeCache.txt: | deps
 build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j$(JOBS)
 
-# A 10-second whole-system CPU profile of this machine: flamegraph + top functions.
+# A 10-second whole-system CPU profile of this machine, pushed by the agent to the aggregator's
+# embedded store (SQLite under ./aperture-data) and read back from it: flamegraph + top functions.
 profile: build
-	$(BUILD)/bin/aperture-agent --mode cpu --duration $(DURATION) --output aperture-profile.svg --top 20
+	DURATION=$(DURATION) sh scripts/profile.sh $(BUILD)/bin
+
+# The aggregator on SQLite under ./aperture-data with its web UI and API on SERVE_LISTEN
+# (docs/api.md), and a local agent pushing this machine's cpu, lock and syscall profiles to it
+# every 10 s (docs/continuous.md). Prints the UI's URL; Ctrl-C stops both.
+SERVE_LISTEN ?= 127.0.0.1:7070
+.PHONY: serve
+serve: build
+	APERTURE_LISTEN=$(SERVE_LISTEN) sh scripts/serve.sh $(BUILD)/bin
 
 # The whole suite, then the sanitizer build with the subset below (docs/testing.md);
 # `make check SANITIZE=0` skips the latter, `make check-asan` runs the whole suite there.

@@ -13,3 +13,9 @@ python3 bench/syscall_overhead.py "$@"
 # Short here; the long run: bench/soak.py --duration 30m (the script's default).
 python3 bench/soak.py --build "${BUILD:-build}" --duration "${SOAK_DURATION:-3m}" \
 	--interval "${SOAK_INTERVAL:-20s}" --out "${SOAK_OUT:-soak-results}"
+# The aggregator (ingest per core, bytes per sample, query latency; docs/aggregator-bench.md)
+# and the agent in continuous mode. Short here (AGG_SCALE shrinks the pushed time ranges);
+# the full run: bench/aggregator_bench.py (scale 1).
+python3 bench/aggregator_bench.py --build "${BUILD:-build}" --scale "${AGG_SCALE:-0.05}" \
+	--csv "${AGG_CSV:-aggregator-bench.csv}"
+python3 bench/agent_continuous.py --build "${BUILD:-build}" --rss-minutes "${RSS_MINUTES:-1}"

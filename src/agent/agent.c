@@ -19,6 +19,7 @@
 #include "agent.h"
 #include "caps.h"
 #include "collector.h"
+#include "continuous.h"
 #include "unwind/unwinder.h"
 #include "filter_hook.h"
 #include "lib/log.h"
@@ -51,6 +52,7 @@ struct run {
 	struct ap_unwinder *unwinder; /* shared by the modes, made by the first that asks */
 	struct ap_unwinder_opts unwinder_opts;
 	uint64_t start_mono, start_wall;
+	struct ap_continuous *cont; /* --server: pushes every interval; NULL: one-shot */
 };
 
 static uint64_t now_ns(clockid_t clk)
@@ -311,6 +313,11 @@ static void record(struct run *r)
 		   opts->duration_ns > UINT64_MAX - r->start_mono ? UINT64_MAX :
 		   r->start_mono + opts->duration_ns;
 	next_drain = r->start_mono + opts->drain_interval_ns;
+	if (r->cont) {
+		ap_continuous_start(r->cont, r->start_wall, r->start_mono);
+		if (next_drain > ap_continuous_next(r->cont))
+			next_drain = ap_continuous_next(r->cont);
+	}
 	if (opts->verbose)
 		ap_info("%s: recording%s; Ctrl-C to stop", opts->prog,
 			opts->duration_ns ? "" : " until interrupted");
@@ -330,9 +337,18 @@ static void record(struct run *r)
 				/* before gc: an exited process's perf map is complete now */
 				ap_symbolizer_resolve_pending(r->sym, r->cols[i].profile);
 			}
+			if (r->cont) {
+				/* the interval's end is a drain: nothing drained twice or left out */
+				if (ap_continuous_due(r->cont, now))
+					ap_continuous_push(r->cont, r->cols, r->ncols, r->sym, now);
+				else
+					ap_continuous_observe(r->cont, r->cols, r->ncols);
+			}
 			ap_symbolizer_gc(r->sym);
 			malloc_trim(0); /* give back what symbolizing a burst of new stacks used */
 			next_drain = now + opts->drain_interval_ns;
+			if (r->cont && next_drain > ap_continuous_next(r->cont))
+				next_drain = ap_continuous_next(r->cont);
 		}
 		wait_events(r->cols, r->ncols, next_drain < deadline ? next_drain : deadline);
 	}
@@ -420,6 +436,7 @@ static void free_run(struct run *r)
 		ap_profile_free(r->cols[i].profile);
 	}
 	ap_unwinder_free(r->unwinder); /* after the collectors: their queues use it */
+	ap_continuous_free(r->cont);
 	ap_symbolizer_free(r->sym);
 	/* what was not committed (a failed run) leaves nothing behind */
 	for (size_t i = 0; i < r->nouts; i++)
@@ -442,8 +459,18 @@ int ap_agent_run(const struct ap_agent_opts *opts)
 	if (ap_caps_check(opts->prog))
 		return AP_EXIT_FAILURE;
 	ret = check_bpf_access(opts->prog);
-	if (!ret)
+	if (!ret && !opts->nservers)
 		ret = open_outputs(&r);
+	if (!ret && opts->nservers) {
+		char msg[512] = "";
+
+		/* a bad token or spool fails now; an earlier run's spool starts going out */
+		r.cont = ap_continuous_new(opts, msg, sizeof(msg));
+		if (!r.cont) {
+			fprintf(stderr, "%s: %s\n", opts->prog, msg);
+			ret = AP_EXIT_FAILURE;
+		}
+	}
 	if (ret)
 		goto out;
 	tune_allocator();
@@ -463,7 +490,7 @@ int ap_agent_run(const struct ap_agent_opts *opts)
 			strerror(-err));
 	record(&r);
 	final_drain(&r);
-	ret = write_outputs(&r);
+	ret = r.cont ? ap_continuous_finish(r.cont, r.cols, r.ncols, r.sym) : write_outputs(&r);
 out:
 	free_run(&r);
 	return ret;

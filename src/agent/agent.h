@@ -20,6 +20,12 @@ enum ap_mode {
 #define AP_MAX_COMMS 16
 #define AP_COMM_LEN 16
 #define AP_MAX_SYSCALL_FILTER 64
+/* continuous mode (docs/continuous.md) */
+#define AP_MAX_SERVERS 8
+#define AP_SERVER_URL_MAX 512
+#define AP_MAX_PUSH_LABELS 32
+#define AP_PUSH_LABEL_NAME_MAX 64
+#define AP_PUSH_LABEL_VALUE_MAX 256
 
 struct ap_agent_opts {
 	const char *prog;	 /* name used in messages ("aperture-agent", "aperture record") */
@@ -60,6 +66,20 @@ struct ap_agent_opts {
 	uint64_t min_latency_ns; /* --min-latency: calls at least this slow are "slow events" */
 	bool slow_stacks;	 /* --slow-stacks: record user stacks of slow calls */
 	bool histograms;	 /* --hist: print latency histograms in text reports */
+
+	/* Continuous mode (--server): every push_interval_ns one profile per mode is pushed to
+	 * the aggregator (docs/continuous.md). nservers == 0: a one-shot run. */
+	char servers[AP_MAX_SERVERS][AP_SERVER_URL_MAX]; /* http(s):// base URLs, in turn */
+	size_t nservers;
+	uint64_t push_interval_ns;
+	char label_names[AP_MAX_PUSH_LABELS][AP_PUSH_LABEL_NAME_MAX + 1]; /* --label N=V */
+	char label_values[AP_MAX_PUSH_LABELS][AP_PUSH_LABEL_VALUE_MAX + 1];
+	size_t nlabels;
+	const char *token_file;	 /* --token-file: Bearer token, read once at start */
+	const char *spool_dir;	 /* --spool-dir; NULL: the default */
+	uint64_t spool_max;	 /* --spool-max bytes */
+	const char *ca_file;	 /* --ca-file: CA bundle for https:// servers */
+	uint64_t shutdown_timeout_ns; /* --shutdown-timeout: last delivery attempt's bound */
 };
 
 /* Exit codes, shared by the agent and the CLI. */

@@ -41,6 +41,18 @@ struct ap_collector_ops {
 	 */
 	int (*write)(struct ap_collector *c, enum ap_format fmt, FILE *out,
 		     const struct ap_write_opts *opts);
+	/*
+	 * Continuous mode, after a drain (and the run loop's resolution of pending JIT names):
+	 * hand out what was recorded since the last rotate, and go on recording into a fresh
+	 * profile and fresh side tables. *profile gets the interval's profile (the caller frees
+	 * it); *tables the mode's JSON report of the interval (malloc'd, *tables_len bytes), or
+	 * NULL for modes without one. What lives across intervals stays: process snapshots,
+	 * symbols, unwind tables, the BPF objects and the run's counters. Every event lands in
+	 * exactly one interval. Returns 0 or -errno (then nothing was handed out and the
+	 * interval goes on).
+	 */
+	int (*rotate)(struct ap_collector *c, struct ap_profile **profile, char **tables,
+		      size_t *tables_len);
 	void (*destroy)(struct ap_collector *c);
 };
 
@@ -68,6 +80,10 @@ struct ap_unwinder *ap_collector_unwinder(struct ap_collector *c);
 extern const struct ap_collector_ops ap_cpu_collector_ops;
 extern const struct ap_collector_ops ap_lock_collector_ops;
 extern const struct ap_collector_ops ap_syscall_collector_ops;
+
+/* An empty profile shaped like `p` (value types, period, default value, metadata): the
+ * next interval's, in a collector's rotate. NULL with errno set. (interval.c) */
+struct ap_profile *ap_interval_fresh_profile(const struct ap_profile *p);
 
 /* Put an unwinder's stats in a profile: the walker's counters of the BPF object whose
  * `unwind_stats` map is stats_fd (also into v[AP_UNWIND_STAT_MAX]) and what its tables

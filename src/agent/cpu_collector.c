@@ -456,6 +456,22 @@ static void cpu_report_stats(struct ap_collector *c)
 	report_unwind_stats(cc, c->profile);
 }
 
+/* The interval's profile out, a fresh one in: the symbolizer's snapshots, the unwinder and
+ * the samples still waiting for their tables stay (they land in the next interval). */
+static int cpu_rotate(struct ap_collector *c, struct ap_profile **profile, char **tables,
+		      size_t *tables_len)
+{
+	struct ap_profile *np = ap_interval_fresh_profile(c->profile);
+
+	if (!np)
+		return -ENOMEM;
+	*profile = c->profile;
+	*tables = NULL;
+	*tables_len = 0;
+	c->profile = np;
+	return 0;
+}
+
 static void cpu_destroy(struct ap_collector *c)
 {
 	struct cpu_collector *cc = c->priv;
@@ -485,5 +501,6 @@ const struct ap_collector_ops ap_cpu_collector_ops = {
 	.stop = cpu_stop,
 	.drain = cpu_drain,
 	.report_stats = cpu_report_stats,
+	.rotate = cpu_rotate,
 	.destroy = cpu_destroy,
 };

@@ -732,6 +732,51 @@ static int lock_write(struct ap_collector *c, enum ap_format fmt, FILE *out,
 	}
 }
 
+/* The mode's JSON report of a table and profile, in memory (malloc'd). */
+static int report_to_memory(const struct ap_lock_table *t, const struct ap_profile *p,
+			    char **out, size_t *len)
+{
+	FILE *f = open_memstream(out, len);
+	int err;
+
+	if (!f)
+		return -errno;
+	err = ap_lock_write_json(t, p, f);
+	if (fclose(f) && !err)
+		err = -EIO;
+	if (err) {
+		free(*out);
+		*out = NULL;
+	}
+	return err;
+}
+
+/* The interval's profile and its lock table (holders, waiters, histograms) out, fresh ones
+ * in. Names of locks and threads (lc->names) and the unwinder stay. */
+static int lock_rotate(struct ap_collector *c, struct ap_profile **profile, char **tables,
+		       size_t *tables_len)
+{
+	struct lock_collector *lc = c->priv;
+	struct ap_profile *np = ap_interval_fresh_profile(c->profile);
+	struct ap_lock_resolver res;
+	struct ap_lock_table *nt;
+	int err;
+
+	ap_lock_names_resolver(lc->names, &res);
+	nt = ap_lock_table_new(&res);
+	err = np && nt ? report_to_memory(lc->table, c->profile, tables, tables_len) : -ENOMEM;
+	if (err) {
+		ap_profile_free(np);
+		ap_lock_table_free(nt);
+		return err;
+	}
+	ap_lock_table_free(lc->table);
+	lc->table = nt;
+	*profile = c->profile;
+	c->profile = np;
+	return 0;
+}
+
 static void lock_destroy(struct ap_collector *c)
 {
 	struct lock_collector *lc = c->priv;
@@ -758,5 +803,6 @@ const struct ap_collector_ops ap_lock_collector_ops = {
 	.drain = lock_drain,
 	.report_stats = lock_report_stats,
 	.write = lock_write,
+	.rotate = lock_rotate,
 	.destroy = lock_destroy,
 };

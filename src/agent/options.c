@@ -31,6 +31,15 @@
 /* The kernel's cap on perf sampling rates (it lowers it itself when sampling interrupts
  * take too long); perf clamps to it, so do we. */
 #define PERF_MAX_SAMPLE_RATE_FILE "/proc/sys/kernel/perf_event_max_sample_rate"
+/* Continuous mode (docs/continuous.md). */
+#define DEFAULT_PUSH_INTERVAL_NS (10 * 1000000000ULL)
+#define MIN_PUSH_INTERVAL_NS 1000000000ULL
+#define MAX_PUSH_INTERVAL_NS (3600 * 1000000000ULL)
+#define DEFAULT_SPOOL_MAX (256ULL << 20)
+#define MIN_SPOOL_MAX (1ULL << 20)
+#define MAX_SPOOL_MAX (64ULL << 30)
+#define DEFAULT_SHUTDOWN_TIMEOUT_NS (10 * 1000000000ULL)
+#define MAX_SHUTDOWN_TIMEOUT_NS (600 * 1000000000ULL)
 
 enum long_only_opt {
 	OPT_FORMAT = 0x100,
@@ -55,6 +64,14 @@ enum long_only_opt {
 	OPT_FILTER_MEMORY_PAGES,
 	OPT_FILTER_CALL_DEPTH,
 	OPT_MAP_ENTRIES,
+	OPT_SERVER,
+	OPT_PUSH_INTERVAL,
+	OPT_LABEL,
+	OPT_TOKEN_FILE,
+	OPT_SPOOL_DIR,
+	OPT_SPOOL_MAX,
+	OPT_CA_FILE,
+	OPT_SHUTDOWN_TIMEOUT,
 };
 
 static const struct option long_opts[] = {
@@ -85,6 +102,14 @@ static const struct option long_opts[] = {
 	{ "filter-fuel", required_argument, NULL, OPT_FILTER_FUEL },
 	{ "filter-memory-pages", required_argument, NULL, OPT_FILTER_MEMORY_PAGES },
 	{ "filter-call-depth", required_argument, NULL, OPT_FILTER_CALL_DEPTH },
+	{ "server", required_argument, NULL, OPT_SERVER },
+	{ "push-interval", required_argument, NULL, OPT_PUSH_INTERVAL },
+	{ "label", required_argument, NULL, OPT_LABEL },
+	{ "token-file", required_argument, NULL, OPT_TOKEN_FILE },
+	{ "spool-dir", required_argument, NULL, OPT_SPOOL_DIR },
+	{ "spool-max", required_argument, NULL, OPT_SPOOL_MAX },
+	{ "ca-file", required_argument, NULL, OPT_CA_FILE },
+	{ "shutdown-timeout", required_argument, NULL, OPT_SHUTDOWN_TIMEOUT },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -130,6 +155,24 @@ void ap_agent_usage(FILE *out, const char *prog)
 		"                           frame pointers (default 128M; e.g. 64M, 1G)\n"
 		"      --per-event          aggregate in the agent, event by event, instead of in\n"
 		"                           the kernel (what filters use; for checking and debugging)\n"
+		"\n"
+		"Continuous mode (docs/continuous.md): push one profile per mode every interval\n"
+		"to an aperture-aggregator; without --duration until SIGTERM/SIGINT:\n"
+		"      --server URL[,URL..] aggregator base URLs (http:// or https://), tried in\n"
+		"                           turn when one fails; --output is refused with it\n"
+		"      --push-interval TIME how much each push covers (default 10s; 1s..1h)\n"
+		"      --label NAME=VALUE   a label on every push (repeatable, at most %d; NAME\n"
+		"                           [A-Za-z_][A-Za-z0-9_.]*; host and mode are set)\n"
+		"      --token-file FILE    send 'Authorization: Bearer' with the token in FILE\n"
+		"      --spool-dir DIR      failed pushes wait here for their retry (default\n"
+		"                           /var/lib/aperture/spool as root, else a cache dir)\n"
+		"      --spool-max SIZE     bound of the spool; the oldest push goes first\n"
+		"                           (default 256M)\n"
+		"      --ca-file FILE       CA certificates for https:// servers\n"
+		"      --shutdown-timeout TIME\n"
+		"                           on SIGTERM, how long the last pushes may take\n"
+		"                           (default 10s); what is left stays in the spool\n"
+		"\n"
 		"  -v, --verbose            more diagnostics (repeat for debug)\n"
 		"  -h, --help               this help\n"
 		"\n"
@@ -148,7 +191,7 @@ void ap_agent_usage(FILE *out, const char *prog)
 		"      --filter-call-depth N\n"
 		"                           nested call limit (default %u, max %u)\n",
 		prog, MAX_DURATION_HOURS, DEFAULT_SAMPLE_RATE, MAX_SAMPLE_RATE, MAX_MAP_ENTRIES,
-		(unsigned long long)AP_FILTER_DEFAULT_FUEL,
+		AP_MAX_PUSH_LABELS, (unsigned long long)AP_FILTER_DEFAULT_FUEL,
 		AP_FILTER_DEFAULT_MEMORY_PAGES, AP_FILTER_MAX_MEMORY_PAGES,
 		AP_FILTER_DEFAULT_CALL_DEPTH, AP_FILTER_MAX_CALL_DEPTH);
 }
@@ -243,6 +286,111 @@ static int check_pid_exists(const struct ap_agent_opts *opts, int pid, const cha
 	return 0;
 }
 
+/* --server URL[,URL...]: http:// or https:// URLs without spaces or control characters;
+ * repeatable, the lists add up. */
+static int parse_servers(struct ap_agent_opts *opts, const char *arg)
+{
+	const char *p = arg;
+
+	if (!*arg)
+		return usage_error(opts, "empty --server: give http://HOST:PORT (or https://)");
+	while (*p) {
+		size_t n = strcspn(p, ",");
+		size_t scheme = strncmp(p, "http://", 7) == 0	 ? 7 :
+				strncmp(p, "https://", 8) == 0 ? 8 : 0;
+
+		if (!scheme || n <= scheme)
+			return usage_error(opts,
+					   "invalid --server '%.*s': expected http://HOST[:PORT] or "
+					   "https://HOST[:PORT]",
+					   (int)(n > 200 ? 200 : n), p);
+		if (n >= AP_SERVER_URL_MAX)
+			return usage_error(opts, "--server URL longer than %d characters",
+					   AP_SERVER_URL_MAX - 1);
+		for (size_t i = 0; i < n; i++)
+			if ((unsigned char)p[i] <= ' ' || p[i] == 0x7f)
+				return usage_error(opts, "invalid --server '%.*s': a URL has no spaces "
+						   "or control characters", (int)(n > 200 ? 200 : n), p);
+		if (opts->nservers == AP_MAX_SERVERS)
+			return usage_error(opts, "too many --server URLs (at most %d)",
+					   AP_MAX_SERVERS);
+		memcpy(opts->servers[opts->nservers], p, n);
+		opts->servers[opts->nservers][n] = '\0';
+		/* the API's paths are appended: drop a trailing slash */
+		for (size_t e = n; e > scheme + 1 && opts->servers[opts->nservers][e - 1] == '/';)
+			opts->servers[opts->nservers][--e] = '\0';
+		opts->nservers++;
+		p += n + (p[n] == ',');
+		if (p[-1] == ',' && !*p)
+			return usage_error(opts, "invalid --server '%s': empty URL after ','", arg);
+	}
+	return 0;
+}
+
+static bool label_name_ok(const char *s, size_t n)
+{
+	if (!n || n > AP_PUSH_LABEL_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+
+		if (!alpha && (i == 0 || !((c >= '0' && c <= '9') || c == '.')))
+			return false;
+	}
+	return true;
+}
+
+/* --label NAME=VALUE: validated here so that a bad one fails at start, not at every push. */
+static int parse_label(struct ap_agent_opts *opts, const char *arg)
+{
+	const char *eq = strchr(arg, '=');
+	size_t n = eq ? (size_t)(eq - arg) : 0, vlen;
+
+	if (!eq || !label_name_ok(arg, n))
+		return usage_error(opts,
+				   "invalid --label '%.200s': expected NAME=VALUE, NAME of 1 to %d "
+				   "characters [A-Za-z_][A-Za-z0-9_.]*",
+				   arg, AP_PUSH_LABEL_NAME_MAX);
+	vlen = strlen(eq + 1);
+	if (!vlen || vlen > AP_PUSH_LABEL_VALUE_MAX)
+		return usage_error(opts, "invalid --label '%.200s': the value has 1 to %d bytes",
+				   arg, AP_PUSH_LABEL_VALUE_MAX);
+	for (size_t i = 0; i < vlen; i++)
+		if ((unsigned char)eq[1 + i] < ' ' || eq[1 + i] == 0x7f)
+			return usage_error(opts, "invalid --label '%.200s': control character in "
+					   "the value", arg);
+	if (n == 4 && strncmp(arg, "mode", 4) == 0)
+		return usage_error(opts, "--label mode=...: the agent sets mode on every push");
+	for (size_t i = 0; i < opts->nlabels; i++)
+		if (strlen(opts->label_names[i]) == n && strncmp(opts->label_names[i], arg, n) == 0)
+			return usage_error(opts, "--label %.*s given twice", (int)n, arg);
+	if (opts->nlabels == AP_MAX_PUSH_LABELS)
+		return usage_error(opts, "too many --label (at most %d)", AP_MAX_PUSH_LABELS);
+	memcpy(opts->label_names[opts->nlabels], arg, n);
+	opts->label_names[opts->nlabels][n] = '\0';
+	memcpy(opts->label_values[opts->nlabels], eq + 1, vlen + 1);
+	opts->nlabels++;
+	return 0;
+}
+
+/* The continuous-mode flags need --server; --output is one-shot. */
+static int check_continuous(struct ap_agent_opts *opts, const char *push_flag)
+{
+	if (!opts->nservers) {
+		if (push_flag)
+			return usage_error(opts, "%s needs --server URL (continuous mode)", push_flag);
+		return 0;
+	}
+	if (opts->output)
+		return usage_error(opts,
+				   "--output is for one-shot runs: with --server every interval is "
+				   "pushed (query the aggregator, or drop --server)");
+	if (opts->top_n)
+		return usage_error(opts, "--top is for one-shot runs, not with --server");
+	return 0;
+}
+
 /* --format svg -o x.pb.gz would write SVG into a file every tool reads as pprof. An unknown
  * extension is the user's business; ".txt" also suits the text report. */
 static int check_format_matches_path(const struct ap_agent_opts *opts)
@@ -287,6 +435,7 @@ int ap_agent_parse_args(int argc, char **argv, struct ap_agent_opts *opts)
 {
 	const char *prog = opts->prog ? opts->prog : "aperture-agent";
 	const char *filter_settings = NULL; /* the last --filter-* setting given */
+	const char *push_flag = NULL;	    /* the last continuous-mode setting given */
 	uint64_t v;
 	int c, err, pid;
 
@@ -294,6 +443,9 @@ int ap_agent_parse_args(int argc, char **argv, struct ap_agent_opts *opts)
 	opts->prog = prog;
 	opts->sample_rate_hz = DEFAULT_SAMPLE_RATE;
 	opts->drain_interval_ns = DEFAULT_DRAIN_INTERVAL_NS;
+	opts->push_interval_ns = DEFAULT_PUSH_INTERVAL_NS;
+	opts->spool_max = DEFAULT_SPOOL_MAX;
+	opts->shutdown_timeout_ns = DEFAULT_SHUTDOWN_TIMEOUT_NS;
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":m:p:d:s:o:vh", long_opts, NULL)) != -1) {
@@ -468,6 +620,62 @@ int ap_agent_parse_args(int argc, char **argv, struct ap_agent_opts *opts)
 			opts->filter_call_depth = (uint32_t)v;
 			filter_settings = "--filter-call-depth";
 			break;
+		case OPT_SERVER:
+			err = parse_servers(opts, optarg);
+			if (err)
+				return err;
+			break;
+		case OPT_PUSH_INTERVAL:
+			if (ap_parse_duration_ns(optarg, &opts->push_interval_ns) ||
+			    opts->push_interval_ns < MIN_PUSH_INTERVAL_NS ||
+			    opts->push_interval_ns > MAX_PUSH_INTERVAL_NS)
+				return usage_error(opts,
+						   "invalid --push-interval '%s': expected 1s to 1h "
+						   "(e.g. 10s, 1m)",
+						   optarg);
+			push_flag = "--push-interval";
+			break;
+		case OPT_LABEL:
+			err = parse_label(opts, optarg);
+			if (err)
+				return err;
+			push_flag = "--label";
+			break;
+		case OPT_TOKEN_FILE:
+			if (!optarg[0])
+				return usage_error(opts, "empty --token-file: give the token's file");
+			opts->token_file = optarg;
+			push_flag = "--token-file";
+			break;
+		case OPT_SPOOL_DIR:
+			if (!optarg[0])
+				return usage_error(opts, "empty --spool-dir: give a directory");
+			opts->spool_dir = optarg;
+			push_flag = "--spool-dir";
+			break;
+		case OPT_SPOOL_MAX:
+			if (ap_parse_size(optarg, MIN_SPOOL_MAX, MAX_SPOOL_MAX, &opts->spool_max))
+				return usage_error(opts,
+						   "invalid --spool-max '%s': expected a size from 1M "
+						   "to 64G (e.g. 256M)",
+						   optarg);
+			push_flag = "--spool-max";
+			break;
+		case OPT_CA_FILE:
+			if (!optarg[0])
+				return usage_error(opts, "empty --ca-file: give a PEM file");
+			opts->ca_file = optarg;
+			push_flag = "--ca-file";
+			break;
+		case OPT_SHUTDOWN_TIMEOUT:
+			if (ap_parse_duration_ns(optarg, &opts->shutdown_timeout_ns) ||
+			    opts->shutdown_timeout_ns > MAX_SHUTDOWN_TIMEOUT_NS)
+				return usage_error(opts,
+						   "invalid --shutdown-timeout '%s': expected up to 600s "
+						   "(e.g. 10s)",
+						   optarg);
+			push_flag = "--shutdown-timeout";
+			break;
 		case 'v':
 			opts->verbose++;
 			break;
@@ -491,6 +699,9 @@ int ap_agent_parse_args(int argc, char **argv, struct ap_agent_opts *opts)
 	if (opts->slow_stacks && !opts->min_latency_ns)
 		return usage_error(opts,
 				   "--slow-stacks needs --min-latency (e.g. --min-latency 1ms)");
+	err = check_continuous(opts, push_flag);
+	if (err)
+		return err;
 	if (opts->format != AP_FORMAT_NONE && opts->output) {
 		err = check_format_matches_path(opts);
 		if (err)

@@ -71,7 +71,11 @@ struct sys_collector {
 	bool histograms;
 	bool slow_stacks;
 	bool finished;
+	bool continuous; /* the cache has two halves (rotate) */
 	uint64_t min_latency_ns;
+	/* what earlier intervals' tables counted (rotate), for the run's stats */
+	uint64_t prev_calls, prev_errors, prev_slow;
+	struct ap_sys_agg *zeros; /* ncpus empty aggregates: a way of every CPU cleared */
 	int ncpus;
 	struct ap_sys_agg *percpu; /* ncpus aggregates */
 	__u64 *percpu_u64;	    /* ncpus counters */
@@ -118,9 +122,13 @@ static void configure(struct syscall_bpf *skel, const struct ap_agent_opts *opts
 		bpf_map__set_max_entries(skel->maps.sys_cache, 2);
 		bpf_map__set_max_entries(skel->maps.sys_events, RINGBUF_BYTES_PER_EVENT);
 	} else {
+		/* continuous mode: two halves, flipped at every interval's end (rotate) */
+		bool halves = opts->nservers > 0;
+
 		ro->cfg_set_mask = CACHE_SETS - 1;
 		ro->cfg_wakeup_bytes = RINGBUF_BYTES / 4;
-		bpf_map__set_max_entries(skel->maps.sys_cache, 2 * CACHE_SETS);
+		ro->cfg_slot_entries = halves ? 2 * CACHE_SETS : 0;
+		bpf_map__set_max_entries(skel->maps.sys_cache, (halves ? 2 : 1) * 2 * CACHE_SETS);
 		bpf_map__set_max_entries(skel->maps.sys_events, RINGBUF_BYTES);
 	}
 	/* the stack map is preallocated: keep it tiny unless stacks are wanted */
@@ -361,6 +369,7 @@ static int sys_start(struct ap_collector *c, const struct ap_agent_opts *opts, c
 	sc->histograms = opts->histograms;
 	sc->slow_stacks = opts->slow_stacks;
 	sc->min_latency_ns = opts->min_latency_ns;
+	sc->continuous = opts->nservers > 0 && !opts->per_event;
 	if (opts->slow_stacks && !opts->min_latency_ns) {
 		snprintf(msg, len, "--slow-stacks needs --min-latency (e.g. --min-latency 1ms)");
 		return -EINVAL;
@@ -380,7 +389,9 @@ static int sys_start(struct ap_collector *c, const struct ap_agent_opts *opts, c
 	sc->table = ap_sys_table_new();
 	sc->percpu = calloc((size_t)sc->ncpus, sizeof(*sc->percpu));
 	sc->percpu_u64 = calloc((size_t)sc->ncpus, sizeof(*sc->percpu_u64));
-	if (!sc->table || !sc->percpu || !sc->percpu_u64)
+	if (sc->continuous)
+		sc->zeros = calloc((size_t)sc->ncpus, sizeof(*sc->zeros));
+	if (!sc->table || !sc->percpu || !sc->percpu_u64 || (sc->continuous && !sc->zeros))
 		return -ENOMEM;
 	err = ap_sys_profile_init(c->profile, opts->min_latency_ns);
 	if (err)
@@ -501,22 +512,35 @@ static int sys_drain(struct ap_collector *c)
 	return err;
 }
 
-/* Add what is left in every CPU's cache (after detaching: nothing changes any more). */
-static int read_caches(struct ap_collector *c)
+/* Add cache entries [from, to) of every CPU to the table; with `clear`, empty them after
+ * (an idle half, which no program writes). */
+static int read_cache_range(struct sys_collector *sc, __u32 from, __u32 to, bool clear)
 {
-	struct sys_collector *sc = c->priv;
 	int fd = bpf_map__fd(sc->skel->maps.sys_cache), err;
 
-	for (__u32 i = 0; i < bpf_map__max_entries(sc->skel->maps.sys_cache); i++) {
+	for (__u32 i = from; i < to; i++) {
+		bool used = false;
+
 		if (bpf_map_lookup_elem(fd, &i, sc->percpu))
 			return -errno;
 		for (int cpu = 0; cpu < sc->ncpus; cpu++) {
+			used |= sc->percpu[cpu].key.pid != 0;
 			err = ap_sys_table_add_agg(sc->table, &sc->percpu[cpu]);
 			if (err)
 				return err;
 		}
+		if (clear && used && bpf_map_update_elem(fd, &i, sc->zeros, BPF_ANY))
+			return -errno;
 	}
 	return 0;
+}
+
+/* Add what is left in every CPU's cache (after detaching: nothing changes any more). */
+static int read_caches(struct ap_collector *c)
+{
+	struct sys_collector *sc = c->priv;
+
+	return read_cache_range(sc, 0, bpf_map__max_entries(sc->skel->maps.sys_cache), false);
 }
 
 static uint64_t recursion_misses(const struct bpf_program *prog)
@@ -591,9 +615,10 @@ static void sys_report_stats(struct ap_collector *c)
 		errors += e->sum.errors;
 		slow += e->sum.slow;
 	}
-	ap_profile_set_stat(c->profile, "calls", calls);
-	ap_profile_set_stat(c->profile, "errors", errors);
-	ap_profile_set_stat(c->profile, "slow_calls", slow);
+	/* the run's: earlier intervals' tables were handed out (rotate) */
+	ap_profile_set_stat(c->profile, "calls", sc->prev_calls + calls);
+	ap_profile_set_stat(c->profile, "errors", sc->prev_errors + errors);
+	ap_profile_set_stat(c->profile, "slow_calls", sc->prev_slow + slow);
 	/* a program that finds itself already running on its CPU skips the event */
 	misses = recursion_misses(sc->skel->progs.sys_enter) +
 		 recursion_misses(sc->skel->progs.sys_exit) +
@@ -629,6 +654,93 @@ static int sys_write(struct ap_collector *c, enum ap_format fmt, FILE *out,
 	return -ENOTSUP; /* svg, folded, pprof: the generic writers read the profile */
 }
 
+/* The interval's half of the cache into the table: flip, let the programs in flight finish,
+ * read the ring (evictions of that half) and the half itself, and empty it. */
+static int take_idle_half(struct ap_collector *c)
+{
+	struct sys_collector *sc = c->priv;
+	struct timespec settle = { 0, 2 * 1000 * 1000 };
+	__u32 slot, half = sc->skel->rodata->cfg_slot_entries;
+	int err;
+
+	if (!sc->continuous)
+		return sys_consume(c); /* per-event mode: every call came through the ring */
+	slot = sc->skel->bss->active_slot;
+	sc->skel->bss->active_slot = !slot;
+	__sync_synchronize();
+	nanosleep(&settle, NULL);
+	err = sys_consume(c);
+	if (!err)
+		err = read_cache_range(sc, slot ? half : 0, slot ? 2 * half : half, true);
+	return err;
+}
+
+static int report_to_memory(struct sys_collector *sc, const struct ap_profile *p, char **out,
+			    size_t *len)
+{
+	struct ap_sys_report_opts ro = { .min_latency_ns = sc->min_latency_ns };
+	FILE *f = open_memstream(out, len);
+	int err;
+
+	if (!f)
+		return -errno;
+	err = ap_sys_write_json(sc->table, p, f, &ro);
+	if (fclose(f) && !err)
+		err = -EIO;
+	if (err) {
+		free(*out);
+		*out = NULL;
+	}
+	return err;
+}
+
+/*
+ * The interval's table (calls, errnos, histograms) becomes its profile's samples and JSON
+ * report; fresh ones go on. After the run's end (finish) the last table is complete already.
+ * Slow calls with --slow-stacks whose stacks wait for their process's tables across the
+ * boundary land in the next interval's profile while their counts are in this one's.
+ */
+static int sys_rotate(struct ap_collector *c, struct ap_profile **profile, char **tables,
+		      size_t *tables_len)
+{
+	struct sys_collector *sc = c->priv;
+	struct ap_profile *np = ap_interval_fresh_profile(c->profile);
+	struct ap_sys_table *nt = ap_sys_table_new();
+	int err = np && nt ? 0 : -ENOMEM;
+
+	if (!err && !sc->finished) {
+		if (take_idle_half(c))
+			sc->drain_errors++;
+		ap_unwind_events_flush(sc->uev, false);
+		ap_sys_table_sort_errnos(sc->table);
+		err = ap_sys_profile_finish(c->profile, sc->table);
+	}
+	if (!err)
+		err = report_to_memory(sc, c->profile, tables, tables_len);
+	if (err) {
+		/* the table keeps counting; only its samples of this try would be added twice */
+		ap_profile_free(np);
+		ap_sys_table_free(nt);
+		return err;
+	}
+	if (!sc->finished) {
+		for (size_t i = 0; i < ap_sys_table_len(sc->table); i++) {
+			const struct ap_sys_entry *e = ap_sys_table_entry(sc->table, i);
+
+			sc->prev_calls += e->sum.count + e->sum.noreturn;
+			sc->prev_errors += e->sum.errors;
+			sc->prev_slow += e->sum.slow;
+		}
+		ap_sys_table_free(sc->table);
+		sc->table = nt;
+	} else {
+		ap_sys_table_free(nt); /* the run is over: its stats count the last table */
+	}
+	*profile = c->profile;
+	c->profile = np;
+	return 0;
+}
+
 static void sys_destroy(struct ap_collector *c)
 {
 	struct sys_collector *sc = c->priv;
@@ -646,6 +758,7 @@ static void sys_destroy(struct ap_collector *c)
 	ap_sys_table_free(sc->table);
 	free(sc->percpu);
 	free(sc->percpu_u64);
+	free(sc->zeros);
 	free(sc);
 	c->priv = NULL;
 }
@@ -659,5 +772,6 @@ const struct ap_collector_ops ap_syscall_collector_ops = {
 	.drain = sys_drain,
 	.report_stats = sys_report_stats,
 	.write = sys_write,
+	.rotate = sys_rotate,
 	.destroy = sys_destroy,
 };

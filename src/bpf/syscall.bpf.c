@@ -64,6 +64,12 @@ const volatile __u64 cfg_min_latency_ns = 0; /* 0: no slow-call accounting */
 const volatile bool cfg_slow_stacks = false;
 const volatile bool cfg_count_unmatched = false;
 const volatile __u32 cfg_set_mask = 0; /* sets in sys_cache - 1 (a power of two - 1) */
+/* Continuous mode: the cache is two halves of 2 x sets ways each (this many entries), and
+ * active_slot picks the one calls go into. The agent flips it at an interval's end, waits for
+ * the programs in flight, then reads and zeroes the other half: every call lands in exactly
+ * one interval. 0: one half, never flipped (one-shot runs read the cache at the end). */
+const volatile __u32 cfg_slot_entries = 0;
+__u32 active_slot = 0;
 const volatile __u64 cfg_wakeup_bytes = 0; /* wake the agent when this much is queued */
 /* Every call goes to the agent as its own record instead of into the cache (filters). */
 const volatile bool cfg_per_event = false;
@@ -178,6 +184,8 @@ static __always_inline struct ap_sys_agg *agg_of(__u32 pid, __u32 nr, __u64 now)
 
 	h ^= h >> 15;
 	i0 = (h & cfg_set_mask) << 1;
+	if (cfg_slot_entries && active_slot)
+		i0 += cfg_slot_entries;
 	a = bpf_map_lookup_elem(&sys_cache, &i0);
 	if (!a)
 		return NULL;

@@ -153,6 +153,10 @@ struct ap_store_stats {
 	uint64_t pushes;      /* ids remembered for de-duplication */
 	uint64_t writes_ok, writes_failed, duplicates;
 	uint64_t retention_runs, retention_deleted_rows;
+	/* sample labels not stored because the push had a label of that name with another value
+	 * (the push's value is kept) */
+	uint64_t label_conflicts;
+	uint64_t compactions_failed; /* rollup runs that failed (retried later) */
 };
 
 struct ap_store_opts {

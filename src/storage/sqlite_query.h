@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: MIT */
+/* What the SQLite backend's query files share (sqlite_read.c, sqlite_labels.c). */
+#ifndef AP_SQLITE_QUERY_H
+#define AP_SQLITE_QUERY_H
+
+#include "sqlite_internal.h"
+
+/* A selected series, its values mapped onto the answer's value types. */
+struct picked {
+	uint32_t id;
+	uint32_t nvalues;
+	int map[AP_MAX_VALUES]; /* series value i -> output value, -1: dropped */
+	uint32_t comm;		/* profile string id (merge) */
+};
+
+/* The answer's value types: the selected series' types by name, in order of appearance. */
+struct lineup {
+	char *type[AP_MAX_VALUES], *unit[AP_MAX_VALUES];
+	size_t n;
+	uint64_t dropped; /* value types beyond AP_MAX_VALUES */
+	char *period_type, *period_unit, *mode;
+	uint64_t period;
+};
+void sq_lineup_free(struct lineup *l);
+
+bool sq_overlaps(const struct sq_series *e, uint64_t from, uint64_t until);
+int sq_check_range(const struct ap_store_query *q, char *err, size_t errlen);
+/* The series with samples a query selects; comm ids are interned into p when p != NULL. */
+int sq_pick(struct sq_store *s, const struct ap_store_query *q, struct ap_profile *p,
+	    struct picked **out, size_t *nout, struct lineup *l);
+
+#endif

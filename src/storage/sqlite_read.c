@@ -1,0 +1,358 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Queries of the SQLite backend. Series are selected in memory (every series of the file is in
+ * the dictionary, with the hours it has data for); their samples are read over the plan of
+ * sq_plan(): whole hours from the hourly rows, whole minutes at the edges from the minute rows,
+ * and what is left at the edges (and the last minutes, not rolled up yet) from the pushes
+ * themselves, so the answer is exact for any range and its cost grows with series x hours, not
+ * with the number of pushes. Stack and frame ids
+ * are turned into frames from memory; each query runs in one read transaction (a snapshot) on a
+ * connection of its own from the pool, in parallel with the writer and other queries.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/errbuf.h"
+#include "lib/grow.h"
+#include "lib/hash.h"
+#include "sqlite_internal.h"
+#include "sqlite_query.h"
+
+void sq_lineup_free(struct lineup *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		free(l->type[i]);
+		free(l->unit[i]);
+	}
+	free(l->period_type);
+	free(l->period_unit);
+	free(l->mode);
+}
+
+bool sq_overlaps(const struct sq_series *e, uint64_t from, uint64_t until)
+{
+	return (uint64_t)e->first_h * SQ_HOUR_NS < until &&
+	       ((uint64_t)e->last_h + 1) * SQ_HOUR_NS > from;
+}
+
+int sq_check_range(const struct ap_store_query *q, char *err, size_t errlen)
+{
+	if (q->until_ns <= q->from_ns)
+		return ap_errf(err, errlen, -EINVAL,
+			       "time range: until (%" PRIu64 ") must be after from (%" PRIu64 ")",
+			       q->until_ns, q->from_ns);
+	return 0;
+}
+
+/* The series a query selects that have samples, with their values lined up by type name. */
+int sq_pick(struct sq_store *s, const struct ap_store_query *q, struct ap_profile *p,
+		struct picked **out, size_t *nout, struct lineup *l)
+{
+	struct sq_dict *d = &s->dict;
+	struct picked *v = NULL;
+	size_t n = 0, cap = 0;
+	int ret = 0;
+
+	pthread_rwlock_rdlock(&d->lock);
+	for (size_t i = 1; i < d->nseries; i++) {
+		struct sq_series *e = d->series[i];
+		struct picked *pk;
+
+		if (!e || !e->nvalues || !sq_overlaps(e, q->from_ns, q->until_ns) ||
+		    !ap_selector_match(q->sel, e->labels, e->nlabels))
+			continue;
+		if (ap_grow_array((void **)&v, &cap, n + 1, sizeof(*v))) {
+			ret = -ENOMEM;
+			break;
+		}
+		pk = &v[n++];
+		pk->id = e->id;
+		pk->nvalues = e->nvalues;
+		pk->comm = p ? ap_profile_intern(p, e->comm) : 0;
+		if (pk->comm == UINT32_MAX) {
+			ret = -ENOMEM;
+			break;
+		}
+		if (!l->mode && !(l->mode = strdup(e->mode))) {
+			ret = -ENOMEM;
+			break;
+		}
+		if (!l->period_type) {
+			l->period_type = strdup(e->period_type);
+			l->period_unit = strdup(e->period_unit);
+			l->period = e->period;
+			if (!l->period_type || !l->period_unit) {
+				ret = -ENOMEM;
+				break;
+			}
+		}
+		for (uint32_t k = 0; k < e->nvalues; k++) {
+			size_t m = 0;
+
+			while (m < l->n && strcmp(l->type[m], e->vt_type[k]))
+				m++;
+			if (m == l->n) {
+				if (l->n >= AP_MAX_VALUES) {
+					pk->map[k] = -1;
+					l->dropped++;
+					continue;
+				}
+				l->type[m] = strdup(e->vt_type[k]);
+				l->unit[m] = strdup(e->vt_unit[k]);
+				l->n++;
+				if (!l->type[m] || !l->unit[m]) {
+					ret = -ENOMEM;
+					break;
+				}
+			}
+			pk->map[k] = (int)m;
+		}
+		if (ret)
+			break;
+	}
+	pthread_rwlock_unlock(&d->lock);
+	if (ret) {
+		free(v);
+		return ret;
+	}
+	*out = v;
+	*nout = n;
+	return 0;
+}
+
+static uint64_t sat_add(uint64_t a, uint64_t b)
+{
+	return a + b < a ? UINT64_MAX : a + b;
+}
+
+/* ---- merge ---- */
+
+struct agg_entry {
+	uint32_t stack, comm;
+	uint64_t v[AP_MAX_VALUES];
+};
+
+struct agg {
+	struct sq_map idx;
+	struct agg_entry *e;
+	size_t n, cap;
+};
+
+static int agg_blob(struct agg *a, const struct picked *pk, const unsigned char *p,
+		    const unsigned char *end)
+{
+	uint64_t n, stack = 0, d, v;
+
+	p = p ? sq_varint_get(p, end, &n) : NULL;
+	for (uint64_t i = 0; p && i < n; i++) {
+		struct agg_entry *e;
+		uint32_t *slot;
+		bool ins;
+
+		p = sq_varint_get(p, end, &d);
+		if (!p)
+			break;
+		stack += d;
+		slot = sq_map_put(&a->idx, stack << 32 | pk->comm, (uint32_t)a->n, &ins);
+		if (!slot)
+			return -ENOMEM;
+		if (ins) {
+			if (ap_grow_array((void **)&a->e, &a->cap, a->n + 1, sizeof(*a->e)))
+				return -ENOMEM;
+			memset(&a->e[a->n], 0, sizeof(a->e[0]));
+			a->e[a->n].stack = (uint32_t)stack;
+			a->e[a->n].comm = pk->comm;
+			a->n++;
+		}
+		e = &a->e[*slot];
+		for (uint32_t k = 0; k < pk->nvalues && p; k++) {
+			p = sq_varint_get(p, end, &v);
+			if (p && pk->map[k] >= 0)
+				e->v[pk->map[k]] = sat_add(e->v[pk->map[k]], v);
+		}
+	}
+	return p ? 0 : -EINVAL;
+}
+
+static int read_chunks(struct sq_store *s, const struct ap_store_query *q,
+		       const struct picked *pk, size_t npk, struct agg *a, char *err,
+		       size_t errlen)
+{
+	struct sq_segment seg[2 * SQ_NTIERS];
+	struct sq_conn *c;
+	int64_t wm[SQ_NTIERS];
+	size_t nseg;
+	int rc, ret = 0;
+
+	if (!npk)
+		return 0;
+	c = sq_conn_get(s, err, errlen);
+	if (!c)
+		return -EIO;
+	rc = sqlite3_step(c->begin);
+	sqlite3_reset(c->begin);
+	if (rc != SQLITE_DONE) {
+		ret = sq_fail(c->db, rc, "starting a read", err, errlen);
+		goto out;
+	}
+	ret = sq_conn_marks(c, wm, err, errlen);
+	nseg = ret ? 0 : sq_plan(q->from_ns, q->until_ns, ~0u, wm, seg);
+	for (size_t i = 0; i < npk && !ret; i++) {
+		for (size_t g = 0; g < nseg && !ret; g++) {
+			sqlite3_stmt *st = c->chunks[seg[g].tier];
+
+			sqlite3_bind_int64(st, 1, pk[i].id);
+			sqlite3_bind_int64(st, 2, seg[g].lo);
+			sqlite3_bind_int64(st, 3, seg[g].hi);
+			while ((rc = sqlite3_step(st)) == SQLITE_ROW && !ret) {
+				const unsigned char *b = sqlite3_column_blob(st, 2);
+
+				ret = agg_blob(a, &pk[i], b, b + sqlite3_column_bytes(st, 2));
+				if (ret == -EINVAL)
+					ap_errf(err, errlen, ret,
+						"sqlite: a sample row of series %u is damaged",
+						pk[i].id);
+			}
+			sqlite3_reset(st);
+			if (!ret && rc != SQLITE_DONE)
+				ret = sq_fail(c->db, rc, "reading samples", err, errlen);
+		}
+	}
+	rc = sqlite3_step(c->commit);
+	sqlite3_reset(c->commit);
+out:
+	sq_conn_put(s, c);
+	return ret;
+}
+
+/* Turn the summed (stack, comm) entries into the profile's stacks and samples. */
+static int build_samples(struct sq_store *s, struct ap_profile *p, const struct agg *a)
+{
+	struct sq_dict *d = &s->dict;
+	struct sq_map fmap = { 0 }, smap = { 0 };
+	uint32_t *ids = NULL;
+	size_t cap = 0;
+	uint64_t missing = 0;
+	int ret = 0;
+
+	pthread_rwlock_rdlock(&d->lock);
+	for (size_t i = 0; i < a->n && !ret; i++) {
+		const struct agg_entry *e = &a->e[i];
+		struct ap_sample smp = { 0 };
+		struct sq_stack *k = e->stack < d->nstacks ? d->stacks[e->stack] : NULL;
+		uint32_t *ps;
+		bool ins;
+
+		if (!k) { /* deleted by a retention run after this query's snapshot */
+			missing++;
+			continue;
+		}
+		ps = sq_map_put(&smap, (uint64_t)e->stack, 0, &ins);
+		if (!ps) {
+			ret = -ENOMEM;
+			break;
+		}
+		if (ins) {
+			if (ap_grow_array((void **)&ids, &cap, k->n + 1, sizeof(*ids))) {
+				ret = -ENOMEM;
+				break;
+			}
+			for (uint32_t f = 0; f < k->n && !ret; f++) {
+				struct sq_frame *fr = d->frames[k->frames[f]];
+				uint32_t *pf = sq_map_put(&fmap, k->frames[f], 0, &ins);
+
+				if (!pf || !fr) {
+					ret = pf ? -EINVAL : -ENOMEM;
+					break;
+				}
+				if (ins) {
+					struct ap_frame af = { 0 };
+
+					af.name = ap_profile_intern(p, fr->name);
+					af.module = ap_profile_intern(p, fr->module);
+					af.file = ap_profile_intern(p, fr->file);
+					af.line = fr->line;
+					af.kind = fr->kind;
+					af.flags = fr->flags;
+					*pf = ap_profile_add_frame(p, &af);
+					if (af.name == UINT32_MAX || af.module == UINT32_MAX ||
+					    af.file == UINT32_MAX || *pf == UINT32_MAX)
+						ret = -ENOMEM;
+				}
+				ids[f] = *pf;
+			}
+			if (ret)
+				break;
+			*ps = ap_profile_add_stack(p, ids, k->n);
+			if (*ps == UINT32_MAX) {
+				ret = -ENOMEM;
+				break;
+			}
+		}
+		smp.stack = *ps;
+		smp.comm = e->comm;
+		memcpy(smp.values, e->v, sizeof(smp.values));
+		ret = ap_profile_add_sample(p, &smp);
+	}
+	pthread_rwlock_unlock(&d->lock);
+	if (!ret && missing)
+		ret = ap_profile_set_stat(p, "store_stacks_missing", missing);
+	sq_map_free(&fmap);
+	sq_map_free(&smap);
+	free(ids);
+	return ret;
+}
+
+int sq_merge(struct ap_store *st, const struct ap_store_query *q, struct ap_profile **out,
+	     char *err, size_t errlen)
+{
+	struct sq_store *s = sq_of(st);
+	struct lineup l = { 0 };
+	struct picked *pk = NULL;
+	struct agg a = { 0 };
+	struct ap_profile *p;
+	size_t npk = 0;
+	int ret;
+
+	*out = NULL;
+	if (err && errlen)
+		*err = 0;
+	ret = sq_check_range(q, err, errlen);
+	if (ret)
+		return ret;
+	p = ap_profile_new();
+	if (!p)
+		return ap_errf(err, errlen, -ENOMEM, "out of memory");
+	ret = sq_pick(s, q, p, &pk, &npk, &l);
+	if (!ret)
+		ret = read_chunks(s, q, pk, npk, &a, err, errlen);
+	for (size_t i = 0; i < l.n && !ret; i++)
+		ret = ap_profile_add_value_type(p, l.type[i], l.unit[i]);
+	if (!ret && l.period_type)
+		ap_profile_set_period(p, l.period_type, l.period_unit, l.period);
+	if (!ret) {
+		ap_profile_set_time(p, q->from_ns, q->until_ns - q->from_ns);
+		ret = build_samples(s, p, &a);
+	}
+	if (!ret) {
+		const char *mode = ap_selector_mode(q->sel);
+
+		ret = ap_profile_set_meta(p, "mode", mode ? mode : l.mode ? l.mode : "");
+	}
+	if (!ret && l.dropped)
+		ret = ap_profile_set_stat(p, "store_value_types_dropped", l.dropped);
+	if (ret && !(err && *err))
+		ap_errf(err, errlen, ret, "sqlite: merge failed: %s", strerror(-ret));
+	free(pk);
+	sq_map_free(&a.idx);
+	free(a.e);
+	sq_lineup_free(&l);
+	if (ret) {
+		ap_profile_free(p);
+		return ret;
+	}
+	*out = p;
+	return 0;
+}

@@ -1,0 +1,3 @@
+module aperture/pyroscopegen
+
+go 1.19
