@@ -57,7 +57,7 @@ $(ASAN_BUILD)/CMakeCache.txt: | deps
 # (tests/fuzz: its kept crash inputs, then fuzzing from the seeds), and the end-to-end tests that drive the
 # agent through its hostile-input, fault and output paths, and the aggregator's (network input:
 # auth, limits, malformed bodies; queries; a SIGKILL). ASAN_TESTS='' is the whole suite.
-ASAN_SUBSET = ^unit\.|^fuzz\.|^bpf\.test_(faults|cpu_outputs|agent_cli|filter_hostile|unwind_cache|lock_spill|syscall_mode|push_basic|push_refused)$$|^server\.test_aggregator_(auth|limits|queries|durability)$$
+ASAN_SUBSET = ^unit\.|^fuzz\.|^bpf\.test_(faults|cpu_outputs|agent_cli|filter_hostile|unwind_cache|lock_spill|syscall_mode|push_basic|push_refused)$$|^server\.test_aggregator_(auth|limits|queries|durability|hostile)$$
 ASAN_TESTS ?=
 
 check-asan: deps $(ASAN_BUILD)/CMakeCache.txt
