@@ -217,7 +217,7 @@ static int write_flamegraph(FILE *out, struct diff_ctx *c)
 	uint64_t max_self;
 	int err;
 
-	err = ap_flame_tree_build(&c->set, max_nodes, &tree);
+	err = ap_flame_tree_build(&c->set, max_nodes, 0, &tree);
 	if (err)
 		return err;
 	ap_flame_put_header(out, c->cmp, c->vi_cmp);

@@ -55,6 +55,8 @@ static void dsvg_box(const void *ctx, size_t i, struct ap_svg_box *b, char *info
 				       : c->s->cls[n->name];
 	b->has_rgb = true;
 	change_colour(rel, b->rgb);
+	if (!info)
+		return;
 	if (!base)
 		snprintf(pct, sizeof(pct), "new");
 	else
@@ -77,7 +79,8 @@ int ap_diff_write_svg(FILE *out, const struct ap_profile *cmp, int vi, const str
 	struct ap_svg_doc d = {.box = dsvg_box, .ctx = &c};
 	int err;
 
-	err = ap_flame_tree_build(s, 0, &tree);
+	/* boxes too narrow to draw are not even built: 200k stacks make millions */
+	err = ap_flame_tree_build(s, 0, ap_svg_min_visible(s->total[1]), &tree);
 	if (err)
 		return err;
 	err = ap_flame_rows_build(&tree, &rows);

@@ -85,9 +85,10 @@ struct ap_flame_tree {
 };
 
 /* Builds the tree of s, keeping at most max_nodes nodes (root included; 0 = all): the largest
- * by max(total[0], total[1]). A subtree left out adds its totals to its parent's self, so
- * every total kept is exact. Returns 0 or -ENOMEM. */
-int ap_flame_tree_build(const struct ap_flame_set *s, size_t max_nodes, struct ap_flame_tree *t);
+ * by max(total[0], total[1]), and none of those below min_total. A subtree left out adds its
+ * totals to its parent's self, so every total kept is exact. Returns 0 or -ENOMEM. */
+int ap_flame_tree_build(const struct ap_flame_set *s, size_t max_nodes, uint64_t min_total,
+			struct ap_flame_tree *t);
 void ap_flame_tree_release(struct ap_flame_tree *t);
 
 /* The nodes row by row (depth 0 first), left to right, with their x per side: children
@@ -125,12 +126,15 @@ struct ap_svg_doc {
 	size_t nboxes;
 	const char *title;    /* plain text (escaped when written) */
 	const char *subtitle; /* plain text */
-	/* Fills box i and writes its tooltip details (shown as "name (info)") into info. */
+	/* Fills box i and, when info is not NULL, writes its tooltip details (shown as
+	 * "name (info)") there. */
 	void (*box)(const void *ctx, size_t i, struct ap_svg_box *b, char *info, size_t infolen);
 	const void *ctx;
 };
 
 /* The whole self-contained SVG document. Returns 0 or -errno from the stream. */
+/* The narrowest weight (of total) that may be drawn: narrower boxes are left out. */
+uint64_t ap_svg_min_visible(uint64_t total);
 int ap_svg_write_doc(FILE *out, const struct ap_svg_doc *d);
 /* "1,234 samples" or "12.30 ms", after the value type vi of p. */
 const char *ap_svg_fmt_weight(const struct ap_profile *p, int vi, uint64_t v, char *buf,

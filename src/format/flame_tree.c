@@ -374,16 +374,18 @@ static void topk_push(struct topk *h, uint64_t key)
 /*
  * Three walks over the paths, so that a tree of millions of nodes costs 8 bytes a node and
  * only the kept ones are built: (1) count the nodes, (2) their keys (the larger side's total)
- * in pre-order, and the threshold that keeps max_nodes of them, (3) build the kept nodes.
+ * in pre-order, and the threshold that keeps max_nodes of them, (3) build the kept nodes
+ * (those above the threshold and not under min_total).
  * A child never weighs more than its parent, so "key > threshold" keeps whole ancestor
  * chains; ties go to the first in pre-order, which puts a parent before its children.
  */
-int ap_flame_tree_build(const struct ap_flame_set *s, size_t max_nodes, struct ap_flame_tree *t)
+int ap_flame_tree_build(const struct ap_flame_set *s, size_t max_nodes, uint64_t min_total,
+			struct ap_flame_tree *t)
 {
 	struct topk heap = {0};
-	uint64_t *keys = NULL, (*tot)[2] = NULL, thr = 0;
+	uint64_t *keys = NULL, (*tot)[2] = NULL, thr = UINT64_MAX;
 	uint32_t *idx = NULL, *kept = NULL;
-	size_t count = 1, maxlen = 0, pre, ties = 0, budget;
+	size_t count = 1, maxlen = 0, pre, ties = 0, budget, room;
 	const struct ap_flame_stack *cur;
 	struct walk w = {.s = s};
 	bool prune;
@@ -399,17 +401,16 @@ int ap_flame_tree_build(const struct ap_flame_set *s, size_t max_nodes, struct a
 		max_nodes = SIZE_MAX;
 	prune = count > max_nodes;
 	budget = prune ? max_nodes - 1 : count - 1; /* the root always stays */
+	room = budget;
 	tot = calloc(maxlen + 1, sizeof(*tot));
 	idx = malloc((maxlen + 1) * sizeof(*idx));
 	kept = malloc((maxlen + 1) * sizeof(*kept));
 	if (!tot || !idx || !kept)
 		goto out;
-	if (prune && budget == 0) {
-		thr = UINT64_MAX; /* the root alone */
-	} else if (prune) {
+	if (prune || min_total > 0) {
 		keys = malloc(count * sizeof(*keys));
-		heap.v = malloc(budget * sizeof(*heap.v));
-		heap.cap = budget;
+		heap.cap = prune ? budget : 0;
+		heap.v = malloc((heap.cap ? heap.cap : 1) * sizeof(*heap.v));
 		if (!keys || !heap.v)
 			goto out;
 		w = (struct walk){.s = s};
@@ -419,7 +420,8 @@ int ap_flame_tree_build(const struct ap_flame_set *s, size_t max_nodes, struct a
 			/* close the previous path's nodes below the common part */
 			for (uint32_t d = w.prev_len; d > w.common; d--) {
 				keys[idx[d]] = key_of(tot[d]);
-				topk_push(&heap, keys[idx[d]]);
+				if (heap.cap)
+					topk_push(&heap, keys[idx[d]]);
 			}
 			if (!cur)
 				break;
@@ -432,13 +434,23 @@ int ap_flame_tree_build(const struct ap_flame_set *s, size_t max_nodes, struct a
 				tot[d][1] = ap_sat_add(tot[d][1], cur->w[1]);
 			}
 		} while (cur);
-		thr = heap.v[0];
-		ties = budget;
-		for (size_t i = 1; i < count; i++)
-			ties -= keys[i] > thr;
+		/* max_nodes 1 leaves the root alone: nothing is above UINT64_MAX, no ties */
+		if (heap.cap) {
+			thr = heap.v[0];
+			ties = budget;
+			for (size_t i = 1; i < count; i++)
+				ties -= keys[i] > thr;
+		}
+		if (min_total > 0) {
+			size_t big = 0;
+
+			for (size_t i = 1; i < count; i++)
+				big += keys[i] >= min_total;
+			room = big < budget ? big : budget;
+		}
 	}
 
-	t->nodes = malloc((budget + 1) * sizeof(*t->nodes));
+	t->nodes = malloc((room + 1) * sizeof(*t->nodes));
 	if (!t->nodes)
 		goto out;
 	t->nodes[0] = (struct ap_flame_node){.name = UINT32_MAX, .parent = UINT32_MAX};
@@ -452,11 +464,11 @@ int ap_flame_tree_build(const struct ap_flame_set *s, size_t max_nodes, struct a
 		for (uint32_t d = w.common + 1; d <= cur->len; d++, pre++) {
 			bool keep = kept[d - 1] != UINT32_MAX;
 
-			if (keep && prune && keys && keys[pre] <= thr) {
+			if (keep && keys && keys[pre] < min_total) {
+				keep = false;
+			} else if (keep && prune && keys[pre] <= thr) {
 				keep = keys[pre] == thr && ties > 0;
 				ties -= keep;
-			} else if (keep && prune && !keys) {
-				keep = false; /* max_nodes 1 */
 			}
 			kept[d] = UINT32_MAX;
 			if (keep) {
@@ -524,7 +536,8 @@ int ap_flame_rows_build(const struct ap_flame_tree *t, struct ap_flame_rows *r)
 
 		for (int side = 0; side < 2; side++) {
 			r->x[i][side] = child_x[n->depth][side];
-			child_x[n->depth][side] = ap_sat_add(child_x[n->depth][side], n->total[side]);
+			child_x[n->depth][side] =
+			    ap_sat_add(child_x[n->depth][side], n->total[side]);
 			child_x[n->depth + 1][side] = r->x[i][side];
 		}
 		r->start[n->depth + 1]++;

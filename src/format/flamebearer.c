@@ -138,7 +138,7 @@ int ap_write_flamebearer(const struct ap_profile *p, FILE *out,
 	if (!err)
 		err = ap_flame_set_finish(&set);
 	if (!err)
-		err = ap_flame_tree_build(&set, max_nodes, &tree);
+		err = ap_flame_tree_build(&set, max_nodes, 0, &tree);
 	if (err)
 		goto out;
 	ap_flame_put_header(out, p, vi);

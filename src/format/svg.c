@@ -275,6 +275,12 @@ static bool box_visible(uint64_t w, uint64_t total)
 	return (double)w * FRAME_W >= MIN_FRAME_PX * (double)total;
 }
 
+uint64_t ap_svg_min_visible(uint64_t total)
+{
+	/* rounded down: a box this wide may still be left out, never one drawn */
+	return (uint64_t)(MIN_FRAME_PX * (double)total / FRAME_W);
+}
+
 /* Writes s as XML character data: markup escaped, control characters and non-characters
  * replaced, invalid UTF-8 replaced by U+FFFD. At most max_chars characters are written. */
 static void xml_put(FILE *out, const char *s, size_t max_chars)
@@ -597,7 +603,7 @@ int ap_svg_write_doc(FILE *out, const struct ap_svg_doc *d)
 
 	for (size_t i = 0; d->total && i < d->nboxes; i++) {
 		b = (struct ap_svg_box){0};
-		d->box(d->ctx, i, &b, info, sizeof(info));
+		d->box(d->ctx, i, &b, NULL, 0); /* geometry only: the tooltips cost */
 		if (b.depth > max_depth && box_visible(b.w, d->total))
 			max_depth = b.depth;
 	}
@@ -635,9 +641,11 @@ int ap_svg_write_doc(FILE *out, const struct ap_svg_doc *d)
 	fputs("<g id=\"frames\">\n", out);
 	for (size_t i = 0; d->total && i < d->nboxes; i++) {
 		b = (struct ap_svg_box){0};
+		d->box(d->ctx, i, &b, NULL, 0);
+		if (!box_visible(b.w, d->total))
+			continue;
 		d->box(d->ctx, i, &b, info, sizeof(info));
-		if (box_visible(b.w, d->total))
-			put_box(out, d, &b, info, h);
+		put_box(out, d, &b, info, h);
 	}
 	fputs("</g>\n</svg>\n", out);
 	return ap_stream_status(out);
@@ -654,6 +662,8 @@ static void svg_box(const void *ctx, size_t i, struct ap_svg_box *b, char *info,
 	b->depth = n->depth;
 	b->name = n->name == UINT32_MAX ? "all" : c->names[n->name];
 	b->cls = n->name == UINT32_MAX ? CLS_ROOT : c->cls[n->name];
+	if (!info)
+		return;
 	snprintf(info, infolen, "%s, %.2f%%", ap_svg_fmt_weight(c->p, c->vi, n->w, wbuf, sizeof(wbuf)),
 		 100.0 * (double)n->w / (double)c->total);
 }

@@ -523,6 +523,13 @@ static void test_200k_stacks(void **state)
 	printf("diff text: 2 x 200000 stacks in %.3f s of CPU\n", t1 - t0);
 	assert_non_null(strstr(out, "Showing top 25"));
 	free(out);
+	/* the SVG builds only boxes wide enough to draw */
+	t0 = now_s();
+	out = run_diff(b, c, AP_DIFF_SVG, &o, &len);
+	t1 = now_s();
+	printf("diff svg: 2 x 200000 stacks -> %zu bytes in %.3f s of CPU\n", len, t1 - t0);
+	assert_non_null(strstr(out, "</svg>"));
+	free(out);
 	ap_profile_free(b);
 	ap_profile_free(c);
 }
