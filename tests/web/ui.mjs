@@ -362,6 +362,23 @@ step('downloads', async () => {
 	await noErrors(page, 'downloads');
 });
 
+step('lock mode shows its tables', async () => {
+	await page.goto(`${BASE}/?query=${encodeURIComponent('{mode="lock"}')}&from=${A[0]}&until=${A[1]}`);
+	await loaded(page);
+	await noErrors(page, 'lock mode');
+	check(!(await page.isHidden('#tables-panel')), 'the lock tables panel is hidden in lock mode');
+	const rows = await page.$$eval('#locks-table tbody tr', (rs) => rs.map((r) => r.textContent));
+	check(rows.length > 0, 'the locks table is empty');
+	check(rows.some((r) => r.includes('hog')), `no lock row names ap_locks' hog as a holder: ${rows.slice(0, 5)}`);
+	const n = await page.evaluate(() => window.aperture.fg.levels.reduce((k, L) => k + L.n, 0));
+	check(n > 2, 'the lock flamegraph is empty');
+	figures.lock_rows = rows.length;
+	await page.click('#locks-table th button[data-key=contentions]');
+	check(await page.getAttribute('#locks-table th:nth-child(3)', 'aria-sort') === 'descending',
+		'the locks table does not sort by contentions');
+	await shot(page, '09-locks.png');
+});
+
 step('200k-stack profile stays responsive', async () => {
 	const p = await ctx.newPage();
 	watch(p, 'large');
