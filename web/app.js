@@ -406,9 +406,10 @@ function seriesIndex(s) {
 function renderTimeline() {
 	if (!lastSeries) return;
 	const { domain, base, cmp } = lastSeries;
+	// a point stands for the step [ts, ts + step): drawn at its middle
 	const mk = (s, color, fill, label) => {
-		const i = seriesIndex(s);
-		return { points: (s.points || []).map((p) => [p[0], p[1 + i] || 0]), color, fill, label };
+		const i = seriesIndex(s), half = (s.step_ms || 0) / 2;
+		return { points: (s.points || []).map((p) => [p[0] + half, p[1 + i] || 0]), color, fill, label };
 	};
 	const series = [];
 	if (base) series.push(mk(base, '#d2581e', 'rgba(210,88,30,0.18)', 'base'));
@@ -418,12 +419,16 @@ function renderTimeline() {
 		const vt = (ref.value_types || [])[seriesIndex(ref)];
 		seriesFmt = formatter(typeof vt === 'string' ? vt.split('/')[1] : vt && vt.unit);
 	}
+	// the range asked for, widened to whole steps (the server's step may be coarser than asked)
 	let [a, b] = domain;
-	if (!isFinite(a) || !isFinite(b) || b <= a) {
-		const pts = series.flatMap((s) => s.points.map((p) => p[0]));
-		a = Math.min(...pts); b = Math.max(...pts);
-		if (!isFinite(a)) { b = Date.now(); a = b - 3600e3; }
+	for (const s of [base, cmp]) {
+		const pts = (s && s.points) || [];
+		if (!pts.length) continue;
+		const step = s.step_ms || 0;
+		a = isFinite(a) ? Math.min(a, pts[0][0]) : pts[0][0];
+		b = isFinite(b) ? Math.max(b, pts[pts.length - 1][0] + step) : pts[pts.length - 1][0] + step;
 	}
+	if (!isFinite(a) || !isFinite(b) || b <= a) { b = Date.now(); a = b - 3600e3; }
 	const ranges = [];
 	if (state.view === 'diff') {
 		const [f0, u0] = rangeMs(state.from, state.until);

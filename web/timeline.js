@@ -143,6 +143,10 @@ export class Timeline {
 			const x = this.xAt(t, W);
 			ctx.fillText(niceTime(t, span), Math.min(Math.max(x, PAD_L + 20), W - PAD_R - 20), PAD_T + plotH + 4);
 		}
+		ctx.save();
+		ctx.beginPath();
+		ctx.rect(PAD_L, 0, W - PAD_L - PAD_R, PAD_T + plotH + 1);
+		ctx.clip();
 		for (const s of this.series) {
 			if (!s.points.length) continue;
 			ctx.beginPath();
@@ -171,6 +175,7 @@ export class Timeline {
 				}
 			}
 		}
+		ctx.restore();
 		if (this.drag) {
 			const a = Math.min(this.drag.a, this.drag.b), b = Math.max(this.drag.a, this.drag.b);
 			ctx.fillStyle = 'rgba(40,110,220,0.18)';

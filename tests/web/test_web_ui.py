@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
 """The web UI end to end: a real aperture-aggregator on loopback with a temporary SQLite store,
-filled by two real agent runs in continuous mode (phase A profiles ap_chain, phase B ap_spin)
+filled by two real agent runs in continuous mode (phase A profiles ap_chain's CPU and
+ap_locks' lock contention, phase B ap_spin's CPU)
 and one synthetic 200k-distinct-stack pprof pushed through /api/v1/push; then tests/web/ui.mjs
 drives Debian's chromium through playwright-core: landing page, label completion, a query
 showing the workload in the flamegraph and the top table, timeline points, tooltip, search
@@ -68,20 +69,23 @@ def start_aggregator(port, store, log, *extra):
     fail(f"aggregator on port {port} did not answer /healthz within 30 s (log: {log.name})")
 
 
-def agent_phase(workload, url, cwd, art, seconds=8):
-    """One continuous-mode agent run over a workload (in cwd, so nothing lands in the tree);
-    returns the unix-second range it covered."""
-    proc, pid = aptest.start_workload(workload, seconds + 6)
+def agent_phase(workloads, modes, url, cwd, art, seconds=8):
+    """One continuous-mode agent run over some workloads (in cwd, so nothing lands in the
+    tree); returns the unix-second range it covered."""
+    started = [aptest.start_workload(w, seconds + 6) for w in workloads]
     t0 = int(time.time()) - 1
-    cmd = [os.path.join(aptest.BIN_DIR, "aperture-agent"), "-v", "--mode", "cpu", "--pid", str(pid),
-           "--server", url, "--push-interval", "2s", "--duration", f"{seconds}s",
-           "--spool-dir", os.path.join(cwd, "spool")]
+    cmd = [os.path.join(aptest.BIN_DIR, "aperture-agent"), "-v", "--mode", modes]
+    for _, pid in started:
+        cmd += ["--pid", str(pid)]
+    cmd += ["--server", url, "--push-interval", "2s", "--duration", f"{seconds}s",
+            "--spool-dir", os.path.join(cwd, "spool")]
     try:
         res = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=seconds + 90)
     finally:
-        proc.kill()
-        proc.wait()
-    with open(os.path.join(art, f"agent-{workload}.log"), "w") as f:
+        for proc, _ in started:
+            proc.kill()
+            proc.wait()
+    with open(os.path.join(art, f"agent-{workloads[0]}.log"), "w") as f:
         f.write(res.stdout + res.stderr)
     check(res.returncode == 0, f"{' '.join(cmd)} exited {res.returncode}:\n{res.stderr[-3000:]}")
     return t0, int(time.time()) + 1
@@ -222,9 +226,9 @@ def main():
         log = open(os.path.join(art, "aggregator.log"), "w")
         procs.append(start_aggregator(port, store, log))
 
-        a0, a1 = agent_phase("ap_chain", url, tmp, art)
+        a0, a1 = agent_phase(["ap_chain", "ap_locks"], "cpu,lock", url, tmp, art)
         time.sleep(2)
-        b0, b1 = agent_phase("ap_spin", url, tmp, art)
+        b0, b1 = agent_phase(["ap_spin"], "cpu", url, tmp, art)
         big0, big1, big_bytes = push_big(url, int(time.time()) - 2 * 3600)
 
         # the data the UI will be asked about is there (else the failure is not the UI's)

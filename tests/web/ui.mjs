@@ -159,6 +159,7 @@ step('timeline shows points', async () => {
 	// dragging across the chart selects a range: from/until become unix seconds inside the old one
 	const bb = await (await page.$('#timeline')).boundingBox();
 	const y = bb.y + bb.height / 2;
+	const [d0, d1] = await page.evaluate(() => window.aperture.timeline.domain);
 	await act(page, async () => {
 		await page.mouse.move(bb.x + 56 + (bb.width - 64) * 0.3, y);
 		await page.mouse.down();
@@ -167,7 +168,10 @@ step('timeline shows points', async () => {
 		await page.mouse.up();
 	});
 	const f = Number(await page.inputValue('#from')), u = Number(await page.inputValue('#until'));
-	check(f > Number(A[0]) && u < Number(A[1]) && f < u, `the drag selected [${f}, ${u}] in [${A}]`);
+	// 30% to 70% of the chart's time axis (its domain: the range widened to whole steps)
+	const want = [(d0 + 0.3 * (d1 - d0)) / 1000, (d0 + 0.7 * (d1 - d0)) / 1000];
+	check(f < u && Math.abs(f - want[0]) <= 1.5 && Math.abs(u - want[1]) <= 1.5,
+		`the drag selected [${f}, ${u}], expected about [${want}] (range [${A}])`);
 	const url = new URL(page.url());
 	check(url.searchParams.get('from') === String(f) && url.searchParams.get('until') === String(u),
 		`the dragged range is not in the URL: ${page.url()}`);
@@ -247,24 +251,8 @@ step('shared URL restores the view', async () => {
 	await ctx2.close();
 });
 
-step('click zooms, Escape resets', async () => {
-	await page.click('#top-table tbody tr[data-name="chain_middle"]'); // unfocus
-	const f = await frameBox(page, 'chain_middle');
-	await page.mouse.click(f.px, f.py);
-	await page.waitForFunction(() => document.getElementById('flamegraph').dataset.zoom === 'chain_middle',
-		null, { timeout: 5000 });
-	await page.waitForTimeout(150);
-	const z = await page.evaluate(() => window.aperture.fg.findFrame('chain_middle'));
-	check(z.left <= 1 && z.right >= z.width - 1, `the zoomed frame does not fill the width: ${JSON.stringify(z)}`);
-	const child = await page.evaluate(() => window.aperture.fg.findFrame('chain_inner'));
-	check(child && child.right - child.left > 0.5 * z.width, 'the zoomed frame\'s child is not widened');
-	await shot(page, '05-zoom.png');
-	await page.focus('#flamegraph');
-	await page.keyboard.press('Escape');
-	await page.waitForFunction(() => document.getElementById('flamegraph').dataset.zoom === '');
-});
-
 step('back and forward', async () => {
+	await page.click('#top-table tbody tr[data-name="chain_middle"]'); // unfocus
 	const url = page.url();
 	await act(page, () => page.goBack());
 	check(page.url() !== url, 'back did not change the URL');
@@ -273,6 +261,35 @@ step('back and forward', async () => {
 	await act(page, () => page.goForward());
 	check(await page.inputValue('#query') === Q && await page.inputValue('#from') === A[0],
 		'forward did not restore the view');
+});
+
+step('click zooms, Escape resets', async () => {
+	// both workloads (phases A and B): each process is part of the width until zoomed into
+	await page.fill('#query', '{mode="cpu"}');
+	await page.fill('#from', A[0]);
+	await page.fill('#until', B[1]);
+	await act(page, () => page.click('#run'));
+	await noErrors(page, 'zoom');
+	const drawn = () => page.evaluate(() => [...window.aperture.fg.lastDrawn.names]);
+	check((await drawn()).includes('spin_other_work'), 'phase B is not drawn before the zoom');
+	const f = await frameBox(page, 'ap_chain');
+	check(f.right - f.left < 0.95 * f.width, `ap_chain already fills the width: ${JSON.stringify(f)}`);
+	const inner = await page.evaluate(() => window.aperture.fg.findFrame('chain_inner'));
+	await page.mouse.click(f.px, f.py);
+	await page.waitForFunction(() => document.getElementById('flamegraph').dataset.zoom === 'ap_chain',
+		null, { timeout: 5000 });
+	await page.waitForTimeout(150); // the redraw is on the next animation frame
+	const z = await page.evaluate(() => window.aperture.fg.findFrame('ap_chain'));
+	check(z.left <= 1 && z.right >= z.width - 1, `the zoomed frame does not fill the width: ${JSON.stringify(z)}`);
+	const inner2 = await page.evaluate(() => window.aperture.fg.findFrame('chain_inner'));
+	check(inner2.right - inner2.left > 1.05 * (inner.right - inner.left), 'chain_inner is not wider after the zoom');
+	check(!(await drawn()).includes('spin_other_work'), 'a frame outside the zoomed one is still drawn');
+	await shot(page, '05-zoom.png');
+	await page.focus('#flamegraph');
+	await page.keyboard.press('Escape');
+	await page.waitForFunction(() => document.getElementById('flamegraph').dataset.zoom === '');
+	await page.waitForTimeout(150);
+	check((await drawn()).includes('spin_other_work'), 'Escape did not zoom out');
 });
 
 step('API errors are shown', async () => {
@@ -343,6 +360,23 @@ step('downloads', async () => {
 		figures[`download_${kind}_bytes`] = buf.length;
 	}
 	await noErrors(page, 'downloads');
+});
+
+step('lock mode shows its tables', async () => {
+	await page.goto(`${BASE}/?query=${encodeURIComponent('{mode="lock"}')}&from=${A[0]}&until=${A[1]}`);
+	await loaded(page);
+	await noErrors(page, 'lock mode');
+	check(!(await page.isHidden('#tables-panel')), 'the lock tables panel is hidden in lock mode');
+	const rows = await page.$$eval('#locks-table tbody tr', (rs) => rs.map((r) => r.textContent));
+	check(rows.length > 0, 'the locks table is empty');
+	check(rows.some((r) => r.includes('hog')), `no lock row names ap_locks' hog as a holder: ${rows.slice(0, 5)}`);
+	const n = await page.evaluate(() => window.aperture.fg.levels.reduce((k, L) => k + L.n, 0));
+	check(n > 2, 'the lock flamegraph is empty');
+	figures.lock_rows = rows.length;
+	await page.click('#locks-table th button[data-key=contentions]');
+	check(await page.getAttribute('#locks-table th:nth-child(3)', 'aria-sort') === 'descending',
+		'the locks table does not sort by contentions');
+	await shot(page, '09-locks.png');
 });
 
 step('200k-stack profile stays responsive', async () => {
