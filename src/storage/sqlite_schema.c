@@ -82,7 +82,7 @@ int sq_schema_create(sqlite3 *db, char *err, size_t errlen)
 		ret = exec(db, sql, err, errlen);
 	}
 	if (!ret)
-		ret = exec(db, "INSERT OR IGNORE INTO meta(k, v) VALUES('schema', 3)", err, errlen);
+		ret = exec(db, "INSERT OR IGNORE INTO meta(k, v) VALUES('schema', 4)", err, errlen);
 	if (!ret) {
 		sqlite3_stmt *st;
 		int rc = sqlite3_prepare_v2(db, "SELECT v FROM meta WHERE k = 'schema'", -1, &st,
@@ -91,10 +91,10 @@ int sq_schema_create(sqlite3 *db, char *err, size_t errlen)
 		if (rc)
 			ret = sq_fail(db, rc, "reading the schema version", err, errlen);
 		else {
-			if (sqlite3_step(st) != SQLITE_ROW || sqlite3_column_int64(st, 0) != 3)
+			if (sqlite3_step(st) != SQLITE_ROW || sqlite3_column_int64(st, 0) != 4)
 				ret = ap_errf(err, errlen, -EINVAL,
 					      "sqlite: the file has another schema version than "
-					      "this build's (3): use a new file");
+					      "this build's (4): use a new file");
 			sqlite3_finalize(st);
 		}
 	}
