@@ -35,7 +35,7 @@
 #define VARIANTS 16
 
 static int hosts = 100, long_hosts = 10, hours = 24, samples = 250, nstacks = 3000,
-	   writers = 16, queries = 20;
+	   writers = 16, queries = 20, procs = 10;
 static const char *spec;
 static int reuse; /* --reuse END_S: query a store filled by an earlier run that ended at END_S */
 static uint64_t end_ns; /* "now": not on an hour or minute */
@@ -110,7 +110,7 @@ static struct ap_profile *make_profile(int hostclass, int variant)
 	for (int i = 0; i < samples; i++) {
 		double u = (double)rand_r(&seed) / RAND_MAX;
 		int k = (int)(nstacks * pow(u, 3.0)) % nstacks;
-		int proc = rand_r(&seed) % 10;
+		int proc = rand_r(&seed) % procs;
 		struct ap_sample s = { 0 };
 		char name[32], module[32];
 
@@ -124,8 +124,8 @@ static struct ap_profile *make_profile(int hostclass, int variant)
 										 AP_FRAME_USER);
 		}
 		s.stack = ap_profile_add_stack(p, fids, stack_len[k]);
-		s.pid = (uint32_t)(1000 + hostclass * 100 + proc);
-		s.comm = ap_profile_intern(p, comms[proc]);
+		s.pid = (uint32_t)(1000 + hostclass * 1000 + proc);
+		s.comm = ap_profile_intern(p, comms[proc % 10]);
 		s.values[0] = 1 + (uint64_t)(rand_r(&seed) % 20);
 		s.values[1] = s.values[0] * 10101010;
 		ap_profile_add_sample(p, &s);
@@ -284,6 +284,7 @@ int main(int argc, char **argv)
 			   : !strcmp(argv[i], "--stacks")     ? &nstacks
 			   : !strcmp(argv[i], "--writers")    ? &writers
 			   : !strcmp(argv[i], "--queries")    ? &queries
+			   : !strcmp(argv[i], "--procs")      ? &procs
 							      : NULL;
 
 		if (!strcmp(argv[i], "--spec"))

@@ -104,8 +104,11 @@ static struct sq_conn *conn_new(struct sq_store *s, char *err, size_t errlen)
 			 by);
 		rc = sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &c->chunks[k],
 					NULL);
+		/* tier 0 has no per-series totals: its blobs are read (sq_scan) */
 		snprintf(sql, sizeof(sql),
-			 "SELECT series, t, v0, v1, v2, v3 FROM c_%s WHERE %s AND t >= ?2 AND t < ?3",
+			 k ? "SELECT series, t, v0, v1, v2, v3 FROM c_%s WHERE %s AND t >= ?2 AND"
+			     " t < ?3"
+			   : "SELECT series, t, n, data FROM c_%s WHERE %s AND t >= ?2 AND t < ?3",
 			 t, by);
 		rc = rc ?: sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
 					      &c->totals[k], NULL);

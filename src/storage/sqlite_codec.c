@@ -198,7 +198,69 @@ static int cmp_entry(const void *a, const void *b)
 {
 	const struct sq_entry *x = a, *y = b;
 
+	if (x->series != y->series)
+		return x->series < y->series ? -1 : 1;
 	return x->stack < y->stack ? -1 : x->stack > y->stack;
+}
+
+int sq_grouped_encode(struct sq_buf *b, struct sq_entry *e, size_t n)
+{
+	size_t nser = 0;
+	uint32_t prev = 0;
+	int ret;
+
+	if (n > 1)
+		qsort(e, n, sizeof(*e), cmp_entry);
+	for (size_t i = 0; i < n; i++)
+		nser += !i || e[i].series != e[i - 1].series;
+	b->n = 0;
+	ret = sq_buf_varint(b, nser);
+	for (size_t i = 0; i < n && !ret;) {
+		size_t k = i;
+		uint32_t ps = 0;
+
+		while (k < n && e[k].series == e[i].series)
+			k++;
+		ret = sq_buf_varint(b, e[i].series - prev) ?: sq_buf_varint(b, e[i].nv) ?:
+		      sq_buf_varint(b, k - i);
+		prev = e[i].series;
+		for (; i < k && !ret; i++) {
+			ret = sq_buf_varint(b, e[i].stack - ps);
+			ps = e[i].stack;
+			for (uint32_t v = 0; v < e[i].nv && !ret; v++)
+				ret = sq_buf_varint(b, e[i].v[v]);
+		}
+	}
+	return ret;
+}
+
+int sq_grouped_walk(const unsigned char *p, const unsigned char *end, sq_grouped_fn fn,
+		    void *ctx)
+{
+	uint64_t nser, series = 0, d, nv, n, stack, v[AP_MAX_VALUES];
+	int ret;
+
+	p = p ? sq_varint_get(p, end, &nser) : NULL;
+	for (uint64_t s = 0; p && s < nser; s++) {
+		p = sq_varint_get(p, end, &d);
+		if (p)
+			p = sq_varint_get(p, end, &nv);
+		if (p)
+			p = sq_varint_get(p, end, &n);
+		if (!p || nv > AP_MAX_VALUES)
+			return -EINVAL;
+		series += d;
+		stack = 0;
+		for (uint64_t i = 0; p && i < n; i++) {
+			p = sq_varint_get(p, end, &d);
+			stack += d;
+			for (uint64_t k = 0; p && k < nv; k++)
+				p = sq_varint_get(p, end, &v[k]);
+			if (p && (ret = fn(ctx, (uint32_t)series, (uint32_t)nv, (uint32_t)stack, v)))
+				return ret;
+		}
+	}
+	return p ? 0 : -EINVAL;
 }
 
 int sq_samples_encode(struct sq_buf *b, struct sq_entry *e, size_t n, uint32_t nvalues)

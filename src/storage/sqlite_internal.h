@@ -29,7 +29,10 @@
 struct sq_tier {
 	const char *name; /* table suffix */
 	uint64_t res_ns;  /* 0: exact times */
-	/* keyed (t, series): rows of a batch or a compaction land together at the end of the
+	/* tier 0 keys its rows (t, g) with g the smallest series id of the push, and holds all
+	 * of the push's series in one grouped blob: a whole-system push has hundreds of
+	 * processes, each its own series.
+	 * keyed (t, series): rows of a batch or a compaction land together at the end of the
 	 * tree instead of on one page per series (a page written per row, ~20x the data); read
 	 * by time range for all series at once, which the planner uses only at a range's edges.
 	 * The coarse tiers are keyed (series, t), read per selected series over long ranges. */
@@ -154,10 +157,20 @@ const unsigned char *sq_varint_get(const unsigned char *p, const unsigned char *
 /* Sample blobs: varint count, then per entry (sorted by stack) the stack id as a delta from
  * the previous one and nvalues varint values. */
 struct sq_entry {
-	uint32_t stack;
+	uint32_t series, stack; /* series: grouped blobs only */
+	uint32_t nv;		 /* values of the entry's series */
 	uint64_t v[AP_MAX_VALUES];
 };
 int sq_samples_encode(struct sq_buf *b, struct sq_entry *e, size_t n, uint32_t nvalues);
+/* Grouped blobs (tier 0: one row per push holds all its series): varint count of series,
+ * then per series (ascending) its id as a delta, its number of values, its entry count and
+ * the entries as above. */
+int sq_grouped_encode(struct sq_buf *b, struct sq_entry *e, size_t n);
+typedef int (*sq_grouped_fn)(void *ctx, uint32_t series, uint32_t nv, uint32_t stack,
+			     const uint64_t *v);
+/* Calls fn for every entry; returns 0, fn's nonzero value, or -EINVAL (damaged blob). */
+int sq_grouped_walk(const unsigned char *p, const unsigned char *end, sq_grouped_fn fn,
+		    void *ctx);
 
 /* Open addressing map of nonzero u64 keys to u32 values. */
 struct sq_map {

@@ -67,6 +67,22 @@ static int series_row(void *ctx, const struct picked *pk, sqlite3_stmt *sel, cha
 	return 0;
 }
 
+static int series_entry(void *ctx, const struct picked *pk, int64_t t, uint32_t stack,
+			const uint64_t *v, uint32_t nv)
+{
+	struct series_ctx *sc = ctx;
+	struct ap_store_point *pt;
+
+	(void)stack;
+	if ((uint64_t)t < sc->grid0 || ((uint64_t)t - sc->grid0) / sc->step >= sc->npoints)
+		return 0;
+	pt = &sc->out->points[((uint64_t)t - sc->grid0) / sc->step];
+	for (uint32_t k = 0; k < nv && k < pk->nvalues; k++)
+		if (pk->map[k] >= 0)
+			pt->values[pk->map[k]] = sat_add(pt->values[pk->map[k]], v[k]);
+	return 0;
+}
+
 int sq_series(struct ap_store *st, const struct ap_store_query *q, uint64_t step_ns,
 	      struct ap_store_series *out, char *err, size_t errlen)
 {
@@ -144,7 +160,8 @@ int sq_series(struct ap_store *st, const struct ap_store_query *q, uint64_t step
 	if (c && !ret) {
 		struct series_ctx sc = { out, grid0, step_ns, npoints };
 
-		ret = sq_scan(c, c->totals, seg, nseg, pk, npk, series_row, &sc, err, errlen);
+		ret = sq_scan(c, c->totals, seg, nseg, pk, npk, series_row, series_entry, &sc, err,
+			      errlen);
 	}
 	if (c) {
 		end(c);

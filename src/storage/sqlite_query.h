@@ -29,13 +29,16 @@ int sq_check_range(const struct ap_store_query *q, char *err, size_t errlen);
 int sq_pick(struct sq_store *s, const struct ap_store_query *q, struct ap_profile *p,
 	    struct picked **out, size_t *nout, struct lineup *l);
 
-/* Run stmts[tier] over each segment for the picked series (time-major tiers: once for all
- * series, rows of others skipped) and call fn on each row of a picked series. Rows are
- * (series, t, ...). */
+/* Run stmts[tier] over each segment for the picked series and call row() on each row of a
+ * picked series (rows are (series, t, ...)); time-major tiers are read once for all series.
+ * Tier 0's rows are (g, t, n, data) with every series of a push in one grouped blob: entry()
+ * is called for each entry of a picked series instead. */
 typedef int (*sq_row_fn)(void *ctx, const struct picked *pk, sqlite3_stmt *st, char *err,
 			 size_t errlen);
+typedef int (*sq_entry_fn)(void *ctx, const struct picked *pk, int64_t t, uint32_t stack,
+			   const uint64_t *v, uint32_t nv);
 int sq_scan(struct sq_conn *c, sqlite3_stmt *const *stmts, const struct sq_segment *seg,
-	    size_t nseg, const struct picked *pk, size_t npk, sq_row_fn fn, void *ctx, char *err,
-	    size_t errlen);
+	    size_t nseg, const struct picked *pk, size_t npk, sq_row_fn row, sq_entry_fn entry,
+	    void *ctx, char *err, size_t errlen);
 
 #endif

@@ -226,6 +226,33 @@ static int agg_blob(struct agg *a, const struct picked *pk, const unsigned char 
 	return p ? 0 : -EINVAL;
 }
 
+static int merge_entry(void *ctx, const struct picked *pk, int64_t t, uint32_t stack,
+		       const uint64_t *v, uint32_t nv)
+{
+	struct agg *a = ctx;
+	uint32_t *dense = agg_dense(a, pk->comm), *slot;
+	struct agg_entry *e;
+	bool ins;
+
+	(void)t;
+	slot = agg_slot(a, dense, stack, pk->comm, &ins);
+	if (!slot)
+		return -ENOMEM;
+	if (ins) {
+		if (ap_grow_array((void **)&a->e, &a->cap, a->n + 1, sizeof(*a->e)))
+			return -ENOMEM;
+		memset(&a->e[a->n], 0, sizeof(a->e[0]));
+		a->e[a->n].stack = stack;
+		a->e[a->n].comm = pk->comm;
+		a->n++;
+	}
+	e = &a->e[*slot - 1];
+	for (uint32_t k = 0; k < nv && k < pk->nvalues; k++)
+		if (pk->map[k] >= 0)
+			e->v[pk->map[k]] = sat_add(e->v[pk->map[k]], v[k]);
+	return 0;
+}
+
 static int merge_row(void *ctx, const struct picked *pk, sqlite3_stmt *st, char *err,
 		     size_t errlen)
 {
@@ -237,9 +264,27 @@ static int merge_row(void *ctx, const struct picked *pk, sqlite3_stmt *st, char 
 	return ret;
 }
 
+struct scan_walk {
+	const struct picked *pk;
+	const uint32_t *idx;
+	uint32_t maxid;
+	int64_t t;
+	sq_entry_fn entry;
+	void *ctx;
+};
+
+static int scan_entry(void *ctx, uint32_t series, uint32_t nv, uint32_t stack, const uint64_t *v)
+{
+	struct scan_walk *w = ctx;
+
+	if (!series || series > w->maxid || !w->idx[series])
+		return 0;
+	return w->entry(w->ctx, &w->pk[w->idx[series] - 1], w->t, stack, v, nv);
+}
+
 int sq_scan(struct sq_conn *c, sqlite3_stmt *const *stmts, const struct sq_segment *seg,
-	    size_t nseg, const struct picked *pk, size_t npk, sq_row_fn fn, void *ctx, char *err,
-	    size_t errlen)
+	    size_t nseg, const struct picked *pk, size_t npk, sq_row_fn row, sq_entry_fn entry,
+	    void *ctx, char *err, size_t errlen)
 {
 	uint32_t *idx, maxid = 0;
 	int rc, ret = 0;
@@ -262,10 +307,23 @@ int sq_scan(struct sq_conn *c, sqlite3_stmt *const *stmts, const struct sq_segme
 			while (!ret && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 				int64_t sid = sqlite3_column_int64(st, 0);
 
-				if (!all)
-					ret = fn(ctx, &pk[i], st, err, errlen);
-				else if (sid > 0 && sid <= (int64_t)maxid && idx[sid])
-					ret = fn(ctx, &pk[idx[sid] - 1], st, err, errlen);
+				if (seg[g].tier == 0) {
+					const unsigned char *b = sqlite3_column_blob(st, 3);
+					struct scan_walk w = { pk, idx, maxid,
+							       sqlite3_column_int64(st, 1), entry,
+							       ctx };
+
+					ret = sq_grouped_walk(b, b + sqlite3_column_bytes(st, 3),
+							      scan_entry, &w);
+					if (ret == -EINVAL)
+						ap_errf(err, errlen, ret,
+							"sqlite: a push row at %lld is damaged",
+							(long long)w.t);
+				} else if (!all) {
+					ret = row(ctx, &pk[i], st, err, errlen);
+				} else if (sid > 0 && sid <= (int64_t)maxid && idx[sid]) {
+					ret = row(ctx, &pk[idx[sid] - 1], st, err, errlen);
+				}
 			}
 			sqlite3_reset(st);
 			if (!ret && rc != SQLITE_DONE)
@@ -300,7 +358,8 @@ static int read_chunks(struct sq_store *s, const struct ap_store_query *q,
 	ret = sq_conn_marks(c, wm, err, errlen);
 	nseg = ret ? 0 : sq_plan(q->from_ns, q->until_ns, ~0u, wm, seg);
 	if (!ret)
-		ret = sq_scan(c, c->chunks, seg, nseg, pk, npk, merge_row, a, err, errlen);
+		ret = sq_scan(c, c->chunks, seg, nseg, pk, npk, merge_row, merge_entry, a, err,
+			      errlen);
 	rc = sqlite3_step(c->commit);
 	sqlite3_reset(c->commit);
 out:

@@ -68,8 +68,12 @@ int sq_schema_create(sqlite3 *db, char *err, size_t errlen)
 			 "CREATE TABLE IF NOT EXISTS c_%s(series INTEGER NOT NULL, t INTEGER NOT NULL,"
 			 " n INTEGER NOT NULL, v0 INTEGER NOT NULL, v1 INTEGER NOT NULL,"
 			 " v2 INTEGER NOT NULL, v3 INTEGER NOT NULL, data BLOB NOT NULL,"
-			 " PRIMARY KEY(%s)) WITHOUT ROWID",
-			 sq_tiers[k].name, sq_tiers[k].time_major ? "t, series" : "series, t");
+			 " PRIMARY KEY(%s))%s",
+			 sq_tiers[k].name, sq_tiers[k].time_major ? "t, series" : "series, t",
+			 /* a push's grouped blob is KBs: a rowid table keeps up to ~4 KB of a
+			  * row on its page, an index tree (WITHOUT ROWID) ~1 KB, the rest
+			  * going to overflow pages that are mostly empty */
+			 k ? " WITHOUT ROWID" : "");
 		ret = exec(db, sql, err, errlen);
 		if (ret)
 			break;
@@ -82,7 +86,7 @@ int sq_schema_create(sqlite3 *db, char *err, size_t errlen)
 		ret = exec(db, sql, err, errlen);
 	}
 	if (!ret)
-		ret = exec(db, "INSERT OR IGNORE INTO meta(k, v) VALUES('schema', 3)", err, errlen);
+		ret = exec(db, "INSERT OR IGNORE INTO meta(k, v) VALUES('schema', 5)", err, errlen);
 	if (!ret) {
 		sqlite3_stmt *st;
 		int rc = sqlite3_prepare_v2(db, "SELECT v FROM meta WHERE k = 'schema'", -1, &st,
@@ -91,10 +95,10 @@ int sq_schema_create(sqlite3 *db, char *err, size_t errlen)
 		if (rc)
 			ret = sq_fail(db, rc, "reading the schema version", err, errlen);
 		else {
-			if (sqlite3_step(st) != SQLITE_ROW || sqlite3_column_int64(st, 0) != 3)
+			if (sqlite3_step(st) != SQLITE_ROW || sqlite3_column_int64(st, 0) != 5)
 				ret = ap_errf(err, errlen, -EINVAL,
 					      "sqlite: the file has another schema version than "
-					      "this build's (3): use a new file");
+					      "this build's (5): use a new file");
 			sqlite3_finalize(st);
 		}
 	}

@@ -107,10 +107,12 @@ static struct cell *cell_get(struct batch *b, int tier, uint32_t series, int64_t
 	return c;
 }
 
-static int cell_add(struct cell *c, uint32_t stack, const uint64_t *v)
+/* Add (series, stack) values to a cell (series is the cell's own outside tier 0). */
+static int cell_add(struct cell *c, uint32_t series, uint32_t stack, uint32_t nv,
+		    const uint64_t *v)
 {
 	bool ins;
-	uint32_t *slot = sq_map_put(&c->idx, stack, (uint32_t)c->n, &ins);
+	uint32_t *slot = sq_map_put(&c->idx, (uint64_t)series << 32 | stack, (uint32_t)c->n, &ins);
 
 	if (!slot)
 		return -ENOMEM;
@@ -118,9 +120,11 @@ static int cell_add(struct cell *c, uint32_t stack, const uint64_t *v)
 		if (ap_grow_array((void **)&c->e, &c->cap, c->n + 1, sizeof(*c->e)))
 			return -ENOMEM; /* the map slot stays: the batch fails as a whole */
 		memset(&c->e[c->n], 0, sizeof(c->e[0]));
+		c->e[c->n].series = series;
+		c->e[c->n].nv = nv;
 		c->e[c->n++].stack = stack;
 	}
-	for (uint32_t i = 0; i < c->nvalues; i++)
+	for (uint32_t i = 0; i < nv && i < c->e[*slot].nv; i++)
 		c->e[*slot].v[i] = sat_add(c->e[*slot].v[i], v[i]);
 	return 0;
 }
@@ -349,10 +353,36 @@ static int cell_add_blob(struct cell *c, const unsigned char *p, const unsigned 
 		stack += d;
 		for (uint32_t k = 0; p && k < c->nvalues; k++)
 			p = sq_varint_get(p, end, &v[k]);
-		if (p && cell_add(c, (uint32_t)stack, v))
+		if (p && cell_add(c, c->series, (uint32_t)stack, c->nvalues, v))
 			return SQLITE_NOMEM;
 	}
 	return p ? 0 : SQLITE_CORRUPT;
+}
+
+struct walk_into {
+	struct batch *b;
+	struct cell *c; /* tier 0: every entry goes into it */
+	int tier;	/* else: into the series' cell of this tier at bucket t */
+	int64_t t;
+	uint64_t n;
+};
+
+static int walk_entry(void *ctx, uint32_t series, uint32_t nv, uint32_t stack,
+		      const uint64_t *v)
+{
+	struct walk_into *w = ctx;
+	struct cell *c = w->c ? w->c : cell_get(w->b, w->tier, series, w->t, nv);
+
+	w->n++;
+	return c && !cell_add(c, series, stack, nv, v) ? 0 : SQLITE_NOMEM;
+}
+
+/* Add a grouped blob (tier 0) into cells. Returns a SQLite code. */
+static int cells_add_grouped(struct walk_into *w, const unsigned char *p, const unsigned char *end)
+{
+	int ret = sq_grouped_walk(p, end, walk_entry, w);
+
+	return ret == -EINVAL ? SQLITE_CORRUPT : ret;
 }
 
 /* Read the stored row of a cell, add it in, write it back. */
@@ -368,7 +398,14 @@ static int put_cell(struct sq_store *s, struct batch *b, struct cell *c)
 	if (rc == SQLITE_ROW) {
 		const unsigned char *p = sqlite3_column_blob(get, 5);
 
-		rc = cell_add_blob(c, p, p + sqlite3_column_bytes(get, 5), &before);
+		if (c->tier == 0) {
+			struct walk_into w = { .b = b, .c = c };
+
+			rc = cells_add_grouped(&w, p, p + sqlite3_column_bytes(get, 5));
+			before = w.n;
+		} else {
+			rc = cell_add_blob(c, p, p + sqlite3_column_bytes(get, 5), &before);
+		}
 		sqlite3_reset(get);
 		if (rc)
 			return rc;
@@ -377,9 +414,10 @@ static int put_cell(struct sq_store *s, struct batch *b, struct cell *c)
 		if (rc != SQLITE_DONE)
 			return rc;
 	}
-	if (sq_samples_encode(&b->buf, c->e, c->n, c->nvalues))
+	if (c->tier ? sq_samples_encode(&b->buf, c->e, c->n, c->nvalues)
+		    : sq_grouped_encode(&b->buf, c->e, c->n))
 		return SQLITE_NOMEM;
-	for (size_t i = 0; i < c->n; i++)
+	for (size_t i = 0; i < c->n && c->tier; i++) /* tier 0's rows mix series: no totals */
 		for (uint32_t k = 0; k < c->nvalues; k++)
 			tot[k] = sat_add(tot[k], c->e[i].v[k]);
 	if (c->tier == 0)
@@ -437,6 +475,7 @@ static int batch_job(struct sq_store *s, struct batch *b, struct sq_job **jobs, 
 {
 	struct sq_writer_stmts *ws = s->ws;
 	struct sq_job *j = jobs[i];
+	uint32_t g = 0;
 	int rc, ret;
 
 	if (j->push_id) {
@@ -464,8 +503,12 @@ static int batch_job(struct sq_store *s, struct batch *b, struct sq_job **jobs, 
 	pthread_rwlock_unlock(&s->dict.lock);
 	if (ret)
 		return SQLITE_NOMEM;
+	/* tier 0: one row for the push, keyed by its smallest series id */
+	for (size_t i = 0; i < j->nseries; i++)
+		g = !g || j->series_ids[i] < g ? j->series_ids[i] : g;
 	for (size_t e = 0; e < j->nentries; e++) {
 		const struct pj_entry *pe = &j->entries[e];
+		uint32_t series = j->series_ids[pe->series];
 
 		for (int k = 0; k < SQ_NTIERS; k++) {
 			uint64_t res = sq_tiers[k].res_ns;
@@ -474,8 +517,8 @@ static int batch_job(struct sq_store *s, struct batch *b, struct sq_job **jobs, 
 
 			if (k && t >= s->wm[k])
 				break; /* compaction will roll it up */
-			c = cell_get(b, k, j->series_ids[pe->series], t, j->nvalues);
-			if (!c || cell_add(c, j->stack_ids[pe->stack], pe->v))
+			c = cell_get(b, k, k ? series : g, t, j->nvalues);
+			if (!c || cell_add(c, series, j->stack_ids[pe->stack], j->nvalues, pe->v))
 				return SQLITE_NOMEM;
 		}
 	}
@@ -521,6 +564,14 @@ static int roll_rows(struct sq_store *s, struct batch *b, sqlite3_stmt *st, int 
 		struct cell *c;
 		uint64_t n;
 
+		if (k == 1) { /* from tier 0's grouped rows */
+			struct walk_into w = { .b = b, .tier = k, .t = t - t % res };
+
+			rc = cells_add_grouped(&w, p, p + sqlite3_column_bytes(st, 2));
+			if (rc)
+				break;
+			continue;
+		}
 		if (!e)
 			continue; /* cannot be: retention deletes a series with its rows */
 		c = cell_get(b, k, e->id, t - t % res, e->nvalues);
