@@ -129,6 +129,29 @@ class Aggregator:
         self.log.close()
 
 
+def perf_start(agg, a, what):
+    out = os.path.join(a.tmp, f"perf-{what}.data")
+    proc = subprocess.Popen(["perf", "record", "-g", "-F", "499", "-o", out, "-p",
+                             str(agg.proc.pid)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    time.sleep(0.5)  # attached before the work starts
+    return proc, out
+
+
+def perf_report(perf, what):
+    """Where the aggregator's time went: perf's top symbols, self and with children."""
+    proc, out = perf
+    proc.send_signal(signal.SIGINT)
+    proc.wait()
+    for how, flags in (("self", ["--no-children", "--sort", "dso,symbol"]),
+                       ("self + children", ["--children", "--sort", "symbol"])):
+        rep = subprocess.run(["perf", "report", "-i", out, "--stdio", *flags, "-g", "none",
+                              "--percent-limit", "1.5"], capture_output=True, text=True)
+        print(f"\nperf, aggregator during {what}, {how}:")
+        print("\n".join(line.rstrip() for line in rep.stdout.splitlines()
+                        if line and not line.startswith("#"))[:5000])
+
+
 def run_loadgen(loadgen, agg, profiles, hosts, span_s, end_s, cluster, a, interval=10):
     cmd = [loadgen, "--url", agg.url, "--hosts", str(hosts), "--span", f"{span_s}s",
            "--interval", f"{interval}s", "--end", str(end_s),
@@ -139,27 +162,13 @@ def run_loadgen(loadgen, agg, profiles, hosts, span_s, end_s, cluster, a, interv
     if a.no_keepalive:
         cmd.append("--no-keepalive")
     c0 = cpu_seconds(agg.proc.pid)
-    perf = None
-    if a.perf:
-        perf_out = os.path.join(a.tmp, f"perf-{cluster}.data")
-        perf = subprocess.Popen(["perf", "record", "-g", "-F", "499", "-o", perf_out, "-p",
-                                 str(agg.proc.pid)], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+    perf = perf_start(agg, a, f"ingest-{cluster}") if a.perf else None
     res = subprocess.run(cmd, capture_output=True, text=True)
     c1 = cpu_seconds(agg.proc.pid)
     time.sleep(2)  # anything the aggregator does after answering (rollups, checkpoints)
     c2 = cpu_seconds(agg.proc.pid)
     if perf:
-        perf.send_signal(signal.SIGINT)
-        perf.wait()
-        for how, flags in (("self", ["--no-children", "--sort", "dso,symbol"]),
-                           ("self + children", ["--children", "--sort", "symbol"])):
-            rep = subprocess.run(["perf", "report", "-i", perf_out, "--stdio", *flags, "-g",
-                                  "none", "--percent-limit", "1.5"],
-                                 capture_output=True, text=True)
-            print(f"\nperf, aggregator during {cluster}, {how}:")
-            print("\n".join(line.rstrip() for line in rep.stdout.splitlines()
-                            if line and not line.startswith("#"))[:5000])
+        perf_report(perf, f"ingest of {cluster}")
     if not res.stdout.strip():
         sys.exit(f"loadgen failed ({res.returncode}): {res.stderr}")
     r = json.loads(res.stdout.strip().splitlines()[-1])
@@ -267,7 +276,11 @@ def main():
                     print(f"WARNING: merged total {total} != {r['value0']} events pushed")
                 for route, extra, key in (("/api/v1/profile", {"format": "pprof"}, "pprof"),
                                           ("/api/v1/flamegraph", {}, "flamegraph")):
+                    perf = perf_start(agg, a, f"query-{name}") if a.perf and key == "pprof" \
+                        else None
                     p50, p99, size = query_latency(agg, route, {**base, **extra}, a.reps)
+                    if perf:
+                        perf_report(perf, f"the {name} pprof queries")
                     m[f"query_{key}_p50_ms"] = p50
                     m[f"query_{key}_p99_ms"] = p99
                     m[f"query_{key}_bytes"] = size
