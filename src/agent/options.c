@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "agent.h"
+#include "lib/label_name.h"
 #include "lib/parse.h"
 #include "lib/syscalls.h"
 
@@ -327,27 +328,13 @@ static int parse_servers(struct ap_agent_opts *opts, const char *arg)
 	return 0;
 }
 
-static bool label_name_ok(const char *s, size_t n)
-{
-	if (!n || n > AP_PUSH_LABEL_NAME_MAX)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
-
-		if (!alpha && (i == 0 || !((c >= '0' && c <= '9') || c == '.')))
-			return false;
-	}
-	return true;
-}
-
 /* --label NAME=VALUE: validated here so that a bad one fails at start, not at every push. */
 static int parse_label(struct ap_agent_opts *opts, const char *arg)
 {
 	const char *eq = strchr(arg, '=');
 	size_t n = eq ? (size_t)(eq - arg) : 0, vlen;
 
-	if (!eq || !label_name_ok(arg, n))
+	if (!eq || !ap_label_name_valid(arg, n, AP_PUSH_LABEL_NAME_MAX))
 		return usage_error(opts,
 				   "invalid --label '%.200s': expected NAME=VALUE, NAME of 1 to %d "
 				   "characters [A-Za-z_][A-Za-z0-9_.]*",

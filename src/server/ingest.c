@@ -12,6 +12,7 @@
 #include "format/format.h"
 #include "ingest_internal.h"
 #include "lib/errbuf.h"
+#include "lib/label_name.h"
 #include "lib/parse.h"
 #include "multipart.h"
 
@@ -40,16 +41,7 @@ const char *ap_ing_arg(const struct ap_ingest_req *r, const char *name)
 
 bool ap_ing_label_name_ok(const char *s, size_t n)
 {
-	if (!n || n > AP_STORE_MAX_LABEL_NAME)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
-
-		if (!alpha && (i == 0 || !((c >= '0' && c <= '9') || c == '.')))
-			return false;
-	}
-	return true;
+	return ap_label_name_valid(s, n, AP_STORE_MAX_LABEL_NAME);
 }
 
 /* Why a label value is refused, or NULL. */
