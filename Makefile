@@ -55,8 +55,9 @@ $(ASAN_BUILD)/CMakeCache.txt: | deps
 # What `make check` runs under the sanitizers: every unit test (each parser: CFI, DWARF/ELF,
 # JSON, pprof, folded, perf maps, WebAssembly, flags), every fuzz target for a few seconds
 # (tests/fuzz: its kept crash inputs, then fuzzing from the seeds), and the end-to-end tests that drive the
-# agent through its hostile-input, fault and output paths. ASAN_TESTS='' is the whole suite.
-ASAN_SUBSET = ^unit\.|^fuzz\.|^bpf\.test_(faults|cpu_outputs|agent_cli|filter_hostile|unwind_cache|lock_spill|syscall_mode)$$
+# agent through its hostile-input, fault and output paths, and the aggregator's (network input:
+# auth, limits, malformed bodies; queries; a SIGKILL). ASAN_TESTS='' is the whole suite.
+ASAN_SUBSET = ^unit\.|^fuzz\.|^bpf\.test_(faults|cpu_outputs|agent_cli|filter_hostile|unwind_cache|lock_spill|syscall_mode|push_basic|push_refused)$$|^server\.test_aggregator_(auth|limits|queries|durability|hostile)$$
 ASAN_TESTS ?=
 
 check-asan: deps $(ASAN_BUILD)/CMakeCache.txt

@@ -36,8 +36,8 @@ static bool ends_with(const char *s, size_t n, const char *suffix)
  * for the runtimes' prefixes. Returns a pointer to the id, or NULL. */
 static const char *component_id(const char *s, size_t n)
 {
-	static const char *const prefixes[] = { "docker-", "cri-containerd-", "crio-",
-						"libpod-", "containerd-", "cri-o-" };
+	static const char *const prefixes[] = {"docker-", "cri-containerd-", "crio-",
+					       "libpod-", "containerd-",     "cri-o-"};
 
 	if (ends_with(s, n, ".scope"))
 		n -= strlen(".scope");
@@ -52,8 +52,7 @@ static const char *component_id(const char *s, size_t n)
 	return NULL;
 }
 
-void ap_cgroup_parse(const char *path, char *container_id, size_t idlen, char *unit,
-		     size_t unitlen)
+void ap_cgroup_parse(const char *path, char *container_id, size_t idlen, char *unit, size_t unitlen)
 {
 	const char *p = path;
 
@@ -139,7 +138,8 @@ void ap_cgroup_cache_free(struct ap_cgroup_cache *c)
 
 static struct entry *find(const struct ap_cgroup_cache *c, uint32_t pid)
 {
-	for (struct ap_hnode *n = ap_htab_first(&c->tab, ap_hash_mix64(pid)); n; n = ap_htab_next(n)) {
+	for (struct ap_hnode *n = ap_htab_first(&c->tab, ap_hash_mix64(pid)); n;
+	     n = ap_htab_next(n)) {
 		struct entry *e = AP_CONTAINER_OF(n, struct entry, node);
 
 		if (e->pid == pid)
@@ -204,7 +204,4 @@ void ap_cgroup_cache_rotate(struct ap_cgroup_cache *c)
 	ap_htab_sweep(&c->tab, drop_unseen, NULL);
 }
 
-uint64_t ap_cgroup_cache_failures(const struct ap_cgroup_cache *c)
-{
-	return c->failures;
-}
+uint64_t ap_cgroup_cache_failures(const struct ap_cgroup_cache *c) { return c->failures; }

@@ -48,8 +48,8 @@ struct ap_continuous {
 	struct ap_cgroup_cache *cgroups;
 	char host[256];
 	char spool_dir[4096];
-	uint64_t from_wall;	/* the current interval's start, ns since the epoch */
-	uint64_t next_push;	/* CLOCK_MONOTONIC ns of its end */
+	uint64_t from_wall;	   /* the current interval's start, ns since the epoch */
+	uint64_t next_push;	   /* CLOCK_MONOTONIC ns of its end */
 	size_t scanned[MAX_MODES]; /* samples whose pid was observed, per collector */
 	struct mode_totals totals[MAX_MODES];
 	uint64_t intervals;
@@ -92,8 +92,10 @@ static int read_token(const char *path, char *out, size_t len, char *err, size_t
 		e--;
 	for (size_t i = s; i < e; i++) {
 		if ((unsigned char)buf[i] <= ' ' || (unsigned char)buf[i] >= 0x7f) {
-			snprintf(err, errlen, "--token-file '%s': the token has a character that "
-				 "cannot go into an HTTP header (byte %zu)", path, i - s + 1);
+			snprintf(err, errlen,
+				 "--token-file '%s': the token has a character that "
+				 "cannot go into an HTTP header (byte %zu)",
+				 path, i - s + 1);
 			explicit_bzero(buf, sizeof(buf));
 			return -EINVAL;
 		}
@@ -120,11 +122,10 @@ static uint64_t knob_ms(const char *name, uint64_t def)
 	return n;
 }
 
-struct ap_continuous *ap_continuous_new(const struct ap_agent_opts *opts, char *err,
-					size_t errlen)
+struct ap_continuous *ap_continuous_new(const struct ap_agent_opts *opts, char *err, size_t errlen)
 {
 	struct ap_continuous *k = calloc(1, sizeof(*k));
-	struct ap_pusher_config cfg = { 0 };
+	struct ap_pusher_config cfg = {0};
 	const char *servers[AP_MAX_SERVERS];
 	char token[MAX_TOKEN + 1];
 	int e;
@@ -200,10 +201,7 @@ bool ap_continuous_due(const struct ap_continuous *k, uint64_t now_mono)
 	return now_mono >= k->next_push;
 }
 
-uint64_t ap_continuous_next(const struct ap_continuous *k)
-{
-	return k->next_push;
-}
+uint64_t ap_continuous_next(const struct ap_continuous *k) { return k->next_push; }
 
 void ap_continuous_observe(struct ap_continuous *k, struct ap_collector *cols, size_t n)
 {
@@ -226,9 +224,9 @@ static size_t cgroup_labels(void *ctx, uint32_t pid, struct ap_interval_label *o
 
 	ap_cgroup_cache_get(k->cgroups, pid, &cid, &unit);
 	if (cid && n < max)
-		out[n++] = (struct ap_interval_label){ "container_id", cid };
+		out[n++] = (struct ap_interval_label){"container_id", cid};
 	if (unit && n < max)
-		out[n++] = (struct ap_interval_label){ "unit", unit };
+		out[n++] = (struct ap_interval_label){"unit", unit};
 	return n;
 }
 
@@ -258,7 +256,7 @@ static char *agent_json(struct ap_continuous *k, size_t *len)
 
 static int pprof_to_memory(const struct ap_profile *p, char **out, size_t *len)
 {
-	struct ap_write_opts wo = { .value_index = (int)ap_profile_default_value(p) };
+	struct ap_write_opts wo = {.value_index = (int)ap_profile_default_value(p)};
 	FILE *f = open_memstream(out, len);
 	int err;
 
@@ -276,8 +274,9 @@ static int pprof_to_memory(const struct ap_profile *p, char **out, size_t *len)
 
 static const char *recorded_stat(const char *mode)
 {
-	return strcmp(mode, "cpu") == 0 ? "samples" : strcmp(mode, "lock") == 0 ? "lock_waits" :
-									       "calls";
+	return strcmp(mode, "cpu") == 0	   ? "samples"
+	       : strcmp(mode, "lock") == 0 ? "lock_waits"
+					   : "calls";
 }
 
 static void add_totals(struct mode_totals *t, const char *mode, const struct ap_profile *p)
@@ -300,7 +299,7 @@ static int push_interval(struct ap_continuous *k, const char *mode, struct ap_pr
 			 const char *tables, size_t tables_len, uint64_t until)
 {
 	struct ap_push_label labels[AP_MAX_PUSH_LABELS + 1];
-	struct ap_push_parts parts = { .tables = tables, .tables_len = tables_len };
+	struct ap_push_parts parts = {.tables = tables, .tables_len = tables_len};
 	struct ap_profile *lp;
 	struct ap_push *push = NULL;
 	char *pb = NULL, *aj;
@@ -315,11 +314,11 @@ static int push_interval(struct ap_continuous *k, const char *mode, struct ap_pr
 	ap_profile_free(lp);
 	if (err)
 		return err;
-	labels[nl++] = (struct ap_push_label){ "host", k->host };
+	labels[nl++] = (struct ap_push_label){"host", k->host};
 	for (size_t i = 0; i < k->opts->nlabels; i++)
 		if (strcmp(k->opts->label_names[i], "host") != 0)
-			labels[nl++] = (struct ap_push_label){ k->opts->label_names[i],
-								k->opts->label_values[i] };
+			labels[nl++] = (struct ap_push_label){k->opts->label_names[i],
+							      k->opts->label_values[i]};
 	aj = agent_json(k, &ajlen);
 	parts.profile = pb;
 	parts.profile_len = pblen;

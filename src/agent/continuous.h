@@ -15,8 +15,7 @@ struct ap_continuous;
 
 /* Reads the token, opens the spool and starts the sender (which first delivers what an
  * earlier run left in the spool). NULL with a reason in err. */
-struct ap_continuous *ap_continuous_new(const struct ap_agent_opts *opts, char *err,
-					size_t errlen);
+struct ap_continuous *ap_continuous_new(const struct ap_agent_opts *opts, char *err, size_t errlen);
 void ap_continuous_free(struct ap_continuous *k);
 /* The first interval starts now (wall clock and CLOCK_MONOTONIC, ns). */
 void ap_continuous_start(struct ap_continuous *k, uint64_t start_wall, uint64_t start_mono);

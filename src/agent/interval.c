@@ -188,7 +188,7 @@ static uint32_t *ids(size_t n)
 struct ap_profile *ap_interval_relabel(const struct ap_profile *p, ap_interval_labeler fn,
 				       void *ctx)
 {
-	struct relabel r = { .src = p };
+	struct relabel r = {.src = p};
 	int err = -ENOMEM;
 
 	r.dst = ap_profile_new();

@@ -28,7 +28,7 @@
 #include "push.h"
 
 #define PUSH_PATH "/api/v1/push"
-#define MAX_ANSWER 8192		      /* bytes of an answer's body kept (for its reason) */
+#define MAX_ANSWER 8192 /* bytes of an answer's body kept (for its reason) */
 #define MAX_CONNECT_MS 5000
 #define MAX_RETRY_AFTER_MS (3600 * 1000ULL) /* a longer Retry-After is capped */
 /* What waits in memory for the sender; beyond, the oldest queued push is dropped (counted):
@@ -60,7 +60,7 @@ struct ap_pusher {
 	struct ap_push_stats st;
 
 	/* the sender's own */
-	size_t server; /* the one that answered last */
+	size_t server;	       /* the one that answered last */
 	unsigned int failures; /* in a row: the backoff's exponent */
 	uint64_t next_try;     /* CLOCK_MONOTONIC ns before which the spool waits */
 	bool outage_logged;
@@ -109,8 +109,8 @@ static size_t on_header(char *data, size_t size, size_t n, void *ctx)
 		while (*end == ' ' || *end == '\r' || *end == '\n' || *end == '\t')
 			end++;
 		if (!errno && end != buf && !*end)
-			p->retry_after_ms = v > MAX_RETRY_AFTER_MS / 1000 ? MAX_RETRY_AFTER_MS :
-									     v * 1000;
+			p->retry_after_ms =
+			    v > MAX_RETRY_AFTER_MS / 1000 ? MAX_RETRY_AFTER_MS : v * 1000;
 	}
 	return len;
 }
@@ -189,8 +189,7 @@ static long attempt(struct ap_pusher *p, const char *server, const struct ap_pus
 }
 
 /* Every server once, from the last one that answered; what the push's fate is. */
-static enum outcome send_push(struct ap_pusher *p, const struct ap_push *push,
-			      uint64_t timeout_ms)
+static enum outcome send_push(struct ap_pusher *p, const struct ap_push *push, uint64_t timeout_ms)
 {
 	char why[256] = "", reason[320];
 	size_t n = p->cfg.nservers;

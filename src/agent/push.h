@@ -20,12 +20,12 @@
 /* One push, ready to send: built from an interval (ap_push_build) or read from the spool. */
 struct ap_push {
 	char id[AP_PUSH_ID_LEN + 1];
-	char *query;	      /* "push_id=...&from=...&until=...&label=..." (URL-encoded) */
+	char *query;	       /* "push_id=...&from=...&until=...&label=..." (URL-encoded) */
 	char content_type[96]; /* multipart/form-data; boundary=... */
 	char *body;
 	size_t body_len;
-	char mode[16];	      /* for messages */
-	char spool_name[96];  /* its spool file, "" while in memory */
+	char mode[16];	     /* for messages */
+	char spool_name[96]; /* its spool file, "" while in memory */
 };
 
 struct ap_push_label {

@@ -97,10 +97,7 @@ static void put(struct buf *b, const void *data, size_t n)
 	b->s[b->n] = '\0';
 }
 
-static void puts_(struct buf *b, const char *s)
-{
-	put(b, s, strlen(s));
-}
+static void puts_(struct buf *b, const char *s) { put(b, s, strlen(s)); }
 
 static void query_label(struct buf *q, const char *name, const char *value)
 {
@@ -150,7 +147,7 @@ int ap_push_build(struct ap_push **out, const char *mode, uint64_t from_ns, uint
 		  const struct ap_push_parts *parts)
 {
 	struct ap_push *p = calloc(1, sizeof(*p));
-	struct buf q = { 0 }, b = { 0 };
+	struct buf q = {0}, b = {0};
 	char boundary[64], num[64];
 	int err = -ENOMEM;
 

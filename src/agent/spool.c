@@ -131,8 +131,9 @@ struct ap_spool *ap_spool_open(const char *dir, uint64_t max_bytes, char *err, s
 	e = ap_mkdir_p(dir);
 	if (e) {
 		snprintf(err, len, "cannot use spool directory '%s': %s%s", dir, strerror(-e),
-			 e == -EPERM ? " (it must be ours, not group/world-writable)" :
-			 e == -ELOOP ? " (a symlink)" : "");
+			 e == -EPERM   ? " (it must be ours, not group/world-writable)"
+			 : e == -ELOOP ? " (a symlink)"
+				       : "");
 		goto fail;
 	}
 	s->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -163,15 +164,9 @@ void ap_spool_close(struct ap_spool *s)
 	free(s);
 }
 
-size_t ap_spool_count(const struct ap_spool *s)
-{
-	return s->n;
-}
+size_t ap_spool_count(const struct ap_spool *s) { return s->n; }
 
-uint64_t ap_spool_bytes(const struct ap_spool *s)
-{
-	return s->bytes;
-}
+uint64_t ap_spool_bytes(const struct ap_spool *s) { return s->bytes; }
 
 static int write_all(int fd, const void *data, size_t n)
 {
@@ -199,10 +194,7 @@ static void make_room(struct ap_spool *s, uint64_t size, uint64_t *dropped)
 	}
 }
 
-void ap_spool_trim(struct ap_spool *s, uint64_t *dropped)
-{
-	make_room(s, 0, dropped);
-}
+void ap_spool_trim(struct ap_spool *s, uint64_t *dropped) { make_room(s, 0, dropped); }
 
 int ap_spool_put(struct ap_spool *s, struct ap_push *p, uint64_t *dropped)
 {

@@ -56,8 +56,9 @@ static void diff_usage(FILE *out)
 	    "                     [--top N] [--max-nodes N] [--token-file F] [--ca-file F]\n"
 	    "\n"
 	    "Compare the base (QUERY over --from..--until) with the comparison (--to-query over\n"
-	    "--to-from..--to-until, each defaulting to the base's): per-function and per-stack\n"
-	    "changes, the base scaled to the comparison's total unless --absolute.\n"
+	    "--to-from..--to-until): per-function and per-stack changes, the base scaled to the\n"
+	    "comparison's total unless --absolute. --to-query and --to-from default to the\n"
+	    "base's; --to-until to now when --to-from is given, else to the base's --until.\n"
 	    "Formats (--format, or OUT's extension): text (default), json, flamegraph (the\n"
 	    "web UI's JSON), folded (\"stack base cmp\", for flamegraph.pl), svg (red = grew,\n"
 	    "blue = shrank).\n"
@@ -390,7 +391,9 @@ int ap_cli_diff(int argc, char **argv)
 		ret = fetch_profile(&a.r, a.query, a.from, a.until, &base);
 	if (!ret)
 		ret = fetch_profile(&a.r, to_query ? to_query : a.query,
-				    to_from[0] ? to_from : a.from, to_until[0] ? to_until : a.until,
+				    to_from[0] ? to_from : a.from,
+				    /* "--to-from -1h" alone reads as "the last hour" */
+				    to_until[0] ? to_until : to_from[0] ? "now" : a.until,
 				    &cmp);
 	ap_remote_close(&a.r);
 	if (ret)

@@ -524,7 +524,7 @@ int ap_flame_rows_build(const struct ap_flame_tree *t, struct ap_flame_rows *r)
 
 		for (int side = 0; side < 2; side++) {
 			r->x[i][side] = child_x[n->depth][side];
-			child_x[n->depth][side] += n->total[side];
+			child_x[n->depth][side] = ap_sat_add(child_x[n->depth][side], n->total[side]);
 			child_x[n->depth + 1][side] = r->x[i][side];
 		}
 		r->start[n->depth + 1]++;

@@ -138,8 +138,8 @@ static ssize_t b64decode(const char *in, char *out, size_t outlen)
 	return (ssize_t)n;
 }
 
-unsigned ap_auth_check(struct ap_server *s, struct MHD_Connection *conn, enum ap_route_kind kind,
-		       char *msg, size_t msglen)
+unsigned ap_server_auth_check(struct ap_server *s, struct MHD_Connection *conn,
+			      enum ap_route_kind kind, char *msg, size_t msglen)
 {
 	const char *need = kind == AP_ROUTE_INGEST ? s->ingest_token
 			   : kind == AP_ROUTE_READ ? s->read_token
@@ -199,9 +199,8 @@ unsigned ap_auth_check(struct ap_server *s, struct MHD_Connection *conn, enum ap
 	if (own)
 		return 0;
 	if (theirs) {
-		snprintf(msg, msglen,
-			 "this route needs the %s token, and the %s token was sent", side,
-			 kind == AP_ROUTE_INGEST ? "read" : "ingest");
+		snprintf(msg, msglen, "this route needs the %s token, and the %s token was sent",
+			 side, kind == AP_ROUTE_INGEST ? "read" : "ingest");
 		return MHD_HTTP_FORBIDDEN;
 	}
 	snprintf(msg, msglen, "unknown token: this route needs the %s token", side);

@@ -10,30 +10,35 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <zlib.h>
 
 #include "lib/grow.h"
 #include "lib/log.h"
 #include "server_internal.h"
 #include "web_assets.h"
 
+/* clang-format off */
 static const struct ap_route routes[] = {
-	{ "/api/v1/push", "POST", AP_ROUTE_INGEST, ap_route_push, AP_INGEST_PUSH },
-	{ "/ingest", "POST", AP_ROUTE_INGEST, ap_route_pyroscope, AP_INGEST_PYROSCOPE },
-	{ "/pyroscope/ingest", "POST", AP_ROUTE_INGEST, ap_route_pyroscope, AP_INGEST_PYROSCOPE },
-	{ "/api/v1/profile", "GET", AP_ROUTE_READ, ap_route_profile, AP_Q_PROFILE },
-	{ "/debug/pprof/profile", "GET", AP_ROUTE_READ, ap_route_pprof, AP_Q_PPROF },
-	{ "/api/v1/flamegraph", "GET", AP_ROUTE_READ, ap_route_flamegraph, AP_Q_FLAMEGRAPH },
-	{ "/api/v1/diff", "GET", AP_ROUTE_READ, ap_route_diff, AP_Q_DIFF },
-	{ "/api/v1/series", "GET", AP_ROUTE_READ, ap_route_series, AP_Q_SERIES },
-	{ "/api/v1/labels", "GET", AP_ROUTE_READ, ap_route_labels, AP_Q_LABELS },
-	{ "/api/v1/label-values", "GET", AP_ROUTE_READ, ap_route_label_values, AP_Q_LABEL_VALUES },
-	{ "/api/v1/modes", "GET", AP_ROUTE_READ, ap_route_modes, AP_Q_MODES },
-	{ "/api/v1/tables", "GET", AP_ROUTE_READ, ap_route_tables, AP_Q_TABLES },
-	{ "/metrics", "GET", AP_ROUTE_OPEN, ap_route_metrics, -1 },
+	{ "/api/v1/push", "POST", AP_ROUTE_INGEST, ap_server_route_push, AP_INGEST_PUSH },
+	{ "/ingest", "POST", AP_ROUTE_INGEST, ap_server_route_pyroscope, AP_INGEST_PYROSCOPE },
+	{ "/pyroscope/ingest", "POST", AP_ROUTE_INGEST, ap_server_route_pyroscope,
+	  AP_INGEST_PYROSCOPE },
+	{ "/api/v1/profile", "GET", AP_ROUTE_READ, ap_server_route_profile, AP_Q_PROFILE },
+	{ "/debug/pprof/profile", "GET", AP_ROUTE_READ, ap_server_route_pprof, AP_Q_PPROF },
+	{ "/api/v1/flamegraph", "GET", AP_ROUTE_READ, ap_server_route_flamegraph, AP_Q_FLAMEGRAPH },
+	{ "/api/v1/diff", "GET", AP_ROUTE_READ, ap_server_route_diff, AP_Q_DIFF },
+	{ "/api/v1/series", "GET", AP_ROUTE_READ, ap_server_route_series, AP_Q_SERIES },
+	{ "/api/v1/labels", "GET", AP_ROUTE_READ, ap_server_route_labels, AP_Q_LABELS },
+	{ "/api/v1/label-values", "GET", AP_ROUTE_READ, ap_server_route_label_values,
+	  AP_Q_LABEL_VALUES },
+	{ "/api/v1/modes", "GET", AP_ROUTE_READ, ap_server_route_modes, AP_Q_MODES },
+	{ "/api/v1/tables", "GET", AP_ROUTE_READ, ap_server_route_tables, AP_Q_TABLES },
+	{ "/metrics", "GET", AP_ROUTE_OPEN, ap_server_route_metrics, -1 },
 	{ "/healthz", "GET", AP_ROUTE_OPEN, NULL, -1 },
 };
+/* clang-format on */
 
-uint64_t ap_now_ns(void)
+uint64_t ap_server_now_ns(void)
 {
 	struct timespec ts;
 
@@ -49,12 +54,12 @@ static uint64_t mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-const char *ap_req_arg(struct ap_req *r, const char *name)
+const char *ap_server_arg(struct ap_req *r, const char *name)
 {
 	return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
-void ap_json_str(FILE *f, const char *s)
+void ap_server_json_str(FILE *f, const char *s)
 {
 	fputc('"', f);
 	for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
@@ -84,15 +89,78 @@ void ap_json_str(FILE *f, const char *s)
 	fputc('"', f);
 }
 
-enum MHD_Result ap_reply(struct ap_req *r, unsigned status, const char *content_type, void *buf,
-			 size_t len, bool take)
+#define GZIP_MIN_BYTES 4096
+
+/* Whether the client takes a gzip answer: "gzip" in Accept-Encoding, not with q=0. */
+static bool accepts_gzip(struct ap_req *r)
+{
+	const char *ae =
+	    MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING);
+	const char *g = ae ? strstr(ae, "gzip") : NULL;
+
+	if (!g)
+		return false;
+	g += 4;
+	while (*g == ' ')
+		g++;
+	return !(*g == ';' && strstr(g, "q=0") && !strstr(g, "q=0."));
+}
+
+/* gzip of buf (level 1: the answers are large and the CPU is the server's), or NULL. */
+static void *gzip_buf(const void *buf, size_t len, size_t *outlen)
+{
+	z_stream z = {0};
+	uLong cap;
+	void *out;
+
+	if (deflateInit2(&z, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+		return NULL;
+	cap = deflateBound(&z, (uLong)len);
+	out = malloc(cap);
+	if (!out) {
+		deflateEnd(&z);
+		return NULL;
+	}
+	z.next_in = (Bytef *)buf;
+	z.avail_in = (uInt)len;
+	z.next_out = out;
+	z.avail_out = (uInt)cap;
+	if (deflate(&z, Z_FINISH) != Z_STREAM_END) {
+		deflateEnd(&z);
+		free(out);
+		return NULL;
+	}
+	*outlen = z.total_out;
+	deflateEnd(&z);
+	return out;
+}
+
+enum MHD_Result ap_server_reply(struct ap_req *r, unsigned status, const char *content_type,
+				void *buf, size_t len, bool take)
 {
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
+	/* Large text answers (flamegraph JSON of many stacks, SVG) shrink ~10x; pprof is
+	 * gzipped already. */
+	bool eligible = status == MHD_HTTP_OK && len >= GZIP_MIN_BYTES && len <= UINT32_MAX &&
+			content_type && strcmp(content_type, "application/octet-stream");
+	bool gz = false;
 
-	resp = MHD_create_response_from_buffer(len, buf,
-					       take ? MHD_RESPMEM_MUST_FREE
-						    : MHD_RESPMEM_MUST_COPY);
+	if (eligible && accepts_gzip(r)) {
+		size_t zlen;
+		void *z = gzip_buf(buf, len, &zlen);
+
+		if (z) {
+			if (take)
+				free(buf);
+			buf = z;
+			len = zlen;
+			take = true;
+			gz = true;
+		}
+	}
+	resp = MHD_create_response_from_buffer(
+	    len, buf, take ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_MUST_COPY);
 	if (!resp) {
 		if (take)
 			free(buf);
@@ -100,6 +168,10 @@ enum MHD_Result ap_reply(struct ap_req *r, unsigned status, const char *content_
 	}
 	if (content_type)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+	if (gz)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_ENCODING, "gzip");
+	if (eligible)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Accept-Encoding");
 	ret = MHD_queue_response(r->conn, status, resp);
 	MHD_destroy_response(resp);
 	if (ret == MHD_YES) {
@@ -109,9 +181,9 @@ enum MHD_Result ap_reply(struct ap_req *r, unsigned status, const char *content_
 	return ret;
 }
 
-enum MHD_Result ap_reply_json(struct ap_req *r, unsigned status, char *json, size_t len)
+enum MHD_Result ap_server_reply_json(struct ap_req *r, unsigned status, char *json, size_t len)
 {
-	return ap_reply(r, status, "application/json", json, len, true);
+	return ap_server_reply(r, status, "application/json", json, len, true);
 }
 
 static enum MHD_Result reply_error_v(struct ap_req *r, unsigned status, enum ap_refusal why,
@@ -125,16 +197,16 @@ static enum MHD_Result reply_error_v(struct ap_req *r, unsigned status, enum ap_
 	FILE *f;
 
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	ap_metrics_refusal(&r->srv->metrics, why);
+	ap_server_metrics_refusal(&r->srv->metrics, why);
 	if (r->route && r->route->kind == AP_ROUTE_INGEST)
-		ap_metrics_ingest(&r->srv->metrics, (enum ap_ingest_route)r->route->metric,
-				  AP_RESULT_REFUSED, why, r->len, 0);
+		ap_server_metrics_ingest(&r->srv->metrics, (enum ap_ingest_route)r->route->metric,
+					 AP_RESULT_REFUSED, why, r->len, 0);
 	ap_info("%s %s: %u %s", r->method, r->url, status, msg);
 	f = open_memstream(&buf, &len);
 	if (!f)
 		return MHD_NO;
 	fprintf(f, "{\"code\":%u,\"message\":", status);
-	ap_json_str(f, msg);
+	ap_server_json_str(f, msg);
 	fputs("}\n", f);
 	if (fclose(f)) {
 		free(buf);
@@ -166,8 +238,8 @@ static enum MHD_Result reply_error_v(struct ap_req *r, unsigned status, enum ap_
 	return ret;
 }
 
-enum MHD_Result ap_reply_error(struct ap_req *r, unsigned status, enum ap_refusal why,
-			       unsigned retry_after_s, const char *fmt, ...)
+enum MHD_Result ap_server_error(struct ap_req *r, unsigned status, enum ap_refusal why,
+				unsigned retry_after_s, const char *fmt, ...)
 {
 	enum MHD_Result ret;
 	va_list ap;
@@ -193,18 +265,17 @@ static enum MHD_Result serve_static(struct ap_req *r)
 	enum MHD_Result ret;
 
 	if (strcmp(r->method, "GET") && strcmp(r->method, "HEAD"))
-		return ap_reply_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, AP_REFUSE_METHOD, 0,
-				      "%s %s: static files are GET only", r->method, r->url);
+		return ap_server_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, AP_REFUSE_METHOD, 0,
+				       "%s %s: static files are GET only", r->method, r->url);
 	a = ap_web_asset_find(r->url);
 	if (!a) {
 		if (!strcmp(r->url, "/") || !strcmp(r->url, "/index.html"))
-			return ap_reply_error(r, MHD_HTTP_NOT_FOUND, AP_REFUSE_NOT_FOUND, 0,
-					      "web UI not built: this aggregator was built "
-					      "without web/ files; the HTTP API is under /api/v1/ "
-					      "(docs/api.md)");
-		return ap_reply_error(r, MHD_HTTP_NOT_FOUND, AP_REFUSE_NOT_FOUND, 0,
-				      "no such path: %s (the HTTP API is in docs/api.md)",
-				      r->url);
+			return ap_server_error(r, MHD_HTTP_NOT_FOUND, AP_REFUSE_NOT_FOUND, 0,
+					       "web UI not built: this aggregator was built "
+					       "without web/ files; the HTTP API is under /api/v1/ "
+					       "(docs/api.md)");
+		return ap_server_error(r, MHD_HTTP_NOT_FOUND, AP_REFUSE_NOT_FOUND, 0,
+				       "no such path: %s (the HTTP API is in docs/api.md)", r->url);
 	}
 	resp = MHD_create_response_from_buffer(a->len, (void *)a->data, MHD_RESPMEM_PERSISTENT);
 	if (!resp)
@@ -230,11 +301,12 @@ static enum MHD_Result run_handler(struct ap_req *r)
 	if (!r->route)
 		return serve_static(r);
 	if (!r->route->handler) /* /healthz */
-		return ap_reply(r, MHD_HTTP_OK, "text/plain; charset=utf-8", "ok\n", 3, false);
+		return ap_server_reply(r, MHD_HTTP_OK, "text/plain; charset=utf-8", "ok\n", 3,
+				       false);
 	ret = r->route->handler(r);
 	if (r->route->kind == AP_ROUTE_READ)
-		ap_metrics_query(&r->srv->metrics, (enum ap_query_route)r->route->metric,
-				 mono_ns() - t0);
+		ap_server_metrics_query(&r->srv->metrics, (enum ap_query_route)r->route->metric,
+					mono_ns() - t0);
 	return ret;
 }
 
@@ -271,25 +343,23 @@ static enum MHD_Result first_call(struct ap_req *r)
 	r->route = find_route(r->url);
 	if (!r->route) {
 		if (!strncmp(r->url, "/api/", 5))
-			return ap_reply_error(r, MHD_HTTP_NOT_FOUND, AP_REFUSE_NOT_FOUND, 0,
-					      "no such API route: %s (docs/api.md lists them)",
-					      r->url);
+			return ap_server_error(r, MHD_HTTP_NOT_FOUND, AP_REFUSE_NOT_FOUND, 0,
+					       "no such API route: %s (docs/api.md lists them)",
+					       r->url);
 		return serve_static(r);
 	}
 	if (!strcmp(r->route->method, "GET") ? !get : strcmp(r->method, r->route->method))
-		return ap_reply_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, AP_REFUSE_METHOD, 0,
-				      "%s %s: use %s", r->method, r->url, r->route->method);
-	st = ap_auth_check(s, r->conn, r->route->kind, msg, sizeof(msg));
+		return ap_server_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, AP_REFUSE_METHOD, 0,
+				       "%s %s: use %s", r->method, r->url, r->route->method);
+	st = ap_server_auth_check(s, r->conn, r->route->kind, msg, sizeof(msg));
 	if (st)
-		return ap_reply_error(r, st,
-				      st == MHD_HTTP_FORBIDDEN ? AP_REFUSE_FORBIDDEN
-							       : AP_REFUSE_UNAUTHORIZED,
-				      0, "%s", msg);
+		return ap_server_error(
+		    r, st, st == MHD_HTTP_FORBIDDEN ? AP_REFUSE_FORBIDDEN : AP_REFUSE_UNAUTHORIZED,
+		    0, "%s", msg);
 	if (get)
 		return run_handler(r);
 
-	cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
-					 MHD_HTTP_HEADER_CONTENT_LENGTH);
+	cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	if (cl) {
 		char *end;
 		unsigned long long n;
@@ -297,29 +367,29 @@ static enum MHD_Result first_call(struct ap_req *r)
 		errno = 0;
 		n = strtoull(cl, &end, 10);
 		if (errno || end == cl || *end)
-			return ap_reply_error(r, MHD_HTTP_BAD_REQUEST, AP_REFUSE_MALFORMED, 0,
-					      "bad Content-Length '%.32s'", cl);
+			return ap_server_error(r, MHD_HTTP_BAD_REQUEST, AP_REFUSE_MALFORMED, 0,
+					       "bad Content-Length '%.32s'", cl);
 		if (n > s->opts.max_body)
-			return ap_reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE,
-					      AP_REFUSE_BODY_TOO_LARGE, 0,
-					      "body of %llu bytes is over the limit of %llu bytes "
-					      "(aperture-aggregator --max-body)",
-					      n, (unsigned long long)s->opts.max_body);
+			return ap_server_error(r, MHD_HTTP_CONTENT_TOO_LARGE,
+					       AP_REFUSE_BODY_TOO_LARGE, 0,
+					       "body of %llu bytes is over the limit of %llu bytes "
+					       "(aperture-aggregator --max-body)",
+					       n, (unsigned long long)s->opts.max_body);
 		if (n && !reserve_budget(r, n))
-			return ap_reply_error(r, MHD_HTTP_TOO_MANY_REQUESTS, AP_REFUSE_OVERLOADED,
-					      1,
-					      "too many request bodies in flight; retry shortly");
+			return ap_server_error(r, MHD_HTTP_TOO_MANY_REQUESTS, AP_REFUSE_OVERLOADED,
+					       1,
+					       "too many request bodies in flight; retry shortly");
 		if (n) {
 			r->body = malloc(n);
 			if (!r->body)
-				return ap_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE,
-						      AP_REFUSE_INTERNAL, 1, "out of memory");
+				return ap_server_error(r, MHD_HTTP_SERVICE_UNAVAILABLE,
+						       AP_REFUSE_INTERNAL, 1, "out of memory");
 			r->cap = n;
 		}
 	}
 	if (r->route->metric == AP_INGEST_PUSH && r->route->kind == AP_ROUTE_INGEST) {
 		bool refused = false;
-		enum MHD_Result ret = ap_push_precheck(r, &refused);
+		enum MHD_Result ret = ap_server_push_precheck(r, &refused);
 
 		if (refused)
 			return ret;
@@ -413,13 +483,13 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
 		return ret;
 	}
 	if (r->too_large)
-		return ap_reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, AP_REFUSE_BODY_TOO_LARGE, 0,
-				      "body is over the limit of %llu bytes "
-				      "(aperture-aggregator --max-body)",
-				      (unsigned long long)s->opts.max_body);
+		return ap_server_error(r, MHD_HTTP_CONTENT_TOO_LARGE, AP_REFUSE_BODY_TOO_LARGE, 0,
+				       "body is over the limit of %llu bytes "
+				       "(aperture-aggregator --max-body)",
+				       (unsigned long long)s->opts.max_body);
 	if (r->overloaded)
-		return ap_reply_error(r, MHD_HTTP_TOO_MANY_REQUESTS, AP_REFUSE_OVERLOADED, 1,
-				      "too many request bodies in flight; retry shortly");
+		return ap_server_error(r, MHD_HTTP_TOO_MANY_REQUESTS, AP_REFUSE_OVERLOADED, 1,
+				       "too many request bodies in flight; retry shortly");
 	return run_handler(r);
 }
 
@@ -432,7 +502,7 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
 	(void)conn;
 	if (!r)
 		return;
-	ap_metrics_status(&s->metrics, r->answered ? r->status : 0);
+	ap_server_metrics_status(&s->metrics, r->answered ? r->status : 0);
 	if (ap_log_get_level() >= AP_LOG_INFO) {
 		double ms = (double)(mono_ns() - r->start_ns) / 1e6;
 
@@ -464,7 +534,7 @@ static size_t unescape_cb(void *cls, struct MHD_Connection *c, char *s)
 			*w++ = ' ';
 		} else if (*p == '%' && p[1] && p[2] && strchr("0123456789abcdefABCDEF", p[1]) &&
 			   strchr("0123456789abcdefABCDEF", p[2])) {
-			char hex[3] = { p[1], p[2], 0 };
+			char hex[3] = {p[1], p[2], 0};
 
 			*w++ = (char)strtoul(hex, NULL, 16);
 			p += 2;
@@ -476,8 +546,8 @@ static size_t unescape_cb(void *cls, struct MHD_Connection *c, char *s)
 	return (size_t)(w - s);
 }
 
-void ap_http_callbacks(MHD_AccessHandlerCallback *access, MHD_RequestCompletedCallback *done,
-		       ap_unescape_fn *unescape)
+void ap_server_http_callbacks(MHD_AccessHandlerCallback *access, MHD_RequestCompletedCallback *done,
+			      ap_unescape_fn *unescape)
 {
 	*access = access_cb;
 	*done = completed_cb;

@@ -49,8 +49,8 @@ static void raise_fd_limit(unsigned max_connections)
 
 int main(int argc, char **argv)
 {
-	struct ap_server_opts opts = { .prog = "aperture-aggregator" };
-	struct ap_store_opts so = { 0 };
+	struct ap_server_opts opts = {.prog = "aperture-aggregator"};
+	struct ap_store_opts so = {0};
 	struct ap_store *store = NULL;
 	struct ap_server *srv = NULL;
 	char *ingest_token = NULL, *read_token = NULL;
@@ -103,8 +103,8 @@ int main(int argc, char **argv)
 	}
 	printf("%s: listening on %s://%s%s%s:%u (storage %s, retention %s)\n", opts.prog,
 	       opts.tls_cert ? "https" : "http", strchr(opts.listen_host, ':') ? "[" : "",
-	       opts.listen_host, strchr(opts.listen_host, ':') ? "]" : "",
-	       ap_server_port(srv), opts.storage, opts.retention_ns ? "on" : "off");
+	       opts.listen_host, strchr(opts.listen_host, ':') ? "]" : "", ap_server_port(srv),
+	       opts.storage, opts.retention_ns ? "on" : "off");
 	fflush(stdout);
 
 	while (sigwait(&set, &sig) != 0)

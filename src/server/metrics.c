@@ -18,51 +18,45 @@ struct ap_agent_entry {
 };
 
 static const char *const refusal_names[AP_REFUSE_N] = {
-	[AP_REFUSE_UNAUTHORIZED] = "unauthorized",
-	[AP_REFUSE_FORBIDDEN] = "forbidden",
-	[AP_REFUSE_BODY_TOO_LARGE] = "body_too_large",
-	[AP_REFUSE_INFLATED_TOO_LARGE] = "inflated_too_large",
-	[AP_REFUSE_MALFORMED] = "malformed",
-	[AP_REFUSE_LABELS] = "labels",
-	[AP_REFUSE_BAD_QUERY] = "bad_query",
-	[AP_REFUSE_NOT_FOUND] = "not_found",
-	[AP_REFUSE_METHOD] = "method_not_allowed",
-	[AP_REFUSE_OVERLOADED] = "overloaded",
-	[AP_REFUSE_STORAGE] = "storage_error",
-	[AP_REFUSE_INTERNAL] = "internal",
+    [AP_REFUSE_UNAUTHORIZED] = "unauthorized",
+    [AP_REFUSE_FORBIDDEN] = "forbidden",
+    [AP_REFUSE_BODY_TOO_LARGE] = "body_too_large",
+    [AP_REFUSE_INFLATED_TOO_LARGE] = "inflated_too_large",
+    [AP_REFUSE_MALFORMED] = "malformed",
+    [AP_REFUSE_LABELS] = "labels",
+    [AP_REFUSE_BAD_QUERY] = "bad_query",
+    [AP_REFUSE_NOT_FOUND] = "not_found",
+    [AP_REFUSE_METHOD] = "method_not_allowed",
+    [AP_REFUSE_OVERLOADED] = "overloaded",
+    [AP_REFUSE_STORAGE] = "storage_error",
+    [AP_REFUSE_INTERNAL] = "internal",
 };
-static const char *const ingest_names[AP_INGEST_N] = { "push", "pyroscope" };
-static const char *const result_names[AP_RESULT_N] = { "stored", "duplicate", "refused" };
+static const char *const ingest_names[AP_INGEST_N] = {"push", "pyroscope"};
+static const char *const result_names[AP_RESULT_N] = {"stored", "duplicate", "refused"};
 static const char *const query_names[AP_Q_N] = {
-	"profile", "debug_pprof", "flamegraph", "diff", "series",
-	"labels",  "label_values", "modes",     "tables",
+    "profile", "debug_pprof",  "flamegraph", "diff",   "series",
+    "labels",  "label_values", "modes",	     "tables",
 };
 /* upper bounds in ms of the query latency buckets; the last is +Inf */
-static const double bucket_ms[AP_HIST_BUCKETS - 1] = { 5,   10,   25,	50,   100,  250,
-						       500, 1000, 2500, 5000, 10000 };
+static const double bucket_ms[AP_HIST_BUCKETS - 1] = {5,   10,	 25,   50,   100,  250,
+						      500, 1000, 2500, 5000, 10000};
 
-const char *ap_refusal_name(enum ap_refusal r)
+const char *ap_server_refusal_name(enum ap_refusal r)
 {
 	return r < AP_REFUSE_N ? refusal_names[r] : "unknown";
 }
 
-static void inc(uint64_t *c, uint64_t n)
-{
-	__atomic_add_fetch(c, n, __ATOMIC_RELAXED);
-}
+static void inc(uint64_t *c, uint64_t n) { __atomic_add_fetch(c, n, __ATOMIC_RELAXED); }
 
-static uint64_t get(const uint64_t *c)
-{
-	return __atomic_load_n(c, __ATOMIC_RELAXED);
-}
+static uint64_t get(const uint64_t *c) { return __atomic_load_n(c, __ATOMIC_RELAXED); }
 
-void ap_metrics_init(struct ap_metrics *m)
+void ap_server_metrics_init(struct ap_metrics *m)
 {
 	memset(m, 0, sizeof(*m));
 	pthread_mutex_init(&m->agent_lock, NULL);
 }
 
-void ap_metrics_destroy(struct ap_metrics *m)
+void ap_server_metrics_destroy(struct ap_metrics *m)
 {
 	for (size_t i = 0; i < m->nagent; i++) {
 		free(m->agent[i].host);
@@ -72,15 +66,15 @@ void ap_metrics_destroy(struct ap_metrics *m)
 	pthread_mutex_destroy(&m->agent_lock);
 }
 
-void ap_metrics_refusal(struct ap_metrics *m, enum ap_refusal why)
+void ap_server_metrics_refusal(struct ap_metrics *m, enum ap_refusal why)
 {
 	if (why < AP_REFUSE_N)
 		inc(&m->refusals[why], 1);
 }
 
-void ap_metrics_ingest(struct ap_metrics *m, enum ap_ingest_route route,
-		       enum ap_ingest_result res, enum ap_refusal why, uint64_t bytes,
-		       uint64_t samples)
+void ap_server_metrics_ingest(struct ap_metrics *m, enum ap_ingest_route route,
+			      enum ap_ingest_result res, enum ap_refusal why, uint64_t bytes,
+			      uint64_t samples)
 {
 	if (route >= AP_INGEST_N || res >= AP_RESULT_N)
 		return;
@@ -91,7 +85,7 @@ void ap_metrics_ingest(struct ap_metrics *m, enum ap_ingest_route route,
 		inc(&m->ingest_refused[route][why], 1);
 }
 
-void ap_metrics_query(struct ap_metrics *m, enum ap_query_route route, uint64_t ns)
+void ap_server_metrics_query(struct ap_metrics *m, enum ap_query_route route, uint64_t ns)
 {
 	double ms = (double)ns / 1e6;
 	size_t b = 0;
@@ -105,7 +99,7 @@ void ap_metrics_query(struct ap_metrics *m, enum ap_query_route route, uint64_t 
 	inc(&m->query_sum_ns[route], ns);
 }
 
-void ap_metrics_status(struct ap_metrics *m, unsigned status)
+void ap_server_metrics_status(struct ap_metrics *m, unsigned status)
 {
 	if (status >= 100 && status < 600)
 		inc(&m->http_status[status / 100], 1);
@@ -113,8 +107,7 @@ void ap_metrics_status(struct ap_metrics *m, unsigned status)
 		inc(&m->http_status[0], 1); /* no answer sent */
 }
 
-static struct ap_agent_entry *agent_find(struct ap_metrics *m, const char *host,
-					 const char *name)
+static struct ap_agent_entry *agent_find(struct ap_metrics *m, const char *host, const char *name)
 {
 	for (size_t i = 0; i < m->nagent; i++)
 		if (!strcmp(m->agent[i].host, host) && !strcmp(m->agent[i].name, name))
@@ -122,8 +115,8 @@ static struct ap_agent_entry *agent_find(struct ap_metrics *m, const char *host,
 	return NULL;
 }
 
-void ap_metrics_agent(struct ap_metrics *m, const char *host, const struct ap_agent_counter *c,
-		      size_t n)
+void ap_server_metrics_agent(struct ap_metrics *m, const char *host,
+			     const struct ap_agent_counter *c, size_t n)
 {
 	pthread_mutex_lock(&m->agent_lock);
 	for (size_t i = 0; i < n; i++) {
@@ -241,8 +234,7 @@ static void write_metrics(struct ap_server *s, FILE *f)
 	fprintf(f, "aperture_body_bytes_in_flight %llu\n",
 		(unsigned long long)__atomic_load_n(&s->body_bytes, __ATOMIC_RELAXED));
 
-	header(f, "aperture_query_duration_seconds", "histogram",
-	       "Time to answer a query route.");
+	header(f, "aperture_query_duration_seconds", "histogram", "Time to answer a query route.");
 	for (int q = 0; q < AP_Q_N; q++) {
 		uint64_t cum = 0;
 
@@ -293,6 +285,15 @@ static void write_metrics(struct ap_server *s, FILE *f)
 	fprintf(f, "aperture_storage_retention_deleted_rows_total %llu\n",
 		(unsigned long long)st.retention_deleted_rows);
 
+	header(f, "aperture_storage_label_conflicts_total", "counter",
+	       "Sample labels not stored: the push had that label with another value (kept).");
+	fprintf(f, "aperture_storage_label_conflicts_total %llu\n",
+		(unsigned long long)st.label_conflicts);
+	header(f, "aperture_storage_compactions_failed_total", "counter",
+	       "Rollup (compaction) runs that failed; they are retried.");
+	fprintf(f, "aperture_storage_compactions_failed_total %llu\n",
+		(unsigned long long)st.compactions_failed);
+
 	header(f, "aperture_agent_counter", "gauge",
 	       "The agents' own counters as last pushed (pushes ok/failed/retried/spooled/"
 	       "dropped, spool bytes, ...), by host and counter name.");
@@ -311,21 +312,21 @@ static void write_metrics(struct ap_server *s, FILE *f)
 		(unsigned long long)get(&m->agent_counters_dropped));
 }
 
-enum MHD_Result ap_route_metrics(struct ap_req *r)
+enum MHD_Result ap_server_route_metrics(struct ap_req *r)
 {
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&buf, &len);
 
 	if (!f)
-		return ap_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, AP_REFUSE_INTERNAL, 0,
-				      "out of memory");
+		return ap_server_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, AP_REFUSE_INTERNAL, 0,
+				       "out of memory");
 	write_metrics(r->srv, f);
 	if (fclose(f)) {
 		free(buf);
-		return ap_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, AP_REFUSE_INTERNAL, 0,
-				      "out of memory");
+		return ap_server_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, AP_REFUSE_INTERNAL, 0,
+				       "out of memory");
 	}
-	return ap_reply(r, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", buf, len,
-			true);
+	return ap_server_reply(r, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", buf, len,
+			       true);
 }

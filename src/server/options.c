@@ -46,7 +46,8 @@ void ap_server_usage(FILE *out, const char *prog)
 		DEFAULT_CONN_TIMEOUT_S);
 }
 
-static int usage_error(const char *prog, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int usage_error(const char *prog, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static int usage_error(const char *prog, const char *fmt, ...)
 {
@@ -114,21 +115,21 @@ int ap_server_parse_args(int argc, char **argv, struct ap_server_opts *o)
 		OPT_TIMEOUT,
 	};
 	static const struct option long_opts[] = {
-		{ "listen", required_argument, NULL, OPT_LISTEN },
-		{ "storage", required_argument, NULL, OPT_STORAGE },
-		{ "retention", required_argument, NULL, OPT_RETENTION },
-		{ "ingest-token-file", required_argument, NULL, OPT_INGEST_TOKEN },
-		{ "read-token-file", required_argument, NULL, OPT_READ_TOKEN },
-		{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
-		{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
-		{ "max-body", required_argument, NULL, OPT_MAX_BODY },
-		{ "max-inflated", required_argument, NULL, OPT_MAX_INFLATED },
-		{ "threads", required_argument, NULL, OPT_THREADS },
-		{ "max-connections", required_argument, NULL, OPT_MAX_CONN },
-		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	    {"listen", required_argument, NULL, OPT_LISTEN},
+	    {"storage", required_argument, NULL, OPT_STORAGE},
+	    {"retention", required_argument, NULL, OPT_RETENTION},
+	    {"ingest-token-file", required_argument, NULL, OPT_INGEST_TOKEN},
+	    {"read-token-file", required_argument, NULL, OPT_READ_TOKEN},
+	    {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+	    {"tls-key", required_argument, NULL, OPT_TLS_KEY},
+	    {"max-body", required_argument, NULL, OPT_MAX_BODY},
+	    {"max-inflated", required_argument, NULL, OPT_MAX_INFLATED},
+	    {"threads", required_argument, NULL, OPT_THREADS},
+	    {"max-connections", required_argument, NULL, OPT_MAX_CONN},
+	    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+	    {"verbose", no_argument, NULL, 'v'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *prog = o->prog ? o->prog : "aperture-aggregator";
 	uint64_t v;
@@ -211,14 +212,15 @@ int ap_server_parse_args(int argc, char **argv, struct ap_server_opts *o)
 		case OPT_MAX_CONN:
 			if (ap_parse_u64(optarg, 1, 1000000, &v))
 				return usage_error(prog,
-						   "bad --max-connections '%s': expected 1..1000000",
+						   "bad --max-connections '%s': expected "
+						   "1..1000000",
 						   optarg);
 			o->max_connections = (unsigned)v;
 			break;
 		case OPT_TIMEOUT:
 			if (ap_parse_u64(optarg, 1, 86400, &v))
-				return usage_error(prog, "bad --timeout '%s': expected 1..86400 (s)",
-						   optarg);
+				return usage_error(
+				    prog, "bad --timeout '%s': expected 1..86400 (s)", optarg);
 			o->conn_timeout_s = (unsigned)v;
 			break;
 		case 'v':
@@ -234,10 +236,12 @@ int ap_server_parse_args(int argc, char **argv, struct ap_server_opts *o)
 		}
 	}
 	if (optind < argc)
-		return usage_error(prog, "unexpected argument '%s' (this program takes options only)",
+		return usage_error(prog,
+				   "unexpected argument '%s' (this program takes options only)",
 				   argv[optind]);
 	if (!o->tls_cert != !o->tls_key)
-		return usage_error(prog, "--tls-cert and --tls-key go together: give both or neither");
+		return usage_error(prog,
+				   "--tls-cert and --tls-key go together: give both or neither");
 	if (!o->max_inflated)
 		o->max_inflated = o->max_body * 8;
 	if (!strchr(o->storage, ':'))

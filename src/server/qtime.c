@@ -39,12 +39,12 @@ int ap_server_parse_duration(const char *s, uint64_t *out_ns)
 /* RFC 3339: YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM); 't'/' ' for 'T' and 'z' too. */
 static int parse_rfc3339(const char *s, uint64_t *out)
 {
-	struct tm tm = { 0 };
+	struct tm tm = {0};
 	const char *p = s;
 	uint64_t frac = 0, fdiv = 1;
 	int64_t off = 0, secs;
-	int v[6], widths[6] = { 4, 2, 2, 2, 2, 2 };
-	const char seps[6] = { '-', '-', 'T', ':', ':', 0 };
+	int v[6], widths[6] = {4, 2, 2, 2, 2, 2};
+	const char seps[6] = {'-', '-', 'T', ':', ':', 0};
 
 	for (int i = 0; i < 6; i++) {
 		v[i] = 0;

@@ -38,9 +38,9 @@ static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const cha
 	return MHD_YES;
 }
 
-enum MHD_Result ap_push_precheck(struct ap_req *r, bool *refused)
+enum MHD_Result ap_server_push_precheck(struct ap_req *r, bool *refused)
 {
-	struct args a = { 0 };
+	struct args a = {0};
 	size_t nlabels = 0;
 	enum MHD_Result ret = MHD_YES;
 
@@ -48,8 +48,8 @@ enum MHD_Result ap_push_precheck(struct ap_req *r, bool *refused)
 	MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, collect_arg, &a);
 	if (a.overflow) {
 		*refused = true;
-		ret = ap_reply_error(r, MHD_HTTP_BAD_REQUEST, AP_REFUSE_MALFORMED, 0,
-				     "too many query parameters (at most %d)", MAX_ARGS);
+		ret = ap_server_error(r, MHD_HTTP_BAD_REQUEST, AP_REFUSE_MALFORMED, 0,
+				      "too many query parameters (at most %d)", MAX_ARGS);
 		goto out;
 	}
 	for (size_t i = 0; i < a.n; i++) {
@@ -60,20 +60,21 @@ enum MHD_Result ap_push_precheck(struct ap_req *r, bool *refused)
 			continue;
 		if (++nlabels > AP_STORE_MAX_LABELS) {
 			*refused = true;
-			ret = ap_reply_error(r, MHD_HTTP_BAD_REQUEST, AP_REFUSE_LABELS, 0,
-					     "too many labels: a push has at most %d",
-					     AP_STORE_MAX_LABELS);
+			ret = ap_server_error(r, MHD_HTTP_BAD_REQUEST, AP_REFUSE_LABELS, 0,
+					      "too many labels: a push has at most %d",
+					      AP_STORE_MAX_LABELS);
 			goto out;
 		}
 		eq = strchr(a.v[i].value, '=');
 		nlen = eq ? (size_t)(eq - a.v[i].value) : strlen(a.v[i].value);
-		if (nlen > AP_STORE_MAX_LABEL_NAME || (eq && strlen(eq + 1) > AP_STORE_MAX_LABEL_VALUE)) {
+		if (nlen > AP_STORE_MAX_LABEL_NAME ||
+		    (eq && strlen(eq + 1) > AP_STORE_MAX_LABEL_VALUE)) {
 			*refused = true;
-			ret = ap_reply_error(r, MHD_HTTP_BAD_REQUEST, AP_REFUSE_LABELS, 0,
-					     "label %zu is too long: names take at most %d bytes, "
-					     "values %d",
-					     nlabels, AP_STORE_MAX_LABEL_NAME,
-					     AP_STORE_MAX_LABEL_VALUE);
+			ret = ap_server_error(r, MHD_HTTP_BAD_REQUEST, AP_REFUSE_LABELS, 0,
+					      "label %zu is too long: names take at most %d bytes, "
+					      "values %d",
+					      nlabels, AP_STORE_MAX_LABEL_NAME,
+					      AP_STORE_MAX_LABEL_VALUE);
 			goto out;
 		}
 	}
@@ -104,10 +105,10 @@ static enum MHD_Result ingest(struct ap_req *r, bool push)
 {
 	struct ap_server *s = r->srv;
 	enum ap_ingest_route route = push ? AP_INGEST_PUSH : AP_INGEST_PYROSCOPE;
-	struct ap_ingest_req req = { 0 };
-	struct ap_ingest in = { 0 };
+	struct ap_ingest_req req = {0};
+	struct ap_ingest in = {0};
 	struct ap_store_write w;
-	struct args a = { 0 };
+	struct args a = {0};
 	char err[512] = "";
 	bool dup = false;
 	enum MHD_Result ret;
@@ -115,45 +116,46 @@ static enum MHD_Result ingest(struct ap_req *r, bool push)
 
 	MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, collect_arg, &a);
 	if (a.overflow) {
-		ret = ap_reply_error(r, MHD_HTTP_BAD_REQUEST, AP_REFUSE_MALFORMED, 0,
-				     "too many query parameters (at most %d)", MAX_ARGS);
+		ret = ap_server_error(r, MHD_HTTP_BAD_REQUEST, AP_REFUSE_MALFORMED, 0,
+				      "too many query parameters (at most %d)", MAX_ARGS);
 		goto out;
 	}
 	req.args = a.v;
 	req.nargs = a.n;
-	req.content_type = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
-						       MHD_HTTP_HEADER_CONTENT_TYPE);
-	req.content_encoding = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
-							   MHD_HTTP_HEADER_CONTENT_ENCODING);
+	req.content_type =
+	    MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+	req.content_encoding =
+	    MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_ENCODING);
 	req.tenant = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Scope-OrgID");
 	req.body = r->body;
 	req.len = r->len;
-	req.now_ns = ap_now_ns();
+	req.now_ns = ap_server_now_ns();
 	req.max_inflated = s->opts.max_inflated;
 
 	rc = push ? ap_ingest_decode_push(&req, &in, err, sizeof(err))
 		  : ap_ingest_decode_pyroscope(&req, &in, err, sizeof(err));
 	if (rc == -EFBIG) {
-		ret = ap_reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, AP_REFUSE_INFLATED_TOO_LARGE, 0,
-				     "%s (limit: aperture-aggregator --max-inflated %llu bytes)",
-				     err, (unsigned long long)s->opts.max_inflated);
+		ret =
+		    ap_server_error(r, MHD_HTTP_CONTENT_TOO_LARGE, AP_REFUSE_INFLATED_TOO_LARGE, 0,
+				    "%s (limit: aperture-aggregator --max-inflated %llu bytes)",
+				    err, (unsigned long long)s->opts.max_inflated);
 		goto out;
 	}
 	if (rc == -E2BIG) {
-		ret = ap_reply_error(r, MHD_HTTP_BAD_REQUEST, AP_REFUSE_LABELS, 0, "%s", err);
+		ret = ap_server_error(r, MHD_HTTP_BAD_REQUEST, AP_REFUSE_LABELS, 0, "%s", err);
 		goto out;
 	}
 	if (rc == -ENOMEM) {
-		ret = ap_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, AP_REFUSE_INTERNAL, 5,
-				     "out of memory decoding the push");
+		ret = ap_server_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, AP_REFUSE_INTERNAL, 5,
+				      "out of memory decoding the push");
 		goto out;
 	}
 	if (rc) {
 		/* the decoders say -EINVAL for every malformed input; label limits and names
 		 * are told apart by their message, so /metrics can count them on their own */
-		ret = ap_reply_error(r, MHD_HTTP_BAD_REQUEST,
-				     strstr(err, "label") ? AP_REFUSE_LABELS : AP_REFUSE_MALFORMED,
-				     0, "%s", err[0] ? err : "malformed push");
+		ret = ap_server_error(r, MHD_HTTP_BAD_REQUEST,
+				      strstr(err, "label") ? AP_REFUSE_LABELS : AP_REFUSE_MALFORMED,
+				      0, "%s", err[0] ? err : "malformed push");
 		goto out;
 	}
 
@@ -161,36 +163,39 @@ static enum MHD_Result ingest(struct ap_req *r, bool push)
 	err[0] = 0;
 	rc = s->store->ops->write(s->store, &w, &dup, err, sizeof(err));
 	if (rc == -EAGAIN || rc == -EBUSY || rc == -ENOBUFS) {
-		ret = ap_reply_error(r, MHD_HTTP_TOO_MANY_REQUESTS, AP_REFUSE_OVERLOADED, 1,
-				     "storage is busy (%s); retry after the Retry-After seconds",
-				     err[0] ? err : "write queue full");
+		ret = ap_server_error(r, MHD_HTTP_TOO_MANY_REQUESTS, AP_REFUSE_OVERLOADED, 1,
+				      "storage is busy (%s); retry after the Retry-After seconds",
+				      err[0] ? err : "write queue full");
 		goto out;
 	}
 	if (rc == -EINVAL || rc == -E2BIG) {
-		ret = ap_reply_error(r, MHD_HTTP_BAD_REQUEST,
-				     rc == -E2BIG ? AP_REFUSE_LABELS : AP_REFUSE_MALFORMED, 0,
-				     "%s", err[0] ? err : "storage refused the push");
+		ret = ap_server_error(r, MHD_HTTP_BAD_REQUEST,
+				      rc == -E2BIG ? AP_REFUSE_LABELS : AP_REFUSE_MALFORMED, 0,
+				      "%s", err[0] ? err : "storage refused the push");
 		goto out;
 	}
 	if (rc) {
-		ret = ap_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, AP_REFUSE_STORAGE, 5,
-				     "storage failed: %s", err[0] ? err : strerror(-rc));
+		ret = ap_server_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, AP_REFUSE_STORAGE, 5,
+				      "storage failed: %s", err[0] ? err : strerror(-rc));
 		goto out;
 	}
-	ap_metrics_ingest(&s->metrics, route, dup ? AP_RESULT_DUPLICATE : AP_RESULT_STORED,
-			  AP_REFUSE_N, r->len, dup ? 0 : samples_of(in.profile));
+	ap_server_metrics_ingest(&s->metrics, route, dup ? AP_RESULT_DUPLICATE : AP_RESULT_STORED,
+				 AP_REFUSE_N, r->len, dup ? 0 : samples_of(in.profile));
 	if (in.nagent) {
 		const char *host = label_of(&in, "host");
 
-		ap_metrics_agent(&s->metrics, host ? host : "", in.agent, in.nagent);
+		ap_server_metrics_agent(&s->metrics, host ? host : "", in.agent, in.nagent);
 	}
-	{
+	if (!push) {
+		/* Pyroscope's own server answers an empty 200 */
+		ret = ap_server_reply(r, MHD_HTTP_OK, "text/plain", "", 0, false);
+	} else {
 		static const char stored[] = "{\"status\":\"stored\"}\n";
 		static const char duplicate[] = "{\"status\":\"duplicate\"}\n";
 
-		ret = ap_reply(r, MHD_HTTP_OK, "application/json",
-			       (void *)(dup ? duplicate : stored),
-			       dup ? sizeof(duplicate) - 1 : sizeof(stored) - 1, false);
+		ret = ap_server_reply(r, MHD_HTTP_OK, "application/json",
+				      (void *)(dup ? duplicate : stored),
+				      dup ? sizeof(duplicate) - 1 : sizeof(stored) - 1, false);
 	}
 out:
 	ap_ingest_free(&in);
@@ -198,12 +203,6 @@ out:
 	return ret;
 }
 
-enum MHD_Result ap_route_push(struct ap_req *r)
-{
-	return ingest(r, true);
-}
+enum MHD_Result ap_server_route_push(struct ap_req *r) { return ingest(r, true); }
 
-enum MHD_Result ap_route_pyroscope(struct ap_req *r)
-{
-	return ingest(r, false);
-}
+enum MHD_Result ap_server_route_pyroscope(struct ap_req *r) { return ingest(r, false); }

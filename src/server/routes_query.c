@@ -16,9 +16,9 @@
 #include "server_internal.h"
 
 #define NS 1000000000ULL
-#define MAX_POINTS 11000	     /* series points per query (Prometheus's limit) */
-#define DEFAULT_POINTS 200	     /* series points when no step is given */
-#define MIN_STEP_NS (10ULL * NS)     /* the storage's finest resolution */
+#define MAX_POINTS 11000	 /* series points per query (Prometheus's limit) */
+#define DEFAULT_POINTS 200	 /* series points when no step is given */
+#define MIN_STEP_NS (10ULL * NS) /* the storage's finest resolution */
 #define MAX_DEBUG_SECONDS (366ULL * 86400)
 
 struct qctx {
@@ -38,13 +38,13 @@ static void qctx_free(struct qctx *c)
 static enum MHD_Result store_error(struct ap_req *r, int rc, const char *err)
 {
 	if (rc == -EINVAL)
-		return ap_reply_error(r, MHD_HTTP_BAD_REQUEST, AP_REFUSE_BAD_QUERY, 0, "%s",
-				      err[0] ? err : "storage refused the query");
+		return ap_server_error(r, MHD_HTTP_BAD_REQUEST, AP_REFUSE_BAD_QUERY, 0, "%s",
+				       err[0] ? err : "storage refused the query");
 	if (rc == -ENOMEM)
-		return ap_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, AP_REFUSE_INTERNAL, 5,
-				      "out of memory answering the query");
-	return ap_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, AP_REFUSE_STORAGE, 5,
-			      "storage failed: %s", err[0] ? err : strerror(-rc));
+		return ap_server_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, AP_REFUSE_INTERNAL, 5,
+				       "out of memory answering the query");
+	return ap_server_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, AP_REFUSE_STORAGE, 5,
+			       "storage failed: %s", err[0] ? err : strerror(-rc));
 }
 
 /*
@@ -55,19 +55,20 @@ static int parse_query_def(struct ap_req *r, const char *qname, const char *fnam
 			   const char *uname, const struct qctx *base, const char *def_query,
 			   uint64_t now, struct qctx *c, enum MHD_Result *ret)
 {
-	const char *qs = ap_req_arg(r, qname), *fs = ap_req_arg(r, fname),
-		   *us = ap_req_arg(r, uname);
+	const char *qs = ap_server_arg(r, qname), *fs = ap_server_arg(r, fname),
+		   *us = ap_server_arg(r, uname);
 	char err[256] = "";
 
 	memset(c, 0, sizeof(*c));
 	if (!qs)
-		qs = base ? ap_req_arg(r, "query") : def_query;
+		qs = base ? ap_server_arg(r, "query") : def_query;
 	if (!qs)
 		qs = "";
 	if (ap_selector_parse(qs, &c->sel, err, sizeof(err))) {
-		*ret = ap_reply_error(r, MHD_HTTP_BAD_REQUEST, AP_REFUSE_BAD_QUERY, 0,
-				      "bad %s '%.200s': %s (the form is {mode=\"cpu\",comm=~\"post.*\"})",
-				      qname, qs, err);
+		*ret = ap_server_error(r, MHD_HTTP_BAD_REQUEST, AP_REFUSE_BAD_QUERY, 0,
+				       "bad %s '%.200s': %s (the form is "
+				       "{mode=\"cpu\",comm=~\"post.*\"})",
+				       qname, qs, err);
 		return -1;
 	}
 	c->have_sel = true;
@@ -88,24 +89,24 @@ static int parse_query_def(struct ap_req *r, const char *qname, const char *fnam
 		c->q.until_ns = base ? base->q.until_ns : now;
 	}
 	if (c->q.from_ns >= c->q.until_ns) {
-		*ret = ap_reply_error(r, MHD_HTTP_BAD_REQUEST, AP_REFUSE_BAD_QUERY, 0,
-				      "empty time range: %s must be before %s", fname, uname);
+		*ret = ap_server_error(r, MHD_HTTP_BAD_REQUEST, AP_REFUSE_BAD_QUERY, 0,
+				       "empty time range: %s must be before %s", fname, uname);
 		qctx_free(c);
 		return -1;
 	}
 	return 0;
 bad_time:
-	*ret = ap_reply_error(r, MHD_HTTP_BAD_REQUEST, AP_REFUSE_BAD_QUERY, 0,
-			      "bad %s '%.64s': use now, now-1h (s, m, h, d), RFC 3339 "
-			      "(2026-12-06T14:00:00Z) or unix time (s, ms, us or ns by digit count)",
-			      fname, fs);
+	*ret = ap_server_error(r, MHD_HTTP_BAD_REQUEST, AP_REFUSE_BAD_QUERY, 0,
+			       "bad %s '%.64s': use now, now-1h (s, m, h, d), RFC 3339 "
+			       "(2026-12-06T14:00:00Z) or unix time (s, ms, us or ns by digit "
+			       "count)",
+			       fname, fs);
 	qctx_free(c);
 	return -1;
 }
 
-static int parse_query(struct ap_req *r, const char *qname, const char *fname,
-		       const char *uname, const struct qctx *base, uint64_t now, struct qctx *c,
-		       enum MHD_Result *ret)
+static int parse_query(struct ap_req *r, const char *qname, const char *fname, const char *uname,
+		       const struct qctx *base, uint64_t now, struct qctx *c, enum MHD_Result *ret)
 {
 	return parse_query_def(r, qname, fname, uname, base, "", now, c, ret);
 }
@@ -114,7 +115,7 @@ static int parse_query(struct ap_req *r, const char *qname, const char *fname,
 static int single_mode(struct ap_req *r, struct qctx *c, const char *qname, enum MHD_Result *ret)
 {
 	struct ap_store *s = r->srv->store;
-	struct ap_store_strings modes = { 0 };
+	struct ap_store_strings modes = {0};
 	const char *m = ap_selector_mode(&c->sel);
 	char err[256] = "", list[512] = "";
 	int rc;
@@ -136,10 +137,10 @@ static int single_mode(struct ap_req *r, struct qctx *c, const char *qname, enum
 		for (size_t i = 0; i < modes.n && off < sizeof(list) - 1; i++)
 			off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s",
 						i ? ", " : "", modes.v[i]);
-		*ret = ap_reply_error(r, MHD_HTTP_BAD_REQUEST, AP_REFUSE_BAD_QUERY, 0,
-				      "%s selects several modes (%s): name one, e.g. "
-				      "{mode=\"%s\",...}",
-				      qname, list, modes.v[0]);
+		*ret = ap_server_error(r, MHD_HTTP_BAD_REQUEST, AP_REFUSE_BAD_QUERY, 0,
+				       "%s selects several modes (%s): name one, e.g. "
+				       "{mode=\"%s\",...}",
+				       qname, list, modes.v[0]);
 		ap_store_strings_free(&modes);
 		return -1;
 	}
@@ -165,15 +166,15 @@ static int merge(struct ap_req *r, struct qctx *c, struct ap_profile **out, enum
 static int arg_u64(struct ap_req *r, const char *name, uint64_t min, uint64_t max, uint64_t def,
 		   uint64_t *out, enum MHD_Result *ret)
 {
-	const char *v = ap_req_arg(r, name);
+	const char *v = ap_server_arg(r, name);
 
 	*out = def;
 	if (!v)
 		return 0;
 	if (ap_parse_u64(v, min, max, out)) {
-		*ret = ap_reply_error(r, MHD_HTTP_BAD_REQUEST, AP_REFUSE_BAD_QUERY, 0,
-				      "bad %s '%.32s': expected a number in %llu..%llu", name, v,
-				      (unsigned long long)min, (unsigned long long)max);
+		*ret = ap_server_error(r, MHD_HTTP_BAD_REQUEST, AP_REFUSE_BAD_QUERY, 0,
+				       "bad %s '%.32s': expected a number in %llu..%llu", name, v,
+				       (unsigned long long)min, (unsigned long long)max);
 		return -1;
 	}
 	return 0;
@@ -208,10 +209,10 @@ static const char *format_ctype(enum ap_format f)
 /* The merged profile in a format: /api/v1/profile and /debug/pprof/profile. */
 static enum MHD_Result profile(struct ap_req *r, struct qctx *c, enum ap_format fmt)
 {
-	struct ap_write_opts wo = { .value_index = -1 };
+	struct ap_write_opts wo = {.value_index = -1};
 	struct ap_profile *p = NULL;
 	enum MHD_Result ret;
-	const char *value = ap_req_arg(r, "value");
+	const char *value = ap_server_arg(r, "value");
 	uint64_t top;
 	char *buf = NULL;
 	size_t len = 0;
@@ -229,54 +230,55 @@ static enum MHD_Result profile(struct ap_req *r, struct qctx *c, enum ap_format 
 			char list[256];
 
 			value_type_list(p, list, sizeof(list));
-			ret = ap_reply_error(r, MHD_HTTP_BAD_REQUEST, AP_REFUSE_BAD_QUERY, 0,
-					     "no value type '%.64s' in this profile (has: %s)",
-					     value, list);
+			ret = ap_server_error(r, MHD_HTTP_BAD_REQUEST, AP_REFUSE_BAD_QUERY, 0,
+					      "no value type '%.64s' in this profile (has: %s)",
+					      value, list);
 			goto out;
 		}
 		wo.value_index = vi;
 	}
 	f = open_memstream(&buf, &len);
 	if (!f) {
-		ret = ap_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, AP_REFUSE_INTERNAL, 5,
-				     "out of memory");
+		ret = ap_server_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, AP_REFUSE_INTERNAL, 5,
+				      "out of memory");
 		goto out;
 	}
 	rc = ap_format_write(p, fmt, f, &wo);
 	if (fclose(f) || rc) {
 		free(buf);
-		ret = ap_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, AP_REFUSE_INTERNAL, 0,
-				     "cannot write the profile as %s: %s", ap_format_name(fmt),
-				     strerror(rc ? -rc : ENOMEM));
+		ret = ap_server_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, AP_REFUSE_INTERNAL, 0,
+				      "cannot write the profile as %s: %s", ap_format_name(fmt),
+				      strerror(rc ? -rc : ENOMEM));
 		goto out;
 	}
-	ret = ap_reply(r, MHD_HTTP_OK, format_ctype(fmt), buf, len, true);
+	ret = ap_server_reply(r, MHD_HTTP_OK, format_ctype(fmt), buf, len, true);
 out:
 	ap_profile_free(p);
 	return ret;
 }
 
-enum MHD_Result ap_route_profile(struct ap_req *r)
+enum MHD_Result ap_server_route_profile(struct ap_req *r)
 {
-	const char *fs = ap_req_arg(r, "format");
+	const char *fs = ap_server_arg(r, "format");
 	enum ap_format fmt = AP_FORMAT_PPROF;
 	enum MHD_Result ret;
 	struct qctx c;
 
 	if (fs && ap_format_from_name(fs, &fmt))
-		return ap_reply_error(r, MHD_HTTP_BAD_REQUEST, AP_REFUSE_BAD_QUERY, 0,
-				      "unknown format '%.32s': use pprof, folded, json, svg or text",
-				      fs);
-	if (parse_query(r, "query", "from", "until", NULL, ap_now_ns(), &c, &ret))
+		return ap_server_error(r, MHD_HTTP_BAD_REQUEST, AP_REFUSE_BAD_QUERY, 0,
+				       "unknown format '%.32s': use pprof, folded, json, svg or "
+				       "text",
+				       fs);
+	if (parse_query(r, "query", "from", "until", NULL, ap_server_now_ns(), &c, &ret))
 		return ret;
 	ret = profile(r, &c, fmt);
 	qctx_free(&c);
 	return ret;
 }
 
-enum MHD_Result ap_route_pprof(struct ap_req *r)
+enum MHD_Result ap_server_route_pprof(struct ap_req *r)
 {
-	uint64_t secs, now = ap_now_ns();
+	uint64_t secs, now = ap_server_now_ns();
 	enum MHD_Result ret;
 	struct qctx c;
 
@@ -300,20 +302,20 @@ static enum MHD_Result write_reply(struct ap_req *r, const char *ctype, char **b
 	if (fclose(f) || rc) {
 		free(*buf);
 		if (rc == -EINVAL)
-			return ap_reply_error(r, MHD_HTTP_BAD_REQUEST, AP_REFUSE_BAD_QUERY, 0,
-					      "cannot write the %s: the value type is in neither "
-					      "profile",
-					      what);
-		return ap_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, AP_REFUSE_INTERNAL, 0,
-				      "cannot write the %s: %s", what,
-				      strerror(rc ? -rc : ENOMEM));
+			return ap_server_error(r, MHD_HTTP_BAD_REQUEST, AP_REFUSE_BAD_QUERY, 0,
+					       "cannot write the %s: the value type is in neither "
+					       "profile",
+					       what);
+		return ap_server_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, AP_REFUSE_INTERNAL, 0,
+				       "cannot write the %s: %s", what,
+				       strerror(rc ? -rc : ENOMEM));
 	}
-	return ap_reply(r, MHD_HTTP_OK, ctype, *buf, *len, true);
+	return ap_server_reply(r, MHD_HTTP_OK, ctype, *buf, *len, true);
 }
 
-enum MHD_Result ap_route_flamegraph(struct ap_req *r)
+enum MHD_Result ap_server_route_flamegraph(struct ap_req *r)
 {
-	struct ap_flamebearer_opts fo = { .value_type = ap_req_arg(r, "value") };
+	struct ap_flamebearer_opts fo = {.value_type = ap_server_arg(r, "value")};
 	struct ap_profile *p = NULL;
 	enum MHD_Result ret;
 	uint64_t max_nodes;
@@ -326,7 +328,7 @@ enum MHD_Result ap_route_flamegraph(struct ap_req *r)
 	if (arg_u64(r, "max_nodes", 1, 1000000, 16384, &max_nodes, &ret))
 		return ret;
 	fo.max_nodes = (size_t)max_nodes;
-	if (parse_query(r, "query", "from", "until", NULL, ap_now_ns(), &c, &ret))
+	if (parse_query(r, "query", "from", "until", NULL, ap_server_now_ns(), &c, &ret))
 		return ret;
 	if (single_mode(r, &c, "query", &ret) || merge(r, &c, &p, &ret))
 		goto out;
@@ -334,15 +336,15 @@ enum MHD_Result ap_route_flamegraph(struct ap_req *r)
 		char list[256];
 
 		value_type_list(p, list, sizeof(list));
-		ret = ap_reply_error(r, MHD_HTTP_BAD_REQUEST, AP_REFUSE_BAD_QUERY, 0,
-				     "no value type '%.64s' in this profile (has: %s)",
-				     fo.value_type, list);
+		ret = ap_server_error(r, MHD_HTTP_BAD_REQUEST, AP_REFUSE_BAD_QUERY, 0,
+				      "no value type '%.64s' in this profile (has: %s)",
+				      fo.value_type, list);
 		goto out;
 	}
 	f = open_memstream(&buf, &len);
 	if (!f) {
-		ret = ap_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, AP_REFUSE_INTERNAL, 5,
-				     "out of memory");
+		ret = ap_server_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, AP_REFUSE_INTERNAL, 5,
+				      "out of memory");
 		goto out;
 	}
 	rc = ap_write_flamebearer(p, f, &fo);
@@ -353,37 +355,37 @@ out:
 	return ret;
 }
 
-enum MHD_Result ap_route_diff(struct ap_req *r)
+enum MHD_Result ap_server_route_diff(struct ap_req *r)
 {
-	struct ap_diff_opts dop = { .value_type = ap_req_arg(r, "value"), .normalize = true };
-	const char *fs = ap_req_arg(r, "format"), *norm = ap_req_arg(r, "normalize");
+	struct ap_diff_opts dop = {.value_type = ap_server_arg(r, "value"), .normalize = true};
+	const char *fs = ap_server_arg(r, "format"), *norm = ap_server_arg(r, "normalize");
 	static const char *const ctypes[] = {
-		[AP_DIFF_FLAMEGRAPH] = "application/json",
-		[AP_DIFF_JSON] = "application/json",
-		[AP_DIFF_TEXT] = "text/plain; charset=utf-8",
-		[AP_DIFF_FOLDED] = "text/plain; charset=utf-8",
-		[AP_DIFF_SVG] = "image/svg+xml",
+	    [AP_DIFF_FLAMEGRAPH] = "application/json",
+	    [AP_DIFF_JSON] = "application/json",
+	    [AP_DIFF_TEXT] = "text/plain; charset=utf-8",
+	    [AP_DIFF_FOLDED] = "text/plain; charset=utf-8",
+	    [AP_DIFF_SVG] = "image/svg+xml",
 	};
 	enum ap_diff_format fmt = AP_DIFF_FLAMEGRAPH;
 	struct ap_profile *base = NULL, *cmp = NULL;
 	struct qctx b, c;
 	enum MHD_Result ret;
-	uint64_t now = ap_now_ns(), top, max_nodes;
+	uint64_t now = ap_server_now_ns(), top, max_nodes;
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *f;
 	int rc;
 
 	if (fs && ap_diff_format_from_name(fs, &fmt))
-		return ap_reply_error(r, MHD_HTTP_BAD_REQUEST, AP_REFUSE_BAD_QUERY, 0,
-				      "unknown diff format '%.32s': use flamegraph, json, text, "
-				      "folded or svg",
-				      fs);
+		return ap_server_error(r, MHD_HTTP_BAD_REQUEST, AP_REFUSE_BAD_QUERY, 0,
+				       "unknown diff format '%.32s': use flamegraph, json, text, "
+				       "folded or svg",
+				       fs);
 	if (norm) {
 		if (strcmp(norm, "0") && strcmp(norm, "1") && strcmp(norm, "true") &&
 		    strcmp(norm, "false"))
-			return ap_reply_error(r, MHD_HTTP_BAD_REQUEST, AP_REFUSE_BAD_QUERY, 0,
-					      "bad normalize '%.16s': use 1 or 0", norm);
+			return ap_server_error(r, MHD_HTTP_BAD_REQUEST, AP_REFUSE_BAD_QUERY, 0,
+					       "bad normalize '%.16s': use 1 or 0", norm);
 		dop.normalize = !strcmp(norm, "1") || !strcmp(norm, "true");
 	}
 	if (arg_u64(r, "top", 1, 100000, 0, &top, &ret) ||
@@ -400,18 +402,18 @@ enum MHD_Result ap_route_diff(struct ap_req *r)
 	if (single_mode(r, &b, "query", &ret) || single_mode(r, &c, "to_query", &ret))
 		goto out;
 	if (b.mode[0] && c.mode[0] && strcmp(b.mode, c.mode)) {
-		ret = ap_reply_error(r, MHD_HTTP_BAD_REQUEST, AP_REFUSE_BAD_QUERY, 0,
-				     "query selects mode %s and to_query mode %s: a diff compares "
-				     "one mode",
-				     b.mode, c.mode);
+		ret = ap_server_error(r, MHD_HTTP_BAD_REQUEST, AP_REFUSE_BAD_QUERY, 0,
+				      "query selects mode %s and to_query mode %s: a diff compares "
+				      "one mode",
+				      b.mode, c.mode);
 		goto out;
 	}
 	if (merge(r, &b, &base, &ret) || merge(r, &c, &cmp, &ret))
 		goto out;
 	f = open_memstream(&buf, &len);
 	if (!f) {
-		ret = ap_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, AP_REFUSE_INTERNAL, 5,
-				     "out of memory");
+		ret = ap_server_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, AP_REFUSE_INTERNAL, 5,
+				      "out of memory");
 		goto out;
 	}
 	rc = ap_write_diff(base, cmp, fmt, f, &dop);
@@ -429,8 +431,8 @@ static FILE *json_open(struct ap_req *r, char **buf, size_t *len, enum MHD_Resul
 	FILE *f = open_memstream(buf, len);
 
 	if (!f)
-		*ret = ap_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, AP_REFUSE_INTERNAL, 5,
-				      "out of memory");
+		*ret = ap_server_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, AP_REFUSE_INTERNAL, 5,
+				       "out of memory");
 	return f;
 }
 
@@ -439,17 +441,17 @@ static enum MHD_Result json_close(struct ap_req *r, FILE *f, char **buf, size_t 
 {
 	if (fclose(f)) {
 		free(*buf);
-		return ap_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, AP_REFUSE_INTERNAL, 5,
-				      "out of memory");
+		return ap_server_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, AP_REFUSE_INTERNAL, 5,
+				       "out of memory");
 	}
-	return ap_reply_json(r, MHD_HTTP_OK, *buf, *len);
+	return ap_server_reply_json(r, MHD_HTTP_OK, *buf, *len);
 }
 
-enum MHD_Result ap_route_series(struct ap_req *r)
+enum MHD_Result ap_server_route_series(struct ap_req *r)
 {
 	struct ap_store *s = r->srv->store;
-	struct ap_store_series se = { 0 };
-	const char *step_s = ap_req_arg(r, "step");
+	struct ap_store_series se = {0};
+	const char *step_s = ap_server_arg(r, "step");
 	enum MHD_Result ret;
 	uint64_t step, range;
 	struct qctx c;
@@ -458,14 +460,14 @@ enum MHD_Result ap_route_series(struct ap_req *r)
 	FILE *f;
 	int rc;
 
-	if (parse_query(r, "query", "from", "until", NULL, ap_now_ns(), &c, &ret))
+	if (parse_query(r, "query", "from", "until", NULL, ap_server_now_ns(), &c, &ret))
 		return ret;
 	range = c.q.until_ns - c.q.from_ns;
 	if (step_s) {
 		if (ap_server_parse_duration(step_s, &step)) {
-			ret = ap_reply_error(r, MHD_HTTP_BAD_REQUEST, AP_REFUSE_BAD_QUERY, 0,
-					     "bad step '%.32s': use a duration such as 10s, 1m, 1h",
-					     step_s);
+			ret = ap_server_error(
+			    r, MHD_HTTP_BAD_REQUEST, AP_REFUSE_BAD_QUERY, 0,
+			    "bad step '%.32s': use a duration such as 10s, 1m, 1h", step_s);
 			goto out;
 		}
 	} else {
@@ -475,10 +477,11 @@ enum MHD_Result ap_route_series(struct ap_req *r)
 	if (step < MIN_STEP_NS)
 		step = MIN_STEP_NS;
 	if (range / step >= MAX_POINTS) {
-		ret = ap_reply_error(r, MHD_HTTP_BAD_REQUEST, AP_REFUSE_BAD_QUERY, 0,
-				     "step too small for the range: at most %d points; use a "
-				     "step of at least %llus",
-				     MAX_POINTS, (unsigned long long)(range / MAX_POINTS / NS + 1));
+		ret =
+		    ap_server_error(r, MHD_HTTP_BAD_REQUEST, AP_REFUSE_BAD_QUERY, 0,
+				    "step too small for the range: at most %d points; use a "
+				    "step of at least %llus",
+				    MAX_POINTS, (unsigned long long)(range / MAX_POINTS / NS + 1));
 		goto out;
 	}
 	if (single_mode(r, &c, "query", &ret))
@@ -492,12 +495,12 @@ enum MHD_Result ap_route_series(struct ap_req *r)
 	if (!f)
 		goto out;
 	fputs("{\"mode\":", f);
-	ap_json_str(f, se.mode ? se.mode : c.mode);
+	ap_server_json_str(f, se.mode ? se.mode : c.mode);
 	fputs(",\"value_types\":[", f);
 	for (size_t i = 0; i < se.nvalues; i++) {
 		if (i)
 			fputc(',', f);
-		ap_json_str(f, se.value_types[i]);
+		ap_server_json_str(f, se.value_types[i]);
 	}
 	fprintf(f, "],\"step_ms\":%llu,\"points\":[",
 		(unsigned long long)((se.step_ns ? se.step_ns : step) / 1000000));
@@ -530,22 +533,22 @@ static enum MHD_Result strings_reply(struct ap_req *r, const char *key,
 	for (size_t i = 0; i < v->n; i++) {
 		if (i)
 			fputc(',', f);
-		ap_json_str(f, v->v[i]);
+		ap_server_json_str(f, v->v[i]);
 	}
 	fputs("]}\n", f);
 	return json_close(r, f, &buf, &len);
 }
 
-enum MHD_Result ap_route_labels(struct ap_req *r)
+enum MHD_Result ap_server_route_labels(struct ap_req *r)
 {
 	struct ap_store *s = r->srv->store;
-	struct ap_store_strings v = { 0 };
+	struct ap_store_strings v = {0};
 	enum MHD_Result ret;
 	struct qctx c;
 	char err[256] = "";
 	int rc;
 
-	if (parse_query(r, "query", "from", "until", NULL, ap_now_ns(), &c, &ret))
+	if (parse_query(r, "query", "from", "until", NULL, ap_server_now_ns(), &c, &ret))
 		return ret;
 	rc = s->ops->label_names(s, &c.q, &v, err, sizeof(err));
 	ret = rc ? store_error(r, rc, err) : strings_reply(r, "names", &v);
@@ -554,22 +557,22 @@ enum MHD_Result ap_route_labels(struct ap_req *r)
 	return ret;
 }
 
-enum MHD_Result ap_route_label_values(struct ap_req *r)
+enum MHD_Result ap_server_route_label_values(struct ap_req *r)
 {
 	struct ap_store *s = r->srv->store;
-	struct ap_store_strings v = { 0 };
-	const char *name = ap_req_arg(r, "name");
+	struct ap_store_strings v = {0};
+	const char *name = ap_server_arg(r, "name");
 	enum MHD_Result ret;
 	struct qctx c;
 	char err[256] = "";
 	int rc;
 
 	if (!name || !*name)
-		name = ap_req_arg(r, "label"); /* Pyroscope's spelling */
+		name = ap_server_arg(r, "label"); /* Pyroscope's spelling */
 	if (!name || !*name)
-		return ap_reply_error(r, MHD_HTTP_BAD_REQUEST, AP_REFUSE_BAD_QUERY, 0,
-				      "label-values needs name=LABEL (see /api/v1/labels)");
-	if (parse_query(r, "query", "from", "until", NULL, ap_now_ns(), &c, &ret))
+		return ap_server_error(r, MHD_HTTP_BAD_REQUEST, AP_REFUSE_BAD_QUERY, 0,
+				       "label-values needs name=LABEL (see /api/v1/labels)");
+	if (parse_query(r, "query", "from", "until", NULL, ap_server_now_ns(), &c, &ret))
 		return ret;
 	rc = s->ops->label_values(s, name, &c.q, &v, err, sizeof(err));
 	ret = rc ? store_error(r, rc, err) : strings_reply(r, "values", &v);
@@ -578,22 +581,28 @@ enum MHD_Result ap_route_label_values(struct ap_req *r)
 	return ret;
 }
 
-enum MHD_Result ap_route_modes(struct ap_req *r)
+enum MHD_Result ap_server_route_modes(struct ap_req *r)
 {
 	struct ap_store *s = r->srv->store;
-	struct ap_store_strings v = { 0 };
+	struct ap_store_strings v = {0};
 	enum MHD_Result ret;
 	struct qctx c;
 	char err[256] = "";
 	int rc;
 
-	if (parse_query(r, "query", "from", "until", NULL, ap_now_ns(), &c, &ret))
+	if (parse_query(r, "query", "from", "until", NULL, ap_server_now_ns(), &c, &ret))
 		return ret;
 	rc = s->ops->modes(s, &c.q, &v, err, sizeof(err));
 	ret = rc ? store_error(r, rc, err) : strings_reply(r, "modes", &v);
 	ap_store_strings_free(&v);
 	qctx_free(&c);
 	return ret;
+}
+
+/* A quantile of a merged log2 histogram (lib/hist.h), 0 when it is empty. */
+static uint64_t quantile(const uint64_t *hist, double q)
+{
+	return ap_hist_count(hist) ? ap_hist_quantile(hist, q, 0, UINT64_MAX) : 0;
 }
 
 /* "syscall_errno" rows of one syscall: "NAME ERRNO" keys. */
@@ -612,7 +621,7 @@ static void write_errnos(FILE *f, const struct ap_store_rows *rows, const char *
 		if (!first)
 			fputc(',', f);
 		first = false;
-		ap_json_str(f, e->key + nlen + 1);
+		ap_server_json_str(f, e->key + nlen + 1);
 		fprintf(f, ":%llu", (unsigned long long)e->v[0]);
 	}
 	fputc('}', f);
@@ -634,7 +643,7 @@ static void write_holders(FILE *f, const struct ap_store_rows *rows, const char 
 			fputc(',', f);
 		first = false;
 		fputs("{\"comm\":", f);
-		ap_json_str(f, h->key + klen + 1);
+		ap_server_json_str(f, h->key + klen + 1);
 		fprintf(f, ",\"count\":%llu,\"wait_ns\":%llu}", (unsigned long long)h->v[0],
 			(unsigned long long)h->v[1]);
 	}
@@ -646,7 +655,7 @@ static void write_tables(FILE *f, const char *mode, const struct ap_store_rows *
 	bool first = true;
 
 	fputs("{\"mode\":", f);
-	ap_json_str(f, mode);
+	ap_server_json_str(f, mode);
 	fputs(",\"syscalls\":[", f);
 	for (size_t i = 0; i < rows->n; i++) {
 		const struct ap_table_row *e = &rows->rows[i];
@@ -657,20 +666,15 @@ static void write_tables(FILE *f, const char *mode, const struct ap_store_rows *
 			fputc(',', f);
 		first = false;
 		fputs("{\"name\":", f);
-		ap_json_str(f, e->key);
+		ap_server_json_str(f, e->key);
 		fprintf(f,
 			",\"calls\":%llu,\"errors\":%llu,\"total_ns\":%llu,\"avg_ns\":%llu,"
 			"\"p50_ns\":%llu,\"p99_ns\":%llu,\"slow\":%llu",
 			(unsigned long long)e->v[0], (unsigned long long)e->v[1],
 			(unsigned long long)e->v[2],
 			(unsigned long long)(e->v[0] ? e->v[2] / e->v[0] : 0),
-			(unsigned long long)(ap_hist_count(e->hist)
-						     ? ap_hist_quantile(e->hist, 0.5, 0, UINT64_MAX)
-						     : 0),
-			(unsigned long long)(ap_hist_count(e->hist)
-						     ? ap_hist_quantile(e->hist, 0.99, 0, UINT64_MAX)
-						     : 0),
-			(unsigned long long)e->v[3]);
+			(unsigned long long)quantile(e->hist, 0.5),
+			(unsigned long long)quantile(e->hist, 0.99), (unsigned long long)e->v[3]);
 		write_errnos(f, rows, e->key);
 		fputc('}', f);
 	}
@@ -690,29 +694,25 @@ static void write_tables(FILE *f, const char *mode, const struct ap_store_rows *
 		if (sp) {
 			fprintf(f, "\"%.*s\"", (int)(sp - e->key), e->key);
 			fputs(",\"name\":", f);
-			ap_json_str(f, sp + 1);
+			ap_server_json_str(f, sp + 1);
 		} else {
 			fputs("\"\",\"name\":", f);
-			ap_json_str(f, e->key);
+			ap_server_json_str(f, e->key);
 		}
 		fprintf(f, ",\"contentions\":%llu,\"wait_ns\":%llu,\"p50_ns\":%llu,\"p99_ns\":%llu",
 			(unsigned long long)e->v[0], (unsigned long long)e->v[1],
-			(unsigned long long)(ap_hist_count(e->hist)
-						     ? ap_hist_quantile(e->hist, 0.5, 0, UINT64_MAX)
-						     : 0),
-			(unsigned long long)(ap_hist_count(e->hist)
-						     ? ap_hist_quantile(e->hist, 0.99, 0, UINT64_MAX)
-						     : 0));
+			(unsigned long long)quantile(e->hist, 0.5),
+			(unsigned long long)quantile(e->hist, 0.99));
 		write_holders(f, rows, e->key);
 		fputc('}', f);
 	}
 	fputs("]}\n", f);
 }
 
-enum MHD_Result ap_route_tables(struct ap_req *r)
+enum MHD_Result ap_server_route_tables(struct ap_req *r)
 {
 	struct ap_store *s = r->srv->store;
-	struct ap_store_rows rows = { 0 };
+	struct ap_store_rows rows = {0};
 	enum MHD_Result ret;
 	struct qctx c;
 	char err[256] = "", *buf = NULL;
@@ -720,7 +720,7 @@ enum MHD_Result ap_route_tables(struct ap_req *r)
 	FILE *f;
 	int rc;
 
-	if (parse_query(r, "query", "from", "until", NULL, ap_now_ns(), &c, &ret))
+	if (parse_query(r, "query", "from", "until", NULL, ap_server_now_ns(), &c, &ret))
 		return ret;
 	if (single_mode(r, &c, "query", &ret))
 		goto out;

@@ -39,8 +39,8 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap)
 	ap_debug("libmicrohttpd: %s", mhd_last_error);
 }
 
-static int read_pem(const char *path, const char *what, const char *marker, char **out,
-		    char *err, size_t errlen)
+static int read_pem(const char *path, const char *what, const char *marker, char **out, char *err,
+		    size_t errlen)
 {
 	struct stat st;
 	ssize_t n;
@@ -87,8 +87,8 @@ static int check_tls_pair(const struct ap_server_opts *o, const char *cert, cons
 			  char *err, size_t errlen)
 {
 	gnutls_certificate_credentials_t cred;
-	gnutls_datum_t c = { (unsigned char *)cert, (unsigned)strlen(cert) };
-	gnutls_datum_t k = { (unsigned char *)key, (unsigned)strlen(key) };
+	gnutls_datum_t c = {(unsigned char *)cert, (unsigned)strlen(cert)};
+	gnutls_datum_t k = {(unsigned char *)key, (unsigned)strlen(key)};
 	int rc;
 
 	if (gnutls_certificate_allocate_credentials(&cred) < 0)
@@ -116,16 +116,14 @@ static void *retention_main(void *arg)
 	pthread_mutex_lock(&s->stop_lock);
 	while (!s->stopping) {
 		struct timespec ts;
-		uint64_t now = ap_now_ns();
+		uint64_t now = ap_server_now_ns();
 		int rc;
 
 		pthread_mutex_unlock(&s->stop_lock);
 		err[0] = 0;
-		rc = s->store->ops->retention(s->store,
-					      now > s->opts.retention_ns
-						      ? now - s->opts.retention_ns
-						      : 0,
-					      err, sizeof(err));
+		rc = s->store->ops->retention(
+		    s->store, now > s->opts.retention_ns ? now - s->opts.retention_ns : 0, err,
+		    sizeof(err));
 		if (rc)
 			ap_warn("retention: %s", err[0] ? err : strerror(-rc));
 		pthread_mutex_lock(&s->stop_lock);
@@ -136,8 +134,8 @@ static void *retention_main(void *arg)
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000000000L;
 		}
-		while (!s->stopping && pthread_cond_timedwait(&s->stop_cond, &s->stop_lock, &ts) !=
-					       ETIMEDOUT)
+		while (!s->stopping &&
+		       pthread_cond_timedwait(&s->stop_cond, &s->stop_lock, &ts) != ETIMEDOUT)
 			;
 	}
 	pthread_mutex_unlock(&s->stop_lock);
@@ -148,7 +146,7 @@ static void server_free(struct ap_server *s)
 {
 	if (!s)
 		return;
-	ap_metrics_destroy(&s->metrics);
+	ap_server_metrics_destroy(&s->metrics);
 	pthread_mutex_destroy(&s->stop_lock);
 	pthread_cond_destroy(&s->stop_cond);
 	if (s->tls_key_pem) {
@@ -185,10 +183,10 @@ struct ap_server *ap_server_start(const struct ap_server_opts *opts, struct ap_s
 	s->store = store;
 	s->ingest_token = ingest_token;
 	s->read_token = read_token;
-	s->started_ns = ap_now_ns();
+	s->started_ns = ap_server_now_ns();
 	/* bodies held at once: room for every thread to take a full one, twice */
 	s->body_budget = opts->max_body * (uint64_t)(opts->threads ? opts->threads : 1) * 2;
-	ap_metrics_init(&s->metrics);
+	ap_server_metrics_init(&s->metrics);
 	pthread_mutex_init(&s->stop_lock, NULL);
 	pthread_cond_init(&s->stop_cond, NULL);
 
@@ -214,20 +212,17 @@ struct ap_server *ap_server_start(const struct ap_server_opts *opts, struct ap_s
 	else
 		flags |= MHD_USE_POLL;
 
-	ap_http_callbacks(&access, &done, &unescape);
-	o[no++] = (struct MHD_OptionItem){ MHD_OPTION_SOCK_ADDR, 0, &ss };
-	o[no++] = (struct MHD_OptionItem){ MHD_OPTION_THREAD_POOL_SIZE, opts->threads, NULL };
-	o[no++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_LIMIT, opts->max_connections,
-					   NULL };
-	o[no++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_TIMEOUT, opts->conn_timeout_s,
-					   NULL };
-	o[no++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_MEMORY_LIMIT, CONN_MEMORY_LIMIT,
-					   NULL };
-	o[no++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)done, s };
-	o[no++] = (struct MHD_OptionItem){ MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)unescape,
-					   NULL };
-	o[no++] = (struct MHD_OptionItem){ MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_logger,
-					   NULL };
+	ap_server_http_callbacks(&access, &done, &unescape);
+	o[no++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &ss};
+	o[no++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, opts->threads, NULL};
+	o[no++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, opts->max_connections, NULL};
+	o[no++] =
+	    (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, opts->conn_timeout_s, NULL};
+	o[no++] =
+	    (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT, CONN_MEMORY_LIMIT, NULL};
+	o[no++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)done, s};
+	o[no++] = (struct MHD_OptionItem){MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)unescape, NULL};
+	o[no++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_logger, NULL};
 	if (opts->tls_cert) {
 		if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
 			ap_errf(err, errlen, -ENOTSUP,
@@ -238,26 +233,27 @@ struct ap_server *ap_server_start(const struct ap_server_opts *opts, struct ap_s
 		rc = read_pem(opts->tls_cert, "certificate", "-----BEGIN CERTIFICATE",
 			      &s->tls_cert_pem, err, errlen);
 		if (!rc)
-			rc = read_pem(opts->tls_key, "key", "PRIVATE KEY-----", &s->tls_key_pem, err,
-				      errlen);
+			rc = read_pem(opts->tls_key, "key", "PRIVATE KEY-----", &s->tls_key_pem,
+				      err, errlen);
 		if (!rc)
 			rc = check_tls_pair(opts, s->tls_cert_pem, s->tls_key_pem, err, errlen);
 		if (rc)
 			goto fail;
 		flags |= MHD_USE_TLS;
-		o[no++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls_cert_pem };
-		o[no++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key_pem };
+		o[no++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls_cert_pem};
+		o[no++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key_pem};
 	}
-	o[no++] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
+	o[no++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
 
 	mhd_last_error[0] = 0;
-	s->daemon = MHD_start_daemon(flags, opts->port, NULL, NULL, access, s, MHD_OPTION_ARRAY,
-				     o, MHD_OPTION_END);
+	s->daemon = MHD_start_daemon(flags, opts->port, NULL, NULL, access, s, MHD_OPTION_ARRAY, o,
+				     MHD_OPTION_END);
 	if (!s->daemon) {
 		if (opts->tls_cert)
 			ap_errf(err, errlen, -EINVAL,
-				"cannot listen on %s:%u with TLS (certificate %s, key %s): %s; check "
-				"that the key is the certificate's and neither is encrypted",
+				"cannot listen on %s:%u with TLS (certificate %s, key %s): %s; "
+				"check that the key is the certificate's and neither is "
+				"encrypted",
 				opts->listen_host, opts->port, opts->tls_cert, opts->tls_key,
 				mhd_last_error[0] ? mhd_last_error : "libmicrohttpd refused them");
 		else
@@ -279,18 +275,15 @@ struct ap_server *ap_server_start(const struct ap_server_opts *opts, struct ap_s
 	}
 	return s;
 bad_addr:
-	ap_errf(err, errlen, -EINVAL, "bad listen address '%s': give a numeric IPv4 or IPv6 address",
-		opts->listen_host);
+	ap_errf(err, errlen, -EINVAL,
+		"bad listen address '%s': give a numeric IPv4 or IPv6 address", opts->listen_host);
 fail:
 	server_free(s);
 	errno = EINVAL;
 	return NULL;
 }
 
-uint16_t ap_server_port(const struct ap_server *s)
-{
-	return s->opts.port;
-}
+uint16_t ap_server_port(const struct ap_server *s) { return s->opts.port; }
 
 unsigned ap_server_shutdown(struct ap_server *s, unsigned timeout_ms)
 {

@@ -29,7 +29,7 @@ enum ap_refusal {
 	AP_REFUSE_INTERNAL,	      /* 500: out of memory and the like */
 	AP_REFUSE_N,
 };
-const char *ap_refusal_name(enum ap_refusal r);
+const char *ap_server_refusal_name(enum ap_refusal r);
 
 enum ap_route_kind {
 	AP_ROUTE_OPEN,	 /* /healthz, /metrics, static files */
@@ -115,69 +115,69 @@ struct ap_req {
 	const struct ap_route *route;
 	uint8_t *body;
 	size_t len, cap;
-	uint64_t reserved;   /* bytes of srv->body_budget this request holds */
-	uint64_t discarded;  /* body bytes dropped after the limit */
-	bool too_large;	     /* body over --max-body: answer 413 at the end */
-	bool overloaded;     /* body budget full: answer 429 at the end */
-	bool answered;	     /* a response is queued */
+	uint64_t reserved;  /* bytes of srv->body_budget this request holds */
+	uint64_t discarded; /* body bytes dropped after the limit */
+	bool too_large;	    /* body over --max-body: answer 413 at the end */
+	bool overloaded;    /* body budget full: answer 429 at the end */
+	bool answered;	    /* a response is queued */
 	unsigned status;
 	uint64_t start_ns;
 };
 
 /* The daemon's callbacks (http.c), for server.c. */
 typedef size_t (*ap_unescape_fn)(void *cls, struct MHD_Connection *c, char *s);
-void ap_http_callbacks(MHD_AccessHandlerCallback *access, MHD_RequestCompletedCallback *done,
-		       ap_unescape_fn *unescape);
+void ap_server_http_callbacks(MHD_AccessHandlerCallback *access, MHD_RequestCompletedCallback *done,
+			      ap_unescape_fn *unescape);
 
 /* ---- replies (http.c); each returns MHD_queue_response's result ---- */
-enum MHD_Result ap_reply(struct ap_req *r, unsigned status, const char *content_type,
-			 void *buf, size_t len, bool take);
-enum MHD_Result ap_reply_json(struct ap_req *r, unsigned status, char *json, size_t len);
+enum MHD_Result ap_server_reply(struct ap_req *r, unsigned status, const char *content_type,
+				void *buf, size_t len, bool take);
+enum MHD_Result ap_server_reply_json(struct ap_req *r, unsigned status, char *json, size_t len);
 /* {"code","message"} and the refusal counted by reason; retry_after_s > 0 adds Retry-After. */
-enum MHD_Result ap_reply_error(struct ap_req *r, unsigned status, enum ap_refusal why,
-			       unsigned retry_after_s, const char *fmt, ...)
-	__attribute__((format(printf, 5, 6)));
+enum MHD_Result ap_server_error(struct ap_req *r, unsigned status, enum ap_refusal why,
+				unsigned retry_after_s, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 
 /* Query parameter (URL-decoded by MHD), or NULL. */
-const char *ap_req_arg(struct ap_req *r, const char *name);
-uint64_t ap_now_ns(void);
+const char *ap_server_arg(struct ap_req *r, const char *name);
+uint64_t ap_server_now_ns(void);
 
 /* ---- JSON output into a memstream ---- */
-void ap_json_str(FILE *f, const char *s);
+void ap_server_json_str(FILE *f, const char *s);
 
 /* ---- auth (auth.c) ---- */
 /* 0 = allowed, else the status (401/403) with the reason written to msg. */
-unsigned ap_auth_check(struct ap_server *s, struct MHD_Connection *conn, enum ap_route_kind kind,
-		       char *msg, size_t msglen);
+unsigned ap_server_auth_check(struct ap_server *s, struct MHD_Connection *conn,
+			      enum ap_route_kind kind, char *msg, size_t msglen);
 
 /* ---- metrics (metrics.c) ---- */
-void ap_metrics_init(struct ap_metrics *m);
-void ap_metrics_destroy(struct ap_metrics *m);
-void ap_metrics_refusal(struct ap_metrics *m, enum ap_refusal why);
-void ap_metrics_ingest(struct ap_metrics *m, enum ap_ingest_route route,
-		       enum ap_ingest_result res, enum ap_refusal why, uint64_t bytes,
-		       uint64_t samples);
-void ap_metrics_query(struct ap_metrics *m, enum ap_query_route route, uint64_t ns);
-void ap_metrics_status(struct ap_metrics *m, unsigned status);
+void ap_server_metrics_init(struct ap_metrics *m);
+void ap_server_metrics_destroy(struct ap_metrics *m);
+void ap_server_metrics_refusal(struct ap_metrics *m, enum ap_refusal why);
+void ap_server_metrics_ingest(struct ap_metrics *m, enum ap_ingest_route route,
+			      enum ap_ingest_result res, enum ap_refusal why, uint64_t bytes,
+			      uint64_t samples);
+void ap_server_metrics_query(struct ap_metrics *m, enum ap_query_route route, uint64_t ns);
+void ap_server_metrics_status(struct ap_metrics *m, unsigned status);
 /* Remember an agent's counters (pushes ok/failed/..., spool bytes) under its host. */
 struct ap_agent_counter;
-void ap_metrics_agent(struct ap_metrics *m, const char *host, const struct ap_agent_counter *c,
-		      size_t n);
-enum MHD_Result ap_route_metrics(struct ap_req *r);
+void ap_server_metrics_agent(struct ap_metrics *m, const char *host,
+			     const struct ap_agent_counter *c, size_t n);
+enum MHD_Result ap_server_route_metrics(struct ap_req *r);
 
 /* ---- routes ---- */
-enum MHD_Result ap_route_push(struct ap_req *r);
-enum MHD_Result ap_route_pyroscope(struct ap_req *r);
-enum MHD_Result ap_route_profile(struct ap_req *r);
-enum MHD_Result ap_route_pprof(struct ap_req *r);
-enum MHD_Result ap_route_flamegraph(struct ap_req *r);
-enum MHD_Result ap_route_diff(struct ap_req *r);
-enum MHD_Result ap_route_series(struct ap_req *r);
-enum MHD_Result ap_route_labels(struct ap_req *r);
-enum MHD_Result ap_route_label_values(struct ap_req *r);
-enum MHD_Result ap_route_modes(struct ap_req *r);
-enum MHD_Result ap_route_tables(struct ap_req *r);
+enum MHD_Result ap_server_route_push(struct ap_req *r);
+enum MHD_Result ap_server_route_pyroscope(struct ap_req *r);
+enum MHD_Result ap_server_route_profile(struct ap_req *r);
+enum MHD_Result ap_server_route_pprof(struct ap_req *r);
+enum MHD_Result ap_server_route_flamegraph(struct ap_req *r);
+enum MHD_Result ap_server_route_diff(struct ap_req *r);
+enum MHD_Result ap_server_route_series(struct ap_req *r);
+enum MHD_Result ap_server_route_labels(struct ap_req *r);
+enum MHD_Result ap_server_route_label_values(struct ap_req *r);
+enum MHD_Result ap_server_route_modes(struct ap_req *r);
+enum MHD_Result ap_server_route_tables(struct ap_req *r);
 /* Checked before the body is read: label count and lengths of a push's query. */
-enum MHD_Result ap_push_precheck(struct ap_req *r, bool *refused);
+enum MHD_Result ap_server_push_precheck(struct ap_req *r, bool *refused);
 
 #endif

@@ -16,7 +16,7 @@
 #define SEL_MAX_TEXT (64 * 1024)
 /* The product of the counts of {m,n} repetitions in one regex: glibc expands each into
  * copies of the repeated part, so (a{100}){100} costs 10^4 states. */
-#define SEL_MAX_REPEAT 1000
+#define SEL_MAX_REPEAT 1000UL
 
 struct parser {
 	const char *s;
@@ -120,39 +120,110 @@ static int scan_value(struct parser *p, char **out)
 	return 0;
 }
 
-/* Refuse what glibc's regcomp/regexec handle badly; see SEL_MAX_REPEAT. */
+static int re_refuse(char *err, size_t errlen, size_t at, const char *why)
+{
+	return ap_errf(err, errlen, -EINVAL, "selector: regex of the matcher at byte %zu %s", at,
+		       why);
+}
+
+/* Refuse what glibc's regcomp handles in exponential time or memory (it takes minutes for
+ * `a` followed by 24 `+`, or 24 nested `(...)+`): a repetition of a repetition (`a+*`),
+ * repetitions nested deeper than SEL_MAX_NESTING, counted repetitions multiplying past
+ * SEL_MAX_REPEAT, and back-references. Prometheus's RE2 takes all of these in linear time;
+ * no selector a person writes needs them. */
+#define SEL_MAX_NESTING 2
+#define SEL_MAX_GROUPS 32
 static int check_regex(const char *re, char *err, size_t errlen, size_t at)
 {
+	int saved[SEL_MAX_GROUPS + 1], level = 0, cur = 0, atom = -1;
 	unsigned long product = 1;
+	bool after_quant = false;
 
 	for (const char *c = re; *c; c++) {
-		if (*c == '\\' && c[1]) {
+		switch (*c) {
+		case '\\':
 			if (c[1] >= '1' && c[1] <= '9')
-				return ap_errf(err, errlen, -EINVAL,
-					       "selector: regex of the matcher at byte %zu uses a "
-					       "back-reference (\\%c), which is not supported",
-					       at, c[1]);
+				return re_refuse(err, errlen, at,
+						 "uses a back-reference, which is not supported");
+			if (c[1])
+				c++;
+			atom = 0;
+			after_quant = false;
+			break;
+		case '[': /* a bracket expression is one atom; ']' first is a member */
 			c++;
-			continue;
-		}
-		if (*c == '{') {
-			char *end;
-			unsigned long lo = strtoul(c + 1, &end, 10), hi = lo;
+			if (*c == '^')
+				c++;
+			if (*c == ']')
+				c++;
+			while (*c && *c != ']')
+				c++;
+			if (!*c)
+				return 0; /* "Unmatched [": regcomp refuses it */
+			atom = 0;
+			after_quant = false;
+			break;
+		case '(':
+			if (level >= SEL_MAX_GROUPS)
+				return re_refuse(err, errlen, at, "nests groups too deep");
+			saved[level++] = cur;
+			cur = 0;
+			atom = -1;
+			after_quant = false;
+			break;
+		case ')':
+			if (!level) { /* glibc takes an unmatched ')' as a character */
+				atom = 0;
+				after_quant = false;
+				break;
+			}
+			atom = cur;
+			cur = saved[--level] > cur ? saved[level] : cur;
+			after_quant = false;
+			break;
+		case '*': case '+': case '?': case '{':
+			if (*c == '{') {
+				char *end;
+				unsigned long lo = strtoul(c + 1, &end, 10), hi = lo;
 
-			if (end == c + 1)
-				continue; /* a literal brace: regcomp decides */
-			if (*end == ',')
-				hi = end[1] == '}' ? lo : strtoul(end + 1, &end, 10);
-			if (hi < lo)
-				hi = lo;
-			if (hi == 0)
-				hi = 1;
-			if (hi > SEL_MAX_REPEAT || (product *= hi) > SEL_MAX_REPEAT)
-				return ap_errf(err, errlen, -EINVAL,
-					       "selector: regex of the matcher at byte %zu repeats "
-					       "too much (counted repetitions multiply to more than "
-					       "%d); use * or + instead",
-					       at, SEL_MAX_REPEAT);
+				if (end == c + 1) { /* a literal brace */
+					atom = 0;
+					after_quant = false;
+					break;
+				}
+				if (*end == ',')
+					hi = end[1] == '}' ? lo : strtoul(end + 1, &end, 10);
+				hi = hi < lo ? lo : hi ? hi : 1;
+				if (hi > SEL_MAX_REPEAT || (product *= hi) > SEL_MAX_REPEAT)
+					return re_refuse(err, errlen, at,
+							 "repeats too much (counted repetitions "
+							 "multiply past 1000); use * or + instead");
+				while (*c && *c != '}')
+					c++;
+				if (!*c)
+					return 0; /* "Unmatched {": regcomp refuses it */
+			}
+			if (after_quant)
+				return re_refuse(err, errlen, at,
+						 "repeats a repetition (like a+* or a{2}+)");
+			if (atom < 0) { /* nothing to repeat: glibc may take it as a character */
+				atom = 0;
+				break;
+			}
+			if (++atom > SEL_MAX_NESTING)
+				return re_refuse(err, errlen, at,
+						 "nests repetitions more than 2 deep (like "
+						 "((a+)+)+)");
+			cur = atom > cur ? atom : cur;
+			after_quant = true;
+			break;
+		case '|':
+			atom = -1;
+			after_quant = false;
+			break;
+		default:
+			atom = 0;
+			after_quant = false;
 		}
 	}
 	return 0;

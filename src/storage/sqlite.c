@@ -92,18 +92,21 @@ static struct sq_conn *conn_new(struct sq_store *s, char *err, size_t errlen)
 		return NULL;
 	}
 	sqlite3_exec(c->db, "PRAGMA query_only=1; PRAGMA cache_size=-16384;"
-			    " PRAGMA mmap_size=268435456",
+			    " PRAGMA mmap_size=2147418112",
 		     NULL, NULL, NULL);
 	for (int k = 0; k < SQ_NTIERS && !rc; k++) {
 		const char *t = sq_tiers[k].name;
 
+		const char *by = sq_tiers[k].time_major ? "?1 = ?1" : "series = ?1";
+
 		snprintf(sql, sizeof(sql),
-			 "SELECT t, n, data FROM c_%s WHERE series = ?1 AND t >= ?2 AND t < ?3", t);
+			 "SELECT series, t, n, data FROM c_%s WHERE %s AND t >= ?2 AND t < ?3", t,
+			 by);
 		rc = sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &c->chunks[k],
 					NULL);
 		snprintf(sql, sizeof(sql),
-			 "SELECT t, v0, v1, v2, v3 FROM c_%s WHERE series = ?1 AND t >= ?2 AND t < ?3",
-			 t);
+			 "SELECT series, t, v0, v1, v2, v3 FROM c_%s WHERE %s AND t >= ?2 AND t < ?3",
+			 t, by);
 		rc = rc ?: sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
 					      &c->totals[k], NULL);
 		snprintf(sql, sizeof(sql),
@@ -115,7 +118,7 @@ static struct sq_conn *conn_new(struct sq_store *s, char *err, size_t errlen)
 	}
 	rc = rc ?: sqlite3_prepare_v2(c->db, "BEGIN", -1, &c->begin, NULL);
 	rc = rc ?: sqlite3_prepare_v2(c->db, "COMMIT", -1, &c->commit, NULL);
-	rc = rc ?: sqlite3_prepare_v2(c->db, "SELECT k, v FROM meta WHERE k IN ('wm1', 'wm2')", -1,
+	rc = rc ?: sqlite3_prepare_v2(c->db, "SELECT k, v FROM meta WHERE k GLOB 'wm[0-9]'", -1,
 				      &c->marks, NULL);
 	if (rc) {
 		sq_fail(c->db, rc, "preparing a reader", err, errlen);
@@ -201,7 +204,7 @@ static void sq_close(struct ap_store *st)
 static int load_marks(struct sq_store *s, char *err, size_t errlen)
 {
 	sqlite3_stmt *st;
-	int rc = sqlite3_prepare_v2(s->wdb, "SELECT k, v FROM meta WHERE k IN ('wm1', 'wm2')", -1,
+	int rc = sqlite3_prepare_v2(s->wdb, "SELECT k, v FROM meta WHERE k GLOB 'wm[0-9]'", -1,
 				    &st, NULL);
 
 	if (rc)
@@ -305,7 +308,8 @@ static int sq_open(const char *location, const struct ap_store_opts *opts, struc
 		goto fail;
 	}
 	sqlite3_finalize(st);
-	rc = sqlite3_exec(s->wdb, "PRAGMA synchronous=FULL; PRAGMA cache_size=-32768", NULL, NULL,
+	rc = sqlite3_exec(s->wdb, "PRAGMA synchronous=FULL; PRAGMA cache_size=-32768;"
+			  " PRAGMA journal_size_limit=67108864", NULL, NULL,
 			  NULL);
 	if (rc) {
 		ret = sq_fail(s->wdb, rc, location, err, errlen);

@@ -8,9 +8,10 @@
 #include "sqlite_internal.h"
 
 const struct sq_tier sq_tiers[SQ_NTIERS] = {
-	{ "raw", 0 },
-	{ "m1", 60000000000ULL },
-	{ "h1", SQ_HOUR_NS },
+	{ "raw", 0, true },
+	{ "m1", 60000000000ULL, true },
+	{ "m10", 600000000000ULL, false },
+	{ "h1", SQ_HOUR_NS, false },
 };
 
 static void plan_rec(uint64_t from, uint64_t until, int top, unsigned mask, const int64_t *wm,
@@ -205,7 +206,8 @@ int sq_samples_encode(struct sq_buf *b, struct sq_entry *e, size_t n, uint32_t n
 	uint32_t prev = 0;
 	int ret;
 
-	qsort(e, n, sizeof(*e), cmp_entry);
+	if (n > 1)
+		qsort(e, n, sizeof(*e), cmp_entry);
 	b->n = 0;
 	ret = sq_buf_varint(b, n);
 	for (size_t i = 0; i < n && !ret; i++) {

@@ -16,9 +16,18 @@
 
 int sq_dict_init(struct sq_dict *d)
 {
+	pthread_rwlockattr_t a;
+	int ret;
+
 	memset(d, 0, sizeof(*d));
 	d->nframes = d->nstacks = d->nseries = 1;
-	return -pthread_rwlock_init(&d->lock, NULL);
+	/* glibc prefers readers by default: a stream of queries from the HTTP pool could keep
+	 * the writer (and so every push) waiting for ever. Readers never nest the lock. */
+	pthread_rwlockattr_init(&a);
+	pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	ret = pthread_rwlock_init(&d->lock, &a);
+	pthread_rwlockattr_destroy(&a);
+	return -ret;
 }
 
 static void frame_free(struct sq_frame *f)

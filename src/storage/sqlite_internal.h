@@ -25,10 +25,15 @@
 
 /* Tier 0 keeps each push at its exact time; the others sum a bucket of res_ns. A query takes
  * whole buckets of the coarsest tier inside its range and the edges from finer tiers. */
-#define SQ_NTIERS 3
+#define SQ_NTIERS 4
 struct sq_tier {
 	const char *name; /* table suffix */
 	uint64_t res_ns;  /* 0: exact times */
+	/* keyed (t, series): rows of a batch or a compaction land together at the end of the
+	 * tree instead of on one page per series (a page written per row, ~20x the data); read
+	 * by time range for all series at once, which the planner uses only at a range's edges.
+	 * The coarse tiers are keyed (series, t), read per selected series over long ranges. */
+	bool time_major;
 };
 extern const struct sq_tier sq_tiers[SQ_NTIERS];
 #define SQ_HOUR_NS 3600000000000ULL
@@ -44,10 +49,11 @@ struct sq_segment {
  * number of segments (at most 2 * SQ_NTIERS - 1). */
 size_t sq_plan(uint64_t from, uint64_t until, unsigned tier_mask, const int64_t *wm,
 	       struct sq_segment *out);
-/* Tier k > 0 holds exactly the pushes with t < its watermark (meta 'wm1', 'wm2'): the writer
+/* Tier k > 0 holds exactly the pushes with t < its watermark (meta 'wmK'): the writer
  * fills it from the finer tier once the newest push is SQ_ROLLUP_LAG_NS past a bucket
  * (compaction), and adds a push older than the mark to it at once (a late push). */
 #define SQ_ROLLUP_LAG_NS 120000000000ULL
+#define SQ_FUTURE_NS SQ_HOUR_NS /* pushes further ahead of this clock do not move the marks */
 #define SQ_COMPACT_MAX_NS (6 * SQ_HOUR_NS) /* of tier 1 per compaction run */
 
 /* ---- dictionaries ---- */
@@ -174,8 +180,10 @@ void sq_map_free(struct sq_map *m);
 
 struct sq_conn {
 	sqlite3 *db;
-	sqlite3_stmt *chunks[SQ_NTIERS]; /* t, n, data of (series, [lo, hi)) */
-	sqlite3_stmt *totals[SQ_NTIERS]; /* t, v0..v3 of (series, [lo, hi)) */
+	/* series, t, n, data of ?1 = series (ignored when time-major: every series) and t in
+	 * [?2, ?3) */
+	sqlite3_stmt *chunks[SQ_NTIERS];
+	sqlite3_stmt *totals[SQ_NTIERS]; /* series, t, v0..v3, the same way */
 	sqlite3_stmt *rows[SQ_NTIERS];	 /* tbl, key, v0..v3, hist */
 	sqlite3_stmt *begin, *commit;
 	sqlite3_stmt *marks; /* k, v of the watermarks */

@@ -42,6 +42,31 @@ static void end(struct sq_conn *c)
 	sqlite3_reset(c->commit);
 }
 
+struct series_ctx {
+	struct ap_store_series *out;
+	uint64_t grid0, step, npoints;
+};
+
+static int series_row(void *ctx, const struct picked *pk, sqlite3_stmt *sel, char *err,
+		      size_t errlen)
+{
+	struct series_ctx *sc = ctx;
+	uint64_t t = (uint64_t)sqlite3_column_int64(sel, 1);
+	struct ap_store_point *pt;
+
+	(void)err;
+	(void)errlen;
+	if (t < sc->grid0 || (t - sc->grid0) / sc->step >= sc->npoints)
+		return 0;
+	pt = &sc->out->points[(t - sc->grid0) / sc->step];
+	for (uint32_t k = 0; k < pk->nvalues && k < AP_MAX_VALUES; k++)
+		if (pk->map[k] >= 0)
+			pt->values[pk->map[k]] =
+				sat_add(pt->values[pk->map[k]],
+					(uint64_t)sqlite3_column_int64(sel, 2 + (int)k));
+	return 0;
+}
+
 int sq_series(struct ap_store *st, const struct ap_store_query *q, uint64_t step_ns,
 	      struct ap_store_series *out, char *err, size_t errlen)
 {
@@ -54,15 +79,27 @@ int sq_series(struct ap_store *st, const struct ap_store_query *q, uint64_t step
 	unsigned mask = 1;
 	size_t npk = 0, nseg = 0;
 	const char *mode;
-	int ret, rc;
+	int ret;
 
 	memset(out, 0, sizeof(*out));
 	clear_err(err, errlen);
 	ret = sq_check_range(q, err, errlen);
 	if (ret)
 		return ret;
-	if (!step_ns) /* about 100 points */
-		step_ns = (q->until_ns - q->from_ns) / 100;
+	if (!step_ns) { /* about 100 points, on a step the rollups divide */
+		static const uint64_t nice[] = { 10, 20, 30, 60, 120, 300, 600, 900, 1800, 3600,
+						 7200, 10800, 21600, 43200, 86400 };
+		uint64_t want = (q->until_ns - q->from_ns) / 100;
+
+		step_ns = nice[sizeof(nice) / sizeof(nice[0]) - 1] * 1000000000ULL;
+		for (size_t i = 0; i < sizeof(nice) / sizeof(nice[0]); i++)
+			if (nice[i] * 1000000000ULL >= want) {
+				step_ns = nice[i] * 1000000000ULL;
+				break;
+			}
+		if (step_ns < want) /* ranges over 100 days: whole days */
+			step_ns = (want + step_ns - 1) / step_ns * step_ns;
+	}
 	if (step_ns < SQ_MIN_STEP_NS)
 		step_ns = SQ_MIN_STEP_NS;
 	step_ns -= step_ns % 1000000000ULL; /* whole seconds */
@@ -104,30 +141,11 @@ int sq_series(struct ap_store *st, const struct ap_store_query *q, uint64_t step
 			nseg = sq_plan(q->from_ns, q->until_ns, mask, wm, seg);
 		}
 	}
-	for (size_t i = 0; i < npk && !ret; i++)
-		for (size_t g = 0; g < nseg && !ret; g++) {
-			sqlite3_stmt *sel = c->totals[seg[g].tier];
+	if (c && !ret) {
+		struct series_ctx sc = { out, grid0, step_ns, npoints };
 
-			sqlite3_bind_int64(sel, 1, pk[i].id);
-			sqlite3_bind_int64(sel, 2, seg[g].lo);
-			sqlite3_bind_int64(sel, 3, seg[g].hi);
-			while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
-				uint64_t t = (uint64_t)sqlite3_column_int64(sel, 0);
-				struct ap_store_point *pt;
-
-				if (t < grid0 || (t - grid0) / step_ns >= npoints)
-					continue;
-				pt = &out->points[(t - grid0) / step_ns];
-				for (uint32_t k = 0; k < pk[i].nvalues && k < AP_MAX_VALUES; k++)
-					if (pk[i].map[k] >= 0)
-						pt->values[pk[i].map[k]] = sat_add(
-							pt->values[pk[i].map[k]],
-							(uint64_t)sqlite3_column_int64(sel, 1 + (int)k));
-			}
-			sqlite3_reset(sel);
-			if (rc != SQLITE_DONE)
-				ret = sq_fail(c->db, rc, "reading series", err, errlen);
-		}
+		ret = sq_scan(c, c->totals, seg, nseg, pk, npk, series_row, &sc, err, errlen);
+	}
 	if (c) {
 		end(c);
 		sq_conn_put(s, c);
@@ -212,7 +230,7 @@ static int strset_take(struct strset *set, struct ap_store_strings *out, int ret
 	}
 	free(set->v);
 	ap_htab_release(&set->idx);
-	if (!ret)
+	if (!ret && out->n > 1)
 		qsort(out->v, out->n, sizeof(*out->v), cmp_str);
 	return ret;
 }
@@ -414,7 +432,7 @@ int sq_rows(struct ap_store *st, const struct ap_store_query *q, struct ap_store
 	}
 	free(set.v);
 	ap_htab_release(&set.idx);
-	if (!ret)
+	if (!ret && out->n > 1)
 		qsort(out->rows, out->n, sizeof(*out->rows), cmp_row);
 	return ret;
 }

@@ -29,4 +29,13 @@ int sq_check_range(const struct ap_store_query *q, char *err, size_t errlen);
 int sq_pick(struct sq_store *s, const struct ap_store_query *q, struct ap_profile *p,
 	    struct picked **out, size_t *nout, struct lineup *l);
 
+/* Run stmts[tier] over each segment for the picked series (time-major tiers: once for all
+ * series, rows of others skipped) and call fn on each row of a picked series. Rows are
+ * (series, t, ...). */
+typedef int (*sq_row_fn)(void *ctx, const struct picked *pk, sqlite3_stmt *st, char *err,
+			 size_t errlen);
+int sq_scan(struct sq_conn *c, sqlite3_stmt *const *stmts, const struct sq_segment *seg,
+	    size_t nseg, const struct picked *pk, size_t npk, sq_row_fn fn, void *ctx, char *err,
+	    size_t errlen);
+
 #endif

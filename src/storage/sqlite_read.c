@@ -134,16 +134,66 @@ struct agg_entry {
 	uint64_t v[AP_MAX_VALUES];
 };
 
+/* The sums by (stack, comm). Each series has one comm, so a comm's entries are found through
+ * an array indexed by stack id (ids are dense) while that fits AGG_DENSE_MAX slots in all;
+ * past it, and for stacks newer than the query's start, through a hash map. */
+#define AGG_DENSE_MAX (4u << 20)
 struct agg {
 	struct sq_map idx;
 	struct agg_entry *e;
 	size_t n, cap;
+	uint32_t **dense; /* comm id -> (stack id -> entry + 1) */
+	size_t ndense, dense_used, nstacks;
 };
+
+static void agg_free(struct agg *a)
+{
+	sq_map_free(&a->idx);
+	free(a->e);
+	for (size_t i = 0; i < a->ndense; i++)
+		free(a->dense[i]);
+	free(a->dense);
+}
+
+/* The slot of (stack, comm): a dense one or the map's. */
+static uint32_t *agg_slot(struct agg *a, uint32_t *dense, uint64_t stack, uint32_t comm,
+			  bool *ins)
+{
+	if (dense && stack < a->nstacks) {
+		uint32_t *slot = &dense[stack];
+
+		*ins = !*slot;
+		if (*ins)
+			*slot = (uint32_t)a->n + 1;
+		return slot;
+	}
+	return sq_map_put(&a->idx, stack << 32 | comm, (uint32_t)a->n + 1, ins);
+}
+
+static uint32_t *agg_dense(struct agg *a, uint32_t comm)
+{
+	if (comm >= a->ndense) {
+		size_t n = comm + 16;
+		uint32_t **d = realloc(a->dense, n * sizeof(*d));
+
+		if (!d)
+			return NULL;
+		memset(d + a->ndense, 0, (n - a->ndense) * sizeof(*d));
+		a->dense = d;
+		a->ndense = n;
+	}
+	if (!a->dense[comm] && a->dense_used + a->nstacks <= AGG_DENSE_MAX) {
+		a->dense[comm] = calloc(a->nstacks + 1, sizeof(uint32_t));
+		a->dense_used += a->nstacks;
+	}
+	return a->dense[comm];
+}
 
 static int agg_blob(struct agg *a, const struct picked *pk, const unsigned char *p,
 		    const unsigned char *end)
 {
 	uint64_t n, stack = 0, d, v;
+	uint32_t *dense = agg_dense(a, pk->comm);
 
 	p = p ? sq_varint_get(p, end, &n) : NULL;
 	for (uint64_t i = 0; p && i < n; i++) {
@@ -155,7 +205,7 @@ static int agg_blob(struct agg *a, const struct picked *pk, const unsigned char 
 		if (!p)
 			break;
 		stack += d;
-		slot = sq_map_put(&a->idx, stack << 32 | pk->comm, (uint32_t)a->n, &ins);
+		slot = agg_slot(a, dense, stack, pk->comm, &ins);
 		if (!slot)
 			return -ENOMEM;
 		if (ins) {
@@ -166,7 +216,7 @@ static int agg_blob(struct agg *a, const struct picked *pk, const unsigned char 
 			a->e[a->n].comm = pk->comm;
 			a->n++;
 		}
-		e = &a->e[*slot];
+		e = &a->e[*slot - 1];
 		for (uint32_t k = 0; k < pk->nvalues && p; k++) {
 			p = sq_varint_get(p, end, &v);
 			if (p && pk->map[k] >= 0)
@@ -174,6 +224,56 @@ static int agg_blob(struct agg *a, const struct picked *pk, const unsigned char 
 		}
 	}
 	return p ? 0 : -EINVAL;
+}
+
+static int merge_row(void *ctx, const struct picked *pk, sqlite3_stmt *st, char *err,
+		     size_t errlen)
+{
+	const unsigned char *b = sqlite3_column_blob(st, 3);
+	int ret = agg_blob(ctx, pk, b, b + sqlite3_column_bytes(st, 3));
+
+	if (ret == -EINVAL)
+		ap_errf(err, errlen, ret, "sqlite: a sample row of series %u is damaged", pk->id);
+	return ret;
+}
+
+int sq_scan(struct sq_conn *c, sqlite3_stmt *const *stmts, const struct sq_segment *seg,
+	    size_t nseg, const struct picked *pk, size_t npk, sq_row_fn fn, void *ctx, char *err,
+	    size_t errlen)
+{
+	uint32_t *idx, maxid = 0;
+	int rc, ret = 0;
+
+	for (size_t i = 0; i < npk; i++)
+		maxid = pk[i].id > maxid ? pk[i].id : maxid;
+	idx = calloc((size_t)maxid + 1, sizeof(*idx));
+	if (!idx)
+		return ap_errf(err, errlen, -ENOMEM, "sqlite: out of memory");
+	for (size_t i = 0; i < npk; i++)
+		idx[pk[i].id] = (uint32_t)i + 1;
+	for (size_t g = 0; g < nseg && !ret; g++) {
+		sqlite3_stmt *st = stmts[seg[g].tier];
+		bool all = sq_tiers[seg[g].tier].time_major;
+
+		for (size_t i = 0; i < (all ? 1 : npk) && !ret; i++) {
+			sqlite3_bind_int64(st, 1, all ? 0 : pk[i].id);
+			sqlite3_bind_int64(st, 2, seg[g].lo);
+			sqlite3_bind_int64(st, 3, seg[g].hi);
+			while (!ret && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+				int64_t sid = sqlite3_column_int64(st, 0);
+
+				if (!all)
+					ret = fn(ctx, &pk[i], st, err, errlen);
+				else if (sid > 0 && sid <= (int64_t)maxid && idx[sid])
+					ret = fn(ctx, &pk[idx[sid] - 1], st, err, errlen);
+			}
+			sqlite3_reset(st);
+			if (!ret && rc != SQLITE_DONE)
+				ret = sq_fail(c->db, rc, "reading samples", err, errlen);
+		}
+	}
+	free(idx);
+	return ret;
 }
 
 static int read_chunks(struct sq_store *s, const struct ap_store_query *q,
@@ -199,27 +299,8 @@ static int read_chunks(struct sq_store *s, const struct ap_store_query *q,
 	}
 	ret = sq_conn_marks(c, wm, err, errlen);
 	nseg = ret ? 0 : sq_plan(q->from_ns, q->until_ns, ~0u, wm, seg);
-	for (size_t i = 0; i < npk && !ret; i++) {
-		for (size_t g = 0; g < nseg && !ret; g++) {
-			sqlite3_stmt *st = c->chunks[seg[g].tier];
-
-			sqlite3_bind_int64(st, 1, pk[i].id);
-			sqlite3_bind_int64(st, 2, seg[g].lo);
-			sqlite3_bind_int64(st, 3, seg[g].hi);
-			while ((rc = sqlite3_step(st)) == SQLITE_ROW && !ret) {
-				const unsigned char *b = sqlite3_column_blob(st, 2);
-
-				ret = agg_blob(a, &pk[i], b, b + sqlite3_column_bytes(st, 2));
-				if (ret == -EINVAL)
-					ap_errf(err, errlen, ret,
-						"sqlite: a sample row of series %u is damaged",
-						pk[i].id);
-			}
-			sqlite3_reset(st);
-			if (!ret && rc != SQLITE_DONE)
-				ret = sq_fail(c->db, rc, "reading samples", err, errlen);
-		}
-	}
+	if (!ret)
+		ret = sq_scan(c, c->chunks, seg, nseg, pk, npk, merge_row, a, err, errlen);
 	rc = sqlite3_step(c->commit);
 	sqlite3_reset(c->commit);
 out:
@@ -326,6 +407,9 @@ int sq_merge(struct ap_store *st, const struct ap_store_query *q, struct ap_prof
 	if (!p)
 		return ap_errf(err, errlen, -ENOMEM, "out of memory");
 	ret = sq_pick(s, q, p, &pk, &npk, &l);
+	pthread_rwlock_rdlock(&s->dict.lock);
+	a.nstacks = s->dict.nstacks;
+	pthread_rwlock_unlock(&s->dict.lock);
 	if (!ret)
 		ret = read_chunks(s, q, pk, npk, &a, err, errlen);
 	for (size_t i = 0; i < l.n && !ret; i++)
@@ -346,8 +430,7 @@ int sq_merge(struct ap_store *st, const struct ap_store_query *q, struct ap_prof
 	if (ret && !(err && *err))
 		ap_errf(err, errlen, ret, "sqlite: merge failed: %s", strerror(-ret));
 	free(pk);
-	sq_map_free(&a.idx);
-	free(a.e);
+	agg_free(&a);
 	sq_lineup_free(&l);
 	if (ret) {
 		ap_profile_free(p);

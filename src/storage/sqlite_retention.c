@@ -54,6 +54,22 @@ void sq_retention_run(struct sq_store *s, struct sq_job *j)
 	int rc;
 
 	rc = step_done(ws->begin);
+	what = "deleting old samples";
+	for (int k = 0; k < SQ_NTIERS && !rc; k++) {
+		sqlite3_stmt *st = ws->chunk_del[k];
+
+		if (!sq_tiers[k].time_major)
+			continue;
+		sqlite3_bind_int64(st, 1, 0);
+		sqlite3_bind_int64(st, 2, cut);
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			rows++;
+			if (k == 0)
+				raw += (uint64_t)sqlite3_column_int64(st, 0);
+		}
+		sqlite3_reset(st);
+		rc = rc == SQLITE_DONE ? 0 : rc;
+	}
 	/* the dictionaries change only in this thread: reading them needs no lock */
 	for (size_t i = 1; i < d->nseries && !rc; i++) {
 		struct sq_series *e = d->series[i];
@@ -64,15 +80,14 @@ void sq_retention_run(struct sq_store *s, struct sq_job *j)
 		for (int k = 0; k < SQ_NTIERS && !rc; k++) {
 			sqlite3_stmt *st = ws->chunk_del[k];
 
-			sqlite3_bind_int64(st, 1, e->id);
-			sqlite3_bind_int64(st, 2, cut);
-			while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-				rows++;
-				if (k == 0)
-					raw += (uint64_t)sqlite3_column_int64(st, 0);
+			if (!sq_tiers[k].time_major) {
+				sqlite3_bind_int64(st, 1, e->id);
+				sqlite3_bind_int64(st, 2, cut);
+				while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+					rows++;
+				sqlite3_reset(st);
+				rc = rc == SQLITE_DONE ? 0 : rc;
 			}
-			sqlite3_reset(st);
-			rc = rc == SQLITE_DONE ? 0 : rc;
 			if (!rc) {
 				sqlite3_bind_int64(ws->row_del[k], 1, e->id);
 				sqlite3_bind_int64(ws->row_del[k], 2, cut);

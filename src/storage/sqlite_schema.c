@@ -68,8 +68,8 @@ int sq_schema_create(sqlite3 *db, char *err, size_t errlen)
 			 "CREATE TABLE IF NOT EXISTS c_%s(series INTEGER NOT NULL, t INTEGER NOT NULL,"
 			 " n INTEGER NOT NULL, v0 INTEGER NOT NULL, v1 INTEGER NOT NULL,"
 			 " v2 INTEGER NOT NULL, v3 INTEGER NOT NULL, data BLOB NOT NULL,"
-			 " PRIMARY KEY(series, t)) WITHOUT ROWID",
-			 sq_tiers[k].name);
+			 " PRIMARY KEY(%s)) WITHOUT ROWID",
+			 sq_tiers[k].name, sq_tiers[k].time_major ? "t, series" : "series, t");
 		ret = exec(db, sql, err, errlen);
 		if (ret)
 			break;
@@ -82,7 +82,7 @@ int sq_schema_create(sqlite3 *db, char *err, size_t errlen)
 		ret = exec(db, sql, err, errlen);
 	}
 	if (!ret)
-		ret = exec(db, "INSERT OR IGNORE INTO meta(k, v) VALUES('schema', 1)", err, errlen);
+		ret = exec(db, "INSERT OR IGNORE INTO meta(k, v) VALUES('schema', 3)", err, errlen);
 	if (!ret) {
 		sqlite3_stmt *st;
 		int rc = sqlite3_prepare_v2(db, "SELECT v FROM meta WHERE k = 'schema'", -1, &st,
@@ -91,10 +91,10 @@ int sq_schema_create(sqlite3 *db, char *err, size_t errlen)
 		if (rc)
 			ret = sq_fail(db, rc, "reading the schema version", err, errlen);
 		else {
-			if (sqlite3_step(st) != SQLITE_ROW || sqlite3_column_int64(st, 0) != 1)
+			if (sqlite3_step(st) != SQLITE_ROW || sqlite3_column_int64(st, 0) != 3)
 				ret = ap_errf(err, errlen, -EINVAL,
 					      "sqlite: the file has another schema version than "
-					      "this build's (1): use a new file");
+					      "this build's (3): use a new file");
 			sqlite3_finalize(st);
 		}
 	}
@@ -218,7 +218,11 @@ int sq_writer_stmts_prepare(sqlite3 *db, struct sq_writer_stmts **out, char *err
 		    "INSERT OR REPLACE INTO c_%s(series, t, n, v0, v1, v2, v3, data)"
 		    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
 		    t);
-		ADD(chunk_del[k], "DELETE FROM c_%s WHERE series = ?1 AND t < ?2 RETURNING n", t);
+		if (sq_tiers[k].time_major)
+			ADD(chunk_del[k], "DELETE FROM c_%s WHERE t < ?2 RETURNING n", t);
+		else
+			ADD(chunk_del[k],
+			    "DELETE FROM c_%s WHERE series = ?1 AND t < ?2 RETURNING n", t);
 		ADD(row_put[k],
 		    "INSERT INTO r_%s(series, t, tbl, key, v0, v1, v2, v3, hist)"
 		    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
@@ -227,8 +231,13 @@ int sq_writer_stmts_prepare(sqlite3 *db, struct sq_writer_stmts **out, char *err
 		    " v3 = ap_uadd(v3, excluded.v3), hist = ap_hist_add(hist, excluded.hist)",
 		    t);
 		ADD(row_del[k], "DELETE FROM r_%s WHERE series = ?1 AND t < ?2", t);
-		ADD(chunk_range[k],
-		    "SELECT t, data FROM c_%s WHERE series = ?1 AND t >= ?2 AND t < ?3", t);
+		if (sq_tiers[k].time_major)
+			ADD(chunk_range[k],
+			    "SELECT series, t, data FROM c_%s WHERE t >= ?2 AND t < ?3", t);
+		else
+			ADD(chunk_range[k],
+			    "SELECT series, t, data FROM c_%s WHERE series = ?1 AND t >= ?2 AND"
+			    " t < ?3", t);
 	}
 #undef ADD
 	for (size_t i = 0; i < n; i++) {

@@ -51,6 +51,14 @@ struct batch {
 	uint64_t raw_entries_added;
 };
 
+static uint64_t realtime_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
 static uint64_t sat_add(uint64_t a, uint64_t b)
 {
 	return a + b < a ? UINT64_MAX : a + b;
@@ -500,15 +508,45 @@ static int put_mark(struct sq_store *s, int k)
 	return step_done(s->ws->meta_put);
 }
 
+static int roll_rows(struct sq_store *s, struct batch *b, sqlite3_stmt *st, int k)
+{
+	struct sq_dict *d = &s->dict;
+	int64_t res = (int64_t)sq_tiers[k].res_ns;
+	int rc;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t sid = sqlite3_column_int64(st, 0), t = sqlite3_column_int64(st, 1);
+		const unsigned char *p = sqlite3_column_blob(st, 2);
+		struct sq_series *e = sid > 0 && (size_t)sid < d->nseries ? d->series[sid] : NULL;
+		struct cell *c;
+		uint64_t n;
+
+		if (!e)
+			continue; /* cannot be: retention deletes a series with its rows */
+		c = cell_get(b, k, e->id, t - t % res, e->nvalues);
+		rc = c ? cell_add_blob(c, p, p + sqlite3_column_bytes(st, 2), &n) : SQLITE_NOMEM;
+		if (rc)
+			break;
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : rc;
+}
+
 /* Sum tier k-1's rows of [wm[k], to) into tier k's buckets and move the mark to `to`. */
 static int roll_up(struct sq_store *s, struct batch *b, int k, int64_t to)
 {
 	struct sq_dict *d = &s->dict;
 	sqlite3_stmt *st = s->ws->chunk_range[k - 1];
-	int64_t from = s->wm[k], res = (int64_t)sq_tiers[k].res_ns;
+	int64_t from = s->wm[k];
 	int rc = 0;
 
-	for (size_t i = 1; i < d->nseries && !rc; i++) {
+	if (sq_tiers[k - 1].time_major) {
+		sqlite3_bind_int64(st, 1, 0);
+		sqlite3_bind_int64(st, 2, from);
+		sqlite3_bind_int64(st, 3, to);
+		rc = roll_rows(s, b, st, k);
+	}
+	for (size_t i = 1; i < d->nseries && !rc && !sq_tiers[k - 1].time_major; i++) {
 		struct sq_series *e = d->series[i];
 
 		if (!e || !e->nvalues || e->last_h < from / (int64_t)SQ_HOUR_NS ||
@@ -517,54 +555,51 @@ static int roll_up(struct sq_store *s, struct batch *b, int k, int64_t to)
 		sqlite3_bind_int64(st, 1, e->id);
 		sqlite3_bind_int64(st, 2, from);
 		sqlite3_bind_int64(st, 3, to);
-		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-			int64_t t = sqlite3_column_int64(st, 0);
-			const unsigned char *p = sqlite3_column_blob(st, 1);
-			struct cell *c = cell_get(b, k, e->id, t - t % res, e->nvalues);
-			uint64_t n;
-
-			rc = c ? cell_add_blob(c, p, p + sqlite3_column_bytes(st, 1), &n) : SQLITE_NOMEM;
-			if (rc)
-				break;
-		}
-		sqlite3_reset(st);
-		rc = rc == SQLITE_DONE ? 0 : rc;
+		rc = roll_rows(s, b, st, k);
 	}
 	s->wm[k] = to;
 	return rc ?: put_mark(s, k);
 }
 
-/* Compaction: roll up the minutes the newest push has left SQ_ROLLUP_LAG_NS behind, and the
- * hours the minutes have completed, in a transaction of its own (a failure is retried next
- * time; the pushes are safe in tier 0 meanwhile). */
+/* Compaction: roll up the minutes the newest push has left SQ_ROLLUP_LAG_NS behind, and each
+ * coarser tier's buckets the finer one has completed, in a transaction of its own (a failure
+ * is retried next time; the pushes are safe in tier 0 meanwhile). */
 static void compact(struct sq_store *s)
 {
-	int64_t old_wm[SQ_NTIERS], to1, to2;
+	int64_t old_wm[SQ_NTIERS], to[SQ_NTIERS];
 	struct batch b = { 0 };
+	bool any = false;
 	int rc;
 
 	if (!s->wm[1] || s->newest_ns < SQ_ROLLUP_LAG_NS)
 		return;
-	to1 = (int64_t)(s->newest_ns - SQ_ROLLUP_LAG_NS);
-	to1 -= to1 % (int64_t)sq_tiers[1].res_ns;
-	if (to1 > s->wm[1] + (int64_t)SQ_COMPACT_MAX_NS)
-		to1 = s->wm[1] + (int64_t)SQ_COMPACT_MAX_NS;
-	to2 = (to1 > s->wm[1] ? to1 : s->wm[1]);
-	to2 -= to2 % (int64_t)SQ_HOUR_NS;
-	if (to1 <= s->wm[1] && to2 <= s->wm[2])
+	for (int k = 1; k < SQ_NTIERS; k++) {
+		int64_t res = (int64_t)sq_tiers[k].res_ns;
+
+		if (k == 1) {
+			to[k] = (int64_t)(s->newest_ns - SQ_ROLLUP_LAG_NS);
+			if (to[k] > s->wm[1] + (int64_t)SQ_COMPACT_MAX_NS)
+				to[k] = s->wm[1] + (int64_t)SQ_COMPACT_MAX_NS;
+		} else {
+			to[k] = to[k - 1] > s->wm[k - 1] ? to[k - 1] : s->wm[k - 1];
+		}
+		to[k] -= to[k] % res;
+		any |= to[k] > s->wm[k];
+	}
+	if (!any)
 		return;
 	memcpy(old_wm, s->wm, sizeof(old_wm));
 	rc = step_done(s->ws->begin);
-	if (!rc && to1 > s->wm[1])
-		rc = roll_up(s, &b, 1, to1);
-	for (size_t i = 0; i < b.ncells && !rc; i++)
-		rc = put_cell(s, &b, b.list[i]);
-	batch_free(&b);
-	memset(&b, 0, sizeof(b));
-	if (!rc && to2 > s->wm[2])
-		rc = roll_up(s, &b, 2, to2);
-	for (size_t i = 0; i < b.ncells && !rc; i++)
-		rc = put_cell(s, &b, b.list[i]);
+	for (int k = 1; k < SQ_NTIERS && !rc; k++) {
+		if (to[k] <= s->wm[k])
+			continue;
+		rc = roll_up(s, &b, k, to[k]);
+		/* written before the next tier reads them */
+		for (size_t i = 0; i < b.ncells && !rc; i++)
+			rc = put_cell(s, &b, b.list[i]);
+		batch_free(&b);
+		memset(&b, 0, sizeof(b));
+	}
 	if (!rc)
 		rc = step_done(s->ws->commit);
 	if (rc) {
@@ -574,7 +609,6 @@ static void compact(struct sq_store *s)
 		s->st.compactions_failed++;
 		pthread_mutex_unlock(&s->slock);
 	}
-	batch_free(&b);
 }
 
 static void process_writes(struct sq_store *s, struct sq_job **jobs, size_t n)
@@ -586,7 +620,7 @@ static void process_writes(struct sq_store *s, struct sq_job **jobs, size_t n)
 	int rc;
 
 	int64_t old_wm[SQ_NTIERS];
-	uint64_t newest = s->newest_ns;
+	uint64_t newest = s->newest_ns, future = realtime_ns() + SQ_FUTURE_NS;
 
 	memcpy(old_wm, s->wm, sizeof(old_wm));
 	rc = step_done(ws->begin);
@@ -606,7 +640,9 @@ static void process_writes(struct sq_store *s, struct sq_job **jobs, size_t n)
 	for (size_t i = 0; i < n && !rc; i++) {
 		what = "storing a push";
 		rc = batch_job(s, &b, jobs, i);
-		if (jobs[i]->from_ns > newest)
+		/* a push from a clock far ahead is stored but does not move the rollups, or
+		 * every correct push after it would be a late one */
+		if (jobs[i]->from_ns > newest && jobs[i]->from_ns <= future)
 			newest = jobs[i]->from_ns;
 	}
 	if (!rc) {
@@ -655,14 +691,6 @@ static void process_writes(struct sq_store *s, struct sq_job **jobs, size_t n)
 }
 
 /* ---- the thread ---- */
-
-static uint64_t realtime_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
 
 static void auto_retention(struct sq_store *s)
 {

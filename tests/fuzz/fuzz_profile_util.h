@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "format/diff.h"
 #include "format/format.h"
+#include "lib/json_parse.h"
 
 /* Memory the readers may use in a fuzz run: far under libFuzzer's -rss_limit_mb. */
 #define FUZZ_MAX_MEM (64u << 20)
@@ -58,6 +60,33 @@ static void fuzz_write_all(const struct ap_profile *p)
 							       sizeof(err)), err);
 	ap_profile_free(q);
 	free(buf);
+
+	/* the aggregator's flamegraph JSON (pruned hard, so pruning runs) parses as JSON */
+	{
+		struct ap_flamebearer_opts fo = {.max_nodes = 16};
+		struct ap_json *j;
+		FILE *m;
+
+		buf = NULL;
+		m = open_memstream(&buf, &len);
+		if (!m || ap_write_flamebearer(p, m, &fo) || fclose(m))
+			abort();
+		j = ap_json_parse(buf, len, err, sizeof(err));
+		fuzz_check_read("flamebearer JSON", j != NULL, err);
+		ap_json_free(j);
+		free(buf);
+	}
+	/* the diff of the profile with itself, every format, normalised and not */
+	f = fopen("/dev/null", "w");
+	if (!f)
+		abort();
+	for (int fmt = AP_DIFF_FLAMEGRAPH; fmt <= AP_DIFF_SVG; fmt++) {
+		struct ap_diff_opts d = {.normalize = fmt % 2, .max_nodes = 16, .top_n = 5};
+
+		if (ap_write_diff(p, p, (enum ap_diff_format)fmt, f, &d))
+			abort();
+	}
+	fclose(f);
 
 	/* JSON: aperture report reads its own JSON output */
 	buf = fuzz_write_mem(p, ap_write_json, &len);

@@ -16,7 +16,8 @@ import threading
 import time
 import urllib.parse
 
-from aptest import BIN_DIR, check, fail
+from aptest import BIN_DIR, SAN_EXIT, check, fail
+from aptest import _SAN_MARKERS as SAN_MARKERS
 
 PROTO_DIR = os.environ.get("AP_PPROF_PROTO_DIR", "")
 AGENT = os.path.join(BIN_DIR, "aperture-agent")
@@ -262,7 +263,10 @@ def stop_agent(proc, sig=signal.SIGTERM, timeout=60):
         proc.wait()
         fail(f"agent did not stop within {timeout} s after signal {sig}")
     time.sleep(0.2)  # the reader thread's last lines
-    return "".join(proc.stderr_lines)
+    err = "".join(proc.stderr_lines)
+    if proc.returncode == SAN_EXIT or any(m in err for m in SAN_MARKERS):
+        fail(f"sanitizer report from the agent (exit {proc.returncode}):\n{err}")
+    return err
 
 
 def summary(stderr, mode):

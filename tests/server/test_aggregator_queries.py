@@ -54,6 +54,15 @@ def main():
                      "modes of host h2")
         aptest.check(agg.query("/api/v1/label-values", expect=400).status == 400,
                      "label-values without a name")
+        # nothing selected: empty lists, not errors
+        none = '{host="no-such-host"}'
+        aptest.check(agg.query("/api/v1/label-values", name="nope").json() == {"values": []},
+                     "values of an unknown label")
+        aptest.check(agg.query("/api/v1/labels", query=none).json() == {"names": []},
+                     "labels of nothing")
+        aptest.check(agg.query("/api/v1/modes", query=none).json() == {"modes": []},
+                     "modes of nothing")
+        aptest.check(agg.folded('{mode="cpu",host="no-such-host"}') == {}, "profile of nothing")
 
         # several modes, none named: 400 listing them
         res = agg.query("/api/v1/profile", query='{host="h1"}', expect=400)
@@ -131,6 +140,18 @@ def main():
         fg = agg.query("/api/v1/flamegraph", query='{mode="cpu"}').json()
         aptest.check(fg["names"][0] == "total" and fg["total"] == 200, f"flamegraph {str(fg)[:300]}")
         aptest.check("hot" in fg["names"] and len(fg["levels"]) >= 4, f"flamegraph levels {fg}")
+
+        # a client that takes gzip gets large answers gzipped, the same bytes inside
+        many = "".join(f"app;main;f{i};g{i} {i + 1}\n" for i in range(300))
+        agg.push(pprof_from_folded(agg.dir, many), {"mode": "cpu", "host": "hz"})
+        params = {"query": '{mode="cpu",host="hz"}'}
+        plain = agg.request("GET", "/api/v1/flamegraph", params=params)
+        z = agg.request("GET", "/api/v1/flamegraph", params=params,
+                        headers={"Accept-Encoding": "gzip, deflate"})
+        aptest.check(plain.status == 200 and "content-encoding" not in plain.headers
+                     and len(plain.body) > 4096, f"plain flamegraph {plain.headers}")
+        aptest.check(z.headers.get("content-encoding") == "gzip" and len(z.body) < len(plain.body)
+                     and gzip.decompress(z.body) == plain.body, f"gzipped flamegraph {z.headers}")
 
         # diff of two known profiles: h1 (base) -> h2 (comparison), absolute
         d = agg.query("/api/v1/diff", query='{mode="cpu",host="h1"}', to_query='{mode="cpu",host="h2"}',

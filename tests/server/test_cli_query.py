@@ -206,12 +206,43 @@ def check_diff(agg, work):
                  fg["levels"][0][4] == 40 and len(fg["levels"][0]) == 7,
                  f"diff flamegraph root: {fg['levels'][0]}")
 
+    # the aggregator's /api/v1/diff runs the same writer: the same answer
+    for fmt in ("json", "folded", "text"):
+        mine = run("diff", QUERY, *BASE_RANGE, *CMP_RANGE, "--format", fmt, server=url).stdout
+        theirs = agg.query("/api/v1/diff", query=QUERY, **{"from": "now-2h"}, until="now-1h",
+                           to_from="now-1h", to_until="now", format=fmt).text()
+        aptest.check(mine == theirs, f"diff {fmt}: CLI and /api/v1/diff differ:\n{mine}\n--\n"
+                     f"{theirs}")
+
     # --to-query: two queries over the same range
     out = json.loads(run("diff", QUERY, "--from", "-1h", "--to-query", '{mode="lock"}',
                          "--format", "json", "--absolute", server=url).stdout)
     aptest.check(out["base_total"] == 40 and out["cmp_total"] == 40 and
                  all(f["base_self"] == f["cmp_self"] for f in out["functions"]),
                  f"--to-query diff: {out}")
+
+
+def check_flamegraph(agg):
+    """/api/v1/flamegraph (the format module's flamebearer writer): every box's total is the
+    sum of the pushed stacks under its path."""
+    fg = agg.query("/api/v1/flamegraph", query=QUERY, **{"from": "now-2h"},
+                   until="now-1h").json()
+    names, boxes = fg["names"], []
+    aptest.check(names[0] == "total" and fg["total"] == 20 and fg["nodes_truncated"] == 0,
+                 f"flamegraph header: {fg}")
+    for d, row in enumerate(fg["levels"]):
+        end = 0
+        for k in range(0, len(row), 4):
+            x = end + row[k]
+            end = x + row[k + 1]
+            parent = next((b for b in reversed(boxes) if b[0] == d - 1 and b[1] <= x and
+                           x + row[k + 1] <= b[1] + b[2]), None)
+            path = (parent[3] + ";" if parent and d > 1 else "") + names[row[k + 3]]
+            boxes.append((d, x, row[k + 1], path if d else ""))
+            if d:
+                want = sum(n for s, n in BASE.items() if s == path or s.startswith(path + ";"))
+                aptest.check(row[k + 1] == want, f"flamegraph box {path}: {row[k + 1]} != {want}")
+    aptest.check(len(boxes) == 9, f"flamegraph boxes: {boxes}")
 
 
 def check_labels_and_errors(agg):
@@ -290,6 +321,7 @@ def main():
             push_known(agg)
             check_query_formats(agg, work)
             check_diff(agg, work)
+            check_flamegraph(agg)
             check_labels_and_errors(agg)
         check_token(work)
         check_tls(work)

@@ -160,12 +160,12 @@ check(srv.requests[-1][0] == "/api/v1/label-values" and srv.requests[-1][1] == {
     "query": ['{mode="cpu"}'], "from": ["now-3d"], "until": ["now"], "name": ["host"]},
     f"label-values request: {srv.requests[-1]}")
 
-# diff: two fetches, the comparison's range defaulting to the base's, deltas local
+# diff: two fetches (--to-from alone runs to now), deltas computed locally
 n = len(srv.requests)
 res = run("diff", '{mode="cpu"}', "--server", srv.url, "--from", "-2h", "--until", "-1h",
           "--to-from", "-1h", "--format", "json")
 check([r[1]["from"][0] + ".." + r[1]["until"][0] for r in srv.requests[n:]] ==
-      ["now-2h..now-1h", "now-1h..now-1h"], f"diff requests: {srv.requests[n:]}")
+      ["now-2h..now-1h", "now-1h..now"], f"diff requests: {srv.requests[n:]}")
 d = json.loads(res.stdout)
 fns = {f["name"]: f for f in d["functions"]}
 check(d["base_total_raw"] == 20 and d["base_total"] == 40 and d["cmp_total"] == 40,
@@ -181,6 +181,11 @@ check("bash;main;qux 0 10" in folded_lines and "py;run;loop 5 0" in folded_lines
       f"diff folded: {folded_lines}")
 svg = os.path.join(tmp, "d.svg")
 run("diff", "{}q", "--server", srv.url, "--from", "-2h", "--to-from", "-1h", "-o", svg)
+n = len(srv.requests)
+run("diff", "{}q", "--server", srv.url, "--from", "-3h", "--until", "-2h", "--to-query", "{}r",
+    "--format", "text")
+check([r[1]["from"][0] + ".." + r[1]["until"][0] for r in srv.requests[n:]] ==
+      ["now-3h..now-2h", "now-3h..now-2h"], f"diff range defaults: {srv.requests[n:]}")
 check(open(svg).read().startswith("<?xml"), "diff svg")
 
 # failures: the server's message (exit 1), usage (exit 2)

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
 #include <cmocka.h>
 
 #include "agent/agent.h"
@@ -40,7 +41,8 @@ static void test_cgroup_parse(void **state)
 	parse_case("/user.slice/user-1000.slice/session-2.scope", "", "session-2.scope");
 	parse_case("/system.slice/docker-" HEX64 ".scope", HEX64, "");
 	parse_case("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1234.slice/"
-		   "cri-containerd-" HEX64 ".scope", HEX64, "");
+		   "cri-containerd-" HEX64 ".scope",
+		   HEX64, "");
 	parse_case("/machine.slice/libpod-" HEX64 ".scope/container", HEX64, "");
 	parse_case("/system.slice/crio-" HEX64 ".scope", HEX64, "");
 	parse_case("/docker/" HEX64, HEX64, "");
@@ -70,10 +72,13 @@ static void test_url_encode(void **state)
 
 static struct ap_push *build(const char *profile, size_t len)
 {
-	struct ap_push_label labels[] = { { "host", "h1" }, { "team.name", "a b" } };
-	struct ap_push_parts parts = { .profile = profile, .profile_len = len,
-				       .tables = "{\"t\":1}", .tables_len = 7,
-				       .agent = "{\"pushes_ok\":3}", .agent_len = 15 };
+	struct ap_push_label labels[] = {{"host", "h1"}, {"team.name", "a b"}};
+	struct ap_push_parts parts = {.profile = profile,
+				      .profile_len = len,
+				      .tables = "{\"t\":1}",
+				      .tables_len = 7,
+				      .agent = "{\"pushes_ok\":3}",
+				      .agent_len = 15};
 	struct ap_push *p = NULL;
 
 	assert_int_equal(ap_push_build(&p, "cpu", 100, 200, labels, 2, &parts), 0);
@@ -99,10 +104,10 @@ static void test_push_build(void **state)
 	b = p->body;
 	assert_true(strncmp(b, "--", 2) == 0 && strncmp(b + 2, boundary, strlen(boundary)) == 0);
 	assert_non_null(strstr(b, "name=\"profile\"; filename=\"profile.pb.gz\"\r\nContent-Type: "
-				 "application/octet-stream\r\n\r\n\x1f\x8b profile\r\n--"));
+				  "application/octet-stream\r\n\r\n\x1f\x8b profile\r\n--"));
 	assert_non_null(strstr(b, "name=\"tables\""));
 	assert_non_null(strstr(b, "name=\"agent\"\r\nContent-Type: application/json\r\n\r\n"
-				 "{\"pushes_ok\":3}\r\n"));
+				  "{\"pushes_ok\":3}\r\n"));
 	assert_int_equal(memcmp(p->body + p->body_len - strlen(boundary) - 6, "--", 2), 0);
 	assert_int_equal(memcmp(p->body + p->body_len - 4, "--\r\n", 4), 0);
 	ap_push_free(p);
@@ -244,15 +249,15 @@ static size_t labeler(void *ctx, uint32_t pid, struct ap_interval_label *out, si
 	(void)ctx;
 	if (pid != 42 || max < 2)
 		return 0;
-	out[0] = (struct ap_interval_label){ "container_id", HEX64 };
-	out[1] = (struct ap_interval_label){ "unit", "x.service" };
+	out[0] = (struct ap_interval_label){"container_id", HEX64};
+	out[1] = (struct ap_interval_label){"unit", "x.service"};
 	return 2;
 }
 
 static void test_relabel(void **state)
 {
 	struct ap_profile *p = ap_profile_new(), *q, *fresh;
-	struct ap_sample s = { .values = { 3, 30 }, .pid = 42, .tid = 43 };
+	struct ap_sample s = {.values = {3, 30}, .pid = 42, .tid = 43};
 	uint32_t f[2];
 	const struct ap_label *ls;
 	size_t n;
@@ -308,7 +313,7 @@ static void test_relabel(void **state)
 
 static int parse(struct ap_agent_opts *o, ...)
 {
-	char *argv[32] = { "agent" };
+	char *argv[32] = {"agent"};
 	int argc = 1;
 	va_list ap;
 
@@ -330,8 +335,9 @@ static void test_options(void **state)
 	assert_int_equal(o->nservers, 0);
 	assert_int_equal(parse(o, "-m", "cpu", "--server", "http://a:1/,https://b", "--server",
 			       "http://c", "--label", "env=prod", "--label", "k.v_2=x y",
-			       "--push-interval", "30s", "--spool-max", "2M",
-			       "--shutdown-timeout", "3s", NULL), 0);
+			       "--push-interval", "30s", "--spool-max", "2M", "--shutdown-timeout",
+			       "3s", NULL),
+			 0);
 	assert_int_equal(o->nservers, 3);
 	assert_string_equal(o->servers[0], "http://a:1");
 	assert_string_equal(o->servers[1], "https://b");
@@ -351,10 +357,12 @@ static void test_options(void **state)
 	assert_int_equal(parse(o, "-m", "cpu", "--server", "http://", NULL), AP_EXIT_USAGE);
 	assert_int_equal(parse(o, "-m", "cpu", "--server", "http://a b", NULL), AP_EXIT_USAGE);
 	assert_int_equal(parse(o, "-m", "cpu", "--push-interval", "5s", NULL), AP_EXIT_USAGE);
-	assert_int_equal(parse(o, "-m", "cpu", "--server", "http://a", "--push-interval", "100ms",
-			       NULL), AP_EXIT_USAGE);
-	assert_int_equal(parse(o, "-m", "cpu", "--server", "http://a", "--push-interval", "2h",
-			       NULL), AP_EXIT_USAGE);
+	assert_int_equal(
+	    parse(o, "-m", "cpu", "--server", "http://a", "--push-interval", "100ms", NULL),
+	    AP_EXIT_USAGE);
+	assert_int_equal(
+	    parse(o, "-m", "cpu", "--server", "http://a", "--push-interval", "2h", NULL),
+	    AP_EXIT_USAGE);
 	assert_int_equal(parse(o, "-m", "cpu", "--server", "http://a", "--label", "1x=y", NULL),
 			 AP_EXIT_USAGE);
 	assert_int_equal(parse(o, "-m", "cpu", "--server", "http://a", "--label", "x", NULL),
@@ -363,8 +371,9 @@ static void test_options(void **state)
 			 AP_EXIT_USAGE);
 	assert_int_equal(parse(o, "-m", "cpu", "--server", "http://a", "--label", "mode=x", NULL),
 			 AP_EXIT_USAGE);
-	assert_int_equal(parse(o, "-m", "cpu", "--server", "http://a", "--label", "a=1", "--label",
-			       "a=2", NULL), AP_EXIT_USAGE);
+	assert_int_equal(
+	    parse(o, "-m", "cpu", "--server", "http://a", "--label", "a=1", "--label", "a=2", NULL),
+	    AP_EXIT_USAGE);
 	assert_int_equal(parse(o, "-m", "cpu", "--server", "http://a", "-o", "x.svg", NULL),
 			 AP_EXIT_USAGE);
 	assert_int_equal(parse(o, "-m", "cpu", "--server", "http://a", "--spool-max", "10K", NULL),
@@ -375,13 +384,13 @@ static void test_options(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_cgroup_parse),
-		cmocka_unit_test(test_url_encode),
-		cmocka_unit_test(test_push_build),
-		cmocka_unit_test_setup_teardown(test_spool, mkdir_tmp, rm_tmp),
-		cmocka_unit_test_setup_teardown(test_spool_refuses_link, mkdir_tmp, rm_tmp),
-		cmocka_unit_test(test_relabel),
-		cmocka_unit_test(test_options),
+	    cmocka_unit_test(test_cgroup_parse),
+	    cmocka_unit_test(test_url_encode),
+	    cmocka_unit_test(test_push_build),
+	    cmocka_unit_test_setup_teardown(test_spool, mkdir_tmp, rm_tmp),
+	    cmocka_unit_test_setup_teardown(test_spool_refuses_link, mkdir_tmp, rm_tmp),
+	    cmocka_unit_test(test_relabel),
+	    cmocka_unit_test(test_options),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

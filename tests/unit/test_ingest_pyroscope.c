@@ -465,6 +465,45 @@ static void test_sample_rate_fallback(void **state)
 	}
 }
 
+static void test_shapes(void **state)
+{
+	struct fixture f, g;
+	struct ap_ingest in, ref;
+	char err[512] = "";
+	(void)state;
+
+	/* a form sent with format=pprof is read as the form its Content-Type says it is */
+	assert_int_equal(fix_load(&f, "pyroscope/py_1"), 0);
+	decode_ok(&g, "pyroscope/node_bearer_0", &ref);
+	fix_set_query(&f, "format=pprof");
+	assert_int_equal(ap_ingest_decode_pyroscope(&f.req, &in, err, sizeof(err)), 0);
+	assert_int_equal(ap_profile_total(in.profile, 0), ap_profile_total(ref.profile, 0));
+	ap_ingest_free(&in);
+	/* a text body with a Content-Encoding is refused (Pyroscope does not decode it) */
+	{
+		struct fixture t;
+
+		memset(&t, 0, sizeof(t));
+		t.req.args = t.args;
+		fix_set_query(&t, "name=a.cpu");
+		t.req.body = (const uint8_t *)"a;b 1\n";
+		t.req.len = 6;
+		t.req.content_encoding = "gzip";
+		assert_int_equal(ap_ingest_decode_pyroscope(&t.req, &in, err, sizeof(err)), -EINVAL);
+		assert_non_null(strstr(err, "Content-Encoding gzip"));
+		/* the same pprof body is recognised by its magic bytes whatever the header says */
+		t.req.body = g.body;
+		t.req.len = g.len;
+		fix_set_query(&t, "format=pprof");
+		assert_int_equal(ap_ingest_decode_pyroscope(&t.req, &in, err, sizeof(err)), 0);
+		ap_ingest_free(&in);
+		fix_free(&t);
+	}
+	ap_ingest_free(&ref);
+	fix_free(&f);
+	fix_free(&g);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -477,6 +516,7 @@ int main(void)
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_gzip_bomb),
 		cmocka_unit_test(test_sample_rate_fallback),
+		cmocka_unit_test(test_shapes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -157,6 +157,16 @@ static void test_errors(void **state)
 	assert_non_null(strstr(e, "back-reference"));
 	e = refused("{comm=~\"((a{100}){100}){100}\"}");
 	assert_non_null(strstr(e, "repeats too much"));
+	e = refused("{comm=~\"a+++++++++++++++++++++++\"}"); /* minutes in regcomp */
+	assert_non_null(strstr(e, "repeats a repetition"));
+	e = refused("{comm=~\")++++++++\"}"); /* glibc reads the ')' as a character */
+	assert_non_null(strstr(e, "repeats a repetition"));
+	e = refused("{comm=~\"*+++++++\"}");
+	assert_non_null(strstr(e, "repeats a repetition"));
+	e = refused("{comm=~\"(((a+)+)+)+\"}");
+	assert_non_null(strstr(e, "more than 2 deep"));
+	assert_true(matches("{comm=~\"(p[a-z]+)+\"}")); /* two levels are fine */
+	assert_true(matches("{comm=~\"[*+]*p.*s{1,2}.*\"}"));
 	e = refused("cpu cpu");
 	assert_non_null(strstr(e, "expected '{'"));
 	e = refused("{a=\"x\",}}");

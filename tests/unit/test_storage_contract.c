@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -25,19 +26,23 @@
 #include "format/format.h"
 #include "lib/profile.h"
 #include "profile.pb-c.h"
+#include <sqlite3.h>
+
 #include "storage/storage.h"
 #include "test_pprof_util.h"
 
 #define SEC 1000000000ULL
 #define MIN (60 * SEC)
 #define HOUR (3600 * SEC)
-/* a whole hour, far enough from 0 that retention tests can cut before it */
-#define T0 (1000000 * HOUR)
+/* a whole hour 30 days ago (set in main): pushes near now move the rollups (docs/storage.md),
+ * and retention tests can cut before it */
+static uint64_t T0;
 
 struct ctx {
 	struct ap_store *s;
 	char tag[64];
 	char path[512]; /* the SQLite file, "" for other backends */
+	char spec[600];
 };
 
 static char g_tmp[256];
@@ -57,6 +62,7 @@ static int setup(void **state)
 		snprintf(c->path, sizeof(c->path), "%s/%s/store.db", g_tmp, c->tag);
 		snprintf(spec, sizeof(spec), "sqlite:%s", c->path);
 	}
+	snprintf(c->spec, sizeof(c->spec), "%s", spec);
 	if (ap_store_open(spec, NULL, &c->s, err, sizeof(err))) {
 		fprintf(stderr, "open %s: %s\n", spec, err);
 		free(c);
@@ -560,6 +566,19 @@ static void test_series(void **state)
 	check_series(c, T0 + 5 * SEC, T0 + 3 * HOUR, MIN, times, vals, n);
 	check_series(c, T0 - HOUR, T0 + 5 * HOUR, HOUR, times, vals, n);
 	check_series(c, T0 + 17 * MIN + 3 * SEC, T0 + 4 * HOUR + 1, 5 * MIN, times, vals, n);
+	{ /* step 0: about 100 points on a step the rollups divide (1 h: 60 s) */
+		struct ap_selector s;
+		struct ap_store_query q = { .sel = &s, .from_ns = T0, .until_ns = T0 + HOUR };
+		struct ap_store_series out;
+		char err[512];
+
+		sel(c, "", &s);
+		assert_int_equal(c->s->ops->series(c->s, &q, 0, &out, err, sizeof(err)), 0);
+		assert_int_equal(out.step_ns, MIN);
+		assert_int_equal(out.npoints, 60);
+		ap_store_series_free(&out);
+		ap_selector_free(&s);
+	}
 }
 
 struct pushrec {
@@ -568,32 +587,12 @@ struct pushrec {
 	uint64_t v;
 };
 
-/* The planner: merges over random ranges (hour, minute and push edges) equal the sums of the
- * pushes inside, per stack. */
-static void test_resolutions_exact(void **state)
+static void check_ranges(struct ctx *c, const struct pushrec *rec, const char *const *stacks,
+			 unsigned *seedp)
 {
-	struct ctx *c = *state;
-	static const char *const stacks[] = { "a;b", "a;c", "a;b;d", "e" };
-	struct pushrec rec[300];
-	unsigned seed = 12345;
+	unsigned seed = *seedp;
 
-	for (int i = 0; i < 300; i++) {
-		struct smp s = { stacks[i % 4], 5, "w", 0, 0, NULL, NULL };
-		struct ap_profile *p;
-		char id[32];
-
-		rec[i].t = T0 + (uint64_t)(rand_r(&seed) % (5 * 3600)) * SEC +
-			   (uint64_t)(rand_r(&seed) % 1000) * 1000000;
-		rec[i].stack = i % 4;
-		rec[i].v = (uint64_t)(rand_r(&seed) % 100) + 1;
-		s.v0 = rec[i].v;
-		s.v1 = rec[i].v;
-		p = mk(&s, 1, 2);
-		snprintf(id, sizeof(id), "r%d", i);
-		put(c, id, "h", "cpu", rec[i].t, p);
-		ap_profile_free(p);
-	}
-	for (int r = 0; r < 40; r++) {
+	for (int r = 0; r < 30; r++) {
 		uint64_t a = T0 - 10 * MIN + (uint64_t)(rand_r(&seed) % (6 * 3600)) * SEC;
 		uint64_t b = a + 1 + (uint64_t)(rand_r(&seed) % (4 * 3600)) * SEC;
 		uint64_t want[4] = { 0 };
@@ -611,6 +610,48 @@ static void test_resolutions_exact(void **state)
 			assert_int_equal(value_of(m, "samples", stacks[k], "w"), want[k]);
 		ap_profile_free(m);
 	}
+}
+
+/* The planner: merges over random ranges (hour, minute and push edges) equal the sums of the
+ * pushes inside, per stack. */
+static void test_resolutions_exact(void **state)
+{
+	struct ctx *c = *state;
+	static const char *const stacks[] = { "a;b", "a;c", "a;b;d", "e" };
+	struct pushrec rec[300];
+	unsigned seed = 12345;
+	char err[512];
+	uint64_t ahead = T0 + 400 * 24 * HOUR; /* a push from a clock a year ahead */
+	struct smp far = { "far;away", 5, "w", 7, 7, NULL, NULL };
+	struct ap_profile *fp = mk(&far, 1, 2), *fm;
+
+	put(c, "ahead", "h", "cpu", ahead, fp);
+	ap_profile_free(fp);
+
+	for (int i = 0; i < 300; i++) {
+		struct smp s = { stacks[i % 4], 5, "w", 0, 0, NULL, NULL };
+		struct ap_profile *p;
+		char id[32];
+
+		rec[i].t = T0 + (uint64_t)(rand_r(&seed) % (5 * 3600)) * SEC +
+			   (uint64_t)(rand_r(&seed) % 1000) * 1000000;
+		rec[i].stack = i % 4;
+		rec[i].v = (uint64_t)(rand_r(&seed) % 100) + 1;
+		s.v0 = rec[i].v;
+		s.v1 = rec[i].v;
+		p = mk(&s, 1, 2);
+		snprintf(id, sizeof(id), "r%d", i);
+		put(c, id, "h", "cpu", rec[i].t, p);
+		ap_profile_free(p);
+	}
+	check_ranges(c, rec, stacks, &seed);
+	fm = merge(c, "", ahead, ahead + SEC);
+	assert_int_equal(value_of(fm, "samples", "far;away", "w"), 7);
+	ap_profile_free(fm);
+	/* the same after reopening: dictionaries, ids and rollup marks come back from the file */
+	ap_store_close(c->s);
+	assert_int_equal(ap_store_open(c->spec, NULL, &c->s, err, sizeof(err)), 0);
+	check_ranges(c, rec, stacks, &seed);
 }
 
 static void test_rows(void **state)
@@ -755,6 +796,32 @@ static void test_retention(void **state)
 	m = merge(c, "", 0, T0 + 300 * HOUR);
 	assert_int_equal(ap_profile_nsamples(m), 0);
 	ap_profile_free(m);
+}
+
+/* --retention: a store opened with retention_ns expires old data by itself. */
+static void test_retention_option(void **state)
+{
+	struct ctx *c = *state;
+	struct ap_store_opts opts = { .retention_ns = 2 * HOUR };
+	struct ap_store_stats st = { 0 };
+	struct smp sm = { "main;x", 1, "w", 1, 1, NULL, NULL };
+	struct ap_profile *p = mk(&sm, 1, 2), *m;
+	uint64_t now = (uint64_t)time(NULL) * SEC;
+	char err[512];
+
+	put(c, "old", "h", "cpu", now - 5 * HOUR, p);
+	put(c, "new", "h", "cpu", now - MIN, p);
+	ap_store_close(c->s);
+	assert_int_equal(ap_store_open(c->spec, &opts, &c->s, err, sizeof(err)), 0);
+	for (int i = 0; i < 1000 && !st.retention_runs; i++) {
+		usleep(10000);
+		c->s->ops->stats(c->s, &st);
+	}
+	assert_true(st.retention_runs >= 1);
+	m = merge(c, "", now - 10 * HOUR, now + HOUR);
+	assert_int_equal(total(m, "samples"), 1);
+	ap_profile_free(m);
+	ap_profile_free(p);
 }
 
 struct thr {
@@ -941,6 +1008,31 @@ static void test_sqlite_file(void **state)
 	assert_true(ap_store_open(spec, NULL, &s2, err, sizeof(err)) < 0);
 	assert_int_equal(access("/tmp/ap-storage-victim", F_OK), -1);
 	unlink(link);
+	/* a file that is not a store, and a store of another schema version: refused, said why */
+	{
+		char junk[600];
+		FILE *f;
+		sqlite3 *db;
+
+		snprintf(junk, sizeof(junk), "%s.junk", c->path);
+		f = fopen(junk, "w");
+		for (int i = 0; i < 1000; i++)
+			fputs("not a database at all\n", f);
+		fclose(f);
+		snprintf(spec, sizeof(spec), "sqlite:%s", junk);
+		assert_int_equal(ap_store_open(spec, NULL, &s2, err, sizeof(err)), -EIO);
+		assert_non_null(strstr(err, "not a database"));
+		ap_store_close(c->s);
+		c->s = NULL;
+		assert_int_equal(sqlite3_open(c->path, &db), SQLITE_OK);
+		assert_int_equal(sqlite3_exec(db, "UPDATE meta SET v = 1 WHERE k = 'schema'", NULL,
+					      NULL, NULL),
+				 SQLITE_OK);
+		sqlite3_close(db);
+		assert_int_equal(ap_store_open(c->spec, NULL, &s2, err, sizeof(err)), -EINVAL);
+		assert_non_null(strstr(err, "schema version"));
+		assert_null(s2);
+	}
 }
 
 int main(void)
@@ -956,12 +1048,14 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_resolutions_exact, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retention_option, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrency, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sqlite_file, setup, teardown),
 	};
 	int ret;
 
+	T0 = (uint64_t)time(NULL) / 3600 * HOUR - 30 * 24 * HOUR;
 	snprintf(g_tmp, sizeof(g_tmp), "%s/ap-storage-XXXXXX",
 		 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
 	if (!mkdtemp(g_tmp))
