@@ -9,8 +9,10 @@
  *     functions;
  *   - W writer threads (default 16) call write() at once, as the HTTP server's pool does.
  * Prints samples/s written (wall and per CPU-second of the process), bytes per stored sample,
- * and p50/p99 of merges over "now-1h" x all hosts and "now-24h" x the L long hosts (ranges not
- * aligned to hours or minutes, the common case).
+ * and p50/p99 of merges over "now-1h" x all hosts, "now-1h" x host007, "now-24h" x the L long
+ * hosts (ranges not aligned to hours or minutes, the common case) and the whole hour before the
+ * one "now" is in x all hosts. A fleet whose series are processes (docs/storage.md):
+ * --hosts 100 --long-hosts 1 --hours 1 --procs 500 --samples 1000.
  *
  * usage: storage_bench [--spec sqlite:PATH] [--hosts H] [--long-hosts L] [--hours D]
  *                      [--samples S] [--stacks K] [--writers W] [--queries Q]
@@ -177,8 +179,9 @@ static int cmp_d(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static void time_merge(struct ap_store *s, const char *what, const char *selector,
-		       uint64_t range)
+/* from 0: end_ns - range, sliding by 7 s per run; else exactly [from, from + range) */
+static void time_merge_at(struct ap_store *s, const char *what, const char *selector,
+			  uint64_t from, uint64_t range)
 {
 	double *t = calloc((size_t)queries, sizeof(double));
 	double *ct = calloc((size_t)queries, sizeof(double));
@@ -195,6 +198,11 @@ static void time_merge(struct ap_store *s, const char *what, const char *selecto
 		/* slide by a few seconds each time: not the same range twice */
 		struct ap_store_query q = { .sel = &sel, .from_ns = end_ns - range - i * 7 * SEC,
 					    .until_ns = end_ns - i * 7 * SEC };
+
+		if (from) {
+			q.from_ns = from;
+			q.until_ns = from + range;
+		}
 		struct ap_profile *p = NULL;
 		double t0 = now_s(), c0 = thread_cpu_s();
 
@@ -218,6 +226,12 @@ static void time_merge(struct ap_store *s, const char *what, const char *selecto
 	free(ct);
 	ap_selector_free(&sel);
 	free(t);
+}
+
+static void time_merge(struct ap_store *s, const char *what, const char *selector,
+		       uint64_t range)
+{
+	time_merge_at(s, what, selector, 0, range);
 }
 
 static void time_series(struct ap_store *s, const char *what, const char *selector,
@@ -361,6 +375,11 @@ int main(int argc, char **argv)
 	       (unsigned long long)st.series, (unsigned long long)st.stacks);
 	snprintf(sel, sizeof(sel), "{mode=\"cpu\"}");
 	time_merge(s, "1 h x all hosts", sel, HOUR);
+	/* one host, and the whole hour before the one "now" is in (hour rows only) */
+	snprintf(sel, sizeof(sel), "{mode=\"cpu\",host=\"host%03d\"}", hosts > 7 ? 7 : 0);
+	time_merge(s, "1 h x one host", sel, HOUR);
+	snprintf(sel, sizeof(sel), "{mode=\"cpu\"}");
+	time_merge_at(s, "exact hour x all", sel, end_ns - end_ns % HOUR - HOUR, HOUR);
 	snprintf(sel, sizeof(sel), "{mode=\"cpu\",host=~\"host00[0-%d]\"}",
 		 long_hosts > 10 ? 9 : long_hosts - 1);
 	time_merge(s, "24 h x long hosts", sel, (uint64_t)hours * HOUR);
