@@ -12,10 +12,12 @@
  * and p50/p99 of merges over "now-1h" x all hosts, "now-1h" x host007, "now-24h" x the L long
  * hosts (ranges not aligned to hours or minutes, the common case) and the whole hour before the
  * one "now" is in x all hosts. A fleet whose series are processes (docs/storage.md):
- * --hosts 100 --long-hosts 1 --hours 1 --procs 500 --samples 1000.
+ * --hosts 100 --long-hosts 1 --hours 1 --procs 500 --samples 1000 [--stacks 30000 --comms 300]
+ * (--comms C > 10: processes are named proc-0 .. proc-C-1 instead of 10 server names).
  *
  * usage: storage_bench [--spec sqlite:PATH] [--hosts H] [--long-hosts L] [--hours D]
- *                      [--samples S] [--stacks K] [--writers W] [--queries Q]
+ *                      [--samples S] [--stacks K] [--writers W] [--queries Q] [--procs P]
+ *                      [--comms C]
  */
 #include <errno.h>
 #include <math.h>
@@ -37,7 +39,7 @@
 #define VARIANTS 16
 
 static int hosts = 100, long_hosts = 10, hours = 24, samples = 250, nstacks = 3000,
-	   writers = 16, queries = 20, procs = 10;
+	   writers = 16, queries = 20, procs = 10, ncomms = 10;
 static const char *spec;
 static int reuse; /* --reuse END_S: query a store filled by an earlier run that ended at END_S */
 static uint64_t end_ns; /* "now": not on an hour or minute */
@@ -127,7 +129,14 @@ static struct ap_profile *make_profile(int hostclass, int variant)
 		}
 		s.stack = ap_profile_add_stack(p, fids, stack_len[k]);
 		s.pid = (uint32_t)(1000 + hostclass * 1000 + proc);
-		s.comm = ap_profile_intern(p, comms[proc % 10]);
+		if (ncomms > 10) { /* a whole system's variety of process names */
+			char cn[32];
+
+			snprintf(cn, sizeof(cn), "proc-%d", proc % ncomms);
+			s.comm = ap_profile_intern(p, cn);
+		} else {
+			s.comm = ap_profile_intern(p, comms[proc % 10]);
+		}
 		s.values[0] = 1 + (uint64_t)(rand_r(&seed) % 20);
 		s.values[1] = s.values[0] * 10101010;
 		ap_profile_add_sample(p, &s);
@@ -299,6 +308,7 @@ int main(int argc, char **argv)
 			   : !strcmp(argv[i], "--writers")    ? &writers
 			   : !strcmp(argv[i], "--queries")    ? &queries
 			   : !strcmp(argv[i], "--procs")      ? &procs
+			   : !strcmp(argv[i], "--comms")      ? &ncomms
 							      : NULL;
 
 		if (!strcmp(argv[i], "--spec"))
