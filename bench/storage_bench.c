@@ -9,11 +9,15 @@
  *     functions;
  *   - W writer threads (default 16) call write() at once, as the HTTP server's pool does.
  * Prints samples/s written (wall and per CPU-second of the process), bytes per stored sample,
- * and p50/p99 of merges over "now-1h" x all hosts and "now-24h" x the L long hosts (ranges not
- * aligned to hours or minutes, the common case).
+ * and p50/p99 of merges over "now-1h" x all hosts, "now-1h" x host007, "now-24h" x the L long
+ * hosts (ranges not aligned to hours or minutes, the common case) and the whole hour before the
+ * one "now" is in x all hosts. A fleet whose series are processes (docs/storage.md):
+ * --hosts 100 --long-hosts 1 --hours 1 --procs 500 --samples 1000 [--stacks 30000 --comms 300]
+ * (--comms C > 10: processes are named proc-0 .. proc-C-1 instead of 10 server names).
  *
  * usage: storage_bench [--spec sqlite:PATH] [--hosts H] [--long-hosts L] [--hours D]
- *                      [--samples S] [--stacks K] [--writers W] [--queries Q]
+ *                      [--samples S] [--stacks K] [--writers W] [--queries Q] [--procs P]
+ *                      [--comms C]
  */
 #include <errno.h>
 #include <math.h>
@@ -35,7 +39,7 @@
 #define VARIANTS 16
 
 static int hosts = 100, long_hosts = 10, hours = 24, samples = 250, nstacks = 3000,
-	   writers = 16, queries = 20, procs = 10;
+	   writers = 16, queries = 20, procs = 10, ncomms = 10;
 static const char *spec;
 static int reuse; /* --reuse END_S: query a store filled by an earlier run that ended at END_S */
 static uint64_t end_ns; /* "now": not on an hour or minute */
@@ -125,7 +129,14 @@ static struct ap_profile *make_profile(int hostclass, int variant)
 		}
 		s.stack = ap_profile_add_stack(p, fids, stack_len[k]);
 		s.pid = (uint32_t)(1000 + hostclass * 1000 + proc);
-		s.comm = ap_profile_intern(p, comms[proc % 10]);
+		if (ncomms > 10) { /* a whole system's variety of process names */
+			char cn[32];
+
+			snprintf(cn, sizeof(cn), "proc-%d", proc % ncomms);
+			s.comm = ap_profile_intern(p, cn);
+		} else {
+			s.comm = ap_profile_intern(p, comms[proc % 10]);
+		}
 		s.values[0] = 1 + (uint64_t)(rand_r(&seed) % 20);
 		s.values[1] = s.values[0] * 10101010;
 		ap_profile_add_sample(p, &s);
@@ -177,8 +188,9 @@ static int cmp_d(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static void time_merge(struct ap_store *s, const char *what, const char *selector,
-		       uint64_t range)
+/* from 0: end_ns - range, sliding by 7 s per run; else exactly [from, from + range) */
+static void time_merge_at(struct ap_store *s, const char *what, const char *selector,
+			  uint64_t from, uint64_t range)
 {
 	double *t = calloc((size_t)queries, sizeof(double));
 	double *ct = calloc((size_t)queries, sizeof(double));
@@ -195,6 +207,11 @@ static void time_merge(struct ap_store *s, const char *what, const char *selecto
 		/* slide by a few seconds each time: not the same range twice */
 		struct ap_store_query q = { .sel = &sel, .from_ns = end_ns - range - i * 7 * SEC,
 					    .until_ns = end_ns - i * 7 * SEC };
+
+		if (from) {
+			q.from_ns = from;
+			q.until_ns = from + range;
+		}
 		struct ap_profile *p = NULL;
 		double t0 = now_s(), c0 = thread_cpu_s();
 
@@ -218,6 +235,12 @@ static void time_merge(struct ap_store *s, const char *what, const char *selecto
 	free(ct);
 	ap_selector_free(&sel);
 	free(t);
+}
+
+static void time_merge(struct ap_store *s, const char *what, const char *selector,
+		       uint64_t range)
+{
+	time_merge_at(s, what, selector, 0, range);
 }
 
 static void time_series(struct ap_store *s, const char *what, const char *selector,
@@ -285,6 +308,7 @@ int main(int argc, char **argv)
 			   : !strcmp(argv[i], "--writers")    ? &writers
 			   : !strcmp(argv[i], "--queries")    ? &queries
 			   : !strcmp(argv[i], "--procs")      ? &procs
+			   : !strcmp(argv[i], "--comms")      ? &ncomms
 							      : NULL;
 
 		if (!strcmp(argv[i], "--spec"))
@@ -361,6 +385,11 @@ int main(int argc, char **argv)
 	       (unsigned long long)st.series, (unsigned long long)st.stacks);
 	snprintf(sel, sizeof(sel), "{mode=\"cpu\"}");
 	time_merge(s, "1 h x all hosts", sel, HOUR);
+	/* one host, and the whole hour before the one "now" is in (hour rows only) */
+	snprintf(sel, sizeof(sel), "{mode=\"cpu\",host=\"host%03d\"}", hosts > 7 ? 7 : 0);
+	time_merge(s, "1 h x one host", sel, HOUR);
+	snprintf(sel, sizeof(sel), "{mode=\"cpu\"}");
+	time_merge_at(s, "exact hour x all", sel, end_ns - end_ns % HOUR - HOUR, HOUR);
 	snprintf(sel, sizeof(sel), "{mode=\"cpu\",host=~\"host00[0-%d]\"}",
 		 long_hosts > 10 ? 9 : long_hosts - 1);
 	time_merge(s, "24 h x long hosts", sel, (uint64_t)hours * HOUR);

@@ -68,6 +68,8 @@ static void conn_free(struct sq_conn *c)
 	for (int k = 0; k < SQ_NTIERS; k++) {
 		sqlite3_finalize(c->chunks[k]);
 		sqlite3_finalize(c->totals[k]);
+		sqlite3_finalize(c->chunks_ids[k]);
+		sqlite3_finalize(c->totals_ids[k]);
 		sqlite3_finalize(c->rows[k]);
 	}
 	sqlite3_finalize(c->begin);
@@ -112,6 +114,20 @@ static struct sq_conn *conn_new(struct sq_store *s, char *err, size_t errlen)
 			 t, by);
 		rc = rc ?: sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
 					      &c->totals[k], NULL);
+		if (!sq_tiers[k].time_major) {
+			snprintf(sql, sizeof(sql),
+				 "SELECT series, t, n, data FROM c_%s WHERE series >= ?1 AND"
+				 " series <= ?4 AND t >= ?2 AND t < ?3",
+				 t);
+			rc = rc ?: sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+						      &c->chunks_ids[k], NULL);
+			snprintf(sql, sizeof(sql),
+				 "SELECT series, t, v0, v1, v2, v3 FROM c_%s WHERE series >= ?1 AND"
+				 " series <= ?4 AND t >= ?2 AND t < ?3",
+				 t);
+			rc = rc ?: sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+						      &c->totals_ids[k], NULL);
+		}
 		snprintf(sql, sizeof(sql),
 			 "SELECT tbl, key, v0, v1, v2, v3, hist FROM r_%s WHERE series = ?1 AND"
 			 " t >= ?2 AND t < ?3",

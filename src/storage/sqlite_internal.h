@@ -197,6 +197,10 @@ struct sq_conn {
 	 * [?2, ?3) */
 	sqlite3_stmt *chunks[SQ_NTIERS];
 	sqlite3_stmt *totals[SQ_NTIERS]; /* series, t, v0..v3, the same way */
+	/* the same for the series-major tiers over the series ids in [?1, ?4] and t in [?2, ?3)
+	 * (NULL for time-major tiers): sq_scan() reads a tier this way when many series are
+	 * picked, filtering the ids in memory, instead of one B-tree seek per series */
+	sqlite3_stmt *chunks_ids[SQ_NTIERS], *totals_ids[SQ_NTIERS];
 	sqlite3_stmt *rows[SQ_NTIERS];	 /* tbl, key, v0..v3, hist */
 	sqlite3_stmt *begin, *commit;
 	sqlite3_stmt *marks; /* k, v of the watermarks */

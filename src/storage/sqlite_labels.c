@@ -160,8 +160,8 @@ int sq_series(struct ap_store *st, const struct ap_store_query *q, uint64_t step
 	if (c && !ret) {
 		struct series_ctx sc = { out, grid0, step_ns, npoints };
 
-		ret = sq_scan(c, c->totals, seg, nseg, pk, npk, series_row, series_entry, &sc, err,
-			      errlen);
+		ret = sq_scan(c, c->totals, c->totals_ids, l.span_h, seg, nseg, pk, npk, series_row,
+			      series_entry, &sc, err, errlen);
 	}
 	if (c) {
 		end(c);

@@ -20,6 +20,9 @@ struct lineup {
 	uint64_t dropped; /* value types beyond AP_MAX_VALUES */
 	char *period_type, *period_unit, *mode;
 	uint64_t period;
+	/* hours with data of every series whose id lies between the first and the last picked
+	 * one: about what reading a series-major tier by id range costs (sq_scan) */
+	uint64_t span_h;
 };
 void sq_lineup_free(struct lineup *l);
 
@@ -37,8 +40,11 @@ typedef int (*sq_row_fn)(void *ctx, const struct picked *pk, sqlite3_stmt *st, c
 			 size_t errlen);
 typedef int (*sq_entry_fn)(void *ctx, const struct picked *pk, int64_t t, uint32_t stack,
 			   const uint64_t *v, uint32_t nv);
-int sq_scan(struct sq_conn *c, sqlite3_stmt *const *stmts, const struct sq_segment *seg,
-	    size_t nseg, const struct picked *pk, size_t npk, sq_row_fn row, sq_entry_fn entry,
-	    void *ctx, char *err, size_t errlen);
+/* by_ids: stmts's twins over a range of series ids (conn's *_ids), used for a series-major
+ * tier when reading the rows of every series in the picked ids' range (about span_h hours
+ * each, see struct lineup) costs less than a seek per picked series. */
+int sq_scan(struct sq_conn *c, sqlite3_stmt *const *stmts, sqlite3_stmt *const *by_ids,
+	    uint64_t span_h, const struct sq_segment *seg, size_t nseg, const struct picked *pk,
+	    size_t npk, sq_row_fn row, sq_entry_fn entry, void *ctx, char *err, size_t errlen);
 
 #endif

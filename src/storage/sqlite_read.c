@@ -53,16 +53,25 @@ int sq_pick(struct sq_store *s, const struct ap_store_query *q, struct ap_profil
 	struct sq_dict *d = &s->dict;
 	struct picked *v = NULL;
 	size_t n = 0, cap = 0;
+	uint64_t hours = 0, first = 0; /* hours of the series so far, before the first pick */
 	int ret = 0;
 
 	pthread_rwlock_rdlock(&d->lock);
 	for (size_t i = 1; i < d->nseries; i++) {
 		struct sq_series *e = d->series[i];
 		struct picked *pk;
+		uint64_t h;
 
-		if (!e || !e->nvalues || !sq_overlaps(e, q->from_ns, q->until_ns) ||
+		if (!e || !e->nvalues)
+			continue;
+		h = e->last_h >= e->first_h ? (uint64_t)(e->last_h - e->first_h) + 1 : 0;
+		hours += h;
+		if (!sq_overlaps(e, q->from_ns, q->until_ns) ||
 		    !ap_selector_match(q->sel, e->labels, e->nlabels))
 			continue;
+		if (!n)
+			first = hours - h;
+		l->span_h = hours - first;
 		if (ap_grow_array((void **)&v, &cap, n + 1, sizeof(*v))) {
 			ret = -ENOMEM;
 			break;
@@ -282,28 +291,53 @@ static int scan_entry(void *ctx, uint32_t series, uint32_t nv, uint32_t stack, c
 	return w->entry(w->ctx, &w->pk[w->idx[series] - 1], w->t, stack, v, nv);
 }
 
-int sq_scan(struct sq_conn *c, sqlite3_stmt *const *stmts, const struct sq_segment *seg,
-	    size_t nseg, const struct picked *pk, size_t npk, sq_row_fn row, sq_entry_fn entry,
-	    void *ctx, char *err, size_t errlen)
+/* What a B-tree seek costs in rows stepped over (a seek walks from the root through a few
+ * pages; stepping to the next row is mostly a pointer bump on the same page). */
+#define SEEK_ROWS 16
+
+/* Whether reading tier k over [lo, hi) for every series in the picked ids' range (about
+ * span_h hours of rows each, all of them read) costs less than a seek per picked series and
+ * the rows it needs: the case of a query over many series (a fleet whose series are
+ * processes: tens of thousands, each a seek per segment). The estimate is in memory, so a
+ * long-lived series selected among few (a week of a host) is still read by its own seek. */
+static bool by_ids(int k, uint64_t span_h, int64_t lo, int64_t hi, size_t npk)
 {
-	uint32_t *idx, maxid = 0;
+	uint64_t per_h = SQ_HOUR_NS / sq_tiers[k].res_ns;
+	uint64_t need = (uint64_t)(hi - lo) / sq_tiers[k].res_ns + 1;
+
+	return span_h * per_h < (uint64_t)npk * (SEEK_ROWS + need);
+}
+
+int sq_scan(struct sq_conn *c, sqlite3_stmt *const *stmts, sqlite3_stmt *const *ids,
+	    uint64_t span_h, const struct sq_segment *seg, size_t nseg, const struct picked *pk,
+	    size_t npk, sq_row_fn row, sq_entry_fn entry, void *ctx, char *err, size_t errlen)
+{
+	uint32_t *idx, maxid = 0, minid = UINT32_MAX;
 	int rc, ret = 0;
 
-	for (size_t i = 0; i < npk; i++)
+	for (size_t i = 0; i < npk; i++) {
 		maxid = pk[i].id > maxid ? pk[i].id : maxid;
+		minid = pk[i].id < minid ? pk[i].id : minid;
+	}
 	idx = calloc((size_t)maxid + 1, sizeof(*idx));
 	if (!idx)
 		return ap_errf(err, errlen, -ENOMEM, "sqlite: out of memory");
 	for (size_t i = 0; i < npk; i++)
 		idx[pk[i].id] = (uint32_t)i + 1;
 	for (size_t g = 0; g < nseg && !ret; g++) {
-		sqlite3_stmt *st = stmts[seg[g].tier];
-		bool all = sq_tiers[seg[g].tier].time_major;
+		int k = seg[g].tier;
+		bool range = !sq_tiers[k].time_major && ids[k] &&
+			     by_ids(k, span_h, seg[g].lo, seg[g].hi, npk);
+		sqlite3_stmt *st = range ? ids[k] : stmts[k];
+		/* every series at once (filtered through idx), or one series at a time */
+		bool all = sq_tiers[k].time_major || range;
 
 		for (size_t i = 0; i < (all ? 1 : npk) && !ret; i++) {
-			sqlite3_bind_int64(st, 1, all ? 0 : pk[i].id);
+			sqlite3_bind_int64(st, 1, range ? minid : all ? 0 : pk[i].id);
 			sqlite3_bind_int64(st, 2, seg[g].lo);
 			sqlite3_bind_int64(st, 3, seg[g].hi);
+			if (range)
+				sqlite3_bind_int64(st, 4, maxid);
 			while (!ret && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 				int64_t sid = sqlite3_column_int64(st, 0);
 
@@ -335,8 +369,8 @@ int sq_scan(struct sq_conn *c, sqlite3_stmt *const *stmts, const struct sq_segme
 }
 
 static int read_chunks(struct sq_store *s, const struct ap_store_query *q,
-		       const struct picked *pk, size_t npk, struct agg *a, char *err,
-		       size_t errlen)
+		       const struct picked *pk, size_t npk, uint64_t span_h, struct agg *a,
+		       char *err, size_t errlen)
 {
 	struct sq_segment seg[2 * SQ_NTIERS];
 	struct sq_conn *c;
@@ -358,8 +392,8 @@ static int read_chunks(struct sq_store *s, const struct ap_store_query *q,
 	ret = sq_conn_marks(c, wm, err, errlen);
 	nseg = ret ? 0 : sq_plan(q->from_ns, q->until_ns, ~0u, wm, seg);
 	if (!ret)
-		ret = sq_scan(c, c->chunks, seg, nseg, pk, npk, merge_row, merge_entry, a, err,
-			      errlen);
+		ret = sq_scan(c, c->chunks, c->chunks_ids, span_h, seg, nseg, pk, npk, merge_row,
+			      merge_entry, a, err, errlen);
 	rc = sqlite3_step(c->commit);
 	sqlite3_reset(c->commit);
 out:
@@ -470,7 +504,7 @@ int sq_merge(struct ap_store *st, const struct ap_store_query *q, struct ap_prof
 	a.nstacks = s->dict.nstacks;
 	pthread_rwlock_unlock(&s->dict.lock);
 	if (!ret)
-		ret = read_chunks(s, q, pk, npk, &a, err, errlen);
+		ret = read_chunks(s, q, pk, npk, l.span_h, &a, err, errlen);
 	for (size_t i = 0; i < l.n && !ret; i++)
 		ret = ap_profile_add_value_type(p, l.type[i], l.unit[i]);
 	if (!ret && l.period_type)

@@ -595,7 +595,7 @@ static void check_ranges(struct ctx *c, const struct pushrec *rec, const char *c
 	for (int r = 0; r < 30; r++) {
 		uint64_t a = T0 - 10 * MIN + (uint64_t)(rand_r(&seed) % (6 * 3600)) * SEC;
 		uint64_t b = a + 1 + (uint64_t)(rand_r(&seed) % (4 * 3600)) * SEC;
-		uint64_t want[4] = { 0 };
+		uint64_t want[4] = { 0 }, want6[4] = { 0 };
 		struct ap_profile *m;
 
 		if (r % 5 == 0) /* whole hours and minutes too */
@@ -603,11 +603,19 @@ static void check_ranges(struct ctx *c, const struct pushrec *rec, const char *c
 		if (b <= a)
 			b = a + MIN;
 		for (int i = 0; i < 300; i++)
-			if (rec[i].t >= a && rec[i].t < b)
+			if (rec[i].t >= a && rec[i].t < b) {
 				want[rec[i].stack] += rec[i].v;
+				want6[rec[i].stack] += i % 3 == 1 ? 0 : rec[i].v;
+			}
 		m = merge(c, "", a, b);
 		for (int k = 0; k < 4; k++)
 			assert_int_equal(value_of(m, "samples", stacks[k], "w"), want[k]);
+		ap_profile_free(m);
+		/* a series between the picked ones left out (the coarse tiers may be read by a
+		 * range of series ids, filtered in memory) */
+		m = merge(c, "pid!=\"6\"", a, b);
+		for (int k = 0; k < 4; k++)
+			assert_int_equal(value_of(m, "samples", stacks[k], "w"), want6[k]);
 		ap_profile_free(m);
 	}
 }
@@ -622,14 +630,15 @@ static void test_resolutions_exact(void **state)
 	unsigned seed = 12345;
 	char err[512];
 	uint64_t ahead = T0 + 400 * 24 * HOUR; /* a push from a clock a year ahead */
-	struct smp far = { "far;away", 5, "w", 7, 7, NULL, NULL };
+	struct smp far = { "far;away", 9, "w", 7, 7, NULL, NULL }; /* a series of its own */
 	struct ap_profile *fp = mk(&far, 1, 2), *fm;
 
 	put(c, "ahead", "h", "cpu", ahead, fp);
 	ap_profile_free(fp);
 
 	for (int i = 0; i < 300; i++) {
-		struct smp s = { stacks[i % 4], 5, "w", 0, 0, NULL, NULL };
+		/* three series (pids 5, 6, 7), so a merge picks several */
+		struct smp s = { stacks[i % 4], 5 + (uint32_t)(i % 3), "w", 0, 0, NULL, NULL };
 		struct ap_profile *p;
 		char id[32];
 
