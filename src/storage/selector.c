@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "lib/errbuf.h"
+#include "lib/label_name.h"
 #include "storage.h"
 
 #define SEL_MAX_MATCHERS 64
@@ -44,23 +45,13 @@ static void skip_ws(struct parser *p)
 		p->pos++;
 }
 
-static bool name_start(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
-}
-
-static bool name_char(char c)
-{
-	return name_start(c) || (c >= '0' && c <= '9') || c == '.';
-}
-
 /* A label name; returns its length (0 when none is there). */
 static size_t scan_name(struct parser *p)
 {
 	size_t start = p->pos;
 
-	if (p->pos < p->len && name_start(p->s[p->pos]))
-		while (p->pos < p->len && name_char(p->s[p->pos]))
+	if (p->pos < p->len && ap_label_name_start(p->s[p->pos]))
+		while (p->pos < p->len && ap_label_name_char(p->s[p->pos]))
 			p->pos++;
 	return p->pos - start;
 }
@@ -309,7 +300,8 @@ static int parse(struct parser *p, struct ap_selector *out)
 		char *mode, *name;
 
 		if (p->pos < p->len && p->s[p->pos] == ':')
-			while (p->pos < p->len && (name_char(p->s[p->pos]) || p->s[p->pos] == ':'))
+			while (p->pos < p->len &&
+			       (ap_label_name_char(p->s[p->pos]) || p->s[p->pos] == ':'))
 				p->pos++;
 		n = end - start;
 		if (n > AP_STORE_MAX_LABEL_VALUE)

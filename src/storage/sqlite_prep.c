@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,19 +17,14 @@
 #include "lib/errbuf.h"
 #include "lib/grow.h"
 #include "lib/hash.h"
+#include "lib/label_name.h"
 #include "sqlite_job.h"
 
 #define SQ_MAX_FRAME_STR (64 * 1024)
 
 static bool name_ok(const char *s)
 {
-	if (!s || !((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_'))
-		return false;
-	for (s++; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_' ||
-		      *s == '.' || (*s >= '0' && *s <= '9')))
-			return false;
-	return true;
+	return s && ap_label_name_valid(s, strlen(s), SIZE_MAX);
 }
 
 static bool push_id_ok(const char *s)
@@ -84,10 +80,7 @@ static int lset_add(struct lset *l, const char *name, const char *value, char *e
 		for (; name[i] && i < AP_STORE_MAX_LABEL_NAME; i++) {
 			char c = name[i];
 
-			o[i] = name_ok((char[]){ c, 0 }) || (i && c >= '0' && c <= '9') ||
-					       (i && c == '.')
-				       ? c
-				       : '_';
+			o[i] = (i ? ap_label_name_char(c) : ap_label_name_start(c)) ? c : '_';
 		}
 		o[i] = 0;
 		if (!i || lset_find(l, o) >= 0)
