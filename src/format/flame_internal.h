@@ -21,9 +21,6 @@
 #include "lib/hashtab.h"
 #include "lib/profile.h"
 
-/* Writes s as a JSON string: escaped, invalid UTF-8 as U+FFFD. */
-void ap_format_json_str(FILE *out, const char *s);
-
 /* A name for a folded line: ';' (the separator) becomes ':', control bytes '?'. In place. */
 void ap_folded_sanitize(char *s);
 /* A name for a terminal: control bytes as '?', cut at AP_FORMAT_MAX_TEXT_NAME with "...". */

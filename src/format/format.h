@@ -123,6 +123,9 @@ static inline uint64_t ap_sat_add(uint64_t a, uint64_t b)
 	return a + b < a ? UINT64_MAX : a + b;
 }
 
+/* Writes s (NULL: "") as a JSON string: escaped, invalid UTF-8 as U+FFFD. */
+void ap_format_json_str(FILE *out, const char *s);
+
 /* v with thousands separators ("1,234,567") into buf. Returns buf. */
 const char *ap_format_count(uint64_t v, char *buf, size_t len);
 

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <zlib.h>
 
+#include "format/format.h"
 #include "lib/grow.h"
 #include "lib/log.h"
 #include "server_internal.h"
@@ -57,36 +58,6 @@ static uint64_t mono_ns(void)
 const char *ap_server_arg(struct ap_req *r, const char *name)
 {
 	return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
-}
-
-void ap_server_json_str(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
-		switch (*p) {
-		case '"':
-			fputs("\\\"", f);
-			break;
-		case '\\':
-			fputs("\\\\", f);
-			break;
-		case '\n':
-			fputs("\\n", f);
-			break;
-		case '\t':
-			fputs("\\t", f);
-			break;
-		case '\r':
-			fputs("\\r", f);
-			break;
-		default:
-			if (*p < 0x20)
-				fprintf(f, "\\u%04x", *p);
-			else
-				fputc(*p, f);
-		}
-	}
-	fputc('"', f);
 }
 
 #define GZIP_MIN_BYTES 4096
@@ -206,7 +177,7 @@ static enum MHD_Result reply_error_v(struct ap_req *r, unsigned status, enum ap_
 	if (!f)
 		return MHD_NO;
 	fprintf(f, "{\"code\":%u,\"message\":", status);
-	ap_server_json_str(f, msg);
+	ap_format_json_str(f, msg);
 	fputs("}\n", f);
 	if (fclose(f)) {
 		free(buf);

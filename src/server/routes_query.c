@@ -495,12 +495,12 @@ enum MHD_Result ap_server_route_series(struct ap_req *r)
 	if (!f)
 		goto out;
 	fputs("{\"mode\":", f);
-	ap_server_json_str(f, se.mode ? se.mode : c.mode);
+	ap_format_json_str(f, se.mode ? se.mode : c.mode);
 	fputs(",\"value_types\":[", f);
 	for (size_t i = 0; i < se.nvalues; i++) {
 		if (i)
 			fputc(',', f);
-		ap_server_json_str(f, se.value_types[i]);
+		ap_format_json_str(f, se.value_types[i]);
 	}
 	fprintf(f, "],\"step_ms\":%llu,\"points\":[",
 		(unsigned long long)((se.step_ns ? se.step_ns : step) / 1000000));
@@ -533,13 +533,14 @@ static enum MHD_Result strings_reply(struct ap_req *r, const char *key,
 	for (size_t i = 0; i < v->n; i++) {
 		if (i)
 			fputc(',', f);
-		ap_server_json_str(f, v->v[i]);
+		ap_format_json_str(f, v->v[i]);
 	}
 	fputs("]}\n", f);
 	return json_close(r, f, &buf, &len);
 }
 
-enum MHD_Result ap_server_route_labels(struct ap_req *r)
+/* The three list routes: label names, one label's values (name != NULL), modes. */
+static enum MHD_Result list_route(struct ap_req *r, const char *key, const char *name)
 {
 	struct ap_store *s = r->srv->store;
 	struct ap_store_strings v = {0};
@@ -550,53 +551,38 @@ enum MHD_Result ap_server_route_labels(struct ap_req *r)
 
 	if (parse_query(r, "query", "from", "until", NULL, ap_server_now_ns(), &c, &ret))
 		return ret;
-	rc = s->ops->label_names(s, &c.q, &v, err, sizeof(err));
-	ret = rc ? store_error(r, rc, err) : strings_reply(r, "names", &v);
+	if (name)
+		rc = s->ops->label_values(s, name, &c.q, &v, err, sizeof(err));
+	else if (!strcmp(key, "modes"))
+		rc = s->ops->modes(s, &c.q, &v, err, sizeof(err));
+	else
+		rc = s->ops->label_names(s, &c.q, &v, err, sizeof(err));
+	ret = rc ? store_error(r, rc, err) : strings_reply(r, key, &v);
 	ap_store_strings_free(&v);
 	qctx_free(&c);
 	return ret;
 }
 
+enum MHD_Result ap_server_route_labels(struct ap_req *r)
+{
+	return list_route(r, "names", NULL);
+}
+
 enum MHD_Result ap_server_route_label_values(struct ap_req *r)
 {
-	struct ap_store *s = r->srv->store;
-	struct ap_store_strings v = {0};
 	const char *name = ap_server_arg(r, "name");
-	enum MHD_Result ret;
-	struct qctx c;
-	char err[256] = "";
-	int rc;
 
 	if (!name || !*name)
 		name = ap_server_arg(r, "label"); /* Pyroscope's spelling */
 	if (!name || !*name)
 		return ap_server_error(r, MHD_HTTP_BAD_REQUEST, AP_REFUSE_BAD_QUERY, 0,
 				       "label-values needs name=LABEL (see /api/v1/labels)");
-	if (parse_query(r, "query", "from", "until", NULL, ap_server_now_ns(), &c, &ret))
-		return ret;
-	rc = s->ops->label_values(s, name, &c.q, &v, err, sizeof(err));
-	ret = rc ? store_error(r, rc, err) : strings_reply(r, "values", &v);
-	ap_store_strings_free(&v);
-	qctx_free(&c);
-	return ret;
+	return list_route(r, "values", name);
 }
 
 enum MHD_Result ap_server_route_modes(struct ap_req *r)
 {
-	struct ap_store *s = r->srv->store;
-	struct ap_store_strings v = {0};
-	enum MHD_Result ret;
-	struct qctx c;
-	char err[256] = "";
-	int rc;
-
-	if (parse_query(r, "query", "from", "until", NULL, ap_server_now_ns(), &c, &ret))
-		return ret;
-	rc = s->ops->modes(s, &c.q, &v, err, sizeof(err));
-	ret = rc ? store_error(r, rc, err) : strings_reply(r, "modes", &v);
-	ap_store_strings_free(&v);
-	qctx_free(&c);
-	return ret;
+	return list_route(r, "modes", NULL);
 }
 
 /* A quantile of a merged log2 histogram (lib/hist.h), 0 when it is empty. */
@@ -621,7 +607,7 @@ static void write_errnos(FILE *f, const struct ap_store_rows *rows, const char *
 		if (!first)
 			fputc(',', f);
 		first = false;
-		ap_server_json_str(f, e->key + nlen + 1);
+		ap_format_json_str(f, e->key + nlen + 1);
 		fprintf(f, ":%llu", (unsigned long long)e->v[0]);
 	}
 	fputc('}', f);
@@ -643,7 +629,7 @@ static void write_holders(FILE *f, const struct ap_store_rows *rows, const char 
 			fputc(',', f);
 		first = false;
 		fputs("{\"comm\":", f);
-		ap_server_json_str(f, h->key + klen + 1);
+		ap_format_json_str(f, h->key + klen + 1);
 		fprintf(f, ",\"count\":%llu,\"wait_ns\":%llu}", (unsigned long long)h->v[0],
 			(unsigned long long)h->v[1]);
 	}
@@ -655,7 +641,7 @@ static void write_tables(FILE *f, const char *mode, const struct ap_store_rows *
 	bool first = true;
 
 	fputs("{\"mode\":", f);
-	ap_server_json_str(f, mode);
+	ap_format_json_str(f, mode);
 	fputs(",\"syscalls\":[", f);
 	for (size_t i = 0; i < rows->n; i++) {
 		const struct ap_table_row *e = &rows->rows[i];
@@ -666,7 +652,7 @@ static void write_tables(FILE *f, const char *mode, const struct ap_store_rows *
 			fputc(',', f);
 		first = false;
 		fputs("{\"name\":", f);
-		ap_server_json_str(f, e->key);
+		ap_format_json_str(f, e->key);
 		fprintf(f,
 			",\"calls\":%llu,\"errors\":%llu,\"total_ns\":%llu,\"avg_ns\":%llu,"
 			"\"p50_ns\":%llu,\"p99_ns\":%llu,\"slow\":%llu",
@@ -694,10 +680,10 @@ static void write_tables(FILE *f, const char *mode, const struct ap_store_rows *
 		if (sp) {
 			fprintf(f, "\"%.*s\"", (int)(sp - e->key), e->key);
 			fputs(",\"name\":", f);
-			ap_server_json_str(f, sp + 1);
+			ap_format_json_str(f, sp + 1);
 		} else {
 			fputs("\"\",\"name\":", f);
-			ap_server_json_str(f, e->key);
+			ap_format_json_str(f, e->key);
 		}
 		fprintf(f, ",\"contentions\":%llu,\"wait_ns\":%llu,\"p50_ns\":%llu,\"p99_ns\":%llu",
 			(unsigned long long)e->v[0], (unsigned long long)e->v[1],

@@ -142,9 +142,6 @@ enum MHD_Result ap_server_error(struct ap_req *r, unsigned status, enum ap_refus
 const char *ap_server_arg(struct ap_req *r, const char *name);
 uint64_t ap_server_now_ns(void);
 
-/* ---- JSON output into a memstream ---- */
-void ap_server_json_str(FILE *f, const char *s);
-
 /* ---- auth (auth.c) ---- */
 /* 0 = allowed, else the status (401/403) with the reason written to msg. */
 unsigned ap_server_auth_check(struct ap_server *s, struct MHD_Connection *conn,
