@@ -19,10 +19,12 @@ DEPS = {
     'symbol': ['lib'],
     'unwind': ['lib', 'bpf'],
     'filter': ['lib'],  # only what ONLY allows: the filter library stays standalone
-    'agent': ['lib', 'bpf', 'format', 'symbol', 'unwind', 'filter'],
+    'agent': ['lib', 'bpf', 'format', 'symbol', 'unwind', 'filter', 'gpu'],
     'cli': ['lib', 'format', 'symbol', 'filter', 'agent'],
     'storage': ['lib', 'format'],
     'server': ['lib', 'format', 'storage'],
+    # gpu/inject/ is built apart (it runs inside CUDA processes) and includes none of ours
+    'gpu': ['lib', 'bpf', 'symbol', 'format'],
 }
 # (module, dependency) -> the only headers of the dependency it may include.
 ONLY = {

@@ -21,3 +21,8 @@ char *ap_demangle(const char *name)
 	/* DMGL_AUTO tries Rust first: legacy Rust names are valid C++ names too */
 	return cplus_demangle(name, DMGL_PARAMS | DMGL_ANSI | DMGL_AUTO);
 }
+
+char *ap_symbolizer_demangle(const char *name)
+{
+	return ap_demangle(name);
+}

@@ -54,6 +54,11 @@ struct ap_symbolizer_stats {
  * writing p. */
 void ap_symbolizer_resolve_pending(struct ap_symbolizer *s, struct ap_profile *p);
 
+/* The demangled form of a C++ (Itanium) or Rust name (malloc'd, caller frees), or NULL when
+ * `name` is not mangled or cannot be demangled. For names that do not come from a symbol
+ * table the symbolizer reads (e.g. CUDA kernel names). */
+char *ap_symbolizer_demangle(const char *name);
+
 /* Returns NULL with errno set. Free with ap_symbolizer_free(). */
 struct ap_symbolizer *ap_symbolizer_new(void);
 void ap_symbolizer_free(struct ap_symbolizer *s);
