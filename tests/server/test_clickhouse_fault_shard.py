@@ -10,7 +10,7 @@ import time
 import clickhouse
 from aptest import check, require_bpf
 from ch_lib import (Agent, Workloads, aggregators, check_agent_totals, check_same_profile,
-                    close_all, known_profile, run_label)
+                    close_all, known_profile, run_label, window)
 
 OUTAGE_S = 30  # what the issue asks for
 
@@ -36,6 +36,11 @@ with tempfile.TemporaryDirectory() as tmp, clickhouse.cluster() as cl:
         check(res.status == 503, f"a push while B's ClickHouse is down answered {res}")
         retry = res.headers.get("retry-after", "")
         check(retry.isdigit() and int(retry) >= 1, f"503 without a usable Retry-After: {res}")
+        # a query through A now cannot see shard 2's rows: it must fail, not answer a
+        # partial profile as if it were whole
+        q = A.query("/api/v1/profile", expect=None, query=f'{{mode="cpu",run="{run}"}}',
+                    format="folded", **window(t0, time.time_ns()))
+        check(q.status >= 500, f"a query with a shard down answered {q}")
         work.rounds_for(OUTAGE_S - (time.monotonic() - down_at))
         cl.shards[1].start()
         print(f"shard 2 down for {time.monotonic() - down_at:.1f} s")
