@@ -125,6 +125,8 @@ struct gpu_kstack {
 
 struct gpu_kernel {
 	struct ap_hnode node;
+	struct ap_hnode name_node; /* launch rows with a name, in kernels_by_name */
+	bool name_indexed;
 	uint32_t pid;
 	uint64_t func;	   /* host stub; 0 for rows made from activity records alone */
 	uint32_t keyname;  /* model string: the mangled name for func == 0 rows, else 0 */
@@ -236,6 +238,7 @@ struct ap_gpu_model {
 	uint64_t first_ts, last_ts; /* over calls and activity, for the text header */
 
 	struct ap_htab procs, threads, kernels, apis, syncs, corrs, demangled;
+	struct ap_htab kernels_by_name; /* (pid, mangled) -> launch row: unjoined GPU time */
 	size_t nprocs, nthreads, nkernels, napis, nsyncs, ncorrs;
 	struct gpu_corr *oldest, *newest;
 	size_t nlive;
@@ -258,6 +261,10 @@ uint32_t gpu_display_of(struct ap_gpu_model *m, uint32_t mangled);
 struct gpu_proc *gpu_proc_get(struct ap_gpu_model *m, uint32_t pid, bool create);
 struct gpu_kernel *gpu_kernel_get(struct ap_gpu_model *m, uint32_t pid, uint64_t func,
 				  uint32_t keyname, bool create);
+/* The launch row of a kernel by its mangled name, or NULL. */
+struct gpu_kernel *gpu_kernel_by_name(struct ap_gpu_model *m, uint32_t pid, uint32_t mangled);
+void gpu_kernel_set_name(struct ap_gpu_model *m, struct gpu_kernel *k, uint32_t mangled,
+			 uint32_t display);
 int gpu_kernel_stack(struct gpu_kernel *k, uint32_t stack, uint64_t launches, uint64_t gpu_ns);
 void gpu_kernel_shape(struct gpu_kernel *k, const uint32_t grid[3], const uint32_t block[3],
 		      uint32_t shmem);

@@ -185,14 +185,43 @@ int gpu_set_name(struct ap_gpu_model *m, struct gpu_proc *pr, uint64_t func,
 	n->display = gpu_display_of(m, n->mangled);
 	n->src = src;
 	k = gpu_kernel_get(m, pr->pid, func, 0, false);
-	if (k) {
-		k->mangled = n->mangled;
-		k->display = n->display;
-	}
+	if (k)
+		gpu_kernel_set_name(m, k, n->mangled, n->display);
 	return 0;
 }
 
 /* ---- kernel rows ---- */
+
+static uint64_t name_hash(uint32_t pid, uint32_t mangled)
+{
+	return key_hash(pid, mangled, 3);
+}
+
+struct gpu_kernel *gpu_kernel_by_name(struct ap_gpu_model *m, uint32_t pid, uint32_t mangled)
+{
+	for (struct ap_hnode *n = ap_htab_first(&m->kernels_by_name, name_hash(pid, mangled)); n;
+	     n = ap_htab_next(n)) {
+		struct gpu_kernel *k = AP_CONTAINER_OF(n, struct gpu_kernel, name_node);
+
+		if (k->pid == pid && k->mangled == mangled)
+			return k;
+	}
+	return NULL;
+}
+
+void gpu_kernel_set_name(struct ap_gpu_model *m, struct gpu_kernel *k, uint32_t mangled,
+			 uint32_t display)
+{
+	if (k->name_indexed) {
+		ap_htab_remove(&m->kernels_by_name, &k->name_node);
+		k->name_indexed = false;
+	}
+	k->mangled = mangled;
+	k->display = display;
+	if (k->func && mangled &&
+	    !ap_htab_insert(&m->kernels_by_name, &k->name_node, name_hash(k->pid, mangled)))
+		k->name_indexed = true;
+}
 
 struct gpu_kernel *gpu_kernel_get(struct ap_gpu_model *m, uint32_t pid, uint64_t func,
 				  uint32_t keyname, bool create)
@@ -230,8 +259,7 @@ struct gpu_kernel *gpu_kernel_get(struct ap_gpu_model *m, uint32_t pid, uint64_t
 		k->mangled = keyname;
 		k->display = gpu_display_of(m, keyname);
 	} else if (nm) {
-		k->mangled = nm->mangled;
-		k->display = nm->display;
+		gpu_kernel_set_name(m, k, nm->mangled, nm->display);
 	} else {
 		snprintf(buf, sizeof(buf), "kernel@0x%" PRIx64, func);
 		k->display = gpu_str(m, buf);
@@ -925,6 +953,7 @@ static bool free_kernel(struct ap_hnode *n, void *ctx)
 /* The interval's tables start over (rotate); live state stays. */
 void gpu_tables_reset(struct ap_gpu_model *m)
 {
+	ap_htab_release(&m->kernels_by_name); /* its nodes are in the rows */
 	ap_htab_sweep(&m->kernels, free_kernel, NULL);
 	ap_htab_sweep(&m->apis, free_node, NULL);
 	ap_htab_sweep(&m->syncs, free_node, NULL);
@@ -963,6 +992,7 @@ void ap_gpu_model_free(struct ap_gpu_model *m)
 	ap_htab_release(&m->threads);
 	ap_htab_release(&m->procs);
 	ap_htab_release(&m->kernels);
+	ap_htab_release(&m->kernels_by_name);
 	ap_htab_release(&m->apis);
 	ap_htab_release(&m->syncs);
 	ap_htab_release(&m->demangled);
