@@ -282,6 +282,14 @@ struct gpu_copy *gpu_copy_bucket(struct ap_gpu_model *m, uint32_t dir, const cha
 const char *gpu_mem_kind_name(uint32_t kind);
 const char *gpu_dir_name(uint32_t dir);
 
+struct gpu_name *gpu_name_find(struct gpu_proc *pr, uint64_t func);
+struct gpu_handle *gpu_handle_find(struct gpu_proc *pr, uint64_t handle);
+struct gpu_alloc *gpu_alloc_find(struct gpu_proc *pr, uint64_t ptr);
+bool gpu_free_node(struct ap_hnode *n, void *ctx); /* frees an entry whose node is first */
+
+/* gpu_calls.c */
+void gpu_proc_free(struct ap_gpu_model *m, struct gpu_proc *pr, bool leaks);
+
 /* gpu_join.c */
 struct gpu_thread *gpu_thread_get(struct ap_gpu_model *m, uint32_t pid, uint32_t tid,
 				  bool create);
