@@ -6,6 +6,7 @@
  * text and Chrome trace outputs parsed back.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -925,6 +926,31 @@ static void test_random_records(void **state)
 	fx_close(&x);
 }
 
+/* "trace" is a format name (and .trace.json an extension) that only the GPU mode writes */
+static void test_trace_format_name(void **state)
+{
+	enum ap_format f = AP_FORMAT_NONE;
+	struct ap_profile *p = ap_profile_new();
+	FILE *out = fopen("/dev/null", "w");
+
+	(void)state;
+	assert_int_equal(ap_format_from_name("trace", &f), 0);
+	assert_int_equal(f, AP_FORMAT_TRACE);
+	assert_string_equal(ap_format_name(AP_FORMAT_TRACE), "trace");
+	f = AP_FORMAT_NONE;
+	assert_int_equal(ap_format_from_path("run.trace.json", &f), 0);
+	assert_int_equal(f, AP_FORMAT_TRACE);
+	assert_int_equal(ap_format_from_path("run.perfetto.json", &f), 0);
+	assert_int_equal(f, AP_FORMAT_TRACE);
+	assert_int_equal(ap_format_from_path("run.json", &f), 0);
+	assert_int_equal(f, AP_FORMAT_JSON);
+	assert_non_null(p);
+	assert_non_null(out);
+	assert_int_equal(ap_format_write(p, AP_FORMAT_TRACE, out, NULL), -ENOTSUP);
+	fclose(out);
+	ap_profile_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -942,6 +968,7 @@ int main(void)
 		cmocka_unit_test(test_trace),
 		cmocka_unit_test(test_text),
 		cmocka_unit_test(test_random_records),
+		cmocka_unit_test(test_trace_format_name),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
