@@ -321,7 +321,8 @@ int ap_gpu_model_add_call(struct ap_gpu_model *m, const struct ap_gpu_call *c)
 		if (pr && c->handle && c->handle != c->func) {
 			struct gpu_handle *h = gpu_handle_find(pr, c->handle);
 
-			if (!h && pr->nhandles >= GPU_MAX_HANDLES_PER_PROC) {
+			if (!h && (pr->nhandles >= GPU_MAX_HANDLES_PER_PROC ||
+				   m->nhandles >= GPU_MAX_HANDLES)) {
 				m->st.handles_dropped++;
 			} else if (!h) {
 				h = calloc(1, sizeof(*h));
@@ -332,6 +333,7 @@ int ap_gpu_model_add_call(struct ap_gpu_model *m, const struct ap_gpu_call *c)
 					return -ENOMEM;
 				}
 				pr->nhandles++;
+				m->nhandles++;
 			}
 			if (h) {
 				h->handle = c->handle;
@@ -451,6 +453,8 @@ void gpu_proc_free(struct ap_gpu_model *m, struct gpu_proc *pr, bool leaks)
 	} else {
 		ap_htab_sweep(&pr->allocs, gpu_free_node, NULL);
 	}
+	m->nnames -= pr->nnames;
+	m->nhandles -= pr->nhandles;
 	ap_htab_sweep(&pr->names, gpu_free_node, NULL);
 	ap_htab_sweep(&pr->handles, gpu_free_node, NULL);
 	ap_htab_release(&pr->allocs);

@@ -16,8 +16,10 @@
 #define GPU_MAX_PROCS 65536
 #define GPU_MAX_NAMES_PER_PROC 65536	/* kernel names (host stubs) of one process */
 #define GPU_MAX_HANDLES_PER_PROC 65536	/* cudaKernel_t -> host stub */
+#define GPU_MAX_NAMES 1048576		/* kernel names, all processes */
+#define GPU_MAX_HANDLES 1048576		/* handles, all processes */
 #define GPU_MAX_THREADS 65536
-#define GPU_MAX_KERNELS 65536		/* kernel rows of one interval */
+#define GPU_MAX_KERNELS 16384		/* kernel rows of one interval */
 #define GPU_MAX_SHAPES 16		/* launch shapes per kernel row; more: "other" */
 #define GPU_MAX_KSTACKS 64		/* launching stacks per kernel row; more: "other" */
 #define GPU_MAX_APIS 1024
@@ -26,7 +28,9 @@
 #define GPU_MAX_LEAKS 10000		/* leaks kept with their stacks (all are counted) */
 #define GPU_MAX_SYNC_SITES 4096
 #define GPU_MAX_UNPROBEABLE 1024
-#define GPU_MAX_STRINGS 1048576		/* the model's own string table */
+#define GPU_MAX_STRINGS 1048576		/* the model's own string table: strings */
+#define GPU_MAX_STRING_BYTES (64u << 20) /* ... and their bytes */
+#define GPU_MAX_NAME_LEN 16384		/* longer names (templates can be KBs) are cut */
 #define GPU_THREAD_QUEUE 8		/* correlations waiting for their call, per thread */
 #define GPU_THREAD_RECENT 4		/* calls waiting for their correlation, per thread */
 #define GPU_DEFAULT_TIMELINE 1000000
@@ -210,7 +214,7 @@ struct gpu_event {
 	X(timeline_dropped) X(names_dropped) X(handles_dropped) X(procs_dropped)                \
 	X(threads_dropped) X(kernels_dropped) X(kernel_stacks_dropped) X(apis_dropped)          \
 	X(sync_dropped) X(live_untracked) X(leaks_dropped) X(unprobeable_dropped)               \
-	X(strings_dropped) X(alloc_replaced) X(nomem)
+	X(strings_dropped) X(names_truncated) X(alloc_replaced) X(nomem)
 
 struct gpu_stats {
 #define GPU_STAT_FIELD(n) uint64_t n;
@@ -241,7 +245,8 @@ struct ap_gpu_model {
 	struct ap_htab kernels_by_name; /* (pid, mangled) -> launch row: unjoined GPU time */
 	size_t nprocs, nthreads, nkernels, napis, nsyncs, ncorrs;
 	struct gpu_corr *oldest, *newest;
-	size_t nlive;
+	size_t nlive, nnames, nhandles;
+	size_t string_bytes;
 
 	struct gpu_copy copies[GPU_NDIRS], memset;
 	struct gpu_mem mem;

@@ -26,17 +26,28 @@ static uint64_t key_hash(uint64_t a, uint64_t b, uint64_t c)
 
 uint32_t gpu_str(struct ap_gpu_model *m, const char *s)
 {
+	size_t len = s ? strnlen(s, GPU_MAX_NAME_LEN + 1) : 0, before;
 	uint32_t id;
 
-	if (ap_profile_nstrings(m->strs) >= GPU_MAX_STRINGS) {
+	if (len > GPU_MAX_NAME_LEN) { /* a name that long is hostile or broken: its start */
+		m->st.names_truncated++;
+		len = GPU_MAX_NAME_LEN;
+		while (len && ((unsigned char)s[len] & 0xc0) == 0x80)
+			len--;
+	}
+	if (ap_profile_nstrings(m->strs) >= GPU_MAX_STRINGS ||
+	    m->string_bytes + len > GPU_MAX_STRING_BYTES) {
 		m->st.strings_dropped++;
 		return ap_profile_intern(m->strs, "[dropped: too many names]");
 	}
-	id = ap_profile_intern(m->strs, s);
+	before = ap_profile_nstrings(m->strs);
+	id = ap_profile_intern_n(m->strs, s ? s : "", len);
 	if (id == UINT32_MAX) {
 		m->st.nomem++;
 		return 0;
 	}
+	if (ap_profile_nstrings(m->strs) > before)
+		m->string_bytes += len + 1;
 	return id;
 }
 
@@ -168,7 +179,7 @@ int gpu_set_name(struct ap_gpu_model *m, struct gpu_proc *pr, uint64_t func,
 	if (n && n->src > src)
 		return 0; /* registration wins over the ELF symbol */
 	if (!n) {
-		if (pr->nnames >= GPU_MAX_NAMES_PER_PROC) {
+		if (pr->nnames >= GPU_MAX_NAMES_PER_PROC || m->nnames >= GPU_MAX_NAMES) {
 			m->st.names_dropped++;
 			return 0;
 		}
@@ -180,6 +191,7 @@ int gpu_set_name(struct ap_gpu_model *m, struct gpu_proc *pr, uint64_t func,
 		}
 		n->func = func;
 		pr->nnames++;
+		m->nnames++;
 	}
 	n->mangled = gpu_str(m, mangled);
 	n->display = gpu_display_of(m, n->mangled);

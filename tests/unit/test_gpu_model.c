@@ -633,9 +633,40 @@ static void test_limits(void **state)
 	for (uint32_t i = 0; i < 10; i++)
 		call(&x, (struct ap_gpu_call){ .kind = AP_GPU_CALL_OTHER, .api = "cudaFoo",
 					       .ts_ns = 1000 + i, .dur_ns = 0 });
+	{ /* a name far too long: cut, and counted */
+		char *longname = malloc(20001);
+
+		assert_non_null(longname);
+		memset(longname, 'a', 20000);
+		longname[20000] = '\0';
+		reg(&x, ADD_ONE, longname);
+		free(longname);
+	}
+	launch(&x, ADD_ONE, 2000, 1, 0);
+	/* more launching stacks than a kernel row keeps: the rest counted */
+	for (int i = 0; i < 70; i++) {
+		char leaf[32];
+
+		snprintf(leaf, sizeof(leaf), "caller_%d", i);
+		call(&x, (struct ap_gpu_call){ .kind = AP_GPU_CALL_LAUNCH, .api = "cudaLaunchKernel",
+					       .func = SCALE, .ts_ns = 3000 + i, .dur_ns = 1,
+					       .stack = cpu_stack(x.p, leaf, "run") });
+	}
 	j = json_of(&x);
 	assert_int_equal(num(gpu_of(j, "stats"), "correlations_expired"), 6);
-	assert_int_equal(num(gpu_of(j, "stats"), "timeline_dropped"), 5);
+	assert_int_equal(num(gpu_of(j, "stats"), "timeline_dropped"), 10 + 1 + 1 + 70 - 5);
+	assert_int_equal(num(gpu_of(j, "stats"), "names_truncated"), 1);
+	assert_int_equal(num(gpu_of(j, "stats"), "kernel_stacks_dropped"), 6);
+	{
+		const struct ap_json *k = kernel_named(j, "kernel@0x402000");
+
+		assert_non_null(k);
+		assert_int_equal(num(k, "launches"), 70);
+		assert_int_equal(num(k, "stacks"), 64);
+		assert_int_equal(num(k, "stacks_other"), 6);
+		k = &gpu_of(j, "kernels")->items[0];
+		assert_true(strlen(str(k, "name")) <= 16384);
+	}
 	ap_json_free(j);
 	assert_int_equal(ap_profile_get_stat(x.p, "gpu_correlations_expired"), 6);
 	fx_close(&x);
