@@ -33,6 +33,7 @@
 #define GPU_MAX_NAME_LEN 16384		/* longer names (templates can be KBs) are cut */
 #define GPU_THREAD_QUEUE 8		/* correlations waiting for their call, per thread */
 #define GPU_THREAD_RECENT 4		/* calls waiting for their correlation, per thread */
+#define GPU_MAX_LEAF_CACHE 1048576	/* launch stacks remembered (a cache: no drop) */
 #define GPU_DEFAULT_TIMELINE 1000000
 #define GPU_DEFAULT_PENDING 65536
 #define GPU_NDIRS 7			/* enum ap_gpu_copy_dir */
@@ -243,6 +244,8 @@ struct ap_gpu_model {
 
 	struct ap_htab procs, threads, kernels, apis, syncs, corrs, demangled;
 	struct ap_htab kernels_by_name; /* (pid, mangled) -> launch row: unjoined GPU time */
+	struct ap_htab leaf_stacks;	/* (CPU stack, kernel) -> launch stack, this profile's */
+	size_t nleaf_stacks;
 	size_t nprocs, nthreads, nkernels, napis, nsyncs, ncorrs;
 	struct gpu_corr *oldest, *newest;
 	size_t nlive, nnames, nhandles;

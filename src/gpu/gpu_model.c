@@ -333,8 +333,41 @@ uint32_t gpu_check_stack(struct ap_gpu_model *m, uint32_t stack)
 	return stack;
 }
 
-/* The launch's stack: its CPU stack with the kernel as one more leaf frame. */
+struct leaf_stack {
+	struct ap_hnode node;
+	uint32_t cpu_stack, display, stack;
+};
+
+static uint32_t leaf_stack_make(struct ap_gpu_model *m, uint32_t cpu_stack, uint32_t display);
+
+/* The launch's stack: its CPU stack with the kernel as one more leaf frame. Launches repeat
+ * the same few (stack, kernel) pairs, so the answer is remembered for this profile. */
 uint32_t gpu_leaf_stack(struct ap_gpu_model *m, uint32_t cpu_stack, uint32_t display)
+{
+	uint64_t h = key_hash(cpu_stack, display, 4);
+	struct leaf_stack *e;
+
+	for (struct ap_hnode *n = ap_htab_first(&m->leaf_stacks, h); n; n = ap_htab_next(n)) {
+		e = AP_CONTAINER_OF(n, struct leaf_stack, node);
+		if (e->cpu_stack == cpu_stack && e->display == display)
+			return e->stack;
+	}
+	e = m->nleaf_stacks < GPU_MAX_LEAF_CACHE ? malloc(sizeof(*e)) : NULL;
+	if (!e)
+		return leaf_stack_make(m, cpu_stack, display);
+	*e = (struct leaf_stack){ .cpu_stack = cpu_stack, .display = display };
+	e->stack = leaf_stack_make(m, cpu_stack, display);
+	if (e->stack == UINT32_MAX || ap_htab_insert(&m->leaf_stacks, &e->node, h)) {
+		uint32_t id = e->stack;
+
+		free(e);
+		return id;
+	}
+	m->nleaf_stacks++;
+	return e->stack;
+}
+
+static uint32_t leaf_stack_make(struct ap_gpu_model *m, uint32_t cpu_stack, uint32_t display)
 {
 	const uint32_t *frames;
 	uint32_t frame, id, *v;
@@ -401,6 +434,9 @@ int gpu_setup_profile(struct ap_gpu_model *m, struct ap_profile *p)
 		ap_profile_set_default_value(p, (size_t)vl);
 	if (!ap_profile_get_meta(p, "mode") && ap_profile_set_meta(p, "mode", "gpu"))
 		return -ENOMEM;
+	/* stack ids are the profile's: a new profile, new ids */
+	ap_htab_sweep(&m->leaf_stacks, gpu_free_node, NULL);
+	m->nleaf_stacks = 0;
 	m->empty_stack = ap_profile_add_stack(p, NULL, 0);
 	if (m->empty_stack == UINT32_MAX)
 		return -ENOMEM;
@@ -553,6 +589,8 @@ void ap_gpu_model_free(struct ap_gpu_model *m)
 	ap_htab_release(&m->procs);
 	ap_htab_release(&m->kernels);
 	ap_htab_release(&m->kernels_by_name);
+	ap_htab_sweep(&m->leaf_stacks, gpu_free_node, NULL);
+	ap_htab_release(&m->leaf_stacks);
 	ap_htab_release(&m->apis);
 	ap_htab_release(&m->syncs);
 	ap_htab_release(&m->demangled);
