@@ -243,7 +243,7 @@ struct ap_gpu_model {
 	uint64_t first_ts, last_ts; /* over calls and activity, for the text header */
 
 	struct ap_htab procs, threads, kernels, apis, syncs, corrs, demangled;
-	struct ap_htab kernels_by_name; /* (pid, mangled) -> launch row: unjoined GPU time */
+	struct ap_htab kernels_by_name; /* (pid, display) -> launch row: unjoined GPU time */
 	struct ap_htab leaf_stacks;	/* (CPU stack, kernel) -> launch stack, this profile's */
 	size_t nleaf_stacks;
 	size_t nprocs, nthreads, nkernels, napis, nsyncs, ncorrs;
@@ -269,8 +269,8 @@ uint32_t gpu_display_of(struct ap_gpu_model *m, uint32_t mangled);
 struct gpu_proc *gpu_proc_get(struct ap_gpu_model *m, uint32_t pid, bool create);
 struct gpu_kernel *gpu_kernel_get(struct ap_gpu_model *m, uint32_t pid, uint64_t func,
 				  uint32_t keyname, bool create);
-/* The launch row of a kernel by its mangled name, or NULL. */
-struct gpu_kernel *gpu_kernel_by_name(struct ap_gpu_model *m, uint32_t pid, uint32_t mangled);
+/* The launch row of a kernel by its display (demangled) name, or NULL. */
+struct gpu_kernel *gpu_kernel_by_name(struct ap_gpu_model *m, uint32_t pid, uint32_t display);
 void gpu_kernel_set_name(struct ap_gpu_model *m, struct gpu_kernel *k, uint32_t mangled,
 			 uint32_t display);
 int gpu_kernel_stack(struct gpu_kernel *k, uint32_t stack, uint64_t launches, uint64_t gpu_ns);

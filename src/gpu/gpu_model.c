@@ -209,13 +209,13 @@ static uint64_t name_hash(uint32_t pid, uint32_t mangled)
 	return key_hash(pid, mangled, 3);
 }
 
-struct gpu_kernel *gpu_kernel_by_name(struct ap_gpu_model *m, uint32_t pid, uint32_t mangled)
+struct gpu_kernel *gpu_kernel_by_name(struct ap_gpu_model *m, uint32_t pid, uint32_t display)
 {
-	for (struct ap_hnode *n = ap_htab_first(&m->kernels_by_name, name_hash(pid, mangled)); n;
+	for (struct ap_hnode *n = ap_htab_first(&m->kernels_by_name, name_hash(pid, display)); n;
 	     n = ap_htab_next(n)) {
 		struct gpu_kernel *k = AP_CONTAINER_OF(n, struct gpu_kernel, name_node);
 
-		if (k->pid == pid && k->mangled == mangled)
+		if (k->pid == pid && k->display == display)
 			return k;
 	}
 	return NULL;
@@ -230,8 +230,10 @@ void gpu_kernel_set_name(struct ap_gpu_model *m, struct gpu_kernel *k, uint32_t 
 	}
 	k->mangled = mangled;
 	k->display = display;
+	/* by the demangled name: the static build's host stub symbol (L-marked) and the device
+	 * name an activity record carries differ as mangled names, not demangled */
 	if (k->func && mangled &&
-	    !ap_htab_insert(&m->kernels_by_name, &k->name_node, name_hash(k->pid, mangled)))
+	    !ap_htab_insert(&m->kernels_by_name, &k->name_node, name_hash(k->pid, display)))
 		k->name_indexed = true;
 }
 

@@ -338,8 +338,12 @@ static void test_symbol_fallback(void **state)
 	call(&x, (struct ap_gpu_call){ .kind = AP_GPU_CALL_LAUNCH, .api = "cudaLaunchKernel",
 				       .pid = PID + 1, .func = ADD_ONE, .ts_ns = 300, .dur_ns = 1,
 				       .stack = x.st_main_run });
+	/* an unjoined record with the device name finds the row named by the L-marked stub */
+	kernel_record(&x, 0, 400, 90, "_ZN11aperture_ns5scaleIfEEvPT_S1_i");
 	j = json_of(&x);
 	assert_int_equal(num(kernel_named(j, SCALE_NAME), "launches"), 1);
+	assert_int_equal(num(ap_json_get(kernel_named(j, SCALE_NAME), "gpu_time_ns"), "total"), 90);
+	assert_int_equal(gpu_of(j, "kernels")->len, 3);
 	assert_int_equal(num(kernel_named(j, "add_one(int*, int)"), "launches"), 1);
 	assert_non_null(kernel_named(j, "kernel@0x401000"));
 	ap_json_free(j);
