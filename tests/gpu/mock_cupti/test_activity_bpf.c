@@ -1,0 +1,435 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Privileged test of the activity loader (src/gpu/activity.c + src/bpf/gpu_activity.bpf.c)
+ * against the real injection library (USDT build) in the mock-CUPTI harness:
+ *
+ *  1. recognition: ap_gpu_activity_is_inject_lib on the library, on a descriptor of its
+ *     mapping (/proc/PID/map_files), and not on the mock libcupti or a non-ELF file;
+ *  2. per-pid attach through /proc/PID/map_files while the harness waits, then every
+ *     correlation probe and every activity record the harness played must arrive exactly
+ *     once with every field (pid, tid, cbid, times on CLOCK_MONOTONIC, shapes, bytes, the
+ *     kernel's name string), nothing else, no drops;
+ *  3. all-pids attach by file before the process starts, with a rate limit: the probes that
+ *     fired arrive, and the library's drop counter comes through its stats probe.
+ *
+ * The model is stood in for by the two functions below (they record what the loader
+ * hands over), so this tests the loader's decoding, not the model's join.
+ *
+ *   test_activity_bpf HARNESS INJECT_LIB MOCK_LIBCUPTI
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gpu/activity.h"
+#include "gpu/gpu_model.h"
+
+#define MAXN 200000
+
+static int fails;
+#define FAIL(...)                                  \
+	do {                                       \
+		fprintf(stderr, "FAIL: " __VA_ARGS__); \
+		fputc('\n', stderr);               \
+		fails++;                           \
+	} while (0)
+
+/* ---- stand-in model: record what arrives ---- */
+
+struct got_call {
+	struct ap_gpu_call c;
+	char api[64];
+	int matched;
+};
+struct got_act {
+	struct ap_gpu_activity a;
+	char name[256];
+	int matched;
+};
+static struct got_call *calls;
+static size_t ncalls;
+static struct got_act *acts;
+static size_t nacts;
+
+int ap_gpu_model_add_call(struct ap_gpu_model *m, const struct ap_gpu_call *c)
+{
+	(void)m;
+	if (ncalls >= MAXN)
+		return -ENOSPC;
+	calls[ncalls].c = *c;
+	snprintf(calls[ncalls].api, sizeof(calls[ncalls].api), "%s", c->api ? c->api : "");
+	calls[ncalls].c.api = NULL;
+	ncalls++;
+	return 0;
+}
+
+int ap_gpu_model_add_activity(struct ap_gpu_model *m, const struct ap_gpu_activity *a)
+{
+	(void)m;
+	if (nacts >= MAXN)
+		return -ENOSPC;
+	acts[nacts].a = *a;
+	snprintf(acts[nacts].name, sizeof(acts[nacts].name), "%s", a->name ? a->name : "-");
+	acts[nacts].a.name = NULL;
+	nacts++;
+	return 0;
+}
+
+/* ---- helpers ---- */
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+struct child {
+	pid_t pid;
+	FILE *in, *out;
+};
+
+static int spawn(struct child *ch, const char *harness, const char *lib, const char *log,
+		 const char *rate, const char *burst)
+{
+	int pin[2], pout[2];
+
+	if (pipe2(pin, O_CLOEXEC) || pipe2(pout, O_CLOEXEC))
+		return -1;
+	ch->pid = fork();
+	if (ch->pid < 0)
+		return -1;
+	if (ch->pid == 0) {
+		dup2(pin[0], 0);
+		dup2(pout[1], 1);
+		setenv("CUDA_INJECTION64_PATH", lib, 1);
+		setenv("APERTURE_CUPTI_RATE", rate, 1);
+		setenv("APERTURE_CUPTI_BURST", burst, 1);
+		setenv("APERTURE_CUPTI_FLUSH_MS", "50", 1);
+		execl(harness, harness, "--wait", "--threads", "4", "--launches", "150", "--log",
+		      log, (char *)NULL);
+		_exit(127);
+	}
+	close(pin[0]);
+	close(pout[1]);
+	ch->in = fdopen(pin[1], "w");
+	ch->out = fdopen(pout[0], "r");
+	return ch->in && ch->out ? 0 : -1;
+}
+
+/* "/proc/PID/map_files/START-END" of the mapping of `lib` in pid */
+static int find_mapping(pid_t pid, const char *lib, char *out, size_t outlen)
+{
+	char path[64], line[4096], real[4096];
+	FILE *f;
+	int found = -1;
+
+	if (!realpath(lib, real))
+		return -1;
+	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		char *p = strchr(line, '/');
+		unsigned long lo, hi;
+
+		if (!p)
+			continue;
+		p[strcspn(p, "\n")] = '\0';
+		if (strcmp(p, real) || sscanf(line, "%lx-%lx", &lo, &hi) != 2)
+			continue;
+		snprintf(out, outlen, "/proc/%d/map_files/%lx-%lx", pid, lo, hi);
+		found = 0;
+		break;
+	}
+	fclose(f);
+	return found;
+}
+
+/* consume until the child exits, then a little longer for its exit stats */
+static int run_until_exit(struct ap_gpu_activity_src *s, struct child *ch)
+{
+	int ep = epoll_create1(EPOLL_CLOEXEC), status = 0, err;
+	struct epoll_event ev = { .events = EPOLLIN }, out;
+	uint64_t deadline = mono_ns() + 30000000000ull, exited_at = 0;
+
+	epoll_ctl(ep, EPOLL_CTL_ADD, ap_gpu_activity_poll_fd(s), &ev);
+	while (mono_ns() < deadline) {
+		epoll_wait(ep, &out, 1, 50);
+		err = ap_gpu_activity_consume(s, (struct ap_gpu_model *)1);
+		if (err) {
+			FAIL("consume: %s", strerror(-err));
+			break;
+		}
+		if (!exited_at && waitpid(ch->pid, &status, WNOHANG) == ch->pid)
+			exited_at = mono_ns();
+		if (exited_at && mono_ns() - exited_at > 300000000ull)
+			break;
+	}
+	close(ep);
+	if (!exited_at) {
+		kill(ch->pid, SIGKILL);
+		waitpid(ch->pid, &status, 0);
+		FAIL("harness did not finish in 30 s");
+		return -1;
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status)) {
+		FAIL("harness exited with status %#x", status);
+		return -1;
+	}
+	return 0;
+}
+
+/* Compare the harness's log with what arrived. rate_limited: the probes are a subset. */
+static void compare(const char *log, uint64_t t0, uint64_t t1, int rate_limited,
+		    size_t *ncorr_expected)
+{
+	char line[1024], name[512];
+	FILE *f = fopen(log, "r");
+	int pid = 0, offset_clock = 0;
+	size_t nc = 0, nr = 0, i;
+
+	if (!f) {
+		FAIL("no harness log %s", log);
+		return;
+	}
+	if (!fgets(line, sizeof(line), f) ||
+	    sscanf(line, "pid %d offset_clock %d", &pid, &offset_clock) != 2) {
+		FAIL("bad log header");
+		fclose(f);
+		return;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		unsigned corr, cbid, dom, tid, kind, dev, stream, g0, g1, g2, b0, b1, b2, dir, op;
+		uint64_t start, end, bytes, addr;
+		int hits = 0;
+
+		if (sscanf(line, "C %u %u %u %u", &corr, &cbid, &dom, &tid) == 4) {
+			nc++;
+			for (i = 0; i < ncalls; i++) {
+				struct got_call *g = &calls[i];
+
+				if (g->c.correlation != corr || (int)g->c.pid != pid)
+					continue;
+				hits++;
+				g->matched++;
+				if (g->c.kind != AP_GPU_CALL_CORRELATION || g->c.cbid != cbid ||
+				    g->c.tid != tid || !g->api[0] ||
+				    (g->c.flags & AP_GPU_F_DRIVER_API) != (dom == 1 ? AP_GPU_F_DRIVER_API : 0) ||
+				    g->c.ts_ns < t0 || g->c.ts_ns > t1)
+					FAIL("correlation %u: kind %u cbid %u tid %u api '%s' ts %" PRIu64
+					     "; expected cbid %u tid %u domain %u",
+					     corr, g->c.kind, g->c.cbid, g->c.tid, g->api, g->c.ts_ns,
+					     cbid, tid, dom);
+			}
+			if (hits > 1 || (!rate_limited && hits != 1))
+				FAIL("correlation %u arrived %d times", corr, hits);
+			continue;
+		}
+		if (sscanf(line,
+			   "R %u %u %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64
+			   " %u %u %u %u %u %u %u %u %u %u %511s",
+			   &corr, &kind, &start, &end, &bytes, &addr, &dev, &stream, &g0, &g1, &g2,
+			   &b0, &b1, &b2, &dir, &op, name) == 17) {
+			nr++;
+			for (i = 0; i < nacts; i++) {
+				struct got_act *g = &acts[i];
+				const struct ap_gpu_activity *a = &g->a;
+
+				if (a->correlation != corr || a->kind != kind || (int)a->pid != pid)
+					continue;
+				hits++;
+				g->matched++;
+				if (a->start_ns != start || a->end_ns != end || a->bytes != bytes ||
+				    a->device != dev || a->stream != stream || a->grid[0] != g0 ||
+				    a->grid[1] != g1 || a->grid[2] != g2 || a->block[0] != b0 ||
+				    a->block[1] != b1 || a->block[2] != b2 || a->copy_dir != dir ||
+				    strcmp(g->name, name))
+					FAIL("record corr %u kind %u differs: start %" PRIu64 " end %" PRIu64
+					     " bytes %" PRIu64 " dev %u stream %u grid %u,%u,%u block %u,%u,%u"
+					     " dir %u name %s",
+					     corr, kind, a->start_ns, a->end_ns, a->bytes, a->device,
+					     a->stream, a->grid[0], a->grid[1], a->grid[2], a->block[0],
+					     a->block[1], a->block[2], a->copy_dir, g->name);
+				/* GPU time on the agent's clock: within the run */
+				if (a->start_ns < t0 || a->end_ns > t1 + 1000000)
+					FAIL("record corr %u: %" PRIu64 " outside the run [%" PRIu64
+					     ", %" PRIu64 "]",
+					     corr, a->start_ns, t0, t1);
+			}
+			if (hits != 1)
+				FAIL("record corr %u kind %u arrived %d times", corr, kind, hits);
+		}
+	}
+	fclose(f);
+	for (i = 0; i < ncalls; i++)
+		if ((int)calls[i].c.pid == pid && !calls[i].matched)
+			FAIL("unexpected correlation %" PRIu64, calls[i].c.correlation);
+	for (i = 0; i < nacts; i++)
+		if ((int)acts[i].a.pid == pid && !acts[i].matched)
+			FAIL("unexpected record corr %" PRIu64, acts[i].a.correlation);
+	if (!nc || !nr)
+		FAIL("the harness played nothing (%zu calls, %zu records)", nc, nr);
+	*ncorr_expected = nc;
+	printf("pid %d: %zu correlations expected, %zu records expected\n", pid, nc, nr);
+}
+
+int main(int argc, char **argv)
+{
+	const char *harness, *lib, *mock;
+	char err[512], mapping[128], logpath[] = "/tmp/ap_cupti_logXXXXXX";
+	struct ap_gpu_activity_src *s;
+	struct ap_gpu_activity_stats st;
+	struct child ch;
+	char line[64];
+	size_t nexp = 0;
+	uint64_t t0, t1;
+	int fd, ret, pid;
+
+	if (argc != 4) {
+		fprintf(stderr, "usage: %s HARNESS INJECT_LIB MOCK_LIBCUPTI\n", argv[0]);
+		return 2;
+	}
+	harness = argv[1];
+	lib = argv[2];
+	mock = argv[3];
+	if (geteuid() != 0) {
+		printf("SKIP: needs root for BPF\n");
+		return 77;
+	}
+	calls = calloc(MAXN, sizeof(*calls));
+	acts = calloc(MAXN, sizeof(*acts));
+	if (!calls || !acts)
+		return 2;
+
+	/* 1. recognition */
+	fd = open(lib, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || !ap_gpu_activity_is_inject_lib(fd))
+		FAIL("%s not recognised as the injection library", lib);
+	close(fd);
+	fd = open(mock, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || ap_gpu_activity_is_inject_lib(fd))
+		FAIL("%s taken for the injection library", mock);
+	close(fd);
+	fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+	if (ap_gpu_activity_is_inject_lib(fd) || ap_gpu_activity_is_inject_lib(-1))
+		FAIL("a non-ELF file taken for the injection library");
+	close(fd);
+
+	s = ap_gpu_activity_open(err, sizeof(err));
+	if (!s) {
+		if (errno == EPERM) {
+			printf("SKIP: cannot load BPF: %s\n", err);
+			return 77;
+		}
+		fprintf(stderr, "FAIL: %s\n", err);
+		return 1;
+	}
+	ret = ap_gpu_activity_attach(s, -1, mock, err, sizeof(err));
+	if (ret != -ENOEXEC)
+		FAIL("attach to libcupti: %d (%s), expected -ENOEXEC", ret, err);
+
+	/* 2. per-pid attach through the process's mapping */
+	fd = mkstemp(logpath);
+	if (fd < 0)
+		return 2;
+	close(fd);
+	if (spawn(&ch, harness, lib, logpath, "0", "1"))
+		return 2;
+	if (!fgets(line, sizeof(line), ch.out) || sscanf(line, "ready %d", &pid) != 1 ||
+	    pid != ch.pid) {
+		FAIL("harness not ready: '%s'", line);
+		kill(ch.pid, SIGKILL);
+		return 1;
+	}
+	if (find_mapping(pid, lib, mapping, sizeof(mapping))) {
+		FAIL("%s not mapped in %d", lib, pid);
+		kill(ch.pid, SIGKILL);
+		return 1;
+	}
+	fd = open(mapping, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || !ap_gpu_activity_is_inject_lib(fd))
+		FAIL("the mapping %s not recognised", mapping);
+	close(fd);
+	ret = ap_gpu_activity_attach(s, pid, mapping, err, sizeof(err));
+	if (ret) {
+		FAIL("attach %s: %s", mapping, err);
+		kill(ch.pid, SIGKILL);
+		return 1;
+	}
+	if (ap_gpu_activity_attach(s, pid, mapping, err, sizeof(err)))
+		FAIL("attaching twice: %s", err);
+	t0 = mono_ns();
+	fputs("go\n", ch.in);
+	fflush(ch.in);
+	if (run_until_exit(s, &ch) == 0) {
+		t1 = mono_ns();
+		compare(logpath, t0, t1, 0, &nexp);
+		ap_gpu_activity_get_stats(s, &st);
+		if (st.correlations != nexp || st.correlations != ncalls ||
+		    st.records != nacts || st.ringbuf_drops || st.lib_dropped ||
+		    st.attach_failed)
+			FAIL("stats: %" PRIu64 " correlations (%zu expected), %" PRIu64
+			     " records (%zu seen), ringbuf drops %" PRIu64 ", lib dropped %" PRIu64
+			     ", attach failed %" PRIu64,
+			     st.correlations, nexp, st.records, nacts, st.ringbuf_drops,
+			     st.lib_dropped, st.attach_failed);
+	}
+	fclose(ch.in);
+	fclose(ch.out);
+
+	/* 3. every process, attached by file before it starts; rate-limited */
+	if (!fails) {
+		uint64_t before = st.correlations;
+
+		ncalls = nacts = 0;
+		ret = ap_gpu_activity_attach(s, -1, lib, err, sizeof(err));
+		if (ret)
+			FAIL("attach %s for all pids: %s", lib, err);
+		if (spawn(&ch, harness, lib, logpath, "50", "5"))
+			return 2;
+		if (!fgets(line, sizeof(line), ch.out) || sscanf(line, "ready %d", &pid) != 1)
+			FAIL("harness not ready");
+		t0 = mono_ns();
+		fputs("go\n", ch.in);
+		fflush(ch.in);
+		if (run_until_exit(s, &ch) == 0) {
+			t1 = mono_ns();
+			compare(logpath, t0, t1, 1, &nexp);
+			ap_gpu_activity_get_stats(s, &st);
+			/* the harness's 4 threads have a burst of 5 each and play ~0.1 s: most
+			 * probes are dropped, and the library says how many */
+			if (!ncalls || ncalls >= nexp ||
+			    st.correlations - before != ncalls ||
+			    st.lib_dropped != nexp - ncalls || st.ringbuf_drops)
+				FAIL("rate limit: %zu of %zu probes arrived, library dropped %" PRIu64
+				     ", ringbuf drops %" PRIu64,
+				     ncalls, nexp, st.lib_dropped, st.ringbuf_drops);
+			else
+				printf("rate limit: %zu of %zu probes fired, %" PRIu64
+				       " counted as dropped by the library\n",
+				       ncalls, nexp, st.lib_dropped);
+		}
+		fclose(ch.in);
+		fclose(ch.out);
+	}
+	unlink(logpath);
+	ap_gpu_activity_free(s);
+	if (fails) {
+		fprintf(stderr, "%d failure(s)\n", fails);
+		return 1;
+	}
+	printf("all checks passed\n");
+	return 0;
+}
