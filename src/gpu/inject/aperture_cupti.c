@@ -71,6 +71,7 @@ static size_t cfg_buf_size;
 static unsigned int cfg_buf_count;
 static unsigned int cfg_flush_ms;
 static unsigned int cfg_kinds; /* bit per KIND_BIT_* */
+static uint32_t cfg_batch;     /* records per activity probe hit */
 
 enum { KIND_BIT_KERNEL = 1, KIND_BIT_MEMCPY = 2, KIND_BIT_MEMSET = 4, KIND_BIT_MEMORY = 8 };
 
@@ -99,17 +100,29 @@ static uint64_t mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* A token from this thread's bucket (refilled by elapsed time, capped at the burst). */
+/* A token from this thread's bucket. Refilled by elapsed time only when it runs dry, and on
+ * CLOCK_MONOTONIC_COARSE (a vDSO read of a kernel variable, no clock hardware): a rate
+ * limit needs no better than the tick, and the launch path stays free of clock reads while
+ * tokens are left. */
 static int take_token(void)
 {
+	struct timespec ts;
 	uint64_t now, credit;
 
 	if (!cfg_rate)
 		return 1;
-	now = mono_ns();
-	credit = tl.credit + (now - tl.last_ns);
+	if (tl.credit >= cfg_cost_ns) {
+		tl.credit -= cfg_cost_ns;
+		return 1;
+	}
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	if (!tl.last_ns) /* this thread's first call: a full bucket */
+		credit = cfg_credit_max;
+	else
+		credit = tl.credit + (now - tl.last_ns);
 	tl.last_ns = now;
-	if (credit > cfg_credit_max || credit < tl.credit) /* capped; first use overflows too */
+	if (credit > cfg_credit_max)
 		credit = cfg_credit_max;
 	if (credit < cfg_cost_ns) {
 		tl.credit = credit;
@@ -350,7 +363,7 @@ static void CUPTIAPI buf_completed(CUcontext ctx, uint32_t stream, uint8_t *buff
 				other++;
 				continue;
 			}
-			if (++n == AP_GA_BATCH_MAX) {
+			if (++n == cfg_batch) {
 				AP_PROBE_ACTIVITY(batch, n, AP_GA_ABI);
 				atomic_fetch_add_explicit(&n_batches, 1, memory_order_relaxed);
 				done += n;
@@ -532,6 +545,7 @@ static void read_config(void)
 	cfg_buf_count = env_num("APERTURE_CUPTI_BUF_COUNT", DEF_BUF_COUNT, 1, MAX_BUF_COUNT);
 	cfg_flush_ms = env_num("APERTURE_CUPTI_FLUSH_MS", DEF_FLUSH_MS, 10, 3600000);
 	cfg_kinds = env_kinds();
+	cfg_batch = env_num("APERTURE_CUPTI_BATCH", AP_GA_BATCH_MAX, 1, AP_GA_BATCH_MAX);
 }
 
 static const char *cupti_err(CUptiResult r)

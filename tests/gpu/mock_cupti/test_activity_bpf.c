@@ -16,6 +16,12 @@
  * hands over), so this tests the loader's decoding, not the model's join.
  *
  *   test_activity_bpf HARNESS INJECT_LIB MOCK_LIBCUPTI
+ *   test_activity_bpf --bench launch|records N attach|none HARNESS INJECT_LIB
+ *
+ * --bench: run the harness's --bench/--bench-records N with the environment as it is
+ * (APERTURE_CUPTI_RATE, APERTURE_CUPTI_BATCH; CUDA_INJECTION64_PATH is set to INJECT_LIB
+ * unless it is "-"), with the loader attached or not, and print its ns per launch/record
+ * (bench/cupti_overhead.sh).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -285,6 +291,65 @@ static void compare(const char *log, uint64_t t0, uint64_t t1, int rate_limited,
 	printf("pid %d: %zu correlations expected, %zu records expected\n", pid, nc, nr);
 }
 
+static int bench(char **argv)
+{
+	const char *what = argv[2], *n = argv[3], *harness = argv[5], *lib = argv[6];
+	int attach = !strcmp(argv[4], "attach"), pin[2], pout[2], pid;
+	struct ap_gpu_activity_src *s = NULL;
+	char err[512], line[256], mapping[128];
+	struct child ch;
+
+	if (attach) {
+		s = ap_gpu_activity_open(err, sizeof(err));
+		if (!s) {
+			fprintf(stderr, "%s\n", err);
+			return 1;
+		}
+	}
+	if (pipe2(pin, O_CLOEXEC) || pipe2(pout, O_CLOEXEC))
+		return 2;
+	ch.pid = fork();
+	if (ch.pid == 0) {
+		dup2(pin[0], 0);
+		dup2(pout[1], 1);
+		if (strcmp(lib, "-"))
+			setenv("CUDA_INJECTION64_PATH", lib, 1);
+		else
+			unsetenv("CUDA_INJECTION64_PATH");
+		execl(harness, harness, "--wait",
+		      !strcmp(what, "records") ? "--bench-records" : "--bench", n, (char *)NULL);
+		_exit(127);
+	}
+	close(pin[0]);
+	close(pout[1]);
+	ch.in = fdopen(pin[1], "w");
+	ch.out = fdopen(pout[0], "r");
+	if (!fgets(line, sizeof(line), ch.out) || sscanf(line, "ready %d", &pid) != 1)
+		return 1;
+	if (attach && find_mapping(pid, lib, mapping, sizeof(mapping)) == 0 &&
+	    ap_gpu_activity_attach(s, pid, mapping, err, sizeof(err))) {
+		fprintf(stderr, "%s\n", err);
+		return 1;
+	}
+	fputs("go\n", ch.in);
+	fflush(ch.in);
+	if (attach) {
+		struct ap_gpu_activity_stats st;
+
+		run_until_exit(s, &ch);
+		ap_gpu_activity_get_stats(s, &st);
+		fprintf(stderr, "loader: %" PRIu64 " correlations, %" PRIu64 " records, %" PRIu64
+			" ring buffer drops, %" PRIu64 " dropped by the library\n",
+			st.correlations, st.records, st.ringbuf_drops, st.lib_dropped);
+	} else {
+		waitpid(ch.pid, NULL, 0);
+	}
+	while (fgets(line, sizeof(line), ch.out))
+		fputs(line, stdout);
+	ap_gpu_activity_free(s);
+	return fails ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *harness, *lib, *mock;
@@ -297,6 +362,12 @@ int main(int argc, char **argv)
 	uint64_t t0, t1;
 	int fd, ret, pid;
 
+	calls = calloc(MAXN, sizeof(*calls));
+	acts = calloc(MAXN, sizeof(*acts));
+	if (!calls || !acts)
+		return 2;
+	if (argc == 7 && !strcmp(argv[1], "--bench"))
+		return bench(argv);
 	if (argc != 4) {
 		fprintf(stderr, "usage: %s HARNESS INJECT_LIB MOCK_LIBCUPTI\n", argv[0]);
 		return 2;
@@ -308,10 +379,6 @@ int main(int argc, char **argv)
 		printf("SKIP: needs root for BPF\n");
 		return 77;
 	}
-	calls = calloc(MAXN, sizeof(*calls));
-	acts = calloc(MAXN, sizeof(*acts));
-	if (!calls || !acts)
-		return 2;
 
 	/* 1. recognition */
 	fd = open(lib, O_RDONLY | O_CLOEXEC);
