@@ -429,6 +429,26 @@ void ap_gpu_activity_free(struct ap_gpu_activity_src *s)
 	free(s);
 }
 
+/* "/proc/PID/map_files/START-END", nothing else */
+static bool is_map_files(const char *path)
+{
+	const char *p = path + 6;
+	size_t n;
+
+	if (strncmp(path, "/proc/", 6))
+		return false;
+	n = strspn(p, "0123456789");
+	if (!n || strncmp(p + n, "/map_files/", 11))
+		return false;
+	p += n + 11;
+	n = strspn(p, "0123456789abcdef");
+	if (!n || p[n] != '-')
+		return false;
+	p += n + 1;
+	n = strspn(p, "0123456789abcdef");
+	return n && !p[n];
+}
+
 int ap_gpu_activity_attach(struct ap_gpu_activity_src *s, int pid, const char *path, char *err,
 			   size_t errlen)
 {
@@ -444,8 +464,7 @@ int ap_gpu_activity_attach(struct ap_gpu_activity_src *s, int pid, const char *p
 		return ap_errf(err, errlen, -EINVAL, "attach: bad arguments (pid %d)", pid);
 	/* /proc/PID/map_files/... is a magic link to the mapped file itself: allowed there
 	 * only; any other path must not end in a symlink */
-	flags = !strncmp(path, "/proc/", 6) && strstr(path, "/map_files/") ? AP_OPEN_MAGIC
-									 : AP_OPEN_NOFOLLOW;
+	flags = is_map_files(path) ? AP_OPEN_MAGIC : AP_OPEN_NOFOLLOW;
 	fd = ap_open_untrusted(AT_FDCWD, path, flags, 1ull << 30, &st);
 	if (fd < 0)
 		return ap_errf(err, errlen, fd, "cannot open %s: %s", path, strerror(-fd));

@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -406,6 +407,32 @@ int main(int argc, char **argv)
 	ret = ap_gpu_activity_attach(s, -1, mock, err, sizeof(err));
 	if (ret != -ENOEXEC)
 		FAIL("attach to libcupti: %d (%s), expected -ENOEXEC", ret, err);
+
+	/* hostile paths: a planted symlink, a FIFO, a magic link outside map_files */
+	{
+		char link[] = "/tmp/ap_cupti_linkXXXXXX", fifo[64];
+
+		if (mkdtemp(link)) {
+			char lp[128];
+
+			snprintf(lp, sizeof(lp), "%s/lib.so", link);
+			snprintf(fifo, sizeof(fifo), "%s/fifo", link);
+			if (symlink(lib, lp) == 0 &&
+			    (ret = ap_gpu_activity_attach(s, -1, lp, err, sizeof(err))) != -ELOOP)
+				FAIL("attach through a symlink: %d, expected -ELOOP", ret);
+			if (mkfifo(fifo, 0600) == 0 &&
+			    (ret = ap_gpu_activity_attach(s, -1, fifo, err, sizeof(err))) != -EINVAL)
+				FAIL("attach to a FIFO: %d, expected -EINVAL", ret);
+			snprintf(lp, sizeof(lp), "/proc/%d/exe", getpid());
+			if ((ret = ap_gpu_activity_attach(s, -1, lp, err, sizeof(err))) != -ELOOP)
+				FAIL("attach through /proc/PID/exe: %d, expected -ELOOP", ret);
+			unlink(fifo);
+			unlink(link);
+			snprintf(lp, sizeof(lp), "%s/lib.so", link);
+			unlink(lp);
+			rmdir(link);
+		}
+	}
 
 	/* 2. per-pid attach through the process's mapping */
 	fd = mkstemp(logpath);
