@@ -47,7 +47,15 @@ const char harness_kernel_b[] = "_ZN11aperture_ns5scaleIfEEvPT_S1_i";
 
 struct exp_corr {
 	uint32_t corr, cbid, domain, tid;
+	uint64_t t_enter, t_exit; /* CLOCK_MONOTONIC around the API call (the --log only) */
+	const char *kernel;	  /* a launch's kernel, or NULL */
 };
+
+static int same_corr(const struct exp_corr *a, const struct exp_corr *b)
+{
+	return a->corr == b->corr && a->cbid == b->cbid && a->domain == b->domain &&
+	       a->tid == b->tid;
+}
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static struct exp_corr *exp_corrs, *got_corrs;
@@ -72,13 +80,33 @@ static uint32_t gettid_u32(void)
 	return (uint32_t)gettid();
 }
 
-static void expect_corr(uint32_t corr, uint32_t cbid, uint32_t domain)
+/* A probe the library must fire; returns its slot for expect_exit (-1: none). */
+static long expect_corr(uint32_t corr, uint32_t cbid, uint32_t domain, uint64_t t_enter,
+			const char *kernel)
 {
+	long i = -1;
+
 	if (bench_mode)
+		return -1;
+	pthread_mutex_lock(&mu);
+	if (nexp_corrs < MAX_EXPECT) {
+		i = (long)nexp_corrs++;
+		exp_corrs[i] = (struct exp_corr){ corr, cbid, domain, gettid_u32(), t_enter, 0,
+						  kernel };
+	}
+	pthread_mutex_unlock(&mu);
+	return i;
+}
+
+/* The call returned: its end time (the array does not move while the threads run). */
+static void expect_exit(long i)
+{
+	uint64_t t = mono_ns();
+
+	if (i < 0)
 		return;
 	pthread_mutex_lock(&mu);
-	if (nexp_corrs < MAX_EXPECT)
-		exp_corrs[nexp_corrs++] = (struct exp_corr){ corr, cbid, domain, gettid_u32() };
+	exp_corrs[i].t_exit = t;
 	pthread_mutex_unlock(&mu);
 }
 
@@ -100,7 +128,8 @@ __attribute__((visibility("default"))) void ap_cupti_sink_correlation(uint32_t c
 {
 	pthread_mutex_lock(&mu);
 	if (ngot_corrs < MAX_EXPECT)
-		got_corrs[ngot_corrs++] = (struct exp_corr){ corr, cbid, domain, gettid_u32() };
+		got_corrs[ngot_corrs++] = (struct exp_corr){ corr, cbid, domain, gettid_u32(), 0, 0,
+							     NULL };
 	pthread_mutex_unlock(&mu);
 }
 
@@ -127,30 +156,36 @@ __attribute__((visibility("default"))) void ap_cupti_sink_stats(const struct ap_
 
 /* the driver's launch: its own correlation id; a probe only when no runtime call is around
  * it (the library's rule), which the caller says */
-__attribute__((noinline)) uint32_t mock_cuLaunchKernel(int outermost)
+__attribute__((noinline)) uint32_t mock_cuLaunchKernel(const char *kernel, int outermost)
 {
+	uint64_t t = mono_ns();
 	uint32_t c = mock_cupti_next_correlation();
+	long x = -1;
 
 	if (mock_cupti_api(1, CUPTI_DRIVER_TRACE_CBID_cuLaunchKernel, 0, c, "cuLaunchKernel",
 			   NULL) &&
 	    outermost)
-		expect_corr(c, CUPTI_DRIVER_TRACE_CBID_cuLaunchKernel, 1);
+		x = expect_corr(c, CUPTI_DRIVER_TRACE_CBID_cuLaunchKernel, 1, t, kernel);
 	mock_cupti_api(1, CUPTI_DRIVER_TRACE_CBID_cuLaunchKernel, 1, c, "cuLaunchKernel", NULL);
+	expect_exit(x);
 	__asm__ volatile("" ::: "memory"); /* not a tail call: keep the frame */
 	return c;
 }
 
 __attribute__((noinline)) uint32_t mock_cudaLaunchKernel(const char *kernel, int outermost)
 {
+	uint64_t t = mono_ns();
 	uint32_t c = mock_cupti_next_correlation();
+	long x = -1;
 
 	if (mock_cupti_api(2, CUPTI_RUNTIME_TRACE_CBID_cudaLaunchKernel_v7000, 0, c,
 			   "cudaLaunchKernel", kernel) &&
 	    outermost)
-		expect_corr(c, CUPTI_RUNTIME_TRACE_CBID_cudaLaunchKernel_v7000, 2);
-	mock_cuLaunchKernel(0);
+		x = expect_corr(c, CUPTI_RUNTIME_TRACE_CBID_cudaLaunchKernel_v7000, 2, t, kernel);
+	mock_cuLaunchKernel(kernel, 0);
 	mock_cupti_api(2, CUPTI_RUNTIME_TRACE_CBID_cudaLaunchKernel_v7000, 1, c,
 		       "cudaLaunchKernel", kernel);
+	expect_exit(x);
 	__asm__ volatile("" ::: "memory");
 	return c;
 }
@@ -158,25 +193,31 @@ __attribute__((noinline)) uint32_t mock_cudaLaunchKernel(const char *kernel, int
 /* CUDA 13's <<<>>> lowering: __cudaLaunchKernel, which calls cudaLaunchKernel */
 __attribute__((noinline)) uint32_t mock__cudaLaunchKernel(const char *kernel)
 {
+	uint64_t t = mono_ns();
 	uint32_t c = mock_cupti_next_correlation();
+	long x = -1;
 
 	if (mock_cupti_api(2, CUPTI_RUNTIME_TRACE_CBID___cudaLaunchKernel_v13000, 0, c,
 			   "__cudaLaunchKernel", kernel))
-		expect_corr(c, CUPTI_RUNTIME_TRACE_CBID___cudaLaunchKernel_v13000, 2);
+		x = expect_corr(c, CUPTI_RUNTIME_TRACE_CBID___cudaLaunchKernel_v13000, 2, t, kernel);
 	mock_cudaLaunchKernel(kernel, 0);
 	mock_cupti_api(2, CUPTI_RUNTIME_TRACE_CBID___cudaLaunchKernel_v13000, 1, c,
 		       "__cudaLaunchKernel", kernel);
+	expect_exit(x);
 	__asm__ volatile("" ::: "memory");
 	return c;
 }
 
 static uint32_t runtime_call(uint32_t cbid, const char *name)
 {
+	uint64_t t = mono_ns();
 	uint32_t c = mock_cupti_next_correlation();
+	long x = -1;
 
 	if (mock_cupti_api(2, cbid, 0, c, name, NULL))
-		expect_corr(c, cbid, 2);
+		x = expect_corr(c, cbid, 2, t, NULL);
 	mock_cupti_api(2, cbid, 1, c, name, NULL);
+	expect_exit(x);
 	return c;
 }
 
@@ -356,7 +397,7 @@ static void *worker(void *p)
 	gpu_memory(c, addr, 1 << 20, 0);
 	for (int i = 0; i < nlaunches; i++) {
 		if (a->idx == 1) { /* a driver-API thread */
-			c = mock_cuLaunchKernel(1);
+			c = mock_cuLaunchKernel(harness_kernel_a, 1);
 			gpu_kernel(c, harness_kernel_a);
 		} else {
 			run_add_one(i);
@@ -427,8 +468,7 @@ static int check(int expect_rate_limited, int want_clock)
 		for (i = j = 0; i < ngot_corrs; i++) {
 			while (j < nexp_corrs && exp_corrs[j].corr < got_corrs[i].corr)
 				j++;
-			if (j == nexp_corrs || memcmp(&exp_corrs[j], &got_corrs[i],
-						      sizeof(got_corrs[i]))) {
+			if (j == nexp_corrs || !same_corr(&exp_corrs[j], &got_corrs[i])) {
 				fprintf(stderr, "FAIL: unexpected probe corr %u\n", got_corrs[i].corr);
 				fails++;
 			}
@@ -451,7 +491,7 @@ static int check(int expect_rate_limited, int want_clock)
 			fails++;
 		}
 		for (i = 0; i < nexp_corrs && i < ngot_corrs; i++)
-			if (memcmp(&exp_corrs[i], &got_corrs[i], sizeof(exp_corrs[i]))) {
+			if (!same_corr(&exp_corrs[i], &got_corrs[i])) {
 				fprintf(stderr,
 					"FAIL: probe %zu: corr %u cbid %u domain %u tid %u, expected "
 					"corr %u cbid %u domain %u tid %u\n",
@@ -530,8 +570,10 @@ static int write_log(const char *path)
 	}
 	fprintf(f, "pid %d offset_clock %d\n", getpid(), offset_clock);
 	for (i = 0; i < nexp_corrs; i++)
-		fprintf(f, "C %u %u %u %u\n", exp_corrs[i].corr, exp_corrs[i].cbid,
-			exp_corrs[i].domain, exp_corrs[i].tid);
+		fprintf(f, "C %u %u %u %u %" PRIu64 " %" PRIu64 " %s\n", exp_corrs[i].corr,
+			exp_corrs[i].cbid, exp_corrs[i].domain, exp_corrs[i].tid,
+			exp_corrs[i].t_enter, exp_corrs[i].t_exit,
+			exp_corrs[i].kernel ? exp_corrs[i].kernel : "-");
 	for (i = 0; i < nexp_recs; i++) {
 		const struct ap_ga_rec *r = &exp_recs[i];
 

@@ -12,8 +12,13 @@
  *  3. all-pids attach by file before the process starts, with a rate limit: the probes that
  *     fired arrive, and the library's drop counter comes through its stats probe.
  *
- * The model is stood in for by the two functions below (they record what the loader
- * hands over), so this tests the loader's decoding, not the model's join.
+ * The loader feeds the real model (src/gpu/gpu_model.h). The two model entry points are
+ * wrapped at link time (-Wl,--wrap) so the test also sees exactly what the loader hands
+ * over. In step 2, each correlation that reaches the model is followed by the call the
+ * uprobe collector would have reported for it (the launch, from the harness's log: its
+ * thread, entry and return times, kernel, a CPU stack). The model must then join every
+ * kernel record to its launch: each kernel row of a launched host stub carries the GPU time
+ * of exactly its records, and no correlation stays unmatched.
  *
  *   test_activity_bpf HARNESS INJECT_LIB MOCK_LIBCUPTI
  *   test_activity_bpf --bench launch|records N attach|none HARNESS INJECT_LIB
@@ -39,6 +44,8 @@
 
 #include "gpu/activity.h"
 #include "gpu/gpu_model.h"
+#include "lib/json_parse.h"
+#include "lib/profile.h"
 
 #define MAXN 200000
 
@@ -50,7 +57,7 @@ static int fails;
 		fails++;                           \
 	} while (0)
 
-/* ---- stand-in model: record what arrives ---- */
+/* ---- what the loader hands the model (wrapped) ---- */
 
 struct got_call {
 	struct ap_gpu_call c;
@@ -67,28 +74,89 @@ static size_t ncalls;
 static struct got_act *acts;
 static size_t nacts;
 
-int ap_gpu_model_add_call(struct ap_gpu_model *m, const struct ap_gpu_call *c)
+/* The harness's calls (its log's C lines), for the join: what the collector would report. */
+struct log_call {
+	uint32_t corr, cbid, domain, tid;
+	uint64_t t_enter, t_exit;
+	char kernel[128];
+};
+static struct log_call *log_calls;
+static size_t nlog_calls;
+static int log_pid;
+static uint32_t launch_stack; /* main <- run_add_one, leaf first */
+
+int __real_ap_gpu_model_add_call(struct ap_gpu_model *m, const struct ap_gpu_call *c);
+int __real_ap_gpu_model_add_activity(struct ap_gpu_model *m, const struct ap_gpu_activity *a);
+
+static uint64_t kernel_func(const char *name)
 {
-	(void)m;
+	return !strcmp(name, "_Z7add_onePii") ? 0x1000 : 0x2000;
+}
+
+/* The call the uprobes saw around correlation `corr` (launch or copy), as the collector
+ * would decode it. */
+static int add_probed_call(struct ap_gpu_model *m, uint32_t pid, uint64_t corr)
+{
+	struct ap_gpu_call c = { 0 };
+	const struct log_call *l = NULL;
+	size_t i;
+
+	if ((int)pid != log_pid)
+		return 0;
+	for (i = 0; i < nlog_calls; i++)
+		if (log_calls[i].corr == corr) {
+			l = &log_calls[i];
+			break;
+		}
+	if (!l)
+		return 0;
+	c.pid = pid;
+	c.tid = l->tid;
+	c.ts_ns = l->t_enter;
+	c.dur_ns = l->t_exit - l->t_enter;
+	c.stack = launch_stack;
+	c.ret = 0;
+	if (strcmp(l->kernel, "-")) {
+		c.kind = AP_GPU_CALL_LAUNCH;
+		c.api = l->domain == 1 ? "cuLaunchKernel" : "cudaLaunchKernel";
+		c.flags = l->domain == 1 ? AP_GPU_F_DRIVER_API : 0;
+		c.func = kernel_func(l->kernel);
+		c.name = l->kernel;
+		c.grid[0] = c.grid[1] = c.grid[2] = 1;
+		c.block[0] = c.block[1] = c.block[2] = 1;
+	} else {
+		/* the copy probe group covers memcpy and memset (docs/gpu.md) */
+		c.kind = AP_GPU_CALL_COPY;
+		c.api = l->cbid == 31 ? "cudaMemcpy" : "cudaMemset";
+	}
+	return __real_ap_gpu_model_add_call(m, &c);
+}
+
+int __wrap_ap_gpu_model_add_call(struct ap_gpu_model *m, const struct ap_gpu_call *c)
+{
+	int err;
+
 	if (ncalls >= MAXN)
 		return -ENOSPC;
 	calls[ncalls].c = *c;
 	snprintf(calls[ncalls].api, sizeof(calls[ncalls].api), "%s", c->api ? c->api : "");
 	calls[ncalls].c.api = NULL;
 	ncalls++;
-	return 0;
+	err = __real_ap_gpu_model_add_call(m, c);
+	if (!err && c->kind == AP_GPU_CALL_CORRELATION)
+		err = add_probed_call(m, c->pid, c->correlation);
+	return err;
 }
 
-int ap_gpu_model_add_activity(struct ap_gpu_model *m, const struct ap_gpu_activity *a)
+int __wrap_ap_gpu_model_add_activity(struct ap_gpu_model *m, const struct ap_gpu_activity *a)
 {
-	(void)m;
 	if (nacts >= MAXN)
 		return -ENOSPC;
 	acts[nacts].a = *a;
 	snprintf(acts[nacts].name, sizeof(acts[nacts].name), "%s", a->name ? a->name : "-");
 	acts[nacts].a.name = NULL;
 	nacts++;
-	return 0;
+	return __real_ap_gpu_model_add_activity(m, a);
 }
 
 /* ---- helpers ---- */
@@ -164,8 +232,13 @@ static int find_mapping(pid_t pid, const char *lib, char *out, size_t outlen)
 	return found;
 }
 
-/* consume until the child exits, then a little longer for its exit stats */
-static int run_until_exit(struct ap_gpu_activity_src *s, struct child *ch)
+static struct ap_gpu_model *model;
+static int load_log(const char *log);
+
+/* Consume until the child exits, then a little longer for its exit stats. With
+ * consume_after, nothing is consumed before it exited (the ring buffer holds it all), so
+ * that its log is there for the join when the events reach the model. */
+static int run_until_exit(struct ap_gpu_activity_src *s, struct child *ch, const char *log)
 {
 	int ep = epoll_create1(EPOLL_CLOEXEC), status = 0, err;
 	struct epoll_event ev = { .events = EPOLLIN }, out;
@@ -174,7 +247,14 @@ static int run_until_exit(struct ap_gpu_activity_src *s, struct child *ch)
 	epoll_ctl(ep, EPOLL_CTL_ADD, ap_gpu_activity_poll_fd(s), &ev);
 	while (mono_ns() < deadline) {
 		epoll_wait(ep, &out, 1, 50);
-		err = ap_gpu_activity_consume(s, (struct ap_gpu_model *)1);
+		if (log && !exited_at) {
+			if (waitpid(ch->pid, &status, WNOHANG) != ch->pid)
+				continue;
+			exited_at = mono_ns();
+			if (load_log(log))
+				break;
+		}
+		err = ap_gpu_activity_consume(s, model);
 		if (err) {
 			FAIL("consume: %s", strerror(-err));
 			break;
@@ -196,6 +276,153 @@ static int run_until_exit(struct ap_gpu_activity_src *s, struct child *ch)
 		return -1;
 	}
 	return 0;
+}
+
+/* The C lines of the harness's log, for add_probed_call. */
+static int load_log(const char *log)
+{
+	char line[1024];
+	FILE *f = fopen(log, "r");
+	int offset_clock;
+
+	nlog_calls = 0;
+	if (!f) {
+		FAIL("no harness log %s", log);
+		return -1;
+	}
+	if (!fgets(line, sizeof(line), f) ||
+	    sscanf(line, "pid %d offset_clock %d", &log_pid, &offset_clock) != 2) {
+		fclose(f);
+		FAIL("bad log header");
+		return -1;
+	}
+	while (fgets(line, sizeof(line), f) && nlog_calls < MAXN) {
+		struct log_call *l = &log_calls[nlog_calls];
+
+		if (sscanf(line, "C %u %u %u %u %" SCNu64 " %" SCNu64 " %127s", &l->corr, &l->cbid,
+			   &l->domain, &l->tid, &l->t_enter, &l->t_exit, l->kernel) == 7)
+			nlog_calls++;
+	}
+	fclose(f);
+	return 0;
+}
+
+static uint64_t jnum(const struct ap_json *j, const char *key)
+{
+	uint64_t v = UINT64_MAX;
+
+	if (!j || ap_json_u64(ap_json_get(j, key), &v))
+		return UINT64_MAX;
+	return v;
+}
+
+/* The join, through the model's JSON: every kernel record's GPU time on its launch's kernel
+ * row (the host stub the launch named), none elsewhere. */
+static void check_join(const char *logpath)
+{
+	struct {
+		const char *mangled;
+		uint64_t func, launches, records, total;
+	} k[2] = { { "_Z7add_onePii", 0x1000, 0, 0, 0 },
+		   { "_ZN11aperture_ns5scaleIfEEvPT_S1_i", 0x2000, 0, 0, 0 } };
+	char *buf = NULL, err[256], line[1024], name[512];
+	const struct ap_json *gpu, *kernels, *st;
+	struct ap_json *root;
+	size_t len = 0, i, j, ncorr = 0;
+	FILE *f;
+
+	for (i = 0; i < nlog_calls; i++) {
+		if (strcmp(log_calls[i].kernel, "-"))
+			for (j = 0; j < 2; j++)
+				k[j].launches += !strcmp(log_calls[i].kernel, k[j].mangled);
+		ncorr++;
+	}
+	f = fopen(logpath, "r");
+	while (f && fgets(line, sizeof(line), f)) {
+		unsigned corr, kind;
+		uint64_t start, end;
+
+		if (sscanf(line,
+			   "R %u %u %" SCNu64 " %" SCNu64 " %*u %*u %*u %*u %*u %*u %*u %*u %*u %*u %*u %*u "
+			   "%511s",
+			   &corr, &kind, &start, &end, name) == 5 &&
+		    kind == AP_GPU_ACT_KERNEL)
+			for (j = 0; j < 2; j++)
+				if (!strcmp(name, k[j].mangled)) {
+					k[j].records++;
+					k[j].total += end - start;
+				}
+	}
+	if (f)
+		fclose(f);
+
+	if (ap_gpu_model_finish(model)) {
+		FAIL("ap_gpu_model_finish");
+		return;
+	}
+	f = open_memstream(&buf, &len);
+	if (!f || ap_gpu_model_write_json(model, f) || fclose(f)) {
+		FAIL("ap_gpu_model_write_json");
+		free(buf);
+		return;
+	}
+	root = ap_json_parse(buf, len, err, sizeof(err));
+	free(buf);
+	if (!root) {
+		FAIL("model JSON: %s", err);
+		return;
+	}
+	gpu = ap_json_get(root, "gpu");
+	kernels = ap_json_get(gpu, "kernels");
+	st = ap_json_get(gpu, "stats");
+	if (!kernels || kernels->type != AP_JSON_ARRAY || !st) {
+		FAIL("model JSON without gpu.kernels/stats");
+		ap_json_free(root);
+		return;
+	}
+	for (j = 0; j < 2; j++) {
+		int rows = 0;
+
+		for (i = 0; i < kernels->len; i++) {
+			const struct ap_json *r = &kernels->items[i];
+			const struct ap_json *fn = ap_json_get(r, "func");
+			uint64_t func = 0;
+
+			if ((int)jnum(r, "pid") != log_pid)
+				continue;
+			if (!fn || fn->type == AP_JSON_NULL) {
+				FAIL("GPU time on a kernel row without a launch: %s",
+				     ap_json_get(r, "name") ? ap_json_get(r, "name")->str : "?");
+				continue;
+			}
+			if (ap_json_u64(fn, &func) || func != k[j].func)
+				continue;
+			rows++;
+			if (jnum(r, "launches") != k[j].launches ||
+			    jnum(ap_json_get(r, "gpu_time_ns"), "records") != k[j].records ||
+			    jnum(ap_json_get(r, "gpu_time_ns"), "total") != k[j].total)
+				FAIL("kernel %s: %" PRIu64 " launches, %" PRIu64 " records, %" PRIu64
+				     " ns; expected %" PRIu64 ", %" PRIu64 ", %" PRIu64,
+				     k[j].mangled, jnum(r, "launches"),
+				     jnum(ap_json_get(r, "gpu_time_ns"), "records"),
+				     jnum(ap_json_get(r, "gpu_time_ns"), "total"), k[j].launches,
+				     k[j].records, k[j].total);
+			else
+				printf("join: %s: %" PRIu64 " launches, %" PRIu64
+				       " kernel records, %" PRIu64 " ns of GPU time on its row\n",
+				       k[j].mangled, k[j].launches, k[j].records, k[j].total);
+		}
+		if (rows != 1 || !k[j].records)
+			FAIL("kernel %s: %d rows, %" PRIu64 " records expected", k[j].mangled, rows,
+			     k[j].records);
+	}
+	if (jnum(st, "correlations_joined") != ncorr || jnum(st, "correlations_unmatched") ||
+	    jnum(st, "correlations_orphaned") || jnum(st, "correlations_expired"))
+		FAIL("model stats: joined %" PRIu64 " of %zu, unmatched %" PRIu64 ", orphaned %" PRIu64
+		     ", expired %" PRIu64,
+		     jnum(st, "correlations_joined"), ncorr, jnum(st, "correlations_unmatched"),
+		     jnum(st, "correlations_orphaned"), jnum(st, "correlations_expired"));
+	ap_json_free(root);
 }
 
 /* Compare the harness's log with what arrived. rate_limited: the probes are a subset. */
@@ -337,7 +564,7 @@ static int bench(char **argv)
 	if (attach) {
 		struct ap_gpu_activity_stats st;
 
-		run_until_exit(s, &ch);
+		run_until_exit(s, &ch, NULL);
 		ap_gpu_activity_get_stats(s, &st);
 		fprintf(stderr, "loader: %" PRIu64 " correlations, %" PRIu64 " records, %" PRIu64
 			" ring buffer drops, %" PRIu64 " dropped by the library\n",
@@ -357,6 +584,7 @@ int main(int argc, char **argv)
 	char err[512], mapping[128], logpath[] = "/tmp/ap_cupti_logXXXXXX";
 	struct ap_gpu_activity_src *s;
 	struct ap_gpu_activity_stats st;
+	struct ap_profile *prof;
 	struct child ch;
 	char line[64];
 	size_t nexp = 0;
@@ -365,8 +593,19 @@ int main(int argc, char **argv)
 
 	calls = calloc(MAXN, sizeof(*calls));
 	acts = calloc(MAXN, sizeof(*acts));
-	if (!calls || !acts)
+	log_calls = calloc(MAXN, sizeof(*log_calls));
+	prof = ap_profile_new();
+	model = prof ? ap_gpu_model_new(prof, NULL) : NULL;
+	if (!calls || !acts || !log_calls || !model)
 		return 2;
+	{
+		uint32_t fr[2] = {
+			ap_profile_add_named_frame(prof, "run_add_one", "cupti_harness", AP_FRAME_USER),
+			ap_profile_add_named_frame(prof, "main", "cupti_harness", AP_FRAME_USER),
+		};
+
+		launch_stack = ap_profile_add_stack(prof, fr, 2);
+	}
 	if (argc == 7 && !strcmp(argv[1], "--bench"))
 		return bench(argv);
 	if (argc != 4) {
@@ -467,9 +706,11 @@ int main(int argc, char **argv)
 	t0 = mono_ns();
 	fputs("go\n", ch.in);
 	fflush(ch.in);
-	if (run_until_exit(s, &ch) == 0) {
+	if (run_until_exit(s, &ch, logpath) == 0) {
 		t1 = mono_ns();
 		compare(logpath, t0, t1, 0, &nexp);
+		check_join(logpath);
+		log_pid = 0; /* no more probed calls from here on */
 		ap_gpu_activity_get_stats(s, &st);
 		if (st.correlations != nexp || st.correlations != ncalls ||
 		    st.records != nacts || st.ringbuf_drops || st.lib_dropped ||
@@ -498,7 +739,7 @@ int main(int argc, char **argv)
 		t0 = mono_ns();
 		fputs("go\n", ch.in);
 		fflush(ch.in);
-		if (run_until_exit(s, &ch) == 0) {
+		if (run_until_exit(s, &ch, NULL) == 0) {
 			t1 = mono_ns();
 			compare(logpath, t0, t1, 1, &nexp);
 			ap_gpu_activity_get_stats(s, &st);
@@ -520,6 +761,8 @@ int main(int argc, char **argv)
 	}
 	unlink(logpath);
 	ap_gpu_activity_free(s);
+	ap_gpu_model_free(model);
+	ap_profile_free(prof);
 	if (fails) {
 		fprintf(stderr, "%d failure(s)\n", fails);
 		return 1;
