@@ -180,16 +180,17 @@ static uint32_t add_stack(struct ap_collector *c, struct gpu_collector *g, uint3
 
 /* The device name of a registration: from the process (the string is there by now), else
  * from the host stub's ELF symbol. */
-static const char *registration_name(struct gpu_collector *g, uint32_t pid, uint64_t addr,
-				     uint64_t func)
+static const char *registration_name(struct gpu_collector *g, const struct ap_gpu_call *c,
+				     uint64_t addr)
 {
 	char *sym;
 
-	if (ap_gpu_read_proc_string((int)pid, addr, g->name, sizeof(g->name)) == 0) {
+	if (ap_gpu_read_proc_string((int)c->pid, addr, g->name, sizeof(g->name)) == 0) {
 		g->st.names_read++;
 		return g->name;
 	}
-	sym = ap_gpu_stub_symbol((int)pid, func);
+	/* a runtime registration's host stub is code; a driver CUfunction is not */
+	sym = (c->flags & AP_GPU_F_DRIVER_API) ? NULL : ap_gpu_stub_symbol((int)c->pid, c->func);
 	if (sym) {
 		snprintf(g->name, sizeof(g->name), "%s", sym);
 		free(sym);
@@ -233,7 +234,7 @@ static void record_call(struct ap_collector *c, const struct ap_gpu_event *e,
 	g->st.events++;
 	switch (call.kind) {
 	case AP_GPU_CALL_REGISTER_FUNCTION:
-		call.name = registration_name(g, call.pid, name_addr, call.func);
+		call.name = registration_name(g, &call, name_addr);
 		known_add(g, call.pid, call.func);
 		break;
 	case AP_GPU_CALL_GET_KERNEL:
@@ -242,7 +243,9 @@ static void record_call(struct ap_collector *c, const struct ap_gpu_event *e,
 		known_add(g, call.pid, call.func);
 		break;
 	case AP_GPU_CALL_LAUNCH:
-		name_unregistered(g, call.pid, call.func);
+		/* a driver launch's CUfunction is no code address: cuModuleGetFunction names it */
+		if (!(call.flags & AP_GPU_F_DRIVER_API))
+			name_unregistered(g, call.pid, call.func);
 		break;
 	default:
 		break;

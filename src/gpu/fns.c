@@ -25,6 +25,7 @@ enum layout {
 	L_COPY,		/* bytes/dir/stream where the row says */
 	L_COPY_2D,	/* (dst, dpitch, src, spitch, width, height, kind, [stream]) */
 	L_SYNC,		/* stream where the row says */
+	L_DRV_GET_FUNC, /* cuModuleGetFunction(CUfunction *out, CUmodule, const char *name) */
 };
 
 #define S(i) (6 + (i)) /* stack argument i */
@@ -157,7 +158,9 @@ const struct ap_gpu_fn ap_gpu_fns[] = {
 	OTHER("cuCtxCreate_v2", DRV, NA),
 	OTHER("cuModuleLoadData", DRV, NA),
 	OTHER("cuModuleLoadDataEx", DRV, NA),
-	OTHER("cuModuleGetFunction", DRV, NA),
+	/* names the driver's launches: the CUfunction it returns -> the kernel's name */
+	{ "cuModuleGetFunction", AP_GPU_CALL_REGISTER_FUNCTION, AP_GPU_CLASS_REGISTER,
+	  AP_GPU_GROUP_LAUNCH, L_DRV_GET_FUNC, DRV, 0, NA, NA, NA, 0 },
 	OTHER("cuStreamCreate", DRV, NA),
 	OTHER("cuGraphLaunch", DRV, 1),
 };
@@ -235,7 +238,8 @@ uint64_t ap_gpu_fn_cookie(size_t idx)
 		c |= AP_GPU_CK_ENTRY_ONLY;
 	if (uses_stack_args(f))
 		c |= AP_GPU_CK_STACK_ARGS;
-	if (f->layout == L_ALLOC || f->layout == L_ALLOC_PITCH || f->layout == L_GET_KERNEL)
+	if (f->layout == L_ALLOC || f->layout == L_ALLOC_PITCH || f->layout == L_GET_KERNEL ||
+	    f->layout == L_DRV_GET_FUNC)
 		c |= AP_GPU_CK_DEREF0;
 	if (f->layout == L_ALLOC_PITCH)
 		c |= AP_GPU_CK_DEREF1;
@@ -316,6 +320,15 @@ int ap_gpu_decode(const struct ap_gpu_event *e, struct ap_gpu_call *c, uint64_t 
 	case L_GET_KERNEL:
 		c->func = e->args[1];
 		c->handle = (e->flags & AP_GPU_EVF_OUT0) ? e->out[0] : 0;
+		break;
+	case L_DRV_GET_FUNC:
+		/* only a success wrote a CUfunction: else it is an API call like any other */
+		if (c->ret != 0 || !(e->flags & AP_GPU_EVF_OUT0) || !e->out[0]) {
+			c->kind = AP_GPU_CALL_OTHER;
+			break;
+		}
+		c->func = e->out[0];
+		*name_addr = e->args[2];
 		break;
 	case L_RT_LAUNCH:
 		c->func = e->args[0];

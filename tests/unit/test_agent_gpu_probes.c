@@ -277,6 +277,22 @@ static void test_decode_registration(void **state)
 	assert_int_equal(c.handle, 0x55550000);
 	assert_int_equal(c.ret, 0);
 
+	/* the driver's cuModuleGetFunction(&f, mod, name) names the CUfunction it returns */
+	e = call_of("cuModuleGetFunction");
+	e.args[0] = 0x7ffd2000;
+	e.args[2] = 0x403000;
+	e.out[0] = 0xf00d;
+	e.flags = AP_GPU_EVF_OUT0;
+	assert_int_equal(ap_gpu_decode(&e, &c, &name_addr), 0);
+	assert_int_equal(c.kind, AP_GPU_CALL_REGISTER_FUNCTION);
+	assert_int_equal(c.func, 0xf00d);
+	assert_int_equal(name_addr, 0x403000);
+	e.ret = 34; /* the stub driver: nothing was written */
+	assert_int_equal(ap_gpu_decode(&e, &c, &name_addr), 0);
+	assert_int_equal(c.kind, AP_GPU_CALL_OTHER);
+	assert_int_equal(name_addr, 0);
+	assert_int_equal(c.ret, 34);
+
 	/* not a call, or not a function of the table */
 	e.kind = AP_GPU_EV_EXIT;
 	assert_int_equal(ap_gpu_decode(&e, &c, &name_addr), -EINVAL);
