@@ -62,6 +62,7 @@ static CUfunction fn;
 static CUdeviceptr d_a, d_b, d_leak;
 static int h_buf[N_ELEMS];
 static long launches;
+static long h2d_calls, h2d_bytes, d2h_calls, d2h_bytes;
 
 static void wait_line(void)
 {
@@ -116,6 +117,8 @@ NOINLINE void run_leak(void)
 NOINLINE void run_copy_in(void)
 {
 	CALL(cuMemcpyHtoD, d_a, h_buf, sizeof h_buf);
+	h2d_calls++;
+	h2d_bytes += sizeof h_buf;
 }
 
 NOINLINE void run_launch(void)
@@ -130,6 +133,8 @@ NOINLINE void run_launch(void)
 NOINLINE void run_copy_out(void)
 {
 	CALL(cuMemcpyDtoH, h_buf, d_a, sizeof h_buf / 2);
+	d2h_calls++;
+	d2h_bytes += sizeof h_buf / 2;
 }
 
 NOINLINE void run_sync(void)
@@ -185,8 +190,10 @@ int main(int argc, char **argv)
 		       i ? ", " : "", apis[i].name, apis[i].calls, apis[i].errors, apis[i].code[0],
 		       apis[i].code[1]);
 	printf("}, \"kernels\": {\"drv_add_one\": [{\"grid\": [3, 5, 7], \"block\": [32, 2, 1], "
-	       "\"shmem\": 256, \"launches\": %ld}]}, \"leak\": {\"ptr\": \"0x%llx\", "
-	       "\"bytes\": %u}}\n",
-	       launches, (unsigned long long)d_leak, LEAK_BYTES);
+	       "\"shmem\": 256, \"launches\": %ld}]}, \"copies\": {\"h2d\": {\"calls\": %ld, "
+	       "\"bytes\": %ld}, \"d2h\": {\"calls\": %ld, \"bytes\": %ld}}, "
+	       "\"leak\": {\"ptr\": \"0x%llx\", \"bytes\": %u}}\n",
+	       launches, h2d_calls, h2d_bytes, d2h_calls, d2h_bytes, (unsigned long long)d_leak,
+	       LEAK_BYTES);
 	return 0;
 }

@@ -45,6 +45,7 @@
 #define NOINLINE __attribute__((noinline))
 #define N_ELEMS 1024
 #define LEAK_BYTES (3u * 1024 * 1024 + 4096)
+#define N_KERNELS 3 // __global__ functions below: each registered once (__cudaRegisterFunction)
 
 __global__ void add_one(int *p, int n)
 {
@@ -84,6 +85,10 @@ struct shape {
 
 static std::map<std::string, api_count> g_api;
 static std::map<std::string, std::map<std::string, shape>> g_launch; // mangled -> shapes
+struct copy_count {
+	long calls = 0, bytes = 0;
+};
+static std::map<std::string, copy_count> g_copies; // direction -> calls, bytes requested
 static double g_event_ms;				     // --spin-us: the events' total
 static long g_spins;
 static long g_bench_launches; // --bench: launches and their wall time (ns)
@@ -171,14 +176,26 @@ extern "C" NOINLINE void run_alloc_cycle(void)
 	CALL(cudaFree, tmp);
 }
 
+static void note_copy(cudaMemcpyKind k, size_t bytes)
+{
+	static const char *dir[] = { "h2h", "h2d", "d2h", "d2d", "default" };
+	g_copies[dir[k]].calls++;
+	g_copies[dir[k]].bytes += bytes;
+}
+
 extern "C" NOINLINE void run_copies(void)
 {
 	const size_t bytes = N_ELEMS * sizeof(int);
 	CALL(cudaMemcpy, d_a, h_buf, bytes, cudaMemcpyHostToDevice);
+	note_copy(cudaMemcpyHostToDevice, bytes);
 	CALL(cudaMemcpy, h_buf, d_a, bytes, cudaMemcpyDeviceToHost);
+	note_copy(cudaMemcpyDeviceToHost, bytes);
 	CALL(cudaMemcpy, d_b, d_a, bytes / 2, cudaMemcpyDeviceToDevice);
+	note_copy(cudaMemcpyDeviceToDevice, bytes / 2);
 	CALL(cudaMemcpyAsync, d_a, h_buf, bytes / 4, cudaMemcpyHostToDevice, s);
+	note_copy(cudaMemcpyHostToDevice, bytes / 4);
 	CALL(cudaMemcpyAsync, h_buf, d_b, bytes / 8, cudaMemcpyDeviceToHost, s);
+	note_copy(cudaMemcpyDeviceToHost, bytes / 8);
 }
 
 extern "C" NOINLINE void run_sync(void)
@@ -282,9 +299,17 @@ static void print_result(long iters)
 		printf("]");
 		sep = ", ";
 	}
-	printf("}, \"leak\": {\"ptr\": \"0x%llx\", \"bytes\": %u}, \"spins\": %ld, "
+	printf("}, \"copies\": {");
+	sep = "";
+	for (auto &c : g_copies) {
+		printf("%s\"%s\": {\"calls\": %ld, \"bytes\": %ld}", sep, c.first.c_str(),
+		       c.second.calls, c.second.bytes);
+		sep = ", ";
+	}
+	printf("}, \"registered_kernels\": %d, \"leak\": {\"ptr\": \"0x%llx\", \"bytes\": %u}, "
+	       "\"spins\": %ld, "
 	       "\"event_ms\": %.6f, \"bench_launches\": %ld, \"bench_ns\": %.0f}\n",
-	       (unsigned long long)(uintptr_t)d_leak, LEAK_BYTES, g_spins, g_event_ms,
+	       N_KERNELS, (unsigned long long)(uintptr_t)d_leak, LEAK_BYTES, g_spins, g_event_ms,
 	       g_bench_launches, g_bench_ns);
 }
 
