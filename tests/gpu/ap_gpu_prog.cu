@@ -2,7 +2,7 @@
 // ap_gpu_prog: a CUDA runtime program that makes known calls, for the GPU mode's tests and
 // the GPU check (docs/gpu.md, tests/bpf/test_gpu_*.py, scripts/gpu-check.sh).
 //
-//   ap_gpu_prog ITER [--spin-us N] [--bench N]
+//   ap_gpu_prog ITER [--spin-us N] [--bench N] [--loop KIND N]
 //
 // Built several ways by tests/gpu/CMakeLists.txt (static and shared cudart, the legacy launch
 // sequence, the per-thread default stream, stripped). It prints its pid on the first line,
@@ -93,6 +93,8 @@ static double g_event_ms;				     // --spin-us: the events' total
 static long g_spins;
 static long g_bench_launches; // --bench: launches and their wall time (ns)
 static double g_bench_ns;
+static long g_loop_calls; // --loop: API calls made and their wall time (ns)
+static double g_loop_ns;
 
 static cudaError_t count(const char *api, cudaError_t rc)
 {
@@ -238,6 +240,44 @@ extern "C" NOINLINE void run_bench(long n)
 	}
 }
 
+// --loop KIND N: N calls of one API of a probe group in a tight loop, timed (bench/
+// gpu_probe_cost.py: the cost per call of each probe group). KIND: launch (<<<>>>), malloc
+// (cudaMalloc + cudaFree: two calls per round), memcpy (cudaMemcpy H2D), sync
+// (cudaStreamSynchronize). Not counted in the RESULT's tables: only loop_ns and loop_calls.
+extern "C" NOINLINE void run_loop(const char *kind, long n)
+{
+	struct timespec t0, t1;
+	void *p = NULL;
+	int k = !strcmp(kind, "launch") ? 0 : !strcmp(kind, "malloc") ? 1
+		: !strcmp(kind, "memcpy") ? 2 : !strcmp(kind, "sync") ? 3 : -1;
+
+	if (k < 0) {
+		fprintf(stderr, "--loop: unknown kind '%s' (launch, malloc, memcpy, sync)\n", kind);
+		exit(2);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (long i = 0; i < n; i++) {
+		switch (k) {
+		case 0:
+			add_one<<<1, 32, 0, s>>>(d_a, 0);
+			break;
+		case 1:
+			cudaMalloc(&p, 4096);
+			cudaFree(p);
+			break;
+		case 2:
+			cudaMemcpy(d_a, h_buf, 64, cudaMemcpyHostToDevice);
+			break;
+		case 3:
+			cudaStreamSynchronize(s);
+			break;
+		}
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	g_loop_calls = k == 1 ? 2 * n : n;
+	g_loop_ns = (t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec);
+}
+
 extern "C" NOINLINE void run_free(void)
 {
 	CALL(cudaFree, d_a);
@@ -308,16 +348,18 @@ static void print_result(long iters)
 	}
 	printf("}, \"registered_kernels\": %d, \"leak\": {\"ptr\": \"0x%llx\", \"bytes\": %u}, "
 	       "\"spins\": %ld, "
-	       "\"event_ms\": %.6f, \"bench_launches\": %ld, \"bench_ns\": %.0f}\n",
+	       "\"event_ms\": %.6f, \"bench_launches\": %ld, \"bench_ns\": %.0f, "
+	       "\"loop_calls\": %ld, \"loop_ns\": %.0f}\n",
 	       N_KERNELS, (unsigned long long)(uintptr_t)d_leak, LEAK_BYTES, g_spins, g_event_ms,
-	       g_bench_launches, g_bench_ns);
+	       g_bench_launches, g_bench_ns, g_loop_calls, g_loop_ns);
 }
 
 int main(int argc, char **argv)
 {
 	long iters = argc > 1 ? atol(argv[1]) : 1;
 	unsigned long long spin_us = 0;
-	long bench = 0;
+	long bench = 0, loop_n = 0;
+	const char *loop_kind = NULL;
 	const char *w = getenv("AP_GPU_WAIT");
 
 	for (int i = 2; i + 1 < argc; i++)
@@ -325,6 +367,10 @@ int main(int argc, char **argv)
 			spin_us = strtoull(argv[++i], NULL, 10);
 		else if (!strcmp(argv[i], "--bench"))
 			bench = atol(argv[++i]);
+		else if (!strcmp(argv[i], "--loop") && i + 2 < argc) {
+			loop_kind = argv[++i];
+			loop_n = atol(argv[++i]);
+		}
 	if (iters < 0 || iters > 10000000) {
 		fprintf(stderr, "usage: %s ITER [--spin-us N]\n", argv[0]);
 		return 2;
@@ -346,6 +392,8 @@ int main(int argc, char **argv)
 		run_spin(spin_us);
 	if (bench > 0)
 		run_bench(bench);
+	if (loop_kind)
+		run_loop(loop_kind, loop_n);
 	run_free();
 	print_result(iters);
 	return 0;
