@@ -52,8 +52,10 @@ with tempfile.TemporaryDirectory() as tmp:
          "memory (live, peak, leaks): nothing was allocated")
     cp = gpu.get("copies", {})
     for d in ("h2d", "d2h"):
-        c.eq((cp.get(d, {}).get("calls"), cp.get(d, {}).get("bytes")),
-             (res["copies"][d]["calls"], res["copies"][d]["bytes"]), f"copies.{d}")
+        g, w = cp.get(d, {}), res["copies"][d]
+        c.eq((g.get("calls"), g.get("errors"), g.get("requested_bytes"), g.get("bytes")),
+             (w["calls"], w["calls"], w["bytes"], 0),
+             f"copies.{d} (calls, errors, requested_bytes, bytes): every copy failed")
     syncs = [s for s in gpu.get("sync", []) if s["api"] == "cuCtxSynchronize"]
     c.eq(sum(s["calls"] for s in syncs), ITER, "sync cuCtxSynchronize calls")
     c.eq(sum(s["calls"] for s in syncs if rooted_in_main(s.get("frames", []), "run_sync")),

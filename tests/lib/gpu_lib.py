@@ -343,16 +343,21 @@ def check_memory(c, gpu, res, alloc_apis=ALLOC_APIS, free_apis=FREE_APIS, kinds=
     c.eq(m.get("allocations"), calls(alloc_apis), "memory.allocations")
     c.eq(m.get("failed_allocations"), calls(alloc_apis), "memory.failed_allocations")
     c.eq(m.get("frees"), calls(free_apis), "memory.frees")
-    for key in ("live_bytes", "peak_bytes", "freed_bytes"):
+    c.eq(m.get("failed_frees"), calls(free_apis), "memory.failed_frees (every free failed)")
+    c.eq(m.get("unknown_frees"), 0, "memory.unknown_frees")
+    for key in ("live_bytes", "peak_bytes", "freed_bytes", "allocated_bytes"):
         c.eq(m.get(key), 0, f"memory.{key} (every allocation failed)")
     c.eq(m.get("leaks"), [], "memory.leaks (failed allocations are never leaks)")
+    c.eq((m.get("leaks_total"), m.get("leaked_bytes"), m.get("live_at_end")), (0, 0, []),
+         "memory (leaks_total, leaked_bytes, live_at_end)")
     by_kind = {}
     for n in alloc_apis:
         k = kinds[n]
         by_kind[k] = by_kind.get(k, 0) + res["api"].get(n, {}).get("calls", 0)
-    got = {k: v.get("allocations") for k, v in (m.get("by_kind") or {}).items()
-           if v.get("allocations")}
-    c.eq(got, {k: v for k, v in by_kind.items() if v}, "memory.by_kind allocations")
+    got = {k: (v.get("allocations"), v.get("failed")) for k, v in
+           (m.get("by_kind") or {}).items() if v.get("allocations")}
+    c.eq(got, {k: (v, v) for k, v in by_kind.items() if v},
+         "memory.by_kind (allocations, failed)")
     c.eq(sum(v.get("bytes", 0) for v in (m.get("by_kind") or {}).values()), 0,
          "memory.by_kind bytes (nothing was allocated)")
 
@@ -362,8 +367,10 @@ def check_copies(c, gpu, res):
     for d in ("h2d", "d2h", "d2d", "h2h", "default"):
         want = res["copies"].get(d, {"calls": 0, "bytes": 0})
         got = cp.get(d, {})
-        c.eq((got.get("calls", 0), got.get("bytes", 0)), (want["calls"], want["bytes"]),
-             f"copies.{d} (calls, bytes)")
+        # every copy failed: requested bytes counted, none copied
+        c.eq((got.get("calls", 0), got.get("errors", 0), got.get("requested_bytes", 0),
+              got.get("bytes", 0)), (want["calls"], want["calls"], want["bytes"], 0),
+             f"copies.{d} (calls, errors, requested_bytes, bytes)")
 
 
 def check_sync(c, gpu, res, apis=SYNC_APIS, caller="run_sync"):
