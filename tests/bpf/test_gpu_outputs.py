@@ -20,7 +20,7 @@ require_bpf()
 toolkit()
 require_no_gpu()
 ITER = 4
-CHAIN = {"_Z7add_onePii": None, "_ZN11aperture_ns5scaleIfEEvPT_S1_i": "run_scale"}
+CHAIN = {"_Z7add_onePii": None, "_ZN11aperture_ns5scaleIfEEvPT_S2_i": "run_scale"}
 
 with tempfile.TemporaryDirectory() as tmp:
     # folded
@@ -35,7 +35,7 @@ with tempfile.TemporaryDirectory() as tmp:
         if frames[-1].startswith("[gpu] "):
             got[frames[-1][6:]] = got.get(frames[-1][6:], 0) + n
     c.eq(got, launches, "launches per '[gpu] kernel' leaf")
-    scale = f"[gpu] {names['_ZN11aperture_ns5scaleIfEEvPT_S1_i']}"
+    scale = f"[gpu] {names['_ZN11aperture_ns5scaleIfEEvPT_S2_i']}"
     c.eq(scale, "[gpu] void aperture_ns::scale<float>(float*, float*, int)", "template name")
     via = sum(n for f, n in lines if f[-1] == scale and "main" in f and "run_scale" in f and
               f.index("main") < f.index("run_scale"))

@@ -41,6 +41,6 @@ with tempfile.TemporaryDirectory() as tmp, Aggregator() as agg:
     total = agg.query("/api/v1/flamegraph", query=sel, value="launches", **rng).json()["total"]
     check(total == sum(want.values()), f"flamegraph total {total} != {sum(want.values())}")
     tables = agg.query("/api/v1/tables", query='{mode="gpu"}', **rng).text()
-    check(names["_ZN11aperture_ns5scaleIfEEvPT_S1_i"] in tables,
+    check(names["_ZN11aperture_ns5scaleIfEEvPT_S2_i"] in tables,
           f"the stored tables lack the kernel table: {tables[:2000]}")
     print(f"ok: {sum(want.values())} launches stored under mode=\"gpu\", tables stored")

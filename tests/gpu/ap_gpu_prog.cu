@@ -157,7 +157,7 @@ extern "C" NOINLINE void run_add_one(void)
 extern "C" NOINLINE void run_scale(void)
 {
 	aperture_ns::scale<float><<<4, 256>>>((float *)d_b, (float *)d_a, N_ELEMS);
-	note_launch("_ZN11aperture_ns5scaleIfEEvPT_S1_i", dim3(4), dim3(256), 0);
+	note_launch("_ZN11aperture_ns5scaleIfEEvPT_S2_i", dim3(4), dim3(256), 0);
 }
 
 extern "C" NOINLINE void run_explicit(void)

@@ -319,7 +319,7 @@ def stack_expectations(mangled, shapes):
             caller = {(3, 5, 7): "run_add_one", (9, 8, 7): "run_explicit"}.get(
                 tuple(s["grid"]), "run_bench")
         else:
-            caller = {"_ZN11aperture_ns5scaleIfEEvPT_S1_i": "run_scale",
+            caller = {"_ZN11aperture_ns5scaleIfEEvPT_S2_i": "run_scale",
                       "_ZN11aperture_ns4spinEy": "run_spin"}.get(mangled, "run_launch")
         out[caller] = out.get(caller, 0) + s["launches"]
     return out
