@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The aggregator's storage: one table of operations (like the agent's collector table) and one
- * file per backend (sqlite.c, the embedded default; clickhouse.c later). Ingest and query code
+ * file per backend (sqlite.c, the embedded default; clickhouse.c, the scale-out one). Ingest and query code
  * talk only to this header, so a backend slots in without touching them.
  *
  * Data model
@@ -197,12 +197,14 @@ struct ap_store {
 	const struct ap_store_ops *ops;
 };
 
-/* "sqlite:PATH" (and later "clickhouse://..."): picks the backend by scheme and opens it.
+/* "sqlite:PATH" or "clickhouse://HOST:PORT/DB...": picks the backend by scheme and opens it.
  * An unknown scheme fails with -EINVAL and a message listing the known ones. */
 int ap_store_open(const char *spec, const struct ap_store_opts *opts, struct ap_store **out,
 		  char *err, size_t errlen);
 void ap_store_close(struct ap_store *s);
 
 extern const struct ap_store_ops ap_sqlite_store_ops;
+/* clickhouse://HOST:PORT/DB[?cluster=NAME&user=U&password_file=F] (docs/storage.md) */
+extern const struct ap_store_ops ap_clickhouse_store_ops;
 
 #endif
