@@ -28,6 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "format/pprof_flat.h"
 #include "lib/hist.h"
 #include "lib/profile.h"
 
@@ -106,6 +107,10 @@ struct ap_store_write {
 	size_t nlabels;
 	uint64_t from_ns, until_ns; /* the time the push covers; samples are stored at from_ns */
 	const struct ap_profile *profile; /* may be NULL when only rows are written */
+	/* instead of profile: the push's pprof decoded flat (format/pprof_flat.h), given only
+	 * to a backend whose ops->takes_flat is set (the ingest decodes an ap_profile for the
+	 * others); the same series, stacks and values as the profile it would make */
+	const struct ap_flat_profile *flat;
 	const struct ap_table_row *rows;
 	size_t nrows;
 };
@@ -191,6 +196,8 @@ struct ap_store_ops {
 	int (*retention)(struct ap_store *s, uint64_t before_ns, char *err, size_t errlen);
 	void (*stats)(struct ap_store *s, struct ap_store_stats *out);
 	void (*close)(struct ap_store *s);
+	/* write() takes ap_store_write.flat (the ingest's fast path); false: profile only */
+	bool takes_flat;
 };
 
 struct ap_store {
