@@ -203,6 +203,9 @@ int ap_dwarf_open(int fd, const char *path, const char *build_id,
 /* How the file was opened: an enum ap_dwarf_inflate. */
 int ap_dwarf_inflate_state(const struct ap_dwarf *dw);
 void ap_dwarf_close(struct ap_dwarf *dw);
+/* Drop the file's pages from this process's memory (they come back from the page cache
+ * when read): only when the file is a read-only mapping, else nothing. */
+void ap_dwarf_release_pages(struct ap_dwarf *dw);
 /* The inline chain at vaddr (an address in the ELF's vaddr space) into out[max]. Names that
  * had to be demangled are malloc'd and flagged in owned[] (free them with
  * ap_dwarf_chain_free); the other strings belong to the handle. Returns the number of frames,
