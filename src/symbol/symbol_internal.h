@@ -272,6 +272,8 @@ size_t ap_dbg_lookup(struct ap_dbg *d, struct ap_symtab *t, uint64_t vaddr,
 		     const struct ap_src_frame **out);
 /* Take finished debuginfod fetches; wait up to timeout_ms for the pending ones first. */
 void ap_dbg_poll(struct ap_dbg *d, unsigned timeout_ms);
+/* Drop the pages of every open debug file from memory (ap_dwarf_release_pages). */
+void ap_dbg_release_pages(struct ap_dbg *d);
 void ap_dbg_get_stats(const struct ap_dbg *d, struct ap_dbg_stats *out);
 /* Where uncompressed copies of compressed debug files are kept: NULL for the default
  * (<cache root>/inflated, see docs/symbolization.md), "" to inflate in memory instead.
