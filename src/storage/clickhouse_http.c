@@ -201,7 +201,6 @@ int ch_http_exec(struct ch_http *h, const char *query, const void *body, size_t 
 		curl_easy_setopt(c, CURLOPT_USERNAME, h->user);
 		curl_easy_setopt(c, CURLOPT_PASSWORD, h->password ? h->password : "");
 	}
-	if (getenv("AP_CH_DEBUG")) fprintf(stderr, "SQL: %s\n", query);
 	rc = curl_easy_perform(c);
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
 	if (s.too_big) {
