@@ -269,6 +269,7 @@ static int handle_event(void *ctx, void *data, size_t size)
 	struct gpu_collector *g = c->priv;
 	const struct ap_gpu_event *e = data;
 	size_t n;
+	int err;
 
 	if (size < sizeof(*e)) {
 		g->st.bad_events++;
@@ -287,7 +288,9 @@ static int handle_event(void *ctx, void *data, size_t size)
 			process_gone(g, e->pid);
 		else
 			ap_gpu_discovery_forget_pid(g->disc, (int)e->pid);
-		ap_gpu_discovery_scan_pid(g->disc, (int)e->pid);
+		err = ap_gpu_discovery_scan_pid(g->disc, (int)e->pid);
+		ap_debug("gpu: exec of %d (%.16s): scanned (%s)", e->pid, e->comm,
+			 err ? strerror(-err) : "ok");
 		break;
 	case AP_GPU_EV_EXIT:
 		process_gone(g, e->pid);
@@ -314,6 +317,7 @@ static int on_probe(void *ctx, const struct ap_gpu_found *f)
 {
 	struct ap_collector *c = ctx;
 	struct gpu_collector *g = c->priv;
+	uint64_t t0 = mono_ns();
 	char err[256];
 	int rc;
 
@@ -324,8 +328,8 @@ static int on_probe(void *ctx, const struct ap_gpu_found *f)
 		ap_warn("gpu: %s: %s", f->path, err);
 		return rc;
 	}
-	ap_debug("gpu: probing %s (%zu functions%s)", f->path, f->scan->nsites,
-		 f->scan->driver ? ", driver" : "");
+	ap_debug("gpu: probing %s (%zu functions%s, attached in %.1f ms)", f->path,
+		 f->scan->nsites, f->scan->driver ? ", driver" : "", (mono_ns() - t0) / 1e6);
 	return 0;
 }
 
@@ -381,7 +385,7 @@ static int setup_unwind_events(struct ap_collector *c, struct gpu_collector *g)
 {
 	struct gpu_bpf *s = g->skel;
 
-	if (g->unwinder) {
+	if (g->unwinder && !g->uev) { /* made once, kept when the programs are reloaded */
 		g->uev = ap_unwind_events_new(g->unwinder, c->sym,
 					      offsetof(struct ap_gpu_deferred, snap), DEFER_QUEUE,
 					      record_replayed, c);
@@ -413,7 +417,23 @@ static int fill_pid_filter(struct gpu_collector *g, char *msg, size_t len)
 	return 0;
 }
 
-static int load(struct ap_collector *c, struct gpu_collector *g, char *msg, size_t len)
+/* Back to before load(), to try again. */
+static void unload(struct gpu_collector *g)
+{
+	for (int i = 0; i < 2; i++) {
+		bpf_link__destroy(g->proc_links[i]);
+		g->proc_links[i] = NULL;
+	}
+	ap_unwind_events_detach(g->uev);
+	ring_buffer__free(g->events);
+	g->events = NULL;
+	gpu_bpf__destroy(g->skel);
+	g->skel = NULL;
+}
+
+/* Open, size, load, read. multi: with the uprobe_multi programs (Linux 6.6+). */
+static int load(struct ap_collector *c, struct gpu_collector *g, bool multi, char *msg,
+		size_t len)
 {
 	const struct ap_agent_opts *o = g->opts;
 	struct gpu_bpf *s;
@@ -439,6 +459,13 @@ static int load(struct ap_collector *c, struct gpu_collector *g, char *msg, size
 	err = setup_unwind_events(c, g);
 	if (err)
 		return err;
+	if (multi)
+		err = ap_gpu_probes_prepare_multi(s->progs.gpu_enter_multi,
+						  s->progs.gpu_exit_multi);
+	if (!multi || err) {
+		bpf_program__set_autoload(s->progs.gpu_enter_multi, false);
+		bpf_program__set_autoload(s->progs.gpu_exit_multi, false);
+	}
 	err = gpu_bpf__load(s);
 	if (err) {
 		ap_explain_bpf_load_error(err, "gpu", "they need uprobes and BPF with BTF", msg,
@@ -500,11 +527,20 @@ static int gpu_start(struct ap_collector *c, const struct ap_agent_opts *opts, c
 	if (!g->unwinder)
 		ap_warn("gpu: unwind tables unavailable (%s): user stacks use frame pointers only",
 			strerror(errno));
-	err = load(c, g, msg, len);
+	err = load(c, g, true, msg, len);
+	if (err && err != -EPERM && err != -EACCES) {
+		/* a kernel without uprobe_multi (before 6.6) refuses those two programs */
+		ap_debug("gpu: %s; loading without uprobe_multi", msg);
+		unload(g);
+		err = load(c, g, false, msg, len);
+	}
 	if (err)
 		return err;
 	g->probes = ap_gpu_probes_new(g->skel->progs.gpu_enter, g->skel->progs.gpu_exit,
 				      opts->gpu_probes ? opts->gpu_probes : AP_GPU_GROUP_ALL);
+	if (g->probes && bpf_program__fd(g->skel->progs.gpu_enter_multi) >= 0)
+		ap_gpu_probes_use_multi(g->probes, g->skel->progs.gpu_enter_multi,
+					g->skel->progs.gpu_exit_multi);
 	g->disc = ap_gpu_discovery_new(&dops, c, opts->npids > 0);
 	if (!g->probes || !g->disc)
 		return -ENOMEM;
@@ -604,6 +640,7 @@ static void gpu_report_stats(struct ap_collector *c)
 	ap_profile_set_stat(p, "gpu_name_table_full", g->st.known_full);
 	ap_profile_set_stat(p, "gpu_files_probed", ps.files);
 	ap_profile_set_stat(p, "gpu_functions_probed", ps.functions);
+	ap_profile_set_stat(p, "gpu_uprobe_multi_links", ps.multi_links);
 	ap_profile_set_stat(p, "gpu_attach_failed", ps.attach_failed + g->st.attach_failed);
 	ap_profile_set_stat(p, "gpu_unprobeable", g->st.unprobeable);
 	ap_profile_set_stat(p, "gpu_process_scans", ds.scans);
@@ -656,12 +693,8 @@ static void gpu_destroy(struct ap_collector *c)
 	if (!g)
 		return;
 	ap_gpu_probes_free(g->probes);
-	for (int i = 0; i < 2; i++)
-		bpf_link__destroy(g->proc_links[i]);
-	ap_unwind_events_detach(g->uev);
-	ring_buffer__free(g->events);
+	unload(g);
 	ap_unwind_events_free(g->uev);
-	gpu_bpf__destroy(g->skel);
 	ap_gpu_discovery_free(g->disc);
 	ap_gpu_model_free(g->model);
 	free(g->known_pid_func);

@@ -186,8 +186,7 @@ static __always_inline void send_call(void *ctx, struct event_scratch *s, __u32 
 	stat_inc(AP_GPU_STAT_CALLS);
 }
 
-SEC("uprobe")
-int gpu_enter(struct pt_regs *ctx)
+static __always_inline int on_entry(struct pt_regs *ctx)
 {
 	__u64 cookie = bpf_get_attach_cookie(ctx), id = bpf_get_current_pid_tgid();
 	__u32 tgid = id >> 32, zero = 0, d;
@@ -244,8 +243,7 @@ int gpu_enter(struct pt_regs *ctx)
 	return 0;
 }
 
-SEC("uretprobe")
-int gpu_exit(struct pt_regs *ctx)
+static __always_inline int on_return(struct pt_regs *ctx)
 {
 	__u64 cookie = bpf_get_attach_cookie(ctx), id = bpf_get_current_pid_tgid(), now;
 	__u32 tgid = id >> 32, zero = 0, d;
@@ -303,6 +301,37 @@ int gpu_exit(struct pt_regs *ctx)
 	}
 	send_call(ctx, s, tgid, cookie);
 	return 0;
+}
+
+/*
+ * The same two bodies, attached one probe per function (perf_event uprobes, any kernel with
+ * uprobes) or all functions of a file at once (uprobe_multi links, Linux 6.6+: one syscall
+ * instead of two per function, which took 2-3 ms each here, so that a program found at its
+ * exec is probed before its first calls). The loader sets the multi programs' attach type
+ * (libbpf 1.1 does not know "uprobe.multi") and drops them on a kernel without it.
+ */
+SEC("uprobe")
+int gpu_enter(struct pt_regs *ctx)
+{
+	return on_entry(ctx);
+}
+
+SEC("uretprobe")
+int gpu_exit(struct pt_regs *ctx)
+{
+	return on_return(ctx);
+}
+
+SEC("uprobe")
+int gpu_enter_multi(struct pt_regs *ctx)
+{
+	return on_entry(ctx);
+}
+
+SEC("uprobe")
+int gpu_exit_multi(struct pt_regs *ctx)
+{
+	return on_return(ctx);
 }
 
 static __always_inline void send_proc(__u32 kind, __u32 tgid, __u32 flags)
