@@ -5,7 +5,7 @@ Builds tests/bpf/gpu_smoke.cu with nvcc three ways (static cudart, nvcc's defaul
 cudart; a stripped static copy) and tests/bpf/gpu_drv.c against the toolkit's stub driver.
 Without a GPU every CUDA call fails (35, or 34 with the stub driver) but is made, and the
 probes see it. Checks exact launch counts per kernel with their demangled names and shapes
-(one launch per <<<>>> although CUDA 13's __cudaLaunchKernel tail-calls cudaLaunchKernel),
+(one launch per <<<>>>: CUDA 13's __cudaLaunchKernel tail-jumps into cudaLaunchKernel),
 failed allocations as errors and never as live memory, copies, syncs, launch stacks through
 the calling function, the stripped binary reported as not probeable, the driver's
 cuLaunchKernel arguments, and that --gpu-probes launch leaves memory calls alone."""
@@ -174,8 +174,6 @@ def main():
         stats = doc.get("stats", {})
         for lost in ("gpu_events_lost", "gpu_inflight_full", "gpu_nest_overflow"):
             check(stats.get(lost, 0) == 0, f"{lost} = {stats.get(lost)}")
-        check(stats.get("gpu_calls_nested", 0) >= ITERS_STATIC * 2,
-              f"the tail call was not folded: gpu_calls_nested {stats.get('gpu_calls_nested')}")
 
         # launch only: memory calls are not probed, launches still are
         def launch_only():
