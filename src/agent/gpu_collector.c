@@ -43,7 +43,11 @@ _Static_assert(offsetof(struct ap_gpu_deferred, snap) == sizeof(struct ap_gpu_ev
 #define EVENT_RING_BYTES (4u << 20)
 #define DEFER_RING_BYTES (2u << 20)
 #define DEFER_QUEUE 256u
-#define RESCAN_NS (1000ull * 1000 * 1000)
+/* Every process's mappings are read again this often: a safety net behind the exec and
+ * dynamic-loader events (a whole-system read costs ~40 ms of CPU here). */
+#define RESCAN_NS (10ull * 1000 * 1000 * 1000)
+#define MAX_PENDING 1024 /* processes to look at again after this read of the ring */
+#define MAX_LOADER_LINKS 64
 #define MAX_KERNEL_NAME 4096
 /* (pid, function) pairs whose name is known or was looked for: beyond, lookups repeat */
 #define MAX_KNOWN 262144
@@ -60,6 +64,8 @@ struct gpu_stats {
 	uint64_t events, bad_events, decode_errors, model_errors;
 	uint64_t names_read, names_from_symbol, names_missing, known_full;
 	uint64_t attach_failed, unprobeable;
+	uint64_t rescans, rescan_ns; /* whole-system rescans and their time */
+	uint64_t dl_events, pending_full, loader_attach_failed;
 };
 
 struct gpu_collector {
@@ -79,6 +85,10 @@ struct gpu_collector {
 	uint64_t *known_pid_func; /* pairs: [2i] = pid + 1, [2i+1] = func */
 	size_t known_cap, known_n;
 	struct gpu_stats st;
+	struct bpf_link *loader_links[MAX_LOADER_LINKS]; /* on ld.so's _dl_debug_state */
+	size_t nloader_links;
+	int pending[MAX_PENDING]; /* processes whose libraries changed: scanned after reading */
+	size_t npending;
 	uint32_t frames[AP_GPU_STACK_DEPTH];
 	char name[MAX_KERNEL_NAME];
 };
@@ -295,6 +305,18 @@ static int handle_event(void *ctx, void *data, size_t size)
 	case AP_GPU_EV_EXIT:
 		process_gone(g, e->pid);
 		break;
+	case AP_GPU_EV_DLOPEN:
+		/* ld.so calls its hook before and after each change: scan once, after the read */
+		g->st.dl_events++;
+		for (n = 0; n < g->npending && g->pending[n] != (int)e->pid; n++)
+			;
+		if (n == g->npending) {
+			if (g->npending < MAX_PENDING)
+				g->pending[g->npending++] = (int)e->pid;
+			else
+				g->st.pending_full++; /* found at the next rescan */
+		}
+		break;
 	default:
 		g->st.bad_events++;
 	}
@@ -331,6 +353,28 @@ static int on_probe(void *ctx, const struct ap_gpu_found *f)
 	ap_debug("gpu: probing %s (%zu functions%s, attached in %.1f ms)", f->path,
 		 f->scan->nsites, f->scan->driver ? ", driver" : "", (mono_ns() - t0) / 1e6);
 	return 0;
+}
+
+/* The dynamic loader: its debugger hook tells when a process's libraries change. */
+static void on_loader(void *ctx, const struct ap_gpu_found *f)
+{
+	struct ap_collector *c = ctx;
+	struct gpu_collector *g = c->priv;
+	struct bpf_link *l;
+
+	if (g->nloader_links == MAX_LOADER_LINKS) {
+		g->st.loader_attach_failed++;
+		return;
+	}
+	l = bpf_program__attach_uprobe(g->skel->progs.gpu_dl_state, false,
+				       g->opts->npids ? f->pid : -1, f->open_path,
+				       (size_t)f->scan->loader_off);
+	if (!l) {
+		g->st.loader_attach_failed++;
+		ap_debug("gpu: cannot hook the dynamic loader %s: %s", f->path, strerror(errno));
+		return;
+	}
+	g->loader_links[g->nloader_links++] = l;
 }
 
 static void on_unprobeable(void *ctx, int pid, const char *path, const char *reason)
@@ -373,6 +417,8 @@ static void rescan(struct gpu_collector *g)
 	g->last_scan_ns = mono_ns();
 	if (!o->npids) {
 		ap_gpu_discovery_scan_all(g->disc, getpid());
+		g->st.rescan_ns += mono_ns() - g->last_scan_ns;
+		g->st.rescans++;
 		return;
 	}
 	for (size_t i = 0; i < o->npids; i++)
@@ -507,6 +553,7 @@ static int gpu_start(struct ap_collector *c, const struct ap_agent_opts *opts, c
 	static const struct ap_gpu_discovery_ops dops = {
 		.probe = on_probe,
 		.unprobeable = on_unprobeable,
+		.loader = on_loader,
 	};
 	int err;
 
@@ -569,10 +616,23 @@ static int gpu_poll_fd(struct ap_collector *c)
 static int gpu_consume(struct ap_collector *c)
 {
 	struct gpu_collector *g = c->priv;
+	int err;
 
 	if (!g || !g->events)
 		return 0;
-	return ap_unwind_events_consume(g->uev, g->events);
+	err = ap_unwind_events_consume(g->uev, g->events);
+	for (size_t i = 0; i < g->npending; i++) {
+		int rc = ap_gpu_discovery_scan_pid(g->disc, g->pending[i]);
+		ap_debug("gpu: libraries of %d changed: scanned (%d)", g->pending[i], rc);
+	}
+	g->npending = 0;
+	return err;
+}
+
+static void drop_loader_links(struct gpu_collector *g)
+{
+	while (g->nloader_links)
+		bpf_link__destroy(g->loader_links[--g->nloader_links]);
 }
 
 static void gpu_stop(struct ap_collector *c)
@@ -582,6 +642,7 @@ static void gpu_stop(struct ap_collector *c)
 	if (!g)
 		return;
 	ap_gpu_probes_detach(g->probes);
+	drop_loader_links(g);
 	g->stopped = true;
 }
 
@@ -644,6 +705,11 @@ static void gpu_report_stats(struct ap_collector *c)
 	ap_profile_set_stat(p, "gpu_attach_failed", ps.attach_failed + g->st.attach_failed);
 	ap_profile_set_stat(p, "gpu_unprobeable", g->st.unprobeable);
 	ap_profile_set_stat(p, "gpu_process_scans", ds.scans);
+	ap_profile_set_stat(p, "gpu_rescans", g->st.rescans);
+	ap_profile_set_stat(p, "gpu_loader_events", g->st.dl_events);
+	ap_profile_set_stat(p, "gpu_loader_pending_full", g->st.pending_full);
+	ap_profile_set_stat(p, "gpu_loader_hook_failed", g->st.loader_attach_failed);
+	ap_profile_set_stat(p, "gpu_rescan_ns", g->st.rescan_ns);
 	ap_profile_set_stat(p, "gpu_files_scanned", ds.files_scanned);
 	ap_profile_set_stat(p, "gpu_files_unreadable", ds.open_failed);
 	ap_profile_set_stat(p, "gpu_files_table_full", ds.files_limit);
@@ -693,6 +759,7 @@ static void gpu_destroy(struct ap_collector *c)
 	if (!g)
 		return;
 	ap_gpu_probes_free(g->probes);
+	drop_loader_links(g);
 	unload(g);
 	ap_unwind_events_free(g->uev);
 	ap_gpu_discovery_free(g->disc);

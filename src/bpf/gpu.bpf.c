@@ -352,6 +352,20 @@ static __always_inline void send_proc(__u32 kind, __u32 tgid, __u32 flags)
 	bpf_ringbuf_submit(e, 0);
 }
 
+/* ld.so's _dl_debug_state(), which it calls around every change of a process's libraries
+ * (dlopen, dlclose, startup) for debuggers: discovery looks at the process again at once
+ * instead of at its next rescan. */
+SEC("uprobe")
+int gpu_dl_state(struct pt_regs *ctx)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+
+	if (tgid == cfg_self_pid || (cfg_filter_pids && !ap_tgid_in_targets(tgid)))
+		return 0;
+	send_proc(AP_GPU_EV_DLOPEN, tgid, 0);
+	return 0;
+}
+
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(gpu_exec)
 {

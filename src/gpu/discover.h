@@ -48,6 +48,9 @@ struct ap_gpu_discovery_ops {
 	/* Optional: every mapped file seen for the first time, whatever its class (the caller
 	 * checks e.g. for the CUPTI injection library). */
 	void (*file)(void *ctx, const struct ap_gpu_found *f);
+	/* Optional: the dynamic loader (scan->loader), the first time it is seen (per pid
+	 * with per_pid). */
+	void (*loader)(void *ctx, const struct ap_gpu_found *f);
 };
 
 struct ap_gpu_discovery_stats {

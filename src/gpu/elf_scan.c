@@ -124,6 +124,13 @@ static int scan_symbols(Elf *elf, Elf_Scn *scn, const GElf_Shdr *sh, const struc
 		}
 		if (GELF_ST_TYPE(sym.st_info) != STT_FUNC || !sym.st_value)
 			continue;
+		if (strncmp(name, "_dl_debug_state", 15) == 0 &&
+		    (name[15] == '\0' || name[15] == '@') &&
+		    vaddr_to_offset(segs, nsegs, sym.st_value, &off)) {
+			s->loader = true;
+			s->loader_off = off;
+			continue;
+		}
 		fn = ap_gpu_fn_find(name, strlen(name));
 		if (fn < 0 || !vaddr_to_offset(segs, nsegs, sym.st_value, &off))
 			continue;
