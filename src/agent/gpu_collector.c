@@ -567,6 +567,7 @@ static int gpu_start(struct ap_collector *c, const struct ap_agent_opts *opts, c
 		snprintf(msg, len, "the profile is not empty");
 		return -EINVAL;
 	}
+	ap_profile_set_meta(c->profile, "mode", "gpu");
 	g->model = ap_gpu_model_new(c->profile, NULL);
 	if (!g->model)
 		return -errno;
@@ -574,7 +575,8 @@ static int gpu_start(struct ap_collector *c, const struct ap_agent_opts *opts, c
 	if (!g->unwinder)
 		ap_warn("gpu: unwind tables unavailable (%s): user stacks use frame pointers only",
 			strerror(errno));
-	err = load(c, g, true, msg, len);
+	/* APERTURE_GPU_NO_MULTI=1: one probe per function, as on kernels before 6.6 (tests) */
+	err = load(c, g, !getenv("APERTURE_GPU_NO_MULTI"), msg, len);
 	if (err && err != -EPERM && err != -EACCES) {
 		/* a kernel without uprobe_multi (before 6.6) refuses those two programs */
 		ap_debug("gpu: %s; loading without uprobe_multi", msg);

@@ -185,10 +185,30 @@ def main():
                         "--gpu-lib", bins["smoke_static"], workload=launch_only)
         gpu = doc["gpu"]
         names = {a["name"] for a in gpu["api"]}
+        launch_names = names
         check("cudaMalloc" not in names and "cudaMemcpy" not in names,
               f"--gpu-probes launch probed memory/copy calls: {sorted(names)}")
         check(sum(k["launches"] for k in gpu["kernels"]) == 3,
               f"--gpu-probes launch: {[(k['name'], k['launches']) for k in gpu['kernels']]}")
+        check("cudaGetDeviceCount" in launch_names, f"other calls not timed: {launch_names}")
+
+        # one perf_event uprobe per function, as on a kernel without uprobe_multi
+        def fallback():
+            p = subprocess.Popen([bins["smoke_static"], str(ITERS_STATIC)],
+                                 stdout=subprocess.PIPE, text=True)
+            pids["fallback"] = p.pid
+            out, _ = p.communicate(timeout=60)
+            check(p.returncode == 0 and "done" in out, f"smoke_static failed: {out}")
+
+        os.environ["APERTURE_GPU_NO_MULTI"] = "1"
+        try:
+            doc, _ = record(bins, os.path.join(tmp, "nomulti.json"), "--gpu-lib",
+                            bins["smoke_static"], workload=fallback)
+        finally:
+            del os.environ["APERTURE_GPU_NO_MULTI"]
+        check_smoke(doc["gpu"], pids["fallback"], ITERS_STATIC, "one probe per function")
+        check(doc.get("stats", {}).get("gpu_uprobe_multi_links", 0) == 0,
+              "APERTURE_GPU_NO_MULTI still made uprobe_multi links")
     print("ok")
 
 
