@@ -138,9 +138,10 @@ void ap_agent_usage(FILE *out, const char *prog)
 		"  -s, --sample-rate HZ     samples per second per CPU (default %d, at most %d and\n"
 		"                           the kernel's perf_event_max_sample_rate)\n"
 		"  -o, --output FILE        write here (default: text report to stdout)\n"
-		"      --format FMT         svg | folded | pprof | json | text\n"
+		"      --format FMT         svg | folded | pprof | json | text | trace (gpu mode)\n"
 		"                           (default: from the output's extension: .svg,\n"
-		"                           .folded/.txt, .pb.gz/.pprof, .json; must agree with it)\n"
+		"                           .folded/.txt, .pb.gz/.pprof, .trace.json, .json; must\n"
+		"                           agree with it)\n"
 		"      --top N              also print the N hottest functions to stdout\n"
 		"      --include-idle       keep samples of idle CPUs (the swapper task)\n"
 		"      --map-entries N      entries of each in-kernel counts and stacks map (cpu;\n"
@@ -489,7 +490,8 @@ int ap_agent_parse_args(int argc, char **argv, struct ap_agent_opts *opts)
 		case OPT_FORMAT:
 			if (ap_format_from_name(optarg, &opts->format))
 				return usage_error(opts,
-						   "unknown format '%s' (svg, folded, pprof, json, text)",
+						   "unknown format '%s' (svg, folded, pprof, json, text, "
+						   "trace)",
 						   optarg);
 			break;
 		case OPT_TOP:
@@ -733,6 +735,15 @@ int ap_agent_parse_args(int argc, char **argv, struct ap_agent_opts *opts)
 					   "use --format svg|folded|pprof|json|text",
 					   opts->output);
 	}
+	/* the Chrome trace is the GPU mode's timeline of calls: no other mode keeps one */
+	if (opts->format == AP_FORMAT_TRACE &&
+	    (opts->modes & (AP_MODE_CPU | AP_MODE_LOCK | AP_MODE_SYSCALL)))
+		return usage_error(opts,
+				   "the trace format (a Chrome trace timeline%s) is written only by "
+				   "--mode gpu: use svg, folded, pprof, json or text",
+				   opts->output ? ", chosen by the extension .trace.json or "
+						  ".perfetto.json or by --format"
+						: "");
 	clamp_sample_rate(opts);
 	return 0;
 }
