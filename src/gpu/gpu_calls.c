@@ -243,13 +243,14 @@ static void add_event(struct ap_gpu_model *m, const struct ap_gpu_call *c, uint3
 {
 	struct gpu_event e = {
 		.ts = c->ts_ns, .dur = c->dur_ns, .pid = c->pid, .tid = c->tid, .name = api,
-		.ret = c->ret, .stream = (uint32_t)c->stream, .shmem = c->shmem,
+		.ret = c->ret, .shmem = c->shmem,
 		.type = GPU_EV_API, .kind = (uint8_t)c->kind, .dir = (uint8_t)c->copy_dir,
 	};
 
 	switch (c->kind) {
 	case AP_GPU_CALL_LAUNCH:
 		e.a = c->func;
+		e.b = c->stream;
 		memcpy(e.grid, c->grid, sizeof(e.grid));
 		memcpy(e.block, c->block, sizeof(e.block));
 		break;
@@ -260,7 +261,11 @@ static void add_event(struct ap_gpu_model *m, const struct ap_gpu_call *c, uint3
 		e.dir = (uint8_t)c->mem_kind;
 		break;
 	case AP_GPU_CALL_COPY:
+		e.a = c->stream;
 		e.b = c->bytes;
+		break;
+	case AP_GPU_CALL_SYNC:
+		e.a = c->stream;
 		break;
 	case AP_GPU_CALL_REGISTER_FUNCTION:
 	case AP_GPU_CALL_GET_KERNEL:
@@ -469,12 +474,13 @@ void ap_gpu_model_process_exit(struct ap_gpu_model *m, uint32_t pid)
 
 	if (!m)
 		return;
+	/* first the threads: their waiting correlations settle while the process is known */
+	gpu_threads_exit(m, pid);
 	pr = gpu_proc_get(m, pid, false);
 	if (pr) {
 		ap_htab_remove(&m->procs, &pr->node);
 		m->nprocs--;
 		gpu_proc_free(m, pr, true);
 	}
-	gpu_threads_exit(m, pid);
 }
 

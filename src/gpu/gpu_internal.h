@@ -193,12 +193,13 @@ enum gpu_event_type {
 /* One timeline event for the Chrome trace. */
 struct gpu_event {
 	uint64_t ts, dur;
-	uint64_t a, b; /* API: ptr/func and bytes/handle; activity: bytes */
+	uint64_t a, b; /* API: launch func, stream; alloc/free ptr, bytes; copy stream, bytes;
+			* sync stream; registration func, handle. Activity: b = bytes */
 	uint64_t corr;
 	uint32_t pid, tid; /* activity: tid unused */
 	uint32_t name;	   /* model string: the API, or the kernel's display name */
 	int32_t ret;
-	uint32_t device, stream;
+	uint32_t device, stream; /* activity */
 	uint32_t grid[3], block[3];
 	uint32_t shmem;
 	uint8_t type, kind, dir, pad;

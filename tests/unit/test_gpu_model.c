@@ -824,6 +824,15 @@ static void test_trace(void **state)
 		if (!strcmp(ph, "X")) {
 			assert_int_equal(ap_json_get(e, "ts")->type, AP_JSON_NUMBER);
 			assert_int_equal(ap_json_get(e, "dur")->type, AP_JSON_NUMBER);
+			if (!strcmp(str(e, "name"), "cudaLaunchKernel")) {
+				const struct ap_json *a = ap_json_get(e, "args");
+
+				assert_string_equal(str(a, "stream"), "0x0");
+				assert_string_equal(str(a, "func"), "0x401000");
+				assert_string_equal(ap_json_get(a, "grid")->items[0].str, "4");
+				assert_int_equal(num(a, "correlation"), 1);
+				assert_string_equal(str(a, "result"), "success");
+			}
 			if (!strcmp(str(e, "cat"), "kernel")) {
 				assert_string_equal(str(e, "name"), "add_one(int*, int)");
 				assert_string_equal(ap_json_get(e, "ts")->str, "3.000");
