@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "format/format.h"
+#include "gpu/gpu_internal.h" /* the limits, to check the model stays within them */
 #include "gpu/gpu_model.h"
 #include "lib/json_parse.h"
 #include "lib/profile.h"
@@ -329,6 +330,10 @@ static void test_symbol_fallback(void **state)
 	assert_int_equal(leaf_value(x.p, "[gpu] " SCALE_NAME, "cudaLaunchKernel", vl), 1);
 
 	reg(&x, ADD_ONE, "_Z7add_onePii");
+	/* without a driver __cudaGetKernel hands back the host stub itself (the notes, 3.) */
+	call(&x, (struct ap_gpu_call){ .kind = AP_GPU_CALL_GET_KERNEL, .api = "__cudaGetKernel",
+				       .func = ADD_ONE, .handle = ADD_ONE, .ts_ns = 20, .dur_ns = 2,
+				       .ret = 35 });
 	assert_int_equal(ap_gpu_model_name_kernel(x.m, PID, ADD_ONE, "_Z5otherv"), 0);
 	launch(&x, ADD_ONE, 200, 5, 0);
 	assert_int_equal(leaf_value(x.p, "[gpu] add_one(int*, int)", "cudaLaunchKernel", vl), 1);
@@ -948,6 +953,7 @@ static void test_random_records(void **state)
 			ap_json_free(parse(buf, len));
 			free(buf);
 			free(write_mem(&x, 2, NULL));
+			assert_int_equal(x.m->nevents, o.max_timeline_events);
 		}
 		{
 			struct ap_profile *fresh = ap_profile_new();
@@ -961,6 +967,10 @@ static void test_random_records(void **state)
 			assert_int_equal(ap_gpu_model_rotate(x.m, fresh, &tables, &len), 0);
 			ap_json_free(parse(tables, len));
 			free(tables);
+			assert_true(x.m->ncorrs <= o.max_pending_correlations);
+			assert_true(x.m->nkernels <= GPU_MAX_KERNELS);
+			assert_true(x.m->nthreads <= GPU_MAX_THREADS);
+			assert_true(x.m->nleaks <= GPU_MAX_LEAKS);
 			ap_profile_free(x.p);
 			x.p = fresh;
 			/* cpu stacks of the next round live in the fresh profile */
