@@ -209,9 +209,9 @@ struct gpu_event {
  * in the profile's stats. */
 #define GPU_STATS(X)                                                                            \
 	X(calls) X(bad_records) X(bad_stacks) X(registrations) X(fatbins) X(get_kernels)        \
-	X(named_by_symbol) X(launches) X(unnamed_launches) X(activity_records)                  \
-	X(activity_kernels) X(activity_memcpy) X(activity_memset) X(activity_memory)            \
-	X(correlations) X(correlations_joined) X(correlations_orphaned)                         \
+	X(named_by_symbol) X(launches) X(launches_nested) X(unnamed_launches)                   \
+	X(activity_records) X(activity_kernels) X(activity_memcpy) X(activity_memset)           \
+	X(activity_memory) X(correlations) X(correlations_joined) X(correlations_orphaned)      \
 	X(correlations_unmatched) X(correlations_expired) X(correlations_carried)               \
 	X(timeline_dropped) X(names_dropped) X(handles_dropped) X(procs_dropped)                \
 	X(threads_dropped) X(kernels_dropped) X(kernel_stacks_dropped) X(apis_dropped)          \

@@ -307,8 +307,25 @@ static void test_names_and_launches(void **state)
 	k = api_named(j, "cudaLaunchKernel");
 	assert_non_null(k);
 	assert_int_equal(num(k, "calls"), 6);
+	ap_json_free(j);
+
+	/* CUDA 13: __cudaLaunchKernel tail-jumps into cudaLaunchKernel, so probes on both see
+	 * one launch twice, one record inside the other: counted once */
+	call(&x, (struct ap_gpu_call){ .kind = AP_GPU_CALL_LAUNCH, .api = "__cudaLaunchKernel",
+				       .func = SCALE_HANDLE, .ts_ns = 1000, .dur_ns = 50,
+				       .stack = x.st_main_run });
+	call(&x, (struct ap_gpu_call){ .kind = AP_GPU_CALL_LAUNCH, .api = "cudaLaunchKernel",
+				       .func = SCALE_HANDLE, .ts_ns = 1002, .dur_ns = 48,
+				       .stack = x.st_main_run });
+	assert_int_equal(ap_profile_total(x.p, vl), 7);
+	j = json_of(&x);
+	assert_int_equal(num(kernel_named(j, SCALE_NAME), "launches"), 3);
+	assert_int_equal(num(gpu_of(j, "stats"), "launches_nested"), 1);
+	assert_int_equal(num(api_named(j, "__cudaLaunchKernel"), "calls"), 1);
+	k = api_named(j, "cudaLaunchKernel");
+	assert_int_equal(num(k, "calls"), 7);
 	assert_int_equal(num(ap_json_get(k, "errors"), "cudaErrorInsufficientDriver"), 3);
-	assert_int_equal(num(k, "cpu_time_ns"), 30);
+	assert_int_equal(num(k, "cpu_time_ns"), 6 * 5 + 48);
 	ap_json_free(j);
 	fx_close(&x);
 }
