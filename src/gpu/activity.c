@@ -546,9 +546,13 @@ int ap_gpu_activity_consume(struct ap_gpu_activity_src *s, struct ap_gpu_model *
 void ap_gpu_activity_get_stats(const struct ap_gpu_activity_src *s,
 			       struct ap_gpu_activity_stats *out)
 {
+	/* what the BPF side could not queue: a full ring buffer, a batch or stats block it
+	 * could not read, a library of another ABI (its batches are refused whole) */
+	static const __u32 lost[] = { AP_GA_STAT_RINGBUF_DROPS, AP_GA_STAT_READ_FAULTS,
+				      AP_GA_STAT_BAD_ABI };
 	int ncpu, fd, c;
-	__u32 key = AP_GA_STAT_RINGBUF_DROPS;
 	__u64 *vals;
+	size_t i;
 
 	memset(out, 0, sizeof(*out));
 	if (!s)
@@ -561,8 +565,9 @@ void ap_gpu_activity_get_stats(const struct ap_gpu_activity_src *s,
 	if (!vals)
 		return;
 	fd = bpf_map__fd(s->skel->maps.ga_stats);
-	if (!bpf_map_lookup_elem(fd, &key, vals))
-		for (c = 0; c < ncpu; c++)
-			out->ringbuf_drops += vals[c];
+	for (i = 0; i < sizeof(lost) / sizeof(lost[0]); i++)
+		if (!bpf_map_lookup_elem(fd, &lost[i], vals))
+			for (c = 0; c < ncpu; c++)
+				out->ringbuf_drops += vals[c];
 	free(vals);
 }
