@@ -521,6 +521,26 @@ out:
 	return ret;
 }
 
+int ap_gpu_activity_detach_pid(struct ap_gpu_activity_src *s, int pid)
+{
+	size_t i, kept = 0;
+	int j, n = 0;
+
+	if (!s || pid <= 0)
+		return 0;
+	for (i = 0; i < s->natt; i++) {
+		if (s->att[i].pid == pid) {
+			for (j = 0; j < 3; j++)
+				bpf_link__destroy(s->att[i].links[j]);
+			n++;
+			continue;
+		}
+		s->att[kept++] = s->att[i];
+	}
+	s->natt = kept;
+	return n;
+}
+
 int ap_gpu_activity_poll_fd(struct ap_gpu_activity_src *s)
 {
 	return s && s->rb ? ring_buffer__epoll_fd(s->rb) : -EINVAL;
