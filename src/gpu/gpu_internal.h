@@ -16,8 +16,10 @@
 #define GPU_MAX_PROCS 65536
 #define GPU_MAX_NAMES_PER_PROC 65536	/* kernel names (host stubs) of one process */
 #define GPU_MAX_HANDLES_PER_PROC 65536	/* cudaKernel_t -> host stub */
+#define GPU_MAX_NAMES 1048576		/* kernel names, all processes */
+#define GPU_MAX_HANDLES 1048576		/* handles, all processes */
 #define GPU_MAX_THREADS 65536
-#define GPU_MAX_KERNELS 65536		/* kernel rows of one interval */
+#define GPU_MAX_KERNELS 16384		/* kernel rows of one interval */
 #define GPU_MAX_SHAPES 16		/* launch shapes per kernel row; more: "other" */
 #define GPU_MAX_KSTACKS 64		/* launching stacks per kernel row; more: "other" */
 #define GPU_MAX_APIS 1024
@@ -26,9 +28,12 @@
 #define GPU_MAX_LEAKS 10000		/* leaks kept with their stacks (all are counted) */
 #define GPU_MAX_SYNC_SITES 4096
 #define GPU_MAX_UNPROBEABLE 1024
-#define GPU_MAX_STRINGS 1048576		/* the model's own string table */
+#define GPU_MAX_STRINGS 1048576		/* the model's own string table: strings */
+#define GPU_MAX_STRING_BYTES (64u << 20) /* ... and their bytes */
+#define GPU_MAX_NAME_LEN 16384		/* longer names (templates can be KBs) are cut */
 #define GPU_THREAD_QUEUE 8		/* correlations waiting for their call, per thread */
 #define GPU_THREAD_RECENT 4		/* calls waiting for their correlation, per thread */
+#define GPU_MAX_LEAF_CACHE 1048576	/* launch stacks remembered (a cache: no drop) */
 #define GPU_DEFAULT_TIMELINE 1000000
 #define GPU_DEFAULT_PENDING 65536
 #define GPU_NDIRS 7			/* enum ap_gpu_copy_dir */
@@ -125,6 +130,8 @@ struct gpu_kstack {
 
 struct gpu_kernel {
 	struct ap_hnode node;
+	struct ap_hnode name_node; /* launch rows with a name, in kernels_by_name */
+	bool name_indexed;
 	uint32_t pid;
 	uint64_t func;	   /* host stub; 0 for rows made from activity records alone */
 	uint32_t keyname;  /* model string: the mangled name for func == 0 rows, else 0 */
@@ -208,7 +215,7 @@ struct gpu_event {
 	X(timeline_dropped) X(names_dropped) X(handles_dropped) X(procs_dropped)                \
 	X(threads_dropped) X(kernels_dropped) X(kernel_stacks_dropped) X(apis_dropped)          \
 	X(sync_dropped) X(live_untracked) X(leaks_dropped) X(unprobeable_dropped)               \
-	X(strings_dropped) X(alloc_replaced) X(nomem)
+	X(strings_dropped) X(names_truncated) X(alloc_replaced) X(nomem)
 
 struct gpu_stats {
 #define GPU_STAT_FIELD(n) uint64_t n;
@@ -236,9 +243,13 @@ struct ap_gpu_model {
 	uint64_t first_ts, last_ts; /* over calls and activity, for the text header */
 
 	struct ap_htab procs, threads, kernels, apis, syncs, corrs, demangled;
+	struct ap_htab kernels_by_name; /* (pid, display) -> launch row: unjoined GPU time */
+	struct ap_htab leaf_stacks;	/* (CPU stack, kernel) -> launch stack, this profile's */
+	size_t nleaf_stacks;
 	size_t nprocs, nthreads, nkernels, napis, nsyncs, ncorrs;
 	struct gpu_corr *oldest, *newest;
-	size_t nlive;
+	size_t nlive, nnames, nhandles;
+	size_t string_bytes;
 
 	struct gpu_copy copies[GPU_NDIRS], memset;
 	struct gpu_mem mem;
@@ -258,6 +269,10 @@ uint32_t gpu_display_of(struct ap_gpu_model *m, uint32_t mangled);
 struct gpu_proc *gpu_proc_get(struct ap_gpu_model *m, uint32_t pid, bool create);
 struct gpu_kernel *gpu_kernel_get(struct ap_gpu_model *m, uint32_t pid, uint64_t func,
 				  uint32_t keyname, bool create);
+/* The launch row of a kernel by its display (demangled) name, or NULL. */
+struct gpu_kernel *gpu_kernel_by_name(struct ap_gpu_model *m, uint32_t pid, uint32_t display);
+void gpu_kernel_set_name(struct ap_gpu_model *m, struct gpu_kernel *k, uint32_t mangled,
+			 uint32_t display);
 int gpu_kernel_stack(struct gpu_kernel *k, uint32_t stack, uint64_t launches, uint64_t gpu_ns);
 void gpu_kernel_shape(struct gpu_kernel *k, const uint32_t grid[3], const uint32_t block[3],
 		      uint32_t shmem);
@@ -274,6 +289,14 @@ void gpu_note_ts(struct ap_gpu_model *m, uint64_t ts, uint64_t end);
 struct gpu_copy *gpu_copy_bucket(struct ap_gpu_model *m, uint32_t dir, const char *api);
 const char *gpu_mem_kind_name(uint32_t kind);
 const char *gpu_dir_name(uint32_t dir);
+
+struct gpu_name *gpu_name_find(struct gpu_proc *pr, uint64_t func);
+struct gpu_handle *gpu_handle_find(struct gpu_proc *pr, uint64_t handle);
+struct gpu_alloc *gpu_alloc_find(struct gpu_proc *pr, uint64_t ptr);
+bool gpu_free_node(struct ap_hnode *n, void *ctx); /* frees an entry whose node is first */
+
+/* gpu_calls.c */
+void gpu_proc_free(struct ap_gpu_model *m, struct gpu_proc *pr, bool leaks);
 
 /* gpu_join.c */
 struct gpu_thread *gpu_thread_get(struct ap_gpu_model *m, uint32_t pid, uint32_t tid,

@@ -112,7 +112,10 @@ static void apply_unjoined(struct ap_gpu_model *m, uint32_t cpu_stack, uint32_t 
 
 	gpu_sample(m, gpu_leaf_stack(m, cpu_stack, display), pid, tid, gpu_proc_comm(m, pid), 0,
 		   total);
-	k = gpu_kernel_get(m, pid, 0, name ? name : display, true);
+	/* the kernel's launch row when its launches were seen, else a row of its own */
+	k = name ? gpu_kernel_by_name(m, pid, display) : NULL;
+	if (!k)
+		k = gpu_kernel_get(m, pid, 0, name ? name : display, true);
 	if (!k)
 		return;
 	k->gpu_total += total;
