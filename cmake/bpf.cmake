@@ -48,7 +48,11 @@ function(ap_bpf_skeleton name source)
     OUTPUT ${obj}
     COMMAND ${BPF_CLANG} -g -O2 -target bpf -D__TARGET_ARCH_${AP_BPF_ARCH}
             -Wall -Wno-unused-function
-            -I${AP_BPF_GEN_DIR} -I${src_dir} -c ${src_abs} -o ${obj}
+            -I${AP_BPF_GEN_DIR} -I${src_dir}
+            # libbpf's usdt.bpf.h includes <linux/errno.h>, whose <asm/errno.h> lives in
+            # the multiarch directory clang -target bpf does not search
+            -idirafter /usr/include/${CMAKE_LIBRARY_ARCHITECTURE}
+            -c ${src_abs} -o ${obj}
     DEPENDS ${src_abs} ${bpf_headers} ap_vmlinux
     COMMENT "BPF ${name}.bpf.o")
   add_custom_command(

@@ -32,6 +32,7 @@ static const struct ap_collector_ops *const all_collectors[] = {
 	&ap_cpu_collector_ops,
 	&ap_lock_collector_ops,
 	&ap_syscall_collector_ops,
+	&ap_gpu_collector_ops,
 };
 
 #define NCOLLECTORS (sizeof(all_collectors) / sizeof(all_collectors[0]))
@@ -484,7 +485,7 @@ int ap_agent_run(const struct ap_agent_opts *opts)
 	if (ret)
 		goto out;
 	/* every program is attached: keep only what recording needs (caps.c) */
-	err = ap_caps_drop();
+	err = ap_caps_drop_keeping(opts->modes & AP_MODE_GPU);
 	if (err)
 		ap_warn("%s: cannot drop the capabilities recording does not need: %s", opts->prog,
 			strerror(-err));

@@ -14,12 +14,14 @@ enum ap_mode {
 	AP_MODE_CPU = 1u << 0,
 	AP_MODE_LOCK = 1u << 1,
 	AP_MODE_SYSCALL = 1u << 2,
+	AP_MODE_GPU = 1u << 3, /* not in --mode all: it attaches uprobes (docs/gpu.md) */
 };
 
 #define AP_MAX_PIDS 256
 #define AP_MAX_COMMS 16
 #define AP_COMM_LEN 16
 #define AP_MAX_SYSCALL_FILTER 64
+#define AP_MAX_GPU_LIBS 16
 /* continuous mode (docs/continuous.md) */
 #define AP_MAX_SERVERS 8
 #define AP_SERVER_URL_MAX 512
@@ -66,6 +68,12 @@ struct ap_agent_opts {
 	uint64_t min_latency_ns; /* --min-latency: calls at least this slow are "slow events" */
 	bool slow_stacks;	 /* --slow-stacks: record user stacks of slow calls */
 	bool histograms;	 /* --hist: print latency histograms in text reports */
+
+	/* GPU mode (docs/gpu.md) */
+	unsigned int gpu_probes;     /* --gpu-probes: AP_GPU_GROUP_* bits; 0: all */
+	const char *gpu_probes_arg;  /* ... as given */
+	const char *gpu_libs[AP_MAX_GPU_LIBS]; /* --gpu-lib: files to probe from the start */
+	size_t ngpu_libs;
 
 	/* Continuous mode (--server): every push_interval_ns one profile per mode is pushed to
 	 * the aggregator (docs/continuous.md). nservers == 0: a one-shot run. */

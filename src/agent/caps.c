@@ -214,6 +214,11 @@ int ap_caps_check(const char *prog)
 
 int ap_caps_drop(void)
 {
+	return ap_caps_drop_keeping(false);
+}
+
+int ap_caps_drop_keeping(bool uprobes)
+{
 	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
 	struct __user_cap_data_struct d[2];
 	int last = ap_caps_last_cap(), err;
@@ -223,6 +228,11 @@ int ap_caps_drop(void)
 	if (err)
 		return err;
 	keep = ap_caps_keep_mask(join(d[0].permitted, d[1].permitted), last);
+	/* perf_event_open of a uprobe while recording: measured on Linux 6.18, CAP_PERFMON alone
+	 * is refused (EACCES) and CAP_SYS_ADMIN is needed */
+	if (uprobes)
+		keep |= join(d[0].permitted, d[1].permitted) &
+			(AP_CAP_BIT(CAP_PERFMON) | AP_CAP_BIT(CAP_SYS_ADMIN));
 	/* the bounding set first: dropping from it needs CAP_SETPCAP, which goes next */
 	if (d[0].effective & AP_CAP_BIT(CAP_SETPCAP))
 		for (int cap = 0; cap <= last; cap++)

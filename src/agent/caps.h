@@ -29,6 +29,10 @@ int ap_caps_check(const char *prog);
  * need, and sets no_new_privs. Returns 0 or -errno; prints nothing.
  */
 int ap_caps_drop(void);
+/* The same; with `uprobes` also keeping what attaching uprobes needs, where held: GPU mode
+ * attaches to programs found while recording (perf_event_open of a uprobe: CAP_PERFMON
+ * and, measured on Linux 6.18, CAP_SYS_ADMIN). */
+int ap_caps_drop_keeping(bool uprobes);
 
 /* Pure helpers (unit-tested). `last_cap`: /proc/sys/kernel/cap_last_cap. */
 

@@ -80,6 +80,7 @@ struct ap_unwinder *ap_collector_unwinder(struct ap_collector *c);
 extern const struct ap_collector_ops ap_cpu_collector_ops;
 extern const struct ap_collector_ops ap_lock_collector_ops;
 extern const struct ap_collector_ops ap_syscall_collector_ops;
+extern const struct ap_collector_ops ap_gpu_collector_ops;
 
 /* An empty profile shaped like `p` (value types, period, default value, metadata): the
  * next interval's, in a collector's rotate. NULL with errno set. (interval.c) */

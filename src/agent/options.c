@@ -14,6 +14,7 @@
 #include "lib/label_name.h"
 #include "lib/parse.h"
 #include "lib/syscalls.h"
+#include "gpu/probes.h"
 
 #define DEFAULT_SAMPLE_RATE 99
 /* Every sample is an interrupt on every CPU: beyond 10 kHz the profiler is the workload
@@ -73,6 +74,8 @@ enum long_only_opt {
 	OPT_SPOOL_MAX,
 	OPT_CA_FILE,
 	OPT_SHUTDOWN_TIMEOUT,
+	OPT_GPU_PROBES,
+	OPT_GPU_LIB,
 };
 
 static const struct option long_opts[] = {
@@ -111,6 +114,8 @@ static const struct option long_opts[] = {
 	{ "spool-max", required_argument, NULL, OPT_SPOOL_MAX },
 	{ "ca-file", required_argument, NULL, OPT_CA_FILE },
 	{ "shutdown-timeout", required_argument, NULL, OPT_SHUTDOWN_TIMEOUT },
+	{ "gpu-probes", required_argument, NULL, OPT_GPU_PROBES },
+	{ "gpu-lib", required_argument, NULL, OPT_GPU_LIB },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -123,8 +128,9 @@ void ap_agent_usage(FILE *out, const char *prog)
 		"\n"
 		"Sample the running system with eBPF and write a profile.\n"
 		"\n"
-		"  -m, --mode MODE          what to profile: cpu, lock, syscall, all\n"
-		"                           (comma-separated; several modes write one file each)\n"
+		"  -m, --mode MODE          what to profile: cpu, lock, syscall, gpu, all\n"
+		"                           (comma-separated; several modes write one file each;\n"
+		"                           all = cpu,lock,syscall: gpu attaches uprobes, ask for it)\n"
 		"  -p, --pid PID            only this process and all its threads (repeatable)\n"
 		"  -d, --duration TIME      stop after TIME (e.g. 500ms, 10s, 5m, 1h; at most %lluh);\n"
 		"                           default: until SIGINT/SIGTERM (a second one quits\n"
@@ -132,9 +138,10 @@ void ap_agent_usage(FILE *out, const char *prog)
 		"  -s, --sample-rate HZ     samples per second per CPU (default %d, at most %d and\n"
 		"                           the kernel's perf_event_max_sample_rate)\n"
 		"  -o, --output FILE        write here (default: text report to stdout)\n"
-		"      --format FMT         svg | folded | pprof | json | text\n"
+		"      --format FMT         svg | folded | pprof | json | text | trace (gpu mode)\n"
 		"                           (default: from the output's extension: .svg,\n"
-		"                           .folded/.txt, .pb.gz/.pprof, .json; must agree with it)\n"
+		"                           .folded/.txt, .pb.gz/.pprof, .trace.json, .json; must\n"
+		"                           agree with it)\n"
 		"      --top N              also print the N hottest functions to stdout\n"
 		"      --include-idle       keep samples of idle CPUs (the swapper task)\n"
 		"      --map-entries N      entries of each in-kernel counts and stacks map (cpu;\n"
@@ -145,6 +152,10 @@ void ap_agent_usage(FILE *out, const char *prog)
 		"      --min-latency TIME   calls at least this slow count as slow events (syscall)\n"
 		"      --slow-stacks        record the user stacks of slow calls (syscall)\n"
 		"      --hist               print latency histograms in the text report\n"
+		"      --gpu-probes GROUPS  gpu mode: launch,memory,copy,sync (default: all; each\n"
+		"                           probed call costs a uprobe, docs/gpu.md)\n"
+		"      --gpu-lib FILE       gpu mode: also probe this file from the start (a CUDA\n"
+		"                           program or library not yet running; repeatable)\n"
 		"      --debuginfod URLS    fetch missing debug info from these debuginfod servers\n"
 		"                           ('env': $DEBUGINFOD_URLS); off by default\n"
 		"      --no-dwarf           function names from ELF symbol tables only: no inline\n"
@@ -227,10 +238,12 @@ static int parse_modes(struct ap_agent_opts *opts, const char *arg)
 			opts->modes |= AP_MODE_LOCK;
 		} else if (strcmp(tok, "syscall") == 0) {
 			opts->modes |= AP_MODE_SYSCALL;
+		} else if (strcmp(tok, "gpu") == 0) {
+			opts->modes |= AP_MODE_GPU;
 		} else if (strcmp(tok, "all") == 0) {
 			opts->modes |= AP_MODE_CPU | AP_MODE_LOCK | AP_MODE_SYSCALL;
 		} else {
-			ret = usage_error(opts, "unknown mode '%s' (available: cpu, lock, syscall, all)",
+			ret = usage_error(opts, "unknown mode '%s' (available: cpu, lock, syscall, gpu, all)",
 					  tok);
 			break;
 		}
@@ -477,7 +490,8 @@ int ap_agent_parse_args(int argc, char **argv, struct ap_agent_opts *opts)
 		case OPT_FORMAT:
 			if (ap_format_from_name(optarg, &opts->format))
 				return usage_error(opts,
-						   "unknown format '%s' (svg, folded, pprof, json, text)",
+						   "unknown format '%s' (svg, folded, pprof, json, text, "
+						   "trace)",
 						   optarg);
 			break;
 		case OPT_TOP:
@@ -531,6 +545,21 @@ int ap_agent_parse_args(int argc, char **argv, struct ap_agent_opts *opts)
 			break;
 		case OPT_PER_EVENT:
 			opts->per_event = true;
+			break;
+		case OPT_GPU_PROBES: {
+			char why[160];
+
+			if (ap_gpu_groups_parse(optarg, &opts->gpu_probes, why, sizeof(why)))
+				return usage_error(opts, "invalid --gpu-probes '%.60s': %s", optarg,
+						   why);
+			opts->gpu_probes_arg = optarg;
+			break;
+		}
+		case OPT_GPU_LIB:
+			if (opts->ngpu_libs == AP_MAX_GPU_LIBS)
+				return usage_error(opts, "too many --gpu-lib (at most %d)",
+						   AP_MAX_GPU_LIBS);
+			opts->gpu_libs[opts->ngpu_libs++] = optarg;
 			break;
 		case OPT_NO_DWARF:
 			opts->no_dwarf = true;
@@ -679,6 +708,9 @@ int ap_agent_parse_args(int argc, char **argv, struct ap_agent_opts *opts)
 		return usage_error(opts, "unexpected argument '%s'", argv[optind]);
 	if (!opts->modes)
 		return usage_error(opts, "no --mode given (use --mode cpu)");
+	if ((opts->gpu_probes_arg || opts->ngpu_libs) && !(opts->modes & AP_MODE_GPU))
+		return usage_error(opts, "%s is for --mode gpu",
+				   opts->gpu_probes_arg ? "--gpu-probes" : "--gpu-lib");
 	if (filter_settings && !opts->filter)
 		return usage_error(opts, "%s needs --filter FILE.wasm", filter_settings);
 	if (opts->filter)
@@ -703,6 +735,15 @@ int ap_agent_parse_args(int argc, char **argv, struct ap_agent_opts *opts)
 					   "use --format svg|folded|pprof|json|text",
 					   opts->output);
 	}
+	/* the Chrome trace is the GPU mode's timeline of calls: no other mode keeps one */
+	if (opts->format == AP_FORMAT_TRACE &&
+	    (opts->modes & (AP_MODE_CPU | AP_MODE_LOCK | AP_MODE_SYSCALL)))
+		return usage_error(opts,
+				   "the trace format (a Chrome trace timeline%s) is written only by "
+				   "--mode gpu: use svg, folded, pprof, json or text",
+				   opts->output ? ", chosen by the extension .trace.json or "
+						  ".perfetto.json or by --format"
+						: "");
 	clamp_sample_rate(opts);
 	return 0;
 }

@@ -24,6 +24,17 @@ static __always_inline long ap_regs_syscall_nr(const struct pt_regs *regs)
 #endif
 }
 
+/* The sixth integer argument at a function's entry (a uprobe's registers): libbpf's
+ * bpf_tracing.h stops at PT_REGS_PARM5 before v1.2. */
+static __always_inline unsigned long ap_regs_parm6(const struct pt_regs *regs)
+{
+#if defined(__TARGET_ARCH_x86)
+	return regs->r9;
+#else
+	return regs->regs[5];
+#endif
+}
+
 /* Whether a perf_event sample's registers (bpf_perf_event_data.regs) are user mode's. */
 static __always_inline bool ap_regs_user_mode(const bpf_user_pt_regs_t *regs)
 {

@@ -70,6 +70,15 @@ int ap_cli_output_format(const char *cmd, const char *output, enum ap_format *fm
 			return ap_cli_usage_error(cmd, "cannot tell the format of '%s': use --format",
 						  output);
 	}
+	/* the Chrome trace is a timeline of calls: a profile has none (docs/gpu.md) */
+	if (*fmt == AP_FORMAT_TRACE)
+		return ap_cli_usage_error(cmd,
+					  "the trace format is written only by 'aperture-agent "
+					  "--mode gpu' (a profile holds no timeline): use svg, "
+					  "folded, pprof, json or text%s",
+					  output ? " (and another file extension than "
+						   ".trace.json/.perfetto.json)"
+						 : "");
 	return 0;
 }
 

@@ -21,7 +21,7 @@ static const struct {
 	enum ap_format fmt;
 } format_names[] = {
     {"svg", AP_FORMAT_SVG},   {"folded", AP_FORMAT_FOLDED}, {"pprof", AP_FORMAT_PPROF},
-    {"json", AP_FORMAT_JSON}, {"text", AP_FORMAT_TEXT},
+    {"json", AP_FORMAT_JSON}, {"text", AP_FORMAT_TEXT}, {"trace", AP_FORMAT_TRACE},
 };
 
 /* Checked in order, so ".pb.gz" wins over a shorter suffix of the same name. */
@@ -31,6 +31,7 @@ static const struct {
 } format_exts[] = {
     {".svg", AP_FORMAT_SVG},	 {".folded", AP_FORMAT_FOLDED}, {".txt", AP_FORMAT_FOLDED},
     {".pb.gz", AP_FORMAT_PPROF}, {".pprof", AP_FORMAT_PPROF},	{".pb", AP_FORMAT_PPROF},
+    {".trace.json", AP_FORMAT_TRACE}, {".perfetto.json", AP_FORMAT_TRACE},
     {".json", AP_FORMAT_JSON},
 };
 
@@ -92,6 +93,8 @@ int ap_format_write(const struct ap_profile *p, enum ap_format fmt, FILE *out,
 		return ap_write_json(p, out, opts);
 	case AP_FORMAT_TEXT:
 		return ap_write_text(p, out, opts);
+	case AP_FORMAT_TRACE: /* the GPU collector writes it from its timeline */
+		return -ENOTSUP;
 	default:
 		return -EINVAL;
 	}

@@ -26,6 +26,8 @@ enum ap_format {
 	AP_FORMAT_PPROF,  /* gzipped profile.proto */
 	AP_FORMAT_JSON,	  /* documented in docs/json-format.md */
 	AP_FORMAT_TEXT,	  /* top-N table for humans */
+	AP_FORMAT_TRACE,  /* Chrome trace event JSON timeline: only the GPU mode writes it
+			   * (docs/gpu.md); ap_format_write() answers -ENOTSUP */
 };
 
 struct ap_write_opts {
@@ -34,13 +36,15 @@ struct ap_write_opts {
 	const char *title; /* flamegraph title; NULL = derived from the profile's "mode" meta */
 };
 
-/* "svg", "folded", "pprof", "json", "text" -> format. Returns 0 or -EINVAL. */
+/* "svg", "folded", "pprof", "json", "text", "trace" -> format. Returns 0 or -EINVAL. */
 int ap_format_from_name(const char *name, enum ap_format *out);
-/* By file extension: .svg, .folded/.txt, .pb.gz/.pprof/.pb, .json. Returns 0 or -EINVAL. */
+/* By file extension: .svg, .folded/.txt, .pb.gz/.pprof/.pb, .trace.json/.perfetto.json (trace),
+ * .json. Returns 0 or -EINVAL. */
 int ap_format_from_path(const char *path, enum ap_format *out);
 const char *ap_format_name(enum ap_format fmt);
 
-/* Write the profile in `fmt`. Returns 0 or -errno (e.g. -EIO when the stream failed). */
+/* Write the profile in `fmt`. Returns 0 or -errno (e.g. -EIO when the stream failed; -ENOTSUP
+ * for AP_FORMAT_TRACE, which needs the GPU mode's timeline, not just a profile). */
 int ap_format_write(const struct ap_profile *p, enum ap_format fmt, FILE *out,
 		    const struct ap_write_opts *opts);
 
@@ -48,6 +52,9 @@ int ap_write_folded(const struct ap_profile *p, FILE *out, const struct ap_write
 int ap_write_svg(const struct ap_profile *p, FILE *out, const struct ap_write_opts *opts);
 int ap_write_pprof(const struct ap_profile *p, FILE *out, const struct ap_write_opts *opts);
 int ap_write_json(const struct ap_profile *p, FILE *out, const struct ap_write_opts *opts);
+/* ap_write_json() without the document's closing brace: a mode that adds top-level members of
+ * its own (the GPU mode's "gpu") writes `,\n  "key": value` for each, then "}\n". */
+void ap_write_json_open(const struct ap_profile *p, FILE *out);
 int ap_write_text(const struct ap_profile *p, FILE *out, const struct ap_write_opts *opts);
 
 /*

@@ -218,13 +218,19 @@ static void write_samples(FILE *out, const struct ap_profile *p)
 	fputs(n ? "\n  ]\n" : "]\n", out);
 }
 
-int ap_write_json(const struct ap_profile *p, FILE *out, const struct ap_write_opts *opts)
+void ap_write_json_open(const struct ap_profile *p, FILE *out)
 {
 	write_header(out, p);
 	write_mappings(out, p);
 	write_frames(out, p);
 	write_stacks(out, p);
 	write_samples(out, p);
+}
+
+int ap_write_json(const struct ap_profile *p, FILE *out, const struct ap_write_opts *opts)
+{
+	(void)opts;
+	ap_write_json_open(p, out);
 	fputs("}\n", out);
 	return ap_stream_status(out);
 }

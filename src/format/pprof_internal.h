@@ -45,4 +45,13 @@ bool ap_pprof_map_get(const struct u64map *m, uint64_t key, uint32_t *val);
 int ap_pprof_map_put(struct u64map *m, uint64_t key, uint32_t val);
 void ap_pprof_map_free(struct u64map *m);
 
+/* Inflate gzip data (one or more members) into *buf, a buffer of *bufcap bytes that is grown
+ * as needed (NULL/0: a new one; the caller frees it, on failure too). Returns 0, -EINVAL
+ * (corrupt, truncated, trailing garbage, a trailer claiming more than max), -EFBIG (inflates
+ * beyond max) or -ENOMEM. */
+int ap_pprof_gunzip(const uint8_t *buf, size_t len, uint64_t max, uint8_t **buf_out,
+		    size_t *bufcap, size_t *outlen, char *err, size_t errlen);
+/* Whether a mapping is the kernel's (by its name, or a range-less "[module]" of ours). */
+bool ap_pprof_kernel_mapping(const char *name, uint64_t start, uint64_t limit);
+
 #endif

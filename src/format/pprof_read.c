@@ -16,12 +16,13 @@ static uint32_t le32(const uint8_t *b)
 	return b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
 }
 
-/* Inflates one or more concatenated gzip members into *out (caller frees). */
-static int gunzip(const uint8_t *buf, size_t len, uint64_t max, uint8_t **out, size_t *outlen,
-		  char *err, size_t errlen)
+/* Inflates one or more concatenated gzip members into *buf (of *bufcap bytes, grown as needed:
+ * the flat decoder reuses it from one profile to the next). */
+int ap_pprof_gunzip(const uint8_t *buf, size_t len, uint64_t max, uint8_t **bufp,
+		    size_t *bufcap, size_t *outlen, char *err, size_t errlen)
 {
 	z_stream zs = {0};
-	uint8_t *data = NULL, *n;
+	uint8_t *data = *bufp, *n;
 	size_t cap, have = 0, fed = 0;
 	uint32_t claim = len >= 18 ? le32(buf + len - 4) : 0;
 	int rc, ret;
@@ -45,11 +46,17 @@ static int gunzip(const uint8_t *buf, size_t len, uint64_t max, uint8_t **out, s
 		cap = 4096;
 	if (cap > max)
 		cap = (size_t)max;
-	data = malloc(cap);
-	if (!data || inflateInit2(&zs, 15 + 16) != Z_OK) {
-		free(data);
-		return -ENOMEM;
+	if (*bufcap >= cap) {
+		cap = *bufcap < max ? *bufcap : (size_t)max; /* a bomb still stops at max */
+	} else {
+		data = realloc(data, cap);
+		if (!data)
+			return -ENOMEM;
+		*bufp = data;
+		*bufcap = cap;
 	}
+	if (inflateInit2(&zs, 15 + 16) != Z_OK)
+		return -ENOMEM;
 	for (;;) {
 		if (!zs.avail_in && fed < len) {
 			zs.next_in = (Bytef *)(buf + fed);
@@ -75,6 +82,8 @@ static int gunzip(const uint8_t *buf, size_t len, uint64_t max, uint8_t **out, s
 				goto out;
 			}
 			data = n;
+			*bufp = data;
+			*bufcap = cap;
 		}
 		zs.next_out = data + have;
 		zs.avail_out = cap - have > ZCHUNK ? ZCHUNK : (uInt)(cap - have);
@@ -107,13 +116,10 @@ static int gunzip(const uint8_t *buf, size_t len, uint64_t max, uint8_t **out, s
 			goto out;
 		}
 	}
-	*out = data;
 	*outlen = have;
-	data = NULL;
 	ret = 0;
 out:
 	inflateEnd(&zs);
-	free(data);
 	return ret;
 }
 
@@ -165,7 +171,7 @@ static int rd_str(struct reader *r, int64_t idx, uint32_t *out)
 	return 0;
 }
 
-static bool rd_kernel_mapping(const char *name, uint64_t start, uint64_t limit)
+bool ap_pprof_kernel_mapping(const char *name, uint64_t start, uint64_t limit)
 {
 	static const char *const user[] = {"[vdso]",  "[vsyscall]", "[vvar]",	"[heap]",
 					   "[stack]", "[uprobes]",  "[unknown]"};
@@ -290,7 +296,7 @@ static int rd_mappings(struct reader *r)
 		rm->module = ap_profile_intern(r->p, base);
 		if (rm->module == UINT32_MAX)
 			return -ENOMEM;
-		rm->kind = rd_kernel_mapping(name, mm->memory_start, mm->memory_limit)
+		rm->kind = ap_pprof_kernel_mapping(name, mm->memory_start, mm->memory_limit)
 			       ? AP_FRAME_KERNEL
 			       : AP_FRAME_USER;
 		/* range-less mappings only name a module (see the top of this file) */
@@ -577,9 +583,13 @@ int ap_read_pprof_limited(const void *buf, size_t len, uint64_t max_inflated,
 	if (max_inflated > SIZE_MAX / 2)
 		max_inflated = SIZE_MAX / 2;
 	if (len >= 2 && b[0] == 0x1f && b[1] == 0x8b) {
-		ret = gunzip(b, len, max_inflated, &raw, &rawlen, err, errlen);
-		if (ret)
+		size_t rawcap = 0;
+
+		ret = ap_pprof_gunzip(b, len, max_inflated, &raw, &rawcap, &rawlen, err, errlen);
+		if (ret) {
+			free(raw);
 			return ret;
+		}
 		b = raw;
 	} else if (len > max_inflated) {
 		char a[32];

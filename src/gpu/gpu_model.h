@@ -89,6 +89,7 @@ struct ap_gpu_call {
 	uint32_t mem_kind; /* enum ap_gpu_mem_kind */
 	uint32_t copy_dir; /* enum ap_gpu_copy_dir */
 	uint32_t cbid;	   /* CORRELATION: CUPTI's callback id of the API call */
+	const char *comm;  /* the thread's name (samples' comm), or NULL; copied */
 };
 
 enum ap_gpu_activity_kind {
@@ -119,11 +120,19 @@ struct ap_gpu_model_opts {
 				     * 0: the default (1,000,000) */
 	size_t max_pending_correlations; /* launches waiting for their activity record;
 					  * 0: the default (65,536) */
+	bool no_timeline; /* no Chrome trace will be written: keep no timeline events */
 };
 
 struct ap_gpu_model;
 
-/* The model fills `p` (which the caller owns and keeps alive). NULL with errno set. */
+/* The CUDA name of a return code: cudaError_t ("cudaErrorInsufficientDriver" = 35) or, with
+ * `driver`, CUresult ("CUDA_ERROR_STUB_LIBRARY" = 34); an unknown code is "error N" (in buf,
+ * which is then returned). */
+const char *ap_gpu_error_name(int32_t code, bool driver, char *buf, size_t len);
+
+/* The model fills `p` (which the caller owns and keeps alive). NULL with errno set.
+ * It adds the value types when `p` has none, and interns the empty stack so that stack id 0
+ * of a fresh profile is "no stack" (struct ap_gpu_call's stack 0). */
 struct ap_gpu_model *ap_gpu_model_new(struct ap_profile *p, const struct ap_gpu_model_opts *o);
 void ap_gpu_model_free(struct ap_gpu_model *m);
 

@@ -114,16 +114,13 @@ static uint32_t le32(const uint8_t *b)
 	return b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
 }
 
-int ap_ing_read_pprof(const uint8_t *data, size_t len, uint64_t max_inflated, const char *where,
-		      struct ap_ingest *out, char *err, size_t errlen)
+/* An honest gzip trailer over the limit is a bomb: 413 without inflating a byte. (The reader
+ * calls it corrupt data, as a file reader should; here it is a size refusal.) */
+static int bomb_check(const uint8_t *data, size_t len, uint64_t max_inflated, const char *where,
+		      char *err, size_t errlen)
 {
-	char why[512], a[32], b[32];
-	int rc;
+	char a[32], b[32];
 
-	if (!max_inflated)
-		max_inflated = AP_FORMAT_MAX_INFLATED;
-	/* An honest gzip trailer over the limit is a bomb: 413 without inflating a byte. (The
-	 * reader calls it corrupt data, as a file reader should; here it is a size refusal.) */
 	if (len >= 18 && data[0] == 0x1f && data[1] == 0x8b &&
 	    le32(data + len - 4) > max_inflated)
 		return ap_errf(err, errlen, -EFBIG,
@@ -131,11 +128,15 @@ int ap_ing_read_pprof(const uint8_t *data, size_t len, uint64_t max_inflated, co
 			       "limit of %s",
 			       where, ap_format_size(le32(data + len - 4), a, sizeof(a)),
 			       ap_format_size(max_inflated, b, sizeof(b)));
-	out->profile = ap_profile_new();
-	if (!out->profile)
-		return -ENOMEM;
-	why[0] = '\0';
-	rc = ap_read_pprof_limited(data, len, max_inflated, out->profile, why, sizeof(why));
+	return 0;
+}
+
+/* The reader's result as the ingest answers it. */
+static int read_result(int rc, const char *why, uint64_t max_inflated, const char *where,
+		       char *err, size_t errlen)
+{
+	char b[32];
+
 	if (rc == -EFBIG)
 		/* the reader's advice (aperture report --max-size) is for files */
 		return ap_errf(err, errlen, -EFBIG,
@@ -148,48 +149,119 @@ int ap_ing_read_pprof(const uint8_t *data, size_t len, uint64_t max_inflated, co
 	return 0;
 }
 
+int ap_ing_read_pprof(const uint8_t *data, size_t len, uint64_t max_inflated, const char *where,
+		      struct ap_ingest *out, char *err, size_t errlen)
+{
+	char why[512];
+	int rc;
+
+	if (!max_inflated)
+		max_inflated = AP_FORMAT_MAX_INFLATED;
+	if ((rc = bomb_check(data, len, max_inflated, where, err, errlen)))
+		return rc;
+	out->profile = ap_profile_new();
+	if (!out->profile)
+		return -ENOMEM;
+	why[0] = '\0';
+	rc = ap_read_pprof_limited(data, len, max_inflated, out->profile, why, sizeof(why));
+	return read_result(rc, why, max_inflated, where, err, errlen);
+}
+
+int ap_ing_read_pprof_flat(struct ap_flat_ctx *c, const uint8_t *data, size_t len,
+			   uint64_t max_inflated, const char *where, struct ap_ingest *out,
+			   char *err, size_t errlen)
+{
+	char why[512];
+	int rc;
+
+	if (!max_inflated)
+		max_inflated = AP_FORMAT_MAX_INFLATED;
+	if ((rc = bomb_check(data, len, max_inflated, where, err, errlen)))
+		return rc;
+	why[0] = '\0';
+	rc = ap_pprof_flat_decode(c, data, len, max_inflated, &out->flat, why, sizeof(why));
+	return read_result(rc, why, max_inflated, where, err, errlen);
+}
+
+/* One per-sample label against the push's labels and the storage's rules. */
+static int check_label(const struct ap_ingest *in, size_t i, const char *k, const char *v,
+		       char *err, size_t errlen)
+{
+	if (!ap_ing_label_name_ok(k, strlen(k)))
+		return fail("pprof sample %zu: label name \"%.80s\" is not valid: "
+			    "names are 1-%d characters of [A-Za-z_][A-Za-z0-9_.]*",
+			    i, k, AP_STORE_MAX_LABEL_NAME);
+	if (ap_ing_label(in, k) || !strcmp(k, "pid") || !strcmp(k, "comm"))
+		return fail("pprof sample %zu: label %s is also a label of the "
+			    "whole push (or pid/comm); a series can hold it once",
+			    i, k);
+	if (v && strlen(v) > AP_STORE_MAX_LABEL_VALUE)
+		return fail("pprof sample %zu: the value of label %s is longer "
+			    "than %d bytes",
+			    i, k, AP_STORE_MAX_LABEL_VALUE);
+	return 0;
+}
+
+static int check_count(const struct ap_ingest *in, size_t i, size_t n, const char *comm,
+		       char *err, size_t errlen)
+{
+	if (strlen(comm) > AP_STORE_MAX_LABEL_VALUE)
+		return fail("pprof sample %zu: comm is longer than %d bytes", i,
+			    AP_STORE_MAX_LABEL_VALUE);
+	if (in->nlabels + n + 2 > AP_STORE_MAX_LABELS) /* + pid and comm, which it may have */
+		return fail("pprof sample %zu: %zu push labels, pid, comm and %zu sample "
+			    "labels make more than the %d labels a series may have",
+			    i, in->nlabels, n, AP_STORE_MAX_LABELS);
+	return 0;
+}
+
+static int check_flat(const struct ap_ingest *in, char *err, size_t errlen)
+{
+	const struct ap_flat_profile *p = in->flat;
+	int rc;
+
+	for (size_t i = 0; i < p->nsamples; i++) {
+		const struct ap_flat_sample *s = &p->samples[i];
+		const struct ap_flat_label *l = &p->labels[s->labels];
+
+		if ((rc = check_count(in, i, s->nlabels, p->strs[s->comm], err, errlen)))
+			return rc;
+		for (size_t j = 0; j < s->nlabels; j++)
+			if ((rc = check_label(in, i, p->strs[l[j].key],
+					      l[j].str ? p->strs[l[j].str] : NULL, err, errlen)))
+				return rc;
+	}
+	return 0;
+}
+
 int ap_ing_check_profile(const struct ap_ingest *in, char *err, size_t errlen)
 {
 	const struct ap_profile *p = in->profile;
 	uint32_t last = UINT32_MAX;
+	int rc;
 
+	if (in->flat)
+		return check_flat(in, err, errlen);
 	if (!p)
 		return 0;
 	for (size_t i = 0; i < ap_profile_nsamples(p); i++) {
 		const struct ap_sample *s = ap_profile_sample(p, i);
 		const struct ap_label *l;
-		const char *comm = ap_profile_str(p, s->comm);
-		size_t n, total;
+		size_t n;
 
-		if (strlen(comm) > AP_STORE_MAX_LABEL_VALUE)
-			return fail("pprof sample %zu: comm is longer than %d bytes", i,
-				    AP_STORE_MAX_LABEL_VALUE);
+		if ((rc = check_count(in, i, 0, ap_profile_str(p, s->comm), err, errlen)))
+			return rc;
 		if (s->labels == last)
 			continue;
 		last = s->labels;
 		l = ap_profile_labels(p, s->labels, &n);
-		total = in->nlabels + n + 2; /* + pid and comm, which every sample may have */
-		if (total > AP_STORE_MAX_LABELS)
-			return fail("pprof sample %zu: %zu push labels, pid, comm and %zu sample "
-				    "labels make more than the %d labels a series may have",
-				    i, in->nlabels, n, AP_STORE_MAX_LABELS);
-		for (size_t j = 0; j < n; j++) {
-			const char *k = ap_profile_str(p, l[j].key);
-			const char *v = ap_profile_str(p, l[j].str);
-
-			if (!ap_ing_label_name_ok(k, strlen(k)))
-				return fail("pprof sample %zu: label name \"%.80s\" is not valid: "
-					    "names are 1-%d characters of [A-Za-z_][A-Za-z0-9_.]*",
-					    i, k, AP_STORE_MAX_LABEL_NAME);
-			if (ap_ing_label(in, k) || !strcmp(k, "pid") || !strcmp(k, "comm"))
-				return fail("pprof sample %zu: label %s is also a label of the "
-					    "whole push (or pid/comm); a series can hold it once",
-					    i, k);
-			if (l[j].str && strlen(v) > AP_STORE_MAX_LABEL_VALUE)
-				return fail("pprof sample %zu: the value of label %s is longer "
-					    "than %d bytes",
-					    i, k, AP_STORE_MAX_LABEL_VALUE);
-		}
+		if ((rc = check_count(in, i, n, "", err, errlen)))
+			return rc;
+		for (size_t j = 0; j < n; j++)
+			if ((rc = check_label(in, i, ap_profile_str(p, l[j].key),
+					      l[j].str ? ap_profile_str(p, l[j].str) : NULL, err,
+					      errlen)))
+				return rc;
 	}
 	return 0;
 }
@@ -311,8 +383,11 @@ int ap_ingest_decode_push(const struct ap_ingest_req *r, struct ap_ingest *out, 
 		goto out;
 	}
 	if (profile) {
-		rc = ap_ing_read_pprof(profile->data, profile->len, r->max_inflated,
-				       "push: part profile", out, err, errlen);
+		rc = r->flat_ctx ? ap_ing_read_pprof_flat(r->flat_ctx, profile->data, profile->len,
+							  r->max_inflated, "push: part profile",
+							  out, err, errlen)
+				 : ap_ing_read_pprof(profile->data, profile->len, r->max_inflated,
+						     "push: part profile", out, err, errlen);
 		if (!rc)
 			rc = ap_ing_check_profile(out, err, errlen);
 		if (rc)
@@ -364,6 +439,7 @@ void ap_ingest_to_write(const struct ap_ingest *in, struct ap_store_write *w)
 	w->from_ns = in->from_ns;
 	w->until_ns = in->until_ns;
 	w->profile = in->profile;
+	w->flat = in->flat;
 	w->rows = in->rows;
 	w->nrows = in->nrows;
 }

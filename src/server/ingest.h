@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "format/pprof_flat.h"
 #include "lib/profile.h"
 #include "storage/storage.h"
 
@@ -29,6 +30,9 @@ struct ap_ingest_req {
 	size_t len;
 	uint64_t now_ns;	      /* for from/until defaults and "now-1h" */
 	uint64_t max_inflated;	      /* cap on a gzip body's inflated size */
+	/* non-NULL: the push's profile is decoded flat into this context (out->flat, valid
+	 * until its next use) instead of into out->profile; one context per thread */
+	struct ap_flat_ctx *flat_ctx;
 };
 
 struct ap_agent_counter {
@@ -42,6 +46,7 @@ struct ap_ingest {
 	size_t nlabels;
 	uint64_t from_ns, until_ns;
 	struct ap_profile *profile; /* NULL when the push had none */
+	const struct ap_flat_profile *flat; /* instead, with ap_ingest_req.flat_ctx */
 	struct ap_table_row *rows;  /* owned strings */
 	size_t nrows;
 	/* the agent's own counters (pushes ok/failed/..., spool bytes), for /metrics */

@@ -40,6 +40,11 @@ const char *ap_ing_label(const struct ap_ingest *in, const char *name);
 int ap_ing_read_pprof(const uint8_t *data, size_t len, uint64_t max_inflated, const char *where,
 		      struct ap_ingest *out, char *err, size_t errlen);
 
+/* The same into out->flat with the flat decoder (format/pprof_flat.h) and context c. */
+int ap_ing_read_pprof_flat(struct ap_flat_ctx *c, const uint8_t *data, size_t len,
+			   uint64_t max_inflated, const char *where, struct ap_ingest *out,
+			   char *err, size_t errlen);
+
 /*
  * Check the decoded profile's per-sample labels against the storage's rules, as the stored
  * series will be the push's labels plus pid, comm and the sample's labels: names valid and

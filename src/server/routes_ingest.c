@@ -4,6 +4,7 @@
  * decode with ingest.h, write through storage.h, answer only once the write is durable.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,10 +84,47 @@ out:
 	return ret;
 }
 
-static uint64_t samples_of(const struct ap_profile *p)
+/* Each server thread decodes pushes into its own flat context, kept from one push to the next
+ * (no allocation per push once it has grown; freed when the thread ends). */
+static pthread_key_t flat_key;
+static pthread_once_t flat_once = PTHREAD_ONCE_INIT;
+static bool flat_key_ok;
+
+static void flat_free(void *c)
 {
+	ap_flat_ctx_free(c);
+}
+
+static void flat_key_init(void)
+{
+	flat_key_ok = pthread_key_create(&flat_key, flat_free) == 0;
+}
+
+/* This thread's context, or NULL (then the push is decoded into an ap_profile). */
+static struct ap_flat_ctx *flat_ctx(void)
+{
+	struct ap_flat_ctx *c;
+
+	pthread_once(&flat_once, flat_key_init);
+	if (!flat_key_ok)
+		return NULL;
+	c = pthread_getspecific(flat_key);
+	if (!c && (c = ap_flat_ctx_new()) && pthread_setspecific(flat_key, c)) {
+		ap_flat_ctx_free(c);
+		c = NULL;
+	}
+	return c;
+}
+
+static uint64_t samples_of(const struct ap_ingest *in)
+{
+	const struct ap_profile *p = in->profile;
 	int vi;
 
+	if (in->flat) {
+		vi = ap_flat_value_index(in->flat, "samples");
+		return vi >= 0 ? ap_flat_total(in->flat, (size_t)vi) : in->flat->nsamples;
+	}
 	if (!p)
 		return 0;
 	vi = ap_profile_value_index(p, "samples");
@@ -131,6 +169,9 @@ static enum MHD_Result ingest(struct ap_req *r, bool push)
 	req.len = r->len;
 	req.now_ns = ap_server_now_ns();
 	req.max_inflated = s->opts.max_inflated;
+	/* the agent's pushes go the fast way to a store that takes it */
+	if (push && s->store->ops->takes_flat)
+		req.flat_ctx = flat_ctx();
 
 	rc = push ? ap_ingest_decode_push(&req, &in, err, sizeof(err))
 		  : ap_ingest_decode_pyroscope(&req, &in, err, sizeof(err));
@@ -180,7 +221,7 @@ static enum MHD_Result ingest(struct ap_req *r, bool push)
 		goto out;
 	}
 	ap_server_metrics_ingest(&s->metrics, route, dup ? AP_RESULT_DUPLICATE : AP_RESULT_STORED,
-				 AP_REFUSE_N, r->len, dup ? 0 : samples_of(in.profile));
+				 AP_REFUSE_N, r->len, dup ? 0 : samples_of(&in));
 	if (in.nagent) {
 		const char *host = label_of(&in, "host");
 
@@ -199,6 +240,8 @@ static enum MHD_Result ingest(struct ap_req *r, bool push)
 	}
 out:
 	ap_ingest_free(&in);
+	if (req.flat_ctx)
+		ap_flat_ctx_trim(req.flat_ctx);
 	free(a.v);
 	return ret;
 }

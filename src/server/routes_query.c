@@ -264,7 +264,8 @@ enum MHD_Result ap_server_route_profile(struct ap_req *r)
 	enum MHD_Result ret;
 	struct qctx c;
 
-	if (fs && ap_format_from_name(fs, &fmt))
+	/* trace: the agent's GPU timeline, not something a stored profile holds */
+	if (fs && (ap_format_from_name(fs, &fmt) || fmt == AP_FORMAT_TRACE))
 		return ap_server_error(r, MHD_HTTP_BAD_REQUEST, AP_REFUSE_BAD_QUERY, 0,
 				       "unknown format '%.32s': use pprof, folded, json, svg or "
 				       "text",

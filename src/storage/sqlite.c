@@ -389,4 +389,5 @@ const struct ap_store_ops ap_sqlite_store_ops = {
 	.retention = sq_retention,
 	.stats = sq_stats,
 	.close = sq_close,
+	.takes_flat = true,
 };

@@ -24,7 +24,8 @@ struct pj_stack {
 struct pj_series {
 	uint64_t hash;
 	uint64_t key; /* (pid, comm, labels) of the profile it came from, to reuse it */
-	uint32_t pid, comm, labels;
+	uint32_t pid, comm, labels; /* a flat profile's: labels = the first of nlabels */
+	uint32_t nlabels;
 	struct sq_buf blob; /* canonical label pairs, sorted by name */
 };
 

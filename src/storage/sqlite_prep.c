@@ -44,7 +44,6 @@ struct lset {
 	struct ap_label_kv kv[AP_STORE_MAX_LABELS];
 	size_t n;
 	char own[AP_STORE_MAX_LABELS][AP_STORE_MAX_LABEL_NAME + 1];
-	char num[AP_STORE_MAX_LABELS][24];
 };
 
 static int lset_find(const struct lset *l, const char *name)
@@ -108,27 +107,36 @@ static int lset_encode(struct lset *l, struct sq_buf *b)
 	return ret;
 }
 
-/* The job series of (pid, comm, labels) of profile p (NULL for table rows). */
-static int series_of(struct sq_job *j, const struct lset *base, const struct ap_profile *p,
-		     uint32_t pid, const char *comm, uint32_t comm_id, uint32_t labels_id,
-		     struct sq_map *cache, uint32_t *out, char *err, size_t errlen)
+/* A sample's own labels as (name, value) pairs; numbers formatted into num. */
+struct xlabels {
+	const char *name[AP_MAX_LABELS], *value[AP_MAX_LABELS];
+	char num[AP_MAX_LABELS][24];
+	size_t n;
+};
+
+static void xlabels_add(struct xlabels *x, const char *name, const char *str, int64_t num)
 {
-	uint64_t key = ap_hash_mix64(((uint64_t)pid << 32 | comm_id) ^
-				     ap_hash_mix64((uint64_t)labels_id + 1)) | 1;
-	uint32_t *slot = sq_map_get(cache, key);
+	if (x->n >= AP_MAX_LABELS)
+		return; /* cannot be: both profiles hold at most AP_MAX_LABELS */
+	x->name[x->n] = name;
+	if (str) {
+		x->value[x->n] = str;
+	} else {
+		snprintf(x->num[x->n], sizeof(x->num[0]), "%" PRId64, num);
+		x->value[x->n] = x->num[x->n];
+	}
+	x->n++;
+}
+
+/* A new job series: the push's labels + pid + comm + the sample's own labels. */
+static int series_new(struct sq_job *j, const struct lset *base, uint32_t pid, const char *comm,
+		      const struct xlabels *x, uint32_t *out, char *err, size_t errlen)
+{
 	struct pj_series *s;
 	struct lset *l;
-	bool ins;
 	char pidbuf[16];
 	int ret;
 
-	if (slot) {
-		s = &j->series[*slot];
-		if (s->pid == pid && s->comm == comm_id && s->labels == labels_id && p) {
-			*out = *slot;
-			return 0;
-		}
-	}
 	l = malloc(sizeof(*l));
 	if (!l)
 		return -ENOMEM;
@@ -143,24 +151,10 @@ static int series_of(struct sq_job *j, const struct lset *base, const struct ap_
 		ret = lset_add(l, "comm", comm, err, errlen);
 	if (ret > 0)
 		j->label_conflicts++;
-	if (ret >= 0 && p && labels_id) {
-		size_t n;
-		const struct ap_label *lab = ap_profile_labels(p, labels_id, &n);
-
-		for (size_t i = 0; i < n && ret >= 0; i++) {
-			const char *v;
-
-			if (lab[i].str)
-				v = ap_profile_str(p, lab[i].str);
-			else {
-				snprintf(l->num[l->n < AP_STORE_MAX_LABELS ? l->n : 0], 24,
-					 "%" PRId64, lab[i].num);
-				v = l->num[l->n < AP_STORE_MAX_LABELS ? l->n : 0];
-			}
-			ret = lset_add(l, ap_profile_str(p, lab[i].key), v, err, errlen);
-			if (ret > 0)
-				j->label_conflicts++;
-		}
+	for (size_t i = 0; x && i < x->n && ret >= 0; i++) {
+		ret = lset_add(l, x->name[i], x->value[i], err, errlen);
+		if (ret > 0)
+			j->label_conflicts++;
 	}
 	if (ret < 0)
 		goto out;
@@ -169,9 +163,6 @@ static int series_of(struct sq_job *j, const struct lset *base, const struct ap_
 		goto out;
 	s = &j->series[j->nseries];
 	memset(s, 0, sizeof(*s));
-	s->pid = pid;
-	s->comm = comm_id;
-	s->labels = labels_id;
 	ret = lset_encode(l, &s->blob);
 	if (ret) {
 		free(s->blob.b);
@@ -179,24 +170,65 @@ static int series_of(struct sq_job *j, const struct lset *base, const struct ap_
 	}
 	s->hash = sq_series_hash(s->blob.b, s->blob.n, j->vtypes.b, j->vtypes.n);
 	*out = (uint32_t)j->nseries++;
-	if (p) {
-		slot = sq_map_put(cache, key, *out, &ins);
-		if (slot && !ins)
-			*slot = *out;
-	}
 out:
 	free(l);
 	return ret < 0 ? ret : 0;
 }
 
+/* The job series of (pid, comm, labels) of profile p (NULL for table rows). */
+static int series_of(struct sq_job *j, const struct lset *base, const struct ap_profile *p,
+		     uint32_t pid, const char *comm, uint32_t comm_id, uint32_t labels_id,
+		     struct sq_map *cache, uint32_t *out, char *err, size_t errlen)
+{
+	uint64_t key = ap_hash_mix64(((uint64_t)pid << 32 | comm_id) ^
+				     ap_hash_mix64((uint64_t)labels_id + 1)) | 1;
+	uint32_t *slot = sq_map_get(cache, key);
+	struct xlabels x = { .n = 0 };
+	struct pj_series *s;
+	bool ins;
+	int ret;
+
+	if (slot) {
+		s = &j->series[*slot];
+		if (s->pid == pid && s->comm == comm_id && s->labels == labels_id && p) {
+			*out = *slot;
+			return 0;
+		}
+	}
+	if (p && labels_id) {
+		size_t n;
+		const struct ap_label *lab = ap_profile_labels(p, labels_id, &n);
+
+		for (size_t i = 0; i < n; i++)
+			xlabels_add(&x, ap_profile_str(p, lab[i].key),
+				    lab[i].str ? ap_profile_str(p, lab[i].str) : NULL, lab[i].num);
+	}
+	ret = series_new(j, base, pid, comm, &x, out, err, errlen);
+	if (ret)
+		return ret;
+	s = &j->series[*out];
+	s->pid = pid;
+	s->comm = comm_id;
+	s->labels = labels_id;
+	if (p) {
+		slot = sq_map_put(cache, key, *out, &ins);
+		if (slot && !ins)
+			*slot = *out;
+	}
+	return 0;
+}
+
 /* Per-push lookup tables indexed by the profile's own ids. */
 struct prep {
 	const struct ap_profile *p;
+	const struct ap_flat_profile *f; /* or this */
 	uint64_t *shash;  /* string id -> sq_str_hash, 0 = not yet */
 	uint32_t *fmap;	  /* frame id -> job frame + 1, 0 = not yet */
 	uint32_t *smap;	  /* stack id -> job stack + 1, 0 = not yet */
 	uint64_t *hbuf;	  /* frame hashes of one stack */
-	size_t nstrings, nframes, nstacks, hcap;
+	uint32_t *jbuf;	  /* flat: job frames of one stack */
+	size_t nstrings, nframes, nstacks, hcap, jcap;
+	struct sq_map stacks; /* flat: stack hash | 1 -> job stack */
 };
 
 static int str_hash(struct prep *x, uint32_t id, uint64_t *out, char *err, size_t errlen)
@@ -204,8 +236,8 @@ static int str_hash(struct prep *x, uint32_t id, uint64_t *out, char *err, size_
 	if (id >= x->nstrings)
 		return ap_errf(err, errlen, -EINVAL, "string %u out of range", id);
 	if (!x->shash[id]) {
-		const char *s = ap_profile_str(x->p, id);
-		size_t n = strlen(s);
+		const char *s = x->f ? x->f->strs[id] : ap_profile_str(x->p, id);
+		size_t n = x->f ? x->f->slen[id] : strlen(s);
 
 		if (n > SQ_MAX_FRAME_STR)
 			return ap_errf(err, errlen, -EINVAL,
@@ -285,6 +317,204 @@ static int stack_of(struct sq_job *j, struct prep *x, uint32_t sid, uint32_t *ou
 	ps->hash = sq_stack_hash(x->hbuf, n);
 	*out = (uint32_t)j->nstacks++;
 	x->smap[sid] = *out + 1;
+	return 0;
+}
+
+/* ---- a flat profile (format/pprof_flat.h): the ingest's fast path ---- */
+
+/* The job frame of flat frame fi. */
+static int flat_frame_of(struct sq_job *j, struct prep *x, uint32_t fi, uint32_t *out, char *err,
+			 size_t errlen)
+{
+	const struct ap_flat_frame *f = &x->f->frames[fi];
+	struct pj_frame *pf;
+	uint64_t hn, hm, hf;
+	int ret;
+
+	if (x->fmap[fi]) {
+		*out = x->fmap[fi] - 1;
+		return 0;
+	}
+	ret = str_hash(x, f->name, &hn, err, errlen) ?: str_hash(x, f->module, &hm, err, errlen) ?:
+	      str_hash(x, f->file, &hf, err, errlen);
+	if (ret)
+		return ret;
+	if (ap_grow_array((void **)&j->frames, &j->capframes, j->nframes + 1, sizeof(*j->frames)))
+		return -ENOMEM;
+	pf = &j->frames[j->nframes];
+	pf->name = x->f->strs[f->name];
+	pf->module = x->f->strs[f->module];
+	pf->file = x->f->strs[f->file];
+	pf->line = f->line;
+	pf->kind = f->kind;
+	pf->flags = f->flags & AP_FRAME_INLINED;
+	pf->hash = sq_frame_hash2(hn, hm, hf, pf->line, pf->kind, pf->flags);
+	*out = (uint32_t)j->nframes++;
+	x->fmap[fi] = *out + 1;
+	return 0;
+}
+
+/* The job stack of a flat sample: its locations' frames, found again by their hashes when an
+ * earlier sample had the same (pprof has a sample per thread, so stacks repeat). */
+static int flat_stack_of(struct sq_job *j, struct prep *x, const struct ap_flat_sample *smp,
+			 uint32_t *out, char *err, size_t errlen)
+{
+	const struct ap_flat_profile *f = x->f;
+	struct pj_stack *ps;
+	uint32_t *slot;
+	size_t n = 0;
+	uint64_t h;
+	bool ins;
+	int ret;
+
+	for (uint32_t k = 0; k < smp->nlocs; k++) {
+		uint32_t li = f->loc_refs[smp->locs + k];
+		uint32_t a = f->loc_frames[li], b = f->loc_frames[li + 1];
+
+		if (ap_grow_array((void **)&x->hbuf, &x->hcap, n + (b - a) + 1, sizeof(uint64_t)) ||
+		    ap_grow_array((void **)&x->jbuf, &x->jcap, n + (b - a) + 1, sizeof(uint32_t)))
+			return -ENOMEM;
+		for (uint32_t fi = a; fi < b; fi++, n++) {
+			ret = flat_frame_of(j, x, fi, &x->jbuf[n], err, errlen);
+			if (ret)
+				return ret;
+			x->hbuf[n] = j->frames[x->jbuf[n]].hash;
+		}
+	}
+	h = sq_stack_hash(x->hbuf, n);
+	slot = sq_map_get(&x->stacks, h | 1);
+	if (slot) {
+		const struct pj_stack *st = &j->stacks[*slot];
+		size_t k = 0;
+
+		if (st->n == n)
+			while (k < n && j->frames[j->stack_frames[st->first + k]].hash == x->hbuf[k])
+				k++;
+		if (st->n == n && k == n) {
+			*out = *slot;
+			return 0;
+		}
+	}
+	if (ap_grow_array((void **)&j->stacks, &j->capstacks, j->nstacks + 1, sizeof(*j->stacks)) ||
+	    ap_grow_array((void **)&j->stack_frames, &j->capsf, j->nsf + n, sizeof(uint32_t)))
+		return -ENOMEM;
+	ps = &j->stacks[j->nstacks];
+	ps->first = (uint32_t)j->nsf;
+	ps->n = (uint32_t)n;
+	ps->hash = h;
+	memcpy(&j->stack_frames[j->nsf], x->jbuf, n * sizeof(uint32_t));
+	j->nsf += n;
+	*out = (uint32_t)j->nstacks++;
+	slot = sq_map_put(&x->stacks, h | 1, *out, &ins);
+	if (!slot)
+		return -ENOMEM;
+	*slot = *out; /* a collision: the newer one wins, either is correct */
+	return 0;
+}
+
+/* The job series of a flat sample (pid, comm, labels), cached by their content. */
+static int flat_series_of(struct sq_job *j, const struct lset *base,
+			  const struct ap_flat_profile *f, const struct ap_flat_sample *smp,
+			  struct sq_map *cache, uint32_t *out, char *err, size_t errlen)
+{
+	const struct ap_flat_label *lab = &f->labels[smp->labels];
+	uint64_t key = ap_hash_mix64(((uint64_t)smp->pid << 32 | smp->comm) ^
+				     ap_hash_bytes(lab, smp->nlabels * sizeof(*lab), smp->nlabels)) |
+		       1;
+	uint32_t *slot = sq_map_get(cache, key);
+	struct xlabels x = { .n = 0 };
+	struct pj_series *s;
+	bool ins;
+	int ret;
+
+	if (slot) {
+		s = &j->series[*slot];
+		if (s->pid == smp->pid && s->comm == smp->comm && s->nlabels == smp->nlabels &&
+		    !memcmp(&f->labels[s->labels], lab, smp->nlabels * sizeof(*lab))) {
+			*out = *slot;
+			return 0;
+		}
+	}
+	for (uint32_t i = 0; i < smp->nlabels; i++)
+		xlabels_add(&x, f->strs[lab[i].key], lab[i].str ? f->strs[lab[i].str] : NULL,
+			    lab[i].num);
+	ret = series_new(j, base, smp->pid, f->strs[smp->comm], &x, out, err, errlen);
+	if (ret)
+		return ret;
+	s = &j->series[*out];
+	s->pid = smp->pid;
+	s->comm = smp->comm;
+	s->labels = smp->labels;
+	s->nlabels = smp->nlabels;
+	slot = sq_map_put(cache, key, *out, &ins);
+	if (slot && !ins)
+		*slot = *out;
+	return 0;
+}
+
+static int prep_vtypes_flat(struct sq_job *j, const struct ap_flat_profile *f, char *err,
+			    size_t errlen)
+{
+	int ret;
+
+	j->nvalues = (uint32_t)f->nvalues;
+	if (!j->nvalues && f->nsamples)
+		return ap_errf(err, errlen, -EINVAL, "the profile has samples but no value types");
+	if (j->nvalues > AP_MAX_VALUES)
+		return ap_errf(err, errlen, -EINVAL, "the profile has more than %d value types",
+			       AP_MAX_VALUES);
+	j->period = f->period;
+	ret = sq_buf_str(&j->vtypes, f->strs[f->period_type]) ?:
+	      sq_buf_str(&j->vtypes, f->strs[f->period_unit]);
+	for (uint32_t i = 0; i < j->nvalues && !ret; i++) {
+		const char *t = f->strs[f->vtype[i]];
+
+		if (!*t || strchr(t, '/') || strlen(t) > AP_STORE_MAX_LABEL_NAME)
+			return ap_errf(err, errlen, -EINVAL,
+				       "value type %u: its name must be 1 to %d bytes without '/'",
+				       i, AP_STORE_MAX_LABEL_NAME);
+		for (uint32_t k = 0; k < i; k++)
+			if (!strcmp(t, f->strs[f->vtype[k]]))
+				return ap_errf(err, errlen, -EINVAL, "value type %s given twice", t);
+		ret = sq_buf_str(&j->vtypes, t) ?: sq_buf_str(&j->vtypes, f->strs[f->vunit[i]]);
+	}
+	return ret;
+}
+
+static int prep_flat(struct sq_job *j, const struct lset *base, struct prep *x,
+		     struct sq_map *sercache, char *err, size_t errlen)
+{
+	const struct ap_flat_profile *f = x->f;
+	size_t ns = f->nsamples;
+	int ret;
+
+	if (!ns)
+		return 0;
+	x->nstrings = f->nstrs;
+	x->nframes = f->nlocs ? f->loc_frames[f->nlocs] : 0;
+	x->shash = calloc(x->nstrings + 1, sizeof(*x->shash));
+	x->fmap = calloc(x->nframes + 1, sizeof(*x->fmap));
+	if (!x->shash || !x->fmap ||
+	    ap_grow_array((void **)&j->entries, &j->capentries, ns, sizeof(*j->entries)))
+		return -ENOMEM;
+	for (size_t i = 0; i < ns; i++) {
+		const struct ap_flat_sample *smp = &f->samples[i];
+		struct pj_entry *e;
+		bool zero = true;
+
+		for (uint32_t v = 0; v < j->nvalues; v++)
+			zero &= !smp->values[v];
+		if (zero)
+			continue;
+		e = &j->entries[j->nentries];
+		memset(e, 0, sizeof(*e));
+		memcpy(e->v, smp->values, j->nvalues * sizeof(e->v[0]));
+		ret = flat_series_of(j, base, f, smp, sercache, &e->series, err, errlen) ?:
+		      flat_stack_of(j, x, smp, &e->stack, err, errlen);
+		if (ret)
+			return ret;
+		j->nentries++;
+	}
 	return 0;
 }
 
@@ -401,9 +631,18 @@ int sq_job_prepare(struct sq_job *j, const struct ap_store_write *w, char *err, 
 		goto out;
 	j->push_id = w->push_id && *w->push_id ? w->push_id : NULL;
 	j->from_ns = w->from_ns;
-	ret = prep_vtypes(j, p, err, errlen);
-	if (ret)
-		goto out;
+	if (w->flat) {
+		x.f = w->flat;
+		ret = prep_vtypes_flat(j, w->flat, err, errlen) ?:
+		      prep_flat(j, base, &x, &sercache, err, errlen);
+		if (ret)
+			goto out;
+		p = NULL; /* the rows below */
+	} else {
+		ret = prep_vtypes(j, p, err, errlen);
+		if (ret)
+			goto out;
+	}
 	ns = p ? ap_profile_nsamples(p) : 0;
 	if (ns) {
 		x.nstrings = ap_profile_nstrings(p);
@@ -466,6 +705,8 @@ out:
 	free(x.fmap);
 	free(x.smap);
 	free(x.hbuf);
+	free(x.jbuf);
+	sq_map_free(&x.stacks);
 	free(base);
 	return ret;
 }

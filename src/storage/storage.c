@@ -9,6 +9,7 @@
 
 static const struct ap_store_ops *const backends[] = {
 	&ap_sqlite_store_ops,
+	&ap_clickhouse_store_ops,
 };
 
 int ap_store_open(const char *spec, const struct ap_store_opts *opts, struct ap_store **out,
@@ -26,7 +27,8 @@ int ap_store_open(const char *spec, const struct ap_store_opts *opts, struct ap_
 				return ops->open(colon + 1, opts, out, err, errlen);
 		}
 	return ap_errf(err, errlen, -EINVAL,
-		       "unknown storage '%s': use sqlite:PATH (e.g. sqlite:./aperture-data/aperture.db)",
+		       "unknown storage '%s': use sqlite:PATH (e.g. sqlite:./aperture-data/aperture.db) "
+		       "or clickhouse://HOST:PORT/DB[?cluster=NAME&user=U&password_file=F]",
 		       spec ? spec : "");
 }
 

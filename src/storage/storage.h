@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The aggregator's storage: one table of operations (like the agent's collector table) and one
- * file per backend (sqlite.c, the embedded default; clickhouse.c later). Ingest and query code
+ * file per backend (sqlite.c, the embedded default; clickhouse.c, the scale-out one). Ingest and query code
  * talk only to this header, so a backend slots in without touching them.
  *
  * Data model
@@ -28,6 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "format/pprof_flat.h"
 #include "lib/hist.h"
 #include "lib/profile.h"
 
@@ -106,6 +107,10 @@ struct ap_store_write {
 	size_t nlabels;
 	uint64_t from_ns, until_ns; /* the time the push covers; samples are stored at from_ns */
 	const struct ap_profile *profile; /* may be NULL when only rows are written */
+	/* instead of profile: the push's pprof decoded flat (format/pprof_flat.h), given only
+	 * to a backend whose ops->takes_flat is set (the ingest decodes an ap_profile for the
+	 * others); the same series, stacks and values as the profile it would make */
+	const struct ap_flat_profile *flat;
 	const struct ap_table_row *rows;
 	size_t nrows;
 };
@@ -191,18 +196,22 @@ struct ap_store_ops {
 	int (*retention)(struct ap_store *s, uint64_t before_ns, char *err, size_t errlen);
 	void (*stats)(struct ap_store *s, struct ap_store_stats *out);
 	void (*close)(struct ap_store *s);
+	/* write() takes ap_store_write.flat (the ingest's fast path); false: profile only */
+	bool takes_flat;
 };
 
 struct ap_store {
 	const struct ap_store_ops *ops;
 };
 
-/* "sqlite:PATH" (and later "clickhouse://..."): picks the backend by scheme and opens it.
+/* "sqlite:PATH" or "clickhouse://HOST:PORT/DB...": picks the backend by scheme and opens it.
  * An unknown scheme fails with -EINVAL and a message listing the known ones. */
 int ap_store_open(const char *spec, const struct ap_store_opts *opts, struct ap_store **out,
 		  char *err, size_t errlen);
 void ap_store_close(struct ap_store *s);
 
 extern const struct ap_store_ops ap_sqlite_store_ops;
+/* clickhouse://HOST:PORT/DB[?cluster=NAME&user=U&password_file=F] (docs/storage.md) */
+extern const struct ap_store_ops ap_clickhouse_store_ops;
 
 #endif

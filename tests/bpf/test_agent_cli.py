@@ -44,11 +44,17 @@ expect(["--mode", "cpu", "--pid", "-4"], 2, "invalid pid")
 expect(["--mode", "cpu", "-o", "/nonexistent-dir/x.svg", "-d", "1s"], 2, "cannot write output")
 expect(["--mode", "cpu", "-o", "x.unknownext"], 2, "--format")
 expect(["--mode", "cpu", "--format", "png"], 2, "unknown format 'png'")
+# the Chrome trace is the GPU mode's timeline (docs/gpu.md): other modes refuse it
+expect(["--mode", "cpu", "--format", "trace"], 2, "written only by --mode gpu")
+expect(["--mode", "lock", "-o", "x.trace.json"], 2, "written only by --mode gpu")
 expect([], 2, "no --mode")
 # the CLI's report shares the check
 r = cli("report", "in.pb.gz", "--format", "svg", "-o", "x.pb.gz")
 check(r.returncode == 2 and "--format svg contradicts the extension of 'x.pb.gz'" in r.stderr,
       f"report --format svg -o x.pb.gz: exit {r.returncode}: {r.stderr}")
+r = cli("report", "in.pb.gz", "--format", "trace")
+check(r.returncode == 2 and "written only by 'aperture-agent --mode gpu'" in r.stderr,
+      f"report --format trace: exit {r.returncode}: {r.stderr}")
 r = agent("--help")
 check("--sample-rate" in r.stdout, "help lacks flags")
 

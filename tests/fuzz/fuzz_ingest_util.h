@@ -122,7 +122,7 @@ static void fuzz_check_ingest(int rc, struct ap_ingest *in, const char *err)
 	if ((rc == -EINVAL || rc == -EFBIG) && !err[0])
 		abort(); /* a refusal always says why */
 	if (rc) {
-		if (in->profile || in->labels || in->rows || in->agent || in->push_id)
+		if (in->profile || in->flat || in->labels || in->rows || in->agent || in->push_id)
 			abort(); /* a failed decode leaves nothing behind */
 		return;
 	}
@@ -143,7 +143,8 @@ static void fuzz_check_ingest(int rc, struct ap_ingest *in, const char *err)
 		if (!in->rows[i].table || !in->rows[i].key)
 			abort();
 	ap_ingest_to_write(in, &w);
-	if (w.nlabels != in->nlabels || w.profile != in->profile || w.nrows != in->nrows)
+	if (w.nlabels != in->nlabels || w.profile != in->profile || w.flat != in->flat ||
+	    w.nrows != in->nrows)
 		abort();
 	if (in->profile)
 		fuzz_write_all(in->profile);

@@ -1,0 +1,902 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The ClickHouse backend's queries. A query first picks its series: the dictionary rows of the
+ * series with data in the hours around the range (equality matchers pushed into the SQL, the
+ * selector then applied here with the same matcher code as SQLite's), then ClickHouse sums the
+ * samples over the plan's segments: whole hours from ap_samples_h1, whole minutes from
+ * ap_samples_m1, the edges from the raw rows at their exact times. Rows come back merged by
+ * (stack, group), a group being the series that share a comm and a value-type lineup; stacks
+ * and frames are read once and cached (content-addressed: never stale).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clickhouse_internal.h"
+#include "clickhouse_sql.h"
+#include "lib/errbuf.h"
+#include "lib/grow.h"
+#include "lib/hash.h"
+#include "sqlite_query.h"
+
+#define SEC 1000000000ULL
+#define CACHE_MAX 1000000 /* stacks + frames cached */
+
+/* ---- cache of stacks and frames by id ---- */
+
+struct centry {
+	uint64_t id;
+	bool is_frame;
+	uint32_t n;	       /* stack: frames */
+	uint64_t *frames;      /* stack */
+	char *name, *module, *file; /* frame (one allocation at name) */
+	uint32_t line, kind, flags;
+};
+
+struct ch_cache {
+	struct centry **slot; /* open addressing by id */
+	size_t cap, n;
+};
+
+static void centry_free(struct centry *e)
+{
+	if (e) {
+		free(e->frames);
+		free(e->name);
+		free(e);
+	}
+}
+
+void ch_cache_free(struct ch_cache *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->cap; i++)
+		centry_free(c->slot[i]);
+	free(c->slot);
+	free(c);
+}
+
+static struct centry *cache_get(struct ch_cache *c, uint64_t id, bool frame)
+{
+	if (!c || !c->cap)
+		return NULL;
+	for (size_t i = ap_hash_mix64(id ^ frame) & (c->cap - 1);; i = (i + 1) & (c->cap - 1)) {
+		struct centry *e = c->slot[i];
+
+		if (!e)
+			return NULL;
+		if (e->id == id && e->is_frame == frame)
+			return e;
+	}
+}
+
+/* Takes e (frees it when it cannot be kept). */
+static void cache_put(struct ch_store *s, struct centry *e)
+{
+	struct ch_cache *c = s->cache;
+
+	if (!c && !(c = s->cache = calloc(1, sizeof(*c)))) {
+		centry_free(e);
+		return;
+	}
+	if (c->n >= CACHE_MAX) { /* start over rather than grow without bound */
+		for (size_t i = 0; i < c->cap; i++) {
+			centry_free(c->slot[i]);
+			c->slot[i] = NULL;
+		}
+		c->n = 0;
+	}
+	if ((c->n + 1) * 2 > c->cap) {
+		size_t ncap = c->cap ? c->cap * 2 : 1024;
+		struct centry **ns = calloc(ncap, sizeof(*ns));
+
+		if (!ns) {
+			centry_free(e);
+			return;
+		}
+		for (size_t i = 0; i < c->cap; i++)
+			if (c->slot[i]) {
+				size_t k = ap_hash_mix64(c->slot[i]->id ^ c->slot[i]->is_frame) &
+					   (ncap - 1);
+
+				while (ns[k])
+					k = (k + 1) & (ncap - 1);
+				ns[k] = c->slot[i];
+			}
+		free(c->slot);
+		c->slot = ns;
+		c->cap = ncap;
+	}
+	for (size_t i = ap_hash_mix64(e->id ^ e->is_frame) & (c->cap - 1);;
+	     i = (i + 1) & (c->cap - 1)) {
+		if (!c->slot[i]) {
+			c->slot[i] = e;
+			c->n++;
+			return;
+		}
+		if (c->slot[i]->id == e->id && c->slot[i]->is_frame == e->is_frame) {
+			centry_free(e);
+			return;
+		}
+	}
+}
+
+/* ---- picking series ---- */
+
+enum src { SRC_SAMPLES = 1, SRC_ROWS = 2 };
+
+static int pick(struct ch_store *s, const struct ap_store_query *q, unsigned src,
+		const char *vis, struct ch_series **out, size_t *nout, char *err, size_t errlen)
+{
+	struct ch_buf sub = { 0 }, eq = { 0 }, sql = { 0 }, ans = { 0 };
+	unsigned long long lo = q->from_ns / CH_HOUR_NS * 3600,
+			   hi = (q->until_ns / CH_HOUR_NS + (q->until_ns % CH_HOUR_NS ? 1 : 0)) * 3600;
+	struct ch_series *v = NULL;
+	size_t n = 0, k = 0;
+	int ret;
+
+	if (src & SRC_SAMPLES)
+		ch_buf_printf(&sub, CH_SQL_PICK_H1, s->db, lo, hi, vis);
+	if (src & SRC_ROWS) {
+		if (sub.n)
+			ch_buf_printf(&sub, " UNION ALL ");
+		ch_buf_printf(&sub, CH_SQL_PICK_ROWS, s->db, lo, hi, vis);
+	}
+	/* equality matchers with a value cut the answer in the server (a missing label matches
+	 * "", so empty values stay for the selector below) */
+	ch_buf_printf(&eq, "1");
+	for (size_t i = 0; q->sel && i < q->sel->n; i++) {
+		const struct ap_matcher *m = &q->sel->m[i];
+
+		if (m->op != AP_MATCH_EQ || !m->value[0])
+			continue;
+		ch_buf_printf(&eq, " AND arrayExists((k, v) -> k = ");
+		ch_sql_str(&eq, m->name);
+		ch_buf_printf(&eq, " AND v = ");
+		ch_sql_str(&eq, m->value);
+		ch_buf_printf(&eq, ", lk, lv)");
+	}
+	ch_buf_printf(&sql, CH_SQL_PICK, s->db, eq.b ? eq.b : "1", sub.b ? sub.b : "");
+	if (sub.oom || eq.oom || sql.oom)
+		ret = ap_errf(err, errlen, -ENOMEM, "out of memory");
+	else
+		ret = ch_http_exec(s->http, sql.b, NULL, 0, "&max_query_size=268435456", &ans, err,
+				   errlen);
+	if (!ret)
+		ret = ch_parse_series(ans.b, ans.n, CH_MAX_PICK, &v, &n, err, errlen);
+	if (!ret) {
+		for (size_t i = 0; i < n; i++) {
+			if (ap_selector_match(q->sel, v[i].labels, v[i].nlabels)) {
+				struct ch_series t = v[k];
+
+				v[k++] = v[i];
+				v[i] = t;
+			}
+		}
+		ch_series_clear(v + k, n - k);
+		*out = v;
+		*nout = k;
+	}
+	ch_buf_free(&sub);
+	ch_buf_free(&eq);
+	ch_buf_free(&sql);
+	ch_buf_free(&ans);
+	return ret;
+}
+
+/* ---- the lineup of value types and the groups ---- */
+
+struct group {
+	const char *comm;
+	uint32_t comm_id; /* profile string id (merge) */
+	uint32_t nv;
+	int map[AP_MAX_VALUES];
+};
+
+struct plan {
+	struct lineup l;
+	struct group *g; /* gid = index + 1 */
+	size_t ng;
+	struct ch_buf ids, gids; /* "id,..." and "gid,..." */
+};
+
+static void plan_free(struct plan *p)
+{
+	sq_lineup_free(&p->l);
+	free(p->g);
+	ch_buf_free(&p->ids);
+	ch_buf_free(&p->gids);
+}
+
+static int lineup(struct ch_series *v, size_t n, struct ap_profile *prof, struct plan *p)
+{
+	struct lineup *l = &p->l;
+
+	for (size_t i = 0; i < n; i++) {
+		struct ch_series *e = &v[i];
+		struct group g = { .comm = e->comm, .nv = (uint32_t)e->nvalues };
+		size_t gi;
+
+		if (!l->mode && !(l->mode = strdup(e->mode)))
+			return -ENOMEM;
+		if (!l->period_type) {
+			l->period_type = strdup(e->vt[0]);
+			l->period_unit = strdup(e->vt[1]);
+			l->period = e->period;
+			if (!l->period_type || !l->period_unit)
+				return -ENOMEM;
+		}
+		for (size_t k = 0; k < e->nvalues; k++) {
+			const char *type = e->vt[2 + 2 * k], *unit = e->vt[3 + 2 * k];
+			size_t m = 0;
+
+			while (m < l->n && strcmp(l->type[m], type))
+				m++;
+			if (m == l->n) {
+				if (l->n >= AP_MAX_VALUES) {
+					g.map[k] = -1;
+					l->dropped++;
+					continue;
+				}
+				l->type[m] = strdup(type);
+				l->unit[m] = strdup(unit);
+				l->n++;
+				if (!l->type[m] || !l->unit[m])
+					return -ENOMEM;
+			}
+			g.map[k] = (int)m;
+		}
+		for (gi = 0; gi < p->ng; gi++)
+			if (p->g[gi].nv == g.nv && !strcmp(p->g[gi].comm, g.comm) &&
+			    !memcmp(p->g[gi].map, g.map, sizeof(g.map)))
+				break;
+		if (gi == p->ng) {
+			struct group *ng = realloc(p->g, (p->ng + 1) * sizeof(*ng));
+
+			if (!ng)
+				return -ENOMEM;
+			p->g = ng;
+			g.comm_id = prof ? ap_profile_intern(prof, g.comm) : 0;
+			if (g.comm_id == UINT32_MAX)
+				return -ENOMEM;
+			p->g[p->ng++] = g;
+		}
+		ch_buf_printf(&p->ids, "%s%" PRIu64, i ? "," : "", e->id);
+		ch_buf_printf(&p->gids, "%s%zu", i ? "," : "", gi + 1);
+	}
+	return p->ids.oom || p->gids.oom ? -ENOMEM : 0;
+}
+
+/* ---- the resolution plan ---- */
+
+/* [a, b) split: whole hours (when allowed), whole minutes, raw edges. tiers: bit 1 minutes,
+ * bit 2 hours. Appends a UNION ALL of the segments' SELECTs to sql. */
+static void seg_raw(struct ch_store *s, struct ch_buf *sql, const char *ids, const char *vis,
+		    uint64_t a, uint64_t b)
+{
+	if (a >= b)
+		return;
+	if (sql->n)
+		ch_buf_printf(sql, " UNION ALL ");
+	ch_buf_printf(sql, CH_SQL_SEG_RAW, s->db, ids, (unsigned long long)(a / SEC),
+		      (unsigned long long)(b / SEC), (unsigned long long)a, (unsigned long long)b,
+		      vis);
+}
+
+static void seg_roll(struct ch_store *s, struct ch_buf *sql, const char *table, const char *ids,
+		     const char *vis, uint64_t a, uint64_t b)
+{
+	if (sql->n)
+		ch_buf_printf(sql, " UNION ALL ");
+	ch_buf_printf(sql, CH_SQL_SEG_ROLL, s->db, table, ids, (unsigned long long)(a / SEC),
+		      (unsigned long long)(b / SEC), vis);
+}
+
+static void plan_minutes(struct ch_store *s, struct ch_buf *sql, const char *ids,
+			 const char *vis, uint64_t a, uint64_t b, bool minutes)
+{
+	uint64_t ma = (a + CH_MIN_NS - 1) / CH_MIN_NS * CH_MIN_NS, mb = b / CH_MIN_NS * CH_MIN_NS;
+
+	if (!minutes || ma >= mb) {
+		seg_raw(s, sql, ids, vis, a, b);
+		return;
+	}
+	seg_raw(s, sql, ids, vis, a, ma);
+	seg_roll(s, sql, "ap_samples_m1", ids, vis, ma, mb);
+	seg_raw(s, sql, ids, vis, mb, b);
+}
+
+static void plan_range(struct ch_store *s, struct ch_buf *sql, const char *ids, const char *vis,
+		       uint64_t a, uint64_t b, bool minutes, bool hours)
+{
+	uint64_t ha = (a + CH_HOUR_NS - 1) / CH_HOUR_NS * CH_HOUR_NS,
+		 hb = b / CH_HOUR_NS * CH_HOUR_NS;
+
+	if (!hours || ha >= hb) {
+		plan_minutes(s, sql, ids, vis, a, b, minutes);
+		return;
+	}
+	plan_minutes(s, sql, ids, vis, a, ha, minutes);
+	seg_roll(s, sql, "ap_samples_h1", ids, vis, ha, hb);
+	plan_minutes(s, sql, ids, vis, hb, b, minutes);
+}
+
+/* ---- merge ---- */
+
+struct mrow {
+	uint64_t stack;
+	uint32_t g;
+	uint64_t v[AP_MAX_VALUES];
+};
+
+/* Fetch the stacks (and their frames) of rows not in the cache. */
+static int fetch_stacks(struct ch_store *s, const struct mrow *r, size_t n, char *err,
+			size_t errlen)
+{
+	struct ch_buf ids = { 0 }, fids = { 0 }, ans = { 0 };
+	struct ch_cur c;
+	int ret = 0;
+
+	pthread_mutex_lock(&s->clock_);
+	for (size_t i = 0; i < n; i++)
+		if (!cache_get(s->cache, r[i].stack, false))
+			ch_buf_printf(&ids, "%s%" PRIu64, ids.n ? "," : "", r[i].stack);
+	pthread_mutex_unlock(&s->clock_);
+	if (ids.n)
+		ret = ids.oom ? -ENOMEM : ch_exec_fmt(s, &ans, err, errlen, CH_SQL_STACKS_GET, s->db, ids.b);
+	c = (struct ch_cur){ (const unsigned char *)ans.b, (const unsigned char *)ans.b + ans.n };
+	while (!ret && ch_cur_more(&c)) {
+		struct centry *e = calloc(1, sizeof(*e));
+		size_t nf;
+
+		if (!e) {
+			ret = -ENOMEM;
+			break;
+		}
+		e->id = ch_get_u64(&c);
+		nf = ch_get_arr(&c, 65536);
+		e->frames = calloc(nf ? nf : 1, sizeof(*e->frames));
+		if (!e->frames) {
+			centry_free(e);
+			ret = -ENOMEM;
+			break;
+		}
+		e->n = (uint32_t)nf;
+		pthread_mutex_lock(&s->clock_);
+		for (size_t k = 0; k < nf; k++) {
+			e->frames[k] = ch_get_u64(&c);
+			if (!c.bad && !cache_get(s->cache, e->frames[k], true))
+				ch_buf_printf(&fids, "%s%" PRIu64, fids.n ? "," : "", e->frames[k]);
+		}
+		if (c.bad)
+			centry_free(e);
+		else
+			cache_put(s, e);
+		pthread_mutex_unlock(&s->clock_);
+	}
+	if (!ret && c.bad)
+		ret = ap_errf(err, errlen, -EPROTO, "ClickHouse: malformed answer (stacks)");
+	ans.n = 0;
+	if (!ret && fids.n)
+		ret = fids.oom ? -ENOMEM :
+				 ch_exec_fmt(s, &ans, err, errlen, CH_SQL_FRAMES_GET, s->db, fids.b);
+	c = (struct ch_cur){ (const unsigned char *)ans.b, (const unsigned char *)ans.b + ans.n };
+	while (!ret && fids.n && ch_cur_more(&c)) {
+		struct centry *e = calloc(1, sizeof(*e));
+		const char *str[3];
+		size_t len[3];
+
+		if (!e) {
+			ret = -ENOMEM;
+			break;
+		}
+		e->is_frame = true;
+		e->id = ch_get_u64(&c);
+		for (int k = 0; k < 3; k++)
+			str[k] = ch_get_str(&c, &len[k]);
+		e->line = ch_get_u32(&c);
+		e->kind = ch_get_u8(&c);
+		e->flags = ch_get_u8(&c);
+		if (c.bad) {
+			free(e);
+			break;
+		}
+		e->name = malloc(len[0] + len[1] + len[2] + 3);
+		if (!e->name) {
+			free(e);
+			ret = -ENOMEM;
+			break;
+		}
+		memcpy(e->name, str[0], len[0]);
+		e->name[len[0]] = 0;
+		e->module = e->name + len[0] + 1;
+		memcpy(e->module, str[1], len[1]);
+		e->module[len[1]] = 0;
+		e->file = e->module + len[1] + 1;
+		memcpy(e->file, str[2], len[2]);
+		e->file[len[2]] = 0;
+		pthread_mutex_lock(&s->clock_);
+		cache_put(s, e);
+		pthread_mutex_unlock(&s->clock_);
+	}
+	if (!ret && c.bad)
+		ret = ap_errf(err, errlen, -EPROTO, "ClickHouse: malformed answer (frames)");
+	if (ret == -ENOMEM)
+		ap_errf(err, errlen, ret, "out of memory reading stacks");
+	ch_buf_free(&ids);
+	ch_buf_free(&fids);
+	ch_buf_free(&ans);
+	return ret;
+}
+
+/* The profile's stack id of a stored stack, UINT32_MAX-1 when it is missing (cache lock held). */
+static uint32_t profile_stack(struct ch_store *s, struct ap_profile *p, uint64_t id, bool *oom)
+{
+	struct centry *st = cache_get(s->cache, id, false);
+	uint32_t ids[512], *fr = ids, out;
+
+	if (!st)
+		return UINT32_MAX - 1;
+	if (st->n > 512 && !(fr = malloc(st->n * sizeof(*fr)))) {
+		*oom = true;
+		return UINT32_MAX;
+	}
+	for (uint32_t k = 0; k < st->n; k++) {
+		struct centry *f = cache_get(s->cache, st->frames[k], true);
+		struct ap_frame af = { 0 };
+
+		if (!f) {
+			if (fr != ids)
+				free(fr);
+			return UINT32_MAX - 1;
+		}
+		af.name = ap_profile_intern(p, f->name);
+		af.module = ap_profile_intern(p, f->module);
+		af.file = ap_profile_intern(p, f->file);
+		af.line = f->line;
+		af.kind = f->kind;
+		af.flags = f->flags;
+		fr[k] = ap_profile_add_frame(p, &af);
+		if (fr[k] == UINT32_MAX || af.name == UINT32_MAX) {
+			*oom = true;
+			if (fr != ids)
+				free(fr);
+			return UINT32_MAX;
+		}
+	}
+	out = ap_profile_add_stack(p, fr, st->n);
+	if (out == UINT32_MAX)
+		*oom = true;
+	if (fr != ids)
+		free(fr);
+	return out;
+}
+
+int ch_merge(struct ap_store *st, const struct ap_store_query *q, struct ap_profile **out,
+	     char *err, size_t errlen)
+{
+	struct ch_store *s = ch_of(st);
+	struct ch_buf vis = { 0 }, segs = { 0 }, sql = { 0 }, ans = { 0 };
+	struct ch_series *v = NULL;
+	struct plan pl = { 0 };
+	struct mrow *rows = NULL;
+	size_t nv = 0, nrows = 0, caprows = 0;
+	uint64_t missing = 0;
+	struct ap_profile *p;
+	int ret;
+
+	*out = NULL;
+	if (err && errlen)
+		*err = 0;
+	ret = sq_check_range(q, err, errlen);
+	if (ret)
+		return ret;
+	p = ap_profile_new();
+	if (!p)
+		return ap_errf(err, errlen, -ENOMEM, "out of memory");
+	ret = ch_vis(s, &vis, NULL, err, errlen);
+	if (!ret)
+		ret = pick(s, q, SRC_SAMPLES, vis.b, &v, &nv, err, errlen);
+	if (!ret) {
+		size_t k = 0;
+
+		for (size_t i = 0; i < nv; i++) /* series of table rows only: no samples */
+			if (v[i].nvalues) {
+				struct ch_series t = v[k];
+
+				v[k++] = v[i];
+				v[i] = t;
+			}
+		ch_series_clear(v + k, nv - k);
+		nv = k;
+		ret = lineup(v, nv, p, &pl);
+	}
+	if (!ret && nv) {
+		plan_range(s, &segs, pl.ids.b, vis.b, q->from_ns, q->until_ns, true, true);
+		ch_buf_printf(&sql, CH_SQL_MERGE, pl.ids.b, pl.gids.b, segs.b);
+		ret = segs.oom || sql.oom ?
+			      -ENOMEM :
+			      ch_http_exec(s->http, sql.b, NULL, 0, "&max_query_size=268435456",
+					   &ans, err, errlen);
+	}
+	if (!ret && ans.n) {
+		struct ch_cur c = { (const unsigned char *)ans.b,
+				    (const unsigned char *)ans.b + ans.n };
+
+		while (ch_cur_more(&c)) {
+			struct mrow r;
+
+			r.stack = ch_get_u64(&c);
+			r.g = ch_get_u32(&c);
+			for (int k = 0; k < AP_MAX_VALUES; k++)
+				r.v[k] = ch_get_u64(&c);
+			if (c.bad || !r.g || r.g > pl.ng) {
+				c.bad = true;
+				break;
+			}
+			if (ap_grow_array((void **)&rows, &caprows, nrows + 1, sizeof(*rows))) {
+				ret = -ENOMEM;
+				break;
+			}
+			rows[nrows++] = r;
+		}
+		if (!ret && c.bad)
+			ret = ap_errf(err, errlen, -EPROTO, "ClickHouse: malformed answer (merge)");
+	}
+	if (!ret && nrows)
+		ret = fetch_stacks(s, rows, nrows, err, errlen);
+	for (size_t i = 0; i < pl.l.n && !ret; i++)
+		ret = ap_profile_add_value_type(p, pl.l.type[i], pl.l.unit[i]);
+	if (!ret && pl.l.period_type)
+		ap_profile_set_period(p, pl.l.period_type, pl.l.period_unit, pl.l.period);
+	if (!ret) {
+		bool oom = false;
+
+		ap_profile_set_time(p, q->from_ns, q->until_ns - q->from_ns);
+		pthread_mutex_lock(&s->clock_);
+		for (size_t i = 0; i < nrows && !ret; i++) {
+			const struct group *g = &pl.g[rows[i].g - 1];
+			struct ap_sample smp = { 0 };
+
+			smp.stack = profile_stack(s, p, rows[i].stack, &oom);
+			if (oom) {
+				ret = -ENOMEM;
+				break;
+			}
+			if (smp.stack == UINT32_MAX - 1) { /* expired while the query ran */
+				missing++;
+				continue;
+			}
+			smp.comm = g->comm_id;
+			for (uint32_t k = 0; k < g->nv; k++)
+				if (g->map[k] >= 0)
+					smp.values[g->map[k]] = rows[i].v[k];
+			ret = ap_profile_add_sample(p, &smp);
+		}
+		pthread_mutex_unlock(&s->clock_);
+	}
+	if (!ret && missing)
+		ret = ap_profile_set_stat(p, "store_stacks_missing", missing);
+	if (!ret) {
+		const char *mode = ap_selector_mode(q->sel);
+
+		ret = ap_profile_set_meta(p, "mode", mode ? mode : pl.l.mode ? pl.l.mode : "");
+	}
+	if (!ret && pl.l.dropped)
+		ret = ap_profile_set_stat(p, "store_value_types_dropped", pl.l.dropped);
+	if (ret && !(err && *err))
+		ap_errf(err, errlen, ret, "clickhouse: merge failed: %s", strerror(-ret));
+	ch_series_free(v, nv);
+	plan_free(&pl);
+	free(rows);
+	ch_buf_free(&vis);
+	ch_buf_free(&segs);
+	ch_buf_free(&sql);
+	ch_buf_free(&ans);
+	if (ret) {
+		ap_profile_free(p);
+		return ret;
+	}
+	*out = p;
+	return 0;
+}
+
+/* ---- series ---- */
+
+int ch_series_q(struct ap_store *st, const struct ap_store_query *q, uint64_t step_ns,
+		struct ap_store_series *out, char *err, size_t errlen)
+{
+	struct ch_store *s = ch_of(st);
+	struct ch_buf vis = { 0 }, segs = { 0 }, sql = { 0 }, ans = { 0 };
+	struct ch_series *v = NULL;
+	struct plan pl = { 0 };
+	uint64_t grid0, npoints;
+	size_t nv = 0;
+	const char *mode;
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	if (err && errlen)
+		*err = 0;
+	ret = sq_check_range(q, err, errlen);
+	if (ret)
+		return ret;
+	if (!step_ns) { /* about 100 points, on a step the rollups divide (as SQLite) */
+		static const uint64_t nice[] = { 10, 20, 30, 60, 120, 300, 600, 900, 1800, 3600,
+						 7200, 10800, 21600, 43200, 86400 };
+		uint64_t want = (q->until_ns - q->from_ns) / 100;
+
+		step_ns = nice[sizeof(nice) / sizeof(nice[0]) - 1] * SEC;
+		for (size_t i = 0; i < sizeof(nice) / sizeof(nice[0]); i++)
+			if (nice[i] * SEC >= want) {
+				step_ns = nice[i] * SEC;
+				break;
+			}
+		if (step_ns < want)
+			step_ns = (want + step_ns - 1) / step_ns * step_ns;
+	}
+	if (step_ns < SQ_MIN_STEP_NS)
+		step_ns = SQ_MIN_STEP_NS;
+	step_ns -= step_ns % SEC;
+	grid0 = q->from_ns - q->from_ns % step_ns;
+	npoints = (q->until_ns - grid0 + step_ns - 1) / step_ns;
+	if (npoints > SQ_MAX_POINTS)
+		return ap_errf(err, errlen, -EINVAL,
+			       "series: %" PRIu64 " points of %" PRIu64 " s; at most %d: use a "
+			       "larger step",
+			       npoints, (uint64_t)(step_ns / SEC), SQ_MAX_POINTS);
+	out->step_ns = step_ns;
+	out->npoints = (size_t)npoints;
+	out->points = calloc(npoints, sizeof(*out->points));
+	if (!out->points) {
+		ret = ap_errf(err, errlen, -ENOMEM, "out of memory");
+		goto out;
+	}
+	for (uint64_t i = 0; i < npoints; i++)
+		out->points[i].ts_ns = grid0 + i * step_ns;
+	ret = ch_vis(s, &vis, NULL, err, errlen);
+	if (!ret)
+		ret = pick(s, q, SRC_SAMPLES, vis.b, &v, &nv, err, errlen);
+	if (!ret) {
+		size_t k = 0;
+
+		for (size_t i = 0; i < nv; i++)
+			if (v[i].nvalues) {
+				struct ch_series t = v[k];
+
+				v[k++] = v[i];
+				v[i] = t;
+			}
+		ch_series_clear(v + k, nv - k);
+		nv = k;
+		ret = lineup(v, nv, NULL, &pl);
+		if (ret)
+			ap_errf(err, errlen, ret, "out of memory");
+	}
+	if (!ret && nv) {
+		/* a rollup serves only when its buckets do not straddle points */
+		plan_range(s, &segs, pl.ids.b, vis.b, q->from_ns, q->until_ns,
+			   step_ns % CH_MIN_NS == 0, step_ns % CH_HOUR_NS == 0);
+		ch_buf_printf(&sql, CH_SQL_TIMELINE, (unsigned long long)grid0,
+			      (unsigned long long)step_ns, pl.ids.b, pl.gids.b, segs.b);
+		ret = segs.oom || sql.oom ?
+			      ap_errf(err, errlen, -ENOMEM, "out of memory") :
+			      ch_http_exec(s->http, sql.b, NULL, 0, "&max_query_size=268435456",
+					   &ans, err, errlen);
+	}
+	if (!ret && ans.n) {
+		struct ch_cur c = { (const unsigned char *)ans.b,
+				    (const unsigned char *)ans.b + ans.n };
+
+		while (ch_cur_more(&c)) {
+			uint64_t pt = ch_get_u64(&c), val[AP_MAX_VALUES];
+			uint32_t g = ch_get_u32(&c);
+
+			for (int k = 0; k < AP_MAX_VALUES; k++)
+				val[k] = ch_get_u64(&c);
+			if (c.bad || !g || g > pl.ng || pt >= npoints) {
+				c.bad = true;
+				break;
+			}
+			for (uint32_t k = 0; k < pl.g[g - 1].nv; k++) {
+				int m = pl.g[g - 1].map[k];
+
+				if (m >= 0) {
+					uint64_t *d = &out->points[pt].values[m];
+
+					*d = *d + val[k] < *d ? UINT64_MAX : *d + val[k];
+				}
+			}
+		}
+		if (c.bad)
+			ret = ap_errf(err, errlen, -EPROTO, "ClickHouse: malformed answer (series)");
+	}
+	if (ret)
+		goto out;
+	mode = ap_selector_mode(q->sel);
+	out->mode = strdup(mode ? mode : pl.l.mode ? pl.l.mode : "");
+	out->nvalues = pl.l.n;
+	for (size_t i = 0; i < pl.l.n; i++) {
+		size_t n = strlen(pl.l.type[i]) + strlen(pl.l.unit[i]) + 2;
+
+		out->value_types[i] = malloc(n);
+		if (out->value_types[i])
+			snprintf(out->value_types[i], n, "%s/%s", pl.l.type[i], pl.l.unit[i]);
+		else
+			ret = -ENOMEM;
+	}
+	if (!out->mode || ret)
+		ret = ap_errf(err, errlen, -ENOMEM, "out of memory");
+out:
+	ch_series_free(v, nv);
+	plan_free(&pl);
+	ch_buf_free(&vis);
+	ch_buf_free(&segs);
+	ch_buf_free(&sql);
+	ch_buf_free(&ans);
+	if (ret)
+		ap_store_series_free(out);
+	return ret;
+}
+
+/* ---- labels, modes ---- */
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+enum what { NAMES, VALUES, MODES };
+
+static int collect(struct ch_store *s, const struct ap_store_query *q, enum what what,
+		   const char *name, struct ap_store_strings *out, char *err, size_t errlen)
+{
+	struct ch_buf vis = { 0 };
+	struct ch_series *v = NULL;
+	size_t nv = 0, cap = 0;
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	if (err && errlen)
+		*err = 0;
+	ret = sq_check_range(q, err, errlen);
+	if (ret)
+		return ret;
+	ret = ch_vis(s, &vis, NULL, err, errlen);
+	if (!ret)
+		ret = pick(s, q, SRC_SAMPLES | SRC_ROWS, vis.b, &v, &nv, err, errlen);
+	for (size_t i = 0; i < nv && !ret; i++) {
+		for (size_t k = 0; k < v[i].nlabels && !ret; k++) {
+			const char *str;
+
+			if (what == MODES)
+				str = k ? NULL : v[i].mode;
+			else if (what == NAMES)
+				str = v[i].labels[k].name;
+			else
+				str = strcmp(v[i].labels[k].name, name) ? NULL : v[i].labels[k].value;
+			if (!str)
+				continue;
+			if (ap_grow_array((void **)&out->v, &cap, out->n + 1, sizeof(*out->v)) ||
+			    !(out->v[out->n] = strdup(str)))
+				ret = ap_errf(err, errlen, -ENOMEM, "out of memory");
+			else
+				out->n++;
+		}
+	}
+	if (!ret && out->n) { /* sorted, unique */
+		size_t k = 1;
+
+		qsort(out->v, out->n, sizeof(*out->v), cmp_str);
+		for (size_t i = 1; i < out->n; i++) {
+			if (strcmp(out->v[i], out->v[k - 1]))
+				out->v[k++] = out->v[i];
+			else
+				free(out->v[i]);
+		}
+		out->n = k;
+	}
+	ch_series_free(v, nv);
+	ch_buf_free(&vis);
+	if (ret)
+		ap_store_strings_free(out);
+	return ret;
+}
+
+int ch_label_names(struct ap_store *st, const struct ap_store_query *q,
+		   struct ap_store_strings *out, char *err, size_t errlen)
+{
+	return collect(ch_of(st), q, NAMES, NULL, out, err, errlen);
+}
+
+int ch_label_values(struct ap_store *st, const char *name, const struct ap_store_query *q,
+		    struct ap_store_strings *out, char *err, size_t errlen)
+{
+	if (!name || !*name) {
+		memset(out, 0, sizeof(*out));
+		return ap_errf(err, errlen, -EINVAL, "label values: no label name");
+	}
+	return collect(ch_of(st), q, VALUES, name, out, err, errlen);
+}
+
+int ch_modes(struct ap_store *st, const struct ap_store_query *q, struct ap_store_strings *out,
+	     char *err, size_t errlen)
+{
+	return collect(ch_of(st), q, MODES, NULL, out, err, errlen);
+}
+
+/* ---- table rows ---- */
+
+int ch_rows(struct ap_store *st, const struct ap_store_query *q, struct ap_store_rows *out,
+	    char *err, size_t errlen)
+{
+	struct ch_store *s = ch_of(st);
+	struct ch_buf vis = { 0 }, ids = { 0 }, ans = { 0 };
+	struct ch_series *v = NULL;
+	size_t nv = 0, cap = 0;
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	if (err && errlen)
+		*err = 0;
+	ret = sq_check_range(q, err, errlen);
+	if (ret)
+		return ret;
+	ret = ch_vis(s, &vis, NULL, err, errlen);
+	if (!ret)
+		ret = pick(s, q, SRC_ROWS, vis.b, &v, &nv, err, errlen);
+	for (size_t i = 0; i < nv; i++)
+		ch_buf_printf(&ids, "%s%" PRIu64, i ? "," : "", v[i].id);
+	if (!ret && nv)
+		ret = ids.oom ? ap_errf(err, errlen, -ENOMEM, "out of memory") :
+				ch_exec_fmt(s, &ans, err, errlen, CH_SQL_ROWS_GET, s->db, ids.b,
+					    (unsigned long long)(q->from_ns / SEC),
+					    (unsigned long long)(q->until_ns / SEC),
+					    (unsigned long long)q->from_ns,
+					    (unsigned long long)q->until_ns, vis.b);
+	if (!ret && ans.n) {
+		struct ch_cur c = { (const unsigned char *)ans.b,
+				    (const unsigned char *)ans.b + ans.n };
+
+		while (!ret && ch_cur_more(&c)) {
+			size_t tn, kn, nh;
+			const char *t = ch_get_str(&c, &tn), *k = ch_get_str(&c, &kn);
+			struct ap_table_row *r;
+
+			if (c.bad)
+				break;
+			if (ap_grow_array((void **)&out->rows, &cap, out->n + 1, sizeof(*out->rows))) {
+				ret = -ENOMEM;
+				break;
+			}
+			r = &out->rows[out->n];
+			memset(r, 0, sizeof(*r));
+			r->table = strndup(t, tn);
+			r->key = strndup(k, kn);
+			out->n++;
+			if (!r->table || !r->key) {
+				ret = -ENOMEM;
+				break;
+			}
+			for (int x = 0; x < AP_STORE_TABLE_VALUES; x++)
+				r->v[x] = ch_get_u64(&c);
+			nh = ch_get_arr(&c, AP_HIST_SLOTS);
+			for (size_t x = 0; x < nh; x++)
+				r->hist[x] = ch_get_u64(&c);
+		}
+		if (!ret && c.bad)
+			ret = ap_errf(err, errlen, -EPROTO, "ClickHouse: malformed answer (rows)");
+		if (ret == -ENOMEM)
+			ap_errf(err, errlen, ret, "out of memory");
+	}
+	ch_series_free(v, nv);
+	ch_buf_free(&vis);
+	ch_buf_free(&ids);
+	ch_buf_free(&ans);
+	if (ret)
+		ap_store_rows_free(out);
+	return ret;
+}

@@ -1,0 +1,202 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Every SQL statement of the ClickHouse backend, in one place, so that a newer-only feature can
+ * be chosen by the server's version (SELECT version()). All of it runs on Debian's 18.16 and on
+ * current releases: no TTL (added by version where the server has it), no Map, no
+ * LowCardinality, no DateTime64, ARRAY JOIN only inside subqueries (none is needed).
+ *
+ * Placeholders: the C code fills `%s` with the (validated, [A-Za-z0-9_]) database name, table
+ * names and engine clauses; values are never put into DDL, and the values that go into queries
+ * (label values, push ids) are escaped by ch_sql_str() (clickhouse_http.c).
+ *
+ * In cluster mode every table below is created ON CLUSTER as `<name>_local` with the Replicated
+ * variant of its engine, and `<name>` becomes a Distributed table over the locals sharded by
+ * `shard_key`; the materialized views read and write the local tables on every shard.
+ */
+#ifndef AP_CLICKHOUSE_SQL_H
+#define AP_CLICKHOUSE_SQL_H
+
+#define CH_SCHEMA_VERSION 1
+
+struct ch_table_def {
+	const char *name;
+	const char *columns;
+	const char *engine;	 /* MergeTree family name (Replicated prefix added for clusters) */
+	const char *engine_args; /* inside the engine's parentheses ("" or a version column) */
+	const char *partition;	 /* PARTITION BY ("" = none) */
+	const char *order;	 /* ORDER BY */
+	const char *shard_key;	 /* the Distributed table's sharding expression */
+	bool by_day;		 /* partitioned toYYYYMMDD: retention drops whole days */
+};
+
+/*
+ * Schema version 1.
+ * - ap_samples: one row per (push, series, stack) at the push's time (t seconds, ns exact);
+ *   `push` = hash of the push id (recovery of an interrupted write), `rv` = the newest retention
+ *   run the writer knew (rows hidden by later runs, see CH_VIS), `sk` the shard key (the push's
+ *   host: a push lands on one shard, in one block).
+ * - ap_samples_m1 / _h1: sums per minute / hour (SummingMergeTree), filled by materialized views
+ *   at insert; reads always sum (never rely on merges).
+ * - ap_series, ap_stacks, ap_frames: content-addressed dictionaries (id = 64-bit content hash),
+ *   ReplacingMergeTree keyed by id, re-inserted once per day of data so that dropping old day
+ *   partitions never orphans live rows; reads take any() per id.
+ * - ap_pushes: push ids (state 1 = being written, 2 = stored) for de-duplication in the
+ *   database, shared by every aggregator.
+ * - ap_retention: retention runs (run id = the aggregator's clock in ns, cut-off); queries hide
+ *   rows below the cut-off of every run newer than the row (18.16 can resurrect dropped parts).
+ * - ap_schema: the schema version (max(version) is the store's).
+ */
+static const struct ch_table_def ch_tables[] = {
+	{ "ap_schema", "version UInt32, at DateTime", "MergeTree", "", "", "version", "version",
+	  false },
+	{ "ap_retention", "run UInt64, cutoff DateTime", "MergeTree", "", "", "run", "run", false },
+	{ "ap_pushes", "id String, t DateTime, state UInt8, at UInt64, rv UInt64",
+	  "ReplacingMergeTree", "at", "toYYYYMMDD(t)", "(id, state)", "cityHash64(id)", true },
+	{ "ap_series",
+	  "day Date, id UInt64, lk Array(String), lv Array(String), vt Array(String), "
+	  "period UInt64",
+	  "ReplacingMergeTree", "", "toYYYYMMDD(day)", "id", "id", true },
+	{ "ap_stacks", "day Date, id UInt64, frames Array(UInt64)", "ReplacingMergeTree", "",
+	  "toYYYYMMDD(day)", "id", "id", true },
+	{ "ap_frames",
+	  "day Date, id UInt64, name String, module String, file String, line UInt32, "
+	  "kind UInt8, flags UInt8",
+	  "ReplacingMergeTree", "", "toYYYYMMDD(day)", "id", "id", true },
+	{ "ap_samples",
+	  "t DateTime, ns UInt64, series UInt64, stack UInt64, v0 UInt64, v1 UInt64, v2 UInt64, "
+	  "v3 UInt64, push UInt64, rv UInt64, sk UInt64",
+	  "MergeTree", "", "toYYYYMMDD(t)", "(series, t)", "sk", true },
+	{ "ap_samples_m1",
+	  "t DateTime, series UInt64, stack UInt64, rv UInt64, v0 UInt64, v1 UInt64, v2 UInt64, "
+	  "v3 UInt64",
+	  "SummingMergeTree", "(v0, v1, v2, v3)", "toYYYYMMDD(t)", "(series, t, stack, rv)",
+	  "series", true },
+	{ "ap_samples_h1",
+	  "t DateTime, series UInt64, stack UInt64, rv UInt64, v0 UInt64, v1 UInt64, v2 UInt64, "
+	  "v3 UInt64",
+	  "SummingMergeTree", "(v0, v1, v2, v3)", "toYYYYMMDD(t)", "(series, t, stack, rv)",
+	  "series", true },
+	{ "ap_rows",
+	  "t DateTime, ns UInt64, series UInt64, tbl String, key String, v0 UInt64, v1 UInt64, "
+	  "v2 UInt64, v3 UInt64, hist Array(UInt64), push UInt64, rv UInt64, sk UInt64",
+	  "MergeTree", "", "toYYYYMMDD(t)", "(series, t)", "sk", true },
+};
+#define CH_NTABLES (sizeof(ch_tables) / sizeof(ch_tables[0]))
+
+/* The rollups: (view, source table, target table, bucket function). */
+struct ch_view_def {
+	const char *name, *source, *target, *bucket;
+};
+static const struct ch_view_def ch_views[] = {
+	{ "ap_samples_m1_mv", "ap_samples", "ap_samples_m1", "toStartOfMinute" },
+	{ "ap_samples_h1_mv", "ap_samples", "ap_samples_h1", "toStartOfHour" },
+};
+#define CH_NVIEWS (sizeof(ch_views) / sizeof(ch_views[0]))
+
+/* DDL. %1 db, %2 table, %3 suffix ("" or "_local"), %4 ON CLUSTER clause, ... */
+#define CH_SQL_CREATE_DB "CREATE DATABASE IF NOT EXISTS %s%s"
+/* db, name, suffix, on_cluster, columns, engine, engine args, partition clause, order */
+#define CH_SQL_CREATE_TABLE                                                                        \
+	"CREATE TABLE IF NOT EXISTS %s.%s%s%s (%s) ENGINE = %s(%s)%s ORDER BY %s"
+/* db, name, on_cluster, db, name, cluster, db, name, shard key */
+#define CH_SQL_CREATE_DIST                                                                         \
+	"CREATE TABLE IF NOT EXISTS %s.%s%s AS %s.%s_local ENGINE = Distributed(%s, %s, %s_local, %s)"
+/* db, view, on_cluster, db, target(+suffix), bucket, db, source(+suffix) */
+#define CH_SQL_CREATE_VIEW                                                                         \
+	"CREATE MATERIALIZED VIEW IF NOT EXISTS %s.%s%s TO %s.%s AS SELECT %s(t) AS t, series, "    \
+	"stack, rv, sum(v0) AS v0, sum(v1) AS v1, sum(v2) AS v2, sum(v3) AS v3 FROM %s.%s "         \
+	"GROUP BY t, series, stack, rv"
+/* Retention on servers with TTL (19.6 and later): db, table(+suffix), on_cluster, seconds */
+#define CH_SQL_TTL "ALTER TABLE %s.%s%s MODIFY TTL t + toIntervalSecond(%llu)"
+#define CH_TTL_MIN_MAJOR 19
+#define CH_TTL_MIN_MINOR 6
+
+/* Migrations: CH_MIGRATIONS[v] takes a store of version v to v + 1 (db, suffix, on_cluster
+ * filled like the DDL). Version 0 is the layout before the schema table existed: ap_samples
+ * without the shard key `sk`. A statement that fails because its work is already done (code
+ * 15: the column exists, when two aggregators migrate at once) counts as done. */
+#define CH_SQL_MIGRATE_0_SK "ALTER TABLE %s.ap_samples%s%s ADD COLUMN sk UInt64 DEFAULT 0"
+
+#define CH_SQL_VERSION "SELECT version()"
+#define CH_SQL_HAS_TABLE                                                                           \
+	"SELECT count() FROM system.tables WHERE database = %s AND name = %s FORMAT RowBinary"
+#define CH_SQL_SCHEMA_GET "SELECT toUInt32(max(version)) FROM %s.ap_schema FORMAT RowBinary"
+#define CH_SQL_SCHEMA_PUT "INSERT INTO %s.ap_schema (version, at) VALUES (%d, now())"
+
+/* ---- retention ---- */
+#define CH_SQL_RUNS_GET "SELECT run, toUInt32(cutoff) FROM %s.ap_retention FORMAT RowBinary"
+#define CH_SQL_RUN_PUT "INSERT INTO %s.ap_retention (run, cutoff) VALUES (%llu, %llu)"
+/* runs dominated by a later run with a cut-off as late (they hide nothing more) */
+#define CH_SQL_RUNS_PRUNE "ALTER TABLE %s.ap_retention%s%s DELETE WHERE run < %llu AND cutoff <= %llu"
+/* the visible sample rows a run hides (for the stats): db, visibility, cut-off */
+#define CH_SQL_RUN_COUNT                                                                           \
+	"SELECT count() FROM %s.ap_samples WHERE %s AND t < toDateTime(%llu) FORMAT RowBinary"
+#define CH_SQL_PARTS                                                                               \
+	"SELECT DISTINCT table, partition FROM system.parts WHERE database = %s AND active "       \
+	"AND table IN (%s) FORMAT RowBinary"
+#define CH_SQL_DROP_PART "ALTER TABLE %s.%s%s DROP PARTITION %s"
+
+/* ---- writes ---- */
+/* dedup: db, ids, visibility */
+#define CH_SQL_PUSHES_GET                                                                          \
+	"SELECT id, max(state), maxIf(at, state = 1) FROM %s.ap_pushes WHERE id IN (%s) AND %s "   \
+	"GROUP BY id FORMAT RowBinary"
+#define CH_SQL_PUSHES_INS "INSERT INTO %s.ap_pushes (id, t, state, at, rv) FORMAT RowBinary"
+/* did an interrupted write of this push store its rows? db, table, push hash, t */
+#define CH_SQL_PUSH_ROWS                                                                           \
+	"SELECT count() FROM %s.%s WHERE push = %llu AND t = toDateTime(%llu) FORMAT RowBinary"
+#define CH_SQL_SERIES_INS "INSERT INTO %s.ap_series (day, id, lk, lv, vt, period) FORMAT RowBinary"
+#define CH_SQL_STACKS_INS "INSERT INTO %s.ap_stacks (day, id, frames) FORMAT RowBinary"
+#define CH_SQL_FRAMES_INS                                                                          \
+	"INSERT INTO %s.ap_frames (day, id, name, module, file, line, kind, flags) FORMAT RowBinary"
+#define CH_SQL_SAMPLES_INS                                                                         \
+	"INSERT INTO %s.ap_samples (t, ns, series, stack, v0, v1, v2, v3, push, rv, sk) FORMAT "   \
+	"RowBinary"
+#define CH_SQL_ROWS_INS                                                                            \
+	"INSERT INTO %s.ap_rows (t, ns, series, tbl, key, v0, v1, v2, v3, hist, push, rv, sk) "   \
+	"FORMAT RowBinary"
+
+/* ---- queries ---- */
+/* The series of the ids a subquery gives: db, equality filters, subquery. */
+#define CH_SQL_PICK                                                                                \
+	"SELECT id, any(lk), any(lv), any(vt), any(period) FROM %s.ap_series WHERE %s AND id IN "  \
+	"(%s) GROUP BY id FORMAT RowBinary"
+/* the series with samples in whole hours around the range: db, lo, hi seconds, visibility */
+#define CH_SQL_PICK_H1                                                                             \
+	"SELECT series FROM %s.ap_samples_h1 WHERE t >= toDateTime(%llu) AND t < toDateTime(%llu) " \
+	"AND %s"
+/* the series with table rows there (rows have no rollup) */
+#define CH_SQL_PICK_ROWS                                                                           \
+	"SELECT series FROM %s.ap_rows WHERE t >= toDateTime(%llu) AND t < toDateTime(%llu) AND %s"
+/* One segment of a plan: the raw rows in [ns lo, ns hi) (t bounds for the index) ... */
+#define CH_SQL_SEG_RAW                                                                             \
+	"SELECT series, stack, ns AS ts, v0, v1, v2, v3 FROM %s.ap_samples WHERE series IN (%s) " \
+	"AND t >= toDateTime(%llu) AND t <= toDateTime(%llu) AND ns >= %llu AND ns < %llu AND %s"
+/* ... or a rollup's buckets in [lo, hi) seconds (ts in ns, as the raw rows) */
+#define CH_SQL_SEG_ROLL                                                                            \
+	"SELECT series, stack, toUInt64(t) * 1000000000 AS ts, v0, v1, v2, v3 FROM %s.%s WHERE "  \
+	"series IN (%s) AND t >= toDateTime(%llu) AND t < toDateTime(%llu) AND %s"
+/* merge: group map (ids, gids), the UNION ALL of the segments */
+#define CH_SQL_MERGE                                                                               \
+	"SELECT stack, transform(series, [%s], CAST([%s] AS Array(UInt32)), toUInt32(0)) AS g, "        \
+	"sum(v0), sum(v1), sum(v2), sum(v3) FROM (%s) GROUP BY stack, g FORMAT RowBinary"
+/* series: group map, grid origin ns, step ns, segments */
+#define CH_SQL_TIMELINE                                                                            \
+	"SELECT toUInt64(intDiv(ts - %llu, %llu)) AS p, transform(series, [%s], CAST([%s] AS "     \
+	"Array(UInt32)), toUInt32(0)) AS g, sum(v0), sum(v1), sum(v2), sum(v3) FROM (%s) GROUP "   \
+	"BY p, g FORMAT RowBinary"
+#define CH_SQL_STACKS_GET                                                                          \
+	"SELECT id, any(frames) FROM %s.ap_stacks WHERE id IN (%s) GROUP BY id FORMAT RowBinary"
+#define CH_SQL_FRAMES_GET                                                                          \
+	"SELECT id, any(name), any(module), any(file), any(line), any(kind), any(flags) FROM "     \
+	"%s.ap_frames WHERE id IN (%s) GROUP BY id FORMAT RowBinary"
+/* table rows: db, series ids, ns lo, ns hi (and their seconds), visibility */
+#define CH_SQL_ROWS_GET                                                                            \
+	"SELECT tbl, key, sum(v0), sum(v1), sum(v2), sum(v3), sumForEach(hist) FROM %s.ap_rows "   \
+	"WHERE series IN (%s) AND t >= toDateTime(%llu) AND t <= toDateTime(%llu) AND ns >= %llu " \
+	"AND ns < %llu AND %s GROUP BY tbl, key ORDER BY tbl, key FORMAT RowBinary"
+#define CH_SQL_STATS                                                                               \
+	"SELECT table, toUInt64(sum(rows)), toUInt64(sum(bytes_on_disk)) FROM system.parts WHERE " \
+	"database = %s AND active GROUP BY table FORMAT RowBinary"
+
+#endif
