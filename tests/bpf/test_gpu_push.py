@@ -28,6 +28,9 @@ with tempfile.TemporaryDirectory() as tmp, Aggregator() as agg:
     _, err = a.stop()
     t1 = time.time_ns() + 10**9
     rng = {"from": str(t0), "until": str(t1)}
+    last = [ln for ln in err.splitlines() if " pushes: ok=" in ln][-1:]
+    check(last and "rejected=0" in last[0] and " dropped=0" in last[0] and "refused" not in err,
+          f"the gpu pushes did not all arrive:\n{err[-2500:]}\n{agg.log()[-1500:]}")
     names = demangle(res["kernels"])
     want = {f"[gpu] {names[m]}": sum(s["launches"] for s in v) for m, v in res["kernels"].items()}
     sel = f'{{mode="gpu",pid="{p.pid}"}}'
