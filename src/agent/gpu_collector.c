@@ -248,9 +248,12 @@ static void record_call(struct ap_collector *c, const struct ap_gpu_event *e,
 		known_add(g, call.pid, call.func);
 		break;
 	case AP_GPU_CALL_GET_KERNEL:
+		/* a process that registered before the agent came asks for its handles at its
+		 * first launches: name the stub now (before its handle, which may be the same
+		 * address), or the launch finds it "known" and unnamed */
+		name_unregistered(g, call.pid, call.func);
 		if (call.handle)
 			known_add(g, call.pid, call.handle);
-		known_add(g, call.pid, call.func);
 		break;
 	case AP_GPU_CALL_LAUNCH:
 		/* a driver launch's CUfunction is no code address: cuModuleGetFunction names it */
