@@ -156,6 +156,11 @@ static __always_inline void send_call(void *ctx, struct event_scratch *s, __u32 
 	s->ev.nframes = 0;
 	bpf_get_current_comm(s->ev.comm, sizeof(s->ev.comm));
 	mark_pid(tgid);
+	/* A CUDA process's first call (its registration, in a constructor) announces it: the
+	 * agent loads its unwind tables and reads its mappings while it initialises CUDA, so
+	 * that its launches are unwound here and symbolized even if it exits right after. */
+	if (cfg_unwind_tables)
+		ap_proc_announce(tgid);
 	if (cookie & AP_GPU_CK_STACK) {
 		st = ap_walk_user_stack(ctx, tgid, &start, &n, &defer, &err);
 		if (!st && err && err != -14 /* EFAULT: no user stack */)

@@ -203,8 +203,7 @@ int ap_gpu_groups_parse(const char *s, unsigned int *groups, char *err, size_t e
 			 "sync, all)");
 		return -EINVAL;
 	}
-	/* registration names kernels for every group's stacks and tables */
-	*groups = g | AP_GPU_GROUP_LAUNCH;
+	*groups = g;
 	return 0;
 }
 
@@ -221,6 +220,12 @@ int ap_gpu_fn_find(const char *name, size_t len)
 		if (strlen(ap_gpu_fns[i].name) == len && memcmp(ap_gpu_fns[i].name, name, len) == 0)
 			return (int)i;
 	return -1;
+}
+
+bool ap_gpu_fn_wanted(size_t idx, unsigned int groups)
+{
+	return idx < ap_gpu_nfns && ((ap_gpu_fns[idx].group & groups) ||
+				     ap_gpu_fns[idx].cls == AP_GPU_CLASS_REGISTER);
 }
 
 static bool uses_stack_args(const struct ap_gpu_fn *f)
