@@ -250,6 +250,19 @@ static void name_unregistered(struct gpu_collector *g, uint32_t pid, uint64_t fu
 	free(sym);
 }
 
+struct add_map_ctx {
+	struct ap_symbolizer *sym;
+	int pid;
+};
+
+static void add_map(void *ctx, uint64_t start, uint64_t end, uint64_t offset, uint64_t dev,
+		    uint64_t ino)
+{
+	struct add_map_ctx *am = ctx;
+
+	ap_symbolizer_add_mapping(am->sym, am->pid, start, end, offset, dev, ino);
+}
+
 static void record_call(struct ap_collector *c, const struct ap_gpu_event *e,
 			const uint64_t *ips, size_t n)
 {
@@ -266,8 +279,13 @@ static void record_call(struct ap_collector *c, const struct ap_gpu_event *e,
 	/* A process's first call (its registration, in a constructor): take its mappings for
 	 * the symbolizer now. Its launches may reach us as stack snapshots to unwind after it
 	 * exited (a short program), when /proc has nothing left to read. */
-	if (!known_add(g, call.pid, UINT64_MAX))
-		ap_symbolizer_snapshot_pid(c->sym, (int)call.pid);
+	if (!known_add(g, call.pid, UINT64_MAX) &&
+	    ap_symbolizer_snapshot_pid(c->sym, (int)call.pid) < 0) {
+		/* gone already: what discovery saw of it (its CUDA files) */
+		struct add_map_ctx am = { c->sym, (int)call.pid };
+
+		ap_gpu_discovery_pid_maps(g->disc, (int)call.pid, add_map, &am);
+	}
 	memcpy(comm, e->comm, AP_GPU_COMM_LEN);
 	comm[AP_GPU_COMM_LEN] = '\0';
 	call.comm = comm;
@@ -434,6 +452,18 @@ static void on_file(void *ctx, const struct ap_gpu_found *f)
 		ap_warn("gpu: %s: GPU activity records unavailable: %s", f->path, err);
 	else
 		ap_debug("gpu: activity records from %s", f->path);
+}
+
+/* A process with CUDA code, seen at its exec or start: its unwind tables and symbols now,
+ * while it initialises CUDA, so that its calls are unwound in the kernel and symbolized
+ * even when it exits right after them. */
+static void on_cuda_process(void *ctx, int pid)
+{
+	struct ap_collector *c = ctx;
+	struct gpu_collector *g = c->priv;
+
+	ap_unwinder_load_pid(g->unwinder, pid);
+	ap_symbolizer_snapshot_pid(c->sym, pid);
 }
 
 /* The dynamic loader: its debugger hook tells when a process's libraries change. */
@@ -673,6 +703,7 @@ static int gpu_start(struct ap_collector *c, const struct ap_agent_opts *opts, c
 		.unprobeable = on_unprobeable,
 		.loader = on_loader,
 		.file = on_file,
+		.cuda_process = on_cuda_process,
 	};
 	struct ap_gpu_model_opts mo = { 0 };
 	int err;

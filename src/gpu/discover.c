@@ -236,9 +236,18 @@ static struct file_entry *kept_file(struct ap_gpu_discovery *d, dev_t mdev, ino_
 	return NULL;
 }
 
+static bool pid_has_maps(const struct ap_gpu_discovery *d, int pid)
+{
+	for (size_t k = 0; k < d->nmaps; k++)
+		if (d->maps[k].pid == pid)
+			return true;
+	return false;
+}
+
 static void record_maps(struct scan_ctx *sc)
 {
 	struct ap_gpu_discovery *d = sc->d;
+	bool had = pid_has_maps(d, sc->pid);
 
 	for (size_t i = 0; i < sc->nseen; i++) {
 		const struct seen_map *m = &sc->seen[i];
@@ -266,6 +275,8 @@ static void record_maps(struct scan_ctx *sc)
 		d->maps[d->nmaps++] = (struct pid_map){ sc->pid, m->start, m->end, m->offset,
 							m->mdev, m->mino };
 	}
+	if (!had && sc->pid > 0 && pid_has_maps(d, sc->pid) && d->ops.cuda_process)
+		d->ops.cuda_process(d->ctx, sc->pid);
 }
 
 static int visit_mapping(const struct ap_maps_entry *e, void *arg)
@@ -361,6 +372,17 @@ int ap_gpu_discovery_read_string(struct ap_gpu_discovery *d, int pid, uint64_t a
 		if (*p <= ' ' || *p > '~')
 			return -EINVAL;
 	return buf[0] ? 0 : -EINVAL;
+}
+
+void ap_gpu_discovery_pid_maps(struct ap_gpu_discovery *d, int pid,
+				void (*fn)(void *ctx, uint64_t start, uint64_t end, uint64_t offset,
+					   uint64_t dev, uint64_t ino),
+				void *ctx)
+{
+	for (size_t i = 0; i < d->nmaps; i++)
+		if (d->maps[i].pid == pid)
+			fn(ctx, d->maps[i].start, d->maps[i].end, d->maps[i].offset,
+			   (uint64_t)d->maps[i].mdev, (uint64_t)d->maps[i].mino);
 }
 
 char *ap_gpu_discovery_symbol_at(struct ap_gpu_discovery *d, int pid, uint64_t addr)

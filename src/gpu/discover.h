@@ -52,6 +52,9 @@ struct ap_gpu_discovery_ops {
 	/* Optional: the dynamic loader (scan->loader), the first time it is seen (per pid
 	 * with per_pid). */
 	void (*loader)(void *ctx, const struct ap_gpu_found *f);
+	/* Optional: a process with CUDA code (a kept file mapped), the first time a scan sees
+	 * it: get ready for its calls (unwind tables, symbols) before they come. */
+	void (*cuda_process)(void *ctx, int pid);
 };
 
 struct ap_gpu_discovery_stats {
@@ -87,6 +90,11 @@ int ap_gpu_discovery_add_path(struct ap_gpu_discovery *d, const char *path);
 int ap_gpu_discovery_read_string(struct ap_gpu_discovery *d, int pid, uint64_t addr, char *buf,
 				 size_t len);
 char *ap_gpu_discovery_symbol_at(struct ap_gpu_discovery *d, int pid, uint64_t addr);
+/* The mappings of kept CUDA files that process pid had (dev: st_dev encoding). */
+void ap_gpu_discovery_pid_maps(struct ap_gpu_discovery *d, int pid,
+				void (*fn)(void *ctx, uint64_t start, uint64_t end, uint64_t offset,
+					   uint64_t dev, uint64_t ino),
+				void *ctx);
 
 /* The process exited (or exec'd): forget which of its files were reported. */
 void ap_gpu_discovery_forget_pid(struct ap_gpu_discovery *d, int pid);
