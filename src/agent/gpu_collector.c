@@ -207,10 +207,16 @@ static char *stub_symbol(struct gpu_collector *g, uint32_t pid, uint64_t func)
 /* The device name of a registration: from the process (the string is there by now), else
  * from the host stub's ELF symbol. */
 static const char *registration_name(struct gpu_collector *g, const struct ap_gpu_call *c,
-				     uint64_t addr)
+				     uint64_t addr, const char *bpf_name)
 {
 	char *sym;
 
+	/* read by BPF at the call, when its page was resident */
+	if (bpf_name && bpf_name[0]) {
+		snprintf(g->name, sizeof(g->name), "%s", bpf_name);
+		g->st.names_read++;
+		return g->name;
+	}
 	/* the process's memory (faults the page in); else the file it came from, which
 	 * discovery keeps open: a short program may be gone already */
 	if (ap_gpu_read_proc_string((int)c->pid, addr, g->name, sizeof(g->name)) == 0 ||
@@ -264,7 +270,7 @@ static void add_map(void *ctx, uint64_t start, uint64_t end, uint64_t offset, ui
 }
 
 static void record_call(struct ap_collector *c, const struct ap_gpu_event *e,
-			const uint64_t *ips, size_t n)
+			const uint64_t *ips, size_t n, const char *bpf_name)
 {
 	struct gpu_collector *g = c->priv;
 	char comm[AP_GPU_COMM_LEN + 1];
@@ -291,7 +297,7 @@ static void record_call(struct ap_collector *c, const struct ap_gpu_event *e,
 	call.comm = comm;
 	switch (call.kind) {
 	case AP_GPU_CALL_REGISTER_FUNCTION:
-		call.name = registration_name(g, &call, name_addr);
+		call.name = registration_name(g, &call, name_addr, bpf_name);
 		known_add(g, call.pid, call.func);
 		break;
 	case AP_GPU_CALL_GET_KERNEL:
@@ -370,10 +376,22 @@ static int handle_event(void *ctx, void *data, size_t size)
 	}
 	switch (e->kind) {
 	case AP_GPU_EV_CALL:
+		if (e->flags & AP_GPU_EVF_NAME) {
+			char name[AP_GPU_NAME_LEN];
+
+			if (size < sizeof(*e) + AP_GPU_NAME_LEN) {
+				g->st.bad_events++;
+				break;
+			}
+			memcpy(name, e + 1, sizeof(name));
+			name[sizeof(name) - 1] = '\0';
+			record_call(c, e, NULL, 0, name);
+			break;
+		}
 		n = (size - sizeof(*e)) / sizeof(uint64_t);
 		if (n > e->nframes)
 			n = e->nframes;
-		record_call(c, e, (const uint64_t *)(e + 1), n);
+		record_call(c, e, (const uint64_t *)(e + 1), n, NULL);
 		break;
 	case AP_GPU_EV_EXEC:
 		/* a new image: the old one's allocations leak now; look at the new one at once */
@@ -413,7 +431,7 @@ static void record_replayed(void *ctx, const void *payload, const uint64_t *ips,
 	const struct ap_gpu_deferred *d = payload;
 
 	(void)status;
-	record_call(ctx, &d->ev, ips, n);
+	record_call(ctx, &d->ev, ips, n, NULL);
 }
 
 /* --- discovery callbacks ------------------------------------------------------------- */
@@ -454,16 +472,15 @@ static void on_file(void *ctx, const struct ap_gpu_found *f)
 		ap_debug("gpu: activity records from %s", f->path);
 }
 
-/* A process with CUDA code, seen at its exec or start: its unwind tables and symbols now,
- * while it initialises CUDA, so that its calls are unwound in the kernel and symbolized
- * even when it exits right after them. */
+/* A process with CUDA code, seen at its exec or start: its unwind tables now, while it
+ * initialises CUDA, so that its calls are unwound in the kernel (its symbols are taken at
+ * its first call, when its libraries are mapped). */
 static void on_cuda_process(void *ctx, int pid)
 {
 	struct ap_collector *c = ctx;
 	struct gpu_collector *g = c->priv;
 
 	ap_unwinder_load_pid(g->unwinder, pid);
-	ap_symbolizer_snapshot_pid(c->sym, pid);
 }
 
 /* The dynamic loader: its debugger hook tells when a process's libraries change. */

@@ -240,7 +240,7 @@ uint64_t ap_gpu_fn_cookie(size_t idx)
 	uint64_t c = idx | ((uint64_t)f->cls << AP_GPU_CK_CLASS_SHIFT);
 
 	if (f->layout == L_REG_FUNC)
-		c |= AP_GPU_CK_ENTRY_ONLY;
+		c |= AP_GPU_CK_ENTRY_ONLY | AP_GPU_CK_READ_NAME;
 	if (uses_stack_args(f))
 		c |= AP_GPU_CK_STACK_ARGS;
 	if (f->layout == L_ALLOC || f->layout == L_ALLOC_PITCH || f->layout == L_GET_KERNEL ||

@@ -315,6 +315,7 @@ static void test_cookies(void **state)
 
 	ck = ap_gpu_fn_cookie((size_t)fn_index("__cudaRegisterFunction"));
 	assert_true(ck & AP_GPU_CK_ENTRY_ONLY);
+	assert_true(ck & AP_GPU_CK_READ_NAME);
 	assert_false(ck & AP_GPU_CK_STACK);
 
 	/* the two launch entry points share a class: the tail call folds into one launch */
