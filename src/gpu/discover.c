@@ -2,6 +2,7 @@
 /* Finding CUDA code in processes (discover.h). */
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -401,11 +402,34 @@ char *ap_gpu_discovery_symbol_at(struct ap_gpu_discovery *d, int pid, uint64_t a
 	return name;
 }
 
+/* Processes whose exit was not reported (those that never made a CUDA call) leave their
+ * mappings and reports behind: dropped at each whole-system scan once they are gone. */
+static void prune_gone(struct ap_gpu_discovery *d)
+{
+	for (size_t i = 0; i < d->nmaps; i++) {
+		int pid = d->maps[i].pid;
+
+		if (kill(pid, 0) && errno == ESRCH) {
+			ap_gpu_discovery_forget_pid(d, pid);
+			i = (size_t)-1; /* the table changed: from the start (rare) */
+		}
+	}
+	for (size_t i = 0; i < d->nrep; i++) {
+		int pid = d->rep[i].pid;
+
+		if (kill(pid, 0) && errno == ESRCH) {
+			ap_gpu_discovery_forget_pid(d, pid);
+			i = (size_t)-1;
+		}
+	}
+}
+
 int ap_gpu_discovery_scan_all(struct ap_gpu_discovery *d, int self)
 {
 	DIR *dir = opendir("/proc");
 	struct dirent *de;
 
+	prune_gone(d);
 	if (!dir)
 		return -errno;
 	while ((de = readdir(dir)) != NULL) {
