@@ -12,6 +12,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <sys/epoll.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,7 @@
 #include "gpu.skel.h"
 #include "map_dump.h"
 #include "unwind_events.h"
+#include "gpu/activity.h"
 #include "gpu/discover.h"
 #include "gpu/gpu_model.h"
 #include "gpu/kernel_names.h"
@@ -77,6 +79,8 @@ struct gpu_collector {
 	struct ap_gpu_model *model;
 	struct ap_gpu_probes *probes;
 	struct ap_gpu_discovery *disc;
+	struct ap_gpu_activity_src *act; /* the injection library's records; NULL: none */
+	int epfd; /* the run loop's one fd: our ring buffers and the activity source's */
 	struct ap_collector *c;
 	const struct ap_agent_opts *opts;
 	bool stopped;
@@ -89,6 +93,9 @@ struct gpu_collector {
 	size_t nloader_links;
 	int pending[MAX_PENDING]; /* processes whose libraries changed: scanned after reading */
 	size_t npending;
+	/* processes gone, waiting for their deferred calls to be replayed (two drains) */
+	struct gone { uint32_t pid, drains; } *gone;
+	size_t ngone, gonecap;
 	uint32_t frames[AP_GPU_STACK_DEPTH];
 	char name[MAX_KERNEL_NAME];
 };
@@ -188,19 +195,38 @@ static uint32_t add_stack(struct ap_collector *c, struct gpu_collector *g, uint3
 	return id == UINT32_MAX ? 0 : id;
 }
 
+/* The kernel name of a host stub: its ELF symbol, from the file discovery keeps, else
+ * through the live process's mappings. */
+static char *stub_symbol(struct gpu_collector *g, uint32_t pid, uint64_t func)
+{
+	char *sym = ap_gpu_discovery_symbol_at(g->disc, (int)pid, func);
+
+	return sym ? sym : ap_gpu_stub_symbol((int)pid, func);
+}
+
 /* The device name of a registration: from the process (the string is there by now), else
  * from the host stub's ELF symbol. */
 static const char *registration_name(struct gpu_collector *g, const struct ap_gpu_call *c,
-				     uint64_t addr)
+				     uint64_t addr, const char *bpf_name)
 {
 	char *sym;
 
-	if (ap_gpu_read_proc_string((int)c->pid, addr, g->name, sizeof(g->name)) == 0) {
+	/* read by BPF at the call, when its page was resident */
+	if (bpf_name && bpf_name[0]) {
+		snprintf(g->name, sizeof(g->name), "%s", bpf_name);
+		g->st.names_read++;
+		return g->name;
+	}
+	/* the process's memory (faults the page in); else the file it came from, which
+	 * discovery keeps open: a short program may be gone already */
+	if (ap_gpu_read_proc_string((int)c->pid, addr, g->name, sizeof(g->name)) == 0 ||
+	    ap_gpu_discovery_read_string(g->disc, (int)c->pid, addr, g->name,
+					 sizeof(g->name)) == 0) {
 		g->st.names_read++;
 		return g->name;
 	}
 	/* a runtime registration's host stub is code; a driver CUfunction is not */
-	sym = (c->flags & AP_GPU_F_DRIVER_API) ? NULL : ap_gpu_stub_symbol((int)c->pid, c->func);
+	sym = (c->flags & AP_GPU_F_DRIVER_API) ? NULL : stub_symbol(g, c->pid, c->func);
 	if (sym) {
 		snprintf(g->name, sizeof(g->name), "%s", sym);
 		free(sym);
@@ -219,7 +245,7 @@ static void name_unregistered(struct gpu_collector *g, uint32_t pid, uint64_t fu
 
 	if (!func || known_add(g, pid, func))
 		return;
-	sym = ap_gpu_stub_symbol((int)pid, func);
+	sym = stub_symbol(g, pid, func);
 	if (!sym) {
 		g->st.names_missing++;
 		return;
@@ -230,10 +256,24 @@ static void name_unregistered(struct gpu_collector *g, uint32_t pid, uint64_t fu
 	free(sym);
 }
 
+struct add_map_ctx {
+	struct ap_symbolizer *sym;
+	int pid;
+};
+
+static void add_map(void *ctx, uint64_t start, uint64_t end, uint64_t offset, uint64_t dev,
+		    uint64_t ino)
+{
+	struct add_map_ctx *am = ctx;
+
+	ap_symbolizer_add_mapping(am->sym, am->pid, start, end, offset, dev, ino);
+}
+
 static void record_call(struct ap_collector *c, const struct ap_gpu_event *e,
-			const uint64_t *ips, size_t n)
+			const uint64_t *ips, size_t n, const char *bpf_name)
 {
 	struct gpu_collector *g = c->priv;
+	char comm[AP_GPU_COMM_LEN + 1];
 	struct ap_gpu_call call;
 	uint64_t name_addr;
 
@@ -242,17 +282,29 @@ static void record_call(struct ap_collector *c, const struct ap_gpu_event *e,
 		return;
 	}
 	g->st.events++;
+	/* A process's first call (its registration, in a constructor): take its mappings for
+	 * the symbolizer now. Its launches may reach us as stack snapshots to unwind after it
+	 * exited (a short program), when /proc has nothing left to read. */
+	if (!known_add(g, call.pid, UINT64_MAX) &&
+	    ap_symbolizer_snapshot_pid(c->sym, (int)call.pid) < 0) {
+		/* gone already: what discovery saw of it (its CUDA files) */
+		struct add_map_ctx am = { c->sym, (int)call.pid };
+
+		ap_gpu_discovery_pid_maps(g->disc, (int)call.pid, add_map, &am);
+	}
+	memcpy(comm, e->comm, AP_GPU_COMM_LEN);
+	comm[AP_GPU_COMM_LEN] = '\0';
+	call.comm = comm;
 	switch (call.kind) {
 	case AP_GPU_CALL_REGISTER_FUNCTION:
-		call.name = registration_name(g, &call, name_addr);
+		call.name = registration_name(g, &call, name_addr, bpf_name);
 		known_add(g, call.pid, call.func);
 		break;
 	case AP_GPU_CALL_GET_KERNEL:
-		/* a process that registered before the agent came asks for its handles at its
-		 * first launches: name the stub now (before its handle, which may be the same
-		 * address), or the launch finds it "known" and unnamed */
+		/* the model maps the handle to its host stub: the stub needs a name, from its
+		 * registration or (the process registered before we came) its symbol */
 		name_unregistered(g, call.pid, call.func);
-		if (call.handle)
+		if (call.handle) /* here the handle is the host stub itself */
 			known_add(g, call.pid, call.handle);
 		break;
 	case AP_GPU_CALL_LAUNCH:
@@ -269,11 +321,45 @@ static void record_call(struct ap_collector *c, const struct ap_gpu_event *e,
 		g->st.model_errors++;
 }
 
-static void process_gone(struct gpu_collector *g, uint32_t pid)
+static void process_gone_now(struct gpu_collector *g, uint32_t pid)
 {
 	ap_gpu_model_process_exit(g->model, pid);
 	ap_gpu_discovery_forget_pid(g->disc, (int)pid);
 	known_forget_pid(g, pid);
+}
+
+/*
+ * A process's exit is acted on only after its last calls are recorded: those deferred for
+ * want of unwind tables are replayed up to two drains later (unwind_events.h), and a call
+ * recorded after its process's exit would find its kernel names and allocations gone.
+ */
+static void process_gone(struct gpu_collector *g, uint32_t pid)
+{
+	if (g->ngone == g->gonecap) {
+		size_t cap = g->gonecap ? g->gonecap * 2 : 64;
+		struct gone *n = realloc(g->gone, cap * sizeof(*n));
+
+		if (!n) { /* no memory: now, at the risk of a late call unnamed */
+			process_gone_now(g, pid);
+			return;
+		}
+		g->gone = n;
+		g->gonecap = cap;
+	}
+	g->gone[g->ngone++] = (struct gone){ pid, 0 };
+}
+
+static void flush_gone(struct gpu_collector *g, bool all)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < g->ngone; i++) {
+		if (all || ++g->gone[i].drains > 2)
+			process_gone_now(g, g->gone[i].pid);
+		else
+			g->gone[k++] = g->gone[i];
+	}
+	g->ngone = k;
 }
 
 static int handle_event(void *ctx, void *data, size_t size)
@@ -290,10 +376,22 @@ static int handle_event(void *ctx, void *data, size_t size)
 	}
 	switch (e->kind) {
 	case AP_GPU_EV_CALL:
+		if (e->flags & AP_GPU_EVF_NAME) {
+			char name[AP_GPU_NAME_LEN];
+
+			if (size < sizeof(*e) + AP_GPU_NAME_LEN) {
+				g->st.bad_events++;
+				break;
+			}
+			memcpy(name, e + 1, sizeof(name));
+			name[sizeof(name) - 1] = '\0';
+			record_call(c, e, NULL, 0, name);
+			break;
+		}
 		n = (size - sizeof(*e)) / sizeof(uint64_t);
 		if (n > e->nframes)
 			n = e->nframes;
-		record_call(c, e, (const uint64_t *)(e + 1), n);
+		record_call(c, e, (const uint64_t *)(e + 1), n, NULL);
 		break;
 	case AP_GPU_EV_EXEC:
 		/* a new image: the old one's allocations leak now; look at the new one at once */
@@ -333,7 +431,7 @@ static void record_replayed(void *ctx, const void *payload, const uint64_t *ips,
 	const struct ap_gpu_deferred *d = payload;
 
 	(void)status;
-	record_call(ctx, &d->ev, ips, n);
+	record_call(ctx, &d->ev, ips, n, NULL);
 }
 
 /* --- discovery callbacks ------------------------------------------------------------- */
@@ -356,6 +454,33 @@ static int on_probe(void *ctx, const struct ap_gpu_found *f)
 	ap_debug("gpu: probing %s (%zu functions%s, attached in %.1f ms)", f->path,
 		 f->scan->nsites, f->scan->driver ? ", driver" : "", (mono_ns() - t0) / 1e6);
 	return 0;
+}
+
+/* Every newly seen file: Aperture's CUPTI injection library gets its USDT probes. */
+static void on_file(void *ctx, const struct ap_gpu_found *f)
+{
+	struct ap_collector *c = ctx;
+	struct gpu_collector *g = c->priv;
+	char err[256];
+
+	if (!g->act || !ap_gpu_activity_is_inject_lib(f->fd))
+		return;
+	if (ap_gpu_activity_attach(g->act, f->pid > 0 ? f->pid : -1, f->map_path, err,
+				   sizeof(err)))
+		ap_warn("gpu: %s: GPU activity records unavailable: %s", f->path, err);
+	else
+		ap_debug("gpu: activity records from %s", f->path);
+}
+
+/* A process with CUDA code, seen at its exec or start: its unwind tables now, while it
+ * initialises CUDA, so that its calls are unwound in the kernel (its symbols are taken at
+ * its first call, when its libraries are mapped). */
+static void on_cuda_process(void *ctx, int pid)
+{
+	struct ap_collector *c = ctx;
+	struct gpu_collector *g = c->priv;
+
+	ap_unwinder_load_pid(g->unwinder, pid);
 }
 
 /* The dynamic loader: its debugger hook tells when a process's libraries change. */
@@ -526,6 +651,15 @@ static int load(struct ap_collector *c, struct gpu_collector *g, bool multi, cha
 		return err;
 	for (size_t i = 0; i < o->npids; i++)
 		ap_unwinder_load_pid(g->unwinder, o->pids[i]);
+	/* Calls first, unlike the other modes: a registration must be read while its process
+	 * lives (its kernel name is read from /proc/PID/mem), and a short CUDA program exits
+	 * within milliseconds of its last call; loading unwind tables for new processes (the
+	 * process events) can take longer than that on a loaded host. */
+	err = ap_ring_add(&g->events, bpf_map__fd(s->maps.gpu_events), handle_event, c);
+	if (err) {
+		snprintf(msg, len, "cannot open the gpu event ring buffer: %s", strerror(-err));
+		return err;
+	}
 	if (g->uev) {
 		err = ap_unwind_events_add_rings(g->uev, &g->events,
 						 bpf_map__fd(s->maps.proc_events),
@@ -536,17 +670,45 @@ static int load(struct ap_collector *c, struct gpu_collector *g, bool multi, cha
 			return err;
 		}
 	}
-	err = ap_ring_add(&g->events, bpf_map__fd(s->maps.gpu_events), handle_event, c);
-	if (err) {
-		snprintf(msg, len, "cannot open the gpu event ring buffer: %s", strerror(-err));
-		return err;
-	}
 	g->proc_links[0] = bpf_program__attach(s->progs.gpu_exit_proc);
 	g->proc_links[1] = bpf_program__attach(s->progs.gpu_exec);
 	if (!g->proc_links[0] || !g->proc_links[1])
 		ap_warn("gpu: process exec/exit tracking unavailable (%s): leaks are reported at "
 			"the end only, new programs found at the next rescan", strerror(errno));
 	return 0;
+}
+
+/* One fd for the run loop: the probes' ring buffers and the activity source's, in one epoll
+ * set. */
+static int make_epoll(struct gpu_collector *g)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	int fds[2] = { ring_buffer__epoll_fd(g->events),
+		       g->act ? ap_gpu_activity_poll_fd(g->act) : -1 };
+
+	g->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (g->epfd < 0)
+		return -errno;
+	for (int i = 0; i < 2; i++) {
+		if (fds[i] < 0)
+			continue;
+		ev.data.fd = fds[i];
+		if (epoll_ctl(g->epfd, EPOLL_CTL_ADD, fds[i], &ev))
+			return -errno;
+	}
+	return 0;
+}
+
+/* The CUPTI injection library's loader (src/gpu/activity.c): without it the mode still has
+ * launches, stacks, memory and API time, only no GPU-side time. */
+static void open_activity(struct gpu_collector *g)
+{
+	char err[256] = "";
+
+	g->act = ap_gpu_activity_open(err, sizeof(err));
+	if (!g->act)
+		ap_warn("gpu: GPU activity records (CUPTI injection library) unavailable: %s",
+			err[0] ? err : strerror(errno));
 }
 
 static int gpu_start(struct ap_collector *c, const struct ap_agent_opts *opts, char *msg,
@@ -557,13 +719,17 @@ static int gpu_start(struct ap_collector *c, const struct ap_agent_opts *opts, c
 		.probe = on_probe,
 		.unprobeable = on_unprobeable,
 		.loader = on_loader,
+		.file = on_file,
+		.cuda_process = on_cuda_process,
 	};
+	struct ap_gpu_model_opts mo = { 0 };
 	int err;
 
 	if (!g)
 		return -ENOMEM;
 	c->priv = g;
 	g->c = c;
+	g->epfd = -1;
 	g->opts = opts;
 	/* stack id 0 is "no stack" in the model: the empty stack takes it */
 	if (ap_profile_add_stack(c->profile, NULL, 0) != 0) {
@@ -571,7 +737,9 @@ static int gpu_start(struct ap_collector *c, const struct ap_agent_opts *opts, c
 		return -EINVAL;
 	}
 	ap_profile_set_meta(c->profile, "mode", "gpu");
-	g->model = ap_gpu_model_new(c->profile, NULL);
+	/* the timeline is kept only for the Chrome trace */
+	mo.no_timeline = opts->format != AP_FORMAT_TRACE;
+	g->model = ap_gpu_model_new(c->profile, &mo);
 	if (!g->model)
 		return -errno;
 	g->unwinder = ap_collector_unwinder(c);
@@ -596,6 +764,7 @@ static int gpu_start(struct ap_collector *c, const struct ap_agent_opts *opts, c
 	g->disc = ap_gpu_discovery_new(&dops, c, opts->npids > 0);
 	if (!g->probes || !g->disc)
 		return -ENOMEM;
+	open_activity(g);
 	if (!opts->npids)
 		scan_std_dirs(g);
 	for (size_t i = 0; i < opts->ngpu_libs; i++) {
@@ -604,6 +773,11 @@ static int gpu_start(struct ap_collector *c, const struct ap_agent_opts *opts, c
 			snprintf(msg, len, "--gpu-lib %s: %s", opts->gpu_libs[i], strerror(-err));
 			return err;
 		}
+	}
+	err = make_epoll(g);
+	if (err) {
+		snprintf(msg, len, "cannot poll the GPU ring buffers: %s", strerror(-err));
+		return err;
 	}
 	rescan(g);
 	ap_profile_set_meta(c->profile, "gpu_probes", opts->gpu_probes_arg ?
@@ -615,7 +789,7 @@ static int gpu_poll_fd(struct ap_collector *c)
 {
 	struct gpu_collector *g = c->priv;
 
-	return g && g->events ? ring_buffer__epoll_fd(g->events) : -1;
+	return g ? g->epfd : -1;
 }
 
 static int gpu_consume(struct ap_collector *c)
@@ -626,6 +800,9 @@ static int gpu_consume(struct ap_collector *c)
 	if (!g || !g->events)
 		return 0;
 	err = ap_unwind_events_consume(g->uev, g->events);
+	/* after the probes' ring: a kernel's record joins a launch already recorded */
+	if (g->act && ap_gpu_activity_consume(g->act, g->model))
+		g->st.model_errors++;
 	for (size_t i = 0; i < g->npending; i++) {
 		int rc = ap_gpu_discovery_scan_pid(g->disc, g->pending[i]);
 		ap_debug("gpu: libraries of %d changed: scanned (%d)", g->pending[i], rc);
@@ -659,6 +836,7 @@ static int gpu_drain(struct ap_collector *c)
 		return 0;
 	gpu_consume(c);
 	ap_unwind_events_flush(g->uev, g->stopped);
+	flush_gone(g, g->stopped);
 	if (!g->stopped && mono_ns() - g->last_scan_ns >= RESCAN_NS)
 		rescan(g);
 	return 0;
@@ -717,7 +895,18 @@ static void gpu_report_stats(struct ap_collector *c)
 	ap_profile_set_stat(p, "gpu_rescan_ns", g->st.rescan_ns);
 	ap_profile_set_stat(p, "gpu_files_scanned", ds.files_scanned);
 	ap_profile_set_stat(p, "gpu_files_unreadable", ds.open_failed);
-	ap_profile_set_stat(p, "gpu_files_table_full", ds.files_limit);
+	ap_profile_set_stat(p, "gpu_files_table_full", ds.files_limit + ds.maps_limit);
+	if (g->act) {
+		struct ap_gpu_activity_stats as;
+
+		ap_gpu_activity_get_stats(g->act, &as);
+		ap_profile_set_stat(p, "gpu_activity_records", as.records);
+		ap_profile_set_stat(p, "gpu_activity_correlations", as.correlations);
+		ap_profile_set_stat(p, "gpu_activity_ringbuf_drops", as.ringbuf_drops);
+		ap_profile_set_stat(p, "gpu_activity_lib_dropped", as.lib_dropped);
+		ap_profile_set_stat(p, "gpu_activity_attach_failed", as.attach_failed);
+	}
+	ap_profile_set_stat(p, "gpu_activity_available", g->act != NULL);
 	if (ap_gpu_model_finish(g->model))
 		g->st.model_errors++;
 }
@@ -732,6 +921,8 @@ static int gpu_write(struct ap_collector *c, enum ap_format fmt, FILE *out,
 		return ap_gpu_model_write_json(g->model, out);
 	case AP_FORMAT_TEXT:
 		return ap_gpu_model_write_text(g->model, out, opts ? opts->top_n : 0);
+	case AP_FORMAT_TRACE:
+		return ap_gpu_model_write_trace(g->model, out);
 	default:
 		return -ENOTSUP; /* folded, svg, pprof: the generic writers over the profile */
 	}
@@ -765,11 +956,15 @@ static void gpu_destroy(struct ap_collector *c)
 		return;
 	ap_gpu_probes_free(g->probes);
 	drop_loader_links(g);
+	ap_gpu_activity_free(g->act);
+	if (g->epfd >= 0)
+		close(g->epfd);
 	unload(g);
 	ap_unwind_events_free(g->uev);
 	ap_gpu_discovery_free(g->disc);
 	ap_gpu_model_free(g->model);
 	free(g->known_pid_func);
+	free(g->gone);
 	free(g);
 	c->priv = NULL;
 }

@@ -156,6 +156,11 @@ static __always_inline void send_call(void *ctx, struct event_scratch *s, __u32 
 	s->ev.nframes = 0;
 	bpf_get_current_comm(s->ev.comm, sizeof(s->ev.comm));
 	mark_pid(tgid);
+	/* A CUDA process's first call (its registration, in a constructor) announces it: the
+	 * agent loads its unwind tables and reads its mappings while it initialises CUDA, so
+	 * that its launches are unwound here and symbolized even if it exits right after. */
+	if (cfg_unwind_tables)
+		ap_proc_announce(tgid);
 	if (cookie & AP_GPU_CK_STACK) {
 		st = ap_walk_user_stack(ctx, tgid, &start, &n, &defer, &err);
 		if (!st && err && err != -14 /* EFAULT: no user stack */)
@@ -186,6 +191,34 @@ static __always_inline void send_call(void *ctx, struct event_scratch *s, __u32 
 	stat_inc(AP_GPU_STAT_CALLS);
 }
 
+/*
+ * A registration with its device name, when the page holding it is resident: it often is not
+ * yet (bpf_probe_read_user_str cannot fault it in), and then the agent reads it from the
+ * process or its file. The name goes where a call's frames would.
+ */
+static __always_inline void send_named(struct event_scratch *s, __u32 tgid)
+{
+	char *name = (char *)s->ips;
+	long len;
+
+	s->ev.kind = AP_GPU_EV_CALL;
+	s->ev.nframes = 0;
+	s->ev.flags |= AP_GPU_EVF_NAME;
+	bpf_get_current_comm(s->ev.comm, sizeof(s->ev.comm));
+	mark_pid(tgid);
+	if (cfg_unwind_tables)
+		ap_proc_announce(tgid);
+	len = bpf_probe_read_user_str(name, AP_GPU_NAME_LEN, (const void *)s->ev.args[2]);
+	/* a full buffer may be a cut name: the agent reads the whole one instead */
+	if (len <= 0 || len >= AP_GPU_NAME_LEN)
+		name[0] = '\0';
+	if (bpf_ringbuf_output(&gpu_events, s, sizeof(s->ev) + AP_GPU_NAME_LEN, 0)) {
+		stat_inc(AP_GPU_STAT_EVENTS_LOST);
+		return;
+	}
+	stat_inc(AP_GPU_STAT_CALLS);
+}
+
 static __always_inline int on_entry(struct pt_regs *ctx)
 {
 	__u64 cookie = bpf_get_attach_cookie(ctx), id = bpf_get_current_pid_tgid();
@@ -208,7 +241,10 @@ static __always_inline int on_entry(struct pt_regs *ctx)
 		read_args(ctx, s->ev.args);
 		if (cookie & AP_GPU_CK_STACK_ARGS)
 			s->ev.flags |= read_sargs(ctx, s->ev.sargs);
-		send_call(ctx, s, tgid, cookie);
+		if (cookie & AP_GPU_CK_READ_NAME)
+			send_named(s, tgid);
+		else
+			send_call(ctx, s, tgid, cookie);
 		return 0;
 	}
 	fl = bpf_map_lookup_elem(&gpu_inflight, &id);

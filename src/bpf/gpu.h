@@ -64,10 +64,15 @@ enum ap_gpu_ev_kind {
 #define AP_GPU_EVF_SARGS 4u	   /* sargs were read */
 #define AP_GPU_EVF_STACK_PART 8u /* the stack walk did not reach the outermost frame */
 #define AP_GPU_EVF_WAS_GPU 16u	   /* EXEC: the old image had made CUDA calls */
+#define AP_GPU_EVF_NAME 32u	   /* a registration: AP_GPU_NAME_LEN name bytes follow the
+				    * header (NUL-terminated; empty when BPF could not read it) */
+#define AP_GPU_CK_READ_NAME (1ull << 21) /* read the string at args[2] at entry */
+#define AP_GPU_NAME_LEN 256
 
 /*
  * One record on `gpu_events`: this header, then nframes u64 return addresses (leaf first;
- * the leaf is a return address too: stacks are taken at the call's return, in its caller).
+ * the leaf is a return address too: stacks are taken at the call's return, in its caller),
+ * or with AP_GPU_EVF_NAME the name a registration was given.
  */
 struct ap_gpu_event {
 	__u64 ts_ns;		     /* entry, bpf_ktime_get_ns() */

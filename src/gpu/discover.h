@@ -33,6 +33,7 @@ struct ap_gpu_found {
 	int pid;
 	const char *path;
 	const char *open_path;
+	const char *map_path; /* /proc/PID/map_files/START-END, or the path given (add_path) */
 	int fd;
 	dev_t dev;
 	ino_t ino;
@@ -51,6 +52,9 @@ struct ap_gpu_discovery_ops {
 	/* Optional: the dynamic loader (scan->loader), the first time it is seen (per pid
 	 * with per_pid). */
 	void (*loader)(void *ctx, const struct ap_gpu_found *f);
+	/* Optional: a process with CUDA code (a kept file mapped), the first time a scan sees
+	 * it: get ready for its calls (unwind tables, symbols) before they come. */
+	void (*cuda_process)(void *ctx, int pid);
 };
 
 struct ap_gpu_discovery_stats {
@@ -61,6 +65,7 @@ struct ap_gpu_discovery_stats {
 	uint64_t unprobeable;	 /* (pid, file) pairs reported as not probeable */
 	uint64_t open_failed;	 /* files that could not be opened (gone, too big, not regular) */
 	uint64_t files_limit;	 /* files not remembered: the table is full */
+	uint64_t maps_limit;	 /* mappings of CUDA files not remembered: the table is full */
 };
 
 /* per_pid: probes are attached per process (--pid), else once per file for every process.
@@ -76,6 +81,21 @@ int ap_gpu_discovery_scan_all(struct ap_gpu_discovery *d, int self);
 /* A file named by path (--gpu-lib, the standard CUDA library directories), for every
  * process: probed before any process maps it. Returns 0, -ENOENT, or -errno. */
 int ap_gpu_discovery_add_path(struct ap_gpu_discovery *d, const char *path);
+/* Kernel names from the files themselves, which discovery keeps open (CUDA code: device code
+ * or a probed runtime) with where each process mapped them: usable after the process exited,
+ * or before /proc/PID/mem could be read. The NUL-terminated string at addr (a registration's
+ * device name in the file's read-only data): 0, -ENOENT (not in a kept file), -EINVAL (not
+ * printable), -ENAMETOOLONG. And the function symbol at addr as the device name reads
+ * (ap_gpu_stub_to_device_name), malloc'd, or NULL with errno set. */
+int ap_gpu_discovery_read_string(struct ap_gpu_discovery *d, int pid, uint64_t addr, char *buf,
+				 size_t len);
+char *ap_gpu_discovery_symbol_at(struct ap_gpu_discovery *d, int pid, uint64_t addr);
+/* The mappings of kept CUDA files that process pid had (dev: st_dev encoding). */
+void ap_gpu_discovery_pid_maps(struct ap_gpu_discovery *d, int pid,
+				void (*fn)(void *ctx, uint64_t start, uint64_t end, uint64_t offset,
+					   uint64_t dev, uint64_t ino),
+				void *ctx);
+
 /* The process exited (or exec'd): forget which of its files were reported. */
 void ap_gpu_discovery_forget_pid(struct ap_gpu_discovery *d, int pid);
 

@@ -203,8 +203,7 @@ int ap_gpu_groups_parse(const char *s, unsigned int *groups, char *err, size_t e
 			 "sync, all)");
 		return -EINVAL;
 	}
-	/* registration names kernels for every group's stacks and tables */
-	*groups = g | AP_GPU_GROUP_LAUNCH;
+	*groups = g;
 	return 0;
 }
 
@@ -223,6 +222,12 @@ int ap_gpu_fn_find(const char *name, size_t len)
 	return -1;
 }
 
+bool ap_gpu_fn_wanted(size_t idx, unsigned int groups)
+{
+	return idx < ap_gpu_nfns && ((ap_gpu_fns[idx].group & groups) ||
+				     ap_gpu_fns[idx].cls == AP_GPU_CLASS_REGISTER);
+}
+
 static bool uses_stack_args(const struct ap_gpu_fn *f)
 {
 	return f->layout == L_RT_LAUNCH || f->layout == L_DRV_LAUNCH || f->bytes >= 6 ||
@@ -235,7 +240,7 @@ uint64_t ap_gpu_fn_cookie(size_t idx)
 	uint64_t c = idx | ((uint64_t)f->cls << AP_GPU_CK_CLASS_SHIFT);
 
 	if (f->layout == L_REG_FUNC)
-		c |= AP_GPU_CK_ENTRY_ONLY;
+		c |= AP_GPU_CK_ENTRY_ONLY | AP_GPU_CK_READ_NAME;
 	if (uses_stack_args(f))
 		c |= AP_GPU_CK_STACK_ARGS;
 	if (f->layout == L_ALLOC || f->layout == L_ALLOC_PITCH || f->layout == L_GET_KERNEL ||

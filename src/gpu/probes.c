@@ -127,7 +127,7 @@ static int attach_multi(struct ap_gpu_probes *p, const char *path, int pid,
 		const struct ap_gpu_site *s = &scan->sites[i];
 		uint64_t cookie = ap_gpu_fn_cookie(s->fn);
 
-		if (!(ap_gpu_fns[s->fn].group & p->groups))
+		if (!ap_gpu_fn_wanted(s->fn, p->groups))
 			continue;
 		off[n] = (unsigned long)s->offset;
 		ck[n++] = cookie;
@@ -221,7 +221,7 @@ int ap_gpu_probes_attach(struct ap_gpu_probes *p, const char *path, int pid,
 		uint64_t cookie = ap_gpu_fn_cookie(s->fn);
 		struct bpf_link *rl = NULL, *el;
 
-		if (!(ap_gpu_fns[s->fn].group & p->groups)) {
+		if (!ap_gpu_fn_wanted(s->fn, p->groups)) {
 			p->st.skipped++;
 			continue;
 		}

@@ -24,7 +24,8 @@
 #include "bpf/gpu.h"
 #include "gpu_model.h"
 
-/* Probe groups (--gpu-probes). Registration and the other timed API calls go with launch. */
+/* Probe groups (--gpu-probes). The other timed API calls go with launch; registration
+ * (kernel names) is attached whatever the groups: ap_gpu_fn_wanted(). */
 #define AP_GPU_GROUP_LAUNCH 0x1u
 #define AP_GPU_GROUP_MEMORY 0x2u
 #define AP_GPU_GROUP_COPY 0x4u
@@ -56,6 +57,9 @@ extern const size_t ap_gpu_nfns;
 /* The index of the function named `name` (an ELF symbol name; a "@VERSION" suffix is
  * ignored), or -1. */
 int ap_gpu_fn_find(const char *name, size_t len);
+
+/* Whether function `idx` is attached with these groups (registration always is). */
+bool ap_gpu_fn_wanted(size_t idx, unsigned int groups);
 
 /* The BPF cookie of function `idx` (flags, class, index). */
 uint64_t ap_gpu_fn_cookie(size_t idx);

@@ -11,8 +11,17 @@ namespace smoke_ns {
 template <typename T> __global__ void scale(T *p, T f, int n) { int i = threadIdx.x; if (i < n) p[i] *= f; }
 }
 
-__attribute__((noinline)) void run_add(int *d, cudaStream_t s) { add_one<<<dim3(3, 5, 7), dim3(32, 2, 1), 0, s>>>(d, 64); }
-__attribute__((noinline)) void run_scale(float *f) { smoke_ns::scale<float><<<4, 256>>>(f, 2.0f, 64); }
+/* the asm after each launch keeps it from being a tail call: run_add stays on the stack */
+__attribute__((noinline)) void run_add(int *d, cudaStream_t s)
+{
+	add_one<<<dim3(3, 5, 7), dim3(32, 2, 1), 0, s>>>(d, 64);
+	__asm__ volatile("" ::: "memory");
+}
+__attribute__((noinline)) void run_scale(float *f)
+{
+	smoke_ns::scale<float><<<4, 256>>>(f, 2.0f, 64);
+	__asm__ volatile("" ::: "memory");
+}
 
 int main(int argc, char **argv)
 {

@@ -151,10 +151,12 @@ def main():
         mem = gpu["memory"]
         check(mem["failed_allocations"] >= 4 and mem["live_bytes"] == 0 and not mem["leaks"],
               f"failed allocations became memory: {mem}")
+        # every copy failed (35): the bytes asked for, none copied
         h2d = gpu["copies"]["h2d"]
-        check(h2d["calls"] == 2 and h2d["bytes"] == 2 * 256, f"h2d copies {h2d}")
+        check(h2d["calls"] == 2 and h2d["requested_bytes"] == 2 * 256 and h2d["errors"] == 2,
+              f"h2d copies {h2d}")
         d2h = gpu["copies"]["d2h"]
-        check(d2h["calls"] == 2 and d2h["bytes"] == 2 * 256, f"d2h copies {d2h}")
+        check(d2h["calls"] == 2 and d2h["requested_bytes"] == 2 * 256, f"d2h copies {d2h}")
         syncs = {}
         for s in gpu["sync"]:
             syncs[s["api"]] = syncs.get(s["api"], 0) + s["calls"]

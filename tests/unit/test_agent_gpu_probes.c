@@ -315,6 +315,7 @@ static void test_cookies(void **state)
 
 	ck = ap_gpu_fn_cookie((size_t)fn_index("__cudaRegisterFunction"));
 	assert_true(ck & AP_GPU_CK_ENTRY_ONLY);
+	assert_true(ck & AP_GPU_CK_READ_NAME);
 	assert_false(ck & AP_GPU_CK_STACK);
 
 	/* the two launch entry points share a class: the tail call folds into one launch */
@@ -351,8 +352,12 @@ static void test_fn_find_and_groups(void **state)
 	assert_int_equal(ap_gpu_fn_find("cudaGetLastError", 16), -1); /* deliberately not */
 
 	assert_int_equal(ap_gpu_groups_parse("memory", &g, err, sizeof(err)), 0);
-	/* registration goes with launch, which every group needs to name kernels */
-	assert_int_equal(g, AP_GPU_GROUP_MEMORY | AP_GPU_GROUP_LAUNCH);
+	assert_int_equal(g, AP_GPU_GROUP_MEMORY);
+	/* registration names kernels whatever the groups; launches only with launch */
+	assert_true(ap_gpu_fn_wanted((size_t)fn_index("__cudaRegisterFunction"), g));
+	assert_true(ap_gpu_fn_wanted((size_t)fn_index("cudaMalloc"), g));
+	assert_false(ap_gpu_fn_wanted((size_t)fn_index("cudaLaunchKernel"), g));
+	assert_false(ap_gpu_fn_wanted((size_t)fn_index("cudaMemcpy"), g));
 	assert_int_equal(ap_gpu_groups_parse("launch,copy,sync", &g, err, sizeof(err)), 0);
 	assert_int_equal(g, AP_GPU_GROUP_LAUNCH | AP_GPU_GROUP_COPY | AP_GPU_GROUP_SYNC);
 	assert_int_equal(ap_gpu_groups_parse("all", &g, err, sizeof(err)), 0);
