@@ -627,6 +627,8 @@ static int gpu_write(struct ap_collector *c, enum ap_format fmt, FILE *out,
 		return ap_gpu_model_write_json(g->model, out);
 	case AP_FORMAT_TEXT:
 		return ap_gpu_model_write_text(g->model, out, opts ? opts->top_n : 0);
+	case AP_FORMAT_TRACE:
+		return ap_gpu_model_write_trace(g->model, out);
 	default:
 		return -ENOTSUP; /* folded, svg, pprof: the generic writers over the profile */
 	}
