@@ -127,6 +127,15 @@ class Aggregator:
         self.log.close()
 
 
+def peak_rss_mb(pid):
+    """VmHWM of a process (its peak resident memory so far), MiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def run_backend(kind, a, profiles, end_s, rows, stamp):
     tmp = tempfile.mkdtemp(prefix=f"aperture-cmp-{kind}-")
     store = Store(kind, tmp)
@@ -170,6 +179,9 @@ def run_backend(kind, a, profiles, end_s, rows, stamp):
                 if total == r["value0"] or time.time() > deadline:
                     break
                 time.sleep(1)
+            m["agg_peak_rss_mb"] = peak_rss_mb(agg.proc.pid)
+            m["clickhouse_peak_rss_mb"] = max([peak_rss_mb(s.proc.pid) for s in store.servers]
+                                              or [0.0])
             m["merged_total_matches"] = int(total == r["value0"])
             if total != r["value0"]:
                 print(f"WARNING: {kind} {name}: merged total {total} != {r['value0']} pushed")
@@ -236,6 +248,8 @@ def main():
             ("query_pprof_p99_ms", "query pprof p99 ms", "{:.0f}"),
             ("query_flamegraph_p50_ms", "query flamegraph p50 ms", "{:.0f}"),
             ("query_flamegraph_p99_ms", "query flamegraph p99 ms", "{:.0f}"),
+            ("agg_peak_rss_mb", "aggregator peak RSS MiB", "{:.0f}"),
+            ("clickhouse_peak_rss_mb", "ClickHouse peak RSS MiB (largest server)", "{:.0f}"),
             ("merged_total_matches", "merged total = pushed", "{}")]
     kinds = list(res)
     for name in a.scenarios.split(","):
@@ -243,7 +257,8 @@ def main():
         print("|---|" + "---|" * len(kinds))
         for k, label, fmt in keys:
             vals = [fmt.format(res[b][name][k]) if name in res[b] and
-                    (k != "samples_per_clickhouse_core_s" or b != "sqlite") else "-"
+                    (b != "sqlite" or k not in ("samples_per_clickhouse_core_s",
+                                                 "clickhouse_peak_rss_mb")) else "-"
                     for b in kinds]
             print(f"| {label} | " + " | ".join(vals) + " |")
     with open(a.csv, "w", newline="") as f:

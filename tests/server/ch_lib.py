@@ -19,6 +19,10 @@ from push_lib import RUNNING, counters, start_agent, stop_agent, summary
 AGENT_ENV = dict(os.environ, AP_TEST_PUSH_BACKOFF_MIN_MS="200",
                  AP_TEST_PUSH_BACKOFF_MAX_MS="1000")
 GETPPID = 2000  # getppid() calls of ap_syscalls per round
+# How long a spool may take to drain after a fault: the backend answers "retry later" for a
+# push another (killed) writer began, for 60 s (CH_PENDING_NS), then completes it; the agent
+# sends its spool oldest first, so its backlog waits behind that push, then drains.
+DRAIN_S = 180
 
 
 class CHAggregator(Aggregator):
@@ -157,6 +161,25 @@ class Agent:
                                 "--label", f"agent={name}", "--spool-dir", self.spool,
                                 "-p", work.chain_pid, "-p", work.sys_pid, env=AGENT_ENV)
         self.err = ""
+
+    def spooled(self):
+        try:
+            return [f for f in os.listdir(self.spool) if not f.startswith(".")]
+        except FileNotFoundError:
+            return []
+
+    def wait_drained(self, timeout=DRAIN_S):
+        """Wait until the agent's spool is empty (it delivered its backlog); returns the
+        seconds waited. A push a killed aggregator was writing stays "being stored by another
+        writer" (503) in ClickHouse for up to a minute, and the spool is sent oldest first, so
+        the backlog may wait that long behind it."""
+        t0 = time.monotonic()
+        while self.spooled():
+            if time.monotonic() - t0 > timeout:
+                fail(f"agent {self.name}'s spool still holds {len(self.spooled())} pushes after "
+                     f"{timeout} s:\n{''.join(self.proc.stderr_lines)[-3000:]}")
+            time.sleep(0.5)
+        return time.monotonic() - t0
 
     def stop(self):
         """SIGTERM: it pushes its last interval and drains its spool; returns its totals:

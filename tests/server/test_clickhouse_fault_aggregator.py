@@ -28,6 +28,8 @@ with tempfile.TemporaryDirectory() as tmp, clickhouse.cluster() as cl:
         check(pushed_to_a >= 1, "the agent pushed nothing to A before the kill")
         A.kill()  # SIGKILL, mid-run: the agent's next push to A fails, it goes to B
         work.rounds_for(3)
+        waited = agent.wait_drained()
+        print(f"the agent's spool drained {waited:.1f} s after the last round")
         tot = agent.stop()
         t1 = time.time_ns() + 10**9
         c = tot["counters"]

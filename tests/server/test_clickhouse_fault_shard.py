@@ -45,7 +45,9 @@ with tempfile.TemporaryDirectory() as tmp, clickhouse.cluster() as cl:
         cl.shards[1].start()
         print(f"shard 2 down for {time.monotonic() - down_at:.1f} s")
         work.rounds_for(2)
-        tot = agent.stop()  # drains the spool (retries at most 1 s apart)
+        waited = agent.wait_drained()
+        print(f"the agent's spool drained {waited:.1f} s after the shard came back (+2 s)")
+        tot = agent.stop()
         t1 = time.time_ns() + 10**9
         c = tot["counters"]
         print(f"agent {tot}")
