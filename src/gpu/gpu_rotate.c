@@ -189,7 +189,7 @@ int ap_gpu_model_rotate(struct ap_gpu_model *m, struct ap_profile *fresh, char *
 	size_t tl = 0;
 	int err;
 
-	if (!m || !fresh || !tables || !tables_len)
+	if (!m || !fresh || fresh == m->p || !tables || !tables_len)
 		return -EINVAL;
 	old = m->p;
 	old_vl = m->vi_launch;

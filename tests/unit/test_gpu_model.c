@@ -28,7 +28,7 @@
 #define ADD_ONE 0x401000ULL
 #define SCALE 0x402000ULL
 #define SCALE_HANDLE 0x7f0000009000ULL
-#define SCALE_NAME "void aperture_ns::scale<float>(float*, float, int)" /* S1_ = T_: the second parameter is T */
+#define SCALE_NAME "void aperture_ns::scale<float>(float*, float*, int)"
 
 struct fx {
 	struct ap_profile *p;
@@ -253,7 +253,7 @@ static void test_names_and_launches(void **state)
 	call(&x, (struct ap_gpu_call){ .kind = AP_GPU_CALL_REGISTER_FATBIN,
 				       .api = "__cudaRegisterFatBinary", .ts_ns = 5, .dur_ns = 1 });
 	reg(&x, ADD_ONE, "_Z7add_onePii");
-	reg(&x, SCALE, "_ZN11aperture_ns5scaleIfEEvPT_S1_i");
+	reg(&x, SCALE, "_ZN11aperture_ns5scaleIfEEvPT_S2_i");
 	call(&x, (struct ap_gpu_call){ .kind = AP_GPU_CALL_GET_KERNEL, .api = "__cudaGetKernel",
 				       .func = SCALE, .handle = SCALE_HANDLE, .ts_ns = 20,
 				       .dur_ns = 2, .ret = 35 });
@@ -271,7 +271,7 @@ static void test_names_and_launches(void **state)
 	j = json_of(&x);
 	k = kernel_named(j, SCALE_NAME);
 	assert_non_null(k);
-	assert_string_equal(str(k, "mangled"), "_ZN11aperture_ns5scaleIfEEvPT_S1_i");
+	assert_string_equal(str(k, "mangled"), "_ZN11aperture_ns5scaleIfEEvPT_S2_i");
 	assert_int_equal(num(k, "launches"), 2);
 	assert_int_equal(num(k, "errors"), 2);
 	assert_int_equal(num(k, "pid"), PID);
@@ -342,7 +342,7 @@ static void test_symbol_fallback(void **state)
 	fx_open(&x, NULL);
 	vl = vi_of(x.p, "launches");
 	assert_int_equal(ap_gpu_model_name_kernel(x.m, PID, SCALE,
-						  "_ZN11aperture_nsL5scaleIfEEvPT_S1_i"), 0);
+						  "_ZN11aperture_nsL5scaleIfEEvPT_S2_i"), 0);
 	launch(&x, SCALE, 100, 5, 0);
 	assert_int_equal(leaf_value(x.p, "[gpu] " SCALE_NAME, "cudaLaunchKernel", vl), 1);
 
@@ -361,7 +361,7 @@ static void test_symbol_fallback(void **state)
 				       .pid = PID + 1, .func = ADD_ONE, .ts_ns = 300, .dur_ns = 1,
 				       .stack = x.st_main_run });
 	/* an unjoined record with the device name finds the row named by the L-marked stub */
-	kernel_record(&x, 0, 400, 90, "_ZN11aperture_ns5scaleIfEEvPT_S1_i");
+	kernel_record(&x, 0, 400, 90, "_ZN11aperture_ns5scaleIfEEvPT_S2_i");
 	j = json_of(&x);
 	assert_int_equal(num(kernel_named(j, SCALE_NAME), "launches"), 1);
 	assert_int_equal(num(ap_json_get(kernel_named(j, SCALE_NAME), "gpu_time_ns"), "total"), 90);
@@ -496,12 +496,12 @@ static void test_join_correlation_first(void **state)
 	vl = vi_of(x.p, "launches");
 	vg = vi_of(x.p, "gpu_time");
 	reg(&x, ADD_ONE, "_Z7add_onePii");
-	reg(&x, SCALE, "_ZN11aperture_ns5scaleIfEEvPT_S1_i");
+	reg(&x, SCALE, "_ZN11aperture_ns5scaleIfEEvPT_S2_i");
 	correlation(&x, 77, 1500, 0);
 	launch(&x, ADD_ONE, 1000, 1000, 0);
 	correlation(&x, 78, 2500, 0);
 	launch(&x, SCALE, 2400, 200, 0);
-	kernel_record(&x, 78, 10000, 3000, "_ZN11aperture_ns5scaleIfEEvPT_S1_i");
+	kernel_record(&x, 78, 10000, 3000, "_ZN11aperture_ns5scaleIfEEvPT_S2_i");
 	kernel_record(&x, 77, 5000, 5000, "_Z7add_onePii");
 
 	assert_int_equal(leaf_value(x.p, "[gpu] add_one(int*, int)", "cudaLaunchKernel", vg),
@@ -548,7 +548,7 @@ static void test_join_other_orders(void **state)
 	/* a correlation no probed call contains (a library we cannot probe): its own stack */
 	correlation(&x, 3, 5000, x.st_main_sync);
 	launch(&x, ADD_ONE, 6000, 10, 0);
-	kernel_record(&x, 3, 9900, 800, "_ZN11aperture_ns5scaleIfEEvPT_S1_i");
+	kernel_record(&x, 3, 9900, 800, "_ZN11aperture_ns5scaleIfEEvPT_S2_i");
 
 	assert_int_equal(leaf_value(x.p, "[gpu] add_one(int*, int)", "cudaLaunchKernel", vg),
 			 300);
@@ -887,7 +887,7 @@ static void test_text(void **state)
 
 	(void)state;
 	fx_open(&x, NULL);
-	reg(&x, SCALE, "_ZN11aperture_ns5scaleIfEEvPT_S1_i");
+	reg(&x, SCALE, "_ZN11aperture_ns5scaleIfEEvPT_S2_i");
 	launch(&x, SCALE, 100, 5, 35);
 	alloc(&x, 0, 64, 35, AP_GPU_MEM_DEVICE);
 	buf = write_mem(&x, 2, NULL);
@@ -910,7 +910,7 @@ static void test_text(void **state)
 static void test_random_records(void **state)
 {
 	struct ap_gpu_model_opts o = { .max_timeline_events = 1000, .max_pending_correlations = 64 };
-	static const char *const names[] = { "_Z7add_onePii", "_ZN11aperture_ns5scaleIfEEvPT_S1_i",
+	static const char *const names[] = { "_Z7add_onePii", "_ZN11aperture_ns5scaleIfEEvPT_S2_i",
 					     "not mangled", "_Z", "\xff\xfe bad utf8", "", NULL };
 	uint64_t seed = 0x1234567;
 	struct fx x;
@@ -997,6 +997,39 @@ static void test_random_records(void **state)
 	fx_close(&x);
 }
 
+/* The names the model shows: demangled, the static build's L-marked stub as the device name.
+ * (S2_ is T*, the first parameter's type; S1_ would be T itself.) */
+static void test_demangled_names(void **state)
+{
+	static const struct {
+		const char *mangled, *shown;
+	} cases[] = {
+		{ "_ZN11aperture_ns5scaleIfEEvPT_S2_i", SCALE_NAME },
+		{ "_ZN11aperture_nsL5scaleIfEEvPT_S2_i", SCALE_NAME },
+		{ "_ZN11aperture_ns5scaleIfEEvPT_S1_i",
+		  "void aperture_ns::scale<float>(float*, float, int)" },
+		{ "_Z7add_onePii", "add_one(int*, int)" },
+		{ "plain_c_kernel", "plain_c_kernel" },
+	};
+	struct fx x;
+
+	(void)state;
+	fx_open(&x, NULL);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char leaf[256];
+		uint64_t same = 0; /* launches so far of kernels shown with this name */
+
+		for (size_t j = 0; j <= i; j++)
+			same += !strcmp(cases[j].shown, cases[i].shown);
+		assert_int_equal(ap_gpu_model_name_kernel(x.m, PID, 0x1000 + i, cases[i].mangled), 0);
+		launch(&x, 0x1000 + i, 100 + 10 * i, 1, 0);
+		snprintf(leaf, sizeof(leaf), "[gpu] %s", cases[i].shown);
+		assert_int_equal(leaf_value(x.p, leaf, "cudaLaunchKernel",
+					    vi_of(x.p, "launches")), same);
+	}
+	fx_close(&x);
+}
+
 /* "trace" is a format name (and .trace.json an extension) that only the GPU mode writes */
 static void test_trace_format_name(void **state)
 {
@@ -1040,6 +1073,7 @@ int main(void)
 		cmocka_unit_test(test_text),
 		cmocka_unit_test(test_random_records),
 		cmocka_unit_test(test_trace_format_name),
+		cmocka_unit_test(test_demangled_names),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
