@@ -429,14 +429,20 @@ void ap_gpu_activity_free(struct ap_gpu_activity_src *s)
 	free(s);
 }
 
-/* "/proc/PID/map_files/START-END", nothing else */
-static bool is_map_files(const char *path)
+/* The two /proc magic links that are the mapped file itself: "/proc/PID/map_files/START-END"
+ * and "/proc/self/fd/N" (a descriptor the agent opened safely, discovery's open_path);
+ * nothing else. */
+static bool is_magic_ok(const char *path)
 {
 	const char *p = path + 6;
 	size_t n;
 
 	if (strncmp(path, "/proc/", 6))
 		return false;
+	if (!strncmp(p, "self/fd/", 8)) {
+		n = strspn(p + 8, "0123456789");
+		return n && !p[8 + n];
+	}
 	n = strspn(p, "0123456789");
 	if (!n || strncmp(p + n, "/map_files/", 11))
 		return false;
@@ -462,9 +468,9 @@ int ap_gpu_activity_attach(struct ap_gpu_activity_src *s, int pid, const char *p
 
 	if (!s || !path || pid < -1 || pid == 0)
 		return ap_errf(err, errlen, -EINVAL, "attach: bad arguments (pid %d)", pid);
-	/* /proc/PID/map_files/... is a magic link to the mapped file itself: allowed there
-	 * only; any other path must not end in a symlink */
-	flags = is_map_files(path) ? AP_OPEN_MAGIC : AP_OPEN_NOFOLLOW;
+	/* a /proc magic link only where it is the mapped file itself; any other path must not
+	 * end in a symlink */
+	flags = is_magic_ok(path) ? AP_OPEN_MAGIC : AP_OPEN_NOFOLLOW;
 	fd = ap_open_untrusted(AT_FDCWD, path, flags, 1ull << 30, &st);
 	if (fd < 0)
 		return ap_errf(err, errlen, fd, "cannot open %s: %s", path, strerror(-fd));

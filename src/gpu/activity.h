@@ -38,8 +38,9 @@ void ap_gpu_activity_free(struct ap_gpu_activity_src *s);
  * name). fd: an open descriptor of the file. */
 bool ap_gpu_activity_is_inject_lib(int fd);
 
-/* Attach the USDT probes of the injection library at `path` (as the agent can open it, e.g.
- * /proc/PID/map_files/...) for process `pid`. Attaching the same file twice is a no-op.
+/* Attach the USDT probes of the injection library at `path` (as the agent can open it:
+ * /proc/PID/map_files/START-END, discovery's /proc/self/fd/N, or a plain path that must not
+ * end in a symlink) for process `pid` (-1: every process that maps the file). Attaching the same file twice is a no-op.
  * Returns 0 or -errno with a reason in err. */
 int ap_gpu_activity_attach(struct ap_gpu_activity_src *s, int pid, const char *path, char *err,
 			   size_t errlen);

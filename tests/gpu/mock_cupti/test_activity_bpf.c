@@ -731,9 +731,17 @@ int main(int argc, char **argv)
 		uint64_t before = st.correlations;
 
 		ncalls = nacts = 0;
-		ret = ap_gpu_activity_attach(s, -1, lib, err, sizeof(err));
+		/* as discovery hands it over: /proc/self/fd/N of its own descriptor */
+		char fdp[64];
+
+		fd = open(lib, O_RDONLY | O_CLOEXEC);
+		snprintf(fdp, sizeof(fdp), "/proc/self/fd/%d", fd);
+		ret = ap_gpu_activity_attach(s, -1, fdp, err, sizeof(err));
 		if (ret)
-			FAIL("attach %s for all pids: %s", lib, err);
+			FAIL("attach %s (%s) for all pids: %s", fdp, lib, err);
+		close(fd);
+		if ((ret = ap_gpu_activity_attach(s, -1, lib, err, sizeof(err))))
+			FAIL("attach %s by its path after %s: %d", lib, fdp, ret);
 		if (spawn(&ch, harness, lib, logpath, "50", "5"))
 			return 2;
 		if (!fgets(line, sizeof(line), ch.out) || sscanf(line, "ready %d", &pid) != 1)
