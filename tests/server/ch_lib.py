@@ -150,14 +150,14 @@ class Workloads:
 
 class Agent:
     """A real aperture-agent in continuous mode (cpu and syscall of the workloads' pids),
-    pushing every second to `servers` in order (the first that answers), with its own spool
+    pushing every `interval` to `servers` in order (the first that answers), with its own spool
     and an agent=NAME label so its rows can be told from another agent's."""
 
-    def __init__(self, name, run, servers, work, tmp):
+    def __init__(self, name, run, servers, work, tmp, interval="1s"):
         self.name = name
         self.spool = os.path.join(tmp, f"spool-{name}")
         self.proc = start_agent("-m", "cpu,syscall", "--server", ",".join(servers),
-                                "--push-interval", "1s", "--label", f"run={run}",
+                                "--push-interval", interval, "--label", f"run={run}",
                                 "--label", f"agent={name}", "--spool-dir", self.spool,
                                 "-p", work.chain_pid, "-p", work.sys_pid, env=AGENT_ENV)
         self.err = ""
