@@ -182,10 +182,17 @@ static int setup_symbolizer(struct run *r)
 			ap_warn("%s: cannot use --debug-cache %s: %s; compressed debug files are "
 				"inflated in memory", opts->prog, opts->debug_cache, strerror(-err));
 	}
+	return AP_EXIT_OK;
+}
+
+/* After the collectors are loaded, not before: loading BPF programs (libbpf reads the kernel's
+ * BTF, twice its 5+ MiB, for CO-RE) is the agent's memory peak, and kallsyms (several MiB of
+ * names) need not add to it. Nothing is symbolized before record() drains. */
+static void load_kernel_symbols(struct run *r)
+{
 	if (ap_symbolizer_load_kernel(r->sym))
 		ap_warn("%s: cannot read /proc/kallsyms: kernel frames will show as [unknown]",
-			opts->prog);
-	return AP_EXIT_OK;
+			r->opts->prog);
 }
 
 /* One collector per mode asked for, with its profile and (--filter) its filter. */
@@ -484,6 +491,17 @@ int ap_agent_run(const struct ap_agent_opts *opts)
 		ret = start_collectors(&r);
 	if (ret)
 		goto out;
+	load_kernel_symbols(&r);
+	if (r.cont) {
+		char msg[512] = "";
+
+		/* libcurl and its TLS libraries start after the BPF load too (same reason) */
+		if (ap_continuous_connect(r.cont, msg, sizeof(msg))) {
+			fprintf(stderr, "%s: %s\n", opts->prog, msg);
+			ret = AP_EXIT_FAILURE;
+			goto out;
+		}
+	}
 	/* every program is attached: keep only what recording needs (caps.c) */
 	err = ap_caps_drop_keeping(opts->modes & AP_MODE_GPU);
 	if (err)

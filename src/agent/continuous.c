@@ -170,6 +170,7 @@ struct ap_continuous *ap_continuous_new(const struct ap_agent_opts *opts, char *
 	cfg.backoff_max_ms = knob_ms("AP_TEST_PUSH_BACKOFF_MAX_MS", BACKOFF_MAX_MS);
 	if (cfg.backoff_max_ms < cfg.backoff_min_ms)
 		cfg.backoff_max_ms = cfg.backoff_min_ms;
+	cfg.defer_start = true; /* ap_continuous_connect() */
 	k->pusher = ap_pusher_new(&cfg, err, errlen);
 	explicit_bzero(token, sizeof(token));
 	if (!k->pusher)
@@ -188,6 +189,11 @@ void ap_continuous_free(struct ap_continuous *k)
 	ap_pusher_free(k->pusher);
 	ap_cgroup_cache_free(k->cgroups);
 	free(k);
+}
+
+int ap_continuous_connect(struct ap_continuous *k, char *err, size_t errlen)
+{
+	return ap_pusher_start(k->pusher, err, errlen);
 }
 
 void ap_continuous_start(struct ap_continuous *k, uint64_t start_wall, uint64_t start_mono)

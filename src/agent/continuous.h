@@ -13,9 +13,12 @@
 struct ap_collector;
 struct ap_continuous;
 
-/* Reads the token, opens the spool and starts the sender (which first delivers what an
- * earlier run left in the spool). NULL with a reason in err. */
+/* Reads the token and opens the spool. NULL with a reason in err. */
 struct ap_continuous *ap_continuous_new(const struct ap_agent_opts *opts, char *err, size_t errlen);
+/* Starts libcurl and the sender (which first delivers what an earlier run left in the spool):
+ * after the BPF programs are loaded, so that libcurl's TLS libraries do not add to that
+ * memory peak. 0 or -errno with a reason in err. */
+int ap_continuous_connect(struct ap_continuous *k, char *err, size_t errlen);
 void ap_continuous_free(struct ap_continuous *k);
 /* The first interval starts now (wall clock and CLOCK_MONOTONIC, ns). */
 void ap_continuous_start(struct ap_continuous *k, uint64_t start_wall, uint64_t start_mono);

@@ -43,7 +43,11 @@ _Static_assert(offsetof(struct ap_gpu_deferred, snap) == sizeof(struct ap_gpu_ev
 #define EVENT_RING_BYTES (4u << 20)
 #define DEFER_RING_BYTES (2u << 20)
 #define DEFER_QUEUE 256u
-#define RESCAN_NS (1000ull * 1000 * 1000)
+/* Every process's mappings are read again this often: a safety net behind the exec and
+ * dynamic-loader events (a whole-system read costs ~40 ms of CPU here). */
+#define RESCAN_NS (10ull * 1000 * 1000 * 1000)
+#define MAX_PENDING 1024 /* processes to look at again after this read of the ring */
+#define MAX_LOADER_LINKS 64
 #define MAX_KERNEL_NAME 4096
 /* (pid, function) pairs whose name is known or was looked for: beyond, lookups repeat */
 #define MAX_KNOWN 262144
@@ -60,6 +64,8 @@ struct gpu_stats {
 	uint64_t events, bad_events, decode_errors, model_errors;
 	uint64_t names_read, names_from_symbol, names_missing, known_full;
 	uint64_t attach_failed, unprobeable;
+	uint64_t rescans, rescan_ns; /* whole-system rescans and their time */
+	uint64_t dl_events, pending_full, loader_attach_failed;
 };
 
 struct gpu_collector {
@@ -79,6 +85,10 @@ struct gpu_collector {
 	uint64_t *known_pid_func; /* pairs: [2i] = pid + 1, [2i+1] = func */
 	size_t known_cap, known_n;
 	struct gpu_stats st;
+	struct bpf_link *loader_links[MAX_LOADER_LINKS]; /* on ld.so's _dl_debug_state */
+	size_t nloader_links;
+	int pending[MAX_PENDING]; /* processes whose libraries changed: scanned after reading */
+	size_t npending;
 	uint32_t frames[AP_GPU_STACK_DEPTH];
 	char name[MAX_KERNEL_NAME];
 };
@@ -238,9 +248,12 @@ static void record_call(struct ap_collector *c, const struct ap_gpu_event *e,
 		known_add(g, call.pid, call.func);
 		break;
 	case AP_GPU_CALL_GET_KERNEL:
+		/* a process that registered before the agent came asks for its handles at its
+		 * first launches: name the stub now (before its handle, which may be the same
+		 * address), or the launch finds it "known" and unnamed */
+		name_unregistered(g, call.pid, call.func);
 		if (call.handle)
 			known_add(g, call.pid, call.handle);
-		known_add(g, call.pid, call.func);
 		break;
 	case AP_GPU_CALL_LAUNCH:
 		/* a driver launch's CUfunction is no code address: cuModuleGetFunction names it */
@@ -269,6 +282,7 @@ static int handle_event(void *ctx, void *data, size_t size)
 	struct gpu_collector *g = c->priv;
 	const struct ap_gpu_event *e = data;
 	size_t n;
+	int err;
 
 	if (size < sizeof(*e)) {
 		g->st.bad_events++;
@@ -287,10 +301,24 @@ static int handle_event(void *ctx, void *data, size_t size)
 			process_gone(g, e->pid);
 		else
 			ap_gpu_discovery_forget_pid(g->disc, (int)e->pid);
-		ap_gpu_discovery_scan_pid(g->disc, (int)e->pid);
+		err = ap_gpu_discovery_scan_pid(g->disc, (int)e->pid);
+		ap_debug("gpu: exec of %d (%.16s): scanned (%s)", e->pid, e->comm,
+			 err ? strerror(-err) : "ok");
 		break;
 	case AP_GPU_EV_EXIT:
 		process_gone(g, e->pid);
+		break;
+	case AP_GPU_EV_DLOPEN:
+		/* ld.so calls its hook before and after each change: scan once, after the read */
+		g->st.dl_events++;
+		for (n = 0; n < g->npending && g->pending[n] != (int)e->pid; n++)
+			;
+		if (n == g->npending) {
+			if (g->npending < MAX_PENDING)
+				g->pending[g->npending++] = (int)e->pid;
+			else
+				g->st.pending_full++; /* found at the next rescan */
+		}
 		break;
 	default:
 		g->st.bad_events++;
@@ -314,6 +342,7 @@ static int on_probe(void *ctx, const struct ap_gpu_found *f)
 {
 	struct ap_collector *c = ctx;
 	struct gpu_collector *g = c->priv;
+	uint64_t t0 = mono_ns();
 	char err[256];
 	int rc;
 
@@ -324,9 +353,31 @@ static int on_probe(void *ctx, const struct ap_gpu_found *f)
 		ap_warn("gpu: %s: %s", f->path, err);
 		return rc;
 	}
-	ap_debug("gpu: probing %s (%zu functions%s)", f->path, f->scan->nsites,
-		 f->scan->driver ? ", driver" : "");
+	ap_debug("gpu: probing %s (%zu functions%s, attached in %.1f ms)", f->path,
+		 f->scan->nsites, f->scan->driver ? ", driver" : "", (mono_ns() - t0) / 1e6);
 	return 0;
+}
+
+/* The dynamic loader: its debugger hook tells when a process's libraries change. */
+static void on_loader(void *ctx, const struct ap_gpu_found *f)
+{
+	struct ap_collector *c = ctx;
+	struct gpu_collector *g = c->priv;
+	struct bpf_link *l;
+
+	if (g->nloader_links == MAX_LOADER_LINKS) {
+		g->st.loader_attach_failed++;
+		return;
+	}
+	l = bpf_program__attach_uprobe(g->skel->progs.gpu_dl_state, false,
+				       g->opts->npids ? f->pid : -1, f->open_path,
+				       (size_t)f->scan->loader_off);
+	if (!l) {
+		g->st.loader_attach_failed++;
+		ap_debug("gpu: cannot hook the dynamic loader %s: %s", f->path, strerror(errno));
+		return;
+	}
+	g->loader_links[g->nloader_links++] = l;
 }
 
 static void on_unprobeable(void *ctx, int pid, const char *path, const char *reason)
@@ -369,6 +420,8 @@ static void rescan(struct gpu_collector *g)
 	g->last_scan_ns = mono_ns();
 	if (!o->npids) {
 		ap_gpu_discovery_scan_all(g->disc, getpid());
+		g->st.rescan_ns += mono_ns() - g->last_scan_ns;
+		g->st.rescans++;
 		return;
 	}
 	for (size_t i = 0; i < o->npids; i++)
@@ -381,7 +434,7 @@ static int setup_unwind_events(struct ap_collector *c, struct gpu_collector *g)
 {
 	struct gpu_bpf *s = g->skel;
 
-	if (g->unwinder) {
+	if (g->unwinder && !g->uev) { /* made once, kept when the programs are reloaded */
 		g->uev = ap_unwind_events_new(g->unwinder, c->sym,
 					      offsetof(struct ap_gpu_deferred, snap), DEFER_QUEUE,
 					      record_replayed, c);
@@ -413,7 +466,23 @@ static int fill_pid_filter(struct gpu_collector *g, char *msg, size_t len)
 	return 0;
 }
 
-static int load(struct ap_collector *c, struct gpu_collector *g, char *msg, size_t len)
+/* Back to before load(), to try again. */
+static void unload(struct gpu_collector *g)
+{
+	for (int i = 0; i < 2; i++) {
+		bpf_link__destroy(g->proc_links[i]);
+		g->proc_links[i] = NULL;
+	}
+	ap_unwind_events_detach(g->uev);
+	ring_buffer__free(g->events);
+	g->events = NULL;
+	gpu_bpf__destroy(g->skel);
+	g->skel = NULL;
+}
+
+/* Open, size, load, read. multi: with the uprobe_multi programs (Linux 6.6+). */
+static int load(struct ap_collector *c, struct gpu_collector *g, bool multi, char *msg,
+		size_t len)
 {
 	const struct ap_agent_opts *o = g->opts;
 	struct gpu_bpf *s;
@@ -439,6 +508,13 @@ static int load(struct ap_collector *c, struct gpu_collector *g, char *msg, size
 	err = setup_unwind_events(c, g);
 	if (err)
 		return err;
+	if (multi)
+		err = ap_gpu_probes_prepare_multi(s->progs.gpu_enter_multi,
+						  s->progs.gpu_exit_multi);
+	if (!multi || err) {
+		bpf_program__set_autoload(s->progs.gpu_enter_multi, false);
+		bpf_program__set_autoload(s->progs.gpu_exit_multi, false);
+	}
 	err = gpu_bpf__load(s);
 	if (err) {
 		ap_explain_bpf_load_error(err, "gpu", "they need uprobes and BPF with BTF", msg,
@@ -480,6 +556,7 @@ static int gpu_start(struct ap_collector *c, const struct ap_agent_opts *opts, c
 	static const struct ap_gpu_discovery_ops dops = {
 		.probe = on_probe,
 		.unprobeable = on_unprobeable,
+		.loader = on_loader,
 	};
 	int err;
 
@@ -493,6 +570,7 @@ static int gpu_start(struct ap_collector *c, const struct ap_agent_opts *opts, c
 		snprintf(msg, len, "the profile is not empty");
 		return -EINVAL;
 	}
+	ap_profile_set_meta(c->profile, "mode", "gpu");
 	g->model = ap_gpu_model_new(c->profile, NULL);
 	if (!g->model)
 		return -errno;
@@ -500,11 +578,21 @@ static int gpu_start(struct ap_collector *c, const struct ap_agent_opts *opts, c
 	if (!g->unwinder)
 		ap_warn("gpu: unwind tables unavailable (%s): user stacks use frame pointers only",
 			strerror(errno));
-	err = load(c, g, msg, len);
+	/* APERTURE_GPU_NO_MULTI=1: one probe per function, as on kernels before 6.6 (tests) */
+	err = load(c, g, !getenv("APERTURE_GPU_NO_MULTI"), msg, len);
+	if (err && err != -EPERM && err != -EACCES) {
+		/* a kernel without uprobe_multi (before 6.6) refuses those two programs */
+		ap_debug("gpu: %s; loading without uprobe_multi", msg);
+		unload(g);
+		err = load(c, g, false, msg, len);
+	}
 	if (err)
 		return err;
 	g->probes = ap_gpu_probes_new(g->skel->progs.gpu_enter, g->skel->progs.gpu_exit,
 				      opts->gpu_probes ? opts->gpu_probes : AP_GPU_GROUP_ALL);
+	if (g->probes && bpf_program__fd(g->skel->progs.gpu_enter_multi) >= 0)
+		ap_gpu_probes_use_multi(g->probes, g->skel->progs.gpu_enter_multi,
+					g->skel->progs.gpu_exit_multi);
 	g->disc = ap_gpu_discovery_new(&dops, c, opts->npids > 0);
 	if (!g->probes || !g->disc)
 		return -ENOMEM;
@@ -533,10 +621,23 @@ static int gpu_poll_fd(struct ap_collector *c)
 static int gpu_consume(struct ap_collector *c)
 {
 	struct gpu_collector *g = c->priv;
+	int err;
 
 	if (!g || !g->events)
 		return 0;
-	return ap_unwind_events_consume(g->uev, g->events);
+	err = ap_unwind_events_consume(g->uev, g->events);
+	for (size_t i = 0; i < g->npending; i++) {
+		int rc = ap_gpu_discovery_scan_pid(g->disc, g->pending[i]);
+		ap_debug("gpu: libraries of %d changed: scanned (%d)", g->pending[i], rc);
+	}
+	g->npending = 0;
+	return err;
+}
+
+static void drop_loader_links(struct gpu_collector *g)
+{
+	while (g->nloader_links)
+		bpf_link__destroy(g->loader_links[--g->nloader_links]);
 }
 
 static void gpu_stop(struct ap_collector *c)
@@ -546,6 +647,7 @@ static void gpu_stop(struct ap_collector *c)
 	if (!g)
 		return;
 	ap_gpu_probes_detach(g->probes);
+	drop_loader_links(g);
 	g->stopped = true;
 }
 
@@ -604,9 +706,15 @@ static void gpu_report_stats(struct ap_collector *c)
 	ap_profile_set_stat(p, "gpu_name_table_full", g->st.known_full);
 	ap_profile_set_stat(p, "gpu_files_probed", ps.files);
 	ap_profile_set_stat(p, "gpu_functions_probed", ps.functions);
+	ap_profile_set_stat(p, "gpu_uprobe_multi_links", ps.multi_links);
 	ap_profile_set_stat(p, "gpu_attach_failed", ps.attach_failed + g->st.attach_failed);
 	ap_profile_set_stat(p, "gpu_unprobeable", g->st.unprobeable);
 	ap_profile_set_stat(p, "gpu_process_scans", ds.scans);
+	ap_profile_set_stat(p, "gpu_rescans", g->st.rescans);
+	ap_profile_set_stat(p, "gpu_loader_events", g->st.dl_events);
+	ap_profile_set_stat(p, "gpu_loader_pending_full", g->st.pending_full);
+	ap_profile_set_stat(p, "gpu_loader_hook_failed", g->st.loader_attach_failed);
+	ap_profile_set_stat(p, "gpu_rescan_ns", g->st.rescan_ns);
 	ap_profile_set_stat(p, "gpu_files_scanned", ds.files_scanned);
 	ap_profile_set_stat(p, "gpu_files_unreadable", ds.open_failed);
 	ap_profile_set_stat(p, "gpu_files_table_full", ds.files_limit);
@@ -656,12 +764,9 @@ static void gpu_destroy(struct ap_collector *c)
 	if (!g)
 		return;
 	ap_gpu_probes_free(g->probes);
-	for (int i = 0; i < 2; i++)
-		bpf_link__destroy(g->proc_links[i]);
-	ap_unwind_events_detach(g->uev);
-	ring_buffer__free(g->events);
+	drop_loader_links(g);
+	unload(g);
 	ap_unwind_events_free(g->uev);
-	gpu_bpf__destroy(g->skel);
 	ap_gpu_discovery_free(g->disc);
 	ap_gpu_model_free(g->model);
 	free(g->known_pid_func);

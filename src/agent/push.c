@@ -518,6 +518,32 @@ static int setup_curl(struct ap_pusher *p)
 	return 0;
 }
 
+int ap_pusher_start(struct ap_pusher *p, char *err, size_t len)
+{
+	sigset_t block, old;
+	int e;
+
+	if (p->started)
+		return 0;
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || setup_curl(p)) {
+		snprintf(err, len, "out of memory (initialising libcurl)");
+		return -ENOMEM;
+	}
+	/* SIGINT/SIGTERM go to the run loop, whose poll() they cut short */
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &block, &old);
+	e = -pthread_create(&p->thread, NULL, sender, p);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (e) {
+		snprintf(err, len, "cannot start the sender thread: %s", strerror(-e));
+		return e;
+	}
+	p->started = true;
+	return 0;
+}
+
 struct ap_pusher *ap_pusher_new(const struct ap_pusher_config *cfg, char *err, size_t len)
 {
 	struct ap_pusher *p = calloc(1, sizeof(*p));
@@ -549,8 +575,6 @@ struct ap_pusher *ap_pusher_new(const struct ap_pusher_config *cfg, char *err, s
 		goto oom;
 	}
 	p->cfg.token = NULL; /* only the header keeps it */
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || setup_curl(p))
-		goto oom;
 	p->spool = ap_spool_open(cfg->spool_dir, cfg->spool_max, err, len);
 	if (!p->spool) {
 		e = -errno;
@@ -561,22 +585,8 @@ struct ap_pusher *ap_pusher_new(const struct ap_pusher_config *cfg, char *err, s
 		ap_warn("%s: the spool is over --spool-max: dropped its %llu oldest pushes",
 			p->cfg.prog, (unsigned long long)p->st.dropped);
 	refresh_spool_stats(p);
-	{
-		sigset_t block, old;
-
-		/* SIGINT/SIGTERM go to the run loop, whose poll() they cut short */
-		sigemptyset(&block);
-		sigaddset(&block, SIGINT);
-		sigaddset(&block, SIGTERM);
-		pthread_sigmask(SIG_BLOCK, &block, &old);
-		e = -pthread_create(&p->thread, NULL, sender, p);
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
-	}
-	if (e) {
-		snprintf(err, len, "cannot start the sender thread: %s", strerror(-e));
+	if (!cfg->defer_start && (e = ap_pusher_start(p, err, len)))
 		goto fail;
-	}
-	p->started = true;
 	return p;
 oom:
 	snprintf(err, len, "out of memory");

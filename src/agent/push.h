@@ -75,6 +75,9 @@ struct ap_pusher_config {
 	uint64_t spool_max;
 	uint64_t timeout_ms; /* one attempt, connection included */
 	uint64_t backoff_min_ms, backoff_max_ms;
+	/* ap_pusher_new only opens the spool; libcurl and the sender start at
+	 * ap_pusher_start() (the agent starts them after its BPF load, its memory peak) */
+	bool defer_start;
 };
 
 struct ap_pusher;
@@ -82,6 +85,8 @@ struct ap_pusher;
 /* Opens (creates) the spool and starts the sender, which first sends what an earlier run
  * left in the spool. NULL with errno set and a reason in err. */
 struct ap_pusher *ap_pusher_new(const struct ap_pusher_config *cfg, char *err, size_t len);
+/* With defer_start: initialise libcurl and start the sender. 0 or -errno with err. */
+int ap_pusher_start(struct ap_pusher *p, char *err, size_t len);
 /* Hand a push to the sender (never blocks on the network; takes ownership). */
 void ap_pusher_enqueue(struct ap_pusher *p, struct ap_push *push);
 void ap_pusher_get_stats(struct ap_pusher *p, struct ap_push_stats *out);

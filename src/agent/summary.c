@@ -66,6 +66,8 @@ void ap_summary_print(const struct ap_agent_opts *opts, const struct ap_profile 
 		"sample_events_dropped", "lock_events_lost",    "calls_lost",
 		"processes_missed",	"waits_lost",		"holders_lost",
 		"stacks_map_full",	"inflight_map_full",
+		"gpu_events_lost",	"gpu_inflight_full",   "gpu_nest_overflow",
+		"gpu_proc_events_lost", "gpu_attach_failed",
 	};
 	char dur[32];
 

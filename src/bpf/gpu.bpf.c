@@ -186,8 +186,7 @@ static __always_inline void send_call(void *ctx, struct event_scratch *s, __u32 
 	stat_inc(AP_GPU_STAT_CALLS);
 }
 
-SEC("uprobe")
-int gpu_enter(struct pt_regs *ctx)
+static __always_inline int on_entry(struct pt_regs *ctx)
 {
 	__u64 cookie = bpf_get_attach_cookie(ctx), id = bpf_get_current_pid_tgid();
 	__u32 tgid = id >> 32, zero = 0, d;
@@ -244,8 +243,7 @@ int gpu_enter(struct pt_regs *ctx)
 	return 0;
 }
 
-SEC("uretprobe")
-int gpu_exit(struct pt_regs *ctx)
+static __always_inline int on_return(struct pt_regs *ctx)
 {
 	__u64 cookie = bpf_get_attach_cookie(ctx), id = bpf_get_current_pid_tgid(), now;
 	__u32 tgid = id >> 32, zero = 0, d;
@@ -305,6 +303,37 @@ int gpu_exit(struct pt_regs *ctx)
 	return 0;
 }
 
+/*
+ * The same two bodies, attached one probe per function (perf_event uprobes, any kernel with
+ * uprobes) or all functions of a file at once (uprobe_multi links, Linux 6.6+: one syscall
+ * instead of two per function, which took 2-3 ms each here, so that a program found at its
+ * exec is probed before its first calls). The loader sets the multi programs' attach type
+ * (libbpf 1.1 does not know "uprobe.multi") and drops them on a kernel without it.
+ */
+SEC("uprobe")
+int gpu_enter(struct pt_regs *ctx)
+{
+	return on_entry(ctx);
+}
+
+SEC("uretprobe")
+int gpu_exit(struct pt_regs *ctx)
+{
+	return on_return(ctx);
+}
+
+SEC("uprobe")
+int gpu_enter_multi(struct pt_regs *ctx)
+{
+	return on_entry(ctx);
+}
+
+SEC("uprobe")
+int gpu_exit_multi(struct pt_regs *ctx)
+{
+	return on_return(ctx);
+}
+
 static __always_inline void send_proc(__u32 kind, __u32 tgid, __u32 flags)
 {
 	struct ap_gpu_event *e = bpf_ringbuf_reserve(&gpu_events, sizeof(*e), 0);
@@ -321,6 +350,20 @@ static __always_inline void send_proc(__u32 kind, __u32 tgid, __u32 flags)
 	e->tid = (__u32)bpf_get_current_pid_tgid();
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	bpf_ringbuf_submit(e, 0);
+}
+
+/* ld.so's _dl_debug_state(), which it calls around every change of a process's libraries
+ * (dlopen, dlclose, startup) for debuggers: discovery looks at the process again at once
+ * instead of at its next rescan. */
+SEC("uprobe")
+int gpu_dl_state(struct pt_regs *ctx)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+
+	if (tgid == cfg_self_pid || (cfg_filter_pids && !ap_tgid_in_targets(tgid)))
+		return 0;
+	send_proc(AP_GPU_EV_DLOPEN, tgid, 0);
+	return 0;
 }
 
 SEC("tp_btf/sched_process_exec")

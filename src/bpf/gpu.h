@@ -54,6 +54,8 @@ enum ap_gpu_ev_kind {
 	AP_GPU_EV_CALL = 1, /* an API call (entry-only ones: dur_ns 0) */
 	AP_GPU_EV_EXEC = 2, /* a process exec'd: discovery looks at it now, not at the rescan */
 	AP_GPU_EV_EXIT = 3, /* a process that made CUDA calls exited */
+	AP_GPU_EV_DLOPEN = 4, /* the dynamic loader changed a process's libraries
+			       * (_dl_debug_state, the debugger hook): look at it again */
 };
 
 /* ev.flags */

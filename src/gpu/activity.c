@@ -521,6 +521,26 @@ out:
 	return ret;
 }
 
+int ap_gpu_activity_detach_pid(struct ap_gpu_activity_src *s, int pid)
+{
+	size_t i, kept = 0;
+	int j, n = 0;
+
+	if (!s || pid <= 0)
+		return 0;
+	for (i = 0; i < s->natt; i++) {
+		if (s->att[i].pid == pid) {
+			for (j = 0; j < 3; j++)
+				bpf_link__destroy(s->att[i].links[j]);
+			n++;
+			continue;
+		}
+		s->att[kept++] = s->att[i];
+	}
+	s->natt = kept;
+	return n;
+}
+
 int ap_gpu_activity_poll_fd(struct ap_gpu_activity_src *s)
 {
 	return s && s->rb ? ring_buffer__epoll_fd(s->rb) : -EINVAL;
@@ -546,9 +566,13 @@ int ap_gpu_activity_consume(struct ap_gpu_activity_src *s, struct ap_gpu_model *
 void ap_gpu_activity_get_stats(const struct ap_gpu_activity_src *s,
 			       struct ap_gpu_activity_stats *out)
 {
+	/* what the BPF side could not queue: a full ring buffer, a batch or stats block it
+	 * could not read, a library of another ABI (its batches are refused whole) */
+	static const __u32 lost[] = { AP_GA_STAT_RINGBUF_DROPS, AP_GA_STAT_READ_FAULTS,
+				      AP_GA_STAT_BAD_ABI };
 	int ncpu, fd, c;
-	__u32 key = AP_GA_STAT_RINGBUF_DROPS;
 	__u64 *vals;
+	size_t i;
 
 	memset(out, 0, sizeof(*out));
 	if (!s)
@@ -561,8 +585,9 @@ void ap_gpu_activity_get_stats(const struct ap_gpu_activity_src *s,
 	if (!vals)
 		return;
 	fd = bpf_map__fd(s->skel->maps.ga_stats);
-	if (!bpf_map_lookup_elem(fd, &key, vals))
-		for (c = 0; c < ncpu; c++)
-			out->ringbuf_drops += vals[c];
+	for (i = 0; i < sizeof(lost) / sizeof(lost[0]); i++)
+		if (!bpf_map_lookup_elem(fd, &lost[i], vals))
+			for (c = 0; c < ncpu; c++)
+				out->ringbuf_drops += vals[c];
 	free(vals);
 }

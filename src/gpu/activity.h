@@ -44,6 +44,10 @@ bool ap_gpu_activity_is_inject_lib(int fd);
 int ap_gpu_activity_attach(struct ap_gpu_activity_src *s, int pid, const char *path, char *err,
 			   size_t errlen);
 
+/* The process exited: drop the attachments made for `pid` alone (an all-process attachment,
+ * pid -1, stays). Returns how many were dropped. (Added after the pinned contract.) */
+int ap_gpu_activity_detach_pid(struct ap_gpu_activity_src *s, int pid);
+
 /* The ring buffer's epoll fd, and consuming what is ready into the model (non-blocking).
  * Returns 0 or -errno. */
 int ap_gpu_activity_poll_fd(struct ap_gpu_activity_src *s);

@@ -26,6 +26,7 @@ struct file_entry {
 	ino_t ino;
 	int pid; /* per_pid: the process it was attached for; else -1 */
 	enum ap_gpu_file_class cls;
+	bool attached; /* probes (or the loader hook) attached: per pid with per_pid */
 	char reason[256];
 };
 
@@ -74,8 +75,7 @@ static struct file_entry *find_file(struct ap_gpu_discovery *d, dev_t dev, ino_t
 	for (size_t i = 0; i < d->nfiles; i++) {
 		struct file_entry *f = &d->files[i];
 
-		if (f->dev == dev && f->ino == ino &&
-		    (f->pid == -1 || f->pid == pid || f->cls != AP_GPU_FILE_PROBE))
+		if (f->dev == dev && f->ino == ino && (f->pid == -1 || f->pid == pid || !f->attached))
 			return f;
 	}
 	return NULL;
@@ -149,10 +149,13 @@ static void visit_fd(struct ap_gpu_discovery *d, int pid, const char *path, int 
 		f->ino = st->st_ino;
 		f->pid = d->per_pid && pid > 0 ? pid : -1;
 		f->cls = scan.cls;
+		f->attached = scan.cls == AP_GPU_FILE_PROBE || scan.loader;
 		snprintf(f->reason, sizeof(f->reason), "%s", scan.reason);
 	}
 	if (d->ops.file)
 		d->ops.file(d->ctx, &found);
+	if (scan.loader && d->ops.loader)
+		d->ops.loader(d->ctx, &found);
 	if (scan.cls == AP_GPU_FILE_PROBE) {
 		d->st.files_probed++;
 		if (d->ops.probe(d->ctx, &found))

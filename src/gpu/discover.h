@@ -48,6 +48,9 @@ struct ap_gpu_discovery_ops {
 	/* Optional: every mapped file seen for the first time, whatever its class (the caller
 	 * checks e.g. for the CUPTI injection library). */
 	void (*file)(void *ctx, const struct ap_gpu_found *f);
+	/* Optional: the dynamic loader (scan->loader), the first time it is seen (per pid
+	 * with per_pid). */
+	void (*loader)(void *ctx, const struct ap_gpu_found *f);
 };
 
 struct ap_gpu_discovery_stats {
@@ -88,12 +91,21 @@ struct ap_gpu_probes_stats {
 	uint64_t functions;	/* function entry (+ return) probes attached */
 	uint64_t attach_failed; /* functions whose probes failed to attach */
 	uint64_t skipped;	/* functions of probe groups not selected */
+	uint64_t multi_links;	/* uprobe_multi links (all functions of a file in one) */
+	uint64_t multi_unsupported; /* 1: the kernel has no uprobe_multi (one probe each) */
 };
 
 /* enter/exit: gpu.bpf.c's programs of a loaded object. groups: AP_GPU_GROUP_* bits. */
 struct ap_gpu_probes *ap_gpu_probes_new(struct bpf_program *enter, struct bpf_program *exit,
 					unsigned int groups);
 void ap_gpu_probes_free(struct ap_gpu_probes *p);
+
+/* uprobe_multi (Linux 6.6+): between open and load, give the multi programs their attach
+ * type (0 or -errno); after load, hand them to the probes, which then attach each file with
+ * two links and fall back to one probe per function where the kernel refuses. */
+int ap_gpu_probes_prepare_multi(struct bpf_program *enter_multi, struct bpf_program *exit_multi);
+void ap_gpu_probes_use_multi(struct ap_gpu_probes *p, struct bpf_program *enter_multi,
+			     struct bpf_program *exit_multi);
 
 /* Attach to the functions of `scan` in the file at `path` (for process pid, or -1: all).
  * Returns 0 when at least one function is attached (or none was wanted), else -errno with a

@@ -14,6 +14,7 @@
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <gelf.h>
 #include <libelf.h>
@@ -123,6 +124,13 @@ static int scan_symbols(Elf *elf, Elf_Scn *scn, const GElf_Shdr *sh, const struc
 		}
 		if (GELF_ST_TYPE(sym.st_info) != STT_FUNC || !sym.st_value)
 			continue;
+		if (strncmp(name, "_dl_debug_state", 15) == 0 &&
+		    (name[15] == '\0' || name[15] == '@') &&
+		    vaddr_to_offset(segs, nsegs, sym.st_value, &off)) {
+			s->loader = true;
+			s->loader_off = off;
+			continue;
+		}
 		fn = ap_gpu_fn_find(name, strlen(name));
 		if (fn < 0 || !vaddr_to_offset(segs, nsegs, sym.st_value, &off))
 			continue;
@@ -132,6 +140,60 @@ static int scan_symbols(Elf *elf, Elf_Scn *scn, const GElf_Shdr *sh, const struc
 			return -ENOMEM;
 	}
 	return 0;
+}
+
+/* Where the function at file offset `off` jumps when its whole body is a tail jump
+ * ([endbr64] [push rbp; mov rbp,rsp; pop rbp] jmp rel32), as CUDA 13's __cudaLaunchKernel
+ * into cudaLaunchKernel; -1 otherwise. */
+static int64_t tail_jump_target(int fd, uint64_t off)
+{
+	static const unsigned char endbr[] = { 0xf3, 0x0f, 0x1e, 0xfa };
+	static const unsigned char frame[] = { 0x55, 0x48, 0x89, 0xe5, 0x5d };
+	unsigned char b[16];
+	size_t i = 0;
+	int32_t rel;
+
+	if (pread(fd, b, sizeof(b), (off_t)off) != (ssize_t)sizeof(b))
+		return -1;
+	if (memcmp(b, endbr, sizeof(endbr)) == 0)
+		i += sizeof(endbr);
+	if (memcmp(b + i, frame, sizeof(frame)) == 0)
+		i += sizeof(frame);
+	if (b[i] == 0xeb) /* jmp rel8 */
+		return (int64_t)(off + i + 2) + (int8_t)b[i + 1];
+	if (b[i] != 0xe9)
+		return -1;
+	memcpy(&rel, b + i + 1, sizeof(rel));
+	return (int64_t)(off + i + 5) + rel;
+}
+
+/*
+ * A launch entry point that only tail-jumps into another probed launch function of the same
+ * file is not probed: the one it jumps to sees the same arguments (the registers are passed
+ * through), so each launch costs one probe pair instead of two. The rows are folded, counted
+ * in s->folded.
+ */
+static void fold_tail_jumps(int fd, struct ap_gpu_scan *s)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < s->nsites; i++) {
+		const struct ap_gpu_fn *f = &ap_gpu_fns[s->sites[i].fn];
+		int64_t target = -1;
+		bool folded = false;
+
+		if (f->cls == AP_GPU_CLASS_LAUNCH)
+			target = tail_jump_target(fd, s->sites[i].offset);
+		for (size_t j = 0; target >= 0 && j < s->nsites && !folded; j++)
+			folded = j != i && s->sites[j].offset == (uint64_t)target &&
+				 ap_gpu_fns[s->sites[j].fn].cls == f->cls;
+		if (folded) {
+			s->folded++;
+			continue;
+		}
+		s->sites[k++] = s->sites[i];
+	}
+	s->nsites = k;
 }
 
 static void classify(struct ap_gpu_scan *s)
@@ -196,6 +258,7 @@ int ap_gpu_scan_fd(int fd, struct ap_gpu_scan *out)
 		ap_gpu_scan_free(out);
 		return err;
 	}
+	fold_tail_jumps(fd, out);
 	classify(out);
 	return 0;
 }

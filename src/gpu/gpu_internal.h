@@ -193,12 +193,13 @@ enum gpu_event_type {
 /* One timeline event for the Chrome trace. */
 struct gpu_event {
 	uint64_t ts, dur;
-	uint64_t a, b; /* API: ptr/func and bytes/handle; activity: bytes */
+	uint64_t a, b; /* API: launch func, stream; alloc/free ptr, bytes; copy stream, bytes;
+			* sync stream; registration func, handle. Activity: b = bytes */
 	uint64_t corr;
 	uint32_t pid, tid; /* activity: tid unused */
 	uint32_t name;	   /* model string: the API, or the kernel's display name */
 	int32_t ret;
-	uint32_t device, stream;
+	uint32_t device, stream; /* activity */
 	uint32_t grid[3], block[3];
 	uint32_t shmem;
 	uint8_t type, kind, dir, pad;
@@ -208,9 +209,9 @@ struct gpu_event {
  * in the profile's stats. */
 #define GPU_STATS(X)                                                                            \
 	X(calls) X(bad_records) X(bad_stacks) X(registrations) X(fatbins) X(get_kernels)        \
-	X(named_by_symbol) X(launches) X(unnamed_launches) X(activity_records)                  \
-	X(activity_kernels) X(activity_memcpy) X(activity_memset) X(activity_memory)            \
-	X(correlations) X(correlations_joined) X(correlations_orphaned)                         \
+	X(named_by_symbol) X(launches) X(launches_nested) X(unnamed_launches)                   \
+	X(activity_records) X(activity_kernels) X(activity_memcpy) X(activity_memset)           \
+	X(activity_memory) X(correlations) X(correlations_joined) X(correlations_orphaned)      \
 	X(correlations_unmatched) X(correlations_expired) X(correlations_carried)               \
 	X(timeline_dropped) X(names_dropped) X(handles_dropped) X(procs_dropped)                \
 	X(threads_dropped) X(kernels_dropped) X(kernel_stacks_dropped) X(apis_dropped)          \

@@ -57,9 +57,9 @@ static void api_args(struct ap_gpu_model *m, FILE *out, const struct gpu_event *
 	switch (e->kind) {
 	case AP_GPU_CALL_LAUNCH:
 		fprintf(out, ", \"func\": \"0x%" PRIx64 "\", \"grid\": [%u, %u, %u]"
-			", \"block\": [%u, %u, %u], \"shmem\": %u, \"stream\": %u",
+			", \"block\": [%u, %u, %u], \"shmem\": %u, \"stream\": \"0x%" PRIx64 "\"",
 			e->a, e->grid[0], e->grid[1], e->grid[2], e->block[0], e->block[1],
-			e->block[2], e->shmem, e->stream);
+			e->block[2], e->shmem, e->b);
 		break;
 	case AP_GPU_CALL_ALLOC:
 	case AP_GPU_CALL_FREE:
@@ -67,11 +67,11 @@ static void api_args(struct ap_gpu_model *m, FILE *out, const struct gpu_event *
 			", \"kind\": \"%s\"", e->a, e->b, gpu_mem_kind_name(e->dir));
 		break;
 	case AP_GPU_CALL_COPY:
-		fprintf(out, ", \"bytes\": %" PRIu64 ", \"dir\": \"%s\", \"stream\": %u", e->b,
-			gpu_dir_name(e->dir), e->stream);
+		fprintf(out, ", \"bytes\": %" PRIu64 ", \"dir\": \"%s\", \"stream\": \"0x%" PRIx64
+			"\"", e->b, gpu_dir_name(e->dir), e->a);
 		break;
 	case AP_GPU_CALL_SYNC:
-		fprintf(out, ", \"stream\": %u", e->stream);
+		fprintf(out, ", \"stream\": \"0x%" PRIx64 "\"", e->a);
 		break;
 	case AP_GPU_CALL_REGISTER_FUNCTION:
 	case AP_GPU_CALL_GET_KERNEL:

@@ -90,7 +90,11 @@ struct ap_gpu_scan {
 	bool has_fatbin;    /* .nv_fatbin or .nvFatBinSegment */
 	bool imports_cuda;  /* undefined CUDA runtime/driver function symbols */
 	bool driver;	    /* defines driver functions (libcuda.so.1 or a stand-in) */
+	bool loader;	    /* defines _dl_debug_state: the dynamic loader (ld.so) */
+	uint64_t loader_off; /* ... at this file offset */
 	uint32_t duplicates; /* a function defined more than once (the first one is probed) */
+	uint32_t folded;     /* launch entry points that only tail-jump into another probed
+			      * one (__cudaLaunchKernel -> cudaLaunchKernel): not probed */
 	struct ap_gpu_site *sites; /* malloc'd */
 	size_t nsites;
 	char reason[256]; /* UNPROBEABLE: why */

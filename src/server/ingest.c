@@ -222,7 +222,7 @@ static int check_flat(const struct ap_ingest *in, char *err, size_t errlen)
 
 	for (size_t i = 0; i < p->nsamples; i++) {
 		const struct ap_flat_sample *s = &p->samples[i];
-		const struct ap_flat_label *l = &p->labels[s->labels];
+		const struct ap_flat_label *l = s->nlabels ? &p->labels[s->labels] : NULL;
 
 		if ((rc = check_count(in, i, s->nlabels, p->strs[s->comm], err, errlen)))
 			return rc;

@@ -90,6 +90,19 @@ void ch_series_free(struct ch_series *v, size_t n);
 /* Free the items only (the array stays). */
 void ch_series_clear(struct ch_series *v, size_t n);
 
+/* Rows of CH_SQL_MERGE (stack, group, v0..v3) and CH_SQL_TIMELINE (point, group, v0..v3):
+ * group in 1..ngroups, key (stack or point) below key_max (0: any). */
+struct ch_mrow {
+	uint64_t key;
+	uint32_t g;
+	uint64_t v[AP_MAX_VALUES];
+};
+int ch_parse_mrows(const void *data, size_t len, uint32_t ngroups, uint64_t key_max,
+		   struct ch_mrow **out, size_t *n, char *err, size_t errlen);
+/* Rows of CH_SQL_ROWS_GET into out (strings owned). */
+int ch_parse_trows(const void *data, size_t len, struct ap_store_rows *out, char *err,
+		   size_t errlen);
+
 /* ---- HTTP ---- */
 struct ch_http;
 struct ch_http_opts {

@@ -13,6 +13,7 @@
 
 #include "clickhouse_internal.h"
 #include "lib/errbuf.h"
+#include "lib/grow.h"
 
 void ch_buf_free(struct ch_buf *b)
 {
@@ -369,4 +370,84 @@ int ch_parse_series(const void *data, size_t len, size_t max, struct ch_series *
 	*out = v;
 	*n = cnt;
 	return 0;
+}
+
+int ch_parse_mrows(const void *data, size_t len, uint32_t ngroups, uint64_t key_max,
+		   struct ch_mrow **out, size_t *n, char *err, size_t errlen)
+{
+	struct ch_cur c = { data, (const unsigned char *)data + len, false };
+	struct ch_mrow *v = NULL;
+	size_t cnt = 0, cap = 0;
+
+	*out = NULL;
+	*n = 0;
+	while (ch_cur_more(&c)) {
+		struct ch_mrow r;
+
+		r.key = ch_get_u64(&c);
+		r.g = ch_get_u32(&c);
+		for (int k = 0; k < AP_MAX_VALUES; k++)
+			r.v[k] = ch_get_u64(&c);
+		if (c.bad || !r.g || r.g > ngroups || (key_max && r.key >= key_max)) {
+			c.bad = true;
+			break;
+		}
+		if (ap_grow_array((void **)&v, &cap, cnt + 1, sizeof(*v))) {
+			free(v);
+			return ap_errf(err, errlen, -ENOMEM, "out of memory reading ClickHouse's answer");
+		}
+		v[cnt++] = r;
+	}
+	if (c.bad) {
+		free(v);
+		return ap_errf(err, errlen, -EPROTO,
+			       "ClickHouse sent malformed rows (byte %zu of %zu)",
+			       (size_t)(c.p - (const unsigned char *)data), len);
+	}
+	*out = v;
+	*n = cnt;
+	return 0;
+}
+
+int ch_parse_trows(const void *data, size_t len, struct ap_store_rows *out, char *err,
+		   size_t errlen)
+{
+	struct ch_cur c = { data, (const unsigned char *)data + len, false };
+	size_t cap = 0;
+	int ret = 0;
+
+	memset(out, 0, sizeof(*out));
+	while (!ret && ch_cur_more(&c)) {
+		size_t tn, kn, nh;
+		const char *t = ch_get_str(&c, &tn), *k = ch_get_str(&c, &kn);
+		struct ap_table_row *r;
+
+		if (c.bad)
+			break;
+		if (ap_grow_array((void **)&out->rows, &cap, out->n + 1, sizeof(*out->rows))) {
+			ret = -ENOMEM;
+			break;
+		}
+		r = &out->rows[out->n];
+		memset(r, 0, sizeof(*r));
+		r->table = strndup(t, tn);
+		r->key = strndup(k, kn);
+		out->n++;
+		if (!r->table || !r->key) {
+			ret = -ENOMEM;
+			break;
+		}
+		for (int x = 0; x < AP_STORE_TABLE_VALUES; x++)
+			r->v[x] = ch_get_u64(&c);
+		nh = ch_get_arr(&c, AP_HIST_SLOTS);
+		for (size_t x = 0; x < nh; x++)
+			r->hist[x] = ch_get_u64(&c);
+	}
+	if (!ret && c.bad)
+		ret = ap_errf(err, errlen, -EPROTO, "ClickHouse: malformed answer (rows)");
+	else if (ret)
+		ap_errf(err, errlen, ret, "out of memory");
+	if (ret)
+		ap_store_rows_free(out);
+	return ret;
 }

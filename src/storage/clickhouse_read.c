@@ -326,14 +326,8 @@ static void plan_range(struct ch_store *s, struct ch_buf *sql, const char *ids, 
 
 /* ---- merge ---- */
 
-struct mrow {
-	uint64_t stack;
-	uint32_t g;
-	uint64_t v[AP_MAX_VALUES];
-};
-
 /* Fetch the stacks (and their frames) of rows not in the cache. */
-static int fetch_stacks(struct ch_store *s, const struct mrow *r, size_t n, char *err,
+static int fetch_stacks(struct ch_store *s, const struct ch_mrow *r, size_t n, char *err,
 			size_t errlen)
 {
 	struct ch_buf ids = { 0 }, fids = { 0 }, ans = { 0 };
@@ -342,8 +336,8 @@ static int fetch_stacks(struct ch_store *s, const struct mrow *r, size_t n, char
 
 	pthread_mutex_lock(&s->clock_);
 	for (size_t i = 0; i < n; i++)
-		if (!cache_get(s->cache, r[i].stack, false))
-			ch_buf_printf(&ids, "%s%" PRIu64, ids.n ? "," : "", r[i].stack);
+		if (!cache_get(s->cache, r[i].key, false))
+			ch_buf_printf(&ids, "%s%" PRIu64, ids.n ? "," : "", r[i].key);
 	pthread_mutex_unlock(&s->clock_);
 	if (ids.n)
 		ret = ids.oom ? -ENOMEM : ch_exec_fmt(s, &ans, err, errlen, CH_SQL_STACKS_GET, s->db, ids.b);
@@ -482,8 +476,8 @@ int ch_merge(struct ap_store *st, const struct ap_store_query *q, struct ap_prof
 	struct ch_buf vis = { 0 }, segs = { 0 }, sql = { 0 }, ans = { 0 };
 	struct ch_series *v = NULL;
 	struct plan pl = { 0 };
-	struct mrow *rows = NULL;
-	size_t nv = 0, nrows = 0, caprows = 0;
+	struct ch_mrow *rows = NULL;
+	size_t nv = 0, nrows = 0;
 	uint64_t missing = 0;
 	struct ap_profile *p;
 	int ret;
@@ -522,30 +516,8 @@ int ch_merge(struct ap_store *st, const struct ap_store_query *q, struct ap_prof
 			      ch_http_exec(s->http, sql.b, NULL, 0, "&max_query_size=268435456",
 					   &ans, err, errlen);
 	}
-	if (!ret && ans.n) {
-		struct ch_cur c = { (const unsigned char *)ans.b,
-				    (const unsigned char *)ans.b + ans.n };
-
-		while (ch_cur_more(&c)) {
-			struct mrow r;
-
-			r.stack = ch_get_u64(&c);
-			r.g = ch_get_u32(&c);
-			for (int k = 0; k < AP_MAX_VALUES; k++)
-				r.v[k] = ch_get_u64(&c);
-			if (c.bad || !r.g || r.g > pl.ng) {
-				c.bad = true;
-				break;
-			}
-			if (ap_grow_array((void **)&rows, &caprows, nrows + 1, sizeof(*rows))) {
-				ret = -ENOMEM;
-				break;
-			}
-			rows[nrows++] = r;
-		}
-		if (!ret && c.bad)
-			ret = ap_errf(err, errlen, -EPROTO, "ClickHouse: malformed answer (merge)");
-	}
+	if (!ret && ans.n)
+		ret = ch_parse_mrows(ans.b, ans.n, (uint32_t)pl.ng, 0, &rows, &nrows, err, errlen);
 	if (!ret && nrows)
 		ret = fetch_stacks(s, rows, nrows, err, errlen);
 	for (size_t i = 0; i < pl.l.n && !ret; i++)
@@ -561,7 +533,7 @@ int ch_merge(struct ap_store *st, const struct ap_store_query *q, struct ap_prof
 			const struct group *g = &pl.g[rows[i].g - 1];
 			struct ap_sample smp = { 0 };
 
-			smp.stack = profile_stack(s, p, rows[i].stack, &oom);
+			smp.stack = profile_stack(s, p, rows[i].key, &oom);
 			if (oom) {
 				ret = -ENOMEM;
 				break;
@@ -688,31 +660,24 @@ int ch_series_q(struct ap_store *st, const struct ap_store_query *q, uint64_t st
 					   &ans, err, errlen);
 	}
 	if (!ret && ans.n) {
-		struct ch_cur c = { (const unsigned char *)ans.b,
-				    (const unsigned char *)ans.b + ans.n };
+		struct ch_mrow *pts = NULL;
+		size_t npts = 0;
 
-		while (ch_cur_more(&c)) {
-			uint64_t pt = ch_get_u64(&c), val[AP_MAX_VALUES];
-			uint32_t g = ch_get_u32(&c);
+		ret = ch_parse_mrows(ans.b, ans.n, (uint32_t)pl.ng, npoints, &pts, &npts, err,
+				     errlen);
+		for (size_t i = 0; i < npts; i++) {
+			const struct group *g = &pl.g[pts[i].g - 1];
 
-			for (int k = 0; k < AP_MAX_VALUES; k++)
-				val[k] = ch_get_u64(&c);
-			if (c.bad || !g || g > pl.ng || pt >= npoints) {
-				c.bad = true;
-				break;
-			}
-			for (uint32_t k = 0; k < pl.g[g - 1].nv; k++) {
-				int m = pl.g[g - 1].map[k];
+			for (uint32_t k = 0; k < g->nv; k++) {
+				uint64_t *d;
 
-				if (m >= 0) {
-					uint64_t *d = &out->points[pt].values[m];
-
-					*d = *d + val[k] < *d ? UINT64_MAX : *d + val[k];
-				}
+				if (g->map[k] < 0)
+					continue;
+				d = &out->points[pts[i].key].values[g->map[k]];
+				*d = *d + pts[i].v[k] < *d ? UINT64_MAX : *d + pts[i].v[k];
 			}
 		}
-		if (c.bad)
-			ret = ap_errf(err, errlen, -EPROTO, "ClickHouse: malformed answer (series)");
+		free(pts);
 	}
 	if (ret)
 		goto out;
@@ -836,7 +801,7 @@ int ch_rows(struct ap_store *st, const struct ap_store_query *q, struct ap_store
 	struct ch_store *s = ch_of(st);
 	struct ch_buf vis = { 0 }, ids = { 0 }, ans = { 0 };
 	struct ch_series *v = NULL;
-	size_t nv = 0, cap = 0;
+	size_t nv = 0;
 	int ret;
 
 	memset(out, 0, sizeof(*out));
@@ -857,41 +822,8 @@ int ch_rows(struct ap_store *st, const struct ap_store_query *q, struct ap_store
 					    (unsigned long long)(q->until_ns / SEC),
 					    (unsigned long long)q->from_ns,
 					    (unsigned long long)q->until_ns, vis.b);
-	if (!ret && ans.n) {
-		struct ch_cur c = { (const unsigned char *)ans.b,
-				    (const unsigned char *)ans.b + ans.n };
-
-		while (!ret && ch_cur_more(&c)) {
-			size_t tn, kn, nh;
-			const char *t = ch_get_str(&c, &tn), *k = ch_get_str(&c, &kn);
-			struct ap_table_row *r;
-
-			if (c.bad)
-				break;
-			if (ap_grow_array((void **)&out->rows, &cap, out->n + 1, sizeof(*out->rows))) {
-				ret = -ENOMEM;
-				break;
-			}
-			r = &out->rows[out->n];
-			memset(r, 0, sizeof(*r));
-			r->table = strndup(t, tn);
-			r->key = strndup(k, kn);
-			out->n++;
-			if (!r->table || !r->key) {
-				ret = -ENOMEM;
-				break;
-			}
-			for (int x = 0; x < AP_STORE_TABLE_VALUES; x++)
-				r->v[x] = ch_get_u64(&c);
-			nh = ch_get_arr(&c, AP_HIST_SLOTS);
-			for (size_t x = 0; x < nh; x++)
-				r->hist[x] = ch_get_u64(&c);
-		}
-		if (!ret && c.bad)
-			ret = ap_errf(err, errlen, -EPROTO, "ClickHouse: malformed answer (rows)");
-		if (ret == -ENOMEM)
-			ap_errf(err, errlen, ret, "out of memory");
-	}
+	if (!ret && ans.n)
+		ret = ch_parse_trows(ans.b, ans.n, out, err, errlen);
 	ch_series_free(v, nv);
 	ch_buf_free(&vis);
 	ch_buf_free(&ids);

@@ -417,9 +417,10 @@ static int flat_series_of(struct sq_job *j, const struct lset *base,
 			  const struct ap_flat_profile *f, const struct ap_flat_sample *smp,
 			  struct sq_map *cache, uint32_t *out, char *err, size_t errlen)
 {
-	const struct ap_flat_label *lab = &f->labels[smp->labels];
+	/* (no label array at all when no sample has labels) */
+	const struct ap_flat_label *lab = smp->nlabels ? &f->labels[smp->labels] : NULL;
 	uint64_t key = ap_hash_mix64(((uint64_t)smp->pid << 32 | smp->comm) ^
-				     ap_hash_bytes(lab, smp->nlabels * sizeof(*lab), smp->nlabels)) |
+				     (lab ? ap_hash_bytes(lab, smp->nlabels * sizeof(*lab), 1) : 0)) |
 		       1;
 	uint32_t *slot = sq_map_get(cache, key);
 	struct xlabels x = { .n = 0 };
@@ -430,7 +431,7 @@ static int flat_series_of(struct sq_job *j, const struct lset *base,
 	if (slot) {
 		s = &j->series[*slot];
 		if (s->pid == smp->pid && s->comm == smp->comm && s->nlabels == smp->nlabels &&
-		    !memcmp(&f->labels[s->labels], lab, smp->nlabels * sizeof(*lab))) {
+		    (!lab || !memcmp(&f->labels[s->labels], lab, smp->nlabels * sizeof(*lab)))) {
 			*out = *slot;
 			return 0;
 		}

@@ -550,6 +550,13 @@ static void on_fetched(void *ctx, const char *build_id, const char *path, int er
 	}
 }
 
+void ap_dbg_release_pages(struct ap_dbg *d)
+{
+	for (struct ap_debuginfo *di = d ? d->lru_head : NULL; di; di = di->next)
+		if (di->dw)
+			ap_dwarf_release_pages(di->dw);
+}
+
 void ap_dbg_poll(struct ap_dbg *d, unsigned timeout_ms)
 {
 	if (!d->dbgd)

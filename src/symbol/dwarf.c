@@ -19,8 +19,12 @@
 #include <dwarf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <elfutils/libdw.h>
@@ -56,7 +60,11 @@ struct ap_dwarf {
 	size_t nar;
 	int fd;		  /* ours to close, or -1 */
 	int inflate;	  /* enum ap_dwarf_inflate */
+	void *map;	  /* libelf's read-only mapping of the whole file, or NULL */
+	size_t map_len;
 };
+
+static void note_mapping(struct ap_dwarf *h, int fd);
 
 static int range_cmp(const void *a, const void *b)
 {
@@ -303,11 +311,62 @@ int ap_dwarf_open(int fd, const char *path, const char *build_id,
 	err = read_cu_ranges(h);
 	if (err)
 		goto fail;
+	/* the scan of every unit touched pages that lookups mostly will not need */
+	note_mapping(h, h->fd >= 0 ? h->fd : fd);
+	ap_dwarf_release_pages(h);
 	*out = h;
 	return 0;
 fail:
 	ap_dwarf_close(h);
 	return err;
+}
+
+/*
+ * Note libelf's mapping of the file behind h->elf when it is a plain read-only private file
+ * mapping (what ELF_C_READ_MMAP makes; libelf reads into malloc'd memory instead when mmap
+ * fails, and that must never be dropped): its pages can then be dropped from this process and
+ * read back from the page cache when touched again (ap_dwarf_release_pages).
+ */
+static void note_mapping(struct ap_dwarf *h, int fd)
+{
+	size_t n = 0, cap = 0;
+	char *base = elf_rawfile(h->elf, &n), *line = NULL, want[32];
+	struct stat st;
+	FILE *f;
+
+	if (!base || !n || fd < 0 || fstat(fd, &st) ||
+	    ((uintptr_t)base & ((uintptr_t)sysconf(_SC_PAGESIZE) - 1)))
+		return;
+	snprintf(want, sizeof(want), "%lx-", (unsigned long)(uintptr_t)base);
+	f = fopen("/proc/self/maps", "re");
+	if (!f)
+		return;
+	while (getline(&line, &cap, f) > 0) {
+		unsigned long lo, hi, off, ino;
+		unsigned maj, mnr;
+		char perms[8];
+
+		if (strncmp(line, want, strlen(want)))
+			continue;
+		if (sscanf(line, "%lx-%lx %7s %lx %x:%x %lu", &lo, &hi, perms, &off, &maj, &mnr,
+			   &ino) == 7 &&
+		    !strcmp(perms, "r--p") && off == 0 && hi - lo >= n && ino == st.st_ino &&
+		    makedev(maj, mnr) == st.st_dev) {
+			h->map = base;
+			h->map_len = n;
+		}
+		break;
+	}
+	free(line);
+	fclose(f);
+}
+
+void ap_dwarf_release_pages(struct ap_dwarf *h)
+{
+	/* read-only and file-backed: nothing is lost, the next read faults the page back in
+	 * from the page cache */
+	if (h && h->map)
+		madvise(h->map, h->map_len, MADV_DONTNEED);
 }
 
 int ap_dwarf_inflate_state(const struct ap_dwarf *h)

@@ -203,6 +203,9 @@ int ap_dwarf_open(int fd, const char *path, const char *build_id,
 /* How the file was opened: an enum ap_dwarf_inflate. */
 int ap_dwarf_inflate_state(const struct ap_dwarf *dw);
 void ap_dwarf_close(struct ap_dwarf *dw);
+/* Drop the file's pages from this process's memory (they come back from the page cache
+ * when read): only when the file is a read-only mapping, else nothing. */
+void ap_dwarf_release_pages(struct ap_dwarf *dw);
 /* The inline chain at vaddr (an address in the ELF's vaddr space) into out[max]. Names that
  * had to be demangled are malloc'd and flagged in owned[] (free them with
  * ap_dwarf_chain_free); the other strings belong to the handle. Returns the number of frames,
@@ -269,6 +272,8 @@ size_t ap_dbg_lookup(struct ap_dbg *d, struct ap_symtab *t, uint64_t vaddr,
 		     const struct ap_src_frame **out);
 /* Take finished debuginfod fetches; wait up to timeout_ms for the pending ones first. */
 void ap_dbg_poll(struct ap_dbg *d, unsigned timeout_ms);
+/* Drop the pages of every open debug file from memory (ap_dwarf_release_pages). */
+void ap_dbg_release_pages(struct ap_dbg *d);
 void ap_dbg_get_stats(const struct ap_dbg *d, struct ap_dbg_stats *out);
 /* Where uncompressed copies of compressed debug files are kept: NULL for the default
  * (<cache root>/inflated, see docs/symbolization.md), "" to inflate in memory instead.

@@ -462,6 +462,10 @@ void ap_symbolizer_gc(struct ap_symbolizer *s)
 	s->gen++;
 	/* debug files fetched meanwhile, and a new wait budget for the next drain */
 	ap_dbg_poll(s->dbg, 0);
+	/* the DWARF pages this drain's new addresses read: the results are cached, and a
+	 * whole-file mapping would otherwise stay resident page by page (megabytes of a
+	 * libc's debug file in a long run) */
+	ap_dbg_release_pages(s->dbg);
 }
 
 static const struct snap_map *find_map(const struct snapshot *snap, uint64_t addr)

@@ -27,12 +27,13 @@ with tempfile.TemporaryDirectory() as tmp:
     # whole system: the agent is there first, the program starts later and is found
     out = os.path.join(tmp, "system.json")
     a = Agent("-o", out)
-    p = Prog("ap_gpu_static", ITER, wait="ctor")
+    p = Prog("ap_gpu_static", ITER, wait="ctor", hold=True)
     time.sleep(2)  # nothing tells when the new process's probes are in: give it time
     p.go()
-    res = p.finish()
-    time.sleep(0.3)
+    res = p.wait_result()
+    time.sleep(0.5)
     a.stop()
+    p.finish()
     # the API/memory/copy tables are the whole system's (other CUDA processes may run):
     # only the per-process kernel table is exact
     c = Checks(f"ap_gpu_static {ITER}, found by a whole-system agent")

@@ -19,15 +19,19 @@ ITER = 4
 
 with tempfile.TemporaryDirectory() as tmp, Aggregator() as agg:
     t0 = time.time_ns() - 10**9
-    p = Prog("ap_gpu_static", ITER, wait="ctor")
+    p = Prog("ap_gpu_static", ITER, wait="ctor", hold=True)
     a = Agent("--pid", p.pid, "--server", agg.url, "--push-interval", "1s",
               "--spool-dir", os.path.join(tmp, "spool"))
     p.go()
-    res = p.finish()
+    res = p.wait_result()
     time.sleep(1.5)  # one push interval after the last call
     _, err = a.stop()
+    p.finish()
     t1 = time.time_ns() + 10**9
     rng = {"from": str(t0), "until": str(t1)}
+    last = [ln for ln in err.splitlines() if " pushes: ok=" in ln][-1:]
+    check(last and "rejected=0" in last[0] and " dropped=0" in last[0] and "refused" not in err,
+          f"the gpu pushes did not all arrive:\n{err[-2500:]}\n{agg.log()[-1500:]}")
     names = demangle(res["kernels"])
     want = {f"[gpu] {names[m]}": sum(s["launches"] for s in v) for m, v in res["kernels"].items()}
     sel = f'{{mode="gpu",pid="{p.pid}"}}'

@@ -14,7 +14,7 @@
 // cuMemAlloc to cuMemAlloc_v2 etc.; the names printed are the exported symbols).
 // Without a driver it cannot start; against the toolkit's stub libcuda.so (as libcuda.so.1 on
 // LD_LIBRARY_PATH) every call returns 34 CUDA_ERROR_STUB_LIBRARY but is made.
-// AP_GPU_WAIT=ctor|main waits for a line on stdin, as ap_gpu_prog does.
+// AP_GPU_WAIT=ctor|main and AP_GPU_HOLD=1 wait for a line on stdin, as ap_gpu_prog does.
 #include <cuda.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -195,5 +195,9 @@ int main(int argc, char **argv)
 	       "\"leak\": {\"ptr\": \"0x%llx\", \"bytes\": %u}}\n",
 	       launches, h2d_calls, h2d_bytes, d2h_calls, d2h_bytes, (unsigned long long)d_leak,
 	       LEAK_BYTES);
+	if (getenv("AP_GPU_HOLD")) { /* stay alive (after the RESULT line) until told to exit */
+		fflush(stdout);
+		wait_line();
+	}
 	return 0;
 }

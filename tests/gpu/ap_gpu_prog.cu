@@ -31,6 +31,7 @@
 // AP_GPU_WAIT=ctor waits for a line on stdin in a constructor that runs before cudart
 // registers the kernels (so an agent given the pid sees the registration); AP_GPU_WAIT=main
 // waits in main, after registration (a process that was running before the agent came).
+// AP_GPU_HOLD=1 waits for one more line after the RESULT line before exiting.
 #include <cuda_runtime.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -396,5 +397,9 @@ int main(int argc, char **argv)
 		run_loop(loop_kind, loop_n);
 	run_free();
 	print_result(iters);
+	if (getenv("AP_GPU_HOLD")) { // stay alive (after the RESULT line) until told to exit
+		fflush(stdout);
+		wait_line();
+	}
 	return 0;
 }

@@ -78,12 +78,15 @@ class Prog:
     """One run of a CUDA test program, started now and waiting (wait="ctor": before cudart
     registers its kernels; "main": after) until go()."""
 
-    def __init__(self, name, iters, *args, wait="ctor", env=None):
+    def __init__(self, name, iters, *args, wait="ctor", hold=False, env=None):
         self.name = name
         self.path = prog_path(name)
+        self.result = None
         e = dict(env or os.environ)
         if wait:
             e["AP_GPU_WAIT"] = wait
+        if hold:  # alive after its RESULT line until release()
+            e["AP_GPU_HOLD"] = "1"
         self.proc = subprocess.Popen([self.path, str(iters), *map(str, args)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True, env=e)
@@ -97,10 +100,29 @@ class Prog:
         self.proc.stdin.write("go\n")
         self.proc.stdin.flush()
 
+    def wait_result(self, timeout=60):
+        """The RESULT line of a program started with hold=True (which then stays alive)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            r, _, _ = select.select([self.proc.stdout], [], [], 0.2)
+            if r:
+                line = self.proc.stdout.readline()
+                if line.startswith("RESULT "):
+                    self.result = json.loads(line[len("RESULT "):])
+                    return self.result
+                if not line:
+                    break
+        fail(f"{self.name} printed no RESULT in {timeout} s (exit {self.proc.poll()})")
+
     def finish(self, timeout=60):
-        """Wait for the program; returns its RESULT (dict)."""
+        """Wait for the program (releasing a held one); returns its RESULT (dict)."""
+        if self.result is not None and self.proc.poll() is None:
+            self.proc.stdin.write("exit\n")
+            self.proc.stdin.flush()
         out, err = self.proc.communicate(timeout=timeout)
         check(self.proc.returncode == 0, f"{self.name} exited {self.proc.returncode}: {err}")
+        if self.result is not None:
+            return self.result
         for line in out.splitlines():
             if line.startswith("RESULT "):
                 return json.loads(line[len("RESULT "):])
@@ -157,16 +179,24 @@ class Agent:
         return out, self.err
 
 
-def record(prog, iters, out, *agent_args, prog_args=(), wait="ctor", env=None, settle=0.3):
+def record(prog, iters, out, *agent_args, prog_args=(), wait="ctor", exit_first=False,
+           env=None, settle=0.5):
     """Run `prog` under `aperture-agent --mode gpu --pid PID -o out ...` from before its first
     CUDA call (wait="ctor": before registration, "main": after it, as a process that was
-    running before the agent). Returns (pid, program RESULT, agent stdout, agent stderr)."""
-    p = Prog(prog, iters, *prog_args, wait=wait, env=env)
+    running before the agent). The program stays alive until the agent has stopped, unless
+    exit_first (it exits first: test_gpu_exit.py). Returns (pid, program RESULT, agent
+    stdout, agent stderr)."""
+    p = Prog(prog, iters, *prog_args, wait=wait, hold=not exit_first, env=env)
     a = Agent("--pid", p.pid, *(["-o", out] if out else []), *agent_args)
     p.go()
-    result = p.finish()
-    time.sleep(settle)  # the program's exit reaches the agent's process tracking
+    if exit_first:
+        result = p.finish()
+        time.sleep(settle)  # the program's exit reaches the agent's process tracking
+    else:
+        result = p.wait_result()
+        time.sleep(settle)  # the last calls' events reach the agent
     stdout, stderr = a.stop()
+    p.finish()
     return p.pid, result, stdout, stderr
 
 

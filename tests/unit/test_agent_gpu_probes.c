@@ -414,7 +414,11 @@ static void test_scan_static(void **state)
 	assert_true(s.has_symtab);
 	assert_true(s.has_fatbin);
 	assert_false(s.driver);
-	assert_int_equal(s.nsites, sizeof(fns) / sizeof(fns[0]));
+	/* and cudaLaunchKernel_ptsz; __cudaLaunchKernel_ptsz only jumps into it: folded */
+	assert_int_equal(s.nsites, sizeof(fns) / sizeof(fns[0]) + 1);
+	assert_int_equal(s.folded, 1);
+	for (size_t k = 0; k < s.nsites; k++)
+		assert_int_not_equal(s.sites[k].fn, fn_index("__cudaLaunchKernel_ptsz"));
 	for (size_t i = 0; i < sizeof(fns) / sizeof(fns[0]); i++) {
 		long long addr = nm_addr(path, fns[i]);
 		bool found = false;

@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "format/format.h"
+#include "gpu/gpu_internal.h" /* the limits, to check the model stays within them */
 #include "gpu/gpu_model.h"
 #include "lib/json_parse.h"
 #include "lib/profile.h"
@@ -306,8 +307,25 @@ static void test_names_and_launches(void **state)
 	k = api_named(j, "cudaLaunchKernel");
 	assert_non_null(k);
 	assert_int_equal(num(k, "calls"), 6);
+	ap_json_free(j);
+
+	/* CUDA 13: __cudaLaunchKernel tail-jumps into cudaLaunchKernel, so probes on both see
+	 * one launch twice, one record inside the other: counted once */
+	call(&x, (struct ap_gpu_call){ .kind = AP_GPU_CALL_LAUNCH, .api = "__cudaLaunchKernel",
+				       .func = SCALE_HANDLE, .ts_ns = 1000, .dur_ns = 50,
+				       .stack = x.st_main_run });
+	call(&x, (struct ap_gpu_call){ .kind = AP_GPU_CALL_LAUNCH, .api = "cudaLaunchKernel",
+				       .func = SCALE_HANDLE, .ts_ns = 1002, .dur_ns = 48,
+				       .stack = x.st_main_run });
+	assert_int_equal(ap_profile_total(x.p, vl), 7);
+	j = json_of(&x);
+	assert_int_equal(num(kernel_named(j, SCALE_NAME), "launches"), 3);
+	assert_int_equal(num(gpu_of(j, "stats"), "launches_nested"), 1);
+	assert_int_equal(num(api_named(j, "__cudaLaunchKernel"), "calls"), 1);
+	k = api_named(j, "cudaLaunchKernel");
+	assert_int_equal(num(k, "calls"), 7);
 	assert_int_equal(num(ap_json_get(k, "errors"), "cudaErrorInsufficientDriver"), 3);
-	assert_int_equal(num(k, "cpu_time_ns"), 30);
+	assert_int_equal(num(k, "cpu_time_ns"), 6 * 5 + 48);
 	ap_json_free(j);
 	fx_close(&x);
 }
@@ -329,6 +347,10 @@ static void test_symbol_fallback(void **state)
 	assert_int_equal(leaf_value(x.p, "[gpu] " SCALE_NAME, "cudaLaunchKernel", vl), 1);
 
 	reg(&x, ADD_ONE, "_Z7add_onePii");
+	/* without a driver __cudaGetKernel hands back the host stub itself (the notes, 3.) */
+	call(&x, (struct ap_gpu_call){ .kind = AP_GPU_CALL_GET_KERNEL, .api = "__cudaGetKernel",
+				       .func = ADD_ONE, .handle = ADD_ONE, .ts_ns = 20, .dur_ns = 2,
+				       .ret = 35 });
 	assert_int_equal(ap_gpu_model_name_kernel(x.m, PID, ADD_ONE, "_Z5otherv"), 0);
 	launch(&x, ADD_ONE, 200, 5, 0);
 	assert_int_equal(leaf_value(x.p, "[gpu] add_one(int*, int)", "cudaLaunchKernel", vl), 1);
@@ -824,6 +846,15 @@ static void test_trace(void **state)
 		if (!strcmp(ph, "X")) {
 			assert_int_equal(ap_json_get(e, "ts")->type, AP_JSON_NUMBER);
 			assert_int_equal(ap_json_get(e, "dur")->type, AP_JSON_NUMBER);
+			if (!strcmp(str(e, "name"), "cudaLaunchKernel")) {
+				const struct ap_json *a = ap_json_get(e, "args");
+
+				assert_string_equal(str(a, "stream"), "0x0");
+				assert_string_equal(str(a, "func"), "0x401000");
+				assert_string_equal(ap_json_get(a, "grid")->items[0].str, "4");
+				assert_int_equal(num(a, "correlation"), 1);
+				assert_string_equal(str(a, "result"), "success");
+			}
 			if (!strcmp(str(e, "cat"), "kernel")) {
 				assert_string_equal(str(e, "name"), "add_one(int*, int)");
 				assert_string_equal(ap_json_get(e, "ts")->str, "3.000");
@@ -939,6 +970,7 @@ static void test_random_records(void **state)
 			ap_json_free(parse(buf, len));
 			free(buf);
 			free(write_mem(&x, 2, NULL));
+			assert_int_equal(x.m->nevents, o.max_timeline_events);
 		}
 		{
 			struct ap_profile *fresh = ap_profile_new();
@@ -952,6 +984,10 @@ static void test_random_records(void **state)
 			assert_int_equal(ap_gpu_model_rotate(x.m, fresh, &tables, &len), 0);
 			ap_json_free(parse(tables, len));
 			free(tables);
+			assert_true(x.m->ncorrs <= o.max_pending_correlations);
+			assert_true(x.m->nkernels <= GPU_MAX_KERNELS);
+			assert_true(x.m->nthreads <= GPU_MAX_THREADS);
+			assert_true(x.m->nleaks <= GPU_MAX_LEAKS);
 			ap_profile_free(x.p);
 			x.p = fresh;
 			/* cpu stacks of the next round live in the fresh profile */

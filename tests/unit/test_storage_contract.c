@@ -148,6 +148,7 @@ static int put_full(struct ctx *c, const char *id, const char *host, const char 
 		    size_t nrows, bool *dup, char *err, size_t errlen)
 {
 	struct ap_label_kv labels[] = { { "mode", mode }, { "host", host }, { "suite", c->tag } };
+	char scoped[AP_STORE_MAX_PUSH_ID + 1];
 	struct ap_store_write w = {
 		.push_id = id,
 		.labels = labels,
@@ -159,6 +160,12 @@ static int put_full(struct ctx *c, const char *id, const char *host, const char 
 		.nrows = nrows,
 	};
 
+	/* push ids are global to a store: scoped by the test's tag, so that tests sharing one
+	 * store (AP_STORE_SPEC) do not see each other's ids as duplicates */
+	if (id && *id) {
+		snprintf(scoped, sizeof(scoped), "%s_%s", c->tag, id);
+		w.push_id = scoped;
+	}
 	return c->s->ops->write(c->s, &w, dup, err, errlen);
 }
 

@@ -711,6 +711,8 @@ int main(int argc, char **argv)
 		compare(logpath, t0, t1, 0, &nexp);
 		check_join(logpath);
 		log_pid = 0; /* no more probed calls from here on */
+		if (ap_gpu_activity_detach_pid(s, pid) != 1 || ap_gpu_activity_detach_pid(s, pid))
+			FAIL("detach_pid: the exited process's attachment not dropped once");
 		ap_gpu_activity_get_stats(s, &st);
 		if (st.correlations != nexp || st.correlations != ncalls ||
 		    st.records != nacts || st.ringbuf_drops || st.lib_dropped ||

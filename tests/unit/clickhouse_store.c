@@ -1,0 +1,338 @@
+// SPDX-License-Identifier: MIT
+/*
+ * What the ClickHouse backend does beyond the storage contract (test_storage_contract runs that
+ * against it too), on a real server that tests/unit/clickhouse_server.py starts: bad specs and
+ * an unreachable server, the migration of a version-0 store, ClickHouse stopped under a writer
+ * (errors, nothing acknowledged, the retry stored once), the recovery of a push whose write was
+ * interrupted, and retention that stays done across a restart of 18.16 (which brings dropped
+ * parts back). Needs AP_STORE_SPEC, AP_CH_HTTP, AP_CH_STOP and AP_CH_START (from the launcher).
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "lib/profile.h"
+#include "storage/clickhouse_internal.h"
+#include "storage/storage.h"
+
+#define SEC 1000000000ULL
+#define HOUR (3600 * SEC)
+#define DAY (24 * HOUR)
+
+static char g_base[512]; /* clickhouse://127.0.0.1:PORT/ */
+static struct ch_http *g_http;
+static uint64_t T0; /* a whole day 30 days ago */
+
+/* A raw statement; its TabSeparated answer (static buffer) or NULL when it failed. */
+static const char *q(const char *fmt, ...)
+{
+	static char text[65536];
+	char sql[4096], err[512];
+	struct ch_buf out = { 0 };
+	va_list ap;
+	int ret;
+
+	va_start(ap, fmt);
+	vsnprintf(sql, sizeof(sql), fmt, ap);
+	va_end(ap);
+	ret = ch_http_exec(g_http, sql, NULL, 0, NULL, &out, err, sizeof(err));
+	if (ret) {
+		fprintf(stderr, "%s: %s\n", sql, err);
+		ch_buf_free(&out);
+		return NULL;
+	}
+	snprintf(text, sizeof(text), "%.*s", (int)out.n, out.b ? out.b : "");
+	ch_buf_free(&out);
+	return text;
+}
+
+static uint64_t qnum(const char *fmt, const char *arg)
+{
+	const char *r = q(fmt, arg);
+
+	assert_non_null(r);
+	return strtoull(r, NULL, 10);
+}
+
+static struct ap_store *open_db(const char *db)
+{
+	char spec[600], err[512];
+	struct ap_store *s = NULL;
+
+	snprintf(spec, sizeof(spec), "%s%s", g_base, db);
+	if (ap_store_open(spec, NULL, &s, err, sizeof(err)))
+		fail_msg("open %s: %s", spec, err);
+	return s;
+}
+
+static struct ap_profile *one_sample(uint64_t v)
+{
+	struct ap_profile *p = ap_profile_new();
+	struct ap_sample s = { 0 };
+	uint32_t f[2];
+
+	assert_int_equal(ap_profile_add_value_type(p, "samples", "count"), 0);
+	f[0] = ap_profile_add_named_frame(p, "leaf", "app", AP_FRAME_USER);
+	f[1] = ap_profile_add_named_frame(p, "main", "app", AP_FRAME_USER);
+	s.stack = ap_profile_add_stack(p, f, 2);
+	s.comm = ap_profile_intern(p, "w");
+	s.pid = 3;
+	s.values[0] = v;
+	assert_int_equal(ap_profile_add_sample(p, &s), 0);
+	return p;
+}
+
+static int put(struct ap_store *s, const char *id, uint64_t t, uint64_t v, bool *dup, char *err,
+	       size_t errlen)
+{
+	struct ap_label_kv labels[] = { { "mode", "cpu" }, { "host", "h1" } };
+	struct ap_profile *p = one_sample(v);
+	struct ap_store_write w = { .push_id = id,
+				    .labels = labels,
+				    .nlabels = 2,
+				    .from_ns = t,
+				    .until_ns = t + 10 * SEC,
+				    .profile = p };
+	int ret = s->ops->write(s, &w, dup, err, errlen);
+
+	ap_profile_free(p);
+	return ret;
+}
+
+static void put_ok(struct ap_store *s, const char *id, uint64_t t, uint64_t v)
+{
+	char err[512] = "";
+	bool dup = true;
+
+	if (put(s, id, t, v, &dup, err, sizeof(err)))
+		fail_msg("write %s: %s", id, err);
+	assert_false(dup);
+}
+
+static uint64_t total(struct ap_store *s, uint64_t from, uint64_t until)
+{
+	struct ap_selector sel;
+	struct ap_store_query qq = { .sel = &sel, .from_ns = from, .until_ns = until };
+	struct ap_profile *p = NULL;
+	char err[512];
+	uint64_t t;
+
+	assert_int_equal(ap_selector_parse("{host=\"h1\"}", &sel, err, sizeof(err)), 0);
+	if (s->ops->merge(s, &qq, &p, err, sizeof(err)))
+		fail_msg("merge: %s", err);
+	ap_selector_free(&sel);
+	t = ap_profile_nvalues(p) ? ap_profile_total(p, 0) : 0;
+	ap_profile_free(p);
+	return t;
+}
+
+static void server(const char *what)
+{
+	const char *cmd = getenv(!strcmp(what, "stop") ? "AP_CH_STOP" : "AP_CH_START");
+
+	assert_non_null(cmd);
+	assert_int_equal(system(cmd), 0);
+}
+
+/* Specs are checked before anything is sent; an unreachable server is said so. */
+static void test_specs(void **state)
+{
+	static const char *const bad[] = {
+		"clickhouse:127.0.0.1:8123/db",		 "clickhouse://127.0.0.1:8123",
+		"clickhouse://127.0.0.1:8123/bad-name", "clickhouse://127.0.0.1:99999/db",
+		"clickhouse://127.0.0.1:8123/db?nosuch=1", "clickhouse://127.0.0.1:8123/db?cluster=a;b",
+		"clickhouse://127.0.0.1:8123/db?user=x&password_file=/nonexistent/pw",
+	};
+	struct ap_store *s;
+	char err[512];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = 0;
+		assert_true(ap_store_open(bad[i], NULL, &s, err, sizeof(err)) < 0);
+		assert_null(s);
+		assert_true(err[0] != 0);
+	}
+	/* nothing listens on port 1 */
+	assert_int_equal(ap_store_open("clickhouse://127.0.0.1:1/db", NULL, &s, err, sizeof(err)),
+			 -ECONNREFUSED);
+	assert_non_null(strstr(err, "unreachable"));
+}
+
+/* A store of version 0 (no schema table, ap_samples without the shard key) is migrated, its
+ * rows kept; a store newer than the code is refused. */
+static void test_migrate(void **state)
+{
+	struct ap_store *s;
+	char spec[600], err[512];
+	const char *r;
+
+	(void)state;
+	assert_non_null(q("DROP DATABASE IF EXISTS ap_mig"));
+	assert_non_null(q("CREATE DATABASE ap_mig"));
+	assert_non_null(q("CREATE TABLE ap_mig.ap_samples (t DateTime, ns UInt64, series UInt64, "
+			  "stack UInt64, v0 UInt64, v1 UInt64, v2 UInt64, v3 UInt64, push UInt64, "
+			  "rv UInt64) ENGINE = MergeTree() PARTITION BY toYYYYMMDD(t) ORDER BY "
+			  "(series, t)"));
+	assert_non_null(q("INSERT INTO ap_mig.ap_samples (t, ns, series, stack, v0) VALUES "
+			  "(1700000000, 1700000000000000000, 1, 2, 5)"));
+	assert_int_equal(qnum("SELECT count() FROM system.columns WHERE database = 'ap_mig' AND "
+			      "table = '%s' AND name = 'sk'",
+			      "ap_samples"),
+			 0);
+	s = open_db("ap_mig");
+	assert_int_equal(qnum("SELECT count() FROM system.columns WHERE database = 'ap_mig' AND "
+			      "table = '%s' AND name = 'sk'",
+			      "ap_samples"),
+			 1);
+	assert_int_equal(qnum("SELECT max(version) FROM ap_mig.%s", "ap_schema"), 1);
+	assert_int_equal(qnum("SELECT sum(v0) FROM ap_mig.%s", "ap_samples"), 5);
+	/* idempotent: a second open changes nothing */
+	ap_store_close(s);
+	s = open_db("ap_mig");
+	ap_store_close(s);
+	assert_int_equal(qnum("SELECT count() FROM ap_mig.%s", "ap_schema"), 1);
+	/* written by a newer aggregator: refused, said why */
+	r = q("INSERT INTO ap_mig.ap_schema (version, at) VALUES (99, now())");
+	assert_non_null(r);
+	snprintf(spec, sizeof(spec), "%sap_mig", g_base);
+	assert_int_equal(ap_store_open(spec, NULL, &s, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "schema version 99 is newer"));
+}
+
+/* ClickHouse stops under a writer: the write fails with "unavailable" (the aggregator's 503),
+ * nothing is acknowledged; once it is back the retry is stored, and once. */
+static void test_down(void **state)
+{
+	struct ap_store *s;
+	char err[512];
+	bool dup = false;
+	int ret;
+
+	(void)state;
+	assert_non_null(q("DROP DATABASE IF EXISTS ap_down"));
+	s = open_db("ap_down");
+	put_ok(s, "d1", T0, 3);
+	server("stop");
+	ret = put(s, "d2", T0 + SEC, 4, &dup, err, sizeof(err));
+	assert_true(ret == -ECONNREFUSED || ret == -EHOSTUNREACH || ret == -ETIMEDOUT);
+	assert_non_null(strstr(err, "ClickHouse"));
+	server("start");
+	put_ok(s, "d2", T0 + SEC, 4);
+	assert_int_equal(put(s, "d2", T0 + SEC, 4, &dup, err, sizeof(err)), 0);
+	assert_true(dup);
+	assert_int_equal(total(s, T0, T0 + HOUR), 7);
+	ap_store_close(s);
+}
+
+/* A push id marked "being written" (state 1): recent -> "retry later"; older -> its tables are
+ * looked at and only the missing rows are written. */
+static void test_pending(void **state)
+{
+	struct ap_store *s;
+	char err[512];
+	bool dup = false;
+	uint64_t now = (uint64_t)time(NULL) * SEC;
+
+	(void)state;
+	assert_non_null(q("DROP DATABASE IF EXISTS ap_pend"));
+	s = open_db("ap_pend");
+	assert_non_null(q("INSERT INTO ap_pend.ap_pushes (id, t, state, at, rv) VALUES "
+			  "('young', %llu, 1, %llu, 0), ('old', %llu, 1, %llu, 0)",
+			  (unsigned long long)(T0 / SEC), (unsigned long long)now,
+			  (unsigned long long)(T0 / SEC),
+			  (unsigned long long)(now - 600 * SEC)));
+	assert_int_equal(put(s, "young", T0, 1, &dup, err, sizeof(err)), -EINPROGRESS);
+	assert_non_null(strstr(err, "retry"));
+	put_ok(s, "old", T0, 10); /* began, wrote nothing: written now */
+	assert_int_equal(total(s, T0, T0 + HOUR), 10);
+	/* began and wrote its samples, but the "stored" mark is missing: not written again */
+	put_ok(s, "half", T0 + SEC, 100);
+	assert_non_null(q("ALTER TABLE ap_pend.ap_pushes DELETE WHERE id = 'half'"));
+	for (int i = 0; i < 300 && qnum("SELECT count() FROM system.mutations WHERE database = "
+					"'ap_pend' AND table = '%s' AND NOT is_done",
+					"ap_pushes");
+	     i++)
+		usleep(100000);
+	assert_non_null(q("INSERT INTO ap_pend.ap_pushes (id, t, state, at, rv) VALUES "
+			  "('half', %llu, 1, %llu, 0)",
+			  (unsigned long long)(T0 / SEC + 1),
+			  (unsigned long long)(now - 600 * SEC)));
+	assert_int_equal(qnum("SELECT count() FROM ap_pend.ap_pushes WHERE id = '%s'", "half"), 1);
+	put_ok(s, "half", T0 + SEC, 100);
+	assert_int_equal(total(s, T0, T0 + HOUR), 110);
+	assert_int_equal(put(s, "half", T0 + SEC, 100, &dup, err, sizeof(err)), 0);
+	assert_true(dup);
+	ap_store_close(s);
+}
+
+/* Retention drops whole days; after a restart 18.16 may load parts that merges had replaced
+ * before the drop: the rows must stay gone for queries (the retention run is recorded and
+ * filtered on). A later push is stored and visible. */
+static void test_retention_restart(void **state)
+{
+	struct ap_store *s;
+	char err[512], id[32];
+	const char *r;
+
+	(void)state;
+	assert_non_null(q("DROP DATABASE IF EXISTS ap_res"));
+	s = open_db("ap_res");
+	for (int i = 0; i < 30; i++) { /* 30 parts, then merged: 30 outdated parts on disk */
+		snprintf(id, sizeof(id), "r%d", i);
+		put_ok(s, id, T0 + (uint64_t)i * 60 * SEC, 1);
+	}
+	assert_int_equal(total(s, T0, T0 + DAY), 30);
+	assert_non_null(q("OPTIMIZE TABLE ap_res.ap_samples FINAL"));
+	assert_int_equal(s->ops->retention(s, T0 + 2 * DAY, err, sizeof(err)), 0);
+	assert_int_equal(total(s, T0, T0 + DAY), 0);
+	assert_int_equal(qnum("SELECT count() FROM ap_res.%s", "ap_samples"), 0); /* dropped */
+	ap_store_close(s);
+	server("stop");
+	server("start");
+	r = q("SELECT count() FROM ap_res.ap_samples");
+	assert_non_null(r);
+	fprintf(stderr, "rows on disk after the restart: %s", r); /* 18.16: often 30 again */
+	s = open_db("ap_res");
+	assert_int_equal(total(s, T0, T0 + DAY), 0);
+	put_ok(s, "after", T0 + 3 * DAY, 5);
+	assert_int_equal(total(s, T0, T0 + 4 * DAY), 5);
+	ap_store_close(s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_specs),	  cmocka_unit_test(test_migrate),
+		cmocka_unit_test(test_down),	  cmocka_unit_test(test_pending),
+		cmocka_unit_test(test_retention_restart),
+	};
+	const char *spec = getenv("AP_STORE_SPEC"), *http = getenv("AP_CH_HTTP");
+	struct ch_http_opts o = { 0 };
+	char err[256], *slash;
+
+	if (!spec || strncmp(spec, "clickhouse://", 13) || !http || !getenv("AP_CH_STOP")) {
+		printf("SKIP: run through tests/unit/clickhouse_server.py (needs a ClickHouse)\n");
+		return 77;
+	}
+	snprintf(g_base, sizeof(g_base), "%s", spec);
+	slash = strrchr(g_base, '/');
+	slash[1] = 0;
+	o.base_url = http;
+	o.timeout_ms = 60000;
+	if (ch_http_new(&o, &g_http, err, sizeof(err))) {
+		fprintf(stderr, "%s\n", err);
+		return 1;
+	}
+	T0 = ((uint64_t)time(NULL) / 86400 - 30) * DAY;
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
