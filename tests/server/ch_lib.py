@@ -22,7 +22,7 @@ GETPPID = 2000  # getppid() calls of ap_syscalls per round
 # How long a spool may take to drain after a fault: the backend answers "retry later" for a
 # push another (killed) writer began, for 60 s (CH_PENDING_NS), then completes it; the agent
 # sends its spool oldest first, so its backlog waits behind that push, then drains.
-DRAIN_S = 180
+DRAIN_S = 120
 
 
 class CHAggregator(Aggregator):
