@@ -19,3 +19,8 @@ python3 bench/soak.py --build "${BUILD:-build}" --duration "${SOAK_DURATION:-3m}
 python3 bench/aggregator_bench.py --build "${BUILD:-build}" --scale "${AGG_SCALE:-0.05}" \
 	--csv "${AGG_CSV:-aggregator-bench.csv}"
 python3 bench/agent_continuous.py --build "${BUILD:-build}" --rss-minutes "${RSS_MINUTES:-1}"
+# SQLite and ClickHouse behind the aggregator, side by side (docs/deploy.md#sizing; starts its
+# own clickhouse-server from dist/clickhouse). Short here; the figures: --fleet-interval 120
+# --week-interval 3600 --reps 10 --concurrency 16 at scale 1.
+python3 bench/storage_compare.py --build "${BUILD:-build}" --scale "${CMP_SCALE:-0.02}" \
+	--concurrency 16 --csv "${CMP_CSV:-storage-compare.csv}"

@@ -8,7 +8,8 @@ dist/clickhouse/*.xml, or with clickhouse-cluster ZooKeeper and two shards), a f
 aperture-aggregator on it, then the same load from aperture-loadgen (real recorded profiles,
 bench/data/*.pb.gz, as bench/aggregator_bench.py replays them):
 
-  fleet100  100 hosts x 1 h of 10 s pushes       (the query: 1 h x 100 hosts)
+  fleet100  100 hosts x 1 h of --fleet-interval s pushes (default 10 s: 36,000 pushes;
+            the query: 1 h x 100 hosts)
   week10    10 hosts x 7 d of --week-interval s pushes (default 600 s: 10,080 pushes;
             the query: 7 d x 10 hosts)
 
@@ -24,7 +25,8 @@ and reports per backend and scenario:
     equals what the loadgen pushed.
 
 Usage: bench/storage_compare.py [--build DIR] [--backends sqlite,clickhouse,clickhouse-cluster]
-           [--scenarios fleet100,week10] [--scale 1] [--week-interval 600] [--concurrency 4]
+           [--scenarios fleet100,week10] [--scale 1] [--week-interval 600]
+           [--fleet-interval 10] [--concurrency 4]
            [--reps 20] [--csv storage-compare.csv] [--keep]
 """
 import argparse
@@ -36,10 +38,12 @@ import os
 import platform
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -127,6 +131,34 @@ class Aggregator:
         self.log.close()
 
 
+def get(url, timeout=300):
+    """(status, body) of a GET; an HTTP error's status and body instead of an exception."""
+    try:
+        return ab.http_get(url, timeout=timeout)
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def query_latency(agg, route, params, reps):
+    """(p50 ms, p99 ms, bytes, errors) of reps GETs; a failed one is reported, not timed."""
+    url = f"{agg.url}{route}?{urllib.parse.urlencode(params)}"
+    times, size, errors = [], 0, 0
+    for _ in range(reps):
+        t0 = time.monotonic()
+        status, body = get(url)
+        if status != 200:
+            errors += 1
+            print(f"WARNING: {route} answered {status}: {body[:300]!r}")
+            continue
+        times.append((time.monotonic() - t0) * 1e3)
+        size = len(body)
+    if not times:
+        return 0.0, 0.0, 0, errors
+    times.sort()
+    p99 = times[min(len(times) - 1, round(0.99 * (len(times) - 1)))]
+    return statistics.median(times), p99, size, errors
+
+
 def peak_rss_mb(pid):
     """VmHWM of a process (its peak resident memory so far), MiB."""
     with open(f"/proc/{pid}/status") as f:
@@ -144,7 +176,7 @@ def run_backend(kind, a, profiles, end_s, rows, stamp):
     out = {}
     try:
         for name in a.scenarios.split(","):
-            hosts, span, interval = {"fleet100": (100, int(3600 * a.scale), 10),
+            hosts, span, interval = {"fleet100": (100, int(3600 * a.scale), a.fleet_interval),
                                      "week10": (10, int(7 * 86400 * a.scale),
                                                 a.week_interval)}[name]
             span = max(interval, span // interval * interval)
@@ -173,10 +205,13 @@ def run_backend(kind, a, profiles, end_s, rows, stamp):
             # the rows may still be on their way to a shard (Distributed): wait for the total
             deadline = time.time() + 60
             while True:
-                _, body = ab.http_get(f"{agg.url}/api/v1/flamegraph?" + urllib.parse.urlencode(
+                st, body = get(f"{agg.url}/api/v1/flamegraph?" + urllib.parse.urlencode(
                     {**base, "value": "samples"}))
-                total = json.loads(body)["total"]
-                if total == r["value0"] or time.time() > deadline:
+                if st != 200:
+                    print(f"WARNING: {kind} {name}: the flamegraph query answered {st}: "
+                          f"{body[:500]!r}")
+                total = json.loads(body)["total"] if st == 200 else -1
+                if total == r["value0"] or st != 200 or time.time() > deadline:
                     break
                 time.sleep(1)
             m["agg_peak_rss_mb"] = peak_rss_mb(agg.proc.pid)
@@ -187,7 +222,8 @@ def run_backend(kind, a, profiles, end_s, rows, stamp):
                 print(f"WARNING: {kind} {name}: merged total {total} != {r['value0']} pushed")
             for route, extra, key in (("/api/v1/profile", {"format": "pprof"}, "pprof"),
                                       ("/api/v1/flamegraph", {}, "flamegraph")):
-                p50, p99, size = ab.query_latency(agg, route, {**base, **extra}, a.reps)
+                p50, p99, size, errors = query_latency(agg, route, {**base, **extra}, a.reps)
+                m[f"query_{key}_errors"] = errors
                 m[f"query_{key}_p50_ms"] = p50
                 m[f"query_{key}_p99_ms"] = p99
                 m[f"query_{key}_bytes"] = size
@@ -220,6 +256,9 @@ def main():
     ap.add_argument("--scenarios", default="fleet100,week10")
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--week-interval", type=int, default=600)
+    ap.add_argument("--fleet-interval", type=int, default=10,
+                    help="seconds each fleet100 push covers (more: fewer pushes over the same "
+                         "1 h range, when a backend ingests too slowly for a full run)")
     ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--no-keepalive", action="store_true")

@@ -22,7 +22,7 @@ GETPPID = 2000  # getppid() calls of ap_syscalls per round
 # How long a spool may take to drain after a fault: the backend answers "retry later" for a
 # push another (killed) writer began, for 60 s (CH_PENDING_NS), then completes it; the agent
 # sends its spool oldest first, so its backlog waits behind that push, then drains.
-DRAIN_S = 180
+DRAIN_S = 120
 
 
 class CHAggregator(Aggregator):
@@ -150,14 +150,14 @@ class Workloads:
 
 class Agent:
     """A real aperture-agent in continuous mode (cpu and syscall of the workloads' pids),
-    pushing every second to `servers` in order (the first that answers), with its own spool
+    pushing every `interval` to `servers` in order (the first that answers), with its own spool
     and an agent=NAME label so its rows can be told from another agent's."""
 
-    def __init__(self, name, run, servers, work, tmp):
+    def __init__(self, name, run, servers, work, tmp, interval="1s"):
         self.name = name
         self.spool = os.path.join(tmp, f"spool-{name}")
         self.proc = start_agent("-m", "cpu,syscall", "--server", ",".join(servers),
-                                "--push-interval", "1s", "--label", f"run={run}",
+                                "--push-interval", interval, "--label", f"run={run}",
                                 "--label", f"agent={name}", "--spool-dir", self.spool,
                                 "-p", work.chain_pid, "-p", work.sys_pid, env=AGENT_ENV)
         self.err = ""

@@ -24,9 +24,11 @@ with tempfile.TemporaryDirectory() as tmp, clickhouse.cluster() as cl:
     try:
         run = run_label()
         t0 = time.time_ns() - 10**9
-        a1 = Agent("a1", run, [A.url, B.url], work, tmp)
-        a2 = Agent("a2", run, [B.url, A.url], work, tmp)
-        work.rounds_for(4)
+        a1 = Agent("a1", run, [A.url, B.url], work, tmp, interval="2s")
+        a2 = Agent("a2", run, [B.url, A.url], work, tmp, interval="2s")
+        work.rounds_for(5)
+        a1.wait_drained(60)  # a slow push may have been retried from the spool
+        a2.wait_drained(60)
         tot1, tot2 = a1.stop(), a2.stop()
         t1 = time.time_ns() + 10**9
         print(f"a1 {tot1}\na2 {tot2}")

@@ -22,12 +22,21 @@ with tempfile.TemporaryDirectory() as tmp, clickhouse.cluster() as cl:
     try:
         run = run_label()
         t0 = time.time_ns() - 10**9
-        agent = Agent("a1", run, [A.url, B.url], work, tmp)
-        work.rounds_for(2.5)
-        pushed_to_a = A.metric("aperture_ingest_requests_total", route="push", result="stored")
-        check(pushed_to_a >= 1, "the agent pushed nothing to A before the kill")
+        # 5 s pushes: a push to ClickHouse takes 0.2-1.5 s on this busy box, and the backlog a
+        # fault leaves in the spool must drain faster than it grows
+        agent = Agent("a1", run, [A.url, B.url], work, tmp, interval="5s")
+        deadline = time.monotonic() + 60
+        while True:  # run until A has stored some of the agent's pushes
+            work.round()
+            pushed_to_a = A.metric("aperture_ingest_requests_total", route="push",
+                                   result="stored")
+            if pushed_to_a >= 1:
+                break
+            check(time.monotonic() < deadline, "the agent pushed nothing to A in 60 s")
+            time.sleep(0.5)
+        work.rounds_for(2)  # into the next interval: A is killed while the agent records
         A.kill()  # SIGKILL, mid-run: the agent's next push to A fails, it goes to B
-        work.rounds_for(3)
+        work.rounds_for(6)
         waited = agent.wait_drained()
         print(f"the agent's spool drained {waited:.1f} s after the last round")
         tot = agent.stop()
