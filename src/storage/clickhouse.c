@@ -555,7 +555,10 @@ static int ch_open(const char *loc, const struct ap_store_opts *opts, struct ap_
 		snprintf(s->on_cluster, sizeof(s->on_cluster), " ON CLUSTER %s", sp.cluster);
 		snprintf(s->suffix, sizeof(s->suffix), "_local");
 		/* a push is acknowledged once the shards hold it, not a local queue */
-		s->ins_settings = "&insert_distributed_sync=1";
+		/* and without Replicated insert-block dedup: two pushes may give identical blocks (a
+		 * push without id sent twice; equal rollup blocks of different pushes): dedup is
+		 * by push id (ap_pushes) */
+		s->ins_settings = "&insert_distributed_sync=1&insert_deduplicate=0";
 	} else {
 		s->ins_settings = "";
 	}
@@ -570,7 +573,7 @@ static int ch_open(const char *loc, const struct ap_store_opts *opts, struct ap_
 	ho.base_url = url;
 	ho.user = sp.user[0] ? sp.user : NULL;
 	ho.password = sp.user[0] ? pw : NULL;
-	ho.timeout_ms = 30000;
+	ho.timeout_ms = 20000; /* below CH_PENDING_NS: a timed-out write is settled before a retry may recover it */
 	ret = ch_http_new(&ho, &s->http, err, errlen);
 	memset(pw, 0, sizeof(pw));
 	if (ret)

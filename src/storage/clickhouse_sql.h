@@ -159,7 +159,7 @@ static const struct ch_view_def ch_views[] = {
 /* ---- queries ---- */
 /* The series of the ids a subquery gives: db, equality filters, subquery. */
 #define CH_SQL_PICK                                                                                \
-	"SELECT id, any(lk), any(lv), any(vt), any(period) FROM %s.ap_series WHERE %s AND id IN "  \
+	"SELECT id, any(lk), any(lv), any(vt), any(period) FROM %s.ap_series WHERE %s AND id GLOBAL IN "  \
 	"(%s) GROUP BY id FORMAT RowBinary"
 /* the series with samples in whole hours around the range: db, lo, hi seconds, visibility */
 #define CH_SQL_PICK_H1                                                                             \
