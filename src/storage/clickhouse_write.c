@@ -79,7 +79,7 @@ static void seen_add(struct ch_seen *t, uint64_t id, uint32_t day)
 	if (t->n >= CH_SEEN_MAX)
 		seen_clear(t);
 	if ((t->n + 1) * 2 > t->cap) {
-		struct ch_seen nt = { 0 };
+		struct ch_seen nt = {0};
 
 		nt.cap = t->cap ? t->cap * 2 : 4096;
 		nt.id = calloc(nt.cap, sizeof(*nt.id));
@@ -143,13 +143,13 @@ static int insert(struct ch_store *s, const char *fmt, struct ch_buf *body, char
 static int get_count(struct ch_store *s, uint64_t *n, char *err, size_t errlen, const char *fmt,
 		     const char *table, unsigned long long a, unsigned long long b)
 {
-	struct ch_buf out = { 0 };
+	struct ch_buf out = {0};
 	struct ch_cur c;
 	int ret = ch_exec_fmt(s, &out, err, errlen, fmt, s->db, table, a, b);
 
 	if (!ret) {
-		c = (struct ch_cur){ (const unsigned char *)out.b,
-				     (const unsigned char *)out.b + out.n };
+		c = (struct ch_cur){(const unsigned char *)out.b,
+				    (const unsigned char *)out.b + out.n};
 		*n = ch_get_u64(&c);
 		if (c.bad || c.p != c.end)
 			ret = ap_errf(err, errlen, -EPROTO, "ClickHouse: malformed count");
@@ -162,7 +162,7 @@ static int get_count(struct ch_store *s, uint64_t *n, char *err, size_t errlen, 
 static int check_ids(struct ch_store *s, struct ch_job **v, size_t n, const char *vis, char *err,
 		     size_t errlen)
 {
-	struct ch_buf q = { 0 }, ans = { 0 }, ids = { 0 };
+	struct ch_buf q = {0}, ans = {0}, ids = {0};
 	struct ch_cur c;
 	uint64_t now = ch_real_ns();
 	int ret = 0;
@@ -185,10 +185,10 @@ static int check_ids(struct ch_store *s, struct ch_job **v, size_t n, const char
 	if (!ids.n)
 		return 0;
 	ch_buf_printf(&q, CH_SQL_PUSHES_GET, s->db, ids.b ? ids.b : "", vis);
-	ret = q.oom || ids.oom ? -ENOMEM :
-				 ch_http_exec(s->http, q.b, NULL, 0, "&max_query_size=268435456",
+	ret = q.oom || ids.oom ? -ENOMEM
+			       : ch_http_exec(s->http, q.b, NULL, 0, "&max_query_size=268435456",
 					      &ans, err, errlen);
-	c = (struct ch_cur){ (const unsigned char *)ans.b, (const unsigned char *)ans.b + ans.n };
+	c = (struct ch_cur){(const unsigned char *)ans.b, (const unsigned char *)ans.b + ans.n};
 	while (!ret && ch_cur_more(&c)) {
 		size_t len;
 		const char *id = ch_get_str(&c, &len);
@@ -299,7 +299,7 @@ static int put_pairs(struct ch_buf *b, const struct sq_buf *blob, bool two_array
 /* Step 3: dictionary rows not written yet for their day. */
 static int dicts(struct ch_store *s, struct ch_job **v, size_t n, char *err, size_t errlen)
 {
-	struct ch_buf fr = { 0 }, st = { 0 }, se = { 0 };
+	struct ch_buf fr = {0}, st = {0}, se = {0};
 	int ret = 0;
 
 	for (size_t i = 0; i < n && !ret; i++) {
@@ -376,7 +376,7 @@ static int dicts(struct ch_store *s, struct ch_job **v, size_t n, char *err, siz
 static int data(struct ch_store *s, struct ch_job **v, size_t n, uint64_t rv, char *err,
 		size_t errlen)
 {
-	struct ch_buf sm = { 0 }, rw = { 0 };
+	struct ch_buf sm = {0}, rw = {0};
 	int ret;
 
 	for (size_t i = 0; i < n; i++) {
@@ -427,7 +427,7 @@ static int data(struct ch_store *s, struct ch_job **v, size_t n, uint64_t rv, ch
 
 static void write_batch(struct ch_store *s, struct ch_job **v, size_t n)
 {
-	struct ch_buf vis = { 0 }, pb = { 0 };
+	struct ch_buf vis = {0}, pb = {0};
 	uint64_t rv = 0;
 	char err[256] = "";
 	int ret;
@@ -464,7 +464,7 @@ static void retention_run(struct ch_store *s, struct ch_job *j)
 {
 	uint64_t cutoff = j->before_ns / CH_HOUR_NS * 3600; /* seconds, a whole hour */
 	uint64_t hidden = 0, newest = 0, run;
-	struct ch_buf vis = { 0 }, q = { 0 }, parts = { 0 };
+	struct ch_buf vis = {0}, q = {0}, parts = {0};
 	time_t ct = (time_t)cutoff;
 	struct tm tm;
 	unsigned cut_day;
@@ -477,13 +477,13 @@ static void retention_run(struct ch_store *s, struct ch_job *j)
 	cut_day = (unsigned)((tm.tm_year + 1900) * 10000 + (tm.tm_mon + 1) * 100 + tm.tm_mday);
 	ret = ch_vis(s, &vis, &newest, err, errlen);
 	if (!ret) {
-		struct ch_buf cq = { 0 };
+		struct ch_buf cq = {0};
 		struct ch_cur c;
 
 		ch_buf_printf(&cq, CH_SQL_RUN_COUNT, s->db, vis.b, (unsigned long long)cutoff);
-		ret = cq.oom ? -ENOMEM :
-			       ch_http_exec(s->http, cq.b, NULL, 0, NULL, &q, err, errlen);
-		c = (struct ch_cur){ (const unsigned char *)q.b, (const unsigned char *)q.b + q.n };
+		ret =
+		    cq.oom ? -ENOMEM : ch_http_exec(s->http, cq.b, NULL, 0, NULL, &q, err, errlen);
+		c = (struct ch_cur){(const unsigned char *)q.b, (const unsigned char *)q.b + q.n};
 		if (!ret) {
 			hidden = ch_get_u64(&c);
 			if (c.bad || c.p != c.end)
@@ -501,7 +501,7 @@ static void retention_run(struct ch_store *s, struct ch_job *j)
 	ch_runs_invalidate(s);
 	/* then the space: whole days below the cut-off, every day-partitioned table */
 	if (!ret) {
-		struct ch_buf names = { 0 };
+		struct ch_buf names = {0};
 
 		for (size_t i = 0; i < CH_NTABLES; i++)
 			if (ch_tables[i].by_day) {
@@ -518,14 +518,14 @@ static void retention_run(struct ch_store *s, struct ch_job *j)
 		ch_sql_str(&q, s->db);
 		ch_buf_printf(&q, " AND active AND table IN (%s) FORMAT RowBinary",
 			      names.b ? names.b : "''");
-		ret = q.oom || names.oom ?
-			      -ENOMEM :
-			      ch_http_exec(s->http, q.b, NULL, 0, NULL, &parts, err, errlen);
+		ret = q.oom || names.oom
+			  ? -ENOMEM
+			  : ch_http_exec(s->http, q.b, NULL, 0, NULL, &parts, err, errlen);
 		ch_buf_free(&names);
 	}
 	if (!ret) {
-		struct ch_cur c = { (const unsigned char *)parts.b,
-				    (const unsigned char *)parts.b + parts.n };
+		struct ch_cur c = {(const unsigned char *)parts.b,
+				   (const unsigned char *)parts.b + parts.n};
 
 		while (!ret && ch_cur_more(&c)) {
 			size_t tn, pn;
@@ -542,8 +542,9 @@ static void retention_run(struct ch_store *s, struct ch_job *j)
 			if (strspn(tname, "abcdefghijklmnopqrstuvwxyz0123456789_") != tn ||
 			    strtoul(pname, NULL, 10) >= cut_day)
 				continue;
-			ret = ch_exec_fmt(s, NULL, err, errlen, "ALTER TABLE %s.%s%s DROP PARTITION %s",
-					  s->db, tname, s->on_cluster, pname);
+			ret = ch_exec_fmt(s, NULL, err, errlen,
+					  "ALTER TABLE %s.%s%s DROP PARTITION %s", s->db, tname,
+					  s->on_cluster, pname);
 			if (!strncmp(tname, "ap_series", 9) || !strncmp(tname, "ap_stacks", 9) ||
 			    !strncmp(tname, "ap_frames", 9))
 				dropped_dict = true;
@@ -595,7 +596,7 @@ static void *writer_main(void *arg)
 		if (!s->qhead && s->stopping)
 			break;
 		if (!s->qhead) { /* --retention */
-			struct ch_job j = { .kind = JOB_RETENTION };
+			struct ch_job j = {.kind = JOB_RETENTION};
 
 			s->next_retention_mono = ch_mono_ns() + 60 * 1000000000ULL;
 			j.before_ns = ch_real_ns() - s->opts.retention_ns;
@@ -740,7 +741,7 @@ int ch_write(struct ap_store *st, const struct ap_store_write *w, bool *duplicat
 int ch_retention(struct ap_store *st, uint64_t before_ns, char *err, size_t errlen)
 {
 	struct ch_store *s = ch_of(st);
-	struct ch_job j = { .kind = JOB_RETENTION, .before_ns = before_ns };
+	struct ch_job j = {.kind = JOB_RETENTION, .before_ns = before_ns};
 	int ret = enqueue_wait(s, &j, err, errlen);
 
 	if (!ret && j.ret)
