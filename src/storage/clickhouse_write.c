@@ -460,6 +460,19 @@ static void write_batch(struct ch_store *s, struct ch_job **v, size_t n)
 
 /* ---- retention (writer thread) ---- */
 
+/* The latest cut-off of the known runs (seconds), 0 when none. */
+static uint64_t max_cutoff(struct ch_store *s)
+{
+	uint64_t m = 0;
+
+	pthread_mutex_lock(&s->rlock);
+	for (size_t i = 0; i < s->nruns; i++)
+		if (s->runs[i].cutoff > m)
+			m = s->runs[i].cutoff;
+	pthread_mutex_unlock(&s->rlock);
+	return m;
+}
+
 static void retention_run(struct ch_store *s, struct ch_job *j)
 {
 	uint64_t cutoff = j->before_ns / CH_HOUR_NS * 3600; /* seconds, a whole hour */
@@ -468,7 +481,7 @@ static void retention_run(struct ch_store *s, struct ch_job *j)
 	time_t ct = (time_t)cutoff;
 	struct tm tm;
 	unsigned cut_day;
-	bool dropped_dict = false;
+	bool dropped_dict = false, recorded = false;
 	char *err = j->err;
 	size_t errlen = sizeof(j->err);
 	int ret;
@@ -491,14 +504,19 @@ static void retention_run(struct ch_store *s, struct ch_job *j)
 		}
 		ch_buf_free(&cq);
 	}
-	/* the run first: from now on queries hide the rows, whatever a restart brings back */
+	/* the run first: from now on queries hide the rows, whatever a restart brings back. The
+	 * aggregator calls this every D/100 (--retention D): a run that would hide nothing (no
+	 * visible sample row below a cut-off that an earlier run already has) is not recorded, so
+	 * runs, and the rv values of rows, change about once an hour */
 	run = ch_real_ns();
 	if (run <= newest)
 		run = newest + 1;
-	if (!ret)
+	if (!ret && (hidden || max_cutoff(s) < cutoff)) {
 		ret = ch_exec_fmt(s, NULL, err, errlen, CH_SQL_RUN_PUT, s->db,
 				  (unsigned long long)run, (unsigned long long)cutoff);
-	ch_runs_invalidate(s);
+		ch_runs_invalidate(s);
+		recorded = true;
+	}
 	/* then the space: whole days below the cut-off, every day-partitioned table */
 	if (!ret) {
 		struct ch_buf names = {0};
@@ -553,7 +571,7 @@ static void retention_run(struct ch_store *s, struct ch_job *j)
 			ret = ap_errf(err, errlen, -EPROTO, "ClickHouse: malformed answer (parts)");
 	}
 	/* runs that a later run with a cut-off as late makes redundant (best effort) */
-	if (!ret) {
+	if (!ret && recorded) {
 		char e2[128];
 
 		ch_exec_fmt(s, NULL, e2, sizeof(e2), CH_SQL_RUNS_PRUNE, s->db, s->suffix,
