@@ -198,11 +198,8 @@ static int has_table(struct ch_store *s, const char *name, bool *yes, char *err,
 	struct ch_cur c;
 	int ret;
 
-	ch_buf_printf(&q, "SELECT count() FROM system.tables WHERE database = ");
-	ch_sql_str(&q, s->db);
-	ch_buf_printf(&q, " AND name = ");
-	ch_sql_str(&q, name);
-	ch_buf_printf(&q, " FORMAT RowBinary");
+	/* names are [A-Za-z0-9_] (checked): quoted as they are */
+	ch_buf_printf(&q, CH_SQL_HAS_TABLE, s->db, name);
 	ret = q.oom ? -ENOMEM : ch_http_exec(s->http, q.b, NULL, 0, NULL, &out, err, errlen);
 	c = (struct ch_cur){(const unsigned char *)out.b, (const unsigned char *)out.b + out.n};
 	if (!ret) {
@@ -424,27 +421,23 @@ int ch_vis(struct ch_store *s, struct ch_buf *out, uint64_t *newest_run, char *e
 	if (newest_run)
 		*newest_run = s->nruns ? s->runs[s->nruns - 1].run : 0;
 	if (!s->nruns) {
-		ch_buf_printf(out, "1");
+		ch_buf_printf(out, CH_SQL_VIS_ALL);
 	} else if (!(cut = malloc(s->nruns * sizeof(*cut)))) {
 		ret = -ENOMEM;
 	} else {
-		size_t branches = 0;
-
 		/* suffix maxima of the cut-offs */
 		for (size_t i = s->nruns; i-- > 0;)
 			cut[i] = i + 1 < s->nruns && cut[i + 1] > s->runs[i].cutoff
 				     ? cut[i + 1]
 				     : s->runs[i].cutoff;
-		ch_buf_printf(out, "multiIf(");
+		ch_buf_printf(out, CH_SQL_VIS_BEGIN);
 		for (size_t i = 0; i < s->nruns; i++) {
 			if (i + 1 < s->nruns && cut[i + 1] == cut[i])
 				continue; /* the step ends at the last run of equal cut-off */
-			ch_buf_printf(out, "rv < %" PRIu64 ", t >= toDateTime(%" PRIu64 "), ",
-				      s->runs[i].run, cut[i]);
-			branches++;
+			ch_buf_printf(out, CH_SQL_VIS_STEP, (unsigned long long)s->runs[i].run,
+				      (unsigned long long)cut[i]);
 		}
-		ch_buf_printf(out, "1)");
-		(void)branches;
+		ch_buf_printf(out, CH_SQL_VIS_END);
 	}
 	pthread_mutex_unlock(&s->rlock);
 	free(cut);
@@ -476,10 +469,7 @@ static void ch_stats(struct ap_store *st, struct ap_store_stats *out)
 	pthread_mutex_unlock(&s->slock);
 	/* sizes from system.parts (rows before merges: dictionary rows counted once per day and
 	 * writer; an estimate, not a distinct count) */
-	ch_buf_printf(&q, "SELECT table, toUInt64(sum(rows)), toUInt64(sum(bytes_on_disk)) FROM "
-			  "system.parts WHERE database = ");
-	ch_sql_str(&q, s->db);
-	ch_buf_printf(&q, " AND active GROUP BY table FORMAT RowBinary");
+	ch_buf_printf(&q, CH_SQL_STATS, s->db);
 	if (!q.oom && !ch_http_exec(s->http, q.b, NULL, 0, NULL, &ans, err, sizeof(err))) {
 		struct ch_cur c = {(const unsigned char *)ans.b,
 				   (const unsigned char *)ans.b + ans.n};

@@ -21,15 +21,16 @@
 #include "storage.h"
 
 /* ---- limits (answers are network input) ---- */
-#define CH_MAX_ANSWER (256u << 20)   /* bytes of one answer */
-#define CH_MAX_STR (1u << 20)	     /* bytes of one string in an answer */
-#define CH_MAX_ARRAY (1u << 20)	     /* elements of one array in an answer */
-#define CH_MAX_PICK 200000	     /* series one query may select */
-#define CH_QUEUE_MAX 4096	     /* queued writes before write() answers -EAGAIN */
-#define CH_BATCH_MAX 512	     /* pushes in one group commit */
-#define CH_BATCH_ENTRIES 500000	     /* sample rows in one group commit */
-#define CH_SEEN_MAX 2000000	     /* (dictionary id, day) pairs remembered as written */
-#define CH_PENDING_NS 60000000000ULL /* a push being written elsewhere: answer "retry" this long   \
+#define CH_MAX_ANSWER (256u << 20) /* bytes of one answer */
+#define CH_MAX_STR (1u << 20)	   /* bytes of one string in an answer */
+#define CH_MAX_ARRAY (1u << 20)	   /* elements of one array in an answer */
+#define CH_MAX_PICK 200000	   /* series one query may select */
+#define CH_QUEUE_MAX 4096	   /* queued writes before write() answers -EAGAIN */
+#define CH_BATCH_MAX 512	   /* pushes in one group commit */
+#define CH_BATCH_ENTRIES 500000	   /* sample rows in one group commit */
+#define CH_SEEN_MAX 2000000	   /* (dictionary id, day) pairs remembered as written */
+#define CH_PENDING_NS                                                                              \
+	60000000000ULL		     /* a push being written elsewhere: answer "retry" this long   \
 				      */
 #define CH_RUNS_TTL_NS 1000000000ULL /* retention runs cached this long */
 #define CH_HOUR_NS 3600000000000ULL

@@ -143,22 +143,24 @@ static int pick(struct ch_store *s, const struct ap_store_query *q, unsigned src
 		ch_buf_printf(&sub, CH_SQL_PICK_H1, s->db, lo, hi, vis);
 	if (src & SRC_ROWS) {
 		if (sub.n)
-			ch_buf_printf(&sub, " UNION ALL ");
+			ch_buf_printf(&sub, CH_SQL_UNION);
 		ch_buf_printf(&sub, CH_SQL_PICK_ROWS, s->db, lo, hi, vis);
 	}
 	/* equality matchers with a value cut the answer in the server (a missing label matches
 	 * "", so empty values stay for the selector below) */
-	ch_buf_printf(&eq, "1");
+	ch_buf_printf(&eq, CH_SQL_ALL);
 	for (size_t i = 0; q->sel && i < q->sel->n; i++) {
 		const struct ap_matcher *m = &q->sel->m[i];
+		struct ch_buf n = {0}, v = {0};
 
 		if (m->op != AP_MATCH_EQ || !m->value[0])
 			continue;
-		ch_buf_printf(&eq, " AND arrayExists((k, v) -> k = ");
-		ch_sql_str(&eq, m->name);
-		ch_buf_printf(&eq, " AND v = ");
-		ch_sql_str(&eq, m->value);
-		ch_buf_printf(&eq, ", lk, lv)");
+		ch_sql_str(&n, m->name);
+		ch_sql_str(&v, m->value);
+		ch_buf_printf(&eq, CH_SQL_LABEL_EQ, n.b ? n.b : "''", v.b ? v.b : "''");
+		eq.oom |= n.oom || v.oom;
+		ch_buf_free(&n);
+		ch_buf_free(&v);
 	}
 	ch_buf_printf(&sql, CH_SQL_PICK, s->db, eq.b ? eq.b : "1", sub.b ? sub.b : "");
 	if (sub.oom || eq.oom || sql.oom)
@@ -281,7 +283,7 @@ static void seg_raw(struct ch_store *s, struct ch_buf *sql, const char *ids, con
 	if (a >= b)
 		return;
 	if (sql->n)
-		ch_buf_printf(sql, " UNION ALL ");
+		ch_buf_printf(sql, CH_SQL_UNION);
 	ch_buf_printf(sql, CH_SQL_SEG_RAW, s->db, ids, (unsigned long long)(a / SEC),
 		      (unsigned long long)(b / SEC), (unsigned long long)a, (unsigned long long)b,
 		      vis);
@@ -291,7 +293,7 @@ static void seg_roll(struct ch_store *s, struct ch_buf *sql, const char *table, 
 		     const char *vis, uint64_t a, uint64_t b)
 {
 	if (sql->n)
-		ch_buf_printf(sql, " UNION ALL ");
+		ch_buf_printf(sql, CH_SQL_UNION);
 	ch_buf_printf(sql, CH_SQL_SEG_ROLL, s->db, table, ids, (unsigned long long)(a / SEC),
 		      (unsigned long long)(b / SEC), vis);
 }

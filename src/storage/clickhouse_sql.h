@@ -120,7 +120,7 @@ static const struct ch_view_def ch_views[] = {
 
 #define CH_SQL_VERSION "SELECT version()"
 #define CH_SQL_HAS_TABLE                                                                           \
-	"SELECT count() FROM system.tables WHERE database = %s AND name = %s FORMAT RowBinary"
+	"SELECT count() FROM system.tables WHERE database = '%s' AND name = '%s' FORMAT RowBinary"
 #define CH_SQL_SCHEMA_GET "SELECT toUInt32(max(version)) FROM %s.ap_schema FORMAT RowBinary"
 #define CH_SQL_SCHEMA_PUT "INSERT INTO %s.ap_schema (version, at) VALUES (%d, now())"
 
@@ -134,8 +134,9 @@ static const struct ch_view_def ch_views[] = {
 #define CH_SQL_RUN_COUNT                                                                           \
 	"SELECT count() FROM %s.ap_samples WHERE %s AND t < toDateTime(%llu) FORMAT RowBinary"
 #define CH_SQL_PARTS                                                                               \
-	"SELECT DISTINCT table, partition FROM system.parts WHERE database = %s AND active "       \
+	"SELECT DISTINCT table, partition FROM system.parts WHERE database = '%s' AND active "     \
 	"AND table IN (%s) FORMAT RowBinary"
+/* db, table (with suffix), on_cluster, partition (digits: checked) */
 #define CH_SQL_DROP_PART "ALTER TABLE %s.%s%s DROP PARTITION %s"
 
 /* ---- writes ---- */
@@ -160,6 +161,15 @@ static const struct ch_view_def ch_views[] = {
 	"FORMAT RowBinary"
 
 /* ---- queries ---- */
+/* The visibility rule (clickhouse.c, ch_vis()): rows of t and rv hidden by retention runs */
+#define CH_SQL_VIS_ALL "1"
+#define CH_SQL_VIS_BEGIN "multiIf("
+#define CH_SQL_VIS_STEP "rv < %llu, t >= toDateTime(%llu), " /* run id, cut-off seconds */
+#define CH_SQL_VIS_END "1)"
+#define CH_SQL_ALL "1"
+/* a series has label name = value (both quoted by ch_sql_str) */
+#define CH_SQL_LABEL_EQ " AND arrayExists((k, v) -> k = %s AND v = %s, lk, lv)"
+#define CH_SQL_UNION " UNION ALL "
 /* The series of the ids a subquery gives: db, equality filters, subquery. */
 #define CH_SQL_PICK                                                                                \
 	"SELECT id, any(lk), any(lv), any(vt), any(period) FROM %s.ap_series WHERE %s AND id "     \
@@ -203,6 +213,6 @@ static const struct ch_view_def ch_views[] = {
 	"AND ns < %llu AND %s GROUP BY tbl, key ORDER BY tbl, key FORMAT RowBinary"
 #define CH_SQL_STATS                                                                               \
 	"SELECT table, toUInt64(sum(rows)), toUInt64(sum(bytes_on_disk)) FROM system.parts WHERE " \
-	"database = %s AND active GROUP BY table FORMAT RowBinary"
+	"database = '%s' AND active GROUP BY table FORMAT RowBinary"
 
 #endif

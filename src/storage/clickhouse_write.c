@@ -531,11 +531,7 @@ static void retention_run(struct ch_store *s, struct ch_job *j)
 				ch_sql_str(&names, t);
 			}
 		q.n = 0;
-		ch_buf_printf(&q, "SELECT DISTINCT table, partition FROM system.parts WHERE "
-				  "database = ");
-		ch_sql_str(&q, s->db);
-		ch_buf_printf(&q, " AND active AND table IN (%s) FORMAT RowBinary",
-			      names.b ? names.b : "''");
+		ch_buf_printf(&q, CH_SQL_PARTS, s->db, names.b ? names.b : "''");
 		ret = q.oom || names.oom
 			  ? -ENOMEM
 			  : ch_http_exec(s->http, q.b, NULL, 0, NULL, &parts, err, errlen);
@@ -560,8 +556,7 @@ static void retention_run(struct ch_store *s, struct ch_job *j)
 			if (strspn(tname, "abcdefghijklmnopqrstuvwxyz0123456789_") != tn ||
 			    strtoul(pname, NULL, 10) >= cut_day)
 				continue;
-			ret = ch_exec_fmt(s, NULL, err, errlen,
-					  "ALTER TABLE %s.%s%s DROP PARTITION %s", s->db, tname,
+			ret = ch_exec_fmt(s, NULL, err, errlen, CH_SQL_DROP_PART, s->db, tname,
 					  s->on_cluster, pname);
 			if (!strncmp(tname, "ap_series", 9) || !strncmp(tname, "ap_stacks", 9) ||
 			    !strncmp(tname, "ap_frames", 9))
