@@ -49,7 +49,7 @@ int ch_exec_fmt(struct ch_store *s, struct ch_buf *out, char *err, size_t errlen
 	if (ret < 0)
 		return ap_errf(err, errlen, -ENOMEM, "out of memory");
 	/* IN lists of many series ids exceed the default 256 KiB */
-	ret = ch_http_exec(s->http, q, NULL, 0, "&max_query_size=268435456", out, err, errlen);
+	ret = ch_http_exec(s->http, q, NULL, 0, CH_QUERY_SETTINGS, out, err, errlen);
 	free(q);
 	return ret;
 }
@@ -518,6 +518,7 @@ static void ch_close(struct ap_store *st)
 	pthread_mutex_destroy(&s->rlock);
 	pthread_mutex_destroy(&s->clock_);
 	pthread_mutex_destroy(&s->slock);
+	pthread_mutex_destroy(&s->seenlock);
 	free(s);
 }
 
@@ -566,6 +567,7 @@ static int ch_open(const char *loc, const struct ap_store_opts *opts, struct ap_
 	pthread_mutex_init(&s->rlock, NULL);
 	pthread_mutex_init(&s->clock_, NULL);
 	pthread_mutex_init(&s->slock, NULL);
+	pthread_mutex_init(&s->seenlock, NULL);
 	snprintf(url, sizeof(url), "http://%s:%s/", sp.host, sp.port);
 	ho.base_url = url;
 	ho.user = sp.user[0] ? sp.user : NULL;

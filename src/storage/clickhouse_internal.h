@@ -26,6 +26,7 @@
 #define CH_MAX_ARRAY (1u << 20)	   /* elements of one array in an answer */
 #define CH_MAX_PICK 200000	   /* series one query may select */
 #define CH_QUEUE_MAX 4096	   /* queued writes before write() answers -EAGAIN */
+#define CH_WRITERS 4		   /* writer threads */
 #define CH_BATCH_MAX 512	   /* pushes in one group commit */
 #define CH_BATCH_ENTRIES 500000	   /* sample rows in one group commit */
 #define CH_SEEN_MAX 2000000	   /* (dictionary id, day) pairs remembered as written */
@@ -145,8 +146,17 @@ struct ch_store {
 	struct ap_store_opts opts;
 
 	/* writer */
-	pthread_t writer;
-	bool writer_started;
+	/* CH_WRITERS writer threads: a batch costs a few round trips to ClickHouse, so batches run
+	 * side by side; each writer's batch (flight) is checked by the others for equal push ids */
+	pthread_t writers[CH_WRITERS];
+	size_t nwriters;
+	struct ch_wctx {
+		struct ch_store *s;
+		int idx;
+	} wctx[CH_WRITERS];
+	struct ch_job *flight[CH_WRITERS][CH_BATCH_MAX];
+	size_t nflight[CH_WRITERS];
+	pthread_mutex_t seenlock;
 	pthread_mutex_t qlock;
 	pthread_cond_t qcond, donecond;
 	struct ch_job *qhead, *qtail;

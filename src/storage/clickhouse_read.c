@@ -166,8 +166,7 @@ static int pick(struct ch_store *s, const struct ap_store_query *q, unsigned src
 	if (sub.oom || eq.oom || sql.oom)
 		ret = ap_errf(err, errlen, -ENOMEM, "out of memory");
 	else
-		ret = ch_http_exec(s->http, sql.b, NULL, 0, "&max_query_size=268435456", &ans, err,
-				   errlen);
+		ret = ch_http_exec(s->http, sql.b, NULL, 0, CH_QUERY_SETTINGS, &ans, err, errlen);
 	if (!ret)
 		ret = ch_parse_series(ans.b, ans.n, CH_MAX_PICK, &v, &n, err, errlen);
 	if (!ret) {
@@ -516,10 +515,9 @@ int ch_merge(struct ap_store *st, const struct ap_store_query *q, struct ap_prof
 	if (!ret && nv) {
 		plan_range(s, &segs, pl.ids.b, vis.b, q->from_ns, q->until_ns, true, true);
 		ch_buf_printf(&sql, CH_SQL_MERGE, pl.ids.b, pl.gids.b, segs.b);
-		ret = segs.oom || sql.oom
-			  ? -ENOMEM
-			  : ch_http_exec(s->http, sql.b, NULL, 0, "&max_query_size=268435456", &ans,
-					 err, errlen);
+		ret = segs.oom || sql.oom ? -ENOMEM
+					  : ch_http_exec(s->http, sql.b, NULL, 0, CH_QUERY_SETTINGS,
+							 &ans, err, errlen);
 	}
 	if (!ret && ans.n)
 		ret = ch_parse_mrows(ans.b, ans.n, (uint32_t)pl.ng, 0, &rows, &nrows, err, errlen);
@@ -659,10 +657,9 @@ int ch_series_q(struct ap_store *st, const struct ap_store_query *q, uint64_t st
 			   step_ns % CH_MIN_NS == 0, step_ns % CH_HOUR_NS == 0);
 		ch_buf_printf(&sql, CH_SQL_TIMELINE, (unsigned long long)grid0,
 			      (unsigned long long)step_ns, pl.ids.b, pl.gids.b, segs.b);
-		ret = segs.oom || sql.oom
-			  ? ap_errf(err, errlen, -ENOMEM, "out of memory")
-			  : ch_http_exec(s->http, sql.b, NULL, 0, "&max_query_size=268435456", &ans,
-					 err, errlen);
+		ret = segs.oom || sql.oom ? ap_errf(err, errlen, -ENOMEM, "out of memory")
+					  : ch_http_exec(s->http, sql.b, NULL, 0, CH_QUERY_SETTINGS,
+							 &ans, err, errlen);
 	}
 	if (!ret && ans.n) {
 		struct ch_mrow *pts = NULL;

@@ -18,6 +18,11 @@
 
 #define CH_SCHEMA_VERSION 1
 
+/* URL settings of queries: IN lists of many series, stacks or push ids exceed the default
+ * 256 KiB of text and 50,000 AST elements */
+#define CH_QUERY_SETTINGS                                                                          \
+	"&max_query_size=268435456&max_ast_elements=5000000&max_expanded_ast_elements=5000000"
+
 struct ch_table_def {
 	const char *name;
 	const char *columns;

@@ -185,9 +185,9 @@ static int check_ids(struct ch_store *s, struct ch_job **v, size_t n, const char
 	if (!ids.n)
 		return 0;
 	ch_buf_printf(&q, CH_SQL_PUSHES_GET, s->db, ids.b ? ids.b : "", vis);
-	ret = q.oom || ids.oom ? -ENOMEM
-			       : ch_http_exec(s->http, q.b, NULL, 0, "&max_query_size=268435456",
-					      &ans, err, errlen);
+	ret = q.oom || ids.oom
+		  ? -ENOMEM
+		  : ch_http_exec(s->http, q.b, NULL, 0, CH_QUERY_SETTINGS, &ans, err, errlen);
 	c = (struct ch_cur){(const unsigned char *)ans.b, (const unsigned char *)ans.b + ans.n};
 	while (!ret && ch_cur_more(&c)) {
 		size_t len;
@@ -302,6 +302,7 @@ static int dicts(struct ch_store *s, struct ch_job **v, size_t n, char *err, siz
 	struct ch_buf fr = {0}, st = {0}, se = {0};
 	int ret = 0;
 
+	pthread_mutex_lock(&s->seenlock);
 	for (size_t i = 0; i < n && !ret; i++) {
 		struct sq_job *j = &v[i]->sj;
 		uint16_t day = day_of(j->from_ns);
@@ -344,6 +345,7 @@ static int dicts(struct ch_store *s, struct ch_job **v, size_t n, char *err, siz
 			ch_rb_u64(&se, j->period);
 		}
 	}
+	pthread_mutex_unlock(&s->seenlock);
 	if (ret)
 		ret = ap_errf(err, errlen, ret, "cannot encode a series");
 	if (!ret)
@@ -353,6 +355,7 @@ static int dicts(struct ch_store *s, struct ch_job **v, size_t n, char *err, siz
 	if (!ret)
 		ret = insert(s, CH_SQL_SERIES_INS, &se, err, errlen);
 	/* remembered only once all three are in: a stack is never written before its frames */
+	pthread_mutex_lock(&s->seenlock);
 	for (size_t i = 0; i < n && !ret; i++) {
 		struct sq_job *j = &v[i]->sj;
 		uint16_t day = day_of(j->from_ns);
@@ -366,6 +369,7 @@ static int dicts(struct ch_store *s, struct ch_job **v, size_t n, char *err, siz
 		for (size_t k = 0; k < j->nseries; k++)
 			seen_add(s->seen, j->series[k].hash, day);
 	}
+	pthread_mutex_unlock(&s->seenlock);
 	ch_buf_free(&fr);
 	ch_buf_free(&st);
 	ch_buf_free(&se);
@@ -572,8 +576,11 @@ static void retention_run(struct ch_store *s, struct ch_job *j)
 		ch_exec_fmt(s, NULL, e2, sizeof(e2), CH_SQL_RUNS_PRUNE, s->db, s->suffix,
 			    s->on_cluster, (unsigned long long)run, (unsigned long long)cutoff);
 	}
-	if (dropped_dict)
+	if (dropped_dict) {
+		pthread_mutex_lock(&s->seenlock);
 		seen_clear(s->seen);
+		pthread_mutex_unlock(&s->seenlock);
+	}
 	pthread_mutex_lock(&s->slock);
 	if (!ret) {
 		s->st.retention_runs++;
@@ -588,10 +595,26 @@ static void retention_run(struct ch_store *s, struct ch_job *j)
 
 /* ---- the thread and write() ---- */
 
+/* A push whose id is in another writer's batch right now (an agent's retry while the first
+ * try is being written): "retry later" rather than a second copy. qlock held. */
+static bool in_flight(struct ch_store *s, int me, const struct ch_job *j)
+{
+	if (!j->sj.push_id)
+		return false;
+	for (size_t w = 0; w < s->nwriters; w++)
+		for (size_t k = 0; (int)w != me && k < s->nflight[w]; k++)
+			if (s->flight[w][k]->sj.push_id &&
+			    !strcmp(s->flight[w][k]->sj.push_id, j->sj.push_id))
+				return true;
+	return false;
+}
+
 static void *writer_main(void *arg)
 {
-	struct ch_store *s = arg;
-	struct ch_job *batch[CH_BATCH_MAX];
+	struct ch_wctx *wc = arg;
+	struct ch_store *s = wc->s;
+	int me = wc->idx;
+	struct ch_job **batch = s->flight[me];
 
 	pthread_mutex_lock(&s->qlock);
 	for (;;) {
@@ -600,7 +623,7 @@ static void *writer_main(void *arg)
 		while (!s->qhead && !s->stopping) {
 			struct timespec ts;
 
-			if (s->next_retention_mono && ch_mono_ns() >= s->next_retention_mono)
+			if (!me && s->next_retention_mono && ch_mono_ns() >= s->next_retention_mono)
 				break;
 			clock_gettime(CLOCK_REALTIME, &ts);
 			ts.tv_sec += 1;
@@ -640,12 +663,24 @@ static void *writer_main(void *arg)
 			if (!s->qhead)
 				s->qtail = NULL;
 			s->qlen--;
+			if (in_flight(s, me, j)) {
+				j->ret =
+				    ap_errf(j->err, sizeof(j->err), -EINPROGRESS,
+					    "push %s is being stored by this aggregator; retry "
+					    "later",
+					    j->sj.push_id);
+				j->done = true;
+				pthread_cond_broadcast(&s->donecond);
+				continue;
+			}
 			entries += j->sj.nentries;
 			batch[n++] = j;
+			s->nflight[me] = n;
 		}
 		pthread_mutex_unlock(&s->qlock);
 		write_batch(s, batch, n);
 		pthread_mutex_lock(&s->qlock);
+		s->nflight[me] = 0;
 		pthread_cond_broadcast(&s->donecond);
 	}
 	pthread_mutex_unlock(&s->qlock);
@@ -659,24 +694,30 @@ int ch_writer_start(struct ch_store *s, char *err, size_t errlen)
 		return ap_errf(err, errlen, -ENOMEM, "out of memory");
 	if (s->opts.retention_ns)
 		s->next_retention_mono = ch_mono_ns(); /* a first run at once */
-	if (pthread_create(&s->writer, NULL, writer_main, s)) {
-		free(s->seen);
-		s->seen = NULL;
-		return ap_errf(err, errlen, -EAGAIN, "cannot start the writer thread");
+	for (int i = 0; i < CH_WRITERS; i++) {
+		s->wctx[i] = (struct ch_wctx){s, i};
+		if (pthread_create(&s->writers[i], NULL, writer_main, &s->wctx[i])) {
+			if (i)
+				break; /* fewer writers: slower, not wrong */
+			free(s->seen);
+			s->seen = NULL;
+			return ap_errf(err, errlen, -EAGAIN, "cannot start the writer thread");
+		}
+		s->nwriters++;
 	}
-	s->writer_started = true;
 	return 0;
 }
 
 void ch_writer_stop(struct ch_store *s)
 {
-	if (s->writer_started) {
+	if (s->nwriters) {
 		pthread_mutex_lock(&s->qlock);
 		s->stopping = true;
 		pthread_cond_broadcast(&s->qcond);
 		pthread_mutex_unlock(&s->qlock);
-		pthread_join(s->writer, NULL);
-		s->writer_started = false;
+		for (size_t i = 0; i < s->nwriters; i++)
+			pthread_join(s->writers[i], NULL);
+		s->nwriters = 0;
 	}
 	if (s->seen) {
 		seen_clear(s->seen);
