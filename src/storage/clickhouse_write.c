@@ -36,7 +36,8 @@ struct ch_job {
 	struct sq_job sj; /* the prepared push (sqlite_prep.c) */
 	uint64_t push_h, sk, before_ns;
 	bool has_pending, skip_samples, skip_rows;
-	bool done, duplicate;
+	bool done, duplicate; /* done: settled within the batch (the writer's own mark) */
+	bool finished;	      /* the waiter may return (set under qlock, after the batch) */
 	int ret;
 	char err[256];
 };
@@ -651,7 +652,7 @@ static void *writer_main(void *arg)
 			pthread_mutex_unlock(&s->qlock);
 			retention_run(s, j);
 			pthread_mutex_lock(&s->qlock);
-			j->done = true;
+			j->done = j->finished = true;
 			pthread_cond_broadcast(&s->donecond);
 			continue;
 		}
@@ -669,7 +670,7 @@ static void *writer_main(void *arg)
 					    "push %s is being stored by this aggregator; retry "
 					    "later",
 					    j->sj.push_id);
-				j->done = true;
+				j->done = j->finished = true;
 				pthread_cond_broadcast(&s->donecond);
 				continue;
 			}
@@ -680,6 +681,8 @@ static void *writer_main(void *arg)
 		pthread_mutex_unlock(&s->qlock);
 		write_batch(s, batch, n);
 		pthread_mutex_lock(&s->qlock);
+		for (size_t i = 0; i < n; i++)
+			batch[i]->finished = true;
 		s->nflight[me] = 0;
 		pthread_cond_broadcast(&s->donecond);
 	}
@@ -741,7 +744,7 @@ static int enqueue_wait(struct ch_store *s, struct ch_job *j, char *err, size_t 
 	s->qtail = j;
 	s->qlen++;
 	pthread_cond_signal(&s->qcond);
-	while (!j->done)
+	while (!j->finished)
 		pthread_cond_wait(&s->donecond, &s->qlock);
 	pthread_mutex_unlock(&s->qlock);
 	return 0;
