@@ -36,8 +36,8 @@ uint64_t ch_real_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-int ch_exec_fmt(struct ch_store *s, struct ch_buf *out, char *err, size_t errlen,
-		const char *fmt, ...)
+int ch_exec_fmt(struct ch_store *s, struct ch_buf *out, char *err, size_t errlen, const char *fmt,
+		...)
 {
 	char *q = NULL;
 	va_list ap;
@@ -49,7 +49,7 @@ int ch_exec_fmt(struct ch_store *s, struct ch_buf *out, char *err, size_t errlen
 	if (ret < 0)
 		return ap_errf(err, errlen, -ENOMEM, "out of memory");
 	/* IN lists of many series ids exceed the default 256 KiB */
-	ret = ch_http_exec(s->http, q, NULL, 0, "&max_query_size=268435456", out, err, errlen);
+	ret = ch_http_exec(s->http, q, NULL, 0, CH_QUERY_SETTINGS, out, err, errlen);
 	free(q);
 	return ret;
 }
@@ -103,7 +103,7 @@ static int parse_spec(const char *loc, struct spec *sp, char *err, size_t errlen
 	const char *p = loc, *q;
 	size_t n;
 	static const char usage[] =
-		"use clickhouse://HOST:PORT/DB[?cluster=NAME&user=U&password_file=F]";
+	    "use clickhouse://HOST:PORT/DB[?cluster=NAME&user=U&password_file=F]";
 
 	memset(sp, 0, sizeof(*sp));
 	if (strncmp(p, "//", 2))
@@ -173,15 +173,17 @@ static int parse_spec(const char *loc, struct spec *sp, char *err, size_t errlen
 				       (int)(eq - p), p);
 		vn = (size_t)(amp - eq - 1);
 		if (!vn || vn >= cap)
-			return ap_errf(err, errlen, -EINVAL, "storage: option '%.*s' is empty or too long",
-				       (int)(eq - p), p);
+			return ap_errf(err, errlen, -EINVAL,
+				       "storage: option '%.*s' is empty or too long", (int)(eq - p),
+				       p);
 		memcpy(dst, eq + 1, vn);
 		dst[vn] = 0;
 		p = *amp ? amp + 1 : amp;
 	}
 	if (sp->cluster[0] && !ident_ok(sp->cluster, 64))
 		return ap_errf(err, errlen, -EINVAL,
-			       "storage: cluster '%s' must be characters of [A-Za-z0-9_]", sp->cluster);
+			       "storage: cluster '%s' must be characters of [A-Za-z0-9_]",
+			       sp->cluster);
 	if (sp->user[0] && !ident_ok(sp->user, 64))
 		return ap_errf(err, errlen, -EINVAL,
 			       "storage: user '%s' must be characters of [A-Za-z0-9_]", sp->user);
@@ -192,21 +194,19 @@ static int parse_spec(const char *loc, struct spec *sp, char *err, size_t errlen
 
 static int has_table(struct ch_store *s, const char *name, bool *yes, char *err, size_t errlen)
 {
-	struct ch_buf q = { 0 }, out = { 0 };
+	struct ch_buf q = {0}, out = {0};
 	struct ch_cur c;
 	int ret;
 
-	ch_buf_printf(&q, "SELECT count() FROM system.tables WHERE database = ");
-	ch_sql_str(&q, s->db);
-	ch_buf_printf(&q, " AND name = ");
-	ch_sql_str(&q, name);
-	ch_buf_printf(&q, " FORMAT RowBinary");
+	/* names are [A-Za-z0-9_] (checked): quoted as they are */
+	ch_buf_printf(&q, CH_SQL_HAS_TABLE, s->db, name);
 	ret = q.oom ? -ENOMEM : ch_http_exec(s->http, q.b, NULL, 0, NULL, &out, err, errlen);
-	c = (struct ch_cur){ (const unsigned char *)out.b, (const unsigned char *)out.b + out.n };
+	c = (struct ch_cur){(const unsigned char *)out.b, (const unsigned char *)out.b + out.n};
 	if (!ret) {
 		*yes = ch_get_u64(&c) > 0;
 		if (c.bad || c.p != c.end)
-			ret = ap_errf(err, errlen, -EPROTO, "ClickHouse: malformed answer (tables)");
+			ret =
+			    ap_errf(err, errlen, -EPROTO, "ClickHouse: malformed answer (tables)");
 	}
 	ch_buf_free(&q);
 	ch_buf_free(&out);
@@ -227,7 +227,7 @@ static int ddl(struct ch_store *s, const char *stmt, char *err, size_t errlen)
 
 static int create_tables(struct ch_store *s, char *err, size_t errlen)
 {
-	struct ch_buf q = { 0 };
+	struct ch_buf q = {0};
 	int ret = 0;
 
 	for (size_t i = 0; i < CH_NTABLES && !ret; i++) {
@@ -236,8 +236,9 @@ static int create_tables(struct ch_store *s, char *err, size_t errlen)
 
 		if (s->cluster[0]) {
 			snprintf(engine, sizeof(engine), "Replicated%s", t->engine);
-			snprintf(args, sizeof(args), "'/clickhouse/tables/{shard}/%s/%s_local', '{replica}'%s%s",
-				 s->db, t->name, t->engine_args[0] ? ", " : "", t->engine_args);
+			snprintf(args, sizeof(args),
+				 "'/clickhouse/tables/{shard}/%s/%s_local', '{replica}'%s%s", s->db,
+				 t->name, t->engine_args[0] ? ", " : "", t->engine_args);
 		} else {
 			snprintf(engine, sizeof(engine), "%s", t->engine);
 			snprintf(args, sizeof(args), "%s", t->engine_args);
@@ -273,7 +274,7 @@ static int create_tables(struct ch_store *s, char *err, size_t errlen)
 /* Version v -> v + 1 (clickhouse_sql.h). */
 static int migrate(struct ch_store *s, int v, char *err, size_t errlen)
 {
-	struct ch_buf q = { 0 };
+	struct ch_buf q = {0};
 	int ret = 0;
 
 	if (v == 0) {
@@ -294,7 +295,7 @@ static int schema(struct ch_store *s, char *err, size_t errlen)
 	char name[64];
 	bool has_schema = false, has_samples = false;
 	int version = CH_SCHEMA_VERSION, ret;
-	struct ch_buf out = { 0 };
+	struct ch_buf out = {0};
 
 	ret = ch_exec_fmt(s, NULL, err, errlen, CH_SQL_CREATE_DB, s->db, s->on_cluster);
 	if (ret)
@@ -310,8 +311,8 @@ static int schema(struct ch_store *s, char *err, size_t errlen)
 		struct ch_cur c;
 
 		ret = ch_exec_fmt(s, &out, err, errlen, CH_SQL_SCHEMA_GET, s->db);
-		c = (struct ch_cur){ (const unsigned char *)out.b,
-				     (const unsigned char *)out.b + out.n };
+		c = (struct ch_cur){(const unsigned char *)out.b,
+				    (const unsigned char *)out.b + out.n};
 		if (!ret) {
 			version = (int)ch_get_u32(&c);
 			if (c.bad || c.p != c.end)
@@ -325,17 +326,19 @@ static int schema(struct ch_store *s, char *err, size_t errlen)
 		version = 0; /* tables from before the version table */
 	}
 	if (version > CH_SCHEMA_VERSION)
-		return ap_errf(err, errlen, -EINVAL,
-			       "ClickHouse %s: schema version %d is newer than this aggregator's (%d): "
-			       "upgrade the aggregator",
-			       s->where, version, CH_SCHEMA_VERSION);
+		return ap_errf(
+		    err, errlen, -EINVAL,
+		    "ClickHouse %s: schema version %d is newer than this aggregator's (%d): "
+		    "upgrade the aggregator",
+		    s->where, version, CH_SCHEMA_VERSION);
 	if (has_samples)
 		for (int v = version; v < CH_SCHEMA_VERSION && !ret; v++)
 			ret = migrate(s, v, err, errlen);
 	if (!ret)
 		ret = create_tables(s, err, errlen);
 	if (!ret && (!has_schema || version != CH_SCHEMA_VERSION))
-		ret = ch_exec_fmt(s, NULL, err, errlen, CH_SQL_SCHEMA_PUT, s->db, CH_SCHEMA_VERSION);
+		ret =
+		    ch_exec_fmt(s, NULL, err, errlen, CH_SQL_SCHEMA_PUT, s->db, CH_SCHEMA_VERSION);
 	/* retention by TTL where the server has it (18.16 has not: the writer drops days) */
 	if (!ret && s->opts.retention_ns &&
 	    (s->ver_major > CH_TTL_MIN_MAJOR ||
@@ -343,10 +346,11 @@ static int schema(struct ch_store *s, char *err, size_t errlen)
 		for (size_t i = 0; i < CH_NTABLES && !ret; i++)
 			if (!strncmp(ch_tables[i].name, "ap_samples", 10) ||
 			    !strcmp(ch_tables[i].name, "ap_rows"))
-				ret = ch_exec_fmt(s, NULL, err, errlen, CH_SQL_TTL, s->db,
-						  ch_tables[i].name, s->suffix,
-						  (unsigned long long)(s->opts.retention_ns /
-								       1000000000ULL) + 3600);
+				ret = ch_exec_fmt(
+				    s, NULL, err, errlen, CH_SQL_TTL, s->db, ch_tables[i].name,
+				    s->suffix,
+				    (unsigned long long)(s->opts.retention_ns / 1000000000ULL) +
+					3600);
 	return ret;
 }
 
@@ -361,7 +365,7 @@ static int cmp_run(const void *a, const void *b)
 
 static int fetch_runs(struct ch_store *s, char *err, size_t errlen)
 {
-	struct ch_buf out = { 0 };
+	struct ch_buf out = {0};
 	struct ch_cur c;
 	struct ch_run *v = NULL;
 	size_t n = 0;
@@ -371,13 +375,14 @@ static int fetch_runs(struct ch_store *s, char *err, size_t errlen)
 		return ret;
 	if (out.n / 12 > 1000000 || out.n % 12) {
 		ch_buf_free(&out);
-		return ap_errf(err, errlen, -EPROTO, "ClickHouse: malformed answer (retention runs)");
+		return ap_errf(err, errlen, -EPROTO,
+			       "ClickHouse: malformed answer (retention runs)");
 	}
 	if (out.n && !(v = malloc(out.n / 12 * sizeof(*v)))) {
 		ch_buf_free(&out);
 		return ap_errf(err, errlen, -ENOMEM, "out of memory");
 	}
-	c = (struct ch_cur){ (const unsigned char *)out.b, (const unsigned char *)out.b + out.n };
+	c = (struct ch_cur){(const unsigned char *)out.b, (const unsigned char *)out.b + out.n};
 	while (ch_cur_more(&c)) {
 		v[n].run = ch_get_u64(&c);
 		v[n].cutoff = ch_get_u32(&c);
@@ -399,8 +404,7 @@ static int fetch_runs(struct ch_store *s, char *err, size_t errlen)
  * cut-off that applies is the largest of the runs after rv: a step function of rv, emitted as
  * multiIf(rv < R1, t >= C1, rv < R2, t >= C2, ..., 1) with one branch per step.
  */
-int ch_vis(struct ch_store *s, struct ch_buf *out, uint64_t *newest_run, char *err,
-	   size_t errlen)
+int ch_vis(struct ch_store *s, struct ch_buf *out, uint64_t *newest_run, char *err, size_t errlen)
 {
 	uint64_t now = ch_mono_ns();
 	uint64_t *cut = NULL;
@@ -417,27 +421,23 @@ int ch_vis(struct ch_store *s, struct ch_buf *out, uint64_t *newest_run, char *e
 	if (newest_run)
 		*newest_run = s->nruns ? s->runs[s->nruns - 1].run : 0;
 	if (!s->nruns) {
-		ch_buf_printf(out, "1");
+		ch_buf_printf(out, CH_SQL_VIS_ALL);
 	} else if (!(cut = malloc(s->nruns * sizeof(*cut)))) {
 		ret = -ENOMEM;
 	} else {
-		size_t branches = 0;
-
 		/* suffix maxima of the cut-offs */
 		for (size_t i = s->nruns; i-- > 0;)
-			cut[i] = i + 1 < s->nruns && cut[i + 1] > s->runs[i].cutoff ?
-					 cut[i + 1] :
-					 s->runs[i].cutoff;
-		ch_buf_printf(out, "multiIf(");
+			cut[i] = i + 1 < s->nruns && cut[i + 1] > s->runs[i].cutoff
+				     ? cut[i + 1]
+				     : s->runs[i].cutoff;
+		ch_buf_printf(out, CH_SQL_VIS_BEGIN);
 		for (size_t i = 0; i < s->nruns; i++) {
 			if (i + 1 < s->nruns && cut[i + 1] == cut[i])
 				continue; /* the step ends at the last run of equal cut-off */
-			ch_buf_printf(out, "rv < %" PRIu64 ", t >= toDateTime(%" PRIu64 "), ",
-				      s->runs[i].run, cut[i]);
-			branches++;
+			ch_buf_printf(out, CH_SQL_VIS_STEP, (unsigned long long)s->runs[i].run,
+				      (unsigned long long)cut[i]);
 		}
-		ch_buf_printf(out, "1)");
-		(void)branches;
+		ch_buf_printf(out, CH_SQL_VIS_END);
 	}
 	pthread_mutex_unlock(&s->rlock);
 	free(cut);
@@ -460,7 +460,7 @@ void ch_runs_invalidate(struct ch_store *s)
 static void ch_stats(struct ap_store *st, struct ap_store_stats *out)
 {
 	struct ch_store *s = ch_of(st);
-	struct ch_buf q = { 0 }, ans = { 0 };
+	struct ch_buf q = {0}, ans = {0};
 	struct ap_store_stats v;
 	char err[256];
 
@@ -469,13 +469,10 @@ static void ch_stats(struct ap_store *st, struct ap_store_stats *out)
 	pthread_mutex_unlock(&s->slock);
 	/* sizes from system.parts (rows before merges: dictionary rows counted once per day and
 	 * writer; an estimate, not a distinct count) */
-	ch_buf_printf(&q, "SELECT table, toUInt64(sum(rows)), toUInt64(sum(bytes_on_disk)) FROM "
-			  "system.parts WHERE database = ");
-	ch_sql_str(&q, s->db);
-	ch_buf_printf(&q, " AND active GROUP BY table FORMAT RowBinary");
+	ch_buf_printf(&q, CH_SQL_STATS, s->db);
 	if (!q.oom && !ch_http_exec(s->http, q.b, NULL, 0, NULL, &ans, err, sizeof(err))) {
-		struct ch_cur c = { (const unsigned char *)ans.b,
-				    (const unsigned char *)ans.b + ans.n };
+		struct ch_cur c = {(const unsigned char *)ans.b,
+				   (const unsigned char *)ans.b + ans.n};
 
 		while (ch_cur_more(&c)) {
 			size_t n;
@@ -521,6 +518,7 @@ static void ch_close(struct ap_store *st)
 	pthread_mutex_destroy(&s->rlock);
 	pthread_mutex_destroy(&s->clock_);
 	pthread_mutex_destroy(&s->slock);
+	pthread_mutex_destroy(&s->seenlock);
 	free(s);
 }
 
@@ -529,9 +527,9 @@ static int ch_open(const char *loc, const struct ap_store_opts *opts, struct ap_
 {
 	struct spec sp;
 	struct ch_store *s;
-	struct ch_http_opts ho = { 0 };
+	struct ch_http_opts ho = {0};
 	char url[400], pw[4096] = "";
-	struct ch_buf ver = { 0 };
+	struct ch_buf ver = {0};
 	int ret;
 
 	*out = NULL;
@@ -555,7 +553,10 @@ static int ch_open(const char *loc, const struct ap_store_opts *opts, struct ap_
 		snprintf(s->on_cluster, sizeof(s->on_cluster), " ON CLUSTER %s", sp.cluster);
 		snprintf(s->suffix, sizeof(s->suffix), "_local");
 		/* a push is acknowledged once the shards hold it, not a local queue */
-		s->ins_settings = "&insert_distributed_sync=1";
+		/* and without Replicated insert-block dedup: two pushes may give identical blocks
+		 * (a push without id sent twice; equal rollup blocks of different pushes): dedup is
+		 * by push id (ap_pushes) */
+		s->ins_settings = "&insert_distributed_sync=1&insert_deduplicate=0";
 	} else {
 		s->ins_settings = "";
 	}
@@ -566,11 +567,13 @@ static int ch_open(const char *loc, const struct ap_store_opts *opts, struct ap_
 	pthread_mutex_init(&s->rlock, NULL);
 	pthread_mutex_init(&s->clock_, NULL);
 	pthread_mutex_init(&s->slock, NULL);
+	pthread_mutex_init(&s->seenlock, NULL);
 	snprintf(url, sizeof(url), "http://%s:%s/", sp.host, sp.port);
 	ho.base_url = url;
 	ho.user = sp.user[0] ? sp.user : NULL;
 	ho.password = sp.user[0] ? pw : NULL;
-	ho.timeout_ms = 30000;
+	ho.timeout_ms = 20000; /* below CH_PENDING_NS: a timed-out write is settled before a retry
+				  may recover it */
 	ret = ch_http_new(&ho, &s->http, err, errlen);
 	memset(pw, 0, sizeof(pw));
 	if (ret)
@@ -604,16 +607,16 @@ fail:
 }
 
 const struct ap_store_ops ap_clickhouse_store_ops = {
-	.scheme = "clickhouse",
-	.open = ch_open,
-	.write = ch_write,
-	.merge = ch_merge,
-	.series = ch_series_q,
-	.label_names = ch_label_names,
-	.label_values = ch_label_values,
-	.modes = ch_modes,
-	.rows = ch_rows,
-	.retention = ch_retention,
-	.stats = ch_stats,
-	.close = ch_close,
+    .scheme = "clickhouse",
+    .open = ch_open,
+    .write = ch_write,
+    .merge = ch_merge,
+    .series = ch_series_q,
+    .label_names = ch_label_names,
+    .label_values = ch_label_values,
+    .modes = ch_modes,
+    .rows = ch_rows,
+    .retention = ch_retention,
+    .stats = ch_stats,
+    .close = ch_close,
 };

@@ -29,10 +29,7 @@ struct ch_http {
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static CURLcode g_init;
 
-static void global_init(void)
-{
-	g_init = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
+static void global_init(void) { g_init = curl_global_init(CURL_GLOBAL_DEFAULT); }
 
 int ch_http_new(const struct ch_http_opts *o, struct ch_http **out, char *err, size_t errlen)
 {
@@ -114,7 +111,8 @@ static size_t on_data(char *p, size_t size, size_t nmemb, void *arg)
 	curl_easy_getinfo(s->c, CURLINFO_RESPONSE_CODE, &code);
 	if (code != 200) {
 		if (s->errtext.n < 4096)
-			ch_buf_put(&s->errtext, p, n < 4096 - s->errtext.n ? n : 4096 - s->errtext.n);
+			ch_buf_put(&s->errtext, p,
+				   n < 4096 - s->errtext.n ? n : 4096 - s->errtext.n);
 		return n;
 	}
 	if (!s->out)
@@ -129,7 +127,7 @@ static size_t on_data(char *p, size_t size, size_t nmemb, void *arg)
 
 static char *url_of(struct ch_http *h, CURL *c, const char *query, const char *settings)
 {
-	struct ch_buf u = { 0 };
+	struct ch_buf u = {0};
 
 	ch_buf_printf(&u, "%s?wait_end_of_query=1%s", h->base, settings ? settings : "");
 	if (query) {
@@ -160,7 +158,7 @@ int ch_http_exec(struct ch_http *h, const char *query, const void *body, size_t 
 		 const char *settings, struct ch_buf *out, char *err, size_t errlen)
 {
 	CURL *c = take(h);
-	struct sink s = { .out = out, .c = c };
+	struct sink s = {.out = out, .c = c};
 	struct curl_slist *hdr = NULL;
 	char *url;
 	CURLcode rc;
@@ -213,7 +211,8 @@ int ch_http_exec(struct ch_http *h, const char *query, const void *body, size_t 
 			      h->timeout_ms);
 	} else if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
 		   rc == CURLE_GOT_NOTHING || rc == CURLE_SEND_ERROR || rc == CURLE_RECV_ERROR) {
-		ret = ap_errf(err, errlen, rc == CURLE_COULDNT_CONNECT ? -ECONNREFUSED : -EHOSTUNREACH,
+		ret = ap_errf(err, errlen,
+			      rc == CURLE_COULDNT_CONNECT ? -ECONNREFUSED : -EHOSTUNREACH,
 			      "ClickHouse is unreachable: %s", curl_easy_strerror(rc));
 	} else if (rc != CURLE_OK) {
 		ret = ap_errf(err, errlen, -EIO, "ClickHouse request failed: %s",

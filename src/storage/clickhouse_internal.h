@@ -21,15 +21,18 @@
 #include "storage.h"
 
 /* ---- limits (answers are network input) ---- */
-#define CH_MAX_ANSWER (256u << 20)   /* bytes of one answer */
-#define CH_MAX_STR (1u << 20)	     /* bytes of one string in an answer */
-#define CH_MAX_ARRAY (1u << 20)	     /* elements of one array in an answer */
-#define CH_MAX_PICK 200000	     /* series one query may select */
-#define CH_QUEUE_MAX 4096	     /* queued writes before write() answers -EAGAIN */
-#define CH_BATCH_MAX 512	     /* pushes in one group commit */
-#define CH_BATCH_ENTRIES 500000	     /* sample rows in one group commit */
-#define CH_SEEN_MAX 2000000	     /* (dictionary id, day) pairs remembered as written */
-#define CH_PENDING_NS 60000000000ULL /* a push being written elsewhere: answer "retry" this long */
+#define CH_MAX_ANSWER (256u << 20) /* bytes of one answer */
+#define CH_MAX_STR (1u << 20)	   /* bytes of one string in an answer */
+#define CH_MAX_ARRAY (1u << 20)	   /* elements of one array in an answer */
+#define CH_MAX_PICK 200000	   /* series one query may select */
+#define CH_QUEUE_MAX 4096	   /* queued writes before write() answers -EAGAIN */
+#define CH_WRITERS 4		   /* writer threads */
+#define CH_BATCH_MAX 512	   /* pushes in one group commit */
+#define CH_BATCH_ENTRIES 500000	   /* sample rows in one group commit */
+#define CH_SEEN_MAX 2000000	   /* (dictionary id, day) pairs remembered as written */
+#define CH_PENDING_NS                                                                              \
+	60000000000ULL		     /* a push being written elsewhere: answer "retry" this long   \
+				      */
 #define CH_RUNS_TTL_NS 1000000000ULL /* retention runs cached this long */
 #define CH_HOUR_NS 3600000000000ULL
 #define CH_MIN_NS 60000000000ULL
@@ -66,17 +69,14 @@ uint64_t ch_get_u64(struct ch_cur *c);
 const char *ch_get_str(struct ch_cur *c, size_t *len);
 /* An array's size, at most max (and no more than the bytes left could hold). */
 size_t ch_get_arr(struct ch_cur *c, size_t max);
-static inline bool ch_cur_more(const struct ch_cur *c)
-{
-	return !c->bad && c->p < c->end;
-}
+static inline bool ch_cur_more(const struct ch_cur *c) { return !c->bad && c->p < c->end; }
 
 /* A series as an answer gives it (strings owned, in one allocation). */
 struct ch_series {
 	uint64_t id;
 	struct ap_label_kv *labels; /* sorted by name */
 	size_t nlabels;
-	const char *mode, *comm; /* "" when absent */
+	const char *mode, *comm;	       /* "" when absent */
 	const char *vt[2 + 2 * AP_MAX_VALUES]; /* period type, unit, then type, unit per value */
 	size_t nvalues;
 	uint64_t period;
@@ -137,17 +137,26 @@ struct ch_store {
 	struct ap_store base;
 	struct ch_http *http;
 	char db[128];
-	char cluster[128];	/* "" = single node */
-	char on_cluster[160];	/* " ON CLUSTER name" or "" */
-	char suffix[8];		/* "_local" in cluster mode: the tables DDL and ALTERs touch */
-	char where[420]; /* "host:port/db" for messages */
+	char cluster[128];	  /* "" = single node */
+	char on_cluster[160];	  /* " ON CLUSTER name" or "" */
+	char suffix[8];		  /* "_local" in cluster mode: the tables DDL and ALTERs touch */
+	char where[420];	  /* "host:port/db" for messages */
 	const char *ins_settings; /* URL settings of inserts */
 	int ver_major, ver_minor;
 	struct ap_store_opts opts;
 
 	/* writer */
-	pthread_t writer;
-	bool writer_started;
+	/* CH_WRITERS writer threads: a batch costs a few round trips to ClickHouse, so batches run
+	 * side by side; each writer's batch (flight) is checked by the others for equal push ids */
+	pthread_t writers[CH_WRITERS];
+	size_t nwriters;
+	struct ch_wctx {
+		struct ch_store *s;
+		int idx;
+	} wctx[CH_WRITERS];
+	struct ch_job *flight[CH_WRITERS][CH_BATCH_MAX];
+	size_t nflight[CH_WRITERS];
+	pthread_mutex_t seenlock;
 	pthread_mutex_t qlock;
 	pthread_cond_t qcond, donecond;
 	struct ch_job *qhead, *qtail;
@@ -171,21 +180,17 @@ struct ch_store {
 	struct ap_store_stats st;
 };
 
-static inline struct ch_store *ch_of(struct ap_store *s)
-{
-	return (struct ch_store *)s;
-}
+static inline struct ch_store *ch_of(struct ap_store *s) { return (struct ch_store *)s; }
 
 uint64_t ch_mono_ns(void);
 uint64_t ch_real_ns(void);
 
 /* SQL of the visibility rule (rows of retention runs newer than the row and below their
  * cut-off are hidden) for columns t and rv; newest_run gets the newest run id (0: none). */
-int ch_vis(struct ch_store *s, struct ch_buf *out, uint64_t *newest_run, char *err,
-	   size_t errlen);
+int ch_vis(struct ch_store *s, struct ch_buf *out, uint64_t *newest_run, char *err, size_t errlen);
 /* A statement with the database name filled in by printf-style formatting. */
-int ch_exec_fmt(struct ch_store *s, struct ch_buf *out, char *err, size_t errlen,
-		const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+int ch_exec_fmt(struct ch_store *s, struct ch_buf *out, char *err, size_t errlen, const char *fmt,
+		...) __attribute__((format(printf, 5, 6)));
 
 int ch_writer_start(struct ch_store *s, char *err, size_t errlen);
 void ch_writer_stop(struct ch_store *s);

@@ -81,7 +81,7 @@ void ch_sql_str(struct ch_buf *b, const char *s)
 	ch_buf_put(b, "'", 1);
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
 		if (*p == '\'' || *p == '\\') {
-			char e[2] = { '\\', (char)*p };
+			char e[2] = {'\\', (char)*p};
 
 			ch_buf_put(b, e, 2);
 		} else if (*p < 0x20 || *p == 0x7f) {
@@ -93,14 +93,11 @@ void ch_sql_str(struct ch_buf *b, const char *s)
 	ch_buf_put(b, "'", 1);
 }
 
-void ch_rb_u8(struct ch_buf *b, uint8_t v)
-{
-	ch_buf_put(b, &v, 1);
-}
+void ch_rb_u8(struct ch_buf *b, uint8_t v) { ch_buf_put(b, &v, 1); }
 
 void ch_rb_u16(struct ch_buf *b, uint16_t v)
 {
-	unsigned char x[2] = { (unsigned char)v, (unsigned char)(v >> 8) };
+	unsigned char x[2] = {(unsigned char)v, (unsigned char)(v >> 8)};
 
 	ch_buf_put(b, x, 2);
 }
@@ -144,10 +141,7 @@ void ch_rb_strn(struct ch_buf *b, const char *s, size_t n)
 	ch_buf_put(b, s, n);
 }
 
-void ch_rb_str(struct ch_buf *b, const char *s)
-{
-	ch_rb_strn(b, s ? s : "", s ? strlen(s) : 0);
-}
+void ch_rb_str(struct ch_buf *b, const char *s) { ch_rb_strn(b, s ? s : "", s ? strlen(s) : 0); }
 
 /* ---- decoding ---- */
 
@@ -328,7 +322,7 @@ static int parse_one(struct ch_cur *c, struct ch_series *e)
 int ch_parse_series(const void *data, size_t len, size_t max, struct ch_series **out, size_t *n,
 		    char *err, size_t errlen)
 {
-	struct ch_cur c = { data, (const unsigned char *)data + len, false };
+	struct ch_cur c = {data, (const unsigned char *)data + len, false};
 	struct ch_series *v = NULL;
 	size_t cnt = 0, cap = 0;
 	int ret = 0;
@@ -361,7 +355,8 @@ int ch_parse_series(const void *data, size_t len, size_t max, struct ch_series *
 	if (ret) {
 		ch_series_free(v, cnt);
 		if (ret == -EPROTO)
-			ap_errf(err, errlen, ret, "ClickHouse sent a malformed series list (byte %zu)",
+			ap_errf(err, errlen, ret,
+				"ClickHouse sent a malformed series list (byte %zu)",
 				(size_t)(c.p - (const unsigned char *)data));
 		else if (ret == -ENOMEM)
 			ap_errf(err, errlen, ret, "out of memory reading the series");
@@ -375,7 +370,7 @@ int ch_parse_series(const void *data, size_t len, size_t max, struct ch_series *
 int ch_parse_mrows(const void *data, size_t len, uint32_t ngroups, uint64_t key_max,
 		   struct ch_mrow **out, size_t *n, char *err, size_t errlen)
 {
-	struct ch_cur c = { data, (const unsigned char *)data + len, false };
+	struct ch_cur c = {data, (const unsigned char *)data + len, false};
 	struct ch_mrow *v = NULL;
 	size_t cnt = 0, cap = 0;
 
@@ -394,7 +389,8 @@ int ch_parse_mrows(const void *data, size_t len, uint32_t ngroups, uint64_t key_
 		}
 		if (ap_grow_array((void **)&v, &cap, cnt + 1, sizeof(*v))) {
 			free(v);
-			return ap_errf(err, errlen, -ENOMEM, "out of memory reading ClickHouse's answer");
+			return ap_errf(err, errlen, -ENOMEM,
+				       "out of memory reading ClickHouse's answer");
 		}
 		v[cnt++] = r;
 	}
@@ -412,7 +408,7 @@ int ch_parse_mrows(const void *data, size_t len, uint32_t ngroups, uint64_t key_
 int ch_parse_trows(const void *data, size_t len, struct ap_store_rows *out, char *err,
 		   size_t errlen)
 {
-	struct ch_cur c = { data, (const unsigned char *)data + len, false };
+	struct ch_cur c = {data, (const unsigned char *)data + len, false};
 	size_t cap = 0;
 	int ret = 0;
 

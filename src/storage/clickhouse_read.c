@@ -29,8 +29,8 @@
 struct centry {
 	uint64_t id;
 	bool is_frame;
-	uint32_t n;	       /* stack: frames */
-	uint64_t *frames;      /* stack */
+	uint32_t n;		    /* stack: frames */
+	uint64_t *frames;	    /* stack */
 	char *name, *module, *file; /* frame (one allocation at name) */
 	uint32_t line, kind, flags;
 };
@@ -128,12 +128,13 @@ static void cache_put(struct ch_store *s, struct centry *e)
 
 enum src { SRC_SAMPLES = 1, SRC_ROWS = 2 };
 
-static int pick(struct ch_store *s, const struct ap_store_query *q, unsigned src,
-		const char *vis, struct ch_series **out, size_t *nout, char *err, size_t errlen)
+static int pick(struct ch_store *s, const struct ap_store_query *q, unsigned src, const char *vis,
+		struct ch_series **out, size_t *nout, char *err, size_t errlen)
 {
-	struct ch_buf sub = { 0 }, eq = { 0 }, sql = { 0 }, ans = { 0 };
+	struct ch_buf sub = {0}, eq = {0}, sql = {0}, ans = {0};
 	unsigned long long lo = q->from_ns / CH_HOUR_NS * 3600,
-			   hi = (q->until_ns / CH_HOUR_NS + (q->until_ns % CH_HOUR_NS ? 1 : 0)) * 3600;
+			   hi = (q->until_ns / CH_HOUR_NS + (q->until_ns % CH_HOUR_NS ? 1 : 0)) *
+				3600;
 	struct ch_series *v = NULL;
 	size_t n = 0, k = 0;
 	int ret;
@@ -142,29 +143,30 @@ static int pick(struct ch_store *s, const struct ap_store_query *q, unsigned src
 		ch_buf_printf(&sub, CH_SQL_PICK_H1, s->db, lo, hi, vis);
 	if (src & SRC_ROWS) {
 		if (sub.n)
-			ch_buf_printf(&sub, " UNION ALL ");
+			ch_buf_printf(&sub, CH_SQL_UNION);
 		ch_buf_printf(&sub, CH_SQL_PICK_ROWS, s->db, lo, hi, vis);
 	}
 	/* equality matchers with a value cut the answer in the server (a missing label matches
 	 * "", so empty values stay for the selector below) */
-	ch_buf_printf(&eq, "1");
+	ch_buf_printf(&eq, CH_SQL_ALL);
 	for (size_t i = 0; q->sel && i < q->sel->n; i++) {
 		const struct ap_matcher *m = &q->sel->m[i];
+		struct ch_buf n = {0}, v = {0};
 
 		if (m->op != AP_MATCH_EQ || !m->value[0])
 			continue;
-		ch_buf_printf(&eq, " AND arrayExists((k, v) -> k = ");
-		ch_sql_str(&eq, m->name);
-		ch_buf_printf(&eq, " AND v = ");
-		ch_sql_str(&eq, m->value);
-		ch_buf_printf(&eq, ", lk, lv)");
+		ch_sql_str(&n, m->name);
+		ch_sql_str(&v, m->value);
+		ch_buf_printf(&eq, CH_SQL_LABEL_EQ, n.b ? n.b : "''", v.b ? v.b : "''");
+		eq.oom |= n.oom || v.oom;
+		ch_buf_free(&n);
+		ch_buf_free(&v);
 	}
 	ch_buf_printf(&sql, CH_SQL_PICK, s->db, eq.b ? eq.b : "1", sub.b ? sub.b : "");
 	if (sub.oom || eq.oom || sql.oom)
 		ret = ap_errf(err, errlen, -ENOMEM, "out of memory");
 	else
-		ret = ch_http_exec(s->http, sql.b, NULL, 0, "&max_query_size=268435456", &ans, err,
-				   errlen);
+		ret = ch_http_exec(s->http, sql.b, NULL, 0, CH_QUERY_SETTINGS, &ans, err, errlen);
 	if (!ret)
 		ret = ch_parse_series(ans.b, ans.n, CH_MAX_PICK, &v, &n, err, errlen);
 	if (!ret) {
@@ -217,7 +219,7 @@ static int lineup(struct ch_series *v, size_t n, struct ap_profile *prof, struct
 
 	for (size_t i = 0; i < n; i++) {
 		struct ch_series *e = &v[i];
-		struct group g = { .comm = e->comm, .nv = (uint32_t)e->nvalues };
+		struct group g = {.comm = e->comm, .nv = (uint32_t)e->nvalues};
 		size_t gi;
 
 		if (!l->mode && !(l->mode = strdup(e->mode)))
@@ -280,7 +282,7 @@ static void seg_raw(struct ch_store *s, struct ch_buf *sql, const char *ids, con
 	if (a >= b)
 		return;
 	if (sql->n)
-		ch_buf_printf(sql, " UNION ALL ");
+		ch_buf_printf(sql, CH_SQL_UNION);
 	ch_buf_printf(sql, CH_SQL_SEG_RAW, s->db, ids, (unsigned long long)(a / SEC),
 		      (unsigned long long)(b / SEC), (unsigned long long)a, (unsigned long long)b,
 		      vis);
@@ -290,13 +292,13 @@ static void seg_roll(struct ch_store *s, struct ch_buf *sql, const char *table, 
 		     const char *vis, uint64_t a, uint64_t b)
 {
 	if (sql->n)
-		ch_buf_printf(sql, " UNION ALL ");
+		ch_buf_printf(sql, CH_SQL_UNION);
 	ch_buf_printf(sql, CH_SQL_SEG_ROLL, s->db, table, ids, (unsigned long long)(a / SEC),
 		      (unsigned long long)(b / SEC), vis);
 }
 
-static void plan_minutes(struct ch_store *s, struct ch_buf *sql, const char *ids,
-			 const char *vis, uint64_t a, uint64_t b, bool minutes)
+static void plan_minutes(struct ch_store *s, struct ch_buf *sql, const char *ids, const char *vis,
+			 uint64_t a, uint64_t b, bool minutes)
 {
 	uint64_t ma = (a + CH_MIN_NS - 1) / CH_MIN_NS * CH_MIN_NS, mb = b / CH_MIN_NS * CH_MIN_NS;
 
@@ -330,7 +332,7 @@ static void plan_range(struct ch_store *s, struct ch_buf *sql, const char *ids, 
 static int fetch_stacks(struct ch_store *s, const struct ch_mrow *r, size_t n, char *err,
 			size_t errlen)
 {
-	struct ch_buf ids = { 0 }, fids = { 0 }, ans = { 0 };
+	struct ch_buf ids = {0}, fids = {0}, ans = {0};
 	struct ch_cur c;
 	int ret = 0;
 
@@ -340,8 +342,9 @@ static int fetch_stacks(struct ch_store *s, const struct ch_mrow *r, size_t n, c
 			ch_buf_printf(&ids, "%s%" PRIu64, ids.n ? "," : "", r[i].key);
 	pthread_mutex_unlock(&s->clock_);
 	if (ids.n)
-		ret = ids.oom ? -ENOMEM : ch_exec_fmt(s, &ans, err, errlen, CH_SQL_STACKS_GET, s->db, ids.b);
-	c = (struct ch_cur){ (const unsigned char *)ans.b, (const unsigned char *)ans.b + ans.n };
+		ret = ids.oom ? -ENOMEM
+			      : ch_exec_fmt(s, &ans, err, errlen, CH_SQL_STACKS_GET, s->db, ids.b);
+	c = (struct ch_cur){(const unsigned char *)ans.b, (const unsigned char *)ans.b + ans.n};
 	while (!ret && ch_cur_more(&c)) {
 		struct centry *e = calloc(1, sizeof(*e));
 		size_t nf;
@@ -375,9 +378,10 @@ static int fetch_stacks(struct ch_store *s, const struct ch_mrow *r, size_t n, c
 		ret = ap_errf(err, errlen, -EPROTO, "ClickHouse: malformed answer (stacks)");
 	ans.n = 0;
 	if (!ret && fids.n)
-		ret = fids.oom ? -ENOMEM :
-				 ch_exec_fmt(s, &ans, err, errlen, CH_SQL_FRAMES_GET, s->db, fids.b);
-	c = (struct ch_cur){ (const unsigned char *)ans.b, (const unsigned char *)ans.b + ans.n };
+		ret = fids.oom
+			  ? -ENOMEM
+			  : ch_exec_fmt(s, &ans, err, errlen, CH_SQL_FRAMES_GET, s->db, fids.b);
+	c = (struct ch_cur){(const unsigned char *)ans.b, (const unsigned char *)ans.b + ans.n};
 	while (!ret && fids.n && ch_cur_more(&c)) {
 		struct centry *e = calloc(1, sizeof(*e));
 		const char *str[3];
@@ -440,7 +444,7 @@ static uint32_t profile_stack(struct ch_store *s, struct ap_profile *p, uint64_t
 	}
 	for (uint32_t k = 0; k < st->n; k++) {
 		struct centry *f = cache_get(s->cache, st->frames[k], true);
-		struct ap_frame af = { 0 };
+		struct ap_frame af = {0};
 
 		if (!f) {
 			if (fr != ids)
@@ -473,9 +477,9 @@ int ch_merge(struct ap_store *st, const struct ap_store_query *q, struct ap_prof
 	     char *err, size_t errlen)
 {
 	struct ch_store *s = ch_of(st);
-	struct ch_buf vis = { 0 }, segs = { 0 }, sql = { 0 }, ans = { 0 };
+	struct ch_buf vis = {0}, segs = {0}, sql = {0}, ans = {0};
 	struct ch_series *v = NULL;
-	struct plan pl = { 0 };
+	struct plan pl = {0};
 	struct ch_mrow *rows = NULL;
 	size_t nv = 0, nrows = 0;
 	uint64_t missing = 0;
@@ -511,10 +515,9 @@ int ch_merge(struct ap_store *st, const struct ap_store_query *q, struct ap_prof
 	if (!ret && nv) {
 		plan_range(s, &segs, pl.ids.b, vis.b, q->from_ns, q->until_ns, true, true);
 		ch_buf_printf(&sql, CH_SQL_MERGE, pl.ids.b, pl.gids.b, segs.b);
-		ret = segs.oom || sql.oom ?
-			      -ENOMEM :
-			      ch_http_exec(s->http, sql.b, NULL, 0, "&max_query_size=268435456",
-					   &ans, err, errlen);
+		ret = segs.oom || sql.oom ? -ENOMEM
+					  : ch_http_exec(s->http, sql.b, NULL, 0, CH_QUERY_SETTINGS,
+							 &ans, err, errlen);
 	}
 	if (!ret && ans.n)
 		ret = ch_parse_mrows(ans.b, ans.n, (uint32_t)pl.ng, 0, &rows, &nrows, err, errlen);
@@ -531,7 +534,7 @@ int ch_merge(struct ap_store *st, const struct ap_store_query *q, struct ap_prof
 		pthread_mutex_lock(&s->clock_);
 		for (size_t i = 0; i < nrows && !ret; i++) {
 			const struct group *g = &pl.g[rows[i].g - 1];
-			struct ap_sample smp = { 0 };
+			struct ap_sample smp = {0};
 
 			smp.stack = profile_stack(s, p, rows[i].key, &oom);
 			if (oom) {
@@ -582,9 +585,9 @@ int ch_series_q(struct ap_store *st, const struct ap_store_query *q, uint64_t st
 		struct ap_store_series *out, char *err, size_t errlen)
 {
 	struct ch_store *s = ch_of(st);
-	struct ch_buf vis = { 0 }, segs = { 0 }, sql = { 0 }, ans = { 0 };
+	struct ch_buf vis = {0}, segs = {0}, sql = {0}, ans = {0};
 	struct ch_series *v = NULL;
-	struct plan pl = { 0 };
+	struct plan pl = {0};
 	uint64_t grid0, npoints;
 	size_t nv = 0;
 	const char *mode;
@@ -597,8 +600,8 @@ int ch_series_q(struct ap_store *st, const struct ap_store_query *q, uint64_t st
 	if (ret)
 		return ret;
 	if (!step_ns) { /* about 100 points, on a step the rollups divide (as SQLite) */
-		static const uint64_t nice[] = { 10, 20, 30, 60, 120, 300, 600, 900, 1800, 3600,
-						 7200, 10800, 21600, 43200, 86400 };
+		static const uint64_t nice[] = {10,   20,   30,	  60,	 120,	300,   600,  900,
+						1800, 3600, 7200, 10800, 21600, 43200, 86400};
 		uint64_t want = (q->until_ns - q->from_ns) / 100;
 
 		step_ns = nice[sizeof(nice) / sizeof(nice[0]) - 1] * SEC;
@@ -654,10 +657,9 @@ int ch_series_q(struct ap_store *st, const struct ap_store_query *q, uint64_t st
 			   step_ns % CH_MIN_NS == 0, step_ns % CH_HOUR_NS == 0);
 		ch_buf_printf(&sql, CH_SQL_TIMELINE, (unsigned long long)grid0,
 			      (unsigned long long)step_ns, pl.ids.b, pl.gids.b, segs.b);
-		ret = segs.oom || sql.oom ?
-			      ap_errf(err, errlen, -ENOMEM, "out of memory") :
-			      ch_http_exec(s->http, sql.b, NULL, 0, "&max_query_size=268435456",
-					   &ans, err, errlen);
+		ret = segs.oom || sql.oom ? ap_errf(err, errlen, -ENOMEM, "out of memory")
+					  : ch_http_exec(s->http, sql.b, NULL, 0, CH_QUERY_SETTINGS,
+							 &ans, err, errlen);
 	}
 	if (!ret && ans.n) {
 		struct ch_mrow *pts = NULL;
@@ -719,7 +721,7 @@ enum what { NAMES, VALUES, MODES };
 static int collect(struct ch_store *s, const struct ap_store_query *q, enum what what,
 		   const char *name, struct ap_store_strings *out, char *err, size_t errlen)
 {
-	struct ch_buf vis = { 0 };
+	struct ch_buf vis = {0};
 	struct ch_series *v = NULL;
 	size_t nv = 0, cap = 0;
 	int ret;
@@ -742,7 +744,8 @@ static int collect(struct ch_store *s, const struct ap_store_query *q, enum what
 			else if (what == NAMES)
 				str = v[i].labels[k].name;
 			else
-				str = strcmp(v[i].labels[k].name, name) ? NULL : v[i].labels[k].value;
+				str =
+				    strcmp(v[i].labels[k].name, name) ? NULL : v[i].labels[k].value;
 			if (!str)
 				continue;
 			if (ap_grow_array((void **)&out->v, &cap, out->n + 1, sizeof(*out->v)) ||
@@ -799,7 +802,7 @@ int ch_rows(struct ap_store *st, const struct ap_store_query *q, struct ap_store
 	    char *err, size_t errlen)
 {
 	struct ch_store *s = ch_of(st);
-	struct ch_buf vis = { 0 }, ids = { 0 }, ans = { 0 };
+	struct ch_buf vis = {0}, ids = {0}, ans = {0};
 	struct ch_series *v = NULL;
 	size_t nv = 0;
 	int ret;
@@ -816,8 +819,8 @@ int ch_rows(struct ap_store *st, const struct ap_store_query *q, struct ap_store
 	for (size_t i = 0; i < nv; i++)
 		ch_buf_printf(&ids, "%s%" PRIu64, i ? "," : "", v[i].id);
 	if (!ret && nv)
-		ret = ids.oom ? ap_errf(err, errlen, -ENOMEM, "out of memory") :
-				ch_exec_fmt(s, &ans, err, errlen, CH_SQL_ROWS_GET, s->db, ids.b,
+		ret = ids.oom ? ap_errf(err, errlen, -ENOMEM, "out of memory")
+			      : ch_exec_fmt(s, &ans, err, errlen, CH_SQL_ROWS_GET, s->db, ids.b,
 					    (unsigned long long)(q->from_ns / SEC),
 					    (unsigned long long)(q->until_ns / SEC),
 					    (unsigned long long)q->from_ns,

@@ -18,6 +18,11 @@
 
 #define CH_SCHEMA_VERSION 1
 
+/* URL settings of queries: IN lists of many series, stacks or push ids exceed the default
+ * 256 KiB of text and 50,000 AST elements */
+#define CH_QUERY_SETTINGS                                                                          \
+	"&max_query_size=268435456&max_ast_elements=5000000&max_expanded_ast_elements=5000000"
+
 struct ch_table_def {
 	const char *name;
 	const char *columns;
@@ -33,8 +38,9 @@ struct ch_table_def {
  * Schema version 1.
  * - ap_samples: one row per (push, series, stack) at the push's time (t seconds, ns exact);
  *   `push` = hash of the push id (recovery of an interrupted write), `rv` = the newest retention
- *   run the writer knew (rows hidden by later runs, see CH_VIS), `sk` the shard key (the push's
- *   host: a push lands on one shard, in one block).
+ *   run the writer knew (rows hidden by later runs, see ch_vis()), `sk` the shard key (the
+ *   push's host: a push lands on one shard, in one block; Distributed shards by cityHash64(sk),
+ *   the stored hashes all being odd).
  * - ap_samples_m1 / _h1: sums per minute / hour (SummingMergeTree), filled by materialized views
  *   at insert; reads always sum (never rely on merges).
  * - ap_series, ap_stacks, ap_frames: content-addressed dictionaries (id = 64-bit content hash),
@@ -47,39 +53,38 @@ struct ch_table_def {
  * - ap_schema: the schema version (max(version) is the store's).
  */
 static const struct ch_table_def ch_tables[] = {
-	{ "ap_schema", "version UInt32, at DateTime", "MergeTree", "", "", "version", "version",
-	  false },
-	{ "ap_retention", "run UInt64, cutoff DateTime", "MergeTree", "", "", "run", "run", false },
-	{ "ap_pushes", "id String, t DateTime, state UInt8, at UInt64, rv UInt64",
-	  "ReplacingMergeTree", "at", "toYYYYMMDD(t)", "(id, state)", "cityHash64(id)", true },
-	{ "ap_series",
-	  "day Date, id UInt64, lk Array(String), lv Array(String), vt Array(String), "
-	  "period UInt64",
-	  "ReplacingMergeTree", "", "toYYYYMMDD(day)", "id", "id", true },
-	{ "ap_stacks", "day Date, id UInt64, frames Array(UInt64)", "ReplacingMergeTree", "",
-	  "toYYYYMMDD(day)", "id", "id", true },
-	{ "ap_frames",
-	  "day Date, id UInt64, name String, module String, file String, line UInt32, "
-	  "kind UInt8, flags UInt8",
-	  "ReplacingMergeTree", "", "toYYYYMMDD(day)", "id", "id", true },
-	{ "ap_samples",
-	  "t DateTime, ns UInt64, series UInt64, stack UInt64, v0 UInt64, v1 UInt64, v2 UInt64, "
-	  "v3 UInt64, push UInt64, rv UInt64, sk UInt64",
-	  "MergeTree", "", "toYYYYMMDD(t)", "(series, t)", "sk", true },
-	{ "ap_samples_m1",
-	  "t DateTime, series UInt64, stack UInt64, rv UInt64, v0 UInt64, v1 UInt64, v2 UInt64, "
-	  "v3 UInt64",
-	  "SummingMergeTree", "(v0, v1, v2, v3)", "toYYYYMMDD(t)", "(series, t, stack, rv)",
-	  "series", true },
-	{ "ap_samples_h1",
-	  "t DateTime, series UInt64, stack UInt64, rv UInt64, v0 UInt64, v1 UInt64, v2 UInt64, "
-	  "v3 UInt64",
-	  "SummingMergeTree", "(v0, v1, v2, v3)", "toYYYYMMDD(t)", "(series, t, stack, rv)",
-	  "series", true },
-	{ "ap_rows",
-	  "t DateTime, ns UInt64, series UInt64, tbl String, key String, v0 UInt64, v1 UInt64, "
-	  "v2 UInt64, v3 UInt64, hist Array(UInt64), push UInt64, rv UInt64, sk UInt64",
-	  "MergeTree", "", "toYYYYMMDD(t)", "(series, t)", "sk", true },
+    {"ap_schema", "version UInt32, at DateTime", "MergeTree", "", "", "version", "version", false},
+    {"ap_retention", "run UInt64, cutoff DateTime", "MergeTree", "", "", "run", "run", false},
+    {"ap_pushes", "id String, t DateTime, state UInt8, at UInt64, rv UInt64", "ReplacingMergeTree",
+     "at", "toYYYYMMDD(t)", "(id, state)", "cityHash64(id)", true},
+    {"ap_series",
+     "day Date, id UInt64, lk Array(String), lv Array(String), vt Array(String), "
+     "period UInt64",
+     "ReplacingMergeTree", "", "toYYYYMMDD(day)", "id", "cityHash64(id)", true},
+    {"ap_stacks", "day Date, id UInt64, frames Array(UInt64)", "ReplacingMergeTree", "",
+     "toYYYYMMDD(day)", "id", "cityHash64(id)", true},
+    {"ap_frames",
+     "day Date, id UInt64, name String, module String, file String, line UInt32, "
+     "kind UInt8, flags UInt8",
+     "ReplacingMergeTree", "", "toYYYYMMDD(day)", "id", "cityHash64(id)", true},
+    {"ap_samples",
+     "t DateTime, ns UInt64, series UInt64, stack UInt64, v0 UInt64, v1 UInt64, v2 UInt64, "
+     "v3 UInt64, push UInt64, rv UInt64, sk UInt64",
+     "MergeTree", "", "toYYYYMMDD(t)", "(series, t)", "cityHash64(sk)", true},
+    {"ap_samples_m1",
+     "t DateTime, series UInt64, stack UInt64, rv UInt64, v0 UInt64, v1 UInt64, v2 UInt64, "
+     "v3 UInt64",
+     "SummingMergeTree", "(v0, v1, v2, v3)", "toYYYYMMDD(t)", "(series, t, stack, rv)",
+     "cityHash64(series)", true},
+    {"ap_samples_h1",
+     "t DateTime, series UInt64, stack UInt64, rv UInt64, v0 UInt64, v1 UInt64, v2 UInt64, "
+     "v3 UInt64",
+     "SummingMergeTree", "(v0, v1, v2, v3)", "toYYYYMMDD(t)", "(series, t, stack, rv)",
+     "cityHash64(series)", true},
+    {"ap_rows",
+     "t DateTime, ns UInt64, series UInt64, tbl String, key String, v0 UInt64, v1 UInt64, "
+     "v2 UInt64, v3 UInt64, hist Array(UInt64), push UInt64, rv UInt64, sk UInt64",
+     "MergeTree", "", "toYYYYMMDD(t)", "(series, t)", "cityHash64(sk)", true},
 };
 #define CH_NTABLES (sizeof(ch_tables) / sizeof(ch_tables[0]))
 
@@ -88,8 +93,8 @@ struct ch_view_def {
 	const char *name, *source, *target, *bucket;
 };
 static const struct ch_view_def ch_views[] = {
-	{ "ap_samples_m1_mv", "ap_samples", "ap_samples_m1", "toStartOfMinute" },
-	{ "ap_samples_h1_mv", "ap_samples", "ap_samples_h1", "toStartOfHour" },
+    {"ap_samples_m1_mv", "ap_samples", "ap_samples_m1", "toStartOfMinute"},
+    {"ap_samples_h1_mv", "ap_samples", "ap_samples_h1", "toStartOfHour"},
 };
 #define CH_NVIEWS (sizeof(ch_views) / sizeof(ch_views[0]))
 
@@ -100,11 +105,12 @@ static const struct ch_view_def ch_views[] = {
 	"CREATE TABLE IF NOT EXISTS %s.%s%s%s (%s) ENGINE = %s(%s)%s ORDER BY %s"
 /* db, name, on_cluster, db, name, cluster, db, name, shard key */
 #define CH_SQL_CREATE_DIST                                                                         \
-	"CREATE TABLE IF NOT EXISTS %s.%s%s AS %s.%s_local ENGINE = Distributed(%s, %s, %s_local, %s)"
+	"CREATE TABLE IF NOT EXISTS %s.%s%s AS %s.%s_local ENGINE = Distributed(%s, %s, "          \
+	"%s_local, %s)"
 /* db, view, on_cluster, db, target(+suffix), bucket, db, source(+suffix) */
 #define CH_SQL_CREATE_VIEW                                                                         \
-	"CREATE MATERIALIZED VIEW IF NOT EXISTS %s.%s%s TO %s.%s AS SELECT %s(t) AS t, series, "    \
-	"stack, rv, sum(v0) AS v0, sum(v1) AS v1, sum(v2) AS v2, sum(v3) AS v3 FROM %s.%s "         \
+	"CREATE MATERIALIZED VIEW IF NOT EXISTS %s.%s%s TO %s.%s AS SELECT %s(t) AS t, series, "   \
+	"stack, rv, sum(v0) AS v0, sum(v1) AS v1, sum(v2) AS v2, sum(v3) AS v3 FROM %s.%s "        \
 	"GROUP BY t, series, stack, rv"
 /* Retention on servers with TTL (19.6 and later): db, table(+suffix), on_cluster, seconds */
 #define CH_SQL_TTL "ALTER TABLE %s.%s%s MODIFY TTL t + toIntervalSecond(%llu)"
@@ -119,7 +125,7 @@ static const struct ch_view_def ch_views[] = {
 
 #define CH_SQL_VERSION "SELECT version()"
 #define CH_SQL_HAS_TABLE                                                                           \
-	"SELECT count() FROM system.tables WHERE database = %s AND name = %s FORMAT RowBinary"
+	"SELECT count() FROM system.tables WHERE database = '%s' AND name = '%s' FORMAT RowBinary"
 #define CH_SQL_SCHEMA_GET "SELECT toUInt32(max(version)) FROM %s.ap_schema FORMAT RowBinary"
 #define CH_SQL_SCHEMA_PUT "INSERT INTO %s.ap_schema (version, at) VALUES (%d, now())"
 
@@ -127,13 +133,15 @@ static const struct ch_view_def ch_views[] = {
 #define CH_SQL_RUNS_GET "SELECT run, toUInt32(cutoff) FROM %s.ap_retention FORMAT RowBinary"
 #define CH_SQL_RUN_PUT "INSERT INTO %s.ap_retention (run, cutoff) VALUES (%llu, %llu)"
 /* runs dominated by a later run with a cut-off as late (they hide nothing more) */
-#define CH_SQL_RUNS_PRUNE "ALTER TABLE %s.ap_retention%s%s DELETE WHERE run < %llu AND cutoff <= %llu"
+#define CH_SQL_RUNS_PRUNE                                                                          \
+	"ALTER TABLE %s.ap_retention%s%s DELETE WHERE run < %llu AND cutoff <= %llu"
 /* the visible sample rows a run hides (for the stats): db, visibility, cut-off */
 #define CH_SQL_RUN_COUNT                                                                           \
 	"SELECT count() FROM %s.ap_samples WHERE %s AND t < toDateTime(%llu) FORMAT RowBinary"
 #define CH_SQL_PARTS                                                                               \
-	"SELECT DISTINCT table, partition FROM system.parts WHERE database = %s AND active "       \
+	"SELECT DISTINCT table, partition FROM system.parts WHERE database = '%s' AND active "     \
 	"AND table IN (%s) FORMAT RowBinary"
+/* db, table (with suffix), on_cluster, partition (digits: checked) */
 #define CH_SQL_DROP_PART "ALTER TABLE %s.%s%s DROP PARTITION %s"
 
 /* ---- writes ---- */
@@ -148,37 +156,50 @@ static const struct ch_view_def ch_views[] = {
 #define CH_SQL_SERIES_INS "INSERT INTO %s.ap_series (day, id, lk, lv, vt, period) FORMAT RowBinary"
 #define CH_SQL_STACKS_INS "INSERT INTO %s.ap_stacks (day, id, frames) FORMAT RowBinary"
 #define CH_SQL_FRAMES_INS                                                                          \
-	"INSERT INTO %s.ap_frames (day, id, name, module, file, line, kind, flags) FORMAT RowBinary"
+	"INSERT INTO %s.ap_frames (day, id, name, module, file, line, kind, flags) FORMAT "        \
+	"RowBinary"
 #define CH_SQL_SAMPLES_INS                                                                         \
 	"INSERT INTO %s.ap_samples (t, ns, series, stack, v0, v1, v2, v3, push, rv, sk) FORMAT "   \
 	"RowBinary"
 #define CH_SQL_ROWS_INS                                                                            \
-	"INSERT INTO %s.ap_rows (t, ns, series, tbl, key, v0, v1, v2, v3, hist, push, rv, sk) "   \
+	"INSERT INTO %s.ap_rows (t, ns, series, tbl, key, v0, v1, v2, v3, hist, push, rv, sk) "    \
 	"FORMAT RowBinary"
 
 /* ---- queries ---- */
+/* The visibility rule (clickhouse.c, ch_vis()): rows of t and rv hidden by retention runs */
+#define CH_SQL_VIS_ALL "1"
+#define CH_SQL_VIS_BEGIN "multiIf("
+#define CH_SQL_VIS_STEP "rv < %llu, t >= toDateTime(%llu), " /* run id, cut-off seconds */
+#define CH_SQL_VIS_END "1)"
+#define CH_SQL_ALL "1"
+/* a series has label name = value (both quoted by ch_sql_str) */
+#define CH_SQL_LABEL_EQ " AND arrayExists((k, v) -> k = %s AND v = %s, lk, lv)"
+#define CH_SQL_UNION " UNION ALL "
 /* The series of the ids a subquery gives: db, equality filters, subquery. */
 #define CH_SQL_PICK                                                                                \
-	"SELECT id, any(lk), any(lv), any(vt), any(period) FROM %s.ap_series WHERE %s AND id IN "  \
+	"SELECT id, any(lk), any(lv), any(vt), any(period) FROM %s.ap_series WHERE %s AND id "     \
+	"GLOBAL IN "                                                                               \
 	"(%s) GROUP BY id FORMAT RowBinary"
 /* the series with samples in whole hours around the range: db, lo, hi seconds, visibility */
 #define CH_SQL_PICK_H1                                                                             \
-	"SELECT series FROM %s.ap_samples_h1 WHERE t >= toDateTime(%llu) AND t < toDateTime(%llu) " \
+	"SELECT series FROM %s.ap_samples_h1 WHERE t >= toDateTime(%llu) AND t < "                 \
+	"toDateTime(%llu) "                                                                        \
 	"AND %s"
 /* the series with table rows there (rows have no rollup) */
 #define CH_SQL_PICK_ROWS                                                                           \
-	"SELECT series FROM %s.ap_rows WHERE t >= toDateTime(%llu) AND t < toDateTime(%llu) AND %s"
+	"SELECT series FROM %s.ap_rows WHERE t >= toDateTime(%llu) AND t < toDateTime(%llu) AND "  \
+	"%s"
 /* One segment of a plan: the raw rows in [ns lo, ns hi) (t bounds for the index) ... */
 #define CH_SQL_SEG_RAW                                                                             \
-	"SELECT series, stack, ns AS ts, v0, v1, v2, v3 FROM %s.ap_samples WHERE series IN (%s) " \
+	"SELECT series, stack, ns AS ts, v0, v1, v2, v3 FROM %s.ap_samples WHERE series IN (%s) "  \
 	"AND t >= toDateTime(%llu) AND t <= toDateTime(%llu) AND ns >= %llu AND ns < %llu AND %s"
 /* ... or a rollup's buckets in [lo, hi) seconds (ts in ns, as the raw rows) */
 #define CH_SQL_SEG_ROLL                                                                            \
-	"SELECT series, stack, toUInt64(t) * 1000000000 AS ts, v0, v1, v2, v3 FROM %s.%s WHERE "  \
+	"SELECT series, stack, toUInt64(t) * 1000000000 AS ts, v0, v1, v2, v3 FROM %s.%s WHERE "   \
 	"series IN (%s) AND t >= toDateTime(%llu) AND t < toDateTime(%llu) AND %s"
 /* merge: group map (ids, gids), the UNION ALL of the segments */
 #define CH_SQL_MERGE                                                                               \
-	"SELECT stack, transform(series, [%s], CAST([%s] AS Array(UInt32)), toUInt32(0)) AS g, "        \
+	"SELECT stack, transform(series, [%s], CAST([%s] AS Array(UInt32)), toUInt32(0)) AS g, "   \
 	"sum(v0), sum(v1), sum(v2), sum(v3) FROM (%s) GROUP BY stack, g FORMAT RowBinary"
 /* series: group map, grid origin ns, step ns, segments */
 #define CH_SQL_TIMELINE                                                                            \
@@ -197,6 +218,6 @@ static const struct ch_view_def ch_views[] = {
 	"AND ns < %llu AND %s GROUP BY tbl, key ORDER BY tbl, key FORMAT RowBinary"
 #define CH_SQL_STATS                                                                               \
 	"SELECT table, toUInt64(sum(rows)), toUInt64(sum(bytes_on_disk)) FROM system.parts WHERE " \
-	"database = %s AND active GROUP BY table FORMAT RowBinary"
+	"database = '%s' AND active GROUP BY table FORMAT RowBinary"
 
 #endif

@@ -36,7 +36,8 @@ struct ch_job {
 	struct sq_job sj; /* the prepared push (sqlite_prep.c) */
 	uint64_t push_h, sk, before_ns;
 	bool has_pending, skip_samples, skip_rows;
-	bool done, duplicate;
+	bool done, duplicate; /* done: settled within the batch (the writer's own mark) */
+	bool finished;	      /* the waiter may return (set under qlock, after the batch) */
 	int ret;
 	char err[256];
 };
@@ -79,7 +80,7 @@ static void seen_add(struct ch_seen *t, uint64_t id, uint32_t day)
 	if (t->n >= CH_SEEN_MAX)
 		seen_clear(t);
 	if ((t->n + 1) * 2 > t->cap) {
-		struct ch_seen nt = { 0 };
+		struct ch_seen nt = {0};
 
 		nt.cap = t->cap ? t->cap * 2 : 4096;
 		nt.id = calloc(nt.cap, sizeof(*nt.id));
@@ -143,13 +144,13 @@ static int insert(struct ch_store *s, const char *fmt, struct ch_buf *body, char
 static int get_count(struct ch_store *s, uint64_t *n, char *err, size_t errlen, const char *fmt,
 		     const char *table, unsigned long long a, unsigned long long b)
 {
-	struct ch_buf out = { 0 };
+	struct ch_buf out = {0};
 	struct ch_cur c;
 	int ret = ch_exec_fmt(s, &out, err, errlen, fmt, s->db, table, a, b);
 
 	if (!ret) {
-		c = (struct ch_cur){ (const unsigned char *)out.b,
-				     (const unsigned char *)out.b + out.n };
+		c = (struct ch_cur){(const unsigned char *)out.b,
+				    (const unsigned char *)out.b + out.n};
 		*n = ch_get_u64(&c);
 		if (c.bad || c.p != c.end)
 			ret = ap_errf(err, errlen, -EPROTO, "ClickHouse: malformed count");
@@ -162,7 +163,7 @@ static int get_count(struct ch_store *s, uint64_t *n, char *err, size_t errlen, 
 static int check_ids(struct ch_store *s, struct ch_job **v, size_t n, const char *vis, char *err,
 		     size_t errlen)
 {
-	struct ch_buf q = { 0 }, ans = { 0 }, ids = { 0 };
+	struct ch_buf q = {0}, ans = {0}, ids = {0};
 	struct ch_cur c;
 	uint64_t now = ch_real_ns();
 	int ret = 0;
@@ -185,10 +186,10 @@ static int check_ids(struct ch_store *s, struct ch_job **v, size_t n, const char
 	if (!ids.n)
 		return 0;
 	ch_buf_printf(&q, CH_SQL_PUSHES_GET, s->db, ids.b ? ids.b : "", vis);
-	ret = q.oom || ids.oom ? -ENOMEM :
-				 ch_http_exec(s->http, q.b, NULL, 0, "&max_query_size=268435456",
-					      &ans, err, errlen);
-	c = (struct ch_cur){ (const unsigned char *)ans.b, (const unsigned char *)ans.b + ans.n };
+	ret = q.oom || ids.oom
+		  ? -ENOMEM
+		  : ch_http_exec(s->http, q.b, NULL, 0, CH_QUERY_SETTINGS, &ans, err, errlen);
+	c = (struct ch_cur){(const unsigned char *)ans.b, (const unsigned char *)ans.b + ans.n};
 	while (!ret && ch_cur_more(&c)) {
 		size_t len;
 		const char *id = ch_get_str(&c, &len);
@@ -299,9 +300,10 @@ static int put_pairs(struct ch_buf *b, const struct sq_buf *blob, bool two_array
 /* Step 3: dictionary rows not written yet for their day. */
 static int dicts(struct ch_store *s, struct ch_job **v, size_t n, char *err, size_t errlen)
 {
-	struct ch_buf fr = { 0 }, st = { 0 }, se = { 0 };
+	struct ch_buf fr = {0}, st = {0}, se = {0};
 	int ret = 0;
 
+	pthread_mutex_lock(&s->seenlock);
 	for (size_t i = 0; i < n && !ret; i++) {
 		struct sq_job *j = &v[i]->sj;
 		uint16_t day = day_of(j->from_ns);
@@ -344,6 +346,7 @@ static int dicts(struct ch_store *s, struct ch_job **v, size_t n, char *err, siz
 			ch_rb_u64(&se, j->period);
 		}
 	}
+	pthread_mutex_unlock(&s->seenlock);
 	if (ret)
 		ret = ap_errf(err, errlen, ret, "cannot encode a series");
 	if (!ret)
@@ -353,6 +356,7 @@ static int dicts(struct ch_store *s, struct ch_job **v, size_t n, char *err, siz
 	if (!ret)
 		ret = insert(s, CH_SQL_SERIES_INS, &se, err, errlen);
 	/* remembered only once all three are in: a stack is never written before its frames */
+	pthread_mutex_lock(&s->seenlock);
 	for (size_t i = 0; i < n && !ret; i++) {
 		struct sq_job *j = &v[i]->sj;
 		uint16_t day = day_of(j->from_ns);
@@ -366,6 +370,7 @@ static int dicts(struct ch_store *s, struct ch_job **v, size_t n, char *err, siz
 		for (size_t k = 0; k < j->nseries; k++)
 			seen_add(s->seen, j->series[k].hash, day);
 	}
+	pthread_mutex_unlock(&s->seenlock);
 	ch_buf_free(&fr);
 	ch_buf_free(&st);
 	ch_buf_free(&se);
@@ -376,7 +381,7 @@ static int dicts(struct ch_store *s, struct ch_job **v, size_t n, char *err, siz
 static int data(struct ch_store *s, struct ch_job **v, size_t n, uint64_t rv, char *err,
 		size_t errlen)
 {
-	struct ch_buf sm = { 0 }, rw = { 0 };
+	struct ch_buf sm = {0}, rw = {0};
 	int ret;
 
 	for (size_t i = 0; i < n; i++) {
@@ -427,7 +432,7 @@ static int data(struct ch_store *s, struct ch_job **v, size_t n, uint64_t rv, ch
 
 static void write_batch(struct ch_store *s, struct ch_job **v, size_t n)
 {
-	struct ch_buf vis = { 0 }, pb = { 0 };
+	struct ch_buf vis = {0}, pb = {0};
 	uint64_t rv = 0;
 	char err[256] = "";
 	int ret;
@@ -460,15 +465,28 @@ static void write_batch(struct ch_store *s, struct ch_job **v, size_t n)
 
 /* ---- retention (writer thread) ---- */
 
+/* The latest cut-off of the known runs (seconds), 0 when none. */
+static uint64_t max_cutoff(struct ch_store *s)
+{
+	uint64_t m = 0;
+
+	pthread_mutex_lock(&s->rlock);
+	for (size_t i = 0; i < s->nruns; i++)
+		if (s->runs[i].cutoff > m)
+			m = s->runs[i].cutoff;
+	pthread_mutex_unlock(&s->rlock);
+	return m;
+}
+
 static void retention_run(struct ch_store *s, struct ch_job *j)
 {
 	uint64_t cutoff = j->before_ns / CH_HOUR_NS * 3600; /* seconds, a whole hour */
 	uint64_t hidden = 0, newest = 0, run;
-	struct ch_buf vis = { 0 }, q = { 0 }, parts = { 0 };
+	struct ch_buf vis = {0}, q = {0}, parts = {0};
 	time_t ct = (time_t)cutoff;
 	struct tm tm;
 	unsigned cut_day;
-	bool dropped_dict = false;
+	bool dropped_dict = false, recorded = false;
 	char *err = j->err;
 	size_t errlen = sizeof(j->err);
 	int ret;
@@ -477,13 +495,13 @@ static void retention_run(struct ch_store *s, struct ch_job *j)
 	cut_day = (unsigned)((tm.tm_year + 1900) * 10000 + (tm.tm_mon + 1) * 100 + tm.tm_mday);
 	ret = ch_vis(s, &vis, &newest, err, errlen);
 	if (!ret) {
-		struct ch_buf cq = { 0 };
+		struct ch_buf cq = {0};
 		struct ch_cur c;
 
 		ch_buf_printf(&cq, CH_SQL_RUN_COUNT, s->db, vis.b, (unsigned long long)cutoff);
-		ret = cq.oom ? -ENOMEM :
-			       ch_http_exec(s->http, cq.b, NULL, 0, NULL, &q, err, errlen);
-		c = (struct ch_cur){ (const unsigned char *)q.b, (const unsigned char *)q.b + q.n };
+		ret =
+		    cq.oom ? -ENOMEM : ch_http_exec(s->http, cq.b, NULL, 0, NULL, &q, err, errlen);
+		c = (struct ch_cur){(const unsigned char *)q.b, (const unsigned char *)q.b + q.n};
 		if (!ret) {
 			hidden = ch_get_u64(&c);
 			if (c.bad || c.p != c.end)
@@ -491,17 +509,22 @@ static void retention_run(struct ch_store *s, struct ch_job *j)
 		}
 		ch_buf_free(&cq);
 	}
-	/* the run first: from now on queries hide the rows, whatever a restart brings back */
+	/* the run first: from now on queries hide the rows, whatever a restart brings back. The
+	 * aggregator calls this every D/100 (--retention D): a run that would hide nothing (no
+	 * visible sample row below a cut-off that an earlier run already has) is not recorded, so
+	 * runs, and the rv values of rows, change about once an hour */
 	run = ch_real_ns();
 	if (run <= newest)
 		run = newest + 1;
-	if (!ret)
+	if (!ret && (hidden || max_cutoff(s) < cutoff)) {
 		ret = ch_exec_fmt(s, NULL, err, errlen, CH_SQL_RUN_PUT, s->db,
 				  (unsigned long long)run, (unsigned long long)cutoff);
-	ch_runs_invalidate(s);
+		ch_runs_invalidate(s);
+		recorded = true;
+	}
 	/* then the space: whole days below the cut-off, every day-partitioned table */
 	if (!ret) {
-		struct ch_buf names = { 0 };
+		struct ch_buf names = {0};
 
 		for (size_t i = 0; i < CH_NTABLES; i++)
 			if (ch_tables[i].by_day) {
@@ -513,19 +536,15 @@ static void retention_run(struct ch_store *s, struct ch_job *j)
 				ch_sql_str(&names, t);
 			}
 		q.n = 0;
-		ch_buf_printf(&q, "SELECT DISTINCT table, partition FROM system.parts WHERE "
-				  "database = ");
-		ch_sql_str(&q, s->db);
-		ch_buf_printf(&q, " AND active AND table IN (%s) FORMAT RowBinary",
-			      names.b ? names.b : "''");
-		ret = q.oom || names.oom ?
-			      -ENOMEM :
-			      ch_http_exec(s->http, q.b, NULL, 0, NULL, &parts, err, errlen);
+		ch_buf_printf(&q, CH_SQL_PARTS, s->db, names.b ? names.b : "''");
+		ret = q.oom || names.oom
+			  ? -ENOMEM
+			  : ch_http_exec(s->http, q.b, NULL, 0, NULL, &parts, err, errlen);
 		ch_buf_free(&names);
 	}
 	if (!ret) {
-		struct ch_cur c = { (const unsigned char *)parts.b,
-				    (const unsigned char *)parts.b + parts.n };
+		struct ch_cur c = {(const unsigned char *)parts.b,
+				   (const unsigned char *)parts.b + parts.n};
 
 		while (!ret && ch_cur_more(&c)) {
 			size_t tn, pn;
@@ -542,8 +561,8 @@ static void retention_run(struct ch_store *s, struct ch_job *j)
 			if (strspn(tname, "abcdefghijklmnopqrstuvwxyz0123456789_") != tn ||
 			    strtoul(pname, NULL, 10) >= cut_day)
 				continue;
-			ret = ch_exec_fmt(s, NULL, err, errlen, "ALTER TABLE %s.%s%s DROP PARTITION %s",
-					  s->db, tname, s->on_cluster, pname);
+			ret = ch_exec_fmt(s, NULL, err, errlen, CH_SQL_DROP_PART, s->db, tname,
+					  s->on_cluster, pname);
 			if (!strncmp(tname, "ap_series", 9) || !strncmp(tname, "ap_stacks", 9) ||
 			    !strncmp(tname, "ap_frames", 9))
 				dropped_dict = true;
@@ -552,14 +571,17 @@ static void retention_run(struct ch_store *s, struct ch_job *j)
 			ret = ap_errf(err, errlen, -EPROTO, "ClickHouse: malformed answer (parts)");
 	}
 	/* runs that a later run with a cut-off as late makes redundant (best effort) */
-	if (!ret) {
+	if (!ret && recorded) {
 		char e2[128];
 
 		ch_exec_fmt(s, NULL, e2, sizeof(e2), CH_SQL_RUNS_PRUNE, s->db, s->suffix,
 			    s->on_cluster, (unsigned long long)run, (unsigned long long)cutoff);
 	}
-	if (dropped_dict)
+	if (dropped_dict) {
+		pthread_mutex_lock(&s->seenlock);
 		seen_clear(s->seen);
+		pthread_mutex_unlock(&s->seenlock);
+	}
 	pthread_mutex_lock(&s->slock);
 	if (!ret) {
 		s->st.retention_runs++;
@@ -574,10 +596,26 @@ static void retention_run(struct ch_store *s, struct ch_job *j)
 
 /* ---- the thread and write() ---- */
 
+/* A push whose id is in another writer's batch right now (an agent's retry while the first
+ * try is being written): "retry later" rather than a second copy. qlock held. */
+static bool in_flight(struct ch_store *s, int me, const struct ch_job *j)
+{
+	if (!j->sj.push_id)
+		return false;
+	for (size_t w = 0; w < s->nwriters; w++)
+		for (size_t k = 0; (int)w != me && k < s->nflight[w]; k++)
+			if (s->flight[w][k]->sj.push_id &&
+			    !strcmp(s->flight[w][k]->sj.push_id, j->sj.push_id))
+				return true;
+	return false;
+}
+
 static void *writer_main(void *arg)
 {
-	struct ch_store *s = arg;
-	struct ch_job *batch[CH_BATCH_MAX];
+	struct ch_wctx *wc = arg;
+	struct ch_store *s = wc->s;
+	int me = wc->idx;
+	struct ch_job **batch = s->flight[me];
 
 	pthread_mutex_lock(&s->qlock);
 	for (;;) {
@@ -586,7 +624,7 @@ static void *writer_main(void *arg)
 		while (!s->qhead && !s->stopping) {
 			struct timespec ts;
 
-			if (s->next_retention_mono && ch_mono_ns() >= s->next_retention_mono)
+			if (!me && s->next_retention_mono && ch_mono_ns() >= s->next_retention_mono)
 				break;
 			clock_gettime(CLOCK_REALTIME, &ts);
 			ts.tv_sec += 1;
@@ -595,7 +633,7 @@ static void *writer_main(void *arg)
 		if (!s->qhead && s->stopping)
 			break;
 		if (!s->qhead) { /* --retention */
-			struct ch_job j = { .kind = JOB_RETENTION };
+			struct ch_job j = {.kind = JOB_RETENTION};
 
 			s->next_retention_mono = ch_mono_ns() + 60 * 1000000000ULL;
 			j.before_ns = ch_real_ns() - s->opts.retention_ns;
@@ -614,7 +652,7 @@ static void *writer_main(void *arg)
 			pthread_mutex_unlock(&s->qlock);
 			retention_run(s, j);
 			pthread_mutex_lock(&s->qlock);
-			j->done = true;
+			j->done = j->finished = true;
 			pthread_cond_broadcast(&s->donecond);
 			continue;
 		}
@@ -626,12 +664,26 @@ static void *writer_main(void *arg)
 			if (!s->qhead)
 				s->qtail = NULL;
 			s->qlen--;
+			if (in_flight(s, me, j)) {
+				j->ret =
+				    ap_errf(j->err, sizeof(j->err), -EINPROGRESS,
+					    "push %s is being stored by this aggregator; retry "
+					    "later",
+					    j->sj.push_id);
+				j->done = j->finished = true;
+				pthread_cond_broadcast(&s->donecond);
+				continue;
+			}
 			entries += j->sj.nentries;
 			batch[n++] = j;
+			s->nflight[me] = n;
 		}
 		pthread_mutex_unlock(&s->qlock);
 		write_batch(s, batch, n);
 		pthread_mutex_lock(&s->qlock);
+		for (size_t i = 0; i < n; i++)
+			batch[i]->finished = true;
+		s->nflight[me] = 0;
 		pthread_cond_broadcast(&s->donecond);
 	}
 	pthread_mutex_unlock(&s->qlock);
@@ -645,24 +697,30 @@ int ch_writer_start(struct ch_store *s, char *err, size_t errlen)
 		return ap_errf(err, errlen, -ENOMEM, "out of memory");
 	if (s->opts.retention_ns)
 		s->next_retention_mono = ch_mono_ns(); /* a first run at once */
-	if (pthread_create(&s->writer, NULL, writer_main, s)) {
-		free(s->seen);
-		s->seen = NULL;
-		return ap_errf(err, errlen, -EAGAIN, "cannot start the writer thread");
+	for (int i = 0; i < CH_WRITERS; i++) {
+		s->wctx[i] = (struct ch_wctx){s, i};
+		if (pthread_create(&s->writers[i], NULL, writer_main, &s->wctx[i])) {
+			if (i)
+				break; /* fewer writers: slower, not wrong */
+			free(s->seen);
+			s->seen = NULL;
+			return ap_errf(err, errlen, -EAGAIN, "cannot start the writer thread");
+		}
+		s->nwriters++;
 	}
-	s->writer_started = true;
 	return 0;
 }
 
 void ch_writer_stop(struct ch_store *s)
 {
-	if (s->writer_started) {
+	if (s->nwriters) {
 		pthread_mutex_lock(&s->qlock);
 		s->stopping = true;
 		pthread_cond_broadcast(&s->qcond);
 		pthread_mutex_unlock(&s->qlock);
-		pthread_join(s->writer, NULL);
-		s->writer_started = false;
+		for (size_t i = 0; i < s->nwriters; i++)
+			pthread_join(s->writers[i], NULL);
+		s->nwriters = 0;
 	}
 	if (s->seen) {
 		seen_clear(s->seen);
@@ -686,7 +744,7 @@ static int enqueue_wait(struct ch_store *s, struct ch_job *j, char *err, size_t 
 	s->qtail = j;
 	s->qlen++;
 	pthread_cond_signal(&s->qcond);
-	while (!j->done)
+	while (!j->finished)
 		pthread_cond_wait(&s->donecond, &s->qlock);
 	pthread_mutex_unlock(&s->qlock);
 	return 0;
@@ -740,7 +798,7 @@ int ch_write(struct ap_store *st, const struct ap_store_write *w, bool *duplicat
 int ch_retention(struct ap_store *st, uint64_t before_ns, char *err, size_t errlen)
 {
 	struct ch_store *s = ch_of(st);
-	struct ch_job j = { .kind = JOB_RETENTION, .before_ns = before_ns };
+	struct ch_job j = {.kind = JOB_RETENTION, .before_ns = before_ns};
 	int ret = enqueue_wait(s, &j, err, errlen);
 
 	if (!ret && j.ret)

@@ -18,9 +18,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (!parsed) /* the selector shapes the readers use: equality, regex, a missing label */
 		parsed = ap_selector_parse("{mode=\"cpu\",comm=~\"p.*\",nosuch=\"\"}", &sel, err,
-					   sizeof(err)) ?
-				 -1 :
-				 1;
+					   sizeof(err))
+			     ? -1
+			     : 1;
 
 	if (size < 1 || size > 1024 * 1024)
 		return 0;

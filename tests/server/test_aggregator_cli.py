@@ -30,9 +30,14 @@ def main():
         res = run(*args)
         aptest.check(res.returncode == 2, f"{args}: exit {res.returncode}, expected 2")
         aptest.check(word in res.stderr and "--help" in res.stderr, f"{args}: {res.stderr!r}")
-    res = run("--listen", "127.0.0.1:0", "--storage", "clickhouse://x")
-    aptest.check(res.returncode == 1 and "sqlite:" in res.stderr,
+    res = run("--listen", "127.0.0.1:0", "--storage", "mongodb://x")
+    aptest.check(res.returncode == 1 and "sqlite:" in res.stderr and "clickhouse://" in res.stderr,
                  f"unknown backend: {res.returncode} {res.stderr!r}")
+    # a known backend with a bad spec: what is wrong and the form to use
+    res = run("--listen", "127.0.0.1:0", "--storage", "clickhouse://x")
+    aptest.check(res.returncode == 1 and "no database" in res.stderr
+                 and "clickhouse://HOST:PORT/DB" in res.stderr,
+                 f"bad clickhouse spec: {res.returncode} {res.stderr!r}")
 
     with Aggregator() as agg:
         res = agg.get("/")

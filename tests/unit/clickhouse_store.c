@@ -37,7 +37,7 @@ static const char *q(const char *fmt, ...)
 {
 	static char text[65536];
 	char sql[4096], err[512];
-	struct ch_buf out = { 0 };
+	struct ch_buf out = {0};
 	va_list ap;
 	int ret;
 
@@ -77,7 +77,7 @@ static struct ap_store *open_db(const char *db)
 static struct ap_profile *one_sample(uint64_t v)
 {
 	struct ap_profile *p = ap_profile_new();
-	struct ap_sample s = { 0 };
+	struct ap_sample s = {0};
 	uint32_t f[2];
 
 	assert_int_equal(ap_profile_add_value_type(p, "samples", "count"), 0);
@@ -94,14 +94,14 @@ static struct ap_profile *one_sample(uint64_t v)
 static int put(struct ap_store *s, const char *id, uint64_t t, uint64_t v, bool *dup, char *err,
 	       size_t errlen)
 {
-	struct ap_label_kv labels[] = { { "mode", "cpu" }, { "host", "h1" } };
+	struct ap_label_kv labels[] = {{"mode", "cpu"}, {"host", "h1"}};
 	struct ap_profile *p = one_sample(v);
-	struct ap_store_write w = { .push_id = id,
-				    .labels = labels,
-				    .nlabels = 2,
-				    .from_ns = t,
-				    .until_ns = t + 10 * SEC,
-				    .profile = p };
+	struct ap_store_write w = {.push_id = id,
+				   .labels = labels,
+				   .nlabels = 2,
+				   .from_ns = t,
+				   .until_ns = t + 10 * SEC,
+				   .profile = p};
 	int ret = s->ops->write(s, &w, dup, err, errlen);
 
 	ap_profile_free(p);
@@ -121,7 +121,7 @@ static void put_ok(struct ap_store *s, const char *id, uint64_t t, uint64_t v)
 static uint64_t total(struct ap_store *s, uint64_t from, uint64_t until)
 {
 	struct ap_selector sel;
-	struct ap_store_query qq = { .sel = &sel, .from_ns = from, .until_ns = until };
+	struct ap_store_query qq = {.sel = &sel, .from_ns = from, .until_ns = until};
 	struct ap_profile *p = NULL;
 	char err[512];
 	uint64_t t;
@@ -147,10 +147,13 @@ static void server(const char *what)
 static void test_specs(void **state)
 {
 	static const char *const bad[] = {
-		"clickhouse:127.0.0.1:8123/db",		 "clickhouse://127.0.0.1:8123",
-		"clickhouse://127.0.0.1:8123/bad-name", "clickhouse://127.0.0.1:99999/db",
-		"clickhouse://127.0.0.1:8123/db?nosuch=1", "clickhouse://127.0.0.1:8123/db?cluster=a;b",
-		"clickhouse://127.0.0.1:8123/db?user=x&password_file=/nonexistent/pw",
+	    "clickhouse:127.0.0.1:8123/db",
+	    "clickhouse://127.0.0.1:8123",
+	    "clickhouse://127.0.0.1:8123/bad-name",
+	    "clickhouse://127.0.0.1:99999/db",
+	    "clickhouse://127.0.0.1:8123/db?nosuch=1",
+	    "clickhouse://127.0.0.1:8123/db?cluster=a;b",
+	    "clickhouse://127.0.0.1:8123/db?user=x&password_file=/nonexistent/pw",
 	};
 	struct ap_store *s;
 	char err[512];
@@ -249,8 +252,7 @@ static void test_pending(void **state)
 	assert_non_null(q("INSERT INTO ap_pend.ap_pushes (id, t, state, at, rv) VALUES "
 			  "('young', %llu, 1, %llu, 0), ('old', %llu, 1, %llu, 0)",
 			  (unsigned long long)(T0 / SEC), (unsigned long long)now,
-			  (unsigned long long)(T0 / SEC),
-			  (unsigned long long)(now - 600 * SEC)));
+			  (unsigned long long)(T0 / SEC), (unsigned long long)(now - 600 * SEC)));
 	assert_int_equal(put(s, "young", T0, 1, &dup, err, sizeof(err)), -EINPROGRESS);
 	assert_non_null(strstr(err, "retry"));
 	put_ok(s, "old", T0, 10); /* began, wrote nothing: written now */
@@ -312,12 +314,14 @@ static void test_retention_restart(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_specs),	  cmocka_unit_test(test_migrate),
-		cmocka_unit_test(test_down),	  cmocka_unit_test(test_pending),
-		cmocka_unit_test(test_retention_restart),
+	    cmocka_unit_test(test_specs),
+	    cmocka_unit_test(test_migrate),
+	    cmocka_unit_test(test_down),
+	    cmocka_unit_test(test_pending),
+	    cmocka_unit_test(test_retention_restart),
 	};
 	const char *spec = getenv("AP_STORE_SPEC"), *http = getenv("AP_CH_HTTP");
-	struct ch_http_opts o = { 0 };
+	struct ch_http_opts o = {0};
 	char err[256], *slash;
 
 	if (!spec || strncmp(spec, "clickhouse://", 13) || !http || !getenv("AP_CH_STOP")) {
