@@ -174,7 +174,8 @@ static int rd_str(struct reader *r, int64_t idx, uint32_t *out)
 bool ap_pprof_kernel_mapping(const char *name, uint64_t start, uint64_t limit)
 {
 	static const char *const user[] = {"[vdso]",  "[vsyscall]", "[vvar]",	"[heap]",
-					   "[stack]", "[uprobes]",  "[unknown]"};
+					   "[stack]", "[uprobes]",  "[unknown]",
+					   "[gpu]" /* the GPU mode's kernel leaves */};
 	size_t len = strlen(name);
 
 	if (strncmp(name, PPROF_KERNEL_MAPPING, strlen(PPROF_KERNEL_MAPPING)) == 0)

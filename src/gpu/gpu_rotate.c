@@ -157,8 +157,10 @@ static int tables_json(struct ap_gpu_model *m, char **out, size_t *len)
 
 	if (!f)
 		return -errno;
+	/* the mode and format let the aggregator tell this report from the other modes' */
+	fputs("{\"mode\": \"gpu\", \"format\": \"aperture-gpu-report\", \"gpu\": ", f);
 	gpu_write_tables(m, f, "");
-	fputc('\n', f);
+	fputs("}\n", f);
 	err = ferror(f) ? -EIO : 0;
 	if (fclose(f) && !err)
 		err = -ENOMEM;

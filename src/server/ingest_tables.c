@@ -103,6 +103,8 @@ nomem:
 	return NULL;
 }
 
+#define fail_t(t, ...) ap_errf((t)->err, (t)->errlen, -EINVAL, __VA_ARGS__)
+
 static int row_err(void)
 {
 	return errno == ENOMEM ? -ENOMEM : -EINVAL;
@@ -349,6 +351,127 @@ static int syscall_report(struct tctx *t, const struct ap_json *root)
 	return 0;
 }
 
+/* A member that is an object of non-negative integers: their sum (the errors by name). */
+static int sum_members(struct tctx *t, const struct ap_json *o, const char *key,
+		       const char *where, uint64_t *out)
+{
+	const struct ap_json *j = ap_json_get(o, key);
+	uint64_t v;
+
+	*out = 0;
+	if (!j || j->type == AP_JSON_NULL)
+		return 0;
+	if (j->type != AP_JSON_OBJECT)
+		return ap_errf(t->err, t->errlen, -EINVAL,
+			       "push: part tables: %s.%s (line %u): expected an object", where,
+			       key, j->line);
+	for (size_t i = 0; i < j->len; i++) {
+		if (j->items[i].type != AP_JSON_NUMBER || ap_json_u64(&j->items[i], &v))
+			return ap_errf(t->err, t->errlen, -EINVAL,
+				       "push: part tables: %s.%s (line %u): expected counts",
+				       where, key, j->items[i].line);
+		*out += v;
+	}
+	return 0;
+}
+
+/* GPU kernels: a "gpu_kernel" row keyed "NAME\tMANGLED" {launches, errors, gpu_time_ns,
+ * gpu records}. */
+static int gpu_kernels(struct tctx *t, const struct ap_json *gpu)
+{
+	const struct ap_json *a = ap_json_get(gpu, "kernels");
+	char where[64], key[1024];
+	int rc;
+
+	if (!a || a->type != AP_JSON_ARRAY)
+		return fail_t(t, "push: part tables: the GPU report has no \"kernels\" array");
+	for (size_t i = 0; i < a->len; i++) {
+		const struct ap_json *e = &a->items[i], *gt;
+		const char *name, *mangled;
+		struct ap_table_row *r;
+		uint32_t pid = 0;
+
+		snprintf(where, sizeof(where), "gpu.kernels[%zu]", i);
+		if ((rc = get_str(t, e, "name", where, &name)) ||
+		    (rc = get_str(t, e, "mangled", where, &mangled)))
+			return rc;
+		if (!name)
+			return fail_t(t, "push: part tables: %s has no kernel name", where);
+		if (ap_json_get(e, "pid") && (rc = get_pid(t, e, where, &pid)))
+			return rc;
+		snprintf(key, sizeof(key), "%s\t%s", name, mangled ? mangled : "");
+		if (!(r = add_row(t, "gpu_kernel", key, pid, NULL)))
+			return row_err();
+		if ((rc = get_u64(t, e, "launches", where, &r->v[0])) ||
+		    (rc = get_u64(t, e, "errors", where, &r->v[1])))
+			return rc;
+		gt = ap_json_get(e, "gpu_time_ns");
+		if (gt && gt->type == AP_JSON_OBJECT &&
+		    ((rc = get_u64(t, gt, "total", where, &r->v[2])) ||
+		     (rc = get_u64(t, gt, "records", where, &r->v[3]))))
+			return rc;
+	}
+	return 0;
+}
+
+/* GPU API calls: a "gpu_api" row keyed by the call {calls, errors, cpu_time_ns}; copies: a
+ * "gpu_copy" row keyed by the direction {calls, bytes, cpu_time_ns, gpu_time_ns}. */
+static int gpu_api_copies(struct tctx *t, const struct ap_json *gpu)
+{
+	const struct ap_json *a = ap_json_get(gpu, "api"), *c = ap_json_get(gpu, "copies");
+	char where[64];
+	int rc;
+
+	if (!a || a->type != AP_JSON_ARRAY)
+		return fail_t(t, "push: part tables: the GPU report has no \"api\" array");
+	for (size_t i = 0; i < a->len; i++) {
+		const struct ap_json *e = &a->items[i];
+		struct ap_table_row *r;
+		const char *name;
+
+		snprintf(where, sizeof(where), "gpu.api[%zu]", i);
+		if ((rc = get_str(t, e, "name", where, &name)))
+			return rc;
+		if (!name)
+			return fail_t(t, "push: part tables: %s has no API name", where);
+		if (!(r = add_row(t, "gpu_api", name, 0, NULL)))
+			return row_err();
+		if ((rc = get_u64(t, e, "calls", where, &r->v[0])) ||
+		    (rc = sum_members(t, e, "errors", where, &r->v[1])) ||
+		    (rc = get_u64(t, e, "cpu_time_ns", where, &r->v[2])))
+			return rc;
+	}
+	if (!c || c->type != AP_JSON_OBJECT)
+		return 0;
+	for (size_t i = 0; i < c->len; i++) {
+		const struct ap_json *e = &c->items[i];
+		struct ap_table_row *r;
+
+		snprintf(where, sizeof(where), "gpu.copies.%.40s", c->keys[i]);
+		if (e->type != AP_JSON_OBJECT)
+			return fail_t(t, "push: part tables: %s: expected an object", where);
+		if (!(r = add_row(t, "gpu_copy", c->keys[i], 0, NULL)))
+			return row_err();
+		if ((rc = get_u64(t, e, "calls", where, &r->v[0])) ||
+		    (rc = get_u64(t, e, "bytes", where, &r->v[1])) ||
+		    (rc = get_u64(t, e, "cpu_time_ns", where, &r->v[2])) ||
+		    (rc = get_u64(t, e, "gpu_time_ns", where, &r->v[3])))
+			return rc;
+	}
+	return 0;
+}
+
+static int gpu_report(struct tctx *t, const struct ap_json *root)
+{
+	const struct ap_json *gpu = ap_json_get(root, "gpu");
+	int rc;
+
+	if (!gpu || gpu->type != AP_JSON_OBJECT)
+		return fail_t(t, "push: part tables: the GPU report has no \"gpu\" object");
+	rc = gpu_kernels(t, gpu);
+	return rc ? rc : gpu_api_copies(t, gpu);
+}
+
 int ap_ing_decode_tables(const char *mode, const uint8_t *json, size_t len,
 			 struct ap_ingest *out, char *err, size_t errlen)
 {
@@ -382,10 +505,14 @@ int ap_ing_decode_tables(const char *mode, const uint8_t *json, size_t len,
 		rc = lock_report(&t, root);
 	else if (!strcmp(rmode, "syscall"))
 		rc = syscall_report(&t, root);
+	else if (!strcmp(rmode, "gpu") && fmt && fmt->type == AP_JSON_STRING &&
+		 !strcmp(fmt->str, "aperture-gpu-report"))
+		rc = gpu_report(&t, root);
 	else
 		rc = fail("push: part tables: not a lock report (\"format\": "
-			  "\"aperture-lock-report\") or a syscall report (\"mode\": \"syscall\"); "
-			  "only those modes have tables");
+			  "\"aperture-lock-report\"), a syscall report (\"mode\": \"syscall\") "
+			  "or a GPU report (\"format\": \"aperture-gpu-report\"); only those "
+			  "modes have tables");
 out:
 	ap_json_free(root);
 	return rc;

@@ -637,6 +637,55 @@ static void write_holders(FILE *f, const struct ap_store_rows *rows, const char 
 	fputc(']', f);
 }
 
+/* The GPU mode's rows: kernels ("NAME\tMANGLED" keys), API calls, copies by direction. */
+static void write_gpu_tables(FILE *f, const struct ap_store_rows *rows)
+{
+	static const char *const tables[] = {"gpu_kernel", "gpu_api", "gpu_copy"};
+	static const char *const members[] = {"gpu_kernels", "gpu_api", "gpu_copies"};
+
+	for (size_t t = 0; t < 3; t++) {
+		bool first = true;
+
+		fprintf(f, ",\"%s\":[", members[t]);
+		for (size_t i = 0; i < rows->n; i++) {
+			const struct ap_table_row *e = &rows->rows[i];
+			const char *tab = strchr(e->key, '\t');
+			unsigned long long v[4] = {e->v[0], e->v[1], e->v[2], e->v[3]};
+
+			if (strcmp(e->table, tables[t]))
+				continue;
+			if (!first)
+				fputc(',', f);
+			first = false;
+			if (t == 0) {
+				char *name = strndup(e->key, tab ? (size_t)(tab - e->key)
+								 : strlen(e->key));
+
+				fputs("{\"name\":", f);
+				ap_format_json_str(f, name ? name : "");
+				free(name);
+				fputs(",\"mangled\":", f);
+				ap_format_json_str(f, tab ? tab + 1 : "");
+				fprintf(f, ",\"launches\":%llu,\"errors\":%llu,\"gpu_time_ns\":%llu,"
+					   "\"gpu_records\":%llu}",
+					v[0], v[1], v[2], v[3]);
+			} else if (t == 1) {
+				fputs("{\"name\":", f);
+				ap_format_json_str(f, e->key);
+				fprintf(f, ",\"calls\":%llu,\"errors\":%llu,\"cpu_time_ns\":%llu}",
+					v[0], v[1], v[2]);
+			} else {
+				fputs("{\"direction\":", f);
+				ap_format_json_str(f, e->key);
+				fprintf(f, ",\"calls\":%llu,\"bytes\":%llu,\"cpu_time_ns\":%llu,"
+					   "\"gpu_time_ns\":%llu}",
+					v[0], v[1], v[2], v[3]);
+			}
+		}
+		fputc(']', f);
+	}
+}
+
 static void write_tables(FILE *f, const char *mode, const struct ap_store_rows *rows)
 {
 	bool first = true;
@@ -693,7 +742,9 @@ static void write_tables(FILE *f, const char *mode, const struct ap_store_rows *
 		write_holders(f, rows, e->key);
 		fputc('}', f);
 	}
-	fputs("]}\n", f);
+	fputc(']', f);
+	write_gpu_tables(f, rows);
+	fputs("}\n", f);
 }
 
 enum MHD_Result ap_server_route_tables(struct ap_req *r)
