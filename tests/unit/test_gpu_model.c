@@ -705,7 +705,8 @@ static void test_rotate(void **state)
 	static const char *const at[] = { "main", "alloc_buffers", "cudaMalloc" };
 	struct ap_profile *fresh, *old;
 	struct fx x;
-	struct ap_json *j, *t;
+	struct ap_json *j, *root;
+	const struct ap_json *t;
 	char *tables = NULL;
 	size_t len = 0, vl, vg;
 
@@ -724,11 +725,15 @@ static void test_rotate(void **state)
 	assert_int_equal(ap_profile_add_value_type(fresh, "launches", "count"), 0);
 	assert_int_equal(ap_profile_add_value_type(fresh, "gpu_time", "nanoseconds"), 0);
 	assert_int_equal(ap_gpu_model_rotate(x.m, fresh, &tables, &len), 0);
-	t = parse(tables, len); /* the "gpu" object of the interval */
+	root = parse(tables, len); /* the aggregator's "aperture-gpu-report" */
+	assert_string_equal(ap_json_get(root, "mode")->str, "gpu");
+	assert_string_equal(ap_json_get(root, "format")->str, "aperture-gpu-report");
+	t = ap_json_get(root, "gpu"); /* the "gpu" object of the interval */
+	assert_non_null(t);
 	assert_int_equal(ap_json_get(t, "kernels")->len, 1);
 	assert_int_equal(num(&ap_json_get(t, "kernels")->items[0], "launches"), 1);
 	assert_int_equal(num(ap_json_get(t, "memory"), "live_bytes"), 4096);
-	ap_json_free(t);
+	ap_json_free(root);
 	free(tables);
 	old = x.p;
 	x.p = fresh;
