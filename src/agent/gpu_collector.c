@@ -269,6 +269,31 @@ static void add_map(void *ctx, uint64_t start, uint64_t end, uint64_t offset, ui
 	ap_symbolizer_add_mapping(am->sym, am->pid, start, end, offset, dev, ino);
 }
 
+static void count_map(void *ctx, uint64_t start, uint64_t end, uint64_t offset, uint64_t dev,
+		      uint64_t ino)
+{
+	(void)start, (void)end, (void)offset, (void)dev, (void)ino;
+	++*(size_t *)ctx;
+}
+
+/*
+ * Discovery looked at pid (at its exec, after ld.so mapped its libraries, or a rescan): when
+ * it maps CUDA code, the symbolizer takes its mappings now. A short CUDA program can be gone
+ * a millisecond after its first call (every call fails fast without a GPU), before its
+ * announcement is read; its main() and callers are mapped by now, its later calls refresh
+ * this, and a failed refresh keeps it.
+ */
+static void scanned(struct ap_collector *c, struct gpu_collector *g, int pid, int rc)
+{
+	size_t n = 0;
+
+	if (rc)
+		return;
+	ap_gpu_discovery_pid_maps(g->disc, pid, count_map, &n);
+	if (n)
+		ap_symbolizer_snapshot_pid(c->sym, pid);
+}
+
 static void record_call(struct ap_collector *c, const struct ap_gpu_event *e,
 			const uint64_t *ips, size_t n, const char *bpf_name)
 {
@@ -402,6 +427,7 @@ static int handle_event(void *ctx, void *data, size_t size)
 		err = ap_gpu_discovery_scan_pid(g->disc, (int)e->pid);
 		ap_debug("gpu: exec of %d (%.16s): scanned (%s)", e->pid, e->comm,
 			 err ? strerror(-err) : "ok");
+		scanned(c, g, (int)e->pid, err);
 		break;
 	case AP_GPU_EV_EXIT:
 		process_gone(g, e->pid);
@@ -806,6 +832,7 @@ static int gpu_consume(struct ap_collector *c)
 	for (size_t i = 0; i < g->npending; i++) {
 		int rc = ap_gpu_discovery_scan_pid(g->disc, g->pending[i]);
 		ap_debug("gpu: libraries of %d changed: scanned (%d)", g->pending[i], rc);
+		scanned(c, g, g->pending[i], rc);
 	}
 	g->npending = 0;
 	return err;

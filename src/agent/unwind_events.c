@@ -152,10 +152,12 @@ static int handle_proc_event(void *ctx, void *data, size_t size)
 		__atomic_store_n(&ev->late_ms_max, late_ms, __ATOMIC_RELAXED);
 	switch (e->kind) {
 	case AP_PROC_NEW:
-		/* unwind tables first: until they are in, its events are deferred or use frame
-		 * pointers */
-		ap_unwinder_load_pid(ev->u, (int)e->pid);
+		/* its mappings first (a fraction of a millisecond): loading its tables takes
+		 * milliseconds, and a process announced late (a CUDA program's first call, in a
+		 * constructor) may be gone by then. Until its tables are in, its events are
+		 * deferred or use frame pointers. */
 		note(ev, (int)e->pid, false, false);
+		ap_unwinder_load_pid(ev->u, (int)e->pid);
 		break;
 	case AP_PROC_EXEC:
 		/* even when it is gone already: the old image's mappings would be wrong */
