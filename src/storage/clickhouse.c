@@ -201,7 +201,7 @@ static int has_table(struct ch_store *s, const char *name, bool *yes, char *err,
 	/* names are [A-Za-z0-9_] (checked): quoted as they are */
 	ch_buf_printf(&q, CH_SQL_HAS_TABLE, s->db, name);
 	ret = q.oom ? -ENOMEM : ch_http_exec(s->http, q.b, NULL, 0, NULL, &out, err, errlen);
-	c = (struct ch_cur){(const unsigned char *)out.b, (const unsigned char *)out.b + out.n};
+	c = ch_cur_of(&out);
 	if (!ret) {
 		*yes = ch_get_u64(&c) > 0;
 		if (c.bad || c.p != c.end)
@@ -311,8 +311,7 @@ static int schema(struct ch_store *s, char *err, size_t errlen)
 		struct ch_cur c;
 
 		ret = ch_exec_fmt(s, &out, err, errlen, CH_SQL_SCHEMA_GET, s->db);
-		c = (struct ch_cur){(const unsigned char *)out.b,
-				    (const unsigned char *)out.b + out.n};
+		c = ch_cur_of(&out);
 		if (!ret) {
 			version = (int)ch_get_u32(&c);
 			if (c.bad || c.p != c.end)
@@ -382,14 +381,18 @@ static int fetch_runs(struct ch_store *s, char *err, size_t errlen)
 		ch_buf_free(&out);
 		return ap_errf(err, errlen, -ENOMEM, "out of memory");
 	}
-	c = (struct ch_cur){(const unsigned char *)out.b, (const unsigned char *)out.b + out.n};
-	while (ch_cur_more(&c)) {
-		v[n].run = ch_get_u64(&c);
-		v[n].cutoff = ch_get_u32(&c);
-		n++;
+	/* an empty answer has no buffer at all: no cursor over NULL */
+	if (out.n) {
+		c = ch_cur_of(&out);
+		while (ch_cur_more(&c)) {
+			v[n].run = ch_get_u64(&c);
+			v[n].cutoff = ch_get_u32(&c);
+			n++;
+		}
 	}
 	ch_buf_free(&out);
-	qsort(v, n, sizeof(*v), cmp_run);
+	if (n)
+		qsort(v, n, sizeof(*v), cmp_run);
 	pthread_mutex_lock(&s->rlock);
 	free(s->runs);
 	s->runs = v;
@@ -471,8 +474,7 @@ static void ch_stats(struct ap_store *st, struct ap_store_stats *out)
 	 * writer; an estimate, not a distinct count) */
 	ch_buf_printf(&q, CH_SQL_STATS, s->db);
 	if (!q.oom && !ch_http_exec(s->http, q.b, NULL, 0, NULL, &ans, err, sizeof(err))) {
-		struct ch_cur c = {(const unsigned char *)ans.b,
-				   (const unsigned char *)ans.b + ans.n};
+		struct ch_cur c = ch_cur_of(&ans);
 
 		while (ch_cur_more(&c)) {
 			size_t n;

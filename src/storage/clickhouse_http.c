@@ -225,6 +225,14 @@ int ch_http_exec(struct ch_http *h, const char *query, const void *body, size_t 
 		ret = ap_errf(err, errlen, code >= 500 && code != 500 ? -EHOSTUNREACH : -EIO,
 			      "ClickHouse answered %ld: %.*s", code, (int)(n > 400 ? 400 : n), t);
 	}
+	/* an empty answer still gets a buffer, so readers never make a cursor over NULL */
+	if (!ret && out && !out->b) {
+		out->b = malloc(1);
+		if (!out->b)
+			ret = ap_errf(err, errlen, -ENOMEM, "out of memory");
+		else
+			out->cap = 1;
+	}
 	curl_slist_free_all(hdr);
 	free(url);
 	ch_buf_free(&s.errtext);

@@ -62,6 +62,17 @@ struct ch_cur {
 	const unsigned char *p, *end;
 	bool bad;
 };
+/* A cursor over a buffer's bytes; an empty buffer (b may be NULL) gives an empty cursor. */
+static inline struct ch_cur ch_cur_of(const struct ch_buf *b)
+{
+	struct ch_cur c = {0};
+
+	if (b->b) {
+		c.p = (const unsigned char *)b->b;
+		c.end = c.p + b->n;
+	}
+	return c;
+}
 uint8_t ch_get_u8(struct ch_cur *c);
 uint32_t ch_get_u32(struct ch_cur *c);
 uint64_t ch_get_u64(struct ch_cur *c);

@@ -307,7 +307,8 @@ static int parse_one(struct ch_cur *c, struct ch_series *e)
 		m += vtn[i] + 1;
 	}
 	e->nvalues = nvt / 2 - 1;
-	qsort(e->labels, nk, sizeof(*e->labels), cmp_label);
+	if (nk > 1)
+		qsort(e->labels, nk, sizeof(*e->labels), cmp_label);
 	for (size_t i = 0; i < nk; i++) {
 		if (i && !strcmp(e->labels[i - 1].name, e->labels[i].name))
 			return -EPROTO;

@@ -178,7 +178,8 @@ static int pick(struct ch_store *s, const struct ap_store_query *q, unsigned src
 				v[i] = t;
 			}
 		}
-		ch_series_clear(v + k, n - k);
+		if (v) /* none picked: no array */
+			ch_series_clear(v + k, n - k);
 		*out = v;
 		*nout = k;
 	}
@@ -344,7 +345,7 @@ static int fetch_stacks(struct ch_store *s, const struct ch_mrow *r, size_t n, c
 	if (ids.n)
 		ret = ids.oom ? -ENOMEM
 			      : ch_exec_fmt(s, &ans, err, errlen, CH_SQL_STACKS_GET, s->db, ids.b);
-	c = (struct ch_cur){(const unsigned char *)ans.b, (const unsigned char *)ans.b + ans.n};
+	c = ch_cur_of(&ans);
 	while (!ret && ch_cur_more(&c)) {
 		struct centry *e = calloc(1, sizeof(*e));
 		size_t nf;
@@ -381,7 +382,7 @@ static int fetch_stacks(struct ch_store *s, const struct ch_mrow *r, size_t n, c
 		ret = fids.oom
 			  ? -ENOMEM
 			  : ch_exec_fmt(s, &ans, err, errlen, CH_SQL_FRAMES_GET, s->db, fids.b);
-	c = (struct ch_cur){(const unsigned char *)ans.b, (const unsigned char *)ans.b + ans.n};
+	c = ch_cur_of(&ans);
 	while (!ret && fids.n && ch_cur_more(&c)) {
 		struct centry *e = calloc(1, sizeof(*e));
 		const char *str[3];
@@ -508,7 +509,8 @@ int ch_merge(struct ap_store *st, const struct ap_store_query *q, struct ap_prof
 				v[k++] = v[i];
 				v[i] = t;
 			}
-		ch_series_clear(v + k, nv - k);
+		if (v) /* none picked: no array */
+			ch_series_clear(v + k, nv - k);
 		nv = k;
 		ret = lineup(v, nv, p, &pl);
 	}
@@ -645,7 +647,8 @@ int ch_series_q(struct ap_store *st, const struct ap_store_query *q, uint64_t st
 				v[k++] = v[i];
 				v[i] = t;
 			}
-		ch_series_clear(v + k, nv - k);
+		if (v) /* none picked: no array */
+			ch_series_clear(v + k, nv - k);
 		nv = k;
 		ret = lineup(v, nv, NULL, &pl);
 		if (ret)

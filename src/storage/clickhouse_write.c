@@ -149,8 +149,7 @@ static int get_count(struct ch_store *s, uint64_t *n, char *err, size_t errlen, 
 	int ret = ch_exec_fmt(s, &out, err, errlen, fmt, s->db, table, a, b);
 
 	if (!ret) {
-		c = (struct ch_cur){(const unsigned char *)out.b,
-				    (const unsigned char *)out.b + out.n};
+		c = ch_cur_of(&out);
 		*n = ch_get_u64(&c);
 		if (c.bad || c.p != c.end)
 			ret = ap_errf(err, errlen, -EPROTO, "ClickHouse: malformed count");
@@ -189,7 +188,7 @@ static int check_ids(struct ch_store *s, struct ch_job **v, size_t n, const char
 	ret = q.oom || ids.oom
 		  ? -ENOMEM
 		  : ch_http_exec(s->http, q.b, NULL, 0, CH_QUERY_SETTINGS, &ans, err, errlen);
-	c = (struct ch_cur){(const unsigned char *)ans.b, (const unsigned char *)ans.b + ans.n};
+	c = ch_cur_of(&ans);
 	while (!ret && ch_cur_more(&c)) {
 		size_t len;
 		const char *id = ch_get_str(&c, &len);
@@ -501,7 +500,7 @@ static void retention_run(struct ch_store *s, struct ch_job *j)
 		ch_buf_printf(&cq, CH_SQL_RUN_COUNT, s->db, vis.b, (unsigned long long)cutoff);
 		ret =
 		    cq.oom ? -ENOMEM : ch_http_exec(s->http, cq.b, NULL, 0, NULL, &q, err, errlen);
-		c = (struct ch_cur){(const unsigned char *)q.b, (const unsigned char *)q.b + q.n};
+		c = ch_cur_of(&q);
 		if (!ret) {
 			hidden = ch_get_u64(&c);
 			if (c.bad || c.p != c.end)
@@ -543,8 +542,7 @@ static void retention_run(struct ch_store *s, struct ch_job *j)
 		ch_buf_free(&names);
 	}
 	if (!ret) {
-		struct ch_cur c = {(const unsigned char *)parts.b,
-				   (const unsigned char *)parts.b + parts.n};
+		struct ch_cur c = ch_cur_of(&parts);
 
 		while (!ret && ch_cur_more(&c)) {
 			size_t tn, pn;
