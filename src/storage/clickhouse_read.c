@@ -329,6 +329,24 @@ static void plan_range(struct ch_store *s, struct ch_buf *sql, const char *ids, 
 
 /* ---- merge ---- */
 
+/* Keep the series that have samples (a series of table rows only has none) at the front,
+ * release the others; returns how many are kept. */
+static size_t keep_with_samples(struct ch_series *v, size_t n)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (v[i].nvalues) {
+			struct ch_series t = v[k];
+
+			v[k++] = v[i];
+			v[i] = t;
+		}
+	if (v) /* none picked: no array */
+		ch_series_clear(v + k, n - k);
+	return k;
+}
+
 /* Fetch the stacks (and their frames) of rows not in the cache. */
 static int fetch_stacks(struct ch_store *s, const struct ch_mrow *r, size_t n, char *err,
 			size_t errlen)
@@ -500,18 +518,7 @@ int ch_merge(struct ap_store *st, const struct ap_store_query *q, struct ap_prof
 	if (!ret)
 		ret = pick(s, q, SRC_SAMPLES, vis.b, &v, &nv, err, errlen);
 	if (!ret) {
-		size_t k = 0;
-
-		for (size_t i = 0; i < nv; i++) /* series of table rows only: no samples */
-			if (v[i].nvalues) {
-				struct ch_series t = v[k];
-
-				v[k++] = v[i];
-				v[i] = t;
-			}
-		if (v) /* none picked: no array */
-			ch_series_clear(v + k, nv - k);
-		nv = k;
+		nv = keep_with_samples(v, nv);
 		ret = lineup(v, nv, p, &pl);
 	}
 	if (!ret && nv) {
@@ -638,18 +645,7 @@ int ch_series_q(struct ap_store *st, const struct ap_store_query *q, uint64_t st
 	if (!ret)
 		ret = pick(s, q, SRC_SAMPLES, vis.b, &v, &nv, err, errlen);
 	if (!ret) {
-		size_t k = 0;
-
-		for (size_t i = 0; i < nv; i++)
-			if (v[i].nvalues) {
-				struct ch_series t = v[k];
-
-				v[k++] = v[i];
-				v[i] = t;
-			}
-		if (v) /* none picked: no array */
-			ch_series_clear(v + k, nv - k);
-		nv = k;
+		nv = keep_with_samples(v, nv);
 		ret = lineup(v, nv, NULL, &pl);
 		if (ret)
 			ap_errf(err, errlen, ret, "out of memory");
