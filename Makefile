@@ -32,9 +32,13 @@ serve: build
 
 # The whole suite, then the sanitizer build with the subset below (docs/testing.md);
 # `make check SANITIZE=0` skips the latter, `make check-asan` runs the whole suite there.
+# Tests that load BPF programs, start agents or aggregators (bpf.*, server.*, web.*,
+# gpu.cupti_activity_bpf) are RUN_SERIAL: they run alone; the unit and fuzz tests run
+# CHECK_JOBS at a time, which keeps the suite near 15 minutes on 2 cores.
 SANITIZE ?= 1
+CHECK_JOBS ?= 2
 check: build
-	cd $(BUILD) && ctest --output-on-failure --timeout 300 -j1
+	cd $(BUILD) && ctest --output-on-failure --timeout 300 -j$(CHECK_JOBS)
 ifneq ($(SANITIZE),0)
 	$(MAKE) check-asan ASAN_TESTS='$(ASAN_SUBSET)'
 endif
@@ -62,7 +66,7 @@ ASAN_TESTS ?=
 
 check-asan: deps $(ASAN_BUILD)/CMakeCache.txt
 	cmake --build $(ASAN_BUILD) -j$(JOBS)
-	cd $(ASAN_BUILD) && ctest --output-on-failure --timeout 600 -j1 $(if $(ASAN_TESTS),-R '$(ASAN_TESTS)')
+	cd $(ASAN_BUILD) && ctest --output-on-failure --timeout 600 -j$(CHECK_JOBS) $(if $(ASAN_TESTS),-R '$(ASAN_TESTS)')
 
 # ThreadSanitizer on the agent's threads (process events, unwind-table compile and install
 # workers, debuginfod fetches) under a process-churn workload: bench/tsan_churn.sh.

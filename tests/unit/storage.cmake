@@ -17,5 +17,6 @@ ap_add_test(unit.test_storage_contract_clickhouse ${Python3_EXECUTABLE}
   ${CMAKE_CURRENT_SOURCE_DIR}/clickhouse_server.py -- ${AP_TEST_BIN_DIR}/test_storage_contract)
 ap_add_test(unit.test_storage_clickhouse ${Python3_EXECUTABLE}
   ${CMAKE_CURRENT_SOURCE_DIR}/clickhouse_server.py -- ${AP_TEST_BIN_DIR}/test_clickhouse_store)
+# `make check` runs unit tests two at a time: one ClickHouse server at a time is enough load
 set_tests_properties(unit.test_storage_contract_clickhouse unit.test_storage_clickhouse
-  PROPERTIES TIMEOUT 600)
+  PROPERTIES TIMEOUT 600 RESOURCE_LOCK clickhouse)
