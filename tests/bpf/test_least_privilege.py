@@ -15,7 +15,6 @@
 import json
 import os
 import pwd
-import select
 import shutil
 import signal
 import subprocess
@@ -23,7 +22,8 @@ import sys
 import tempfile
 import time
 
-from aptest import BIN_DIR, TEST_BIN_DIR, check, fail, has_chain, read_folded, require_bpf, skip
+from aptest import (BIN_DIR, TEST_BIN_DIR, check, fail, has_chain, read_folded, read_until,
+                    require_bpf, skip)
 
 USER = "aperture-test"
 GRANTED = ["cap_bpf", "cap_perfmon", "cap_sys_ptrace", "cap_dac_read_search",
@@ -75,19 +75,9 @@ def start_agent(caps, *args):
     proc = subprocess.Popen(agent_cmd(caps, "-v", *args), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     RUNNING.append(proc)
-    err = ""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        r, _, _ = select.select([proc.stderr], [], [], 0.2)
-        if r:
-            line = proc.stderr.readline()
-            err += line
-            if "recording" in line:
-                return proc, err
-            if not line:
-                break
-        elif proc.poll() is not None:
-            break
+    started, err = read_until(proc, "recording", 60)
+    if started:
+        return proc, err
     proc.kill()
     out, rest = proc.communicate()
     fail(f"agent did not start recording (rc {proc.returncode}):\n{err}{rest}{out}")

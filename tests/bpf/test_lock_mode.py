@@ -8,13 +8,12 @@ import gzip
 import json
 import os
 import re
-import select
 import signal
 import subprocess
 import tempfile
 import time
 
-from aptest import BIN_DIR, TEST_BIN_DIR, check, cli, fail, read_folded, require_bpf
+from aptest import BIN_DIR, TEST_BIN_DIR, check, cli, fail, read_folded, read_until, require_bpf
 
 PROTO_DIR = os.environ["AP_PPROF_PROTO_DIR"]
 WAIT_TOL = 0.15   # total wait vs the workload's clock_gettime accounting
@@ -25,17 +24,9 @@ SYMBOLS = {"hog_mutex": "g_hog_mutex", "pi_mutex": "g_pi_mutex", "rwlock": "g_rw
 
 def wait_for_line(proc, needle, timeout):
     """Read the agent's stderr until a line containing needle appears."""
-    deadline = time.time() + timeout
-    seen = ""
-    while time.time() < deadline:
-        r, _, _ = select.select([proc.stderr], [], [], 0.2)
-        if r:
-            line = proc.stderr.readline()
-            seen += line
-            if needle in line:
-                return
-        if proc.poll() is not None:
-            break
+    found, seen = read_until(proc, needle, timeout)
+    if found:
+        return
     fail(f"agent never said {needle!r}:\n{seen}{proc.stderr.read() if proc.stderr else ''}")
 
 

@@ -7,13 +7,12 @@ the text report, the raw_tp fallback, and the slow-call stacks in folded and SVG
 import atexit
 import json
 import os
-import select
 import signal
 import subprocess
 import tempfile
-import time
 
-from aptest import BIN_DIR, TEST_BIN_DIR, check, fail, read_folded, require_bpf, skip
+from aptest import (BIN_DIR, TEST_BIN_DIR, check, fail, read_folded, read_until, require_bpf,
+                    skip)
 
 N_FAST, N_FAIL, N_SLOW = 1000, 37, 3
 BYSTANDER_FAST, BYSTANDER_FAIL = 500, 5
@@ -65,19 +64,9 @@ class Agent:
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True, env={**os.environ, **(env or {})})
         RUNNING.append(self.proc)
-        self.err = ""
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            r, _, _ = select.select([self.proc.stderr], [], [], 0.2)
-            if r:
-                line = self.proc.stderr.readline()
-                self.err += line
-                if "recording" in line:
-                    return
-                if not line:
-                    break
-            elif self.proc.poll() is not None:
-                break
+        started, self.err = read_until(self.proc, "recording", 30)
+        if started:
+            return
         self.proc.kill()
         out, err = self.proc.communicate()
         self.err += err

@@ -5,6 +5,7 @@ A test that lacks a capability calls skip(reason): it prints 'SKIP: reason' and 
 which CTest reports as skipped, never as passed.
 """
 import os
+import select
 import subprocess
 import sys
 import time
@@ -149,6 +150,25 @@ def wait_all(procs, timeout=30):
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
+
+
+def read_until(proc, needle, timeout, stream=None):
+    """Read proc's stderr (or stream) line by line until a line containing needle, the end of
+    the stream, proc's exit or timeout seconds; returns (found, the lines read)."""
+    stream = stream or proc.stderr
+    deadline = time.monotonic() + timeout
+    seen = ""
+    while time.monotonic() < deadline:
+        if select.select([stream], [], [], 0.2)[0]:
+            line = stream.readline()
+            seen += line
+            if needle in line:
+                return True, seen
+            if not line:
+                break
+        elif proc.poll() is not None:
+            break
+    return False, seen
 
 
 def start_recording(*args, timeout=60):

@@ -14,7 +14,8 @@ import signal
 import subprocess
 import time
 
-from aptest import BIN_DIR, SANITIZER, TEST_BIN_DIR, check, check_sanitizer, fail, skip
+from aptest import (BIN_DIR, SANITIZER, TEST_BIN_DIR, check, check_sanitizer, fail, read_until,
+                    skip)
 
 RUNNING = []
 
@@ -141,19 +142,9 @@ class Agent:
         self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True, env=env)
         RUNNING.append(self.proc)
-        self.err = ""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            r, _, _ = select.select([self.proc.stderr], [], [], 0.2)
-            if r:
-                line = self.proc.stderr.readline()
-                self.err += line
-                if "Ctrl-C to stop" in line:
-                    return
-                if not line:
-                    break
-            elif self.proc.poll() is not None:
-                break
+        started, self.err = read_until(self.proc, "Ctrl-C to stop", timeout)
+        if started:
+            return
         self.proc.kill()
         out, err = self.proc.communicate()
         fail(f"{' '.join(self.cmd)} did not start recording (exit {self.proc.returncode}):\n"

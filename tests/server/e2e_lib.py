@@ -8,13 +8,11 @@ import atexit
 import http.client
 import os
 import re
-import select
 import signal
 import subprocess
-import time
 
 from aggregator import Aggregator
-from aptest import BIN_DIR, TEST_BIN_DIR, check, fail
+from aptest import BIN_DIR, TEST_BIN_DIR, check, fail, read_until
 
 # ap_syscalls: exactly this many getppid() per round (-n), and openat() failing with ENOENT (-e)
 N_FAST, N_FAIL = 1000, 37
@@ -100,19 +98,9 @@ class Agent:
         self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True)
         _RUNNING.append(self.proc)
-        self.err = ""
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            r, _, _ = select.select([self.proc.stderr], [], [], 0.2)
-            if r:
-                line = self.proc.stderr.readline()
-                self.err += line
-                if "recording" in line:
-                    return
-                if not line:
-                    break
-            elif self.proc.poll() is not None:
-                break
+        started, self.err = read_until(self.proc, "recording", 60)
+        if started:
+            return
         self.proc.kill()
         self.proc.wait()
         fail(f"agent did not start recording: {' '.join(self.cmd)}\n{self.err}")
