@@ -251,6 +251,30 @@ static void id_list(const struct ch_series *v, size_t n, struct ch_buf *out)
 		ch_buf_printf(out, "%s%" PRIu64, i ? "," : "", v[i].id);
 }
 
+/* The visibility rule for the rows of a plan over [from, ...) (every row it reads has t at or
+ * after from's second): none when no retention run cuts above that, so that a query over data
+ * younger than every cut-off (nearly all of them) does not read rv and evaluate the rule on
+ * each row. The runs only grow their cut-off, so a refresh between the two looks is harmless. */
+static int vis_from(struct ch_store *s, uint64_t from_ns, struct ch_buf *vis, char *err,
+		    size_t errlen)
+{
+	uint64_t maxcut = 0;
+	int ret = ch_vis(s, vis, NULL, err, errlen);
+
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&s->rlock);
+	for (size_t i = 0; i < s->nruns; i++)
+		if (s->runs[i].cutoff > maxcut)
+			maxcut = s->runs[i].cutoff;
+	pthread_mutex_unlock(&s->rlock);
+	if (maxcut <= from_ns / SEC) {
+		vis->n = 0;
+		ch_buf_printf(vis, CH_SQL_VIS_ALL);
+	}
+	return vis->oom ? ap_errf(err, errlen, -ENOMEM, "out of memory") : 0;
+}
+
 /* ---- the lineup of value types and the groups ---- */
 
 struct group {
@@ -699,7 +723,7 @@ int ch_merge(struct ap_store *st, const struct ap_store_query *q, struct ap_prof
 	p = ap_profile_new();
 	if (!p)
 		return ap_errf(err, errlen, -ENOMEM, "out of memory");
-	ret = ch_vis(s, &vis, NULL, err, errlen);
+	ret = vis_from(s, q->from_ns, &vis, err, errlen);
 	if (!ret)
 		ret = pick(s, q, SRC_DAYS, vis.b, &filt, &exact, &v, &nv, err, errlen);
 	if (!ret) {
@@ -838,7 +862,7 @@ int ch_series_q(struct ap_store *st, const struct ap_store_query *q, uint64_t st
 	}
 	for (uint64_t i = 0; i < npoints; i++)
 		out->points[i].ts_ns = grid0 + i * step_ns;
-	ret = ch_vis(s, &vis, NULL, err, errlen);
+	ret = vis_from(s, q->from_ns, &vis, err, errlen);
 	if (!ret)
 		ret = pick(s, q, SRC_DAYS, vis.b, &filt, &exact, &v, &nv, err, errlen);
 	if (!ret) {
