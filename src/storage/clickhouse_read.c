@@ -553,11 +553,20 @@ static size_t keep_with_samples(struct ch_series *v, size_t n)
 	return k;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
 /* Fetch the stacks (and their frames) of rows not in the cache. */
 static int fetch_stacks(struct ch_store *s, const struct ch_mrow *r, size_t n, char *err,
 			size_t errlen)
 {
 	struct ch_buf ids = {0}, fids = {0}, ans = {0};
+	uint64_t *want = NULL; /* frame ids not cached: stacks share most frames, so many repeat */
+	size_t nwant = 0, capwant = 0;
 	struct ch_cur c;
 	int ret = 0;
 
@@ -590,8 +599,13 @@ static int fetch_stacks(struct ch_store *s, const struct ch_mrow *r, size_t n, c
 		pthread_mutex_lock(&s->clock_);
 		for (size_t k = 0; k < nf; k++) {
 			e->frames[k] = ch_get_u64(&c);
-			if (!c.bad && !cache_get(s->cache, e->frames[k], true))
-				ch_buf_printf(&fids, "%s%" PRIu64, fids.n ? "," : "", e->frames[k]);
+			if (!c.bad && !cache_get(s->cache, e->frames[k], true)) {
+				if (ap_grow_array((void **)&want, &capwant, nwant + 1,
+						  sizeof(*want)))
+					fids.oom = true;
+				else
+					want[nwant++] = e->frames[k];
+			}
 		}
 		if (c.bad)
 			centry_free(e);
@@ -601,6 +615,15 @@ static int fetch_stacks(struct ch_store *s, const struct ch_mrow *r, size_t n, c
 	}
 	if (!ret && c.bad)
 		ret = ap_errf(err, errlen, -EPROTO, "ClickHouse: malformed answer (stacks)");
+	/* each frame once: a cold 7-day query named 20 times more frames than it has */
+	if (nwant)
+		qsort(want, nwant, sizeof(*want), cmp_u64);
+	for (size_t i = 0; i < nwant; i++)
+		if (!i || want[i] != want[i - 1])
+			ch_buf_printf(&fids, "%s%" PRIu64, fids.n ? "," : "", want[i]);
+	free(want);
+	if (!ret && fids.oom)
+		ret = -ENOMEM;
 	ans.n = 0;
 	if (!ret && fids.n)
 		ret = fids.oom
