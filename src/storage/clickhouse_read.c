@@ -404,8 +404,8 @@ static int plan_select(struct ch_store *s, struct plan *p, const char *filt, boo
 	p->vals[0] = 0;
 	for (k = 0; k < nval; k++) {
 		snprintf(p->vals + strlen(p->vals), sizeof(p->vals) - strlen(p->vals), ", v%zu", k);
-		o += (size_t)snprintf(p->sums + o, sizeof(p->sums) - o, "%ssum(v%zu)", k ? ", " : "",
-				      k);
+		o += (size_t)snprintf(p->sums + o, sizeof(p->sums) - o, "%ssum(v%zu)",
+				      k ? ", " : "", k);
 	}
 	for (; k < AP_MAX_VALUES; k++)
 		o += (size_t)snprintf(p->sums + o, sizeof(p->sums) - o, ", toUInt64(0)");
@@ -764,8 +764,8 @@ int ch_merge(struct ap_store *st, const struct ap_store_query *q, struct ap_prof
 							 &ans, err, errlen);
 	}
 	if (!ret && ans.n)
-		ret = ch_parse_mrows(ans.b, ans.n, reps, nreps, 0, &rows, &nrows, &late, err,
-				     errlen);
+		ret =
+		    ch_parse_mrows(ans.b, ans.n, reps, nreps, 0, &rows, &nrows, &late, err, errlen);
 	if (!ret)
 		ret = lineup_present(v, nv, rows, nrows, p, &pl);
 	if (!ret && nrows)
@@ -988,8 +988,8 @@ static int collect(struct ch_store *s, const struct ap_store_query *q, enum what
 		return ret;
 	ret = ch_vis(s, &vis, NULL, err, errlen);
 	if (!ret)
-		ret = pick(s, q, SRC_SAMPLES | SRC_ROWS, vis.b, &filt, &exact, &v, &nv, err,
-			   errlen);
+		ret =
+		    pick(s, q, SRC_SAMPLES | SRC_ROWS, vis.b, &filt, &exact, &v, &nv, err, errlen);
 	for (size_t i = 0; i < nv && !ret; i++) {
 		for (size_t k = 0; k < v[i].nlabels && !ret; k++) {
 			const char *str;
@@ -1084,10 +1084,10 @@ int ch_rows(struct ap_store *st, const struct ap_store_query *q, struct ap_store
 		ret = sel.oom || ids.oom
 			  ? ap_errf(err, errlen, -ENOMEM, "out of memory")
 			  : ch_exec_fmt(s, &ans, err, errlen, CH_SQL_ROWS_GET, s->db, sel.b,
-					    (unsigned long long)(q->from_ns / SEC),
-					    (unsigned long long)(q->until_ns / SEC),
-					    (unsigned long long)q->from_ns,
-					    (unsigned long long)q->until_ns, vis.b);
+					(unsigned long long)(q->from_ns / SEC),
+					(unsigned long long)(q->until_ns / SEC),
+					(unsigned long long)q->from_ns,
+					(unsigned long long)q->until_ns, vis.b);
 	if (!ret && ans.n)
 		ret = ch_parse_trows(ans.b, ans.n, out, err, errlen);
 	ch_series_free(v, nv);

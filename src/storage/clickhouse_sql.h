@@ -200,7 +200,7 @@ static const struct ch_view_def ch_views[] = {
 	"SELECT id, any(lk), any(lv), any(vt), any(period), any(" CH_SQL_GK ") FROM %s.ap_series " \
 	"WHERE %s GROUP BY id FORMAT RowBinary"
 #define CH_SQL_PICK_GROUPS                                                                         \
-	"SELECT any((id, lk, lv, vt, period)), " CH_SQL_GK " AS gk FROM %s.ap_series WHERE %s "   \
+	"SELECT any((id, lk, lv, vt, period)), " CH_SQL_GK " AS gk FROM %s.ap_series WHERE %s "    \
 	"GROUP BY gk FORMAT RowBinary"
 /* the series with samples in whole hours around the range: db, lo, hi seconds, visibility */
 #define CH_SQL_PICK_H1                                                                             \
@@ -226,7 +226,7 @@ static const struct ch_view_def ch_views[] = {
 /* ... or a rollup's buckets in [lo, hi) seconds (ts in ns, as the raw rows): time column,
  * values, db, table, series condition, lo, hi, visibility */
 #define CH_SQL_SEG_ROLL                                                                            \
-	"SELECT series, stack%s%s FROM %s.%s WHERE %s AND t >= toDateTime(%llu) AND t < "         \
+	"SELECT series, stack%s%s FROM %s.%s WHERE %s AND t >= toDateTime(%llu) AND t < "          \
 	"toDateTime(%llu) AND %s"
 #define CH_SQL_TS_ROLL ", toUInt64(t) * 1000000000 AS ts"
 /* The group key of every selected series, joined to the segments' rows: db, series filter,
@@ -249,7 +249,7 @@ static const struct ch_view_def ch_views[] = {
 /* table rows: db, series filter, ns lo, ns hi (and their seconds), visibility */
 #define CH_SQL_ROWS_GET                                                                            \
 	"SELECT tbl, key, sum(v0), sum(v1), sum(v2), sum(v3), sumForEach(hist) FROM %s.ap_rows "   \
-	"WHERE %s AND t >= toDateTime(%llu) AND t <= toDateTime(%llu) AND ns >= %llu "           \
+	"WHERE %s AND t >= toDateTime(%llu) AND t <= toDateTime(%llu) AND ns >= %llu "             \
 	"AND ns < %llu AND %s GROUP BY tbl, key ORDER BY tbl, key FORMAT RowBinary"
 #define CH_SQL_STATS                                                                               \
 	"SELECT table, toUInt64(sum(rows)), toUInt64(sum(bytes_on_disk)) FROM system.parts WHERE " \

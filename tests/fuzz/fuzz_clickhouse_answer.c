@@ -40,8 +40,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	}
 	case 1: { /* group keys 1..7 and one large one: groups 1..4 */
-		static const struct ch_gkey keys[] = {{1, 1}, {2, 1}, {3, 2}, {5, 3},
-						      {7, 2}, {UINT64_MAX, 4}};
+		static const struct ch_gkey keys[] = {{1, 1}, {2, 1}, {3, 2},
+						      {5, 3}, {7, 2}, {UINT64_MAX, 4}};
 		struct ch_mrow *v = NULL;
 		size_t n = 0;
 		uint64_t late = 0;

@@ -121,8 +121,8 @@ static void put_ok(struct ap_store *s, const char *id, uint64_t t, uint64_t v)
 }
 
 /* A push of one sample of value v by comm, with the labels given. */
-static void put_labels(struct ap_store *s, const char *id, uint64_t t, uint64_t v,
-		       const char *comm, const struct ap_label_kv *labels, size_t n)
+static void put_labels(struct ap_store *s, const char *id, uint64_t t, uint64_t v, const char *comm,
+		       const struct ap_label_kv *labels, size_t n)
 {
 	struct ap_profile *p = one_sample_of(v, comm);
 	struct ap_store_write w = {.push_id = id,
@@ -161,7 +161,8 @@ static uint64_t sel_total(struct ap_store *s, const char *selector, uint64_t fro
 		for (size_t i = 0; i < ap_profile_nsamples(p); i++) {
 			size_t k = 0;
 
-			while (k < i && ap_profile_sample(p, k)->comm != ap_profile_sample(p, i)->comm)
+			while (k < i &&
+			       ap_profile_sample(p, k)->comm != ap_profile_sample(p, i)->comm)
 				k++;
 			*ncomms += k == i;
 		}
@@ -371,16 +372,21 @@ static void test_retention_restart(void **state)
 static void test_selectors(void **state)
 {
 	static const struct ap_label_kv a[] = {{"mode", "cpu"}, {"host", "h1"}, {"x", "1"}},
-					 b[] = {{"mode", "cpu"}, {"host", "h2"}},
-					 c[] = {{"mode", "cpu"}, {"host", "h3"}, {"x", ""}};
+					b[] = {{"mode", "cpu"}, {"host", "h2"}},
+					c[] = {{"mode", "cpu"}, {"host", "h3"}, {"x", ""}};
 	static const char *const same[][2] = {
-	    {"{host=\"h1\"}", "{host=~\"h1\"}"},    {"{host!=\"h1\"}", "{host!~\"h1\"}"},
-	    {"{x=\"\"}", "{x=~\"\"}"},		    {"{x!=\"\"}", "{x=~\".+\"}"},
-	    {"{x!=\"1\"}", "{x!~\"1\"}"},	    {"{nosuch=\"\"}", "{nosuch=~\"\"}"},
-	    {"{nosuch!=\"\"}", "{nosuch=~\".+\"}"}, {"{mode=\"cpu\",x=\"\"}", "{x!~\".+\"}"},
+	    {"{host=\"h1\"}", "{host=~\"h1\"}"},
+	    {"{host!=\"h1\"}", "{host!~\"h1\"}"},
+	    {"{x=\"\"}", "{x=~\"\"}"},
+	    {"{x!=\"\"}", "{x=~\".+\"}"},
+	    {"{x!=\"1\"}", "{x!~\"1\"}"},
+	    {"{nosuch=\"\"}", "{nosuch=~\"\"}"},
+	    {"{nosuch!=\"\"}", "{nosuch=~\".+\"}"},
+	    {"{mode=\"cpu\",x=\"\"}", "{x!~\".+\"}"},
 	};
 	/* pushes at T0 + k * 7 min + 13 s, k = 0..39 (4.6 h), values 1 << (k % 20) per host */
-	uint64_t from = T0 + 20 * 60 * SEC + 5 * SEC, until = T0 + 3 * HOUR + 50 * 60 * SEC + 17 * SEC;
+	uint64_t from = T0 + 20 * 60 * SEC + 5 * SEC,
+		 until = T0 + 3 * HOUR + 50 * 60 * SEC + 17 * SEC;
 	uint64_t want_a = 0, want_b = 0, want_c = 0;
 	struct ap_store *s;
 	char id[32];
