@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: MIT
 /*
- * The ClickHouse backend's queries. A query first picks its series: the dictionary rows of the
- * series with data in the hours around the range (equality matchers pushed into the SQL, the
- * selector then applied here with the same matcher code as SQLite's), then ClickHouse sums the
- * samples over the plan's segments: whole hours from ap_samples_h1, whole minutes from
- * ap_samples_m1, the edges from the raw rows at their exact times. Rows come back merged by
- * (stack, group), a group being the series that share a comm and a value-type lineup; stacks
- * and frames are read once and cached (content-addressed: never stale).
+ * The ClickHouse backend's queries (docs/storage.md, "Queries and resolutions"). ClickHouse
+ * selects the series itself: the = and != matchers become SQL on the label arrays, regex
+ * matchers run here (POSIX, as SQLite's) and only then are ids sent, once. A merge or series
+ * query picks one series per group (comm + value-type lineup, keyed by a hash ClickHouse
+ * computes), then ClickHouse sums the samples over the plan's segments (whole hours from
+ * ap_samples_h1, whole minutes from ap_samples_m1, the edges from the raw rows at their exact
+ * times) per (stack or point, group key), the key joined from ap_series. Stacks and frames are
+ * read once and cached (content-addressed: never stale).
  */
 #include <errno.h>
 #include <inttypes.h>
