@@ -219,8 +219,9 @@ def run_backend(kind, a, profiles, end_s, rows, stamp):
                                      "week10": (10, int(7 * 86400 * a.scale),
                                                 a.week_interval)}[name]
             span = max(interval, span // interval * interval)
-            if name in state:  # --reuse: stored by an earlier run
+            if name in state:  # --reuse: stored by an earlier run (its span and interval)
                 r, b0, s0, s1, b1 = state[name]
+                span, interval = r.get("span_s", span), r.get("interval_s", interval)
             else:
                 b0, s0 = store.bytes(), store.cpu()
                 r = ab.run_loadgen(ab_loadgen(a), agg, profiles, hosts, span, end_s,
@@ -228,6 +229,7 @@ def run_backend(kind, a, profiles, end_s, rows, stamp):
                 s1 = store.cpu()
                 b1 = store.bytes()
                 if state_path:
+                    r.update(span_s=span, interval_s=interval)
                     state[name] = [r, b0, s0, s1, b1]
                     with open(state_path, "w") as f:
                         json.dump(state, f)
