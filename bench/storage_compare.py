@@ -27,7 +27,14 @@ and reports per backend and scenario:
 Usage: bench/storage_compare.py [--build DIR] [--backends sqlite,clickhouse,clickhouse-cluster]
            [--scenarios fleet100,week10] [--scale 1] [--week-interval 600]
            [--fleet-interval 10] [--concurrency 4]
-           [--reps 20] [--csv storage-compare.csv] [--keep]
+           [--reps 20] [--csv storage-compare.csv] [--keep] [--reuse DIR]
+
+--reuse DIR keeps each backend's store in DIR/<backend>/ (SQLite file; single ClickHouse
+server's directory, started again on new ports) with the loadgen's results in state.json: a
+later run with the same DIR skips the ingest of the scenarios it has and only queries, with a
+fresh aggregator (built from --build) - for iterating on queries without minutes of ingest.
+The first query after the aggregator starts (cold caches in the aggregator) is reported as
+query_first_ms; the p50/p99 runs follow it (warm).
 """
 import argparse
 import csv
@@ -57,17 +64,22 @@ DB = "aperture_bench"
 class Store:
     """The backend under the aggregator: its --storage argument, CPU time and bytes."""
 
-    def __init__(self, kind, tmp):
+    def __init__(self, kind, tmp, reuse=None):
         self.kind = kind
         self.servers = []
         self.ch = None
         if kind == "sqlite":
-            self.db = os.path.join(tmp, "store.db")
+            self.db = os.path.join(reuse or tmp, "store.db")
             self.storage = f"sqlite:{self.db}"
             return
         import clickhouse
         clickhouse.require()
-        if kind == "clickhouse":
+        if reuse and kind == "clickhouse":  # kept data, new ports and password
+            self.ch = _KeptServer(clickhouse.ClickHouse(os.path.join(reuse, "ch"))).start()
+            self.storage = self.ch.storage_url(DB)
+        elif reuse:
+            sys.exit("--reuse: only sqlite and clickhouse (single node)")
+        elif kind == "clickhouse":
             self.ch = clickhouse.single_node().start()
             self.storage = self.ch.storage_url(DB)
         elif kind == "clickhouse-cluster":
@@ -96,6 +108,25 @@ class Store:
             if keep:
                 self.ch.keep = True
             self.ch.close()
+
+
+class _KeptServer:
+    """A ClickHouse server whose directory outlives the run (--reuse): stopped, not wiped."""
+
+    def __init__(self, server):
+        self.server = server
+        self.servers = [server]
+        self.keep = True
+
+    def __getattr__(self, name):
+        return getattr(self.server, name)
+
+    def start(self):
+        self.server.start()
+        return self
+
+    def close(self):
+        self.server.stop()
 
 
 class Aggregator:
@@ -170,7 +201,15 @@ def peak_rss_mb(pid):
 
 def run_backend(kind, a, profiles, end_s, rows, stamp):
     tmp = tempfile.mkdtemp(prefix=f"aperture-cmp-{kind}-")
-    store = Store(kind, tmp)
+    reuse = os.path.join(os.path.abspath(a.reuse), kind) if a.reuse else None
+    state, state_path = {}, None
+    if reuse:
+        os.makedirs(reuse, exist_ok=True)
+        state_path = os.path.join(reuse, "state.json")
+        if os.path.exists(state_path):
+            with open(state_path) as f:
+                state = json.load(f)
+    store = Store(kind, tmp, reuse)
     agg = Aggregator(a.build, tmp, store.storage)
     print(f"\n=== {kind}: {store.version()}; aggregator {agg.url}")
     out = {}
@@ -180,11 +219,20 @@ def run_backend(kind, a, profiles, end_s, rows, stamp):
                                      "week10": (10, int(7 * 86400 * a.scale),
                                                 a.week_interval)}[name]
             span = max(interval, span // interval * interval)
-            b0, s0 = store.bytes(), store.cpu()
-            r = ab.run_loadgen(ab_loadgen(a), agg, profiles, hosts, span, end_s,
-                               f"{name}", a, interval)
-            s1 = store.cpu()
-            b1 = store.bytes()
+            if name in state:  # --reuse: stored by an earlier run (its span and interval)
+                r, b0, s0, s1, b1 = state[name]
+                span, interval = r.get("span_s", span), r.get("interval_s", interval)
+            else:
+                b0, s0 = store.bytes(), store.cpu()
+                r = ab.run_loadgen(ab_loadgen(a), agg, profiles, hosts, span, end_s,
+                                   f"{name}", a, interval)
+                s1 = store.cpu()
+                b1 = store.bytes()
+                if state_path:
+                    r.update(span_s=span, interval_s=interval)
+                    state[name] = [r, b0, s0, s1, b1]
+                    with open(state_path, "w") as f:
+                        json.dump(state, f)
             cpu_agg = r["agg_cpu_settled_s"]
             cpu_store = s1 - s0
             recs = r["records"]
@@ -204,16 +252,21 @@ def run_backend(kind, a, profiles, end_s, rows, stamp):
                     "from": str(r["from_ns"] // 10**9), "until": str(r["until_ns"] // 10**9)}
             # the rows may still be on their way to a shard (Distributed): wait for the total
             deadline = time.time() + 60
+            first_ms = None
             while True:
+                t0 = time.monotonic()
                 st, body = get(f"{agg.url}/api/v1/flamegraph?" + urllib.parse.urlencode(
                     {**base, "value": "samples"}))
                 if st != 200:
                     print(f"WARNING: {kind} {name}: the flamegraph query answered {st}: "
                           f"{body[:500]!r}")
+                if first_ms is None:
+                    first_ms = (time.monotonic() - t0) * 1e3
                 total = json.loads(body)["total"] if st == 200 else -1
                 if total == r["value0"] or st != 200 or time.time() > deadline:
                     break
                 time.sleep(1)
+            m["query_first_ms"] = first_ms
             m["agg_peak_rss_mb"] = peak_rss_mb(agg.proc.pid)
             m["clickhouse_peak_rss_mb"] = max([peak_rss_mb(s.proc.pid) for s in store.servers]
                                               or [0.0])
@@ -264,6 +317,8 @@ def main():
     ap.add_argument("--no-keepalive", action="store_true")
     ap.add_argument("--csv", default="storage-compare.csv")
     ap.add_argument("--keep", action="store_true", help="keep the stores")
+    ap.add_argument("--reuse", metavar="DIR",
+                    help="keep the stores in DIR; a later run with DIR only queries them")
     a, _ = ap.parse_known_args()
     a.build = os.path.abspath(a.build)
     a.perf = False  # aggregator_bench.run_loadgen's flag
@@ -283,6 +338,7 @@ def main():
             ("samples_per_clickhouse_core_s", "ingest per ClickHouse core", "{:.0f}"),
             ("samples_per_core_s_total", "ingest per core, aggregator + store", "{:.0f}"),
             ("bytes_per_sample", "bytes per stored sample", "{:.1f}"),
+            ("query_first_ms", "first query (cold aggregator cache) ms", "{:.0f}"),
             ("query_pprof_p50_ms", "query pprof p50 ms", "{:.0f}"),
             ("query_pprof_p99_ms", "query pprof p99 ms", "{:.0f}"),
             ("query_flamegraph_p50_ms", "query flamegraph p50 ms", "{:.0f}"),

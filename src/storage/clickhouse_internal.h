@@ -91,9 +91,10 @@ struct ch_series {
 	const char *vt[2 + 2 * AP_MAX_VALUES]; /* period type, unit, then type, unit per value */
 	size_t nvalues;
 	uint64_t period;
+	uint64_t gk; /* group key (CH_SQL_GK): equal for the series of one comm and lineup */
 	char *mem;
 };
-/* Parse the answer of CH_SQL_PICK: id, lk, lv, vt, period per row. Returns 0 or -EPROTO
+/* Parse the answer of CH_SQL_PICK: id, lk, lv, vt, period, group key per row. Returns 0 or -EPROTO
  * (err says where); max bounds the number of series. */
 int ch_parse_series(const void *data, size_t len, size_t max, struct ch_series **out, size_t *n,
 		    char *err, size_t errlen);
@@ -101,15 +102,24 @@ void ch_series_free(struct ch_series *v, size_t n);
 /* Free the items only (the array stays). */
 void ch_series_clear(struct ch_series *v, size_t n);
 
-/* Rows of CH_SQL_MERGE (stack, group, v0..v3) and CH_SQL_TIMELINE (point, group, v0..v3):
- * group in 1..ngroups, key (stack or point) below key_max (0: any). */
+/* Rows of CH_SQL_MERGE (stack, group key, v0..v3) and CH_SQL_TIMELINE (point, group key,
+ * v0..v3): key (stack or point) below key_max (0: any); the group key is looked up in keys
+ * (nkeys, sorted by gk, groups 1..): a key not there (a series that appeared after the query
+ * picked its series) skips the row and counts it in *late. */
+struct ch_gkey {
+	uint64_t gk;
+	uint32_t g;
+};
+/* The group of a group key, 0 when unknown (keys sorted by gk). */
+uint32_t ch_gkey_find(const struct ch_gkey *keys, size_t n, uint64_t gk);
 struct ch_mrow {
 	uint64_t key;
 	uint32_t g;
 	uint64_t v[AP_MAX_VALUES];
 };
-int ch_parse_mrows(const void *data, size_t len, uint32_t ngroups, uint64_t key_max,
-		   struct ch_mrow **out, size_t *n, char *err, size_t errlen);
+int ch_parse_mrows(const void *data, size_t len, const struct ch_gkey *keys, size_t nkeys,
+		   uint64_t key_max, struct ch_mrow **out, size_t *n, uint64_t *late, char *err,
+		   size_t errlen);
 /* Rows of CH_SQL_ROWS_GET into out (strings owned). */
 int ch_parse_trows(const void *data, size_t len, struct ap_store_rows *out, char *err,
 		   size_t errlen);

@@ -273,6 +273,7 @@ static int parse_one(struct ch_cur *c, struct ch_series *e)
 	for (size_t i = 0; i < nvt; i++)
 		vt[i] = ch_get_str(c, &vtn[i]);
 	e->period = ch_get_u64(c);
+	e->gk = ch_get_u64(c);
 	if (c->bad || nk != nv || nvt < 2 || nvt % 2)
 		return -EPROTO;
 	for (size_t i = 0; i < nk; i++)
@@ -368,8 +369,26 @@ int ch_parse_series(const void *data, size_t len, size_t max, struct ch_series *
 	return 0;
 }
 
-int ch_parse_mrows(const void *data, size_t len, uint32_t ngroups, uint64_t key_max,
-		   struct ch_mrow **out, size_t *n, char *err, size_t errlen)
+uint32_t ch_gkey_find(const struct ch_gkey *keys, size_t n, uint64_t gk)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (keys[mid].gk == gk)
+			return keys[mid].g;
+		if (keys[mid].gk < gk)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 0;
+}
+
+int ch_parse_mrows(const void *data, size_t len, const struct ch_gkey *keys, size_t nkeys,
+		   uint64_t key_max, struct ch_mrow **out, size_t *n, uint64_t *late, char *err,
+		   size_t errlen)
 {
 	struct ch_cur c = {data, (const unsigned char *)data + len, false};
 	struct ch_mrow *v = NULL;
@@ -379,14 +398,20 @@ int ch_parse_mrows(const void *data, size_t len, uint32_t ngroups, uint64_t key_
 	*n = 0;
 	while (ch_cur_more(&c)) {
 		struct ch_mrow r;
+		uint64_t gk;
 
 		r.key = ch_get_u64(&c);
-		r.g = ch_get_u32(&c);
+		gk = ch_get_u64(&c);
 		for (int k = 0; k < AP_MAX_VALUES; k++)
 			r.v[k] = ch_get_u64(&c);
-		if (c.bad || !r.g || r.g > ngroups || (key_max && r.key >= key_max)) {
+		if (c.bad || (key_max && r.key >= key_max)) {
 			c.bad = true;
 			break;
+		}
+		r.g = ch_gkey_find(keys, nkeys, gk);
+		if (!r.g) {
+			++*late;
+			continue;
 		}
 		if (ap_grow_array((void **)&v, &cap, cnt + 1, sizeof(*v))) {
 			free(v);

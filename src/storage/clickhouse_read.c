@@ -1,18 +1,20 @@
 // SPDX-License-Identifier: MIT
 /*
- * The ClickHouse backend's queries. A query first picks its series: the dictionary rows of the
- * series with data in the hours around the range (equality matchers pushed into the SQL, the
- * selector then applied here with the same matcher code as SQLite's), then ClickHouse sums the
- * samples over the plan's segments: whole hours from ap_samples_h1, whole minutes from
- * ap_samples_m1, the edges from the raw rows at their exact times. Rows come back merged by
- * (stack, group), a group being the series that share a comm and a value-type lineup; stacks
- * and frames are read once and cached (content-addressed: never stale).
+ * The ClickHouse backend's queries (docs/storage.md, "Queries and resolutions"). ClickHouse
+ * selects the series itself: the = and != matchers become SQL on the label arrays, regex
+ * matchers run here (POSIX, as SQLite's) and only then are ids sent, once. A merge or series
+ * query picks one series per group (comm + value-type lineup, keyed by a hash ClickHouse
+ * computes), then ClickHouse sums the samples over the plan's segments (whole hours from
+ * ap_samples_h1, whole minutes from ap_samples_m1, the edges from the raw rows at their exact
+ * times) per (stack or point, group key), the key joined from ap_series. Stacks and frames are
+ * read once and cached (content-addressed: never stale).
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "clickhouse_internal.h"
 #include "clickhouse_sql.h"
@@ -126,19 +128,82 @@ static void cache_put(struct ch_store *s, struct centry *e)
 
 /* ---- picking series ---- */
 
-enum src { SRC_SAMPLES = 1, SRC_ROWS = 2 };
+enum src { SRC_SAMPLES = 1, SRC_ROWS = 2, SRC_DAYS = 4 };
 
-static int pick(struct ch_store *s, const struct ap_store_query *q, unsigned src, const char *vis,
-		struct ch_series **out, size_t *nout, char *err, size_t errlen)
+/* 'YYYY-MM-DD' (UTC) of a time in seconds */
+static void utc_day(char out[32], unsigned long long sec)
 {
-	struct ch_buf sub = {0}, eq = {0}, sql = {0}, ans = {0};
-	unsigned long long lo = q->from_ns / CH_HOUR_NS * 3600,
-			   hi = (q->until_ns / CH_HOUR_NS + (q->until_ns % CH_HOUR_NS ? 1 : 0)) *
-				3600;
+	time_t t = (time_t)sec;
+	struct tm tm;
+
+	if (!gmtime_r(&t, &tm) || !strftime(out, 32, "%Y-%m-%d", &tm))
+		snprintf(out, 32, "1970-01-01");
+}
+
+/*
+ * The SQL condition on ap_series rows that selects the query's series as far as SQL can: the
+ * days of [lo, hi) seconds and every = and != matcher (a missing label is "", as in
+ * ap_selector_match). *exact: no regex matcher is left for C, so the condition selects exactly
+ * the series the selector matches (the series with data in the range among them).
+ */
+static void series_filter(const struct ap_store_query *q, unsigned long long lo,
+			  unsigned long long hi, struct ch_buf *out, bool *exact)
+{
+	char d0[32], d1[32];
+
+	utc_day(d0, lo);
+	utc_day(d1, hi > lo ? hi - 1 : lo);
+	ch_buf_printf(out, CH_SQL_SERIES_DAYS, d0, d1);
+	*exact = true;
+	for (size_t i = 0; q->sel && i < q->sel->n; i++) {
+		const struct ap_matcher *m = &q->sel->m[i];
+		struct ch_buf n = {0}, v = {0};
+
+		if (m->op != AP_MATCH_EQ && m->op != AP_MATCH_NE) {
+			*exact = false;
+			continue;
+		}
+		ch_sql_str(&n, m->name);
+		ch_sql_str(&v, m->value);
+		if (m->value[0])
+			ch_buf_printf(out, m->op == AP_MATCH_EQ ? CH_SQL_LABEL_EQ : CH_SQL_LABEL_NE,
+				      n.b ? n.b : "''", v.b ? v.b : "''");
+		else
+			ch_buf_printf(out,
+				      m->op == AP_MATCH_EQ ? CH_SQL_LABEL_EMPTY : CH_SQL_LABEL_SET,
+				      n.b ? n.b : "''");
+		out->oom |= n.oom || v.oom;
+		ch_buf_free(&n);
+		ch_buf_free(&v);
+	}
+}
+
+/* The hours around [from, until): whole hours covering it, in seconds. */
+static void hours_around(const struct ap_store_query *q, unsigned long long *lo,
+			 unsigned long long *hi)
+{
+	*lo = q->from_ns / CH_HOUR_NS * 3600;
+	*hi = (q->until_ns / CH_HOUR_NS + (q->until_ns % CH_HOUR_NS ? 1 : 0)) * 3600;
+}
+
+/*
+ * The series the selector matches among those with data in the hours around the range
+ * (SRC_SAMPLES, SRC_ROWS: labels, modes, table rows), or among the dictionary rows of the days
+ * around it (SRC_DAYS: merges and series, which keep only the groups that have rows), where
+ * without a regex matcher one series per group is enough. filt gets the SQL condition that
+ * selects them in ClickHouse (series_filter), *exact as there.
+ */
+static int pick(struct ch_store *s, const struct ap_store_query *q, unsigned src, const char *vis,
+		struct ch_buf *filt, bool *exact, struct ch_series **out, size_t *nout, char *err,
+		size_t errlen)
+{
+	struct ch_buf sub = {0}, sql = {0}, ans = {0};
+	unsigned long long lo, hi;
 	struct ch_series *v = NULL;
 	size_t n = 0, k = 0;
 	int ret;
 
+	hours_around(q, &lo, &hi);
 	if (src & SRC_SAMPLES)
 		ch_buf_printf(&sub, CH_SQL_PICK_H1, s->db, lo, hi, vis);
 	if (src & SRC_ROWS) {
@@ -146,30 +211,21 @@ static int pick(struct ch_store *s, const struct ap_store_query *q, unsigned src
 			ch_buf_printf(&sub, CH_SQL_UNION);
 		ch_buf_printf(&sub, CH_SQL_PICK_ROWS, s->db, lo, hi, vis);
 	}
-	/* equality matchers with a value cut the answer in the server (a missing label matches
-	 * "", so empty values stay for the selector below) */
-	ch_buf_printf(&eq, CH_SQL_ALL);
-	for (size_t i = 0; q->sel && i < q->sel->n; i++) {
-		const struct ap_matcher *m = &q->sel->m[i];
-		struct ch_buf n = {0}, v = {0};
-
-		if (m->op != AP_MATCH_EQ || !m->value[0])
-			continue;
-		ch_sql_str(&n, m->name);
-		ch_sql_str(&v, m->value);
-		ch_buf_printf(&eq, CH_SQL_LABEL_EQ, n.b ? n.b : "''", v.b ? v.b : "''");
-		eq.oom |= n.oom || v.oom;
-		ch_buf_free(&n);
-		ch_buf_free(&v);
-	}
-	ch_buf_printf(&sql, CH_SQL_PICK, s->db, eq.b ? eq.b : "1", sub.b ? sub.b : "");
-	if (sub.oom || eq.oom || sql.oom)
+	series_filter(q, lo, hi, filt, exact);
+	if (src == SRC_DAYS)
+		ch_buf_printf(&sql, *exact ? CH_SQL_PICK_GROUPS : CH_SQL_PICK_DAYS, s->db,
+			      filt->b ? filt->b : "1");
+	else
+		ch_buf_printf(&sql, CH_SQL_PICK, s->db, filt->b ? filt->b : "1",
+			      sub.b ? sub.b : "");
+	if (sub.oom || filt->oom || sql.oom)
 		ret = ap_errf(err, errlen, -ENOMEM, "out of memory");
 	else
 		ret = ch_http_exec(s->http, sql.b, NULL, 0, CH_QUERY_SETTINGS, &ans, err, errlen);
 	if (!ret)
 		ret = ch_parse_series(ans.b, ans.n, CH_MAX_PICK, &v, &n, err, errlen);
 	if (!ret) {
+		/* the regex matchers (and, as a check, the rest) */
 		for (size_t i = 0; i < n; i++) {
 			if (ap_selector_match(q->sel, v[i].labels, v[i].nlabels)) {
 				struct ch_series t = v[k];
@@ -184,10 +240,40 @@ static int pick(struct ch_store *s, const struct ap_store_query *q, unsigned src
 		*nout = k;
 	}
 	ch_buf_free(&sub);
-	ch_buf_free(&eq);
 	ch_buf_free(&sql);
 	ch_buf_free(&ans);
 	return ret;
+}
+
+/* "id,id,..." of the series */
+static void id_list(const struct ch_series *v, size_t n, struct ch_buf *out)
+{
+	for (size_t i = 0; i < n; i++)
+		ch_buf_printf(out, "%s%" PRIu64, i ? "," : "", v[i].id);
+}
+
+/* The visibility rule for the rows of a plan over [from, ...) (every row it reads has t at or
+ * after from's second): none when no retention run cuts above that, so that a query over data
+ * younger than every cut-off (nearly all of them) does not read rv and evaluate the rule on
+ * each row. The runs only grow their cut-off, so a refresh between the two looks is harmless. */
+static int vis_from(struct ch_store *s, uint64_t from_ns, struct ch_buf *vis, char *err,
+		    size_t errlen)
+{
+	uint64_t maxcut = 0;
+	int ret = ch_vis(s, vis, NULL, err, errlen);
+
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&s->rlock);
+	for (size_t i = 0; i < s->nruns; i++)
+		if (s->runs[i].cutoff > maxcut)
+			maxcut = s->runs[i].cutoff;
+	pthread_mutex_unlock(&s->rlock);
+	if (maxcut <= from_ns / SEC) {
+		vis->n = 0;
+		ch_buf_printf(vis, CH_SQL_VIS_ALL);
+	}
+	return vis->oom ? ap_errf(err, errlen, -ENOMEM, "out of memory") : 0;
 }
 
 /* ---- the lineup of value types and the groups ---- */
@@ -203,20 +289,38 @@ struct plan {
 	struct lineup l;
 	struct group *g; /* gid = index + 1 */
 	size_t ng;
-	struct ch_buf ids, gids; /* "id,..." and "gid,..." */
+	struct ch_gkey *keys; /* group key -> gid, sorted by key */
+	size_t nkeys;
+	struct ch_buf sel;  /* SQL condition on the segments' rows: the selected series */
+	struct ch_buf join; /* the join that gives each row its series' group key */
+	const char *vis;    /* the visibility rule */
+	bool ts;	    /* the segments give each row's time (series queries) */
+	char vals[32];	    /* ", v0, v1": the values the segments read */
+	char sums[128];	    /* "sum(v0), sum(v1), toUInt64(0), toUInt64(0)": what a row sums */
 };
 
 static void plan_free(struct plan *p)
 {
 	sq_lineup_free(&p->l);
 	free(p->g);
-	ch_buf_free(&p->ids);
-	ch_buf_free(&p->gids);
+	free(p->keys);
+	ch_buf_free(&p->sel);
+	ch_buf_free(&p->join);
+}
+
+static int cmp_gkey(const void *a, const void *b)
+{
+	const struct ch_gkey *x = a, *y = b;
+
+	return x->gk < y->gk ? -1 : x->gk > y->gk;
 }
 
 static int lineup(struct ch_series *v, size_t n, struct ap_profile *prof, struct plan *p)
 {
 	struct lineup *l = &p->l;
+
+	if (n && !(p->keys = calloc(n, sizeof(*p->keys))))
+		return -ENOMEM;
 
 	for (size_t i = 0; i < n; i++) {
 		struct ch_series *e = &v[i];
@@ -267,67 +371,170 @@ static int lineup(struct ch_series *v, size_t n, struct ap_profile *prof, struct
 				return -ENOMEM;
 			p->g[p->ng++] = g;
 		}
-		ch_buf_printf(&p->ids, "%s%" PRIu64, i ? "," : "", e->id);
-		ch_buf_printf(&p->gids, "%s%zu", i ? "," : "", gi + 1);
+		p->keys[i].gk = e->gk;
+		p->keys[i].g = (uint32_t)gi + 1;
 	}
-	return p->ids.oom || p->gids.oom ? -ENOMEM : 0;
+	/* one entry per key (equal keys: equal comm and lineup, so the same group) */
+	if (n) {
+		size_t k = 1;
+
+		qsort(p->keys, n, sizeof(*p->keys), cmp_gkey);
+		for (size_t i = 1; i < n; i++)
+			if (p->keys[i].gk != p->keys[k - 1].gk)
+				p->keys[k++] = p->keys[i];
+		p->nkeys = k;
+	}
+	return 0;
+}
+
+/* The plan's SQL that selects the rows of the picked series and gives each its group key:
+ * ClickHouse selects the series itself (filt), and only when a regex matcher was applied in C
+ * (!exact) are the ids of the series it kept sent, once, in the join. */
+static int plan_select(struct ch_store *s, struct plan *p, const char *filt, bool exact,
+		       const struct ch_series *v, size_t n)
+{
+	struct ch_buf ids = {0}, in = {0};
+	size_t nval = 1, o = 0, k;
+
+	/* the values any selected series has (4 columns read where 2 are used cost a third more) */
+	for (size_t i = 0; i < n; i++)
+		if (v[i].nvalues > nval)
+			nval = v[i].nvalues;
+	if (nval > AP_MAX_VALUES)
+		nval = AP_MAX_VALUES;
+	p->vals[0] = 0;
+	for (k = 0; k < nval; k++) {
+		snprintf(p->vals + strlen(p->vals), sizeof(p->vals) - strlen(p->vals), ", v%zu", k);
+		o += (size_t)snprintf(p->sums + o, sizeof(p->sums) - o, "%ssum(v%zu)",
+				      k ? ", " : "", k);
+	}
+	for (; k < AP_MAX_VALUES; k++)
+		o += (size_t)snprintf(p->sums + o, sizeof(p->sums) - o, ", toUInt64(0)");
+
+	ch_buf_printf(&p->sel, CH_SQL_SEL_SERIES, s->db, filt);
+	if (!exact) {
+		id_list(v, n, &ids);
+		ch_buf_printf(&in, CH_SQL_JOIN_IDS, ids.b ? ids.b : "0");
+	}
+	ch_buf_printf(&p->join, CH_SQL_JOIN_GK, s->db, filt, in.b ? in.b : "");
+	if (ids.oom || in.oom)
+		p->join.oom = true;
+	ch_buf_free(&ids);
+	ch_buf_free(&in);
+	return p->sel.oom || p->join.oom ? -ENOMEM : 0;
 }
 
 /* ---- the resolution plan ---- */
 
 /* [a, b) split: whole hours (when allowed), whole minutes, raw edges. tiers: bit 1 minutes,
- * bit 2 hours. Appends a UNION ALL of the segments' SELECTs to sql. */
-static void seg_raw(struct ch_store *s, struct ch_buf *sql, const char *ids, const char *vis,
-		    uint64_t a, uint64_t b)
+ * bit 2 hours. Appends a UNION ALL of the segments' SELECTs to sql: the selected series' rows
+ * with their stack, time (series queries only: a merge does not need it) and the values the
+ * groups have (a column not read costs nothing). */
+static void seg_raw(struct ch_store *s, struct ch_buf *sql, const struct plan *p, uint64_t a,
+		    uint64_t b)
 {
 	if (a >= b)
 		return;
 	if (sql->n)
 		ch_buf_printf(sql, CH_SQL_UNION);
-	ch_buf_printf(sql, CH_SQL_SEG_RAW, s->db, ids, (unsigned long long)(a / SEC),
-		      (unsigned long long)(b / SEC), (unsigned long long)a, (unsigned long long)b,
-		      vis);
+	ch_buf_printf(sql, CH_SQL_SEG_RAW, p->ts ? CH_SQL_TS_RAW : "", p->vals, s->db, p->sel.b,
+		      (unsigned long long)(a / SEC), (unsigned long long)(b / SEC),
+		      (unsigned long long)a, (unsigned long long)b, p->vis);
 }
 
-static void seg_roll(struct ch_store *s, struct ch_buf *sql, const char *table, const char *ids,
-		     const char *vis, uint64_t a, uint64_t b)
+static void seg_roll(struct ch_store *s, struct ch_buf *sql, const struct plan *p,
+		     const char *table, uint64_t a, uint64_t b)
 {
 	if (sql->n)
 		ch_buf_printf(sql, CH_SQL_UNION);
-	ch_buf_printf(sql, CH_SQL_SEG_ROLL, s->db, table, ids, (unsigned long long)(a / SEC),
-		      (unsigned long long)(b / SEC), vis);
+	ch_buf_printf(sql, CH_SQL_SEG_ROLL, p->ts ? CH_SQL_TS_ROLL : "", p->vals, s->db, table,
+		      p->sel.b, (unsigned long long)(a / SEC), (unsigned long long)(b / SEC),
+		      p->vis);
 }
 
-static void plan_minutes(struct ch_store *s, struct ch_buf *sql, const char *ids, const char *vis,
-			 uint64_t a, uint64_t b, bool minutes)
+static void plan_minutes(struct ch_store *s, struct ch_buf *sql, const struct plan *p, uint64_t a,
+			 uint64_t b, bool minutes)
 {
 	uint64_t ma = (a + CH_MIN_NS - 1) / CH_MIN_NS * CH_MIN_NS, mb = b / CH_MIN_NS * CH_MIN_NS;
 
 	if (!minutes || ma >= mb) {
-		seg_raw(s, sql, ids, vis, a, b);
+		seg_raw(s, sql, p, a, b);
 		return;
 	}
-	seg_raw(s, sql, ids, vis, a, ma);
-	seg_roll(s, sql, "ap_samples_m1", ids, vis, ma, mb);
-	seg_raw(s, sql, ids, vis, mb, b);
+	seg_raw(s, sql, p, a, ma);
+	seg_roll(s, sql, p, "ap_samples_m1", ma, mb);
+	seg_raw(s, sql, p, mb, b);
 }
 
-static void plan_range(struct ch_store *s, struct ch_buf *sql, const char *ids, const char *vis,
-		       uint64_t a, uint64_t b, bool minutes, bool hours)
+static void plan_range(struct ch_store *s, struct ch_buf *sql, const struct plan *p, uint64_t a,
+		       uint64_t b, bool minutes, bool hours)
 {
 	uint64_t ha = (a + CH_HOUR_NS - 1) / CH_HOUR_NS * CH_HOUR_NS,
 		 hb = b / CH_HOUR_NS * CH_HOUR_NS;
 
 	if (!hours || ha >= hb) {
-		plan_minutes(s, sql, ids, vis, a, b, minutes);
+		plan_minutes(s, sql, p, a, b, minutes);
 		return;
 	}
-	plan_minutes(s, sql, ids, vis, a, ha, minutes);
-	seg_roll(s, sql, "ap_samples_h1", ids, vis, ha, hb);
-	plan_minutes(s, sql, ids, vis, hb, b, minutes);
+	plan_minutes(s, sql, p, a, ha, minutes);
+	seg_roll(s, sql, p, "ap_samples_h1", ha, hb);
+	plan_minutes(s, sql, p, hb, b, minutes);
 }
 
 /* ---- merge ---- */
+
+/* The group keys of the picked series, each to the first series that has it (index + 1): what
+ * the answer's rows are first mapped to. */
+static int rep_keys(const struct ch_series *v, size_t n, struct ch_gkey **out, size_t *nout)
+{
+	struct ch_gkey *k = calloc(n ? n : 1, sizeof(*k));
+	size_t m = 0;
+
+	if (!k)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		k[i].gk = v[i].gk;
+		k[i].g = (uint32_t)i + 1;
+	}
+	qsort(k, n, sizeof(*k), cmp_gkey); /* equal keys: the lower index first (below) */
+	for (size_t i = 0; i < n; i++) {
+		if (m && k[m - 1].gk == k[i].gk) {
+			if (k[i].g < k[m - 1].g)
+				k[m - 1].g = k[i].g;
+			continue;
+		}
+		k[m++] = k[i];
+	}
+	*out = k;
+	*nout = m;
+	return 0;
+}
+
+/* The lineup and groups of the series whose groups have rows (in pick order: a group without
+ * rows in the range adds no value type), then each row's series index -> its group. */
+static int lineup_present(struct ch_series *v, size_t n, struct ch_mrow *rows, size_t nrows,
+			  struct ap_profile *prof, struct plan *p)
+{
+	bool *on = calloc(n ? n : 1, sizeof(*on));
+	struct ch_series *sub = calloc(n ? n : 1, sizeof(*sub));
+	size_t k = 0;
+	int ret = -ENOMEM;
+
+	if (!on || !sub)
+		goto out;
+	for (size_t i = 0; i < nrows; i++)
+		on[rows[i].g - 1] = true;
+	for (size_t i = 0; i < n; i++)
+		if (on[i])
+			sub[k++] = v[i]; /* shallow: v keeps the strings */
+	ret = lineup(sub, k, prof, p);
+	for (size_t i = 0; !ret && i < nrows; i++)
+		rows[i].g = ch_gkey_find(p->keys, p->nkeys, v[rows[i].g - 1].gk);
+out:
+	free(on);
+	free(sub);
+	return ret;
+}
 
 /* Keep the series that have samples (a series of table rows only has none) at the front,
  * release the others; returns how many are kept. */
@@ -347,11 +554,20 @@ static size_t keep_with_samples(struct ch_series *v, size_t n)
 	return k;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
 /* Fetch the stacks (and their frames) of rows not in the cache. */
 static int fetch_stacks(struct ch_store *s, const struct ch_mrow *r, size_t n, char *err,
 			size_t errlen)
 {
 	struct ch_buf ids = {0}, fids = {0}, ans = {0};
+	uint64_t *want = NULL; /* frame ids not cached: stacks share most frames, so many repeat */
+	size_t nwant = 0, capwant = 0;
 	struct ch_cur c;
 	int ret = 0;
 
@@ -384,8 +600,13 @@ static int fetch_stacks(struct ch_store *s, const struct ch_mrow *r, size_t n, c
 		pthread_mutex_lock(&s->clock_);
 		for (size_t k = 0; k < nf; k++) {
 			e->frames[k] = ch_get_u64(&c);
-			if (!c.bad && !cache_get(s->cache, e->frames[k], true))
-				ch_buf_printf(&fids, "%s%" PRIu64, fids.n ? "," : "", e->frames[k]);
+			if (!c.bad && !cache_get(s->cache, e->frames[k], true)) {
+				if (ap_grow_array((void **)&want, &capwant, nwant + 1,
+						  sizeof(*want)))
+					fids.oom = true;
+				else
+					want[nwant++] = e->frames[k];
+			}
 		}
 		if (c.bad)
 			centry_free(e);
@@ -395,6 +616,15 @@ static int fetch_stacks(struct ch_store *s, const struct ch_mrow *r, size_t n, c
 	}
 	if (!ret && c.bad)
 		ret = ap_errf(err, errlen, -EPROTO, "ClickHouse: malformed answer (stacks)");
+	/* each frame once: a cold 7-day query named 20 times more frames than it has */
+	if (nwant)
+		qsort(want, nwant, sizeof(*want), cmp_u64);
+	for (size_t i = 0; i < nwant; i++)
+		if (!i || want[i] != want[i - 1])
+			ch_buf_printf(&fids, "%s%" PRIu64, fids.n ? "," : "", want[i]);
+	free(want);
+	if (!ret && fids.oom)
+		ret = -ENOMEM;
 	ans.n = 0;
 	if (!ret && fids.n)
 		ret = fids.oom
@@ -496,13 +726,16 @@ int ch_merge(struct ap_store *st, const struct ap_store_query *q, struct ap_prof
 	     char *err, size_t errlen)
 {
 	struct ch_store *s = ch_of(st);
-	struct ch_buf vis = {0}, segs = {0}, sql = {0}, ans = {0};
+	struct ch_buf vis = {0}, filt = {0}, segs = {0}, sql = {0}, ans = {0};
 	struct ch_series *v = NULL;
 	struct plan pl = {0};
 	struct ch_mrow *rows = NULL;
 	size_t nv = 0, nrows = 0;
-	uint64_t missing = 0;
+	uint64_t missing = 0, late = 0;
 	struct ap_profile *p;
+	struct ch_gkey *reps = NULL;
+	size_t nreps = 0;
+	bool exact = true;
 	int ret;
 
 	*out = NULL;
@@ -514,22 +747,28 @@ int ch_merge(struct ap_store *st, const struct ap_store_query *q, struct ap_prof
 	p = ap_profile_new();
 	if (!p)
 		return ap_errf(err, errlen, -ENOMEM, "out of memory");
-	ret = ch_vis(s, &vis, NULL, err, errlen);
+	ret = vis_from(s, q->from_ns, &vis, err, errlen);
 	if (!ret)
-		ret = pick(s, q, SRC_SAMPLES, vis.b, &v, &nv, err, errlen);
+		ret = pick(s, q, SRC_DAYS, vis.b, &filt, &exact, &v, &nv, err, errlen);
 	if (!ret) {
 		nv = keep_with_samples(v, nv);
-		ret = lineup(v, nv, p, &pl);
+		ret = rep_keys(v, nv, &reps, &nreps);
 	}
+	if (!ret && nv)
+		ret = plan_select(s, &pl, filt.b, exact, v, nv);
 	if (!ret && nv) {
-		plan_range(s, &segs, pl.ids.b, vis.b, q->from_ns, q->until_ns, true, true);
-		ch_buf_printf(&sql, CH_SQL_MERGE, pl.ids.b, pl.gids.b, segs.b);
+		pl.vis = vis.b;
+		plan_range(s, &segs, &pl, q->from_ns, q->until_ns, true, true);
+		ch_buf_printf(&sql, CH_SQL_MERGE, pl.sums, segs.b, pl.join.b);
 		ret = segs.oom || sql.oom ? -ENOMEM
 					  : ch_http_exec(s->http, sql.b, NULL, 0, CH_QUERY_SETTINGS,
 							 &ans, err, errlen);
 	}
 	if (!ret && ans.n)
-		ret = ch_parse_mrows(ans.b, ans.n, (uint32_t)pl.ng, 0, &rows, &nrows, err, errlen);
+		ret =
+		    ch_parse_mrows(ans.b, ans.n, reps, nreps, 0, &rows, &nrows, &late, err, errlen);
+	if (!ret)
+		ret = lineup_present(v, nv, rows, nrows, p, &pl);
 	if (!ret && nrows)
 		ret = fetch_stacks(s, rows, nrows, err, errlen);
 	for (size_t i = 0; i < pl.l.n && !ret; i++)
@@ -564,6 +803,8 @@ int ch_merge(struct ap_store *st, const struct ap_store_query *q, struct ap_prof
 	}
 	if (!ret && missing)
 		ret = ap_profile_set_stat(p, "store_stacks_missing", missing);
+	if (!ret && late)
+		ret = ap_profile_set_stat(p, "store_rows_late", late);
 	if (!ret) {
 		const char *mode = ap_selector_mode(q->sel);
 
@@ -576,7 +817,9 @@ int ch_merge(struct ap_store *st, const struct ap_store_query *q, struct ap_prof
 	ch_series_free(v, nv);
 	plan_free(&pl);
 	free(rows);
+	free(reps);
 	ch_buf_free(&vis);
+	ch_buf_free(&filt);
 	ch_buf_free(&segs);
 	ch_buf_free(&sql);
 	ch_buf_free(&ans);
@@ -594,12 +837,14 @@ int ch_series_q(struct ap_store *st, const struct ap_store_query *q, uint64_t st
 		struct ap_store_series *out, char *err, size_t errlen)
 {
 	struct ch_store *s = ch_of(st);
-	struct ch_buf vis = {0}, segs = {0}, sql = {0}, ans = {0};
+	struct ch_buf vis = {0}, filt = {0}, segs = {0}, sql = {0}, ans = {0};
 	struct ch_series *v = NULL;
 	struct plan pl = {0};
-	uint64_t grid0, npoints;
-	size_t nv = 0;
+	uint64_t grid0, npoints, late = 0;
+	struct ch_gkey *reps = NULL;
+	size_t nv = 0, nreps = 0;
 	const char *mode;
+	bool exact = true;
 	int ret;
 
 	memset(out, 0, sizeof(*out));
@@ -641,21 +886,25 @@ int ch_series_q(struct ap_store *st, const struct ap_store_query *q, uint64_t st
 	}
 	for (uint64_t i = 0; i < npoints; i++)
 		out->points[i].ts_ns = grid0 + i * step_ns;
-	ret = ch_vis(s, &vis, NULL, err, errlen);
+	ret = vis_from(s, q->from_ns, &vis, err, errlen);
 	if (!ret)
-		ret = pick(s, q, SRC_SAMPLES, vis.b, &v, &nv, err, errlen);
+		ret = pick(s, q, SRC_DAYS, vis.b, &filt, &exact, &v, &nv, err, errlen);
 	if (!ret) {
 		nv = keep_with_samples(v, nv);
-		ret = lineup(v, nv, NULL, &pl);
+		ret = rep_keys(v, nv, &reps, &nreps);
+		if (!ret && nv)
+			ret = plan_select(s, &pl, filt.b, exact, v, nv);
 		if (ret)
 			ap_errf(err, errlen, ret, "out of memory");
 	}
 	if (!ret && nv) {
 		/* a rollup serves only when its buckets do not straddle points */
-		plan_range(s, &segs, pl.ids.b, vis.b, q->from_ns, q->until_ns,
-			   step_ns % CH_MIN_NS == 0, step_ns % CH_HOUR_NS == 0);
+		pl.vis = vis.b;
+		pl.ts = true;
+		plan_range(s, &segs, &pl, q->from_ns, q->until_ns, step_ns % CH_MIN_NS == 0,
+			   step_ns % CH_HOUR_NS == 0);
 		ch_buf_printf(&sql, CH_SQL_TIMELINE, (unsigned long long)grid0,
-			      (unsigned long long)step_ns, pl.ids.b, pl.gids.b, segs.b);
+			      (unsigned long long)step_ns, pl.sums, segs.b, pl.join.b);
 		ret = segs.oom || sql.oom ? ap_errf(err, errlen, -ENOMEM, "out of memory")
 					  : ch_http_exec(s->http, sql.b, NULL, 0, CH_QUERY_SETTINGS,
 							 &ans, err, errlen);
@@ -664,9 +913,13 @@ int ch_series_q(struct ap_store *st, const struct ap_store_query *q, uint64_t st
 		struct ch_mrow *pts = NULL;
 		size_t npts = 0;
 
-		ret = ch_parse_mrows(ans.b, ans.n, (uint32_t)pl.ng, npoints, &pts, &npts, err,
+		/* a row of a series that appeared after the pick is left out (late), as a merge
+		 * counts it; a series has no place for that count */
+		ret = ch_parse_mrows(ans.b, ans.n, reps, nreps, npoints, &pts, &npts, &late, err,
 				     errlen);
-		for (size_t i = 0; i < npts; i++) {
+		if (!ret && (ret = lineup_present(v, nv, pts, npts, NULL, &pl)))
+			ap_errf(err, errlen, ret, "out of memory");
+		for (size_t i = 0; !ret && i < npts; i++) {
 			const struct group *g = &pl.g[pts[i].g - 1];
 
 			for (uint32_t k = 0; k < g->nv; k++) {
@@ -699,7 +952,9 @@ int ch_series_q(struct ap_store *st, const struct ap_store_query *q, uint64_t st
 out:
 	ch_series_free(v, nv);
 	plan_free(&pl);
+	free(reps);
 	ch_buf_free(&vis);
+	ch_buf_free(&filt);
 	ch_buf_free(&segs);
 	ch_buf_free(&sql);
 	ch_buf_free(&ans);
@@ -720,9 +975,10 @@ enum what { NAMES, VALUES, MODES };
 static int collect(struct ch_store *s, const struct ap_store_query *q, enum what what,
 		   const char *name, struct ap_store_strings *out, char *err, size_t errlen)
 {
-	struct ch_buf vis = {0};
+	struct ch_buf vis = {0}, filt = {0};
 	struct ch_series *v = NULL;
 	size_t nv = 0, cap = 0;
+	bool exact;
 	int ret;
 
 	memset(out, 0, sizeof(*out));
@@ -733,7 +989,8 @@ static int collect(struct ch_store *s, const struct ap_store_query *q, enum what
 		return ret;
 	ret = ch_vis(s, &vis, NULL, err, errlen);
 	if (!ret)
-		ret = pick(s, q, SRC_SAMPLES | SRC_ROWS, vis.b, &v, &nv, err, errlen);
+		ret =
+		    pick(s, q, SRC_SAMPLES | SRC_ROWS, vis.b, &filt, &exact, &v, &nv, err, errlen);
 	for (size_t i = 0; i < nv && !ret; i++) {
 		for (size_t k = 0; k < v[i].nlabels && !ret; k++) {
 			const char *str;
@@ -768,6 +1025,7 @@ static int collect(struct ch_store *s, const struct ap_store_query *q, enum what
 	}
 	ch_series_free(v, nv);
 	ch_buf_free(&vis);
+	ch_buf_free(&filt);
 	if (ret)
 		ap_store_strings_free(out);
 	return ret;
@@ -801,9 +1059,10 @@ int ch_rows(struct ap_store *st, const struct ap_store_query *q, struct ap_store
 	    char *err, size_t errlen)
 {
 	struct ch_store *s = ch_of(st);
-	struct ch_buf vis = {0}, ids = {0}, ans = {0};
+	struct ch_buf vis = {0}, filt = {0}, sel = {0}, ids = {0}, ans = {0};
 	struct ch_series *v = NULL;
 	size_t nv = 0;
+	bool exact = true;
 	int ret;
 
 	memset(out, 0, sizeof(*out));
@@ -814,20 +1073,28 @@ int ch_rows(struct ap_store *st, const struct ap_store_query *q, struct ap_store
 		return ret;
 	ret = ch_vis(s, &vis, NULL, err, errlen);
 	if (!ret)
-		ret = pick(s, q, SRC_ROWS, vis.b, &v, &nv, err, errlen);
-	for (size_t i = 0; i < nv; i++)
-		ch_buf_printf(&ids, "%s%" PRIu64, i ? "," : "", v[i].id);
+		ret = pick(s, q, SRC_ROWS, vis.b, &filt, &exact, &v, &nv, err, errlen);
+	if (!ret && nv) {
+		ch_buf_printf(&sel, CH_SQL_SEL_SERIES, s->db, filt.b);
+		if (!exact) { /* the series a regex matcher kept */
+			id_list(v, nv, &ids);
+			ch_buf_printf(&sel, CH_SQL_SEL_IDS, ids.b);
+		}
+	}
 	if (!ret && nv)
-		ret = ids.oom ? ap_errf(err, errlen, -ENOMEM, "out of memory")
-			      : ch_exec_fmt(s, &ans, err, errlen, CH_SQL_ROWS_GET, s->db, ids.b,
-					    (unsigned long long)(q->from_ns / SEC),
-					    (unsigned long long)(q->until_ns / SEC),
-					    (unsigned long long)q->from_ns,
-					    (unsigned long long)q->until_ns, vis.b);
+		ret = sel.oom || ids.oom
+			  ? ap_errf(err, errlen, -ENOMEM, "out of memory")
+			  : ch_exec_fmt(s, &ans, err, errlen, CH_SQL_ROWS_GET, s->db, sel.b,
+					(unsigned long long)(q->from_ns / SEC),
+					(unsigned long long)(q->until_ns / SEC),
+					(unsigned long long)q->from_ns,
+					(unsigned long long)q->until_ns, vis.b);
 	if (!ret && ans.n)
 		ret = ch_parse_trows(ans.b, ans.n, out, err, errlen);
 	ch_series_free(v, nv);
 	ch_buf_free(&vis);
+	ch_buf_free(&filt);
+	ch_buf_free(&sel);
 	ch_buf_free(&ids);
 	ch_buf_free(&ans);
 	if (ret)

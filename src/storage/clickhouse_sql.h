@@ -172,14 +172,36 @@ static const struct ch_view_def ch_views[] = {
 #define CH_SQL_VIS_STEP "rv < %llu, t >= toDateTime(%llu), " /* run id, cut-off seconds */
 #define CH_SQL_VIS_END "1)"
 #define CH_SQL_ALL "1"
-/* a series has label name = value (both quoted by ch_sql_str) */
+/*
+ * Selecting series in the server. A label matcher = or != becomes a condition on the label
+ * arrays with exactly the C selector's meaning (a missing label is ""); regex matchers are
+ * applied in C (POSIX, not ClickHouse's re2), and then the ids of the series they keep are sent
+ * once (CH_SQL_JOIN_IDS). Label name and value are quoted by ch_sql_str.
+ */
 #define CH_SQL_LABEL_EQ " AND arrayExists((k, v) -> k = %s AND v = %s, lk, lv)"
+#define CH_SQL_LABEL_NE " AND NOT arrayExists((k, v) -> k = %s AND v = %s, lk, lv)"
+#define CH_SQL_LABEL_EMPTY " AND NOT arrayExists((k, v) -> k = %s AND v != '', lk, lv)"
+#define CH_SQL_LABEL_SET " AND arrayExists((k, v) -> k = %s AND v != '', lk, lv)"
+/* dictionary rows of the days of the data (a day partition holds a row of every series with
+ * samples that day): first day, last day ('YYYY-MM-DD', UTC) */
+#define CH_SQL_SERIES_DAYS "day >= toDate('%s') AND day <= toDate('%s')"
+/* A series' group key: its comm and value-type lineup (the C side's groups; C learns the key
+ * of each series from CH_SQL_PICK) */
+#define CH_SQL_GK "cityHash64(lv[indexOf(lk, 'comm')], vt)"
 #define CH_SQL_UNION " UNION ALL "
-/* The series of the ids a subquery gives: db, equality filters, subquery. */
+/* The series of the ids a subquery gives: db, series filter (days, matchers), subquery. */
 #define CH_SQL_PICK                                                                                \
-	"SELECT id, any(lk), any(lv), any(vt), any(period) FROM %s.ap_series WHERE %s AND id "     \
-	"GLOBAL IN "                                                                               \
-	"(%s) GROUP BY id FORMAT RowBinary"
+	"SELECT id, any(lk), any(lv), any(vt), any(period), any(" CH_SQL_GK ") FROM %s.ap_series " \
+	"WHERE %s AND id GLOBAL IN (%s) GROUP BY id FORMAT RowBinary"
+/* The series of the days of a range (a superset of those with samples in it; a merge keeps
+ * only the groups that have rows): db, series filter. CH_SQL_PICK_GROUPS gives one series
+ * per group (a whole row: any() of a tuple), enough when the filter is the whole selector. */
+#define CH_SQL_PICK_DAYS                                                                           \
+	"SELECT id, any(lk), any(lv), any(vt), any(period), any(" CH_SQL_GK ") FROM %s.ap_series " \
+	"WHERE %s GROUP BY id FORMAT RowBinary"
+#define CH_SQL_PICK_GROUPS                                                                         \
+	"SELECT any((id, lk, lv, vt, period)), " CH_SQL_GK " AS gk FROM %s.ap_series WHERE %s "    \
+	"GROUP BY gk FORMAT RowBinary"
 /* the series with samples in whole hours around the range: db, lo, hi seconds, visibility */
 #define CH_SQL_PICK_H1                                                                             \
 	"SELECT series FROM %s.ap_samples_h1 WHERE t >= toDateTime(%llu) AND t < "                 \
@@ -189,32 +211,45 @@ static const struct ch_view_def ch_views[] = {
 #define CH_SQL_PICK_ROWS                                                                           \
 	"SELECT series FROM %s.ap_rows WHERE t >= toDateTime(%llu) AND t < toDateTime(%llu) AND "  \
 	"%s"
-/* One segment of a plan: the raw rows in [ns lo, ns hi) (t bounds for the index) ... */
+/* the rows of the selected series (no id list: ClickHouse selects them): db, series filter */
+#define CH_SQL_SEL_SERIES "series GLOBAL IN (SELECT id FROM %s.ap_series WHERE %s)"
+/* the series a regex matcher kept (C): the ids */
+#define CH_SQL_JOIN_IDS " AND id IN (%s)"
+#define CH_SQL_SEL_IDS " AND series IN (%s)"
+/* One segment of a plan: the raw rows in [ns lo, ns hi) (t bounds for the index): the time
+ * column ("" or CH_SQL_TS_*), the values (", v0, v1, ..."), db, series condition, t lo, t hi,
+ * ns lo, ns hi, visibility ... */
 #define CH_SQL_SEG_RAW                                                                             \
-	"SELECT series, stack, ns AS ts, v0, v1, v2, v3 FROM %s.ap_samples WHERE series IN (%s) "  \
-	"AND t >= toDateTime(%llu) AND t <= toDateTime(%llu) AND ns >= %llu AND ns < %llu AND %s"
-/* ... or a rollup's buckets in [lo, hi) seconds (ts in ns, as the raw rows) */
+	"SELECT series, stack%s%s FROM %s.ap_samples WHERE %s AND t >= toDateTime(%llu) AND t <= " \
+	"toDateTime(%llu) AND ns >= %llu AND ns < %llu AND %s"
+#define CH_SQL_TS_RAW ", ns AS ts"
+/* ... or a rollup's buckets in [lo, hi) seconds (ts in ns, as the raw rows): time column,
+ * values, db, table, series condition, lo, hi, visibility */
 #define CH_SQL_SEG_ROLL                                                                            \
-	"SELECT series, stack, toUInt64(t) * 1000000000 AS ts, v0, v1, v2, v3 FROM %s.%s WHERE "   \
-	"series IN (%s) AND t >= toDateTime(%llu) AND t < toDateTime(%llu) AND %s"
-/* merge: group map (ids, gids), the UNION ALL of the segments */
-#define CH_SQL_MERGE                                                                               \
-	"SELECT stack, transform(series, [%s], CAST([%s] AS Array(UInt32)), toUInt32(0)) AS g, "   \
-	"sum(v0), sum(v1), sum(v2), sum(v3) FROM (%s) GROUP BY stack, g FORMAT RowBinary"
-/* series: group map, grid origin ns, step ns, segments */
+	"SELECT series, stack%s%s FROM %s.%s WHERE %s AND t >= toDateTime(%llu) AND t < "          \
+	"toDateTime(%llu) AND %s"
+#define CH_SQL_TS_ROLL ", toUInt64(t) * 1000000000 AS ts"
+/* The group key of every selected series, joined to the segments' rows: db, series filter,
+ * kept ids ("" or CH_SQL_JOIN_IDS) */
+#define CH_SQL_JOIN_GK                                                                             \
+	"ALL INNER JOIN (SELECT id AS series, any(" CH_SQL_GK ") AS gk FROM %s.ap_series WHERE "   \
+	"%s%s GROUP BY id) USING series"
+/* merge: the sums of the four values (zeros for values no series has), the UNION ALL of the
+ * segments, the join */
+#define CH_SQL_MERGE "SELECT stack, gk, %s FROM (%s) %s GROUP BY stack, gk FORMAT RowBinary"
+/* series: grid origin ns, step ns, sums, segments, join */
 #define CH_SQL_TIMELINE                                                                            \
-	"SELECT toUInt64(intDiv(ts - %llu, %llu)) AS p, transform(series, [%s], CAST([%s] AS "     \
-	"Array(UInt32)), toUInt32(0)) AS g, sum(v0), sum(v1), sum(v2), sum(v3) FROM (%s) GROUP "   \
-	"BY p, g FORMAT RowBinary"
+	"SELECT toUInt64(intDiv(ts - %llu, %llu)) AS p, gk, %s FROM (%s) %s GROUP BY p, gk "       \
+	"FORMAT RowBinary"
 #define CH_SQL_STACKS_GET                                                                          \
 	"SELECT id, any(frames) FROM %s.ap_stacks WHERE id IN (%s) GROUP BY id FORMAT RowBinary"
 #define CH_SQL_FRAMES_GET                                                                          \
 	"SELECT id, any(name), any(module), any(file), any(line), any(kind), any(flags) FROM "     \
 	"%s.ap_frames WHERE id IN (%s) GROUP BY id FORMAT RowBinary"
-/* table rows: db, series ids, ns lo, ns hi (and their seconds), visibility */
+/* table rows: db, series filter, ns lo, ns hi (and their seconds), visibility */
 #define CH_SQL_ROWS_GET                                                                            \
 	"SELECT tbl, key, sum(v0), sum(v1), sum(v2), sum(v3), sumForEach(hist) FROM %s.ap_rows "   \
-	"WHERE series IN (%s) AND t >= toDateTime(%llu) AND t <= toDateTime(%llu) AND ns >= %llu " \
+	"WHERE %s AND t >= toDateTime(%llu) AND t <= toDateTime(%llu) AND ns >= %llu "             \
 	"AND ns < %llu AND %s GROUP BY tbl, key ORDER BY tbl, key FORMAT RowBinary"
 #define CH_SQL_STATS                                                                               \
 	"SELECT table, toUInt64(sum(rows)), toUInt64(sum(bytes_on_disk)) FROM system.parts WHERE " \

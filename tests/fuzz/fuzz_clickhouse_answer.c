@@ -39,15 +39,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		ch_series_free(v, n);
 		break;
 	}
-	case 1: {
+	case 1: { /* group keys 1..7 and one large one: groups 1..4 */
+		static const struct ch_gkey keys[] = {{1, 1}, {2, 1}, {3, 2},
+						      {5, 3}, {7, 2}, {UINT64_MAX, 4}};
 		struct ch_mrow *v = NULL;
 		size_t n = 0;
+		uint64_t late = 0;
 
-		ret = ch_parse_mrows(data + 1, size - 1, 7, data[0] & 0x80 ? 100 : 0, &v, &n, err,
-				     sizeof(err));
+		ret = ch_parse_mrows(data + 1, size - 1, keys, sizeof(keys) / sizeof(keys[0]),
+				     data[0] & 0x80 ? 100 : 0, &v, &n, &late, err, sizeof(err));
 		for (size_t i = 0; !ret && i < n; i++)
-			if (!v[i].g || v[i].g > 7 || ((data[0] & 0x80) && v[i].key >= 100))
+			if (!v[i].g || v[i].g > 4 || ((data[0] & 0x80) && v[i].key >= 100))
 				abort();
+		if (!ret && (n + late) * 48 > size) /* every row is 48 bytes */
+			abort();
 		free(v);
 		break;
 	}

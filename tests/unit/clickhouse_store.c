@@ -74,7 +74,7 @@ static struct ap_store *open_db(const char *db)
 	return s;
 }
 
-static struct ap_profile *one_sample(uint64_t v)
+static struct ap_profile *one_sample_of(uint64_t v, const char *comm)
 {
 	struct ap_profile *p = ap_profile_new();
 	struct ap_sample s = {0};
@@ -84,12 +84,14 @@ static struct ap_profile *one_sample(uint64_t v)
 	f[0] = ap_profile_add_named_frame(p, "leaf", "app", AP_FRAME_USER);
 	f[1] = ap_profile_add_named_frame(p, "main", "app", AP_FRAME_USER);
 	s.stack = ap_profile_add_stack(p, f, 2);
-	s.comm = ap_profile_intern(p, "w");
+	s.comm = ap_profile_intern(p, comm);
 	s.pid = 3;
 	s.values[0] = v;
 	assert_int_equal(ap_profile_add_sample(p, &s), 0);
 	return p;
 }
+
+static struct ap_profile *one_sample(uint64_t v) { return one_sample_of(v, "w"); }
 
 static int put(struct ap_store *s, const char *id, uint64_t t, uint64_t v, bool *dup, char *err,
 	       size_t errlen)
@@ -116,6 +118,57 @@ static void put_ok(struct ap_store *s, const char *id, uint64_t t, uint64_t v)
 	if (put(s, id, t, v, &dup, err, sizeof(err)))
 		fail_msg("write %s: %s", id, err);
 	assert_false(dup);
+}
+
+/* A push of one sample of value v by comm, with the labels given. */
+static void put_labels(struct ap_store *s, const char *id, uint64_t t, uint64_t v, const char *comm,
+		       const struct ap_label_kv *labels, size_t n)
+{
+	struct ap_profile *p = one_sample_of(v, comm);
+	struct ap_store_write w = {.push_id = id,
+				   .labels = labels,
+				   .nlabels = n,
+				   .from_ns = t,
+				   .until_ns = t + 10 * SEC,
+				   .profile = p};
+	char err[512] = "";
+	bool dup = true;
+
+	if (s->ops->write(s, &w, &dup, err, sizeof(err)))
+		fail_msg("write %s: %s", id, err);
+	assert_false(dup);
+	ap_profile_free(p);
+}
+
+/* The merged total (and the number of comms) of a selector over [from, until). */
+static uint64_t sel_total(struct ap_store *s, const char *selector, uint64_t from, uint64_t until,
+			  size_t *ncomms)
+{
+	struct ap_selector sel;
+	struct ap_store_query qq = {.sel = &sel, .from_ns = from, .until_ns = until};
+	struct ap_profile *p = NULL;
+	char err[512];
+	uint64_t t;
+
+	if (ap_selector_parse(selector, &sel, err, sizeof(err)))
+		fail_msg("%s: %s", selector, err);
+	if (s->ops->merge(s, &qq, &p, err, sizeof(err)))
+		fail_msg("merge %s: %s", selector, err);
+	ap_selector_free(&sel);
+	t = ap_profile_nvalues(p) ? ap_profile_total(p, 0) : 0;
+	if (ncomms) {
+		*ncomms = 0;
+		for (size_t i = 0; i < ap_profile_nsamples(p); i++) {
+			size_t k = 0;
+
+			while (k < i &&
+			       ap_profile_sample(p, k)->comm != ap_profile_sample(p, i)->comm)
+				k++;
+			*ncomms += k == i;
+		}
+	}
+	ap_profile_free(p);
+	return t;
 }
 
 static uint64_t total(struct ap_store *s, uint64_t from, uint64_t until)
@@ -311,6 +364,67 @@ static void test_retention_restart(void **state)
 	ap_store_close(s);
 }
 
+/*
+ * Label matchers = and != run in ClickHouse, regex matchers in C: both must select the same
+ * series (a missing label is ""), over a range that the plan splits into raw edges, minute and
+ * hour rollups, and with the groups (comm) kept apart.
+ */
+static void test_selectors(void **state)
+{
+	static const struct ap_label_kv a[] = {{"mode", "cpu"}, {"host", "h1"}, {"x", "1"}},
+					b[] = {{"mode", "cpu"}, {"host", "h2"}},
+					c[] = {{"mode", "cpu"}, {"host", "h3"}, {"x", ""}};
+	static const char *const same[][2] = {
+	    {"{host=\"h1\"}", "{host=~\"h1\"}"},
+	    {"{host!=\"h1\"}", "{host!~\"h1\"}"},
+	    {"{x=\"\"}", "{x=~\"\"}"},
+	    {"{x!=\"\"}", "{x=~\".+\"}"},
+	    {"{x!=\"1\"}", "{x!~\"1\"}"},
+	    {"{nosuch=\"\"}", "{nosuch=~\"\"}"},
+	    {"{nosuch!=\"\"}", "{nosuch=~\".+\"}"},
+	    {"{mode=\"cpu\",x=\"\"}", "{x!~\".+\"}"},
+	};
+	/* pushes at T0 + k * 7 min + 13 s, k = 0..39 (4.6 h), values 1 << (k % 20) per host */
+	uint64_t from = T0 + 20 * 60 * SEC + 5 * SEC,
+		 until = T0 + 3 * HOUR + 50 * 60 * SEC + 17 * SEC;
+	uint64_t want_a = 0, want_b = 0, want_c = 0;
+	struct ap_store *s;
+	char id[32];
+	size_t ncomms;
+
+	(void)state;
+	assert_non_null(q("DROP DATABASE IF EXISTS ap_sel"));
+	s = open_db("ap_sel");
+	for (uint64_t k = 0; k < 40; k++) {
+		uint64_t t = T0 + k * 7 * 60 * SEC + 13 * SEC, v = 1ULL << (k % 20);
+		bool in = t >= from && t < until;
+
+		snprintf(id, sizeof(id), "a%llu", (unsigned long long)k);
+		put_labels(s, id, t, v, k % 2 ? "odd" : "even", a, 3);
+		snprintf(id, sizeof(id), "b%llu", (unsigned long long)k);
+		put_labels(s, id, t, 3 * v, "b", b, 2);
+		snprintf(id, sizeof(id), "c%llu", (unsigned long long)k);
+		put_labels(s, id, t, 5 * v, "c", c, 3);
+		want_a += in ? v : 0;
+		want_b += in ? 3 * v : 0;
+		want_c += in ? 5 * v : 0;
+	}
+	assert_int_equal(sel_total(s, "{host=\"h1\"}", from, until, &ncomms), want_a);
+	assert_int_equal(ncomms, 2);
+	assert_int_equal(sel_total(s, "{x=\"\"}", from, until, &ncomms), want_b + want_c);
+	assert_int_equal(ncomms, 2);
+	assert_int_equal(sel_total(s, "{}", from, until, &ncomms), want_a + want_b + want_c);
+	assert_int_equal(ncomms, 4);
+	assert_int_equal(sel_total(s, "{host=\"h1\",x=\"2\"}", from, until, NULL), 0);
+	for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++) {
+		uint64_t sql = sel_total(s, same[i][0], from, until, NULL);
+
+		assert_int_equal(sql, sel_total(s, same[i][1], from, until, NULL));
+		fprintf(stderr, "%s = %s: %llu\n", same[i][0], same[i][1], (unsigned long long)sql);
+	}
+	ap_store_close(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -319,6 +433,7 @@ int main(void)
 	    cmocka_unit_test(test_down),
 	    cmocka_unit_test(test_pending),
 	    cmocka_unit_test(test_retention_restart),
+	    cmocka_unit_test(test_selectors),
 	};
 	const char *spec = getenv("AP_STORE_SPEC"), *http = getenv("AP_CH_HTTP");
 	struct ch_http_opts o = {0};
