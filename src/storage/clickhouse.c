@@ -588,6 +588,8 @@ static void ch_close(struct ap_store *st)
 	pthread_mutex_destroy(&s->clock_);
 	pthread_mutex_destroy(&s->slock);
 	pthread_mutex_destroy(&s->seenlock);
+	pthread_mutex_destroy(&s->front);
+	pthread_mutex_destroy(&s->back);
 	free(s);
 }
 
@@ -637,6 +639,8 @@ static int ch_open(const char *loc, const struct ap_store_opts *opts, struct ap_
 	pthread_mutex_init(&s->clock_, NULL);
 	pthread_mutex_init(&s->slock, NULL);
 	pthread_mutex_init(&s->seenlock, NULL);
+	pthread_mutex_init(&s->front, NULL);
+	pthread_mutex_init(&s->back, NULL);
 	snprintf(url, sizeof(url), "http://%s:%s/", sp.host, sp.port);
 	ho.base_url = url;
 	ho.user = sp.user[0] ? sp.user : NULL;

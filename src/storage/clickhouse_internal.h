@@ -26,8 +26,9 @@
 #define CH_MAX_ARRAY (1u << 20)	   /* elements of one array in an answer */
 #define CH_MAX_PICK 200000	   /* series one query may select */
 #define CH_QUEUE_MAX 4096	   /* queued writes before write() answers -EAGAIN */
-#define CH_WRITERS 4		   /* writer threads */
+#define CH_WRITERS 2		   /* writer threads: the two stages of a pipeline */
 #define CH_BATCH_MAX 512	   /* pushes in one group commit */
+#define CH_GATHER_NS 10000000ULL /* a short batch waits this long for pushes being prepared */
 #define CH_BATCH_ENTRIES 500000	   /* sample rows in one group commit */
 #define CH_SEEN_MAX 2000000	   /* (dictionary id, day) pairs remembered as written */
 #define CH_PENDING_NS                                                                              \
@@ -175,8 +176,8 @@ struct ch_store {
 	struct ap_store_opts opts;
 
 	/* writer */
-	/* CH_WRITERS writer threads: a batch costs a few round trips to ClickHouse, so batches run
-	 * side by side; each writer's batch (flight) is checked by the others for equal push ids */
+	/* CH_WRITERS writer threads in a two-stage pipeline (clickhouse_write.c, writer_main());
+	 * each writer's batch (flight) is checked by the others for equal push ids */
 	pthread_t writers[CH_WRITERS];
 	size_t nwriters;
 	struct ch_wctx {
@@ -186,12 +187,14 @@ struct ch_store {
 	struct ch_job *flight[CH_WRITERS][CH_BATCH_MAX];
 	size_t nflight[CH_WRITERS];
 	pthread_mutex_t seenlock;
+	pthread_mutex_t front, back; /* the writers' two stages (clickhouse_write.c) */
 	pthread_mutex_t qlock;
 	pthread_cond_t qcond, donecond;
 	struct ch_job *qhead, *qtail;
 	size_t qlen;
 	bool stopping;
 	uint64_t next_retention_mono; /* 0 = none */
+	size_t preparing; /* write() calls preparing a push (qlock) */
 	/* (dictionary id, day) pairs written (the writer thread only) */
 	struct ch_seen *seen;
 

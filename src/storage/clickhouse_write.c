@@ -463,54 +463,66 @@ static void data(struct ch_job **v, size_t n, uint64_t rv, struct ch_buf *sm, st
 	}
 }
 
-static void write_batch(struct ch_store *s, struct ch_job **v, size_t n)
-{
-	struct ch_buf vis = {0}, p1 = {0}, p2 = {0}, fr = {0}, st = {0}, se = {0}, sm = {0},
-		      rw = {0};
-	uint64_t rv = 0;
-	char err[256] = "";
+/* A batch between its two stages. */
+struct stage {
+	uint64_t rv;
 	int ret;
+	char err[256];
+};
 
-	ret = ch_vis(s, &vis, &rv, err, sizeof(err));
-	if (!ret)
-		ret = check_ids(s, v, n, vis.b, err, sizeof(err));
-	if (!ret) {
-		push_rows(&p1, v, n, 1, rv);
-		ret = dicts(s, v, n, &fr, &st, &se, err, sizeof(err));
+/* Stage 1 (steps 1 and 2): what to write, and the marks and dictionaries it needs. */
+static void batch_front(struct ch_store *s, struct ch_job **v, size_t n, struct stage *g)
+{
+	struct ch_buf vis = {0}, p1 = {0}, fr = {0}, st = {0}, se = {0};
+
+	g->ret = ch_vis(s, &vis, &g->rv, g->err, sizeof(g->err));
+	if (!g->ret)
+		g->ret = check_ids(s, v, n, vis.b, g->err, sizeof(g->err));
+	if (!g->ret) {
+		push_rows(&p1, v, n, 1, g->rv);
+		g->ret = dicts(s, v, n, &fr, &st, &se, g->err, sizeof(g->err));
 	}
-	if (!ret) {
+	if (!g->ret) {
 		/* independent of each other, all needed before the samples: one round trip */
 		const struct ins step2[] = {{CH_SQL_PUSHES_INS, &p1},
 					    {CH_SQL_FRAMES_INS, &fr},
 					    {CH_SQL_STACKS_INS, &st},
 					    {CH_SQL_SERIES_INS, &se}};
 
-		ret = insert_many(s, step2, 4, err, sizeof(err));
+		g->ret = insert_many(s, step2, 4, g->err, sizeof(g->err));
 	}
-	if (!ret) {
+	if (!g->ret)
 		dicts_written(s, v, n);
-		data(v, n, rv, &sm, &rw);
+	ch_buf_free(&vis);
+	ch_buf_free(&p1);
+	ch_buf_free(&fr);
+	ch_buf_free(&st);
+	ch_buf_free(&se);
+}
+
+/* Stage 2 (steps 3 and 4): the data, then the state 2 rows the samples did not give. */
+static void batch_back(struct ch_store *s, struct ch_job **v, size_t n, struct stage *g)
+{
+	struct ch_buf p2 = {0}, sm = {0}, rw = {0};
+
+	if (!g->ret) {
+		data(v, n, g->rv, &sm, &rw);
 		/* the table rows before the samples: the samples INSERT marks a push stored */
-		ret = insert(s, CH_SQL_ROWS_INS, &rw, err, sizeof(err));
+		g->ret = insert(s, CH_SQL_ROWS_INS, &rw, g->err, sizeof(g->err));
 	}
-	if (!ret)
-		ret = insert(s, CH_SQL_SAMPLES_INS, &sm, err, sizeof(err));
-	if (!ret) {
-		push_rows(&p2, v, n, 2, rv);
-		ret = insert(s, CH_SQL_PUSHES_INS, &p2, err, sizeof(err));
+	if (!g->ret)
+		g->ret = insert(s, CH_SQL_SAMPLES_INS, &sm, g->err, sizeof(g->err));
+	if (!g->ret) {
+		push_rows(&p2, v, n, 2, g->rv);
+		g->ret = insert(s, CH_SQL_PUSHES_INS, &p2, g->err, sizeof(g->err));
 	}
-	if (ret) {
-		fail_all(v, n, ret, err);
+	if (g->ret) {
+		fail_all(v, n, g->ret, g->err);
 	} else {
 		for (size_t i = 0; i < n; i++)
 			v[i]->done = true;
 	}
-	ch_buf_free(&vis);
-	ch_buf_free(&p1);
 	ch_buf_free(&p2);
-	ch_buf_free(&fr);
-	ch_buf_free(&st);
-	ch_buf_free(&se);
 	ch_buf_free(&sm);
 	ch_buf_free(&rw);
 }
@@ -661,6 +673,14 @@ static bool in_flight(struct ch_store *s, int me, const struct ch_job *j)
 	return false;
 }
 
+/*
+ * The writers form a two-stage pipeline: one writer at a time (front) takes the queued pushes
+ * and runs the first stage (push ids, state 1 rows, dictionaries), then waits for the second
+ * stage (back: the data) and hands the front on. So a batch's samples INSERT overlaps the next
+ * batch's first stage, and the pushes that arrive meanwhile make the batch after it: batches
+ * grow with the load instead of splitting it between writers (every INSERT makes a part per
+ * table, whatever its size).
+ */
 static void *writer_main(void *arg)
 {
 	struct ch_wctx *wc = arg;
@@ -668,48 +688,59 @@ static void *writer_main(void *arg)
 	int me = wc->idx;
 	struct ch_job **batch = s->flight[me];
 
-	pthread_mutex_lock(&s->qlock);
 	for (;;) {
 		size_t n = 0, entries = 0;
+		struct ch_job *rj = NULL;
+		struct stage g = {0};
+		bool periodic = false;
 
+		pthread_mutex_lock(&s->front);
+		pthread_mutex_lock(&s->qlock);
 		while (!s->qhead && !s->stopping) {
 			struct timespec ts;
 
-			if (!me && s->next_retention_mono && ch_mono_ns() >= s->next_retention_mono)
+			if (s->next_retention_mono && ch_mono_ns() >= s->next_retention_mono)
 				break;
 			clock_gettime(CLOCK_REALTIME, &ts);
 			ts.tv_sec += 1;
 			pthread_cond_timedwait(&s->qcond, &s->qlock, &ts);
 		}
-		if (!s->qhead && s->stopping)
-			break;
-		if (!s->qhead) { /* --retention */
-			struct ch_job j = {.kind = JOB_RETENTION};
-
-			s->next_retention_mono = ch_mono_ns() + 60 * 1000000000ULL;
-			j.before_ns = ch_real_ns() - s->opts.retention_ns;
+		if (!s->qhead && s->stopping) {
 			pthread_mutex_unlock(&s->qlock);
-			retention_run(s, &j);
-			pthread_mutex_lock(&s->qlock);
-			continue;
+			pthread_mutex_unlock(&s->front);
+			break;
 		}
-		if (s->qhead->kind == JOB_RETENTION) {
-			struct ch_job *j = s->qhead;
-
-			s->qhead = j->next;
+		if (!s->qhead) { /* --retention */
+			periodic = true;
+			s->next_retention_mono = ch_mono_ns() + 60 * 1000000000ULL;
+		} else if (s->qhead->kind == JOB_RETENTION) {
+			rj = s->qhead;
+			s->qhead = rj->next;
 			if (!s->qhead)
 				s->qtail = NULL;
 			s->qlen--;
-			pthread_mutex_unlock(&s->qlock);
-			retention_run(s, j);
-			pthread_mutex_lock(&s->qlock);
-			j->done = j->finished = true;
-			pthread_cond_broadcast(&s->donecond);
-			continue;
 		}
-		while (s->qhead && s->qhead->kind == JOB_WRITE && n < CH_BATCH_MAX &&
-		       (!n || entries + s->qhead->sj.nentries <= CH_BATCH_ENTRIES)) {
+		for (uint64_t until = 0; !periodic && !rj;) {
 			struct ch_job *j = s->qhead;
+
+			if (!j && n && n < CH_BATCH_MAX && s->preparing && !s->stopping) {
+				/* pushes are being decoded for write() right now: wait a little
+				 * for them rather than give each its own INSERTs */
+				uint64_t now = ch_real_ns();
+				struct timespec ts;
+
+				if (!until)
+					until = now + CH_GATHER_NS;
+				if (now < until) {
+					ts.tv_sec = (time_t)(until / 1000000000ULL);
+					ts.tv_nsec = (long)(until % 1000000000ULL);
+					pthread_cond_timedwait(&s->qcond, &s->qlock, &ts);
+					continue;
+				}
+			}
+			if (!j || j->kind != JOB_WRITE || n >= CH_BATCH_MAX ||
+			    (n && entries + j->sj.nentries > CH_BATCH_ENTRIES))
+				break;
 
 			s->qhead = j->next;
 			if (!s->qhead)
@@ -730,14 +761,35 @@ static void *writer_main(void *arg)
 			s->nflight[me] = n;
 		}
 		pthread_mutex_unlock(&s->qlock);
-		write_batch(s, batch, n);
+		if (periodic || rj || !n) {
+			/* retention beside the writes, as one more writer */
+			pthread_mutex_unlock(&s->front);
+			if (periodic) {
+				struct ch_job j = {.kind = JOB_RETENTION};
+
+				j.before_ns = ch_real_ns() - s->opts.retention_ns;
+				retention_run(s, &j);
+			} else if (rj) {
+				retention_run(s, rj);
+				pthread_mutex_lock(&s->qlock);
+				rj->done = rj->finished = true;
+				pthread_cond_broadcast(&s->donecond);
+				pthread_mutex_unlock(&s->qlock);
+			}
+			continue;
+		}
+		batch_front(s, batch, n, &g);
+		pthread_mutex_lock(&s->back);
+		pthread_mutex_unlock(&s->front);
+		batch_back(s, batch, n, &g);
+		pthread_mutex_unlock(&s->back);
 		pthread_mutex_lock(&s->qlock);
 		for (size_t i = 0; i < n; i++)
 			batch[i]->finished = true;
 		s->nflight[me] = 0;
 		pthread_cond_broadcast(&s->donecond);
+		pthread_mutex_unlock(&s->qlock);
 	}
-	pthread_mutex_unlock(&s->qlock);
 	return NULL;
 }
 
@@ -783,7 +835,10 @@ void ch_writer_stop(struct ch_store *s)
 static int enqueue_wait(struct ch_store *s, struct ch_job *j, char *err, size_t errlen)
 {
 	pthread_mutex_lock(&s->qlock);
+	if (j->kind == JOB_WRITE)
+		s->preparing--;
 	if (s->qlen >= CH_QUEUE_MAX) {
+		pthread_cond_broadcast(&s->qcond);
 		pthread_mutex_unlock(&s->qlock);
 		return ap_errf(err, errlen, -EAGAIN, "%d writes are queued for ClickHouse",
 			       CH_QUEUE_MAX);
@@ -794,7 +849,8 @@ static int enqueue_wait(struct ch_store *s, struct ch_job *j, char *err, size_t 
 		s->qhead = j;
 	s->qtail = j;
 	s->qlen++;
-	pthread_cond_signal(&s->qcond);
+	/* every writer: the one gathering a batch and an idle one */
+	pthread_cond_broadcast(&s->qcond);
 	while (!j->finished)
 		pthread_cond_wait(&s->donecond, &s->qlock);
 	pthread_mutex_unlock(&s->qlock);
@@ -820,8 +876,16 @@ int ch_write(struct ap_store *st, const struct ap_store_write *w, bool *duplicat
 	if (!j)
 		return ap_errf(err, errlen, -ENOMEM, "out of memory");
 	j->kind = JOB_WRITE;
+	pthread_mutex_lock(&s->qlock);
+	s->preparing++;
+	pthread_mutex_unlock(&s->qlock);
 	ret = sq_job_prepare(&j->sj, w, err, errlen);
-	if (!ret) {
+	if (ret) {
+		pthread_mutex_lock(&s->qlock);
+		s->preparing--;
+		pthread_cond_broadcast(&s->qcond);
+		pthread_mutex_unlock(&s->qlock);
+	} else {
 		j->push_h = j->sj.push_id ? sq_str_hash(j->sj.push_id, strlen(j->sj.push_id)) : 0;
 		j->sk = shard_key(w);
 		ret = enqueue_wait(s, j, err, errlen);
