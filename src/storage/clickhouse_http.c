@@ -286,8 +286,8 @@ int ch_http_exec_many(struct ch_http *h, const struct ch_stmt *v, size_t n, char
 		return ap_errf(err, errlen, -E2BIG, "%zu statements at once (at most %d)", n,
 			       CH_STMT_MAX);
 	if (n == 1)
-		return ch_http_exec(h, v[0].query, v[0].body, v[0].bodylen, v[0].settings,
-				    v[0].out, err, errlen);
+		return ch_http_exec(h, v[0].query, v[0].body, v[0].bodylen, v[0].settings, v[0].out,
+				    err, errlen);
 	if (!n)
 		return 0;
 	m = curl_multi_init();

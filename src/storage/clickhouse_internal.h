@@ -28,7 +28,7 @@
 #define CH_QUEUE_MAX 4096	   /* queued writes before write() answers -EAGAIN */
 #define CH_WRITERS 2		   /* writer threads: the two stages of a pipeline */
 #define CH_BATCH_MAX 512	   /* pushes in one group commit */
-#define CH_GATHER_NS 10000000ULL /* a short batch waits this long for pushes being prepared */
+#define CH_GATHER_NS 10000000ULL   /* a short batch waits this long for pushes being prepared */
 #define CH_BATCH_ENTRIES 500000	   /* sample rows in one group commit */
 #define CH_SEEN_MAX 2000000	   /* (dictionary id, day) pairs remembered as written */
 #define CH_PENDING_NS                                                                              \
@@ -194,7 +194,7 @@ struct ch_store {
 	size_t qlen;
 	bool stopping;
 	uint64_t next_retention_mono; /* 0 = none */
-	size_t preparing; /* write() calls preparing a push (qlock) */
+	size_t preparing;	      /* write() calls preparing a push (qlock) */
 	/* (dictionary id, day) pairs written (the writer thread only) */
 	struct ch_seen *seen;
 

@@ -90,8 +90,8 @@ static const struct ch_table_def ch_tables[] = {
      "t DateTime, ns UInt64, series UInt64, tbl String, key String, v0 UInt64, v1 UInt64, "
      "v2 UInt64, v3 UInt64, hist Array(UInt64), push UInt64, rv UInt64, sk UInt64",
      "MergeTree", "", "toYYYYMMDD(t)", "(series, t)", "cityHash64(sk)", true},
-    {"ap_stored", "t DateTime, push UInt64, rv UInt64", "ReplacingMergeTree", "",
-     "toYYYYMMDD(t)", "push", "cityHash64(push)", true},
+    {"ap_stored", "t DateTime, push UInt64, rv UInt64", "ReplacingMergeTree", "", "toYYYYMMDD(t)",
+     "push", "cityHash64(push)", true},
 };
 #define CH_NTABLES (sizeof(ch_tables) / sizeof(ch_tables[0]))
 
@@ -148,7 +148,7 @@ static const struct ch_view_def ch_views[] = {
  * ("system.tables" or "cluster('NAME', system.tables)": every shard), db, names, cluster, db.
  * The last column is the number of shards ("" cluster: 0). */
 #define CH_SQL_SCHEMA_CHECK                                                                        \
-	"SELECT toUInt32(max(version)), (SELECT count() FROM %s WHERE database = '%s' AND name "  \
+	"SELECT toUInt32(max(version)), (SELECT count() FROM %s WHERE database = '%s' AND name "   \
 	"IN (%s)), (SELECT toUInt64(uniqExact(shard_num)) FROM system.clusters WHERE cluster = "   \
 	"'%s') FROM %s.ap_schema FORMAT RowBinary"
 #define CH_SQL_SCHEMA_PUT "INSERT INTO %s.ap_schema (version, at) VALUES (%d, now())"

@@ -138,8 +138,7 @@ struct ins {
 	struct ch_buf *body;
 };
 
-static int insert_many(struct ch_store *s, const struct ins *v, size_t n, char *err,
-		       size_t errlen)
+static int insert_many(struct ch_store *s, const struct ins *v, size_t n, char *err, size_t errlen)
 {
 	char q[CH_STMT_MAX][512];
 	struct ch_stmt st[CH_STMT_MAX];

@@ -323,8 +323,8 @@ static void test_retention_restart(void **state)
  * table rows only gets its state 2 row in ap_pushes. */
 static void test_stored_mark(void **state)
 {
-	struct ap_table_row row = {.table = "syscall", .key = "read", .pid = 5, .comm = "app",
-				   .v = {10, 1, 1000, 0}};
+	struct ap_table_row row = {
+	    .table = "syscall", .key = "read", .pid = 5, .comm = "app", .v = {10, 1, 1000, 0}};
 	struct ap_label_kv labels[] = {{"mode", "syscall"}, {"host", "h1"}};
 	struct ap_store_write w = {.push_id = "rows1",
 				   .labels = labels,
@@ -350,9 +350,9 @@ static void test_stored_mark(void **state)
 	if (s->ops->write(s, &w, &dup, err, sizeof(err)))
 		fail_msg("write rows1: %s", err);
 	assert_false(dup);
-	assert_int_equal(qnum("SELECT count() FROM ap_mark.ap_pushes WHERE id = '%s' AND state = 2",
-			      "rows1"),
-			 1);
+	assert_int_equal(
+	    qnum("SELECT count() FROM ap_mark.ap_pushes WHERE id = '%s' AND state = 2", "rows1"),
+	    1);
 	assert_int_equal(qnum("SELECT count() FROM ap_mark.%s", "ap_stored"), 1);
 	assert_int_equal(s->ops->write(s, &w, &dup, err, sizeof(err)), 0);
 	assert_true(dup);
@@ -407,7 +407,8 @@ static void test_group_commit(void **state)
 			fail_msg("push c%d: %s", i, c[i].err);
 		assert_false(c[i].dup);
 	}
-	inserts = qnum("SELECT value FROM system.events WHERE event = '%s'", "InsertQuery") - before;
+	inserts =
+	    qnum("SELECT value FROM system.events WHERE event = '%s'", "InsertQuery") - before;
 	fprintf(stderr, "%d concurrent pushes: %llu INSERT statements\n", N,
 		(unsigned long long)inserts);
 	assert_true(inserts < 2 * N);
