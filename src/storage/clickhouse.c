@@ -267,6 +267,12 @@ static int create_tables(struct ch_store *s, char *err, size_t errlen)
 			      v->bucket, s->db, source);
 		ret = q.oom ? -ENOMEM : ddl(s, q.b, err, errlen);
 	}
+	if (!ret) {
+		q.n = 0;
+		ch_buf_printf(&q, CH_SQL_CREATE_STORED_VIEW, s->db, s->on_cluster, s->db, s->suffix,
+			      s->db, s->suffix);
+		ret = q.oom ? -ENOMEM : ddl(s, q.b, err, errlen);
+	}
 	ch_buf_free(&q);
 	return ret;
 }
@@ -286,17 +292,77 @@ static int migrate(struct ch_store *s, int v, char *err, size_t errlen)
 			ret = q.oom ? -ENOMEM : ddl(s, q.b, err, errlen);
 		}
 	}
+	/* v == 1: ap_stored and its view are new; create_tables() makes them */
 	ch_buf_free(&q);
 	return ret;
+}
+
+/*
+ * The fast start: true when the store has the current version and every table and view (on
+ * every shard), so the DDL (seconds ON CLUSTER) can be skipped. Any error (no database yet, no
+ * ap_schema, a shard down) answers false: the full step then creates what is missing or says
+ * what failed.
+ */
+static bool schema_current(struct ch_store *s)
+{
+	struct ch_buf names = {0}, q = {0}, out = {0}, src = {0};
+	char err[256], n[96];
+	uint64_t expect = 0, have, shards;
+	uint32_t version;
+	bool ok = false;
+
+	ch_sql_str(&names, CH_STORED_VIEW);
+	expect++;
+	for (size_t i = 0; i < CH_NVIEWS; i++) {
+		ch_buf_put(&names, ",", 1);
+		ch_sql_str(&names, ch_views[i].name);
+		expect++;
+	}
+	for (size_t i = 0; i < CH_NTABLES; i++) {
+		snprintf(n, sizeof(n), "%s%s", ch_tables[i].name, s->suffix);
+		ch_buf_put(&names, ",", 1);
+		ch_sql_str(&names, n);
+		expect++;
+		if (s->cluster[0]) { /* the Distributed table too */
+			ch_buf_put(&names, ",", 1);
+			ch_sql_str(&names, ch_tables[i].name);
+			expect++;
+		}
+	}
+	if (s->cluster[0])
+		ch_buf_printf(&src, "cluster('%s', system.tables)", s->cluster);
+	else
+		ch_buf_printf(&src, "system.tables");
+	ch_buf_printf(&q, CH_SQL_SCHEMA_CHECK, src.b ? src.b : "", s->db, names.b ? names.b : "",
+		      s->cluster, s->db);
+	if (!q.oom && !names.oom && !src.oom &&
+	    !ch_http_exec(s->http, q.b, NULL, 0, CH_QUERY_SETTINGS, &out, err, sizeof(err))) {
+		struct ch_cur c = ch_cur_of(&out);
+
+		version = ch_get_u32(&c);
+		have = ch_get_u64(&c);
+		shards = ch_get_u64(&c);
+		ok = !c.bad && c.p == c.end && version == CH_SCHEMA_VERSION &&
+		     have == expect * (s->cluster[0] ? shards : 1) && (!s->cluster[0] || shards);
+	}
+	ch_buf_free(&names);
+	ch_buf_free(&q);
+	ch_buf_free(&out);
+	ch_buf_free(&src);
+	return ok;
 }
 
 static int schema(struct ch_store *s, char *err, size_t errlen)
 {
 	char name[64];
 	bool has_schema = false, has_samples = false;
-	int version = CH_SCHEMA_VERSION, ret;
+	int version = CH_SCHEMA_VERSION, ret = 0;
 	struct ch_buf out = {0};
 
+	if (schema_current(s)) {
+		s->fast_start = true;
+		goto ttl;
+	}
 	ret = ch_exec_fmt(s, NULL, err, errlen, CH_SQL_CREATE_DB, s->db, s->on_cluster);
 	if (ret)
 		return ret;
@@ -338,6 +404,7 @@ static int schema(struct ch_store *s, char *err, size_t errlen)
 	if (!ret && (!has_schema || version != CH_SCHEMA_VERSION))
 		ret =
 		    ch_exec_fmt(s, NULL, err, errlen, CH_SQL_SCHEMA_PUT, s->db, CH_SCHEMA_VERSION);
+ttl:
 	/* retention by TTL where the server has it (18.16 has not: the writer drops days) */
 	if (!ret && s->opts.retention_ns &&
 	    (s->ver_major > CH_TTL_MIN_MAJOR ||
@@ -521,6 +588,8 @@ static void ch_close(struct ap_store *st)
 	pthread_mutex_destroy(&s->clock_);
 	pthread_mutex_destroy(&s->slock);
 	pthread_mutex_destroy(&s->seenlock);
+	pthread_mutex_destroy(&s->front);
+	pthread_mutex_destroy(&s->back);
 	free(s);
 }
 
@@ -570,6 +639,8 @@ static int ch_open(const char *loc, const struct ap_store_opts *opts, struct ap_
 	pthread_mutex_init(&s->clock_, NULL);
 	pthread_mutex_init(&s->slock, NULL);
 	pthread_mutex_init(&s->seenlock, NULL);
+	pthread_mutex_init(&s->front, NULL);
+	pthread_mutex_init(&s->back, NULL);
 	snprintf(url, sizeof(url), "http://%s:%s/", sp.host, sp.port);
 	ho.base_url = url;
 	ho.user = sp.user[0] ? sp.user : NULL;
@@ -621,4 +692,7 @@ const struct ap_store_ops ap_clickhouse_store_ops = {
     .retention = ch_retention,
     .stats = ch_stats,
     .close = ch_close,
+    /* sq_job_prepare() reads the flat profile as SQLite's writer does; write() returns only
+     * once the batch holding the push is written, so the flat buffers outlive the job */
+    .takes_flat = true,
 };

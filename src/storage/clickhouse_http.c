@@ -154,54 +154,70 @@ int ch_error_code(const char *err)
 	return p ? atoi(p + 6) : -1;
 }
 
-int ch_http_exec(struct ch_http *h, const char *query, const void *body, size_t bodylen,
-		 const char *settings, struct ch_buf *out, char *err, size_t errlen)
-{
-	CURL *c = take(h);
-	struct sink s = {.out = out, .c = c};
-	struct curl_slist *hdr = NULL;
+/* One statement's transfer: its handle, headers, URL and answer sink. */
+struct xfer {
+	CURL *c;
+	struct curl_slist *hdr;
 	char *url;
-	CURLcode rc;
+	struct sink s;
+};
+
+/* Set up a transfer (see ch_http_exec). Returns 0 or -ENOMEM with err. */
+static int xfer_setup(struct ch_http *h, struct xfer *x, const struct ch_stmt *st, char *err,
+		      size_t errlen)
+{
+	memset(x, 0, sizeof(*x));
+	x->c = take(h);
+	if (!x->c)
+		return ap_errf(err, errlen, -ENOMEM, "out of memory (curl handle)");
+	x->s.out = st->out;
+	x->s.c = x->c;
+	curl_easy_reset(x->c);
+	x->url = url_of(h, x->c, st->body ? st->query : NULL, st->settings);
+	if (!x->url) {
+		curl_easy_cleanup(x->c);
+		x->c = NULL;
+		return ap_errf(err, errlen, -ENOMEM, "out of memory");
+	}
+	x->hdr = curl_slist_append(x->hdr, "Content-Type: application/octet-stream");
+	x->hdr = curl_slist_append(x->hdr, "Expect:"); /* no 100-continue round trip for bodies */
+	curl_easy_setopt(x->c, CURLOPT_URL, x->url);
+	curl_easy_setopt(x->c, CURLOPT_HTTPHEADER, x->hdr);
+	curl_easy_setopt(x->c, CURLOPT_POST, 1L);
+	if (st->body) {
+		curl_easy_setopt(x->c, CURLOPT_POSTFIELDS, st->body);
+		curl_easy_setopt(x->c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)st->bodylen);
+	} else {
+		curl_easy_setopt(x->c, CURLOPT_POSTFIELDS, st->query);
+		curl_easy_setopt(x->c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(st->query));
+	}
+	curl_easy_setopt(x->c, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(x->c, CURLOPT_WRITEDATA, &x->s);
+	curl_easy_setopt(x->c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(x->c, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
+	curl_easy_setopt(x->c, CURLOPT_TIMEOUT_MS, h->timeout_ms);
+	curl_easy_setopt(x->c, CURLOPT_TCP_KEEPALIVE, 1L);
+	/* only http: the spec names the server; no redirects to elsewhere */
+	curl_easy_setopt(x->c, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(x->c, CURLOPT_FOLLOWLOCATION, 0L);
+	if (h->user) {
+		curl_easy_setopt(x->c, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+		curl_easy_setopt(x->c, CURLOPT_USERNAME, h->user);
+		curl_easy_setopt(x->c, CURLOPT_PASSWORD, h->password ? h->password : "");
+	}
+	return 0;
+}
+
+/* The result of a finished transfer (rc: its curl code); the handle goes back to the pool
+ * unless its connection broke. */
+static int xfer_finish(struct ch_http *h, struct xfer *x, CURLcode rc, char *err, size_t errlen)
+{
+	struct ch_buf *out = x->s.out;
 	long code = 0;
 	int ret = 0;
 
-	if (!c)
-		return ap_errf(err, errlen, -ENOMEM, "out of memory (curl handle)");
-	curl_easy_reset(c);
-	url = url_of(h, c, body ? query : NULL, settings);
-	if (!url) {
-		curl_easy_cleanup(c);
-		return ap_errf(err, errlen, -ENOMEM, "out of memory");
-	}
-	hdr = curl_slist_append(hdr, "Content-Type: application/octet-stream");
-	hdr = curl_slist_append(hdr, "Expect:"); /* no 100-continue round trip for bodies */
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
-	curl_easy_setopt(c, CURLOPT_POST, 1L);
-	if (body) {
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)bodylen);
-	} else {
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, query);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(query));
-	}
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, h->timeout_ms);
-	curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
-	/* only http: the spec names the server; no redirects to elsewhere */
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-	if (h->user) {
-		curl_easy_setopt(c, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-		curl_easy_setopt(c, CURLOPT_USERNAME, h->user);
-		curl_easy_setopt(c, CURLOPT_PASSWORD, h->password ? h->password : "");
-	}
-	rc = curl_easy_perform(c);
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-	if (s.too_big) {
+	curl_easy_getinfo(x->c, CURLINFO_RESPONSE_CODE, &code);
+	if (x->s.too_big) {
 		ret = ap_errf(err, errlen, -EFBIG, "ClickHouse's answer is larger than %u MiB",
 			      CH_MAX_ANSWER >> 20);
 	} else if (out && out->oom) {
@@ -219,7 +235,7 @@ int ch_http_exec(struct ch_http *h, const char *query, const void *body, size_t 
 			      curl_easy_strerror(rc));
 	} else if (code != 200) {
 		/* the server's message, first line only (it may hold a stack trace) */
-		const char *t = s.errtext.b ? s.errtext.b : "";
+		const char *t = x->s.errtext.b ? x->s.errtext.b : "";
 		size_t n = strcspn(t, "\n");
 
 		ret = ap_errf(err, errlen, code >= 500 && code != 500 ? -EHOSTUNREACH : -EIO,
@@ -233,12 +249,88 @@ int ch_http_exec(struct ch_http *h, const char *query, const void *body, size_t 
 		else
 			out->cap = 1;
 	}
-	curl_slist_free_all(hdr);
-	free(url);
-	ch_buf_free(&s.errtext);
+	curl_slist_free_all(x->hdr);
+	free(x->url);
+	ch_buf_free(&x->s.errtext);
 	if (ret && ret != -EIO)
-		curl_easy_cleanup(c); /* a broken connection is not reused */
+		curl_easy_cleanup(x->c); /* a broken connection is not reused */
 	else
-		give(h, c);
+		give(h, x->c);
+	x->c = NULL;
+	return ret;
+}
+
+int ch_http_exec(struct ch_http *h, const char *query, const void *body, size_t bodylen,
+		 const char *settings, struct ch_buf *out, char *err, size_t errlen)
+{
+	struct ch_stmt st = {query, body, bodylen, settings, out};
+	struct xfer x;
+	int ret = xfer_setup(h, &x, &st, err, errlen);
+
+	if (ret)
+		return ret;
+	return xfer_finish(h, &x, curl_easy_perform(x.c), err, errlen);
+}
+
+int ch_http_exec_many(struct ch_http *h, const struct ch_stmt *v, size_t n, char *err,
+		      size_t errlen)
+{
+	struct xfer x[CH_STMT_MAX];
+	CURLM *m;
+	CURLMsg *msg;
+	int running = 0, left, ret = 0, first = -1;
+	char e2[256];
+	size_t ready = 0;
+
+	if (n > CH_STMT_MAX)
+		return ap_errf(err, errlen, -E2BIG, "%zu statements at once (at most %d)", n,
+			       CH_STMT_MAX);
+	if (n == 1)
+		return ch_http_exec(h, v[0].query, v[0].body, v[0].bodylen, v[0].settings, v[0].out,
+				    err, errlen);
+	if (!n)
+		return 0;
+	m = curl_multi_init();
+	if (!m)
+		return ap_errf(err, errlen, -ENOMEM, "out of memory (curl multi handle)");
+	for (; ready < n && !ret; ready++) {
+		ret = xfer_setup(h, &x[ready], &v[ready], err, errlen);
+		if (ret)
+			break;
+		if (curl_multi_add_handle(m, x[ready].c) != CURLM_OK) {
+			xfer_finish(h, &x[ready], CURLE_FAILED_INIT, e2, sizeof(e2));
+			ret = ap_errf(err, errlen, -ENOMEM, "out of memory (curl multi)");
+			break;
+		}
+	}
+	/* every statement that was sent runs to its end, also when one fails: the caller
+	 * treats the whole set as failed, and a half-read connection is not reused */
+	while (curl_multi_perform(m, &running) == CURLM_OK && running)
+		if (curl_multi_poll(m, NULL, 0, 1000, NULL) != CURLM_OK)
+			break;
+	while ((msg = curl_multi_info_read(m, &left)))
+		if (msg->msg == CURLMSG_DONE)
+			for (size_t i = 0; i < ready; i++)
+				if (x[i].c == msg->easy_handle) {
+					int r;
+
+					curl_multi_remove_handle(m, x[i].c);
+					r = xfer_finish(h, &x[i], msg->data.result,
+							first < 0 && !ret ? err : e2,
+							first < 0 && !ret ? errlen : sizeof(e2));
+					if (r && first < 0 && !ret) {
+						first = (int)i;
+						ret = r;
+					}
+				}
+	for (size_t i = 0; i < ready; i++)
+		if (x[i].c) { /* not finished (the multi loop failed) */
+			curl_multi_remove_handle(m, x[i].c);
+			if (!ret)
+				ret = ap_errf(err, errlen, -EIO,
+					      "ClickHouse request failed: transfer not finished");
+			xfer_finish(h, &x[i], CURLE_RECV_ERROR, e2, sizeof(e2));
+		}
+	curl_multi_cleanup(m);
 	return ret;
 }

@@ -26,8 +26,9 @@
 #define CH_MAX_ARRAY (1u << 20)	   /* elements of one array in an answer */
 #define CH_MAX_PICK 200000	   /* series one query may select */
 #define CH_QUEUE_MAX 4096	   /* queued writes before write() answers -EAGAIN */
-#define CH_WRITERS 4		   /* writer threads */
+#define CH_WRITERS 2		   /* writer threads: the two stages of a pipeline */
 #define CH_BATCH_MAX 512	   /* pushes in one group commit */
+#define CH_GATHER_NS 10000000ULL   /* a short batch waits this long for pushes being prepared */
 #define CH_BATCH_ENTRIES 500000	   /* sample rows in one group commit */
 #define CH_SEEN_MAX 2000000	   /* (dictionary id, day) pairs remembered as written */
 #define CH_PENDING_NS                                                                              \
@@ -143,6 +144,23 @@ void ch_http_free(struct ch_http *h);
  */
 int ch_http_exec(struct ch_http *h, const char *query, const void *body, size_t bodylen,
 		 const char *settings, struct ch_buf *out, char *err, size_t errlen);
+/* One statement of ch_http_exec_many(): the arguments of ch_http_exec(). */
+struct ch_stmt {
+	const char *query;
+	const void *body;
+	size_t bodylen;
+	const char *settings;
+	struct ch_buf *out;
+};
+#define CH_STMT_MAX 8
+/*
+ * Run up to CH_STMT_MAX independent statements at once, each on its own connection (a batch's
+ * state rows and dictionary rows: one round trip instead of four). Every statement runs to its
+ * end; the result is 0 when all succeeded, else the first failure's error (err), as
+ * ch_http_exec() gives it.
+ */
+int ch_http_exec_many(struct ch_http *h, const struct ch_stmt *v, size_t n, char *err,
+		      size_t errlen);
 /* The ClickHouse error code of the last -EIO message in err ("Code: N"), or -1. */
 int ch_error_code(const char *err);
 
@@ -164,11 +182,12 @@ struct ch_store {
 	char where[420];	  /* "host:port/db" for messages */
 	const char *ins_settings; /* URL settings of inserts */
 	int ver_major, ver_minor;
+	bool fast_start; /* open found the current schema complete and ran no DDL */
 	struct ap_store_opts opts;
 
 	/* writer */
-	/* CH_WRITERS writer threads: a batch costs a few round trips to ClickHouse, so batches run
-	 * side by side; each writer's batch (flight) is checked by the others for equal push ids */
+	/* CH_WRITERS writer threads in a two-stage pipeline (clickhouse_write.c, writer_main());
+	 * each writer's batch (flight) is checked by the others for equal push ids */
 	pthread_t writers[CH_WRITERS];
 	size_t nwriters;
 	struct ch_wctx {
@@ -178,12 +197,14 @@ struct ch_store {
 	struct ch_job *flight[CH_WRITERS][CH_BATCH_MAX];
 	size_t nflight[CH_WRITERS];
 	pthread_mutex_t seenlock;
+	pthread_mutex_t front, back; /* the writers' two stages (clickhouse_write.c) */
 	pthread_mutex_t qlock;
 	pthread_cond_t qcond, donecond;
 	struct ch_job *qhead, *qtail;
 	size_t qlen;
 	bool stopping;
 	uint64_t next_retention_mono; /* 0 = none */
+	size_t preparing;	      /* write() calls preparing a push (qlock) */
 	/* (dictionary id, day) pairs written (the writer thread only) */
 	struct ch_seen *seen;
 

@@ -16,7 +16,7 @@
 #ifndef AP_CLICKHOUSE_SQL_H
 #define AP_CLICKHOUSE_SQL_H
 
-#define CH_SCHEMA_VERSION 1
+#define CH_SCHEMA_VERSION 2
 
 /* URL settings of queries: IN lists of many series, stacks or push ids exceed the default
  * 256 KiB of text and 50,000 AST elements */
@@ -51,6 +51,11 @@ struct ch_table_def {
  * - ap_retention: retention runs (run id = the aggregator's clock in ns, cut-off); queries hide
  *   rows below the cut-off of every run newer than the row (18.16 can resurrect dropped parts).
  * - ap_schema: the schema version (max(version) is the store's).
+ * Version 2 adds:
+ * - ap_stored: the pushes whose samples are stored (push hash, t, rv), filled by the
+ *   materialized view ap_stored_mv from every INSERT into ap_samples, in that INSERT: the writer
+ *   needs no "stored" statement of its own for a push with samples (ap_pushes state 2 stays for
+ *   pushes without samples, and for stores written by version 1).
  */
 static const struct ch_table_def ch_tables[] = {
     {"ap_schema", "version UInt32, at DateTime", "MergeTree", "", "", "version", "version", false},
@@ -85,6 +90,8 @@ static const struct ch_table_def ch_tables[] = {
      "t DateTime, ns UInt64, series UInt64, tbl String, key String, v0 UInt64, v1 UInt64, "
      "v2 UInt64, v3 UInt64, hist Array(UInt64), push UInt64, rv UInt64, sk UInt64",
      "MergeTree", "", "toYYYYMMDD(t)", "(series, t)", "cityHash64(sk)", true},
+    {"ap_stored", "t DateTime, push UInt64, rv UInt64", "ReplacingMergeTree", "", "toYYYYMMDD(t)",
+     "push", "cityHash64(push)", true},
 };
 #define CH_NTABLES (sizeof(ch_tables) / sizeof(ch_tables[0]))
 
@@ -112,6 +119,13 @@ static const struct ch_view_def ch_views[] = {
 	"CREATE MATERIALIZED VIEW IF NOT EXISTS %s.%s%s TO %s.%s AS SELECT %s(t) AS t, series, "   \
 	"stack, rv, sum(v0) AS v0, sum(v1) AS v1, sum(v2) AS v2, sum(v3) AS v3 FROM %s.%s "        \
 	"GROUP BY t, series, stack, rv"
+/* The "stored" marks (version 2): db, on_cluster, db, suffix, db, suffix. On 18.16 the views
+ * of a table run in the order of their names, after the table's own part: ap_stored_mv after
+ * the rollups, so a push is marked stored only once its rollup rows are in too. */
+#define CH_SQL_CREATE_STORED_VIEW                                                                  \
+	"CREATE MATERIALIZED VIEW IF NOT EXISTS %s.ap_stored_mv%s TO %s.ap_stored%s AS SELECT t, " \
+	"push, any(rv) AS rv FROM %s.ap_samples%s WHERE push != 0 GROUP BY t, push"
+#define CH_STORED_VIEW "ap_stored_mv"
 /* Retention on servers with TTL (19.6 and later): db, table(+suffix), on_cluster, seconds */
 #define CH_SQL_TTL "ALTER TABLE %s.%s%s MODIFY TTL t + toIntervalSecond(%llu)"
 #define CH_TTL_MIN_MAJOR 19
@@ -122,11 +136,21 @@ static const struct ch_view_def ch_views[] = {
  * without the shard key `sk`. A statement that fails because its work is already done (code
  * 15: the column exists, when two aggregators migrate at once) counts as done. */
 #define CH_SQL_MIGRATE_0_SK "ALTER TABLE %s.ap_samples%s%s ADD COLUMN sk UInt64 DEFAULT 0"
+/* Version 1 -> 2: ap_stored and ap_stored_mv are new objects, made by the creation step that
+ * follows the migrations (CREATE ... IF NOT EXISTS); no statement here. */
 
 #define CH_SQL_VERSION "SELECT version()"
 #define CH_SQL_HAS_TABLE                                                                           \
 	"SELECT count() FROM system.tables WHERE database = '%s' AND name = '%s' FORMAT RowBinary"
 #define CH_SQL_SCHEMA_GET "SELECT toUInt32(max(version)) FROM %s.ap_schema FORMAT RowBinary"
+/* The fast start: the version and how many of the expected tables and views exist, in one
+ * query (an error, e.g. no database yet, means the full schema step). db, tables source
+ * ("system.tables" or "cluster('NAME', system.tables)": every shard), db, names, cluster, db.
+ * The last column is the number of shards ("" cluster: 0). */
+#define CH_SQL_SCHEMA_CHECK                                                                        \
+	"SELECT toUInt32(max(version)), (SELECT count() FROM %s WHERE database = '%s' AND name "   \
+	"IN (%s)), (SELECT toUInt64(uniqExact(shard_num)) FROM system.clusters WHERE cluster = "   \
+	"'%s') FROM %s.ap_schema FORMAT RowBinary"
 #define CH_SQL_SCHEMA_PUT "INSERT INTO %s.ap_schema (version, at) VALUES (%d, now())"
 
 /* ---- retention ---- */
@@ -145,10 +169,12 @@ static const struct ch_view_def ch_views[] = {
 #define CH_SQL_DROP_PART "ALTER TABLE %s.%s%s DROP PARTITION %s"
 
 /* ---- writes ---- */
-/* dedup: db, ids, visibility */
+/* dedup: db, ids, visibility, db, push hashes, visibility. Rows (id, state, at of state 1,
+ * push hash): ap_pushes by id (hash 0), then the pushes ap_stored has (id "", state 2). */
 #define CH_SQL_PUSHES_GET                                                                          \
-	"SELECT id, max(state), maxIf(at, state = 1) FROM %s.ap_pushes WHERE id IN (%s) AND %s "   \
-	"GROUP BY id FORMAT RowBinary"
+	"SELECT id, max(state), maxIf(at, state = 1), toUInt64(0) FROM %s.ap_pushes WHERE id IN "  \
+	"(%s) AND %s GROUP BY id UNION ALL SELECT '', toUInt8(2), toUInt64(0), push FROM "         \
+	"%s.ap_stored WHERE push IN (%s) AND %s GROUP BY push FORMAT RowBinary"
 #define CH_SQL_PUSHES_INS "INSERT INTO %s.ap_pushes (id, t, state, at, rv) FORMAT RowBinary"
 /* did an interrupted write of this push store its rows? db, table, push hash, t */
 #define CH_SQL_PUSH_ROWS                                                                           \

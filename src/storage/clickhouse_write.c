@@ -1,15 +1,18 @@
 // SPDX-License-Identifier: MIT
 /*
- * The ClickHouse writer: one thread takes every queued push (group commit) and writes them
+ * The ClickHouse writer: writer threads take every queued push (group commit) and write them
  * with a few INSERTs in RowBinary; write() returns once the INSERT holding its push returned
- * OK. Per batch:
- *   1. the batch's push ids are looked up in ap_pushes (state 2: stored -> duplicate; state 1:
- *      a write that began elsewhere or failed: if recent, "retry later"; if older, its rows are
- *      looked for by push hash and only the missing tables are written);
- *   2. ap_pushes gets state 1 rows for the new ids;
- *   3. new dictionary rows (frames, stacks, series; once per id and day of data);
- *   4. the samples (one INSERT: one block, so a reader sees whole pushes) and the table rows;
- *   5. ap_pushes gets state 2 rows; the pushes are acknowledged.
+ * OK. Per batch, three round trips when the pushes have no table rows:
+ *   1. the batch's push ids are looked up in ap_pushes and ap_stored (state 2 or stored ->
+ *      duplicate; state 1 only: a write that began elsewhere or failed: if recent, "retry
+ *      later"; if older, its rows are looked for by push hash and only the missing tables are
+ *      written);
+ *   2. at once, on parallel connections: ap_pushes gets state 1 rows for the new ids, and the
+ *      new dictionary rows (frames, stacks, series; once per id and day of data);
+ *   3. the table rows, if any; then the samples (one INSERT: one block, so a reader sees whole
+ *      pushes), whose materialized views fill the rollups and ap_stored (the "stored" mark);
+ *   4. only for pushes without samples in that INSERT (table rows only, or a recovered push
+ *      whose samples were in): ap_pushes gets state 2 rows. The pushes are acknowledged.
  * A failure anywhere fails every push of the batch not yet acknowledged: the agent keeps it and
  * retries; step 1 then finds what was stored. Retention runs in this thread too.
  */
@@ -35,6 +38,8 @@ struct ch_job {
 	int kind;
 	struct sq_job sj; /* the prepared push (sqlite_prep.c) */
 	uint64_t push_h, sk, before_ns;
+	uint8_t state;	    /* what the push-id lookup found: 0 none, 1 being written, 2 stored */
+	uint64_t state1_at; /* the newest state 1 row's writer clock */
 	bool has_pending, skip_samples, skip_rows;
 	bool done, duplicate; /* done: settled within the batch (the writer's own mark) */
 	bool finished;	      /* the waiter may return (set under qlock, after the batch) */
@@ -127,17 +132,36 @@ static void fail_all(struct ch_job **v, size_t n, int ret, const char *err)
 		}
 }
 
+/* INSERTs of the bodies that have rows, at once (an empty body is no statement). */
+struct ins {
+	const char *fmt;
+	struct ch_buf *body;
+};
+
+static int insert_many(struct ch_store *s, const struct ins *v, size_t n, char *err, size_t errlen)
+{
+	char q[CH_STMT_MAX][512];
+	struct ch_stmt st[CH_STMT_MAX];
+	size_t k = 0;
+
+	for (size_t i = 0; i < n && k < CH_STMT_MAX; i++) {
+		if (!v[i].body->n)
+			continue;
+		if (v[i].body->oom)
+			return ap_errf(err, errlen, -ENOMEM, "out of memory building an insert");
+		snprintf(q[k], sizeof(q[k]), v[i].fmt, s->db);
+		st[k] = (struct ch_stmt){q[k], v[i].body->b, v[i].body->n, s->ins_settings, NULL};
+		k++;
+	}
+	return ch_http_exec_many(s->http, st, k, err, errlen);
+}
+
 static int insert(struct ch_store *s, const char *fmt, struct ch_buf *body, char *err,
 		  size_t errlen)
 {
-	char q[512];
+	struct ins one = {fmt, body};
 
-	if (!body->n)
-		return 0;
-	if (body->oom)
-		return ap_errf(err, errlen, -ENOMEM, "out of memory building an insert");
-	snprintf(q, sizeof(q), fmt, s->db);
-	return ch_http_exec(s->http, q, body->b, body->n, s->ins_settings, NULL, err, errlen);
+	return insert_many(s, &one, 1, err, errlen);
 }
 
 /* A count() answer. */
@@ -162,7 +186,7 @@ static int get_count(struct ch_store *s, uint64_t *n, char *err, size_t errlen, 
 static int check_ids(struct ch_store *s, struct ch_job **v, size_t n, const char *vis, char *err,
 		     size_t errlen)
 {
-	struct ch_buf q = {0}, ans = {0}, ids = {0};
+	struct ch_buf q = {0}, ans = {0}, ids = {0}, hashes = {0};
 	struct ch_cur c;
 	uint64_t now = ch_real_ns();
 	int ret = 0;
@@ -178,46 +202,61 @@ static int check_ids(struct ch_store *s, struct ch_job **v, size_t n, const char
 			}
 		if (v[i]->done)
 			continue;
-		if (ids.n)
+		if (ids.n) {
 			ch_buf_put(&ids, ",", 1);
+			ch_buf_put(&hashes, ",", 1);
+		}
 		ch_sql_str(&ids, v[i]->sj.push_id);
+		ch_buf_printf(&hashes, "%llu", (unsigned long long)v[i]->push_h);
 	}
 	if (!ids.n)
 		return 0;
-	ch_buf_printf(&q, CH_SQL_PUSHES_GET, s->db, ids.b ? ids.b : "", vis);
-	ret = q.oom || ids.oom
+	ch_buf_printf(&q, CH_SQL_PUSHES_GET, s->db, ids.b, vis, s->db, hashes.b, vis);
+	ret = q.oom || ids.oom || hashes.oom
 		  ? -ENOMEM
 		  : ch_http_exec(s->http, q.b, NULL, 0, CH_QUERY_SETTINGS, &ans, err, errlen);
 	c = ch_cur_of(&ans);
+	/* a push may have rows of both kinds: first what is known of each, then the verdict */
 	while (!ret && ch_cur_more(&c)) {
 		size_t len;
 		const char *id = ch_get_str(&c, &len);
 		uint8_t state = ch_get_u8(&c);
 		uint64_t at = ch_get_u64(&c);
+		uint64_t h = ch_get_u64(&c);
 
 		if (c.bad)
 			break;
 		for (size_t i = 0; i < n; i++) {
 			struct ch_job *j = v[i];
 
-			if (j->done || !j->sj.push_id || strlen(j->sj.push_id) != len ||
-			    memcmp(j->sj.push_id, id, len))
+			if (j->done || !j->sj.push_id ||
+			    (len ? strlen(j->sj.push_id) != len || memcmp(j->sj.push_id, id, len)
+				 : j->push_h != h))
 				continue;
-			if (state >= 2) {
-				j->duplicate = j->done = true;
-			} else if (at + CH_PENDING_NS > now) {
-				j->ret = ap_errf(j->err, sizeof(j->err), -EINPROGRESS,
-						 "push %s is being stored by another writer; retry "
-						 "later",
-						 j->sj.push_id);
-				j->done = true;
-			} else {
-				j->has_pending = true;
-			}
+			if (state > j->state)
+				j->state = state;
+			if (state == 1 && at > j->state1_at)
+				j->state1_at = at;
 		}
 	}
 	if (!ret && c.bad)
 		ret = ap_errf(err, errlen, -EPROTO, "ClickHouse: malformed answer (push ids)");
+	for (size_t i = 0; i < n && !ret; i++) {
+		struct ch_job *j = v[i];
+
+		if (j->done || !j->state)
+			continue;
+		if (j->state >= 2) {
+			j->duplicate = j->done = true;
+		} else if (j->state1_at + CH_PENDING_NS > now) {
+			j->ret = ap_errf(j->err, sizeof(j->err), -EINPROGRESS,
+					 "push %s is being stored by another writer; retry later",
+					 j->sj.push_id);
+			j->done = true;
+		} else {
+			j->has_pending = true;
+		}
+	}
 	/* a write that began and failed (or timed out) long enough ago: store only the tables
 	 * that lack its rows (each table's rows of one push went in one block: all or none) */
 	for (size_t i = 0; i < n && !ret; i++) {
@@ -242,9 +281,18 @@ static int check_ids(struct ch_store *s, struct ch_job **v, size_t n, const char
 	ch_buf_free(&q);
 	ch_buf_free(&ans);
 	ch_buf_free(&ids);
+	ch_buf_free(&hashes);
 	return ret;
 }
 
+/* Does the samples INSERT mark this push stored (ap_stored_mv)? */
+static bool marked_by_samples(const struct ch_job *j)
+{
+	return j->sj.nentries && !j->skip_samples && j->push_h;
+}
+
+/* ap_pushes rows: state 1 for the new pushes; state 2 for those the samples INSERT does not
+ * mark (table rows only, or a recovered push whose samples were in already). */
 static void push_rows(struct ch_buf *b, struct ch_job **v, size_t n, uint8_t state, uint64_t rv)
 {
 	uint64_t now = ch_real_ns();
@@ -252,7 +300,8 @@ static void push_rows(struct ch_buf *b, struct ch_job **v, size_t n, uint8_t sta
 	for (size_t i = 0; i < n; i++) {
 		struct ch_job *j = v[i];
 
-		if (j->done || !j->sj.push_id || (state == 1 && j->has_pending))
+		if (j->done || !j->sj.push_id || (state == 1 && j->has_pending) ||
+		    (state == 2 && marked_by_samples(j)))
 			continue;
 		ch_rb_str(b, j->sj.push_id);
 		ch_rb_u32(b, (uint32_t)(j->sj.from_ns / 1000000000ULL));
@@ -296,10 +345,10 @@ static int put_pairs(struct ch_buf *b, const struct sq_buf *blob, bool two_array
 	return 0;
 }
 
-/* Step 3: dictionary rows not written yet for their day. */
-static int dicts(struct ch_store *s, struct ch_job **v, size_t n, char *err, size_t errlen)
+/* Step 2: dictionary rows not written yet for their day, into fr, st, se. */
+static int dicts(struct ch_store *s, struct ch_job **v, size_t n, struct ch_buf *fr,
+		 struct ch_buf *st, struct ch_buf *se, char *err, size_t errlen)
 {
-	struct ch_buf fr = {0}, st = {0}, se = {0};
 	int ret = 0;
 
 	pthread_mutex_lock(&s->seenlock);
@@ -314,49 +363,47 @@ static int dicts(struct ch_store *s, struct ch_job **v, size_t n, char *err, siz
 
 			if (seen_has(s->seen, f->hash, day))
 				continue;
-			ch_rb_u16(&fr, day);
-			ch_rb_u64(&fr, f->hash);
-			ch_rb_str(&fr, f->name);
-			ch_rb_str(&fr, f->module);
-			ch_rb_str(&fr, f->file);
-			ch_rb_u32(&fr, f->line);
-			ch_rb_u8(&fr, (uint8_t)f->kind);
-			ch_rb_u8(&fr, (uint8_t)f->flags);
+			ch_rb_u16(fr, day);
+			ch_rb_u64(fr, f->hash);
+			ch_rb_str(fr, f->name);
+			ch_rb_str(fr, f->module);
+			ch_rb_str(fr, f->file);
+			ch_rb_u32(fr, f->line);
+			ch_rb_u8(fr, (uint8_t)f->kind);
+			ch_rb_u8(fr, (uint8_t)f->flags);
 		}
 		for (size_t k = 0; k < j->nstacks; k++) {
 			const struct pj_stack *t = &j->stacks[k];
 
 			if (seen_has(s->seen, t->hash, day))
 				continue;
-			ch_rb_u16(&st, day);
-			ch_rb_u64(&st, t->hash);
-			ch_rb_len(&st, t->n);
+			ch_rb_u16(st, day);
+			ch_rb_u64(st, t->hash);
+			ch_rb_len(st, t->n);
 			for (uint32_t f = 0; f < t->n; f++)
-				ch_rb_u64(&st, j->frames[j->stack_frames[t->first + f]].hash);
+				ch_rb_u64(st, j->frames[j->stack_frames[t->first + f]].hash);
 		}
 		for (size_t k = 0; k < j->nseries && !ret; k++) {
 			const struct pj_series *e = &j->series[k];
 
 			if (seen_has(s->seen, e->hash, day))
 				continue;
-			ch_rb_u16(&se, day);
-			ch_rb_u64(&se, e->hash);
-			ret = put_pairs(&se, &e->blob, true) ?: put_pairs(&se, &j->vtypes, false);
-			ch_rb_u64(&se, j->period);
+			ch_rb_u16(se, day);
+			ch_rb_u64(se, e->hash);
+			ret = put_pairs(se, &e->blob, true) ?: put_pairs(se, &j->vtypes, false);
+			ch_rb_u64(se, j->period);
 		}
 	}
 	pthread_mutex_unlock(&s->seenlock);
-	if (ret)
-		ret = ap_errf(err, errlen, ret, "cannot encode a series");
-	if (!ret)
-		ret = insert(s, CH_SQL_FRAMES_INS, &fr, err, errlen);
-	if (!ret)
-		ret = insert(s, CH_SQL_STACKS_INS, &st, err, errlen);
-	if (!ret)
-		ret = insert(s, CH_SQL_SERIES_INS, &se, err, errlen);
-	/* remembered only once all three are in: a stack is never written before its frames */
+	return ret ? ap_errf(err, errlen, ret, "cannot encode a series") : 0;
+}
+
+/* Remembered only once all three tables have them (a stack is never written without its
+ * frames), before the samples that use them are written (step 3). */
+static void dicts_written(struct ch_store *s, struct ch_job **v, size_t n)
+{
 	pthread_mutex_lock(&s->seenlock);
-	for (size_t i = 0; i < n && !ret; i++) {
+	for (size_t i = 0; i < n; i++) {
 		struct sq_job *j = &v[i]->sj;
 		uint16_t day = day_of(j->from_ns);
 
@@ -370,19 +417,11 @@ static int dicts(struct ch_store *s, struct ch_job **v, size_t n, char *err, siz
 			seen_add(s->seen, j->series[k].hash, day);
 	}
 	pthread_mutex_unlock(&s->seenlock);
-	ch_buf_free(&fr);
-	ch_buf_free(&st);
-	ch_buf_free(&se);
-	return ret;
 }
 
-/* Step 4. */
-static int data(struct ch_store *s, struct ch_job **v, size_t n, uint64_t rv, char *err,
-		size_t errlen)
+/* Step 3's bodies: the samples into sm, the table rows into rw. */
+static void data(struct ch_job **v, size_t n, uint64_t rv, struct ch_buf *sm, struct ch_buf *rw)
 {
-	struct ch_buf sm = {0}, rw = {0};
-	int ret;
-
 	for (size_t i = 0; i < n; i++) {
 		struct ch_job *cj = v[i];
 		struct sq_job *j = &cj->sj;
@@ -393,73 +432,98 @@ static int data(struct ch_store *s, struct ch_job **v, size_t n, uint64_t rv, ch
 		for (size_t k = 0; k < j->nentries && !cj->skip_samples; k++) {
 			const struct pj_entry *e = &j->entries[k];
 
-			ch_rb_u32(&sm, t);
-			ch_rb_u64(&sm, j->from_ns);
-			ch_rb_u64(&sm, j->series[e->series].hash);
-			ch_rb_u64(&sm, j->stacks[e->stack].hash);
+			ch_rb_u32(sm, t);
+			ch_rb_u64(sm, j->from_ns);
+			ch_rb_u64(sm, j->series[e->series].hash);
+			ch_rb_u64(sm, j->stacks[e->stack].hash);
 			for (int x = 0; x < AP_MAX_VALUES; x++)
-				ch_rb_u64(&sm, x < (int)j->nvalues ? e->v[x] : 0);
-			ch_rb_u64(&sm, cj->push_h);
-			ch_rb_u64(&sm, rv);
-			ch_rb_u64(&sm, cj->sk);
+				ch_rb_u64(sm, x < (int)j->nvalues ? e->v[x] : 0);
+			ch_rb_u64(sm, cj->push_h);
+			ch_rb_u64(sm, rv);
+			ch_rb_u64(sm, cj->sk);
 		}
 		for (size_t k = 0; k < j->nrows && !cj->skip_rows; k++) {
 			const struct ap_table_row *r = j->rows[k].r;
 
-			ch_rb_u32(&rw, t);
-			ch_rb_u64(&rw, j->from_ns);
-			ch_rb_u64(&rw, j->series[j->rows[k].series].hash);
-			ch_rb_str(&rw, r->table);
-			ch_rb_str(&rw, r->key);
+			ch_rb_u32(rw, t);
+			ch_rb_u64(rw, j->from_ns);
+			ch_rb_u64(rw, j->series[j->rows[k].series].hash);
+			ch_rb_str(rw, r->table);
+			ch_rb_str(rw, r->key);
 			for (int x = 0; x < AP_STORE_TABLE_VALUES; x++)
-				ch_rb_u64(&rw, r->v[x]);
-			ch_rb_len(&rw, AP_HIST_SLOTS);
+				ch_rb_u64(rw, r->v[x]);
+			ch_rb_len(rw, AP_HIST_SLOTS);
 			for (int x = 0; x < AP_HIST_SLOTS; x++)
-				ch_rb_u64(&rw, r->hist[x]);
-			ch_rb_u64(&rw, cj->push_h);
-			ch_rb_u64(&rw, rv);
-			ch_rb_u64(&rw, cj->sk);
+				ch_rb_u64(rw, r->hist[x]);
+			ch_rb_u64(rw, cj->push_h);
+			ch_rb_u64(rw, rv);
+			ch_rb_u64(rw, cj->sk);
 		}
 	}
-	ret = insert(s, CH_SQL_SAMPLES_INS, &sm, err, errlen);
-	if (!ret)
-		ret = insert(s, CH_SQL_ROWS_INS, &rw, err, errlen);
-	ch_buf_free(&sm);
-	ch_buf_free(&rw);
-	return ret;
 }
 
-static void write_batch(struct ch_store *s, struct ch_job **v, size_t n)
-{
-	struct ch_buf vis = {0}, pb = {0};
-	uint64_t rv = 0;
-	char err[256] = "";
+/* A batch between its two stages. */
+struct stage {
+	uint64_t rv;
 	int ret;
+	char err[256];
+};
 
-	ret = ch_vis(s, &vis, &rv, err, sizeof(err));
-	if (!ret)
-		ret = check_ids(s, v, n, vis.b, err, sizeof(err));
-	if (!ret) {
-		push_rows(&pb, v, n, 1, rv);
-		ret = insert(s, CH_SQL_PUSHES_INS, &pb, err, sizeof(err));
+/* Stage 1 (steps 1 and 2): what to write, and the marks and dictionaries it needs. */
+static void batch_front(struct ch_store *s, struct ch_job **v, size_t n, struct stage *g)
+{
+	struct ch_buf vis = {0}, p1 = {0}, fr = {0}, st = {0}, se = {0};
+
+	g->ret = ch_vis(s, &vis, &g->rv, g->err, sizeof(g->err));
+	if (!g->ret)
+		g->ret = check_ids(s, v, n, vis.b, g->err, sizeof(g->err));
+	if (!g->ret) {
+		push_rows(&p1, v, n, 1, g->rv);
+		g->ret = dicts(s, v, n, &fr, &st, &se, g->err, sizeof(g->err));
 	}
-	if (!ret)
-		ret = dicts(s, v, n, err, sizeof(err));
-	if (!ret)
-		ret = data(s, v, n, rv, err, sizeof(err));
-	if (!ret) {
-		pb.n = 0;
-		push_rows(&pb, v, n, 2, rv);
-		ret = insert(s, CH_SQL_PUSHES_INS, &pb, err, sizeof(err));
+	if (!g->ret) {
+		/* independent of each other, all needed before the samples: one round trip */
+		const struct ins step2[] = {{CH_SQL_PUSHES_INS, &p1},
+					    {CH_SQL_FRAMES_INS, &fr},
+					    {CH_SQL_STACKS_INS, &st},
+					    {CH_SQL_SERIES_INS, &se}};
+
+		g->ret = insert_many(s, step2, 4, g->err, sizeof(g->err));
 	}
-	if (ret) {
-		fail_all(v, n, ret, err);
+	if (!g->ret)
+		dicts_written(s, v, n);
+	ch_buf_free(&vis);
+	ch_buf_free(&p1);
+	ch_buf_free(&fr);
+	ch_buf_free(&st);
+	ch_buf_free(&se);
+}
+
+/* Stage 2 (steps 3 and 4): the data, then the state 2 rows the samples did not give. */
+static void batch_back(struct ch_store *s, struct ch_job **v, size_t n, struct stage *g)
+{
+	struct ch_buf p2 = {0}, sm = {0}, rw = {0};
+
+	if (!g->ret) {
+		data(v, n, g->rv, &sm, &rw);
+		/* the table rows before the samples: the samples INSERT marks a push stored */
+		g->ret = insert(s, CH_SQL_ROWS_INS, &rw, g->err, sizeof(g->err));
+	}
+	if (!g->ret)
+		g->ret = insert(s, CH_SQL_SAMPLES_INS, &sm, g->err, sizeof(g->err));
+	if (!g->ret) {
+		push_rows(&p2, v, n, 2, g->rv);
+		g->ret = insert(s, CH_SQL_PUSHES_INS, &p2, g->err, sizeof(g->err));
+	}
+	if (g->ret) {
+		fail_all(v, n, g->ret, g->err);
 	} else {
 		for (size_t i = 0; i < n; i++)
 			v[i]->done = true;
 	}
-	ch_buf_free(&vis);
-	ch_buf_free(&pb);
+	ch_buf_free(&p2);
+	ch_buf_free(&sm);
+	ch_buf_free(&rw);
 }
 
 /* ---- retention (writer thread) ---- */
@@ -608,6 +672,14 @@ static bool in_flight(struct ch_store *s, int me, const struct ch_job *j)
 	return false;
 }
 
+/*
+ * The writers form a two-stage pipeline: one writer at a time (front) takes the queued pushes
+ * and runs the first stage (push ids, state 1 rows, dictionaries), then waits for the second
+ * stage (back: the data) and hands the front on. So a batch's samples INSERT overlaps the next
+ * batch's first stage, and the pushes that arrive meanwhile make the batch after it: batches
+ * grow with the load instead of splitting it between writers (every INSERT makes a part per
+ * table, whatever its size).
+ */
 static void *writer_main(void *arg)
 {
 	struct ch_wctx *wc = arg;
@@ -615,48 +687,59 @@ static void *writer_main(void *arg)
 	int me = wc->idx;
 	struct ch_job **batch = s->flight[me];
 
-	pthread_mutex_lock(&s->qlock);
 	for (;;) {
 		size_t n = 0, entries = 0;
+		struct ch_job *rj = NULL;
+		struct stage g = {0};
+		bool periodic = false;
 
+		pthread_mutex_lock(&s->front);
+		pthread_mutex_lock(&s->qlock);
 		while (!s->qhead && !s->stopping) {
 			struct timespec ts;
 
-			if (!me && s->next_retention_mono && ch_mono_ns() >= s->next_retention_mono)
+			if (s->next_retention_mono && ch_mono_ns() >= s->next_retention_mono)
 				break;
 			clock_gettime(CLOCK_REALTIME, &ts);
 			ts.tv_sec += 1;
 			pthread_cond_timedwait(&s->qcond, &s->qlock, &ts);
 		}
-		if (!s->qhead && s->stopping)
-			break;
-		if (!s->qhead) { /* --retention */
-			struct ch_job j = {.kind = JOB_RETENTION};
-
-			s->next_retention_mono = ch_mono_ns() + 60 * 1000000000ULL;
-			j.before_ns = ch_real_ns() - s->opts.retention_ns;
+		if (!s->qhead && s->stopping) {
 			pthread_mutex_unlock(&s->qlock);
-			retention_run(s, &j);
-			pthread_mutex_lock(&s->qlock);
-			continue;
+			pthread_mutex_unlock(&s->front);
+			break;
 		}
-		if (s->qhead->kind == JOB_RETENTION) {
-			struct ch_job *j = s->qhead;
-
-			s->qhead = j->next;
+		if (!s->qhead) { /* --retention */
+			periodic = true;
+			s->next_retention_mono = ch_mono_ns() + 60 * 1000000000ULL;
+		} else if (s->qhead->kind == JOB_RETENTION) {
+			rj = s->qhead;
+			s->qhead = rj->next;
 			if (!s->qhead)
 				s->qtail = NULL;
 			s->qlen--;
-			pthread_mutex_unlock(&s->qlock);
-			retention_run(s, j);
-			pthread_mutex_lock(&s->qlock);
-			j->done = j->finished = true;
-			pthread_cond_broadcast(&s->donecond);
-			continue;
 		}
-		while (s->qhead && s->qhead->kind == JOB_WRITE && n < CH_BATCH_MAX &&
-		       (!n || entries + s->qhead->sj.nentries <= CH_BATCH_ENTRIES)) {
+		for (uint64_t until = 0; !periodic && !rj;) {
 			struct ch_job *j = s->qhead;
+
+			if (!j && n && n < CH_BATCH_MAX && s->preparing && !s->stopping) {
+				/* pushes are being decoded for write() right now: wait a little
+				 * for them rather than give each its own INSERTs */
+				uint64_t now = ch_real_ns();
+				struct timespec ts;
+
+				if (!until)
+					until = now + CH_GATHER_NS;
+				if (now < until) {
+					ts.tv_sec = (time_t)(until / 1000000000ULL);
+					ts.tv_nsec = (long)(until % 1000000000ULL);
+					pthread_cond_timedwait(&s->qcond, &s->qlock, &ts);
+					continue;
+				}
+			}
+			if (!j || j->kind != JOB_WRITE || n >= CH_BATCH_MAX ||
+			    (n && entries + j->sj.nentries > CH_BATCH_ENTRIES))
+				break;
 
 			s->qhead = j->next;
 			if (!s->qhead)
@@ -677,14 +760,35 @@ static void *writer_main(void *arg)
 			s->nflight[me] = n;
 		}
 		pthread_mutex_unlock(&s->qlock);
-		write_batch(s, batch, n);
+		if (periodic || rj || !n) {
+			/* retention beside the writes, as one more writer */
+			pthread_mutex_unlock(&s->front);
+			if (periodic) {
+				struct ch_job j = {.kind = JOB_RETENTION};
+
+				j.before_ns = ch_real_ns() - s->opts.retention_ns;
+				retention_run(s, &j);
+			} else if (rj) {
+				retention_run(s, rj);
+				pthread_mutex_lock(&s->qlock);
+				rj->done = rj->finished = true;
+				pthread_cond_broadcast(&s->donecond);
+				pthread_mutex_unlock(&s->qlock);
+			}
+			continue;
+		}
+		batch_front(s, batch, n, &g);
+		pthread_mutex_lock(&s->back);
+		pthread_mutex_unlock(&s->front);
+		batch_back(s, batch, n, &g);
+		pthread_mutex_unlock(&s->back);
 		pthread_mutex_lock(&s->qlock);
 		for (size_t i = 0; i < n; i++)
 			batch[i]->finished = true;
 		s->nflight[me] = 0;
 		pthread_cond_broadcast(&s->donecond);
+		pthread_mutex_unlock(&s->qlock);
 	}
-	pthread_mutex_unlock(&s->qlock);
 	return NULL;
 }
 
@@ -730,7 +834,10 @@ void ch_writer_stop(struct ch_store *s)
 static int enqueue_wait(struct ch_store *s, struct ch_job *j, char *err, size_t errlen)
 {
 	pthread_mutex_lock(&s->qlock);
+	if (j->kind == JOB_WRITE)
+		s->preparing--;
 	if (s->qlen >= CH_QUEUE_MAX) {
+		pthread_cond_broadcast(&s->qcond);
 		pthread_mutex_unlock(&s->qlock);
 		return ap_errf(err, errlen, -EAGAIN, "%d writes are queued for ClickHouse",
 			       CH_QUEUE_MAX);
@@ -741,7 +848,8 @@ static int enqueue_wait(struct ch_store *s, struct ch_job *j, char *err, size_t 
 		s->qhead = j;
 	s->qtail = j;
 	s->qlen++;
-	pthread_cond_signal(&s->qcond);
+	/* every writer: the one gathering a batch and an idle one */
+	pthread_cond_broadcast(&s->qcond);
 	while (!j->finished)
 		pthread_cond_wait(&s->donecond, &s->qlock);
 	pthread_mutex_unlock(&s->qlock);
@@ -767,8 +875,16 @@ int ch_write(struct ap_store *st, const struct ap_store_write *w, bool *duplicat
 	if (!j)
 		return ap_errf(err, errlen, -ENOMEM, "out of memory");
 	j->kind = JOB_WRITE;
+	pthread_mutex_lock(&s->qlock);
+	s->preparing++;
+	pthread_mutex_unlock(&s->qlock);
 	ret = sq_job_prepare(&j->sj, w, err, errlen);
-	if (!ret) {
+	if (ret) {
+		pthread_mutex_lock(&s->qlock);
+		s->preparing--;
+		pthread_cond_broadcast(&s->qcond);
+		pthread_mutex_unlock(&s->qlock);
+	} else {
 		j->push_h = j->sj.push_id ? sq_str_hash(j->sj.push_id, strlen(j->sj.push_id)) : 0;
 		j->sk = shard_key(w);
 		ret = enqueue_wait(s, j, err, errlen);

@@ -5,9 +5,13 @@
  * an unreachable server, the migration of a version-0 store, ClickHouse stopped under a writer
  * (errors, nothing acknowledged, the retry stored once), the recovery of a push whose write was
  * interrupted, and retention that stays done across a restart of 18.16 (which brings dropped
- * parts back). Needs AP_STORE_SPEC, AP_CH_HTTP, AP_CH_STOP and AP_CH_START (from the launcher).
+ * parts back); the write path's shape: the "stored" mark that the samples INSERT writes (no
+ * statement of its own), concurrent pushes gathered into shared INSERTs, the fast start that
+ * skips the DDL of a complete store, and the migration of a version-1 store.
+ * Needs AP_STORE_SPEC, AP_CH_HTTP, AP_CH_STOP and AP_CH_START (from the launcher).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -250,7 +254,7 @@ static void test_migrate(void **state)
 			      "table = '%s' AND name = 'sk'",
 			      "ap_samples"),
 			 1);
-	assert_int_equal(qnum("SELECT max(version) FROM ap_mig.%s", "ap_schema"), 1);
+	assert_int_equal(qnum("SELECT max(version) FROM ap_mig.%s", "ap_schema"), 2);
 	assert_int_equal(qnum("SELECT sum(v0) FROM ap_mig.%s", "ap_samples"), 5);
 	/* idempotent: a second open changes nothing */
 	ap_store_close(s);
@@ -310,14 +314,17 @@ static void test_pending(void **state)
 	assert_non_null(strstr(err, "retry"));
 	put_ok(s, "old", T0, 10); /* began, wrote nothing: written now */
 	assert_int_equal(total(s, T0, T0 + HOUR), 10);
-	/* began and wrote its samples, but the "stored" mark is missing: not written again */
+	/* began and wrote its samples, but the "stored" mark is missing (the samples INSERT's
+	 * part landed, the view's did not): not written again */
 	put_ok(s, "half", T0 + SEC, 100);
 	assert_non_null(q("ALTER TABLE ap_pend.ap_pushes DELETE WHERE id = 'half'"));
+	assert_non_null(q("ALTER TABLE ap_pend.ap_stored DELETE WHERE 1"));
 	for (int i = 0; i < 300 && qnum("SELECT count() FROM system.mutations WHERE database = "
-					"'ap_pend' AND table = '%s' AND NOT is_done",
-					"ap_pushes");
+					"'ap_pend' AND NOT is_done AND table != '%s'",
+					"");
 	     i++)
 		usleep(100000);
+	assert_int_equal(qnum("SELECT count() FROM ap_pend.%s", "ap_stored"), 0);
 	assert_non_null(q("INSERT INTO ap_pend.ap_pushes (id, t, state, at, rv) VALUES "
 			  "('half', %llu, 1, %llu, 0)",
 			  (unsigned long long)(T0 / SEC + 1),
@@ -422,6 +429,169 @@ static void test_selectors(void **state)
 		assert_int_equal(sql, sel_total(s, same[i][1], from, until, NULL));
 		fprintf(stderr, "%s = %s: %llu\n", same[i][0], same[i][1], (unsigned long long)sql);
 	}
+
+/* A push with samples is marked stored by the samples INSERT itself (ap_stored, through the
+ * view): ap_pushes holds only its state 1 row, and a second write is a duplicate. A push of
+ * table rows only gets its state 2 row in ap_pushes. */
+static void test_stored_mark(void **state)
+{
+	struct ap_table_row row = {
+	    .table = "syscall", .key = "read", .pid = 5, .comm = "app", .v = {10, 1, 1000, 0}};
+	struct ap_label_kv labels[] = {{"mode", "syscall"}, {"host", "h1"}};
+	struct ap_store_write w = {.push_id = "rows1",
+				   .labels = labels,
+				   .nlabels = 2,
+				   .from_ns = T0 + 5 * SEC,
+				   .until_ns = T0 + 15 * SEC,
+				   .rows = &row,
+				   .nrows = 1};
+	struct ap_store *s;
+	char err[512];
+	bool dup = true;
+
+	(void)state;
+	assert_non_null(q("DROP DATABASE IF EXISTS ap_mark"));
+	s = open_db("ap_mark");
+	put_ok(s, "m1", T0, 7);
+	assert_int_equal(qnum("SELECT count() FROM ap_mark.%s", "ap_stored"), 1);
+	assert_int_equal(qnum("SELECT count() FROM ap_mark.ap_pushes WHERE id = '%s'", "m1"), 1);
+	assert_int_equal(qnum("SELECT max(state) FROM ap_mark.ap_pushes WHERE id = '%s'", "m1"), 1);
+	assert_int_equal(put(s, "m1", T0, 7, &dup, err, sizeof(err)), 0);
+	assert_true(dup);
+	/* table rows only: no samples INSERT to mark it */
+	if (s->ops->write(s, &w, &dup, err, sizeof(err)))
+		fail_msg("write rows1: %s", err);
+	assert_false(dup);
+	assert_int_equal(
+	    qnum("SELECT count() FROM ap_mark.ap_pushes WHERE id = '%s' AND state = 2", "rows1"),
+	    1);
+	assert_int_equal(qnum("SELECT count() FROM ap_mark.%s", "ap_stored"), 1);
+	assert_int_equal(s->ops->write(s, &w, &dup, err, sizeof(err)), 0);
+	assert_true(dup);
+	assert_int_equal(total(s, T0, T0 + HOUR), 7);
+	ap_store_close(s);
+}
+
+/* Pushes written at the same moment share INSERTs (group commit): 16 pushes from 16 threads
+ * need fewer INSERT statements than 16 pushes written one by one (at least two each: the
+ * state 1 rows and the samples), and every one is stored once. */
+struct conc {
+	struct ap_store *s;
+	pthread_barrier_t *go;
+	int i, ret;
+	bool dup;
+	char err[256];
+};
+
+static void *conc_put(void *arg)
+{
+	struct conc *c = arg;
+	char id[16];
+
+	snprintf(id, sizeof(id), "c%d", c->i);
+	pthread_barrier_wait(c->go);
+	c->ret = put(c->s, id, T0 + (uint64_t)c->i * SEC, 1, &c->dup, c->err, sizeof(c->err));
+	return NULL;
+}
+
+static void test_group_commit(void **state)
+{
+	enum { N = 16 };
+	struct conc c[N];
+	pthread_t th[N];
+	pthread_barrier_t go;
+	struct ap_store *s;
+	uint64_t before, inserts;
+
+	(void)state;
+	assert_non_null(q("DROP DATABASE IF EXISTS ap_group"));
+	s = open_db("ap_group");
+	put_ok(s, "warm", T0 + 100 * SEC, 1); /* the dictionaries are in: no dictionary INSERTs */
+	pthread_barrier_init(&go, NULL, N);
+	before = qnum("SELECT value FROM system.events WHERE event = '%s'", "InsertQuery");
+	for (int i = 0; i < N; i++) {
+		c[i] = (struct conc){.s = s, .go = &go, .i = i};
+		assert_int_equal(pthread_create(&th[i], NULL, conc_put, &c[i]), 0);
+	}
+	for (int i = 0; i < N; i++) {
+		pthread_join(th[i], NULL);
+		if (c[i].ret)
+			fail_msg("push c%d: %s", i, c[i].err);
+		assert_false(c[i].dup);
+	}
+	inserts =
+	    qnum("SELECT value FROM system.events WHERE event = '%s'", "InsertQuery") - before;
+	fprintf(stderr, "%d concurrent pushes: %llu INSERT statements\n", N,
+		(unsigned long long)inserts);
+	assert_true(inserts < 2 * N);
+	assert_int_equal(total(s, T0, T0 + HOUR), N + 1);
+	assert_int_equal(qnum("SELECT count() FROM ap_group.%s", "ap_stored"), N + 1);
+	pthread_barrier_destroy(&go);
+	ap_store_close(s);
+}
+
+/* A store with the current schema complete opens without DDL; one missing object (here the
+ * view that writes the stored marks) sends the open through the full step, which makes it. */
+static void test_fast_start(void **state)
+{
+	struct ap_store *s;
+
+	(void)state;
+	assert_non_null(q("DROP DATABASE IF EXISTS ap_fast"));
+	s = open_db("ap_fast");
+	assert_false(ch_of(s)->fast_start);
+	ap_store_close(s);
+	s = open_db("ap_fast");
+	assert_true(ch_of(s)->fast_start);
+	put_ok(s, "f1", T0, 2);
+	ap_store_close(s);
+	assert_non_null(q("DROP TABLE ap_fast.ap_stored_mv"));
+	s = open_db("ap_fast");
+	assert_false(ch_of(s)->fast_start);
+	assert_int_equal(qnum("SELECT count() FROM system.tables WHERE database = 'ap_fast' AND "
+			      "name = '%s'",
+			      "ap_stored_mv"),
+			 1);
+	put_ok(s, "f2", T0 + SEC, 3);
+	assert_int_equal(qnum("SELECT count() FROM ap_fast.%s", "ap_stored"), 2);
+	assert_int_equal(total(s, T0, T0 + HOUR), 5);
+	ap_store_close(s);
+}
+
+/* A version-1 store (no ap_stored; its writers marked pushes stored with state 2 rows) is
+ * migrated to version 2: the table and view appear, the old marks still answer duplicates,
+ * and new pushes get the new mark. */
+static void test_migrate_v1(void **state)
+{
+	struct ap_store *s;
+	char err[512];
+	bool dup = false;
+
+	(void)state;
+	assert_non_null(q("DROP DATABASE IF EXISTS ap_v1"));
+	s = open_db("ap_v1");
+	ap_store_close(s);
+	/* back to the version-1 layout, with one push stored the version-1 way */
+	assert_non_null(q("DROP TABLE ap_v1.ap_stored_mv"));
+	assert_non_null(q("DROP TABLE ap_v1.ap_stored"));
+	assert_non_null(q("DROP TABLE ap_v1.ap_schema"));
+	assert_non_null(q("CREATE TABLE ap_v1.ap_schema (version UInt32, at DateTime) ENGINE = "
+			  "MergeTree() ORDER BY version"));
+	assert_non_null(q("INSERT INTO ap_v1.ap_schema (version, at) VALUES (1, now())"));
+	assert_non_null(q("INSERT INTO ap_v1.ap_pushes (id, t, state, at, rv) VALUES "
+			  "('old', %llu, 1, 1, 0), ('old', %llu, 2, 2, 0)",
+			  (unsigned long long)(T0 / SEC), (unsigned long long)(T0 / SEC)));
+	s = open_db("ap_v1");
+	assert_false(ch_of(s)->fast_start);
+	assert_int_equal(qnum("SELECT max(version) FROM ap_v1.%s", "ap_schema"), 2);
+	assert_int_equal(put(s, "old", T0, 4, &dup, err, sizeof(err)), 0);
+	assert_true(dup);
+	put_ok(s, "new", T0 + SEC, 6);
+	assert_int_equal(qnum("SELECT count() FROM ap_v1.%s", "ap_stored"), 1);
+	assert_int_equal(total(s, T0, T0 + HOUR), 6);
+	ap_store_close(s);
+	s = open_db("ap_v1");
+	assert_true(ch_of(s)->fast_start);
 	ap_store_close(s);
 }
 
@@ -434,6 +604,11 @@ int main(void)
 	    cmocka_unit_test(test_pending),
 	    cmocka_unit_test(test_retention_restart),
 	    cmocka_unit_test(test_selectors),
+
+	    cmocka_unit_test(test_stored_mark),
+	    cmocka_unit_test(test_group_commit),
+	    cmocka_unit_test(test_fast_start),
+	    cmocka_unit_test(test_migrate_v1),
 	};
 	const char *spec = getenv("AP_STORE_SPEC"), *http = getenv("AP_CH_HTTP");
 	struct ch_http_opts o = {0};
