@@ -133,13 +133,13 @@ class Aggregator:
     """aperture-aggregator on a --storage URL; .proc and .url as bench/aggregator_bench.py's
     run_loadgen and query_latency expect."""
 
-    def __init__(self, build, tmp, storage):
+    def __init__(self, build, tmp, storage, extra=()):
         self.bin = os.path.join(build, "bin", "aperture-aggregator")
         self.port = ab.free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = open(os.path.join(tmp, "aggregator.log"), "w")
         self.proc = subprocess.Popen([self.bin, "--listen", f"127.0.0.1:{self.port}",
-                                      "--storage", storage, "--retention", "30d"],
+                                      "--storage", storage, "--retention", "30d", *extra],
                                      stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 60
         while time.time() < deadline:
@@ -210,7 +210,8 @@ def run_backend(kind, a, profiles, end_s, rows, stamp):
             with open(state_path) as f:
                 state = json.load(f)
     store = Store(kind, tmp, reuse)
-    agg = Aggregator(a.build, tmp, store.storage)
+    agg = Aggregator(a.build, tmp, store.storage,
+                     ["--threads", str(a.aggregator_threads)] if a.aggregator_threads else [])
     print(f"\n=== {kind}: {store.version()}; aggregator {agg.url}")
     out = {}
     try:
@@ -315,6 +316,8 @@ def main():
     ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--no-keepalive", action="store_true")
+    ap.add_argument("--aggregator-threads", type=int, default=0,
+                    help="the aggregator's --threads (default: its own default)")
     ap.add_argument("--csv", default="storage-compare.csv")
     ap.add_argument("--keep", action="store_true", help="keep the stores")
     ap.add_argument("--reuse", metavar="DIR",

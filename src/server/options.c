@@ -34,7 +34,8 @@ void ap_server_usage(FILE *out, const char *prog)
 		"  --max-body SIZE           largest request body (default 32M; K, M, G)\n"
 		"  --max-inflated SIZE       largest size a gzipped profile may inflate to\n"
 		"                            (default 8 x --max-body)\n"
-		"  --threads N               HTTP worker threads (default 4 x CPUs, 8 to 64)\n"
+		"  --threads N               HTTP worker threads (default 4 x CPUs, 8 to 64; at\n"
+		"                            least 32 with a clickhouse:// store)\n"
 		"  --max-connections N       open connections at most (default %d)\n"
 		"  --timeout SECONDS         close a connection idle this long (default %d)\n"
 		"  -v, --verbose             log every request (never tokens)\n"
@@ -133,6 +134,7 @@ int ap_server_parse_args(int argc, char **argv, struct ap_server_opts *o)
 	};
 	const char *prog = o->prog ? o->prog : "aperture-aggregator";
 	uint64_t v;
+	bool threads_given = false;
 	long ncpu;
 	int c;
 
@@ -208,6 +210,7 @@ int ap_server_parse_args(int argc, char **argv, struct ap_server_opts *o)
 				return usage_error(prog, "bad --threads '%s': expected 1..%d",
 						   optarg, AP_SERVER_MAX_THREADS);
 			o->threads = (unsigned)v;
+			threads_given = true;
 			break;
 		case OPT_MAX_CONN:
 			if (ap_parse_u64(optarg, 1, 1000000, &v))
@@ -244,6 +247,12 @@ int ap_server_parse_args(int argc, char **argv, struct ap_server_opts *o)
 				   "--tls-cert and --tls-key go together: give both or neither");
 	if (!o->max_inflated)
 		o->max_inflated = o->max_body * 8;
+	/* A ClickHouse write waits a network round trip or three (~100-300 ms) for its batch,
+	 * against milliseconds for SQLite: the pushes in flight are what makes its batches, and
+	 * its INSERTs cost per part, not per row (docs/deploy.md, "Sizing"). */
+	if (!threads_given && !strncmp(o->storage, "clickhouse://", 13) &&
+	    o->threads < AP_SERVER_CLICKHOUSE_THREADS)
+		o->threads = AP_SERVER_CLICKHOUSE_THREADS;
 	if (!strchr(o->storage, ':'))
 		return usage_error(prog,
 				   "bad --storage '%s': use sqlite:PATH, e.g. "

@@ -20,6 +20,8 @@
 #define AP_SERVER_DEFAULT_RETENTION_NS (7ULL * 86400 * 1000000000ULL)
 #define AP_SERVER_DEFAULT_MAX_BODY (32ULL << 20)
 #define AP_SERVER_MAX_THREADS 256
+/* the default --threads with a ClickHouse store (at least) */
+#define AP_SERVER_CLICKHOUSE_THREADS 32
 #define AP_SERVER_MAX_TOKEN 4096
 
 /* Exit codes of aperture-aggregator. */

@@ -429,6 +429,8 @@ static void test_selectors(void **state)
 		assert_int_equal(sql, sel_total(s, same[i][1], from, until, NULL));
 		fprintf(stderr, "%s = %s: %llu\n", same[i][0], same[i][1], (unsigned long long)sql);
 	}
+	ap_store_close(s);
+}
 
 /* A push with samples is marked stored by the samples INSERT itself (ap_stored, through the
  * view): ap_pushes holds only its state 1 row, and a second write is a duplicate. A push of

@@ -115,6 +115,11 @@ static void test_flags(void **state)
 	assert_true(o.retention_ns == 0);
 	assert_int_equal(parse(&o, "--max-body", "1M", "--threads", "3"), 0);
 	assert_true(o.max_body == 1 << 20 && o.max_inflated == 8 << 20 && o.threads == 3);
+	/* a ClickHouse store waits on the network: more workers by default, never over --threads */
+	assert_int_equal(parse(&o, "--storage", "clickhouse://ch:8123/db", NULL, NULL), 0);
+	assert_true(o.threads >= AP_SERVER_CLICKHOUSE_THREADS);
+	assert_int_equal(parse(&o, "--storage", "clickhouse://ch:8123/db", "--threads", "3"), 0);
+	assert_int_equal(o.threads, 3);
 	assert_int_equal(parse(&o, "-h", NULL, NULL, NULL), 0);
 	assert_true(o.help);
 
