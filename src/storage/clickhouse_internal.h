@@ -6,7 +6,8 @@
  * - clickhouse_rb.c: RowBinary encoding of inserts and bounded decoding of answers (network
  *   input: fuzzed by tests/fuzz/fuzz_clickhouse_answer.c);
  * - clickhouse_write.c: the writer thread (group commit, push de-duplication), retention;
- * - clickhouse_read.c: the queries (resolution planner, merge, series, labels, rows).
+ * - clickhouse_read.c: the queries (resolution planner, merge, series, labels, rows);
+ * - clickhouse_stacks.c: the stacks and frames of query answers, fetched once and cached.
  * Writes are prepared by the SQLite backend's sq_job_prepare() (sqlite_job.h): the same
  * checks, messages and series construction for both backends.
  */
@@ -253,5 +254,13 @@ int ch_modes(struct ap_store *st, const struct ap_store_query *q, struct ap_stor
 int ch_rows(struct ap_store *st, const struct ap_store_query *q, struct ap_store_rows *out,
 	    char *err, size_t errlen);
 void ch_cache_free(struct ch_cache *c);
+/* clickhouse_stacks.c: fetch (into the cache) the stacks, and their frames, of the rows whose
+ * keys are stack ids and are not cached yet. Returns 0 or -errno (err says what). */
+int ch_fetch_stacks(struct ch_store *s, const struct ch_mrow *r, size_t n, char *err,
+		    size_t errlen);
+/* The profile's stack id of stored stack id (from the cache; its lock s->clock_ held),
+ * UINT32_MAX - 1 when it is not cached, UINT32_MAX with *oom set when memory ran out. */
+struct ap_profile;
+uint32_t ch_profile_stack(struct ch_store *s, struct ap_profile *p, uint64_t id, bool *oom);
 
 #endif
