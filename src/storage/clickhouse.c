@@ -256,20 +256,9 @@ static int create_tables(struct ch_store *s, char *err, size_t errlen)
 			ret = q.oom ? -ENOMEM : ddl(s, q.b, err, errlen);
 		}
 	}
-	for (size_t i = 0; i < CH_NVIEWS && !ret; i++) {
-		const struct ch_view_def *v = &ch_views[i];
-		char target[96], source[96];
-
-		snprintf(target, sizeof(target), "%s%s", v->target, s->suffix);
-		snprintf(source, sizeof(source), "%s%s", v->source, s->suffix);
-		q.n = 0;
-		ch_buf_printf(&q, CH_SQL_CREATE_VIEW, s->db, v->name, s->on_cluster, s->db, target,
-			      v->bucket, s->db, source);
-		ret = q.oom ? -ENOMEM : ddl(s, q.b, err, errlen);
-	}
 	if (!ret) {
 		q.n = 0;
-		ch_buf_printf(&q, CH_SQL_CREATE_STORED_VIEW, s->db, s->on_cluster, s->db, s->suffix,
+		ch_buf_printf(&q, CH_SQL_CREATE_ROLL_VIEW, s->db, s->on_cluster, s->db, s->suffix,
 			      s->db, s->suffix);
 		ret = q.oom ? -ENOMEM : ddl(s, q.b, err, errlen);
 	}
@@ -292,7 +281,12 @@ static int migrate(struct ch_store *s, int v, char *err, size_t errlen)
 			ret = q.oom ? -ENOMEM : ddl(s, q.b, err, errlen);
 		}
 	}
-	/* v == 1: ap_stored and its view are new; create_tables() makes them */
+	/* v == 1: ap_stored and its view were new (version 2); create_tables() made them */
+	for (size_t i = 0; v == 2 && i < CH_NLEGACY && !ret; i++) {
+		q.n = 0;
+		ch_buf_printf(&q, CH_SQL_DROP_VIEW, s->db, ch_legacy_views[i], s->on_cluster);
+		ret = q.oom ? -ENOMEM : ddl(s, q.b, err, errlen);
+	}
 	ch_buf_free(&q);
 	return ret;
 }
@@ -311,13 +305,8 @@ static bool schema_current(struct ch_store *s)
 	uint32_t version;
 	bool ok = false;
 
-	ch_sql_str(&names, CH_STORED_VIEW);
+	ch_sql_str(&names, CH_ROLL_VIEW);
 	expect++;
-	for (size_t i = 0; i < CH_NVIEWS; i++) {
-		ch_buf_put(&names, ",", 1);
-		ch_sql_str(&names, ch_views[i].name);
-		expect++;
-	}
 	for (size_t i = 0; i < CH_NTABLES; i++) {
 		snprintf(n, sizeof(n), "%s%s", ch_tables[i].name, s->suffix);
 		ch_buf_put(&names, ",", 1);
@@ -350,6 +339,25 @@ static bool schema_current(struct ch_store *s)
 	ch_buf_free(&out);
 	ch_buf_free(&src);
 	return ok;
+}
+
+/* Does the store keep version 2's tables (a migrated store)? Queries then read them too. */
+static int find_legacy(struct ch_store *s, char *err, size_t errlen)
+{
+	struct ch_buf out = {0};
+	struct ch_cur c;
+	int ret = ch_exec_fmt(s, &out, err, errlen, CH_SQL_LEGACY, s->db);
+
+	c = ch_cur_of(&out);
+	if (!ret) {
+		s->legacy_roll = ch_get_u64(&c) != 0;
+		s->legacy_stored = ch_get_u64(&c) != 0;
+		if (c.bad || c.p != c.end)
+			ret = ap_errf(err, errlen, -EPROTO,
+				      "ClickHouse: malformed answer (version 2 tables)");
+	}
+	ch_buf_free(&out);
+	return ret;
 }
 
 static int schema(struct ch_store *s, char *err, size_t errlen)
@@ -411,6 +419,7 @@ ttl:
 	     (s->ver_major == CH_TTL_MIN_MAJOR && s->ver_minor >= CH_TTL_MIN_MINOR)))
 		for (size_t i = 0; i < CH_NTABLES && !ret; i++)
 			if (!strncmp(ch_tables[i].name, "ap_samples", 10) ||
+			    !strcmp(ch_tables[i].name, "ap_roll") ||
 			    !strcmp(ch_tables[i].name, "ap_rows"))
 				ret = ch_exec_fmt(
 				    s, NULL, err, errlen, CH_SQL_TTL, s->db, ch_tables[i].name,
@@ -665,6 +674,8 @@ static int ch_open(const char *loc, const struct ap_store_opts *opts, struct ap_
 		goto fail;
 	}
 	ret = schema(s, err, errlen);
+	if (!ret)
+		ret = find_legacy(s, err, errlen);
 	if (ret)
 		goto fail;
 	ret = ch_writer_start(s, err, errlen);

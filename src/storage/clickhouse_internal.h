@@ -36,6 +36,7 @@
 	60000000000ULL		     /* a push being written elsewhere: answer "retry" this long   \
 				      */
 #define CH_RUNS_TTL_NS 1000000000ULL /* retention runs cached this long */
+#define CH_DAY_NS 86400000000000ULL
 #define CH_HOUR_NS 3600000000000ULL
 #define CH_MIN_NS 60000000000ULL
 
@@ -184,6 +185,9 @@ struct ch_store {
 	const char *ins_settings; /* URL settings of inserts */
 	int ver_major, ver_minor;
 	bool fast_start; /* open found the current schema complete and ran no DDL */
+	/* a store migrated from version 2 keeps its tables: rollups (ap_samples_m1, _h1) and
+	 * stored marks (ap_stored) of the rows inserted before the migration */
+	bool legacy_roll, legacy_stored;
 	struct ap_store_opts opts;
 
 	/* writer */

@@ -92,19 +92,21 @@ static void hours_around(const struct ap_store_query *q, unsigned long long *lo,
  * without a regex matcher one series per group is enough. filt gets the SQL condition that
  * selects them in ClickHouse (series_filter), *exact as there.
  */
-static int pick(struct ch_store *s, const struct ap_store_query *q, unsigned src, const char *vis,
-		struct ch_buf *filt, bool *exact, struct ch_series **out, size_t *nout, char *err,
-		size_t errlen)
+static int pick_sql(struct ch_store *s, const struct ap_store_query *q, unsigned src,
+		    const char *vis, struct ch_buf *filt, bool *exact, struct ch_buf *sql)
 {
-	struct ch_buf sub = {0}, sql = {0}, ans = {0};
+	struct ch_buf sub = {0};
 	unsigned long long lo, hi;
-	struct ch_series *v = NULL;
-	size_t n = 0, k = 0;
-	int ret;
+	bool oom;
 
 	hours_around(q, &lo, &hi);
-	if (src & SRC_SAMPLES)
+	if (src & SRC_SAMPLES) {
 		ch_buf_printf(&sub, CH_SQL_PICK_H1, s->db, lo, hi, vis);
+		if (s->legacy_roll) {
+			ch_buf_printf(&sub, CH_SQL_UNION);
+			ch_buf_printf(&sub, CH_SQL_PICK_H1_LEGACY, s->db, lo, hi, vis);
+		}
+	}
 	if (src & SRC_ROWS) {
 		if (sub.n)
 			ch_buf_printf(&sub, CH_SQL_UNION);
@@ -112,33 +114,55 @@ static int pick(struct ch_store *s, const struct ap_store_query *q, unsigned src
 	}
 	series_filter(q, lo, hi, filt, exact);
 	if (src == SRC_DAYS)
-		ch_buf_printf(&sql, *exact ? CH_SQL_PICK_GROUPS : CH_SQL_PICK_DAYS, s->db,
+		ch_buf_printf(sql, *exact ? CH_SQL_PICK_GROUPS : CH_SQL_PICK_DAYS, s->db,
 			      filt->b ? filt->b : "1");
 	else
-		ch_buf_printf(&sql, CH_SQL_PICK, s->db, filt->b ? filt->b : "1",
+		ch_buf_printf(sql, CH_SQL_PICK, s->db, filt->b ? filt->b : "1",
 			      sub.b ? sub.b : "");
-	if (sub.oom || filt->oom || sql.oom)
+	oom = sub.oom || filt->oom || sql->oom;
+	ch_buf_free(&sub);
+	return oom ? -ENOMEM : 0;
+}
+
+/* The picked series of pick_sql()'s answer that the selector matches (its regex matchers: the
+ * SQL had the rest). */
+static int pick_parse(const struct ap_store_query *q, const struct ch_buf *ans,
+		      struct ch_series **out, size_t *nout, char *err, size_t errlen)
+{
+	struct ch_series *v = NULL;
+	size_t n = 0, k = 0;
+	int ret = ch_parse_series(ans->b, ans->n, CH_MAX_PICK, &v, &n, err, errlen);
+
+	if (ret)
+		return ret;
+	for (size_t i = 0; i < n; i++) {
+		if (ap_selector_match(q->sel, v[i].labels, v[i].nlabels)) {
+			struct ch_series t = v[k];
+
+			v[k++] = v[i];
+			v[i] = t;
+		}
+	}
+	if (v) /* none picked: no array */
+		ch_series_clear(v + k, n - k);
+	*out = v;
+	*nout = k;
+	return 0;
+}
+
+static int pick(struct ch_store *s, const struct ap_store_query *q, unsigned src, const char *vis,
+		struct ch_buf *filt, bool *exact, struct ch_series **out, size_t *nout, char *err,
+		size_t errlen)
+{
+	struct ch_buf sql = {0}, ans = {0};
+	int ret = pick_sql(s, q, src, vis, filt, exact, &sql);
+
+	if (ret)
 		ret = ap_errf(err, errlen, -ENOMEM, "out of memory");
 	else
 		ret = ch_http_exec(s->http, sql.b, NULL, 0, CH_QUERY_SETTINGS, &ans, err, errlen);
 	if (!ret)
-		ret = ch_parse_series(ans.b, ans.n, CH_MAX_PICK, &v, &n, err, errlen);
-	if (!ret) {
-		/* the regex matchers (and, as a check, the rest) */
-		for (size_t i = 0; i < n; i++) {
-			if (ap_selector_match(q->sel, v[i].labels, v[i].nlabels)) {
-				struct ch_series t = v[k];
-
-				v[k++] = v[i];
-				v[i] = t;
-			}
-		}
-		if (v) /* none picked: no array */
-			ch_series_clear(v + k, n - k);
-		*out = v;
-		*nout = k;
-	}
-	ch_buf_free(&sub);
+		ret = pick_parse(q, &ans, out, nout, err, errlen);
 	ch_buf_free(&sql);
 	ch_buf_free(&ans);
 	return ret;
@@ -196,6 +220,10 @@ struct plan {
 	bool ts;	    /* the segments give each row's time (series queries) */
 	char vals[32];	    /* ", v0, v1": the values the segments read */
 	char sums[128];	    /* "sum(v0), sum(v1), toUInt64(0), toUInt64(0)": what a row sums */
+	/* the retention cut-offs (seconds, whole hours) inside a day: the visibility rule hides a
+	 * day bucket by its start, so such a day is read from its hours */
+	uint64_t *cuts;
+	size_t ncuts;
 };
 
 static void plan_free(struct plan *p)
@@ -205,6 +233,32 @@ static void plan_free(struct plan *p)
 	free(p->keys);
 	ch_buf_free(&p->sel);
 	ch_buf_free(&p->join);
+	free(p->cuts);
+}
+
+/* The plan's rows are visible by vis (vis_from()); the cut-offs of the retention runs that fall
+ * inside a day (plan_rec() reads those days from their hours). */
+static int plan_vis(struct ch_store *s, struct plan *p, const char *vis)
+{
+	int ret = 0;
+
+	p->vis = vis;
+	pthread_mutex_lock(&s->rlock);
+	for (size_t i = 0; i < s->nruns && !ret; i++) {
+		uint64_t *n;
+
+		if (s->runs[i].cutoff % 86400 == 0)
+			continue;
+		n = realloc(p->cuts, (p->ncuts + 1) * sizeof(*n));
+		if (!n) {
+			ret = -ENOMEM;
+			break;
+		}
+		p->cuts = n;
+		p->cuts[p->ncuts++] = s->runs[i].cutoff;
+	}
+	pthread_mutex_unlock(&s->rlock);
+	return ret;
 }
 
 static int cmp_gkey(const void *a, const void *b)
@@ -295,11 +349,12 @@ static int plan_select(struct ch_store *s, struct plan *p, const char *filt, boo
 	struct ch_buf ids = {0}, in = {0};
 	size_t nval = 1, o = 0, k;
 
-	/* the values any selected series has (4 columns read where 2 are used cost a third more) */
+	/* the values any selected series has (4 columns read where 2 are used cost a third more);
+	 * no series known yet (v NULL: the pick runs at the same time): all */
 	for (size_t i = 0; i < n; i++)
 		if (v[i].nvalues > nval)
 			nval = v[i].nvalues;
-	if (nval > AP_MAX_VALUES)
+	if (!v || nval > AP_MAX_VALUES)
 		nval = AP_MAX_VALUES;
 	p->vals[0] = 0;
 	for (k = 0; k < nval; k++) {
@@ -325,60 +380,110 @@ static int plan_select(struct ch_store *s, struct plan *p, const char *filt, boo
 
 /* ---- the resolution plan ---- */
 
-/* [a, b) split: whole hours (when allowed), whole minutes, raw edges. tiers: bit 1 minutes,
- * bit 2 hours. Appends a UNION ALL of the segments' SELECTs to sql: the selected series' rows
- * with their stack, time (series queries only: a merge does not need it) and the values the
- * groups have (a column not read costs nothing). */
-static void seg_raw(struct ch_store *s, struct ch_buf *sql, const struct plan *p, uint64_t a,
-		    uint64_t b)
+/* The ranges of a plan, per table: each a condition, OR-ed into one SELECT per table so that
+ * ClickHouse selects the series (the subquery of p->sel) once per table. */
+struct segs {
+	struct ch_buf raw;    /* ap_samples */
+	struct ch_buf roll;   /* ap_roll */
+	struct ch_buf m1, h1; /* version 2's rollups (a migrated store) */
+};
+
+static void segs_free(struct segs *g)
+{
+	ch_buf_free(&g->raw);
+	ch_buf_free(&g->roll);
+	ch_buf_free(&g->m1);
+	ch_buf_free(&g->h1);
+}
+
+static void or_range(struct ch_buf *b)
+{
+	if (b->n)
+		ch_buf_printf(b, CH_SQL_OR);
+}
+
+/* the bucket of each resolution of ap_roll (index = res) */
+static const uint64_t res_ns[] = {0, CH_MIN_NS, CH_HOUR_NS, CH_DAY_NS};
+
+static void add_roll(struct ch_store *s, struct segs *g, int res, uint64_t a, uint64_t b)
+{
+	struct ch_buf *legacy = res == CH_RES_M1 ? &g->m1 : &g->h1;
+
+	or_range(&g->roll);
+	ch_buf_printf(&g->roll, CH_SQL_RANGE_ROLL, res, (unsigned long long)(a / SEC),
+		      (unsigned long long)(b / SEC));
+	if (s->legacy_roll) { /* version 2 had no days: its hours serve */
+		or_range(legacy);
+		ch_buf_printf(legacy, CH_SQL_RANGE_T, (unsigned long long)(a / SEC),
+			      (unsigned long long)(b / SEC));
+	}
+}
+
+/* [a, b) split: whole buckets of the largest allowed resolution (mask: bit res) at or below
+ * top, the edges by the next ones down, the rest from the raw rows at their exact times. */
+static void plan_rec(struct ch_store *s, const struct plan *p, struct segs *g, uint64_t a,
+		     uint64_t b, int top, unsigned mask)
 {
 	if (a >= b)
 		return;
-	if (sql->n)
-		ch_buf_printf(sql, CH_SQL_UNION);
-	ch_buf_printf(sql, CH_SQL_SEG_RAW, p->ts ? CH_SQL_TS_RAW : "", p->vals, s->db, p->sel.b,
-		      (unsigned long long)(a / SEC), (unsigned long long)(b / SEC),
-		      (unsigned long long)a, (unsigned long long)b, p->vis);
-}
+	for (int k = top; k > 0; k--) {
+		uint64_t r = res_ns[k], ra = (a + r - 1) / r * r, rb = b / r * r;
 
-static void seg_roll(struct ch_store *s, struct ch_buf *sql, const struct plan *p,
-		     const char *table, uint64_t a, uint64_t b)
-{
-	if (sql->n)
-		ch_buf_printf(sql, CH_SQL_UNION);
-	ch_buf_printf(sql, CH_SQL_SEG_ROLL, p->ts ? CH_SQL_TS_ROLL : "", p->vals, s->db, table,
-		      p->sel.b, (unsigned long long)(a / SEC), (unsigned long long)(b / SEC),
-		      p->vis);
-}
+		if (!(mask & (1u << k)) || ra >= rb)
+			continue;
+		for (size_t i = 0; k == CH_RES_D1 && i < p->ncuts; i++) {
+			uint64_t c = p->cuts[i] * SEC, cd = c / r * r;
 
-static void plan_minutes(struct ch_store *s, struct ch_buf *sql, const struct plan *p, uint64_t a,
-			 uint64_t b, bool minutes)
-{
-	uint64_t ma = (a + CH_MIN_NS - 1) / CH_MIN_NS * CH_MIN_NS, mb = b / CH_MIN_NS * CH_MIN_NS;
-
-	if (!minutes || ma >= mb) {
-		seg_raw(s, sql, p, a, b);
+			if (c <= ra || c >= rb)
+				continue;
+			/* a cut-off inside day cd: the days before and after it, that day by
+			 * hours */
+			plan_rec(s, p, g, a, cd, k, mask);
+			plan_rec(s, p, g, cd, cd + r, k - 1, mask);
+			plan_rec(s, p, g, cd + r, b, k, mask);
+			return;
+		}
+		plan_rec(s, p, g, a, ra, k - 1, mask);
+		add_roll(s, g, k, ra, rb);
+		plan_rec(s, p, g, rb, b, k - 1, mask);
 		return;
 	}
-	seg_raw(s, sql, p, a, ma);
-	seg_roll(s, sql, p, "ap_samples_m1", ma, mb);
-	seg_raw(s, sql, p, mb, b);
+	or_range(&g->raw);
+	ch_buf_printf(&g->raw, CH_SQL_RANGE_RAW, (unsigned long long)(a / SEC),
+		      (unsigned long long)(b / SEC), (unsigned long long)a, (unsigned long long)b);
 }
 
-static void plan_range(struct ch_store *s, struct ch_buf *sql, const struct plan *p, uint64_t a,
-		       uint64_t b, bool minutes, bool hours)
+static void seg_select(struct ch_store *s, struct ch_buf *sql, const struct plan *p,
+		       const char *table, const struct ch_buf *ranges, bool raw)
 {
-	uint64_t ha = (a + CH_HOUR_NS - 1) / CH_HOUR_NS * CH_HOUR_NS,
-		 hb = b / CH_HOUR_NS * CH_HOUR_NS;
-
-	if (!hours || ha >= hb) {
-		plan_minutes(s, sql, p, a, b, minutes);
+	if (!ranges->n)
 		return;
-	}
-	plan_minutes(s, sql, p, a, ha, minutes);
-	seg_roll(s, sql, p, "ap_samples_h1", ha, hb);
-	plan_minutes(s, sql, p, hb, b, minutes);
+	if (sql->n)
+		ch_buf_printf(sql, CH_SQL_UNION);
+	ch_buf_printf(sql, CH_SQL_SEG, p->ts ? raw ? CH_SQL_TS_RAW : CH_SQL_TS_ROLL : "", p->vals,
+		      s->db, table, p->sel.b, ranges->b, p->vis);
 }
+
+/* Appends to sql the UNION ALL of the plan's SELECTs over [a, b): the selected series' rows
+ * with their stack, time (series queries only: a merge does not need it) and the values the
+ * groups have (a column not read costs nothing). mask: the rollups allowed (bit res). */
+static bool plan_range(struct ch_store *s, struct ch_buf *sql, const struct plan *p, uint64_t a,
+		       uint64_t b, unsigned mask)
+{
+	struct segs g = {0};
+	bool oom;
+
+	plan_rec(s, p, &g, a, b, CH_RES_D1, mask);
+	seg_select(s, sql, p, "ap_samples", &g.raw, true);
+	seg_select(s, sql, p, "ap_roll", &g.roll, false);
+	seg_select(s, sql, p, "ap_samples_m1", &g.m1, false);
+	seg_select(s, sql, p, "ap_samples_h1", &g.h1, false);
+	oom = g.raw.oom || g.roll.oom || g.m1.oom || g.h1.oom || sql->oom;
+	segs_free(&g);
+	return !oom;
+}
+
+#define RES_ALL ((1u << CH_RES_M1) | (1u << CH_RES_H1) | (1u << CH_RES_D1))
 
 /* ---- merge ---- */
 
@@ -453,11 +558,76 @@ static size_t keep_with_samples(struct ch_series *v, size_t n)
 	return k;
 }
 
+/* The merge's SQL over the plan's segments. */
+static int merge_sql(struct ch_store *s, const struct ap_store_query *q, struct plan *pl,
+		     struct ch_buf *sql)
+{
+	struct ch_buf segs = {0};
+	bool ok = plan_range(s, &segs, pl, q->from_ns, q->until_ns, RES_ALL);
+
+	ch_buf_printf(sql, CH_SQL_MERGE, pl->sums, segs.b, pl->join.b);
+	ch_buf_free(&segs);
+	return ok && !sql->oom ? 0 : -ENOMEM;
+}
+
+/*
+ * The picked series (*v: one per group that has samples; the lineup comes from them) and the
+ * merged rows (stack, group, sums). Without a regex matcher the pick and the merge go to
+ * ClickHouse at once (the merge then reads all four values); with one, the merge waits for the
+ * ids the regex kept.
+ */
+static int merge_rows(struct ch_store *s, const struct ap_store_query *q, const char *vis,
+		      struct ch_buf *filt, struct plan *pl, struct ch_series **v, size_t *nv,
+		      struct ch_gkey **reps, size_t *nreps, struct ch_mrow **rows, size_t *nrows,
+		      uint64_t *late, char *err, size_t errlen)
+{
+	struct ch_buf psql = {0}, pans = {0}, msql = {0}, mans = {0};
+	bool exact = true, merged = false;
+	int ret = pick_sql(s, q, SRC_DAYS, vis, filt, &exact, &psql) ?: plan_vis(s, pl, vis);
+
+	if (!ret && exact) { /* at once */
+		struct ch_stmt st[2] = {{psql.b, NULL, 0, CH_QUERY_SETTINGS, &pans},
+					{NULL, NULL, 0, CH_QUERY_SETTINGS, &mans}};
+
+		ret = plan_select(s, pl, filt->b, true, NULL, 0) ?: merge_sql(s, q, pl, &msql);
+		st[1].query = msql.b;
+		if (!ret)
+			ret = ch_http_exec_many(s->http, st, 2, err, errlen);
+		else
+			ret = ap_errf(err, errlen, -ENOMEM, "out of memory");
+		merged = true;
+	} else if (!ret) {
+		ret = ch_http_exec(s->http, psql.b, NULL, 0, CH_QUERY_SETTINGS, &pans, err, errlen);
+	} else {
+		ret = ap_errf(err, errlen, -ENOMEM, "out of memory");
+	}
+	if (!ret)
+		ret = pick_parse(q, &pans, v, nv, err, errlen);
+	if (!ret) {
+		*nv = keep_with_samples(*v, *nv);
+		ret = rep_keys(*v, *nv, reps, nreps);
+	}
+	if (!ret && *nv && !merged) {
+		ret = plan_select(s, pl, filt->b, exact, *v, *nv) ?: merge_sql(s, q, pl, &msql);
+		ret = ret ? ap_errf(err, errlen, -ENOMEM, "out of memory")
+			  : ch_http_exec(s->http, msql.b, NULL, 0, CH_QUERY_SETTINGS, &mans, err,
+					 errlen);
+	}
+	if (!ret && *nv && mans.n)
+		ret = ch_parse_mrows(mans.b, mans.n, *reps, *nreps, 0, rows, nrows, late, err,
+				     errlen);
+	ch_buf_free(&psql);
+	ch_buf_free(&pans);
+	ch_buf_free(&msql);
+	ch_buf_free(&mans);
+	return ret;
+}
+
 int ch_merge(struct ap_store *st, const struct ap_store_query *q, struct ap_profile **out,
 	     char *err, size_t errlen)
 {
 	struct ch_store *s = ch_of(st);
-	struct ch_buf vis = {0}, filt = {0}, segs = {0}, sql = {0}, ans = {0};
+	struct ch_buf vis = {0}, filt = {0};
 	struct ch_series *v = NULL;
 	struct plan pl = {0};
 	struct ch_mrow *rows = NULL;
@@ -466,7 +636,6 @@ int ch_merge(struct ap_store *st, const struct ap_store_query *q, struct ap_prof
 	struct ap_profile *p;
 	struct ch_gkey *reps = NULL;
 	size_t nreps = 0;
-	bool exact = true;
 	int ret;
 
 	*out = NULL;
@@ -480,25 +649,8 @@ int ch_merge(struct ap_store *st, const struct ap_store_query *q, struct ap_prof
 		return ap_errf(err, errlen, -ENOMEM, "out of memory");
 	ret = vis_from(s, q->from_ns, &vis, err, errlen);
 	if (!ret)
-		ret = pick(s, q, SRC_DAYS, vis.b, &filt, &exact, &v, &nv, err, errlen);
-	if (!ret) {
-		nv = keep_with_samples(v, nv);
-		ret = rep_keys(v, nv, &reps, &nreps);
-	}
-	if (!ret && nv)
-		ret = plan_select(s, &pl, filt.b, exact, v, nv);
-	if (!ret && nv) {
-		pl.vis = vis.b;
-		plan_range(s, &segs, &pl, q->from_ns, q->until_ns, true, true);
-		ch_buf_printf(&sql, CH_SQL_MERGE, pl.sums, segs.b, pl.join.b);
-		ret = segs.oom || sql.oom ? -ENOMEM
-					  : ch_http_exec(s->http, sql.b, NULL, 0, CH_QUERY_SETTINGS,
-							 &ans, err, errlen);
-	}
-	if (!ret && ans.n)
-		ret =
-		    ch_parse_mrows(ans.b, ans.n, reps, nreps, 0, &rows, &nrows, &late, err, errlen);
-	if (!ret)
+		ret = merge_rows(s, q, vis.b, &filt, &pl, &v, &nv, &reps, &nreps, &rows, &nrows,
+				 &late, err, errlen);	if (!ret)
 		ret = lineup_present(v, nv, rows, nrows, p, &pl);
 	if (!ret && nrows)
 		ret = ch_fetch_stacks(s, rows, nrows, err, errlen);
@@ -551,9 +703,6 @@ int ch_merge(struct ap_store *st, const struct ap_store_query *q, struct ap_prof
 	free(reps);
 	ch_buf_free(&vis);
 	ch_buf_free(&filt);
-	ch_buf_free(&segs);
-	ch_buf_free(&sql);
-	ch_buf_free(&ans);
 	if (ret) {
 		ap_profile_free(p);
 		return ret;
@@ -630,15 +779,19 @@ int ch_series_q(struct ap_store *st, const struct ap_store_query *q, uint64_t st
 	}
 	if (!ret && nv) {
 		/* a rollup serves only when its buckets do not straddle points */
-		pl.vis = vis.b;
+		bool ok;
+
 		pl.ts = true;
-		plan_range(s, &segs, &pl, q->from_ns, q->until_ns, step_ns % CH_MIN_NS == 0,
-			   step_ns % CH_HOUR_NS == 0);
+		ok = !plan_vis(s, &pl, vis.b) &&
+		     plan_range(s, &segs, &pl, q->from_ns, q->until_ns,
+				(step_ns % CH_MIN_NS ? 0 : 1u << CH_RES_M1) |
+				    (step_ns % CH_HOUR_NS ? 0 : 1u << CH_RES_H1) |
+				    (step_ns % CH_DAY_NS ? 0 : 1u << CH_RES_D1));
 		ch_buf_printf(&sql, CH_SQL_TIMELINE, (unsigned long long)grid0,
 			      (unsigned long long)step_ns, pl.sums, segs.b, pl.join.b);
-		ret = segs.oom || sql.oom ? ap_errf(err, errlen, -ENOMEM, "out of memory")
-					  : ch_http_exec(s->http, sql.b, NULL, 0, CH_QUERY_SETTINGS,
-							 &ans, err, errlen);
+		ret = !ok || sql.oom ? ap_errf(err, errlen, -ENOMEM, "out of memory")
+				     : ch_http_exec(s->http, sql.b, NULL, 0, CH_QUERY_SETTINGS, &ans,
+						    err, errlen);
 	}
 	if (!ret && ans.n) {
 		struct ch_mrow *pts = NULL;

@@ -16,7 +16,7 @@
 #ifndef AP_CLICKHOUSE_SQL_H
 #define AP_CLICKHOUSE_SQL_H
 
-#define CH_SCHEMA_VERSION 2
+#define CH_SCHEMA_VERSION 3
 
 /* URL settings of queries: IN lists of many series, stacks or push ids exceed the default
  * 256 KiB of text and 50,000 AST elements */
@@ -56,6 +56,17 @@ struct ch_table_def {
  *   materialized view ap_stored_mv from every INSERT into ap_samples, in that INSERT: the writer
  *   needs no "stored" statement of its own for a push with samples (ap_pushes state 2 stays for
  *   pushes without samples, and for stores written by version 1).
+ * Version 3 replaces the three views of version 2 (and their tables ap_samples_m1, _h1,
+ * ap_stored) by one:
+ * - ap_roll: every rollup and the stored marks in one SummingMergeTree, filled by the one
+ *   materialized view ap_roll_mv from every INSERT into ap_samples: `res` 1 = sums per minute,
+ *   2 per hour, 3 per day (UTC buckets, computed from the seconds: the server's timezone does
+ *   not matter), 4 = the stored mark of a push (series = the push hash, stack 0, v0 = its raw
+ *   rows; a SummingMergeTree drops rows whose sums are all 0). A samples INSERT makes two parts
+ *   (the samples and ap_roll) instead of four, and a day tier costs no part of its own.
+ * - A store migrated from version 2 keeps the old tables (without their views) until retention
+ *   empties them: rows inserted before the migration are there, rows after it in ap_roll, none
+ *   in both, so queries read both (s->legacy).
  */
 static const struct ch_table_def ch_tables[] = {
     {"ap_schema", "version UInt32, at DateTime", "MergeTree", "", "", "version", "version", false},
@@ -76,34 +87,27 @@ static const struct ch_table_def ch_tables[] = {
      "t DateTime, ns UInt64, series UInt64, stack UInt64, v0 UInt64, v1 UInt64, v2 UInt64, "
      "v3 UInt64, push UInt64, rv UInt64, sk UInt64",
      "MergeTree", "", "toYYYYMMDD(t)", "(series, t)", "cityHash64(sk)", true},
-    {"ap_samples_m1",
-     "t DateTime, series UInt64, stack UInt64, rv UInt64, v0 UInt64, v1 UInt64, v2 UInt64, "
-     "v3 UInt64",
-     "SummingMergeTree", "(v0, v1, v2, v3)", "toYYYYMMDD(t)", "(series, t, stack, rv)",
-     "cityHash64(series)", true},
-    {"ap_samples_h1",
-     "t DateTime, series UInt64, stack UInt64, rv UInt64, v0 UInt64, v1 UInt64, v2 UInt64, "
-     "v3 UInt64",
-     "SummingMergeTree", "(v0, v1, v2, v3)", "toYYYYMMDD(t)", "(series, t, stack, rv)",
+    {"ap_roll",
+     "res UInt8, t DateTime, series UInt64, stack UInt64, rv UInt64, v0 UInt64, v1 UInt64, "
+     "v2 UInt64, v3 UInt64",
+     "SummingMergeTree", "(v0, v1, v2, v3)", "toYYYYMMDD(t)", "(res, series, t, stack, rv)",
      "cityHash64(series)", true},
     {"ap_rows",
      "t DateTime, ns UInt64, series UInt64, tbl String, key String, v0 UInt64, v1 UInt64, "
      "v2 UInt64, v3 UInt64, hist Array(UInt64), push UInt64, rv UInt64, sk UInt64",
      "MergeTree", "", "toYYYYMMDD(t)", "(series, t)", "cityHash64(sk)", true},
-    {"ap_stored", "t DateTime, push UInt64, rv UInt64", "ReplacingMergeTree", "", "toYYYYMMDD(t)",
-     "push", "cityHash64(push)", true},
 };
 #define CH_NTABLES (sizeof(ch_tables) / sizeof(ch_tables[0]))
 
-/* The rollups: (view, source table, target table, bucket function). */
-struct ch_view_def {
-	const char *name, *source, *target, *bucket;
-};
-static const struct ch_view_def ch_views[] = {
-    {"ap_samples_m1_mv", "ap_samples", "ap_samples_m1", "toStartOfMinute"},
-    {"ap_samples_h1_mv", "ap_samples", "ap_samples_h1", "toStartOfHour"},
-};
-#define CH_NVIEWS (sizeof(ch_views) / sizeof(ch_views[0]))
+/* ap_roll's resolutions (res) */
+enum ch_res { CH_RES_M1 = 1, CH_RES_H1 = 2, CH_RES_D1 = 3, CH_RES_STORED = 4 };
+
+/* The tables and views of version 2 that version 3 replaced: a migrated store keeps the tables
+ * (read with ap_roll, dropped by retention), the views go. */
+static const char *const ch_legacy_tables[] = {"ap_samples_m1", "ap_samples_h1", "ap_stored"};
+static const char *const ch_legacy_views[] = {"ap_samples_m1_mv", "ap_samples_h1_mv",
+					       "ap_stored_mv"};
+#define CH_NLEGACY (sizeof(ch_legacy_tables) / sizeof(ch_legacy_tables[0]))
 
 /* DDL. %1 db, %2 table, %3 suffix ("" or "_local"), %4 ON CLUSTER clause, ... */
 #define CH_SQL_CREATE_DB "CREATE DATABASE IF NOT EXISTS %s%s"
@@ -114,18 +118,25 @@ static const struct ch_view_def ch_views[] = {
 #define CH_SQL_CREATE_DIST                                                                         \
 	"CREATE TABLE IF NOT EXISTS %s.%s%s AS %s.%s_local ENGINE = Distributed(%s, %s, "          \
 	"%s_local, %s)"
-/* db, view, on_cluster, db, target(+suffix), bucket, db, source(+suffix) */
-#define CH_SQL_CREATE_VIEW                                                                         \
-	"CREATE MATERIALIZED VIEW IF NOT EXISTS %s.%s%s TO %s.%s AS SELECT %s(t) AS t, series, "   \
-	"stack, rv, sum(v0) AS v0, sum(v1) AS v1, sum(v2) AS v2, sum(v3) AS v3 FROM %s.%s "        \
-	"GROUP BY t, series, stack, rv"
-/* The "stored" marks (version 2): db, on_cluster, db, suffix, db, suffix. On 18.16 the views
- * of a table run in the order of their names, after the table's own part: ap_stored_mv after
- * the rollups, so a push is marked stored only once its rollup rows are in too. */
-#define CH_SQL_CREATE_STORED_VIEW                                                                  \
-	"CREATE MATERIALIZED VIEW IF NOT EXISTS %s.ap_stored_mv%s TO %s.ap_stored%s AS SELECT t, " \
-	"push, any(rv) AS rv FROM %s.ap_samples%s WHERE push != 0 GROUP BY t, push"
-#define CH_STORED_VIEW "ap_stored_mv"
+/* The one view (version 3): each inserted sample row once per resolution (ARRAY JOIN), its
+ * time cut to the bucket, summed per bucket; and per push one stored mark. db, on_cluster, db,
+ * suffix, db, suffix. */
+#define CH_ROLL_VIEW "ap_roll_mv"
+#define CH_ROLL_BUCKET "multiIf(res = 1, 60, res = 2, 3600, res = 3, 86400, 1)"
+#define CH_SQL_CREATE_ROLL_VIEW                                                                    \
+	"CREATE MATERIALIZED VIEW IF NOT EXISTS %s.ap_roll_mv%s TO %s.ap_roll%s AS SELECT res, "   \
+	"toDateTime(intDiv(toUInt32(t), " CH_ROLL_BUCKET ") * " CH_ROLL_BUCKET ") AS t, "          \
+	"if(res = 4, push, series) AS series, if(res = 4, toUInt64(0), stack) AS stack, rv, "     \
+	"sum(if(res = 4, toUInt64(1), v0)) AS v0, sum(if(res = 4, toUInt64(0), v1)) AS v1, "       \
+	"sum(if(res = 4, toUInt64(0), v2)) AS v2, sum(if(res = 4, toUInt64(0), v3)) AS v3 FROM "   \
+	"%s.ap_samples%s ARRAY JOIN [1, 2, 3, 4] AS res WHERE res != 4 OR push != 0 GROUP BY "     \
+	"res, t, series, stack, rv"
+/* db, view, on_cluster */
+#define CH_SQL_DROP_VIEW "DROP TABLE IF EXISTS %s.%s%s"
+/* does the store have version 2's tables? db (their Distributed names in a cluster) */
+#define CH_SQL_LEGACY                                                                              \
+	"SELECT toUInt64(countIf(name = 'ap_samples_h1')), toUInt64(countIf(name = 'ap_stored')) " \
+	"FROM system.tables WHERE database = '%s' FORMAT RowBinary"
 /* Retention on servers with TTL (19.6 and later): db, table(+suffix), on_cluster, seconds */
 #define CH_SQL_TTL "ALTER TABLE %s.%s%s MODIFY TTL t + toIntervalSecond(%llu)"
 #define CH_TTL_MIN_MAJOR 19
@@ -136,8 +147,11 @@ static const struct ch_view_def ch_views[] = {
  * without the shard key `sk`. A statement that fails because its work is already done (code
  * 15: the column exists, when two aggregators migrate at once) counts as done. */
 #define CH_SQL_MIGRATE_0_SK "ALTER TABLE %s.ap_samples%s%s ADD COLUMN sk UInt64 DEFAULT 0"
-/* Version 1 -> 2: ap_stored and ap_stored_mv are new objects, made by the creation step that
- * follows the migrations (CREATE ... IF NOT EXISTS); no statement here. */
+/* Version 1 -> 2: ap_stored and ap_stored_mv were new objects, made by the creation step.
+ * Version 2 -> 3: the three views of version 2 are dropped (CH_SQL_DROP_VIEW; their tables stay
+ * and are read as legacy), then the creation step makes ap_roll and ap_roll_mv. Run it with no
+ * other aggregator writing (docs/deploy.md, "Upgrades"): a sample INSERT between the two steps
+ * gets no rollup rows. */
 
 #define CH_SQL_VERSION "SELECT version()"
 #define CH_SQL_HAS_TABLE                                                                           \
@@ -169,12 +183,17 @@ static const struct ch_view_def ch_views[] = {
 #define CH_SQL_DROP_PART "ALTER TABLE %s.%s%s DROP PARTITION %s"
 
 /* ---- writes ---- */
-/* dedup: db, ids, visibility, db, push hashes, visibility. Rows (id, state, at of state 1,
- * push hash): ap_pushes by id (hash 0), then the pushes ap_stored has (id "", state 2). */
+/* dedup: db, ids, visibility, db, push hashes, visibility, legacy part ("" or
+ * CH_SQL_PUSHES_LEGACY). Rows (id, state, at of state 1, push hash): ap_pushes by id (hash 0),
+ * then the pushes ap_roll marks stored (id "", state 2). */
 #define CH_SQL_PUSHES_GET                                                                          \
 	"SELECT id, max(state), maxIf(at, state = 1), toUInt64(0) FROM %s.ap_pushes WHERE id IN "  \
-	"(%s) AND %s GROUP BY id UNION ALL SELECT '', toUInt8(2), toUInt64(0), push FROM "         \
-	"%s.ap_stored WHERE push IN (%s) AND %s GROUP BY push FORMAT RowBinary"
+	"(%s) AND %s GROUP BY id UNION ALL SELECT '', toUInt8(2), toUInt64(0), series FROM "      \
+	"%s.ap_roll WHERE res = 4 AND series IN (%s) AND %s GROUP BY series%s FORMAT RowBinary"
+/* the marks of version 2 (a migrated store): db, push hashes, visibility */
+#define CH_SQL_PUSHES_LEGACY                                                                       \
+	" UNION ALL SELECT '', toUInt8(2), toUInt64(0), push FROM %s.ap_stored WHERE push IN (%s) " \
+	"AND %s GROUP BY push"
 #define CH_SQL_PUSHES_INS "INSERT INTO %s.ap_pushes (id, t, state, at, rv) FORMAT RowBinary"
 /* did an interrupted write of this push store its rows? db, table, push hash, t */
 #define CH_SQL_PUSH_ROWS                                                                           \
@@ -228,11 +247,14 @@ static const struct ch_view_def ch_views[] = {
 #define CH_SQL_PICK_GROUPS                                                                         \
 	"SELECT any((id, lk, lv, vt, period)), " CH_SQL_GK " AS gk FROM %s.ap_series WHERE %s "    \
 	"GROUP BY gk FORMAT RowBinary"
-/* the series with samples in whole hours around the range: db, lo, hi seconds, visibility */
+/* the series with samples in whole hours around the range: db, lo, hi seconds, visibility;
+ * CH_SQL_PICK_H1_LEGACY the same from version 2's table */
 #define CH_SQL_PICK_H1                                                                             \
+	"SELECT series FROM %s.ap_roll WHERE res = 2 AND t >= toDateTime(%llu) AND t < "           \
+	"toDateTime(%llu) AND %s"
+#define CH_SQL_PICK_H1_LEGACY                                                                      \
 	"SELECT series FROM %s.ap_samples_h1 WHERE t >= toDateTime(%llu) AND t < "                 \
-	"toDateTime(%llu) "                                                                        \
-	"AND %s"
+	"toDateTime(%llu) AND %s"
 /* the series with table rows there (rows have no rollup) */
 #define CH_SQL_PICK_ROWS                                                                           \
 	"SELECT series FROM %s.ap_rows WHERE t >= toDateTime(%llu) AND t < toDateTime(%llu) AND "  \
@@ -242,24 +264,28 @@ static const struct ch_view_def ch_views[] = {
 /* the series a regex matcher kept (C): the ids */
 #define CH_SQL_JOIN_IDS " AND id IN (%s)"
 #define CH_SQL_SEL_IDS " AND series IN (%s)"
-/* One segment of a plan: the raw rows in [ns lo, ns hi) (t bounds for the index): the time
- * column ("" or CH_SQL_TS_*), the values (", v0, v1, ..."), db, series condition, t lo, t hi,
- * ns lo, ns hi, visibility ... */
-#define CH_SQL_SEG_RAW                                                                             \
-	"SELECT series, stack%s%s FROM %s.ap_samples WHERE %s AND t >= toDateTime(%llu) AND t <= " \
-	"toDateTime(%llu) AND ns >= %llu AND ns < %llu AND %s"
+/* The segments of a plan, one SELECT per table: the raw rows of the edges, the rollup rows of
+ * the whole minutes, hours and days (ap_roll; a migrated store also version 2's tables). Each
+ * SELECT: time column ("" or CH_SQL_TS_*), values (", v0, v1, ..."), db, table, series
+ * condition, the OR of its ranges, visibility. */
+#define CH_SQL_SEG                                                                                 \
+	"SELECT series, stack%s%s FROM %s.%s WHERE %s AND (%s) AND %s"
 #define CH_SQL_TS_RAW ", ns AS ts"
-/* ... or a rollup's buckets in [lo, hi) seconds (ts in ns, as the raw rows): time column,
- * values, db, table, series condition, lo, hi, visibility */
-#define CH_SQL_SEG_ROLL                                                                            \
-	"SELECT series, stack%s%s FROM %s.%s WHERE %s AND t >= toDateTime(%llu) AND t < "          \
-	"toDateTime(%llu) AND %s"
 #define CH_SQL_TS_ROLL ", toUInt64(t) * 1000000000 AS ts"
+#define CH_SQL_OR " OR "
+/* a raw range [ns lo, ns hi) (t bounds for the index): t lo, t hi, ns lo, ns hi */
+#define CH_SQL_RANGE_RAW                                                                           \
+	"(t >= toDateTime(%llu) AND t <= toDateTime(%llu) AND ns >= %llu AND ns < %llu)"
+/* an ap_roll range: res, lo, hi seconds */
+#define CH_SQL_RANGE_ROLL "(res = %d AND t >= toDateTime(%llu) AND t < toDateTime(%llu))"
+/* a version-2 rollup table's range: lo, hi seconds */
+#define CH_SQL_RANGE_T "(t >= toDateTime(%llu) AND t < toDateTime(%llu))"
 /* The group key of every selected series, joined to the segments' rows: db, series filter,
- * kept ids ("" or CH_SQL_JOIN_IDS) */
+ * kept ids ("" or CH_SQL_JOIN_IDS). A series has a dictionary row per day, all alike: ANY
+ * takes one (no GROUP BY of the days' rows). */
 #define CH_SQL_JOIN_GK                                                                             \
-	"ALL INNER JOIN (SELECT id AS series, any(" CH_SQL_GK ") AS gk FROM %s.ap_series WHERE "   \
-	"%s%s GROUP BY id) USING series"
+	"ANY INNER JOIN (SELECT id AS series, " CH_SQL_GK " AS gk FROM %s.ap_series WHERE %s%s) "  \
+	"USING series"
 /* merge: the sums of the four values (zeros for values no series has), the UNION ALL of the
  * segments, the join */
 #define CH_SQL_MERGE "SELECT stack, gk, %s FROM (%s) %s GROUP BY stack, gk FORMAT RowBinary"

@@ -3,14 +3,15 @@
  * The ClickHouse writer: writer threads take every queued push (group commit) and write them
  * with a few INSERTs in RowBinary; write() returns once the INSERT holding its push returned
  * OK. Per batch, three round trips when the pushes have no table rows:
- *   1. the batch's push ids are looked up in ap_pushes and ap_stored (state 2 or stored ->
+ *   1. the batch's push ids are looked up in ap_pushes and ap_roll (state 2 or stored ->
  *      duplicate; state 1 only: a write that began elsewhere or failed: if recent, "retry
  *      later"; if older, its rows are looked for by push hash and only the missing tables are
  *      written);
  *   2. at once, on parallel connections: ap_pushes gets state 1 rows for the new ids, and the
  *      new dictionary rows (frames, stacks, series; once per id and day of data);
  *   3. the table rows, if any; then the samples (one INSERT: one block, so a reader sees whole
- *      pushes), whose materialized views fill the rollups and ap_stored (the "stored" mark);
+ *      pushes), whose materialized view fills ap_roll: the rollups and the "stored" mark, in
+ *      one part;
  *   4. only for pushes without samples in that INSERT (table rows only, or a recovered push
  *      whose samples were in): ap_pushes gets state 2 rows. The pushes are acknowledged.
  * A failure anywhere fails every push of the batch not yet acknowledged: the agent keeps it and
@@ -186,7 +187,7 @@ static int get_count(struct ch_store *s, uint64_t *n, char *err, size_t errlen, 
 static int check_ids(struct ch_store *s, struct ch_job **v, size_t n, const char *vis, char *err,
 		     size_t errlen)
 {
-	struct ch_buf q = {0}, ans = {0}, ids = {0}, hashes = {0};
+	struct ch_buf q = {0}, ans = {0}, ids = {0}, hashes = {0}, legacy = {0};
 	struct ch_cur c;
 	uint64_t now = ch_real_ns();
 	int ret = 0;
@@ -211,8 +212,11 @@ static int check_ids(struct ch_store *s, struct ch_job **v, size_t n, const char
 	}
 	if (!ids.n)
 		return 0;
-	ch_buf_printf(&q, CH_SQL_PUSHES_GET, s->db, ids.b, vis, s->db, hashes.b, vis);
-	ret = q.oom || ids.oom || hashes.oom
+	if (s->legacy_stored)
+		ch_buf_printf(&legacy, CH_SQL_PUSHES_LEGACY, s->db, hashes.b, vis);
+	ch_buf_printf(&q, CH_SQL_PUSHES_GET, s->db, ids.b, vis, s->db, hashes.b, vis,
+		      legacy.b ? legacy.b : "");
+	ret = q.oom || ids.oom || hashes.oom || legacy.oom
 		  ? -ENOMEM
 		  : ch_http_exec(s->http, q.b, NULL, 0, CH_QUERY_SETTINGS, &ans, err, errlen);
 	c = ch_cur_of(&ans);
@@ -282,10 +286,11 @@ static int check_ids(struct ch_store *s, struct ch_job **v, size_t n, const char
 	ch_buf_free(&ans);
 	ch_buf_free(&ids);
 	ch_buf_free(&hashes);
+	ch_buf_free(&legacy);
 	return ret;
 }
 
-/* Does the samples INSERT mark this push stored (ap_stored_mv)? */
+/* Does the samples INSERT mark this push stored (ap_roll_mv)? */
 static bool marked_by_samples(const struct ch_job *j)
 {
 	return j->sj.nentries && !j->skip_samples && j->push_h;
@@ -589,15 +594,20 @@ static void retention_run(struct ch_store *s, struct ch_job *j)
 	if (!ret) {
 		struct ch_buf names = {0};
 
+		char t[96];
+
 		for (size_t i = 0; i < CH_NTABLES; i++)
 			if (ch_tables[i].by_day) {
-				char t[96];
-
 				snprintf(t, sizeof(t), "%s%s", ch_tables[i].name, s->suffix);
 				if (names.n)
 					ch_buf_put(&names, ",", 1);
 				ch_sql_str(&names, t);
 			}
+		for (size_t i = 0; i < CH_NLEGACY; i++) { /* none: no parts listed */
+			snprintf(t, sizeof(t), "%s%s", ch_legacy_tables[i], s->suffix);
+			ch_buf_put(&names, ",", 1);
+			ch_sql_str(&names, t);
+		}
 		q.n = 0;
 		ch_buf_printf(&q, CH_SQL_PARTS, s->db, names.b ? names.b : "''");
 		ret = q.oom || names.oom

@@ -7,7 +7,7 @@
  * interrupted, and retention that stays done across a restart of 18.16 (which brings dropped
  * parts back); the write path's shape: the "stored" mark that the samples INSERT writes (no
  * statement of its own), concurrent pushes gathered into shared INSERTs, the fast start that
- * skips the DDL of a complete store, and the migration of a version-1 store.
+ * skips the DDL of a complete store, and the migrations of version-1 and version-2 stores.
  * Needs AP_STORE_SPEC, AP_CH_HTTP, AP_CH_STOP and AP_CH_START (from the launcher).
  */
 #include <errno.h>
@@ -26,6 +26,7 @@
 
 #include "lib/profile.h"
 #include "storage/clickhouse_internal.h"
+#include "storage/clickhouse_sql.h"
 #include "storage/storage.h"
 
 #define SEC 1000000000ULL
@@ -254,7 +255,8 @@ static void test_migrate(void **state)
 			      "table = '%s' AND name = 'sk'",
 			      "ap_samples"),
 			 1);
-	assert_int_equal(qnum("SELECT max(version) FROM ap_mig.%s", "ap_schema"), 2);
+	assert_int_equal(qnum("SELECT max(version) FROM ap_mig.%s", "ap_schema"),
+			 CH_SCHEMA_VERSION);
 	assert_int_equal(qnum("SELECT sum(v0) FROM ap_mig.%s", "ap_samples"), 5);
 	/* idempotent: a second open changes nothing */
 	ap_store_close(s);
@@ -318,13 +320,13 @@ static void test_pending(void **state)
 	 * part landed, the view's did not): not written again */
 	put_ok(s, "half", T0 + SEC, 100);
 	assert_non_null(q("ALTER TABLE ap_pend.ap_pushes DELETE WHERE id = 'half'"));
-	assert_non_null(q("ALTER TABLE ap_pend.ap_stored DELETE WHERE 1"));
+	assert_non_null(q("ALTER TABLE ap_pend.ap_roll DELETE WHERE res = %d", CH_RES_STORED));
 	for (int i = 0; i < 300 && qnum("SELECT count() FROM system.mutations WHERE database = "
 					"'ap_pend' AND NOT is_done AND table != '%s'",
 					"");
 	     i++)
 		usleep(100000);
-	assert_int_equal(qnum("SELECT count() FROM ap_pend.%s", "ap_stored"), 0);
+	assert_int_equal(qnum("SELECT count() FROM ap_pend.%s WHERE res = 4", "ap_roll"), 0);
 	assert_non_null(q("INSERT INTO ap_pend.ap_pushes (id, t, state, at, rv) VALUES "
 			  "('half', %llu, 1, %llu, 0)",
 			  (unsigned long long)(T0 / SEC + 1),
@@ -432,8 +434,8 @@ static void test_selectors(void **state)
 	ap_store_close(s);
 }
 
-/* A push with samples is marked stored by the samples INSERT itself (ap_stored, through the
- * view): ap_pushes holds only its state 1 row, and a second write is a duplicate. A push of
+/* A push with samples is marked stored by the samples INSERT itself (ap_roll's res 4 rows,
+ * through the view): ap_pushes holds only its state 1 row, and a second write is a duplicate. A push of
  * table rows only gets its state 2 row in ap_pushes. */
 static void test_stored_mark(void **state)
 {
@@ -455,7 +457,7 @@ static void test_stored_mark(void **state)
 	assert_non_null(q("DROP DATABASE IF EXISTS ap_mark"));
 	s = open_db("ap_mark");
 	put_ok(s, "m1", T0, 7);
-	assert_int_equal(qnum("SELECT count() FROM ap_mark.%s", "ap_stored"), 1);
+	assert_int_equal(qnum("SELECT count() FROM ap_mark.%s WHERE res = 4", "ap_roll"), 1);
 	assert_int_equal(qnum("SELECT count() FROM ap_mark.ap_pushes WHERE id = '%s'", "m1"), 1);
 	assert_int_equal(qnum("SELECT max(state) FROM ap_mark.ap_pushes WHERE id = '%s'", "m1"), 1);
 	assert_int_equal(put(s, "m1", T0, 7, &dup, err, sizeof(err)), 0);
@@ -467,7 +469,7 @@ static void test_stored_mark(void **state)
 	assert_int_equal(
 	    qnum("SELECT count() FROM ap_mark.ap_pushes WHERE id = '%s' AND state = 2", "rows1"),
 	    1);
-	assert_int_equal(qnum("SELECT count() FROM ap_mark.%s", "ap_stored"), 1);
+	assert_int_equal(qnum("SELECT count() FROM ap_mark.%s WHERE res = 4", "ap_roll"), 1);
 	assert_int_equal(s->ops->write(s, &w, &dup, err, sizeof(err)), 0);
 	assert_true(dup);
 	assert_int_equal(total(s, T0, T0 + HOUR), 7);
@@ -527,7 +529,8 @@ static void test_group_commit(void **state)
 		(unsigned long long)inserts);
 	assert_true(inserts < 2 * N);
 	assert_int_equal(total(s, T0, T0 + HOUR), N + 1);
-	assert_int_equal(qnum("SELECT count() FROM ap_group.%s", "ap_stored"), N + 1);
+	assert_int_equal(qnum("SELECT uniqExact(series) FROM ap_group.%s WHERE res = 4", "ap_roll"),
+			 N + 1);
 	pthread_barrier_destroy(&go);
 	ap_store_close(s);
 }
@@ -547,22 +550,64 @@ static void test_fast_start(void **state)
 	assert_true(ch_of(s)->fast_start);
 	put_ok(s, "f1", T0, 2);
 	ap_store_close(s);
-	assert_non_null(q("DROP TABLE ap_fast.ap_stored_mv"));
+	assert_non_null(q("DROP TABLE ap_fast.ap_roll_mv"));
 	s = open_db("ap_fast");
 	assert_false(ch_of(s)->fast_start);
 	assert_int_equal(qnum("SELECT count() FROM system.tables WHERE database = 'ap_fast' AND "
 			      "name = '%s'",
-			      "ap_stored_mv"),
+			      "ap_roll_mv"),
 			 1);
 	put_ok(s, "f2", T0 + SEC, 3);
-	assert_int_equal(qnum("SELECT count() FROM ap_fast.%s", "ap_stored"), 2);
+	assert_int_equal(qnum("SELECT count() FROM ap_fast.%s WHERE res = 4", "ap_roll"), 2);
 	assert_int_equal(total(s, T0, T0 + HOUR), 5);
 	ap_store_close(s);
 }
 
+/* Back to the layout of version 1 or 2, the rollups and (version 2) stored marks written so
+ * far moved into that version's tables, with that version's views. */
+static void to_old_layout(const char *db, int version)
+{
+	static const char *const roll_cols =
+	    "(t DateTime, series UInt64, stack UInt64, rv UInt64, v0 UInt64, v1 UInt64, v2 "
+	    "UInt64, v3 UInt64) ENGINE = SummingMergeTree((v0, v1, v2, v3)) PARTITION BY "
+	    "toYYYYMMDD(t) ORDER BY (series, t, stack, rv)";
+	static const char *const bucket[] = {"m1", "toStartOfMinute", "h1", "toStartOfHour"};
+
+	assert_non_null(q("DROP TABLE %s.ap_roll_mv", db));
+	for (int i = 0; i < 2; i++) {
+		assert_non_null(q("CREATE TABLE %s.ap_samples_%s %s", db, bucket[2 * i], roll_cols));
+		assert_non_null(q("INSERT INTO %s.ap_samples_%s SELECT t, series, stack, rv, v0, v1, "
+				  "v2, v3 FROM %s.ap_roll WHERE res = %d",
+				  db, bucket[2 * i], db, i + 1));
+		assert_non_null(q("CREATE MATERIALIZED VIEW %s.ap_samples_%s_mv TO %s.ap_samples_%s "
+				  "AS SELECT %s(t) AS t, series, stack, rv, sum(v0) AS v0, sum(v1) "
+				  "AS v1, sum(v2) AS v2, sum(v3) AS v3 FROM %s.ap_samples GROUP BY t, "
+				  "series, stack, rv",
+				  db, bucket[2 * i], db, bucket[2 * i], bucket[2 * i + 1], db));
+	}
+	if (version == 2) {
+		assert_non_null(q("CREATE TABLE %s.ap_stored (t DateTime, push UInt64, rv UInt64) "
+				  "ENGINE = ReplacingMergeTree() PARTITION BY toYYYYMMDD(t) ORDER "
+				  "BY push",
+				  db));
+		assert_non_null(q("INSERT INTO %s.ap_stored SELECT t, series, rv FROM %s.ap_roll "
+				  "WHERE res = 4",
+				  db, db));
+		assert_non_null(q("CREATE MATERIALIZED VIEW %s.ap_stored_mv TO %s.ap_stored AS "
+				  "SELECT t, push, any(rv) AS rv FROM %s.ap_samples WHERE push != 0 "
+				  "GROUP BY t, push",
+				  db, db, db));
+	}
+	assert_non_null(q("DROP TABLE %s.ap_roll", db));
+	assert_non_null(q("DROP TABLE %s.ap_schema", db));
+	assert_non_null(q("CREATE TABLE %s.ap_schema (version UInt32, at DateTime) ENGINE = "
+			  "MergeTree() ORDER BY version",
+			  db));
+	assert_non_null(q("INSERT INTO %s.ap_schema (version, at) VALUES (%d, now())", db, version));
+}
+
 /* A version-1 store (no ap_stored; its writers marked pushes stored with state 2 rows) is
- * migrated to version 2: the table and view appear, the old marks still answer duplicates,
- * and new pushes get the new mark. */
+ * migrated: the old marks still answer duplicates, and new pushes get the new mark. */
 static void test_migrate_v1(void **state)
 {
 	struct ap_store *s;
@@ -573,27 +618,64 @@ static void test_migrate_v1(void **state)
 	assert_non_null(q("DROP DATABASE IF EXISTS ap_v1"));
 	s = open_db("ap_v1");
 	ap_store_close(s);
-	/* back to the version-1 layout, with one push stored the version-1 way */
-	assert_non_null(q("DROP TABLE ap_v1.ap_stored_mv"));
-	assert_non_null(q("DROP TABLE ap_v1.ap_stored"));
-	assert_non_null(q("DROP TABLE ap_v1.ap_schema"));
-	assert_non_null(q("CREATE TABLE ap_v1.ap_schema (version UInt32, at DateTime) ENGINE = "
-			  "MergeTree() ORDER BY version"));
-	assert_non_null(q("INSERT INTO ap_v1.ap_schema (version, at) VALUES (1, now())"));
+	to_old_layout("ap_v1", 1);
 	assert_non_null(q("INSERT INTO ap_v1.ap_pushes (id, t, state, at, rv) VALUES "
 			  "('old', %llu, 1, 1, 0), ('old', %llu, 2, 2, 0)",
 			  (unsigned long long)(T0 / SEC), (unsigned long long)(T0 / SEC)));
 	s = open_db("ap_v1");
 	assert_false(ch_of(s)->fast_start);
-	assert_int_equal(qnum("SELECT max(version) FROM ap_v1.%s", "ap_schema"), 2);
+	assert_true(ch_of(s)->legacy_roll);
+	assert_false(ch_of(s)->legacy_stored);
+	assert_int_equal(qnum("SELECT max(version) FROM ap_v1.%s", "ap_schema"),
+			 CH_SCHEMA_VERSION);
 	assert_int_equal(put(s, "old", T0, 4, &dup, err, sizeof(err)), 0);
 	assert_true(dup);
 	put_ok(s, "new", T0 + SEC, 6);
-	assert_int_equal(qnum("SELECT count() FROM ap_v1.%s", "ap_stored"), 1);
+	assert_int_equal(qnum("SELECT count() FROM ap_v1.%s WHERE res = 4", "ap_roll"), 1);
 	assert_int_equal(total(s, T0, T0 + HOUR), 6);
 	ap_store_close(s);
 	s = open_db("ap_v1");
 	assert_true(ch_of(s)->fast_start);
+	ap_store_close(s);
+}
+
+/* A version-2 store with data is migrated to version 3: its views go, its tables stay and are
+ * read with ap_roll at every resolution (raw edges, minutes, hours, days), its stored marks
+ * still answer duplicates, and the rows written after the migration are counted once. */
+static void test_migrate_v2(void **state)
+{
+	static const char *const views =
+	    "SELECT count() FROM system.tables WHERE database = 'ap_v2' AND name IN "
+	    "('ap_samples_m1_mv', 'ap_samples_h1_mv', 'ap_stored_mv', '%s')";
+	struct ap_store *s;
+	char err[512];
+	bool dup = false;
+
+	(void)state;
+	assert_non_null(q("DROP DATABASE IF EXISTS ap_v2"));
+	s = open_db("ap_v2");
+	put_ok(s, "old1", T0 + 90 * SEC, 5);
+	put_ok(s, "old2", T0 + DAY + 3 * HOUR, 7);
+	ap_store_close(s);
+	to_old_layout("ap_v2", 2);
+	assert_int_equal(qnum(views, "ap_roll_mv"), 3);
+	s = open_db("ap_v2");
+	assert_true(ch_of(s)->legacy_roll);
+	assert_true(ch_of(s)->legacy_stored);
+	assert_int_equal(qnum(views, "ap_roll_mv"), 1); /* only the new view */
+	assert_int_equal(qnum("SELECT max(version) FROM ap_v2.%s", "ap_schema"),
+			 CH_SCHEMA_VERSION);
+	assert_int_equal(put(s, "old1", T0 + 90 * SEC, 5, &dup, err, sizeof(err)), 0);
+	assert_true(dup);
+	put_ok(s, "new1", T0 + 2 * HOUR + 30 * SEC, 11);
+	put_ok(s, "new2", T0 + 2 * DAY + 5 * HOUR, 13);
+	assert_int_equal(total(s, T0 - DAY, T0 + 4 * DAY), 36);		   /* days */
+	assert_int_equal(total(s, T0, T0 + 3 * HOUR), 16);		   /* hours */
+	assert_int_equal(total(s, T0 + 60 * SEC, T0 + 150 * SEC), 5);	   /* a minute */
+	assert_int_equal(total(s, T0 + 89 * SEC, T0 + DAY + 3 * HOUR + SEC), 23); /* edges */
+	assert_int_equal(total(s, T0 + DAY, T0 + 3 * DAY), 20);
+	/* the old views are gone: the new rows are in ap_roll only */
+	assert_int_equal(qnum("SELECT sum(v0) FROM ap_v2.%s", "ap_samples_h1"), 12);
 	ap_store_close(s);
 }
 
@@ -611,6 +693,7 @@ int main(void)
 	    cmocka_unit_test(test_group_commit),
 	    cmocka_unit_test(test_fast_start),
 	    cmocka_unit_test(test_migrate_v1),
+	    cmocka_unit_test(test_migrate_v2),
 	};
 	const char *spec = getenv("AP_STORE_SPEC"), *http = getenv("AP_CH_HTTP");
 	struct ch_http_opts o = {0};
