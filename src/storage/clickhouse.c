@@ -287,6 +287,15 @@ static int migrate(struct ch_store *s, int v, char *err, size_t errlen)
 		ch_buf_printf(&q, CH_SQL_DROP_VIEW, s->db, ch_legacy_views[i], s->on_cluster);
 		ret = q.oom ? -ENOMEM : ddl(s, q.b, err, errlen);
 	}
+	for (int i = 0; v == 2 && i < (s->cluster[0] ? 4 : 2) && !ret; i++) {
+		q.n = 0; /* the local tables, then (cluster) the Distributed ones */
+		ch_buf_printf(&q, CH_SQL_MIGRATE_2_GK, s->db, i % 2 ? "ap_series" : "ap_samples",
+			      i < 2 ? s->suffix : "", s->on_cluster);
+		ret = q.oom ? -ENOMEM : ddl(s, q.b, err, errlen);
+		/* 60 UNKNOWN_TABLE: a store of version 0 has no ap_series yet (made with gk) */
+		if (ret == -EIO && ch_error_code(err) == 60)
+			ret = 0;
+	}
 	ch_buf_free(&q);
 	return ret;
 }
@@ -346,10 +355,11 @@ static int find_legacy(struct ch_store *s, char *err, size_t errlen)
 {
 	struct ch_buf out = {0};
 	struct ch_cur c;
-	int ret = ch_exec_fmt(s, &out, err, errlen, CH_SQL_LEGACY, s->db);
+	int ret = ch_exec_fmt(s, &out, err, errlen, CH_SQL_LEGACY, s->db, s->db);
 
 	c = ch_cur_of(&out);
 	if (!ret) {
+		s->legacy_gk = ch_get_u64(&c) < 3;
 		s->legacy_roll = ch_get_u64(&c) != 0;
 		s->legacy_stored = ch_get_u64(&c) != 0;
 		if (c.bad || c.p != c.end)
@@ -409,6 +419,8 @@ static int schema(struct ch_store *s, char *err, size_t errlen)
 			ret = migrate(s, v, err, errlen);
 	if (!ret)
 		ret = create_tables(s, err, errlen);
+	if (!ret && has_samples && !has_schema) /* version 0: rows without a group key */
+		ret = ch_exec_fmt(s, NULL, err, errlen, CH_SQL_SCHEMA_PUT_0, s->db);
 	if (!ret && (!has_schema || version != CH_SCHEMA_VERSION))
 		ret =
 		    ch_exec_fmt(s, NULL, err, errlen, CH_SQL_SCHEMA_PUT, s->db, CH_SCHEMA_VERSION);

@@ -186,8 +186,9 @@ struct ch_store {
 	int ver_major, ver_minor;
 	bool fast_start; /* open found the current schema complete and ran no DDL */
 	/* a store migrated from version 2 keeps its tables: rollups (ap_samples_m1, _h1) and
-	 * stored marks (ap_stored) of the rows inserted before the migration */
-	bool legacy_roll, legacy_stored;
+	 * stored marks (ap_stored) of the rows inserted before the migration; legacy_gk: it has
+	 * rows without their group key (written before version 3) */
+	bool legacy_roll, legacy_stored, legacy_gk;
 	struct ap_store_opts opts;
 
 	/* writer */

@@ -92,6 +92,12 @@ static void hours_around(const struct ap_store_query *q, unsigned long long *lo,
  * without a regex matcher one series per group is enough. filt gets the SQL condition that
  * selects them in ClickHouse (series_filter), *exact as there.
  */
+/* A series' group key in SQL: the column, or computed where rows have none (before version 3) */
+static const char *gk_of(const struct ch_store *s)
+{
+	return s->legacy_gk ? CH_SQL_GK_EXPR : "gk";
+}
+
 static int pick_sql(struct ch_store *s, const struct ap_store_query *q, unsigned src,
 		    const char *vis, struct ch_buf *filt, bool *exact, struct ch_buf *sql)
 {
@@ -114,10 +120,10 @@ static int pick_sql(struct ch_store *s, const struct ap_store_query *q, unsigned
 	}
 	series_filter(q, lo, hi, filt, exact);
 	if (src == SRC_DAYS)
-		ch_buf_printf(sql, *exact ? CH_SQL_PICK_GROUPS : CH_SQL_PICK_DAYS, s->db,
+		ch_buf_printf(sql, *exact ? CH_SQL_PICK_GROUPS : CH_SQL_PICK_DAYS, gk_of(s), s->db,
 			      filt->b ? filt->b : "1");
 	else
-		ch_buf_printf(sql, CH_SQL_PICK, s->db, filt->b ? filt->b : "1",
+		ch_buf_printf(sql, CH_SQL_PICK, gk_of(s), s->db, filt->b ? filt->b : "1",
 			      sub.b ? sub.b : "");
 	oom = sub.oom || filt->oom || sql->oom;
 	ch_buf_free(&sub);
@@ -215,7 +221,8 @@ struct plan {
 	struct ch_gkey *keys; /* group key -> gid, sorted by key */
 	size_t nkeys;
 	struct ch_buf sel;  /* SQL condition on the segments' rows: the selected series */
-	struct ch_buf join; /* the join that gives each row its series' group key */
+	struct ch_buf join; /* the join that gives each row its series' group key (legacy_gk) */
+	const char *gkcol;  /* ", gk": the rows' own group key column; "": joined */
 	const char *vis;    /* the visibility rule */
 	bool ts;	    /* the segments give each row's time (series queries) */
 	char vals[32];	    /* ", v0, v1": the values the segments read */
@@ -366,11 +373,19 @@ static int plan_select(struct ch_store *s, struct plan *p, const char *filt, boo
 		o += (size_t)snprintf(p->sums + o, sizeof(p->sums) - o, ", toUInt64(0)");
 
 	ch_buf_printf(&p->sel, CH_SQL_SEL_SERIES, s->db, filt);
-	if (!exact) {
+	if (!exact)
 		id_list(v, n, &ids);
-		ch_buf_printf(&in, CH_SQL_JOIN_IDS, ids.b ? ids.b : "0");
+	if (!s->legacy_gk) { /* the rows have their group key */
+		p->gkcol = ", gk";
+		if (!exact)
+			ch_buf_printf(&p->sel, CH_SQL_SEL_IDS, ids.b ? ids.b : "0");
+		ch_buf_printf(&p->join, " ");
+	} else {
+		p->gkcol = "";
+		if (!exact)
+			ch_buf_printf(&in, CH_SQL_JOIN_IDS, ids.b ? ids.b : "0");
+		ch_buf_printf(&p->join, CH_SQL_JOIN_GK, s->db, filt, in.b ? in.b : "");
 	}
-	ch_buf_printf(&p->join, CH_SQL_JOIN_GK, s->db, filt, in.b ? in.b : "");
 	if (ids.oom || in.oom)
 		p->join.oom = true;
 	ch_buf_free(&ids);
@@ -460,7 +475,8 @@ static void seg_select(struct ch_store *s, struct ch_buf *sql, const struct plan
 		return;
 	if (sql->n)
 		ch_buf_printf(sql, CH_SQL_UNION);
-	ch_buf_printf(sql, CH_SQL_SEG, p->ts ? raw ? CH_SQL_TS_RAW : CH_SQL_TS_ROLL : "", p->vals,
+	ch_buf_printf(sql, CH_SQL_SEG, p->gkcol, p->ts ? raw ? CH_SQL_TS_RAW : CH_SQL_TS_ROLL : "",
+		      p->vals,
 		      s->db, table, p->sel.b, ranges->b, p->vis);
 }
 

@@ -66,7 +66,11 @@ struct ch_table_def {
  *   (the samples and ap_roll) instead of four, and a day tier costs no part of its own.
  * - A store migrated from version 2 keeps the old tables (without their views) until retention
  *   empties them: rows inserted before the migration are there, rows after it in ap_roll, none
- *   in both, so queries read both (s->legacy).
+ *   in both, so queries read both (s->legacy_roll).
+ * - gk, the group key (comm and value types, ch_group_key()), is a column of ap_series,
+ *   ap_samples and ap_roll: a query groups the rows by it with no join to ap_series. Rows
+ *   written before version 3 have gk 0; a store with such rows (ap_schema has a version below
+ *   3: s->legacy_gk) computes the key from the labels and joins it, as version 2 did.
  */
 static const struct ch_table_def ch_tables[] = {
     {"ap_schema", "version UInt32, at DateTime", "MergeTree", "", "", "version", "version", false},
@@ -75,7 +79,7 @@ static const struct ch_table_def ch_tables[] = {
      "at", "toYYYYMMDD(t)", "(id, state)", "cityHash64(id)", true},
     {"ap_series",
      "day Date, id UInt64, lk Array(String), lv Array(String), vt Array(String), "
-     "period UInt64",
+     "period UInt64, gk UInt64",
      "ReplacingMergeTree", "", "toYYYYMMDD(day)", "id", "cityHash64(id)", true},
     {"ap_stacks", "day Date, id UInt64, frames Array(UInt64)", "ReplacingMergeTree", "",
      "toYYYYMMDD(day)", "id", "cityHash64(id)", true},
@@ -85,11 +89,11 @@ static const struct ch_table_def ch_tables[] = {
      "ReplacingMergeTree", "", "toYYYYMMDD(day)", "id", "cityHash64(id)", true},
     {"ap_samples",
      "t DateTime, ns UInt64, series UInt64, stack UInt64, v0 UInt64, v1 UInt64, v2 UInt64, "
-     "v3 UInt64, push UInt64, rv UInt64, sk UInt64",
+     "v3 UInt64, push UInt64, rv UInt64, sk UInt64, gk UInt64",
      "MergeTree", "", "toYYYYMMDD(t)", "(series, t)", "cityHash64(sk)", true},
     {"ap_roll",
      "res UInt8, t DateTime, series UInt64, stack UInt64, rv UInt64, v0 UInt64, v1 UInt64, "
-     "v2 UInt64, v3 UInt64",
+     "v2 UInt64, v3 UInt64, gk UInt64",
      "SummingMergeTree", "(v0, v1, v2, v3)", "toYYYYMMDD(t)", "(res, series, t, stack, rv)",
      "cityHash64(series)", true},
     {"ap_rows",
@@ -128,15 +132,18 @@ static const char *const ch_legacy_views[] = {"ap_samples_m1_mv", "ap_samples_h1
 	"toDateTime(intDiv(toUInt32(t), " CH_ROLL_BUCKET ") * " CH_ROLL_BUCKET ") AS t, "          \
 	"if(res = 4, push, series) AS series, if(res = 4, toUInt64(0), stack) AS stack, rv, "     \
 	"sum(if(res = 4, toUInt64(1), v0)) AS v0, sum(if(res = 4, toUInt64(0), v1)) AS v1, "       \
-	"sum(if(res = 4, toUInt64(0), v2)) AS v2, sum(if(res = 4, toUInt64(0), v3)) AS v3 FROM "   \
+	"sum(if(res = 4, toUInt64(0), v2)) AS v2, sum(if(res = 4, toUInt64(0), v3)) AS v3, "       \
+	"if(res = 4, toUInt64(0), gk) AS gk FROM "                                                 \
 	"%s.ap_samples%s ARRAY JOIN [1, 2, 3, 4] AS res WHERE res != 4 OR push != 0 GROUP BY "     \
-	"res, t, series, stack, rv"
+	"res, t, series, stack, rv, gk"
 /* db, view, on_cluster */
 #define CH_SQL_DROP_VIEW "DROP TABLE IF EXISTS %s.%s%s"
-/* does the store have version 2's tables? db (their Distributed names in a cluster) */
+/* Does the store have rows of versions before 3 (a version below 3 in ap_schema: rows
+ * without gk), version 2's tables? db, db (their Distributed names in a cluster) */
 #define CH_SQL_LEGACY                                                                              \
-	"SELECT toUInt64(countIf(name = 'ap_samples_h1')), toUInt64(countIf(name = 'ap_stored')) " \
-	"FROM system.tables WHERE database = '%s' FORMAT RowBinary"
+	"SELECT (SELECT toUInt64(min(version)) FROM %s.ap_schema), toUInt64(countIf(name = "      \
+	"'ap_samples_h1')), toUInt64(countIf(name = 'ap_stored')) FROM system.tables WHERE "      \
+	"database = '%s' FORMAT RowBinary"
 /* Retention on servers with TTL (19.6 and later): db, table(+suffix), on_cluster, seconds */
 #define CH_SQL_TTL "ALTER TABLE %s.%s%s MODIFY TTL t + toIntervalSecond(%llu)"
 #define CH_TTL_MIN_MAJOR 19
@@ -147,6 +154,8 @@ static const char *const ch_legacy_views[] = {"ap_samples_m1_mv", "ap_samples_h1
  * without the shard key `sk`. A statement that fails because its work is already done (code
  * 15: the column exists, when two aggregators migrate at once) counts as done. */
 #define CH_SQL_MIGRATE_0_SK "ALTER TABLE %s.ap_samples%s%s ADD COLUMN sk UInt64 DEFAULT 0"
+/* Version 2 -> 3 also adds gk to ap_samples and ap_series: db, table(+suffix), on_cluster */
+#define CH_SQL_MIGRATE_2_GK "ALTER TABLE %s.%s%s%s ADD COLUMN gk UInt64 DEFAULT 0"
 /* Version 1 -> 2: ap_stored and ap_stored_mv were new objects, made by the creation step.
  * Version 2 -> 3: the three views of version 2 are dropped (CH_SQL_DROP_VIEW; their tables stay
  * and are read as legacy), then the creation step makes ap_roll and ap_roll_mv. Run it with no
@@ -166,6 +175,8 @@ static const char *const ch_legacy_views[] = {"ap_samples_m1_mv", "ap_samples_h1
 	"IN (%s)), (SELECT toUInt64(uniqExact(shard_num)) FROM system.clusters WHERE cluster = "   \
 	"'%s') FROM %s.ap_schema FORMAT RowBinary"
 #define CH_SQL_SCHEMA_PUT "INSERT INTO %s.ap_schema (version, at) VALUES (%d, now())"
+/* a store of version 0 (no ap_schema) records that it has rows from before version 3 */
+#define CH_SQL_SCHEMA_PUT_0 "INSERT INTO %s.ap_schema (version, at) VALUES (0, now())"
 
 /* ---- retention ---- */
 #define CH_SQL_RUNS_GET "SELECT run, toUInt32(cutoff) FROM %s.ap_retention FORMAT RowBinary"
@@ -198,14 +209,15 @@ static const char *const ch_legacy_views[] = {"ap_samples_m1_mv", "ap_samples_h1
 /* did an interrupted write of this push store its rows? db, table, push hash, t */
 #define CH_SQL_PUSH_ROWS                                                                           \
 	"SELECT count() FROM %s.%s WHERE push = %llu AND t = toDateTime(%llu) FORMAT RowBinary"
-#define CH_SQL_SERIES_INS "INSERT INTO %s.ap_series (day, id, lk, lv, vt, period) FORMAT RowBinary"
+#define CH_SQL_SERIES_INS                                                                          \
+	"INSERT INTO %s.ap_series (day, id, lk, lv, vt, period, gk) FORMAT RowBinary"
 #define CH_SQL_STACKS_INS "INSERT INTO %s.ap_stacks (day, id, frames) FORMAT RowBinary"
 #define CH_SQL_FRAMES_INS                                                                          \
 	"INSERT INTO %s.ap_frames (day, id, name, module, file, line, kind, flags) FORMAT "        \
 	"RowBinary"
 #define CH_SQL_SAMPLES_INS                                                                         \
-	"INSERT INTO %s.ap_samples (t, ns, series, stack, v0, v1, v2, v3, push, rv, sk) FORMAT "   \
-	"RowBinary"
+	"INSERT INTO %s.ap_samples (t, ns, series, stack, v0, v1, v2, v3, push, rv, sk, gk) "      \
+	"FORMAT RowBinary"
 #define CH_SQL_ROWS_INS                                                                            \
 	"INSERT INTO %s.ap_rows (t, ns, series, tbl, key, v0, v1, v2, v3, hist, push, rv, sk) "    \
 	"FORMAT RowBinary"
@@ -231,22 +243,23 @@ static const char *const ch_legacy_views[] = {"ap_samples_m1_mv", "ap_samples_h1
  * samples that day): first day, last day ('YYYY-MM-DD', UTC) */
 #define CH_SQL_SERIES_DAYS "day >= toDate('%s') AND day <= toDate('%s')"
 /* A series' group key: its comm and value-type lineup (the C side's groups; C learns the key
- * of each series from CH_SQL_PICK) */
-#define CH_SQL_GK "cityHash64(lv[indexOf(lk, 'comm')], vt)"
+ * of each series from CH_SQL_PICK): the gk column, or in a store with rows from before
+ * version 3 this expression (and a join gives the rows their key) */
+#define CH_SQL_GK_EXPR "cityHash64(lv[indexOf(lk, 'comm')], vt)"
 #define CH_SQL_UNION " UNION ALL "
 /* The series of the ids a subquery gives: db, series filter (days, matchers), subquery. */
 #define CH_SQL_PICK                                                                                \
-	"SELECT id, any(lk), any(lv), any(vt), any(period), any(" CH_SQL_GK ") FROM %s.ap_series " \
-	"WHERE %s AND id GLOBAL IN (%s) GROUP BY id FORMAT RowBinary"
+	"SELECT id, any(lk), any(lv), any(vt), any(period), any(%s) FROM %s.ap_series WHERE %s "   \
+	"AND id GLOBAL IN (%s) GROUP BY id FORMAT RowBinary"
 /* The series of the days of a range (a superset of those with samples in it; a merge keeps
  * only the groups that have rows): db, series filter. CH_SQL_PICK_GROUPS gives one series
  * per group (a whole row: any() of a tuple), enough when the filter is the whole selector. */
 #define CH_SQL_PICK_DAYS                                                                           \
-	"SELECT id, any(lk), any(lv), any(vt), any(period), any(" CH_SQL_GK ") FROM %s.ap_series " \
-	"WHERE %s GROUP BY id FORMAT RowBinary"
+	"SELECT id, any(lk), any(lv), any(vt), any(period), any(%s) FROM %s.ap_series WHERE %s "   \
+	"GROUP BY id FORMAT RowBinary"
 #define CH_SQL_PICK_GROUPS                                                                         \
-	"SELECT any((id, lk, lv, vt, period)), " CH_SQL_GK " AS gk FROM %s.ap_series WHERE %s "    \
-	"GROUP BY gk FORMAT RowBinary"
+	"SELECT any((id, lk, lv, vt, period)), %s AS g FROM %s.ap_series WHERE %s GROUP BY g "     \
+	"FORMAT RowBinary"
 /* the series with samples in whole hours around the range: db, lo, hi seconds, visibility;
  * CH_SQL_PICK_H1_LEGACY the same from version 2's table */
 #define CH_SQL_PICK_H1                                                                             \
@@ -266,10 +279,10 @@ static const char *const ch_legacy_views[] = {"ap_samples_m1_mv", "ap_samples_h1
 #define CH_SQL_SEL_IDS " AND series IN (%s)"
 /* The segments of a plan, one SELECT per table: the raw rows of the edges, the rollup rows of
  * the whole minutes, hours and days (ap_roll; a migrated store also version 2's tables). Each
- * SELECT: time column ("" or CH_SQL_TS_*), values (", v0, v1, ..."), db, table, series
- * condition, the OR of its ranges, visibility. */
+ * SELECT: group key (", gk" or "": joined), time column ("" or CH_SQL_TS_*), values
+ * (", v0, v1, ..."), db, table, series condition, the OR of its ranges, visibility. */
 #define CH_SQL_SEG                                                                                 \
-	"SELECT series, stack%s%s FROM %s.%s WHERE %s AND (%s) AND %s"
+	"SELECT series, stack%s%s%s FROM %s.%s WHERE %s AND (%s) AND %s"
 #define CH_SQL_TS_RAW ", ns AS ts"
 #define CH_SQL_TS_ROLL ", toUInt64(t) * 1000000000 AS ts"
 #define CH_SQL_OR " OR "
@@ -284,8 +297,8 @@ static const char *const ch_legacy_views[] = {"ap_samples_m1_mv", "ap_samples_h1
  * kept ids ("" or CH_SQL_JOIN_IDS). A series has a dictionary row per day, all alike: ANY
  * takes one (no GROUP BY of the days' rows). */
 #define CH_SQL_JOIN_GK                                                                             \
-	"ANY INNER JOIN (SELECT id AS series, " CH_SQL_GK " AS gk FROM %s.ap_series WHERE %s%s) "  \
-	"USING series"
+	"ANY INNER JOIN (SELECT id AS series, " CH_SQL_GK_EXPR " AS gk FROM %s.ap_series WHERE "   \
+	"%s%s) USING series"
 /* merge: the sums of the four values (zeros for values no series has), the UNION ALL of the
  * segments, the join */
 #define CH_SQL_MERGE "SELECT stack, gk, %s FROM (%s) %s GROUP BY stack, gk FORMAT RowBinary"

@@ -39,6 +39,7 @@ struct ch_job {
 	int kind;
 	struct sq_job sj; /* the prepared push (sqlite_prep.c) */
 	uint64_t push_h, sk, before_ns;
+	uint64_t *gk; /* the group key of each series (ch_group_key()) */
 	uint8_t state;	    /* what the push-id lookup found: 0 none, 1 being written, 2 stored */
 	uint64_t state1_at; /* the newest state 1 row's writer clock */
 	bool has_pending, skip_samples, skip_rows;
@@ -397,6 +398,7 @@ static int dicts(struct ch_store *s, struct ch_job **v, size_t n, struct ch_buf 
 			ch_rb_u64(se, e->hash);
 			ret = put_pairs(se, &e->blob, true) ?: put_pairs(se, &j->vtypes, false);
 			ch_rb_u64(se, j->period);
+			ch_rb_u64(se, v[i]->gk[k]);
 		}
 	}
 	pthread_mutex_unlock(&s->seenlock);
@@ -446,6 +448,7 @@ static void data(struct ch_job **v, size_t n, uint64_t rv, struct ch_buf *sm, st
 			ch_rb_u64(sm, cj->push_h);
 			ch_rb_u64(sm, rv);
 			ch_rb_u64(sm, cj->sk);
+			ch_rb_u64(sm, cj->gk[e->series]);
 		}
 		for (size_t k = 0; k < j->nrows && !cj->skip_rows; k++) {
 			const struct ap_table_row *r = j->rows[k].r;
@@ -874,6 +877,39 @@ static uint64_t shard_key(const struct ap_store_write *w)
 	return w->push_id && *w->push_id ? sq_str_hash(w->push_id, strlen(w->push_id)) : 0;
 }
 
+/* A series' group key (ap_series.gk, ap_samples.gk): its comm and value-type lineup, the
+ * groups of a query's answer; never 0 (the key of rows written before schema version 3). */
+static uint64_t ch_group_key(const char *comm, const void *vtypes, size_t len)
+{
+	return ap_hash_bytes(vtypes, len, ap_hash_bytes(comm, strlen(comm), 0x676b)) | 1;
+}
+
+/* The group key of each of the push's series (in the caller's thread, before the queue). */
+static int group_keys(struct ch_job *j, char *err, size_t errlen)
+{
+	struct sq_job *sj = &j->sj;
+
+	j->gk = calloc(sj->nseries ? sj->nseries : 1, sizeof(*j->gk));
+	if (!j->gk)
+		return ap_errf(err, errlen, -ENOMEM, "out of memory");
+	for (size_t k = 0; k < sj->nseries; k++) {
+		struct ap_label_kv kv[AP_STORE_MAX_LABELS + 2];
+		char *strs = NULL;
+		const char *comm = "";
+		int n = sq_pairs_decode(sj->series[k].blob.b, sj->series[k].blob.n, kv,
+					AP_STORE_MAX_LABELS + 2, &strs);
+
+		if (n < 0)
+			return ap_errf(err, errlen, n, "cannot decode a series' labels");
+		for (int i = 0; i < n; i++)
+			if (!strcmp(kv[i].name, "comm"))
+				comm = kv[i].value;
+		j->gk[k] = ch_group_key(comm, sj->vtypes.b, sj->vtypes.n);
+		free(strs);
+	}
+	return 0;
+}
+
 int ch_write(struct ap_store *st, const struct ap_store_write *w, bool *duplicate, char *err,
 	     size_t errlen)
 {
@@ -889,14 +925,17 @@ int ch_write(struct ap_store *st, const struct ap_store_write *w, bool *duplicat
 	s->preparing++;
 	pthread_mutex_unlock(&s->qlock);
 	ret = sq_job_prepare(&j->sj, w, err, errlen);
+	if (!ret) {
+		j->push_h = j->sj.push_id ? sq_str_hash(j->sj.push_id, strlen(j->sj.push_id)) : 0;
+		j->sk = shard_key(w);
+		ret = group_keys(j, err, errlen);
+	}
 	if (ret) {
 		pthread_mutex_lock(&s->qlock);
 		s->preparing--;
 		pthread_cond_broadcast(&s->qcond);
 		pthread_mutex_unlock(&s->qlock);
 	} else {
-		j->push_h = j->sj.push_id ? sq_str_hash(j->sj.push_id, strlen(j->sj.push_id)) : 0;
-		j->sk = shard_key(w);
 		ret = enqueue_wait(s, j, err, errlen);
 		if (!ret) {
 			ret = j->ret;
@@ -915,6 +954,7 @@ int ch_write(struct ap_store *st, const struct ap_store_write *w, bool *duplicat
 	s->st.label_conflicts += ret ? 0 : j->sj.label_conflicts;
 	pthread_mutex_unlock(&s->slock);
 	sq_job_release(&j->sj);
+	free(j->gk);
 	free(j);
 	return ret;
 }

@@ -258,11 +258,13 @@ static void test_migrate(void **state)
 	assert_int_equal(qnum("SELECT max(version) FROM ap_mig.%s", "ap_schema"),
 			 CH_SCHEMA_VERSION);
 	assert_int_equal(qnum("SELECT sum(v0) FROM ap_mig.%s", "ap_samples"), 5);
+	assert_true(ch_of(s)->legacy_gk); /* its row has no group key */
+	assert_int_equal(qnum("SELECT min(version) FROM ap_mig.%s", "ap_schema"), 0);
 	/* idempotent: a second open changes nothing */
 	ap_store_close(s);
 	s = open_db("ap_mig");
 	ap_store_close(s);
-	assert_int_equal(qnum("SELECT count() FROM ap_mig.%s", "ap_schema"), 1);
+	assert_int_equal(qnum("SELECT count() FROM ap_mig.%s", "ap_schema"), 2); /* 0 and now */
 	/* written by a newer aggregator: refused, said why */
 	r = q("INSERT INTO ap_mig.ap_schema (version, at) VALUES (99, now())");
 	assert_non_null(r);
@@ -545,6 +547,7 @@ static void test_fast_start(void **state)
 	assert_non_null(q("DROP DATABASE IF EXISTS ap_fast"));
 	s = open_db("ap_fast");
 	assert_false(ch_of(s)->fast_start);
+	assert_false(ch_of(s)->legacy_gk || ch_of(s)->legacy_roll || ch_of(s)->legacy_stored);
 	ap_store_close(s);
 	s = open_db("ap_fast");
 	assert_true(ch_of(s)->fast_start);
@@ -599,6 +602,8 @@ static void to_old_layout(const char *db, int version)
 				  db, db, db));
 	}
 	assert_non_null(q("DROP TABLE %s.ap_roll", db));
+	assert_non_null(q("ALTER TABLE %s.ap_samples DROP COLUMN gk", db));
+	assert_non_null(q("ALTER TABLE %s.ap_series DROP COLUMN gk", db));
 	assert_non_null(q("DROP TABLE %s.ap_schema", db));
 	assert_non_null(q("CREATE TABLE %s.ap_schema (version UInt32, at DateTime) ENGINE = "
 			  "MergeTree() ORDER BY version",
@@ -660,6 +665,7 @@ static void test_migrate_v2(void **state)
 	to_old_layout("ap_v2", 2);
 	assert_int_equal(qnum(views, "ap_roll_mv"), 3);
 	s = open_db("ap_v2");
+	assert_true(ch_of(s)->legacy_gk); /* rows without their group key: joined */
 	assert_true(ch_of(s)->legacy_roll);
 	assert_true(ch_of(s)->legacy_stored);
 	assert_int_equal(qnum(views, "ap_roll_mv"), 1); /* only the new view */
