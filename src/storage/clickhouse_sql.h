@@ -280,18 +280,19 @@ static const char *const ch_legacy_views[] = {"ap_samples_m1_mv", "ap_samples_h1
 /* The segments of a plan, one SELECT per table: the raw rows of the edges, the rollup rows of
  * the whole minutes, hours and days (ap_roll; a migrated store also version 2's tables). Each
  * SELECT: group key (", gk" or "": joined), time column ("" or CH_SQL_TS_*), values
- * (", v0, v1, ..."), db, table, series condition, the OR of its ranges, visibility. */
+ * (", v0, v1, ..."), db, table, resolution (CH_SQL_RES or "1"), series condition, the OR of
+ * its ranges, visibility. */
 #define CH_SQL_SEG                                                                                 \
-	"SELECT series, stack%s%s%s FROM %s.%s WHERE %s AND (%s) AND %s"
+	"SELECT series, stack%s%s%s FROM %s.%s WHERE %s AND %s AND (%s) AND %s"
 #define CH_SQL_TS_RAW ", ns AS ts"
 #define CH_SQL_TS_ROLL ", toUInt64(t) * 1000000000 AS ts"
 #define CH_SQL_OR " OR "
 /* a raw range [ns lo, ns hi) (t bounds for the index): t lo, t hi, ns lo, ns hi */
 #define CH_SQL_RANGE_RAW                                                                           \
 	"(t >= toDateTime(%llu) AND t <= toDateTime(%llu) AND ns >= %llu AND ns < %llu)"
-/* an ap_roll range: res, lo, hi seconds */
-#define CH_SQL_RANGE_ROLL "(res = %d AND t >= toDateTime(%llu) AND t < toDateTime(%llu))"
-/* a version-2 rollup table's range: lo, hi seconds */
+/* ap_roll's rows of one resolution */
+#define CH_SQL_RES "res = %d"
+/* a rollup's range: lo, hi seconds */
 #define CH_SQL_RANGE_T "(t >= toDateTime(%llu) AND t < toDateTime(%llu))"
 /* The group key of every selected series, joined to the segments' rows: db, series filter,
  * kept ids ("" or CH_SQL_JOIN_IDS). A series has a dictionary row per day, all alike: ANY
