@@ -566,6 +566,38 @@ static void test_fast_start(void **state)
 	ap_store_close(s);
 }
 
+/* Ranges over days, hours, minutes and raw edges give the exact sums, and a day that a
+ * retention cut-off falls inside is read by its hours (the visibility rule judges a day row by
+ * the day's start). Pushes of 1, 2, 4, ... at known times. */
+static void test_days(void **state)
+{
+	static const uint64_t at[] = {30 * 60, 2 * 3600, 23 * 3600, 29 * 3600, 48 * 3600 + 20 * 60,
+				      61 * 3600};
+	struct ap_store *s;
+	char id[16], err[512];
+
+	(void)state;
+	assert_non_null(q("DROP DATABASE IF EXISTS ap_days"));
+	s = open_db("ap_days");
+	for (size_t i = 0; i < sizeof(at) / sizeof(at[0]); i++) {
+		snprintf(id, sizeof(id), "c%zu", i);
+		put_ok(s, id, T0 + at[i] * SEC, 1ULL << i);
+	}
+	assert_int_equal(total(s, T0 + HOUR, T0 + 2 * DAY + HOUR), 2 + 4 + 8 + 16);
+	assert_int_equal(total(s, T0 + HOUR, T0 + 23 * HOUR + 30 * 60 * SEC), 2 + 4);
+	assert_int_equal(total(s, T0 + 10 * 60 * SEC, T0 + 2 * DAY + 14 * HOUR), 63);
+	assert_int_equal(total(s, T0 + 40 * 60 * SEC, T0 + DAY + 5 * HOUR + SEC), 2 + 4 + 8);
+	assert_int_equal(total(s, T0 + DAY + 4 * HOUR, T0 + 2 * DAY + 13 * HOUR), 8 + 16);
+	assert_int_equal(total(s, T0 + 2 * HOUR + 30 * SEC, T0 + 2 * HOUR + 50 * 60 * SEC), 0);
+	assert_int_equal(total(s, T0 + 2 * HOUR - 30 * SEC, T0 + 2 * HOUR + 50 * 60 * SEC), 2);
+	/* a cut-off at T0 + 6 h hides the first two: that day is read by its hours */
+	if (s->ops->retention(s, T0 + 6 * HOUR, err, sizeof(err)))
+		fail_msg("retention: %s", err);
+	assert_int_equal(total(s, T0 + HOUR, T0 + 2 * DAY + HOUR), 4 + 8 + 16);
+	assert_int_equal(total(s, T0, T0 + 3 * DAY), 4 + 8 + 16 + 32);
+	ap_store_close(s);
+}
+
 /* Back to the layout of version 1 or 2, the rollups and (version 2) stored marks written so
  * far moved into that version's tables, with that version's views. */
 static void to_old_layout(const char *db, int version)
@@ -700,6 +732,7 @@ int main(void)
 	    cmocka_unit_test(test_fast_start),
 	    cmocka_unit_test(test_migrate_v1),
 	    cmocka_unit_test(test_migrate_v2),
+	    cmocka_unit_test(test_days),
 	};
 	const char *spec = getenv("AP_STORE_SPEC"), *http = getenv("AP_CH_HTTP");
 	struct ch_http_opts o = {0};
