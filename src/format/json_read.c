@@ -128,14 +128,16 @@ static int rd_header(struct jr *r, const struct ap_json *root)
 		if ((err = ap_profile_set_stat(r->p, o->keys[i], a)))
 			return err;
 	}
-	if ((err = get_u64(r, root, "start_ns", true, UINT64_MAX, &a)) ||
-	    (err = get_u64(r, root, "duration_ns", true, UINT64_MAX, &b)))
+	/* times and the period are int64 in pprof (and Go's time.Duration): larger ones are
+	 * refused here rather than written as negative numbers */
+	if ((err = get_u64(r, root, "start_ns", true, INT64_MAX, &a)) ||
+	    (err = get_u64(r, root, "duration_ns", true, INT64_MAX, &b)))
 		return err;
 	ap_profile_set_time(r->p, a, b);
 	if ((err = member(r, root, "period", AP_JSON_OBJECT, true, &o)))
 		return err;
 	if (o) {
-		if ((err = get_u64(r, o, "value", true, UINT64_MAX, &a)))
+		if ((err = get_u64(r, o, "value", true, INT64_MAX, &a)))
 			return err;
 		ap_profile_set_period(r->p, str_or_empty(o, "type"), str_or_empty(o, "unit"), a);
 	}

@@ -14,7 +14,9 @@ dict=""
 export LSAN_OPTIONS="suppressions=$here/lsan.supp:print_suppressions=0"
 # Limits every run shares: a slow input (>10 s) is a hang, >2 GiB RSS or a single >1 GiB
 # malloc is a memory bomb; both are bugs in the parser's bounds, not in the fuzzer.
-limits="-timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=1024"
+# libFuzzer reports a finding with exit code 77 by default, which CTest takes for "skipped"
+# (SKIP_RETURN_CODE 77): a crash would pass as a skip. Any finding exits 1: a failure.
+limits="-timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=1024 -error_exitcode=1 -timeout_exitcode=1"
 # UBSan only prints and goes on by default: a finding nobody sees. Make it a crash, with the
 # input kept like any other.
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}"

@@ -415,6 +415,19 @@ static void test_json_round_trip(void **state)
 		assert_non_null(strstr(err, "does not exist"));
 		ap_profile_free(r);
 	}
+	/* a time beyond int64 (pprof's type for it): refused, not written negative */
+	{
+		static const char big[] =
+		    "{\"format\": \"aperture-profile\", \"version\": 1,\n"
+		    " \"start_ns\": 17965658616785326933, \"value_types\": [],\n"
+		    " \"frames\": [], \"stacks\": [], \"samples\": []}";
+		struct ap_profile *r = ap_profile_new();
+
+		assert_int_equal(ap_read_json(big, sizeof(big) - 1, 0, r, err, sizeof(err)),
+				 -EINVAL);
+		assert_non_null(strstr(err, "\"start_ns\" is not an integer in 0..9223372036854775807"));
+		ap_profile_free(r);
+	}
 	/* another JSON document: says what it expected */
 	{
 		static const char other[] = "{\"traceEvents\": []}";
