@@ -331,17 +331,27 @@ uint32_t ap_profile_add_frame(struct ap_profile *p, const struct ap_frame *f)
 	return id;
 }
 
-uint32_t ap_profile_add_named_frame(struct ap_profile *p, const char *name, const char *module,
-				    enum ap_frame_kind kind)
+uint32_t ap_profile_add_frame_text(struct ap_profile *p, const char *name, const char *module,
+				   const char *file, uint32_t line, enum ap_frame_kind kind,
+				   uint8_t flags)
 {
 	struct ap_frame f = { 0 };
 
 	f.name = ap_profile_intern(p, name);
 	f.module = ap_profile_intern(p, module);
+	f.file = file ? ap_profile_intern(p, file) : 0;
+	f.line = line;
 	f.kind = kind;
-	if (f.name == UINT32_MAX || f.module == UINT32_MAX)
+	f.flags = flags;
+	if (f.name == UINT32_MAX || f.module == UINT32_MAX || f.file == UINT32_MAX)
 		return UINT32_MAX;
 	return ap_profile_add_frame(p, &f);
+}
+
+uint32_t ap_profile_add_named_frame(struct ap_profile *p, const char *name, const char *module,
+				    enum ap_frame_kind kind)
+{
+	return ap_profile_add_frame_text(p, name, module, NULL, 0, kind, 0);
 }
 
 int ap_profile_rename_frame(struct ap_profile *p, uint32_t id, const char *name,

@@ -188,5 +188,10 @@ size_t ap_profile_default_value(const struct ap_profile *p);
 /* Convenience: intern a user/kernel frame by name and module only (no address). */
 uint32_t ap_profile_add_named_frame(struct ap_profile *p, const char *name, const char *module,
 				    enum ap_frame_kind kind);
+/* The same with its source position and flags, as a store keeps a frame (file NULL: none).
+ * UINT32_MAX when out of memory. */
+uint32_t ap_profile_add_frame_text(struct ap_profile *p, const char *name, const char *module,
+				   const char *file, uint32_t line, enum ap_frame_kind kind,
+				   uint8_t flags);
 
 #endif

@@ -228,7 +228,6 @@ static const char *const ch_legacy_views[] = {"ap_samples_m1_mv", "ap_samples_h1
 #define CH_SQL_VIS_BEGIN "multiIf("
 #define CH_SQL_VIS_STEP "rv < %llu, t >= toDateTime(%llu), " /* run id, cut-off seconds */
 #define CH_SQL_VIS_END "1)"
-#define CH_SQL_ALL "1"
 /*
  * Selecting series in the server. A label matcher = or != becomes a condition on the label
  * arrays with exactly the C selector's meaning (a missing label is ""); regex matchers are

@@ -257,21 +257,15 @@ uint32_t ch_profile_stack(struct ch_store *s, struct ap_profile *p, uint64_t id,
 	}
 	for (uint32_t k = 0; k < st->n; k++) {
 		struct centry *f = cache_get(s->cache, st->frames[k], true);
-		struct ap_frame af = {0};
 
 		if (!f) {
 			if (fr != ids)
 				free(fr);
 			return UINT32_MAX - 1;
 		}
-		af.name = ap_profile_intern(p, f->name);
-		af.module = ap_profile_intern(p, f->module);
-		af.file = ap_profile_intern(p, f->file);
-		af.line = f->line;
-		af.kind = f->kind;
-		af.flags = f->flags;
-		fr[k] = ap_profile_add_frame(p, &af);
-		if (fr[k] == UINT32_MAX || af.name == UINT32_MAX) {
+		fr[k] = ap_profile_add_frame_text(p, f->name, f->module, f->file, f->line, f->kind,
+						  f->flags);
+		if (fr[k] == UINT32_MAX) {
 			*oom = true;
 			if (fr != ids)
 				free(fr);

@@ -442,17 +442,10 @@ static int build_samples(struct sq_store *s, struct ap_profile *p, const struct 
 					break;
 				}
 				if (ins) {
-					struct ap_frame af = { 0 };
-
-					af.name = ap_profile_intern(p, fr->name);
-					af.module = ap_profile_intern(p, fr->module);
-					af.file = ap_profile_intern(p, fr->file);
-					af.line = fr->line;
-					af.kind = fr->kind;
-					af.flags = fr->flags;
-					*pf = ap_profile_add_frame(p, &af);
-					if (af.name == UINT32_MAX || af.module == UINT32_MAX ||
-					    af.file == UINT32_MAX || *pf == UINT32_MAX)
+					*pf = ap_profile_add_frame_text(p, fr->name, fr->module,
+									fr->file, fr->line, fr->kind,
+									fr->flags);
+					if (*pf == UINT32_MAX)
 						ret = -ENOMEM;
 				}
 				ids[f] = *pf;
